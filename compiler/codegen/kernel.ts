@@ -1,0 +1,69 @@
+// Codegen stage, kernel IR: the backend-neutral description of each kernel the planner asks a backend to build.
+// The planner (compiler/codegen/plan.ts) turns IR nodes (or fused groups) into KernelSpecs plus the integer
+// arguments of each call; the wasm renderer (compiler/codegen/wasm/) and later the WGSL renderer build them.
+//
+// Calling convention of every kernel (all params i32; pointers are byte addresses in the one linear memory,
+// extents/strides/offsets are in elements):
+//   elementwise: (in_0, ..., in_{n-1}, out, ext_0, ..., ext_{rank-1})
+//       out is contiguous with shape ext; input i is contiguous with shape ext where axes with
+//       inputs[i].bcast[axis] === true have extent 1 (broadcast along that axis).
+//   reduce:      (in, out, ext_0, ..., ext_{rank-1})
+//       in is contiguous with shape ext; out is contiguous over the axes with reduced[axis] === false, in order.
+//       "mean" divides by the product of the reduced extents.
+//   matmul:      (a, b, out, bext_0, ..., bext_{batchRank-1}, M, K, N)
+//       a: [batch..., M, K], b: [batch..., K, N] (axes with aBcast/bBcast true have extent 1 in that operand);
+//       out: [batch..., M, N]; all contiguous. f32 accumulation.
+//   copy:        (in, out, inOffset, outOffset, ext_0..ext_{r-1}, inStride_0..inStride_{r-1}, outStride_0..outStride_{r-1})
+//       for every index i in ext: out[outOffset + sum i_k*outStride_k] = in[inOffset + sum i_k*inStride_k]
+//   iota:        (out, n)      out[i] = i for i < n (i32)
+
+import type { DType } from "../ir/types.js";
+import type { PrimOp, AttrsOf } from "../ops/types.js";
+
+/** A scalar expression evaluated per output element of an elementwise kernel. */
+export type EwExpr =
+  | { readonly t: "in"; readonly index: number }
+  | { readonly t: "const"; readonly value: number; readonly dtype: DType }
+  | { readonly t: "op"; readonly op: PrimOp; readonly attrs: AttrsOf[PrimOp]; readonly dtype: DType; readonly args: readonly EwExpr[] };
+
+export interface ElementwiseKernel {
+  readonly kind: "elementwise";
+  readonly rank: number;
+  readonly inputs: readonly { readonly dtype: DType; readonly bcast: readonly boolean[] }[];
+  readonly out: DType;
+  readonly expr: EwExpr;
+}
+
+export interface ReduceKernel {
+  readonly kind: "reduce";
+  readonly op: "sum" | "mean" | "max" | "min";
+  readonly dtype: DType;
+  readonly rank: number;
+  readonly reduced: readonly boolean[];
+}
+
+export interface MatmulKernel {
+  readonly kind: "matmul";
+  readonly dtype: DType;
+  readonly batchRank: number;
+  readonly aBcast: readonly boolean[];
+  readonly bBcast: readonly boolean[];
+}
+
+export interface CopyKernel {
+  readonly kind: "copy";
+  readonly dtype: DType;
+  readonly rank: number;
+}
+
+export interface IotaKernel {
+  readonly kind: "iota";
+  readonly dtype: "i32";
+}
+
+export type KernelSpec = ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel;
+
+export interface NamedKernel {
+  readonly name: string;
+  readonly spec: KernelSpec;
+}

@@ -1,0 +1,110 @@
+// Diagnostics for every stage: one table of numbered codes, and formatting as file:line:col + source line + caret.
+// Compiler stages never throw on bad programs; they push a Diagnostic and keep going so that all errors are reported.
+
+export interface Span {
+  readonly file: string;
+  readonly line: number; // 1-based
+  readonly col: number; // 1-based
+  readonly length: number; // characters to underline (>= 1)
+}
+
+/** Every diagnostic code, with the one-line meaning shown by `kiln explain`-style docs. Never renumber. */
+export const DIAGNOSTIC_CODES = {
+  // 1xx: lexing and parsing
+  K101: "unexpected character",
+  K102: "syntax error",
+  K103: "malformed number literal",
+  K104: "unterminated block or argument list",
+  // 2xx: names and declarations
+  K201: "unknown name",
+  K202: "duplicate definition",
+  K203: "unknown function or builtin",
+  K204: "wrong number of arguments",
+  K205: "unknown or duplicate keyword argument",
+  K206: "param used outside its model",
+  K207: "unknown initialiser or bad initialiser arguments",
+  K208: "missing return",
+  K209: "unknown dtype",
+  K210: "recursive function call",
+  // 3xx: types
+  K301: "dtype mismatch",
+  K302: "operation not defined for this dtype",
+  K303: "return type does not match the declared type",
+  K304: "argument must be a compile-time constant",
+  // 4xx: shapes
+  K401: "shapes do not broadcast",
+  K402: "matmul shape mismatch",
+  K403: "axis out of range",
+  K404: "reshape changes the number of elements",
+  K405: "symbolic dimensions cannot be unified",
+  K406: "bad permutation",
+  K407: "slice out of range",
+  K408: "concat shapes do not match",
+  K409: "argument shape does not match the parameter type",
+  // 5xx: unsupported features / backend limits
+  K501: "unsupported feature",
+  K502: "dtype not supported by the target backend",
+  // 9xx: internal (a compiler bug)
+  K901: "internal compiler error",
+} as const;
+
+export type DiagnosticCode = keyof typeof DIAGNOSTIC_CODES;
+
+export interface Diagnostic {
+  readonly code: DiagnosticCode;
+  readonly message: string;
+  readonly span: Span;
+  readonly hint?: string;
+  readonly severity: "error" | "warning";
+}
+
+export class DiagnosticBag {
+  readonly items: Diagnostic[] = [];
+  error(code: DiagnosticCode, message: string, span: Span, hint?: string): void {
+    this.items.push({ code, message, span, hint, severity: "error" });
+  }
+  get hasErrors(): boolean {
+    return this.items.some((d) => d.severity === "error");
+  }
+  /** Errors sorted by position, then code, so output is stable. */
+  sorted(): Diagnostic[] {
+    return [...this.items].sort(
+      (a, b) => a.span.file.localeCompare(b.span.file) || a.span.line - b.span.line || a.span.col - b.span.col || a.code.localeCompare(b.code),
+    );
+  }
+}
+
+/**
+ * Renders one diagnostic like:
+ *   examples/bad.kiln:3:15: error K402: matmul shape mismatch: ...
+ *      3 |   let y = x @ w
+ *        |           ^^^^^
+ *   hint: matmul needs x[..., K] @ w[K, N]
+ */
+export function formatDiagnostic(d: Diagnostic, source: string | undefined): string {
+  const head = `${d.span.file}:${d.span.line}:${d.span.col}: ${d.severity} ${d.code}: ${d.message}`;
+  const out = [head];
+  const lines = source?.split(/\r?\n/);
+  const text = lines?.[d.span.line - 1];
+  if (text !== undefined) {
+    const num = String(d.span.line);
+    const pad = " ".repeat(num.length);
+    const width = Math.max(1, Math.min(d.span.length, text.length - d.span.col + 1));
+    out.push(` ${num} | ${text}`);
+    out.push(` ${pad} | ${" ".repeat(Math.max(0, d.span.col - 1))}${"^".repeat(width)}`);
+  }
+  if (d.hint) out.push(`hint: ${d.hint}`);
+  return out.join("\n");
+}
+
+export function formatDiagnostics(ds: readonly Diagnostic[], sources: Record<string, string>): string {
+  return ds.map((d) => formatDiagnostic(d, sources[d.span.file])).join("\n\n");
+}
+
+/** Thrown only for compiler bugs or CLI-level problems; bad programs produce Diagnostics instead. */
+export class CompileError extends Error {
+  constructor(readonly diagnostics: Diagnostic[], readonly sources: Record<string, string>) {
+    super(formatDiagnostics(diagnostics, sources));
+    this.name = "CompileError";
+  }
+}

@@ -1,0 +1,157 @@
+// Frontend stage, output: the abstract syntax tree the visitor (to-ast.ts) builds from Chevrotain's CST.
+// Every node carries a source span so that later stages (lowering, type/shape checks) can point at it.
+// Later language features (grad, backward rules, if/for/while, train blocks, precision attributes) add new
+// node kinds to these unions rather than changing existing ones.
+
+import type { Span } from "../diagnostics.js";
+
+export interface Program {
+  readonly file: string;
+  readonly items: Item[];
+}
+
+export type Item = FnDecl | ModelDecl;
+
+/** `@name(args)` written before an fn (reserved for precision attributes and similar). */
+export interface Attribute {
+  readonly name: string;
+  readonly args: Expr[];
+  readonly span: Span;
+}
+
+export interface FnDecl {
+  readonly kind: "fn";
+  readonly name: string;
+  readonly nameSpan: Span;
+  readonly params: ParamBinding[];
+  /** Declared result types: one entry for a single result, several for `-> (t1, t2)`; undefined when omitted. */
+  readonly returns?: TypeExpr[];
+  readonly body: Stmt[];
+  readonly attrs: Attribute[];
+  readonly span: Span;
+  /** Closing brace, for "missing return" diagnostics. */
+  readonly endSpan: Span;
+}
+
+export interface ParamBinding {
+  readonly name: string;
+  readonly type: TypeExpr;
+  readonly span: Span;
+}
+
+/** `f32`, `f32[B, 784]`, `i32[3]`. A dim is a number literal or a symbol name. */
+export interface TypeExpr {
+  readonly dtype: string;
+  readonly dims: DimExpr[];
+  readonly span: Span;
+}
+
+export type DimExpr =
+  | { readonly kind: "const"; readonly value: number; readonly span: Span }
+  | { readonly kind: "sym"; readonly name: string; readonly span: Span };
+
+export interface ModelDecl {
+  readonly kind: "model";
+  readonly name: string;
+  readonly nameSpan: Span;
+  readonly params: ParamDecl[];
+  readonly methods: FnDecl[];
+  readonly span: Span;
+}
+
+/** `param w: f32[784, 128] = he()`; the initialiser is a call expression (zeros(), normal(std: 0.01), ...). */
+export interface ParamDecl {
+  readonly kind: "param";
+  readonly name: string;
+  readonly type: TypeExpr;
+  readonly init: CallExpr;
+  readonly span: Span;
+}
+
+export type Stmt = LetStmt | ReturnStmt | ExprStmt;
+
+export interface LetStmt {
+  readonly kind: "let";
+  readonly name: string;
+  readonly nameSpan: Span;
+  readonly type?: TypeExpr;
+  readonly value: Expr;
+  readonly span: Span;
+}
+
+/** `return e` or `return e1, e2` (several results). */
+export interface ReturnStmt {
+  readonly kind: "return";
+  readonly values: Expr[];
+  readonly span: Span;
+}
+
+export interface ExprStmt {
+  readonly kind: "expr";
+  readonly expr: Expr;
+  readonly span: Span;
+}
+
+export type BinaryOp = "+" | "-" | "*" | "/" | "**" | "@" | "==" | "!=" | "<" | "<=" | ">" | ">=";
+
+export type Expr = NumberLit | BoolLit | NameRef | BinaryExpr | UnaryExpr | CallExpr | ListExpr;
+
+export interface NumberLit {
+  readonly kind: "number";
+  readonly value: number;
+  /** true when written without '.', 'e' or 'E' (e.g. `3`), false for `3.0`, `1e-3`. */
+  readonly isInt: boolean;
+  readonly span: Span;
+}
+
+export interface BoolLit {
+  readonly kind: "bool";
+  readonly value: boolean;
+  readonly span: Span;
+}
+
+export interface NameRef {
+  readonly kind: "name";
+  readonly name: string;
+  readonly span: Span;
+}
+
+export interface BinaryExpr {
+  readonly kind: "binary";
+  readonly op: BinaryOp;
+  readonly left: Expr;
+  readonly right: Expr;
+  /** Span of the operator token (diagnostics about the operation point here). */
+  readonly opSpan: Span;
+  readonly span: Span;
+}
+
+export interface UnaryExpr {
+  readonly kind: "unary";
+  readonly op: "-";
+  readonly operand: Expr;
+  readonly span: Span;
+}
+
+/** `name(pos1, pos2, key: value)`; callee is a plain name (builtin, fn, or method of the enclosing model). */
+export interface CallExpr {
+  readonly kind: "call";
+  readonly callee: string;
+  readonly calleeSpan: Span;
+  readonly args: Expr[];
+  readonly kwargs: KwArg[];
+  readonly span: Span;
+}
+
+export interface KwArg {
+  readonly name: string;
+  readonly value: Expr;
+  readonly span: Span;
+}
+
+/** `[1, 2, 3]`: used for axes, shapes and permutations (compile-time constants). */
+export interface ListExpr {
+  readonly kind: "list";
+  readonly items: Expr[];
+  readonly span: Span;
+}

@@ -1,0 +1,80 @@
+// IR stage, shared vocabulary: dtypes, (symbolic) dimensions and tensor types used by every later stage.
+// A dimension is either a concrete size or a symbol (e.g. "B") bound when a function is called.
+
+export const DTYPES = ["f32", "f16", "bf16", "f64", "i32", "i8", "u8", "bool"] as const;
+export type DType = (typeof DTYPES)[number];
+
+export type Dim = number | string;
+export type Shape = readonly Dim[];
+
+export interface TensorType {
+  readonly dtype: DType;
+  readonly shape: Shape;
+}
+
+export function isDType(s: string): s is DType {
+  return (DTYPES as readonly string[]).includes(s);
+}
+
+export function isFloat(d: DType): boolean {
+  return d === "f32" || d === "f16" || d === "bf16" || d === "f64";
+}
+
+export function isInt(d: DType): boolean {
+  return d === "i32" || d === "i8" || d === "u8";
+}
+
+/** Bytes per element in linear memory (bool is stored as one byte). */
+export function dtypeBytes(d: DType): number {
+  switch (d) {
+    case "f64": return 8;
+    case "f32": case "i32": return 4;
+    case "f16": case "bf16": return 2;
+    case "i8": case "u8": case "bool": return 1;
+  }
+}
+
+export function formatDim(d: Dim): string {
+  return typeof d === "number" ? String(d) : d;
+}
+
+export function formatShape(s: Shape): string {
+  return "[" + s.map(formatDim).join(", ") + "]";
+}
+
+export function formatType(t: TensorType): string {
+  return t.shape.length === 0 ? t.dtype : t.dtype + formatShape(t.shape);
+}
+
+export function sameDim(a: Dim, b: Dim): boolean {
+  return a === b;
+}
+
+export function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Product of the concrete dims and the multiset of symbols; used to compare element counts symbolically. */
+export function symbolicNumel(s: Shape): { c: number; syms: string[] } {
+  let c = 1;
+  const syms: string[] = [];
+  for (const d of s) {
+    if (typeof d === "number") c *= d;
+    else syms.push(d);
+  }
+  syms.sort();
+  return { c, syms };
+}
+
+export function concreteNumel(s: Shape, bind?: Record<string, number>): number {
+  let n = 1;
+  for (const d of s) {
+    if (typeof d === "number") n *= d;
+    else {
+      const v = bind?.[d];
+      if (v === undefined) throw new Error(`unbound dimension ${d}`);
+      n *= v;
+    }
+  }
+  return n;
+}

@@ -1,0 +1,93 @@
+// Op registry, vocabulary: the primitive op names, their attributes, and what each registry entry must declare.
+// The registry (registry.ts) is a mapped type over PrimOp, so an op missing a rule fails the type check.
+
+import type { DType, Shape, TensorType } from "../ir/types.js";
+import type { DiagnosticCode } from "../diagnostics.js";
+
+export const UNARY_OPS = ["neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu"] as const;
+export const BINARY_OPS = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"] as const;
+export const COMPARE_OPS = ["eq", "ne", "lt", "le", "gt", "ge"] as const;
+export const REDUCE_OPS = ["sum", "mean", "max", "min"] as const;
+export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "concat"] as const;
+export const OTHER_OPS = ["where", "cast", "matmul", "iota"] as const;
+/** Graph leaves: they have no kernel; the runtime fills their buffers. */
+export const SOURCE_OPS = ["input", "param", "const"] as const;
+
+export type UnaryOp = (typeof UNARY_OPS)[number];
+export type BinaryOpName = (typeof BINARY_OPS)[number];
+export type CompareOp = (typeof COMPARE_OPS)[number];
+export type ReduceOp = (typeof REDUCE_OPS)[number];
+export type LayoutOp = (typeof LAYOUT_OPS)[number];
+export type SourceOp = (typeof SOURCE_OPS)[number];
+
+export type PrimOp = UnaryOp | BinaryOpName | CompareOp | ReduceOp | LayoutOp | (typeof OTHER_OPS)[number] | SourceOp;
+
+export const ALL_OPS: readonly PrimOp[] = [
+  ...UNARY_OPS, ...BINARY_OPS, ...COMPARE_OPS, ...REDUCE_OPS, ...LAYOUT_OPS, ...OTHER_OPS, ...SOURCE_OPS,
+];
+
+type NoAttrs = Record<string, never>;
+export interface ReduceAttrs { readonly axes: readonly number[]; readonly keepdims: boolean }
+
+export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "matmul"]: NoAttrs } & { [P in ReduceOp]: ReduceAttrs } & {
+  cast: { readonly to: DType };
+  reshape: { readonly shape: Shape };
+  permute: { readonly perm: readonly number[] };
+  broadcast_to: { readonly shape: Shape };
+  /** Elements [start, end) along one axis (both concrete, 0 <= start < end <= dim). */
+  slice: { readonly axis: number; readonly start: number; readonly end: number };
+  concat: { readonly axis: number };
+  iota: { readonly n: number; readonly dtype: "i32" };
+  input: { readonly name: string; readonly index: number };
+  param: { readonly name: string };
+  const: { readonly value: number };
+};
+
+export type Attrs = AttrsOf[PrimOp];
+
+/** What a shape/dtype rule returns for a bad program: becomes a diagnostic at the call site. */
+export interface RuleError {
+  readonly error: DiagnosticCode;
+  readonly message: string;
+  readonly hint?: string;
+}
+
+export type InferResult = TensorType | RuleError;
+
+export function isRuleError(r: InferResult): r is RuleError {
+  return (r as RuleError).error !== undefined;
+}
+
+/** A float64 tensor for the reference interpreter (ints and bools are stored as exact float64 values too). */
+export interface RefTensor {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly data: Float64Array;
+}
+
+/**
+ * A rule slot that a later issue fills. The registry's type admits it, and `pendingRules()` lists every
+ * such slot, so a missing rule is visible in the code and in the test report rather than discovered by a user.
+ */
+export interface Pending {
+  readonly pending: string;
+}
+
+export function pending(by: string): Pending {
+  return { pending: by };
+}
+
+export function isPending(x: unknown): x is Pending {
+  return typeof x === "object" && x !== null && typeof (x as Pending).pending === "string";
+}
+
+/** The backend-independent part of an op: shape/dtype rule and float64 evaluator. */
+export interface OpCore<P extends PrimOp> {
+  readonly name: P;
+  /** Number of tensor inputs; "variadic" for concat. */
+  readonly arity: number | "variadic";
+  /** Shape and dtype rule; symbolic dims are compared by name. */
+  infer(inputs: readonly TensorType[], attrs: AttrsOf[P]): InferResult;
+  /** Float64 reference semantics. `out` is the inferred type with every dim concrete. */
+  evaluate(inputs: readonly RefTensor[], attrs: AttrsOf[P], out: { dtype: DType; shape: number[] }): RefTensor;
+}

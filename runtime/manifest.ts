@@ -1,0 +1,108 @@
+// Runtime contract: the JSON manifest `kiln compile` writes next to the .wasm, and that the runtime executes.
+// It lists the wasm kernels, the params with their init rules, and for each function a plan: the buffers
+// (values) it uses and the kernel calls (steps) in order. The compiler imports these types; the runtime never
+// imports the compiler.
+
+export type ManifestDType = "f32" | "f16" | "bf16" | "f64" | "i32" | "i8" | "u8" | "bool";
+export type ManifestDim = number | string;
+
+/**
+ * An integer expression over symbolic dims: a sum of monomials, each [coefficient, ...symbols] meaning
+ * coefficient * product(symbols). `[[784, "B"]]` is 784*B; `[[3]]` is 3; `[]` is 0.
+ */
+export type DimPoly = Array<[number, ...string[]]>;
+
+export type InitSpec =
+  | { kind: "zeros" }
+  | { kind: "ones" }
+  | { kind: "constant"; value: number }
+  | { kind: "normal"; mean: number; std: number }
+  | { kind: "uniform"; low: number; high: number }
+  /** He/Kaiming normal: std = sqrt(2 / fanIn). */
+  | { kind: "he"; fanIn: number }
+  /** Xavier/Glorot uniform: limit = sqrt(6 / (fanIn + fanOut)). */
+  | { kind: "xavier"; fanIn: number; fanOut: number };
+
+export interface ParamManifest {
+  /** Qualified name, "Model.param". */
+  name: string;
+  model: string;
+  dtype: ManifestDType;
+  shape: number[];
+  init: InitSpec;
+}
+
+export interface TensorSig {
+  name: string;
+  dtype: ManifestDType;
+  shape: ManifestDim[];
+}
+
+/** Where a value's buffer comes from. */
+export type ValueSource =
+  | { kind: "input"; index: number }
+  | { kind: "param"; name: string }
+  /** A scalar or splatted constant, filled once at load time. */
+  | { kind: "const"; value: number }
+  /** Written by kernel steps during the call. */
+  | { kind: "temp" }
+  /** Same bytes as another value (reshape of a contiguous tensor). */
+  | { kind: "alias"; of: number };
+
+export interface ValueManifest {
+  dtype: ManifestDType;
+  shape: ManifestDim[];
+  source: ValueSource;
+}
+
+export interface StepManifest {
+  /** Export name of the wasm kernel. */
+  kernel: string;
+  /** Value indices passed as byte pointers, in the kernel's argument order (inputs, then output). */
+  buffers: number[];
+  /** Integer arguments after the pointers, evaluated with the call's dim bindings. */
+  ints: DimPoly[];
+  /** IR ops this step computes, for error messages and profiles. */
+  ops: string[];
+}
+
+export interface FunctionManifest {
+  /** Qualified name: "Model.method" or "fn". */
+  name: string;
+  /** Name on the loaded module object (method name for model methods). */
+  jsName: string;
+  model?: string;
+  /** Symbolic dims of the signature, bound from the inputs at call time. */
+  dims: string[];
+  inputs: TensorSig[];
+  outputs: TensorSig[];
+  /** Value index of each output, parallel to `outputs`. */
+  outputValues: number[];
+  values: ValueManifest[];
+  steps: StepManifest[];
+}
+
+export interface Manifest {
+  format: "kiln-module";
+  version: 1;
+  compiler: string;
+  source: string;
+  wasm: string;
+  kernels: string[];
+  params: ParamManifest[];
+  functions: FunctionManifest[];
+}
+
+export function evalDimPoly(p: DimPoly, bind: Record<string, number>): number {
+  let total = 0;
+  for (const [c, ...syms] of p) {
+    let term = c;
+    for (const s of syms) {
+      const v = bind[s];
+      if (v === undefined) throw new Error(`dimension ${s} is not bound`);
+      term *= v;
+    }
+    total += term;
+  }
+  return total;
+}
