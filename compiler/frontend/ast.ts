@@ -16,6 +16,8 @@ export type Item = FnDecl | ModelDecl;
 export interface Attribute {
   readonly name: string;
   readonly args: Expr[];
+  /** Keyword arguments, e.g. `@name(key: value)`; optional so that hand-built attributes may omit it. */
+  readonly kwargs?: KwArg[];
   readonly span: Span;
 }
 

@@ -1,0 +1,75 @@
+// The compiler driver: source text -> parse -> lower (type/shape checks) -> pass pipeline -> plan -> wasm, with
+// every stage's diagnostics collected. Used by the CLI and by tests; writes no files (see compiler/emit/).
+
+import { DiagnosticBag, type Diagnostic } from "./diagnostics.js";
+import { parseProgram } from "./frontend/parse.js";
+import type { IRModule } from "./ir/graph.js";
+import { printModule } from "./ir/print.js";
+import { lowerProgram } from "./lower/lower-module.js";
+import { runPipeline } from "./passes/pipeline.js";
+import { planModule, type Plan } from "./codegen/plan.js";
+import type { Manifest } from "../runtime/manifest.js";
+import { COMPILER_VERSION } from "./version.js";
+
+export interface FrontendResult {
+  readonly diagnostics: Diagnostic[];
+  /** The optimised IR (after the whole pipeline), when there were no errors. */
+  readonly ir?: IRModule;
+  /** IR text after each requested dump point. */
+  readonly dumps: { pass: string; text: string }[];
+}
+
+/** Parse, lower and optimise. Never throws for a bad program: errors come back as diagnostics. */
+export function compileToIR(source: string, file: string, dumpAfter: readonly string[] = []): FrontendResult {
+  const parsed = parseProgram(source, file);
+  const diags = new DiagnosticBag();
+  diags.items.push(...parsed.diagnostics);
+  if (diags.hasErrors) return { diagnostics: diags.sorted(), dumps: [] };
+  const lowered = lowerProgram(parsed.program, diags);
+  if (!lowered) return { diagnostics: diags.sorted(), dumps: [] };
+  const dumps: { pass: string; text: string }[] = [];
+  const ir = runPipeline(lowered, (pass, m) => {
+    if (dumpAfter.includes(pass)) dumps.push({ pass, text: printModule(m) });
+  });
+  return { diagnostics: diags.sorted(), ir, dumps };
+}
+
+/** Dtypes the wasm backend cannot store yet: reported at the expression that produced them. */
+export function checkWasmDtypes(ir: IRModule, diags: DiagnosticBag): void {
+  const reported = new Set<string>();
+  for (const g of ir.functions) {
+    for (const n of g.nodes) {
+      const dt = n.type.dtype;
+      if (dt !== "f16" && dt !== "bf16" && dt !== "f64") continue;
+      const key = `${dt}@${n.span?.line}:${n.span?.col}`;
+      if (reported.has(key) || !n.span) continue;
+      reported.add(key);
+      diags.error("K502", `the wasm backend does not support ${dt} tensors yet (in ${g.name})`, n.span, dt === "f64" ? "f64 runs only in the reference interpreter: kiln run --backend reference" : "use f32 until mixed precision lands");
+    }
+  }
+}
+
+export interface WasmBuild {
+  readonly plan: Plan;
+  readonly manifest: Manifest;
+  readonly wasm: Uint8Array;
+  readonly wat: string;
+}
+
+/** Plans kernels and builds the wasm module for an optimised IR module. */
+export async function buildWasm(ir: IRModule, baseName: string): Promise<WasmBuild> {
+  const plan = planModule(ir);
+  const { buildWasmModule } = await import("./codegen/wasm/module.js");
+  const { binary, text } = await buildWasmModule(plan.kernels, { optimize: true });
+  const manifest: Manifest = {
+    format: "kiln-module",
+    version: 1,
+    compiler: COMPILER_VERSION,
+    source: ir.source,
+    wasm: `${baseName}.wasm`,
+    kernels: plan.kernels.map((k) => k.name),
+    params: ir.params.map((p) => ({ name: p.name, model: p.model, dtype: p.type.dtype, shape: p.type.shape as number[], init: p.init })),
+    functions: plan.functions,
+  };
+  return { plan, manifest, wasm: binary, wat: text };
+}

@@ -1,0 +1,324 @@
+// Frontend stage 2: the Chevrotain CstParser for the grammar in docs/language.md.
+// Consumes lexer.ts tokens; produces a concrete syntax tree (to-ast.ts turns it into ast.ts nodes).
+
+import { CstParser, EOF, tokenLabel, type IParserErrorMessageProvider, type IToken, type TokenType } from "chevrotain";
+import * as T from "./lexer.js";
+
+/** How a found token reads in an error message: `'{'`, `'foo'`, or `end of file`. */
+export function describeToken(tok: IToken): string {
+  return tok.tokenType === EOF ? "end of file" : `'${tok.image}'`;
+}
+
+function describeExpected(tokType: TokenType): string {
+  // The program rule ends with CONSUME(EOF), so "expected EOF" really means "expected another item".
+  return tokType === EOF ? "'fn', 'model' or an attribute" : tokenLabel(tokType);
+}
+
+/** Alternatives of an OR/repetition, as "x, y or z" (used when an OR has no ERR_MSG). */
+function describePaths(paths: TokenType[][]): string {
+  const firsts = [...new Set(paths.map((p) => (p[0] ? describeExpected(p[0]) : "")).filter((s) => s !== ""))];
+  if (firsts.length <= 1) return firsts[0] ?? "something else";
+  return `${firsts.slice(0, -1).join(", ")} or ${firsts[firsts.length - 1]}`;
+}
+
+// Every message has the form "expected X but found Y"; parse.ts relies on that to reword end-of-file errors.
+const errorMessages: IParserErrorMessageProvider = {
+  buildMismatchTokenMessage: ({ expected, actual, ruleName }) => {
+    // A model body loop exits on anything that is not a member, so the '}' it then expects is only part of the story.
+    const what = ruleName === "modelDecl" && expected === T.RBrace ? "'param', 'fn' or '}'" : describeExpected(expected);
+    return `expected ${what} but found ${describeToken(actual)}`;
+  },
+  buildNotAllInputParsedMessage: ({ firstRedundant }) =>
+    `expected ${describeExpected(EOF)} but found ${describeToken(firstRedundant)}`,
+  buildNoViableAltMessage: ({ expectedPathsPerAlt, actual, customUserDescription }) =>
+    `expected ${customUserDescription ?? describePaths(expectedPathsPerAlt.flat())} but found ${describeToken(actual[0]!)}`,
+  buildEarlyExitMessage: ({ expectedIterationPaths, actual, customUserDescription }) =>
+    `expected ${customUserDescription ?? describePaths(expectedIterationPaths)} but found ${describeToken(actual[0]!)}`,
+};
+
+class KilnParser extends CstParser {
+  constructor() {
+    super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3, errorMessageProvider: errorMessages });
+    this.performSelfAnalysis();
+  }
+
+  // Consuming EOF gives the top-level repetition a follow token, which enables Chevrotain's in-repetition
+  // recovery: stray tokens between items are skipped (one error) instead of ending the parse.
+  program = this.RULE("program", () => {
+    this.MANY(() => this.SUBRULE(this.item));
+    this.CONSUME(EOF);
+  });
+
+  item = this.RULE("item", () => {
+    this.MANY(() => this.SUBRULE(this.attribute));
+    this.OR({
+      DEF: [{ ALT: () => this.SUBRULE(this.fnDecl) }, { ALT: () => this.SUBRULE(this.modelDecl) }],
+      ERR_MSG: "'fn' or 'model'",
+    });
+  });
+
+  attribute = this.RULE("attribute", () => {
+    this.CONSUME(T.At);
+    this.CONSUME(T.Identifier);
+    this.OPTION(() => {
+      this.CONSUME(T.LParen);
+      this.SUBRULE(this.callArgs);
+      this.CONSUME(T.RParen);
+    });
+  });
+
+  fnDecl = this.RULE("fnDecl", () => {
+    this.CONSUME(T.Fn);
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.LParen);
+    this.OPTION(() => {
+      this.SUBRULE(this.param);
+      this.MANY(() => {
+        this.CONSUME(T.Comma);
+        this.SUBRULE2(this.param);
+      });
+      this.OPTION2(() => this.CONSUME2(T.Comma));
+    });
+    this.CONSUME(T.RParen);
+    this.OPTION3(() => {
+      this.CONSUME(T.Arrow);
+      this.SUBRULE(this.returnType);
+    });
+    this.SUBRULE(this.block);
+  });
+
+  param = this.RULE("param", () => {
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.Colon);
+    this.SUBRULE(this.typeExpr);
+  });
+
+  returnType = this.RULE("returnType", () => {
+    this.OR({
+      DEF: [
+        { ALT: () => this.SUBRULE(this.typeExpr) },
+        {
+          ALT: () => {
+            this.CONSUME(T.LParen);
+            this.SUBRULE2(this.typeExpr);
+            this.MANY(() => {
+              this.CONSUME(T.Comma);
+              this.SUBRULE3(this.typeExpr);
+            });
+            this.CONSUME(T.RParen);
+          },
+        },
+      ],
+      ERR_MSG: "a type",
+    });
+  });
+
+  typeExpr = this.RULE("typeExpr", () => {
+    this.CONSUME(T.Identifier);
+    this.OPTION(() => {
+      this.CONSUME(T.LBracket);
+      this.SUBRULE(this.dim);
+      this.MANY(() => {
+        this.CONSUME(T.Comma);
+        this.SUBRULE2(this.dim);
+      });
+      this.CONSUME(T.RBracket);
+    });
+  });
+
+  dim = this.RULE("dim", () => {
+    this.OR({
+      DEF: [{ ALT: () => this.CONSUME(T.NumberLiteral) }, { ALT: () => this.CONSUME(T.Identifier) }],
+      ERR_MSG: "a dimension (integer or name)",
+    });
+  });
+
+  modelDecl = this.RULE("modelDecl", () => {
+    this.CONSUME(T.Model);
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.LBrace);
+    this.MANY(() => {
+      this.OR({
+        DEF: [{ ALT: () => this.SUBRULE(this.paramDecl) }, { ALT: () => this.SUBRULE(this.method) }],
+        ERR_MSG: "'param' or 'fn'",
+      });
+    });
+    this.CONSUME(T.RBrace);
+  });
+
+  method = this.RULE("method", () => {
+    this.MANY(() => this.SUBRULE(this.attribute));
+    this.SUBRULE(this.fnDecl);
+  });
+
+  paramDecl = this.RULE("paramDecl", () => {
+    this.CONSUME(T.Param);
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.Colon);
+    this.SUBRULE(this.typeExpr);
+    this.CONSUME(T.Equals);
+    this.CONSUME2(T.Identifier);
+    this.CONSUME(T.LParen);
+    this.SUBRULE(this.callArgs);
+    this.CONSUME(T.RParen);
+  });
+
+  block = this.RULE("block", () => {
+    this.CONSUME(T.LBrace);
+    this.MANY(() => {
+      this.SUBRULE(this.stmt);
+      this.OPTION(() => this.CONSUME(T.Semicolon));
+    });
+    this.CONSUME(T.RBrace);
+  });
+
+  stmt = this.RULE("stmt", () => {
+    this.OR({
+      DEF: [
+        { ALT: () => this.SUBRULE(this.letStmt) },
+        { ALT: () => this.SUBRULE(this.returnStmt) },
+        { ALT: () => this.SUBRULE(this.expr) },
+      ],
+      ERR_MSG: "a statement",
+    });
+  });
+
+  letStmt = this.RULE("letStmt", () => {
+    this.CONSUME(T.Let);
+    this.CONSUME(T.Identifier);
+    this.OPTION(() => {
+      this.CONSUME(T.Colon);
+      this.SUBRULE(this.typeExpr);
+    });
+    this.CONSUME(T.Equals);
+    this.SUBRULE(this.expr);
+  });
+
+  returnStmt = this.RULE("returnStmt", () => {
+    this.CONSUME(T.Return);
+    this.SUBRULE(this.expr);
+    this.MANY(() => {
+      this.CONSUME(T.Comma);
+      this.SUBRULE2(this.expr);
+    });
+  });
+
+  // Comparison is non-associative: `a < b < c` is a syntax error rather than a silent surprise.
+  expr = this.RULE("expr", () => {
+    this.SUBRULE(this.additive);
+    this.OPTION(() => {
+      this.CONSUME(T.CompareOp);
+      this.SUBRULE2(this.additive);
+    });
+  });
+
+  additive = this.RULE("additive", () => {
+    this.SUBRULE(this.multiplicative);
+    this.MANY(() => {
+      this.CONSUME(T.AddOp);
+      this.SUBRULE2(this.multiplicative);
+    });
+  });
+
+  multiplicative = this.RULE("multiplicative", () => {
+    this.SUBRULE(this.unary);
+    this.MANY(() => {
+      this.CONSUME(T.MulOp);
+      this.SUBRULE2(this.unary);
+    });
+  });
+
+  unary = this.RULE("unary", () => {
+    this.OR({
+      DEF: [
+        {
+          ALT: () => {
+            this.CONSUME(T.Minus);
+            this.SUBRULE(this.unary);
+          },
+        },
+        { ALT: () => this.SUBRULE(this.power) },
+      ],
+      ERR_MSG: "an expression",
+    });
+  });
+
+  // The exponent is a unary (not a power) so that `2 ** -1` parses and `**` stays right-associative.
+  power = this.RULE("power", () => {
+    this.SUBRULE(this.primary);
+    this.OPTION(() => {
+      this.CONSUME(T.StarStar);
+      this.SUBRULE(this.unary);
+    });
+  });
+
+  primary = this.RULE("primary", () => {
+    this.OR({
+      DEF: [
+        { ALT: () => this.CONSUME(T.NumberLiteral) },
+        { ALT: () => this.CONSUME(T.True) },
+        { ALT: () => this.CONSUME(T.False) },
+        { ALT: () => this.SUBRULE(this.nameOrCall) },
+        {
+          ALT: () => {
+            this.CONSUME(T.LParen);
+            this.SUBRULE(this.expr);
+            this.CONSUME(T.RParen);
+          },
+        },
+        { ALT: () => this.SUBRULE(this.list) },
+      ],
+      ERR_MSG: "an expression",
+    });
+  });
+
+  nameOrCall = this.RULE("nameOrCall", () => {
+    this.CONSUME(T.Identifier);
+    this.OPTION(() => {
+      this.CONSUME(T.LParen);
+      this.SUBRULE(this.callArgs);
+      this.CONSUME(T.RParen);
+    });
+  });
+
+  list = this.RULE("list", () => {
+    this.CONSUME(T.LBracket);
+    this.OPTION(() => {
+      this.SUBRULE(this.expr);
+      this.MANY(() => {
+        this.CONSUME(T.Comma);
+        this.SUBRULE2(this.expr);
+      });
+      this.OPTION2(() => this.CONSUME2(T.Comma));
+    });
+    this.CONSUME(T.RBracket);
+  });
+
+  callArgs = this.RULE("callArgs", () => {
+    this.OPTION(() => {
+      this.SUBRULE(this.arg);
+      this.MANY(() => {
+        this.CONSUME(T.Comma);
+        this.SUBRULE2(this.arg);
+      });
+      this.OPTION2(() => this.CONSUME2(T.Comma));
+    });
+  });
+
+  // LL(2): `name :` starts a keyword argument, any other start is a positional expression.
+  arg = this.RULE("arg", () => {
+    this.OR([
+      {
+        ALT: () => {
+          this.CONSUME(T.Identifier);
+          this.CONSUME(T.Colon);
+          this.SUBRULE(this.expr);
+        },
+      },
+      { ALT: () => this.SUBRULE2(this.expr) },
+    ]);
+  });
+}
+
+/** One shared instance: Chevrotain parsers are expensive to build and are reset by assigning `input`. */
+export const kilnParser = new KilnParser();

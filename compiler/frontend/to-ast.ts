@@ -1,0 +1,333 @@
+// Frontend stage 3: walks the Chevrotain CST from parser.ts and builds the ast.ts tree with source spans.
+// Error recovery leaves holes in the CST (missing children, tokens inserted with NaN positions), so every
+// lookup here is optional and missing pieces become placeholders; the walk itself never throws on bad input.
+
+import type { CstNode, IToken } from "chevrotain";
+import type { DiagnosticBag, Span } from "../diagnostics.js";
+import { BadNumber } from "./lexer.js";
+import type {
+  Attribute,
+  BinaryOp,
+  CallExpr,
+  DimExpr,
+  Expr,
+  FnDecl,
+  Item,
+  KwArg,
+  ModelDecl,
+  ParamBinding,
+  ParamDecl,
+  Program,
+  Stmt,
+  TypeExpr,
+} from "./ast.js";
+
+/** Builds the AST for one file; syntax-level problems found only here (K102 dims, K205) go into `bag`. */
+export function buildAst(cst: CstNode | undefined, file: string, source: string, bag: DiagnosticBag): Program {
+  return new AstBuilder(file, source, bag).program(cst);
+}
+
+function isReal(tok: IToken | undefined): tok is IToken {
+  return tok !== undefined && !tok.isInsertedInRecovery && Number.isFinite(tok.startOffset);
+}
+
+class AstBuilder {
+  private readonly lineLengths: number[];
+  /** Span of the latest real token seen; stands in for pieces that recovery left out. */
+  private last: Span;
+
+  constructor(
+    private readonly file: string,
+    source: string,
+    private readonly bag: DiagnosticBag,
+  ) {
+    this.lineLengths = source.split(/\r\n|\r|\n/).map((l) => l.length);
+    this.last = { file, line: 1, col: 1, length: 1 };
+  }
+
+  // ---- CST access and spans ----
+
+  private nodes(node: CstNode | undefined, key: string): CstNode[] {
+    return (node?.children[key] as CstNode[] | undefined) ?? [];
+  }
+
+  private node(node: CstNode | undefined, key: string, i = 0): CstNode | undefined {
+    return this.nodes(node, key)[i];
+  }
+
+  private toks(node: CstNode | undefined, key: string): IToken[] {
+    return ((node?.children[key] as IToken[] | undefined) ?? []).filter(isReal);
+  }
+
+  /** Tokens including recovery-inserted ones, so that positions in the array match the grammar. */
+  private rawToks(node: CstNode | undefined, key: string): (IToken | undefined)[] {
+    return (node?.children[key] as IToken[] | undefined) ?? [];
+  }
+
+  private tok(node: CstNode | undefined, key: string, i = 0): IToken | undefined {
+    return this.toks(node, key)[i];
+  }
+
+  private tokSpan(tok: IToken | undefined): Span {
+    if (!isReal(tok)) return this.last;
+    this.last = { file: this.file, line: tok.startLine ?? 1, col: tok.startColumn ?? 1, length: Math.max(1, tok.image.length) };
+    return this.last;
+  }
+
+  /** From the start of `a` to the end of `b`; a multi-line range underlines the rest of `a`'s first line. */
+  private join(a: Span, b: Span): Span {
+    if (b.line === a.line) return { ...a, length: Math.max(1, b.col + b.length - a.col, a.length) };
+    if (b.line < a.line) return a;
+    const lineLen = this.lineLengths[a.line - 1] ?? a.col;
+    return { ...a, length: Math.max(1, lineLen - a.col + 1) };
+  }
+
+  private tokenRange(node: CstNode | undefined, acc: { first?: IToken; last?: IToken } = {}): { first?: IToken; last?: IToken } {
+    if (!node) return acc;
+    for (const elems of Object.values(node.children)) {
+      for (const el of elems) {
+        if ("children" in el) this.tokenRange(el, acc);
+        else if (isReal(el)) {
+          if (!acc.first || el.startOffset < acc.first.startOffset) acc.first = el;
+          if (!acc.last || el.startOffset > acc.last.startOffset) acc.last = el;
+        }
+      }
+    }
+    return acc;
+  }
+
+  private nodeSpan(node: CstNode | undefined): Span {
+    const { first, last } = this.tokenRange(node);
+    if (!first || !last) return this.last;
+    const saved = this.tokSpan(first);
+    const span = this.join(saved, this.tokSpan(last));
+    this.last = saved; // keep the fallback near the node's start, where the walk continues
+    return span;
+  }
+
+  private missingExpr(): Expr {
+    return { kind: "name", name: "", span: this.last };
+  }
+
+  // ---- declarations ----
+
+  program(cst: CstNode | undefined): Program {
+    const items: Item[] = [];
+    for (const itemNode of this.nodes(cst, "item")) {
+      const attrs = this.nodes(itemNode, "attribute").map((a) => this.attribute(a));
+      const fn = this.node(itemNode, "fnDecl");
+      const model = this.node(itemNode, "modelDecl");
+      if (fn) items.push(this.fnDecl(fn, attrs));
+      else if (model) items.push(this.modelDecl(model));
+    }
+    return { file: this.file, items };
+  }
+
+  private attribute(node: CstNode): Attribute {
+    const span = this.nodeSpan(node);
+    const name = this.tok(node, "Identifier")?.image ?? "";
+    const { args, kwargs } = this.callArgs(this.node(node, "callArgs"));
+    return { name, args, kwargs, span };
+  }
+
+  private fnDecl(node: CstNode, attrs: Attribute[]): FnDecl {
+    const span = this.nodeSpan(node);
+    const nameTok = this.tok(node, "Identifier");
+    const nameSpan = this.tokSpan(nameTok ?? this.tok(node, "Fn"));
+    const params = this.nodes(node, "param").map((p) => this.param(p));
+    const retNode = this.node(node, "returnType");
+    const returns = retNode ? this.nodes(retNode, "typeExpr").map((t) => this.typeExpr(t)) : undefined;
+    const blockNode = this.node(node, "block");
+    const body = this.nodes(blockNode, "stmt").map((s) => this.stmt(s));
+    const close = this.tok(blockNode, "RBrace");
+    const endSpan = close ? this.tokSpan(close) : this.last;
+    return { kind: "fn", name: nameTok?.image ?? "", nameSpan, params, returns, body, attrs, span, endSpan };
+  }
+
+  private param(node: CstNode): ParamBinding {
+    const span = this.nodeSpan(node);
+    const name = this.tok(node, "Identifier")?.image ?? "";
+    return { name, type: this.typeExpr(this.node(node, "typeExpr")), span };
+  }
+
+  private typeExpr(node: CstNode | undefined): TypeExpr {
+    const span = this.nodeSpan(node);
+    const dtype = this.tok(node, "Identifier")?.image ?? "";
+    const dims = this.nodes(node, "dim").flatMap((d) => this.dim(d));
+    return { dtype, dims, span };
+  }
+
+  private dim(node: CstNode): DimExpr[] {
+    const sym = this.tok(node, "Identifier");
+    if (sym) return [{ kind: "sym", name: sym.image, span: this.tokSpan(sym) }];
+    const num = this.tok(node, "NumberLiteral");
+    if (!num) return [];
+    const span = this.tokSpan(num);
+    const { value, isInt } = numberValue(num);
+    // A malformed number already has its K103 (parse.ts); only well-formed non-integers need a K102 here.
+    if (!isInt && Number.isFinite(value)) {
+      this.bag.error("K102", `expected an integer dimension but found '${num.image}'`, span);
+    }
+    return [{ kind: "const", value, span }];
+  }
+
+  private modelDecl(node: CstNode): ModelDecl {
+    const span = this.nodeSpan(node);
+    const nameTok = this.tok(node, "Identifier");
+    const nameSpan = this.tokSpan(nameTok ?? this.tok(node, "Model"));
+    // Params and methods may interleave in the source; each keeps its own list in source order.
+    const params = this.nodes(node, "paramDecl").map((p) => this.paramDecl(p));
+    const methods = this.nodes(node, "method").flatMap((m) => {
+      const attrs = this.nodes(m, "attribute").map((a) => this.attribute(a));
+      const fn = this.node(m, "fnDecl");
+      return fn ? [this.fnDecl(fn, attrs)] : [];
+    });
+    return { kind: "model", name: nameTok?.image ?? "", nameSpan, params, methods, span };
+  }
+
+  private paramDecl(node: CstNode): ParamDecl {
+    const span = this.nodeSpan(node);
+    const [nameTok, calleeTok] = this.rawToks(node, "Identifier");
+    const type = this.typeExpr(this.node(node, "typeExpr"));
+    const calleeSpan = this.tokSpan(calleeTok);
+    const { args, kwargs } = this.callArgs(this.node(node, "callArgs"));
+    const close = this.tok(node, "RParen");
+    const init: CallExpr = {
+      kind: "call",
+      callee: isReal(calleeTok) ? calleeTok.image : "",
+      calleeSpan,
+      args,
+      kwargs,
+      span: close ? this.join(calleeSpan, this.tokSpan(close)) : calleeSpan,
+    };
+    return { kind: "param", name: isReal(nameTok) ? nameTok.image : "", type, init, span };
+  }
+
+  // ---- statements ----
+
+  private stmt(node: CstNode): Stmt {
+    const letNode = this.node(node, "letStmt");
+    if (letNode) {
+      const span = this.nodeSpan(letNode);
+      const nameTok = this.tok(letNode, "Identifier");
+      const nameSpan = this.tokSpan(nameTok);
+      const typeNode = this.node(letNode, "typeExpr");
+      const type = typeNode ? this.typeExpr(typeNode) : undefined;
+      const value = this.expr(this.node(letNode, "expr"));
+      return { kind: "let", name: nameTok?.image ?? "", nameSpan, type, value, span };
+    }
+    const retNode = this.node(node, "returnStmt");
+    if (retNode) {
+      const span = this.nodeSpan(retNode);
+      const values = this.nodes(retNode, "expr").map((e) => this.expr(e));
+      return { kind: "return", values: values.length ? values : [this.missingExpr()], span };
+    }
+    const expr = this.expr(this.node(node, "expr"));
+    return { kind: "expr", expr, span: expr.span };
+  }
+
+  // ---- expressions ----
+
+  private expr(node: CstNode | undefined): Expr {
+    if (!node) return this.missingExpr();
+    const operands = this.nodes(node, "additive");
+    return this.fold(operands, this.toks(node, "CompareOp"), (n) => this.additive(n));
+  }
+
+  private additive(node: CstNode): Expr {
+    return this.fold(this.nodes(node, "multiplicative"), this.toks(node, "AddOp"), (n) => this.multiplicative(n));
+  }
+
+  private multiplicative(node: CstNode): Expr {
+    return this.fold(this.nodes(node, "unary"), this.toks(node, "MulOp"), (n) => this.unary(n));
+  }
+
+  /** Left fold of `operand (op operand)*`; operands and operators live in separate CST arrays. */
+  private fold(operands: CstNode[], ops: IToken[], build: (n: CstNode) => Expr): Expr {
+    if (operands.length === 0) return this.missingExpr();
+    let left = build(operands[0]!);
+    for (let i = 0; i < ops.length && i + 1 < operands.length; i++) {
+      const opSpan = this.tokSpan(ops[i]);
+      const right = build(operands[i + 1]!);
+      left = { kind: "binary", op: ops[i]!.image as BinaryOp, left, right, opSpan, span: this.join(left.span, right.span) };
+    }
+    return left;
+  }
+
+  private unary(node: CstNode): Expr {
+    const minus = this.tok(node, "Minus");
+    if (minus) {
+      const minusSpan = this.tokSpan(minus);
+      const operand = this.unaryOrMissing(this.node(node, "unary"));
+      return { kind: "unary", op: "-", operand, span: this.join(minusSpan, operand.span) };
+    }
+    const powerNode = this.node(node, "power");
+    if (!powerNode) return this.missingExpr();
+    const base = this.primary(this.node(powerNode, "primary"));
+    const starStar = this.tok(powerNode, "StarStar");
+    if (!starStar) return base;
+    const opSpan = this.tokSpan(starStar);
+    const exponent = this.unaryOrMissing(this.node(powerNode, "unary"));
+    return { kind: "binary", op: "**", left: base, right: exponent, opSpan, span: this.join(base.span, exponent.span) };
+  }
+
+  private unaryOrMissing(node: CstNode | undefined): Expr {
+    return node ? this.unary(node) : this.missingExpr();
+  }
+
+  private primary(node: CstNode | undefined): Expr {
+    const num = this.tok(node, "NumberLiteral");
+    if (num) return { kind: "number", ...numberValue(num), span: this.tokSpan(num) };
+    const t = this.tok(node, "True") ?? this.tok(node, "False");
+    if (t) return { kind: "bool", value: t.tokenType.name === "True", span: this.tokSpan(t) };
+    const nameOrCall = this.node(node, "nameOrCall");
+    if (nameOrCall) return this.nameOrCall(nameOrCall);
+    const list = this.node(node, "list");
+    if (list) {
+      const span = this.nodeSpan(list);
+      return { kind: "list", items: this.nodes(list, "expr").map((e) => this.expr(e)), span };
+    }
+    const inner = this.node(node, "expr");
+    if (inner) {
+      // Parenthesised: the node keeps its own kind but its span covers the parentheses.
+      const span = this.nodeSpan(node);
+      return { ...this.expr(inner), span };
+    }
+    return this.missingExpr();
+  }
+
+  private nameOrCall(node: CstNode): Expr {
+    const nameTok = this.tok(node, "Identifier");
+    const nameSpan = this.tokSpan(nameTok);
+    const name = nameTok?.image ?? "";
+    if (this.nodes(node, "LParen").length === 0) return { kind: "name", name, span: nameSpan };
+    const span = this.nodeSpan(node);
+    const { args, kwargs } = this.callArgs(this.node(node, "callArgs"));
+    return { kind: "call", callee: name, calleeSpan: nameSpan, args, kwargs, span };
+  }
+
+  private callArgs(node: CstNode | undefined): { args: Expr[]; kwargs: KwArg[] } {
+    const args: Expr[] = [];
+    const kwargs: KwArg[] = [];
+    for (const argNode of this.nodes(node, "arg")) {
+      const key = this.tok(argNode, "Identifier");
+      const value = this.expr(this.node(argNode, "expr"));
+      if (key && this.nodes(argNode, "Colon").length > 0) {
+        const keySpan = this.tokSpan(key);
+        kwargs.push({ name: key.image, value, span: this.join(keySpan, value.span) });
+      } else {
+        if (kwargs.length > 0) {
+          this.bag.error("K205", "positional argument after keyword argument", value.span, "put positional arguments first");
+        }
+        args.push(value);
+      }
+    }
+    return { args, kwargs };
+  }
+}
+
+/** Value and int-ness of a number token; a malformed one (K103, reported by parse.ts) gives NaN. */
+function numberValue(tok: IToken): { value: number; isInt: boolean } {
+  const isInt = !/[.eE]/.test(tok.image);
+  return { value: tok.tokenType === BadNumber ? NaN : Number(tok.image), isInt };
+}

@@ -1,0 +1,73 @@
+// IR stage: the graph that lowering produces and every pass transforms. One Graph per exported function;
+// each node computes one tensor value (its id is the value's id) from earlier nodes, in topological order.
+
+import type { Span } from "../diagnostics.js";
+import type { AttrsOf, PrimOp } from "../ops/types.js";
+import type { InitSpec } from "../../runtime/manifest.js";
+import type { TensorType } from "./types.js";
+
+export interface Node<P extends PrimOp = PrimOp> {
+  readonly id: number;
+  readonly op: P;
+  readonly inputs: readonly number[];
+  readonly attrs: AttrsOf[P];
+  readonly type: TensorType;
+  /** Source position of the expression that produced it (absent for nodes passes create). */
+  readonly span?: Span;
+}
+
+export interface GraphIO {
+  readonly name: string;
+  readonly node: number;
+}
+
+export interface Graph {
+  /** Qualified name: "Model.method" or "fn". */
+  readonly name: string;
+  readonly model?: string;
+  readonly nodes: Node[];
+  readonly inputs: GraphIO[];
+  readonly outputs: GraphIO[];
+  /** Symbolic dims of the signature, in order of first appearance. */
+  readonly dims: string[];
+}
+
+export interface ParamInfo {
+  /** Qualified "Model.param". */
+  readonly name: string;
+  readonly model: string;
+  readonly type: TensorType;
+  readonly init: InitSpec;
+  readonly span?: Span;
+}
+
+export interface IRModule {
+  readonly source: string;
+  readonly params: ParamInfo[];
+  readonly functions: Graph[];
+}
+
+/** Appends nodes with fresh ids; used by lowering and by passes that rebuild graphs. */
+export class GraphBuilder {
+  readonly nodes: Node[] = [];
+  add<P extends PrimOp>(op: P, inputs: readonly number[], attrs: AttrsOf[P], type: TensorType, span?: Span): number {
+    const id = this.nodes.length;
+    this.nodes.push({ id, op, inputs, attrs, type, span } as Node);
+    return id;
+  }
+  type(id: number): TensorType {
+    return this.nodes[id].type;
+  }
+}
+
+export function nodeOf(g: Graph, id: number): Node {
+  return g.nodes[id];
+}
+
+/** Number of consumers of each node (graph outputs count as consumers). */
+export function useCounts(g: Graph): number[] {
+  const uses = new Array<number>(g.nodes.length).fill(0);
+  for (const n of g.nodes) for (const i of n.inputs) uses[i]++;
+  for (const o of g.outputs) uses[o.node]++;
+  return uses;
+}

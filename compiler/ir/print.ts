@@ -1,0 +1,40 @@
+// IR stage: the stable text form of an IRModule (`kiln compile --emit ir`, `--dump-after <pass>`, golden files).
+// One line per node, `%id = op inputs {attrs} : type`; attrs are printed in key order so output is stable.
+
+import type { Graph, IRModule, Node } from "./graph.js";
+import { formatDim, formatType } from "./types.js";
+import type { InitSpec } from "../../runtime/manifest.js";
+
+function fmtAttr(v: unknown): string {
+  if (Array.isArray(v)) return "[" + v.map((x) => (typeof x === "string" || typeof x === "number" ? formatDim(x) : fmtAttr(x))).join(", ") + "]";
+  if (typeof v === "string") return JSON.stringify(v);
+  return String(v);
+}
+
+function fmtInit(i: InitSpec): string {
+  const { kind, ...rest } = i;
+  return `${kind}(${Object.entries(rest).map(([k, v]) => `${k}=${v}`).join(", ")})`;
+}
+
+export function printNode(n: Node): string {
+  const keys = Object.keys(n.attrs).sort();
+  const attrs = keys.length ? " {" + keys.map((k) => `${k}=${fmtAttr((n.attrs as Record<string, unknown>)[k])}`).join(", ") + "}" : "";
+  const ins = n.inputs.map((i) => `%${i}`).join(", ");
+  return `%${n.id} = ${n.op}${ins ? " " + ins : ""}${attrs} : ${formatType(n.type)}`;
+}
+
+export function printGraph(g: Graph): string {
+  const sig = g.inputs.map((i) => `${i.name}: ${formatType(g.nodes[i.node].type)}`).join(", ");
+  const res = g.outputs.map((o) => `${o.name}: ${formatType(g.nodes[o.node].type)}`).join(", ");
+  const lines = [`fn ${g.name}(${sig}) -> (${res}) {`];
+  for (const n of g.nodes) lines.push("  " + printNode(n));
+  lines.push(`  return ${g.outputs.map((o) => `%${o.node}`).join(", ")}`, "}");
+  return lines.join("\n");
+}
+
+export function printModule(m: IRModule): string {
+  const parts = [`// kiln IR of ${m.source}`];
+  for (const p of m.params) parts.push(`param ${p.name}: ${formatType(p.type)} = ${fmtInit(p.init)}`);
+  for (const g of m.functions) parts.push("", printGraph(g));
+  return parts.join("\n") + "\n";
+}

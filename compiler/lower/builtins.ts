@@ -1,0 +1,376 @@
+// Lowering stage, builtin functions: argument binding (positional or keyword, with defaults) and the lowering
+// of each builtin to primitives or composites. Arguments that must be compile-time constants (axes, shapes,
+// dtypes, sizes) are checked here with K304.
+
+import type { CallExpr } from "../frontend/ast.js";
+import type { Span } from "../diagnostics.js";
+import { formatType, type Dim, type Shape } from "../ir/types.js";
+import * as C from "../ops/composites.js";
+import { normalizeAxis } from "../ops/shape-utils.js";
+import type { UnaryOp } from "../ops/types.js";
+import type { FnLowerer } from "./lower-fn.js";
+import { POISON, tensor, type ArgVal, type Val } from "./values.js";
+
+interface KwArgIn {
+  readonly key: string;
+  readonly keySpan: Span;
+  readonly arg: ArgVal;
+}
+
+type Args = Record<string, ArgVal | undefined>;
+
+interface Builtin {
+  /** Parameter names in positional order; a name ending in '?' is optional. */
+  readonly params: readonly string[];
+  /** Extra positional tensors collected into `rest` (concat). */
+  readonly variadic?: boolean;
+  run(L: FnLowerer, a: Args, call: CallExpr, rest: ArgVal[]): Val;
+}
+
+const unary = (op: UnaryOp): Builtin => ({ params: ["x"], run: (L, a) => L.unaryOp(op, a.x!.val) });
+const binary = (op: "maximum" | "minimum" | "pow"): Builtin => ({
+  params: ["a", "b"],
+  run: (L, a) => L.emitVal(op, L.pair(a.a!.val, a.b!.val, a.a!.span, a.b!.span), {}),
+});
+const reduction = (op: "sum" | "mean" | "max" | "min"): Builtin => ({
+  params: ["x", "axis?", "keepdims?"],
+  run(L, a) {
+    const x = tensorArg(L, a.x!);
+    if (x === undefined) return POISON;
+    const rank = L.type(x).shape.length;
+    const axes = a.axis ? axesArg(L, a.axis, rank) : [...Array(rank).keys()];
+    const keepdims = a.keepdims ? boolArg(L, a.keepdims) : false;
+    if (axes === undefined || keepdims === undefined) return POISON;
+    return L.emitVal(op, [tensor(x)], { axes, keepdims });
+  },
+});
+
+const BUILTINS: Record<string, Builtin> = {
+  neg: unary("neg"), exp: unary("exp"), log: unary("log"), sqrt: unary("sqrt"), rsqrt: unary("rsqrt"),
+  abs: unary("abs"), tanh: unary("tanh"), sigmoid: unary("sigmoid"), relu: unary("relu"),
+  maximum: binary("maximum"), minimum: binary("minimum"), pow: binary("pow"),
+  sum: reduction("sum"), mean: reduction("mean"), max: reduction("max"), min: reduction("min"),
+  where: {
+    params: ["cond", "a", "b"],
+    run(L, a) {
+      const c = L.materialize(a.cond!.val, a.cond!.span);
+      const [x, y] = L.pair(a.a!.val, a.b!.val, a.a!.span, a.b!.span);
+      return L.emitVal("where", [c, x, y], {});
+    },
+  },
+  clamp: {
+    params: ["x", "lo", "hi"],
+    run(L, a) {
+      const x = tensorArg(L, a.x!);
+      if (x === undefined) return POISON;
+      const dt = L.type(x).dtype;
+      const lo = L.materialize(a.lo!.val, a.lo!.span, dt);
+      const hi = L.materialize(a.hi!.val, a.hi!.span, dt);
+      if (lo.kind !== "tensor" || hi.kind !== "tensor") return POISON;
+      return wrap(C.clamp(L, x, lo.id, hi.id));
+    },
+  },
+  cast: {
+    params: ["x", "dtype"],
+    run(L, a) {
+      const d = a.dtype!.val;
+      if (d.kind !== "dtype") return constErr(L, a.dtype!, "a dtype such as f32 or i32");
+      const x = L.materialize(a.x!.val, a.x!.span, d.dtype);
+      return L.emitVal("cast", [x], { to: d.dtype });
+    },
+  },
+  matmul: { params: ["a", "b"], run: (L, a) => L.emitVal("matmul", [L.materialize(a.a!.val, a.a!.span), L.materialize(a.b!.val, a.b!.span)], {}) },
+  reshape: {
+    params: ["x", "shape"],
+    run(L, a) {
+      const x = tensorArg(L, a.x!);
+      const shape = x === undefined ? undefined : shapeArg(L, a.shape!, L.type(x).shape);
+      return x === undefined || !shape ? POISON : L.emitVal("reshape", [tensor(x)], { shape });
+    },
+  },
+  broadcast_to: {
+    params: ["x", "shape"],
+    run(L, a) {
+      const shape = shapeArg(L, a.shape!);
+      return shape ? L.emitVal("broadcast_to", [L.materialize(a.x!.val, a.x!.span)], { shape }) : POISON;
+    },
+  },
+  transpose: {
+    params: ["x"],
+    run(L, a) {
+      const x = tensorArg(L, a.x!);
+      if (x === undefined) return POISON;
+      const r = L.type(x).shape.length;
+      if (r < 2) {
+        L.diags.error("K403", `transpose swaps the last two axes; ${formatType(L.type(x))} has fewer than two`, a.x!.span);
+        return POISON;
+      }
+      const perm = [...Array(r).keys()];
+      [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+      return L.emitVal("permute", [tensor(x)], { perm });
+    },
+  },
+  permute: {
+    params: ["x", "perm"],
+    run(L, a) {
+      const perm = intListArg(L, a.perm!);
+      return perm ? L.emitVal("permute", [L.materialize(a.x!.val, a.x!.span)], { perm }) : POISON;
+    },
+  },
+  slice: {
+    params: ["x", "axis", "start", "end"],
+    run(L, a) {
+      const x = tensorArg(L, a.x!);
+      if (x === undefined) return POISON;
+      const axis = axesArg(L, a.axis!, L.type(x).shape.length, true)?.[0];
+      const start = intArg(L, a.start!);
+      const end = intArg(L, a.end!);
+      if (axis === undefined || start === undefined || end === undefined) return POISON;
+      return L.emitVal("slice", [tensor(x)], { axis, start, end });
+    },
+  },
+  concat: {
+    params: ["axis"],
+    variadic: true,
+    run(L, a, call, rest) {
+      const xs = rest.map((r) => L.materialize(r.val, r.span));
+      if (xs.length === 0) {
+        L.diags.error("K204", "concat needs at least one tensor", call.span);
+        return POISON;
+      }
+      if (xs.some((x) => x.kind !== "tensor")) return POISON;
+      const rank = L.type((xs[0] as { id: number }).id).shape.length;
+      const axis = a.axis ? axesArg(L, a.axis, rank, true)?.[0] : 0;
+      return axis === undefined ? POISON : L.emitVal("concat", xs, { axis });
+    },
+  },
+  one_hot: {
+    params: ["labels", "n"],
+    run(L, a) {
+      const x = tensorArg(L, a.labels!);
+      const n = intArg(L, a.n!);
+      if (x === undefined || n === undefined) return POISON;
+      if (L.type(x).dtype !== "i32") return typeErr(L, a.labels!, `one_hot needs i32 labels, got ${formatType(L.type(x))}`);
+      return wrap(C.oneHot(L, x, n));
+    },
+  },
+  softmax: { params: ["x", "axis?"], run: (L, a) => rowwise(L, a, C.softmax) },
+  log_softmax: { params: ["x", "axis?"], run: (L, a) => rowwise(L, a, C.logSoftmax) },
+  cross_entropy: {
+    params: ["logits", "labels"],
+    run(L, a) {
+      const x = tensorArg(L, a.logits!);
+      const y = tensorArg(L, a.labels!);
+      if (x === undefined || y === undefined) return POISON;
+      const lt = L.type(x), yt = L.type(y);
+      if (lt.shape.length !== 2 || yt.shape.length !== 1 || lt.shape[0] !== yt.shape[0]) {
+        return typeErr(L, a.logits!, `cross_entropy needs logits [N, C] and labels [N], got ${formatType(lt)} and ${formatType(yt)}`, "K409");
+      }
+      if (yt.dtype !== "i32") return typeErr(L, a.labels!, `cross_entropy needs i32 class labels, got ${formatType(yt)}`);
+      const classes = lt.shape[1];
+      if (typeof classes !== "number") return typeErr(L, a.logits!, `cross_entropy needs a known number of classes, got ${classes}`, "K304");
+      return wrap(C.crossEntropy(L, x, y, classes));
+    },
+  },
+  linear: {
+    params: ["x", "w", "b?"],
+    run(L, a) {
+      const x = tensorArg(L, a.x!), w = tensorArg(L, a.w!);
+      const b = a.b ? tensorArg(L, a.b) : undefined;
+      if (x === undefined || w === undefined || (a.b && b === undefined)) return POISON;
+      return wrap(C.linear(L, x, w, b));
+    },
+  },
+  layer_norm: {
+    params: ["x", "gamma?", "beta?", "eps?"],
+    run(L, a) {
+      const x = tensorArg(L, a.x!);
+      const g = a.gamma ? tensorArg(L, a.gamma) : undefined;
+      const b = a.beta ? tensorArg(L, a.beta) : undefined;
+      const eps = a.eps ? numberArg(L, a.eps) : 1e-5;
+      if (x === undefined || eps === undefined || (a.gamma && g === undefined) || (a.beta && b === undefined)) return POISON;
+      return wrap(C.layerNorm(L, x, g, b, eps));
+    },
+  },
+};
+
+export function isBuiltin(name: string): boolean {
+  return Object.hasOwn(BUILTINS, name);
+}
+
+export function builtinNames(): string[] {
+  return Object.keys(BUILTINS);
+}
+
+/** Binds positional and keyword arguments to the builtin's parameters, then lowers it. */
+export function callBuiltin(L: FnLowerer, call: CallExpr, args: ArgVal[], kwargs: KwArgIn[]): Val {
+  const b = BUILTINS[call.callee];
+  const names = b.params.map((p) => p.replace("?", ""));
+  const bound: Args = {};
+  const rest: ArgVal[] = [];
+  args.forEach((arg, i) => {
+    if (b.variadic) rest.push(arg);
+    else if (i < names.length) bound[names[i]] = arg;
+  });
+  if (!b.variadic && args.length > names.length) {
+    L.diags.error("K204", `${call.callee} takes at most ${names.length} argument(s) (${names.join(", ")}), got ${args.length}`, call.span);
+    return POISON;
+  }
+  for (const k of kwargs) {
+    if (!names.includes(k.key)) {
+      L.diags.error("K205", `${call.callee} has no parameter '${k.key}'`, k.keySpan, `its parameters are ${names.join(", ")}`);
+      return POISON;
+    }
+    if (bound[k.key]) {
+      L.diags.error("K205", `${call.callee}: '${k.key}' is given twice`, k.keySpan);
+      return POISON;
+    }
+    bound[k.key] = k.arg;
+  }
+  const missing = b.params.filter((p) => !p.endsWith("?") && !bound[p]);
+  if (missing.length) {
+    L.diags.error("K204", `${call.callee} is missing argument '${missing[0]}' (takes ${b.params.join(", ")})`, call.span);
+    return POISON;
+  }
+  if ([...Object.values(bound), ...rest].some((a) => a!.val.kind === "error")) return POISON;
+  L.span = call.span;
+  return b.run(L, bound, call, rest);
+}
+
+function wrap(id: number | undefined): Val {
+  return id === undefined ? POISON : tensor(id);
+}
+
+function rowwise(L: FnLowerer, a: Args, f: (L: FnLowerer, x: number, axis: number) => number | undefined): Val {
+  const x = tensorArg(L, a.x!);
+  if (x === undefined) return POISON;
+  const axis = a.axis ? axesArg(L, a.axis, L.type(x).shape.length, true)?.[0] : L.type(x).shape.length - 1;
+  if (axis === undefined) return POISON;
+  if (axis < 0) return typeErr(L, a.x!, "softmax needs a tensor of rank >= 1", "K403");
+  return wrap(f(L, x, axis));
+}
+
+function tensorArg(L: FnLowerer, a: ArgVal): number | undefined {
+  const v = L.materialize(a.val, a.span, a.val.kind === "literal" && !a.val.isInt ? "f32" : a.val.kind === "literal" ? "f32" : undefined);
+  return v.kind === "tensor" ? v.id : undefined;
+}
+
+function constErr(L: FnLowerer, a: ArgVal, what: string): Val {
+  L.diags.error("K304", `expected ${what} here`, a.span, "this argument must be a compile-time constant");
+  return POISON;
+}
+
+function typeErr(L: FnLowerer, a: ArgVal, message: string, code: "K301" | "K304" | "K403" | "K409" = "K301"): Val {
+  L.diags.error(code, message, a.span);
+  return POISON;
+}
+
+function intArg(L: FnLowerer, a: ArgVal): number | undefined {
+  if (a.val.kind === "literal" && Number.isInteger(a.val.value)) return a.val.value;
+  constErr(L, a, "an integer constant");
+  return undefined;
+}
+
+function numberArg(L: FnLowerer, a: ArgVal): number | undefined {
+  if (a.val.kind === "literal") return a.val.value;
+  constErr(L, a, "a number constant");
+  return undefined;
+}
+
+function boolArg(L: FnLowerer, a: ArgVal): boolean | undefined {
+  if (a.val.kind === "tensor") {
+    const n = L.b.nodes[a.val.id];
+    if (n.op === "const" && n.type.dtype === "bool") return (n.attrs as { value: number }).value !== 0;
+  }
+  constErr(L, a, "true or false");
+  return undefined;
+}
+
+function intListArg(L: FnLowerer, a: ArgVal): number[] | undefined {
+  if (a.val.kind !== "list") {
+    constErr(L, a, "a list of integers, e.g. [1, 0]");
+    return undefined;
+  }
+  const out: number[] = [];
+  for (const it of a.val.items) {
+    const v = intArg(L, it);
+    if (v === undefined) return undefined;
+    out.push(v);
+  }
+  return out;
+}
+
+/** One axis or a list of axes, normalised (negative counts from the end), sorted and unique. */
+function axesArg(L: FnLowerer, a: ArgVal, rank: number, single = false): number[] | undefined {
+  const raw = a.val.kind === "list" && !single ? intListArg(L, a) : intArg(L, a) !== undefined ? [(a.val as { value: number }).value] : undefined;
+  if (!raw) return undefined;
+  const out = new Set<number>();
+  for (const ax of raw) {
+    const n = normalizeAxis(ax, rank);
+    if (typeof n !== "number") {
+      L.diags.error(n.error, n.message, a.span, n.hint);
+      return undefined;
+    }
+    out.add(n);
+  }
+  return [...out].sort((x, y) => x - y);
+}
+
+/**
+ * A shape list: integers and dimension names of this function; one -1 is inferred from `from` (the
+ * source shape) when the remaining factor is a single known size or a single symbol.
+ */
+function shapeArg(L: FnLowerer, a: ArgVal, from?: Shape): Dim[] | undefined {
+  if (a.val.kind !== "list") {
+    constErr(L, a, "a shape list, e.g. [B, 784]");
+    return undefined;
+  }
+  const dims: Dim[] = [];
+  let infer = -1;
+  for (const it of a.val.items) {
+    if (it.name !== undefined && L.dimOf(it.name) !== undefined) {
+      dims.push(L.dimOf(it.name)!);
+      continue;
+    }
+    if (it.val.kind === "literal" && it.val.value === -1 && from && infer < 0) {
+      infer = dims.length;
+      dims.push(-1);
+      continue;
+    }
+    if (it.val.kind === "literal" && Number.isInteger(it.val.value) && it.val.value >= 1) {
+      dims.push(it.val.value);
+      continue;
+    }
+    if (it.val.kind === "error") return undefined;
+    constErr(L, it, "a positive integer or a dimension name of this function's signature");
+    return undefined;
+  }
+  if (infer >= 0 && from) {
+    const d = inferDim(from, dims.filter((_, k) => k !== infer));
+    if (d === undefined) {
+      L.diags.error("K404", `cannot infer the -1 dimension when reshaping ${formatType({ dtype: "f32", shape: from }).slice(3)}`, a.span, "write the dimension explicitly");
+      return undefined;
+    }
+    dims[infer] = d;
+  }
+  return dims;
+}
+
+function inferDim(from: Shape, known: Dim[]): Dim | undefined {
+  let c = 1;
+  const syms: string[] = [];
+  for (const d of from) typeof d === "number" ? (c *= d) : syms.push(d);
+  for (const d of known) {
+    if (typeof d === "number") {
+      if (c % d !== 0) return undefined;
+      c /= d;
+    } else {
+      const i = syms.indexOf(d);
+      if (i < 0) return undefined;
+      syms.splice(i, 1);
+    }
+  }
+  if (syms.length === 0) return c;
+  if (syms.length === 1 && c === 1) return syms[0];
+  return undefined;
+}

@@ -1,0 +1,334 @@
+// Lowering stage, function bodies: AST statements and expressions -> IR nodes, with type and shape checks.
+// Each exported function becomes one graph; calls to other user functions are inlined (their symbolic dims
+// bound to the caller's), so every graph is self-contained.
+
+import type { BinaryExpr, CallExpr, Expr, FnDecl, Stmt } from "../frontend/ast.js";
+import type { Span } from "../diagnostics.js";
+import { GraphBuilder, type Graph, type GraphIO } from "../ir/graph.js";
+import { formatType, isInt, type Dim, type DType, type TensorType } from "../ir/types.js";
+import type { PrimEmitter } from "../ops/composites.js";
+import { OPS } from "../ops/registry.js";
+import { isRuleError, type AttrsOf, type BinaryOpName, type CompareOp, type PrimOp } from "../ops/types.js";
+import { builtinNames, callBuiltin, isBuiltin } from "./builtins.js";
+import { ownersOf, type ModelInfo, type ModuleScope } from "./module-scope.js";
+import { resolveType, unifyType } from "./types-from-ast.js";
+import { POISON, tensor, type ArgVal, type Val } from "./values.js";
+import { closest } from "./suggest.js";
+
+interface Frame {
+  readonly fnName: string;
+  readonly vars: Map<string, Val>;
+  readonly dims: Map<string, Dim>;
+  readonly model?: ModelInfo;
+}
+
+const ARITH: Record<string, BinaryOpName> = { "+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow" };
+const COMPARE: Record<string, CompareOp> = { "==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge" };
+
+export class FnLowerer implements PrimEmitter {
+  readonly b = new GraphBuilder();
+  private readonly paramNodes = new Map<string, number>();
+  private readonly callStack: string[] = [];
+  private frame!: Frame;
+  /** Span of the expression being lowered: rule errors from emit() point here. */
+  span!: Span;
+
+  constructor(readonly scope: ModuleScope) {}
+
+  get diags() {
+    return this.scope.diags;
+  }
+
+  /** Lowers `fn` as an exported function (of `model`, if given) to a graph; undefined after errors. */
+  lowerExported(fn: FnDecl, model: ModelInfo | undefined): Graph | undefined {
+    const qualified = model ? `${model.decl.name}.${fn.name}` : fn.name;
+    const before = this.diags.items.length;
+    const dims: string[] = [];
+    const frame: Frame = { fnName: qualified, vars: new Map(), dims: new Map(), model };
+    const inputs: GraphIO[] = [];
+    fn.params.forEach((p, index) => {
+      const t = resolveType(p.type, this.diags);
+      if (!t) return frame.vars.set(p.name, POISON);
+      for (const d of t.shape) if (typeof d === "string" && !dims.includes(d)) dims.push(d);
+      const id = this.b.add("input", [], { name: p.name, index }, t, p.span);
+      inputs.push({ name: p.name, node: id });
+      frame.vars.set(p.name, tensor(id));
+    });
+    for (const d of dims) frame.dims.set(d, d);
+    this.callStack.push(qualified);
+    const results = this.lowerBody(fn, frame);
+    this.callStack.pop();
+    if (this.diags.items.length > before || !results) return undefined;
+    const outputs = results.map((v, i) => ({ name: results.length === 1 ? "result" : `result${i}`, node: (v as { id: number }).id }));
+    return { name: qualified, model: model?.decl.name, nodes: this.b.nodes, inputs, outputs, dims };
+  }
+
+  /** Lowers a body in `frame`; returns the result tensors, checked against the declared return types. */
+  private lowerBody(fn: FnDecl, frame: Frame): Val[] | undefined {
+    const saved = this.frame;
+    this.frame = frame;
+    try {
+      let results: Val[] | undefined;
+      let resultSpans: Span[] = [];
+      for (const st of fn.body) {
+        if (results) {
+          this.diags.error("K501", "unreachable statement after return", st.span, "return must be the last statement of a function");
+          break;
+        }
+        const r = this.lowerStmt(st);
+        if (r) {
+          results = r.vals;
+          resultSpans = r.spans;
+        }
+      }
+      if (!results) {
+        this.diags.error("K208", `function '${fn.name}' does not return a value`, fn.endSpan, "end the body with `return <expr>`");
+        return undefined;
+      }
+      const out = results.map((v, i) => this.materialize(v, resultSpans[i]));
+      if (fn.returns) {
+        if (fn.returns.length !== out.length) {
+          this.diags.error("K303", `function '${fn.name}' declares ${fn.returns.length} result(s) but returns ${out.length}`, resultSpans[0] ?? fn.endSpan);
+          return undefined;
+        }
+        fn.returns.forEach((t, i) => {
+          const v = out[i];
+          if (v.kind === "tensor") unifyType(t, this.b.type(v.id), frame.dims, this.diags, resultSpans[i], `result ${i} of '${fn.name}'`);
+        });
+      }
+      return out.some((v) => v.kind !== "tensor") ? undefined : out;
+    } finally {
+      this.frame = saved;
+    }
+  }
+
+  private lowerStmt(st: Stmt): { vals: Val[]; spans: Span[] } | undefined {
+    switch (st.kind) {
+      case "let": {
+        let v = this.expr(st.value);
+        if (st.type && v.kind !== "error") {
+          v = this.materialize(v, st.value.span, st.type.dtype as DType);
+          if (v.kind === "tensor" && !unifyType(st.type, this.b.type(v.id), this.frame.dims, this.diags, st.value.span, `'${st.name}'`)) v = POISON;
+        }
+        this.frame.vars.set(st.name, v);
+        return undefined;
+      }
+      case "return":
+        return { vals: st.values.map((e) => this.expr(e)), spans: st.values.map((e) => e.span) };
+      case "expr":
+        this.expr(st.expr);
+        return undefined;
+    }
+  }
+
+  expr(e: Expr): Val {
+    this.span = e.span;
+    switch (e.kind) {
+      case "number":
+        return { kind: "literal", value: e.value, isInt: e.isInt };
+      case "bool":
+        return tensor(this.b.add("const", [], { value: e.value ? 1 : 0 }, { dtype: "bool", shape: [] }, e.span));
+      case "name":
+        return this.name(e.name, e.span);
+      case "list":
+        return { kind: "list", items: e.items.map((it) => this.arg(it)) };
+      case "unary": {
+        const v = this.expr(e.operand);
+        this.span = e.span;
+        if (v.kind === "literal") return { ...v, value: -v.value };
+        return this.unaryOp("neg", v);
+      }
+      case "binary":
+        return this.binary(e);
+      case "call":
+        return this.call(e);
+    }
+  }
+
+  arg(e: Expr): ArgVal {
+    return { val: this.expr(e), span: e.span, name: e.kind === "name" ? e.name : undefined };
+  }
+
+  private name(name: string, span: Span): Val {
+    const v = this.frame.vars.get(name);
+    if (v) return v;
+    const model = this.frame.model;
+    if (model?.params.has(name)) return tensor(this.paramNode(model, name));
+    const dt = name as DType;
+    if (["f32", "f16", "bf16", "f64", "i32", "i8", "u8", "bool"].includes(name)) return { kind: "dtype", dtype: dt };
+    const owners = ownersOf(this.scope, name, "params");
+    if (owners.length) {
+      this.diags.error("K206", `param '${name}' belongs to model ${owners.join(", ")} and is not visible in '${this.frame.fnName}'`, span, `use it inside a method of ${owners[0]}, or pass it as an argument`);
+      return POISON;
+    }
+    if (this.frame.dims.has(name)) {
+      this.diags.error("K501", `'${name}' is a dimension, not a value`, span, "dimension names can be used in shapes, e.g. reshape(x, [B, 784])");
+      return POISON;
+    }
+    const known = [...this.frame.vars.keys(), ...(model ? model.params.keys() : [])];
+    const near = closest(name, known);
+    this.diags.error("K201", `unknown name '${name}'`, span, near ? `did you mean '${near}'?` : undefined);
+    return POISON;
+  }
+
+  private paramNode(model: ModelInfo, name: string): number {
+    const q = `${model.decl.name}.${name}`;
+    let id = this.paramNodes.get(q);
+    if (id === undefined) {
+      const t = resolveType(model.params.get(name)!.type, this.diags) ?? { dtype: "f32", shape: [] };
+      id = this.b.add("param", [], { name: q }, t);
+      this.paramNodes.set(q, id);
+    }
+    return id;
+  }
+
+  private binary(e: BinaryExpr): Val {
+    const l = this.expr(e.left);
+    const r = this.expr(e.right);
+    this.span = e.opSpan;
+    if (l.kind === "error" || r.kind === "error") return POISON;
+    if (e.op === "@") {
+      const [a, b] = [this.materialize(l, e.left.span), this.materialize(r, e.right.span)];
+      return this.emitVal("matmul", [a, b], {});
+    }
+    if (l.kind === "literal" && r.kind === "literal" && e.op in ARITH) return foldLiteral(e.op, l, r);
+    if (e.op === "**" && r.kind === "literal" && l.kind === "tensor") {
+      const expanded = this.smallIntPower(l.id, r.value);
+      if (expanded !== undefined) return tensor(expanded);
+    }
+    const [a, b] = this.pair(l, r, e.left.span, e.right.span);
+    const op = ARITH[e.op] ?? COMPARE[e.op];
+    return this.emitVal(op, [a, b], {});
+  }
+
+  /** x**n for n in 0..4 as multiplications: exact, and right for negative x (pow via exp/log is not). */
+  private smallIntPower(x: number, n: number): number | undefined {
+    if (!Number.isInteger(n) || n < 0 || n > 4 || this.b.type(x).dtype === "bool") return undefined;
+    if (n === 0) return this.emit("add", [this.emit("mul", [x, this.constant(0, this.b.type(x).dtype)], {})!, this.constant(1, this.b.type(x).dtype)], {});
+    let acc = x;
+    for (let i = 1; i < n; i++) acc = this.emit("mul", [acc, x], {})!;
+    return acc;
+  }
+
+  /** Gives two operands one dtype: a literal takes the tensor's dtype (error if a float literal meets ints). */
+  pair(l: Val, r: Val, ls: Span, rs: Span): [Val, Val] {
+    if (l.kind === "tensor" && r.kind === "literal") return [l, this.materialize(r, rs, this.b.type(l.id).dtype)];
+    if (l.kind === "literal" && r.kind === "tensor") return [this.materialize(l, ls, this.b.type(r.id).dtype), r];
+    return [this.materialize(l, ls), this.materialize(r, rs)];
+  }
+
+  /** Turns a value into a tensor; literals become scalar constants of `dtype` (default i32 for ints, f32). */
+  materialize(v: Val, span: Span, dtype?: DType): Val {
+    if (v.kind === "tensor" || v.kind === "error") return v;
+    if (v.kind === "literal") {
+      const dt = dtype ?? (v.isInt ? "i32" : "f32");
+      if (dt === "bool" || (isInt(dt) && !Number.isInteger(v.value))) {
+        this.diags.error("K301", `the number ${v.value} cannot be used as ${dt}`, span, dt === "bool" ? "use true or false" : `write an integer, or cast the other operand: cast(x, f32)`);
+        return POISON;
+      }
+      return tensor(this.constant(v.value, dt));
+    }
+    this.diags.error("K301", v.kind === "list" ? "a list is not a tensor value" : `the dtype ${v.dtype} is not a tensor value`, span, v.kind === "list" ? "lists are only used for axes and shapes of builtins" : undefined);
+    return POISON;
+  }
+
+  constant(value: number, dtype: DType): number {
+    return this.b.add("const", [], { value }, { dtype, shape: [] }, this.span);
+  }
+
+  type(id: number): TensorType {
+    return this.b.type(id);
+  }
+
+  /** Emits a checked primitive; a shape/dtype rule failure becomes a diagnostic at the current span. */
+  emit<P extends PrimOp>(op: P, inputs: readonly number[], attrs: AttrsOf[P]): number | undefined {
+    const types = inputs.map((i) => this.b.type(i));
+    const r = OPS[op].infer(types, attrs as never);
+    if (isRuleError(r)) {
+      this.diags.error(r.error, r.message, this.span, r.hint);
+      return undefined;
+    }
+    return this.b.add(op, inputs, attrs, r, this.span);
+  }
+
+  emitVal<P extends PrimOp>(op: P, inputs: readonly Val[], attrs: AttrsOf[P]): Val {
+    if (inputs.some((v) => v.kind !== "tensor")) return POISON;
+    const id = this.emit(op, inputs.map((v) => (v as { id: number }).id), attrs);
+    return id === undefined ? POISON : tensor(id);
+  }
+
+  unaryOp(op: PrimOp, v: Val): Val {
+    const m = this.materialize(v, this.span, v.kind === "literal" && !v.isInt ? "f32" : undefined);
+    return this.emitVal(op, [m], {} as never);
+  }
+
+  /** A list of dims (numbers or dimension names bound in this function). */
+  dimOf(name: string): Dim | undefined {
+    return this.frame.dims.get(name);
+  }
+
+  private call(e: CallExpr): Val {
+    const args = e.args.map((a) => this.arg(a));
+    const kwargs = e.kwargs.map((k) => ({ key: k.name, keySpan: k.span, arg: this.arg(k.value) }));
+    this.span = e.span;
+    const model = this.frame.model;
+    const method = model?.methods.get(e.callee);
+    const fn = method ?? this.scope.fns.get(e.callee);
+    if (fn) {
+      if (kwargs.length) this.diags.error("K205", `'${e.callee}' takes positional arguments only`, kwargs[0].keySpan);
+      return this.inline(fn, method ? model : undefined, args, e);
+    }
+    if (isBuiltin(e.callee)) return callBuiltin(this, e, args, kwargs);
+    const owners = ownersOf(this.scope, e.callee, "methods");
+    if (owners.length) {
+      this.diags.error("K206", `method '${e.callee}' of model ${owners[0]} is not visible in '${this.frame.fnName}'`, e.calleeSpan, `call it from a method of ${owners[0]}`);
+      return POISON;
+    }
+    const near = closest(e.callee, [...this.scope.fns.keys(), ...(model ? model.methods.keys() : []), ...builtinNames()]);
+    this.diags.error("K203", `unknown function '${e.callee}'`, e.calleeSpan, near ? `did you mean '${near}'?` : "see docs/language.md for the builtins");
+    return POISON;
+  }
+
+  private inline(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: CallExpr): Val {
+    const q = model ? `${model.decl.name}.${fn.name}` : fn.name;
+    if (this.callStack.includes(q)) {
+      this.diags.error("K210", `'${fn.name}' calls itself (${[...this.callStack, q].join(" -> ")})`, call.calleeSpan, "recursion is not supported; use a loop");
+      return POISON;
+    }
+    if (args.length !== fn.params.length) {
+      this.diags.error("K204", `'${fn.name}' takes ${fn.params.length} argument(s), got ${args.length}`, call.span);
+      return POISON;
+    }
+    const frame: Frame = { fnName: q, vars: new Map(), dims: new Map(), model };
+    let ok = true;
+    fn.params.forEach((p, i) => {
+      const v = this.materialize(args[i].val, args[i].span, p.type.dtype as DType);
+      if (v.kind !== "tensor") return (ok = false);
+      if (!unifyType(p.type, this.b.type(v.id), frame.dims, this.diags, args[i].span, `argument '${p.name}' of '${fn.name}'`)) ok = false;
+      frame.vars.set(p.name, v);
+    });
+    if (!ok) return POISON;
+    this.callStack.push(q);
+    const saveSpan = this.span;
+    const results = this.lowerBody(fn, frame);
+    this.callStack.pop();
+    this.span = saveSpan;
+    if (!results) return POISON;
+    if (results.length !== 1) {
+      this.diags.error("K204", `'${fn.name}' returns ${results.length} results; a call expression needs exactly one`, call.span);
+      return POISON;
+    }
+    return results[0];
+  }
+}
+
+function foldLiteral(op: BinaryExpr["op"], l: { value: number; isInt: boolean }, r: { value: number; isInt: boolean }): Val {
+  const a = l.value, b = r.value;
+  const value = op === "+" ? a + b : op === "-" ? a - b : op === "*" ? a * b : op === "/" ? a / b : Math.pow(a, b);
+  return { kind: "literal", value, isInt: l.isInt && r.isInt && op !== "/" && Number.isInteger(value) };
+}
+
+
+export function describe(t: TensorType): string {
+  return formatType(t);
+}

@@ -1,0 +1,36 @@
+// Lowering stage entry: a parsed Program -> IRModule (params with init specs + one graph per exported function:
+// every top-level fn and every model method), or diagnostics. All errors in the file are collected.
+
+import type { Program } from "../frontend/ast.js";
+import type { DiagnosticBag } from "../diagnostics.js";
+import type { Graph, IRModule, ParamInfo } from "../ir/graph.js";
+import { FnLowerer } from "./lower-fn.js";
+import { collectScope } from "./module-scope.js";
+import { lowerParam } from "./params.js";
+
+export function lowerProgram(program: Program, diags: DiagnosticBag): IRModule | undefined {
+  const scope = collectScope(program, diags);
+  const params: ParamInfo[] = [];
+  const functions: Graph[] = [];
+  for (const m of scope.models.values()) {
+    for (const p of m.params.values()) {
+      const info = lowerParam(m.decl.name, p, diags);
+      if (info) params.push(info);
+    }
+  }
+  for (const item of program.items) {
+    if (item.kind === "fn") {
+      if (scope.fns.get(item.name) !== item) continue;
+      const g = new FnLowerer(scope).lowerExported(item, undefined);
+      if (g) functions.push(g);
+    } else {
+      const m = scope.models.get(item.name);
+      if (m?.decl !== item) continue;
+      for (const fn of m.methods.values()) {
+        const g = new FnLowerer(scope).lowerExported(fn, m);
+        if (g) functions.push(g);
+      }
+    }
+  }
+  return diags.hasErrors ? undefined : { source: program.file, params, functions };
+}

@@ -1,0 +1,27 @@
+// Lowering stage, the values an expression lowers to: a tensor node, a weakly typed number literal (it takes
+// the dtype of the tensor it meets, like JAX's weak types), a list or dtype argument of a builtin, or a poison
+// value after an error (so one mistake gives one diagnostic, not a cascade).
+
+import type { Span } from "../diagnostics.js";
+import type { DType } from "../ir/types.js";
+
+export type Val =
+  | { readonly kind: "tensor"; readonly id: number }
+  | { readonly kind: "literal"; readonly value: number; readonly isInt: boolean }
+  | { readonly kind: "list"; readonly items: readonly ArgVal[] }
+  | { readonly kind: "dtype"; readonly dtype: DType }
+  | { readonly kind: "error" };
+
+/** A value with the span of the expression it came from (for diagnostics about arguments). */
+export interface ArgVal {
+  readonly val: Val;
+  readonly span: Span;
+  /** Set when the expression was a bare name: lists of names are shapes (`reshape(x, [B, 784])`). */
+  readonly name?: string;
+}
+
+export const POISON: Val = { kind: "error" };
+
+export function tensor(id: number): Val {
+  return { kind: "tensor", id };
+}

@@ -1,0 +1,57 @@
+// Op registry, reductions: sum, mean, max, min over a set of axes (attrs.axes normalised, sorted, unique),
+// with keepdims. mean is float-only; empty reductions give 0 / NaN / -inf / +inf like numpy's identities.
+
+import { formatType, isFloat, type Dim } from "../ir/types.js";
+import { makeRef, numel, stridesOf } from "./shape-utils.js";
+import type { InferResult, OpCore, ReduceOp } from "./types.js";
+
+const INIT: Record<ReduceOp, number> = { sum: 0, mean: 0, max: -Infinity, min: Infinity };
+const COMBINE: Record<ReduceOp, (a: number, b: number) => number> = {
+  sum: (a, b) => a + b,
+  mean: (a, b) => a + b,
+  max: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
+  min: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
+};
+
+export function reduceCore<P extends ReduceOp>(name: P): OpCore<P> {
+  return {
+    name,
+    arity: 1,
+    infer([x], a): InferResult {
+      if (x.dtype === "bool") return { error: "K302", message: `${name} is not defined for bool tensors`, hint: "cast(x, i32) first to count trues" };
+      if (name === "mean" && !isFloat(x.dtype)) return { error: "K302", message: `mean needs a float tensor, got ${formatType(x)}`, hint: "use cast(x, f32)" };
+      for (const ax of a.axes) {
+        if (ax < 0 || ax >= x.shape.length) return { error: "K403", message: `axis ${ax} is out of range for rank ${x.shape.length}` };
+      }
+      const shape: Dim[] = [];
+      x.shape.forEach((d, k) => {
+        if (!a.axes.includes(k)) shape.push(d);
+        else if (a.keepdims) shape.push(1);
+      });
+      return { dtype: x.dtype, shape };
+    },
+    evaluate([x], a, out) {
+      const r = makeRef(out.dtype, out.shape);
+      r.data.fill(INIT[name]);
+      const keptShape = x.shape.filter((_, k) => !a.axes.includes(k));
+      const keptStrides = stridesOf(keptShape);
+      const inStrides = stridesOf(x.shape);
+      const n = numel(x.shape);
+      const f = COMBINE[name];
+      for (let i = 0; i < n; i++) {
+        let o = 0;
+        let j = 0;
+        for (let k = 0; k < x.shape.length; k++) {
+          const idx = Math.floor(i / inStrides[k]) % x.shape[k];
+          if (!a.axes.includes(k)) o += idx * keptStrides[j++];
+        }
+        r.data[o] = f(r.data[o], x.data[i]);
+      }
+      if (name === "mean") {
+        const count = a.axes.reduce((p, ax) => p * x.shape[ax], 1);
+        for (let o = 0; o < r.data.length; o++) r.data[o] = count === 0 ? NaN : r.data[o] / count;
+      }
+      return r;
+    },
+  };
+}

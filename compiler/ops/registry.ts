@@ -1,0 +1,58 @@
+// Op registry: every primitive in one table, keyed by name. Each entry declares its shape/dtype rule and
+// float64 evaluator (OpCore), its vector-Jacobian rule, and how each backend emits it. The table is a mapped
+// type over PrimOp, so adding an op without all of these fails `tsc`; rules a later issue will supply are
+// `Pending` values that `pendingRules()` lists (and the test report prints).
+
+import { WASM_LOWERING, type WasmLowering } from "../codegen/wasm/op-emitters.js";
+import { binaryCore, castCore, compareCore, unaryCore, whereCore } from "./elementwise.js";
+import { broadcastToCore, concatCore, iotaCore, permuteCore, reshapeCore, sliceCore } from "./layout.js";
+import { matmulCore } from "./matmul.js";
+import { reduceCore } from "./reduce.js";
+import { constCore, inputCore, paramCore } from "./source.js";
+import { ALL_OPS, isPending, pending, type OpCore, type Pending, type PrimOp } from "./types.js";
+
+/** Filled by the autodiff issue: maps output cotangents to input cotangents, as graph-building code. */
+export type VjpRule = (...args: never[]) => unknown;
+/** Filled by the WGSL issue. */
+export type WgslEmitter = { readonly kind: string };
+
+export interface OpDef<P extends PrimOp> extends OpCore<P> {
+  readonly vjp: VjpRule | Pending;
+  readonly wasm: WasmLowering;
+  readonly wgsl: WgslEmitter | Pending;
+}
+
+const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
+  neg: unaryCore("neg"), exp: unaryCore("exp"), log: unaryCore("log"), sqrt: unaryCore("sqrt"), rsqrt: unaryCore("rsqrt"),
+  abs: unaryCore("abs"), tanh: unaryCore("tanh"), sigmoid: unaryCore("sigmoid"), relu: unaryCore("relu"),
+  add: binaryCore("add"), sub: binaryCore("sub"), mul: binaryCore("mul"), div: binaryCore("div"), pow: binaryCore("pow"),
+  maximum: binaryCore("maximum"), minimum: binaryCore("minimum"),
+  eq: compareCore("eq"), ne: compareCore("ne"), lt: compareCore("lt"), le: compareCore("le"), gt: compareCore("gt"), ge: compareCore("ge"),
+  sum: reduceCore("sum"), mean: reduceCore("mean"), max: reduceCore("max"), min: reduceCore("min"),
+  reshape: reshapeCore, permute: permuteCore, broadcast_to: broadcastToCore, slice: sliceCore, concat: concatCore,
+  where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore,
+  input: inputCore, param: paramCore, const: constCore,
+};
+
+function entry<P extends PrimOp>(p: P): OpDef<P> {
+  return { ...CORES[p], vjp: pending("issue 3 (autodiff)"), wasm: WASM_LOWERING[p], wgsl: pending("issue 5 (WGSL backend)") };
+}
+
+export const OPS = Object.fromEntries(ALL_OPS.map((p) => [p, entry(p)])) as { readonly [P in PrimOp]: OpDef<P> };
+
+export function opDef<P extends PrimOp>(p: P): OpDef<P> {
+  return OPS[p];
+}
+
+/** Every rule slot still waiting for a later issue, as "op.slot (by whom)". */
+export function pendingRules(): string[] {
+  const out: string[] = [];
+  for (const p of ALL_OPS) {
+    const d = OPS[p] as OpDef<PrimOp>;
+    for (const slot of ["vjp", "wasm", "wgsl"] as const) {
+      const v = d[slot];
+      if (isPending(v)) out.push(`${p}.${slot} (${v.pending})`);
+    }
+  }
+  return out;
+}

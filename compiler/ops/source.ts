@@ -1,0 +1,30 @@
+// Op registry, graph leaves: function inputs, model params and scalar constants. They have no kernel: the
+// runtime (or the reference interpreter) binds their buffers; lowering gives them their types directly.
+
+import { makeRef } from "./shape-utils.js";
+import type { OpCore, SourceOp } from "./types.js";
+
+function boundByCaller<P extends SourceOp>(name: P): OpCore<P> {
+  return {
+    name,
+    arity: 0,
+    infer: () => ({ error: "K901", message: `${name} nodes are typed by lowering, not inferred` }),
+    evaluate: () => {
+      throw new Error(`internal: ${name} nodes are bound by the interpreter, not evaluated`);
+    },
+  };
+}
+
+export const inputCore = boundByCaller("input");
+export const paramCore = boundByCaller("param");
+
+export const constCore: OpCore<"const"> = {
+  name: "const",
+  arity: 0,
+  infer: () => ({ error: "K901", message: "const nodes are typed by lowering, not inferred" }),
+  evaluate: (_ins, a, out) => {
+    const r = makeRef(out.dtype, out.shape);
+    r.data.fill(a.value);
+    return r;
+  },
+};

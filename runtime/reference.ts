@@ -1,0 +1,79 @@
+// The oracle: a float64 interpreter of any IR graph, using each op's reference evaluator from the registry.
+// Tests compare every backend with it. It is slow on purpose (plain loops, no tricks) and is not shipped with
+// generated modules (it imports the compiler's op registry).
+
+import type { Graph } from "../compiler/ir/graph.js";
+import type { Shape } from "../compiler/ir/types.js";
+import { OPS } from "../compiler/ops/registry.js";
+import type { RefTensor } from "../compiler/ops/types.js";
+import { KilnError } from "./errors.js";
+
+export interface RefInput {
+  readonly data: ArrayLike<number>;
+  readonly shape?: readonly number[];
+}
+
+function bindDims(g: Graph, inputs: Record<string, RefInput>, dims: Record<string, number>): Record<string, number> {
+  const bind = { ...dims };
+  for (const io of g.inputs) {
+    const t = g.nodes[io.node].type;
+    const given = inputs[io.name];
+    if (!given) throw new KilnError(`${g.name}: missing input "${io.name}"`, { fn: g.name, tensor: io.name });
+    const shape = given.shape;
+    if (shape) {
+      if (shape.length !== t.shape.length) throw new KilnError(`${g.name}: input "${io.name}" has rank ${shape.length}, expected ${t.shape.length}`, { fn: g.name, tensor: io.name });
+      t.shape.forEach((d, k) => {
+        if (typeof d === "number") {
+          if (d !== shape[k]) throw new KilnError(`${g.name}: input "${io.name}" dimension ${k} is ${shape[k]}, expected ${d}`, { fn: g.name, tensor: io.name });
+        } else if (bind[d] === undefined) bind[d] = shape[k];
+        else if (bind[d] !== shape[k]) throw new KilnError(`${g.name}: dimension ${d} is ${bind[d]} but input "${io.name}" has ${shape[k]}`, { fn: g.name, tensor: io.name });
+      });
+    }
+  }
+  for (const io of g.inputs) {
+    const t = g.nodes[io.node].type;
+    const unbound = t.shape.filter((d): d is string => typeof d === "string" && bind[d] === undefined);
+    if (unbound.length === 1) {
+      const known = t.shape.reduce<number>((p, d) => p * (typeof d === "number" ? d : (bind[d] ?? 1)), 1);
+      bind[unbound[0]] = inputs[io.name].data.length / known;
+    }
+  }
+  return bind;
+}
+
+function concrete(shape: Shape, bind: Record<string, number>, fn: string): number[] {
+  return shape.map((d) => {
+    if (typeof d === "number") return d;
+    const v = bind[d];
+    if (v === undefined || !Number.isInteger(v) || v < 1) throw new KilnError(`${fn}: cannot determine dimension ${d}; pass it in dims`, { fn });
+    return v;
+  });
+}
+
+/**
+ * Evaluates `g` in float64. Inputs are flat arrays (with an optional shape); params by qualified name.
+ * Returns every output, and (when `keep` is set) every node's value for debugging.
+ */
+export function evaluateGraph(
+  g: Graph,
+  inputs: Record<string, RefInput>,
+  params: Record<string, ArrayLike<number>> = {},
+  dims: Record<string, number> = {},
+): RefTensor[] {
+  const bind = bindDims(g, inputs, dims);
+  const vals: RefTensor[] = [];
+  for (const n of g.nodes) {
+    const shape = concrete(n.type.shape, bind, g.name);
+    const size = shape.reduce((a, b) => a * b, 1);
+    const leaf = (src: ArrayLike<number> | undefined, what: string): RefTensor => {
+      if (!src) throw new KilnError(`${g.name}: missing ${what}`, { fn: g.name, tensor: what });
+      if (src.length !== size) throw new KilnError(`${g.name}: ${what} has ${src.length} elements, expected ${size} (shape [${shape.join(", ")}])`, { fn: g.name, tensor: what });
+      return { dtype: n.type.dtype, shape, data: Float64Array.from(src) };
+    };
+    const a = n.attrs as { name?: string };
+    if (n.op === "input") vals.push(leaf(inputs[a.name!]?.data, `input "${a.name}"`));
+    else if (n.op === "param") vals.push(leaf(params[a.name!], `param "${a.name}"`));
+    else vals.push(OPS[n.op].evaluate(n.inputs.map((i) => vals[i]), n.attrs as never, { dtype: n.type.dtype, shape }));
+  }
+  return g.outputs.map((o) => vals[o.node]);
+}
