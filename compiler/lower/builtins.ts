@@ -328,8 +328,8 @@ function shapeArg(L: FnLowerer, a: ArgVal, from?: Shape): Dim[] | undefined {
   const dims: Dim[] = [];
   let infer = -1;
   for (const it of a.val.items) {
-    if (it.name !== undefined && L.dimOf(it.name) !== undefined) {
-      dims.push(L.dimOf(it.name)!);
+    if (it.val.kind === "dim") {
+      dims.push(it.val.dim);
       continue;
     }
     if (it.val.kind === "literal" && it.val.value === -1 && from && infer < 0) {

@@ -161,10 +161,8 @@ export class FnLowerer implements PrimEmitter {
       this.diags.error("K206", `param '${name}' belongs to model ${owners.join(", ")} and is not visible in '${this.frame.fnName}'`, span, `use it inside a method of ${owners[0]}, or pass it as an argument`);
       return POISON;
     }
-    if (this.frame.dims.has(name)) {
-      this.diags.error("K501", `'${name}' is a dimension, not a value`, span, "dimension names can be used in shapes, e.g. reshape(x, [B, 784])");
-      return POISON;
-    }
+    const dim = this.frame.dims.get(name);
+    if (dim !== undefined) return { kind: "dim", dim };
     const known = [...this.frame.vars.keys(), ...(model ? model.params.keys() : [])];
     const near = closest(name, known);
     this.diags.error("K201", `unknown name '${name}'`, span, near ? `did you mean '${near}'?` : undefined);
@@ -228,6 +226,10 @@ export class FnLowerer implements PrimEmitter {
       }
       return tensor(this.constant(v.value, dt));
     }
+    if (v.kind === "dim") {
+      this.diags.error("K501", `'${v.dim}' is a dimension, not a value`, span, "dimension names can be used in shapes, e.g. reshape(x, [B, 784])");
+      return POISON;
+    }
     this.diags.error("K301", v.kind === "list" ? "a list is not a tensor value" : `the dtype ${v.dtype} is not a tensor value`, span, v.kind === "list" ? "lists are only used for axes and shapes of builtins" : undefined);
     return POISON;
   }
@@ -260,11 +262,6 @@ export class FnLowerer implements PrimEmitter {
   unaryOp(op: PrimOp, v: Val): Val {
     const m = this.materialize(v, this.span, v.kind === "literal" && !v.isInt ? "f32" : undefined);
     return this.emitVal(op, [m], {} as never);
-  }
-
-  /** A list of dims (numbers or dimension names bound in this function). */
-  dimOf(name: string): Dim | undefined {
-    return this.frame.dims.get(name);
   }
 
   private call(e: CallExpr): Val {

@@ -3,13 +3,15 @@
 // value after an error (so one mistake gives one diagnostic, not a cascade).
 
 import type { Span } from "../diagnostics.js";
-import type { DType } from "../ir/types.js";
+import type { Dim, DType } from "../ir/types.js";
 
 export type Val =
   | { readonly kind: "tensor"; readonly id: number }
   | { readonly kind: "literal"; readonly value: number; readonly isInt: boolean }
   | { readonly kind: "list"; readonly items: readonly ArgVal[] }
   | { readonly kind: "dtype"; readonly dtype: DType }
+  /** A dimension name of the function's signature (`B`): usable in shape lists only. */
+  | { readonly kind: "dim"; readonly dim: Dim }
   | { readonly kind: "error" };
 
 /** A value with the span of the expression it came from (for diagnostics about arguments). */
