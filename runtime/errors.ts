@@ -1,0 +1,56 @@
+// Runtime errors: every failure the runtime reports (bad inputs, bad dims, param misuse, a broken module) is a
+// KilnError whose message names the function, the tensor, and the expected vs actual shape/dtype.
+
+/** Machine-readable category of a KilnError. */
+export type KilnErrorCode =
+  | "unknown_function"
+  | "missing_input"
+  | "unknown_input"
+  | "input_dtype"
+  | "input_shape"
+  | "input_value"
+  | "dim_unbound"
+  | "dim_conflict"
+  | "dim_invalid"
+  | "unknown_param"
+  | "param_dtype"
+  | "param_shape"
+  | "bad_option"
+  | "bad_manifest"
+  | "bad_wasm"
+  | "out_of_memory"
+  | "kernel_trap"
+  | "disposed"
+  | "load_failed"
+  | "index";
+
+export interface KilnErrorDetails {
+  code?: KilnErrorCode;
+  /** Qualified function name ("MLP.forward"), when the error is about a call. */
+  fn?: string;
+  /** Input, param or dim name the error is about. */
+  tensor?: string;
+  /** Expected dtype/shape, as written in the message (e.g. "f32[4, 784]"). */
+  expected?: string;
+  /** What was actually given (e.g. "Float32Array of length 3000"). */
+  actual?: string;
+  cause?: unknown;
+}
+
+export class KilnError extends Error {
+  readonly code?: KilnErrorCode;
+  readonly fn?: string;
+  readonly tensor?: string;
+  readonly expected?: string;
+  readonly actual?: string;
+
+  constructor(message: string, details: KilnErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = "KilnError";
+    if (details.code !== undefined) this.code = details.code;
+    if (details.fn !== undefined) this.fn = details.fn;
+    if (details.tensor !== undefined) this.tensor = details.tensor;
+    if (details.expected !== undefined) this.expected = details.expected;
+    if (details.actual !== undefined) this.actual = details.actual;
+  }
+}

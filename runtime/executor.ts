@@ -1,0 +1,238 @@
+// Runs one function's plan on the wasm backend: checks the plan against the wasm at load; per call binds dims,
+// places every value (param/const persistent, alias, input/temp scratch), runs the steps, copies outputs out.
+
+import { evalDimPoly, type FunctionManifest, type ParamManifest, type ValueManifest } from "./manifest.js";
+import { KilnError } from "./errors.js";
+import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, type DType } from "./dtype.js";
+import { Tensor } from "./tensor.js";
+import type { LinearMemory } from "./memory.js";
+import type { KernelFn } from "./wasm-backend.js";
+import { bindCall, type CallOptions } from "./bind.js";
+
+export interface ParamSlot {
+  param: ParamManifest;
+  ptr: number;
+  numel: number;
+}
+
+export interface ExecutorContext {
+  memory: LinearMemory;
+  kernels: Map<string, KernelFn>;
+  params: Map<string, ParamSlot>;
+}
+
+const I32_MIN = -2147483648;
+const I32_MAX = 2147483647;
+
+export class FunctionExecutor {
+  readonly fn: FunctionManifest;
+  readonly #ctx: ExecutorContext;
+  /** Persistent address of each const value with a concrete shape. */
+  readonly #constPtr = new Map<number, number>();
+  /** Encoded element (bit pattern) of each const value. */
+  readonly #constBits = new Map<number, number>();
+  readonly #stepFns: KernelFn[];
+
+  constructor(fn: FunctionManifest, ctx: ExecutorContext) {
+    this.fn = fn;
+    this.#ctx = ctx;
+    const where = `function ${fn.name}`;
+    const bad = (msg: string): never => {
+      throw new KilnError(`invalid module: ${where}: ${msg}`, { code: "bad_manifest", fn: fn.name });
+    };
+    const nv = fn.values.length;
+    for (const sig of [...fn.inputs, ...fn.outputs]) assertDType(sig.dtype, `${where}: tensor "${sig.name}"`);
+    fn.values.forEach((v, i) => {
+      assertDType(v.dtype, `${where}: value ${i}`);
+      for (const d of v.shape) {
+        if (typeof d === "number" ? !(Number.isInteger(d) && d >= 0) : typeof d !== "string") bad(`value ${i} has a bad dim ${JSON.stringify(d)}`);
+      }
+      const s = v.source;
+      switch (s.kind) {
+        case "input": {
+          const sig = fn.inputs[s.index];
+          if (!sig) bad(`value ${i} is input ${s.index}, but the function has ${fn.inputs.length} inputs`);
+          if (sig!.dtype !== v.dtype) bad(`value ${i} (input "${sig!.name}") has dtype ${v.dtype}, the input is ${sig!.dtype}`);
+          break;
+        }
+        case "param": {
+          const slot = ctx.params.get(s.name);
+          if (!slot) bad(`value ${i} refers to unknown param "${s.name}"`);
+          if (slot!.param.dtype !== v.dtype) bad(`value ${i} (param "${s.name}") has dtype ${v.dtype}, the param is ${slot!.param.dtype}`);
+          if (v.shape.every((d) => typeof d === "number") && numelOf(v.shape, {}) !== slot!.numel) {
+            bad(`value ${i} (param "${s.name}") has ${numelOf(v.shape, {})} elements, the param has ${slot!.numel}`);
+          }
+          break;
+        }
+        case "const": {
+          if (typeof s.value !== "number") bad(`value ${i} is a const without a numeric value`);
+          const one = allocTypedArray(v.dtype, 1);
+          encodeNumbersLoose(v.dtype, [s.value], one);
+          this.#constBits.set(i, one[0]!);
+          break;
+        }
+        case "alias": {
+          if (!Number.isInteger(s.of) || s.of < 0 || s.of >= nv || s.of === i) bad(`value ${i} aliases bad value index ${s.of}`);
+          const seen = new Set([i]);
+          for (let j = s.of; ; ) {
+            if (seen.has(j)) bad(`value ${i} is part of an alias cycle`);
+            seen.add(j);
+            const sj = fn.values[j]!.source;
+            if (sj.kind !== "alias") break;
+            if (!Number.isInteger(sj.of) || sj.of < 0 || sj.of >= nv) bad(`value ${j} aliases bad value index ${sj.of}`);
+            j = sj.of;
+          }
+          break;
+        }
+        case "temp":
+          break;
+        default:
+          bad(`value ${i} has unknown source kind ${JSON.stringify((s as { kind: unknown }).kind)}`);
+      }
+    });
+    if (fn.outputValues.length !== fn.outputs.length) bad(`${fn.outputs.length} outputs but ${fn.outputValues.length} output values`);
+    fn.outputValues.forEach((vi, k) => {
+      const v = fn.values[vi];
+      if (!v) bad(`output ${k} refers to bad value index ${vi}`);
+      if (v!.dtype !== fn.outputs[k]!.dtype) bad(`output "${fn.outputs[k]!.name}" is ${fn.outputs[k]!.dtype} but value ${vi} is ${v!.dtype}`);
+    });
+    this.#stepFns = fn.steps.map((step, si) => {
+      const ops = step.ops?.length ? ` (ops: ${step.ops.join(", ")})` : "";
+      const k = ctx.kernels.get(step.kernel);
+      if (!k) {
+        throw new KilnError(`invalid module: ${where}: step ${si} calls kernel "${step.kernel}"${ops}, which the wasm does not export`, { code: "bad_wasm", fn: fn.name });
+      }
+      for (const b of step.buffers) if (!Number.isInteger(b) || b < 0 || b >= nv) bad(`step ${si} uses bad value index ${b}`);
+      const arity = step.buffers.length + step.ints.length;
+      if (k.length !== arity) {
+        throw new KilnError(`invalid module: ${where}: step ${si} passes ${arity} arguments to kernel "${step.kernel}"${ops}, which takes ${k.length}`, { code: "bad_wasm", fn: fn.name });
+      }
+      return k;
+    });
+
+    // Consts with concrete shapes live in persistent memory, filled once.
+    fn.values.forEach((v, i) => {
+      if (v.source.kind !== "const" || !v.shape.every((d) => typeof d === "number")) return;
+      const numel = numelOf(v.shape, {});
+      const ptr = ctx.memory.allocPersistent(numel * dtypeBytes(v.dtype), `const value ${i} of ${fn.name}`);
+      ctx.memory.fill(v.dtype, ptr, numel, this.#constBits.get(i)!);
+      this.#constPtr.set(i, ptr);
+    });
+  }
+
+  /** Runs the function; the result has one Tensor per output. */
+  run(inputs: unknown, options: CallOptions | undefined): Tensor[] {
+    const fn = this.fn;
+    const { memory, params } = this.#ctx;
+    const { dims, data } = bindCall(fn, inputs, options);
+    const dimNote = Object.keys(dims).length ? ` (${Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(", ")})` : "";
+
+    const numels = fn.values.map((v, i) => {
+      try {
+        return numelOf(v.shape, dims);
+      } catch (e) {
+        throw new KilnError(`invalid module: function ${fn.name}: value ${i}: ${(e as Error).message}`, { code: "bad_manifest", fn: fn.name, cause: e });
+      }
+    });
+    const ints = fn.steps.map((step, si) =>
+      step.ints.map((p) => {
+        let x: number;
+        try {
+          x = evalDimPoly(p, dims);
+        } catch (e) {
+          throw new KilnError(`invalid module: function ${fn.name}: step ${si} (${step.kernel}): ${(e as Error).message}`, { code: "bad_manifest", fn: fn.name, cause: e });
+        }
+        if (!Number.isInteger(x) || x < I32_MIN || x > I32_MAX) {
+          throw new KilnError(`${fn.name}${dimNote}: step ${si} (${step.kernel}) needs the integer argument ${x}, outside the 32-bit range: the dims are too large`, { code: "out_of_memory", fn: fn.name });
+        }
+        return x;
+      }),
+    );
+
+    try {
+      const ptrs = new Array<number>(fn.values.length).fill(-1);
+      const what = `${fn.name}${dimNote}`;
+      const place = (i: number): number => {
+        if (ptrs[i]! >= 0) return ptrs[i]!;
+        const v = fn.values[i]!;
+        const bytes = numels[i]! * dtypeBytes(v.dtype);
+        let ptr: number;
+        switch (v.source.kind) {
+          case "param":
+            ptr = params.get(v.source.name)!.ptr;
+            break;
+          case "const":
+            ptr = this.#constPtr.get(i) ?? memory.allocScratch(bytes, what);
+            if (!this.#constPtr.has(i)) memory.fill(v.dtype, ptr, numels[i]!, this.#constBits.get(i)!);
+            break;
+          case "alias": {
+            const of = v.source.of;
+            ptr = place(of);
+            const targetBytes = numels[of]! * dtypeBytes(fn.values[of]!.dtype);
+            if (bytes > targetBytes) {
+              throw new KilnError(`invalid module: function ${fn.name}: value ${i} (${bytes} bytes) aliases value ${of} which has only ${targetBytes} bytes`, { code: "bad_manifest", fn: fn.name });
+            }
+            break;
+          }
+          case "input": {
+            ptr = memory.allocScratch(bytes, what);
+            const src = data[v.source.index]!;
+            if (src.byteLength !== bytes) {
+              throw new KilnError(`invalid module: function ${fn.name}: value ${i} has ${numels[i]} elements but input "${fn.inputs[v.source.index]!.name}" has ${src.length}`, { code: "bad_manifest", fn: fn.name });
+            }
+            memory.write(ptr, src);
+            break;
+          }
+          case "temp":
+            ptr = memory.allocScratch(bytes, what);
+            break;
+        }
+        ptrs[i] = ptr;
+        return ptr;
+      };
+      for (let i = 0; i < fn.values.length; i++) place(i);
+
+      fn.steps.forEach((step, si) => {
+        const args = step.buffers.map((b) => ptrs[b]!);
+        for (const x of ints[si]!) args.push(x);
+        try {
+          this.#stepFns[si]!(...args);
+        } catch (e) {
+          const ops = step.ops?.length ? step.ops.join(", ") : "unknown";
+          const why = e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e);
+          throw new KilnError(
+            `internal error in ${fn.name}${dimNote}: kernel "${step.kernel}" (step ${si + 1} of ${fn.steps.length}, ops: ${ops}) failed (${why}). ` +
+              `This is a bug in Kiln, not in your inputs; please report it with the model source.`,
+            { code: "kernel_trap", fn: fn.name, cause: e },
+          );
+        }
+      });
+
+      return fn.outputs.map((sig, k) => {
+        const vi = fn.outputValues[k]!;
+        const v = fn.values[vi]!;
+        const shape = sig.shape.map((d) => (typeof d === "number" ? d : dims[d]!));
+        const numel = shape.reduce((a, b) => a * b, 1);
+        if (shape.some((d) => d === undefined) || numel !== numels[vi]) {
+          throw new KilnError(`invalid module: function ${fn.name}: output "${sig.name}" [${sig.shape.join(", ")}] does not match value ${vi} (${numels[vi]} elements)`, { code: "bad_manifest", fn: fn.name });
+        }
+        return new Tensor(v.dtype as DType, shape, memory.read(v.dtype, ptrs[vi]!, numel));
+      });
+    } finally {
+      memory.resetScratch();
+    }
+  }
+}
+
+function numelOf(shape: ValueManifest["shape"], dims: Record<string, number>): number {
+  let n = 1;
+  for (const d of shape) {
+    if (typeof d === "number") n *= d;
+    else {
+      const v = dims[d];
+      if (v === undefined) throw new Error(`dimension ${d} is not bound`);
+      n *= v;
+    }
+  }
+  return n;
+}

@@ -1,0 +1,23 @@
+// Public API of the Kiln runtime (what generated modules import as ./kiln-runtime/index.js).
+// The runtime never imports the compiler; everything it needs is in the manifest and the wasm.
+
+export { loadKilnModule, KilnModule } from "./module.js";
+export type { LoadOptions, ParamInfo, KilnFunction, MemoryStats } from "./module.js";
+export { loadKilnModuleFromUrl } from "./load.js";
+export { readBytes, readText, isNode } from "./io.js";
+export { Tensor } from "./tensor.js";
+export type { NestedNumbers } from "./tensor.js";
+export { KilnError } from "./errors.js";
+export type { KilnErrorCode, KilnErrorDetails } from "./errors.js";
+export { Rng } from "./rng.js";
+export type { CallInputs, CallOptions, InputValue, NestedArray } from "./bind.js";
+export type { DType, AnyTypedArray, TypedArrayFor } from "./dtype.js";
+export { dtypeBytes, f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32 } from "./dtype.js";
+export { evalDimPoly } from "./manifest.js";
+export type {
+  Manifest, FunctionManifest, ParamManifest, ValueManifest, StepManifest, TensorSig, ValueSource, InitSpec,
+  DimPoly, ManifestDType, ManifestDim,
+} from "./manifest.js";
+export { methodLayout, MODULE_MEMBERS } from "./layout.js";
+export type { MethodLayout } from "./layout.js";
+export { initParams, fillInit } from "./init.js";

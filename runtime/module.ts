@@ -1,0 +1,250 @@
+// The loaded module object: loadKilnModule instantiates the kernels, initialises the params (seeded RNG), and
+// exposes call(), one method per function (and Model.method namespaces), and param get/set.
+
+import type { FunctionManifest, Manifest } from "./manifest.js";
+import { KilnError } from "./errors.js";
+import {
+  allocTypedArray, assertDType, dtypeBytes, describeTypedArray, describeValue, encodeNumbersLoose, encodeValues, isTypedArray,
+  typedArrayCtor, typedArrayMatches, type AnyTypedArray, type DType,
+} from "./dtype.js";
+import { Tensor } from "./tensor.js";
+import { initParams } from "./init.js";
+import { instantiateKernels } from "./wasm-backend.js";
+import { FunctionExecutor, type ParamSlot } from "./executor.js";
+import { methodLayout } from "./layout.js";
+import type { CallInputs, CallOptions, InputValue } from "./bind.js";
+import type { LinearMemory } from "./memory.js";
+
+export interface LoadOptions {
+  /** Seed of the RNG that initialises the params (default 0). */
+  seed?: number;
+  /** Only "wasm" for now. */
+  backend?: "wasm";
+  /** Initial values for some params, by qualified name ("MLP.w1"); applied after the seeded init. */
+  params?: Record<string, ArrayLike<number> | Tensor>;
+}
+
+export interface ParamInfo {
+  name: string;
+  dtype: DType;
+  shape: number[];
+}
+
+/** A function on the loaded module: one Tensor for a single output, Tensor[] otherwise. */
+export type KilnFunction = (inputs: CallInputs | InputValue, options?: CallOptions) => Tensor | Tensor[];
+
+export interface MemoryStats {
+  /** Current size of the linear memory. */
+  bytes: number;
+  /** Bytes used by params and consts. */
+  persistentBytes: number;
+  /** Highest address ever used. */
+  highWater: number;
+}
+
+interface State {
+  memory: LinearMemory;
+  params: Map<string, ParamSlot>;
+  executors: Map<string, FunctionExecutor>;
+}
+
+export class KilnModule {
+  readonly manifest: Manifest;
+  /** Qualified names of the functions ("MLP.forward", "fn"). */
+  readonly functions: string[];
+  #state: State | null;
+
+  /** Use loadKilnModule(). */
+  constructor(manifest: Manifest, state: State) {
+    this.manifest = manifest;
+    this.functions = manifest.functions.map((f) => f.name);
+    this.#state = state;
+  }
+
+  #live(what: string): State {
+    if (!this.#state) throw new KilnError(`${what}: the module has been disposed`, { code: "disposed" });
+    return this.#state;
+  }
+
+  /**
+   * Calls a function by qualified name ("MLP.forward") or, when unambiguous, by its method name ("forward").
+   * Returns a Tensor for a single output, Tensor[] (in order) otherwise.
+   */
+  call(name: string, inputs: CallInputs | InputValue, options?: CallOptions): Tensor | Tensor[] {
+    const state = this.#live(String(name));
+    const exec = this.#resolve(state, name);
+    const out = exec.run(inputs, options);
+    return out.length === 1 ? out[0]! : out;
+  }
+
+  #resolve(state: State, name: string): FunctionExecutor {
+    const exact = state.executors.get(name);
+    if (exact) return exact;
+    const byJs = this.manifest.functions.filter((f) => f.jsName === name);
+    if (byJs.length === 1) return state.executors.get(byJs[0]!.name)!;
+    if (byJs.length > 1) {
+      throw new KilnError(`"${name}" is ambiguous: it is ${byJs.map((f) => f.name).join(" and ")}; call it by its qualified name`, { code: "unknown_function", fn: name });
+    }
+    throw new KilnError(`unknown function "${name}"; available functions: ${this.functions.join(", ") || "none"}`, { code: "unknown_function", fn: name });
+  }
+
+  /** The params, in manifest order. */
+  params(): ParamInfo[] {
+    return this.manifest.params.map((p) => ({ name: p.name, dtype: p.dtype, shape: [...p.shape] }));
+  }
+
+  /** A copy of a param's current value. */
+  getParam(name: string): Tensor {
+    const state = this.#live("getParam");
+    const slot = this.#slot(state, name, "getParam");
+    return new Tensor(slot.param.dtype, slot.param.shape, state.memory.read(slot.param.dtype, slot.ptr, slot.numel));
+  }
+
+  /**
+   * Overwrites a param. Accepts a Tensor of the param's dtype and shape, the dtype's typed array, or plain
+   * numbers (checked: integer dtypes need integers in range) with exactly the param's element count.
+   */
+  setParam(name: string, value: ArrayLike<number> | Tensor): void {
+    const state = this.#live("setParam");
+    const slot = this.#slot(state, name, "setParam");
+    const p = slot.param;
+    const expected = `${p.dtype}[${p.shape.join(", ")}]`;
+    const fail = (actual: string, code: "param_dtype" | "param_shape"): never => {
+      throw new KilnError(`setParam: param "${name}" expected ${expected} (${slot.numel} elements) but got ${actual}`, { code, tensor: name, expected, actual });
+    };
+    let data: AnyTypedArray;
+    if (value instanceof Tensor) {
+      if (value.dtype !== p.dtype) fail(`a Tensor of dtype ${value.dtype}`, "param_dtype");
+      if (value.shape.length !== p.shape.length || value.shape.some((d, i) => d !== p.shape[i])) fail(`a Tensor of shape [${value.shape.join(", ")}]`, "param_shape");
+      data = value.data;
+    } else if (isTypedArray(value)) {
+      if (!typedArrayMatches(p.dtype, value)) fail(`${describeTypedArray(value)} (pass a ${typedArrayCtor(p.dtype).name}, a Tensor or a number[])`, "param_dtype");
+      data = value as AnyTypedArray;
+    } else if (value !== null && typeof value === "object" && typeof (value as ArrayLike<number>).length === "number") {
+      const enc = encodeValues(p.dtype, value);
+      if ("bad" in enc) {
+        throw new KilnError(`setParam: param "${name}" (${p.dtype}) element ${enc.index} is ${enc.bad}, not a valid ${p.dtype} value`, { code: "param_dtype", tensor: name, expected: p.dtype, actual: enc.bad });
+      }
+      data = enc;
+    } else {
+      return fail(describeValue(value), "param_dtype");
+    }
+    if (data.length !== slot.numel) fail(`${value instanceof Tensor ? "a Tensor" : isTypedArray(value) ? describeTypedArray(value) : "an array"} of length ${data.length}`, "param_shape");
+    state.memory.write(slot.ptr, data);
+  }
+
+  /** Copies of all params, by qualified name. */
+  paramsByName(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const p of this.manifest.params) out[p.name] = this.getParam(p.name);
+    return out;
+  }
+
+  memoryStats(): MemoryStats {
+    const { memory } = this.#live("memoryStats");
+    return { bytes: memory.byteLength, persistentBytes: memory.persistentBytes, highWater: memory.highWater };
+  }
+
+  /** Drops the wasm instance and memory; later calls throw. */
+  dispose(): void {
+    this.#state = null;
+  }
+
+  #slot(state: State, name: string, what: string): ParamSlot {
+    const slot = state.params.get(name);
+    if (!slot) {
+      throw new KilnError(`${what}: unknown param "${name}"; params: ${this.manifest.params.map((p) => p.name).join(", ") || "none"}`, { code: "unknown_param", tensor: name });
+    }
+    return slot;
+  }
+}
+
+/**
+ * Loads a compiled Kiln module. Methods are installed per function (see methodLayout): `module[jsName]` when no
+ * other function shares the jsName (and it does not clash with a KilnModule member or a model name), and
+ * `module[Model][jsName]` for model methods. `call()` reaches every function.
+ *
+ * Params are initialised in manifest order from one RNG stream seeded by `options.seed` (default 0), then
+ * `options.params` overwrite the named params.
+ */
+export async function loadKilnModule<T extends object = Record<string, unknown>>(
+  manifest: Manifest,
+  wasm: BufferSource | WebAssembly.Module,
+  options: LoadOptions = {},
+): Promise<KilnModule & T> {
+  checkManifest(manifest);
+  if (options === null || typeof options !== "object") throw new KilnError(`loadKilnModule: options must be an object`, { code: "bad_option" });
+  if (options.backend !== undefined && options.backend !== "wasm") {
+    throw new KilnError(`loadKilnModule: unsupported backend ${JSON.stringify(options.backend)} (supported: "wasm")`, { code: "bad_option" });
+  }
+  const seed = options.seed ?? 0;
+  if (!Number.isSafeInteger(seed)) throw new KilnError(`loadKilnModule: seed must be an integer, got ${String(seed)}`, { code: "bad_option" });
+  if (options.params) {
+    for (const name of Object.keys(options.params)) {
+      if (!manifest.params.some((p) => p.name === name)) {
+        throw new KilnError(`loadKilnModule: options.params names unknown param "${name}"; params: ${manifest.params.map((p) => p.name).join(", ") || "none"}`, { code: "unknown_param", tensor: name });
+      }
+    }
+  }
+
+  const { memory, kernels } = await instantiateKernels(wasm);
+
+  const params = new Map<string, ParamSlot>();
+  const numels = manifest.params.map((p) => p.shape.reduce((a, b) => a * b, 1));
+  const slots = manifest.params.map((p, i) => ({ name: p.name, init: p.init, numel: numels[i]! }));
+  initParams(slots, seed, (i, values) => {
+    const p = manifest.params[i]!;
+    const numel = numels[i]!;
+    const ptr = memory.allocPersistent(numel * dtypeBytes(p.dtype), `param "${p.name}"`);
+    const encoded = allocTypedArray(p.dtype, numel);
+    encodeNumbersLoose(p.dtype, values, encoded);
+    memory.write(ptr, encoded);
+    params.set(p.name, { param: p, ptr, numel });
+  });
+
+  const executors = new Map<string, FunctionExecutor>();
+  for (const fn of manifest.functions) executors.set(fn.name, new FunctionExecutor(fn, { memory, kernels, params }));
+
+  const mod = new KilnModule(manifest, { memory, params, executors });
+  if (options.params) for (const [name, value] of Object.entries(options.params)) mod.setParam(name, value);
+  installMethods(mod, manifest.functions);
+  return mod as KilnModule & T;
+}
+
+function installMethods(mod: KilnModule, fns: FunctionManifest[]): void {
+  const method = (f: FunctionManifest): KilnFunction => {
+    const m = (inputs: CallInputs | InputValue, options?: CallOptions) => mod.call(f.name, inputs, options);
+    Object.defineProperty(m, "name", { value: f.jsName });
+    return m;
+  };
+  const { models, direct } = methodLayout(fns);
+  for (const [model, list] of models) {
+    const ns = Object.create(null) as Record<string, KilnFunction>;
+    for (const f of list) ns[f.jsName] = method(f);
+    Object.defineProperty(mod, model, { value: Object.freeze(ns), enumerable: true });
+  }
+  for (const f of direct) Object.defineProperty(mod, f.jsName, { value: method(f), enumerable: true });
+}
+
+function checkManifest(m: Manifest): void {
+  const bad = (msg: string): never => {
+    throw new KilnError(`invalid module manifest: ${msg}`, { code: "bad_manifest" });
+  };
+  if (m === null || typeof m !== "object") bad(`expected an object, got ${describeValue(m)}`);
+  if (m.format !== "kiln-module") bad(`format is ${JSON.stringify(m.format)}, expected "kiln-module"`);
+  if (m.version !== 1) bad(`version ${JSON.stringify(m.version)} is not supported by this runtime (supports 1)`);
+  if (!Array.isArray(m.params) || !Array.isArray(m.functions)) bad(`params and functions must be arrays`);
+  const seen = new Set<string>();
+  for (const p of m.params) {
+    assertDType(p.dtype, `param "${p.name}"`);
+    if (seen.has(p.name)) bad(`duplicate param "${p.name}"`);
+    seen.add(p.name);
+    if (!Array.isArray(p.shape) || !p.shape.every((d) => Number.isInteger(d) && d >= 0)) bad(`param "${p.name}" needs a concrete shape, got ${JSON.stringify(p.shape)}`);
+  }
+  const names = new Set<string>();
+  for (const f of m.functions) {
+    if (names.has(f.name)) bad(`duplicate function "${f.name}"`);
+    names.add(f.name);
+    if (typeof f.jsName !== "string" || !f.jsName) bad(`function "${f.name}" has no jsName`);
+  }
+}
