@@ -1,0 +1,142 @@
+// Reduce kernels (sum, mean, max, min; f32 and i32) over every axis pattern, empty rows and long rows.
+import { describe, it, expect, beforeAll } from "vitest";
+import type { NamedKernel, ReduceKernel } from "../../compiler/codegen/kernel.js";
+import { buildWasmModule } from "../../compiler/codegen/wasm/module.js";
+import { arrayFor, expectArray, instantiate, rng, type AnyArray, type Instance } from "./wasm-harness.js";
+import { numel, randomData } from "./ew-util.js";
+
+type Op = ReduceKernel["op"];
+const OPS: Op[] = ["sum", "mean", "max", "min"];
+
+function refReduce(k: ReduceKernel, ext: number[], x: ArrayLike<number>): { vals: number[]; absSum: number[] } {
+  const keptExt = ext.filter((_, a) => !k.reduced[a]);
+  const n = numel(keptExt);
+  const init = k.op === "max" ? -Infinity : k.op === "min" ? Infinity : 0;
+  const vals = new Array<number>(n).fill(k.dtype === "i32" && k.op === "max" ? -2147483648 : k.dtype === "i32" && k.op === "min" ? 2147483647 : init);
+  const absSum = new Array<number>(n).fill(0);
+  const idx = new Array<number>(ext.length).fill(0);
+  for (let i = 0; i < numel(ext); i++) {
+    let rem = i;
+    for (let a = ext.length - 1; a >= 0; a--) { idx[a] = rem % ext[a]!; rem = Math.floor(rem / ext[a]!); }
+    let o = 0;
+    for (let a = 0; a < ext.length; a++) if (!k.reduced[a]) o = o * ext[a]! + idx[a]!;
+    const v = x[i]!;
+    if (k.op === "sum" || k.op === "mean") vals[o] = k.dtype === "i32" ? (vals[o]! + v) | 0 : vals[o]! + v;
+    else if (k.op === "max") vals[o] = Math.max(vals[o]!, v);
+    else vals[o] = Math.min(vals[o]!, v);
+    absSum[o] += Math.abs(v);
+  }
+  if (k.op === "mean") {
+    const count = numel(ext.filter((_, a) => k.reduced[a]));
+    for (let o = 0; o < n; o++) { vals[o] = vals[o]! / count; absSum[o] = absSum[o]! / count; }
+  }
+  return { vals, absSum };
+}
+
+function run(inst: Instance, name: string, k: ReduceKernel, ext: number[], x: AnyArray): AnyArray {
+  inst.reset();
+  const p = inst.put(x);
+  const n = numel(ext.filter((_, a) => !k.reduced[a]));
+  const o = inst.out(k.dtype, n);
+  inst.run(name, p, o, ...ext);
+  expect(Array.from(inst.bytes(o + 4 * n, 16)).every((b) => b === 0xab)).toBe(true);
+  return inst.read(k.dtype, o, n);
+}
+
+function check(inst: Instance, name: string, k: ReduceKernel, ext: number[], x: AnyArray): void {
+  const got = run(inst, name, k, ext, x);
+  const { vals, absSum } = refReduce(k, ext, x);
+  if (k.op === "max" || k.op === "min" || k.dtype === "i32") {
+    expectArray(got, vals, {}, `${name} ext=[${ext}]`);
+  } else {
+    // f32 accumulation in a different order: error bound relative to the sum of magnitudes.
+    for (let i = 0; i < vals.length; i++) {
+      const tol = 2e-6 * absSum[i]! + 1e-30;
+      if (!(Math.abs(got[i]! - vals[i]!) <= tol || (Number.isNaN(got[i]!) && Number.isNaN(vals[i]!)))) {
+        throw new Error(`${name} ext=[${ext}] [${i}]: got ${got[i]} want ${vals[i]}`);
+      }
+    }
+  }
+}
+
+const patterns = (rank: number): boolean[][] =>
+  Array.from({ length: 2 ** rank }, (_, m) => Array.from({ length: rank }, (_, a) => ((m >> a) & 1) === 1));
+
+const cases: Record<string, ReduceKernel> = {};
+for (let rank = 0; rank <= 4; rank++) {
+  patterns(rank).forEach((reduced, p) => {
+    for (const op of OPS) {
+      for (const dtype of ["f32", "i32"] as const) {
+        if (op === "mean" && dtype === "i32") continue;
+        cases[`${op}_${dtype}_${rank}_${p}`] = { kind: "reduce", op, dtype, rank, reduced };
+      }
+    }
+  });
+}
+
+let inst: Instance;
+beforeAll(async () => {
+  inst = await instantiate(Object.entries(cases).map(([name, spec]): NamedKernel => ({ name, spec })));
+});
+
+const EXTS: Record<number, number[][]> = {
+  0: [[]],
+  1: [[1], [3], [4], [5], [17], [255], [257], [1000]],
+  2: [[3, 5], [4, 17], [17, 4], [1, 33], [2, 257], [7, 1]],
+  3: [[2, 3, 17], [3, 5, 4], [5, 1, 9]],
+  4: [[2, 3, 4, 5], [3, 2, 1, 17]],
+};
+
+describe("reduce over every axis pattern", () => {
+  for (let rank = 0; rank <= 4; rank++) {
+    it(`rank ${rank}: sum/mean/max/min, f32 and i32`, () => {
+      const r = rng(rank * 13 + 1);
+      patterns(rank).forEach((_, p) => {
+        for (const op of OPS) for (const dtype of ["f32", "i32"] as const) {
+          const name = `${op}_${dtype}_${rank}_${p}`;
+          const k = cases[name];
+          if (!k) continue;
+          for (const ext of EXTS[rank]!) check(inst, name, k, ext, randomData(dtype, numel(ext), r, -100, 100));
+        }
+      });
+    });
+  }
+
+  it("f32 max/min propagate NaN; -inf/+inf inputs", () => {
+    const x = new Float32Array([1, NaN, 3, -Infinity, 5, 6, 7, 8, 9]);
+    expectArray(run(inst, "max_f32_1_1", cases.max_f32_1_1!, [9], x), [NaN]);
+    expectArray(run(inst, "min_f32_1_1", cases.min_f32_1_1!, [9], x), [NaN]);
+    const y = new Float32Array([1, 2, -Infinity, 4, 5]);
+    expectArray(run(inst, "min_f32_1_1", cases.min_f32_1_1!, [5], y), [-Infinity]);
+    expectArray(run(inst, "max_f32_1_1", cases.max_f32_1_1!, [5], y), [5]);
+  });
+
+  it("i32 sum wraps; i32 max/min over extremes", () => {
+    const x = new Int32Array([2147483647, 1, 5, -2147483648, 2147483647, 7]);
+    expectArray(run(inst, "sum_i32_1_1", cases.sum_i32_1_1!, [6], x), [(2147483647 + 1 + 5 - 2147483648 + 2147483647 + 7) | 0]);
+    expectArray(run(inst, "max_i32_1_1", cases.max_i32_1_1!, [6], x), [2147483647]);
+    expectArray(run(inst, "min_i32_1_1", cases.min_i32_1_1!, [6], x), [-2147483648]);
+  });
+
+  it("empty reductions give sum 0, mean NaN, max -inf, min +inf (i32: INT_MIN / INT_MAX)", () => {
+    // rank 2, reduce axis 1 (pattern 2), rows of length 0
+    const want: Record<string, number> = { sum_f32: 0, mean_f32: NaN, max_f32: -Infinity, min_f32: Infinity, sum_i32: 0, max_i32: -2147483648, min_i32: 2147483647 };
+    for (const [key, v] of Object.entries(want)) {
+      const [op, dt] = key.split("_") as [Op, "f32" | "i32"];
+      expectArray(run(inst, `${key}_2_2`, cases[`${key}_2_2`]!, [3, 0], arrayFor(dt, 0)), [v, v, v], {}, key);
+      expectArray(run(inst, `${key}_1_1`, cases[`${key}_1_1`]!, [0], arrayFor(dt, 0)), [v], {}, key);
+      // reduce everything of a [0, 4] tensor
+      expectArray(run(inst, `${key}_2_3`, cases[`${key}_2_3`]!, [0, 4], arrayFor(dt, 0)), [v], {}, key);
+      // kept axis empty: nothing to write
+      expect(run(inst, `${key}_2_2`, cases[`${key}_2_2`]!, [0, 5], arrayFor(dt, 0)).length).toBe(0);
+      void op;
+    }
+  });
+});
+
+describe("reduce errors", () => {
+  it("rejects mean over i32 and f16 inputs", async () => {
+    await expect(buildWasmModule([{ name: "r", spec: { kind: "reduce", op: "mean", dtype: "i32", rank: 1, reduced: [true] } }])).rejects.toThrow(/mean needs f32/);
+    await expect(buildWasmModule([{ name: "r", spec: { kind: "reduce", op: "sum", dtype: "f16", rank: 1, reduced: [true] } }])).rejects.toThrow("wasm backend: dtype f16 not supported yet");
+  });
+});
