@@ -1,6 +1,161 @@
-// Codegen stage (wasm): how each primitive op is lowered to WebAssembly. Filled in by the wasm codegen work.
-// PLACEHOLDER: replaced by the real table; kept compiling so other stages can import the type.
-import type { PrimOp } from "../../ops/types.js";
+// Codegen stage (wasm): how each primitive op is lowered — per-element emitters for elementwise ops, and
+// which kernel family renders the rest. Imported by the op registry, so binaryen is only type-imported here.
+// Value representation inside an expression: f32 as f32; i32/u8/i8/bool as i32 (u8 zero-, i8 sign-extended,
+// bool 0/1). In vector form f32 is f32x4 and every other dtype i32x4, bool lanes again 0/1.
+import type { DType } from "../../ir/types.js";
+import type { Attrs, AttrsOf, PrimOp, ReduceOp } from "../../ops/types.js";
+import type { E, EmitCtx, HelperName, Module } from "./context.js";
 
-export type WasmLowering = { readonly kind: string };
-export const WASM_LOWERING = {} as { readonly [P in PrimOp]: WasmLowering };
+export type ElementEmitter = (ctx: EmitCtx, args: readonly E[], argTypes: readonly DType[], out: DType, attrs: Attrs) => E;
+
+export type WasmLowering =
+  | {
+      readonly kind: "elementwise";
+      readonly scalar: ElementEmitter;
+      /** Four lanes at once; only called when every dtype in the kernel is f32, i32 or bool. */
+      readonly simd?: ElementEmitter;
+      /** False when `simd` has no form for these operand dtypes (the kernel then runs its scalar loop). */
+      readonly vectorizes?: (argTypes: readonly DType[]) => boolean;
+    }
+  | { readonly kind: "reduce"; readonly op: ReduceOp }
+  | { readonly kind: "matmul" }
+  /** Rendered as copy kernels by the planner. */
+  | { readonly kind: "layout" }
+  | { readonly kind: "iota" }
+  /** Graph leaves: no kernel. */
+  | { readonly kind: "source" };
+
+type Op2 = (m: Module, a: E, b: E) => E;
+const isF = (t: DType | undefined): boolean => t === "f32";
+
+function floatOnly(op: string, t: DType | undefined): void {
+  if (t !== "f32") throw new Error(`wasm backend: ${op} needs an f32 operand, got ${t}`);
+}
+
+const ew = (scalar: ElementEmitter, simd?: ElementEmitter, vectorizes?: (t: readonly DType[]) => boolean): WasmLowering => ({
+  kind: "elementwise", scalar, ...(simd ? { simd } : {}), ...(vectorizes ? { vectorizes } : {}),
+});
+
+/** Float-only math done by an internal helper function (math.ts). */
+const viaHelper = (op: HelperName): WasmLowering => ew(
+  (c, args, [t]) => (floatOnly(op, t), c.helper(op, "f32", args)),
+  (c, args, [t]) => (floatOnly(op, t), c.helper(op, "f32x4", args)),
+);
+
+const binary = (f: Op2, i: Op2, vf: Op2, vi: Op2): WasmLowering => ew(
+  (c, [a, b], [t]) => (isF(t) ? f : i)(c.m, a!, b!),
+  (c, [a, b], [t]) => (isF(t) ? vf : vi)(c.m, a!, b!),
+);
+
+/** Compares give bool 0/1; vector compares give all-ones lanes, negated to 1. */
+const compare = (f: Op2, i: Op2, vf: Op2, vi: Op2): WasmLowering => ew(
+  (c, [a, b], [t]) => (isF(t) ? f : i)(c.m, a!, b!),
+  (c, [a, b], [t]) => c.m.i32x4.neg((isF(t) ? vf : vi)(c.m, a!, b!)),
+);
+
+/** i32 maximum/minimum/relu/abs via select over a bound copy of the operands. */
+const pickI32 = (c: EmitCtx, a: E, b: E, choose: (x: E, y: E) => E): E =>
+  c.bind(c.t.i32, a, (x) => c.bind(c.t.i32, b, (y) => c.m.select(choose(x(), y()), x(), y())));
+
+function castScalar(c: EmitCtx, x: E, from: DType, to: DType): E {
+  const m = c.m;
+  if (from === to) return x;
+  switch (to) {
+    case "f32": return isF(from) ? x : m.f32.convert_s.i32(x);
+    case "i32": return isF(from) ? m.i32.trunc_s_sat.f32(x) : x;
+    case "bool": return isF(from) ? m.f32.ne(x, m.f32.const(0)) : m.i32.ne(x, m.i32.const(0));
+    case "u8": return m.i32.and(isF(from) ? m.i32.trunc_s_sat.f32(x) : x, m.i32.const(255));
+    case "i8": return m.i32.extend8_s(isF(from) ? m.i32.trunc_s_sat.f32(x) : x);
+    default: throw new Error(`wasm backend: dtype ${to} not supported yet`);
+  }
+}
+
+function castVector(c: EmitCtx, x: E, from: DType, to: DType): E {
+  const m = c.m;
+  if (from === to || (from === "bool" && to === "i32")) return x;
+  if (to === "f32") return m.f32x4.convert_i32x4_s(x);
+  if (to === "i32" && isF(from)) return m.i32x4.trunc_sat_f32x4_s(x);
+  if (to === "bool") return m.i32x4.neg(isF(from) ? m.f32x4.ne(x, c.splatF32(0)) : m.i32x4.ne(x, c.splatI32(0)));
+  throw new Error(`wasm backend: no vector cast ${from} -> ${to} (compiler bug)`);
+}
+
+const layout: WasmLowering = { kind: "layout" };
+const source: WasmLowering = { kind: "source" };
+
+export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
+  neg: ew(
+    (c, [x], [t]) => (isF(t) ? c.m.f32.neg(x!) : c.m.i32.sub(c.m.i32.const(0), x!)),
+    (c, [x], [t]) => (isF(t) ? c.m.f32x4.neg(x!) : c.m.i32x4.neg(x!)),
+  ),
+  abs: ew(
+    (c, [x], [t]) => (isF(t) ? c.m.f32.abs(x!)
+      : c.bind(c.t.i32, x!, (v) => c.m.select(c.m.i32.lt_s(v(), c.m.i32.const(0)), c.m.i32.sub(c.m.i32.const(0), v()), v()))),
+    (c, [x], [t]) => (isF(t) ? c.m.f32x4.abs(x!) : c.m.i32x4.abs(x!)),
+  ),
+  // relu(NaN) is NaN: f32.max propagates NaN, as Math.max(NaN, 0) does.
+  relu: ew(
+    (c, [x], [t]) => (isF(t) ? c.m.f32.max(x!, c.m.f32.const(0)) : pickI32(c, x!, c.m.i32.const(0), (a, b) => c.m.i32.gt_s(a, b))),
+    (c, [x], [t]) => (isF(t) ? c.m.f32x4.max(x!, c.splatF32(0)) : c.m.i32x4.max_s(x!, c.splatI32(0))),
+  ),
+  sqrt: ew(
+    (c, [x], [t]) => (floatOnly("sqrt", t), c.m.f32.sqrt(x!)),
+    (c, [x], [t]) => (floatOnly("sqrt", t), c.m.f32x4.sqrt(x!)),
+  ),
+  rsqrt: ew(
+    (c, [x], [t]) => (floatOnly("rsqrt", t), c.m.f32.div(c.m.f32.const(1), c.m.f32.sqrt(x!))),
+    (c, [x], [t]) => (floatOnly("rsqrt", t), c.m.f32x4.div(c.splatF32(1), c.m.f32x4.sqrt(x!))),
+  ),
+  exp: viaHelper("exp"),
+  log: viaHelper("log"),
+  tanh: viaHelper("tanh"),
+  sigmoid: viaHelper("sigmoid"),
+  pow: viaHelper("pow"),
+  add: binary((m, a, b) => m.f32.add(a, b), (m, a, b) => m.i32.add(a, b), (m, a, b) => m.f32x4.add(a, b), (m, a, b) => m.i32x4.add(a, b)),
+  sub: binary((m, a, b) => m.f32.sub(a, b), (m, a, b) => m.i32.sub(a, b), (m, a, b) => m.f32x4.sub(a, b), (m, a, b) => m.i32x4.sub(a, b)),
+  mul: binary((m, a, b) => m.f32.mul(a, b), (m, a, b) => m.i32.mul(a, b), (m, a, b) => m.f32x4.mul(a, b), (m, a, b) => m.i32x4.mul(a, b)),
+  // Integer division truncates, and x / 0 = 0 instead of trapping (helper); there is no i32x4 division.
+  div: ew(
+    (c, [a, b], [t]) => (isF(t) ? c.m.f32.div(a!, b!) : c.helper("div_i32", "i32", [a!, b!])),
+    (c, [a, b], [t]) => (floatOnly("vector div", t), c.m.f32x4.div(a!, b!)),
+    ([t]) => isF(t),
+  ),
+  maximum: ew(
+    (c, [a, b], [t]) => (isF(t) ? c.m.f32.max(a!, b!) : pickI32(c, a!, b!, (x, y) => c.m.i32.gt_s(x, y))),
+    (c, [a, b], [t]) => (isF(t) ? c.m.f32x4.max(a!, b!) : c.m.i32x4.max_s(a!, b!)),
+  ),
+  minimum: ew(
+    (c, [a, b], [t]) => (isF(t) ? c.m.f32.min(a!, b!) : pickI32(c, a!, b!, (x, y) => c.m.i32.lt_s(x, y))),
+    (c, [a, b], [t]) => (isF(t) ? c.m.f32x4.min(a!, b!) : c.m.i32x4.min_s(a!, b!)),
+  ),
+  eq: compare((m, a, b) => m.f32.eq(a, b), (m, a, b) => m.i32.eq(a, b), (m, a, b) => m.f32x4.eq(a, b), (m, a, b) => m.i32x4.eq(a, b)),
+  ne: compare((m, a, b) => m.f32.ne(a, b), (m, a, b) => m.i32.ne(a, b), (m, a, b) => m.f32x4.ne(a, b), (m, a, b) => m.i32x4.ne(a, b)),
+  lt: compare((m, a, b) => m.f32.lt(a, b), (m, a, b) => m.i32.lt_s(a, b), (m, a, b) => m.f32x4.lt(a, b), (m, a, b) => m.i32x4.lt_s(a, b)),
+  le: compare((m, a, b) => m.f32.le(a, b), (m, a, b) => m.i32.le_s(a, b), (m, a, b) => m.f32x4.le(a, b), (m, a, b) => m.i32x4.le_s(a, b)),
+  gt: compare((m, a, b) => m.f32.gt(a, b), (m, a, b) => m.i32.gt_s(a, b), (m, a, b) => m.f32x4.gt(a, b), (m, a, b) => m.i32x4.gt_s(a, b)),
+  ge: compare((m, a, b) => m.f32.ge(a, b), (m, a, b) => m.i32.ge_s(a, b), (m, a, b) => m.f32x4.ge(a, b), (m, a, b) => m.i32x4.ge_s(a, b)),
+  // Both branches are computed (they have no side effects); the condition is bool 0/1.
+  where: ew(
+    (c, [cond, a, b]) => c.m.select(cond!, a!, b!),
+    (c, [cond, a, b]) => c.m.v128.bitselect(a!, b!, c.m.i32x4.neg(cond!)),
+  ),
+  // f32 -> int truncates toward zero, saturating, NaN -> 0; x -> bool is x != 0 (so NaN -> true);
+  // narrowing to u8/i8 wraps.
+  cast: ew(
+    (c, [x], [from], to, attrs) => castScalar(c, x!, from!, (attrs as AttrsOf["cast"]).to ?? to),
+    (c, [x], [from], to, attrs) => castVector(c, x!, from!, (attrs as AttrsOf["cast"]).to ?? to),
+  ),
+  sum: { kind: "reduce", op: "sum" },
+  mean: { kind: "reduce", op: "mean" },
+  max: { kind: "reduce", op: "max" },
+  min: { kind: "reduce", op: "min" },
+  matmul: { kind: "matmul" },
+  reshape: layout,
+  permute: layout,
+  broadcast_to: layout,
+  slice: layout,
+  concat: layout,
+  iota: { kind: "iota" },
+  input: source,
+  param: source,
+  const: source,
+};

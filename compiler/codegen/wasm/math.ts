@@ -1,0 +1,163 @@
+// Codegen stage (wasm): the math wasm lacks (exp, log, tanh, sigmoid, pow, guarded integer division) as
+// internal functions, each written once over `Lanes` and emitted in scalar f32 and f32x4 form on first use.
+// Algorithms are Cephes' single-precision ones (range reduction + minimax polynomial); special values are
+// patched with branch-free selects so the vector form stays straight-line.
+import type { Bin, E, HelperName, HelperSink, HelperWidth, Module, WType } from "./context.js";
+import { FnBuilder } from "./context.js";
+import { scalarLanes, vectorLanes, type Lanes } from "./lanes.js";
+
+/** Straight-line code where every intermediate value gets its own local, so it can be read many times. */
+class Seq {
+  readonly stmts: E[] = [];
+  constructor(readonly fb: FnBuilder, readonly L: Lanes) {}
+  private keep(t: WType, e: E): () => E {
+    const v = this.fb.local(t);
+    this.stmts.push(v.set(e));
+    return () => v.get();
+  }
+  f(e: E): () => E { return this.keep(this.L.ft, e); }
+  i(e: E): () => E { return this.keep(this.L.it, e); }
+  mask(e: E): () => E { return this.keep(this.L.mt, e); }
+  done(result: E): E { return this.fb.m.block(null, [...this.stmts, result], this.fb.b.auto); }
+}
+
+/** c[0]*x^(n-1) + ... + c[n-1], Horner's scheme. */
+function horner(L: Lanes, x: () => E, c: readonly number[]): E {
+  let acc = L.f(c[0]!);
+  for (const k of c.slice(1)) acc = L.add(L.mul(acc, x()), L.f(k));
+  return acc;
+}
+
+// ln 2 split so that n * LN2_HI is exact for |n| < 2^15.
+const LN2_HI = 0.693359375;
+const LN2_LO = -2.12194440e-4;
+const EXP_P = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1];
+const LOG_P = [
+  7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+  -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1,
+];
+const TANH_P = [-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1];
+const SQRT_HALF = 0.70710678118654752440;
+const FLT_MIN = 1.1754943508222875e-38;
+
+/**
+ * e^x. Clamping to [-104, 89] keeps 2^n finite while still producing +inf above ln(FLT_MAX) and 0 below the
+ * subnormal range; NaN survives min/max. 2^n is applied as two factors so subnormal results round once.
+ */
+function expCore(s: Seq, x0: () => E): E {
+  const L = s.L;
+  const x = s.f(L.min(L.max(x0(), L.f(-104)), L.f(89)));
+  const n = s.f(L.nearest(L.mul(x(), L.f(Math.LOG2E))));
+  const r = s.f(L.sub(L.sub(x(), L.mul(n(), L.f(LN2_HI))), L.mul(n(), L.f(LN2_LO))));
+  const y = L.add(L.add(L.mul(horner(L, r, EXP_P), L.mul(r(), r())), r()), L.f(1));
+  const ni = s.i(L.toInt(n()));
+  const n1 = s.i(L.ishr(ni(), 1));
+  const pow2 = (k: E): E => L.fromBits(L.ishl(L.iadd(k, L.i(127)), 23));
+  return L.mul(L.mul(y, pow2(n1())), pow2(L.isub(ni(), n1())));
+}
+
+/** ln x: x = m * 2^e with m in [sqrt(1/2), sqrt(2)); subnormals are first scaled by 2^23. */
+function logCore(s: Seq, x: () => E): E {
+  const L = s.L;
+  const tiny = s.mask(L.lt(x(), L.f(FLT_MIN)));
+  const bits = s.i(L.bits(L.sel(tiny(), L.mul(x(), L.f(8388608)), x())));
+  const e0 = L.isub(L.isub(L.ishr(bits(), 23), L.i(126)), L.sel(tiny(), L.i(23), L.i(0)));
+  const m0 = s.f(L.fromBits(L.ior(L.iand(bits(), L.i(0x007fffff)), L.i(0x3f000000))));
+  const small = s.mask(L.lt(m0(), L.f(SQRT_HALF)));
+  const fe = s.f(L.toFloat(L.isub(e0, L.sel(small(), L.i(1), L.i(0)))));
+  const xm = s.f(L.sel(small(), L.sub(L.add(m0(), m0()), L.f(1)), L.sub(m0(), L.f(1))));
+  const z = s.f(L.mul(xm(), xm()));
+  let y = L.mul(L.mul(horner(L, xm, LOG_P), xm()), z());
+  y = L.add(y, L.mul(fe(), L.f(LN2_LO)));
+  y = L.add(y, L.mul(z(), L.f(-0.5)));
+  const res = s.f(L.add(L.add(xm(), y), L.mul(fe(), L.f(LN2_HI))));
+  let out = L.sel(L.eq(x(), L.f(Infinity)), x(), res());
+  out = L.sel(L.eq(x(), L.f(0)), L.f(-Infinity), out);
+  out = L.sel(L.lt(x(), L.f(0)), L.f(NaN), out);
+  return L.sel(L.ne(x(), x()), x(), out);
+}
+
+/**
+ * tanh: an odd polynomial below |x| = 0.625 (no cancellation near 0), else 1 - 2/(e^{2|x|} + 1); that form
+ * reaches exactly ±1 by itself once |x| > ~9 (and at ±inf), so no explicit saturation is needed.
+ */
+function tanhCore(s: Seq, x: () => E): E {
+  const L = s.L;
+  const ax = s.f(L.abs(x()));
+  const e = s.f(expCore(s, () => L.add(ax(), ax())));
+  const big = L.sub(L.f(1), L.div(L.f(2), L.add(e(), L.f(1))));
+  const x2 = s.f(L.mul(ax(), ax()));
+  const small = L.add(L.mul(L.mul(horner(L, x2, TANH_P), x2()), ax()), ax());
+  // Both branches are computed on |x|; restoring the sign last also keeps tanh(-0) = -0.
+  return L.copysign(L.sel(L.gt(ax(), L.f(0.625)), big, small), x());
+}
+
+/** 1 / (1 + e^-x): e^-x overflows to inf for very negative x, giving 0, and underflows to 0, giving 1. */
+function sigmoidCore(s: Seq, x: () => E): E {
+  const L = s.L;
+  return L.div(L.f(1), L.add(L.f(1), expCore(s, () => L.neg(x()))));
+}
+
+/**
+ * a^b = e^{b ln|a|}, which already gives 0^(b>0) = 0, 0^(b<0) = +inf, inf^b and NaN. Then: a < 0 takes the
+ * sign of an odd integer b (|b| >= 2^24 is always even) and is NaN for non-integer b; b = 0 gives 1.
+ */
+function powCore(s: Seq, a: () => E, b: () => E): E {
+  const L = s.L;
+  const la = s.f(logCore(s, () => L.abs(a())));
+  const r = s.f(expCore(s, () => L.mul(b(), la())));
+  const isInt = s.mask(L.eq(L.trunc(b()), b()));
+  const odd = L.mand(L.mand(isInt(), L.lt(L.abs(b()), L.f(16777216))), L.mnot(L.ieq(L.iand(L.toInt(b()), L.i(1)), L.i(0))));
+  const negBase = s.mask(L.lt(a(), L.f(0)));
+  let out = L.sel(L.mand(negBase(), odd), L.neg(r()), r());
+  out = L.sel(L.mand(negBase(), L.mnot(isInt())), L.f(NaN), out);
+  return L.sel(L.eq(b(), L.f(0)), L.f(1), out);
+}
+
+const FLOAT_CORES: Record<Exclude<HelperName, "div_i32">, { arity: number; core: (s: Seq, args: (() => E)[]) => E }> = {
+  exp: { arity: 1, core: (s, [x]) => expCore(s, x!) },
+  log: { arity: 1, core: (s, [x]) => logCore(s, x!) },
+  tanh: { arity: 1, core: (s, [x]) => tanhCore(s, x!) },
+  sigmoid: { arity: 1, core: (s, [x]) => sigmoidCore(s, x!) },
+  pow: { arity: 2, core: (s, [a, b]) => powCore(s, a!, b!) },
+};
+
+/** Adds helper functions to one module on first request; names cannot clash with kernels ("__kiln_" prefix). */
+export class MathHelpers implements HelperSink {
+  private readonly made = new Map<string, { fn: string; result: WType }>();
+  constructor(private readonly b: Bin, private readonly m: Module) {}
+
+  ensure(name: HelperName, width: HelperWidth): { fn: string; result: WType } {
+    const fn = `__kiln_${name}_${width}`;
+    const known = this.made.get(fn);
+    if (known) return known;
+    const { b, m } = this;
+    let made: { fn: string; result: WType };
+    if (name === "div_i32") {
+      if (width !== "i32") throw new Error(`wasm backend: no ${width} form of div_i32 (compiler bug)`);
+      made = { fn, result: b.i32 };
+      const fb = new FnBuilder(b, m, [b.i32, b.i32], this);
+      const [x, y] = [fb.param(0), fb.param(1)];
+      // Truncating division that never traps: x/0 = 0 and INT_MIN / -1 wraps to INT_MIN.
+      const body = m.block(null, [
+        m.if(m.i32.eqz(y.get()), m.return(m.i32.const(0))),
+        m.if(m.i32.eq(y.get(), m.i32.const(-1)), m.return(m.i32.sub(m.i32.const(0), x.get()))),
+        m.i32.div_s(x.get(), y.get()),
+      ], b.i32);
+      m.addFunction(fn, b.createType([b.i32, b.i32]), b.i32, fb.vars, body);
+    } else {
+      if (width === "i32") throw new Error(`wasm backend: ${name} has no i32 form (compiler bug)`);
+      const L = width === "f32" ? scalarLanes(b, m) : vectorLanes(b, m);
+      const { arity, core } = FLOAT_CORES[name];
+      const params = new Array<WType>(arity).fill(L.ft);
+      const fb = new FnBuilder(b, m, params, this);
+      const s = new Seq(fb, L);
+      const args = params.map((_, i) => () => fb.param(i).get());
+      const body = s.done(core(s, args));
+      made = { fn, result: L.ft };
+      m.addFunction(fn, b.createType(params), L.ft, fb.vars, body);
+    }
+    this.made.set(fn, made);
+    return made;
+  }
+}

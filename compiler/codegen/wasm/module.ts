@@ -1,0 +1,105 @@
+// Codegen stage (wasm): assembles every kernel of a program into one WebAssembly module with Binaryen.
+// The memory is imported (env.memory) so the runtime owns it; each kernel is exported under its name.
+import type { KernelSpec, NamedKernel } from "../kernel.js";
+import type { Bin, E, Module } from "./context.js";
+import { FnBuilder } from "./context.js";
+import { MathHelpers } from "./math.js";
+import { renderElementwise } from "./elementwise.js";
+import { renderReduce } from "./reduce.js";
+import { renderMatmul } from "./matmul.js";
+import { renderCopy, renderIota } from "./copy.js";
+
+export interface WasmBuildOptions {
+  /** Run Binaryen's optimizer (default: off, so the text stays close to what the renderers wrote). */
+  readonly optimize?: boolean;
+}
+
+export interface WasmBuildResult {
+  /** ArrayBuffer-backed, so it is a BufferSource for WebAssembly.compile/instantiate as typed by TS 5.9. */
+  readonly binary: Uint8Array<ArrayBuffer>;
+  /** The module as WebAssembly text (for `kiln compile --emit wat`). */
+  readonly text: string;
+}
+
+/** Number of i32 params of a kernel, per the calling convention in kernel.ts. */
+export function kernelParamCount(spec: KernelSpec): number {
+  switch (spec.kind) {
+    case "elementwise": return spec.inputs.length + 1 + spec.rank;
+    case "reduce": return 2 + spec.rank;
+    case "matmul": return 3 + spec.batchRank + 3;
+    case "copy": return 4 + 3 * spec.rank;
+    case "iota": return 2;
+  }
+}
+
+function renderBody(fb: FnBuilder, spec: KernelSpec): E {
+  switch (spec.kind) {
+    case "elementwise": return renderElementwise(fb, spec);
+    case "reduce": return renderReduce(fb, spec);
+    case "matmul": return renderMatmul(fb, spec);
+    case "copy": return renderCopy(fb, spec);
+    case "iota": return renderIota(fb);
+  }
+}
+
+function setUp(binaryen: Bin, m: Module): MathHelpers {
+  const F = binaryen.Features;
+  m.setFeatures(F.SIMD128 | F.BulkMemory | F.BulkMemoryOpt | F.NontrappingFPToInt | F.SignExt | F.MutableGlobals);
+  // No declared maximum: an import with one would reject a runtime memory created without a maximum.
+  m.setMemory(1, -1, null, [], false, false, "0");
+  m.addMemoryImport("0", "env", "memory");
+  return new MathHelpers(binaryen, m);
+}
+
+function addKernel(binaryen: Bin, m: Module, helpers: MathHelpers, k: NamedKernel): void {
+  const params = new Array<number>(kernelParamCount(k.spec)).fill(binaryen.i32);
+  const fb = new FnBuilder(binaryen, m, params, helpers);
+  let body: E;
+  try {
+    body = renderBody(fb, k.spec);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new Error(`${msg} (kernel "${k.name}")`, { cause: e });
+  }
+  m.addFunction(k.name, binaryen.createType(params), binaryen.none, fb.vars, body);
+}
+
+/** Rebuilds each kernel alone to name the one that does not validate (only on the error path). */
+function findInvalid(binaryen: Bin, kernels: readonly NamedKernel[]): string | undefined {
+  for (const k of kernels) {
+    const m = new binaryen.Module();
+    try {
+      addKernel(binaryen, m, setUp(binaryen, m), k);
+      if (!m.validate()) return k.name;
+    } finally {
+      m.dispose();
+    }
+  }
+  return undefined;
+}
+
+export async function buildWasmModule(kernels: readonly NamedKernel[], opts: WasmBuildOptions = {}): Promise<WasmBuildResult> {
+  const binaryen = (await import("binaryen")).default;
+  const names = new Set<string>();
+  for (const k of kernels) {
+    if (k.name.length === 0 || k.name.startsWith("__kiln_")) throw new Error(`wasm backend: invalid kernel name "${k.name}"`);
+    if (names.has(k.name)) throw new Error(`wasm backend: duplicate kernel name "${k.name}"`);
+    names.add(k.name);
+  }
+  const m = new binaryen.Module();
+  try {
+    const helpers = setUp(binaryen, m);
+    for (const k of kernels) {
+      addKernel(binaryen, m, helpers, k);
+      m.addFunctionExport(k.name, k.name);
+    }
+    if (!m.validate()) {
+      const bad = findInvalid(binaryen, kernels);
+      throw new Error(`wasm backend: generated module does not validate${bad ? ` (kernel "${bad}")` : ""} — compiler bug`);
+    }
+    if (opts.optimize) m.optimize();
+    return { binary: new Uint8Array(m.emitBinary()), text: m.emitText() };
+  } finally {
+    m.dispose();
+  }
+}
