@@ -48,6 +48,8 @@ function setUp(binaryen: Bin, m: Module): MathHelpers {
   // No declared maximum: an import with one would reject a runtime memory created without a maximum.
   m.setMemory(1, -1, null, [], false, false, "0");
   m.addMemoryImport("0", "env", "memory");
+  // Re-exported so the optimiser keeps the import even in a module without kernels (e.g. only reshapes).
+  m.addMemoryExport("0", "memory");
   return new MathHelpers(binaryen, m);
 }
 
