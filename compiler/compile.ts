@@ -28,7 +28,7 @@ export function compileToIR(source: string, file: string, dumpAfter: readonly st
   const lowered = lowerProgram(parsed.program, diags);
   if (!lowered) return { diagnostics: diags.sorted(), dumps: [] };
   const dumps: { pass: string; text: string }[] = [];
-  const ir = runPipeline(lowered, (pass, m) => {
+  const ir = runPipeline(lowered, diags, (pass, m) => {
     if (dumpAfter.includes(pass)) dumps.push({ pass, text: printModule(m) });
   });
   return { diagnostics: diags.sorted(), ir, dumps };

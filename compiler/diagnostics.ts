@@ -44,6 +44,18 @@ export const DIAGNOSTIC_CODES = {
   // 5xx: unsupported features / backend limits
   K501: "unsupported feature",
   K502: "dtype not supported by the target backend",
+  // 6xx: gradients, control flow and training
+  K601: "bad use of a function transform (grad, value_and_grad)",
+  K602: "differentiated function must return a float scalar",
+  K603: "gradient with respect to a non-float value",
+  K604: "unknown name in wrt",
+  K605: "gradient cannot flow through this operation",
+  K606: "backward rule returns the wrong number of gradients",
+  K607: "backward rule gradient has the wrong shape or dtype",
+  K608: "loop needs a bound",
+  K609: "optimizer hyperparameter out of range",
+  K610: "branches or loop iterations disagree on a variable",
+  K611: "bad train block",
   // 9xx: internal (a compiler bug)
   K901: "internal compiler error",
 } as const;

@@ -33,6 +33,19 @@ export interface FnDecl {
   readonly span: Span;
   /** Closing brace, for "missing return" diagnostics. */
   readonly endSpan: Span;
+  /** A user-written gradient rule, like torch.autograd.Function.backward. */
+  readonly backward?: BackwardRule;
+}
+
+/**
+ * `backward(dy) { ... return dx1, dx2 }` after a fn body: receives the output gradient (and, with a second
+ * name, the forward result); sees the forward's parameters; returns one gradient per parameter.
+ */
+export interface BackwardRule {
+  readonly params: { readonly name: string; readonly span: Span }[];
+  readonly body: Stmt[];
+  readonly span: Span;
+  readonly endSpan: Span;
 }
 
 export interface ParamBinding {
@@ -70,12 +83,55 @@ export interface ParamDecl {
   readonly span: Span;
 }
 
-export type Stmt = LetStmt | ReturnStmt | ExprStmt;
+export type Stmt = LetStmt | ReturnStmt | ExprStmt | AssignStmt | IfStmt | ForStmt | WhileStmt;
+
+/** `x = expr`: rebinds an existing variable (loop-carried and branch-assigned values). */
+export interface AssignStmt {
+  readonly kind: "assign";
+  readonly name: string;
+  readonly nameSpan: Span;
+  readonly value: Expr;
+  readonly span: Span;
+}
+
+export interface IfStmt {
+  readonly kind: "if";
+  readonly cond: Expr;
+  readonly then: Stmt[];
+  readonly else?: Stmt[];
+  readonly span: Span;
+}
+
+/** `for i in start..end { ... }` (end exclusive; bounds may be runtime i32 scalars). */
+export interface ForStmt {
+  readonly kind: "for";
+  readonly var: string;
+  readonly varSpan: Span;
+  readonly start: Expr;
+  readonly end: Expr;
+  /** `for i in 0..n, max: 16`: a bound, needed when `end` is only known at run time. */
+  readonly max?: Expr;
+  readonly maxKey?: { readonly name: string; readonly span: Span };
+  readonly body: Stmt[];
+  readonly span: Span;
+}
+
+export interface WhileStmt {
+  readonly kind: "while";
+  readonly cond: Expr;
+  /** `while c, max: N`: an iteration bound. */
+  readonly max?: Expr;
+  readonly maxKey?: { readonly name: string; readonly span: Span };
+  readonly body: Stmt[];
+  readonly span: Span;
+}
 
 export interface LetStmt {
   readonly kind: "let";
   readonly name: string;
   readonly nameSpan: Span;
+  /** Further names of `let a, b = f(x)` (destructuring several results). */
+  readonly more?: { readonly name: string; readonly span: Span }[];
   readonly type?: TypeExpr;
   readonly value: Expr;
   readonly span: Span;
@@ -96,7 +152,16 @@ export interface ExprStmt {
 
 export type BinaryOp = "+" | "-" | "*" | "/" | "**" | "@" | "==" | "!=" | "<" | "<=" | ">" | ">=";
 
-export type Expr = NumberLit | BoolLit | NameRef | BinaryExpr | UnaryExpr | CallExpr | ListExpr;
+export type Expr = NumberLit | BoolLit | NameRef | BinaryExpr | UnaryExpr | CallExpr | ListExpr | ApplyExpr;
+
+/** `grad(f)(x)`: a function transform (the inner call) applied to arguments. */
+export interface ApplyExpr {
+  readonly kind: "apply";
+  readonly transform: CallExpr;
+  readonly args: Expr[];
+  readonly kwargs: KwArg[];
+  readonly span: Span;
+}
 
 export interface NumberLit {
   readonly kind: "number";

@@ -85,6 +85,20 @@ class KilnParser extends CstParser {
       this.SUBRULE(this.returnType);
     });
     this.SUBRULE(this.block);
+    this.OPTION4(() => this.SUBRULE(this.backwardRule));
+  });
+
+  // A user-written vector-Jacobian rule: `backward(dy) { return dx1, dx2 }`, one gradient per parameter.
+  backwardRule = this.RULE("backwardRule", () => {
+    this.CONSUME(T.Backward);
+    this.CONSUME(T.LParen);
+    this.CONSUME(T.Identifier);
+    this.MANY(() => {
+      this.CONSUME(T.Comma);
+      this.CONSUME2(T.Identifier);
+    });
+    this.CONSUME(T.RParen);
+    this.SUBRULE(this.block);
   });
 
   param = this.RULE("param", () => {
@@ -177,6 +191,10 @@ class KilnParser extends CstParser {
       DEF: [
         { ALT: () => this.SUBRULE(this.letStmt) },
         { ALT: () => this.SUBRULE(this.returnStmt) },
+        { ALT: () => this.SUBRULE(this.ifStmt) },
+        { ALT: () => this.SUBRULE(this.forStmt) },
+        { ALT: () => this.SUBRULE(this.whileStmt) },
+        { GATE: () => this.LA(2).tokenType === T.Equals, ALT: () => this.SUBRULE(this.assignStmt) },
         { ALT: () => this.SUBRULE(this.expr) },
       ],
       ERR_MSG: "a statement",
@@ -186,12 +204,61 @@ class KilnParser extends CstParser {
   letStmt = this.RULE("letStmt", () => {
     this.CONSUME(T.Let);
     this.CONSUME(T.Identifier);
+    this.MANY(() => {
+      this.CONSUME(T.Comma);
+      this.CONSUME2(T.Identifier);
+    });
     this.OPTION(() => {
       this.CONSUME(T.Colon);
       this.SUBRULE(this.typeExpr);
     });
     this.CONSUME(T.Equals);
     this.SUBRULE(this.expr);
+  });
+
+  assignStmt = this.RULE("assignStmt", () => {
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.Equals);
+    this.SUBRULE(this.expr);
+  });
+
+  ifStmt = this.RULE("ifStmt", () => {
+    this.CONSUME(T.If);
+    this.SUBRULE(this.expr);
+    this.SUBRULE(this.block);
+    this.OPTION(() => {
+      this.CONSUME(T.Else);
+      this.OR([{ ALT: () => this.SUBRULE(this.ifStmt) }, { ALT: () => this.SUBRULE2(this.block) }]);
+    });
+  });
+
+  forStmt = this.RULE("forStmt", () => {
+    this.CONSUME(T.For);
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.In);
+    this.SUBRULE(this.additive);
+    this.CONSUME(T.DotDot);
+    this.SUBRULE2(this.additive);
+    this.OPTION(() => {
+      this.CONSUME(T.Comma);
+      this.CONSUME2(T.Identifier);
+      this.CONSUME(T.Colon);
+      this.SUBRULE(this.expr);
+    });
+    this.SUBRULE(this.block);
+  });
+
+  // `while cond { ... }` or `while cond, max: 100 { ... }` (the bound lets gradients preallocate their tape).
+  whileStmt = this.RULE("whileStmt", () => {
+    this.CONSUME(T.While);
+    this.SUBRULE(this.expr);
+    this.OPTION(() => {
+      this.CONSUME(T.Comma);
+      this.CONSUME(T.Identifier);
+      this.CONSUME(T.Colon);
+      this.SUBRULE2(this.expr);
+    });
+    this.SUBRULE(this.block);
   });
 
   returnStmt = this.RULE("returnStmt", () => {
@@ -272,12 +339,18 @@ class KilnParser extends CstParser {
     });
   });
 
+  // `f(x)`, and a transformed function applied at once: `grad(f)(x)`, `value_and_grad(f, wrt: w)(x, y)`.
   nameOrCall = this.RULE("nameOrCall", () => {
     this.CONSUME(T.Identifier);
     this.OPTION(() => {
       this.CONSUME(T.LParen);
       this.SUBRULE(this.callArgs);
       this.CONSUME(T.RParen);
+      this.OPTION2(() => {
+        this.CONSUME2(T.LParen);
+        this.SUBRULE2(this.callArgs);
+        this.CONSUME2(T.RParen);
+      });
     });
   });
 

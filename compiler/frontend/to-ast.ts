@@ -6,6 +6,7 @@ import type { CstNode, IToken } from "chevrotain";
 import type { DiagnosticBag, Span } from "../diagnostics.js";
 import { BadNumber } from "./lexer.js";
 import type {
+  BackwardRule,
   Attribute,
   BinaryOp,
   CallExpr,
@@ -141,7 +142,22 @@ class AstBuilder {
     const body = this.nodes(blockNode, "stmt").map((s) => this.stmt(s));
     const close = this.tok(blockNode, "RBrace");
     const endSpan = close ? this.tokSpan(close) : this.last;
-    return { kind: "fn", name: nameTok?.image ?? "", nameSpan, params, returns, body, attrs, span, endSpan };
+    const bwNode = this.node(node, "backwardRule");
+    const backward = bwNode ? this.backwardRule(bwNode) : undefined;
+    return { kind: "fn", name: nameTok?.image ?? "", nameSpan, params, returns, body, attrs, span, endSpan, backward };
+  }
+
+  private backwardRule(node: CstNode): BackwardRule {
+    const span = this.nodeSpan(node);
+    const params = this.rawToks(node, "Identifier").filter(isReal).map((t) => ({ name: t.image, span: this.tokSpan(t) }));
+    const blockNode = this.node(node, "block");
+    const body = this.block(blockNode);
+    const close = this.tok(blockNode, "RBrace");
+    return { params, body, span, endSpan: close ? this.tokSpan(close) : this.last };
+  }
+
+  private block(node: CstNode | undefined): Stmt[] {
+    return this.nodes(node, "stmt").map((s) => this.stmt(s));
   }
 
   private param(node: CstNode): ParamBinding {
@@ -214,7 +230,36 @@ class AstBuilder {
       const typeNode = this.node(letNode, "typeExpr");
       const type = typeNode ? this.typeExpr(typeNode) : undefined;
       const value = this.expr(this.node(letNode, "expr"));
-      return { kind: "let", name: nameTok?.image ?? "", nameSpan, type, value, span };
+      const more = this.rawToks(letNode, "Identifier").slice(1).filter(isReal).map((t) => ({ name: t.image, span: this.tokSpan(t) }));
+      return { kind: "let", name: nameTok?.image ?? "", nameSpan, type, value, span, ...(more.length ? { more } : {}) };
+    }
+    const assign = this.node(node, "assignStmt");
+    if (assign) {
+      const nameTok = this.tok(assign, "Identifier");
+      return { kind: "assign", name: nameTok?.image ?? "", nameSpan: this.tokSpan(nameTok), value: this.expr(this.node(assign, "expr")), span: this.nodeSpan(assign) };
+    }
+    const ifNode = this.node(node, "ifStmt");
+    if (ifNode) return this.ifStmt(ifNode);
+    const forNode = this.node(node, "forStmt");
+    if (forNode) {
+      const [v, key] = this.rawToks(forNode, "Identifier");
+      const [start, end] = this.nodes(forNode, "additive");
+      const max = this.node(forNode, "expr");
+      return {
+        kind: "for", var: v?.image ?? "", varSpan: this.tokSpan(v),
+        start: start ? this.additive(start) : this.missingExpr(), end: end ? this.additive(end) : this.missingExpr(),
+        body: this.block(this.node(forNode, "block")), span: this.nodeSpan(forNode),
+        ...(max ? { max: this.expr(max), maxKey: { name: key?.image ?? "", span: this.tokSpan(key) } } : {}),
+      };
+    }
+    const whileNode = this.node(node, "whileStmt");
+    if (whileNode) {
+      const [cond, max] = this.nodes(whileNode, "expr");
+      const key = this.tok(whileNode, "Identifier");
+      return {
+        kind: "while", cond: this.expr(cond), body: this.block(this.node(whileNode, "block")), span: this.nodeSpan(whileNode),
+        ...(max ? { max: this.expr(max), maxKey: { name: key?.image ?? "", span: this.tokSpan(key) } } : {}),
+      };
     }
     const retNode = this.node(node, "returnStmt");
     if (retNode) {
@@ -224,6 +269,13 @@ class AstBuilder {
     }
     const expr = this.expr(this.node(node, "expr"));
     return { kind: "expr", expr, span: expr.span };
+  }
+
+  private ifStmt(node: CstNode): Stmt {
+    const [thenBlock, elseBlock] = this.nodes(node, "block");
+    const elseIf = this.node(node, "ifStmt");
+    const els = elseIf ? [this.ifStmt(elseIf)] : elseBlock ? this.block(elseBlock) : undefined;
+    return { kind: "if", cond: this.expr(this.node(node, "expr")), then: this.block(thenBlock), span: this.nodeSpan(node), ...(els ? { else: els } : {}) };
   }
 
   // ---- expressions ----
@@ -302,8 +354,14 @@ class AstBuilder {
     const name = nameTok?.image ?? "";
     if (this.nodes(node, "LParen").length === 0) return { kind: "name", name, span: nameSpan };
     const span = this.nodeSpan(node);
-    const { args, kwargs } = this.callArgs(this.node(node, "callArgs"));
-    return { kind: "call", callee: name, calleeSpan: nameSpan, args, kwargs, span };
+    const [first, second] = this.nodes(node, "callArgs");
+    const { args, kwargs } = this.callArgs(first);
+    const parens = this.rawToks(node, "RParen");
+    const callSpan = parens[0] && isReal(parens[0]) ? this.join(nameSpan, this.tokSpan(parens[0])) : span;
+    const call: CallExpr = { kind: "call", callee: name, calleeSpan: nameSpan, args, kwargs, span: second ? callSpan : span };
+    if (!second) return call;
+    const applied = this.callArgs(second);
+    return { kind: "apply", transform: call, args: applied.args, kwargs: applied.kwargs, span };
   }
 
   private callArgs(node: CstNode | undefined): { args: Expr[]; kwargs: KwArg[] } {

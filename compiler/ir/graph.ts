@@ -30,6 +30,19 @@ export interface Graph {
   readonly outputs: GraphIO[];
   /** Symbolic dims of the signature, in order of first appearance. */
   readonly dims: string[];
+  /** User-written backward rules at their call sites; consumed (and dropped) by the autodiff pass. */
+  readonly customVjps?: CustomVjp[];
+}
+
+/**
+ * One call of a function with a `backward` rule: the forward result `out`, the argument nodes, the
+ * `cotangent` placeholder the backward body was lowered against, and the gradient node for each argument.
+ */
+export interface CustomVjp {
+  readonly out: number;
+  readonly inputs: readonly number[];
+  readonly cotangent: number;
+  readonly grads: readonly number[];
 }
 
 export interface ParamInfo {

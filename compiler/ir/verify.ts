@@ -6,7 +6,7 @@ import type { Graph, IRModule } from "./graph.js";
 import { printNode } from "./print.js";
 import { formatType } from "./types.js";
 import { OPS } from "../ops/registry.js";
-import { isRuleError, SOURCE_OPS, type SourceOp } from "../ops/types.js";
+import { isRuleError, META_OPS, SOURCE_OPS, type SourceOp } from "../ops/types.js";
 
 export function verifyGraph(g: Graph): string[] {
   const errs: string[] = [];
@@ -14,7 +14,7 @@ export function verifyGraph(g: Graph): string[] {
     const where = `${g.name}: ${printNode(n)}`;
     if (n.id !== i) errs.push(`${where}: id ${n.id} at position ${i}`);
     for (const inp of n.inputs) if (!(inp >= 0 && inp < i)) errs.push(`${where}: input %${inp} is not defined before use`);
-    if ((SOURCE_OPS as readonly string[]).includes(n.op)) {
+    if ((SOURCE_OPS as readonly string[]).includes(n.op) || n.op === "cotangent") {
       if (n.inputs.length) errs.push(`${where}: ${n.op as SourceOp} node has inputs`);
       return;
     }
@@ -27,6 +27,11 @@ export function verifyGraph(g: Graph): string[] {
   });
   for (const o of [...g.inputs, ...g.outputs]) if (!(o.node >= 0 && o.node < g.nodes.length)) errs.push(`${g.name}: ${o.name} refers to missing node %${o.node}`);
   return errs;
+}
+
+/** After autodiff, no gradient marker may remain, and no live cotangent placeholder. */
+export function verifyNoMeta(g: Graph): string[] {
+  return g.nodes.filter((n) => (META_OPS as readonly string[]).includes(n.op)).map((n) => `${g.name}: ${printNode(n)}: ${n.op} left after autodiff`);
 }
 
 export function verifyModule(m: IRModule, after: string): void {

@@ -4,7 +4,10 @@
 
 import type { BinaryExpr, CallExpr, Expr, FnDecl, Stmt } from "../frontend/ast.js";
 import type { Span } from "../diagnostics.js";
-import { GraphBuilder, type Graph, type GraphIO } from "../ir/graph.js";
+import { GraphBuilder, type CustomVjp, type Graph, type GraphIO } from "../ir/graph.js";
+import { lowerFor, lowerIf, lowerWhile } from "./control-flow.js";
+import { lowerApply } from "./grad.js";
+import { lowerCustomBackward } from "./custom-backward.js";
 import { formatType, isInt, type Dim, type DType, type TensorType } from "../ir/types.js";
 import type { PrimEmitter } from "../ops/composites.js";
 import { OPS } from "../ops/registry.js";
@@ -15,11 +18,27 @@ import { resolveType, unifyType } from "./types-from-ast.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 import { closest } from "./suggest.js";
 
-interface Frame {
+export interface Frame {
   readonly fnName: string;
-  readonly vars: Map<string, Val>;
+  vars: Map<string, Val>;
   readonly dims: Map<string, Dim>;
   readonly model?: ModelInfo;
+  /** Names declared by `let` in the innermost block (not merged out of branches and loops). */
+  declared: Set<string>;
+  /** Inside a loop body, where `return` is not allowed. */
+  inLoop?: boolean;
+}
+
+/** What a function body's statements produced: the returned values, or nothing if control fell through. */
+export interface BodyResult {
+  readonly vals: Val[];
+  readonly spans: Span[];
+}
+
+/** Options of an inlined call made for `grad`: which arguments and params to differentiate. */
+export interface GradSpec {
+  readonly wrtArgs: readonly number[];
+  readonly wrtParams: readonly string[];
 }
 
 const ARITH: Record<string, BinaryOpName> = { "+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow" };
@@ -28,8 +47,11 @@ const COMPARE: Record<string, CompareOp> = { "==": "eq", "!=": "ne", "<": "lt", 
 export class FnLowerer implements PrimEmitter {
   readonly b = new GraphBuilder();
   private readonly paramNodes = new Map<string, number>();
+  /** Params being differentiated: qualified name -> the identity node standing for them (see grad.ts). */
+  readonly paramOverrides = new Map<string, number>();
   private readonly callStack: string[] = [];
-  private frame!: Frame;
+  readonly customVjps: CustomVjp[] = [];
+  frame!: Frame;
   /** Span of the expression being lowered: rule errors from emit() point here. */
   span!: Span;
 
@@ -44,7 +66,7 @@ export class FnLowerer implements PrimEmitter {
     const qualified = model ? `${model.decl.name}.${fn.name}` : fn.name;
     const before = this.diags.items.length;
     const dims: string[] = [];
-    const frame: Frame = { fnName: qualified, vars: new Map(), dims: new Map(), model };
+    const frame: Frame = { fnName: qualified, vars: new Map(), dims: new Map(), model, declared: new Set() };
     const inputs: GraphIO[] = [];
     fn.params.forEach((p, index) => {
       const t = resolveType(p.type, this.diags);
@@ -60,7 +82,7 @@ export class FnLowerer implements PrimEmitter {
     this.callStack.pop();
     if (this.diags.items.length > before || !results) return undefined;
     const outputs = results.map((v, i) => ({ name: results.length === 1 ? "result" : `result${i}`, node: (v as { id: number }).id }));
-    return { name: qualified, model: model?.decl.name, nodes: this.b.nodes, inputs, outputs, dims };
+    return { name: qualified, model: model?.decl.name, nodes: this.b.nodes, inputs, outputs, dims, customVjps: this.customVjps.length ? this.customVjps : undefined };
   }
 
   /** Lowers a body in `frame`; returns the result tensors, checked against the declared return types. */
@@ -68,19 +90,9 @@ export class FnLowerer implements PrimEmitter {
     const saved = this.frame;
     this.frame = frame;
     try {
-      let results: Val[] | undefined;
-      let resultSpans: Span[] = [];
-      for (const st of fn.body) {
-        if (results) {
-          this.diags.error("K501", "unreachable statement after return", st.span, "return must be the last statement of a function");
-          break;
-        }
-        const r = this.lowerStmt(st);
-        if (r) {
-          results = r.vals;
-          resultSpans = r.spans;
-        }
-      }
+      const r = this.lowerStmts(fn.body);
+      const results = r?.vals.flatMap((v) => (v.kind === "tuple" ? v.items : [v]));
+      const resultSpans = r ? r.vals.flatMap((v, i) => (v.kind === "tuple" ? v.items.map(() => r.spans[i]) : [r.spans[i]])) : [];
       if (!results) {
         this.diags.error("K208", `function '${fn.name}' does not return a value`, fn.endSpan, "end the body with `return <expr>`");
         return undefined;
@@ -102,22 +114,81 @@ export class FnLowerer implements PrimEmitter {
     }
   }
 
-  private lowerStmt(st: Stmt): { vals: Val[]; spans: Span[] } | undefined {
+  /** Lowers statements in order; returns the values of a `return` (which must come last). */
+  lowerStmts(stmts: readonly Stmt[]): BodyResult | undefined {
+    let result: BodyResult | undefined;
+    for (const st of stmts) {
+      if (result) {
+        this.diags.error("K501", "unreachable statement after return", st.span, "return must be the last statement of a block");
+        break;
+      }
+      result = this.lowerStmt(st);
+    }
+    return result;
+  }
+
+  private lowerStmt(st: Stmt): BodyResult | undefined {
     switch (st.kind) {
-      case "let": {
-        let v = this.expr(st.value);
-        if (st.type && v.kind !== "error") {
-          v = this.materialize(v, st.value.span, st.type.dtype as DType);
-          if (v.kind === "tensor" && !unifyType(st.type, this.b.type(v.id), this.frame.dims, this.diags, st.value.span, `'${st.name}'`)) v = POISON;
+      case "let":
+        return this.lowerLet(st);
+      case "assign": {
+        if (!this.frame.vars.has(st.name)) {
+          this.diags.error("K201", `cannot assign to '${st.name}': it is not declared`, st.nameSpan, `declare it first: let ${st.name} = ...`);
+          return undefined;
         }
-        this.frame.vars.set(st.name, v);
+        this.frame.vars.set(st.name, this.expr(st.value));
         return undefined;
       }
       case "return":
+        if (this.frame.inLoop) {
+          this.diags.error("K501", "return inside a loop is not supported", st.span, "assign to a variable declared before the loop and return after it");
+          return undefined;
+        }
         return { vals: st.values.map((e) => this.expr(e)), spans: st.values.map((e) => e.span) };
       case "expr":
         this.expr(st.expr);
         return undefined;
+      case "if":
+        return lowerIf(this, st);
+      case "for":
+        lowerFor(this, st);
+        return undefined;
+      case "while":
+        lowerWhile(this, st);
+        return undefined;
+    }
+  }
+
+  private lowerLet(st: Extract<Stmt, { kind: "let" }>): undefined {
+    let v = this.expr(st.value);
+    const names = [{ name: st.name, span: st.nameSpan }, ...(st.more ?? [])];
+    for (const n of names) this.frame.declared.add(n.name);
+    if (names.length > 1 || v.kind === "tuple") {
+      const items = v.kind === "tuple" ? v.items : [v];
+      if (v.kind !== "error" && items.length !== names.length) {
+        this.diags.error("K204", `${names.length} names but the value has ${items.length} result(s)`, st.span);
+        items.length = 0;
+      }
+      names.forEach((n, i) => this.frame.vars.set(n.name, items[i] ?? POISON));
+      return undefined;
+    }
+    if (st.type && v.kind !== "error") {
+      v = this.materialize(v, st.value.span, st.type.dtype as DType);
+      if (v.kind === "tensor" && !unifyType(st.type, this.b.type(v.id), this.frame.dims, this.diags, st.value.span, `'${st.name}'`)) v = POISON;
+    }
+    this.frame.vars.set(st.name, v);
+    return undefined;
+  }
+
+  /** Runs `body` in a child scope (its `let`s stay inside); returns the child's variables. */
+  inChildScope<T>(body: () => T, loop = false): { result: T; vars: Map<string, Val>; declared: Set<string> } {
+    const saved = this.frame;
+    this.frame = { ...saved, vars: new Map(saved.vars), declared: new Set(), inLoop: saved.inLoop || loop };
+    try {
+      const result = body();
+      return { result, vars: this.frame.vars, declared: this.frame.declared };
+    } finally {
+      this.frame = saved;
     }
   }
 
@@ -142,6 +213,8 @@ export class FnLowerer implements PrimEmitter {
         return this.binary(e);
       case "call":
         return this.call(e);
+      case "apply":
+        return lowerApply(this, e);
     }
   }
 
@@ -169,8 +242,10 @@ export class FnLowerer implements PrimEmitter {
     return POISON;
   }
 
-  private paramNode(model: ModelInfo, name: string): number {
+  paramNode(model: ModelInfo, name: string): number {
     const q = `${model.decl.name}.${name}`;
+    const override = this.paramOverrides.get(q);
+    if (override !== undefined) return override;
     let id = this.paramNodes.get(q);
     if (id === undefined) {
       const t = resolveType(model.params.get(name)!.type, this.diags) ?? { dtype: "f32", shape: [] };
@@ -225,6 +300,10 @@ export class FnLowerer implements PrimEmitter {
         return POISON;
       }
       return tensor(this.constant(v.value, dt));
+    }
+    if (v.kind === "tuple") {
+      this.diags.error("K204", `this has ${v.items.length} results where one value is needed`, span, "take them apart with let a, b = ...");
+      return POISON;
     }
     if (v.kind === "dim") {
       this.diags.error("K501", `'${v.dim}' is a dimension, not a value`, span, "dimension names can be used in shapes, e.g. reshape(x, [B, 784])");
@@ -287,35 +366,83 @@ export class FnLowerer implements PrimEmitter {
   }
 
   private inline(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: CallExpr): Val {
+    const r = this.inlineCall(fn, model, args, call);
+    if (!r) return POISON;
+    if (r.results.length !== 1) {
+      this.diags.error("K204", `'${fn.name}' returns ${r.results.length} results; use them with let a, b = ${fn.name}(...)`, call.span);
+      return r.results.length ? { kind: "tuple", items: r.results } : POISON;
+    }
+    return r.results[0];
+  }
+
+  /**
+   * Inlines a call of a user function; with `grad`, the differentiated arguments and params are first wrapped
+   * in identity nodes that stand for them (returned in `wrt`), so that gradient markers can name them.
+   */
+  inlineCall(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: { span: Span; calleeSpan: Span }, grad?: GradSpec): { results: Val[]; wrt: number[] } | undefined {
     const q = model ? `${model.decl.name}.${fn.name}` : fn.name;
     if (this.callStack.includes(q)) {
       this.diags.error("K210", `'${fn.name}' calls itself (${[...this.callStack, q].join(" -> ")})`, call.calleeSpan, "recursion is not supported; use a loop");
-      return POISON;
+      return undefined;
     }
     if (args.length !== fn.params.length) {
       this.diags.error("K204", `'${fn.name}' takes ${fn.params.length} argument(s), got ${args.length}`, call.span);
-      return POISON;
+      return undefined;
     }
-    const frame: Frame = { fnName: q, vars: new Map(), dims: new Map(), model };
+    const frame: Frame = { fnName: q, vars: new Map(), dims: new Map(), model, declared: new Set() };
     let ok = true;
+    const wrt: number[] = [];
+    const argIds: number[] = [];
     fn.params.forEach((p, i) => {
-      const v = this.materialize(args[i].val, args[i].span, p.type.dtype as DType);
-      if (v.kind !== "tensor") return (ok = false);
+      const m = this.materialize(args[i].val, args[i].span, p.type.dtype as DType);
+      if (m.kind !== "tensor") return (ok = false);
+      let v: { kind: "tensor"; id: number } = m;
       if (!unifyType(p.type, this.b.type(v.id), frame.dims, this.diags, args[i].span, `argument '${p.name}' of '${fn.name}'`)) ok = false;
+      if (grad?.wrtArgs.includes(i)) {
+        v = { kind: "tensor", id: this.identity(v.id) };
+        wrt[grad.wrtArgs.indexOf(i)] = v.id;
+      }
+      argIds.push(v.id);
       frame.vars.set(p.name, v);
     });
-    if (!ok) return POISON;
+    if (!ok) return undefined;
+    const savedOverrides = new Map(this.paramOverrides);
+    grad?.wrtParams.forEach((qp, k) => {
+      const [mName, pName] = qp.split(".");
+      const base = this.paramOverrides.get(qp) ?? this.paramNode(this.scope.models.get(mName)!, pName);
+      const id = this.identity(base);
+      this.paramOverrides.set(qp, id);
+      wrt[grad.wrtArgs.length + k] = id;
+    });
     this.callStack.push(q);
     const saveSpan = this.span;
-    const results = this.lowerBody(fn, frame);
-    this.callStack.pop();
-    this.span = saveSpan;
-    if (!results) return POISON;
-    if (results.length !== 1) {
-      this.diags.error("K204", `'${fn.name}' returns ${results.length} results; a call expression needs exactly one`, call.span);
-      return POISON;
+    try {
+      let results = this.lowerBody(fn, frame);
+      if (results && fn.backward) results = lowerCustomBackward(this, fn, frame, argIds, results);
+      return results ? { results, wrt } : undefined;
+    } finally {
+      this.callStack.pop();
+      this.span = saveSpan;
+      this.paramOverrides.clear();
+      for (const [k, v] of savedOverrides) this.paramOverrides.set(k, v);
     }
-    return results[0];
+  }
+
+  /** A fresh node equal to `id` (a reshape to its own shape): a handle that gradients can name. */
+  identity(id: number): number {
+    const t = this.b.type(id);
+    return this.b.add("reshape", [id], { shape: t.shape }, t, this.span);
+  }
+
+  /** Lowers a backward rule's body in a frame where its names are bound; used by custom-backward.ts. */
+  lowerRuleBody(frame: Frame, stmts: readonly Stmt[]): BodyResult | undefined {
+    const saved = this.frame;
+    this.frame = frame;
+    try {
+      return this.lowerStmts(stmts);
+    } finally {
+      this.frame = saved;
+    }
   }
 }
 

@@ -12,6 +12,8 @@ export type Val =
   | { readonly kind: "dtype"; readonly dtype: DType }
   /** A dimension name of the function's signature (`B`): usable in shape lists only. */
   | { readonly kind: "dim"; readonly dim: Dim }
+  /** Several results (`value_and_grad`, multi-result calls): only for `return` and `let a, b = ...`. */
+  | { readonly kind: "tuple"; readonly items: Val[] }
   | { readonly kind: "error" };
 
 /** A value with the span of the expression it came from (for diagnostics about arguments). */

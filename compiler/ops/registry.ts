@@ -8,16 +8,15 @@ import { binaryCore, castCore, compareCore, unaryCore, whereCore } from "./eleme
 import { broadcastToCore, concatCore, iotaCore, permuteCore, reshapeCore, sliceCore } from "./layout.js";
 import { matmulCore } from "./matmul.js";
 import { reduceCore } from "./reduce.js";
-import { constCore, inputCore, paramCore } from "./source.js";
+import { constCore, cotangentCore, gradientCore, inputCore, paramCore } from "./source.js";
+import { VJP_RULES, type NoGrad, type VjpRule } from "./vjp.js";
 import { ALL_OPS, isPending, pending, type OpCore, type Pending, type PrimOp } from "./types.js";
 
-/** Filled by the autodiff issue: maps output cotangents to input cotangents, as graph-building code. */
-export type VjpRule = (...args: never[]) => unknown;
 /** Filled by the WGSL issue. */
 export type WgslEmitter = { readonly kind: string };
 
 export interface OpDef<P extends PrimOp> extends OpCore<P> {
-  readonly vjp: VjpRule | Pending;
+  readonly vjp: VjpRule<P> | NoGrad;
   readonly wasm: WasmLowering;
   readonly wgsl: WgslEmitter | Pending;
 }
@@ -31,11 +30,11 @@ const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
   sum: reduceCore("sum"), mean: reduceCore("mean"), max: reduceCore("max"), min: reduceCore("min"),
   reshape: reshapeCore, permute: permuteCore, broadcast_to: broadcastToCore, slice: sliceCore, concat: concatCore,
   where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore,
-  input: inputCore, param: paramCore, const: constCore,
+  input: inputCore, param: paramCore, const: constCore, gradient: gradientCore, cotangent: cotangentCore,
 };
 
 function entry<P extends PrimOp>(p: P): OpDef<P> {
-  return { ...CORES[p], vjp: pending("issue 3 (autodiff)"), wasm: WASM_LOWERING[p], wgsl: pending("issue 5 (WGSL backend)") };
+  return { ...CORES[p], vjp: VJP_RULES[p], wasm: WASM_LOWERING[p], wgsl: pending("issue 5 (WGSL backend)") };
 }
 
 export const OPS = Object.fromEntries(ALL_OPS.map((p) => [p, entry(p)])) as { readonly [P in PrimOp]: OpDef<P> };

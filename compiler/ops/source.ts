@@ -28,3 +28,18 @@ export const constCore: OpCore<"const"> = {
     return r;
   },
 };
+
+function expandedByAutodiff<P extends "gradient" | "cotangent">(name: P): OpCore<P> {
+  return {
+    name,
+    arity: name === "gradient" ? 2 : 0,
+    // gradient(y, w) has w's type; y must be a float scalar (lowering checks it with a diagnostic first).
+    infer: (ins) => (name === "gradient" ? { dtype: ins[1].dtype, shape: ins[1].shape } : { error: "K901", message: "cotangent nodes are typed by lowering" }),
+    evaluate: () => {
+      throw new Error(`internal: ${name} nodes are replaced by the autodiff pass before anything evaluates them`);
+    },
+  };
+}
+
+export const gradientCore = expandedByAutodiff("gradient");
+export const cotangentCore = expandedByAutodiff("cotangent");

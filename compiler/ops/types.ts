@@ -12,6 +12,11 @@ export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "conca
 export const OTHER_OPS = ["where", "cast", "matmul", "iota"] as const;
 /** Graph leaves: they have no kernel; the runtime fills their buffers. */
 export const SOURCE_OPS = ["input", "param", "const"] as const;
+/**
+ * Autodiff markers that lowering creates and the `autodiff` pass replaces: `gradient(y, w)` stands for dy/dw,
+ * `cotangent` is the output-gradient placeholder of a user-written backward rule. None survives the pass.
+ */
+export const META_OPS = ["gradient", "cotangent"] as const;
 
 export type UnaryOp = (typeof UNARY_OPS)[number];
 export type BinaryOpName = (typeof BINARY_OPS)[number];
@@ -19,11 +24,12 @@ export type CompareOp = (typeof COMPARE_OPS)[number];
 export type ReduceOp = (typeof REDUCE_OPS)[number];
 export type LayoutOp = (typeof LAYOUT_OPS)[number];
 export type SourceOp = (typeof SOURCE_OPS)[number];
+export type MetaOp = (typeof META_OPS)[number];
 
-export type PrimOp = UnaryOp | BinaryOpName | CompareOp | ReduceOp | LayoutOp | (typeof OTHER_OPS)[number] | SourceOp;
+export type PrimOp = UnaryOp | BinaryOpName | CompareOp | ReduceOp | LayoutOp | (typeof OTHER_OPS)[number] | SourceOp | MetaOp;
 
 export const ALL_OPS: readonly PrimOp[] = [
-  ...UNARY_OPS, ...BINARY_OPS, ...COMPARE_OPS, ...REDUCE_OPS, ...LAYOUT_OPS, ...OTHER_OPS, ...SOURCE_OPS,
+  ...UNARY_OPS, ...BINARY_OPS, ...COMPARE_OPS, ...REDUCE_OPS, ...LAYOUT_OPS, ...OTHER_OPS, ...SOURCE_OPS, ...META_OPS,
 ];
 
 type NoAttrs = Record<string, never>;
@@ -41,6 +47,9 @@ export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "ma
   input: { readonly name: string; readonly index: number };
   param: { readonly name: string };
   const: { readonly value: number };
+  gradient: NoAttrs;
+  /** `site` tells placeholders of different backward-rule call sites apart. */
+  cotangent: { readonly site: number };
 };
 
 export type Attrs = AttrsOf[PrimOp];

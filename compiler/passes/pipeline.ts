@@ -1,26 +1,37 @@
 // Passes: the one ordered list of named IR -> IR passes. Each can be dumped (`--dump-after NAME`); the verifier
-// runs after each. Later issues insert autodiff (before simplify), precision, fusion and memory planning here.
+// runs after each. A pass may report diagnostics (e.g. autodiff through an integer cast); the pipeline stops at
+// the first pass that does. Later issues insert precision, fusion and memory planning here.
 
+import type { DiagnosticBag } from "../diagnostics.js";
 import type { IRModule } from "../ir/graph.js";
-import { verifyModule } from "../ir/verify.js";
+import { verifyModule, verifyNoMeta } from "../ir/verify.js";
+import { autodiff } from "./autodiff.js";
 import { simplify } from "./simplify.js";
 
 export interface Pass {
   readonly name: string;
-  readonly run: (m: IRModule) => IRModule;
+  readonly run: (m: IRModule, diags: DiagnosticBag) => IRModule;
 }
 
-export const PIPELINE: readonly Pass[] = [{ name: "simplify", run: simplify }];
+export const PIPELINE: readonly Pass[] = [
+  { name: "autodiff", run: autodiff },
+  { name: "simplify", run: simplify },
+];
 
 /** Names accepted by --dump-after: "lower" (the IR straight from lowering) and every pass. */
 export const DUMP_POINTS = ["lower", ...PIPELINE.map((p) => p.name)];
 
-export function runPipeline(m: IRModule, onAfter?: (pass: string, m: IRModule) => void): IRModule {
+export function runPipeline(m: IRModule, diags: DiagnosticBag, onAfter?: (pass: string, m: IRModule) => void): IRModule | undefined {
   verifyModule(m, "lower");
   onAfter?.("lower", m);
   for (const p of PIPELINE) {
-    m = p.run(m);
+    m = p.run(m, diags);
+    if (diags.hasErrors) return undefined;
     verifyModule(m, p.name);
+    if (p.name === "autodiff") {
+      const left = m.functions.flatMap(verifyNoMeta).filter((s) => s.includes("gradient"));
+      if (left.length) throw new Error(`internal compiler error:\n  ${left.join("\n  ")}`);
+    }
     onAfter?.(p.name, m);
   }
   return m;

@@ -1,8 +1,26 @@
-// Pass "simplify": common-subexpression elimination (same op, inputs and attrs, incl. duplicate constants) and
-// dead-node elimination, rebuilding each graph with dense ids in topological order.
+// Pass "simplify": algebraic identities (x + 0, x * 1, x / 1, identity reshapes, neg(neg x)), common-
+// subexpression elimination (same op, inputs and attrs, incl. duplicate constants) and dead-node elimination,
+// rebuilding each graph with dense ids in topological order.
 
 import { GraphBuilder, type Graph, type IRModule } from "../ir/graph.js";
-import { formatType } from "../ir/types.js";
+import { formatType, sameShape } from "../ir/types.js";
+import type { Node } from "../ir/graph.js";
+
+/** The input a node is equal to, when an identity makes it redundant (same dtype and shape as the node). */
+function identityOf(n: Node, nodes: readonly Node[], remap: Map<number, number>): number | undefined {
+  const ins = n.inputs.map((i) => nodes[i]);
+  const isConst = (x: Node | undefined, v: number) => x?.op === "const" && (x.attrs as { value: number }).value === v;
+  const same = (x: Node | undefined) => x !== undefined && x.type.dtype === n.type.dtype && sameShape(x.type.shape, n.type.shape);
+  let keep: Node | undefined;
+  if (n.op === "reshape" && same(ins[0])) keep = ins[0];
+  else if (n.op === "add" && isConst(ins[1], 0) && same(ins[0])) keep = ins[0];
+  else if (n.op === "add" && isConst(ins[0], 0) && same(ins[1])) keep = ins[1];
+  else if ((n.op === "mul" || n.op === "div") && isConst(ins[1], 1) && same(ins[0])) keep = ins[0];
+  else if (n.op === "mul" && isConst(ins[0], 1) && same(ins[1])) keep = ins[1];
+  else if (n.op === "sub" && isConst(ins[1], 0) && same(ins[0])) keep = ins[0];
+  else if (n.op === "neg" && ins[0]?.op === "neg") keep = nodes[ins[0].inputs[0]];
+  return keep === undefined ? undefined : remap.get(keep.id);
+}
 
 export function simplifyGraph(g: Graph): Graph {
   const live = new Array<boolean>(g.nodes.length).fill(false);
@@ -12,9 +30,16 @@ export function simplifyGraph(g: Graph): Graph {
   const b = new GraphBuilder();
   const remap = new Map<number, number>();
   const seen = new Map<string, number>();
+  const folded: Node[] = [];
   for (const n of g.nodes) {
     if (!live[n.id]) continue;
     const inputs = n.inputs.map((x) => remap.get(x)!);
+    const same = identityOf({ ...n, inputs }, b.nodes, new Map(b.nodes.map((x) => [x.id, x.id])));
+    if (same !== undefined && n.op !== "input") {
+      remap.set(n.id, same);
+      folded.push(n);
+      continue;
+    }
     const key = n.op === "input" ? undefined : `${n.op}|${inputs.join(",")}|${JSON.stringify(n.attrs)}|${formatType(n.type)}`;
     const prev = key === undefined ? undefined : seen.get(key);
     if (prev !== undefined) {
@@ -33,6 +58,16 @@ export function simplifyGraph(g: Graph): Graph {
   };
 }
 
+/** Simplifies until nothing changes (folding can make more nodes dead or equal). */
 export function simplify(m: IRModule): IRModule {
-  return { ...m, functions: m.functions.map(simplifyGraph) };
+  return { ...m, functions: m.functions.map((g) => fixpoint(g)) };
+}
+
+function fixpoint(g: Graph): Graph {
+  for (let i = 0; i < 8; i++) {
+    const next = simplifyGraph(g);
+    if (next.nodes.length === g.nodes.length) return next;
+    g = next;
+  }
+  return g;
 }

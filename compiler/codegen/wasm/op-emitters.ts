@@ -158,4 +158,7 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   input: source,
   param: source,
   const: source,
+  // Autodiff markers never reach codegen: the autodiff pass replaces them.
+  gradient: source,
+  cotangent: source,
 };

@@ -1,0 +1,144 @@
+// Lowering stage, control flow: `if`/`else`, `for i in a..b` and `while`, with data-dependent conditions.
+// Branches and loop bodies are lowered into the same graph and merged with `where` on the condition, so the
+// value (and, through where's VJP, the gradient) comes from the branch actually taken. Loops are unrolled:
+// a run-time trip count or a while condition needs a `max:` bound, and iterations past the actual count
+// leave the loop variables unchanged (predicated). See docs/language.md, "Control flow".
+
+import type { Expr, ForStmt, IfStmt, Stmt, WhileStmt } from "../frontend/ast.js";
+import type { Span } from "../diagnostics.js";
+import { formatType, sameShape } from "../ir/types.js";
+import type { BodyResult, FnLowerer } from "./lower-fn.js";
+import { POISON, tensor, type Val } from "./values.js";
+
+/** Longest loop the compiler unrolls. */
+export const MAX_UNROLL = 1024;
+
+/** The condition as a bool scalar tensor, or undefined after a diagnostic. */
+function condition(L: FnLowerer, e: Expr, what: string): number | undefined {
+  const v = L.materialize(L.expr(e), e.span);
+  if (v.kind !== "tensor") return undefined;
+  const t = L.type(v.id);
+  if (t.dtype !== "bool" || t.shape.length !== 0) {
+    L.diags.error("K301", `${what} must be a bool scalar, got ${formatType(t)}`, e.span, "compare a scalar, e.g. sum(x) > 0");
+    return undefined;
+  }
+  return v.id;
+}
+
+/** where(cond, a, b) for two versions of one variable; K610 if they differ in dtype or shape. */
+function select(L: FnLowerer, cond: number, a: Val, b: Val, name: string, span: Span): Val {
+  if (a === b) return a;
+  const [x, y] = L.pair(a, b, span, span);
+  if (x.kind !== "tensor" || y.kind !== "tensor") return POISON;
+  const tx = L.type(x.id), ty = L.type(y.id);
+  if (tx.dtype !== ty.dtype || !sameShape(tx.shape, ty.shape)) {
+    L.diags.error("K610", `'${name}' is ${formatType(tx)} on one path and ${formatType(ty)} on the other`, span, "a variable keeps its dtype and shape across branches and loop iterations");
+    return POISON;
+  }
+  return tensor(L.b.add("where", [cond, x.id, y.id], {}, tx, span));
+}
+
+/** Variables of the enclosing scope that `vars` changed (ignoring the block's own `let`s). */
+function changed(L: FnLowerer, vars: Map<string, Val>, declared: Set<string>): string[] {
+  return [...L.frame.vars.keys()].filter((k) => !declared.has(k) && vars.get(k) !== L.frame.vars.get(k));
+}
+
+export function lowerIf(L: FnLowerer, st: IfStmt): BodyResult | undefined {
+  const cond = condition(L, st.cond, "an if condition");
+  const a = L.inChildScope(() => L.lowerStmts(st.then));
+  const b = L.inChildScope(() => (st.else ? L.lowerStmts(st.else as Stmt[]) : undefined));
+  if (cond === undefined) return undefined;
+  if (!!a.result !== !!b.result) {
+    L.diags.error("K501", "only one branch returns", st.span, "return in both branches, or in neither and after the if");
+    return undefined;
+  }
+  if (a.result && b.result) {
+    if (a.result.vals.length !== b.result.vals.length) {
+      L.diags.error("K610", `the branches return ${a.result.vals.length} and ${b.result.vals.length} values`, st.span);
+      return undefined;
+    }
+    const vals = a.result.vals.map((v, i) => select(L, cond, v, b.result!.vals[i], `result ${i}`, a.result!.spans[i]));
+    return { vals, spans: a.result.spans };
+  }
+  for (const name of new Set([...changed(L, a.vars, a.declared), ...changed(L, b.vars, b.declared)])) {
+    L.frame.vars.set(name, select(L, cond, a.vars.get(name)!, b.vars.get(name)!, name, st.span));
+  }
+  return undefined;
+}
+
+function literalInt(L: FnLowerer, e: Expr, what: string): number | undefined {
+  const v = L.expr(e);
+  if (v.kind === "literal" && Number.isInteger(v.value)) return v.value;
+  if (v.kind !== "error") L.diags.error("K304", `${what} must be an integer constant`, e.span);
+  return undefined;
+}
+
+/** Unrolls `count` iterations; `active(k)` gives the run-time guard of iteration k (undefined: always runs). */
+function unroll(L: FnLowerer, count: number, bind: (k: number) => void, active: (k: number) => number | undefined, body: readonly Stmt[], span: Span): void {
+  if (count > MAX_UNROLL) {
+    L.diags.error("K608", `this loop would unroll ${count} iterations; the limit is ${MAX_UNROLL}`, span, "use a smaller bound");
+    return;
+  }
+  for (let k = 0; k < count; k++) {
+    const guard = active(k);
+    if (guard === undefined && L.diags.hasErrors) return;
+    const it = L.inChildScope(() => {
+      bind(k);
+      L.lowerStmts(body);
+    }, true);
+    for (const name of changed(L, it.vars, it.declared)) {
+      const next = it.vars.get(name)!;
+      L.frame.vars.set(name, guard === undefined ? next : select(L, guard, next, L.frame.vars.get(name)!, name, span));
+    }
+  }
+}
+
+export function lowerFor(L: FnLowerer, st: ForStmt): void {
+  const start = literalInt(L, st.start, "the start of a for range");
+  const endVal = L.expr(st.end);
+  if (start === undefined || endVal.kind === "error") return;
+  const bindVar = (k: number) => {
+    L.frame.declared.add(st.var);
+    L.frame.vars.set(st.var, { kind: "literal", value: start + k, isInt: true });
+  };
+  if (endVal.kind === "literal") {
+    if (st.max) L.diags.error("K501", "max: is only needed when the end of the range is known at run time", st.max.span);
+    unroll(L, Math.max(0, endVal.value - start), bindVar, () => undefined, st.body, st.span);
+    return;
+  }
+  const end = L.materialize(endVal, st.end.span, "i32");
+  if (end.kind !== "tensor") return;
+  const et = L.type(end.id);
+  if (et.dtype !== "i32" || et.shape.length !== 0) {
+    L.diags.error("K301", `the end of a for range must be an i32 scalar, got ${formatType(et)}`, st.end.span);
+    return;
+  }
+  if (!st.max) {
+    L.diags.error("K608", "this for loop's trip count is only known at run time, so it needs a bound", st.span, `write: for ${st.var} in ${start}..n, max: 16 { ... }`);
+    return;
+  }
+  if (st.maxKey && st.maxKey.name !== "max") L.diags.error("K205", `unknown loop option '${st.maxKey.name}'`, st.maxKey.span, "the only option is max:");
+  const max = literalInt(L, st.max, "max:");
+  if (max === undefined) return;
+  const guard = (k: number) => L.b.add("lt", [L.constant(start + k, "i32"), end.id], {}, { dtype: "bool", shape: [] }, st.span);
+  unroll(L, max, bindVar, guard, st.body, st.span);
+}
+
+export function lowerWhile(L: FnLowerer, st: WhileStmt): void {
+  if (!st.max) {
+    L.diags.error("K608", "a while loop needs a bound", st.span, "write: while cond, max: 100 { ... } (iterations past the bound are not run)");
+    return;
+  }
+  if (st.maxKey && st.maxKey.name !== "max") L.diags.error("K205", `unknown loop option '${st.maxKey.name}'`, st.maxKey.span, "the only option is max:");
+  const max = literalInt(L, st.max, "max:");
+  if (max === undefined) return;
+  // `running` stays true until the condition first fails; later iterations leave everything unchanged.
+  let running: number | undefined;
+  const guard = () => {
+    const c = condition(L, st.cond, "a while condition");
+    if (c === undefined) return undefined;
+    running = running === undefined ? c : L.b.add("where", [running, c, L.b.add("const", [], { value: 0 }, { dtype: "bool", shape: [] })], {}, { dtype: "bool", shape: [] }, st.span);
+    return running;
+  };
+  unroll(L, max, () => {}, guard, st.body, st.span);
+}

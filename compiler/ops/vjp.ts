@@ -1,0 +1,203 @@
+// Op registry, gradients: the vector-Jacobian rule of every primitive, written as graph-building code over
+// primitives (so gradients are themselves differentiable: second derivatives come for free). The table is a
+// mapped type over PrimOp; ops without a derivative say so explicitly (`NO_GRAD`), with the reason.
+
+import type { Node } from "../ir/graph.js";
+import type { DType, Shape, TensorType } from "../ir/types.js";
+import type { AttrsOf, PrimOp } from "./types.js";
+
+/** What a rule can do: emit checked primitives (a rule error here is a compiler bug) and read types. */
+export interface GradEmitter {
+  emit<P extends PrimOp>(op: P, inputs: readonly number[], attrs: AttrsOf[P]): number;
+  constant(value: number, dtype: DType): number;
+  type(id: number): TensorType;
+}
+
+/** Given the node and the cotangent of its output, the cotangent of each input (undefined: none needed). */
+export type VjpRule<P extends PrimOp = PrimOp> = (e: GradEmitter, n: Node<P>, ct: number) => (number | undefined)[];
+
+/** An op with no derivative; `why` appears in the diagnostic when a gradient would have to pass through it. */
+export interface NoGrad {
+  readonly noGrad: string;
+}
+
+const none = (why: string): NoGrad => ({ noGrad: why });
+
+export function isNoGrad(x: unknown): x is NoGrad {
+  return typeof x === "object" && x !== null && "noGrad" in x;
+}
+
+// ---- helpers ----
+
+const bin = (e: GradEmitter, op: "add" | "sub" | "mul" | "div", a: number, b: number) => e.emit(op, [a, b], {});
+const c = (e: GradEmitter, v: number, like: number) => e.constant(v, e.type(like).dtype);
+
+/** Sums `g` (shaped like a broadcast result) back down to `shape`: the adjoint of numpy broadcasting. */
+export function unbroadcast(e: GradEmitter, g: number, shape: Shape): number {
+  const gs = e.type(g).shape;
+  if (gs.length === shape.length && gs.every((d, k) => d === shape[k])) return g;
+  const lead = gs.length - shape.length;
+  const axes: number[] = [];
+  gs.forEach((d, k) => {
+    if (k < lead || (shape[k - lead] === 1 && d !== 1)) axes.push(k);
+  });
+  const summed = axes.length ? e.emit("sum", [g], { axes, keepdims: true }) : g;
+  return e.emit("reshape", [summed], { shape });
+}
+
+export function zerosLike(e: GradEmitter, x: number): number {
+  const t = e.type(x);
+  return e.emit("broadcast_to", [e.constant(0, t.dtype)], { shape: t.shape });
+}
+
+/** where(cond, g, 0) in g's shape. */
+function mask(e: GradEmitter, cond: number, g: number): number {
+  return e.emit("where", [cond, g, c(e, 0, g)], {});
+}
+
+/** Inputs to an elementwise node, the node's output, and the cotangent unbroadcast to each input. */
+function ew(e: GradEmitter, n: Node, ...gs: (number | undefined)[]): (number | undefined)[] {
+  return gs.map((g, i) => (g === undefined ? undefined : unbroadcast(e, g, e.type(n.inputs[i]).shape)));
+}
+
+/** Puts the reduced axes back (size 1) so the cotangent broadcasts against the input. */
+function keepdims(e: GradEmitter, n: Node<"sum" | "mean" | "max" | "min">, g: number): number {
+  if (n.attrs.keepdims) return g;
+  const x = e.type(n.inputs[0]);
+  return e.emit("reshape", [g], { shape: x.shape.map((d, k) => (n.attrs.axes.includes(k) ? 1 : d)) });
+}
+
+/** Number of reduced elements as a scalar of the input's dtype (a reduction of ones when dims are symbolic). */
+function reducedCount(e: GradEmitter, n: Node<"mean">): number {
+  const x = e.type(n.inputs[0]);
+  const dims = n.attrs.axes.map((k) => x.shape[k]);
+  if (dims.every((d) => typeof d === "number")) return e.constant((dims as number[]).reduce((a, b) => a * b, 1), x.dtype);
+  const ones = e.emit("broadcast_to", [e.constant(1, x.dtype)], { shape: x.shape });
+  return e.emit("sum", [ones], { axes: n.attrs.axes, keepdims: true });
+}
+
+/** max/min: the cotangent goes to the elements equal to the result, split evenly between ties. */
+const chooser: VjpRule<"max" | "min"> = (e, n, ct) => {
+  const x = n.inputs[0];
+  const outK = keepdims(e, n, n.id);
+  const hit = e.emit("cast", [e.emit("eq", [x, outK], {})], { to: e.type(x).dtype });
+  const ties = e.emit("sum", [hit], { axes: n.attrs.axes, keepdims: true });
+  return [bin(e, "mul", hit, bin(e, "div", keepdims(e, n, ct), ties))];
+};
+
+function swapLast(e: GradEmitter, x: number): number {
+  const r = e.type(x).shape.length;
+  const perm = [...Array(r).keys()];
+  [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+  return e.emit("permute", [x], { perm });
+}
+
+/** matmul: dA = G @ Bᵀ, dB = Aᵀ @ G, with 1-D operands promoted and broadcast batch dims summed away. */
+const matmulVjp: VjpRule<"matmul"> = (e, n, ct) => {
+  const [a, b] = n.inputs;
+  const at = e.type(a).shape, bt = e.type(b).shape;
+  const a2 = at.length === 1 ? e.emit("reshape", [a], { shape: [1, at[0]] }) : a;
+  const b2 = bt.length === 1 ? e.emit("reshape", [b], { shape: [bt[0], 1] }) : b;
+  const os = e.type(n.id).shape;
+  const g2Shape: Shape = [...os.slice(0, os.length - (at.length > 1 ? 1 : 0) - (bt.length > 1 ? 1 : 0)), at.length > 1 ? at[at.length - 2] : 1, bt.length > 1 ? bt[bt.length - 1] : 1];
+  const g2 = e.emit("reshape", [ct], { shape: g2Shape });
+  const da = e.emit("matmul", [g2, swapLast(e, b2)], {});
+  const db = e.emit("matmul", [swapLast(e, a2), g2], {});
+  return [unbroadcast(e, da, at.length === 1 ? [1, at[0]] : at), unbroadcast(e, db, bt.length === 1 ? [bt[0], 1] : bt)].map((g, i) =>
+    e.emit("reshape", [g], { shape: i === 0 ? at : bt }),
+  );
+};
+
+export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
+  neg: (e, _n, ct) => [e.emit("neg", [ct], {})],
+  exp: (e, n, ct) => [bin(e, "mul", ct, n.id)],
+  log: (e, n, ct) => [bin(e, "div", ct, n.inputs[0])],
+  sqrt: (e, n, ct) => [bin(e, "div", ct, bin(e, "mul", c(e, 2, ct), n.id))],
+  // d/dx x^(-1/2) = -1/2 * x^(-1/2) / x
+  rsqrt: (e, n, ct) => [bin(e, "mul", ct, bin(e, "div", bin(e, "mul", c(e, -0.5, ct), n.id), n.inputs[0]))],
+  abs: (e, n, ct) => {
+    const x = n.inputs[0];
+    const pos = e.emit("cast", [e.emit("gt", [x, c(e, 0, x)], {})], { to: e.type(x).dtype });
+    const neg = e.emit("cast", [e.emit("lt", [x, c(e, 0, x)], {})], { to: e.type(x).dtype });
+    return [bin(e, "mul", ct, bin(e, "sub", pos, neg))];
+  },
+  tanh: (e, n, ct) => [bin(e, "mul", ct, bin(e, "sub", c(e, 1, ct), bin(e, "mul", n.id, n.id)))],
+  sigmoid: (e, n, ct) => [bin(e, "mul", ct, bin(e, "mul", n.id, bin(e, "sub", c(e, 1, ct), n.id)))],
+  relu: (e, n, ct) => [mask(e, e.emit("gt", [n.inputs[0], c(e, 0, ct)], {}), ct)],
+  add: (e, n, ct) => ew(e, n, ct, ct),
+  sub: (e, n, ct) => ew(e, n, ct, e.emit("neg", [ct], {})),
+  mul: (e, n, ct) => ew(e, n, bin(e, "mul", ct, n.inputs[1]), bin(e, "mul", ct, n.inputs[0])),
+  div: (e, n, ct) => {
+    const ga = bin(e, "div", ct, n.inputs[1]);
+    return ew(e, n, ga, e.emit("neg", [bin(e, "mul", ga, n.id)], {}));
+  },
+  pow: (e, n, ct) => {
+    const [a, b] = n.inputs;
+    const da = bin(e, "mul", ct, bin(e, "mul", b, e.emit("pow", [a, bin(e, "sub", b, c(e, 1, b))], {})));
+    // d/db a^b = a^b log a; defined as 0 where a == 0 (the limit for b > 0), like JAX.
+    const safeLog = e.emit("log", [e.emit("where", [e.emit("eq", [a, c(e, 0, a)], {}), c(e, 1, a), a], {})], {});
+    const db = bin(e, "mul", ct, bin(e, "mul", n.id, safeLog));
+    return ew(e, n, da, db);
+  },
+  maximum: (e, n, ct) => {
+    const [a, b] = n.inputs;
+    const aWins = e.emit("ge", [a, b], {});
+    return ew(e, n, mask(e, aWins, ct), e.emit("where", [aWins, c(e, 0, ct), ct], {}));
+  },
+  minimum: (e, n, ct) => {
+    const [a, b] = n.inputs;
+    const aWins = e.emit("le", [a, b], {});
+    return ew(e, n, mask(e, aWins, ct), e.emit("where", [aWins, c(e, 0, ct), ct], {}));
+  },
+  eq: none("a comparison is piecewise constant"),
+  ne: none("a comparison is piecewise constant"),
+  lt: none("a comparison is piecewise constant"),
+  le: none("a comparison is piecewise constant"),
+  gt: none("a comparison is piecewise constant"),
+  ge: none("a comparison is piecewise constant"),
+  where: (e, n, ct) => {
+    const cond = n.inputs[0];
+    return ew(e, n, undefined, mask(e, cond, ct), e.emit("where", [cond, c(e, 0, ct), ct], {}));
+  },
+  // Float-to-float casts pass the gradient through; the autodiff pass rejects casts to integer types on a
+  // differentiated path before this rule is reached.
+  cast: (e, n, ct) => [e.emit("cast", [ct], { to: e.type(n.inputs[0]).dtype })],
+  sum: (e, n, ct) => [e.emit("broadcast_to", [keepdims(e, n, ct)], { shape: e.type(n.inputs[0]).shape })],
+  mean: (e, n, ct) => [bin(e, "div", e.emit("broadcast_to", [keepdims(e, n, ct)], { shape: e.type(n.inputs[0]).shape }), reducedCount(e, n))],
+  max: chooser as VjpRule<"max">,
+  min: chooser as VjpRule<"min">,
+  matmul: matmulVjp,
+  reshape: (e, n, ct) => [e.emit("reshape", [ct], { shape: e.type(n.inputs[0]).shape })],
+  permute: (e, n, ct) => {
+    const inv: number[] = [];
+    n.attrs.perm.forEach((p, k) => (inv[p] = k));
+    return [e.emit("permute", [ct], { perm: inv })];
+  },
+  broadcast_to: (e, n, ct) => [unbroadcast(e, ct, e.type(n.inputs[0]).shape)],
+  slice: (e, n, ct) => {
+    const x = e.type(n.inputs[0]);
+    const { axis, start, end } = n.attrs;
+    const size = x.shape[axis] as number;
+    const parts: number[] = [];
+    const zeros = (len: number) => e.emit("broadcast_to", [e.constant(0, x.dtype)], { shape: x.shape.map((d, k) => (k === axis ? len : d)) });
+    if (start > 0) parts.push(zeros(start));
+    parts.push(ct);
+    if (end < size) parts.push(zeros(size - end));
+    return [parts.length === 1 ? ct : e.emit("concat", parts, { axis })];
+  },
+  concat: (e, n, ct) => {
+    let off = 0;
+    return n.inputs.map((id) => {
+      const len = e.type(id).shape[n.attrs.axis] as number;
+      const g = e.emit("slice", [ct], { axis: n.attrs.axis, start: off, end: off + len });
+      off += len;
+      return g;
+    });
+  },
+  iota: none("iota has no inputs"),
+  input: none("inputs are leaves"),
+  param: none("params are leaves"),
+  const: none("constants are leaves"),
+  gradient: none("gradient markers are expanded before differentiation"),
+  cotangent: none("placeholders are leaves"),
+};
