@@ -47,7 +47,7 @@ export function lowerIf(L: FnLowerer, st: IfStmt): BodyResult | undefined {
   const cond = condition(L, st.cond, "an if condition");
   const a = L.inChildScope(() => L.lowerStmts(st.then));
   const b = L.inChildScope(() => (st.else ? L.lowerStmts(st.else as Stmt[]) : undefined));
-  if (cond === undefined) return undefined;
+  if (cond === undefined) return a.result && b.result ? { vals: a.result.vals.map(() => POISON), spans: a.result.spans } : undefined;
   if (!!a.result !== !!b.result) {
     L.diags.error("K501", "only one branch returns", st.span, "return in both branches, or in neither and after the if");
     return undefined;
