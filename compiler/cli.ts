@@ -22,6 +22,8 @@ usage:
       --dump-after prints the IR after a pass (${DUMP_POINTS.join(", ")})
   kiln run FILE.kiln --fn NAME [--input NAME=SPEC]... [--dims B=4] [--seed N] [--backend wasm|reference]
       SPEC: random:[4,784] | zeros:[3] | ones:[2,2] | 2.5 | [[1,2],[3,4]]
+  kiln train FILE.kiln [--train NAME] [--steps N] [--batch B] [--seed N] [--classes C] [--check-numerics] [--save FILE]
+      runs a train block's step on a synthetic batch and prints the loss per step
   kiln check FILE.kiln      report diagnostics only
   kiln --version | --help`;
 
@@ -32,7 +34,8 @@ interface Flags {
   values: Map<string, string[]>;
 }
 
-const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target"]);
+const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data"]);
+const BOOL_FLAGS = new Set(["--check-numerics"]);
 
 function parseFlags(args: string[]): Flags {
   const f: Flags = { positional: [], values: new Map() };
@@ -44,6 +47,10 @@ function parseFlags(args: string[]): Flags {
     }
     const eq = a.indexOf("=");
     const name = eq > 0 ? a.slice(0, eq) : a;
+    if (BOOL_FLAGS.has(name) && eq < 0) {
+      f.values.set(name, ["true"]);
+      continue;
+    }
     if (!VALUE_FLAGS.has(name)) throw new UsageError(`unknown option ${name}`);
     const value = eq > 0 ? a.slice(eq + 1) : args[++i];
     if (value === undefined) throw new UsageError(`${name} needs a value`);
@@ -162,6 +169,33 @@ async function cmdRun(f: Flags, out: (s: string) => void, err: (s: string) => vo
   return 0;
 }
 
+function intFlag(f: Flags, name: string, dflt: number, min: number): number {
+  const v = one(f, name);
+  if (v === undefined) return dflt;
+  if (!/^-?\d+$/.test(v) || Number(v) < min) throw new UsageError(`${name} must be an integer >= ${min}, got '${v}'`);
+  return Number(v);
+}
+
+async function cmdTrain(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const { file, source } = await readSource(f);
+  const data = one(f, "--data") ?? "synthetic";
+  if (data !== "synthetic") throw new UsageError(`--data ${data} is not available (use synthetic)`);
+  const opts = {
+    train: one(f, "--train"),
+    steps: intFlag(f, "--steps", 10, 1),
+    batch: intFlag(f, "--batch", 32, 1),
+    seed: intFlag(f, "--seed", 0, -(2 ** 31)),
+    classes: intFlag(f, "--classes", 10, 1),
+    checkNumerics: f.values.has("--check-numerics"),
+    save: one(f, "--save"),
+  };
+  const r = frontend(file, source, [], err);
+  if (!r.ir) return 1;
+  const { runTraining } = await import("./cli-train.js");
+  await runTraining(r.ir, opts, out);
+  return 0;
+}
+
 async function cmdCheck(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { file, source } = await readSource(f);
   const r = frontend(file, source, [], err);
@@ -186,6 +220,7 @@ export async function main(argv: string[], out = (s: string) => console.log(s), 
     if (cmd === "compile") return await cmdCompile(flags, out, err);
     if (cmd === "run") return await cmdRun(flags, out, err);
     if (cmd === "check") return await cmdCheck(flags, out, err);
+    if (cmd === "train") return await cmdTrain(flags, out, err);
     throw new UsageError(`unknown command '${cmd}'`);
   } catch (e) {
     if (e instanceof UsageError) {

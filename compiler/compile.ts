@@ -1,5 +1,5 @@
-// The compiler driver: source text -> parse -> lower (type/shape checks) -> pass pipeline -> plan -> wasm, with
-// every stage's diagnostics collected. Used by the CLI and by tests; writes no files (see compiler/emit/).
+// The compiler driver: source text -> parse -> lower (type/shape checks) -> pass pipeline -> plan -> wasm and/or
+// WGSL, with every stage's diagnostics collected. Used by the CLI and by tests; writes no files (see compiler/emit/).
 
 import { DiagnosticBag, type Diagnostic } from "./diagnostics.js";
 import { parseProgram } from "./frontend/parse.js";
@@ -10,6 +10,7 @@ import { runPipeline } from "./passes/pipeline.js";
 import { planModule, type Plan } from "./codegen/plan.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { COMPILER_VERSION } from "./version.js";
+import { buildWgslModule, type WgslBuildOptions } from "./codegen/wgsl/module.js";
 
 export interface FrontendResult {
   readonly diagnostics: Diagnostic[];
@@ -56,6 +57,37 @@ export interface WasmBuild {
   readonly wat: string;
 }
 
+export type Target = "wasm" | "wgsl" | "all";
+
+export interface TargetBuild {
+  readonly plan: Plan;
+  /** With `wgsl` set when the WGSL target is built, and `wasm: ""` when the wasm one is not. */
+  readonly manifest: Manifest;
+  /** The wasm kernels and their text (absent for target "wgsl"). */
+  readonly wasm?: Uint8Array;
+  readonly wat?: string;
+  /** All WGSL shaders in one text (absent for target "wasm"). */
+  readonly wgsl?: string;
+}
+
+/** Adds the WGSL target to a planned build: the shaders' text and the manifest's `wgsl` field. */
+export function withWgsl(manifest: Manifest, plan: Plan, baseName: string, opts: WgslBuildOptions = {}): { manifest: Manifest; wgsl: string } {
+  const { text, kernels } = buildWgslModule(plan.kernels, opts);
+  return { manifest: { ...manifest, wgsl: { file: `${baseName}.wgsl`, kernels } }, wgsl: text };
+}
+
+/**
+ * Builds the requested targets from one plan. The wasm build also produces the manifest, so target "wgsl"
+ * builds it too and then drops it (the manifest says `wasm: ""`).
+ */
+export async function buildTargets(ir: IRModule, baseName: string, target: Target, wgslOpts: WgslBuildOptions = {}): Promise<TargetBuild> {
+  const w = await buildWasm(ir, baseName);
+  if (target === "wasm") return { plan: w.plan, manifest: w.manifest, wasm: w.wasm, wat: w.wat };
+  const g = withWgsl(w.manifest, w.plan, baseName, wgslOpts);
+  if (target === "wgsl") return { plan: w.plan, manifest: { ...g.manifest, wasm: "" }, wgsl: g.wgsl };
+  return { plan: w.plan, manifest: g.manifest, wasm: w.wasm, wat: w.wat, wgsl: g.wgsl };
+}
+
 /** Plans kernels and builds the wasm module for an optimised IR module. */
 export async function buildWasm(ir: IRModule, baseName: string): Promise<WasmBuild> {
   const plan = planModule(ir);
@@ -68,7 +100,7 @@ export async function buildWasm(ir: IRModule, baseName: string): Promise<WasmBui
     source: ir.source,
     wasm: `${baseName}.wasm`,
     kernels: plan.kernels.map((k) => k.name),
-    params: ir.params.map((p) => ({ name: p.name, model: p.model, dtype: p.type.dtype, shape: p.type.shape as number[], init: p.init })),
+    params: ir.params.map((p) => ({ name: p.name, model: p.model, dtype: p.type.dtype, shape: p.type.shape as number[], init: p.init, ...(p.role ? { role: p.role } : {}) })),
     functions: plan.functions,
   };
   return { plan, manifest, wasm: binary, wat: text };

@@ -19,6 +19,8 @@ export interface CallOptions {
   dims?: Record<string, number>;
   /** Shorthand binding the function's first symbolic dim (FunctionManifest.dims[0]). */
   batch?: number;
+  /** Check every kernel's result for NaN/Inf and throw a KilnError naming the first tensor that has one. */
+  checkNumerics?: boolean;
 }
 
 export interface BoundCall {

@@ -22,7 +22,8 @@ export type KilnErrorCode =
   | "kernel_trap"
   | "disposed"
   | "load_failed"
-  | "index";
+  | "index"
+  | "non_finite";
 
 export interface KilnErrorDetails {
   code?: KilnErrorCode;

@@ -120,6 +120,19 @@ export class FunctionExecutor {
     });
   }
 
+  #checkFinite(vi: number, ptrs: number[], numels: number[], where: string): void {
+    const v = this.fn.values[vi]!;
+    if (!FLOATS.has(v.dtype)) return;
+    const data = this.#ctx.memory.read(v.dtype, ptrs[vi]!, numels[vi]!) as Float32Array | Float64Array;
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        throw new KilnError(`${this.fn.name}: ${data[i]} at element ${i} of tensor %${vi} (${v.dtype}[${v.shape.join(", ")}]), produced by ${where}`, {
+          code: "non_finite", fn: this.fn.name, tensor: `%${vi}`,
+        });
+      }
+    }
+  }
+
   /** Runs the function; the result has one Tensor per output. */
   run(inputs: unknown, options: CallOptions | undefined): Tensor[] {
     const fn = this.fn;
@@ -197,7 +210,9 @@ export class FunctionExecutor {
         for (const x of ints[si]!) args.push(x);
         try {
           this.#stepFns[si]!(...args);
+          if (options?.checkNumerics) this.#checkFinite(step.buffers[step.buffers.length - 1]!, ptrs, numels, `step ${si + 1} of ${fn.steps.length} (ops: ${step.ops?.join(", ") ?? "?"})`);
         } catch (e) {
+          if (e instanceof KilnError) throw e;
           const ops = step.ops?.length ? step.ops.join(", ") : "unknown";
           const why = e instanceof Error ? `${e.constructor.name}: ${e.message}` : String(e);
           throw new KilnError(
@@ -208,7 +223,7 @@ export class FunctionExecutor {
         }
       });
 
-      return fn.outputs.map((sig, k) => {
+      const results = fn.outputs.map((sig, k) => {
         const vi = fn.outputValues[k]!;
         const v = fn.values[vi]!;
         const shape = sig.shape.map((d) => (typeof d === "number" ? d : dims[d]!));
@@ -218,11 +233,22 @@ export class FunctionExecutor {
         }
         return new Tensor(v.dtype as DType, shape, memory.read(v.dtype, ptrs[vi]!, numel));
       });
+      for (const u of fn.updates ?? []) {
+        const slot = params.get(u.param);
+        if (!slot) throw new KilnError(`invalid module: function ${fn.name} updates unknown param "${u.param}"`, { code: "bad_manifest", fn: fn.name });
+        if (options?.checkNumerics) this.#checkFinite(u.value, ptrs, numels, `the update of param "${u.param}"`);
+        const bytes = slot.numel * dtypeBytes(slot.param.dtype);
+        if (ptrs[u.value] !== slot.ptr) memory.write(slot.ptr, new Uint8Array(memory.memory.buffer, ptrs[u.value]!, bytes));
+      }
+      return results;
     } finally {
       memory.resetScratch();
     }
   }
 }
+
+/** NaN/Inf detection for float values (an opt-in pass over the kernel's output). */
+const FLOATS = new Set(["f32", "f64"]);
 
 function numelOf(shape: ValueManifest["shape"], dims: Record<string, number>): number {
   let n = 1;

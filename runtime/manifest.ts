@@ -27,6 +27,8 @@ export interface ParamManifest {
   /** Qualified name, "Model.param". */
   name: string;
   model: string;
+  /** "state" for optimizer state (momentum, Adam moments, step count) that a train block owns. */
+  role?: "weight" | "state";
   dtype: ManifestDType;
   shape: number[];
   init: InitSpec;
@@ -80,6 +82,39 @@ export interface FunctionManifest {
   outputValues: number[];
   values: ValueManifest[];
   steps: StepManifest[];
+  /**
+   * Params the call updates (a training step: weights and optimizer state): after the steps, each listed
+   * value is copied into the param's buffer. Outputs are read before the updates.
+   */
+  updates?: { param: string; value: number }[];
+}
+
+/** Workgroups along one grid axis: ceil(product(ints[i] for i in `ints`) / per); 1 when `ints` is empty. */
+export interface WgslGridAxis {
+  ints: number[];
+  per: number;
+}
+
+/** What the WebGPU runtime needs to know about one kernel besides its WGSL text. */
+export interface WgslKernelManifest {
+  /**
+   * How the kernel uses each of a step's buffers, in order: bound at bindings 1, 2, ... as read-only or
+   * read-write storage, or "none" (not bound, e.g. the wasm matmul's packing scratch).
+   */
+  buffers: Array<"read" | "write" | "none">;
+  /** u32 fields of the uniform block at binding 0 (a step's ints, in order). */
+  ints: number;
+  /** Invocations per workgroup and workgroup storage bytes, checked against the device limits at load. */
+  workgroupSize: number;
+  workgroupBytes: number;
+  /** Workgroups to dispatch along x, y, z; each is clamped to the device limit and the shader loops over the rest. */
+  grid: [WgslGridAxis, WgslGridAxis, WgslGridAxis];
+}
+
+/** The WGSL target: every kernel's shader in one text file, each starting at a `// @kiln-kernel NAME` line. */
+export interface WgslManifest {
+  file: string;
+  kernels: Record<string, WgslKernelManifest>;
 }
 
 export interface Manifest {
@@ -87,10 +122,13 @@ export interface Manifest {
   version: 1;
   compiler: string;
   source: string;
+  /** The wasm kernels file; "" when the module was compiled for WebGPU only (--target wgsl). */
   wasm: string;
   kernels: string[];
   params: ParamManifest[];
   functions: FunctionManifest[];
+  /** Present when compiled with --target wgsl or all. */
+  wgsl?: WgslManifest;
 }
 
 export function evalDimPoly(p: DimPoly, bind: Record<string, number>): number {

@@ -10,9 +10,13 @@
 //   reduce:      (in, out, ext_0, ..., ext_{rank-1})
 //       in is contiguous with shape ext; out is contiguous over the axes with reduced[axis] === false, in order.
 //       "mean" divides by the product of the reduced extents.
-//   matmul:      (a, b, out, bext_0, ..., bext_{batchRank-1}, M, K, N)
-//       a: [batch..., M, K], b: [batch..., K, N] (axes with aBcast/bBcast true have extent 1 in that operand);
-//       out: [batch..., M, N]; all contiguous. f32 accumulation.
+//   matmul:      (a, b, out, scratch, bext_0, ..., bext_{batchRank-1}, M, K, N, m0, m1)
+//       a: [batch..., M, K] ([batch..., K, M] when transA), b: [batch..., K, N] ([batch..., N, K] when transB)
+//       (axes with aBcast/bBcast true have extent 1 in that operand); out: [batch..., M, N]; all contiguous.
+//       Computes rows [m0, m1) of every out matrix (the planner passes 0, M; the thread pool splits the range).
+//       scratch: a buffer of at least matmulScratchBytes(M, K, N) bytes (compiler/codegen/wasm/matmul-blocking.ts)
+//       for packed panels; the planner adds one per function as an extra temp value, and each extra thread gets
+//       its own MATMUL_SCRATCH_MAX bytes. f32 accumulation.
 //   copy:        (in, out, inOffset, outOffset, ext_0..ext_{r-1}, inStride_0..inStride_{r-1}, outStride_0..outStride_{r-1})
 //       for every index i in ext: out[outOffset + sum i_k*outStride_k] = in[inOffset + sum i_k*inStride_k]
 //   iota:        (out, n)      out[i] = i for i < n (i32)
@@ -48,6 +52,10 @@ export interface MatmulKernel {
   readonly batchRank: number;
   readonly aBcast: readonly boolean[];
   readonly bBcast: readonly boolean[];
+  /** a holds the transpose of the left operand (a permute of its last two axes folded in by the planner). */
+  readonly transA?: boolean;
+  /** b holds the transpose of the right operand. */
+  readonly transB?: boolean;
 }
 
 export interface CopyKernel {

@@ -3,11 +3,12 @@
 // aliases (reshape) or strided copies; elementwise ops take scalar constants inline.
 
 import type { FunctionManifest, StepManifest, ValueManifest, DimPoly } from "../../runtime/manifest.js";
-import type { Graph, IRModule, Node } from "../ir/graph.js";
+import { useCounts, type Graph, type IRModule, type Node } from "../ir/graph.js";
 import type { Dim, DType } from "../ir/types.js";
 import { WASM_LOWERING } from "./wasm/op-emitters.js";
 import type { EwExpr, KernelSpec, NamedKernel } from "./kernel.js";
 import { polyConst, polyProduct, polyScale, polyStrides } from "./dim-poly.js";
+import { matmulScratchBytes } from "./wasm/matmul-blocking.js";
 
 export interface Plan {
   readonly kernels: NamedKernel[];
@@ -49,6 +50,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
   const values: ValueManifest[] = [];
   const steps: StepManifest[] = [];
   const step = (kernel: string, buffers: number[], ints: DimPoly[], n: Node) => steps.push({ kernel, buffers, ints, ops: [n.op] });
+  const mm: MatmulPlan = { folded: foldedPermutes(g), scratch: g.nodes.length, scratchBytes: -1 };
   for (const n of g.nodes) {
     const v = (source: ValueManifest["source"]) => values.push({ dtype: n.type.dtype, shape: [...n.type.shape], source });
     const a = n.attrs as Record<string, unknown>;
@@ -59,13 +61,17 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
       case "const": v({ kind: "const", value: a.value as number }); continue;
       case "reshape": v({ kind: "alias", of: n.inputs[0] }); continue;
     }
+    // A transpose folded into its matmul: nothing reads this value, so it takes no memory and no step.
+    if (mm.folded.has(n.id)) { v({ kind: "alias", of: n.inputs[0] }); continue; }
     v({ kind: "temp" });
     if (kind === "elementwise") planElementwise(g, n, table, step);
     else if (n.op === "sum" || n.op === "mean" || n.op === "max" || n.op === "min") planReduce(g, n, table, step);
-    else if (n.op === "matmul") planMatmul(g, n, table, step);
+    else if (n.op === "matmul") planMatmul(g, n, table, step, mm);
     else if (n.op === "iota") step(table.intern({ kind: "iota", dtype: "i32" }, "iota"), [n.id], [polyConst(n.type.shape[0] as number)], n);
     else planCopy(g, n, table, step);
   }
+  // One packing buffer per function, after the node values, big enough for its largest matmul.
+  if (mm.scratchBytes >= 0) values.push({ dtype: "f32", shape: [Math.ceil(mm.scratchBytes / 4)], source: { kind: "temp" } });
   return {
     name: g.name,
     jsName: g.name.includes(".") ? g.name.slice(g.name.indexOf(".") + 1) : g.name,
@@ -76,6 +82,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     outputValues: g.outputs.map((o) => o.node),
     values,
     steps,
+    ...(g.updates?.length ? { updates: g.updates.map((u) => ({ param: u.param, value: u.node })) } : {}),
   };
 }
 
@@ -116,23 +123,66 @@ function planReduce(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
   step(table.intern(spec, `reduce_${n.op}_${x.type.dtype}`), [x.id, n.id], c.ext.map(polyProduct), n);
 }
 
-function planMatmul(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
+interface MatmulPlan {
+  /** Permutes read transposed by their matmul instead of being copied. */
+  readonly folded: ReadonlySet<number>;
+  /** Value index of the function's matmul scratch buffer. */
+  readonly scratch: number;
+  /** Bytes it needs (-1: the function has no matmul). */
+  scratchBytes: number;
+}
+
+/** Permutes that swap the last two axes and feed nothing but one matmul operand (not an output either). */
+function foldedPermutes(g: Graph): Set<number> {
+  const uses = useCounts(g);
+  const out = new Set<number>();
+  for (const n of g.nodes) {
+    if (n.op !== "matmul") continue;
+    for (const id of n.inputs) {
+      const p = g.nodes[id];
+      if (p.op !== "permute" || uses[id] !== 1) continue;
+      const perm = (p.attrs as { perm: number[] }).perm;
+      const r = perm.length;
+      if (r >= 2 && perm[r - 2] === r - 1 && perm[r - 1] === r - 2 && perm.slice(0, r - 2).every((q, i) => q === i)) out.add(id);
+    }
+  }
+  return out;
+}
+
+function planMatmul(g: Graph, n: Node, table: KernelTable, step: StepFn, mm: MatmulPlan): void {
   const [a, b] = n.inputs.map((i) => g.nodes[i].type.shape);
+  const [transA, transB] = n.inputs.map((i) => mm.folded.has(i));
+  const [srcA, srcB] = n.inputs.map((i) => (mm.folded.has(i) ? g.nodes[i].inputs[0] : i));
   const as = a.length === 1 ? [1, a[0]] : a;
   const bs = b.length === 1 ? [b[0], 1] : b;
-  const M = as[as.length - 2], K = as[as.length - 1], N = bs[bs.length - 1];
-  const batchRank = Math.max(as.length, bs.length) - 2;
+  let M = as[as.length - 2];
+  const K = as[as.length - 1], N = bs[bs.length - 1];
+  let batchRank = Math.max(as.length, bs.length) - 2;
   const pad = (s: readonly Dim[]) => [...Array(batchRank - (s.length - 2)).fill(1), ...s.slice(0, -2)] as Dim[];
-  const ab = pad(as), bb = pad(bs);
-  const batch = ab.map((d, k) => (d === 1 ? bb[k] : d));
+  let ab = pad(as), bb = pad(bs);
+  let batch = ab.map((d, k) => (d === 1 ? bb[k] : d));
+  const mRows: Dim[] = [M];
+  // One B for every batch of a row-major A ([..., M, K] @ [K, N]): a single gemm over all the rows.
+  if (batchRank > 0 && !transA && bb.every((d) => d === 1)) {
+    mRows.unshift(...batch);
+    M = batch.every((d) => typeof d === "number") && typeof M === "number" ? (batch as number[]).reduce((x, y) => x * y, M) : "?";
+    batchRank = 0;
+    ab = bb = batch = [];
+  }
   const spec: KernelSpec = {
     kind: "matmul",
     dtype: n.type.dtype,
     batchRank,
     aBcast: ab.map((d, k) => d === 1 && batch[k] !== 1),
     bBcast: bb.map((d, k) => d === 1 && batch[k] !== 1),
+    transA,
+    transB,
   };
-  step(table.intern(spec, `matmul_${n.type.dtype}`), [n.inputs[0], n.inputs[1], n.id], [...batch, M, K, N].map((d) => polyProduct([d])), n);
+  const known = (d: Dim) => (typeof d === "number" ? d : undefined);
+  mm.scratchBytes = Math.max(mm.scratchBytes, matmulScratchBytes(known(M), known(K), known(N)));
+  const rows = polyProduct(mRows);
+  const ints = [...batch.map((d) => polyProduct([d])), rows, polyProduct([K]), polyProduct([N]), polyConst(0), rows];
+  step(table.intern(spec, `matmul_${n.type.dtype}`), [srcA, srcB, n.id, mm.scratch], ints, n);
 }
 
 /** permute, broadcast_to, slice and concat as strided copies (element strides and offsets). */

@@ -10,7 +10,16 @@ export interface Program {
   readonly items: Item[];
 }
 
-export type Item = FnDecl | ModelDecl;
+export type Item = FnDecl | ModelDecl | TrainDecl;
+
+/** `train Name { model: M, loss: method, optimizer: sgd(...) }`. */
+export interface TrainDecl {
+  readonly kind: "train";
+  readonly name: string;
+  readonly nameSpan: Span;
+  readonly entries: { readonly key: string; readonly keySpan: Span; readonly value: Expr }[];
+  readonly span: Span;
+}
 
 /** `@name(args)` written before an fn (reserved for precision attributes and similar). */
 export interface Attribute {

@@ -11,7 +11,7 @@ export function describeToken(tok: IToken): string {
 
 function describeExpected(tokType: TokenType): string {
   // The program rule ends with CONSUME(EOF), so "expected EOF" really means "expected another item".
-  return tokType === EOF ? "'fn', 'model' or an attribute" : tokenLabel(tokType);
+  return tokType === EOF ? "'fn', 'model', 'train' or an attribute" : tokenLabel(tokType);
 }
 
 /** Alternatives of an OR/repetition, as "x, y or z" (used when an OR has no ERR_MSG). */
@@ -52,9 +52,28 @@ class KilnParser extends CstParser {
   item = this.RULE("item", () => {
     this.MANY(() => this.SUBRULE(this.attribute));
     this.OR({
-      DEF: [{ ALT: () => this.SUBRULE(this.fnDecl) }, { ALT: () => this.SUBRULE(this.modelDecl) }],
-      ERR_MSG: "'fn' or 'model'",
+      DEF: [{ ALT: () => this.SUBRULE(this.fnDecl) }, { ALT: () => this.SUBRULE(this.modelDecl) }, { ALT: () => this.SUBRULE(this.trainDecl) }],
+      ERR_MSG: "'fn', 'model' or 'train'",
     });
+  });
+
+  // `train Name { model: M  loss: loss  optimizer: sgd(lr: 0.1) }`: compiled into one training-step function.
+  trainDecl = this.RULE("trainDecl", () => {
+    this.CONSUME(T.Train);
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.LBrace);
+    this.MANY(() => {
+      this.SUBRULE(this.trainEntry);
+      this.OPTION(() => this.CONSUME(T.Comma));
+    });
+    this.CONSUME(T.RBrace);
+  });
+
+  // `model` is a keyword elsewhere but names an entry here.
+  trainEntry = this.RULE("trainEntry", () => {
+    this.OR([{ ALT: () => this.CONSUME(T.Identifier) }, { ALT: () => this.CONSUME(T.Model) }]);
+    this.CONSUME(T.Colon);
+    this.SUBRULE(this.expr);
   });
 
   attribute = this.RULE("attribute", () => {

@@ -7,6 +7,7 @@ import type { DiagnosticBag, Span } from "../diagnostics.js";
 import { BadNumber } from "./lexer.js";
 import type {
   BackwardRule,
+  TrainDecl,
   Attribute,
   BinaryOp,
   CallExpr,
@@ -118,10 +119,21 @@ class AstBuilder {
       const attrs = this.nodes(itemNode, "attribute").map((a) => this.attribute(a));
       const fn = this.node(itemNode, "fnDecl");
       const model = this.node(itemNode, "modelDecl");
+      const train = this.node(itemNode, "trainDecl");
       if (fn) items.push(this.fnDecl(fn, attrs));
       else if (model) items.push(this.modelDecl(model));
+      else if (train) items.push(this.trainDecl(train));
     }
     return { file: this.file, items };
+  }
+
+  private trainDecl(node: CstNode): TrainDecl {
+    const nameTok = this.tok(node, "Identifier");
+    const entries = this.nodes(node, "trainEntry").map((e) => {
+      const key = this.tok(e, "Identifier") ?? this.tok(e, "Model");
+      return { key: key?.image ?? "", keySpan: this.tokSpan(key), value: this.expr(this.node(e, "expr")) };
+    });
+    return { kind: "train", name: nameTok?.image ?? "", nameSpan: this.tokSpan(nameTok ?? this.tok(node, "Train")), entries, span: this.nodeSpan(node) };
   }
 
   private attribute(node: CstNode): Attribute {

@@ -32,6 +32,8 @@ export interface Graph {
   readonly dims: string[];
   /** User-written backward rules at their call sites; consumed (and dropped) by the autodiff pass. */
   readonly customVjps?: CustomVjp[];
+  /** Params this function writes (a training step): the node holding each param's new value. */
+  readonly updates?: { readonly param: string; readonly node: number }[];
 }
 
 /**
@@ -49,6 +51,8 @@ export interface ParamInfo {
   /** Qualified "Model.param". */
   readonly name: string;
   readonly model: string;
+  /** Optimizer state owned by a train block (momentum, moments, step count) rather than a model weight. */
+  readonly role?: "state";
   readonly type: TensorType;
   readonly init: InitSpec;
   readonly span?: Span;

@@ -28,13 +28,14 @@ export function printGraph(g: Graph): string {
   const res = g.outputs.map((o) => `${o.name}: ${formatType(g.nodes[o.node].type)}`).join(", ");
   const lines = [`fn ${g.name}(${sig}) -> (${res}) {`];
   for (const n of g.nodes) lines.push("  " + printNode(n));
+  for (const u of g.updates ?? []) lines.push(`  update ${u.param} <- %${u.node}`);
   lines.push(`  return ${g.outputs.map((o) => `%${o.node}`).join(", ")}`, "}");
   return lines.join("\n");
 }
 
 export function printModule(m: IRModule): string {
   const parts = [`// kiln IR of ${m.source}`];
-  for (const p of m.params) parts.push(`param ${p.name}: ${formatType(p.type)} = ${fmtInit(p.init)}`);
+  for (const p of m.params) parts.push(`${p.role === "state" ? "state" : "param"} ${p.name}: ${formatType(p.type)} = ${fmtInit(p.init)}`);
   for (const g of m.functions) parts.push("", printGraph(g));
   return parts.join("\n") + "\n";
 }

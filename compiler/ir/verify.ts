@@ -25,7 +25,7 @@ export function verifyGraph(g: Graph): string[] {
     if (isRuleError(r)) errs.push(`${where}: ${r.message}`);
     else if (formatType(r) !== formatType(n.type)) errs.push(`${where}: type should be ${formatType(r)}`);
   });
-  for (const o of [...g.inputs, ...g.outputs]) if (!(o.node >= 0 && o.node < g.nodes.length)) errs.push(`${g.name}: ${o.name} refers to missing node %${o.node}`);
+  for (const o of [...g.inputs, ...g.outputs, ...(g.updates ?? []).map((u) => ({ name: `update of ${u.param}`, node: u.node }))]) if (!(o.node >= 0 && o.node < g.nodes.length)) errs.push(`${g.name}: ${o.name} refers to missing node %${o.node}`);
   return errs;
 }
 

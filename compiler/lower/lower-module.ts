@@ -7,6 +7,7 @@ import type { Graph, IRModule, ParamInfo } from "../ir/graph.js";
 import { FnLowerer } from "./lower-fn.js";
 import { collectScope } from "./module-scope.js";
 import { lowerParam } from "./params.js";
+import { lowerTrain } from "./train.js";
 
 export function lowerProgram(program: Program, diags: DiagnosticBag): IRModule | undefined {
   const scope = collectScope(program, diags);
@@ -23,6 +24,12 @@ export function lowerProgram(program: Program, diags: DiagnosticBag): IRModule |
       if (scope.fns.get(item.name) !== item) continue;
       const g = new FnLowerer(scope).lowerExported(item, undefined);
       if (g) functions.push(g);
+    } else if (item.kind === "train") {
+      const r = lowerTrain(scope, item, params);
+      if (r) {
+        functions.push(r.graph);
+        params.push(...r.state.filter((s, i, all) => all.findIndex((x) => x.name === s.name) === i));
+      }
     } else {
       const m = scope.models.get(item.name);
       if (m?.decl !== item) continue;

@@ -35,6 +35,10 @@ export function collectScope(p: Program, diags: DiagnosticBag): ModuleScope {
       if (claim(item.name, "a function", item.nameSpan)) fns.set(item.name, item);
       continue;
     }
+    if (item.kind === "train") {
+      claim(item.name, "a train block", item.nameSpan);
+      continue;
+    }
     if (!claim(item.name, "a model", item.nameSpan)) continue;
     const info: ModelInfo = { decl: item, params: new Map(), methods: new Map() };
     const inner = new Set<string>();

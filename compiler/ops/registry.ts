@@ -4,6 +4,7 @@
 // `Pending` values that `pendingRules()` lists (and the test report prints).
 
 import { WASM_LOWERING, type WasmLowering } from "../codegen/wasm/op-emitters.js";
+import { WGSL_LOWERING, type WgslLowering } from "../codegen/wgsl/op-emitters.js";
 import { binaryCore, castCore, compareCore, unaryCore, whereCore } from "./elementwise.js";
 import { broadcastToCore, concatCore, iotaCore, permuteCore, reshapeCore, sliceCore } from "./layout.js";
 import { matmulCore } from "./matmul.js";
@@ -12,13 +13,10 @@ import { constCore, cotangentCore, gradientCore, inputCore, paramCore } from "./
 import { VJP_RULES, type NoGrad, type VjpRule } from "./vjp.js";
 import { ALL_OPS, isPending, pending, type OpCore, type Pending, type PrimOp } from "./types.js";
 
-/** Filled by the WGSL issue. */
-export type WgslEmitter = { readonly kind: string };
-
 export interface OpDef<P extends PrimOp> extends OpCore<P> {
   readonly vjp: VjpRule<P> | NoGrad;
   readonly wasm: WasmLowering;
-  readonly wgsl: WgslEmitter | Pending;
+  readonly wgsl: WgslLowering;
 }
 
 const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
@@ -34,7 +32,7 @@ const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
 };
 
 function entry<P extends PrimOp>(p: P): OpDef<P> {
-  return { ...CORES[p], vjp: VJP_RULES[p], wasm: WASM_LOWERING[p], wgsl: pending("issue 5 (WGSL backend)") };
+  return { ...CORES[p], vjp: VJP_RULES[p], wasm: WASM_LOWERING[p], wgsl: WGSL_LOWERING[p] };
 }
 
 export const OPS = Object.fromEntries(ALL_OPS.map((p) => [p, entry(p)])) as { readonly [P in PrimOp]: OpDef<P> };

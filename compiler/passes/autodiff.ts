@@ -98,6 +98,7 @@ export function autodiffGraph(g: Graph, diags: DiagnosticBag): Graph {
     nodes: b.nodes,
     inputs: g.inputs.map((i) => ({ ...i, node: map[i.node] })),
     outputs: g.outputs.map((o) => ({ ...o, node: map[o.node] })),
+    updates: g.updates?.map((u) => ({ ...u, node: map[u.node] })),
   };
   return simplifyGraph(rebuilt);
 }

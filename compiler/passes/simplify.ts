@@ -25,19 +25,18 @@ function identityOf(n: Node, nodes: readonly Node[], remap: Map<number, number>)
 export function simplifyGraph(g: Graph): Graph {
   const live = new Array<boolean>(g.nodes.length).fill(false);
   for (const o of g.outputs) live[o.node] = true;
+  for (const u of g.updates ?? []) live[u.node] = true;
   for (const i of g.inputs) live[i.node] = true; // inputs stay even when unused: they are the signature
   for (let i = g.nodes.length - 1; i >= 0; i--) if (live[i]) for (const x of g.nodes[i].inputs) live[x] = true;
   const b = new GraphBuilder();
   const remap = new Map<number, number>();
   const seen = new Map<string, number>();
-  const folded: Node[] = [];
   for (const n of g.nodes) {
     if (!live[n.id]) continue;
     const inputs = n.inputs.map((x) => remap.get(x)!);
     const same = identityOf({ ...n, inputs }, b.nodes, new Map(b.nodes.map((x) => [x.id, x.id])));
     if (same !== undefined && n.op !== "input") {
       remap.set(n.id, same);
-      folded.push(n);
       continue;
     }
     const key = n.op === "input" ? undefined : `${n.op}|${inputs.join(",")}|${JSON.stringify(n.attrs)}|${formatType(n.type)}`;
@@ -55,6 +54,7 @@ export function simplifyGraph(g: Graph): Graph {
     nodes: b.nodes,
     inputs: g.inputs.map((i) => ({ ...i, node: remap.get(i.node)! })),
     outputs: g.outputs.map((o) => ({ ...o, node: remap.get(o.node)! })),
+    updates: g.updates?.map((u) => ({ ...u, node: remap.get(u.node)! })),
   };
 }
 

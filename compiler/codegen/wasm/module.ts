@@ -8,10 +8,14 @@ import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
 import { renderMatmul } from "./matmul.js";
 import { renderCopy, renderIota } from "./copy.js";
+import type { SimdVariant } from "./matmul-blocking.js";
+import { parallelSection } from "./parallel.js";
 
 export interface WasmBuildOptions {
   /** Run Binaryen's optimizer (default: off, so the text stays close to what the renderers wrote). */
   readonly optimize?: boolean;
+  /** "relaxed" builds the same exports with f32x4.relaxed_madd in the matmul (default "plain" SIMD128). */
+  readonly simd?: SimdVariant;
 }
 
 export interface WasmBuildResult {
@@ -26,25 +30,26 @@ export function kernelParamCount(spec: KernelSpec): number {
   switch (spec.kind) {
     case "elementwise": return spec.inputs.length + 1 + spec.rank;
     case "reduce": return 2 + spec.rank;
-    case "matmul": return 3 + spec.batchRank + 3;
+    case "matmul": return 4 + spec.batchRank + 5;
     case "copy": return 4 + 3 * spec.rank;
     case "iota": return 2;
   }
 }
 
-function renderBody(fb: FnBuilder, spec: KernelSpec): E {
+function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
   switch (spec.kind) {
     case "elementwise": return renderElementwise(fb, spec);
     case "reduce": return renderReduce(fb, spec);
-    case "matmul": return renderMatmul(fb, spec);
+    case "matmul": return renderMatmul(fb, spec, simd);
     case "copy": return renderCopy(fb, spec);
     case "iota": return renderIota(fb);
   }
 }
 
-function setUp(binaryen: Bin, m: Module): MathHelpers {
+function setUp(binaryen: Bin, m: Module, simd: SimdVariant): MathHelpers {
   const F = binaryen.Features;
-  m.setFeatures(F.SIMD128 | F.BulkMemory | F.BulkMemoryOpt | F.NontrappingFPToInt | F.SignExt | F.MutableGlobals);
+  const relaxed = simd === "relaxed" ? F.RelaxedSIMD : 0;
+  m.setFeatures(F.SIMD128 | F.BulkMemory | F.BulkMemoryOpt | F.NontrappingFPToInt | F.SignExt | F.MutableGlobals | relaxed);
   // No declared maximum: an import with one would reject a runtime memory created without a maximum.
   m.setMemory(1, -1, null, [], false, false, "0");
   m.addMemoryImport("0", "env", "memory");
@@ -53,12 +58,12 @@ function setUp(binaryen: Bin, m: Module): MathHelpers {
   return new MathHelpers(binaryen, m);
 }
 
-function addKernel(binaryen: Bin, m: Module, helpers: MathHelpers, k: NamedKernel): void {
+function addKernel(binaryen: Bin, m: Module, helpers: MathHelpers, k: NamedKernel, simd: SimdVariant): void {
   const params = new Array<number>(kernelParamCount(k.spec)).fill(binaryen.i32);
   const fb = new FnBuilder(binaryen, m, params, helpers);
   let body: E;
   try {
-    body = renderBody(fb, k.spec);
+    body = renderBody(fb, k.spec, simd);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(`${msg} (kernel "${k.name}")`, { cause: e });
@@ -67,11 +72,11 @@ function addKernel(binaryen: Bin, m: Module, helpers: MathHelpers, k: NamedKerne
 }
 
 /** Rebuilds each kernel alone to name the one that does not validate (only on the error path). */
-function findInvalid(binaryen: Bin, kernels: readonly NamedKernel[]): string | undefined {
+function findInvalid(binaryen: Bin, kernels: readonly NamedKernel[], simd: SimdVariant): string | undefined {
   for (const k of kernels) {
     const m = new binaryen.Module();
     try {
-      addKernel(binaryen, m, setUp(binaryen, m), k);
+      addKernel(binaryen, m, setUp(binaryen, m, simd), k, simd);
       if (!m.validate()) return k.name;
     } finally {
       m.dispose();
@@ -88,15 +93,18 @@ export async function buildWasmModule(kernels: readonly NamedKernel[], opts: Was
     if (names.has(k.name)) throw new Error(`wasm backend: duplicate kernel name "${k.name}"`);
     names.add(k.name);
   }
+  const simd = opts.simd ?? "plain";
   const m = new binaryen.Module();
   try {
-    const helpers = setUp(binaryen, m);
+    const helpers = setUp(binaryen, m, simd);
     for (const k of kernels) {
-      addKernel(binaryen, m, helpers, k);
+      addKernel(binaryen, m, helpers, k, simd);
       m.addFunctionExport(k.name, k.name);
     }
+    const par = parallelSection(kernels, simd);
+    if (par) m.addCustomSection(par.name, par.contents);
     if (!m.validate()) {
-      const bad = findInvalid(binaryen, kernels);
+      const bad = findInvalid(binaryen, kernels, simd);
       throw new Error(`wasm backend: generated module does not validate${bad ? ` (kernel "${bad}")` : ""} — compiler bug`);
     }
     if (opts.optimize) m.optimize();

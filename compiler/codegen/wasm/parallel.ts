@@ -1,0 +1,34 @@
+// Codegen stage (wasm): the "kiln.parallel" custom section — for each kernel the thread pool may split, how
+// (runtime/threads-meta.ts is the contract). Matmuls split by rows of C, elementwise kernels along their
+// outermost axis; everything else runs on one thread.
+import type { KernelSplit, ParallelInfo } from "../../../runtime/threads-meta.js";
+import { PARALLEL_SECTION } from "../../../runtime/threads-meta.js";
+import { dtypeBytes } from "../../ir/types.js";
+import type { KernelSpec, NamedKernel } from "../kernel.js";
+import { MATMUL_SCRATCH_MAX, MICRO, type SimdVariant } from "./matmul-blocking.js";
+
+const range = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
+
+function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
+  if (spec.kind === "matmul") {
+    const br = spec.batchRank;
+    // Cuts on microkernel panel edges, so no thread gets an extra partial tile.
+    return { kind: "rows", range: 4 + br + 3, align: MICRO[simd].mr, scratch: 3, scratchBytes: MATMUL_SCRATCH_MAX, work: range(4, br + 3) };
+  }
+  if (spec.kind === "elementwise" && spec.rank >= 1) {
+    const n = spec.inputs.length;
+    const bytes = [...spec.inputs.map((i) => (i.bcast[0] ? 0 : dtypeBytes(i.dtype))), dtypeBytes(spec.out)];
+    return { kind: "outer", ext: n + 1, inner: range(n + 2, spec.rank - 1), bytes, align: 4, work: range(n + 1, spec.rank) };
+  }
+  return null;
+}
+
+export function parallelSection(kernels: readonly NamedKernel[], simd: SimdVariant): { name: string; contents: Uint8Array } | null {
+  const info: ParallelInfo = { version: 1, kernels: {} };
+  for (const k of kernels) {
+    const s = splitOf(k.spec, simd);
+    if (s) info.kernels[k.name] = s;
+  }
+  if (Object.keys(info.kernels).length === 0) return null;
+  return { name: PARALLEL_SECTION, contents: new TextEncoder().encode(JSON.stringify(info)) };
+}

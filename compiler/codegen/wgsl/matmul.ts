@@ -1,0 +1,135 @@
+// Codegen stage (WGSL): batched f32 matmul, tiled. A workgroup computes a tileM x tileN block of C, staging
+// tileM x tileK of A and tileK x tileN of B in workgroup memory per step of k; each invocation keeps a
+// regM x regN block of C in registers (unrolled scalars). Batch axes broadcast through aBcast/bBcast; transA /
+// transB operands are read transposed while staging. The wasm packing scratch is not bound.
+import type { MatmulKernel } from "../kernel.js";
+import { wgslType } from "./values.js";
+import { hornerOffset, indent, productOf, unflatten, type KernelShader } from "./shader.js";
+
+export interface MatmulTile {
+  /** Rows and columns of C per workgroup, and the k step staged in workgroup memory. */
+  readonly m: number;
+  readonly n: number;
+  readonly k: number;
+  /** Rows and columns of C per invocation. */
+  readonly regM: number;
+  readonly regN: number;
+}
+
+export const DEFAULT_TILE: MatmulTile = { m: 32, n: 32, k: 16, regM: 4, regN: 4 };
+
+export function checkTile(t: MatmulTile): void {
+  const ok = (v: number) => Number.isInteger(v) && v >= 1 && v <= 256;
+  if (![t.m, t.n, t.k, t.regM, t.regN].every(ok) || t.m % t.regM !== 0 || t.n % t.regN !== 0) {
+    throw new Error(`wgsl backend: bad matmul tile ${JSON.stringify(t)}: sizes are 1..256 and m, n are multiples of regM, regN`);
+  }
+  const invocations = (t.m / t.regM) * (t.n / t.regN);
+  if (invocations > 1024) throw new Error(`wgsl backend: matmul tile ${JSON.stringify(t)} needs ${invocations} invocations per workgroup (at most 1024)`);
+}
+
+/** The k-loop body: load a column of A and a row of B registers, then the regM x regN multiply-adds. */
+function innerProduct(t: MatmulTile): string[] {
+  const out: string[] = [];
+  for (let r = 0; r < t.regM; r++) out.push(`let av${r} = tileA[(ly * ${t.regM}u + ${r}u) * ${t.k}u + kk];`);
+  for (let c = 0; c < t.regN; c++) out.push(`let bv${c} = tileB[kk * ${t.n}u + lx * ${t.regN}u + ${c}u];`);
+  for (let r = 0; r < t.regM; r++) for (let c = 0; c < t.regN; c++) out.push(`acc${r}_${c} = acc${r}_${c} + av${r} * bv${c};`);
+  return out;
+}
+
+/**
+ * Cooperative, bounds-checked load of a rows x cols tile (zero outside the matrix) into workgroup memory.
+ * Consecutive invocations walk the operand's memory order: along c normally, along r for a transposed operand.
+ */
+function stageTile(tile: string, src: string, rows: number, cols: number, wg: number, trans: boolean, inside: string, at: string): string[] {
+  const [r, c] = trans ? [`e % ${rows}u`, `e / ${rows}u`] : [`e / ${cols}u`, `e % ${cols}u`];
+  return [
+    `for (var e = li; e < ${rows * cols}u; e = e + ${wg}u) {`,
+    `  let r = ${r};`,
+    `  let c = ${c};`,
+    `  var v = 0.0f;`,
+    `  if (${inside}) { v = ${src}[${at}]; }`,
+    `  ${tile}[${trans ? `r * ${cols}u + c` : "e"}] = v;`,
+    `}`,
+  ];
+}
+
+/** Bindings (lhs, rhs, out; scratch unbound); params bext_0..bext_{batchRank-1}, m, k, n, m0, m1 (rows computed). */
+export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFAULT_TILE): KernelShader {
+  checkTile(t);
+  if (k.dtype !== "f32") {
+    wgslType(k.dtype);
+    throw new Error(`wgsl backend: matmul over ${k.dtype} is not supported`);
+  }
+  const br = k.batchRank;
+  if (k.aBcast.length !== br || k.bBcast.length !== br) throw new Error(`wgsl backend: matmul bcast flags do not match batch rank ${br}`);
+  const wx = t.n / t.regN, wy = t.m / t.regM, wg = wx * wy;
+  const ta = k.transA === true, tb = k.transB === true;
+  const bext = Array.from({ length: br }, (_, a) => `be${a}`);
+  const z = Array.from({ length: br }, (_, a) => `z${a}`);
+  const batchIndex = (bc: readonly boolean[]) => {
+    const keep = bc.flatMap((b, a) => (b ? [] : [a]));
+    return hornerOffset(keep.map((a) => z[a]!), keep.map((a) => bext[a]!));
+  };
+  const regs = Array.from({ length: t.regM }, (_, r) => Array.from({ length: t.regN }, (_, c) => [r, c] as const)).flat();
+  const tileBody = [
+    `let row0 = m0 + ty * ${t.m}u;`,
+    `let col0 = tx * ${t.n}u;`,
+    ...regs.map(([r, c]) => `var acc${r}_${c} = 0.0f;`),
+    `for (var k0 = 0u; k0 < K; k0 = k0 + ${t.k}u) {`,
+    ...indent(stageTile("tileA", "lhs", t.m, t.k, wg, ta, "row0 + r < m1 && k0 + c < K", ta ? "aBase + (k0 + c) * M + row0 + r" : "aBase + (row0 + r) * K + k0 + c")),
+    ...indent(stageTile("tileB", "rhs", t.k, t.n, wg, tb, "k0 + r < K && col0 + c < N", tb ? "bBase + (col0 + c) * K + k0 + r" : "bBase + (k0 + r) * N + col0 + c")),
+    `  workgroupBarrier();`,
+    `  for (var kk = 0u; kk < ${t.k}u; kk = kk + 1u) {`,
+    ...indent(innerProduct(t), 2),
+    `  }`,
+    // The tiles are overwritten by the next k step only after every invocation is done reading them.
+    `  workgroupBarrier();`,
+    `}`,
+    ...regs.map(([r, c]) => {
+      const gr = `row0 + ly * ${t.regM}u + ${r}u`, gc = `col0 + lx * ${t.regN}u + ${c}u`;
+      return `if (${gr} < m1 && ${gc} < N) { out[cBase + (${gr}) * N + ${gc}] = acc${r}_${c}; }`;
+    }),
+  ];
+  const body = [
+    ...bext.map((b, a) => `let ${b} = p.bext_${a};`),
+    `let M = p.m;`,
+    `let K = p.k;`,
+    `let N = p.n;`,
+    `let m0 = p.m0;`,
+    `let m1 = min(p.m1, M);`,
+    `let batch = ${productOf(bext)};`,
+    `let tilesM = (select(0u, m1 - m0, m1 > m0) + ${t.m - 1}u) / ${t.m}u;`,
+    `let tilesN = (N + ${t.n - 1}u) / ${t.n}u;`,
+    `let lx = lid.x;`,
+    `let ly = lid.y;`,
+    `let li = lid.y * ${wx}u + lid.x;`,
+    `for (var bz = wid.z; bz < batch; bz = bz + nwg.z) {`,
+    ...indent(unflatten("bz", z, bext, "q")),
+    `  let aBase = (${batchIndex(k.aBcast)}) * M * K;`,
+    `  let bBase = (${batchIndex(k.bBcast)}) * K * N;`,
+    `  let cBase = bz * M * N;`,
+    `  for (var ty = wid.y; ty < tilesM; ty = ty + nwg.y) {`,
+    `    for (var tx = wid.x; tx < tilesN; tx = tx + nwg.x) {`,
+    ...indent(tileBody, 3),
+    `    }`,
+    `  }`,
+    `}`,
+  ];
+  const bc = (flags: readonly boolean[]) => (flags.some(Boolean) ? ` (broadcast on batch axes ${flags.flatMap((b, a) => (b ? [a] : [])).join(", ")})` : "");
+  return {
+    name,
+    about: [
+      `Kiln kernel ${name}: matmul f32, batch rank ${br}: out[batch, M, N] = ${ta ? "transpose(lhs[batch, K, M])" : "lhs[batch, M, K]"}${bc(k.aBcast)} @ ${tb ? "transpose(rhs[batch, N, K])" : "rhs[batch, K, N]"}${bc(k.bBcast)}, rows [m0, m1)`,
+      `tile ${t.m}x${t.n}x${t.k} per workgroup, ${t.regM}x${t.regN} per invocation`,
+    ],
+    params: [...bext.map((_, a) => `bext_${a}`), "m", "k", "n", "m0", "m1"],
+    buffers: [{ name: "lhs", elem: "f32", write: false }, { name: "rhs", elem: "f32", write: false }, { name: "out", elem: "f32", write: true }, null],
+    helpers: new Set(),
+    decls: [`var<workgroup> tileA: array<f32, ${t.m * t.k}>;`, `var<workgroup> tileB: array<f32, ${t.k * t.n}>;`],
+    workgroup: [wx, wy, 1],
+    builtins: ["@builtin(local_invocation_id) lid: vec3<u32>", "@builtin(workgroup_id) wid: vec3<u32>", "@builtin(num_workgroups) nwg: vec3<u32>"],
+    body,
+    workgroupBytes: (t.m * t.k + t.k * t.n) * 4,
+    grid: [{ ints: [br + 2], per: t.n }, { ints: [br], per: t.m }, { ints: bext.map((_, a) => a), per: 1 }],
+  };
+}

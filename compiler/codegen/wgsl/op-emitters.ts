@@ -1,0 +1,128 @@
+// Codegen stage (WGSL): how each primitive op is lowered — a WGSL expression per element for elementwise ops,
+// and which kernel family renders the rest. Imported by the op registry. Operands are names of `let`s holding
+// f32 (f32 dtype) or i32 (every integer and bool dtype, bool as 0/1); see values.ts.
+import type { DType } from "../../ir/types.js";
+import type { Attrs, AttrsOf, PrimOp, ReduceOp } from "../../ops/types.js";
+import type { HelperName } from "./prelude.js";
+
+export interface WgslEmitCtx {
+  /** Includes a helper function (prelude.ts) in the kernel. */
+  use(h: HelperName): void;
+}
+
+export type WgslElementEmitter = (c: WgslEmitCtx, args: readonly string[], argTypes: readonly DType[], out: DType, attrs: Attrs) => string;
+
+export type WgslLowering =
+  | { readonly kind: "elementwise"; readonly emit: WgslElementEmitter }
+  | { readonly kind: "reduce"; readonly op: ReduceOp }
+  | { readonly kind: "matmul" }
+  /** Rendered as copy kernels by the planner. */
+  | { readonly kind: "layout" }
+  | { readonly kind: "iota" }
+  /** Graph leaves: no kernel. */
+  | { readonly kind: "source" };
+
+const isF = (t: DType | undefined): boolean => t === "f32";
+
+function floatOnly(op: string, t: DType | undefined): void {
+  if (t !== "f32") throw new Error(`wgsl backend: ${op} needs an f32 operand, got ${t}`);
+}
+
+const ew = (emit: WgslElementEmitter): WgslLowering => ({ kind: "elementwise", emit });
+
+/** A float-only builtin or helper applied to its operands. */
+const floatFn = (op: string, fn: string, helper?: HelperName): WgslLowering => ew((c, args, [t]) => {
+  floatOnly(op, t);
+  if (helper) c.use(helper);
+  return `${fn}(${args.join(", ")})`;
+});
+
+const infix = (sym: string): WgslLowering => ew((_c, [a, b]) => `${a} ${sym} ${b}`);
+
+/** Comparisons give bool as i32 0/1. */
+const compare = (sym: string): WgslLowering => ew((_c, [a, b]) => `select(0i, 1i, ${a} ${sym} ${b})`);
+
+/** NaN-propagating for f32 (helpers), plain builtins for integers. */
+const minMax = (fn: "max" | "min"): WgslLowering => ew((c, [a, b], [t]) => {
+  if (!isF(t)) return `${fn}(${a}, ${b})`;
+  c.use(`${fn}_f32`);
+  return `kiln_${fn}_f32(${a}, ${b})`;
+});
+
+function castExpr(c: WgslEmitCtx, x: string, from: DType, to: DType): string {
+  if (from === to) return x;
+  const toInt = (): string => {
+    if (!isF(from)) return x;
+    c.use("f32_to_i32");
+    return `kiln_f32_to_i32(${x})`;
+  };
+  switch (to) {
+    case "f32": return isF(from) ? x : `f32(${x})`;
+    case "i32": return toInt();
+    case "bool":
+      if (!isF(from)) return `select(0i, 1i, ${x} != 0i)`;
+      c.use("f32_to_bool");
+      return `kiln_f32_to_bool(${x})`;
+    case "u8": return `(${toInt()} & 255i)`;
+    case "i8": return `((${toInt()} << 24u) >> 24u)`;
+    default: throw new Error(`wgsl backend: dtype ${to} not supported yet`);
+  }
+}
+
+const layout: WgslLowering = { kind: "layout" };
+const source: WgslLowering = { kind: "source" };
+
+export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
+  neg: ew((_c, [x]) => `-${x}`),
+  // abs(INT_MIN) is INT_MIN in WGSL, as in wasm.
+  abs: ew((_c, [x]) => `abs(${x})`),
+  relu: ew((c, [x], [t]) => {
+    if (!isF(t)) return `max(${x}, 0i)`;
+    c.use("max_f32");
+    return `kiln_max_f32(${x}, 0.0f)`;
+  }),
+  sqrt: floatFn("sqrt", "sqrt"),
+  rsqrt: ew((_c, [x], [t]) => (floatOnly("rsqrt", t), `1.0f / sqrt(${x})`)),
+  exp: floatFn("exp", "exp"),
+  log: floatFn("log", "log"),
+  tanh: floatFn("tanh", "kiln_tanh", "tanh"),
+  sigmoid: floatFn("sigmoid", "kiln_sigmoid", "sigmoid"),
+  pow: floatFn("pow", "kiln_pow", "pow"),
+  // i32 arithmetic wraps in WGSL for run-time values.
+  add: infix("+"),
+  sub: infix("-"),
+  mul: infix("*"),
+  div: ew((c, [a, b], [t]) => {
+    if (isF(t)) return `${a} / ${b}`;
+    c.use("div_i32");
+    return `kiln_div_i32(${a}, ${b})`;
+  }),
+  maximum: minMax("max"),
+  minimum: minMax("min"),
+  eq: compare("=="),
+  ne: compare("!="),
+  lt: compare("<"),
+  le: compare("<="),
+  gt: compare(">"),
+  ge: compare(">="),
+  where: ew((_c, [cond, a, b]) => `select(${b}, ${a}, ${cond} != 0i)`),
+  // f32 -> int truncates toward zero, saturating, NaN -> 0; x -> bool is x != 0 (NaN -> true); u8/i8 wrap.
+  cast: ew((c, [x], [from], to, attrs) => castExpr(c, x!, from!, (attrs as AttrsOf["cast"]).to ?? to)),
+  sum: { kind: "reduce", op: "sum" },
+  mean: { kind: "reduce", op: "mean" },
+  max: { kind: "reduce", op: "max" },
+  min: { kind: "reduce", op: "min" },
+  matmul: { kind: "matmul" },
+  reshape: layout,
+  permute: layout,
+  broadcast_to: layout,
+  slice: layout,
+  concat: layout,
+  iota: { kind: "iota" },
+  input: source,
+  param: source,
+  const: source,
+  // Autodiff markers: the autodiff pass replaces them before planning.
+  gradient: source,
+  cotangent: source,
+};

@@ -1,0 +1,75 @@
+// Codegen stage (WGSL): how Kiln dtypes live in WGSL. Every tensor element is one 32-bit word in a storage
+// buffer: f32 as f32, and i32/i8/u8/bool as i32 (i8 sign-extended, u8 zero-extended, bool 0/1); the runtime
+// widens byte-sized host data on upload and narrows it on download.
+import type { DType } from "../../ir/types.js";
+
+/** WGSL scalar type of a value of dtype `d`, in storage and in expressions. */
+export type WgslScalar = "f32" | "i32";
+
+export function unsupportedDType(d: DType): Error {
+  return new Error(`wgsl backend: dtype ${d} not supported yet`);
+}
+
+/** Element dtypes compute kernels accept; f16/bf16/f64 throw (f16 storage is the mixed-precision issue's job). */
+export function wgslType(d: DType): WgslScalar {
+  if (d === "f16" || d === "bf16" || d === "f64") throw unsupportedDType(d);
+  return d === "f32" ? "f32" : "i32";
+}
+
+/** The i32 a constant of an integer or bool dtype holds (truncated, wrapped to the dtype). */
+export function intConstValue(v: number, d: DType): number {
+  const t = Number.isFinite(v) ? Math.trunc(v) : 0;
+  switch (d) {
+    case "bool": return v !== 0 && !Number.isNaN(v) ? 1 : 0;
+    case "u8": return t & 255;
+    case "i8": return (t << 24) >> 24;
+    default: return t | 0;
+  }
+}
+
+/** An i32 literal; INT_MIN has no literal form (its negation overflows), so it is written as a difference. */
+export function i32Literal(v: number): string {
+  return v === -2147483648 ? "(-2147483647i - 1i)" : `${v}i`;
+}
+
+/**
+ * An f32 literal: the shortest decimal that rounds back to the same f32. Infinities and NaN have no literal and
+ * cannot be const-expressions either (a shader-creation error), so they come back as null: callers bind them
+ * at run time with `bitcast<f32>` of a `let` (see finiteOrBits).
+ */
+export function f32Literal(v: number): string | null {
+  const x = Math.fround(v);
+  if (!Number.isFinite(x)) return null;
+  if (Object.is(x, -0)) return "-0.0f";
+  for (let p = 1; p <= 9; p++) {
+    const s = x.toPrecision(p);
+    if (Math.fround(Number(s)) === x) return `${normalizeDecimal(s)}f`;
+  }
+  return `${normalizeDecimal(x.toPrecision(9))}f`;
+}
+
+/** toPrecision output in WGSL's grammar: "1e+21" -> "1e21", "5" stays "5" (an int literal with f suffix is f32). */
+function normalizeDecimal(s: string): string {
+  return s.replace("e+", "e");
+}
+
+/** The u32 bit pattern of an f32 value, as a WGSL literal. */
+export function f32Bits(v: number): string {
+  const b = new Uint32Array(new Float32Array([v]).buffer)[0]!;
+  return `0x${b.toString(16)}u`;
+}
+
+/**
+ * Statements binding `name` to the f32 value `v`. Non-finite values go through a `let` of their bits, which
+ * makes the bitcast a run-time expression.
+ */
+export function bindF32(name: string, v: number): string[] {
+  const lit = f32Literal(v);
+  if (lit !== null) return [`let ${name} = ${lit};`];
+  return [`let ${name}_bits = ${f32Bits(v)};`, `let ${name} = bitcast<f32>(${name}_bits);`];
+}
+
+/** A constant of dtype `d` bound to `name` (always a `let`, so expressions over it are never const-folded). */
+export function bindConst(name: string, v: number, d: DType): string[] {
+  return wgslType(d) === "f32" ? bindF32(name, v) : [`let ${name} = ${i32Literal(intConstValue(v, d))};`];
+}

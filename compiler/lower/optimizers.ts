@@ -1,0 +1,121 @@
+// Lowering stage, optimizers of train blocks: sgd (momentum, nesterov, dampening, weight decay), adam and adamw,
+// with PyTorch's update rules, emitted as graph nodes after the gradients. Their state (momentum buffers,
+// moments, step count) lives in params with role "state" that the runtime keeps between calls.
+
+import type { CallExpr, Expr } from "../frontend/ast.js";
+import type { DiagnosticBag, Span } from "../diagnostics.js";
+import type { ParamInfo } from "../ir/graph.js";
+import type { TensorType } from "../ir/types.js";
+import type { FnLowerer } from "./lower-fn.js";
+
+type Hyper = Record<string, number>;
+
+/** Each optimizer's hyperparameters with defaults (undefined: required) and the valid range check. */
+const OPTIMIZERS: Record<string, { defaults: Record<string, number | undefined>; check: (h: Hyper) => string | undefined }> = {
+  sgd: {
+    defaults: { lr: undefined, momentum: 0, dampening: 0, weight_decay: 0, nesterov: 0 },
+    check: (h) =>
+      !(h.lr > 0) ? "lr must be > 0" : !(h.momentum >= 0 && h.momentum < 1) ? "momentum must be in [0, 1)" : !(h.dampening >= 0 && h.dampening <= 1) ? "dampening must be in [0, 1]"
+      : !(h.weight_decay >= 0) ? "weight_decay must be >= 0" : h.nesterov && (h.momentum <= 0 || h.dampening !== 0) ? "nesterov needs momentum > 0 and dampening 0" : undefined,
+  },
+  adam: { defaults: { lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0 }, check: adamCheck },
+  adamw: { defaults: { lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }, check: adamCheck },
+};
+
+function adamCheck(h: Hyper): string | undefined {
+  if (!(h.lr > 0)) return "lr must be > 0";
+  if (!(h.beta1 >= 0 && h.beta1 < 1)) return "beta1 must be in [0, 1)";
+  if (!(h.beta2 >= 0 && h.beta2 < 1)) return "beta2 must be in [0, 1)";
+  if (!(h.eps > 0)) return "eps must be > 0";
+  if (!(h.weight_decay >= 0)) return "weight_decay must be >= 0";
+  return undefined;
+}
+
+function literal(e: Expr): number | undefined {
+  if (e.kind === "number") return e.value;
+  if (e.kind === "bool") return e.value ? 1 : 0;
+  if (e.kind === "unary" && e.operand.kind === "number") return -e.operand.value;
+  return undefined;
+}
+
+export interface OptimizerSpec {
+  readonly kind: string;
+  readonly h: Hyper;
+}
+
+/** Reads `sgd(lr: 0.1, ...)`; every problem is a diagnostic (K609 for a value out of range). */
+export function parseOptimizer(e: Expr, diags: DiagnosticBag): OptimizerSpec | undefined {
+  if (e.kind !== "call" || !OPTIMIZERS[e.callee]) {
+    diags.error("K611", "optimizer must be sgd(...), adam(...) or adamw(...)", e.span);
+    return undefined;
+  }
+  const call = e as CallExpr;
+  const spec = OPTIMIZERS[call.callee];
+  const names = Object.keys(spec.defaults);
+  const h: Hyper = {};
+  const given: [string, Expr, Span][] = [...call.args.map((a, i): [string, Expr, Span] => [names[i] ?? `#${i}`, a, a.span]), ...call.kwargs.map((k): [string, Expr, Span] => [k.name, k.value, k.span])];
+  for (const [name, value, span] of given) {
+    if (!names.includes(name)) {
+      diags.error("K205", `${call.callee} has no hyperparameter '${name}'`, span, `its hyperparameters are ${names.join(", ")}`);
+      return undefined;
+    }
+    const v = literal(value);
+    if (v === undefined) {
+      diags.error("K304", `${call.callee}: ${name} must be a number`, value.span);
+      return undefined;
+    }
+    h[name] = v;
+  }
+  for (const [k, d] of Object.entries(spec.defaults)) {
+    if (h[k] !== undefined) continue;
+    if (d === undefined) {
+      diags.error("K609", `${call.callee} needs ${k}`, call.span, `e.g. ${call.callee}(${k}: 0.01)`);
+      return undefined;
+    }
+    h[k] = d;
+  }
+  const bad = spec.check(h);
+  if (bad) {
+    diags.error("K609", `${call.callee}: ${bad}`, call.span);
+    return undefined;
+  }
+  return { kind: call.callee, h };
+}
+
+/** Emits the update of one param; returns [param, new value] pairs (the param itself and its state). */
+export function emitUpdate(L: FnLowerer, opt: OptimizerSpec, train: string, p: { name: string; node: number; grad: number; type: TensorType }, step: number | undefined, state: (name: string, t: TensorType) => number): [string, number][] {
+  const c = (v: number) => L.constant(v, p.type.dtype);
+  const op = (o: "add" | "sub" | "mul" | "div", a: number, b: number) => L.emit(o, [a, b], {})!;
+  const { h } = opt;
+  let g = p.grad;
+  const out: [string, number][] = [];
+  if (opt.kind === "sgd") {
+    if (h.weight_decay) g = op("add", g, op("mul", c(h.weight_decay), p.node));
+    if (h.momentum) {
+      const bufName = `${train}.momentum.${p.name}`;
+      const buf = state(bufName, p.type);
+      const nextBuf = op("add", op("mul", c(h.momentum), buf), h.dampening ? op("mul", c(1 - h.dampening), g) : g);
+      out.push([bufName, nextBuf]);
+      g = h.nesterov ? op("add", g, op("mul", c(h.momentum), nextBuf)) : nextBuf;
+    }
+    out.push([p.name, op("sub", p.node, op("mul", c(h.lr), g))]);
+    return out;
+  }
+  // adam / adamw (PyTorch): adam adds weight decay to the gradient, adamw decays the weight directly.
+  let w = p.node;
+  if (opt.kind === "adam" && h.weight_decay) g = op("add", g, op("mul", c(h.weight_decay), w));
+  if (opt.kind === "adamw" && h.weight_decay) w = op("mul", w, c(1 - h.lr * h.weight_decay));
+  const mName = `${train}.m.${p.name}`, vName = `${train}.v.${p.name}`;
+  const m = op("add", op("mul", c(h.beta1), state(mName, p.type)), op("mul", c(1 - h.beta1), g));
+  const v = op("add", op("mul", c(h.beta2), state(vName, p.type)), op("mul", c(1 - h.beta2), op("mul", g, g)));
+  const t = step!;
+  const bc1 = op("sub", c(1), L.emit("pow", [c(h.beta1), t], {})!);
+  const bc2 = op("sub", c(1), L.emit("pow", [c(h.beta2), t], {})!);
+  const denom = op("add", L.emit("sqrt", [op("div", v, bc2)], {})!, c(h.eps));
+  out.push([mName, m], [vName, v], [p.name, op("sub", w, op("div", op("mul", c(h.lr), op("div", m, bc1)), denom))]);
+  return out;
+}
+
+export function stateParam(train: string, name: string, t: TensorType): ParamInfo {
+  return { name, model: train, type: t, init: { kind: "zeros" }, role: "state" };
+}

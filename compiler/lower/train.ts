@@ -1,0 +1,95 @@
+// Lowering stage, train blocks: `train Name { model, loss, optimizer }` becomes one function `Name.step` that
+// runs the model's loss method forward, differentiates it with respect to every param of the model, applies
+// the optimizer, and lists the new param and optimizer-state values as updates; it returns the loss.
+
+import type { Expr, TrainDecl } from "../frontend/ast.js";
+import type { Graph, ParamInfo } from "../ir/graph.js";
+import { formatType, isFloat, type TensorType } from "../ir/types.js";
+import { FnLowerer } from "./lower-fn.js";
+import type { ModuleScope } from "./module-scope.js";
+import { emitUpdate, parseOptimizer, stateParam } from "./optimizers.js";
+import { resolveType } from "./types-from-ast.js";
+import { tensor } from "./values.js";
+
+const KEYS = ["model", "loss", "optimizer"];
+
+function nameOf(e: Expr | undefined): string | undefined {
+  return e?.kind === "name" ? e.name : undefined;
+}
+
+export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[]): { graph: Graph; state: ParamInfo[] } | undefined {
+  const diags = scope.diags;
+  const entries = new Map<string, Expr>();
+  for (const e of t.entries) {
+    if (!KEYS.includes(e.key)) diags.error("K611", `unknown train entry '${e.key}'`, e.keySpan, `entries are ${KEYS.join(", ")}`);
+    else if (entries.has(e.key)) diags.error("K611", `'${e.key}' is given twice`, e.keySpan);
+    else entries.set(e.key, e.value);
+  }
+  for (const k of KEYS) if (!entries.has(k)) diags.error("K611", `train ${t.name} needs '${k}:'`, t.nameSpan, "e.g. train Step { model: MLP, loss: loss, optimizer: sgd(lr: 0.1) }");
+  if (diags.hasErrors) return undefined;
+  const modelName = nameOf(entries.get("model"));
+  const model = modelName ? scope.models.get(modelName) : undefined;
+  if (!model) {
+    diags.error("K611", `model: must name a model of this file`, entries.get("model")!.span);
+    return undefined;
+  }
+  const lossName = nameOf(entries.get("loss"));
+  const lossFn = lossName ? model.methods.get(lossName) : undefined;
+  if (!lossFn) {
+    diags.error("K611", `loss: must name a method of ${model.decl.name}`, entries.get("loss")!.span, `methods: ${[...model.methods.keys()].join(", ") || "none"}`);
+    return undefined;
+  }
+  const opt = parseOptimizer(entries.get("optimizer")!, diags);
+  if (!opt) return undefined;
+
+  const L = new FnLowerer(scope);
+  L.span = t.span;
+  const dims: string[] = [];
+  const inputs = lossFn.params.map((p, index) => {
+    const ty = resolveType(p.type, diags) ?? { dtype: "f32", shape: [] };
+    for (const d of ty.shape) if (typeof d === "string" && !dims.includes(d)) dims.push(d);
+    return { name: p.name, node: L.b.add("input", [], { name: p.name, index }, ty, p.span) };
+  });
+  L.frame = { fnName: `${t.name}.step`, vars: new Map(), dims: new Map(dims.map((d) => [d, d])), model, declared: new Set() };
+  const own = weights.filter((w) => w.model === model.decl.name && isFloat(w.type.dtype));
+  const args = inputs.map((i, k) => ({ val: tensor(i.node), span: lossFn.params[k].span }));
+  const r = L.inlineCall(lossFn, model, args, { span: t.span, calleeSpan: entries.get("loss")!.span }, { wrtArgs: [], wrtParams: own.map((w) => w.name) });
+  if (!r) return undefined;
+  const y = r.results[0];
+  if (r.results.length !== 1 || y.kind !== "tensor" || L.type(y.id).shape.length !== 0 || !isFloat(L.type(y.id).dtype)) {
+    diags.error("K602", `the loss ${model.decl.name}.${lossFn.name} must return one float scalar`, entries.get("loss")!.span, "e.g. return cross_entropy(logits, labels)");
+    return undefined;
+  }
+  L.span = entries.get("optimizer")!.span;
+  const state: ParamInfo[] = [];
+  const stateNode = (name: string, ty: TensorType) => {
+    state.push(stateParam(t.name, name, ty));
+    return L.b.add("param", [], { name }, ty);
+  };
+  let step: number | undefined;
+  const updates: { param: string; node: number }[] = [];
+  if (opt.kind !== "sgd") {
+    const stepName = `${t.name}.step_count`;
+    const next = L.emit("add", [stateNode(stepName, { dtype: "f32", shape: [] }), L.constant(1, "f32")], {})!;
+    updates.push({ param: stepName, node: next });
+    step = next;
+  }
+  own.forEach((w, k) => {
+    const wrt = r.wrt[k];
+    const grad = L.b.add("gradient", [y.id, wrt], {}, L.type(wrt), t.span);
+    const pnode = L.b.nodes[wrt].inputs[0];
+    for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad, type: w.type }, step, stateNode)) updates.push({ param, node });
+  });
+  if (own.length === 0) diags.error("K611", `model ${model.decl.name} has no float params to train`, t.nameSpan);
+  if (diags.hasErrors) return undefined;
+  const graph: Graph = {
+    name: `${t.name}.step`, model: t.name, nodes: L.b.nodes, inputs, dims,
+    outputs: [{ name: "loss", node: y.id }], updates,
+    customVjps: L.customVjps.length ? L.customVjps : undefined,
+  };
+  return { graph, state };
+}
+
+export function describeTrain(g: Graph): string {
+  return `${g.name}(${g.inputs.map((i) => `${i.name}: ${formatType(g.nodes[i.node].type)}`).join(", ")})`;
+}
