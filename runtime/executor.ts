@@ -205,7 +205,13 @@ export class FunctionExecutor {
       };
       for (let i = 0; i < fn.values.length; i++) place(i);
 
+      const view = () => new Uint8Array(memory.memory.buffer);
       fn.steps.forEach((step, si) => {
+        if (step.guard && !step.guard.every((g) => (view()[ptrs[g.value]!] !== 0) === g.when)) {
+          const out = step.buffers[step.buffers.length - 1]!;
+          view().fill(0, ptrs[out]!, ptrs[out]! + numels[out]! * dtypeBytes(fn.values[out]!.dtype));
+          return;
+        }
         const args = step.buffers.map((b) => ptrs[b]!);
         for (const x of ints[si]!) args.push(x);
         try {

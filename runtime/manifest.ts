@@ -66,6 +66,11 @@ export interface StepManifest {
   ints: DimPoly[];
   /** IR ops this step computes, for error messages and profiles. */
   ops: string[];
+  /**
+   * Run the step only if every listed bool scalar value equals `when` (a branch taken, a loop iteration that
+   * runs); otherwise its output buffer is filled with zeros.
+   */
+  guard?: { value: number; when: boolean }[];
 }
 
 export interface FunctionManifest {
@@ -124,6 +129,8 @@ export interface Manifest {
   source: string;
   /** The wasm kernels file; "" when the module was compiled for WebGPU only (--target wgsl). */
   wasm: string;
+  /** The same kernels with relaxed SIMD (f32x4.relaxed_madd), loaded instead of `wasm` where the engine has it. */
+  wasmRelaxed?: string;
   kernels: string[];
   params: ParamManifest[];
   functions: FunctionManifest[];

@@ -71,6 +71,11 @@ export function evaluateGraph(
       return { dtype: n.type.dtype, shape, data: Float64Array.from(src) };
     };
     const a = n.attrs as { name?: string };
+    // A node under a failed guard (a branch not taken, a loop iteration not run) is skipped and reads as zeros.
+    if (n.guard?.some((g) => (vals[g.cond].data[0] !== 0) !== g.when)) {
+      vals.push({ dtype: n.type.dtype, shape, data: new Float64Array(size) });
+      continue;
+    }
     if (n.op === "input") vals.push(leaf(inputs[a.name!]?.data, `input "${a.name}"`));
     else if (n.op === "param") vals.push(leaf(params[a.name!], `param "${a.name}"`));
     else vals.push(OPS[n.op].evaluate(n.inputs.map((i) => vals[i]), n.attrs as never, { dtype: n.type.dtype, shape }));

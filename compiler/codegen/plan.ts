@@ -49,7 +49,8 @@ function collapse(ext: readonly Dim[], flags: readonly (readonly boolean[])[]): 
 function planFunction(g: Graph, table: KernelTable): FunctionManifest {
   const values: ValueManifest[] = [];
   const steps: StepManifest[] = [];
-  const step = (kernel: string, buffers: number[], ints: DimPoly[], n: Node) => steps.push({ kernel, buffers, ints, ops: [n.op] });
+  const step = (kernel: string, buffers: number[], ints: DimPoly[], n: Node) =>
+    steps.push({ kernel, buffers, ints, ops: [n.op], ...(n.guard?.length ? { guard: n.guard.map((x) => ({ value: x.cond, when: x.when })) } : {}) });
   const mm: MatmulPlan = { folded: foldedPermutes(g), scratch: g.nodes.length, scratchBytes: -1 };
   for (const n of g.nodes) {
     const v = (source: ValueManifest["source"]) => values.push({ dtype: n.type.dtype, shape: [...n.type.shape], source });
@@ -182,7 +183,7 @@ function planMatmul(g: Graph, n: Node, table: KernelTable, step: StepFn, mm: Mat
   mm.scratchBytes = Math.max(mm.scratchBytes, matmulScratchBytes(known(M), known(K), known(N)));
   const rows = polyProduct(mRows);
   const ints = [...batch.map((d) => polyProduct([d])), rows, polyProduct([K]), polyProduct([N]), polyConst(0), rows];
-  step(table.intern(spec, `matmul_${n.type.dtype}`), [srcA, srcB, n.id, mm.scratch], ints, n);
+  step(table.intern(spec, `matmul_${n.type.dtype}`), [srcA, srcB, mm.scratch, n.id], ints, n);
 }
 
 /** permute, broadcast_to, slice and concat as strided copies (element strides and offsets). */

@@ -14,6 +14,17 @@ export interface Node<P extends PrimOp = PrimOp> {
   readonly type: TensorType;
   /** Source position of the expression that produced it (absent for nodes passes create). */
   readonly span?: Span;
+  /**
+   * Run-time conditions under which the node's value is used (a branch of an `if`, an iteration of a loop with
+   * a run-time trip count). When one fails, backends skip the node and its value reads as zeros.
+   */
+  readonly guard?: readonly Guard[];
+}
+
+/** "Only when the bool scalar `cond` is `when`". */
+export interface Guard {
+  readonly cond: number;
+  readonly when: boolean;
 }
 
 export interface GraphIO {
@@ -67,14 +78,35 @@ export interface IRModule {
 /** Appends nodes with fresh ids; used by lowering and by passes that rebuild graphs. */
 export class GraphBuilder {
   readonly nodes: Node[] = [];
-  add<P extends PrimOp>(op: P, inputs: readonly number[], attrs: AttrsOf[P], type: TensorType, span?: Span): number {
+  /** Guards stamped on every node added (lowering pushes one per branch or loop iteration it is inside). */
+  guards: Guard[] = [];
+  add<P extends PrimOp>(op: P, inputs: readonly number[], attrs: AttrsOf[P], type: TensorType, span?: Span, guard: readonly Guard[] = this.guards): number {
     const id = this.nodes.length;
-    this.nodes.push({ id, op, inputs, attrs, type, span } as Node);
+    const node: Node = guard.length ? { id, op, inputs, attrs, type, span, guard: [...guard] } : { id, op, inputs, attrs, type, span };
+    this.nodes.push(node);
     return id;
+  }
+  /** Runs `f` with `g` added to the guards of every node it creates. */
+  guarded<T>(g: Guard, f: () => T): T {
+    const saved = this.guards;
+    this.guards = [...saved, g];
+    try {
+      return f();
+    } finally {
+      this.guards = saved;
+    }
   }
   type(id: number): TensorType {
     return this.nodes[id].type;
   }
+}
+
+export function remapGuard(g: readonly Guard[] | undefined, map: (id: number) => number): Guard[] {
+  return (g ?? []).map((x) => ({ cond: map(x.cond), when: x.when }));
+}
+
+export function guardKey(g: readonly Guard[] | undefined): string {
+  return (g ?? []).map((x) => `${x.when ? "" : "!"}${x.cond}`).join("&");
 }
 
 export function nodeOf(g: Graph, id: number): Node {

@@ -20,7 +20,8 @@ export function printNode(n: Node): string {
   const keys = Object.keys(n.attrs).sort();
   const attrs = keys.length ? " {" + keys.map((k) => `${k}=${fmtAttr((n.attrs as Record<string, unknown>)[k])}`).join(", ") + "}" : "";
   const ins = n.inputs.map((i) => `%${i}`).join(", ");
-  return `%${n.id} = ${n.op}${ins ? " " + ins : ""}${attrs} : ${formatType(n.type)}`;
+  const guard = n.guard?.length ? "  if " + n.guard.map((g) => `${g.when ? "" : "!"}%${g.cond}`).join(" && ") : "";
+  return `%${n.id} = ${n.op}${ins ? " " + ins : ""}${attrs} : ${formatType(n.type)}${guard}`;
 }
 
 export function printGraph(g: Graph): string {

@@ -14,6 +14,10 @@ export function verifyGraph(g: Graph): string[] {
     const where = `${g.name}: ${printNode(n)}`;
     if (n.id !== i) errs.push(`${where}: id ${n.id} at position ${i}`);
     for (const inp of n.inputs) if (!(inp >= 0 && inp < i)) errs.push(`${where}: input %${inp} is not defined before use`);
+    for (const gd of n.guard ?? []) {
+      const c = g.nodes[gd.cond];
+      if (!(gd.cond >= 0 && gd.cond < i) || c.type.dtype !== "bool" || c.type.shape.length !== 0) errs.push(`${where}: guard %${gd.cond} is not an earlier bool scalar`);
+    }
     if ((SOURCE_OPS as readonly string[]).includes(n.op) || n.op === "cotangent") {
       if (n.inputs.length) errs.push(`${where}: ${n.op as SourceOp} node has inputs`);
       return;

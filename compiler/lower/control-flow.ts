@@ -1,8 +1,9 @@
 // Lowering stage, control flow: `if`/`else`, `for i in a..b` and `while`, with data-dependent conditions.
-// Branches and loop bodies are lowered into the same graph and merged with `where` on the condition, so the
-// value (and, through where's VJP, the gradient) comes from the branch actually taken. Loops are unrolled:
-// a run-time trip count or a while condition needs a `max:` bound, and iterations past the actual count
-// leave the loop variables unchanged (predicated). See docs/language.md, "Control flow".
+// Both branches are lowered into the graph, every node of a branch guarded by the condition (backends run only
+// the branch taken; a skipped node reads as zeros), and the variables they assign are merged with `where`, so
+// values and, through where's VJP, gradients come from the branch actually taken. Loops are unrolled: a run-time
+// trip count or a while condition needs a `max:` bound; each iteration is guarded by "this iteration runs", so
+// iterations past the actual count are skipped and leave the variables unchanged. See docs/language.md.
 
 import type { Expr, ForStmt, IfStmt, Stmt, WhileStmt } from "../frontend/ast.js";
 import type { Span } from "../diagnostics.js";
@@ -45,8 +46,10 @@ function changed(L: FnLowerer, vars: Map<string, Val>, declared: Set<string>): s
 
 export function lowerIf(L: FnLowerer, st: IfStmt): BodyResult | undefined {
   const cond = condition(L, st.cond, "an if condition");
-  const a = L.inChildScope(() => L.lowerStmts(st.then));
-  const b = L.inChildScope(() => (st.else ? L.lowerStmts(st.else as Stmt[]) : undefined));
+  const branch = (when: boolean, stmts: readonly Stmt[] | undefined) =>
+    L.inChildScope(() => (stmts ? (cond === undefined ? L.lowerStmts(stmts) : L.b.guarded({ cond, when }, () => L.lowerStmts(stmts))) : undefined));
+  const a = branch(true, st.then);
+  const b = branch(false, st.else);
   if (cond === undefined) return a.result && b.result ? { vals: a.result.vals.map(() => POISON), spans: a.result.spans } : undefined;
   if (!!a.result !== !!b.result) {
     L.diags.error("K501", "only one branch returns", st.span, "return in both branches, or in neither and after the if");
@@ -82,10 +85,11 @@ function unroll(L: FnLowerer, count: number, bind: (k: number) => void, active: 
   for (let k = 0; k < count; k++) {
     const guard = active(k);
     if (guard === undefined && L.diags.hasErrors) return;
-    const it = L.inChildScope(() => {
+    const run = () => {
       bind(k);
       L.lowerStmts(body);
-    }, true);
+    };
+    const it = L.inChildScope(() => (guard === undefined ? run() : L.b.guarded({ cond: guard, when: true }, run)), true);
     for (const name of changed(L, it.vars, it.declared)) {
       const next = it.vars.get(name)!;
       L.frame.vars.set(name, guard === undefined ? next : select(L, guard, next, L.frame.vars.get(name)!, name, span));
@@ -135,7 +139,8 @@ export function lowerWhile(L: FnLowerer, st: WhileStmt): void {
   // `running` stays true until the condition first fails; later iterations leave everything unchanged.
   let running: number | undefined;
   const guard = () => {
-    const c = condition(L, st.cond, "a while condition");
+    // The condition itself only needs evaluating while the loop is still running.
+    const c = running === undefined ? condition(L, st.cond, "a while condition") : L.b.guarded({ cond: running, when: true }, () => condition(L, st.cond, "a while condition"));
     if (c === undefined) return undefined;
     running = running === undefined ? c : L.b.add("where", [running, c, L.b.add("const", [], { value: 0 }, { dtype: "bool", shape: [] })], {}, { dtype: "bool", shape: [] }, st.span);
     return running;

@@ -4,7 +4,7 @@
 // `backward` rule where one was written — then removes dead nodes and shared subexpressions.
 
 import { DiagnosticBag } from "../diagnostics.js";
-import { GraphBuilder, type CustomVjp, type Graph, type IRModule, type Node } from "../ir/graph.js";
+import { GraphBuilder, remapGuard, type CustomVjp, type Graph, type IRModule, type Node } from "../ir/graph.js";
 import { formatType, isFloat } from "../ir/types.js";
 import { OPS } from "../ops/registry.js";
 import { isRuleError, type AttrsOf, type PrimOp } from "../ops/types.js";
@@ -30,7 +30,7 @@ function cloneBackward(b: GraphBuilder, c: CustomVjp, ct: number): number[] {
   for (let id = c.cotangent + 1; id <= last; id++) {
     const n = b.nodes[id];
     if (!n.inputs.some((i) => map.has(i))) continue;
-    map.set(id, b.add(n.op, n.inputs.map((i) => map.get(i) ?? i), n.attrs, n.type, n.span));
+    map.set(id, b.add(n.op, n.inputs.map((i) => map.get(i) ?? i), n.attrs, n.type, n.span, n.guard ?? []));
   }
   return c.grads.map((gr) => map.get(gr) ?? gr);
 }
@@ -54,10 +54,14 @@ function backprop(b: GraphBuilder, y: number, w: number, customs: Map<number, Cu
     if (at) diags.error("K605", `the gradient cannot flow through a cast to ${n.type.dtype} (${formatType(nodes[n.inputs[0]].type)} -> ${formatType(n.type)})`, at, "integer values have no derivative; keep the differentiated path in float dtypes");
   }
   const e = emitterFor(b);
+  const saved = b.guards;
+  b.guards = [];
   const ct = new Map<number, number>([[y, e.constant(1, nodes[y].type.dtype)]]);
+  // Sums of contributions run unguarded: a skipped (guarded) contribution reads as zeros.
   const give = (id: number, g: number | undefined) => {
     if (g === undefined || !active.has(id) || !needed.has(id)) return;
     const prev = ct.get(id);
+    b.guards = [];
     ct.set(id, prev === undefined ? g : e.emit("add", [prev, g], {}));
   };
   for (let id = y; id > w; id--) {
@@ -71,9 +75,15 @@ function backprop(b: GraphBuilder, y: number, w: number, customs: Map<number, Cu
     }
     const rule = VJP_RULES[n.op];
     if (isNoGrad(rule)) continue;
-    (rule as VjpRule)(e, n, g).forEach((gi, k) => give(n.inputs[k], gi));
+    // A node's backward runs under the node's own guards: it is skipped whenever the forward node was.
+    b.guards = [...(n.guard ?? [])];
+    const gs = (rule as VjpRule)(e, n, g);
+    gs.forEach((gi, k) => give(n.inputs[k], gi));
   }
-  return ct.get(w) ?? zerosLike(e, w);
+  b.guards = [];
+  const result = ct.get(w) ?? zerosLike(e, w);
+  b.guards = saved;
+  return result;
 }
 
 export function autodiffGraph(g: Graph, diags: DiagnosticBag): Graph {
@@ -87,7 +97,7 @@ export function autodiffGraph(g: Graph, diags: DiagnosticBag): Graph {
     if (n.op === "gradient") {
       map[n.id] = backprop(b, map[n.inputs[0]], map[n.inputs[1]], customs, diags);
     } else {
-      map[n.id] = b.add(n.op, n.inputs.map((i) => map[i]), n.attrs, n.type, n.span);
+      map[n.id] = b.add(n.op, n.inputs.map((i) => map[i]), n.attrs, n.type, n.span, remapGuard(n.guard, (c) => map[c]));
     }
     const c = pending.get(n.id);
     if (c) customs.set(map[c.out], { out: map[c.out], inputs: c.inputs.map((i) => map[i]), cotangent: map[c.cotangent], grads: c.grads.map((i) => map[i]) });

@@ -2,7 +2,7 @@
 // subexpression elimination (same op, inputs and attrs, incl. duplicate constants) and dead-node elimination,
 // rebuilding each graph with dense ids in topological order.
 
-import { GraphBuilder, type Graph, type IRModule } from "../ir/graph.js";
+import { GraphBuilder, guardKey, remapGuard, type Graph, type IRModule } from "../ir/graph.js";
 import { formatType, sameShape } from "../ir/types.js";
 import type { Node } from "../ir/graph.js";
 
@@ -27,7 +27,11 @@ export function simplifyGraph(g: Graph): Graph {
   for (const o of g.outputs) live[o.node] = true;
   for (const u of g.updates ?? []) live[u.node] = true;
   for (const i of g.inputs) live[i.node] = true; // inputs stay even when unused: they are the signature
-  for (let i = g.nodes.length - 1; i >= 0; i--) if (live[i]) for (const x of g.nodes[i].inputs) live[x] = true;
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    if (!live[i]) continue;
+    for (const x of g.nodes[i].inputs) live[x] = true;
+    for (const x of g.nodes[i].guard ?? []) live[x.cond] = true;
+  }
   const b = new GraphBuilder();
   const remap = new Map<number, number>();
   const seen = new Map<string, number>();
@@ -39,13 +43,14 @@ export function simplifyGraph(g: Graph): Graph {
       remap.set(n.id, same);
       continue;
     }
-    const key = n.op === "input" ? undefined : `${n.op}|${inputs.join(",")}|${JSON.stringify(n.attrs)}|${formatType(n.type)}`;
+    const guard = remapGuard(n.guard, (c) => remap.get(c)!);
+    const key = n.op === "input" ? undefined : `${n.op}|${inputs.join(",")}|${JSON.stringify(n.attrs)}|${formatType(n.type)}|${guardKey(guard)}`;
     const prev = key === undefined ? undefined : seen.get(key);
     if (prev !== undefined) {
       remap.set(n.id, prev);
       continue;
     }
-    const id = b.add(n.op, inputs, n.attrs, n.type, n.span);
+    const id = b.add(n.op, inputs, n.attrs, n.type, n.span, guard);
     if (key !== undefined) seen.set(key, id);
     remap.set(n.id, id);
   }

@@ -103,3 +103,36 @@ model Lin {
     }
   });
 });
+
+describe("the runtime runs only the branch taken", () => {
+  // sqrt(x) for x > 0, else 0. At x = -1 the then-branch would compute sqrt(-1) = NaN and, in the backward,
+  // 0.5 / sqrt(x) = NaN; computing both branches and selecting (jnp.where style) leaks that NaN into the
+  // gradient (0 * NaN). With guarded branches the untaken side never runs: value 0, gradient 0.
+  const src = `
+fn safe_sqrt(x: f32) -> f32 {
+  if x > 0 {
+    return sqrt(x)
+  } else {
+    return x * 0
+  }
+}
+fn d(x: f32) -> f32 { return grad(safe_sqrt)(x) }`;
+  it("no NaN from the untaken branch, in value or gradient, on both backends", async () => {
+    const ir = irOf(src);
+    for (const [x, v, g] of [[-1, 0, 0], [4, 2, 0.25]]) {
+      const { wasm, ref } = await runBoth(ir, "safe_sqrt", { x: f32([], [x]) });
+      expect(Math.abs(Number(wasm[0].data[0]))).toBeCloseTo(v, 6);
+      expect(Math.abs(ref[0].data[0])).toBeCloseTo(v, 12);
+      const d = await runBoth(ir, "d", { x: f32([], [x]) });
+      expect(Number(d.wasm[0].data[0])).toBeCloseTo(g, 6);
+      expect(d.ref[0].data[0]).toBeCloseTo(g, 12);
+    }
+  });
+  it("the untaken branch's kernels are skipped (NaN checking sees nothing)", async () => {
+    const { wasmModule } = await import("../helpers/backend.js");
+    const mod = await wasmModule(irOf(src));
+    expect(() => mod.call("d", { x: -1 }, { checkNumerics: true })).not.toThrow();
+    const plan = mod.manifest.functions.find((f) => f.name === "safe_sqrt")!;
+    expect(plan.steps.some((s) => s.guard?.length)).toBe(true);
+  });
+});

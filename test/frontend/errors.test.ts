@@ -101,7 +101,7 @@ describe("syntax errors", () => {
   });
 
   it("K102: stray tokens at top level and in a model body", () => {
-    expect(diags("let x = 1\nfn f() { return 1 }")).toEqual(["K102 1:1 expected 'fn', 'model' or an attribute but found 'let'"]);
+    expect(diags("let x = 1\nfn f() { return 1 }")).toEqual(["K102 1:1 expected 'fn', 'model', 'train' or an attribute but found 'let'"]);
     expect(diags("model M {\n  let x = 1\n}")).toEqual(["K102 2:3 expected 'param', 'fn' or '}' but found 'let'"]);
   });
 
