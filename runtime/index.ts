@@ -21,3 +21,10 @@ export type {
 export { methodLayout, MODULE_MEMBERS } from "./layout.js";
 export type { MethodLayout } from "./layout.js";
 export { initParams, fillInit } from "./init.js";
+export * from "./data/index.js";
+export { serializeSafetensors, parseSafetensors, loadSafetensors, saveSafetensors } from "./safetensors.js";
+export type { SafetensorsFile } from "./safetensors.js";
+export { ProgressBar, formatDuration, formatRate } from "./progress.js";
+export type { ProgressOptions, ProgressStream, Metrics } from "./progress.js";
+export { lineChartSvg, trainingPlotSvg, writeSvg, niceTicks } from "./plot.js";
+export type { Series, ChartOptions, TrainingHistory } from "./plot.js";

@@ -9,6 +9,9 @@ import { sourceBytes, sourceName, type Source, type SourceOptions } from "./data
 
 const TO_ST: Record<DType, string> = { f32: "F32", f16: "F16", bf16: "BF16", f64: "F64", i32: "I32", i8: "I8", u8: "U8", bool: "BOOL" };
 const FROM_ST: Record<string, DType> = Object.fromEntries(Object.entries(TO_ST).map(([k, v]) => [v, k as DType]));
+// The reference implementation's dtype order (increasing alignment); files list tensors by it, descending, then by
+// name, so every tensor's data is aligned to its element size and our bytes match the reference writer's.
+const ST_RANK: Record<DType, number> = { bool: 0, u8: 1, i8: 2, f16: 3, bf16: 4, i32: 5, f32: 6, f64: 7 };
 
 export interface SafetensorsFile {
   tensors: Record<string, Tensor>;
@@ -18,8 +21,8 @@ export interface SafetensorsFile {
 const nodeImport = (spec: string): Promise<unknown> => import(/* @vite-ignore */ /* webpackIgnore: true */ spec);
 
 /**
- * The bytes of a safetensors file. Data is laid out by descending element size, then name (so every tensor is
- * aligned to its element size), the header listing tensors in that same order after `__metadata__`.
+ * The bytes of a safetensors file. Data is laid out by descending dtype (see ST_RANK), then name, the header
+ * listing tensors in that same order after `__metadata__`.
  */
 export function serializeSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Uint8Array {
   const names = Object.keys(tensors);
@@ -27,7 +30,7 @@ export function serializeSafetensors(tensors: Record<string, Tensor>, metadata?:
     if (n === "__metadata__") throw new KilnError(`safetensors: "__metadata__" cannot name a tensor`, { code: "bad_option", tensor: n });
     if (!(tensors[n] instanceof Tensor)) throw new KilnError(`safetensors: "${n}" is not a Tensor`, { code: "bad_option", tensor: n });
   }
-  names.sort((a, b) => dtypeBytes(tensors[b]!.dtype) - dtypeBytes(tensors[a]!.dtype) || (a < b ? -1 : a > b ? 1 : 0));
+  names.sort((a, b) => ST_RANK[tensors[b]!.dtype] - ST_RANK[tensors[a]!.dtype] || (a < b ? -1 : a > b ? 1 : 0));
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = checkMetadata(metadata);
   let offset = 0;

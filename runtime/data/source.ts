@@ -64,7 +64,8 @@ async function gunzipNode(bytes: Uint8Array, name: string): Promise<Uint8Array> 
   }
 }
 
-async function gunzipStream(bytes: Uint8Array, name: string): Promise<Uint8Array> {
+/** The browser path (exported for tests: Node has DecompressionStream too). */
+export async function gunzipStream(bytes: Uint8Array, name: string): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let decoded = 0;
   try {

@@ -1,0 +1,147 @@
+// Terminal progress bar for training loops: one line per epoch with a bar, metrics (loss, …), throughput in
+// samples/s and an ETA. On a TTY it redraws the line with "\r"; elsewhere (logs, CI, browsers) it prints a line per update.
+
+import { KilnError } from "./errors.js";
+import { isNode } from "./io.js";
+
+/** Where lines go: process.stdout under Node, console.log elsewhere. */
+export interface ProgressStream {
+  write(s: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+export interface ProgressOptions {
+  /** Samples (or steps) in the epoch. */
+  total: number;
+  /** Line prefix, e.g. "epoch 3/10". */
+  label?: string;
+  /** Width of the bar in characters (default 24). */
+  width?: number;
+  stream?: ProgressStream;
+  /** Redraw in place (default: stream.isTTY). */
+  tty?: boolean;
+  /** On a TTY, skip redraws closer together than this (default 100 ms); the final line always prints. */
+  minIntervalMs?: number;
+  /** Unit of throughput (default "samples"). */
+  unit?: string;
+  /** Clock in ms (default performance.now / Date.now); tests pass a fake one. */
+  now?: () => number;
+}
+
+export type Metrics = Record<string, number>;
+
+export class ProgressBar {
+  readonly total: number;
+  readonly #o: Required<Omit<ProgressOptions, "stream" | "tty">> & { stream: ProgressStream; tty: boolean };
+  readonly #start: number;
+  #done = 0;
+  #metrics: Metrics = {};
+  #lastDraw = -Infinity;
+  #lastLen = 0;
+  #finished = false;
+
+  constructor(opts: ProgressOptions) {
+    if (!Number.isFinite(opts.total) || opts.total < 0) throw new KilnError(`ProgressBar: total ${opts.total} is not a non-negative number`, { code: "bad_option" });
+    const stream = opts.stream ?? defaultStream();
+    this.total = opts.total;
+    this.#o = {
+      total: opts.total,
+      label: opts.label ?? "",
+      width: opts.width ?? 24,
+      stream,
+      tty: opts.tty ?? !!stream.isTTY,
+      minIntervalMs: opts.minIntervalMs ?? 100,
+      unit: opts.unit ?? "samples",
+      now: opts.now ?? defaultNow,
+    };
+    this.#start = this.#o.now();
+  }
+
+  /** Adds n completed samples and merges metrics (e.g. {loss}); redraws. */
+  tick(n: number, metrics: Metrics = {}): void {
+    this.update(this.#done + n, metrics);
+  }
+
+  /** Sets the completed count and merges metrics; redraws. */
+  update(done: number, metrics: Metrics = {}): void {
+    if (this.#finished) return;
+    this.#done = Math.min(done, this.total);
+    this.#metrics = { ...this.#metrics, ...metrics };
+    const t = this.#o.now();
+    if (this.#o.tty && t - this.#lastDraw < this.#o.minIntervalMs && this.#done < this.total) return;
+    this.#lastDraw = t;
+    this.#draw(false);
+  }
+
+  /** Prints the final line (with a newline on a TTY) and returns it. */
+  finish(metrics: Metrics = {}): string {
+    if (this.#finished) return this.render();
+    this.#metrics = { ...this.#metrics, ...metrics };
+    this.#finished = true;
+    return this.#draw(true);
+  }
+
+  /** The current line: `label [#####-----]  45% 450/1000 loss 0.4321 | 1234 samples/s | ETA 0:05`. */
+  render(): string {
+    const { width, label, unit } = this.#o;
+    const frac = this.total > 0 ? this.#done / this.total : 1;
+    const filled = Math.round(frac * width);
+    const bar = `[${"#".repeat(filled)}${"-".repeat(width - filled)}]`;
+    const elapsed = (this.#o.now() - this.#start) / 1000;
+    const rate = elapsed > 0 ? this.#done / elapsed : 0;
+    const metrics = Object.entries(this.#metrics).map(([k, v]) => `${k} ${formatMetric(v)}`).join(" ");
+    const eta = this.#finished || this.#done >= this.total ? `in ${formatDuration(elapsed)}` : `ETA ${rate > 0 ? formatDuration((this.total - this.#done) / rate) : "--:--"}`;
+    const parts = [`${label ? label + " " : ""}${bar} ${(frac * 100).toFixed(0).padStart(3)}% ${this.#done}/${this.total}`];
+    if (metrics) parts[0] += ` ${metrics}`;
+    parts.push(`${formatRate(rate)} ${unit}/s`, eta);
+    return parts.join(" | ");
+  }
+
+  #draw(final: boolean): string {
+    const line = this.render();
+    const { stream, tty } = this.#o;
+    if (tty) {
+      // Pad over the previous line's tail instead of an ANSI erase, so plain terminals render it too.
+      stream.write("\r" + line + " ".repeat(Math.max(0, this.#lastLen - line.length)) + (final ? "\n" : ""));
+      this.#lastLen = line.length;
+    } else {
+      stream.write(line + "\n");
+    }
+    return line;
+  }
+}
+
+/** m:ss, or h:mm:ss from an hour on. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return "--:--";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+/** 3 significant digits, with k/M suffixes: 987, 12.3k, 4.56M. */
+export function formatRate(r: number): string {
+  if (!Number.isFinite(r)) return "-";
+  if (r >= 1e6) return `${(r / 1e6).toPrecision(3)}M`;
+  if (r >= 1e3) return `${(r / 1e3).toPrecision(3)}k`;
+  return r >= 100 ? r.toFixed(0) : r.toPrecision(3);
+}
+
+function formatMetric(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(3) : v.toFixed(4);
+}
+
+function defaultNow(): number {
+  return typeof performance !== "undefined" ? performance.now() : Date.now();
+}
+
+function defaultStream(): ProgressStream {
+  if (isNode()) return process.stdout;
+  // console.log appends its own newline.
+  return { write: (s: string) => console.log(s.replace(/\n$/, "")), isTTY: false };
+}
