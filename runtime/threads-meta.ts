@@ -1,0 +1,54 @@
+// Runtime contract for multi-threaded kernels: which kernels the thread pool may split and how, as the compiler
+// records it in the wasm custom section "kiln.parallel" (JSON). Kept in the wasm so the manifest stays as is and
+// every build of one module describes its own kernels.
+
+export const PARALLEL_SECTION = "kiln.parallel";
+
+/**
+ * A matmul: args[range] and args[range + 1] are a row range [m0, m1) of every output matrix; each thread runs
+ * the kernel on a sub-range (cut at multiples of `align`), with its own scratch of `scratchBytes` at args[scratch].
+ */
+export interface RowSplit {
+  kind: "rows";
+  range: number;
+  align: number;
+  scratch: number;
+  scratchBytes: number;
+  /** The product of these args is the work (multiply-adds); small calls stay on one thread. */
+  work: number[];
+}
+
+/**
+ * An elementwise kernel: args[ext] is the extent of the outermost axis; a thread gets a sub-range [s, e) as
+ * extent e - s and pointer i (of `bytes.length` pointer args) moved by s * bytes[i] * product(args[inner]) bytes
+ * (bytes[i] = 0: the operand is broadcast along that axis). Cuts make s * product(args[inner]) a multiple of
+ * `align`, so the vector loop covers the same elements as on one thread and results are bit-identical.
+ */
+export interface OuterSplit {
+  kind: "outer";
+  ext: number;
+  inner: number[];
+  bytes: number[];
+  align: number;
+  work: number[];
+}
+
+export type KernelSplit = RowSplit | OuterSplit;
+
+export interface ParallelInfo {
+  version: 1;
+  kernels: Record<string, KernelSplit>;
+}
+
+/** Reads the section; a module without it (or an unreadable one) simply runs every kernel on one thread. */
+export function readParallelInfo(module: WebAssembly.Module): ParallelInfo {
+  const empty: ParallelInfo = { version: 1, kernels: {} };
+  const sections = WebAssembly.Module.customSections(module, PARALLEL_SECTION);
+  if (sections.length !== 1) return empty;
+  try {
+    const info = JSON.parse(new TextDecoder().decode(sections[0]!)) as ParallelInfo;
+    return info?.version === 1 && info.kernels && typeof info.kernels === "object" ? info : empty;
+  } catch {
+    return empty;
+  }
+}
