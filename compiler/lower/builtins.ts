@@ -144,6 +144,19 @@ const BUILTINS: Record<string, Builtin> = {
       return axis === undefined ? POISON : L.emitVal("concat", xs, { axis });
     },
   },
+  argmax: {
+    params: ["x", "axis?", "keepdims?"],
+    run(L, a) {
+      const x = tensorArg(L, a.x!);
+      if (x === undefined) return POISON;
+      const rank = L.type(x).shape.length;
+      const axis = a.axis ? axesArg(L, a.axis, rank, true)?.[0] : rank - 1;
+      const keepdims = a.keepdims ? boolArg(L, a.keepdims) : false;
+      if (axis === undefined || axis < 0 || keepdims === undefined) return axis !== undefined && axis < 0 ? typeErr(L, a.x!, "argmax needs a tensor of rank >= 1", "K403") : POISON;
+      if (typeof L.type(x).shape[axis] !== "number") return typeErr(L, a.x!, `argmax needs a known size along axis ${axis}, got ${formatType(L.type(x))}`, "K304");
+      return L.emitVal("argmax", [tensor(x)], { axis, keepdims });
+    },
+  },
   one_hot: {
     params: ["labels", "n"],
     run(L, a) {

@@ -55,3 +55,32 @@ export function reduceCore<P extends ReduceOp>(name: P): OpCore<P> {
     },
   };
 }
+
+/** argmax: the first index of the maximum along `axis` (NaN counts as the maximum, like numpy). */
+export const argmaxCore: OpCore<"argmax"> = {
+  name: "argmax",
+  arity: 1,
+  infer([x], a): InferResult {
+    if (x.dtype === "bool") return { error: "K302", message: "argmax is not defined for bool tensors" };
+    if (a.axis < 0 || a.axis >= x.shape.length) return { error: "K403", message: `axis ${a.axis} is out of range for rank ${x.shape.length}` };
+    const shape: Dim[] = [];
+    x.shape.forEach((d, k) => (k !== a.axis ? shape.push(d) : a.keepdims ? shape.push(1) : undefined));
+    return { dtype: "i32", shape };
+  },
+  evaluate([x], a, out) {
+    const r = makeRef("i32", out.shape);
+    const n = x.shape[a.axis];
+    const inner = x.shape.slice(a.axis + 1).reduce((p, q) => p * q, 1);
+    const outer = x.shape.slice(0, a.axis).reduce((p, q) => p * q, 1);
+    for (let o = 0; o < outer; o++)
+      for (let i = 0; i < inner; i++) {
+        let best = 0;
+        for (let k = 1; k < n; k++) {
+          const v = x.data[(o * n + k) * inner + i], b = x.data[(o * n + best) * inner + i];
+          if (!Number.isNaN(b) && (v > b || Number.isNaN(v))) best = k;
+        }
+        r.data[o * inner + i] = best;
+      }
+    return r;
+  },
+};

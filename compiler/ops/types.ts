@@ -9,7 +9,7 @@ export const BINARY_OPS = ["add", "sub", "mul", "div", "pow", "maximum", "minimu
 export const COMPARE_OPS = ["eq", "ne", "lt", "le", "gt", "ge"] as const;
 export const REDUCE_OPS = ["sum", "mean", "max", "min"] as const;
 export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "concat"] as const;
-export const OTHER_OPS = ["where", "cast", "matmul", "iota"] as const;
+export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax"] as const;
 /** Graph leaves: they have no kernel; the runtime fills their buffers. */
 export const SOURCE_OPS = ["input", "param", "const"] as const;
 /**
@@ -44,6 +44,8 @@ export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "ma
   slice: { readonly axis: number; readonly start: number; readonly end: number };
   concat: { readonly axis: number };
   iota: { readonly n: number; readonly dtype: "i32" };
+  /** Index of the first maximum along one axis (i32); expanded into max/eq/where/min before codegen. */
+  argmax: { readonly axis: number; readonly keepdims: boolean };
   input: { readonly name: string; readonly index: number };
   param: { readonly name: string };
   const: { readonly value: number };

@@ -195,6 +195,7 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
     });
   },
   iota: none("iota has no inputs"),
+  argmax: none("argmax is piecewise constant: its integer result has no derivative"),
   input: none("inputs are leaves"),
   param: none("params are leaves"),
   const: none("constants are leaves"),

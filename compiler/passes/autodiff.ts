@@ -7,7 +7,7 @@ import { DiagnosticBag } from "../diagnostics.js";
 import { GraphBuilder, remapGuard, type CustomVjp, type Graph, type IRModule, type Node } from "../ir/graph.js";
 import { formatType, isFloat } from "../ir/types.js";
 import { OPS } from "../ops/registry.js";
-import { isRuleError, type AttrsOf, type PrimOp } from "../ops/types.js";
+import { COMPARE_OPS, isRuleError, type AttrsOf, type PrimOp } from "../ops/types.js";
 import { isNoGrad, VJP_RULES, zerosLike, type GradEmitter, type VjpRule } from "../ops/vjp.js";
 import { simplifyGraph } from "./simplify.js";
 
@@ -39,19 +39,22 @@ function cloneBackward(b: GraphBuilder, c: CustomVjp, ct: number): number[] {
 function backprop(b: GraphBuilder, y: number, w: number, customs: Map<number, CustomVjp>, diags: DiagnosticBag): number {
   const nodes = b.nodes;
   const active = new Set<number>([w]);
+  // Ops that turn a differentiated float into an integer (a cast, argmax) would silently cut the gradient; on
+  // a path to y that is an error. Comparisons are exempt: they only feed conditions (where, if).
   const intCasts: Node[] = [];
   for (let id = w + 1; id <= y; id++) {
     const n = nodes[id];
     if (!n.inputs.some((i) => active.has(i))) continue;
     if (isFloat(n.type.dtype)) active.add(id);
-    else if (n.op === "cast") intCasts.push(n);
+    else if (!(COMPARE_OPS as readonly string[]).includes(n.op)) intCasts.push(n);
   }
   const needed = new Set<number>([y]);
   for (let id = y; id >= w; id--) if (needed.has(id)) for (const i of nodes[id].inputs) needed.add(i);
   for (const n of intCasts) {
     if (!needed.has(n.id)) continue;
     const at = n.span ?? nodes[y].span;
-    if (at) diags.error("K605", `the gradient cannot flow through a cast to ${n.type.dtype} (${formatType(nodes[n.inputs[0]].type)} -> ${formatType(n.type)})`, at, "integer values have no derivative; keep the differentiated path in float dtypes");
+    const what = n.op === "cast" ? `a cast to ${n.type.dtype}` : n.op;
+    if (at) diags.error("K605", `the gradient cannot flow through ${what} (${formatType(nodes[n.inputs[0]].type)} -> ${formatType(n.type)})`, at, "integer values have no derivative; keep the differentiated path in float dtypes");
   }
   const e = emitterFor(b);
   const saved = b.guards;

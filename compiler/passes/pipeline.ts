@@ -6,6 +6,7 @@ import type { DiagnosticBag } from "../diagnostics.js";
 import type { IRModule } from "../ir/graph.js";
 import { verifyModule, verifyNoMeta } from "../ir/verify.js";
 import { autodiff } from "./autodiff.js";
+import { expand } from "./expand.js";
 import { simplify } from "./simplify.js";
 
 export interface Pass {
@@ -15,6 +16,7 @@ export interface Pass {
 
 export const PIPELINE: readonly Pass[] = [
   { name: "autodiff", run: autodiff },
+  { name: "expand", run: expand },
   { name: "simplify", run: simplify },
 ];
 

@@ -17,6 +17,7 @@ const CASES: [string, string, [string, number, number][]][] = [
   ["wrt an unknown name", F + "fn d(x: f32[3]) -> f32[3] {\n  return grad(f, wrt: y)(x)\n}", [["K604", 3, 23]]],
   ["wrt an integer argument", "fn f(x: f32[3], n: i32) -> f32 { return sum(x) }\nfn d(x: f32[3], n: i32) -> i32 {\n  return grad(f, wrt: n)(x, n)\n}", [["K603", 3, 10]]],
   ["gradient through an integer cast", "fn f(x: f32) -> f32 {\n  return cast(cast(x, i32), f32) * x\n}\nfn d(x: f32) -> f32 { return grad(f)(x) }", [["K605", 2, 15]]],
+  ["gradient through argmax", "fn f(x: f32[3]) -> f32 {\n  return cast(argmax(x), f32) * sum(x)\n}\nfn d(x: f32[3]) -> f32[3] { return grad(f)(x) }", [["K605", 2, 15]]],
   ["backward returns too many gradients", "fn r(x: f32[N]) -> f32[N] { return x } backward(dy) {\n  return dy, dy\n}\nfn t(x: f32[3]) -> f32[3] { return r(x) }", [["K606", 2, 10]]],
   ["backward returns the wrong shape", "fn r(x: f32[N]) -> f32[N] { return x } backward(dy) {\n  return sum(dy)\n}\nfn t(x: f32[3]) -> f32[3] { return r(x) }", [["K607", 2, 10]]],
   ["run-time loop without a bound", "fn p(x: f32, n: i32) -> f32 {\n  let y = x\n  for i in 0..n {\n    y = y * y\n  }\n  return y\n}", [["K608", 3, 3]]],

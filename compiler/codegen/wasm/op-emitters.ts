@@ -155,6 +155,8 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   slice: layout,
   concat: layout,
   iota: { kind: "iota" },
+  // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.
+  argmax: source,
   input: source,
   param: source,
   const: source,

@@ -119,6 +119,8 @@ export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
   slice: layout,
   concat: layout,
   iota: { kind: "iota" },
+  // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.
+  argmax: source,
   input: source,
   param: source,
   const: source,
