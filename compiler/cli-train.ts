@@ -1,62 +1,152 @@
-// CLI helper for `kiln train`: compiles a file's train block, then calls its step function on a batch and
-// prints the loss per step. Data: `synthetic` (one fixed seeded batch, so the loss must fall as the model
-// fits it). Optimizer state lives in the runtime between steps; --save writes params in safetensors format.
+// CLI helper for `kiln train`: compiles a file's train block, then calls its step function batch after batch
+// and reports progress. Data: `synthetic` (one fixed seeded batch for --steps steps, so the loss must fall as
+// the model fits it) or `mnist` (--epochs over the bundled training images with a progress bar per epoch, then
+// the accuracy on the 2000 held-out images). Optimizer state lives in the runtime between steps; --save writes
+// the trained weights as safetensors and --plot an SVG of loss and accuracy.
 
-import { basename } from "node:path";
-import type { IRModule } from "./ir/graph.js";
+import { mkdir } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import type { Graph, IRModule } from "./ir/graph.js";
 import { buildWasm } from "./compile.js";
-import { loadKilnModule } from "../runtime/module.js";
-import { Tensor } from "../runtime/tensor.js";
+import { loadKilnModule, type KilnModule } from "../runtime/module.js";
+import type { Tensor } from "../runtime/tensor.js";
 import { KilnError } from "../runtime/errors.js";
-import { Rng } from "../runtime/rng.js";
 import { saveSafetensors } from "../runtime/safetensors.js";
+import { ProgressBar } from "../runtime/progress.js";
+import { trainingPlotSvg, writeSvg } from "../runtime/plot.js";
+import { asModelInput, imageAndLabelInputs, mnistDir, mnistLoaders, syntheticBatch } from "./cli-data.js";
 
 export interface TrainOptions {
   train?: string;
+  data?: "synthetic" | "mnist";
+  dataDir?: string;
   steps: number;
+  epochs?: number;
   batch: number;
   seed: number;
   classes: number;
   checkNumerics: boolean;
   save?: string;
+  plot?: string;
+  /** Where the progress bar draws (default: stderr). */
+  progress?: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
-/** Returns the loss of every step. */
-export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: string) => void): Promise<number[]> {
+export interface TrainResult {
+  /** Loss per step (synthetic) or mean loss per epoch (mnist). */
+  losses: number[];
+  /** Held-out accuracy after each epoch (mnist only). */
+  accuracy: number[];
+  module: KilnModule;
+}
+
+function stepOf(ir: IRModule, train?: string): Graph {
   const steps = ir.functions.filter((g) => g.updates?.length);
   if (steps.length === 0) throw new KilnError(`kiln: ${ir.source} has no train block; add one, e.g. train Step { model: M, loss: loss, optimizer: sgd(lr: 0.1) }`);
-  const g = opts.train ? steps.find((s) => s.name === `${opts.train}.step`) : steps[0];
-  if (!g) throw new KilnError(`kiln: ${ir.source} has no train block '${opts.train}' (it has: ${steps.map((s) => s.name.replace(/\.step$/, "")).join(", ")})`);
+  const g = train ? steps.find((s) => s.name === `${train}.step`) : steps[0];
+  if (!g) throw new KilnError(`kiln: ${ir.source} has no train block '${train}' (it has: ${steps.map((s) => s.name.replace(/\.step$/, "")).join(", ")})`);
+  return g;
+}
+
+/** The model a train step updates (the prefix of its first weight update). */
+function modelOf(g: Graph, ir: IRModule): string {
+  const weights = new Set(ir.params.filter((p) => p.role !== "state").map((p) => p.name));
+  const first = g.updates!.find((u) => weights.has(u.param))!;
+  return first.param.slice(0, first.param.indexOf("."));
+}
+
+function call(mod: KilnModule, fn: string, inputs: Record<string, Tensor>, step: number, check: boolean): number {
+  try {
+    const r = mod.call(fn, inputs, { checkNumerics: check });
+    return Number((Array.isArray(r) ? r[0] : r).data[0]);
+  } catch (e) {
+    if (e instanceof KilnError && e.code === "non_finite") throw new KilnError(`kiln: training step ${step}: ${e.message}`, { code: "non_finite", fn: e.fn, tensor: e.tensor });
+    throw e;
+  }
+}
+
+export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
+  const g = stepOf(ir, opts.train);
   const build = await buildWasm(ir, basename(ir.source));
   const mod = await loadKilnModule(build.manifest, build.wasm, { seed: opts.seed });
-  const rng = new Rng(opts.seed + 1);
-  const inputs: Record<string, Tensor> = {};
-  for (const io of g.inputs) {
-    const t = g.nodes[io.node].type;
-    const shape = t.shape.map((d) => (typeof d === "number" ? d : opts.batch));
-    const n = shape.reduce((a, b) => a * b, 1);
-    const data = Array.from({ length: n }, () => (t.dtype === "i32" ? Math.floor(rng.uniform(0, opts.classes)) : rng.normal(0, 1)));
-    inputs[io.name] = new Tensor(t.dtype, shape, data);
-  }
-  out(`kiln: training ${g.name.replace(/\.step$/, "")} on a synthetic batch of ${opts.batch} (seed ${opts.seed}) for ${opts.steps} steps`);
-  const losses: number[] = [];
-  for (let s = 1; s <= opts.steps; s++) {
-    let r;
-    try {
-      r = mod.call(g.name, inputs, { checkNumerics: opts.checkNumerics });
-    } catch (e) {
-      if (e instanceof KilnError && e.code === "non_finite") throw new KilnError(`kiln: training step ${s}: ${e.message}`, { code: "non_finite", fn: e.fn, tensor: e.tensor });
-      throw e;
+  const name = g.name.replace(/\.step$/, "");
+  const result: TrainResult = { losses: [], accuracy: [], module: mod };
+  if ((opts.data ?? "synthetic") === "synthetic") {
+    const inputs = syntheticBatch(g, opts.batch, opts.classes, opts.seed);
+    out(`kiln: training ${name} on a synthetic batch of ${opts.batch} (seed ${opts.seed}) for ${opts.steps} steps`);
+    for (let s = 1; s <= opts.steps; s++) {
+      const loss = call(mod, g.name, inputs, s, opts.checkNumerics);
+      result.losses.push(loss);
+      out(`step ${String(s).padStart(String(opts.steps).length)}/${opts.steps}  loss ${loss.toFixed(6)}`);
     }
-    const loss = Number((Array.isArray(r) ? r[0] : r).data[0]);
-    losses.push(loss);
-    out(`step ${String(s).padStart(String(opts.steps).length)}/${opts.steps}  loss ${loss.toFixed(6)}`);
+  } else {
+    await trainMnist(ir, g, mod, opts, out, result);
   }
+  await saveAndPlot(ir, mod, opts, out, result);
+  return result;
+}
+
+async function trainMnist(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, result: TrainResult): Promise<void> {
+  const { image, label, imageShape } = imageAndLabelInputs(g);
+  const model = modelOf(g, ir);
+  const forward = ir.functions.find((f) => f.name === `${model}.forward`);
+  const data = await mnistLoaders(mnistDir(opts.dataDir), opts.batch, opts.seed);
+  const epochs = opts.epochs ?? 1;
+  out(`kiln: training ${g.name.replace(/\.step$/, "")} on MNIST: ${data.trainSet.length} training images (0-7999), ${data.testSet.length} held out (8000-9999), batch ${opts.batch}, ${epochs} epoch(s)`);
+  let step = 0;
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    const stream = opts.progress ?? process.stderr;
+    // On a terminal the bar redraws in place; in a log (CI, a pipe) one line every few seconds is enough.
+    const bar = new ProgressBar({ total: data.train.length * opts.batch, label: `epoch ${epoch}/${epochs}`, stream, logIntervalMs: 5000 });
+    let sum = 0, n = 0;
+    for await (const batch of data.train) {
+      const loss = call(mod, g.name, { [image]: asModelInput(batch.image, imageShape), [label]: batch.label }, ++step, opts.checkNumerics);
+      sum += loss;
+      n++;
+      bar.tick(batch.label.shape[0], { loss: sum / n });
+    }
+    bar.finish({ loss: sum / n });
+    result.losses.push(sum / n);
+    if (forward) {
+      const acc = await accuracy(mod, forward, data.test, imageShape);
+      result.accuracy.push(acc);
+      out(`epoch ${epoch}/${epochs}  train loss ${(sum / n).toFixed(4)}  test accuracy ${(acc * 100).toFixed(2)}%`);
+    } else out(`epoch ${epoch}/${epochs}  train loss ${(sum / n).toFixed(4)}  (no ${model}.forward: accuracy not measured)`);
+  }
+  if (forward) out(`kiln: final test accuracy ${(result.accuracy[result.accuracy.length - 1] * 100).toFixed(2)}% on the ${data.testSet.length} held-out images`);
+}
+
+/** Fraction of held-out images whose highest logit is the label. */
+async function accuracy(mod: KilnModule, forward: Graph, test: Awaited<ReturnType<typeof mnistLoaders>>["test"], imageShape: readonly (number | string)[]): Promise<number> {
+  let right = 0, total = 0;
+  for await (const batch of test) {
+    const logits = mod.call(forward.name, { [forward.inputs[0].name]: asModelInput(batch.image, imageShape) }) as Tensor;
+    const [b, c] = logits.shape;
+    const z = logits.data as Float32Array;
+    const y = batch.label.data as Int32Array;
+    for (let r = 0; r < b; r++) {
+      let best = 0;
+      for (let k = 1; k < c; k++) if (z[r * c + k] > z[r * c + best]) best = k;
+      if (best === y[r]) right++;
+    }
+    total += b;
+  }
+  return right / total;
+}
+
+async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, r: TrainResult): Promise<void> {
   if (opts.save) {
     const tensors: Record<string, Tensor> = {};
-    for (const p of mod.params()) tensors[p.name] = mod.getParam(p.name);
-    await saveSafetensors(opts.save, tensors, { source: ir.source, train: g.name });
-    out(`kiln: saved ${Object.keys(tensors).length} tensors to ${opts.save}`);
+    const weights = ir.params.filter((p) => p.role !== "state");
+    for (const p of weights) tensors[p.name] = mod.getParam(p.name);
+    await mkdir(dirname(opts.save), { recursive: true });
+    await saveSafetensors(opts.save, tensors, { source: ir.source, format: "kiln-weights" });
+    out(`kiln: saved ${weights.length} weight tensors to ${opts.save}`);
   }
-  return losses;
+  if (opts.plot) {
+    const per = opts.data === "mnist" ? "epoch" : "step";
+    await mkdir(dirname(opts.plot), { recursive: true });
+    await writeSvg(opts.plot, trainingPlotSvg({ loss: r.losses, ...(r.accuracy.length ? { accuracy: r.accuracy } : {}), per, title: `kiln train ${basename(ir.source)}` }));
+    out(`kiln: wrote the loss${r.accuracy.length ? " and accuracy" : ""} curves to ${opts.plot}`);
+  }
 }

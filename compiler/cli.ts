@@ -1,10 +1,11 @@
-// The `kiln` command line: compile (write an ES module + .d.ts + .wasm + manifest, or print IR/WAT), run a
-// function on given inputs (wasm backend or the float64 reference), and check a file. Every failure is a
+// The `kiln` command line: compile (write an ES module + .d.ts + .wasm/.wgsl + manifest, or print IR/WAT/WGSL),
+// run a function on given inputs (wasm backend or the float64 reference), and check a file. Every failure is a
 // message naming the file (and position) and what to do, with exit code 1 (2 for usage errors).
 
 import { mkdir, readFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import { buildWasm, checkWasmDtypes, compileToIR } from "./compile.js";
+import { buildWasm, buildWgsl, checkWasmDtypes, compileToIR, withWgsl } from "./compile.js";
+import type { Manifest } from "../runtime/manifest.js";
 import { DiagnosticBag, formatDiagnostics } from "./diagnostics.js";
 import { printModule } from "./ir/print.js";
 import { DUMP_POINTS } from "./passes/pipeline.js";
@@ -13,17 +14,20 @@ import { InputSpecError, parseInputSpec, type ParsedInput } from "./cli-inputs.j
 import { Rng } from "../runtime/rng.js";
 import { KilnError } from "../runtime/errors.js";
 
-const USAGE = `kiln ${COMPILER_VERSION} — compile .kiln models to WebAssembly
+const USAGE = `kiln ${COMPILER_VERSION} — compile .kiln models to WebAssembly and WGSL
 
 usage:
-  kiln compile FILE.kiln [--out DIR] [--emit ir|wat|manifest] [--dump-after PASS]...
+  kiln compile FILE.kiln [--out DIR] [--target wasm|wgsl|all] [--emit ir|wat|wgsl|manifest] [--dump-after PASS]...
       writes DIR/NAME.js, NAME.d.ts, NAME.wasm, NAME.manifest.json and DIR/kiln-runtime/ (DIR defaults to build/NAME)
-      --emit prints the IR, the WebAssembly text or the manifest instead of writing files
+      --target all also writes NAME.wgsl (WebGPU: load({ backend: "webgpu" })); wgsl writes no .wasm
+      --emit prints the IR, the WebAssembly text, the WGSL or the manifest instead of writing files
       --dump-after prints the IR after a pass (${DUMP_POINTS.join(", ")})
   kiln run FILE.kiln --fn NAME [--input NAME=SPEC]... [--dims B=4] [--seed N] [--backend wasm|reference]
       SPEC: random:[4,784] | zeros:[3] | ones:[2,2] | 2.5 | [[1,2],[3,4]]
-  kiln train FILE.kiln [--train NAME] [--steps N] [--batch B] [--seed N] [--classes C] [--check-numerics] [--save FILE]
-      runs a train block's step on a synthetic batch and prints the loss per step
+  kiln train FILE.kiln [--train NAME] [--data synthetic|mnist] [--epochs E] [--steps N] [--batch B] [--seed N]
+                       [--classes C] [--check-numerics] [--save FILE.safetensors] [--plot FILE.svg] [--data-dir DIR]
+      runs a train block: on MNIST (images 0-7999 train, 8000-9999 test) with a progress bar per epoch and the
+      held-out accuracy, or on one synthetic batch printing the loss per step
   kiln check FILE.kiln      report diagnostics only
   kiln --version | --help`;
 
@@ -34,7 +38,7 @@ interface Flags {
   values: Map<string, string[]>;
 }
 
-const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data"]);
+const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir"]);
 const BOOL_FLAGS = new Set(["--check-numerics"]);
 
 function parseFlags(args: string[]): Flags {
@@ -91,9 +95,10 @@ function frontend(file: string, source: string, dumpAfter: string[], err: (s: st
 async function cmdCompile(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { file, source } = await readSource(f);
   const emit = one(f, "--emit");
-  if (emit && !["ir", "wat", "manifest"].includes(emit)) throw new UsageError(`--emit must be ir, wat or manifest, got '${emit}'`);
+  if (emit && !["ir", "wat", "wgsl", "manifest"].includes(emit)) throw new UsageError(`--emit must be ir, wat, wgsl or manifest, got '${emit}'`);
   const target = one(f, "--target") ?? "wasm";
-  if (target !== "wasm") throw new UsageError(`--target ${target} is not available yet (only wasm)`);
+  if (target !== "wasm" && target !== "wgsl" && target !== "all") throw new UsageError(`--target must be wasm, wgsl or all, got '${target}'`);
+  if (emit === "wat" && target === "wgsl") throw new UsageError(`--emit wat needs the wasm target (--target wasm or all)`);
   const r = frontend(file, source, f.values.get("--dump-after") ?? [], err);
   for (const d of r.dumps) out(`// after ${d.pass}\n${d.text}`);
   if (!r.ir) return 1;
@@ -109,7 +114,17 @@ async function cmdCompile(f: Flags, out: (s: string) => void, err: (s: string) =
     return 1;
   }
   const name = basename(file, extname(file));
-  const build = await buildWasm(r.ir, name);
+  if (emit === "wgsl" || target === "wgsl") {
+    const g = buildWgsl(r.ir, name);
+    if (emit === "wgsl") out(g.wgsl);
+    else if (emit === "manifest") out(JSON.stringify(g.manifest, null, 2));
+    else return writeFiles(f, file, name, { manifest: g.manifest, wasm: new Uint8Array(0), wgsl: g.wgsl }, out);
+    return 0;
+  }
+  const wasmBuild = await buildWasm(r.ir, name);
+  // --target all: the same plan rendered as WGSL too, described in the manifest.
+  const withShaders = target === "all" ? withWgsl(wasmBuild.manifest, wasmBuild.plan, name) : undefined;
+  const build = { ...wasmBuild, manifest: withShaders?.manifest ?? wasmBuild.manifest };
   if (emit === "wat") {
     out(build.wat);
     return 0;
@@ -118,10 +133,14 @@ async function cmdCompile(f: Flags, out: (s: string) => void, err: (s: string) =
     out(JSON.stringify(build.manifest, null, 2));
     return 0;
   }
+  return writeFiles(f, file, name, { manifest: build.manifest, wasm: build.wasm, ...(withShaders ? { wgsl: withShaders.wgsl } : {}) }, out);
+}
+
+async function writeFiles(f: Flags, file: string, name: string, files: { manifest: Manifest; wasm: Uint8Array; wgsl?: string }, out: (s: string) => void): Promise<number> {
   const outDir = one(f, "--out") ?? join("build", name);
   await mkdir(outDir, { recursive: true });
   const { writeModule } = await import("./emit/module-writer.js");
-  const written = await writeModule({ outDir, baseName: name, manifest: build.manifest, wasm: build.wasm });
+  const written = await writeModule({ outDir, baseName: name, ...files });
   out(`kiln: compiled ${file} -> ${written.filter((p) => !p.includes("kiln-runtime")).join(", ")}`);
   return 0;
 }
@@ -179,8 +198,12 @@ function intFlag(f: Flags, name: string, dflt: number, min: number): number {
 async function cmdTrain(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { file, source } = await readSource(f);
   const data = one(f, "--data") ?? "synthetic";
-  if (data !== "synthetic") throw new UsageError(`--data ${data} is not available (use synthetic)`);
+  if (data !== "synthetic" && data !== "mnist") throw new UsageError(`--data must be synthetic or mnist, got '${data}'`);
   const opts = {
+    data: data as "synthetic" | "mnist",
+    dataDir: one(f, "--data-dir"),
+    epochs: intFlag(f, "--epochs", 1, 1),
+    plot: one(f, "--plot"),
     train: one(f, "--train"),
     steps: intFlag(f, "--steps", 10, 1),
     batch: intFlag(f, "--batch", 32, 1),

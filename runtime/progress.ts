@@ -23,6 +23,8 @@ export interface ProgressOptions {
   tty?: boolean;
   /** On a TTY, skip redraws closer together than this (default 100 ms); the final line always prints. */
   minIntervalMs?: number;
+  /** Off a TTY (a log), the least time between printed lines (default 0: a line per update). */
+  logIntervalMs?: number;
   /** Unit of throughput (default "samples"). */
   unit?: string;
   /** Clock in ms (default performance.now / Date.now); tests pass a fake one. */
@@ -40,6 +42,7 @@ export class ProgressBar {
   #lastDraw = -Infinity;
   #lastLen = 0;
   #finished = false;
+  #lastLine = "";
 
   constructor(opts: ProgressOptions) {
     if (!Number.isFinite(opts.total) || opts.total < 0) throw new KilnError(`ProgressBar: total ${opts.total} is not a non-negative number`, { code: "bad_option" });
@@ -52,6 +55,7 @@ export class ProgressBar {
       stream,
       tty: opts.tty ?? !!stream.isTTY,
       minIntervalMs: opts.minIntervalMs ?? 100,
+      logIntervalMs: opts.logIntervalMs ?? 0,
       unit: opts.unit ?? "samples",
       now: opts.now ?? defaultNow,
     };
@@ -69,7 +73,8 @@ export class ProgressBar {
     this.#done = Math.min(done, this.total);
     this.#metrics = { ...this.#metrics, ...metrics };
     const t = this.#o.now();
-    if (this.#o.tty && t - this.#lastDraw < this.#o.minIntervalMs && this.#done < this.total) return;
+    const interval = this.#o.tty ? this.#o.minIntervalMs : this.#o.logIntervalMs;
+    if (t - this.#lastDraw < interval && this.#done < this.total) return;
     this.#lastDraw = t;
     this.#draw(false);
   }
@@ -105,9 +110,11 @@ export class ProgressBar {
       // Pad over the previous line's tail instead of an ANSI erase, so plain terminals render it too.
       stream.write("\r" + line + " ".repeat(Math.max(0, this.#lastLen - line.length)) + (final ? "\n" : ""));
       this.#lastLen = line.length;
-    } else {
+    } else if (line !== this.#lastLine) {
+      // In a log, finishing right after the last update would print the same line twice.
       stream.write(line + "\n");
     }
+    this.#lastLine = line;
     return line;
   }
 }
