@@ -136,6 +136,31 @@ describe("kiln run", () => {
   });
 });
 
+describe("kiln train and autodiff dumps", () => {
+  it("--dump-after autodiff shows the backward graph", async () => {
+    const r = await kiln("compile", "dsl-examples/autograd.kiln", "--emit", "ir", "--dump-after", "autodiff");
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("// after autodiff");
+    expect(r.out).not.toMatch(/= gradient /);
+  });
+  it("trains a train block on a synthetic batch, printing the loss per step", async () => {
+    const r = await kiln("train", "dsl-examples/mlp_train.kiln", "--steps", "3", "--batch", "4");
+    expect(r.code).toBe(0);
+    const losses = [...r.out.matchAll(/step \d\/3 {2}loss (\d+\.\d+)/g)].map((m) => Number(m[1]));
+    expect(losses.length).toBe(3);
+    expect(losses[2]).toBeLessThan(losses[0]);
+  });
+  it("bad train options and files without a train block", async () => {
+    expect((await kiln("train", "dsl-examples/mlp_train.kiln", "--steps", "0")).code).toBe(2);
+    expect((await kiln("train", "dsl-examples/mlp_train.kiln", "--data", "cifar")).code).toBe(2);
+    const none = await kiln("train", "dsl-examples/mlp.kiln");
+    expect(none.code).toBe(1);
+    expect(none.err).toContain("has no train block");
+    const unknown = await kiln("train", "dsl-examples/mlp_train.kiln", "--train", "Nope");
+    expect(unknown.err).toContain("has no train block 'Nope' (it has: Sgd, Adam)");
+  });
+});
+
 describe("bin/kiln.js as a process", () => {
   it("runs compile and check from the built dist/", () => {
     const r = spawnSync(process.execPath, ["bin/kiln.js", "check", "dsl-examples/attention.kiln"], { encoding: "utf8" });
