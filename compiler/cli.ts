@@ -22,6 +22,7 @@ usage:
       --target all also writes NAME.wgsl (WebGPU: load({ backend: "webgpu" })); wgsl writes no .wasm
       --emit prints the IR, the WebAssembly text, the WGSL or the manifest instead of writing files
       --dump-after prints the IR after a pass (${DUMP_POINTS.join(", ")})
+      --report prints each function's kernels, fused ops and peak memory (symbolic dims from --dims, else 1)
   kiln run FILE.kiln --fn NAME [--input NAME=SPEC]... [--dims B=4] [--seed N] [--backend wasm|reference]
       SPEC: random:[4,784] | zeros:[3] | ones:[2,2] | 2.5 | [[1,2],[3,4]]
   kiln train FILE.kiln [--train NAME] [--data synthetic|mnist] [--epochs E] [--steps N] [--batch B] [--seed N]
@@ -39,7 +40,7 @@ interface Flags {
 }
 
 const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir"]);
-const BOOL_FLAGS = new Set(["--check-numerics"]);
+const BOOL_FLAGS = new Set(["--check-numerics", "--report", "--no-fusion"]);
 
 function parseFlags(args: string[]): Flags {
   const f: Flags = { positional: [], values: new Map() };
@@ -81,9 +82,9 @@ async function readSource(f: Flags): Promise<{ file: string; source: string }> {
 }
 
 /** Parse + lower + optimise; prints diagnostics and returns undefined on errors. */
-function frontend(file: string, source: string, dumpAfter: string[], err: (s: string) => void) {
+function frontend(file: string, source: string, dumpAfter: string[], err: (s: string) => void, skip: string[] = []) {
   for (const d of dumpAfter) if (!DUMP_POINTS.includes(d)) throw new UsageError(`--dump-after: unknown pass '${d}' (passes: ${DUMP_POINTS.join(", ")})`);
-  const r = compileToIR(source, file, dumpAfter);
+  const r = compileToIR(source, file, dumpAfter, skip);
   if (r.diagnostics.length) err(formatDiagnostics(r.diagnostics, { [file]: source }));
   if (!r.ir) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
@@ -99,7 +100,7 @@ async function cmdCompile(f: Flags, out: (s: string) => void, err: (s: string) =
   const target = one(f, "--target") ?? "wasm";
   if (target !== "wasm" && target !== "wgsl" && target !== "all") throw new UsageError(`--target must be wasm, wgsl or all, got '${target}'`);
   if (emit === "wat" && target === "wgsl") throw new UsageError(`--emit wat needs the wasm target (--target wasm or all)`);
-  const r = frontend(file, source, f.values.get("--dump-after") ?? [], err);
+  const r = frontend(file, source, f.values.get("--dump-after") ?? [], err, f.values.has("--no-fusion") ? ["fusion"] : []);
   for (const d of r.dumps) out(`// after ${d.pass}\n${d.text}`);
   if (!r.ir) return 1;
   if (emit === "ir") {
@@ -125,6 +126,12 @@ async function cmdCompile(f: Flags, out: (s: string) => void, err: (s: string) =
   // --target all: the same plan rendered as WGSL too, described in the manifest.
   const withShaders = target === "all" ? withWgsl(wasmBuild.manifest, wasmBuild.plan, name) : undefined;
   const build = { ...wasmBuild, manifest: withShaders?.manifest ?? wasmBuild.manifest };
+  if (f.values.has("--report")) {
+    const { reportManifest, formatReport } = await import("./report.js");
+    const dims = parseDims(f);
+    out(formatReport(reportManifest(build.manifest, dims), dims));
+    if (!one(f, "--out") && !emit) return 0;
+  }
   if (emit === "wat") {
     out(build.wat);
     return 0;

@@ -21,7 +21,7 @@ export interface FrontendResult {
 }
 
 /** Parse, lower and optimise. Never throws for a bad program: errors come back as diagnostics. */
-export function compileToIR(source: string, file: string, dumpAfter: readonly string[] = []): FrontendResult {
+export function compileToIR(source: string, file: string, dumpAfter: readonly string[] = [], skipPasses: readonly string[] = []): FrontendResult {
   const parsed = parseProgram(source, file);
   const diags = new DiagnosticBag();
   diags.items.push(...parsed.diagnostics);
@@ -31,7 +31,7 @@ export function compileToIR(source: string, file: string, dumpAfter: readonly st
   const dumps: { pass: string; text: string }[] = [];
   const ir = runPipeline(lowered, diags, (pass, m) => {
     if (dumpAfter.includes(pass)) dumps.push({ pass, text: printModule(m) });
-  });
+  }, skipPasses);
   return { diagnostics: diags.sorted(), ir, dumps };
 }
 
@@ -54,6 +54,8 @@ export interface WasmBuild {
   readonly plan: Plan;
   readonly manifest: Manifest;
   readonly wasm: Uint8Array;
+  /** The same kernels built with relaxed SIMD (f32x4.relaxed_madd); the runtime picks it when the engine can. */
+  readonly wasmRelaxed: Uint8Array;
   readonly wat: string;
 }
 
@@ -77,15 +79,34 @@ export function withWgsl(manifest: Manifest, plan: Plan, baseName: string, opts:
 }
 
 /**
- * Builds the requested targets from one plan. The wasm build also produces the manifest, so target "wgsl"
- * builds it too and then drops it (the manifest says `wasm: ""`).
+ * Builds the requested targets from one plan. Target "wgsl" never loads Binaryen (the manifest says `wasm: ""`).
  */
 export async function buildTargets(ir: IRModule, baseName: string, target: Target, wgslOpts: WgslBuildOptions = {}): Promise<TargetBuild> {
+  if (target === "wgsl") return buildWgsl(ir, baseName, wgslOpts);
   const w = await buildWasm(ir, baseName);
   if (target === "wasm") return { plan: w.plan, manifest: w.manifest, wasm: w.wasm, wat: w.wat };
   const g = withWgsl(w.manifest, w.plan, baseName, wgslOpts);
-  if (target === "wgsl") return { plan: w.plan, manifest: { ...g.manifest, wasm: "" }, wgsl: g.wgsl };
   return { plan: w.plan, manifest: g.manifest, wasm: w.wasm, wat: w.wat, wgsl: g.wgsl };
+}
+
+/** The WGSL target alone: plans and renders the shaders without building wasm. */
+export function buildWgsl(ir: IRModule, baseName: string, opts: WgslBuildOptions = {}): { plan: Plan; manifest: Manifest; wgsl: string } {
+  const plan = planModule(ir);
+  return { plan, ...withWgsl(planManifest(ir, plan, ""), plan, baseName, opts) };
+}
+
+/** The manifest of a planned module; `wasmFile` names the kernels binary ("" when there is none). */
+function planManifest(ir: IRModule, plan: Plan, wasmFile: string): Manifest {
+  return {
+    format: "kiln-module",
+    version: 1,
+    compiler: COMPILER_VERSION,
+    source: ir.source,
+    wasm: wasmFile,
+    kernels: plan.kernels.map((k) => k.name),
+    params: ir.params.map((p) => ({ name: p.name, model: p.model, dtype: p.type.dtype, shape: p.type.shape as number[], init: p.init, ...(p.role ? { role: p.role } : {}) })),
+    functions: plan.functions,
+  };
 }
 
 /** Plans kernels and builds the wasm module for an optimised IR module. */
@@ -93,15 +114,7 @@ export async function buildWasm(ir: IRModule, baseName: string): Promise<WasmBui
   const plan = planModule(ir);
   const { buildWasmModule } = await import("./codegen/wasm/module.js");
   const { binary, text } = await buildWasmModule(plan.kernels, { optimize: true });
-  const manifest: Manifest = {
-    format: "kiln-module",
-    version: 1,
-    compiler: COMPILER_VERSION,
-    source: ir.source,
-    wasm: `${baseName}.wasm`,
-    kernels: plan.kernels.map((k) => k.name),
-    params: ir.params.map((p) => ({ name: p.name, model: p.model, dtype: p.type.dtype, shape: p.type.shape as number[], init: p.init, ...(p.role ? { role: p.role } : {}) })),
-    functions: plan.functions,
-  };
-  return { plan, manifest, wasm: binary, wat: text };
+  const relaxed = await buildWasmModule(plan.kernels, { optimize: true, simd: "relaxed" });
+  const manifest = { ...planManifest(ir, plan, `${baseName}.wasm`), wasmRelaxed: `${baseName}.relaxed.wasm` };
+  return { plan, manifest, wasm: binary, wasmRelaxed: relaxed.binary, wat: text };
 }

@@ -8,6 +8,8 @@ import { Tensor } from "./tensor.js";
 import type { LinearMemory } from "./memory.js";
 import type { KernelFn } from "./wasm-backend.js";
 import { bindCall, type CallOptions } from "./bind.js";
+import { planMemory } from "./memory-plan.js";
+import { RandomStreams } from "./random.js";
 
 export interface ParamSlot {
   param: ParamManifest;
@@ -19,6 +21,8 @@ export interface ExecutorContext {
   memory: LinearMemory;
   kernels: Map<string, KernelFn>;
   params: Map<string, ParamSlot>;
+  /** The load seed: random_uniform values come from streams seeded by it (default 0). */
+  seed?: number;
 }
 
 const I32_MIN = -2147483648;
@@ -32,10 +36,12 @@ export class FunctionExecutor {
   /** Encoded element (bit pattern) of each const value. */
   readonly #constBits = new Map<number, number>();
   readonly #stepFns: KernelFn[];
+  readonly #random: RandomStreams;
 
   constructor(fn: FunctionManifest, ctx: ExecutorContext) {
     this.fn = fn;
     this.#ctx = ctx;
+    this.#random = new RandomStreams(ctx.seed ?? 0);
     const where = `function ${fn.name}`;
     const bad = (msg: string): never => {
       throw new KilnError(`invalid module: ${where}: ${msg}`, { code: "bad_manifest", fn: fn.name });
@@ -84,7 +90,11 @@ export class FunctionExecutor {
           }
           break;
         }
+        case "random":
+          if (v.dtype !== "f32" || !Number.isInteger(s.stream)) bad(`value ${i} is a random value that is not f32 or has a bad stream`);
+          break;
         case "temp":
+        case "fused":
           break;
         default:
           bad(`value ${i} has unknown source kind ${JSON.stringify((s as { kind: unknown }).kind)}`);
@@ -103,6 +113,7 @@ export class FunctionExecutor {
         throw new KilnError(`invalid module: ${where}: step ${si} calls kernel "${step.kernel}"${ops}, which the wasm does not export`, { code: "bad_wasm", fn: fn.name });
       }
       for (const b of step.buffers) if (!Number.isInteger(b) || b < 0 || b >= nv) bad(`step ${si} uses bad value index ${b}`);
+      for (const b of step.buffers) if (fn.values[b]!.source.kind === "fused") bad(`step ${si} uses value ${b}, which is fused into another kernel and has no buffer`);
       const arity = step.buffers.length + step.ints.length;
       if (k.length !== arity) {
         throw new KilnError(`invalid module: ${where}: step ${si} passes ${arity} arguments to kernel "${step.kernel}"${ops}, which takes ${k.length}`, { code: "bad_wasm", fn: fn.name });
@@ -165,39 +176,52 @@ export class FunctionExecutor {
     try {
       const ptrs = new Array<number>(fn.values.length).fill(-1);
       const what = `${fn.name}${dimNote}`;
+      const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : numels[i]! * dtypeBytes(v.dtype)));
+      // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/memory-plan.ts).
+      const plan = planMemory(fn, bytes, (i) => this.#constPtr.has(i));
+      const base = plan.peak > 0 ? memory.allocScratch(plan.peak, what) : 0;
       const place = (i: number): number => {
         if (ptrs[i]! >= 0) return ptrs[i]!;
         const v = fn.values[i]!;
-        const bytes = numels[i]! * dtypeBytes(v.dtype);
-        let ptr: number;
+        let ptr = -1;
         switch (v.source.kind) {
           case "param":
             ptr = params.get(v.source.name)!.ptr;
             break;
           case "const":
-            ptr = this.#constPtr.get(i) ?? memory.allocScratch(bytes, what);
+            ptr = this.#constPtr.get(i) ?? base + plan.offsets[i]!;
             if (!this.#constPtr.has(i)) memory.fill(v.dtype, ptr, numels[i]!, this.#constBits.get(i)!);
             break;
           case "alias": {
             const of = v.source.of;
             ptr = place(of);
             const targetBytes = numels[of]! * dtypeBytes(fn.values[of]!.dtype);
-            if (bytes > targetBytes) {
-              throw new KilnError(`invalid module: function ${fn.name}: value ${i} (${bytes} bytes) aliases value ${of} which has only ${targetBytes} bytes`, { code: "bad_manifest", fn: fn.name });
+            if (bytes[i]! > targetBytes) {
+              throw new KilnError(`invalid module: function ${fn.name}: value ${i} (${bytes[i]} bytes) aliases value ${of} which has only ${targetBytes} bytes`, { code: "bad_manifest", fn: fn.name });
             }
             break;
           }
           case "input": {
-            ptr = memory.allocScratch(bytes, what);
+            ptr = base + plan.offsets[i]!;
             const src = data[v.source.index]!;
-            if (src.byteLength !== bytes) {
+            if (src.byteLength !== bytes[i]) {
               throw new KilnError(`invalid module: function ${fn.name}: value ${i} has ${numels[i]} elements but input "${fn.inputs[v.source.index]!.name}" has ${src.length}`, { code: "bad_manifest", fn: fn.name });
             }
             memory.write(ptr, src);
             break;
           }
-          case "temp":
-            ptr = memory.allocScratch(bytes, what);
+          case "temp": {
+            const into = plan.intoParam.get(i);
+            ptr = into !== undefined ? params.get(into)!.ptr : plan.offsets[i]! >= 0 ? base + plan.offsets[i]! : memory.allocScratch(bytes[i]!, what);
+            break;
+          }
+          case "random":
+            // Its own block for the whole call (outside the memory plan), drawn for every random value in value
+            // order, guarded or not, as the reference interpreter does.
+            ptr = memory.allocScratch(bytes[i]!, what);
+            memory.write(ptr, this.#random.next(fn.name, v.source.stream, numels[i]!));
+            break;
+          case "fused":
             break;
         }
         ptrs[i] = ptr;

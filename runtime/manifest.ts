@@ -46,10 +46,17 @@ export type ValueSource =
   | { kind: "param"; name: string }
   /** A scalar or splatted constant, filled once at load time. */
   | { kind: "const"; value: number }
+  /**
+   * f32 values uniform in [0, 1), drawn before each call from the seeded stream `stream` of this function
+   * (runtime/random.ts): fresh values every call, the same sequence for the same load seed.
+   */
+  | { kind: "random"; stream: number }
   /** Written by kernel steps during the call. */
   | { kind: "temp" }
   /** Same bytes as another value (reshape of a contiguous tensor). */
-  | { kind: "alias"; of: number };
+  | { kind: "alias"; of: number }
+  /** Computed inside another value's fused kernel and never stored: no buffer. */
+  | { kind: "fused" };
 
 export interface ValueManifest {
   dtype: ManifestDType;
@@ -71,6 +78,11 @@ export interface StepManifest {
    * runs); otherwise its output buffer is filled with zeros.
    */
   guard?: { value: number; when: boolean }[];
+  /**
+   * Positions (in `buffers`) of inputs whose layout equals the output's, so the output may be written over
+   * them when they die at this step (elementwise kernels read each element before writing it).
+   */
+  inplace?: number[];
 }
 
 export interface FunctionManifest {

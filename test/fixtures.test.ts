@@ -22,7 +22,7 @@ function golden(file: string, actual: string): void {
 
 function render(src: string, file: string): { kind: "ir" | "diag"; text: string } {
   const r = compileToIR(src, file, ["lower"]);
-  if (r.ir) return { kind: "ir", text: r.dumps[0].text + "\n// after simplify\n" + printModule(r.ir) };
+  if (r.ir) return { kind: "ir", text: r.dumps[0].text + "\n// after every pass (autodiff, expand, simplify, fusion)\n" + printModule(r.ir) };
   return { kind: "diag", text: formatDiagnostics(r.diagnostics, { [file]: src }) + "\n" };
 }
 

@@ -19,6 +19,8 @@ export interface Node<P extends PrimOp = PrimOp> {
    * a run-time trip count). When one fails, backends skip the node and its value reads as zeros.
    */
   readonly guard?: readonly Guard[];
+  /** Set by the fusion pass on the members of a fused group: the id of the group's root (its kernel). */
+  readonly fused?: number;
 }
 
 /** "Only when the bool scalar `cond` is `when`". */

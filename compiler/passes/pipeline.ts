@@ -1,12 +1,13 @@
 // Passes: the one ordered list of named IR -> IR passes. Each can be dumped (`--dump-after NAME`); the verifier
 // runs after each. A pass may report diagnostics (e.g. autodiff through an integer cast); the pipeline stops at
-// the first pass that does. Later issues insert precision, fusion and memory planning here.
+// the first pass that does. Fusion must stay last: it annotates the graph for the planner.
 
 import type { DiagnosticBag } from "../diagnostics.js";
 import type { IRModule } from "../ir/graph.js";
 import { verifyModule, verifyNoMeta } from "../ir/verify.js";
 import { autodiff } from "./autodiff.js";
 import { expand } from "./expand.js";
+import { fusion } from "./fusion.js";
 import { simplify } from "./simplify.js";
 
 export interface Pass {
@@ -18,15 +19,20 @@ export const PIPELINE: readonly Pass[] = [
   { name: "autodiff", run: autodiff },
   { name: "expand", run: expand },
   { name: "simplify", run: simplify },
+  { name: "fusion", run: fusion },
 ];
 
 /** Names accepted by --dump-after: "lower" (the IR straight from lowering) and every pass. */
 export const DUMP_POINTS = ["lower", ...PIPELINE.map((p) => p.name)];
 
-export function runPipeline(m: IRModule, diags: DiagnosticBag, onAfter?: (pass: string, m: IRModule) => void): IRModule | undefined {
+/** Passes that may be switched off (for comparisons and debugging); the others are needed for correctness. */
+export const OPTIONAL_PASSES = ["simplify", "fusion"];
+
+export function runPipeline(m: IRModule, diags: DiagnosticBag, onAfter?: (pass: string, m: IRModule) => void, skip: readonly string[] = []): IRModule | undefined {
   verifyModule(m, "lower");
   onAfter?.("lower", m);
   for (const p of PIPELINE) {
+    if (skip.includes(p.name) && OPTIONAL_PASSES.includes(p.name)) continue;
     m = p.run(m, diags);
     if (diags.hasErrors) return undefined;
     verifyModule(m, p.name);

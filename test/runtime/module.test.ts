@@ -301,7 +301,8 @@ describe("memory", () => {
     const x = Float32Array.from({ length: B * 4 }, (_, i) => i % 7);
     const y = m.Net.forward({ x }) as Tensor;
     expect(m.memoryStats().bytes).toBeGreaterThan(before);
-    expect(m.memoryStats().bytes).toBeGreaterThan(3 * B * 16);
+    // The input, the output and at least one temporary are live at once (the rest reuse their blocks).
+    expect(m.memoryStats().bytes).toBeGreaterThan(2 * B * 16);
     expect(y.shape).toEqual([B, 2, 2]);
     for (const i of [0, 1, 12345, B * 4 - 1]) expect(y.data[i]).toBe((x[i]! + 0.5) * 2);
     // Outputs are copies, not views of wasm memory.

@@ -28,7 +28,7 @@ describe("MNIST training (images 0-7999 train, 8000-9999 held out)", () => {
     const svg = readFileSync(join(dir, "curves.svg"), "utf8");
     expect(svg.startsWith("<svg")).toBe(true);
     expect(svg).toContain("accuracy");
-  });
+  }, 60_000);
 
   it("bad MNIST inputs are clear errors", async () => {
     const err: string[] = [];
@@ -42,5 +42,5 @@ model M {
 }
 train T { model: M, loss: loss, optimizer: sgd(lr: 0.1) }`);
     await expect(runTraining(wrongShape, { data: "mnist", epochs: 1, steps: 0, batch: 8, seed: 0, classes: 10, checkNumerics: false }, () => {})).rejects.toThrow(/MNIST images need 784 values per sample/);
-  });
+  }, 30_000);
 });

@@ -1,0 +1,132 @@
+// Memory planning for one call of a function: liveness-based reuse of one scratch arena. Inputs, temporaries
+// and symbolic-shape constants get offsets in the arena; a value's block is free again after its last use, and
+// an elementwise step may write its output over an input that dies at that step (in place). A training step's
+// update may be written straight into the param it replaces when nothing reads the old value afterwards.
+// Used by the executor at run time and by `kiln compile --report` at compile time.
+
+import type { FunctionManifest } from "./manifest.js";
+
+const ALIGN = 16;
+const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+
+export interface MemoryPlan {
+  /** Arena offset of each value that lives in scratch; -1 otherwise (param, persistent const, alias, fused). */
+  readonly offsets: number[];
+  /** Values written directly into a param's buffer (update value index -> param name). */
+  readonly intoParam: Map<number, string>;
+  /** High-water mark of the arena in bytes. */
+  readonly peak: number;
+  /** Bytes without any reuse (every value its own block), for comparison. */
+  readonly naive: number;
+}
+
+interface Block {
+  offset: number;
+  size: number;
+}
+
+/** Root value behind aliases. */
+function rootOf(fn: FunctionManifest, v: number): number {
+  let r = v;
+  for (let s = fn.values[r]!.source; s.kind === "alias"; s = fn.values[r]!.source) r = s.of;
+  return r;
+}
+
+/**
+ * `bytes[v]`: the size of each value for this call. `persistent(v)`: whether a const value already has a
+ * persistent buffer (concrete shape), so it takes no scratch.
+ */
+export function planMemory(fn: FunctionManifest, bytes: readonly number[], persistent: (v: number) => boolean = () => true): MemoryPlan {
+  const n = fn.values.length;
+  const inScratch = (v: number) => {
+    const k = fn.values[v]!.source.kind;
+    return k === "input" || k === "temp" || (k === "const" && !persistent(v));
+  };
+  const END = fn.steps.length;
+  const def = new Array<number>(n).fill(Infinity);
+  const last = new Array<number>(n).fill(-1);
+  fn.values.forEach((v, i) => {
+    if (v.source.kind === "input" || v.source.kind === "const") def[i] = -1;
+  });
+  fn.steps.forEach((st, s) => {
+    const out = rootOf(fn, st.buffers[st.buffers.length - 1]!);
+    def[out] = Math.min(def[out]!, s);
+    last[out] = Math.max(last[out]!, s);
+    for (const b of st.buffers.slice(0, -1)) last[rootOf(fn, b)] = Math.max(last[rootOf(fn, b)]!, s);
+    for (const g of st.guard ?? []) last[rootOf(fn, g.value)] = Math.max(last[rootOf(fn, g.value)]!, s);
+  });
+  for (const v of fn.outputValues) last[rootOf(fn, v)] = END;
+  for (const u of fn.updates ?? []) last[rootOf(fn, u.value)] = END;
+
+  // A param's old value may be overwritten by its update at the step that computes it, if nothing reads it later.
+  const intoParam = new Map<number, string>();
+  const paramValue = new Map<string, number>();
+  fn.values.forEach((v, i) => v.source.kind === "param" && paramValue.set(v.source.name, i));
+  const written = new Map<number, number>();
+  fn.steps.forEach((st, s) => written.set(rootOf(fn, st.buffers[st.buffers.length - 1]!), (written.get(rootOf(fn, st.buffers[st.buffers.length - 1]!)) ?? 0) + 1));
+  for (const u of fn.updates ?? []) {
+    const pv = paramValue.get(u.param);
+    const v = rootOf(fn, u.value);
+    if (pv === undefined || fn.values[v]!.source.kind !== "temp" || written.get(v) !== 1 || fn.outputValues.some((o) => rootOf(fn, o) === v)) continue;
+    const s = def[v]!;
+    const st = fn.steps[s];
+    const k = st?.buffers.slice(0, -1).findIndex((b) => b === pv);
+    if (st && !st.guard && k !== undefined && k >= 0 && st.inplace?.includes(k) && last[pv]! <= s && !fn.outputValues.includes(pv)) {
+      intoParam.set(v, u.param);
+      last[pv] = Math.max(last[pv]!, s);
+    }
+  }
+
+  const offsets = new Array<number>(n).fill(-1);
+  const free: Block[] = [];
+  let top = 0;
+  let naive = 0;
+  const take = (size: number): number => {
+    let best = -1;
+    for (let i = 0; i < free.length; i++) if (free[i]!.size >= size && (best < 0 || free[i]!.size < free[best]!.size)) best = i;
+    if (best < 0) {
+      const off = top;
+      top += size;
+      return off;
+    }
+    const b = free[best]!;
+    free.splice(best, 1);
+    if (b.size > size) free.push({ offset: b.offset + size, size: b.size - size });
+    return b.offset;
+  };
+  const release = (v: number) => {
+    free.push({ offset: offsets[v]!, size: align(bytes[v]!) });
+    free.sort((a, b) => a.offset - b.offset);
+    for (let i = 0; i + 1 < free.length; ) {
+      if (free[i]!.offset + free[i]!.size === free[i + 1]!.offset) {
+        free[i]!.size += free[i + 1]!.size;
+        free.splice(i + 1, 1);
+      } else i++;
+    }
+  };
+  const live = new Set<number>();
+  const byDef = new Map<number, number[]>();
+  for (let v = 0; v < n; v++) {
+    if (!inScratch(v) || intoParam.has(v) || def[v] === Infinity) continue;
+    naive += align(bytes[v]!);
+    const list = byDef.get(def[v]!) ?? [];
+    list.push(v);
+    byDef.set(def[v]!, list);
+  }
+  for (let s = -1; s < END; s++) {
+    for (const v of [...live]) if (last[v]! < s) (live.delete(v), release(v));
+    for (const v of byDef.get(s) ?? []) {
+      const st = fn.steps[s];
+      // In place: an elementwise input with the output's layout that dies at this step.
+      const donor = st?.inplace
+        ?.map((k) => rootOf(fn, st.buffers[k]!))
+        .find((b) => live.has(b) && last[b] === s && align(bytes[b]!) === align(bytes[v]!) && !fn.outputValues.some((o) => rootOf(fn, o) === b));
+      if (donor !== undefined) {
+        offsets[v] = offsets[donor]!;
+        live.delete(donor);
+      } else offsets[v] = take(align(bytes[v]!));
+      live.add(v);
+    }
+  }
+  return { offsets, intoParam, peak: top, naive };
+}
