@@ -41,6 +41,8 @@ export const DIAGNOSTIC_CODES = {
   K407: "slice out of range",
   K408: "concat shapes do not match",
   K409: "argument shape does not match the parameter type",
+  K410: "bad window or padding (kernel, stride, padding, dilation, groups), or the window does not fit the input",
+  K411: "argument value out of range",
   // 5xx: unsupported features / backend limits
   K501: "unsupported feature",
   K502: "dtype not supported by the target backend",

@@ -28,3 +28,7 @@ export { ProgressBar, formatDuration, formatRate } from "./progress.js";
 export type { ProgressOptions, ProgressStream, Metrics } from "./progress.js";
 export { lineChartSvg, trainingPlotSvg, writeSvg, niceTicks } from "./plot.js";
 export type { Series, ChartOptions, TrainingHistory } from "./plot.js";
+export { loadKilnModuleWebGPU, KilnGpuModule } from "./webgpu/module.js";
+export { GPU_MODULE_MEMBERS } from "./webgpu/members.js";
+export type { WebGPULoadOptions, KilnGpuFunction, GpuCallInputs, GpuInputValue } from "./webgpu/module.js";
+export { GpuTensor } from "./webgpu/gpu-tensor.js";

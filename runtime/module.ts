@@ -1,7 +1,7 @@
 // The loaded module object: loadKilnModule instantiates the kernels, initialises the params (seeded RNG), and
 // exposes call(), one method per function (and Model.method namespaces), and param get/set.
 
-import type { FunctionManifest, Manifest } from "./manifest.js";
+import type { FunctionManifest, Manifest, ParamManifest } from "./manifest.js";
 import { KilnError } from "./errors.js";
 import {
   allocTypedArray, assertDType, dtypeBytes, describeTypedArray, describeValue, encodeNumbersLoose, encodeValues, isTypedArray,
@@ -9,16 +9,18 @@ import {
 } from "./dtype.js";
 import { Tensor } from "./tensor.js";
 import { initParams } from "./init.js";
-import { instantiateKernels } from "./wasm-backend.js";
+import { loadKernels, type KernelLoadOptions } from "./threads-load.js";
+import type { ThreadPool } from "./threads.js";
 import { FunctionExecutor, type ParamSlot } from "./executor.js";
 import { methodLayout } from "./layout.js";
 import type { CallInputs, CallOptions, InputValue } from "./bind.js";
 import type { LinearMemory } from "./memory.js";
 
-export interface LoadOptions {
+/** `threads` (default 1) and `relaxedWasm` (the relaxed-SIMD build) are described in threads-load.ts. */
+export interface LoadOptions extends KernelLoadOptions {
   /** Seed of the RNG that initialises the params (default 0). */
   seed?: number;
-  /** Only "wasm" for now. */
+  /** "wasm" (the default). WebGPU modules load through loadKilnModuleWebGPU (the generated load() dispatches). */
   backend?: "wasm";
   /** Initial values for some params, by qualified name ("MLP.w1"); applied after the seeded init. */
   params?: Record<string, ArrayLike<number> | Tensor>;
@@ -46,6 +48,7 @@ interface State {
   memory: LinearMemory;
   params: Map<string, ParamSlot>;
   executors: Map<string, FunctionExecutor>;
+  pool?: ThreadPool | null;
 }
 
 export class KilnModule {
@@ -107,30 +110,7 @@ export class KilnModule {
   setParam(name: string, value: ArrayLike<number> | Tensor): void {
     const state = this.#live("setParam");
     const slot = this.#slot(state, name, "setParam");
-    const p = slot.param;
-    const expected = `${p.dtype}[${p.shape.join(", ")}]`;
-    const fail = (actual: string, code: "param_dtype" | "param_shape"): never => {
-      throw new KilnError(`setParam: param "${name}" expected ${expected} (${slot.numel} elements) but got ${actual}`, { code, tensor: name, expected, actual });
-    };
-    let data: AnyTypedArray;
-    if (value instanceof Tensor) {
-      if (value.dtype !== p.dtype) fail(`a Tensor of dtype ${value.dtype}`, "param_dtype");
-      if (value.shape.length !== p.shape.length || value.shape.some((d, i) => d !== p.shape[i])) fail(`a Tensor of shape [${value.shape.join(", ")}]`, "param_shape");
-      data = value.data;
-    } else if (isTypedArray(value)) {
-      if (!typedArrayMatches(p.dtype, value)) fail(`${describeTypedArray(value)} (pass a ${typedArrayCtor(p.dtype).name}, a Tensor or a number[])`, "param_dtype");
-      data = value as AnyTypedArray;
-    } else if (value !== null && typeof value === "object" && typeof (value as ArrayLike<number>).length === "number") {
-      const enc = encodeValues(p.dtype, value);
-      if ("bad" in enc) {
-        throw new KilnError(`setParam: param "${name}" (${p.dtype}) element ${enc.index} is ${enc.bad}, not a valid ${p.dtype} value`, { code: "param_dtype", tensor: name, expected: p.dtype, actual: enc.bad });
-      }
-      data = enc;
-    } else {
-      return fail(describeValue(value), "param_dtype");
-    }
-    if (data.length !== slot.numel) fail(`${value instanceof Tensor ? "a Tensor" : isTypedArray(value) ? describeTypedArray(value) : "an array"} of length ${data.length}`, "param_shape");
-    state.memory.write(slot.ptr, data);
+    state.memory.write(slot.ptr, encodeParamValue(name, slot.param, slot.numel, value));
   }
 
   /** Copies of all params, by qualified name. */
@@ -145,8 +125,9 @@ export class KilnModule {
     return { bytes: memory.byteLength, persistentBytes: memory.persistentBytes, highWater: memory.highWater };
   }
 
-  /** Drops the wasm instance and memory; later calls throw. */
+  /** Drops the wasm instance and memory (and stops any worker threads); later calls throw. */
   dispose(): void {
+    this.#state?.pool?.close();
     this.#state = null;
   }
 
@@ -173,42 +154,91 @@ export async function loadKilnModule<T extends object = Record<string, unknown>>
   options: LoadOptions = {},
 ): Promise<KilnModule & T> {
   checkManifest(manifest);
-  if (options === null || typeof options !== "object") throw new KilnError(`loadKilnModule: options must be an object`, { code: "bad_option" });
-  if (options.backend !== undefined && options.backend !== "wasm") {
-    throw new KilnError(`loadKilnModule: unsupported backend ${JSON.stringify(options.backend)} (supported: "wasm")`, { code: "bad_option" });
+  const seed = checkLoadOptions(manifest, options, "loadKilnModule");
+  const backend = (options as { backend?: unknown }).backend;
+  if (backend === "webgpu") {
+    throw new KilnError(`loadKilnModule: unsupported backend "webgpu" (it runs the wasm kernels); for WebGPU use the generated load({ backend: "webgpu" }) or loadKilnModuleWebGPU(manifest, wgslText, options)`, { code: "bad_option" });
   }
-  const seed = options.seed ?? 0;
-  if (!Number.isSafeInteger(seed)) throw new KilnError(`loadKilnModule: seed must be an integer, got ${String(seed)}`, { code: "bad_option" });
-  if (options.params) {
-    for (const name of Object.keys(options.params)) {
+  if (backend !== undefined && backend !== "wasm") {
+    throw new KilnError(`loadKilnModule: unsupported backend ${JSON.stringify(backend)} (supported: "wasm", and "webgpu" through loadKilnModuleWebGPU)`, { code: "bad_option" });
+  }
+  if (manifest.wasm === "") {
+    throw new KilnError(`this module was compiled for WebGPU only (--target wgsl): load it with { backend: "webgpu" }, or recompile with --target all for the wasm backend`, { code: "bad_option" });
+  }
+
+  const { memory, kernels, pool } = await loadKernels(wasm, options);
+  // A load that fails after the workers started must stop them (they would otherwise idle until exit).
+  try {
+    const params = new Map<string, ParamSlot>();
+    const numels = manifest.params.map((p) => p.shape.reduce((a, b) => a * b, 1));
+    const slots = manifest.params.map((p, i) => ({ name: p.name, init: p.init, numel: numels[i]! }));
+    initParams(slots, seed, (i, values) => {
+      const p = manifest.params[i]!;
+      const numel = numels[i]!;
+      const ptr = memory.allocPersistent(numel * dtypeBytes(p.dtype), `param "${p.name}"`);
+      const encoded = allocTypedArray(p.dtype, numel);
+      encodeNumbersLoose(p.dtype, values, encoded);
+      memory.write(ptr, encoded);
+      params.set(p.name, { param: p, ptr, numel });
+    });
+
+    const executors = new Map<string, FunctionExecutor>();
+    for (const fn of manifest.functions) executors.set(fn.name, new FunctionExecutor(fn, { memory, kernels, params, seed }));
+
+    const mod = new KilnModule(manifest, { memory, params, executors, pool });
+    if (options.params) for (const [name, value] of Object.entries(options.params)) mod.setParam(name, value);
+    installMethods(mod, manifest.functions);
+    return mod as KilnModule & T;
+  } catch (e) {
+    pool?.close();
+    throw e;
+  }
+}
+
+/**
+ * A param's new value as the dtype's typed array: a Tensor of the param's dtype and shape, the dtype's typed
+ * array, or plain numbers (checked) with exactly `numel` elements. Shared with the WebGPU backend.
+ */
+export function encodeParamValue(name: string, p: ParamManifest, numel: number, value: unknown): AnyTypedArray {
+  const expected = `${p.dtype}[${p.shape.join(", ")}]`;
+  const fail = (actual: string, code: "param_dtype" | "param_shape"): never => {
+    throw new KilnError(`setParam: param "${name}" expected ${expected} (${numel} elements) but got ${actual}`, { code, tensor: name, expected, actual });
+  };
+  let data: AnyTypedArray;
+  if (value instanceof Tensor) {
+    if (value.dtype !== p.dtype) fail(`a Tensor of dtype ${value.dtype}`, "param_dtype");
+    if (value.shape.length !== p.shape.length || value.shape.some((d, i) => d !== p.shape[i])) fail(`a Tensor of shape [${value.shape.join(", ")}]`, "param_shape");
+    data = value.data;
+  } else if (isTypedArray(value)) {
+    if (!typedArrayMatches(p.dtype, value)) fail(`${describeTypedArray(value)} (pass a ${typedArrayCtor(p.dtype).name}, a Tensor or a number[])`, "param_dtype");
+    data = value as AnyTypedArray;
+  } else if (value !== null && typeof value === "object" && typeof (value as ArrayLike<number>).length === "number") {
+    const enc = encodeValues(p.dtype, value as ArrayLike<number>);
+    if ("bad" in enc) {
+      throw new KilnError(`setParam: param "${name}" (${p.dtype}) element ${enc.index} is ${enc.bad}, not a valid ${p.dtype} value`, { code: "param_dtype", tensor: name, expected: p.dtype, actual: enc.bad });
+    }
+    data = enc;
+  } else {
+    return fail(describeValue(value), "param_dtype");
+  }
+  if (data.length !== numel) fail(`${value instanceof Tensor ? "a Tensor" : isTypedArray(value) ? describeTypedArray(value) : "an array"} of length ${data.length}`, "param_shape");
+  return data;
+}
+
+/** Checks the options every backend shares (object, integer seed, known param names); returns the seed. */
+export function checkLoadOptions(manifest: Manifest, options: unknown, what: string): number {
+  if (options === null || typeof options !== "object") throw new KilnError(`${what}: options must be an object`, { code: "bad_option" });
+  const o = options as LoadOptions;
+  const seed = o.seed ?? 0;
+  if (!Number.isSafeInteger(seed)) throw new KilnError(`${what}: seed must be an integer, got ${String(seed)}`, { code: "bad_option" });
+  if (o.params) {
+    for (const name of Object.keys(o.params)) {
       if (!manifest.params.some((p) => p.name === name)) {
-        throw new KilnError(`loadKilnModule: options.params names unknown param "${name}"; params: ${manifest.params.map((p) => p.name).join(", ") || "none"}`, { code: "unknown_param", tensor: name });
+        throw new KilnError(`${what}: options.params names unknown param "${name}"; params: ${manifest.params.map((p) => p.name).join(", ") || "none"}`, { code: "unknown_param", tensor: name });
       }
     }
   }
-
-  const { memory, kernels } = await instantiateKernels(wasm);
-
-  const params = new Map<string, ParamSlot>();
-  const numels = manifest.params.map((p) => p.shape.reduce((a, b) => a * b, 1));
-  const slots = manifest.params.map((p, i) => ({ name: p.name, init: p.init, numel: numels[i]! }));
-  initParams(slots, seed, (i, values) => {
-    const p = manifest.params[i]!;
-    const numel = numels[i]!;
-    const ptr = memory.allocPersistent(numel * dtypeBytes(p.dtype), `param "${p.name}"`);
-    const encoded = allocTypedArray(p.dtype, numel);
-    encodeNumbersLoose(p.dtype, values, encoded);
-    memory.write(ptr, encoded);
-    params.set(p.name, { param: p, ptr, numel });
-  });
-
-  const executors = new Map<string, FunctionExecutor>();
-  for (const fn of manifest.functions) executors.set(fn.name, new FunctionExecutor(fn, { memory, kernels, params }));
-
-  const mod = new KilnModule(manifest, { memory, params, executors });
-  if (options.params) for (const [name, value] of Object.entries(options.params)) mod.setParam(name, value);
-  installMethods(mod, manifest.functions);
-  return mod as KilnModule & T;
+  return seed;
 }
 
 function installMethods(mod: KilnModule, fns: FunctionManifest[]): void {
@@ -226,7 +256,7 @@ function installMethods(mod: KilnModule, fns: FunctionManifest[]): void {
   for (const f of direct) Object.defineProperty(mod, f.jsName, { value: method(f), enumerable: true });
 }
 
-function checkManifest(m: Manifest): void {
+export function checkManifest(m: Manifest): void {
   const bad = (msg: string): never => {
     throw new KilnError(`invalid module manifest: ${msg}`, { code: "bad_manifest" });
   };

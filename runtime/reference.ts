@@ -7,6 +7,7 @@ import type { Shape } from "../compiler/ir/types.js";
 import { OPS } from "../compiler/ops/registry.js";
 import type { RefTensor } from "../compiler/ops/types.js";
 import { KilnError } from "./errors.js";
+import { RandomStreams } from "./random.js";
 
 export interface RefInput {
   readonly data: ArrayLike<number>;
@@ -50,17 +51,27 @@ function concrete(shape: Shape, bind: Record<string, number>, fn: string): numbe
   });
 }
 
+export interface EvaluateOptions {
+  /**
+   * Where random_uniform values come from (default: fresh streams of seed 0). A `RandomStreams` of the wasm
+   * module's load seed gives the values that module's first call draws; reuse it across calls to follow later ones.
+   */
+  readonly random?: RandomStreams;
+}
+
 /**
  * Evaluates `g` in float64. Inputs are flat arrays (with an optional shape); params by qualified name.
- * Returns every output, and (when `keep` is set) every node's value for debugging.
+ * Returns every output.
  */
 export function evaluateGraph(
   g: Graph,
   inputs: Record<string, RefInput>,
   params: Record<string, ArrayLike<number>> = {},
   dims: Record<string, number> = {},
+  options: EvaluateOptions = {},
 ): RefTensor[] {
   const bind = bindDims(g, inputs, dims);
+  const random = options.random ?? new RandomStreams(0);
   const vals: RefTensor[] = [];
   for (const n of g.nodes) {
     const shape = concrete(n.type.shape, bind, g.name);
@@ -70,7 +81,9 @@ export function evaluateGraph(
       if (src.length !== size) throw new KilnError(`${g.name}: ${what} has ${src.length} elements, expected ${size} (shape [${shape.join(", ")}])`, { fn: g.name, tensor: what });
       return { dtype: n.type.dtype, shape, data: Float64Array.from(src) };
     };
-    const a = n.attrs as { name?: string };
+    const a = n.attrs as { name?: string; stream?: number };
+    // Drawn before the guard check, in node order: the wasm executor draws every random value before the steps.
+    const drawn = n.op === "random_uniform" ? Float64Array.from(random.next(g.name, a.stream!, size)) : undefined;
     // A node under a failed guard (a branch not taken, a loop iteration not run) is skipped and reads as zeros.
     if (n.guard?.some((g) => (vals[g.cond].data[0] !== 0) !== g.when)) {
       vals.push({ dtype: n.type.dtype, shape, data: new Float64Array(size) });
@@ -78,6 +91,7 @@ export function evaluateGraph(
     }
     if (n.op === "input") vals.push(leaf(inputs[a.name!]?.data, `input "${a.name}"`));
     else if (n.op === "param") vals.push(leaf(params[a.name!], `param "${a.name}"`));
+    else if (drawn) vals.push({ dtype: n.type.dtype, shape, data: drawn });
     else vals.push(OPS[n.op].evaluate(n.inputs.map((i) => vals[i]), n.attrs as never, { dtype: n.type.dtype, shape }));
   }
   return g.outputs.map((o) => vals[o.node]);

@@ -20,15 +20,16 @@ export interface RowSplit {
 
 /**
  * An elementwise kernel: args[ext] is the extent of the outermost axis; a thread gets a sub-range [s, e) as
- * extent e - s and pointer i (of `bytes.length` pointer args) moved by s * bytes[i] * product(args[inner]) bytes
- * (bytes[i] = 0: the operand is broadcast along that axis). Cuts make s * product(args[inner]) a multiple of
- * `align`, so the vector loop covers the same elements as on one thread and results are bit-identical.
+ * extent e - s, and pointer arg i moves by s * step_i bytes, step_i = steps[i].bytes * product(args[steps[i].exts])
+ * (its bytes per element times the extents of the inner axes it is not broadcast along; bytes 0 when it is
+ * broadcast along the outer axis). Cuts make s * product(args[inner]) a multiple of `align`, so the vector loop
+ * covers the same elements as on one thread and results are bit-identical.
  */
 export interface OuterSplit {
   kind: "outer";
   ext: number;
   inner: number[];
-  bytes: number[];
+  steps: { bytes: number; exts: number[] }[];
   align: number;
   work: number[];
 }

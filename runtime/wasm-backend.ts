@@ -89,6 +89,21 @@ export async function instantiateKernels(wasm: BufferSource | WebAssembly.Module
   return { module, instance, memory, kernels };
 }
 
+// (func (param v128 v128 v128) (result v128) (f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2)))
+const RELAXED_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x01, 0x60, 0x03, 0x7b, 0x7b, 0x7b, 0x01, 0x7b, 0x03,
+  0x02, 0x01, 0x00, 0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20, 0x02, 0xfd, 0x85, 0x02, 0x0b,
+]);
+let relaxedSupport: boolean | undefined;
+
+/**
+ * Whether this engine runs relaxed SIMD (f32x4.relaxed_madd): current browsers and Node 22+ do; Node 20 only
+ * with --experimental-wasm-relaxed-simd. Decides which of a module's two kernel binaries to load.
+ */
+export function relaxedSimdSupported(): boolean {
+  return (relaxedSupport ??= WebAssembly.validate(RELAXED_PROBE));
+}
+
 async function instantiate(module: WebAssembly.Module, imports: WebAssembly.Imports): Promise<WebAssembly.Instance> {
   try {
     return await WebAssembly.instantiate(module, imports);
@@ -116,7 +131,7 @@ async function instantiateGrowing(module: WebAssembly.Module, imports: WebAssemb
   }
 }
 
-function toBytes(src: BufferSource): Uint8Array {
+export function toBytes(src: BufferSource): Uint8Array {
   if (src instanceof Uint8Array) return src;
   if (ArrayBuffer.isView(src)) return new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
   if (src instanceof ArrayBuffer || (typeof SharedArrayBuffer !== "undefined" && (src as unknown) instanceof SharedArrayBuffer)) {

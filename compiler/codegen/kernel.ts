@@ -10,13 +10,14 @@
 //   reduce:      (in, out, ext_0, ..., ext_{rank-1})
 //       in is contiguous with shape ext; out is contiguous over the axes with reduced[axis] === false, in order.
 //       "mean" divides by the product of the reduced extents.
-//   matmul:      (a, b, out, scratch, bext_0, ..., bext_{batchRank-1}, M, K, N, m0, m1)
+//   matmul:      (a, b, scratch, out, bext_0, ..., bext_{batchRank-1}, M, K, N, m0, m1)
 //       a: [batch..., M, K] ([batch..., K, M] when transA), b: [batch..., K, N] ([batch..., N, K] when transB)
 //       (axes with aBcast/bBcast true have extent 1 in that operand); out: [batch..., M, N]; all contiguous.
 //       Computes rows [m0, m1) of every out matrix (the planner passes 0, M; the thread pool splits the range).
 //       scratch: a buffer of at least matmulScratchBytes(M, K, N) bytes (compiler/codegen/wasm/matmul-blocking.ts)
-//       for packed panels; the planner adds one per function as an extra temp value, and each extra thread gets
-//       its own MATMUL_SCRATCH_MAX bytes. f32 accumulation.
+//       for packed panels; the planner adds one per function as an extra temp value (a step buffer before out, so
+//       out stays the last buffer as every step's output is), and each extra thread gets its own
+//       MATMUL_SCRATCH_MAX bytes. f32 accumulation.
 //   copy:        (in, out, inOffset, outOffset, ext_0..ext_{r-1}, inStride_0..inStride_{r-1}, outStride_0..outStride_{r-1})
 //       for every index i in ext: out[outOffset + sum i_k*outStride_k] = in[inOffset + sum i_k*inStride_k]
 //   iota:        (out, n)      out[i] = i for i < n (i32)

@@ -10,6 +10,7 @@ import { normalizeAxis } from "../ops/shape-utils.js";
 import type { UnaryOp } from "../ops/types.js";
 import type { FnLowerer } from "./lower-fn.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
+import { NN_BUILTINS } from "./builtins-nn.js";
 
 interface KwArgIn {
   readonly key: string;
@@ -17,9 +18,9 @@ interface KwArgIn {
   readonly arg: ArgVal;
 }
 
-type Args = Record<string, ArgVal | undefined>;
+export type Args = Record<string, ArgVal | undefined>;
 
-interface Builtin {
+export interface Builtin {
   /** Parameter names in positional order; a name ending in '?' is optional. */
   readonly params: readonly string[];
   /** Extra positional tensors collected into `rest` (concat). */
@@ -205,6 +206,7 @@ const BUILTINS: Record<string, Builtin> = {
       return wrap(C.layerNorm(L, x, g, b, eps));
     },
   },
+  ...NN_BUILTINS,
 };
 
 export function isBuiltin(name: string): boolean {
@@ -250,7 +252,7 @@ export function callBuiltin(L: FnLowerer, call: CallExpr, args: ArgVal[], kwargs
   return b.run(L, bound, call, rest);
 }
 
-function wrap(id: number | undefined): Val {
+export function wrap(id: number | undefined): Val {
   return id === undefined ? POISON : tensor(id);
 }
 
@@ -263,12 +265,12 @@ function rowwise(L: FnLowerer, a: Args, f: (L: FnLowerer, x: number, axis: numbe
   return wrap(f(L, x, axis));
 }
 
-function tensorArg(L: FnLowerer, a: ArgVal): number | undefined {
+export function tensorArg(L: FnLowerer, a: ArgVal): number | undefined {
   const v = L.materialize(a.val, a.span, a.val.kind === "literal" && !a.val.isInt ? "f32" : a.val.kind === "literal" ? "f32" : undefined);
   return v.kind === "tensor" ? v.id : undefined;
 }
 
-function constErr(L: FnLowerer, a: ArgVal, what: string): Val {
+export function constErr(L: FnLowerer, a: ArgVal, what: string): Val {
   L.diags.error("K304", `expected ${what} here`, a.span, "this argument must be a compile-time constant");
   return POISON;
 }
@@ -278,19 +280,19 @@ function typeErr(L: FnLowerer, a: ArgVal, message: string, code: "K301" | "K304"
   return POISON;
 }
 
-function intArg(L: FnLowerer, a: ArgVal): number | undefined {
+export function intArg(L: FnLowerer, a: ArgVal): number | undefined {
   if (a.val.kind === "literal" && Number.isInteger(a.val.value)) return a.val.value;
   constErr(L, a, "an integer constant");
   return undefined;
 }
 
-function numberArg(L: FnLowerer, a: ArgVal): number | undefined {
+export function numberArg(L: FnLowerer, a: ArgVal): number | undefined {
   if (a.val.kind === "literal") return a.val.value;
   constErr(L, a, "a number constant");
   return undefined;
 }
 
-function boolArg(L: FnLowerer, a: ArgVal): boolean | undefined {
+export function boolArg(L: FnLowerer, a: ArgVal): boolean | undefined {
   if (a.val.kind === "tensor") {
     const n = L.b.nodes[a.val.id];
     if (n.op === "const" && n.type.dtype === "bool") return (n.attrs as { value: number }).value !== 0;

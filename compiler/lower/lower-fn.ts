@@ -54,6 +54,15 @@ export class FnLowerer implements PrimEmitter {
   frame!: Frame;
   /** Span of the expression being lowered: rule errors from emit() point here. */
   span!: Span;
+  /** Lowering a train block's step (train.ts): dropout draws masks, batch_norm uses and updates batch statistics. */
+  training = false;
+  /** random_uniform streams handed out in this graph so far (each dropout call site gets its own). */
+  streams = 0;
+  /**
+   * batch_norm running statistics met in a train step: qualified param name -> node of its new value, or
+   * undefined when a `training: false` batch_norm only reads them. The optimizer skips all of them.
+   */
+  readonly statUpdates = new Map<string, number | undefined>();
 
   constructor(readonly scope: ModuleScope) {}
 

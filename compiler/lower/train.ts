@@ -1,6 +1,7 @@
 // Lowering stage, train blocks: `train Name { model, loss, optimizer }` becomes one function `Name.step` that
-// runs the model's loss method forward, differentiates it with respect to every param of the model, applies
-// the optimizer, and lists the new param and optimizer-state values as updates; it returns the loss.
+// runs the model's loss method forward in training mode (dropout on, batch_norm on batch statistics), differentiates
+// it with respect to every param of the model, applies the optimizer, and lists the new param, optimizer-state and
+// batch_norm running-statistics values as updates; it returns the loss.
 
 import type { Expr, TrainDecl } from "../frontend/ast.js";
 import type { Graph, ParamInfo } from "../ir/graph.js";
@@ -44,6 +45,7 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
 
   const L = new FnLowerer(scope);
   L.span = t.span;
+  L.training = true;
   const dims: string[] = [];
   const inputs = lossFn.params.map((p, index) => {
     const ty = resolveType(p.type, diags) ?? { dtype: "f32", shape: [] };
@@ -75,12 +77,15 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
     step = next;
   }
   own.forEach((w, k) => {
+    // batch_norm's running statistics are written by the forward pass, not by the optimizer.
+    if (L.statUpdates.has(w.name)) return;
     const wrt = r.wrt[k];
     const grad = L.b.add("gradient", [y.id, wrt], {}, L.type(wrt), t.span);
     const pnode = L.b.nodes[wrt].inputs[0];
     for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad, type: w.type }, step, stateNode)) updates.push({ param, node });
   });
-  if (own.length === 0) diags.error("K611", `model ${model.decl.name} has no float params to train`, t.nameSpan);
+  for (const [param, node] of L.statUpdates) if (node !== undefined) updates.push({ param, node });
+  if (own.length === L.statUpdates.size) diags.error("K611", `model ${model.decl.name} has no float params to train`, t.nameSpan);
   if (diags.hasErrors) return undefined;
   const graph: Graph = {
     name: `${t.name}.step`, model: t.name, nodes: L.b.nodes, inputs, dims,

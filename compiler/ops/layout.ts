@@ -1,5 +1,6 @@
-// Op registry, layout family: reshape, permute, broadcast_to, slice, concat, and iota. They move or replicate
-// elements without arithmetic; backends implement them as aliases (reshape) or strided copies.
+// Op registry, layout family: reshape, permute, broadcast_to, slice (optionally strided), concat, and iota. They
+// move or replicate elements without arithmetic; backends implement them as aliases (reshape) or strided copies.
+// pad and window (the convolution primitives) are in window.ts.
 
 import { formatShape, symbolicNumel, type Dim } from "../ir/types.js";
 import { broadcastShapes, forEachBroadcast, makeRef, numel, stridesOf } from "./shape-utils.js";
@@ -67,8 +68,10 @@ export const sliceCore: OpCore<"slice"> = {
     if (!(Number.isInteger(a.start) && Number.isInteger(a.end) && a.start >= 0 && a.start < a.end && a.end <= d)) {
       return { error: "K407", message: `slice [${a.start}, ${a.end}) is out of range for axis ${a.axis} of size ${d}`, hint: `need 0 <= start < end <= ${d}` };
     }
+    const step = a.step ?? 1;
+    if (!(Number.isInteger(step) && step >= 1)) return { error: "K407", message: `slice step ${step} must be a positive integer` };
     const shape = [...x.shape];
-    shape[a.axis] = a.end - a.start;
+    shape[a.axis] = Math.ceil((a.end - a.start) / step);
     return { dtype: x.dtype, shape };
   },
   evaluate([x], a, out) {
@@ -79,7 +82,7 @@ export const sliceCore: OpCore<"slice"> = {
       let i = 0;
       for (let k = 0; k < out.shape.length; k++) {
         const idx = Math.floor(o / outSt[k]) % out.shape[k];
-        i += (k === a.axis ? idx + a.start : idx) * inSt[k];
+        i += (k === a.axis ? idx * (a.step ?? 1) + a.start : idx) * inSt[k];
       }
       r.data[o] = x.data[i];
     }

@@ -9,7 +9,8 @@ import { binaryCore, castCore, compareCore, unaryCore, whereCore } from "./eleme
 import { broadcastToCore, concatCore, iotaCore, permuteCore, reshapeCore, sliceCore } from "./layout.js";
 import { matmulCore } from "./matmul.js";
 import { argmaxCore, reduceCore } from "./reduce.js";
-import { constCore, cotangentCore, gradientCore, inputCore, paramCore } from "./source.js";
+import { constCore, cotangentCore, gradientCore, inputCore, paramCore, randomUniformCore } from "./source.js";
+import { padCore, windowCore } from "./window.js";
 import { VJP_RULES, type NoGrad, type VjpRule } from "./vjp.js";
 import { ALL_OPS, isPending, pending, type OpCore, type Pending, type PrimOp } from "./types.js";
 
@@ -27,7 +28,8 @@ const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
   eq: compareCore("eq"), ne: compareCore("ne"), lt: compareCore("lt"), le: compareCore("le"), gt: compareCore("gt"), ge: compareCore("ge"),
   sum: reduceCore("sum"), mean: reduceCore("mean"), max: reduceCore("max"), min: reduceCore("min"),
   reshape: reshapeCore, permute: permuteCore, broadcast_to: broadcastToCore, slice: sliceCore, concat: concatCore,
-  where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore, argmax: argmaxCore,
+  pad: padCore, window: windowCore,
+  where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore, argmax: argmaxCore, random_uniform: randomUniformCore,
   input: inputCore, param: paramCore, const: constCore, gradient: gradientCore, cotangent: cotangentCore,
 };
 

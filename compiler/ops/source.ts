@@ -1,5 +1,5 @@
-// Op registry, graph leaves: function inputs, model params and scalar constants. They have no kernel: the
-// runtime (or the reference interpreter) binds their buffers; lowering gives them their types directly.
+// Op registry, graph leaves: function inputs, model params, scalar constants and random_uniform. They have no
+// kernel: the runtime (or the reference interpreter) binds their buffers; lowering types the first three.
 
 import { makeRef } from "./shape-utils.js";
 import type { OpCore, SourceOp } from "./types.js";
@@ -26,6 +26,20 @@ export const constCore: OpCore<"const"> = {
     const r = makeRef(out.dtype, out.shape);
     r.data.fill(a.value);
     return r;
+  },
+};
+
+/**
+ * Its values are drawn per call by whoever runs the graph (the wasm executor, or the reference interpreter with
+ * the same seeded streams, see runtime/random.ts), so it has a shape rule but no evaluator of its own.
+ */
+export const randomUniformCore: OpCore<"random_uniform"> = {
+  name: "random_uniform",
+  arity: 0,
+  infer: (_ins, a) =>
+    Number.isInteger(a.stream) && a.stream >= 0 ? { dtype: "f32", shape: a.shape } : { error: "K901", message: `random_uniform stream ${a.stream} must be an integer >= 0` },
+  evaluate: () => {
+    throw new Error("internal: random_uniform values are supplied by the interpreter (runtime/random.ts), not evaluated");
   },
 };
 

@@ -8,8 +8,9 @@ export const UNARY_OPS = ["neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "
 export const BINARY_OPS = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"] as const;
 export const COMPARE_OPS = ["eq", "ne", "lt", "le", "gt", "ge"] as const;
 export const REDUCE_OPS = ["sum", "mean", "max", "min"] as const;
-export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "concat"] as const;
-export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax"] as const;
+export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "concat", "pad", "window"] as const;
+/** random_uniform is a leaf too, but typed by its own rule: its values come from the runtime's seeded streams. */
+export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "random_uniform"] as const;
 /** Graph leaves: they have no kernel; the runtime fills their buffers. */
 export const SOURCE_OPS = ["input", "param", "const"] as const;
 /**
@@ -40,9 +41,24 @@ export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "ma
   reshape: { readonly shape: Shape };
   permute: { readonly perm: readonly number[] };
   broadcast_to: { readonly shape: Shape };
-  /** Elements [start, end) along one axis (both concrete, 0 <= start < end <= dim). */
-  slice: { readonly axis: number; readonly start: number; readonly end: number };
+  /**
+   * Elements start, start + step, ... below end along one axis (concrete, 0 <= start < end <= dim). `step`
+   * is absent when 1, so unit slices keep their IR text.
+   */
+  slice: { readonly axis: number; readonly start: number; readonly end: number; readonly step?: number };
   concat: { readonly axis: number };
+  /**
+   * Like XLA's lax.pad: per axis [lo, hi, interior] (all >= 0; interior = elements inserted between
+   * neighbours), the new elements set to `value`. Padded axes need concrete sizes.
+   */
+  pad: { readonly pads: readonly (readonly [number, number, number])[]; readonly value: number };
+  /**
+   * im2col as a view: x [N, C, H, W] -> [N, OH, OW, C, KH, KW] with out[n, i, j, c, p, q] =
+   * x[n, c, i*sh + p*dh, j*sw + q*dw]; OH = floor((H - dh*(KH-1) - 1) / sh) + 1 (likewise OW).
+   */
+  window: { readonly kernel: readonly [number, number]; readonly stride: readonly [number, number]; readonly dilation: readonly [number, number] };
+  /** f32 values uniform in [0, 1) that the runtime draws from seeded stream `stream` before every call. */
+  random_uniform: { readonly stream: number; readonly shape: Shape };
   iota: { readonly n: number; readonly dtype: "i32" };
   /** Index of the first maximum along one axis (i32); expanded into max/eq/where/min before codegen. */
   argmax: { readonly axis: number; readonly keepdims: boolean };

@@ -3,7 +3,7 @@
 // mapped type over PrimOp; ops without a derivative say so explicitly (`NO_GRAD`), with the reason.
 
 import type { Node } from "../ir/graph.js";
-import type { DType, Shape, TensorType } from "../ir/types.js";
+import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
 import type { AttrsOf, PrimOp } from "./types.js";
 
 /** What a rule can do: emit checked primitives (a rule error here is a compiler bug) and read types. */
@@ -108,6 +108,36 @@ const matmulVjp: VjpRule<"matmul"> = (e, n, ct) => {
   );
 };
 
+/** Slice attrs with `step` only when it is not 1 (unit slices keep their IR text and CSE keys). */
+export function sliceAttrs(axis: number, start: number, end: number, step = 1): AttrsOf["slice"] {
+  return step === 1 ? { axis, start, end } : { axis, start, end, step };
+}
+
+/**
+ * col2im: tap (p, q) of the window read x[n, c, i*sh + p*dh, j*sw + q*dw], so its cotangent slice (permuted to
+ * [N, C, OH, OW]) goes back by padding: p*dh zeros before, sh - 1 between neighbours, the rest after. Built from
+ * primitives only, so gradients of gradients exist.
+ */
+const windowVjp: VjpRule<"window"> = (e, n, ct) => {
+  const [N, C, H, W] = e.type(n.inputs[0]).shape;
+  const [, OH, OW, , KH, KW] = e.type(n.id).shape as [Dim, number, number, Dim, number, number];
+  const { stride: [sh, sw], dilation: [dh, dw] } = n.attrs;
+  // Taps first: each tap's cotangent is then one contiguous block.
+  const taps = e.emit("reshape", [e.emit("permute", [ct], { perm: [4, 5, 0, 3, 1, 2] })], { shape: [KH * KW, N, C, OH, OW] });
+  let acc: number | undefined;
+  for (let p = 0; p < KH; p++) {
+    for (let q = 0; q < KW; q++) {
+      const k = p * KW + q;
+      const one = KH * KW === 1 ? taps : e.emit("slice", [taps], sliceAttrs(0, k, k + 1));
+      const tap = e.emit("reshape", [one], { shape: [N, C, OH, OW] });
+      const back = (lo: number, size: Dim, out: number, s: number): [number, number, number] => [lo, (size as number) - lo - (out - 1) * s - 1, s - 1];
+      const g = e.emit("pad", [tap], { pads: [[0, 0, 0], [0, 0, 0], back(p * dh, H, OH, sh), back(q * dw, W, OW, sw)], value: 0 });
+      acc = acc === undefined ? g : bin(e, "add", acc, g);
+    }
+  }
+  return [acc!];
+};
+
 export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
   neg: (e, _n, ct) => [e.emit("neg", [ct], {})],
   exp: (e, n, ct) => [bin(e, "mul", ct, n.id)],
@@ -178,6 +208,12 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
     const x = e.type(n.inputs[0]);
     const { axis, start, end } = n.attrs;
     const size = x.shape[axis] as number;
+    const step = n.attrs.step ?? 1;
+    if (step > 1) {
+      // The picked elements go back to their places with step - 1 zeros between them.
+      const last = start + ((e.type(n.id).shape[axis] as number) - 1) * step;
+      return [e.emit("pad", [ct], { pads: x.shape.map((_, k) => (k === axis ? [start, size - last - 1, step - 1] : [0, 0, 0])), value: 0 })];
+    }
     const parts: number[] = [];
     const zeros = (len: number) => e.emit("broadcast_to", [e.constant(0, x.dtype)], { shape: x.shape.map((d, k) => (k === axis ? len : d)) });
     if (start > 0) parts.push(zeros(start));
@@ -194,7 +230,19 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
       return g;
     });
   },
+  pad: (e, n, ct) => {
+    const x = e.type(n.inputs[0]);
+    let g = ct;
+    n.attrs.pads.forEach(([lo, hi, interior], axis) => {
+      if (lo === 0 && hi === 0 && interior === 0) return;
+      const d = x.shape[axis] as number;
+      g = e.emit("slice", [g], sliceAttrs(axis, lo, lo + (d - 1) * (interior + 1) + 1, interior + 1));
+    });
+    return [g];
+  },
+  window: windowVjp,
   iota: none("iota has no inputs"),
+  random_uniform: none("random values do not depend on any input"),
   argmax: none("argmax is piecewise constant: its integer result has no derivative"),
   input: none("inputs are leaves"),
   param: none("params are leaves"),

@@ -38,8 +38,18 @@ const CASES: Partial<Record<PrimOp, Case[]>> = {
   reshape: [{ ins: [d(2, 3)], attrs: { shape: [3, 2] } }],
   permute: [{ ins: [d(2, 3, 4)], attrs: { perm: [2, 0, 1] } }],
   broadcast_to: [{ ins: [d(3)], attrs: { shape: [2, 3] } }, { ins: [d(2, 1)], attrs: { shape: [2, 4] } }],
-  slice: [{ ins: [d(6)], attrs: { axis: 0, start: 1, end: 4 } }, { ins: [d(2, 5)], attrs: { axis: 1, start: 0, end: 2 } }, { ins: [d(2, 5)], attrs: { axis: 1, start: 3, end: 5 } }],
+  slice: [{ ins: [d(6)], attrs: { axis: 0, start: 1, end: 4 } }, { ins: [d(2, 5)], attrs: { axis: 1, start: 0, end: 2 } }, { ins: [d(2, 5)], attrs: { axis: 1, start: 3, end: 5 } },
+    { ins: [d(9)], attrs: { axis: 0, start: 1, end: 9, step: 3 } }, { ins: [d(2, 7)], attrs: { axis: 1, start: 0, end: 6, step: 2 } }],
   concat: [{ ins: [d(2), d(3)], attrs: { axis: 0 } }, { ins: [d(2, 3), d(2, 1)], attrs: { axis: 1 } }],
+  pad: [
+    { ins: [d(3)], attrs: { pads: [[2, 1, 0]], value: 0 } }, { ins: [d(2, 3)], attrs: { pads: [[1, 0, 2], [0, 2, 1]], value: 0.5 } },
+    { ins: [d(1, 2, 3, 2)], attrs: { pads: [[0, 0, 0], [0, 0, 0], [1, 1, 1], [2, 0, 0]], value: 0 } },
+  ],
+  window: [
+    { ins: [d(1, 1, 3, 3)], attrs: { kernel: [2, 2], stride: [1, 1], dilation: [1, 1] } },
+    { ins: [d(2, 2, 7, 6)], attrs: { kernel: [2, 3], stride: [2, 3], dilation: [2, 1] } },
+    { ins: [d(1, 3, 5, 5)], attrs: { kernel: [1, 2], stride: [3, 1], dilation: [1, 2] } },
+  ],
 };
 
 function gen(rng: Rng, g: Gen | undefined, n: number): number[] {

@@ -2,6 +2,7 @@
 import { describe, it, expect, beforeAll } from "vitest";
 import type { MatmulKernel, NamedKernel } from "../../compiler/codegen/kernel.js";
 import { buildWasmModule } from "../../compiler/codegen/wasm/module.js";
+import { matmulScratchBytes } from "../../compiler/codegen/wasm/matmul-blocking.js";
 import { instantiate, rng, type Instance } from "./wasm-harness.js";
 import { numel, randomData } from "./ew-util.js";
 
@@ -33,7 +34,8 @@ function runMatmul(name: string, bext: number[], M: number, K: number, N: number
   const pb = inst.put(b);
   const nOut = numel(bext) * M * N;
   const po = inst.out("f32", nOut);
-  inst.run(name, pa, pb, po, ...bext, M, K, N);
+  const ps = inst.alloc(matmulScratchBytes(M, K, N));
+  inst.run(name, pa, pb, ps, po, ...bext, M, K, N, 0, M);
   expect(Array.from(inst.bytes(po + 4 * nOut, 16)).every((x) => x === 0xab)).toBe(true);
   const got = inst.read("f32", po, nOut);
   const nb = numel(bext);

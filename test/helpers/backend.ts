@@ -7,6 +7,7 @@ import type { Graph, IRModule } from "../../compiler/ir/graph.js";
 import { loadKilnModule, type KilnModule } from "../../runtime/module.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { evaluateGraph } from "../../runtime/reference.js";
+import { RandomStreams } from "../../runtime/random.js";
 import type { RefTensor } from "../../compiler/ops/types.js";
 import { referenceParams } from "../../compiler/cli-run.js";
 import type { DType } from "../../compiler/ir/types.js";
@@ -28,7 +29,10 @@ export interface Input {
   data: number[];
 }
 
-/** Runs `fn` on wasm and on the reference (same params), returns both. */
+/**
+ * Runs `fn` on wasm and on the reference (same params), returns both. The reference draws random_uniform values
+ * from fresh streams of the seed: the values a freshly loaded module's first call draws.
+ */
 export async function runBoth(ir: IRModule, fn: string, inputs: Record<string, Input>, opts: { seed?: number; module?: KilnModule } = {}) {
   const g = ir.functions.find((x) => x.name === fn);
   if (!g) throw new Error(`no function ${fn}`);
@@ -37,7 +41,7 @@ export async function runBoth(ir: IRModule, fn: string, inputs: Record<string, I
   for (const [k, v] of Object.entries(inputs)) given[k] = new Tensor(v.dtype, v.shape, v.data);
   const w = mod.call(fn, given);
   const wasm = Array.isArray(w) ? w : [w];
-  const ref = evaluateGraph(g, inputs, referenceParams(ir, opts.seed ?? 0));
+  const ref = evaluateGraph(g, inputs, referenceParams(ir, opts.seed ?? 0), {}, { random: new RandomStreams(opts.seed ?? 0) });
   return { wasm, ref, graph: g };
 }
 

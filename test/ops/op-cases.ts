@@ -88,11 +88,25 @@ export const CASES: { [P in KernelOp]: Case[] } = {
     { ins: [b(3, 17)], attrs: { perm: [1, 0] } }, { ins: [f(1, 7)], attrs: { perm: [1, 0] } },
   ],
   broadcast_to: [{ ins: [f(5)], attrs: { shape: [3, 5] } }, { ins: [f(3, 1)], attrs: { shape: [3, 4] } }, { ins: [f()], attrs: { shape: [2, 3] } }, { ins: [b(1, 3)], attrs: { shape: [2, 2, 3] } }],
-  slice: [{ ins: [f(10)], attrs: { axis: 0, start: 3, end: 8 } }, { ins: [f(4, 6)], attrs: { axis: 1, start: 1, end: 6 } }, { ins: [i(3, 4, 5)], attrs: { axis: 1, start: 2, end: 3 } }],
+  slice: [
+    { ins: [f(10)], attrs: { axis: 0, start: 3, end: 8 } }, { ins: [f(4, 6)], attrs: { axis: 1, start: 1, end: 6 } }, { ins: [i(3, 4, 5)], attrs: { axis: 1, start: 2, end: 3 } },
+    { ins: [f(10)], attrs: { axis: 0, start: 1, end: 10, step: 3 } }, { ins: [f(4, 7)], attrs: { axis: 1, start: 0, end: 7, step: 2 } }, { ins: [b(5, 3)], attrs: { axis: 0, start: 1, end: 4, step: 5 } },
+  ],
   concat: [
     { ins: [f(3), f(4)], attrs: { axis: 0 } }, { ins: [f(2, 3), f(2, 5), f(2, 1)], attrs: { axis: 1 } }, { ins: [i(2, 3), i(1, 3)], attrs: { axis: 0 } },
     { ins: [f(2, 3, 4), f(2, 1, 4)], attrs: { axis: 1 } }, { ins: [b(2, 3), b(2, 2)], attrs: { axis: 1 } },
   ],
+  pad: [
+    { ins: [f(3)], attrs: { pads: [[2, 1, 0]], value: 0 } }, { ins: [f(2, 3)], attrs: { pads: [[0, 0, 0], [1, 2, 2]], value: -1.5 } },
+    { ins: [i(2, 3, 4)], attrs: { pads: [[1, 0, 1], [0, 0, 0], [2, 2, 3]], value: 7 } }, { ins: [b(5)], attrs: { pads: [[0, 1, 1]], value: 1 } },
+    { ins: [f(1, 2, 3, 3)], attrs: { pads: [[0, 0, 0], [0, 0, 0], [1, 1, 0], [1, 1, 0]], value: -Infinity } }, { ins: [f(1)], attrs: { pads: [[0, 0, 4]], value: 2 } },
+  ],
+  window: [
+    { ins: [f(1, 1, 3, 3)], attrs: { kernel: [2, 2], stride: [1, 1], dilation: [1, 1] } }, { ins: [f(2, 3, 7, 6)], attrs: { kernel: [3, 2], stride: [2, 1], dilation: [1, 2] } },
+    { ins: [f(1, 2, 9, 9)], attrs: { kernel: [3, 3], stride: [3, 2], dilation: [2, 2] } }, { ins: [i(2, 1, 4, 5)], attrs: { kernel: [1, 1], stride: [2, 2], dilation: [1, 1] } },
+    { ins: [f(3, 5, 1, 17)], attrs: { kernel: [1, 4], stride: [1, 5], dilation: [1, 1] } },
+  ],
+  random_uniform: [{ ins: [], attrs: { stream: 0, shape: [17] } }, { ins: [], attrs: { stream: 3, shape: [2, 3, 5] } }, { ins: [], attrs: { stream: 1, shape: [] } }],
   iota: [{ ins: [], attrs: { n: 1, dtype: "i32" } }, { ins: [], attrs: { n: 17, dtype: "i32" } }],
   argmax: [
     { ins: [f(10)], attrs: { axis: 0, keepdims: false } }, { ins: [f(3, 17)], attrs: { axis: 1, keepdims: false } },

@@ -27,9 +27,6 @@ export const KC = 256;
 export const MC = 96;
 export const NC = 1024;
 
-/** K is unrolled this many times inside the microkernel (one pointer bump per group; offsets do the rest). */
-export const K_UNROLL = 1;
-
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 
 /**

@@ -119,7 +119,7 @@ function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVari
   });
 }
 
-/** Params (a, b, out, scratch, bext_0..bext_{batchRank-1}, M, K, N, m0, m1); see kernel.ts. */
+/** Params (a, b, scratch, out, bext_0..bext_{batchRank-1}, M, K, N, m0, m1); see kernel.ts. */
 export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVariant = "plain"): E {
   const m = fb.m;
   checkComputeDType(k.dtype);
@@ -156,8 +156,8 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
   const aStrides = batchStrides(k.aBcast, m.i32.mul(m.i32.mul(M.get(), K.get()), m.i32.const(4)));
   const bStrides = batchStrides(k.bBcast, m.i32.mul(m.i32.mul(K.get(), N.get()), m.i32.const(4)));
   const mn4 = local(m.i32.mul(m.i32.mul(M.get(), N.get()), m.i32.const(4)));
-  const pC = local(fb.param(2).get());
-  const scratch = fb.param(3);
+  const scratch = fb.param(2);
+  const pC = local(fb.param(3).get());
 
   const one = ([pA, pB]: readonly Var[]): E => fb.seq([
     m.call(fn, [pA!.get(), pB!.get(), pC.get(), scratch.get(), M.get(), K.get(), N.get(), m0.get(), m1.get()], fb.b.none),

@@ -154,7 +154,12 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   broadcast_to: layout,
   slice: layout,
   concat: layout,
+  // A constant fill plus a strided copy (pad), one strided copy (window): see the planner.
+  pad: layout,
+  window: layout,
   iota: { kind: "iota" },
+  // Filled by the runtime from a seeded stream before the call.
+  random_uniform: source,
   // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.
   argmax: source,
   input: source,

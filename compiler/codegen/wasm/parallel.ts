@@ -13,12 +13,16 @@ function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
   if (spec.kind === "matmul") {
     const br = spec.batchRank;
     // Cuts on microkernel panel edges, so no thread gets an extra partial tile.
-    return { kind: "rows", range: 4 + br + 3, align: MICRO[simd].mr, scratch: 3, scratchBytes: MATMUL_SCRATCH_MAX, work: range(4, br + 3) };
+    return { kind: "rows", range: 4 + br + 3, align: MICRO[simd].mr, scratch: 2, scratchBytes: MATMUL_SCRATCH_MAX, work: range(4, br + 3) };
   }
   if (spec.kind === "elementwise" && spec.rank >= 1) {
     const n = spec.inputs.length;
-    const bytes = [...spec.inputs.map((i) => (i.bcast[0] ? 0 : dtypeBytes(i.dtype))), dtypeBytes(spec.out)];
-    return { kind: "outer", ext: n + 1, inner: range(n + 2, spec.rank - 1), bytes, align: 4, work: range(n + 1, spec.rank) };
+    const inner = range(n + 2, spec.rank - 1);
+    const steps = [
+      ...spec.inputs.map((i) => ({ bytes: i.bcast[0] ? 0 : dtypeBytes(i.dtype), exts: inner.filter((_, k) => !i.bcast[k + 1]) })),
+      { bytes: dtypeBytes(spec.out), exts: inner },
+    ];
+    return { kind: "outer", ext: n + 1, inner, steps, align: 4, work: range(n + 1, spec.rank) };
   }
   return null;
 }

@@ -53,7 +53,7 @@ function stageTile(tile: string, src: string, rows: number, cols: number, wg: nu
   ];
 }
 
-/** Bindings (lhs, rhs, out; scratch unbound); params bext_0..bext_{batchRank-1}, m, k, n, m0, m1 (rows computed). */
+/** Buffers (lhs, rhs, scratch: not bound, out); params bext_0..bext_{batchRank-1}, m, k, n, m0, m1 (rows computed). */
 export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFAULT_TILE): KernelShader {
   checkTile(t);
   if (k.dtype !== "f32") {
@@ -123,7 +123,7 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
       `tile ${t.m}x${t.n}x${t.k} per workgroup, ${t.regM}x${t.regN} per invocation`,
     ],
     params: [...bext.map((_, a) => `bext_${a}`), "m", "k", "n", "m0", "m1"],
-    buffers: [{ name: "lhs", elem: "f32", write: false }, { name: "rhs", elem: "f32", write: false }, { name: "out", elem: "f32", write: true }, null],
+    buffers: [{ name: "lhs", elem: "f32", write: false }, { name: "rhs", elem: "f32", write: false }, null, { name: "out", elem: "f32", write: true }],
     helpers: new Set(),
     decls: [`var<workgroup> tileA: array<f32, ${t.m * t.k}>;`, `var<workgroup> tileB: array<f32, ${t.k * t.n}>;`],
     workgroup: [wx, wy, 1],

@@ -83,8 +83,8 @@ export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
   }),
   sqrt: floatFn("sqrt", "sqrt"),
   rsqrt: ew((_c, [x], [t]) => (floatOnly("rsqrt", t), `1.0f / sqrt(${x})`)),
-  exp: floatFn("exp", "exp"),
-  log: floatFn("log", "log"),
+  exp: floatFn("exp", "kiln_exp", "exp"),
+  log: floatFn("log", "kiln_log", "log"),
   tanh: floatFn("tanh", "kiln_tanh", "tanh"),
   sigmoid: floatFn("sigmoid", "kiln_sigmoid", "sigmoid"),
   pow: floatFn("pow", "kiln_pow", "pow"),
@@ -118,6 +118,7 @@ export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
   broadcast_to: layout,
   slice: layout,
   concat: layout,
+  pad: layout, window: layout, random_uniform: source,
   iota: { kind: "iota" },
   // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.
   argmax: source,

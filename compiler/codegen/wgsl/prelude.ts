@@ -3,7 +3,8 @@
 // the integer and cast semantics that WGSL leaves to the hardware are spelled out to match wasm and the reference.
 
 export type HelperName =
-  | "isnan" | "nan" | "inf" | "max_f32" | "min_f32" | "f32_to_i32" | "div_i32" | "tanh" | "sigmoid" | "pow" | "f32_to_bool";
+  | "isnan" | "nan" | "inf" | "max_f32" | "min_f32" | "f32_to_i32" | "div_i32" | "exp" | "log" | "tanh" | "sigmoid" | "pow"
+  | "f32_to_bool";
 
 interface Helper {
   readonly deps: readonly HelperName[];
@@ -73,15 +74,56 @@ const HELPERS: Record<HelperName, Helper> = {
   return a / b;
 }`,
   },
+  // exp and log are the wasm backend's algorithms (compiler/codegen/wasm/math.ts, Cephes' single precision):
+  // WGSL only promises log to 2^-21 absolute near 1 and pow inherits it, which 1 - beta^t (Adam's bias
+  // correction) turns into a 5e-5 relative error; these are within a few ulps and agree with wasm everywhere.
+  // e^x: clamping to [-104, 89] keeps 2^n finite; 2^n is applied as two factors so subnormal results round once.
+  exp: {
+    deps: ["isnan"],
+    code: `fn kiln_exp(x0: f32) -> f32 {
+  if (kiln_isnan(x0)) { return x0; }
+  let x = min(max(x0, -104.0f), 89.0f);
+  let n = round(x * 1.44269504088896341f);
+  let r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  let p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r + 1.6666665459e-1f) * r + 5.0000001201e-1f;
+  let y = (p * (r * r) + r) + 1.0f;
+  let ni = i32(n);
+  let n1 = ni >> 1u;
+  return y * bitcast<f32>((n1 + 127i) << 23u) * bitcast<f32>((ni - n1 + 127i) << 23u);
+}`,
+  },
+  // ln x: x = m * 2^e with m in [sqrt(1/2), sqrt(2)); subnormals are first scaled by 2^23.
+  log: {
+    deps: ["isnan", "nan", "inf"],
+    code: `fn kiln_log(x: f32) -> f32 {
+  if (kiln_isnan(x)) { return x; }
+  if (x < 0.0f) { return kiln_nan(); }
+  if (x == 0.0f) { return kiln_inf(true); }
+  if (bitcast<u32>(x) == 0x7f800000u) { return x; }
+  let tiny = x < 1.17549435e-38f;
+  let bits = bitcast<i32>(select(x, x * 8388608.0f, tiny));
+  let e0 = ((bits >> 23u) - 126i) - select(0i, 23i, tiny);
+  let m0 = bitcast<f32>((bits & 0x007fffffi) | 0x3f000000i);
+  let small = m0 < 0.70710678118654752440f;
+  let fe = f32(e0 - select(0i, 1i, small));
+  let xm = select(m0 - 1.0f, (m0 + m0) - 1.0f, small);
+  let z = xm * xm;
+  let p = (((((((7.0376836292e-2f * xm - 1.1514610310e-1f) * xm + 1.1676998740e-1f) * xm - 1.2420140846e-1f) * xm + 1.4249322787e-1f) * xm - 1.6668057665e-1f) * xm + 2.0000714765e-1f) * xm - 2.4999993993e-1f) * xm + 3.3333331174e-1f;
+  var y = p * xm * z;
+  y = y + fe * -2.12194440e-4f;
+  y = y + z * -0.5f;
+  return (xm + y) + fe * 0.693359375f;
+}`,
+  },
   // WGSL's tanh loses relative accuracy near 0 on some drivers (1.7e-5 on llvmpipe); this is wasm's algorithm:
   // an odd polynomial below |x| = 0.625, else 1 - 2 / (e^{2|x|} + 1), which saturates to 1 by itself.
   tanh: {
-    deps: [],
+    deps: ["exp"],
     code: `fn kiln_tanh(x: f32) -> f32 {
   let ax = abs(x);
   var r: f32;
   if (ax > 0.625f) {
-    r = 1.0f - 2.0f / (exp(ax + ax) + 1.0f);
+    r = 1.0f - 2.0f / (kiln_exp(ax + ax) + 1.0f);
   } else {
     let z = ax * ax;
     let p = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z - 3.33332819422e-1f);
@@ -92,25 +134,22 @@ const HELPERS: Record<HelperName, Helper> = {
   },
   // e^-x overflows to inf for very negative x, giving 0; it underflows to 0 for large x, giving 1.
   sigmoid: {
-    deps: [],
+    deps: ["exp"],
     code: `fn kiln_sigmoid(x: f32) -> f32 {
-  return 1.0f / (1.0f + exp(-x));
+  return 1.0f / (1.0f + kiln_exp(-x));
 }`,
   },
-  // WGSL's pow is exp2(b * log2(a)), undefined for a <= 0; this adds Math.pow's cases: b = 0 gives 1, a = 0 gives
-  // 0 or inf, a negative base is NaN unless b is an integer, whose parity gives the sign.
+  // a^b = e^{b ln|a|} (0^(b>0) = 0, 0^(b<0) = inf, inf and NaN follow); then, as Math.pow: a negative base takes
+  // the sign of an odd integer b (|b| >= 2^24 is always even) and is NaN for a non-integer b; b = 0 gives 1.
   pow: {
-    deps: ["nan", "inf"],
+    deps: ["exp", "log", "nan"],
     code: `fn kiln_pow(a: f32, b: f32) -> f32 {
   if (b == 0.0f) { return 1.0f; }
-  let odd = trunc(b) == b && abs(b) < 16777216.0f && (i32(b) & 1i) != 0i;
-  if (a == 0.0f) {
-    if (b > 0.0f) { return select(0.0f, a, odd); }
-    return kiln_inf(odd && (bitcast<u32>(a) & 0x80000000u) != 0u);
-  }
-  let r = pow(abs(a), b);
+  let r = kiln_exp(b * kiln_log(abs(a)));
+  let is_int = trunc(b) == b;
+  let odd = is_int && abs(b) < 16777216.0f && (i32(b) & 1i) != 0i;
   if (a < 0.0f) {
-    if (trunc(b) != b) { return kiln_nan(); }
+    if (!is_int) { return kiln_nan(); }
     return select(r, -r, odd);
   }
   return r;

@@ -1,0 +1,58 @@
+// onnxruntime-web (WebAssembly, MLAS kernels) on 1 or 2 threads: each case is a one- or few-node ONNX graph;
+// transposed matmuls use Gemm's transA/transB, the MLP keeps its weights as initializers. No training.
+import * as ort from "onnxruntime-web";
+import { onnxModel } from "../onnx-model.js";
+import { mlpWeights } from "../common.js";
+
+export async function system({ threads }) {
+  ort.env.wasm.numThreads = threads;
+  ort.env.logLevel = "error";
+  const session = (spec) => ort.InferenceSession.create(onnxModel(spec), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
+  const f32 = (data, dims) => new ort.Tensor("float32", data, dims);
+  return {
+    label: "onnxruntime-web",
+    threads,
+    async prepare(c, inp) {
+      switch (c.kind) {
+        case "matmul": {
+          const n = c.n;
+          const s = await session({
+            inputs: [["A", [n, n]], ["B", [n, n]]], outputs: [["Y", [n, n]]],
+            nodes: [{ op: "Gemm", inputs: ["A", "B"], outputs: ["Y"], attrs: { transA: c.mode === "tn" ? 1 : 0, transB: c.mode === "nt" ? 1 : 0 } }],
+          });
+          return { run: async () => (await s.run({ A: f32(inp.a, [n, n]), B: f32(inp.b, [n, n]) })).Y.data, dispose: () => s.release() };
+        }
+        case "mlp": {
+          const w = mlpWeights();
+          const s = await session({
+            inputs: [["x", [c.batch, 784]]], outputs: [["y", [c.batch, 10]]],
+            initializers: [
+              { name: "w1", shape: [784, 128], data: w.w1 }, { name: "b1", shape: [128], data: w.b1 },
+              { name: "w2", shape: [128, 10], data: w.w2 }, { name: "b2", shape: [10], data: w.b2 },
+            ],
+            nodes: [
+              { op: "Gemm", inputs: ["x", "w1", "b1"], outputs: ["h0"] },
+              { op: "Relu", inputs: ["h0"], outputs: ["h"] },
+              { op: "Gemm", inputs: ["h", "w2", "b2"], outputs: ["y"] },
+            ],
+          });
+          return { run: async () => (await s.run({ x: f32(inp.x, [c.batch, 784]) })).y.data, dispose: () => s.release() };
+        }
+        case "softmax":
+        case "layernorm": {
+          const dims = [c.rows, c.cols];
+          const ln = c.kind === "layernorm";
+          const s = await session({
+            inputs: [["x", dims]], outputs: [["y", dims]],
+            initializers: ln ? [{ name: "g", shape: [c.cols], data: inp.gamma }, { name: "b", shape: [c.cols], data: inp.beta }] : [],
+            nodes: [ln
+              ? { op: "LayerNormalization", inputs: ["x", "g", "b"], outputs: ["y"], attrs: { axis: -1, epsilon: 1e-5 } }
+              : { op: "Softmax", inputs: ["x"], outputs: ["y"], attrs: { axis: -1 } }],
+          });
+          return { run: async () => (await s.run({ x: f32(inp.x, dims) })).y.data, dispose: () => s.release() };
+        }
+      }
+      return null; // training is not in the web package
+    },
+  };
+}

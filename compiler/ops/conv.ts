@@ -1,0 +1,151 @@
+// Op registry, neural-network composites: conv2d, max/avg pooling, flatten, dropout and batch_norm, built from
+// pad, window and random_uniform plus the usual primitives, so they get reference semantics, gradients and
+// codegen on every backend without kernels of their own. Argument checks (with diagnostics) are in
+// compiler/lower/builtins-nn.ts; these functions assume checked shapes.
+
+import type { Dim, DType, Shape } from "../ir/types.js";
+import type { PrimEmitter } from "./composites.js";
+import { sliceAttrs } from "./vjp.js";
+import { windowOut } from "./window.js";
+
+type Id = number | undefined;
+type Pair = readonly [number, number];
+
+export interface Conv2dOptions {
+  readonly stride: Pair;
+  readonly padding: Pair;
+  readonly dilation: Pair;
+  readonly groups: number;
+}
+
+/** What a conv2d with these shapes and options gives, or why it is invalid (code, message, hint). */
+export function conv2dShape(x: Shape, w: Shape, o: Conv2dOptions): { out: Dim[] } | { error: "K409" | "K410"; message: string; hint?: string; on: "x" | "w" } {
+  const show = (s: Shape) => `[${s.join(", ")}]`;
+  if (x.length !== 4) return { error: "K409", message: `conv2d needs x [N, C, H, W], got ${show(x)}`, on: "x" };
+  if (w.length !== 4 || !w.every((d) => typeof d === "number")) return { error: "K409", message: `conv2d needs w [O, C / groups, KH, KW] with known sizes, got ${show(w)}`, on: "w" };
+  const [N, C, H, W] = x;
+  const [O, Cg, KH, KW] = w as number[];
+  if (typeof C !== "number" || typeof H !== "number" || typeof W !== "number") return { error: "K409", message: `conv2d needs known channel and spatial sizes, got x ${show(x)}`, hint: "only the batch dimension N may be symbolic", on: "x" };
+  const g = o.groups;
+  if (C % g !== 0 || O % g !== 0) {
+    return { error: "K409", message: `conv2d with groups: ${g} needs input channels (${C}) and output channels (${O}) divisible by ${g}`, hint: "each group convolves C / groups input channels into O / groups output channels", on: C % g !== 0 ? "x" : "w" };
+  }
+  if (Cg !== C / g) {
+    return { error: "K409", message: `conv2d: w ${show(w)} expects ${Cg} input channels per group, x has ${C} channels${g > 1 ? ` in ${g} groups (${C / g} each)` : ""}`, hint: "w is [out_channels, in_channels / groups, KH, KW], as in PyTorch", on: "w" };
+  }
+  const oh = windowOut(H + 2 * o.padding[0], KH, o.stride[0], o.dilation[0]);
+  const ow = windowOut(W + 2 * o.padding[1], KW, o.stride[1], o.dilation[1]);
+  if (oh < 1 || ow < 1) {
+    return { error: "K410", message: `conv2d: the ${KH}x${KW} kernel (dilation ${o.dilation.join("x")}) does not fit the ${H}x${W} input with padding ${o.padding.join("x")}`, hint: "the output would be empty; use more padding or a smaller kernel", on: "w" };
+  }
+  return { out: [N, O, oh, ow] };
+}
+
+function padSpatial(e: PrimEmitter, x: number, [ph, pw]: Pair, value: number): Id {
+  if (ph === 0 && pw === 0) return x;
+  return e.emit("pad", [x], { pads: [[0, 0, 0], [0, 0, 0], [ph, ph, 0], [pw, pw, 0]], value });
+}
+
+/**
+ * x [N, C, H, W] * w [O, C/g, KH, KW] (+ b [O]) -> [N, O, OH, OW] as im2col: the window of each output pixel
+ * becomes a row, one matmul per group with w as [C/g*KH*KW, O/g], then back to NCHW.
+ */
+export function conv2d(e: PrimEmitter, x: number, w: number, b: number | undefined, o: Conv2dOptions): Id {
+  const [N, C] = e.type(x).shape;
+  const [O, , KH, KW] = e.type(w).shape as number[];
+  const g = o.groups;
+  const cg = (C as number) / g, og = O / g, k = cg * KH * KW;
+  const xp = padSpatial(e, x, o.padding, 0);
+  if (xp === undefined) return undefined;
+  let OH = 0, OW = 0;
+  const parts: number[] = [];
+  for (let gi = 0; gi < g; gi++) {
+    const xg = g === 1 ? xp : e.emit("slice", [xp], sliceAttrs(1, gi * cg, (gi + 1) * cg));
+    const wg = g === 1 ? w : e.emit("slice", [w], sliceAttrs(0, gi * og, (gi + 1) * og));
+    if (xg === undefined || wg === undefined) return undefined;
+    const cols = e.emit("window", [xg], { kernel: [KH, KW], stride: o.stride, dilation: o.dilation });
+    if (cols === undefined) return undefined;
+    [, OH, OW] = e.type(cols).shape as number[];
+    // A known batch makes the rows one matrix, so dW is a single matmul too (not a batched one summed over N).
+    const rows = e.emit("reshape", [cols], { shape: typeof N === "number" ? [N * OH * OW, k] : [N, OH * OW, k] });
+    const wm = e.emit("reshape", [wg], { shape: [og, k] });
+    const wt = wm === undefined ? undefined : e.emit("permute", [wm], { perm: [1, 0] });
+    if (rows === undefined || wt === undefined) return undefined;
+    const y = e.emit("matmul", [rows, wt], {});
+    if (y === undefined) return undefined;
+    parts.push(y);
+  }
+  const last = e.type(parts[0]).shape.length - 1;
+  let y: Id = parts.length === 1 ? parts[0] : e.emit("concat", parts, { axis: last });
+  if (b !== undefined && y !== undefined) y = e.emit("add", [y, b], {});
+  const nhwc = y === undefined ? undefined : e.emit("reshape", [y], { shape: [N, OH, OW, O] });
+  return nhwc === undefined ? undefined : e.emit("permute", [nhwc], { perm: [0, 3, 1, 2] });
+}
+
+/** max or average over each window ([N, C, H, W] -> [N, C, OH, OW]); padding is -inf for max, 0 for avg. */
+export function pool2d(e: PrimEmitter, kind: "max" | "avg", x: number, kernel: Pair, stride: Pair, padding: Pair): Id {
+  // Averages count the padding (PyTorch's count_include_pad=True); max never picks it.
+  const xp = padSpatial(e, x, padding, kind === "max" ? -Infinity : 0);
+  const win = xp === undefined ? undefined : e.emit("window", [xp], { kernel, stride, dilation: [1, 1] });
+  const r = win === undefined ? undefined : e.emit(kind === "max" ? "max" : "mean", [win], { axes: [4, 5], keepdims: false });
+  return r === undefined ? undefined : e.emit("permute", [r], { perm: [0, 3, 1, 2] });
+}
+
+/** [N, ...] -> [N, product of the rest] (the rest known at compile time). */
+export function flatten(e: PrimEmitter, x: number): Id {
+  const [n, ...rest] = e.type(x).shape;
+  return e.emit("reshape", [x], { shape: [n, (rest as number[]).reduce((a, d) => a * d, 1)] });
+}
+
+/** Training: each element is zeroed with probability p, the rest scaled by 1 / (1 - p). `stream` picks the mask's random stream. */
+export function dropout(e: PrimEmitter, x: number, p: number, stream: number): Id {
+  const t = e.type(x);
+  const u = e.emit("random_uniform", [], { stream, shape: t.shape });
+  const drop = u === undefined ? undefined : e.emit("lt", [u, e.constant(p, "f32")], {});
+  const kept = e.emit("div", [x, e.constant(1 - p, t.dtype)], {});
+  return drop === undefined || kept === undefined ? undefined : e.emit("where", [drop, e.constant(0, t.dtype), kept], {});
+}
+
+export interface BatchNormOut {
+  readonly y: Id;
+  /** Training only: the new running mean and variance, [C] each. */
+  readonly runningMean?: Id;
+  readonly runningVar?: Id;
+}
+
+/**
+ * x [N, C] or [N, C, H, W] normalised per channel. Training (PyTorch's rules): batch mean and biased variance
+ * normalise; the running stats move by `momentum` towards the batch mean and the unbiased variance. Eval: the
+ * running stats normalise.
+ */
+export function batchNorm(
+  e: PrimEmitter, x: number, gamma: number, beta: number, rm: number, rv: number,
+  o: { readonly momentum: number; readonly eps: number; readonly training: boolean },
+): BatchNormOut {
+  const xt = e.type(x);
+  const C = xt.shape[1];
+  const dt: DType = xt.dtype;
+  const axes = xt.shape.length === 2 ? [0] : [0, 2, 3];
+  const perChannel: Dim[] = xt.shape.length === 2 ? [C] : [C, 1, 1];
+  const asChannel = (v: number) => e.emit("reshape", [v], { shape: perChannel });
+  const c = (v: number) => e.constant(v, dt);
+  const op = (name: "add" | "sub" | "mul" | "div", a: Id, b: Id): Id => (a === undefined || b === undefined ? undefined : e.emit(name, [a, b], {}));
+  const affine = (xhat: Id) => op("add", op("mul", xhat, asChannel(gamma)), asChannel(beta));
+  const invStd = (v: Id) => (v === undefined ? undefined : e.emit("rsqrt", [op("add", v, c(o.eps))!], {}));
+  if (!o.training) return { y: affine(op("mul", op("sub", x, asChannel(rm)), invStd(asChannel(rv)))) };
+
+  const mean = e.emit("mean", [x], { axes, keepdims: true });
+  const xc = op("sub", x, mean);
+  const variance = xc === undefined ? undefined : e.emit("mean", [op("mul", xc, xc)!], { axes, keepdims: true });
+  const y = affine(op("mul", xc, invStd(variance)));
+  if (mean === undefined || variance === undefined) return { y };
+  // Elements per channel: a constant, or (symbolic batch) a sum of ones over the reduced axes.
+  const reduced = xt.shape.map((d, k) => (axes.includes(k) ? d : 1));
+  const n = reduced.every((d) => typeof d === "number")
+    ? c((reduced as number[]).reduce((a, d) => a * d, 1))
+    : e.emit("sum", [e.emit("broadcast_to", [c(1)], { shape: reduced })!], { axes: reduced.map((_, k) => k), keepdims: false });
+  const unbiased = op("div", op("mul", variance, n), op("sub", n, c(1)));
+  const toC = (v: Id) => (v === undefined ? undefined : e.emit("reshape", [v], { shape: [C] }));
+  const blend = (run: number, batch: Id) => op("add", op("mul", run, c(1 - o.momentum)), op("mul", toC(batch), c(o.momentum)));
+  return { y, runningMean: blend(rm, mean), runningVar: blend(rv, unbiased) };
+}

@@ -1,0 +1,69 @@
+// Load-time choices for the wasm kernels: the relaxed-SIMD build when the engine validates it, and a thread pool
+// on a shared memory when `threads` > 1 and the engine can share memory (otherwise one thread, cleanly).
+
+import { KilnError } from "./errors.js";
+import { instantiateKernels, relaxedSimdSupported, toBytes, type KernelFn, type WasmKernels } from "./wasm-backend.js";
+import { readParallelInfo, type RowSplit } from "./threads-meta.js";
+import { splitCall } from "./threads-split.js";
+import { sharedMemorySupported, ThreadPool, toSharedBinary } from "./threads.js";
+
+export type WasmSource = BufferSource | WebAssembly.Module;
+
+export interface KernelLoadOptions {
+  /** Threads running the kernels (default 1): matmuls and large elementwise kernels are split across them. */
+  threads?: number;
+  /** The relaxed-SIMD build of the same kernels (or a function fetching it), used when the engine supports it. */
+  relaxedWasm?: WasmSource | (() => Promise<WasmSource>);
+}
+
+export interface LoadedKernels extends WasmKernels {
+  /** Which build runs. */
+  simd: "plain" | "relaxed";
+  /** Threads actually in use (1 when the engine cannot share memory). */
+  threads: number;
+  pool: ThreadPool | null;
+}
+
+const MAX_THREADS = 64;
+
+export async function loadKernels(plain: WasmSource, opts: KernelLoadOptions): Promise<LoadedKernels> {
+  const threads = opts.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) {
+    throw new KilnError(`load: threads must be an integer from 1 to ${MAX_THREADS}, got ${String(threads)}`, { code: "bad_option" });
+  }
+  let wasm = plain;
+  let simd: LoadedKernels["simd"] = "plain";
+  if (opts.relaxedWasm !== undefined && relaxedSimdSupported()) {
+    wasm = typeof opts.relaxedWasm === "function" ? await opts.relaxedWasm() : opts.relaxedWasm;
+    simd = "relaxed";
+  }
+  // A precompiled Module cannot be re-declared with a shared memory, so it runs on one thread.
+  const shared = threads > 1 && !(wasm instanceof WebAssembly.Module) && sharedMemorySupported() ? toSharedBinary(toBytes(wasm)) : null;
+  if (!shared) return { ...(await instantiateKernels(wasm)), simd, threads: 1, pool: null };
+
+  const k = await instantiateKernels(shared);
+  const info = readParallelInfo(k.module);
+  const names = Object.keys(info.kernels).filter((n) => k.kernels.has(n));
+  if (names.length === 0) return { ...k, simd, threads: 1, pool: null };
+  const pool = await ThreadPool.start(k.module, k.memory.memory, threads, names);
+
+  // Each worker packs matmul panels in its own scratch, reserved once for the module's life.
+  const scratchBytes = Math.max(0, ...names.map((n) => info.kernels[n]!).filter((s): s is RowSplit => s.kind === "rows").map((s) => s.scratchBytes));
+  const scratch = Array.from({ length: threads - 1 }, (_, w) => (scratchBytes > 0 ? k.memory.allocPersistent(scratchBytes, `matmul scratch of thread ${w + 1}`) : 0));
+
+  const kernels = new Map(k.kernels);
+  for (const name of names) {
+    const fn = k.kernels.get(name)!;
+    const split = info.kernels[name]!;
+    const wrapped: KernelFn = (...args: number[]) => {
+      const calls = splitCall(split, args, threads, scratch);
+      if (!calls) return fn(...args);
+      pool.run(name, fn, calls);
+      return undefined;
+    };
+    // The executor checks each step's argument count against the kernel's arity.
+    Object.defineProperty(wrapped, "length", { value: fn.length });
+    kernels.set(name, wrapped);
+  }
+  return { ...k, kernels, simd, threads, pool };
+}

@@ -1,0 +1,241 @@
+// Thread pool for the wasm kernels: `threads - 1` workers (worker_threads in Node, Web Workers in browsers)
+// instantiate the same module on a shared WebAssembly.Memory. A dispatch hands each worker one kernel call
+// through a SharedArrayBuffer control block and runs the main thread's own share; kernel calls stay synchronous.
+
+import { KilnError } from "./errors.js";
+import { isNode } from "./io.js";
+import { CTL, WORKER_SOURCE } from "./worker.js";
+
+/** Pages of the shared memory's declared maximum (shared memories need one): 2 GiB. */
+export const SHARED_MAX_PAGES = 32768;
+
+/** Main-thread polls of the pending count before it sleeps (Node) or between checks (browsers cannot sleep). */
+const JOIN_SPIN = 2000;
+
+/** Whether this engine can share a wasm memory between threads (Node, or a cross-origin-isolated page). */
+export function sharedMemorySupported(): boolean {
+  if (typeof SharedArrayBuffer === "undefined" || typeof Atomics === "undefined") return false;
+  if (!isNode() && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated !== true) return false;
+  if (!isNode() && typeof Worker === "undefined") return false;
+  try {
+    return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true } as WebAssembly.MemoryDescriptor).buffer instanceof SharedArrayBuffer;
+  } catch {
+    return false;
+  }
+}
+
+interface NodeWorker {
+  postMessage(m: unknown): void;
+  once(ev: "message" | "error" | "exit", f: (x: unknown) => void): void;
+  unref(): void;
+  terminate(): Promise<number>;
+}
+interface WebWorker {
+  postMessage(m: unknown): void;
+  onmessage: ((e: { data: unknown }) => void) | null;
+  onerror: ((e: unknown) => void) | null;
+  terminate(): void;
+}
+
+// Hidden from bundlers, which would otherwise try to resolve the Node builtin for a browser build.
+const nodeImport = (spec: string): Promise<unknown> => import(/* @vite-ignore */ /* webpackIgnore: true */ spec);
+
+/** Starts one worker and resolves once it has instantiated the module. */
+async function spawn(init: Record<string, unknown>): Promise<{ terminate(): void }> {
+  if (isNode()) {
+    const wt = (await nodeImport("node:worker_threads")) as { Worker: new (src: string, o: { eval: boolean }) => NodeWorker };
+    const w = new wt.Worker(WORKER_SOURCE, { eval: true });
+    // Workers never keep the process alive: an idle pool (or one never disposed) lets Node exit.
+    w.unref();
+    await new Promise<void>((resolve, reject) => {
+      w.once("message", () => resolve());
+      w.once("error", (e) => reject(e as Error));
+      w.once("exit", () => reject(new Error("the worker exited during start-up")));
+      w.postMessage(init);
+    });
+    return { terminate: () => void w.terminate() };
+  }
+  const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
+  try {
+    const w = new (globalThis as unknown as { Worker: new (u: string) => WebWorker }).Worker(url);
+    await new Promise<void>((resolve, reject) => {
+      w.onmessage = () => resolve();
+      w.onerror = (e) => reject(new Error(`the worker failed to start: ${String((e as { message?: string }).message ?? e)}`));
+      w.postMessage(init);
+    });
+    w.onmessage = w.onerror = null;
+    return { terminate: () => w.terminate() };
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+/** One kernel call per thread: `calls[0]` runs on the calling thread, `calls[w]` on worker w (null: nothing). */
+export type ThreadCalls = (readonly number[] | null)[];
+
+export class ThreadPool {
+  readonly threads: number;
+  readonly #ctl: Int32Array;
+  readonly #workers: { terminate(): void }[];
+  readonly #index: Map<string, number>;
+  readonly #canWait: boolean;
+  #closed = false;
+
+  private constructor(threads: number, ctl: Int32Array, workers: { terminate(): void }[], names: readonly string[]) {
+    this.threads = threads;
+    this.#ctl = ctl;
+    this.#workers = workers;
+    this.#index = new Map(names.map((n, i) => [n, i]));
+    // Only Node lets the main thread block in Atomics.wait; a page's main thread polls.
+    this.#canWait = isNode();
+  }
+
+  /** Starts `threads - 1` workers on `memory` (shared) with the exported kernels `names` of `module`. */
+  static async start(module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number, names: readonly string[]): Promise<ThreadPool> {
+    const control = new SharedArrayBuffer(4 * (CTL.slots + (threads - 1) * CTL.slotSize));
+    const workers: { terminate(): void }[] = [];
+    try {
+      for (let index = 1; index < threads; index++) workers.push(await spawn({ module, memory, control, names: [...names], index }));
+    } catch (e) {
+      for (const w of workers) w.terminate();
+      throw new KilnError(`could not start ${threads - 1} worker thread(s): ${(e as Error).message}`, { code: "load_failed", cause: e });
+    }
+    return new ThreadPool(threads, new Int32Array(control), workers, names);
+  }
+
+  /** Most i32 arguments one worker call can take. */
+  static get maxArgs(): number {
+    return CTL.slotSize - 2;
+  }
+
+  /**
+   * Runs `fn(...calls[0])` here and kernel `name` with `calls[w]` on worker w, returning when all are done.
+   * Throws if any of them threw (after all have finished, so no worker still writes memory).
+   */
+  run(name: string, fn: (...args: number[]) => unknown, calls: ThreadCalls): void {
+    if (this.#closed) throw new Error("the thread pool has been closed");
+    const ctl = this.#ctl;
+    const k = this.#index.get(name);
+    if (k === undefined) throw new Error(`kernel ${name} is not known to the thread pool`);
+    for (let w = 1; w < this.threads; w++) {
+      const base = CTL.slots + (w - 1) * CTL.slotSize;
+      const args = calls[w];
+      if (!args || args.length > ThreadPool.maxArgs) {
+        if (args) throw new Error(`kernel ${name}: ${args.length} arguments do not fit a worker slot`);
+        ctl[base] = -1;
+        continue;
+      }
+      ctl[base] = k;
+      ctl[base + 1] = args.length;
+      for (let i = 0; i < args.length; i++) ctl[base + 2 + i] = args[i]!;
+    }
+    Atomics.store(ctl, CTL.failed, 0);
+    Atomics.store(ctl, CTL.pending, this.threads - 1);
+    Atomics.add(ctl, CTL.generation, 1);
+    Atomics.notify(ctl, CTL.generation);
+    let error: unknown;
+    try {
+      if (calls[0]) fn(...calls[0]);
+    } catch (e) {
+      error = e;
+    }
+    this.#join();
+    if (error !== undefined) throw error;
+    if (Atomics.load(ctl, CTL.failed)) throw new Error(`kernel ${name} failed on a worker thread`);
+  }
+
+  #join(): void {
+    const ctl = this.#ctl;
+    for (;;) {
+      let p = Atomics.load(ctl, CTL.pending);
+      for (let s = 0; p !== 0 && s < JOIN_SPIN; s++) p = Atomics.load(ctl, CTL.pending);
+      if (p === 0) return;
+      if (this.#canWait) Atomics.wait(ctl, CTL.pending, p, 50);
+    }
+  }
+
+  /** Stops and terminates the workers; later runs throw. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    Atomics.store(this.#ctl, CTL.stop, 1);
+    Atomics.add(this.#ctl, CTL.generation, 1);
+    Atomics.notify(this.#ctl, CTL.generation);
+    for (const w of this.#workers) w.terminate();
+  }
+}
+
+/**
+ * The same wasm binary with its memory import declared shared (maximum SHARED_MAX_PAGES), which is all a
+ * threaded build needs: the kernels never use atomics (threads only share the data, the pool synchronises).
+ * Returns null when the binary has no memory import it can rewrite.
+ */
+export function toSharedBinary(bytes: Uint8Array): Uint8Array | null {
+  let p = 8;
+  const u32 = (): number => {
+    let r = 0;
+    for (let shift = 0; ; shift += 7) {
+      const b = bytes[p++];
+      if (b === undefined) throw new Error("truncated");
+      r += (b & 0x7f) * 2 ** shift;
+      if (!(b & 0x80)) return r;
+    }
+  };
+  const leb = (n: number): number[] => {
+    const out: number[] = [];
+    do {
+      const b = n % 128;
+      n = Math.floor(n / 128);
+      out.push(n > 0 ? b | 0x80 : b);
+    } while (n > 0);
+    return out;
+  };
+  try {
+    while (p < bytes.length) {
+      const secStart = p;
+      const id = bytes[p++]!;
+      const size = u32();
+      const body = p;
+      if (id !== 2) {
+        p = body + size;
+        continue;
+      }
+      const count = u32();
+      for (let i = 0; i < count; i++) {
+        for (let name = 0; name < 2; name++) { // module and field names (read the length before moving p)
+          const len = u32();
+          p += len;
+        }
+        const kind = bytes[p++]!;
+        if (kind === 0) u32();
+        else if (kind === 1) {
+          p++; // element type
+          const hasMax = bytes[p++]! & 1;
+          u32();
+          if (hasMax) u32();
+        }
+        else if (kind === 3) p += 2;
+        else if (kind === 4) { p++; u32(); }
+        else if (kind === 2) {
+          const limStart = p;
+          const flags = bytes[p++]!;
+          if (flags & ~3) return null; // memory64 or unknown flags
+          const min = u32();
+          if (flags & 1) u32();
+          if (min > SHARED_MAX_PAGES) return null;
+          const limits = [0x03, ...leb(min), ...leb(SHARED_MAX_PAGES)];
+          const newBody = [...bytes.subarray(body, limStart), ...limits, ...bytes.subarray(p, body + size)];
+          const out = [...bytes.subarray(0, secStart), 2, ...leb(newBody.length), ...newBody];
+          const result = new Uint8Array(out.length + bytes.length - (body + size));
+          result.set(out, 0);
+          result.set(bytes.subarray(body + size), out.length);
+          return result;
+        } else return null;
+      }
+      return null;
+    }
+  } catch {
+    return null;
+  }
+  return null;
+}

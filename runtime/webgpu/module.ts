@@ -1,0 +1,211 @@
+/// <reference types="@webgpu/types" />
+// WebGPU runtime, the loaded module: loadKilnModuleWebGPU acquires a device, compiles every kernel's shader,
+// uploads the params (initialised exactly as on wasm: same seeded RNG stream, same order) and exposes the same
+// functions as the wasm module. Calls return GpuTensors at once; `await t.read()` waits for the GPU.
+
+import type { FunctionManifest, Manifest } from "../manifest.js";
+import { KilnError } from "../errors.js";
+import { allocTypedArray, encodeNumbersLoose, type DType } from "../dtype.js";
+import { Tensor } from "../tensor.js";
+import { initParams } from "../init.js";
+import { methodLayout } from "../layout.js";
+import type { CallInputs, CallOptions, InputValue } from "../bind.js";
+import { checkLoadOptions, checkManifest, encodeParamValue, type LoadOptions, type ParamInfo } from "../module.js";
+import { acquireDevice, checkAlive, type GpuHandle } from "./device.js";
+import { BufferPool, WORD, fromWords, readBack, toWords, upload } from "./buffers.js";
+import { buildPipelines } from "./shaders.js";
+import { buildGuardKit } from "./guards.js";
+import { GpuFunctionExecutor, type GpuModuleContext, type GpuParam } from "./executor.js";
+import { GpuTensor } from "./gpu-tensor.js";
+import { GPU_MODULE_MEMBERS } from "./members.js";
+
+export interface WebGPULoadOptions extends Omit<LoadOptions, "backend"> {
+  backend?: "webgpu";
+  /** A GPUDevice to run on (e.g. one shared by several modules); the module does not destroy it. */
+  device?: object;
+  /** Longest wait for a readback before it fails with a KilnError (default 60000 ms). */
+  timeoutMs?: number;
+}
+
+/** What a WebGPU call accepts for one input: anything the wasm backend accepts, or a GpuTensor of this module. */
+export type GpuInputValue = InputValue | GpuTensor;
+export type GpuCallInputs = Record<string, GpuInputValue>;
+export type KilnGpuFunction = (inputs: GpuCallInputs | GpuInputValue, options?: CallOptions) => GpuTensor | GpuTensor[];
+
+
+interface GpuState {
+  ctx: GpuModuleContext;
+  executors: Map<string, GpuFunctionExecutor>;
+}
+
+export class KilnGpuModule {
+  readonly manifest: Manifest;
+  readonly functions: string[];
+  readonly backend = "webgpu" as const;
+  /** The adapter the module runs on, e.g. "llvmpipe (mesa, vulkan)". */
+  readonly adapter: string;
+  #state: GpuState | null;
+
+  /**
+   * Use loadKilnModuleWebGPU() or the generated load({ backend: "webgpu" }). The state is typed `object` so the
+   * public declarations need no WebGPU types.
+   */
+  constructor(manifest: Manifest, state: object) {
+    const s = state as GpuState;
+    this.manifest = manifest;
+    this.functions = manifest.functions.map((f) => f.name);
+    this.adapter = s.ctx.h.adapter;
+    this.#state = s;
+  }
+
+  #live(what: string): GpuState {
+    if (!this.#state) throw new KilnError(`${what}: the module has been disposed`, { code: "disposed" });
+    return this.#state;
+  }
+
+  /** Runs a function (qualified or unambiguous method name); GpuTensors come back before the GPU has finished. */
+  call(name: string, inputs: GpuCallInputs | GpuInputValue, options?: CallOptions): GpuTensor | GpuTensor[] {
+    const state = this.#live(String(name));
+    const out = resolve(this.manifest, state.executors, name).run(inputs, options);
+    return out.length === 1 ? out[0]! : out;
+  }
+
+  params(): ParamInfo[] {
+    return this.manifest.params.map((p) => ({ name: p.name, dtype: p.dtype, shape: [...p.shape] }));
+  }
+
+  /** A copy of a param's current value (read back from the GPU). */
+  async getParam(name: string): Promise<Tensor> {
+    const { ctx } = this.#live("getParam");
+    const slot = paramSlot(ctx, this.manifest, name, "getParam");
+    checkAlive(ctx.h, "getParam");
+    const bytes = await readBack(ctx.h, ctx.pool, slot.buffer, slot.numel * WORD, ctx.timeoutMs, `getParam("${name}")`);
+    return new Tensor(slot.param.dtype, slot.param.shape, fromWords(slot.param.dtype, bytes, slot.numel));
+  }
+
+  /** Overwrites a param (same checks as the wasm module); ordered before every later call. */
+  setParam(name: string, value: ArrayLike<number> | Tensor): void {
+    const { ctx } = this.#live("setParam");
+    const slot = paramSlot(ctx, this.manifest, name, "setParam");
+    checkAlive(ctx.h, "setParam");
+    upload(ctx.h, slot.buffer, toWords(slot.param.dtype, encodeParamValue(name, slot.param, slot.numel, value)));
+  }
+
+  async paramsByName(): Promise<Record<string, Tensor>> {
+    const out: Record<string, Tensor> = {};
+    for (const p of this.manifest.params) out[p.name] = await this.getParam(p.name);
+    return out;
+  }
+
+  /** Waits until the GPU has finished every call so far; rejects with the first GPU error not yet reported. */
+  async sync(): Promise<void> {
+    const { ctx } = this.#live("sync");
+    const pending = [...ctx.pending];
+    ctx.pending.clear();
+    await Promise.all(pending);
+    checkAlive(ctx.h, "sync");
+    await ctx.h.device.queue.onSubmittedWorkDone();
+  }
+
+  /** Frees the GPU buffers (and the device, unless it was passed in); later calls throw. */
+  dispose(): void {
+    const s = this.#state;
+    if (!s) return;
+    this.#state = null;
+    s.ctx.disposed = true;
+    for (const e of s.executors.values()) e.dispose();
+    s.ctx.pool.destroyAll();
+    if (s.ctx.h.owned) s.ctx.h.device.destroy();
+  }
+}
+
+function resolve(manifest: Manifest, executors: Map<string, GpuFunctionExecutor>, name: string): GpuFunctionExecutor {
+  const exact = executors.get(name);
+  if (exact) return exact;
+  const byJs = manifest.functions.filter((f) => f.jsName === name);
+  if (byJs.length === 1) return executors.get(byJs[0]!.name)!;
+  if (byJs.length > 1) {
+    throw new KilnError(`"${name}" is ambiguous: it is ${byJs.map((f) => f.name).join(" and ")}; call it by its qualified name`, { code: "unknown_function", fn: name });
+  }
+  throw new KilnError(`unknown function "${name}"; available functions: ${manifest.functions.map((f) => f.name).join(", ") || "none"}`, { code: "unknown_function", fn: name });
+}
+
+function paramSlot(ctx: GpuModuleContext, manifest: Manifest, name: string, what: string): GpuParam {
+  const slot = ctx.params.get(name);
+  if (!slot) {
+    throw new KilnError(`${what}: unknown param "${name}"; params: ${manifest.params.map((p) => p.name).join(", ") || "none"}`, { code: "unknown_param", tensor: name });
+  }
+  return slot;
+}
+
+function uploadParams(h: GpuHandle, pool: BufferPool, manifest: Manifest, seed: number): Map<string, GpuParam> {
+  const params = new Map<string, GpuParam>();
+  const numels = manifest.params.map((p) => p.shape.reduce((a, b) => a * b, 1));
+  const slots = manifest.params.map((p, i) => ({ name: p.name, init: p.init, numel: numels[i]! }));
+  // The same stream as the wasm backend (runtime/init.ts), so one seed gives both backends the same params.
+  initParams(slots, seed, (i, values) => {
+    const p = manifest.params[i]!;
+    const encoded = allocTypedArray(p.dtype as DType, numels[i]!);
+    encodeNumbersLoose(p.dtype, values, encoded);
+    const buffer = pool.acquire(numels[i]! * WORD);
+    upload(h, buffer, toWords(p.dtype, encoded));
+    params.set(p.name, { param: p, buffer, numel: numels[i]! });
+  });
+  return params;
+}
+
+function installMethods(mod: KilnGpuModule, fns: FunctionManifest[]): void {
+  const method = (f: FunctionManifest): KilnGpuFunction => {
+    const m = (inputs: GpuCallInputs | GpuInputValue, options?: CallOptions) => mod.call(f.name, inputs, options);
+    Object.defineProperty(m, "name", { value: f.jsName });
+    return m;
+  };
+  const { models, direct } = methodLayout(fns);
+  for (const [model, list] of models) {
+    if (GPU_MODULE_MEMBERS.includes(model)) continue;
+    const ns = Object.create(null) as Record<string, KilnGpuFunction>;
+    for (const f of list) ns[f.jsName] = method(f);
+    Object.defineProperty(mod, model, { value: Object.freeze(ns), enumerable: true });
+  }
+  for (const f of direct) if (!GPU_MODULE_MEMBERS.includes(f.jsName)) Object.defineProperty(mod, f.jsName, { value: method(f), enumerable: true });
+}
+
+/**
+ * Loads a compiled module on WebGPU: `wgsl` is the text of the module's .wgsl file (compiled with --target wgsl
+ * or all). Same methods and params as loadKilnModule, but calls return GpuTensors (`await t.read()`) and
+ * getParam is async. Without a usable adapter this fails with a KilnError of code "load_failed".
+ */
+export async function loadKilnModuleWebGPU<T extends object = Record<string, unknown>>(
+  manifest: Manifest,
+  wgsl: string,
+  options: WebGPULoadOptions = {},
+): Promise<KilnGpuModule & T> {
+  checkManifest(manifest);
+  const seed = checkLoadOptions(manifest, options, "loadKilnModuleWebGPU");
+  if (!manifest.wgsl || typeof wgsl !== "string" || wgsl === "") {
+    throw new KilnError(`this module was compiled without the WGSL target: recompile it with \`kiln compile --target all\` (or --target wgsl) to run it on WebGPU`, { code: "bad_option" });
+  }
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  if (!(timeoutMs > 0)) throw new KilnError(`loadKilnModuleWebGPU: timeoutMs must be a positive number of milliseconds`, { code: "bad_option" });
+  for (const p of manifest.params) {
+    if (p.dtype === "f64") throw new KilnError(`param "${p.name}" is f64, which WebGPU cannot store; use the wasm backend`, { code: "bad_manifest", tensor: p.name });
+  }
+  const h = await acquireDevice(options.device ? { device: options.device } : {});
+  const pool = new BufferPool(h);
+  try {
+    const pipelines = await buildPipelines(h, manifest, wgsl);
+    const guards = await buildGuardKit(h, manifest);
+    const params = uploadParams(h, pool, manifest, seed);
+    const ctx: GpuModuleContext = { h, pool, pipelines, guards, params, timeoutMs, seed, owner: {}, pending: new Set(), disposed: false };
+    const executors = new Map<string, GpuFunctionExecutor>();
+    for (const fn of manifest.functions) executors.set(fn.name, new GpuFunctionExecutor(fn, ctx));
+    const mod = new KilnGpuModule(manifest, { ctx, executors });
+    if (options.params) for (const [name, value] of Object.entries(options.params)) mod.setParam(name, value);
+    installMethods(mod, manifest.functions);
+    return mod as KilnGpuModule & T;
+  } catch (e) {
+    pool.destroyAll();
+    if (h.owned) h.device.destroy();
+    throw e;
+  }
+}

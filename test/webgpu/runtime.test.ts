@@ -1,0 +1,138 @@
+// The WebGPU runtime beyond op semantics: results stay on the GPU until read and chain between calls, params
+// match the wasm backend's for a seed and round-trip through set/get, byte-sized dtypes survive the 32-bit
+// storage, tensors past one dispatch's reach, and every failure (too large, broken shader, wrong module,
+// disposed, lost device) is a KilnError that says what to do. Skips, saying why, without an adapter.
+import { afterAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { buildWgsl } from "../../compiler/compile.js";
+import { KilnError } from "../../runtime/errors.js";
+import { Tensor } from "../../runtime/tensor.js";
+import { GpuTensor } from "../../runtime/webgpu/gpu-tensor.js";
+import { loadKilnModuleWebGPU } from "../../runtime/webgpu/module.js";
+import { acquireDevice } from "../../runtime/webgpu/device.js";
+import { irOf, wasmModule } from "../helpers/backend.js";
+import { gpuModule, webgpuEnv } from "./helpers.js";
+
+const env = await webgpuEnv("WebGPU runtime");
+afterAll(() => env.h?.device.destroy());
+
+const PROGRAM = `
+fn double(x: f32[N]) -> f32[N] { return x * 2 }
+fn outer(x: f32[N]) -> f32[N, N] { return reshape(x, [N, 1]) * x }
+fn rowsum(x: f32[R, C]) -> f32[R] { return sum(x, axis: 1) }
+fn bytes(x: i32[N], b: bool[N]) -> (u8[N], i8[N], bool[N]) {
+  return cast(x, u8), cast(x, i8), b == (x > 0)
+}
+model Lin {
+  param w: f32[4, 3] = he()
+  param b: f32[3] = uniform(-1, 1)
+  fn forward(x: f32[B, 4]) -> f32[B, 3] { return x @ w + b }
+}`;
+
+describe.skipIf(!env.h)("WebGPU runtime", () => {
+  const ir = irOf(PROGRAM);
+
+  it("returns GpuTensors at once; they chain between calls without a readback", async () => {
+    const m = await gpuModule(env, ir);
+    const x = new Tensor("f32", [5], [1, 2, 3, 4, 5]);
+    const y = m.call("double", { x }) as GpuTensor;
+    expect(y).toBeInstanceOf(GpuTensor);
+    expect(y.shape).toEqual([5]);
+    const z = m.call("double", { x: y }) as GpuTensor;
+    expect(Array.from((await z.read()).data)).toEqual([4, 8, 12, 16, 20]);
+    expect(Array.from((await y.read()).data)).toEqual([2, 4, 6, 8, 10]);
+    y.dispose();
+    await expect(y.read()).rejects.toThrow(/disposed/);
+    expect(() => m.call("double", { x: y })).toThrow(KilnError);
+    m.dispose();
+  });
+
+  it("initialises params exactly like wasm for a seed; setParam/getParam round-trip", async () => {
+    const [g, w] = [await gpuModule(env, ir, 7), await wasmModule(ir, 7)];
+    for (const name of ["Lin.w", "Lin.b"]) expect(Array.from((await g.getParam(name)).data)).toEqual(Array.from(w.getParam(name).data));
+    g.setParam("Lin.b", [1, 2, 3]);
+    expect(Array.from((await g.getParam("Lin.b")).data)).toEqual([1, 2, 3]);
+    expect(() => g.setParam("Lin.b", [1, 2])).toThrow(/expected f32\[3\]/);
+    await expect(g.getParam("Lin.nope")).rejects.toThrow(/unknown param/);
+    const y = await (g.call("Lin.forward", { x: new Tensor("f32", [1, 4], [0, 0, 0, 0]) }) as GpuTensor).read();
+    expect(Array.from(y.data)).toEqual([1, 2, 3]);
+    g.dispose();
+  });
+
+  it("stores bool, u8 and i8 one word per element and gives them back as bytes", async () => {
+    const m = await gpuModule(env, ir);
+    const x = new Int32Array([-129, -1, 0, 1, 200, 255, 256]);
+    const b = new Uint8Array([1, 0, 0, 1, 1, 0, 1]);
+    const [u8, i8, eq] = await Promise.all((m.call("bytes", { x, b }) as GpuTensor[]).map((t) => t.read()));
+    expect(u8!.data).toBeInstanceOf(Uint8Array);
+    expect(Array.from(u8!.data)).toEqual([127, 255, 0, 1, 200, 255, 0]);
+    expect(i8!.data).toBeInstanceOf(Int8Array);
+    expect(Array.from(i8!.data)).toEqual([127, -1, 0, 1, -56, -1, 0]);
+    expect(Array.from(eq!.data)).toEqual([0, 1, 1, 1, 1, 0, 1]);
+    m.dispose();
+  });
+
+  it("covers tensors larger than one dispatch reaches (grid-stride loops past 65535 workgroups)", async () => {
+    const m = await gpuModule(env, ir);
+    const n = 65535 * 64 + 37;
+    const x = new Float32Array(n).map((_, i) => i % 1000);
+    const y = await (m.call("double", { x }) as GpuTensor).read();
+    expect(y.data[n - 1]).toBe(2 * ((n - 1) % 1000));
+    expect(y.data[123456]).toBe(2 * (123456 % 1000));
+    const rows = 70001;
+    const s = await (m.call("rowsum", { x: new Tensor("f32", [rows, 2], new Float32Array(rows * 2).map((_, i) => i % 7)) }) as GpuTensor).read();
+    expect(s.data[rows - 1]).toBe(((2 * rows - 2) % 7) + ((2 * rows - 1) % 7));
+    m.dispose();
+  }, 60_000);
+
+  it("a tensor past the device's binding size fails with a KilnError pointing to wasm", async () => {
+    const m = await gpuModule(env, ir);
+    const max = env.h!.device.limits.maxStorageBufferBindingSize;
+    const n = Math.ceil(Math.sqrt(max / 4)) + 1;
+    expect(() => m.call("outer", { x: new Float32Array(n) })).toThrow(/needs \d+ bytes of GPU memory in one binding.*wasm backend/);
+    m.dispose();
+  });
+
+  it("a shader that fails validation names the kernel, its ops and the WGSL line", async () => {
+    const b = buildWgsl(ir, "t");
+    const broken = b.wgsl.replace("out[i] = v0;", "out[i] = v0 +;");
+    const err = await loadKilnModuleWebGPU(b.manifest, broken, { device: env.h!.device }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KilnError);
+    expect((err as Error).message).toMatch(/kernel "ew_mul_f32_\d+" \(ops: mul\) does not compile/);
+    expect((err as Error).message).toContain("out[i] = v0 +;");
+  });
+
+  it("rejects GpuTensors of another module, modules without WGSL, and calls after dispose", async () => {
+    const [a, c] = [await gpuModule(env, ir), await gpuModule(env, ir)];
+    const y = a.call("double", { x: [1] }) as GpuTensor;
+    expect(() => c.call("double", { x: y })).toThrow(/another module/);
+    const noWgsl = { ...buildWgsl(ir, "t").manifest, wgsl: undefined };
+    await expect(loadKilnModuleWebGPU(noWgsl, "", { device: env.h!.device })).rejects.toThrow(/--target all/);
+    a.dispose();
+    expect(() => a.call("double", { x: [1] })).toThrow(/disposed/);
+    await expect(y.read()).rejects.toThrow(/disposed module/);
+    c.dispose();
+  });
+
+  it("a lost device makes later calls and reads fail with a KilnError instead of hanging", async () => {
+    const b = buildWgsl(ir, "t");
+    const own = await acquireDevice();
+    const m = await loadKilnModuleWebGPU(b.manifest, b.wgsl, { device: own.device });
+    expect(m.adapter.length).toBeGreaterThan(0);
+    const y = m.call("double", { x: [1, 2] }) as GpuTensor;
+    await m.sync();
+    own.device.destroy();
+    await own.device.lost;
+    expect(() => m.call("double", { x: [1] })).toThrow(/WebGPU device was destroyed.*wasm backend/);
+    await expect(y.read()).rejects.toThrow(KilnError);
+    m.dispose();
+  }, 60_000);
+
+  it("the generated .wgsl file has one readable shader per kernel", () => {
+    const text = buildWgsl(irOf(readFileSync("dsl-examples/mlp.kiln", "utf8")), "mlp").wgsl;
+    expect(text).toMatch(/^\/\/ @kiln-kernel matmul_f32_\d+$/m);
+    expect(text).toMatch(/^\/\/ Kiln kernel matmul_f32_\d+: matmul f32/m);
+    expect(text).toContain("@group(0) @binding(0) var<uniform> p: Params;");
+    expect(text).not.toContain("enable f16");
+  });
+});
