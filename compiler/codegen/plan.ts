@@ -66,7 +66,8 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
       case "param": v({ kind: "param", name: a.name as string }); continue;
       case "const": v({ kind: "const", value: a.value as number }); continue;
       case "random_uniform": v({ kind: "random", stream: a.stream as number }); continue;
-      case "reshape": v({ kind: "alias", of: n.inputs[0] }); continue;
+      case "reshape":
+      case "stop_gradient": v({ kind: "alias", of: n.inputs[0] }); continue;
     }
     // A transpose folded into its matmul: nothing reads this value, so it takes no memory and no step.
     if (mm.folded.has(n.id)) { v({ kind: "alias", of: n.inputs[0] }); continue; }

@@ -8,6 +8,7 @@ import { formatType, type Dim, type Shape } from "../ir/types.js";
 import * as C from "../ops/composites.js";
 import { normalizeAxis } from "../ops/shape-utils.js";
 import type { UnaryOp } from "../ops/types.js";
+import { sliceAttrs } from "../ops/vjp.js";
 import type { FnLowerer } from "./lower-fn.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 import { NN_BUILTINS } from "./builtins-nn.js";
@@ -50,6 +51,7 @@ const BUILTINS: Record<string, Builtin> = {
   neg: unary("neg"), exp: unary("exp"), log: unary("log"), sqrt: unary("sqrt"), rsqrt: unary("rsqrt"),
   abs: unary("abs"), tanh: unary("tanh"), sigmoid: unary("sigmoid"), relu: unary("relu"),
   maximum: binary("maximum"), minimum: binary("minimum"), pow: binary("pow"),
+  stop_gradient: { params: ["x"], run: (L, a) => L.emitVal("stop_gradient", [L.materialize(a.x!.val, a.x!.span)], {}) },
   sum: reduction("sum"), mean: reduction("mean"), max: reduction("max"), min: reduction("min"),
   where: {
     params: ["cond", "a", "b"],
@@ -119,15 +121,16 @@ const BUILTINS: Record<string, Builtin> = {
     },
   },
   slice: {
-    params: ["x", "axis", "start", "end"],
+    params: ["x", "axis", "start", "end", "step?"],
     run(L, a) {
       const x = tensorArg(L, a.x!);
       if (x === undefined) return POISON;
       const axis = axesArg(L, a.axis!, L.type(x).shape.length, true)?.[0];
       const start = intArg(L, a.start!);
       const end = intArg(L, a.end!);
-      if (axis === undefined || start === undefined || end === undefined) return POISON;
-      return L.emitVal("slice", [tensor(x)], { axis, start, end });
+      const step = a.step ? intArg(L, a.step) : 1;
+      if (axis === undefined || start === undefined || end === undefined || step === undefined) return POISON;
+      return L.emitVal("slice", [tensor(x)], sliceAttrs(axis, start, end, step));
     },
   },
   concat: {

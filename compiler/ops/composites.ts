@@ -30,14 +30,20 @@ function un(e: PrimEmitter, op: "exp" | "log" | "neg" | "rsqrt", a: Id): Id {
 }
 
 /** softmax along `axis` (normalised), shifted by the row max for stability. */
-export function softmax(e: PrimEmitter, x: number, axis: number): Id {
+/** The row max that keeps exp() in range; softmax does not depend on it, so no gradient goes through it. */
+function stableShift(e: PrimEmitter, x: number, axis: number): Id {
   const m = reduce(e, "max", x, axis);
+  return m === undefined ? undefined : e.emit("stop_gradient", [m], {});
+}
+
+export function softmax(e: PrimEmitter, x: number, axis: number): Id {
+  const m = stableShift(e, x, axis);
   const ex = un(e, "exp", bin(e, "sub", x, m));
   return bin(e, "div", ex, reduce(e, "sum", ex, axis));
 }
 
 export function logSoftmax(e: PrimEmitter, x: number, axis: number): Id {
-  const shifted = bin(e, "sub", x, reduce(e, "max", x, axis));
+  const shifted = bin(e, "sub", x, stableShift(e, x, axis));
   const lse = un(e, "log", reduce(e, "sum", un(e, "exp", shifted), axis));
   return bin(e, "sub", shifted, lse);
 }

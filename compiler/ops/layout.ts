@@ -125,6 +125,14 @@ export const concatCore: OpCore<"concat"> = {
   },
 };
 
+/** The identity for values, a wall for gradients (the autodiff pass sends nothing through it). */
+export const stopGradientCore: OpCore<"stop_gradient"> = {
+  name: "stop_gradient",
+  arity: 1,
+  infer: ([x]) => ({ dtype: x.dtype, shape: x.shape }),
+  evaluate: ([x], _a, out) => makeRef(out.dtype, out.shape, x.data.slice()),
+};
+
 export const iotaCore: OpCore<"iota"> = {
   name: "iota",
   arity: 0,

@@ -6,7 +6,7 @@
 import { WASM_LOWERING, type WasmLowering } from "../codegen/wasm/op-emitters.js";
 import { WGSL_LOWERING, type WgslLowering } from "../codegen/wgsl/op-emitters.js";
 import { binaryCore, castCore, compareCore, unaryCore, whereCore } from "./elementwise.js";
-import { broadcastToCore, concatCore, iotaCore, permuteCore, reshapeCore, sliceCore } from "./layout.js";
+import { broadcastToCore, concatCore, iotaCore, stopGradientCore, permuteCore, reshapeCore, sliceCore } from "./layout.js";
 import { matmulCore } from "./matmul.js";
 import { argmaxCore, reduceCore } from "./reduce.js";
 import { constCore, cotangentCore, gradientCore, inputCore, paramCore, randomUniformCore } from "./source.js";
@@ -29,7 +29,7 @@ const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
   sum: reduceCore("sum"), mean: reduceCore("mean"), max: reduceCore("max"), min: reduceCore("min"),
   reshape: reshapeCore, permute: permuteCore, broadcast_to: broadcastToCore, slice: sliceCore, concat: concatCore,
   pad: padCore, window: windowCore,
-  where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore, argmax: argmaxCore, random_uniform: randomUniformCore,
+  where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore, argmax: argmaxCore, stop_gradient: stopGradientCore, random_uniform: randomUniformCore,
   input: inputCore, param: paramCore, const: constCore, gradient: gradientCore, cotangent: cotangentCore,
 };
 

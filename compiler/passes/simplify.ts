@@ -12,7 +12,7 @@ function identityOf(n: Node, nodes: readonly Node[], remap: Map<number, number>)
   const isConst = (x: Node | undefined, v: number) => x?.op === "const" && (x.attrs as { value: number }).value === v;
   const same = (x: Node | undefined) => x !== undefined && x.type.dtype === n.type.dtype && sameShape(x.type.shape, n.type.shape);
   let keep: Node | undefined;
-  if (n.op === "reshape" && same(ins[0])) keep = ins[0];
+  if ((n.op === "reshape" || n.op === "stop_gradient") && same(ins[0])) keep = ins[0];
   else if (n.op === "add" && isConst(ins[1], 0) && same(ins[0])) keep = ins[0];
   else if (n.op === "add" && isConst(ins[0], 0) && same(ins[1])) keep = ins[1];
   else if ((n.op === "mul" || n.op === "div") && isConst(ins[1], 1) && same(ins[0])) keep = ins[0];

@@ -108,6 +108,7 @@ export const CASES: { [P in KernelOp]: Case[] } = {
   ],
   random_uniform: [{ ins: [], attrs: { stream: 0, shape: [17] } }, { ins: [], attrs: { stream: 3, shape: [2, 3, 5] } }, { ins: [], attrs: { stream: 1, shape: [] } }],
   iota: [{ ins: [], attrs: { n: 1, dtype: "i32" } }, { ins: [], attrs: { n: 17, dtype: "i32" } }],
+  stop_gradient: [{ ins: [f(3, 5)] }, { ins: [i(4)] }],
   argmax: [
     { ins: [f(10)], attrs: { axis: 0, keepdims: false } }, { ins: [f(3, 17)], attrs: { axis: 1, keepdims: false } },
     { ins: [f(4, 5, 3)], attrs: { axis: 1, keepdims: true } }, { ins: [i(6, 4)], attrs: { axis: 0, keepdims: false } },

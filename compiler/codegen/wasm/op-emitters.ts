@@ -150,6 +150,8 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   min: { kind: "reduce", op: "min" },
   matmul: { kind: "matmul" },
   reshape: layout,
+  // An alias of its input once autodiff is done (simplify folds it away).
+  stop_gradient: layout,
   permute: layout,
   broadcast_to: layout,
   slice: layout,

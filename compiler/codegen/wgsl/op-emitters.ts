@@ -114,6 +114,8 @@ export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
   min: { kind: "reduce", op: "min" },
   matmul: { kind: "matmul" },
   reshape: layout,
+  // An alias of its input once autodiff is done (simplify folds it away).
+  stop_gradient: layout,
   permute: layout,
   broadcast_to: layout,
   slice: layout,
