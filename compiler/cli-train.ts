@@ -37,6 +37,8 @@ export interface TrainResult {
   losses: number[];
   /** Held-out accuracy after each epoch (mnist only). */
   accuracy: number[];
+  /** The module's wasm memory size after each epoch (mnist only): flat after the first, no growth per batch. */
+  memoryBytes: number[];
   module: KilnModule;
 }
 
@@ -70,7 +72,7 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
   const build = await buildWasm(ir, basename(ir.source));
   const mod = await loadKilnModule(build.manifest, build.wasm, { seed: opts.seed });
   const name = g.name.replace(/\.step$/, "");
-  const result: TrainResult = { losses: [], accuracy: [], module: mod };
+  const result: TrainResult = { losses: [], accuracy: [], memoryBytes: [], module: mod };
   if ((opts.data ?? "synthetic") === "synthetic") {
     const inputs = syntheticBatch(g, opts.batch, opts.classes, opts.seed);
     out(`kiln: training ${name} on a synthetic batch of ${opts.batch} (seed ${opts.seed}) for ${opts.steps} steps`);
@@ -112,6 +114,7 @@ async function trainMnist(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainOp
       result.accuracy.push(acc);
       out(`epoch ${epoch}/${epochs}  train loss ${(sum / n).toFixed(4)}  test accuracy ${(acc * 100).toFixed(2)}%`);
     } else out(`epoch ${epoch}/${epochs}  train loss ${(sum / n).toFixed(4)}  (no ${model}.forward: accuracy not measured)`);
+    result.memoryBytes.push(mod.memoryStats().bytes);
   }
   if (forward) out(`kiln: final test accuracy ${(result.accuracy[result.accuracy.length - 1] * 100).toFixed(2)}% on the ${data.testSet.length} held-out images`);
 }

@@ -30,6 +30,12 @@ describe("MNIST training (images 0-7999 train, 8000-9999 held out)", () => {
     expect(svg).toContain("accuracy");
   }, 60_000);
 
+  it("iterating epochs allocates no new wasm memory per batch", async () => {
+    const ir = irOf(readFileSync("dsl-examples/mnist_mlp.kiln", "utf8"), "dsl-examples/mnist_mlp.kiln");
+    const r = await runTraining(ir, { data: "mnist", epochs: 2, steps: 0, batch: 128, seed: 2, classes: 10, checkNumerics: false, progress: quiet }, () => {});
+    expect(r.memoryBytes[1]).toBe(r.memoryBytes[0]);
+  }, 60_000);
+
   it("bad MNIST inputs are clear errors", async () => {
     const err: string[] = [];
     const code = await main(["train", "dsl-examples/mlp_train.kiln", "--data", "mnist", "--data-dir", "/nonexistent"], () => {}, (s) => err.push(s));
