@@ -24,15 +24,8 @@ export function isInt(d: DType): boolean {
   return d === "i32" || d === "i8" || d === "u8";
 }
 
-/** Bytes per element in linear memory (bool is stored as one byte). */
-export function dtypeBytes(d: DType): number {
-  switch (d) {
-    case "f64": return 8;
-    case "f32": case "i32": return 4;
-    case "f16": case "bf16": return 2;
-    case "i8": case "u8": case "bool": return 1;
-  }
-}
+/** Bytes per element in linear memory (bool is stored as one byte): the runtime's table, shared. */
+export { dtypeBytes } from "../../runtime/dtype.js";
 
 export function formatDim(d: Dim): string {
   return typeof d === "number" ? String(d) : d;
