@@ -14,6 +14,7 @@ import { KilnError } from "../runtime/errors.js";
 import { saveSafetensors } from "../runtime/safetensors.js";
 import { ProgressBar } from "../runtime/progress.js";
 import { trainingPlotSvg, writeSvg } from "../runtime/plot.js";
+import { trainStepWithScaler } from "../runtime/loss-scale.js";
 import { asModelInput, imageAndLabelInputs, mnistDir, mnistLoaders, syntheticBatch } from "./cli-data.js";
 
 export interface TrainOptions {
@@ -59,8 +60,7 @@ function modelOf(g: Graph, ir: IRModule): string {
 
 function call(mod: KilnModule, fn: string, inputs: Record<string, Tensor>, step: number, check: boolean): number {
   try {
-    const r = mod.call(fn, inputs, { checkNumerics: check });
-    return Number((Array.isArray(r) ? r[0] : r).data[0]);
+    return trainStepWithScaler(mod, fn.replace(/\.step$/, ""), inputs, step, check);
   } catch (e) {
     if (e instanceof KilnError && e.code === "non_finite") throw new KilnError(`kiln: training step ${step}: ${e.message}`, { code: "non_finite", fn: e.fn, tensor: e.tensor });
     throw e;

@@ -23,7 +23,8 @@ export type KilnErrorCode =
   | "disposed"
   | "load_failed"
   | "index"
-  | "non_finite";
+  | "non_finite"
+  | "loss_scale_collapsed";
 
 export interface KilnErrorDetails {
   code?: KilnErrorCode;

@@ -9,10 +9,12 @@ import { formatType, isFloat, type TensorType } from "../ir/types.js";
 import { FnLowerer } from "./lower-fn.js";
 import type { ModuleScope } from "./module-scope.js";
 import { emitUpdate, parseOptimizer, stateParam } from "./optimizers.js";
+import { makeScaler, parseLossScale } from "./loss-scale.js";
 import { resolveType } from "./types-from-ast.js";
 import { tensor } from "./values.js";
 
-const KEYS = ["model", "loss", "optimizer"];
+const KEYS = ["model", "loss", "optimizer", "loss_scale"];
+const REQUIRED = ["model", "loss", "optimizer"];
 
 function nameOf(e: Expr | undefined): string | undefined {
   return e?.kind === "name" ? e.name : undefined;
@@ -26,7 +28,7 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
     else if (entries.has(e.key)) diags.error("K611", `'${e.key}' is given twice`, e.keySpan);
     else entries.set(e.key, e.value);
   }
-  for (const k of KEYS) if (!entries.has(k)) diags.error("K611", `train ${t.name} needs '${k}:'`, t.nameSpan, "e.g. train Step { model: MLP, loss: loss, optimizer: sgd(lr: 0.1) }");
+  for (const k of REQUIRED) if (!entries.has(k)) diags.error("K611", `train ${t.name} needs '${k}:'`, t.nameSpan, "e.g. train Step { model: MLP, loss: loss, optimizer: sgd(lr: 0.1) }");
   if (diags.hasErrors) return undefined;
   const modelName = nameOf(entries.get("model"));
   const model = modelName ? scope.models.get(modelName) : undefined;
@@ -42,6 +44,8 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
   }
   const opt = parseOptimizer(entries.get("optimizer")!, diags);
   if (!opt) return undefined;
+  const scaleSpec = entries.has("loss_scale") ? parseLossScale(entries.get("loss_scale")!, diags) : undefined;
+  if (entries.has("loss_scale") && !scaleSpec) return undefined;
 
   const L = new FnLowerer(scope);
   L.span = t.span;
@@ -64,10 +68,20 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
   }
   L.span = entries.get("optimizer")!.span;
   const state: ParamInfo[] = [];
+  const paramNodes = new Map<string, number>();
   const stateNode = (name: string, ty: TensorType) => {
     state.push(stateParam(t.name, name, ty));
-    return L.b.add("param", [], { name }, ty);
+    const id = L.b.add("param", [], { name }, ty);
+    paramNodes.set(name, id);
+    return id;
   };
+  const scaler = scaleSpec
+    ? makeScaler(L, scaleSpec, t.name, y.id, stateNode, (name, v) => {
+        const i = state.findIndex((s) => s.name === name);
+        state[i] = { ...state[i], init: { kind: "constant", value: v } };
+      })
+    : undefined;
+  const grads: number[] = [];
   let step: number | undefined;
   const updates: { param: string; node: number }[] = [];
   if (opt.kind !== "sgd") {
@@ -80,10 +94,15 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
     // batch_norm's running statistics are written by the forward pass, not by the optimizer.
     if (L.statUpdates.has(w.name)) return;
     const wrt = r.wrt[k];
-    const grad = L.b.add("gradient", [y.id, wrt], {}, L.type(wrt), t.span);
+    const raw = L.b.add("gradient", [scaler?.scaledLoss ?? y.id, wrt], {}, L.type(wrt), t.span);
+    const grad = scaler ? scaler.unscale(raw) : raw;
+    grads.push(grad);
     const pnode = L.b.nodes[wrt].inputs[0];
+    paramNodes.set(w.name, pnode);
     for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad, type: w.type }, step, stateNode)) updates.push({ param, node });
   });
+  // A skipped step (non-finite gradients under loss scaling) keeps params and optimizer state as they were.
+  scaler?.finish(grads, updates, (param) => paramNodes.get(param)!);
   for (const [param, node] of L.statUpdates) if (node !== undefined) updates.push({ param, node });
   if (own.length === L.statUpdates.size) diags.error("K611", `model ${model.decl.name} has no float params to train`, t.nameSpan);
   if (diags.hasErrors) return undefined;

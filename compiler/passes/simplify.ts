@@ -22,6 +22,9 @@ function identityOf(n: Node, nodes: readonly Node[], remap: Map<number, number>)
   return keep === undefined ? undefined : remap.get(keep.id);
 }
 
+/** JSON replacer keeping -inf, inf and NaN apart (a -inf pad must not merge with a NaN one); JSON makes all null. */
+const finite = (_k: string, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v);
+
 export function simplifyGraph(g: Graph): Graph {
   const live = new Array<boolean>(g.nodes.length).fill(false);
   for (const o of g.outputs) live[o.node] = true;
@@ -44,7 +47,7 @@ export function simplifyGraph(g: Graph): Graph {
       continue;
     }
     const guard = remapGuard(n.guard, (c) => remap.get(c)!);
-    const key = n.op === "input" ? undefined : `${n.op}|${inputs.join(",")}|${JSON.stringify(n.attrs)}|${formatType(n.type)}|${guardKey(guard)}`;
+    const key = n.op === "input" ? undefined : `${n.op}|${inputs.join(",")}|${JSON.stringify(n.attrs, finite)}|${formatType(n.type)}|${guardKey(guard)}`;
     const prev = key === undefined ? undefined : seen.get(key);
     if (prev !== undefined) {
       remap.set(n.id, prev);

@@ -66,6 +66,17 @@ describe("hand-computed cases on the 3x3 image 1..9", () => {
   });
 });
 
+describe("slice with a step (the primitive conv2d's gradients use), from source", () => {
+  it("picks every step-th element; its gradient puts them back between zeros", async () => {
+    const src = `fn f(x: f32[7]) -> f32[3] { return slice(x, axis: 0, start: 1, end: 7, step: 2) }
+fn h(x: f32[7]) -> f32 { return sum(f(x) ** 2) }
+fn g(x: f32[7]) -> f32[7] { return grad(h)(x) }`;
+    const x = f32([7], [10, 11, 12, 13, 14, 15, 16]);
+    await expectBoth(src, "f", { x }, [3], [11, 13, 15]);
+    await expectBoth(src, "g", { x }, [7], [0, 22, 0, 26, 0, 30, 0]);
+  });
+});
+
 interface ConvOpts { stride: number[]; padding: number[]; dilation: number[]; groups: number }
 
 /** PyTorch's conv2d, written out: out[n, o, i, j] = b[o] + sum over the group's channels and kernel taps. */

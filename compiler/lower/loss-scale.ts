@@ -1,0 +1,102 @@
+// Lowering stage, dynamic loss scaling for train blocks (PyTorch GradScaler semantics): the loss is multiplied by
+// the scale before differentiation, gradients are divided by it, and when any gradient is Inf/NaN the optimizer
+// step is skipped (params and optimizer state stay bit-identical), the scale is multiplied by `backoff`; after
+// `interval` clean steps in a row it is multiplied by `growth`. Scale and clean-step count are state params
+// (`T.scaler.scale`, `T.scaler.good_steps`) that the runtime keeps and checkpoints save.
+
+import type { Expr } from "../frontend/ast.js";
+import type { DiagnosticBag } from "../diagnostics.js";
+import type { TensorType } from "../ir/types.js";
+import type { FnLowerer } from "./lower-fn.js";
+
+export interface LossScaleSpec {
+  readonly init: number;
+  readonly growth: number;
+  readonly backoff: number;
+  readonly interval: number;
+  readonly min: number;
+}
+
+const DEFAULTS: LossScaleSpec = { init: 65536, growth: 2, backoff: 0.5, interval: 2000, min: 1 };
+
+function literal(e: Expr): number | undefined {
+  if (e.kind === "number") return e.value;
+  if (e.kind === "unary" && e.operand.kind === "number") return -e.operand.value;
+  return undefined;
+}
+
+/** `dynamic(init: 65536, growth: 2, backoff: 0.5, interval: 2000, min: 1)`; K609 for values out of range. */
+export function parseLossScale(e: Expr, diags: DiagnosticBag): LossScaleSpec | undefined {
+  if (e.kind !== "call" || e.callee !== "dynamic" || e.args.length) {
+    diags.error("K611", "loss_scale must be dynamic(init: ..., growth: ..., backoff: ..., interval: ..., min: ...)", e.span);
+    return undefined;
+  }
+  const spec: Record<string, number> = { ...DEFAULTS };
+  for (const kw of e.kwargs) {
+    if (!(kw.name in DEFAULTS)) {
+      diags.error("K205", `dynamic loss scaling has no option '${kw.name}'`, kw.span, `options: ${Object.keys(DEFAULTS).join(", ")}`);
+      return undefined;
+    }
+    const v = literal(kw.value);
+    if (v === undefined) {
+      diags.error("K304", `${kw.name} must be a number`, kw.value.span);
+      return undefined;
+    }
+    spec[kw.name] = v;
+  }
+  const s = spec as unknown as LossScaleSpec;
+  const bad = !(s.init > 0) ? "init must be > 0" : !(s.growth > 1) ? "growth must be > 1" : !(s.backoff > 0 && s.backoff < 1) ? "backoff must be in (0, 1)"
+    : !(Number.isInteger(s.interval) && s.interval >= 1) ? "interval must be an integer >= 1" : !(s.min > 0 && s.min <= s.init) ? "min must be in (0, init]" : undefined;
+  if (bad) {
+    diags.error("K609", `loss_scale: ${bad}`, e.span);
+    return undefined;
+  }
+  return s;
+}
+
+export interface Scaler {
+  /** The node to differentiate instead of the loss. */
+  readonly scaledLoss: number;
+  /** A gradient of the scaled loss, divided back by the scale. */
+  unscale(g: number): number;
+  /**
+   * Guards every update with "all gradients finite" (the old value is kept otherwise) and appends the scaler's
+   * own state updates.
+   */
+  finish(grads: readonly number[], updates: { param: string; node: number }[], stateValue: (param: string) => number): void;
+}
+
+export function makeScaler(L: FnLowerer, spec: LossScaleSpec, train: string, loss: number, stateNode: (name: string, t: TensorType) => number, initScale: (name: string, v: number) => void): Scaler {
+  const f32 = (v: number) => L.constant(v, "f32");
+  const op = (o: "add" | "mul" | "div" | "sub", a: number, b: number) => L.emit(o, [a, b], {})!;
+  const scaleName = `${train}.scaler.scale`, goodName = `${train}.scaler.good_steps`;
+  const scale = stateNode(scaleName, { dtype: "f32", shape: [] });
+  initScale(scaleName, spec.init);
+  const good = stateNode(goodName, { dtype: "f32", shape: [] });
+  // Never updated: lets the runtime recognise a scale that has collapsed to its floor.
+  const minName = `${train}.scaler.min`;
+  stateNode(minName, { dtype: "f32", shape: [] });
+  initScale(minName, spec.min);
+  return {
+    scaledLoss: op("mul", loss, scale),
+    unscale: (g) => op("div", g, scale),
+    finish(grads, updates, stateValue) {
+      // sum(g * 0) is 0 for finite gradients and NaN as soon as one element is Inf or NaN.
+      let ok: number | undefined;
+      for (const g of grads) {
+        const t = L.type(g);
+        const probe = L.emit("sum", [op("mul", g, f32(0))], { axes: t.shape.map((_, k) => k), keepdims: false })!;
+        const fin = L.emit("eq", [probe, f32(0)], {})!;
+        ok = ok === undefined ? fin : L.emit("where", [ok, fin, L.b.add("const", [], { value: 0 }, { dtype: "bool", shape: [] })], {})!;
+      }
+      if (ok === undefined) return;
+      for (const u of updates) u.node = L.emit("where", [ok, u.node, stateValue(u.param)], {})!;
+      const good1 = op("add", good, f32(1));
+      const grow = L.emit("ge", [good1, f32(spec.interval)], {})!;
+      const grown = L.emit("where", [grow, op("mul", scale, f32(spec.growth)), scale], {})!;
+      const shrunk = L.emit("maximum", [op("mul", scale, f32(spec.backoff)), f32(spec.min)], {})!;
+      updates.push({ param: scaleName, node: L.emit("where", [ok, grown, shrunk], {})! });
+      updates.push({ param: goodName, node: L.emit("where", [ok, L.emit("where", [grow, f32(0), good1], {})!, f32(0)], {})! });
+    },
+  };
+}

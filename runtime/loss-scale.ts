@@ -1,0 +1,43 @@
+// Runtime side of dynamic loss scaling: after each training step, notices a scale stuck at its floor by
+// persistent overflow, and turns it into an error naming the step and the first tensor that overflowed (found
+// by re-running the step with NaN/Inf checking; a skipped step changes nothing but the scaler state).
+
+import { KilnError } from "./errors.js";
+import type { KilnModule } from "./module.js";
+import type { CallInputs } from "./bind.js";
+
+export interface ScalerState {
+  scale: number;
+  goodSteps: number;
+  min: number;
+}
+
+/** The scaler state of train block `train`, or undefined when it has no loss scaling. */
+export function readScaler(mod: KilnModule, train: string): ScalerState | undefined {
+  const has = mod.manifest.params.some((p) => p.name === `${train}.scaler.scale`);
+  if (!has) return undefined;
+  const get = (n: string) => Number(mod.getParam(`${train}.scaler.${n}`).data[0]);
+  return { scale: get("scale"), goodSteps: get("good_steps"), min: get("min") };
+}
+
+/**
+ * Runs one step of `train` and checks its scaler: two overflowing steps in a row at the minimum scale are a
+ * KilnError (code "loss_scale_collapsed") naming the step number and the first non-finite tensor.
+ */
+export function trainStepWithScaler(mod: KilnModule, train: string, inputs: CallInputs, step: number, checkNumerics = false): number {
+  const before = readScaler(mod, train);
+  const r = mod.call(`${train}.step`, inputs, { checkNumerics });
+  const loss = Number((Array.isArray(r) ? r[0] : r).data[0]);
+  const after = readScaler(mod, train);
+  if (before && after && after.goodSteps === 0 && before.scale <= after.min && after.scale <= after.min) {
+    let where = "the loss itself is not finite";
+    try {
+      mod.call(`${train}.step`, inputs, { checkNumerics: true });
+    } catch (e) {
+      if (e instanceof KilnError && e.code === "non_finite") where = `the first tensor that overflowed: ${e.message}`;
+      else throw e;
+    }
+    throw new KilnError(`training step ${step}: the loss scale collapsed to its minimum ${after.min} (every step overflows); ${where}`, { code: "loss_scale_collapsed", fn: `${train}.step` });
+  }
+  return loss;
+}
