@@ -12,6 +12,7 @@ import { KilnError } from "../runtime/errors.js";
 import { Rng } from "../runtime/rng.js";
 import { fillInit } from "../runtime/init.js";
 import { evaluateGraph } from "../runtime/reference.js";
+import { RandomStreams } from "../runtime/random.js";
 
 /** Param values exactly as the wasm runtime initialises them (same RNG stream, rounded to f32). */
 export function referenceParams(ir: IRModule, seed: number): Record<string, Float64Array> {
@@ -36,7 +37,8 @@ export async function runOnBackend(
 ): Promise<Tensor[]> {
   if (backend === "reference") {
     const params = referenceParams(ir, seed);
-    const outs = evaluateGraph(g, inputs, params, dims);
+    // The same random streams (dropout masks) as the wasm runtime for this seed.
+    const outs = evaluateGraph(g, inputs, params, dims, { random: new RandomStreams(seed) });
     return outs.map((t) => new Tensor(t.dtype === "f32" ? "f64" : t.dtype, t.shape, t.dtype === "f32" ? t.data : Array.from(t.data)));
   }
   const diags = new DiagnosticBag();
