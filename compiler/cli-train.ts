@@ -29,6 +29,8 @@ export interface TrainOptions {
   checkNumerics: boolean;
   save?: string;
   plot?: string;
+  /** Random rotation and crop of the training images (mnist). */
+  augment?: boolean;
   /** Where the progress bar draws (default: stderr). */
   progress?: NodeJS.WritableStream & { isTTY?: boolean };
 }
@@ -92,7 +94,7 @@ async function trainMnist(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainOp
   const { image, label, imageShape } = imageAndLabelInputs(g);
   const model = modelOf(g, ir);
   const forward = ir.functions.find((f) => f.name === `${model}.forward`);
-  const data = await mnistLoaders(mnistDir(opts.dataDir), opts.batch, opts.seed);
+  const data = await mnistLoaders(mnistDir(opts.dataDir), opts.batch, opts.seed, opts.augment);
   const epochs = opts.epochs ?? 1;
   out(`kiln: training ${g.name.replace(/\.step$/, "")} on MNIST: ${data.trainSet.length} training images (0-7999), ${data.testSet.length} held out (8000-9999), batch ${opts.batch}, ${epochs} epoch(s)`);
   let step = 0;

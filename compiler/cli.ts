@@ -26,7 +26,7 @@ usage:
   kiln run FILE.kiln --fn NAME [--input NAME=SPEC]... [--dims B=4] [--seed N] [--backend wasm|reference]
       SPEC: random:[4,784] | zeros:[3] | ones:[2,2] | 2.5 | [[1,2],[3,4]]
   kiln train FILE.kiln [--train NAME] [--data synthetic|mnist] [--epochs E] [--steps N] [--batch B] [--seed N]
-                       [--classes C] [--check-numerics] [--save FILE.safetensors] [--plot FILE.svg] [--data-dir DIR]
+                       [--classes C] [--check-numerics] [--augment] [--save FILE.safetensors] [--plot FILE.svg] [--data-dir DIR]
       runs a train block: on MNIST (images 0-7999 train, 8000-9999 test) with a progress bar per epoch and the
       held-out accuracy, or on one synthetic batch printing the loss per step
   kiln check FILE.kiln      report diagnostics only
@@ -40,7 +40,7 @@ interface Flags {
 }
 
 const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir"]);
-const BOOL_FLAGS = new Set(["--check-numerics", "--report", "--no-fusion"]);
+const BOOL_FLAGS = new Set(["--check-numerics", "--report", "--no-fusion", "--augment"]);
 
 function parseFlags(args: string[]): Flags {
   const f: Flags = { positional: [], values: new Map() };
@@ -211,6 +211,7 @@ async function cmdTrain(f: Flags, out: (s: string) => void, err: (s: string) => 
     dataDir: one(f, "--data-dir"),
     epochs: intFlag(f, "--epochs", 1, 1),
     plot: one(f, "--plot"),
+    augment: f.values.has("--augment"),
     train: one(f, "--train"),
     steps: intFlag(f, "--steps", 10, 1),
     batch: intFlag(f, "--batch", 32, 1),

@@ -36,6 +36,12 @@ describe("MNIST training (images 0-7999 train, 8000-9999 held out)", () => {
     expect(r.memoryBytes[1]).toBe(r.memoryBytes[0]);
   }, 60_000);
 
+  it("--augment trains on rotated and cropped images (wasm augmentation kernels) and still learns", async () => {
+    const ir = irOf(readFileSync("dsl-examples/mnist_mlp.kiln", "utf8"), "dsl-examples/mnist_mlp.kiln");
+    const r = await runTraining(ir, { data: "mnist", epochs: 1, steps: 0, batch: 64, seed: 3, classes: 10, checkNumerics: false, augment: true, progress: quiet }, () => {});
+    expect(r.accuracy[0]).toBeGreaterThan(0.85);
+  }, 60_000);
+
   it("bad MNIST inputs are clear errors", async () => {
     const err: string[] = [];
     const code = await main(["train", "dsl-examples/mlp_train.kiln", "--data", "mnist", "--data-dir", "/nonexistent"], () => {}, (s) => err.push(s));
