@@ -3,7 +3,7 @@
 
 import { evalDimPoly, type FunctionManifest, type ParamManifest, type ValueManifest } from "./manifest.js";
 import { KilnError } from "./errors.js";
-import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, type DType } from "./dtype.js";
+import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, type AnyTypedArray, type DType } from "./dtype.js";
 import { Tensor } from "./tensor.js";
 import type { LinearMemory } from "./memory.js";
 import type { KernelFn } from "./wasm-backend.js";
@@ -144,8 +144,11 @@ export class FunctionExecutor {
     }
   }
 
-  /** Runs the function; the result has one Tensor per output. */
-  run(inputs: unknown, options: CallOptions | undefined): Tensor[] {
+  /**
+   * Runs the function; the result has one Tensor per output. `observe` is called after every step (run or
+   * skipped) with a reader of the call's values, while they are live (calibration and error reports).
+   */
+  run(inputs: unknown, options: CallOptions | undefined, observe?: StepObserver): Tensor[] {
     const fn = this.fn;
     const { memory, params } = this.#ctx;
     const { dims, data } = bindCall(fn, inputs, options);
@@ -230,10 +233,12 @@ export class FunctionExecutor {
       for (let i = 0; i < fn.values.length; i++) place(i);
 
       const view = () => new Uint8Array(memory.memory.buffer);
+      const readValue = (v: number) => memory.read(fn.values[v]!.dtype, ptrs[v]!, numels[v]!);
       fn.steps.forEach((step, si) => {
         if (step.guard && !step.guard.every((g) => (view()[ptrs[g.value]!] !== 0) === g.when)) {
           const out = step.buffers[step.buffers.length - 1]!;
           view().fill(0, ptrs[out]!, ptrs[out]! + numels[out]! * dtypeBytes(fn.values[out]!.dtype));
+          observe?.(si, readValue);
           return;
         }
         const args = step.buffers.map((b) => ptrs[b]!);
@@ -251,6 +256,7 @@ export class FunctionExecutor {
             { code: "kernel_trap", fn: fn.name, cause: e },
           );
         }
+        observe?.(si, readValue);
       });
 
       const results = fn.outputs.map((sig, k) => {
@@ -276,6 +282,9 @@ export class FunctionExecutor {
     }
   }
 }
+
+/** Sees a call's values after step `step` ran: `read(v)` copies value v. */
+export type StepObserver = (step: number, read: (value: number) => AnyTypedArray) => void;
 
 /** NaN/Inf detection for float values (an opt-in pass over the kernel's output). */
 const FLOATS = new Set(["f32", "f64"]);

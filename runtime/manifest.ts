@@ -104,6 +104,59 @@ export interface FunctionManifest {
    * value is copied into the param's buffer. Outputs are read before the updates.
    */
   updates?: { param: string; value: number }[];
+  /**
+   * Int8 versions of the matmuls whose weight is a param, for runtime/quantize.ts (absent: none eligible, a
+   * training step, or an older compiler). See docs/quantization.md.
+   */
+  int8?: Int8StepManifest[];
+}
+
+/**
+ * Byte layout of a quantized weight W[n][k] (n the output channel) in a backend's memory: columns in panels of
+ * `nr`, k in groups of `group`, each element `elem`; (n, k) sits at element ((floor(n / nr) * G + floor(k /
+ * group)) * nr + n % nr) * group + k % group with G = ceil(K / group); padding is zero.
+ */
+export interface QPacking {
+  nr: number;
+  group: number;
+  elem: "i8" | "i16";
+}
+
+/**
+ * Word offsets in an int8 step's `qp` buffer (f32 words): [input scale, input zero point, output scale, output
+ * zero point], then the N per-channel weight scales, then the N column sums of the int8 weight (integers, used by
+ * the WGSL kernels), each block zero-padded to a multiple of 16 words so vector reads past N stay inside.
+ */
+export function qpLayout(n: number): { scales: number; colsums: number; words: number } {
+  const pad = Math.ceil(n / 16) * 16;
+  return { scales: 4, colsums: 4 + pad, words: 4 + 2 * pad };
+}
+
+/** One matmul on a param weight (plus its bias add and ReLU when the plan fuses them) as an int8 kernel call. */
+export interface Int8StepManifest {
+  /** Indices in `steps` this call replaces: the matmul, then the elementwise step applying bias/ReLU if fused. */
+  replaces: number[];
+  /** The weight param: [K, N], or [N, K] when `transposed` (the matmul read it transposed). */
+  weight: string;
+  transposed: boolean;
+  /** Value indices: the activation [M, K] (f32), the fused bias [N] (a param), the output [M, N], the scratch. */
+  input: number;
+  bias?: number;
+  output: number;
+  scratch: number;
+  relu: boolean;
+  /** M, K, N, m0, m1. */
+  ints: DimPoly[];
+  /** Kernel for dynamic quantization (f32 in, f32 out). */
+  dynamic: string;
+  /** Kernel for static quantization; its input is u8 when `staticIn` is "q8" (the previous int8 step's output). */
+  static: string;
+  staticIn: "f32" | "q8";
+  staticOut: "f32" | "q8";
+  /** How each backend's kernels expect the quantized weight packed. */
+  packing: { wasm: QPacking; wgsl: QPacking };
+  ops: string[];
+  guard?: { value: number; when: boolean }[];
 }
 
 /** Workgroups along one grid axis: ceil(product(ints[i] for i in `ints`) / per); 1 when `ints` is empty. */
@@ -116,9 +169,11 @@ export interface WgslGridAxis {
 export interface WgslKernelManifest {
   /**
    * How the kernel uses each of a step's buffers, in order: bound at bindings 1, 2, ... as read-only or
-   * read-write storage, or "none" (not bound, e.g. the wasm matmul's packing scratch).
+   * read-write storage; "none" (not bound, e.g. the wasm matmul's packing scratch); or "pack": copied by the
+   * runtime into one read-only buffer bound where the first "pack" is, at word offsets it appends to the uniform
+   * block after the step's ints (kernels with more inputs than a compatibility device may bind).
    */
-  buffers: Array<"read" | "write" | "none">;
+  buffers: Array<"read" | "write" | "none" | "pack">;
   /** u32 fields of the uniform block at binding 0 (a step's ints, in order). */
   ints: number;
   /** Invocations per workgroup and workgroup storage bytes, checked against the device limits at load. */

@@ -12,6 +12,7 @@ import { initParams } from "./init.js";
 import { loadKernels, type KernelLoadOptions } from "./threads-load.js";
 import type { ThreadPool } from "./threads.js";
 import { FunctionExecutor, type ParamSlot } from "./executor.js";
+import type { KernelFn } from "./wasm-backend.js";
 import { methodLayout } from "./layout.js";
 import type { CallInputs, CallOptions, InputValue } from "./bind.js";
 import type { LinearMemory } from "./memory.js";
@@ -44,12 +45,22 @@ export interface MemoryStats {
   highWater: number;
 }
 
-interface State {
+/** The live wasm state of a module (runtime/quantize.ts swaps executors and adds int8 weight buffers). */
+export interface WasmState {
   memory: LinearMemory;
   params: Map<string, ParamSlot>;
   executors: Map<string, FunctionExecutor>;
   pool?: ThreadPool | null;
+  kernels: Map<string, KernelFn>;
+  seed: number;
+  /** Params whose int8 copy the running kernels use: writing them is an error (param -> why). */
+  frozen?: Map<string, string>;
 }
+
+type State = WasmState;
+
+/** Key of KilnModule's internal state accessor (a symbol, so no function name can shadow it). */
+export const WASM_STATE: unique symbol = Symbol("kiln.wasmState");
 
 export class KilnModule {
   readonly manifest: Manifest;
@@ -76,6 +87,8 @@ export class KilnModule {
   call(name: string, inputs: CallInputs | InputValue, options?: CallOptions): Tensor | Tensor[] {
     const state = this.#live(String(name));
     const exec = this.#resolve(state, name);
+    const stale = state.frozen && exec.fn.updates?.find((u) => state.frozen!.has(u.param));
+    if (stale) throw new KilnError(`${exec.fn.name} updates param "${stale.param}", ${state.frozen!.get(stale.param)}`, { code: "bad_option", fn: exec.fn.name, tensor: stale.param });
     const out = exec.run(inputs, options);
     return out.length === 1 ? out[0]! : out;
   }
@@ -110,6 +123,7 @@ export class KilnModule {
   setParam(name: string, value: ArrayLike<number> | Tensor): void {
     const state = this.#live("setParam");
     const slot = this.#slot(state, name, "setParam");
+    if (state.frozen?.has(name)) throw new KilnError(`setParam: param "${name}" ${state.frozen.get(name)}`, { code: "bad_option", tensor: name });
     state.memory.write(slot.ptr, encodeParamValue(name, slot.param, slot.numel, value));
   }
 
@@ -118,6 +132,11 @@ export class KilnModule {
     const out: Record<string, Tensor> = {};
     for (const p of this.manifest.params) out[p.name] = this.getParam(p.name);
     return out;
+  }
+
+  /** For runtime/quantize.ts only. */
+  [WASM_STATE](what: string): WasmState {
+    return this.#live(what);
   }
 
   memoryStats(): MemoryStats {
@@ -185,7 +204,7 @@ export async function loadKilnModule<T extends object = Record<string, unknown>>
     const executors = new Map<string, FunctionExecutor>();
     for (const fn of manifest.functions) executors.set(fn.name, new FunctionExecutor(fn, { memory, kernels, params, seed }));
 
-    const mod = new KilnModule(manifest, { memory, params, executors, pool });
+    const mod = new KilnModule(manifest, { memory, params, executors, pool, kernels, seed });
     if (options.params) for (const [name, value] of Object.entries(options.params)) mod.setParam(name, value);
     installMethods(mod, manifest.functions);
     return mod as KilnModule & T;

@@ -21,6 +21,10 @@
 //   copy:        (in, out, inOffset, outOffset, ext_0..ext_{r-1}, inStride_0..inStride_{r-1}, outStride_0..outStride_{r-1})
 //       for every index i in ext: out[outOffset + sum i_k*outStride_k] = in[inOffset + sum i_k*inStride_k]
 //   iota:        (out, n)      out[i] = i for i < n (i32)
+//   qmatmul:     (a, w, qp, [bias,] scratch, out, M, K, N, m0, m1)
+//       int8 matmul on a weight quantized per output channel (docs/quantization.md): a [M, K] (f32, or u8 for
+//       input "q8"), w packed as the backend's QPacking says, qp the f32 words of qpHeader + weight scales;
+//       rows [m0, m1) of out [M, N]. Only runtime/quantize.ts calls these (the manifest's int8 variants).
 
 import type { DType } from "../ir/types.js";
 import type { PrimOp, AttrsOf } from "../ops/types.js";
@@ -70,7 +74,21 @@ export interface IotaKernel {
   readonly dtype: "i32";
 }
 
-export type KernelSpec = ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel;
+/**
+ * An int8 matmul with int32 accumulation. `input`: "dynamic" quantizes each f32 row to u8 at run time (ONNX
+ * DynamicQuantizeLinear), "static" with the calibrated scale in qp, "q8" reads u8 left by the previous int8
+ * step. `output`: "f32" dequantizes (then bias, relu), "q8" also requantizes to u8 for the next int8 step,
+ * "i32" stores the raw accumulators (MatMulInteger; no bias or relu).
+ */
+export interface QMatmulKernel {
+  readonly kind: "qmatmul";
+  readonly input: "dynamic" | "static" | "q8";
+  readonly output: "f32" | "q8" | "i32";
+  readonly bias: boolean;
+  readonly relu: boolean;
+}
+
+export type KernelSpec = ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel;
 
 export interface NamedKernel {
   readonly name: string;

@@ -9,6 +9,7 @@ import { WASM_LOWERING } from "./wasm/op-emitters.js";
 import type { EwExpr, KernelSpec, NamedKernel } from "./kernel.js";
 import { polyAdd, polyConst, polyProduct, polyScale, polyStrides } from "./dim-poly.js";
 import { matmulScratchBytes } from "./wasm/matmul-blocking.js";
+import { addInt8Variants } from "./wasm/qmatmul-plan.js";
 
 export interface Plan {
   readonly kernels: NamedKernel[];
@@ -276,5 +277,9 @@ function planCopy(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
 export function planModule(m: IRModule): Plan {
   const table = new KernelTable();
   const functions = m.functions.map((g) => planFunction(g, table));
+  // Int8 variants of matmuls on params (runtime/quantize.ts), interned after every float kernel so these keep
+  // their names; not for training steps, whose weights change every call.
+  const specOf = (name: string) => table.kernels.find((k) => k.name === name)!.spec;
+  for (const f of functions) if (!f.updates?.length) addInt8Variants(f, specOf, (spec, label) => table.intern(spec, label));
   return { kernels: table.kernels, functions };
 }

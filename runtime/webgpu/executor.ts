@@ -118,9 +118,16 @@ export class GpuFunctionExecutor {
         const t = v.source.kind === "input" ? gpuInputs.get(v.source.index) : undefined;
         if (t && plan.buffers[i] && plan.numels[i]! > 0) enc.copyBufferToBuffer(bufferOf(t, fn.name), 0, plan.buffers[i]!, 0, plan.numels[i]! * WORD);
       });
-      const pass = enc.beginComputePass({ label: what });
+      // One compute pass, interrupted only where a step's inputs must first be copied into its pack.
+      let pass: GPUComputePassEncoder | null = null;
       for (const s of plan.steps) {
         if (!s) continue;
+        if (s.pack) {
+          pass?.end();
+          pass = null;
+          for (const c of s.pack.copies) enc.copyBufferToBuffer(c.src, 0, s.pack.buffer, c.dstWord * WORD, c.words * WORD);
+        }
+        pass ??= enc.beginComputePass({ label: what });
         if (s.guard) {
           encodeGuarded(pass, s.guard, s);
           continue;
@@ -129,7 +136,7 @@ export class GpuFunctionExecutor {
         pass.setBindGroup(0, s.bindGroup);
         pass.dispatchWorkgroups(...s.grid);
       }
-      pass.end();
+      (pass as GPUComputePassEncoder | null)?.end();
       // Outputs are taken before the param updates, as on wasm.
       for (const o of outputs) if (o.numel > 0) enc.copyBufferToBuffer(plan.buffers[o.vi]!, 0, o.buffer, 0, o.numel * WORD);
       for (const u of updatesOf(fn)) {

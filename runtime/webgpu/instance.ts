@@ -16,6 +16,13 @@ export interface StepPlan {
   readonly grid: [number, number, number];
   /** For a step that runs only when its guard holds (control flow). */
   readonly guard?: GuardPlan;
+  /** Inputs the runtime copies into one buffer before the step (kernels with many inputs). */
+  readonly pack?: PackPlan;
+}
+
+export interface PackPlan {
+  readonly buffer: GPUBuffer;
+  readonly copies: readonly { readonly src: GPUBuffer; readonly dstWord: number; readonly words: number }[];
 }
 
 export interface CallPlan {
@@ -105,6 +112,20 @@ function allocate(c: PlanContext, numels: number[], owned: GPUBuffer[], what: st
   return buffers;
 }
 
+/** The packed inputs of a step (value indices), their word offsets in the pack and its size; null if none. */
+function packLayout(c: PlanContext, kernel: string, bufs: readonly number[], numels: readonly number[]): { members: number[]; offsets: number[]; words: number } | null {
+  const uses = c.pipelines.get(kernel)!.meta.buffers;
+  const members = bufs.filter((_, j) => uses[j] === "pack");
+  if (members.length === 0) return null;
+  const offsets: number[] = [];
+  let words = 0;
+  for (const m of members) {
+    offsets.push(words);
+    words += numels[m]!;
+  }
+  return { members, offsets, words };
+}
+
 function gridOf(c: PlanContext, k: KernelPipeline, ints: readonly number[]): [number, number, number] | null {
   const maxDim = c.h.device.limits.maxComputeWorkgroupsPerDimension;
   const g = k.meta.grid.map((axis) => Math.ceil(axis.ints.reduce((a, i) => a * ints[i]!, 1) / axis.per));
@@ -125,6 +146,9 @@ export function buildCallPlan(c: PlanContext, dims: Record<string, number>, what
   const ints = stepInts(c, dims, what);
   const owned: GPUBuffer[] = [];
   const buffers = allocate(c, numels, owned, what);
+  // Packed inputs lie back to back; their word offsets follow the step's ints in its uniform block.
+  const packs = fn.steps.map((step) => packLayout(c, step.kernel, step.buffers, numels));
+  packs.forEach((pk, si) => pk && ints[si]!.push(...pk.offsets));
   const align = c.h.device.limits.minUniformBufferOffsetAlignment;
   const slot = Math.ceil(Math.max(16, ...ints.map((x) => x.length * 4)) / align) * align;
   const uniform = c.pool.acquire(Math.max(16, slot * fn.steps.length), USAGE.UNIFORM | USAGE.COPY_DST);
@@ -140,15 +164,26 @@ export function buildCallPlan(c: PlanContext, dims: Record<string, number>, what
     const grid = grids[si];
     if (!grid) return null;
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: uniform, offset: si * slot, size: Math.max(16, Math.ceil((ints[si]!.length * 4) / 16) * 16) } }];
+    let pack: PackPlan | undefined;
     step.buffers.forEach((b, j) => {
-      if (k.meta.buffers[j] === "none") return;
+      const use = k.meta.buffers[j];
+      if (use === "none" || (use === "pack" && pack)) return;
+      if (use === "pack") {
+        const layout = packs[si]!;
+        const buffer = c.pool.acquire(layout.words * WORD);
+        owned.push(buffer);
+        pack = { buffer, copies: layout.members.map((m, q) => ({ src: buffers[m]!, dstWord: layout.offsets[q]!, words: numels[m]! })).filter((x) => x.words > 0) };
+        entries.push({ binding: entries.length, resource: { buffer, offset: 0, size: Math.max(WORD, layout.words * WORD) } });
+        return;
+      }
       entries.push({ binding: entries.length, resource: { buffer: buffers[b]!, offset: 0, size: Math.max(WORD, numels[b]! * WORD) } });
     });
     const bindGroup = c.h.device.createBindGroup({ label: `${fn.name} step ${si} (${step.kernel})`, layout: k.layout, entries });
-    if (!step.guard?.length) return { pipeline: k.pipeline, bindGroup, grid };
+    const extra = pack ? { pack } : {};
+    if (!step.guard?.length) return { pipeline: k.pipeline, bindGroup, grid, ...extra };
     const out = step.buffers[step.buffers.length - 1]!;
     const conds = step.guard.map((g) => ({ buffer: buffers[g.value]!, when: g.when }));
-    return { pipeline: k.pipeline, bindGroup, grid, guard: guards!.plan(conds, grid, buffers[out]!, numels[out]!) };
+    return { pipeline: k.pipeline, bindGroup, grid, guard: guards!.plan(conds, grid, buffers[out]!, numels[out]!), ...extra };
   });
   guards?.finish();
   return { numels, buffers, steps, owned };

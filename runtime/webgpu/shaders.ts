@@ -42,7 +42,7 @@ function opsByKernel(manifest: Manifest): Map<string, Set<string>> {
 
 function checkLimits(h: GpuHandle, name: string, meta: WgslKernelManifest): void {
   const lim = h.device.limits;
-  const bound = meta.buffers.filter((b) => b !== "none").length;
+  const bound = meta.buffers.filter((b) => b === "read" || b === "write").length + (meta.buffers.includes("pack") ? 1 : 0);
   const problems: string[] = [];
   if (bound > lim.maxStorageBuffersPerShaderStage) problems.push(`${bound} storage buffers (the device allows ${lim.maxStorageBuffersPerShaderStage} per stage)`);
   if (meta.workgroupSize > lim.maxComputeInvocationsPerWorkgroup) problems.push(`${meta.workgroupSize} invocations per workgroup (the device allows ${lim.maxComputeInvocationsPerWorkgroup})`);
@@ -65,8 +65,10 @@ function formatCompileErrors(code: string, messages: readonly GPUCompilationMess
 function layoutEntries(meta: WgslKernelManifest): GPUBindGroupLayoutEntry[] {
   const entries: GPUBindGroupLayoutEntry[] = [{ binding: 0, visibility: STAGE_COMPUTE, buffer: { type: "uniform" } }];
   let binding = 1;
+  let packBound = false;
   for (const b of meta.buffers) {
-    if (b === "none") continue;
+    if (b === "none" || (b === "pack" && packBound)) continue;
+    packBound ||= b === "pack";
     entries.push({ binding: binding++, visibility: STAGE_COMPUTE, buffer: { type: b === "write" ? "storage" : "read-only-storage" } });
   }
   return entries;

@@ -38,7 +38,29 @@ function inputsFor(g: Graph, rng: Rng): Record<string, Input> {
 const tensors = (inputs: Record<string, Input>) => Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, new Tensor(v.dtype, v.shape, v.data)]));
 const list = <T>(x: T | T[]): T[] => (Array.isArray(x) ? x : [x]);
 
-/** Two training steps on WebGPU and wasm from the same seed: outputs and every param agree. */
+const asRef = (t: Tensor) => ({ dtype: t.dtype, shape: t.shape, data: Float64Array.from(t.data as ArrayLike<number>) });
+
+/**
+ * A param after a training step. Adam moves a weight by about lr whichever way its gradient points, so a weight
+ * whose gradient is rounding noise (mathematically zero, like a conv bias before batch_norm) may move either way
+ * on two backends: where Adam's first moment is below 1e-6 on both, the weights may differ by two Adam steps
+ * (lr is 1e-3 in the examples).
+ */
+function checkParam(what: string, got: Tensor, want: Tensor, moments?: [Tensor, Tensor]): void {
+  const [a, b] = [got.data as Float32Array, want.data as Float32Array];
+  for (let i = 0; i < b.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    if (d <= 1e-5 + 1e-4 * Math.abs(b[i]!)) continue;
+    const noise = moments && Math.abs(moments[0].data[i] as number) < 1e-6 && Math.abs(moments[1].data[i] as number) < 1e-6;
+    if (!(noise && d <= 2.5e-3)) throw new Error(`${what}[${i}]: got ${a[i]}, expected ${b[i]}${noise ? " (a noise gradient, beyond one Adam step)" : ""}`);
+  }
+}
+
+/**
+ * Two training steps on WebGPU and wasm from the same seed: the outputs of both, and every param (weights and
+ * optimizer state) after the first. Later params are not compared: noise moves (checkParam) feed into the
+ * statistics batch_norm keeps, so the two runs drift apart legitimately; the second loss still shows the update.
+ */
 async function checkTrainingStep(ir: IRModule, fn: string, inputs: Record<string, Input>): Promise<void> {
   const gpu = await gpuModule(env, ir, 1);
   const wasm = await wasmModule(ir, 1);
@@ -46,10 +68,13 @@ async function checkTrainingStep(ir: IRModule, fn: string, inputs: Record<string
     for (let step = 0; step < 2; step++) {
       const got = await Promise.all(list(gpu.call(fn, tensors(inputs)) as GpuTensor | GpuTensor[]).map((t) => t.read()));
       const want = list(wasm.call(fn, tensors(inputs)));
-      got.forEach((t, i) => expectClose(t, { dtype: want[i]!.dtype, shape: want[i]!.shape, data: Float64Array.from(want[i]!.data as ArrayLike<number>) }, `${fn} step ${step} output ${i}`, 1e-4, 1e-5));
+      // After a step the weights may differ by noise-gradient moves (checkParam), which the next loss feels a little.
+      got.forEach((t, i) => expectClose(t, asRef(want[i]!), `${fn} step ${step} output ${i}`, step === 0 ? 1e-4 : 1e-3, 1e-5));
+      if (step > 0) continue;
       for (const p of ir.params) {
-        const w = wasm.getParam(p.name);
-        expectClose(await gpu.getParam(p.name), { dtype: w.dtype, shape: w.shape, data: Float64Array.from(w.data as ArrayLike<number>) }, `${fn} step ${step}: param ${p.name}`, 1e-4, 1e-5);
+        const m = ir.params.find((q) => q.role === "state" && q.name.endsWith(`.m.${p.name}`));
+        const moments = m ? ([await gpu.getParam(m.name), wasm.getParam(m.name)] as [Tensor, Tensor]) : undefined;
+        checkParam(`${fn} step ${step}: param ${p.name}`, await gpu.getParam(p.name), wasm.getParam(p.name), moments);
       }
     }
   } finally {

@@ -24,7 +24,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => void (dir && rmSync(dir, { recursive: true, force: true })));
 
-describe("kiln compile --target", () => {
+describe("kiln compile --target", { timeout: 60_000 }, () => {
   it("all writes the .wgsl next to the .wasm and names it in the manifest", () => {
     expect(readdirSync(join(dir, "mlp")).sort()).toEqual(["kiln-runtime", "mlp.d.ts", "mlp.js", "mlp.manifest.json", "mlp.wasm", "mlp.wgsl"]);
     const m = JSON.parse(readFileSync(join(dir, "mlp", "mlp.manifest.json"), "utf8"));

@@ -10,8 +10,9 @@ import { Tensor } from "../../runtime/tensor.js";
 import { GpuTensor } from "../../runtime/webgpu/gpu-tensor.js";
 import { loadKilnModuleWebGPU } from "../../runtime/webgpu/module.js";
 import { acquireDevice } from "../../runtime/webgpu/device.js";
-import { irOf, wasmModule } from "../helpers/backend.js";
-import { gpuModule, webgpuEnv } from "./helpers.js";
+import { expectClose, irOf, wasmModule } from "../helpers/backend.js";
+import { Rng } from "../../runtime/rng.js";
+import { gpuModule, runGpuVsRef, webgpuEnv } from "./helpers.js";
 
 const env = await webgpuEnv("WebGPU runtime");
 afterAll(() => env.h?.device.destroy());
@@ -23,13 +24,16 @@ fn rowsum(x: f32[R, C]) -> f32[R] { return sum(x, axis: 1) }
 fn bytes(x: i32[N], b: bool[N]) -> (u8[N], i8[N], bool[N]) {
   return cast(x, u8), cast(x, i8), b == (x > 0)
 }
+fn many(a: f32[N], b: f32[N], c: f32[N], d: f32[N], e: f32[N], f: f32[1], g: f32[N], h: f32[N]) -> f32[N] {
+  return a * b + c - d * e + f + g / h
+}
 model Lin {
   param w: f32[4, 3] = he()
   param b: f32[3] = uniform(-1, 1)
   fn forward(x: f32[B, 4]) -> f32[B, 3] { return x @ w + b }
 }`;
 
-describe.skipIf(!env.h)("WebGPU runtime", () => {
+describe.skipIf(!env.h)("WebGPU runtime", { timeout: 60_000 }, () => {
   const ir = irOf(PROGRAM);
 
   it("returns GpuTensors at once; they chain between calls without a readback", async () => {
@@ -70,6 +74,18 @@ describe.skipIf(!env.h)("WebGPU runtime", () => {
     expect(Array.from(i8!.data)).toEqual([127, -1, 0, 1, -56, -1, 0]);
     expect(Array.from(eq!.data)).toEqual([0, 1, 1, 1, 1, 0, 1]);
     m.dispose();
+  });
+
+  it("a fused kernel with more inputs than a compatibility device binds reads them from one packed buffer", async () => {
+    const b = buildWgsl(ir, "t");
+    const fused = Object.entries(b.manifest.wgsl!.kernels).find(([, k]) => k.buffers.filter((x) => x === "pack").length === 8);
+    expect(fused, "one kernel packs the 8 inputs of many()").toBeDefined();
+    expect(b.wgsl).toContain("var<storage, read> pack: array<u32>;");
+    const rng = new Rng(9);
+    const names = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    const inputs = Object.fromEntries(names.map((n) => [n, { dtype: "f32" as const, shape: n === "f" ? [1] : [37], data: Array.from({ length: n === "f" ? 1 : 37 }, () => Math.fround(rng.uniform(0.5, 2))) }]));
+    const { gpu, ref } = await runGpuVsRef(env, ir, "many", inputs);
+    expectClose(gpu[0]!, ref[0]!, "many() on WebGPU", 1e-5, 1e-6);
   });
 
   it("covers tensors larger than one dispatch reaches (grid-stride loops past 65535 workgroups)", async () => {

@@ -8,6 +8,8 @@ import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
 import { renderMatmul } from "./matmul.js";
 import { renderCopy, renderIota } from "./copy.js";
+import { renderQMatmul } from "./qmatmul.js";
+import { qmatmulArgs } from "./qmatmul-layout.js";
 import type { SimdVariant } from "./matmul-blocking.js";
 import { parallelSection } from "./parallel.js";
 
@@ -33,6 +35,7 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "matmul": return 4 + spec.batchRank + 5;
     case "copy": return 4 + 3 * spec.rank;
     case "iota": return 2;
+    case "qmatmul": return qmatmulArgs(spec).count;
   }
 }
 
@@ -43,6 +46,7 @@ function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
     case "matmul": return renderMatmul(fb, spec, simd);
     case "copy": return renderCopy(fb, spec);
     case "iota": return renderIota(fb);
+    case "qmatmul": return renderQMatmul(fb, spec);
   }
 }
 

@@ -9,6 +9,11 @@ import { bindConst, wgslType } from "./values.js";
 import { hornerOffset, productOf, unflatten, type KernelShader } from "./shader.js";
 
 export const EW_WORKGROUP = 64;
+/**
+ * Inputs bound one per binding up to this many (with the output: the 8 storage buffers a compatibility-mode
+ * device allows); a fused kernel with more reads them all from one buffer the runtime packs.
+ */
+export const MAX_BOUND_INPUTS = 7;
 
 type OpNode = Extract<EwExpr, { t: "op" }>;
 
@@ -83,13 +88,15 @@ export function renderElementwise(name: string, k: ElementwiseKernel): KernelSha
   mark(k.expr);
   const { consts, stmts, result } = renderExpr(k, helpers, (i) => `x${i}`);
 
-  const anyBcast = k.inputs.some((inp, i) => used.has(i) && inp.bcast.some(Boolean));
+  // Per-axis indices are needed only by an input broadcast along some axes but not all.
+  const anyBcast = k.inputs.some((inp, i) => used.has(i) && inp.bcast.some(Boolean) && !inp.bcast.every(Boolean));
+  const packed = k.inputs.length > MAX_BOUND_INPUTS;
   const loads = k.inputs.flatMap((inp, i) => {
     if (!used.has(i)) return [];
     // Broadcast axes contribute nothing to the input's offset; a non-broadcast input is read at i itself.
     const keep = inp.bcast.map((b, a) => (b ? -1 : a)).filter((a) => a >= 0);
     const off = inp.bcast.some(Boolean) ? hornerOffset(keep.map((a) => idx[a]!), keep.map((a) => exts[a]!)) : "i";
-    return [`let x${i} = in_${i}[${off}];`];
+    return [packed ? `let x${i} = bitcast<${wgslType(inp.dtype)}>(pack[p.pack_${i} + ${off}]);` : `let x${i} = in_${i}[${off}];`];
   });
   const body = [
     ...exts.map((e, a) => `let ${e} = p.ext_${a};`),
@@ -106,12 +113,12 @@ export function renderElementwise(name: string, k: ElementwiseKernel): KernelSha
   return {
     name,
     about: [
-      `Kiln kernel ${name}: elementwise ${[...opsOf(k.expr)].join(", ")} over ${k.out}[ext_0..ext_${k.rank - 1}], rank ${k.rank}`,
-      `inputs: ${ins.join("; ") || "none"}`,
+      `Kiln kernel ${name}: elementwise ${[...opsOf(k.expr)].join(", ")} -> out: ${k.out}[${exts.map((_, a) => `ext_${a}`).join(", ")}]`,
+      `inputs: ${ins.join("; ") || "none"}${packed ? " (all read from `pack`)" : ""}`,
     ],
     params: exts.map((_, a) => `ext_${a}`),
     buffers: [
-      ...k.inputs.map((inp, i) => ({ name: `in_${i}`, elem: wgslType(inp.dtype), write: false })),
+      ...k.inputs.map((inp, i) => (packed ? ("packed" as const) : { name: `in_${i}`, elem: wgslType(inp.dtype), write: false })),
       { name: "out", elem: wgslType(k.out), write: true },
     ],
     helpers,

@@ -80,7 +80,7 @@ export function renderReduce(name: string, k: ReduceKernel): KernelShader {
   return {
     name,
     about: [
-      `Kiln kernel ${name}: ${k.op} of ${k.dtype}[ext_0..ext_${k.rank - 1}] over axes ${red.join(", ") || "none"} (rank ${k.rank})`,
+      `Kiln kernel ${name}: ${k.op} of inp: ${k.dtype}[${axes.map((a) => `ext_${a}`).join(", ")}] over axes ${red.join(", ") || "none"}`,
       `one workgroup per output element, ${W} invocations, tree reduction in workgroup memory`,
     ],
     params: axes.map((a) => `ext_${a}`),

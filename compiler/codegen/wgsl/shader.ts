@@ -1,6 +1,6 @@
 // Codegen stage (WGSL): the skeleton every kernel shares — a header comment naming the kernel and its ops, the
-// uniform block of integer arguments (binding 0), named storage buffers (bindings 1.., inputs then output), the
-// helpers it uses, and one compute entry point `main`.
+// uniform block of integer arguments (binding 0), named storage buffers (bindings 1.., inputs then output, or
+// one `pack` of all inputs), the helpers it uses, and one compute entry point `main`.
 import type { WgslGridAxis, WgslKernelManifest } from "../../../runtime/manifest.js";
 import { renderHelpers, type HelperName } from "./prelude.js";
 
@@ -18,8 +18,11 @@ export interface KernelShader {
   readonly about: readonly string[];
   /** Names of the integer arguments, in calling-convention order (fields of the uniform struct, all u32). */
   readonly params: readonly string[];
-  /** One per buffer of the calling convention; null for one the shader does not bind. */
-  readonly buffers: readonly (StorageBinding | null)[];
+  /**
+   * One per buffer of the calling convention; null for one the shader does not bind; "packed" for an input read
+   * from the shared `pack` binding at word offset `p.pack_<j>` (j counts the packed buffers).
+   */
+  readonly buffers: readonly (StorageBinding | null | "packed")[];
   readonly helpers: ReadonlySet<HelperName>;
   /** Module-scope declarations (workgroup arrays, constants). */
   readonly decls?: readonly string[];
@@ -39,12 +42,21 @@ export const ONE_GROUP: WgslGridAxis = { ints: [], per: 1 };
 export function renderShader(k: KernelShader): string {
   const lines: string[] = [...k.about.map((l) => `// ${l}`), ""];
   // WGSL has no empty structs: a kernel without integer arguments still gets one (unused) field.
-  const fields = k.params.length ? k.params : ["unused"];
-  lines.push("struct Params {", ...fields.map((f) => `  ${f}: u32,`), "}", "");
+  const packs = k.buffers.filter((b) => b === "packed").map((_, j) => `pack_${j}`);
+  const fields = [...k.params, ...packs];
+  lines.push("struct Params {", ...(fields.length ? fields : ["unused"]).map((f) => `  ${f}: u32,`), "}", "");
   lines.push("@group(0) @binding(0) var<uniform> p: Params;");
-  k.buffers.filter((b): b is StorageBinding => b !== null).forEach((b, i) => {
-    lines.push(`@group(0) @binding(${i + 1}) var<storage, ${b.write ? "read_write" : "read"}> ${b.name}: array<${b.elem}>;`);
-  });
+  let binding = 1;
+  let packBound = false;
+  for (const b of k.buffers) {
+    if (b === null || (b === "packed" && packBound)) continue;
+    if (b === "packed") {
+      packBound = true;
+      lines.push(`@group(0) @binding(${binding++}) var<storage, read> pack: array<u32>;`);
+    } else {
+      lines.push(`@group(0) @binding(${binding++}) var<storage, ${b.write ? "read_write" : "read"}> ${b.name}: array<${b.elem}>;`);
+    }
+  }
   lines.push("");
   for (const h of renderHelpers(k.helpers)) lines.push(h, "");
   if (k.decls?.length) lines.push(...k.decls, "");
@@ -58,7 +70,7 @@ export function renderShader(k: KernelShader): string {
 
 export function kernelMeta(k: KernelShader): WgslKernelManifest {
   return {
-    buffers: k.buffers.map((b) => (b === null ? "none" : b.write ? "write" : "read")),
+    buffers: k.buffers.map((b) => (b === null ? "none" : b === "packed" ? "pack" : b.write ? "write" : "read")),
     ints: k.params.length,
     workgroupSize: k.workgroup[0] * k.workgroup[1] * k.workgroup[2],
     workgroupBytes: k.workgroupBytes,

@@ -1,0 +1,20 @@
+// The text form of a quantization report: one line per quantized op with its weight and output errors, then
+// the weight sizes (f32 against int8 + scales) and the sample's output error.
+
+import type { QuantizeReport } from "./quantize.js";
+
+const e = (x: number) => (x === 0 ? "0" : x.toExponential(2));
+const kb = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
+
+export function formatQuantizeReport(r: Omit<QuantizeReport, "text">): string {
+  const lines = [`${r.mode} int8 quantization of ${r.ops.length} op(s):`];
+  for (const o of r.ops) {
+    const fused = o.ops.length > 1 ? ` (+ ${o.ops.slice(1).join(", ")} fused)` : "";
+    const out = o.outputError ? `; layer output max abs ${e(o.outputError.maxAbs)}, rel ${e(o.outputError.relative)}` : "";
+    lines.push(`  ${o.fn} steps ${o.steps.join("+")}: ${o.weight} [K=${o.K}, N=${o.N}]${fused} -> ${o.kernel} (${o.input} in, ${o.output} out); weight max abs ${e(o.weightError.maxAbs)}, rel ${e(o.weightError.relative)}${out}`);
+  }
+  const ratio = r.weightBytes.int8 > 0 ? (r.weightBytes.f32 / r.weightBytes.int8).toFixed(2) : "-";
+  lines.push(`  quantized weights: ${kb(r.weightBytes.f32)} f32 -> ${kb(r.weightBytes.int8)} int8 + scales (${ratio}x smaller)`);
+  if (r.sampleError) lines.push(`  sample outputs: max abs error ${e(r.sampleError.maxAbs)}, relative ${e(r.sampleError.relative)}`);
+  return lines.join("\n");
+}
