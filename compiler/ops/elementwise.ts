@@ -35,7 +35,7 @@ const UNARY_FNS: Record<UnaryOp, (x: number) => number> = {
   abs: Math.abs,
   tanh: Math.tanh,
   sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
-  relu: (x) => (x > 0 ? x : 0),
+  relu: (x) => (Number.isNaN(x) ? NaN : x > 0 ? x : 0), // NaN propagates, as in the wasm and WGSL kernels
 };
 
 function intDiv(a: number, b: number): number {
