@@ -123,7 +123,7 @@ for (const n of sizes) {
   for (const [name, ms] of Object.entries(t)) console.log(`  ${name.padEnd(30)} ${ms.toFixed(2).padStart(8)} ms  ${gop(ms).toFixed(1).padStart(6)} GOP/s`);
   const r = (a, c) => (t[c] / t[a]).toFixed(2);
   console.log(`  ratios: kiln int8/f32 end-to-end ${r("kiln int8 (quantizeDynamic)", "kiln f32")}x, kernels ${r("kiln kernel int8 dynamic", "kiln kernel f32")}x (u8xi8->i32 ${r("kiln kernel u8xi8->i32", "kiln kernel f32")}x); ` +
-    `ort int8/f32 ${r("ort MatMulInteger", "ort f32 MatMul")}x (dynamic ${r("ort dynamic int8", "ort f32 MatMul")}x); kiln/ort: MatMulInteger ${r("kiln kernel u8xi8->i32", "ort MatMulInteger")}x, dynamic ${r("kiln int8 (quantizeDynamic)", "ort dynamic int8")}x`);
+    `ort int8/f32 ${r("ort MatMulInteger", "ort f32 MatMul")}x (dynamic ${r("ort dynamic int8", "ort f32 MatMul")}x); kiln int8 speed / ort int8 speed: MatMulInteger ${r("kiln kernel u8xi8->i32", "ort MatMulInteger")}x, dynamic ${r("kiln int8 (quantizeDynamic)", "ort dynamic int8")}x`);
   mf.dispose();
   mq.dispose();
   await Promise.all(Object.values(o).map((s) => s.release()));

@@ -29,6 +29,10 @@ usage:
                        [--classes C] [--check-numerics] [--augment] [--save FILE.safetensors] [--plot FILE.svg] [--data-dir DIR]
       runs a train block: on MNIST (images 0-7999 train, 8000-9999 test) with a progress bar per epoch and the
       held-out accuracy, or on one synthetic batch printing the loss per step
+  kiln quantize FILE.kiln --weights W.safetensors [--out Q.safetensors] [--mode dynamic|static] [--fn NAME]
+                          [--data mnist] [--calibration-batches N] [--percentile P] [--data-dir DIR]
+      switches every linear layer (matmul on a param) to int8 and reports each op's error; --data mnist also
+      measures held-out accuracy (and static mode calibrates on training batches); --out writes I8 weights + scales
   kiln check FILE.kiln      report diagnostics only
   kiln --version | --help`;
 
@@ -39,7 +43,7 @@ interface Flags {
   values: Map<string, string[]>;
 }
 
-const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir"]);
+const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir", "--weights", "--mode", "--calibration-batches", "--percentile"]);
 const BOOL_FLAGS = new Set(["--check-numerics", "--report", "--no-fusion", "--augment"]);
 
 function parseFlags(args: string[]): Flags {
@@ -227,6 +231,27 @@ async function cmdTrain(f: Flags, out: (s: string) => void, err: (s: string) => 
   return 0;
 }
 
+async function cmdQuantize(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const { file, source } = await readSource(f);
+  const weights = one(f, "--weights");
+  if (!weights) throw new UsageError("kiln quantize needs --weights FILE.safetensors (f32 weights, e.g. from kiln train --save)");
+  const mode = one(f, "--mode") ?? "dynamic";
+  if (mode !== "dynamic" && mode !== "static") throw new UsageError(`--mode must be dynamic or static, got '${mode}'`);
+  const data = one(f, "--data");
+  if (data !== undefined && data !== "mnist") throw new UsageError(`kiln quantize --data must be mnist, got '${data}'`);
+  const pct = one(f, "--percentile");
+  if (pct !== undefined && !(Number(pct) > 50 && Number(pct) <= 100)) throw new UsageError(`--percentile must be a number in (50, 100], got '${pct}'`);
+  const opts = {
+    weights, mode: mode as "dynamic" | "static", out: one(f, "--out"), fn: one(f, "--fn"), data: data as "mnist" | undefined, dataDir: one(f, "--data-dir"),
+    batches: intFlag(f, "--calibration-batches", 8, 1), calibration: pct === undefined ? ("minmax" as const) : { percentile: Number(pct) }, seed: intFlag(f, "--seed", 0, -(2 ** 31)),
+  };
+  const r = frontend(file, source, [], err);
+  if (!r.ir) return 1;
+  const { runQuantize } = await import("./cli-quantize.js");
+  await runQuantize(r.ir, opts, out);
+  return 0;
+}
+
 async function cmdCheck(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { file, source } = await readSource(f);
   const r = frontend(file, source, [], err);
@@ -252,6 +277,7 @@ export async function main(argv: string[], out = (s: string) => console.log(s), 
     if (cmd === "run") return await cmdRun(flags, out, err);
     if (cmd === "check") return await cmdCheck(flags, out, err);
     if (cmd === "train") return await cmdTrain(flags, out, err);
+    if (cmd === "quantize") return await cmdQuantize(flags, out, err);
     throw new UsageError(`unknown command '${cmd}'`);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -138,6 +138,10 @@ export async function loadQuantized(mod: KilnModule, src: Source | SafetensorsFi
 export async function loadWeights(mod: KilnModule, src: Source | SafetensorsFile | Uint8Array): Promise<QuantizeReport | undefined> {
   const file = await fileOf(src);
   if (file.metadata.quantized) return loadQuantized(mod, file);
+  const names = mod.manifest.params.map((p) => p.name);
+  for (const name of Object.keys(file.tensors)) {
+    if (!names.includes(name)) fail(`loadWeights: tensor "${name}" of the file is not a param of ${mod.manifest.source || "this module"} (params: ${names.join(", ") || "none"})`, name);
+  }
   for (const [name, t] of Object.entries(file.tensors)) mod.setParam(name, t);
   return undefined;
 }

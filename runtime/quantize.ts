@@ -182,14 +182,18 @@ function rewrite(fn: FunctionManifest, choices: Int8Choice[], slotOf: (c: Int8Ch
  * Switches the listed functions to their int8 calls. Everything that can fail (kernels present, weights
  * quantized) is checked before the module changes. Returns each function's new step index per choice.
  */
-export function applyInt8(mod: KilnModule, mode: "dynamic" | "static", choices: Map<string, Int8Choice[]>, weights: Map<string, QuantizedWeight>): Map<string, number[]> {
-  const st = wasmState(mod, "quantize");
+function checkKernels(st: WasmState, choices: Map<string, Int8Choice[]>): void {
   for (const list of choices.values()) {
     for (const c of list) {
       const k = c.static ? c.variant.static : c.variant.dynamic;
       if (!st.kernels.has(k)) throw new KilnError(`quantize: the wasm has no kernel "${k}" for ${c.variant.weight}; recompile the module with this Kiln`, { code: "bad_wasm" });
     }
   }
+}
+
+export function applyInt8(mod: KilnModule, mode: "dynamic" | "static", choices: Map<string, Int8Choice[]>, weights: Map<string, QuantizedWeight>): Map<string, number[]> {
+  const st = wasmState(mod, "quantize");
+  checkKernels(st, choices);
   restoreFloat(mod);
   const q: QState = { mode, original: new Map(), weights, choices };
   const params = new Map(st.params);
@@ -246,6 +250,7 @@ export function quantizeDynamic(mod: KilnModule, opts: QuantizeOptions = {}): Qu
 /** Applies the choices and measures the report (the sample runs once in f32 and once in int8). */
 export function finish(mod: KilnModule, mode: "dynamic" | "static", choices: Map<string, Int8Choice[]>, weights: Map<string, QuantizedWeight>, sample?: QuantizeOptions["sample"]): QuantizeReport {
   const st = wasmState(mod, "quantize");
+  checkKernels(st, choices);
   const sampleFn = sample ? mod.manifest.functions.find((f) => f.name === sample.fn || f.jsName === sample.fn) : undefined;
   if (sample && !sampleFn) throw new KilnError(`quantize: sample names unknown function "${sample.fn}"`, { code: "unknown_function", fn: sample.fn });
   const sampleChoices = sampleFn ? choices.get(sampleFn.name) ?? [] : [];

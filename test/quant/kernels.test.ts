@@ -55,14 +55,25 @@ describe("wasm qmatmul kernels are exact against the integer reference", async (
     expect(got.subarray(69 * N).every((v) => Object.is(v, guard))).toBe(true);
   });
 
-  it("turns a row with NaN into NaN outputs, and an all-zero row into the bias", () => {
+  it("turns a row with NaN (dynamic: or infinity) into NaN outputs, and an all-zero row into the bias", () => {
     const r = rng(5);
     const [M, K, N] = [3, 21, 9];
     const w = randomWeight(r, K, N);
     const a = Float32Array.from({ length: M * K }, () => r() - 0.5);
     a[0 * K + 20] = NaN; // in the scalar tail
+    const inf = Float32Array.from(a);
+    inf[0 * K + 20] = 1;
+    inf[0 * K + 3] = -Infinity; // in the vector loop
     a.fill(0, 1 * K, 2 * K);
     const bias = Float32Array.from({ length: N }, (_, n) => n - 4);
+    // dynamic: an infinity has no finite range, so its row is NaN too; static: it saturates like any large value
+    const dyn = runQMatmul(inst, SPECS[3]!, inf, M, K, w, { bias }) as Float32Array;
+    expectArray(dyn, refQMatmul(SPECS[3]!, inf, M, K, w, { bias }), {}, "dynamic -inf");
+    expect(Array.from(dyn.subarray(0, N)).every(Number.isNaN)).toBe(true);
+    const st = { ...SPECS[3]!, input: "static" as const }, qin = { scale: Math.fround(0.01), zeroPoint: 128 };
+    const sat = runQMatmul(inst, st, inf, M, K, w, { bias, qin }) as Float32Array;
+    expectArray(sat, refQMatmul(st, inf, M, K, w, { bias, qin }), {}, "static -inf");
+    expect(Array.from(sat).every(Number.isFinite)).toBe(true);
     for (const spec of [SPECS[3]!, { ...SPECS[3]!, input: "static" as const }]) {
       const got = runQMatmul(inst, spec, a, M, K, w, { bias, qin: { scale: Math.fround(0.01), zeroPoint: 128 } }) as Float32Array;
       expectArray(got, refQMatmul(spec, a, M, K, w, { bias, qin: { scale: Math.fround(0.01), zeroPoint: 128 } }), {}, spec.input);

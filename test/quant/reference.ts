@@ -41,7 +41,7 @@ function rowOperands(spec: QMatmulKernel, a: Float32Array | Uint8Array, m: numbe
   }
   for (let k = 0; k < K; k++) {
     const x = a[m * K + k]!;
-    if (Number.isNaN(x)) nan = true;
+    if (Number.isNaN(x) || (spec.input === "dynamic" && !Number.isFinite(x))) nan = true;
     v[k] = quantizeU8(x, p) - p.zeroPoint;
   }
   return { sa: nan ? NaN : p.scale, v };

@@ -53,6 +53,8 @@ function candidate(fm: FunctionManifest, s: number, specOf: (k: string) => Kerne
   if (wv.source.kind !== "param" || wv.shape.length !== 2 || !wv.shape.every((d) => typeof d === "number" && d > 0)) return null;
   const transposed = spec.transB === true;
   const [K, N] = (transposed ? [wv.shape[1], wv.shape[0]] : wv.shape) as [number, number];
+  // |q - zero point| <= 255 and |w| <= 127: int32 sums cannot overflow below K = 2^31 / 32385.
+  if (K > 65535) return null;
   const base = { replaces: [s], weight: wv.source.name, transposed, input, output: out, scratch, relu: false, ints: st.ints, ops: [...st.ops], packing: { wasm: WASM_QPACKING, wgsl: WGSL_QPACKING }, ...(st.guard ? { guard: st.guard } : {}) };
   // Fuse the consumer step when it is exactly bias add (+ relu) over this output, under the same guards.
   const users = rd.steps.get(out) ?? [];

@@ -33,9 +33,13 @@ export function renderQMatmul(fb: FnBuilder, k: QMatmulKernel): E {
 
   // ---- A: one row quantized into its panel (dst: the row's first pair), its scale into rs[r].
   const splatF = (e: E): E => m.f32x4.splat(e);
+  const [vScale, vZp, vBias] = [v128(), v128(), v128()];
+  // clamp(nearest(x / scale) + zp, 0, 255) - zp. pmin/pmax are single instructions (NaN handling is not needed:
+  // a NaN makes the row's scale NaN below), and adding 2^23 leaves the integer in the low mantissa bits, so
+  // q - zp = bits - (bits(2^23) + zp) without a saturating conversion.
   const quantV = (xv: E): E => m.i32x4.sub(
-    m.i32x4.trunc_sat_f32x4_s(m.f32x4.min(m.f32x4.max(m.f32x4.add(m.f32x4.nearest(m.f32x4.div(xv, splatF(scale.get()))), splatF(zpf.get())), fb.splatF32(0)), fb.splatF32(255))),
-    m.i32x4.splat(zpi.get()),
+    m.f32x4.add(m.f32x4.pmin(m.f32x4.pmax(m.f32x4.add(m.f32x4.nearest(m.f32x4.div(xv, vScale.get())), vZp.get()), fb.splatF32(0)), fb.splatF32(255)), fb.splatF32(8388608)),
+    vBias.get(),
   );
   const quantS = (xs: E): E => m.i32.sub(
     m.i32.trunc_s_sat.f32(m.f32.min(m.f32.max(m.f32.add(m.f32.nearest(m.f32.div(xs, scale.get())), zpf.get()), f32c(0)), f32c(255))),
@@ -51,12 +55,13 @@ export function renderQMatmul(fb: FnBuilder, k: QMatmulKernel): E {
     const vmn = v128(), vmx = v128();
     const lanes = (v: Var, op: (p: E, q: E) => E): E =>
       op(op(m.f32x4.extract_lane(v.get(), 0), m.f32x4.extract_lane(v.get(), 1)), op(m.f32x4.extract_lane(v.get(), 2), m.f32x4.extract_lane(v.get(), 3)));
+    // pmin/pmax skip NaNs; the quantization pass below finds them and makes the row's scale NaN.
     rowParams.push(
       vmn.set(fb.splatF32(0)), vmx.set(fb.splatF32(0)),
       forRange(fb, { i: kk, from: c(0), to: () => m.i32.sub(K.get(), c(3)), step: 4, body: [
         av.set(m.v128.load(0, 4, add(src.get(), m.i32.shl(kk.get(), c(2))))),
-        vmn.set(m.f32x4.min(vmn.get(), av.get())),
-        vmx.set(m.f32x4.max(vmx.get(), av.get())),
+        vmn.set(m.f32x4.pmin(vmn.get(), av.get())),
+        vmx.set(m.f32x4.pmax(vmx.get(), av.get())),
       ] }),
       mn.set(lanes(vmn, (p, q) => m.f32.min(p, q))),
       mx.set(lanes(vmx, (p, q) => m.f32.max(p, q))),
@@ -72,7 +77,10 @@ export function renderQMatmul(fb: FnBuilder, k: QMatmulKernel): E {
   } else {
     rowParams.push(scale.set(m.f32.load(0, 4, qp.get())), zpf.set(m.f32.load(4, 4, qp.get())));
   }
-  rowParams.push(zpi.set(m.i32.trunc_s_sat.f32(zpf.get())));
+  rowParams.push(
+    zpi.set(m.i32.trunc_s_sat.f32(zpf.get())),
+    vScale.set(splatF(scale.get())), vZp.set(splatF(zpf.get())), vBias.set(m.i32x4.splat(m.i32.add(zpi.get(), c(0x4b000000)))),
+  );
 
   let quantRow: E[];
   if (k.input === "q8") {
@@ -84,20 +92,23 @@ export function renderQMatmul(fb: FnBuilder, k: QMatmulKernel): E {
       forRange(fb, { i: kk, to: () => K.get(), body: [storeOne(m.i32.sub(m.i32.load8_u(0, 1, add(src.get(), kk.get())), zpi.get()))] }),
     ];
   } else {
-    // A NaN anywhere in the row makes its scale NaN, so the row's outputs are NaN rather than saturated values.
+    // A NaN anywhere in the row (or, for a dynamic range, an infinity: x - x is NaN) makes its scale NaN, so the
+    // row's outputs are NaN rather than saturated values.
     const at = (off: number): E => m.v128.load(off, 4, add(src.get(), m.i32.shl(kk.get(), c(2))));
     const x1 = v128();
+    const badV = (v: Var): E => (k.input === "dynamic" ? m.f32x4.ne(m.f32x4.sub(v.get(), v.get()), m.f32x4.sub(v.get(), v.get())) : m.f32x4.ne(v.get(), v.get()));
+    const badS = (v: Var): E => (k.input === "dynamic" ? m.f32.ne(m.f32.sub(v.get(), v.get()), m.f32.sub(v.get(), v.get())) : m.f32.ne(v.get(), v.get()));
     quantRow = [
       nan.set(fb.splatI32(0)), nanS.set(c(0)),
       forRange(fb, { i: kk, from: c(0), to: () => m.i32.sub(K.get(), c(7)), step: 8, body: [
         av.set(at(0)), x1.set(at(16)),
-        nan.set(m.v128.or(nan.get(), m.v128.or(m.f32x4.ne(av.get(), av.get()), m.f32x4.ne(x1.get(), x1.get())))),
+        nan.set(m.v128.or(nan.get(), m.v128.or(badV(av), badV(x1)))),
         av.set(m.i16x8.narrow_i32x4_s(quantV(av.get()), quantV(x1.get()))),
         ...storePairs(() => av.get()),
       ] }),
       forRange(fb, { i: kk, to: () => K.get(), body: [
         x.set(m.f32.load(0, 4, add(src.get(), m.i32.shl(kk.get(), c(2))))),
-        nanS.set(m.i32.or(nanS.get(), m.f32.ne(x.get(), x.get()))),
+        nanS.set(m.i32.or(nanS.get(), badS(x))),
         storeOne(quantS(x.get())),
       ] }),
       m.if(m.i32.or(m.v128.any_true(nan.get()), nanS.get()), scale.set(f32c(NaN))),
@@ -128,14 +139,16 @@ export function renderQMatmul(fb: FnBuilder, k: QMatmulKernel): E {
   // ---- epilogue: dequantize, bias, relu, then store f32, requantize to u8, or store the int32 sums.
   const osz = k.output === "q8" ? 0 : 2;
   const sa = f32();
+  const vsa = v128();
   const col = (v: number, lane: number): E => add(jr.get(), c(4 * v + lane));
   const outAt = (colE: E): E => add(out.get(), m.i32.shl(add(mul(row.get(), N.get()), colE), c(osz)));
   const vecOut = (accV: E, v: number): E => {
     if (k.output === "i32") return m.v128.store(0, 4, outAt(col(v, 0)), accV);
     const cAt = (): E => m.i32.shl(col(v, 0), c(2));
-    let y = m.f32x4.mul(m.f32x4.convert_i32x4_s(accV), m.f32x4.mul(splatF(sa.get()), m.v128.load(16, 4, add(qp.get(), cAt()))));
+    let y = m.f32x4.mul(m.f32x4.convert_i32x4_s(accV), m.f32x4.mul(vsa.get(), m.v128.load(16, 4, add(qp.get(), cAt()))));
     if (bias) y = m.f32x4.add(y, m.v128.load(0, 4, add(bias.get(), cAt())));
-    if (k.relu) y = m.f32x4.max(y, fb.splatF32(0));
+    // pmax(y, 0) = y < 0 ? 0 : y: NaN stays NaN, and y is never -0 here (0 * scale >= 0 is +0).
+    if (k.relu) y = m.f32x4.pmax(y, fb.splatF32(0));
     if (k.output === "f32") return m.v128.store(0, 4, outAt(col(v, 0)), y);
     const qf = m.f32x4.min(m.f32x4.max(m.f32x4.add(m.f32x4.nearest(m.f32x4.div(y, splatF(m.f32.load(8, 4, qp.get())))), splatF(m.f32.load(12, 4, qp.get()))), fb.splatF32(0)), fb.splatF32(255));
     const qi = fb.local(fb.t.v128);
@@ -157,7 +170,7 @@ export function renderQMatmul(fb: FnBuilder, k: QMatmulKernel): E {
   };
   const epilogue: E[] = [];
   acc.forEach((rowAcc, q) => {
-    const body: E[] = [row.set(add(ic.get(), ir.get(), c(q))), sa.set(m.f32.load(0, 4, add(rs.get(), m.i32.shl(add(ir.get(), c(q)), c(2)))))];
+    const body: E[] = [row.set(add(ic.get(), ir.get(), c(q))), sa.set(m.f32.load(0, 4, add(rs.get(), m.i32.shl(add(ir.get(), c(q)), c(2))))), vsa.set(splatF(sa.get()))];
     rowAcc.forEach((v, j) => {
       const lanes = Array.from({ length: 4 }, (_, l) => m.if(m.i32.lt_s(col(j, l), N.get()), scalarOut(m.i32x4.extract_lane(v.get(), l), j, l)));
       body.push(m.if(m.i32.le_s(col(j, 4), N.get()), vecOut(v.get(), j), fb.seq(lanes)));
