@@ -183,6 +183,13 @@ export interface WgslKernelManifest {
   grid: [WgslGridAxis, WgslGridAxis, WgslGridAxis];
 }
 
+/**
+ * Suffix of a qmatmul kernel's second section in the .wgsl file, rendered with dot4I8Packed: the WebGPU runtime
+ * compiles it instead where the adapter has the packed_4x8_integer_dot_product language feature. It shares the
+ * base kernel's `WgslKernelManifest` (same bindings and grid) and has no entry of its own.
+ */
+export const WGSL_DOT4_SUFFIX = "__dot4";
+
 /** The WGSL target: every kernel's shader in one text file, each starting at a `// @kiln-kernel NAME` line. */
 export interface WgslManifest {
   file: string;

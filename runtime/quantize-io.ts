@@ -1,6 +1,7 @@
 // Quantized weights as safetensors: each quantized weight as an I8 tensor in its param's shape plus an F32
 // "NAME.scale" tensor (one scale per output channel), every other weight as F32, and metadata saying how (and,
-// for static quantization, the calibrated activation ranges). About 4x smaller than the f32 file.
+// for static quantization, the calibrated activation ranges). About 4x smaller than the f32 file. Wasm and
+// WebGPU modules (whose params are read back asynchronously, so only the async entry points take them).
 
 import { KilnError } from "./errors.js";
 import type { KilnModule } from "./module.js";
@@ -8,6 +9,8 @@ import { Tensor } from "./tensor.js";
 import { loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensors, type SafetensorsFile } from "./safetensors.js";
 import type { Source } from "./data/source.js";
 import { finish, quantizationOf, restoreFloat, type Int8Choice, type QuantizeReport } from "./quantize.js";
+import { KilnGpuModule } from "./webgpu/module.js";
+import { finishGpu } from "./webgpu/quantize.js";
 import { checkQuantizedWeight, dequantizeWeight, type LinearQuant, type QuantizedWeight } from "./quantize-math.js";
 
 const META_KEY = "kiln.quantization";
@@ -23,15 +26,21 @@ interface QuantMeta {
 
 /** The quantized module's weights as safetensors tensors and metadata (the module must be quantized). */
 export function quantizedWeightsFile(mod: KilnModule): SafetensorsFile {
+  return weightsFile(mod, (n) => mod.getParam(n));
+}
+
+const notQuantized = () => new KilnError(`saveQuantized: the module is not quantized; call quantizeDynamic or quantizeStatic first`, { code: "bad_option" });
+
+function weightsFile(mod: KilnModule | KilnGpuModule, param: (name: string) => Tensor): SafetensorsFile {
   const q = quantizationOf(mod);
-  if (!q) throw new KilnError(`saveQuantized: the module is not quantized; call quantizeDynamic or quantizeStatic first`, { code: "bad_option" });
+  if (!q) throw notQuantized();
   const tensors: Record<string, Tensor> = {};
   const meta: QuantMeta = { version: 1, mode: q.mode, weights: {} };
   for (const p of mod.manifest.params) {
     if (p.role === "state") continue;
     const w = q.weights.get(p.name);
     if (!w) {
-      tensors[p.name] = mod.getParam(p.name);
+      tensors[p.name] = param(p.name);
       continue;
     }
     if (tensors[`${p.name}.scale`] || mod.manifest.params.some((x) => x.name === `${p.name}.scale`)) {
@@ -49,13 +58,25 @@ export function quantizedWeightsFile(mod: KilnModule): SafetensorsFile {
   return { tensors, metadata };
 }
 
-export function serializeQuantized(mod: KilnModule): Uint8Array {
-  const f = quantizedWeightsFile(mod);
-  return serializeSafetensors(f.tensors, f.metadata);
+/** The file's bytes; on a WebGPU module a promise (its float params are read back from the GPU). */
+export function serializeQuantized(mod: KilnGpuModule): Promise<Uint8Array>;
+export function serializeQuantized(mod: KilnModule): Uint8Array;
+export function serializeQuantized(mod: KilnModule | KilnGpuModule): Uint8Array | Promise<Uint8Array> {
+  if (!(mod instanceof KilnGpuModule)) {
+    const f = quantizedWeightsFile(mod);
+    return serializeSafetensors(f.tensors, f.metadata);
+  }
+  return gpuWeightsFile(mod).then((f) => serializeSafetensors(f.tensors, f.metadata));
 }
 
-export async function saveQuantized(mod: KilnModule, path: string): Promise<void> {
-  const f = quantizedWeightsFile(mod);
+async function gpuWeightsFile(mod: KilnGpuModule): Promise<SafetensorsFile> {
+  if (!quantizationOf(mod)) throw notQuantized();
+  const params = await mod.paramsByName();
+  return weightsFile(mod, (n) => params[n]!);
+}
+
+export async function saveQuantized(mod: KilnModule | KilnGpuModule, path: string): Promise<void> {
+  const f = mod instanceof KilnGpuModule ? await gpuWeightsFile(mod) : quantizedWeightsFile(mod);
   await saveSafetensors(path, f.tensors, f.metadata);
 }
 
@@ -74,7 +95,7 @@ function fail(msg: string, tensor?: string): never {
  * ranges). The f32 params of quantized weights get their dequantized values. Everything is checked first: a
  * float file, a weight this module has no int8 kernels for, bad shapes or values are errors naming the tensor.
  */
-export async function loadQuantized(mod: KilnModule, src: Source | SafetensorsFile | Uint8Array): Promise<QuantizeReport> {
+export async function loadQuantized(mod: KilnModule | KilnGpuModule, src: Source | SafetensorsFile | Uint8Array): Promise<QuantizeReport> {
   const file = await fileOf(src);
   if (file.metadata.quantized !== "int8" || !file.metadata[META_KEY]) {
     const first = Object.keys(file.tensors)[0];
@@ -130,12 +151,13 @@ export async function loadQuantized(mod: KilnModule, src: Source | SafetensorsFi
   // Checked: now write the f32 params (dequantized weights too, for any f32 function) and switch.
   restoreFloat(mod);
   for (const [name, t] of floats) mod.setParam(name, t);
-  for (const [name, w] of weights) mod.setParam(name, dequantizeWeight(w));
-  return finish(mod, meta.mode, choices, weights);
+  const f32 = new Map([...weights].map(([name, w]) => [name, dequantizeWeight(w)]));
+  for (const [name, w] of f32) mod.setParam(name, w);
+  return mod instanceof KilnGpuModule ? finishGpu(mod, meta.mode, choices, weights, (n) => f32.get(n)!) : finish(mod, meta.mode, choices, weights);
 }
 
 /** Loads a weights file of either kind: float tensors through setParam, a quantized file through loadQuantized. */
-export async function loadWeights(mod: KilnModule, src: Source | SafetensorsFile | Uint8Array): Promise<QuantizeReport | undefined> {
+export async function loadWeights(mod: KilnModule | KilnGpuModule, src: Source | SafetensorsFile | Uint8Array): Promise<QuantizeReport | undefined> {
   const file = await fileOf(src);
   if (file.metadata.quantized) return loadQuantized(mod, file);
   const names = mod.manifest.params.map((p) => p.name);

@@ -1,13 +1,14 @@
 // The text form of a quantization report: one line per quantized op with its weight and output errors, then
 // the weight sizes (f32 against int8 + scales) and the sample's output error.
 
-import type { QuantizeReport } from "./quantize.js";
+import type { QuantizeReport } from "./quantize-plan.js";
 
 const e = (x: number) => (x === 0 ? "0" : x.toExponential(2));
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KiB`;
 
 export function formatQuantizeReport(r: Omit<QuantizeReport, "text">): string {
-  const lines = [`${r.mode} int8 quantization of ${r.ops.length} op(s):`];
+  const where = r.backend === "webgpu" ? ` on WebGPU (${r.wgslDot === "dot4I8Packed" ? "dot4I8Packed" : "emulated dot4I8Packed"})` : "";
+  const lines = [`${r.mode} int8 quantization of ${r.ops.length} op(s)${where}:`];
   for (const o of r.ops) {
     const fused = o.ops.length > 1 ? ` (+ ${o.ops.slice(1).join(", ")} fused)` : "";
     const out = o.outputError ? `; layer output max abs ${e(o.outputError.maxAbs)}, rel ${e(o.outputError.relative)}` : "";

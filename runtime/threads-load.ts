@@ -45,20 +45,19 @@ export async function loadKernels(plain: WasmSource, opts: KernelLoadOptions): P
   const info = readParallelInfo(k.module);
   const names = Object.keys(info.kernels).filter((n) => k.kernels.has(n));
   if (names.length === 0) return { ...k, simd, threads: 1, pool: null };
-  const pool = await ThreadPool.start(k.module, k.memory.memory, threads, names);
-
   // Each worker packs matmul panels in its own scratch, reserved once for the module's life.
   const scratchBytes = Math.max(0, ...names.map((n) => info.kernels[n]!).filter((s): s is RowSplit => s.kind === "rows").map((s) => s.scratchBytes));
   const scratch = Array.from({ length: threads - 1 }, (_, w) => (scratchBytes > 0 ? k.memory.allocPersistent(scratchBytes, `matmul scratch of thread ${w + 1}`) : 0));
+  const pool = await ThreadPool.start(k.module, k.memory.memory, threads, names, scratch);
 
   const kernels = new Map(k.kernels);
   for (const name of names) {
     const fn = k.kernels.get(name)!;
     const split = info.kernels[name]!;
     const wrapped: KernelFn = (...args: number[]) => {
-      const calls = splitCall(split, args, threads, scratch);
-      if (!calls) return fn(...args);
-      pool.run(name, fn, calls);
+      const c = args.length <= ThreadPool.maxArgs ? splitCall(split, args, threads, ThreadPool.maxChunks) : null;
+      if (!c) return fn(...args);
+      pool.run(name, fn, c.chunks, c.scratchArg);
       return undefined;
     };
     // The executor checks each step's argument count against the kernel's arity.

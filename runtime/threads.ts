@@ -1,6 +1,6 @@
 // Thread pool for the wasm kernels: `threads - 1` workers (worker_threads in Node, Web Workers in browsers)
-// instantiate the same module on a shared WebAssembly.Memory. A dispatch hands each worker one kernel call
-// through a SharedArrayBuffer control block and runs the main thread's own share; kernel calls stay synchronous.
+// instantiate the same module on a shared WebAssembly.Memory. A dispatch puts a kernel call's chunks in a
+// SharedArrayBuffer control block; every thread, the caller included, claims chunks; kernel calls stay synchronous.
 
 import { KilnError } from "./errors.js";
 import { isNode } from "./io.js";
@@ -70,9 +70,6 @@ async function spawn(init: Record<string, unknown>): Promise<{ terminate(): void
   }
 }
 
-/** One kernel call per thread: `calls[0]` runs on the calling thread, `calls[w]` on worker w (null: nothing). */
-export type ThreadCalls = (readonly number[] | null)[];
-
 export class ThreadPool {
   readonly threads: number;
   readonly #ctl: Int32Array;
@@ -90,9 +87,15 @@ export class ThreadPool {
     this.#canWait = isNode();
   }
 
-  /** Starts `threads - 1` workers on `memory` (shared) with the exported kernels `names` of `module`. */
-  static async start(module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number, names: readonly string[]): Promise<ThreadPool> {
-    const control = new SharedArrayBuffer(4 * (CTL.slots + (threads - 1) * CTL.slotSize));
+  /**
+   * Starts `threads - 1` workers on `memory` (shared) with the exported kernels `names` of `module`; worker w
+   * substitutes `scratch[w - 1]` for a dispatch's scratch argument.
+   */
+  static async start(module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number, names: readonly string[], scratch: readonly number[]): Promise<ThreadPool> {
+    if (threads - 1 > CTL.table - CTL.scratch - 1) throw new KilnError(`at most ${CTL.table - CTL.scratch} threads`, { code: "bad_option" });
+    const control = new SharedArrayBuffer(4 * (CTL.table + CTL.maxChunks * CTL.maxArgs));
+    const ctl = new Int32Array(control);
+    scratch.forEach((p, w) => (ctl[CTL.scratch + w + 1] = p));
     const workers: { terminate(): void }[] = [];
     try {
       for (let index = 1; index < threads; index++) workers.push(await spawn({ module, memory, control, names: [...names], index }));
@@ -100,44 +103,42 @@ export class ThreadPool {
       for (const w of workers) w.terminate();
       throw new KilnError(`could not start ${threads - 1} worker thread(s): ${(e as Error).message}`, { code: "load_failed", cause: e });
     }
-    return new ThreadPool(threads, new Int32Array(control), workers, names);
+    return new ThreadPool(threads, ctl, workers, names);
   }
 
-  /** Most i32 arguments one worker call can take. */
-  static get maxArgs(): number {
-    return CTL.slotSize - 2;
-  }
+  /** Most chunks one dispatch can hold, and most arguments per kernel call. */
+  static readonly maxChunks = CTL.maxChunks;
+  static readonly maxArgs = CTL.maxArgs;
 
   /**
-   * Runs `fn(...calls[0])` here and kernel `name` with `calls[w]` on worker w, returning when all are done.
-   * Throws if any of them threw (after all have finished, so no worker still writes memory).
+   * Runs kernel `name` once per chunk (each an argument list), every thread claiming chunks until none is left,
+   * so a worker the OS has not scheduled yet leaves its share to the others. `fn` is the calling thread's
+   * instance of the kernel; workers put their own scratch at `scratchArg` (-1: none). Returns when all are done;
+   * throws if any call threw (after all have finished, so no worker still writes memory).
    */
-  run(name: string, fn: (...args: number[]) => unknown, calls: ThreadCalls): void {
+  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number): void {
     if (this.#closed) throw new Error("the thread pool has been closed");
     const ctl = this.#ctl;
     const k = this.#index.get(name);
     if (k === undefined) throw new Error(`kernel ${name} is not known to the thread pool`);
-    for (let w = 1; w < this.threads; w++) {
-      const base = CTL.slots + (w - 1) * CTL.slotSize;
-      const args = calls[w];
-      if (!args || args.length > ThreadPool.maxArgs) {
-        if (args) throw new Error(`kernel ${name}: ${args.length} arguments do not fit a worker slot`);
-        ctl[base] = -1;
-        continue;
-      }
-      ctl[base] = k;
-      ctl[base + 1] = args.length;
-      for (let i = 0; i < args.length; i++) ctl[base + 2 + i] = args[i]!;
-    }
+    const argc = chunks[0]?.length ?? 0;
+    if (chunks.length > CTL.maxChunks || argc > CTL.maxArgs) throw new Error(`kernel ${name}: ${chunks.length} chunks of ${argc} arguments do not fit the control block`);
+    chunks.forEach((args, c) => ctl.set(args, CTL.table + c * CTL.maxArgs));
+    ctl[CTL.kernel] = k;
+    ctl[CTL.argc] = argc;
+    ctl[CTL.scratchArg] = scratchArg;
+    ctl[CTL.chunks] = chunks.length;
+    Atomics.store(ctl, CTL.next, 0);
     Atomics.store(ctl, CTL.failed, 0);
     Atomics.store(ctl, CTL.pending, this.threads - 1);
     Atomics.add(ctl, CTL.generation, 1);
     Atomics.notify(ctl, CTL.generation);
     let error: unknown;
     try {
-      if (calls[0]) fn(...calls[0]);
+      for (let c = Atomics.add(ctl, CTL.next, 1); c < chunks.length; c = Atomics.add(ctl, CTL.next, 1)) fn(...chunks[c]!);
     } catch (e) {
       error = e;
+      Atomics.store(ctl, CTL.next, chunks.length); // stop handing out chunks
     }
     this.#join();
     if (error !== undefined) throw error;

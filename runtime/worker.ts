@@ -1,20 +1,31 @@
 // Thread pool worker: the source each worker runs (a string, so it loads the same way from dist/, a generated
 // module's kiln-runtime/, vitest's TS sources or a browser Blob URL). It instantiates the kernels on the shared
-// memory, then loops: wait for a new generation on the control block, run its slot's kernel call, count down.
+// memory, then loops: wait for a new generation on the control block, claim chunks of the current kernel call
+// until none is left (the main thread claims them too), count down `pending`.
 
 /** Control block layout (Int32Array over a SharedArrayBuffer), shared with threads.ts. */
 export const CTL = {
   /** Incremented by the main thread for every dispatch; workers wait on it. */
   generation: 0,
-  /** Workers still running the current dispatch; the main thread waits for 0. */
+  /** Workers still in the current dispatch; the main thread waits for 0. */
   pending: 1,
   /** Set to 1 when any worker's kernel threw. */
   failed: 2,
   /** Set to 1 to make the workers return. */
   stop: 3,
-  /** First slot; slot w-1 belongs to worker w: [kernel index or -1, argc, args...]. */
-  slots: 8,
-  slotSize: 64,
+  /** Next chunk to claim (Atomics.add), and how many chunks the dispatch has. */
+  next: 4,
+  chunks: 5,
+  /** Kernel index, argument count, and which argument is replaced by the thread's own scratch (-1: none). */
+  kernel: 6,
+  argc: 7,
+  scratchArg: 8,
+  /** Worker w's scratch pointer is at scratch + w. */
+  scratch: 16,
+  /** Chunk c's arguments start at table + c * maxArgs. */
+  table: 96,
+  maxArgs: 64,
+  maxChunks: 64,
 } as const;
 
 /** Atomics.load polls before a worker sleeps: consecutive kernels of one call then start without a wake-up. */
@@ -36,7 +47,6 @@ export const WORKER_SOURCE = `"use strict";
     var exports = new WebAssembly.Instance(mod, imports).exports;
     var fns = init.names.map(function (n) { return exports[n]; });
     var ctl = new Int32Array(init.control);
-    var base = CTL.slots + (init.index - 1) * CTL.slotSize;
     var seen = Atomics.load(ctl, CTL.generation);
     post({ ready: true });
     for (;;) {
@@ -45,12 +55,15 @@ export const WORKER_SOURCE = `"use strict";
       if (g === seen) { Atomics.wait(ctl, CTL.generation, seen); continue; }
       seen = g;
       if (Atomics.load(ctl, CTL.stop)) return;
-      var k = ctl[base];
-      if (k >= 0) {
-        var args = [];
-        for (var i = 0; i < ctl[base + 1]; i++) args.push(ctl[base + 2 + i]);
-        try { fns[k].apply(null, args); } catch (e) { Atomics.store(ctl, CTL.failed, 1); }
-      }
+      var fn = fns[ctl[CTL.kernel]], argc = ctl[CTL.argc], sa = ctl[CTL.scratchArg], n = ctl[CTL.chunks];
+      var args = new Array(argc);
+      try {
+        for (var c = Atomics.add(ctl, CTL.next, 1); c < n; c = Atomics.add(ctl, CTL.next, 1)) {
+          for (var i = 0; i < argc; i++) args[i] = ctl[CTL.table + c * CTL.maxArgs + i];
+          if (sa >= 0) args[sa] = ctl[CTL.scratch + init.index];
+          fn.apply(null, args);
+        }
+      } catch (e) { Atomics.store(ctl, CTL.failed, 1); }
       if (Atomics.sub(ctl, CTL.pending, 1) === 1) Atomics.notify(ctl, CTL.pending);
     }
   }

@@ -39,6 +39,22 @@ export interface GpuModuleContext {
   readonly pending: Set<Promise<void>>;
 }
 
+/** The live state of a WebGPU module (webgpu/quantize.ts swaps executors and adds int8 weight buffers). */
+export interface GpuState {
+  ctx: GpuModuleContext;
+  executors: Map<string, GpuFunctionExecutor>;
+  /** The module's .wgsl text: kernels no float step calls (the int8 ones) are compiled from it on demand. */
+  wgsl: string;
+  /** Params whose int8 copy the running kernels use: writing them is an error (param -> why). */
+  frozen?: Map<string, string>;
+}
+
+/** Params and pipelines of an executor, when not the module's. */
+export interface ExecutorResources {
+  readonly params?: ReadonlyMap<string, GpuParam>;
+  readonly pipelines?: ReadonlyMap<string, KernelPipeline>;
+}
+
 /** Plans kept per function (distinct dims bindings); the least recently used one is dropped beyond this. */
 const MAX_PLANS = 4;
 
@@ -56,14 +72,20 @@ export class GpuFunctionExecutor {
   readonly #plans = new Map<string, CallPlan>();
   readonly #random: RandomStreams;
 
-  constructor(fn: FunctionManifest, ctx: GpuModuleContext) {
+  /**
+   * `own` replaces the module's params and pipelines for this executor (an int8 plan reads its packed weights as
+   * params and calls kernels no float step does; the module itself never sees either).
+   */
+  constructor(fn: FunctionManifest, ctx: GpuModuleContext, own: ExecutorResources = {}) {
     this.fn = fn;
     this.#ctx = ctx;
     this.#random = new RandomStreams(ctx.seed);
-    const roots = checkFunction(fn, ctx);
+    const params = own.params ?? ctx.params;
+    const pipelines = own.pipelines ?? ctx.pipelines;
+    const roots = checkFunction(fn, params, pipelines);
     const needed = new Set<number>([...fn.outputValues, ...updatesOf(fn).map((u) => u.value)]);
     fn.steps.forEach((s) => {
-      s.buffers.forEach((b, j) => { if (ctx.pipelines.get(s.kernel)!.meta.buffers[j] !== "none") needed.add(b); });
+      s.buffers.forEach((b, j) => { if (pipelines.get(s.kernel)!.meta.buffers[j] !== "none") needed.add(b); });
       for (const g of s.guard ?? []) needed.add(g.value);
     });
     const constWords = new Map<number, Uint32Array>();
@@ -80,8 +102,8 @@ export class GpuFunctionExecutor {
       constBuffers.set(i, buf);
     });
     this.#plan = {
-      h: ctx.h, pool: ctx.pool, fn, pipelines: ctx.pipelines, roots, needed, constBuffers, constWords, guards: ctx.guards,
-      paramBuffer: (name) => ctx.params.get(name)!.buffer,
+      h: ctx.h, pool: ctx.pool, fn, pipelines, roots, needed, constBuffers, constWords, guards: ctx.guards,
+      paramBuffer: (name) => params.get(name)!.buffer,
     };
   }
 
@@ -154,10 +176,12 @@ export class GpuFunctionExecutor {
     });
   }
 
-  /** Returns the pooled buffers of every cached plan (at module dispose). */
+  /** Returns the pooled buffers of every cached plan and of its consts (at module dispose, or restoreFloat). */
   dispose(): void {
     for (const p of this.#plans.values()) p.owned.forEach((b) => this.#ctx.pool.release(b));
     this.#plans.clear();
+    // Executors made and dropped at run time (int8 plans, sample runs) would otherwise strand their consts.
+    for (const b of this.#plan.constBuffers.values()) this.#ctx.pool.release(b);
   }
 
   /** Failed checks stay pending until sync() reports them; successful ones are forgotten. */
@@ -245,7 +269,7 @@ function updatesOf(fn: FunctionManifest): { param: string; value: number }[] {
 }
 
 /** Checks the plan against the kernels and params; returns the root (alias-resolved) value of each value. */
-function checkFunction(fn: FunctionManifest, ctx: GpuModuleContext): number[] {
+function checkFunction(fn: FunctionManifest, params: ReadonlyMap<string, GpuParam>, pipelines: ReadonlyMap<string, KernelPipeline>): number[] {
   const bad = (msg: string): never => {
     throw new KilnError(`invalid module: function ${fn.name}: ${msg}`, { code: "bad_manifest", fn: fn.name });
   };
@@ -255,7 +279,7 @@ function checkFunction(fn: FunctionManifest, ctx: GpuModuleContext): number[] {
     if (v.dtype === "f64") bad(`value ${i} is f64, which WebGPU cannot store; use the wasm backend`);
     const s = v.source;
     if (s.kind === "param") {
-      const p = ctx.params.get(s.name);
+      const p = params.get(s.name);
       if (!p) bad(`value ${i} refers to unknown param "${s.name}"`);
       if (p!.param.dtype !== v.dtype) bad(`value ${i} (param "${s.name}") has dtype ${v.dtype}, the param is ${p!.param.dtype}`);
     } else if (s.kind === "input" && !fn.inputs[s.index]) bad(`value ${i} is input ${s.index}, but the function has ${fn.inputs.length} inputs`);
@@ -270,7 +294,7 @@ function checkFunction(fn: FunctionManifest, ctx: GpuModuleContext): number[] {
     return j;
   });
   fn.steps.forEach((step, si) => {
-    const k = ctx.pipelines.get(step.kernel);
+    const k = pipelines.get(step.kernel);
     if (!k) bad(`step ${si} calls kernel "${step.kernel}", which has no WGSL shader`);
     if (k!.meta.buffers.length !== step.buffers.length || k!.meta.ints !== step.ints.length) {
       bad(`step ${si} passes ${step.buffers.length} buffers and ${step.ints.length} integers to kernel "${step.kernel}", whose shader takes ${k!.meta.buffers.length} and ${k!.meta.ints}`);
@@ -279,6 +303,6 @@ function checkFunction(fn: FunctionManifest, ctx: GpuModuleContext): number[] {
   });
   if (fn.outputValues.length !== fn.outputs.length) bad(`${fn.outputs.length} outputs but ${fn.outputValues.length} output values`);
   for (const vi of fn.outputValues) if (!fn.values[vi]) bad(`an output refers to bad value index ${vi}`);
-  for (const u of updatesOf(fn)) if (!ctx.params.has(u.param) || !fn.values[u.value]) bad(`bad update of param "${u.param}"`);
+  for (const u of updatesOf(fn)) if (!params.has(u.param) || !fn.values[u.value]) bad(`bad update of param "${u.param}"`);
   return roots;
 }

@@ -39,7 +39,7 @@ export interface PlanContext {
   readonly h: GpuHandle;
   readonly pool: BufferPool;
   readonly fn: FunctionManifest;
-  readonly pipelines: Map<string, KernelPipeline>;
+  readonly pipelines: ReadonlyMap<string, KernelPipeline>;
   /** Root value of each value (aliases resolved). */
   readonly roots: readonly number[];
   /** Values that need a buffer: bound by some step, an output, an update or an input. */

@@ -15,7 +15,7 @@ import { acquireDevice, checkAlive, type GpuHandle } from "./device.js";
 import { BufferPool, WORD, fromWords, readBack, toWords, upload } from "./buffers.js";
 import { buildPipelines } from "./shaders.js";
 import { buildGuardKit } from "./guards.js";
-import { GpuFunctionExecutor, type GpuModuleContext, type GpuParam } from "./executor.js";
+import { GpuFunctionExecutor, type GpuModuleContext, type GpuParam, type GpuState } from "./executor.js";
 import { GpuTensor } from "./gpu-tensor.js";
 import { GPU_MODULE_MEMBERS } from "./members.js";
 
@@ -33,10 +33,8 @@ export type GpuCallInputs = Record<string, GpuInputValue>;
 export type KilnGpuFunction = (inputs: GpuCallInputs | GpuInputValue, options?: CallOptions) => GpuTensor | GpuTensor[];
 
 
-interface GpuState {
-  ctx: GpuModuleContext;
-  executors: Map<string, GpuFunctionExecutor>;
-}
+/** Key of KilnGpuModule's internal state accessor (a symbol, so no function name can shadow it). */
+export const GPU_STATE: unique symbol = Symbol("kiln.gpuState");
 
 export class KilnGpuModule {
   readonly manifest: Manifest;
@@ -66,7 +64,10 @@ export class KilnGpuModule {
   /** Runs a function (qualified or unambiguous method name); GpuTensors come back before the GPU has finished. */
   call(name: string, inputs: GpuCallInputs | GpuInputValue, options?: CallOptions): GpuTensor | GpuTensor[] {
     const state = this.#live(String(name));
-    const out = resolve(this.manifest, state.executors, name).run(inputs, options);
+    const exec = resolve(this.manifest, state.executors, name);
+    const stale = state.frozen && exec.fn.updates?.find((u) => state.frozen!.has(u.param));
+    if (stale) throw new KilnError(`${exec.fn.name} updates param "${stale.param}", ${state.frozen!.get(stale.param)}`, { code: "bad_option", fn: exec.fn.name, tensor: stale.param });
+    const out = exec.run(inputs, options);
     return out.length === 1 ? out[0]! : out;
   }
 
@@ -85,8 +86,9 @@ export class KilnGpuModule {
 
   /** Overwrites a param (same checks as the wasm module); ordered before every later call. */
   setParam(name: string, value: ArrayLike<number> | Tensor): void {
-    const { ctx } = this.#live("setParam");
+    const { ctx, frozen } = this.#live("setParam");
     const slot = paramSlot(ctx, this.manifest, name, "setParam");
+    if (frozen?.has(name)) throw new KilnError(`setParam: param "${name}" ${frozen.get(name)}`, { code: "bad_option", tensor: name });
     checkAlive(ctx.h, "setParam");
     upload(ctx.h, slot.buffer, toWords(slot.param.dtype, encodeParamValue(name, slot.param, slot.numel, value)));
   }
@@ -105,6 +107,11 @@ export class KilnGpuModule {
     await Promise.all(pending);
     checkAlive(ctx.h, "sync");
     await ctx.h.device.queue.onSubmittedWorkDone();
+  }
+
+  /** For runtime/webgpu/quantize.ts only (a GpuState; typed `object` so the declarations need no WebGPU types). */
+  [GPU_STATE](what: string): object {
+    return this.#live(what);
   }
 
   /** Frees the GPU buffers (and the device, unless it was passed in); later calls throw. */
@@ -199,7 +206,7 @@ export async function loadKilnModuleWebGPU<T extends object = Record<string, unk
     const ctx: GpuModuleContext = { h, pool, pipelines, guards, params, timeoutMs, seed, owner: {}, pending: new Set(), disposed: false };
     const executors = new Map<string, GpuFunctionExecutor>();
     for (const fn of manifest.functions) executors.set(fn.name, new GpuFunctionExecutor(fn, ctx));
-    const mod = new KilnGpuModule(manifest, { ctx, executors });
+    const mod = new KilnGpuModule(manifest, { ctx, executors, wgsl } satisfies GpuState);
     if (options.params) for (const [name, value] of Object.entries(options.params)) mod.setParam(name, value);
     installMethods(mod, manifest.functions);
     return mod as KilnGpuModule & T;

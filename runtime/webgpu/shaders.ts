@@ -101,24 +101,34 @@ async function compile(h: GpuHandle, name: string, code: string, meta: WgslKerne
 
 /** Compiles every kernel the manifest's functions call (in parallel; identical shaders once per device). */
 export async function buildPipelines(h: GpuHandle, manifest: Manifest, wgslText: string): Promise<Map<string, KernelPipeline>> {
+  const ops = new Map([...opsByKernel(manifest)].map(([k, set]) => [k, [...set].join(", ") || "unknown"]));
+  return buildKernelPipelines(h, manifest, wgslText, ops, "a step calls kernel");
+}
+
+/**
+ * Compiles the named kernels (name -> ops, for messages). `section` picks the part of the file to compile for a
+ * kernel (default its own; the int8 kernels' dot4I8Packed sections share their manifest entry).
+ */
+export async function buildKernelPipelines(
+  h: GpuHandle, manifest: Manifest, wgslText: string, kernels: ReadonlyMap<string, string>, what: string, section: (name: string) => string = (n) => n,
+): Promise<Map<string, KernelPipeline>> {
   const wgsl = manifest.wgsl!;
   const codes = splitWgsl(wgslText);
-  const ops = opsByKernel(manifest);
   let perDevice = cache.get(h.device);
   if (!perDevice) cache.set(h.device, (perDevice = new Map()));
   const out = new Map<string, KernelPipeline>();
-  await Promise.all([...ops.keys()].map(async (name) => {
+  await Promise.all([...kernels].map(async ([name, ops]) => {
     const meta = wgsl.kernels[name];
-    const code = codes.get(name);
+    const code = codes.get(section(name));
     if (!meta || code === undefined) {
-      throw new KilnError(`invalid module: a step calls kernel "${name}", which the WGSL file ${wgsl.file} ${meta ? "does not contain" : "manifest does not describe"}`, { code: "bad_manifest" });
+      throw new KilnError(`invalid module: ${what} "${section(name)}", which the WGSL file ${wgsl.file} ${meta ? "does not contain" : "manifest does not describe"}`, { code: "bad_manifest" });
     }
     checkLimits(h, name, meta);
     // The header comment names the kernel; identical bodies share one pipeline.
     const key = `${JSON.stringify(meta.buffers)}\n${code.slice(code.indexOf("\nstruct "))}`;
     let p = perDevice!.get(key);
     if (!p) {
-      p = compile(h, name, code, meta, [...ops.get(name)!].join(", ") || "unknown");
+      p = compile(h, name, code, meta, ops);
       perDevice!.set(key, p);
       p.catch(() => perDevice!.delete(key));
     }
@@ -126,4 +136,27 @@ export async function buildPipelines(h: GpuHandle, manifest: Manifest, wgslText:
     out.set(name, { name, meta, pipeline, layout });
   }));
   return out;
+}
+
+const dot4Probes = new WeakMap<GPUDevice, Promise<boolean>>();
+
+/**
+ * Whether WGSL on this device has dot4I8Packed (the packed_4x8_integer_dot_product language feature): from the
+ * GPU object's wgslLanguageFeatures when known, else (a device passed in, in Node) by compiling a probe once.
+ */
+export function hasPackedDot4(h: GpuHandle): Promise<boolean> {
+  const gpu = (h.keepAlive ?? (globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) as { wgslLanguageFeatures?: ReadonlySet<string> } | undefined;
+  const known = gpu?.wgslLanguageFeatures;
+  if (known) return Promise.resolve(known.has("packed_4x8_integer_dot_product"));
+  let p = dot4Probes.get(h.device);
+  if (!p) dot4Probes.set(h.device, (p = probeDot4(h.device)));
+  return p;
+}
+
+async function probeDot4(d: GPUDevice): Promise<boolean> {
+  d.pushErrorScope("validation");
+  const module = d.createShaderModule({ label: "kiln dot4I8Packed probe", code: "@compute @workgroup_size(1) fn main() { _ = dot4I8Packed(1u, 2u); }" });
+  const info = await module.getCompilationInfo().catch(() => null);
+  const err = await d.popErrorScope().catch(() => null);
+  return info !== null && err === null && !info.messages.some((m) => m.type === "error");
 }

@@ -3,11 +3,10 @@
 // weights, writing a quantized param, training through it).
 import { describe, expect, it } from "vitest";
 import { quantizeDynamic, restoreFloat } from "../../runtime/quantize.js";
-import { rangeToQuant, type QuantizedWeight } from "../../runtime/quantize-math.js";
 import { quantizationOf } from "../../runtime/quantize.js";
 import { KilnError } from "../../runtime/errors.js";
 import type { Tensor } from "../../runtime/tensor.js";
-import { compileAndLoad, values } from "./helpers.js";
+import { bound, compileAndLoad, values } from "./helpers.js";
 
 const LAYER = `
 model L {
@@ -21,28 +20,6 @@ model L {
 }
 train T { model: L, loss: loss, optimizer: sgd(lr: 0.1) }
 `;
-
-/** |y - y_f32| bound for y = x @ W (+ b, relu): per-row activation step s_a/2, per-channel weight step s_n/2. */
-function bound(x: Float32Array, B: number, w: QuantizedWeight, wf: Float32Array): Float32Array {
-  const { K, N } = w;
-  const out = new Float32Array(B * N);
-  const at = (k: number, n: number) => (w.transposed ? n * K + k : k * N + n);
-  for (let r = 0; r < B; r++) {
-    let lo = 0, hi = 0, sx = 0;
-    for (let k = 0; k < K; k++) {
-      lo = Math.min(lo, x[r * K + k]!);
-      hi = Math.max(hi, x[r * K + k]!);
-      sx += Math.abs(x[r * K + k]!);
-    }
-    const sa = rangeToQuant(lo, hi).scale;
-    for (let n = 0; n < N; n++) {
-      let sw = 0;
-      for (let k = 0; k < K; k++) sw += Math.abs(wf[at(k, n)]!);
-      out[r * N + n] = (sa / 2) * sw + (w.scales[n]! / 2) * (sx + (K * sa) / 2) + 1e-5 * (sx * sw + 1);
-    }
-  }
-  return out;
-}
 
 describe("quantizeDynamic", () => {
   it("switches every matmul on a param, fusing bias and relu, within the bound from the scales", async () => {

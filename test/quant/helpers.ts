@@ -1,7 +1,9 @@
-// Test helpers for quantization: compile a .kiln source and load it on the wasm backend.
+// Test helpers for quantization: compile a .kiln source and load it on the wasm backend; the error bound of a
+// dynamically quantized layer (shared by the wasm and WebGPU tests).
 import { compileToIR, buildWasm } from "../../compiler/compile.js";
 import { formatDiagnostics } from "../../compiler/diagnostics.js";
 import { loadKilnModule, type KilnModule, type LoadOptions } from "../../runtime/module.js";
+import { rangeToQuant, type QuantizedWeight } from "../../runtime/quantize-math.js";
 
 const builds = new Map<string, ReturnType<typeof buildWasm>>();
 
@@ -28,4 +30,26 @@ export function values(n: number, seed: number): Float32Array {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return (s / 2 ** 32) * 2 - 1;
   });
+}
+
+/** |y - y_f32| bound for y = x @ W (+ b, relu): per-row activation step s_a/2, per-channel weight step s_n/2. */
+export function bound(x: Float32Array, B: number, w: QuantizedWeight, wf: Float32Array): Float32Array {
+  const { K, N } = w;
+  const out = new Float32Array(B * N);
+  const at = (k: number, n: number) => (w.transposed ? n * K + k : k * N + n);
+  for (let r = 0; r < B; r++) {
+    let lo = 0, hi = 0, sx = 0;
+    for (let k = 0; k < K; k++) {
+      lo = Math.min(lo, x[r * K + k]!);
+      hi = Math.max(hi, x[r * K + k]!);
+      sx += Math.abs(x[r * K + k]!);
+    }
+    const sa = rangeToQuant(lo, hi).scale;
+    for (let n = 0; n < N; n++) {
+      let sw = 0;
+      for (let k = 0; k < K; k++) sw += Math.abs(wf[at(k, n)]!);
+      out[r * N + n] = (sa / 2) * sw + (w.scales[n]! / 2) * (sx + (K * sa) / 2) + 1e-5 * (sx * sw + 1);
+    }
+  }
+  return out;
 }

@@ -2,7 +2,7 @@
 // text file (each shader starts at a `// @kiln-kernel NAME` line), plus the per-kernel facts the runtime needs
 // (bindings, uniform size, workgroup size and storage, dispatch grid) for the manifest.
 import type { KernelSpec, NamedKernel } from "../kernel.js";
-import type { WgslKernelManifest } from "../../../runtime/manifest.js";
+import { WGSL_DOT4_SUFFIX, type WgslKernelManifest } from "../../../runtime/manifest.js";
 import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
 import { DEFAULT_TILE, checkTile, renderMatmul, type MatmulTile } from "./matmul.js";
@@ -57,6 +57,8 @@ export function buildWgslModule(kernels: readonly NamedKernel[], opts: WgslBuild
       throw new Error(`${msg} (kernel "${k.name}")`, { cause: e });
     }
     texts.push(`${KERNEL_MARKER}${k.name}\n${renderShader(shader)}`);
+    // A second int8 section with dot4I8Packed, for adapters with packed_4x8_integer_dot_product (runtime's choice).
+    if (k.spec.kind === "qmatmul") texts.push(`${KERNEL_MARKER}${k.name}${WGSL_DOT4_SUFFIX}\n${renderShader(renderQMatmul(k.name, k.spec, { dot4: true }))}`);
     meta[k.name] = kernelMeta(shader);
   }
   return { text: texts.join("\n"), kernels: meta };

@@ -97,11 +97,12 @@ export function renderQMatmul(name: string, k: QMatmulKernel, opts: QMatmulWgslO
         `  var y = f32(tot) * (${sc} * qp[4u + col]);`,
         ...(k.bias ? [`  y = y + bias[col];`] : []),
         ...(k.relu ? [`  y = max(y, 0.0f);`] : []),
+        // Only f32 inputs can carry NaN (a u8 input cannot), and only their kernels declare kiln_nan.
         ...(k.output === "f32"
-          ? [`  if (${f32In ? "rowBad[ly] != 0u" : "false"}) { y = kiln_nan(); }`, `  out[row * N + col] = y;`]
+          ? [...(f32In ? [`  if (rowBad[ly] != 0u) { y = kiln_nan(); }`] : []), `  out[row * N + col] = y;`]
           : [
             `  var qo = i32(clamp(round(y / qp[2]) + qp[3], 0.0f, 255.0f));`,
-            `  if (${f32In ? "rowBad[ly] != 0u" : "false"}) { qo = 0i; }`,
+            ...(f32In ? [`  if (rowBad[ly] != 0u) { qo = 0i; }`] : []),
             `  out[row * N + col] = qo;`,
           ]),
       ]),
