@@ -30,7 +30,7 @@ export function refCast(x: number, from: DType, to: DType): number {
 
 export function refPow(a: number, b: number): number {
   if (b === 0) return 1;
-  if (a === 0) return b > 0 ? 0 : b < 0 ? Infinity : NaN;
+  if (a === 0) return Math.pow(a, b); // keeps the sign of -0 for odd integer b, as C's pow
   if (a < 0) {
     if (!Number.isInteger(b) && Number.isFinite(b)) return NaN;
     return Math.pow(a, b);

@@ -176,7 +176,7 @@ describe("pow", () => {
 
   it("special values", () => {
     const cases: [number, number, number][] = [
-      [-2, 3, -8], [-2, 2, 4], [-2, -3, -0.125], [-2, 0.5, NaN], [-8, 1 / 3, NaN], [0, -1, Infinity], [-0, -1, Infinity],
+      [-2, 3, -8], [-2, 2, 4], [-2, -3, -0.125], [-2, 0.5, NaN], [-8, 1 / 3, NaN], [0, -1, Infinity], [-0, -1, -Infinity], [-0, -2, Infinity], [-0, 0.5, 0],
       [0, 2, 0], [0, 0, 1], [NaN, 0, 1], [2, NaN, NaN], [NaN, 2, NaN], [2, 0, 1], [1, 5, 1], [2, 10, 1024], [4, 0.5, 2],
       [Infinity, -1, 0], [Infinity, 2, Infinity], [-Infinity, 3, -Infinity], [-Infinity, 2, Infinity], [-2, 1e10, Infinity],
       [-0.5, 1e10, 0], [2, 200, Infinity], [2, -200, 0], [-1, 2 ** 24, 1], [-1, 2 ** 24 - 1, -1],

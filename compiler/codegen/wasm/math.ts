@@ -99,8 +99,9 @@ function sigmoidCore(s: Seq, x: () => E): E {
 }
 
 /**
- * a^b = e^{b ln|a|}, which already gives 0^(b>0) = 0, 0^(b<0) = +inf, inf^b and NaN. Then: a < 0 takes the
- * sign of an odd integer b (|b| >= 2^24 is always even) and is NaN for non-integer b; b = 0 gives 1.
+ * a^b = e^{b ln|a|}, which already gives 0^(b>0) = 0, 0^(b<0) = +inf, inf^b and NaN. Then: a with its sign bit
+ * set (so -0 too, as in C's pow) takes the sign of an odd integer b (|b| >= 2^24 is always even); a < 0 is NaN
+ * for non-integer b; b = 0 gives 1.
  */
 function powCore(s: Seq, a: () => E, b: () => E): E {
   const L = s.L;
@@ -109,7 +110,8 @@ function powCore(s: Seq, a: () => E, b: () => E): E {
   const isInt = s.mask(L.eq(L.trunc(b()), b()));
   const odd = L.mand(L.mand(isInt(), L.lt(L.abs(b()), L.f(16777216))), L.mnot(L.ieq(L.iand(L.toInt(b()), L.i(1)), L.i(0))));
   const negBase = s.mask(L.lt(a(), L.f(0)));
-  let out = L.sel(L.mand(negBase(), odd), L.neg(r()), r());
+  const signBit = L.mnot(L.ieq(L.iand(L.bits(a()), L.i(-0x80000000)), L.i(0)));
+  let out = L.sel(L.mand(signBit, odd), L.neg(r()), r());
   out = L.sel(L.mand(negBase(), L.mnot(isInt())), L.f(NaN), out);
   return L.sel(L.eq(b(), L.f(0)), L.f(1), out);
 }

@@ -148,11 +148,9 @@ const HELPERS: Record<HelperName, Helper> = {
   let r = kiln_exp(b * kiln_log(abs(a)));
   let is_int = trunc(b) == b;
   let odd = is_int && abs(b) < 16777216.0f && (i32(b) & 1i) != 0i;
-  if (a < 0.0f) {
-    if (!is_int) { return kiln_nan(); }
-    return select(r, -r, odd);
-  }
-  return r;
+  if (a < 0.0f && !is_int) { return kiln_nan(); }
+  // The sign bit, not a < 0: (-0)^(odd negative) is -inf, as in C's pow and the reference.
+  return select(r, -r, odd && (bitcast<u32>(a) & 0x80000000u) != 0u);
 }`,
   },
 };
