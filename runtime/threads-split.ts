@@ -9,10 +9,14 @@ import type { KernelSplit, OuterSplit, RowSplit } from "./threads-meta.js";
 export const MIN_MATMUL_WORK = 1 << 20;
 /** Below this many elements an elementwise kernel stays on one thread. */
 export const MIN_ELEMENTWISE_WORK = 1 << 17;
-/** A matmul chunk of fewer rows spends too much on packing B again (each chunk packs its own). */
-const MIN_CHUNK_ROWS = 96;
-/** Chunks per thread when the work allows: a late or slow thread then leaves less for the others to wait on. */
-const CHUNKS_PER_THREAD = 4;
+/** A matmul chunk of fewer rows spends too much on packing B again (each chunk packs all of B). */
+const MIN_CHUNK_ROWS = 128;
+/**
+ * Chunks per thread when the work allows: a thread the OS schedules late then leaves its second chunk to the
+ * others. Matmuls take at most 2 (each chunk repacks B); chunk counts are multiples of the thread count.
+ */
+const MATMUL_CHUNKS_PER_THREAD = 2;
+const ELEMENTWISE_CHUNKS_PER_THREAD = 4;
 
 export interface Chunks {
   /** One argument list per chunk. */
@@ -39,7 +43,8 @@ function splitRows(s: RowSplit, args: readonly number[], threads: number, maxChu
   const [m0, m1] = [args[s.range]!, args[s.range + 1]!];
   const rows = m1 - m0;
   if (work(args, s.work) < MIN_MATMUL_WORK || rows < 2 * s.align) return null;
-  const parts = Math.min(maxChunks, Math.max(threads, Math.min(threads * CHUNKS_PER_THREAD, Math.floor(rows / MIN_CHUNK_ROWS))));
+  const perThread = Math.max(1, Math.min(MATMUL_CHUNKS_PER_THREAD, Math.floor(rows / (MIN_CHUNK_ROWS * threads))));
+  const parts = Math.min(maxChunks, threads * perThread);
   const chunks = cuts(rows, parts, s.align).map(([a, b]) => {
     const call = [...args];
     call[s.range] = m0 + a;
@@ -54,7 +59,7 @@ function splitOuter(s: OuterSplit, args: readonly number[], threads: number, max
   const inner = work(args, s.inner);
   if (work(args, s.work) < MIN_ELEMENTWISE_WORK || ext < 2 || inner === 0) return null;
   const unit = s.align / gcd(s.align, inner);
-  const chunks = cuts(ext, Math.min(maxChunks, threads * CHUNKS_PER_THREAD), unit).map(([a, b]) => {
+  const chunks = cuts(ext, Math.min(maxChunks, threads * ELEMENTWISE_CHUNKS_PER_THREAD), unit).map(([a, b]) => {
     const call = [...args];
     call[s.ext] = b - a;
     s.steps.forEach((st, i) => (call[i] = args[i]! + a * st.bytes * work(args, st.exts)));

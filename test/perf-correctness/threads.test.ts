@@ -104,6 +104,24 @@ describe("threads", () => {
     same("ln", { x, g: { shape: [1031], data: rand(1031, 6) }, b: { shape: [1031], data: rand(1031, 7) } }, 1e-4, 1e-4);
   });
 
+  it("a kernel that traps on a worker is reported, and the pool keeps working", async () => {
+    const k = await loadKernels(build.wasm, { threads: 2 });
+    try {
+      const name = build.manifest.functions.find((f) => f.name === "mm")!.steps[0]!.kernel;
+      const f = k.kernels.get(name)!;
+      const n = 512;
+      const [a, b, s, c] = [4 * n * n, 4 * n * n, 2_000_000, 4 * n * n].map((bytes) => k.memory.allocPersistent(bytes, "t"));
+      k.memory.view("f32", a!, n * n).fill(1);
+      k.memory.view("f32", b!, n * n).fill(2);
+      // Rows past the memory's end trap in whichever thread claims them.
+      expect(() => f(a!, b!, s!, c!, n, n, n, 0, 40 * n)).toThrow();
+      f(a!, b!, s!, c!, n, n, n, 0, n);
+      expect(Array.from(new Set(k.memory.view("f32", c!, n * n)))).toEqual([2 * n]);
+    } finally {
+      k.pool?.close();
+    }
+  });
+
   it("rejects bad thread counts", async () => {
     for (const t of [0, 1.5, -1, 1000]) {
       await expect(loadKilnModule(build.manifest, build.wasm, { threads: t })).rejects.toThrow(/threads must be an integer/);
