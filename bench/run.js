@@ -1,6 +1,6 @@
-// `npm run bench [-- --quick] [--runs N] [--only PREFIX] [--json FILE]`: Kiln against tfjs-backend-wasm,
-// onnxruntime-web and jax-js, back to back on this machine, one process per system and thread count; prints
-// ms, GFLOP/s and Kiln's speed ratio to each peer (median over runs of each run's benchmark.js median).
+// `npm run bench [-- --quick] [--runs N] [--only PREFIX] [--systems kiln,jax] [--no-relaxed] [--json FILE]`: Kiln
+// against tfjs-backend-wasm, onnxruntime-web and jax-js, back to back on this machine, one process per system and
+// thread count; prints ms, GFLOP/s and Kiln's speed ratio to each peer (median over runs of per-run medians).
 import { spawn } from "node:child_process";
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -13,9 +13,11 @@ const quick = args.includes("--quick");
 const runs = Number(opt("--runs", quick ? 1 : 3));
 const only = opt("--only", null);
 const jsonOut = opt("--json", null);
+const systems = opt("--systems", null)?.split(",");
 
 // Node 20 runs relaxed SIMD only behind this flag; every system gets it (jax-js uses it too when present).
-const NODE_FLAGS = ["--experimental-wasm-relaxed-simd"];
+// --no-relaxed runs everything without it: plain SIMD128 everywhere (Kiln's relaxed rows disappear).
+const NODE_FLAGS = args.includes("--no-relaxed") ? [] : ["--experimental-wasm-relaxed-simd"];
 
 /** Processes to run: [suite args, label]. Peers without threads under Node run once, at 1 thread. */
 function configs() {
@@ -29,7 +31,7 @@ function configs() {
     out.push(["ort", threads]);
   }
   out.push(["tfjs", 1], ["jax", 1]);
-  return out;
+  return systems ? out.filter((c) => systems.includes(c[0])) : out;
 }
 
 function runSuite(cfg) {
