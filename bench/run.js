@@ -89,6 +89,7 @@ console.log(`Kiln benchmark (${quick ? "quick" : "full"}, ${runs} run${runs > 1 
 console.log(`Machine: ${machine}`);
 console.log(formatTable(caseList, results));
 console.log(targets(caseList, results));
+if (quick) console.log("  (quick mode: few short samples, one run; judge the targets on a full run)");
 for (const e of errors) console.log(`error: ${e.system} ${e.threads}T ${e.case}: ${e.error}`);
 console.log(`(${((Date.now() - started) / 1000).toFixed(0)} s)`);
 if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ machine, quick, runs, results, errors }, null, 2));

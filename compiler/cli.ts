@@ -144,10 +144,10 @@ async function cmdCompile(f: Flags, out: (s: string) => void, err: (s: string) =
     out(JSON.stringify(build.manifest, null, 2));
     return 0;
   }
-  return writeFiles(f, file, name, { manifest: build.manifest, wasm: build.wasm, ...(withShaders ? { wgsl: withShaders.wgsl } : {}) }, out);
+  return writeFiles(f, file, name, { manifest: build.manifest, wasm: build.wasm, wasmRelaxed: build.wasmRelaxed, ...(withShaders ? { wgsl: withShaders.wgsl } : {}) }, out);
 }
 
-async function writeFiles(f: Flags, file: string, name: string, files: { manifest: Manifest; wasm: Uint8Array; wgsl?: string }, out: (s: string) => void): Promise<number> {
+async function writeFiles(f: Flags, file: string, name: string, files: { manifest: Manifest; wasm: Uint8Array; wasmRelaxed?: Uint8Array; wgsl?: string }, out: (s: string) => void): Promise<number> {
   const outDir = one(f, "--out") ?? join("build", name);
   await mkdir(outDir, { recursive: true });
   const { writeModule } = await import("./emit/module-writer.js");
