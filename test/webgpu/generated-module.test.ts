@@ -26,7 +26,7 @@ afterAll(() => void (dir && rmSync(dir, { recursive: true, force: true })));
 
 describe("kiln compile --target", { timeout: 60_000 }, () => {
   it("all writes the .wgsl next to the .wasm and names it in the manifest", () => {
-    expect(readdirSync(join(dir, "mlp")).sort()).toEqual(["kiln-runtime", "mlp.d.ts", "mlp.js", "mlp.manifest.json", "mlp.wasm", "mlp.wgsl"]);
+    expect(readdirSync(join(dir, "mlp")).sort()).toEqual(["kiln-runtime", "mlp.d.ts", "mlp.js", "mlp.manifest.json", "mlp.relaxed.wasm", "mlp.wasm", "mlp.wgsl"]);
     const m = JSON.parse(readFileSync(join(dir, "mlp", "mlp.manifest.json"), "utf8"));
     expect(m.wasm).toBe("mlp.wasm");
     expect(m.wgsl.file).toBe("mlp.wgsl");
