@@ -4,7 +4,8 @@
 const enc = new TextEncoder();
 
 /** Protobuf wire writer: varints, length-delimited fields, fixed32 floats. */
-class Writer {
+/** Protobuf writer shared by the ONNX model builders (this file and bench/quant-onnx.js). */
+export class Writer {
   constructor() {
     this.bytes = [];
   }

@@ -1,40 +1,8 @@
 // Builds the small ONNX models of the int8 benchmark (bench/quant.js) as protobuf bytes: like bench/onnx-model.js,
 // plus integer element types for inputs and initializers (MatMulInteger, DynamicQuantizeLinear). No ONNX package.
 
-const enc = new TextEncoder();
+import { Writer } from "./onnx-model.js";
 export const ELEM = { float32: 1, uint8: 2, int8: 3, int32: 6 };
-
-class Writer {
-  constructor() {
-    this.bytes = [];
-  }
-  varint(n) {
-    let v = BigInt.asUintN(64, BigInt(n));
-    do {
-      let b = Number(v & 0x7fn);
-      v >>= 7n;
-      if (v > 0n) b |= 0x80;
-      this.bytes.push(b);
-    } while (v > 0n);
-    return this;
-  }
-  int(field, n) {
-    return this.varint((field << 3) | 0).varint(n);
-  }
-  bytesField(field, data) {
-    this.varint((field << 3) | 2).varint(data.length);
-    for (let i = 0; i < data.length; i++) this.bytes.push(data[i]);
-    return this;
-  }
-  str(field, s) {
-    return this.bytesField(field, enc.encode(s));
-  }
-  msg(field, build) {
-    const w = new Writer();
-    build(w);
-    return this.bytesField(field, w.bytes);
-  }
-}
 
 /** ValueInfoProto of a tensor: name, element type, shape. */
 function valueInfo(w, field, [name, type, shape]) {
