@@ -20,7 +20,9 @@ export function referenceParams(ir: IRModule, seed: number): Record<string, Floa
   const out: Record<string, Float64Array> = {};
   for (const p of ir.params) {
     const data = new Float64Array((p.type.shape as number[]).reduce((a, b) => a * b, 1));
-    fillInit(p.init, data, rng, p.name);
+    // A mixed-precision copy holds its master's (f32) values; the reference rounds them to the copy's dtype.
+    if (p.init.kind === "copy") data.set(out[p.init.of]);
+    else fillInit(p.init, data, rng, p.name);
     if (p.type.dtype === "f32") for (let i = 0; i < data.length; i++) data[i] = Math.fround(data[i]);
     out[p.name] = data;
   }

@@ -53,9 +53,17 @@ function stepOf(ir: IRModule, train?: string): Graph {
   return g;
 }
 
+/** ", mixed precision f16 (f32 master weights, dynamic loss scale 65536)" when compiled with --precision mixed-*. */
+function precisionNote(ir: IRModule): string {
+  if (!ir.precision) return "";
+  const scale = ir.params.find((p) => p.name.endsWith(".scaler.scale") && p.init.kind === "constant");
+  const init = scale?.init.kind === "constant" ? `, dynamic loss scale from ${scale.init.value}` : "";
+  return `, mixed precision ${ir.precision} (f32 master weights${init})`;
+}
+
 /** The model a train step updates (the prefix of its first weight update). */
 function modelOf(g: Graph, ir: IRModule): string {
-  const weights = new Set(ir.params.filter((p) => p.role !== "state").map((p) => p.name));
+  const weights = new Set(ir.params.filter((p) => !p.role).map((p) => p.name));
   const first = g.updates!.find((u) => weights.has(u.param))!;
   return first.param.slice(0, first.param.indexOf("."));
 }
@@ -77,7 +85,7 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
   const result: TrainResult = { losses: [], accuracy: [], memoryBytes: [], module: mod };
   if ((opts.data ?? "synthetic") === "synthetic") {
     const inputs = syntheticBatch(g, opts.batch, opts.classes, opts.seed);
-    out(`kiln: training ${name} on a synthetic batch of ${opts.batch} (seed ${opts.seed}) for ${opts.steps} steps`);
+    out(`kiln: training ${name} on a synthetic batch of ${opts.batch} (seed ${opts.seed}) for ${opts.steps} steps${precisionNote(ir)}`);
     for (let s = 1; s <= opts.steps; s++) {
       const loss = call(mod, g.name, inputs, s, opts.checkNumerics);
       result.losses.push(loss);
@@ -96,7 +104,7 @@ async function trainMnist(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainOp
   const forward = ir.functions.find((f) => f.name === `${model}.forward`);
   const data = await mnistLoaders(mnistDir(opts.dataDir), opts.batch, opts.seed, opts.augment);
   const epochs = opts.epochs ?? 1;
-  out(`kiln: training ${g.name.replace(/\.step$/, "")} on MNIST: ${data.trainSet.length} training images (0-7999), ${data.testSet.length} held out (8000-9999), batch ${opts.batch}, ${epochs} epoch(s)`);
+  out(`kiln: training ${g.name.replace(/\.step$/, "")} on MNIST: ${data.trainSet.length} training images (0-7999), ${data.testSet.length} held out (8000-9999), batch ${opts.batch}, ${epochs} epoch(s)${precisionNote(ir)}`);
   let step = 0;
   for (let epoch = 1; epoch <= epochs; epoch++) {
     const stream = opts.progress ?? process.stderr;
@@ -142,7 +150,7 @@ async function accuracy(mod: KilnModule, forward: Graph, test: Awaited<ReturnTyp
 async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, r: TrainResult): Promise<void> {
   if (opts.save) {
     const tensors: Record<string, Tensor> = {};
-    const weights = ir.params.filter((p) => p.role !== "state");
+    const weights = ir.params.filter((p) => !p.role); // no optimizer state, no mixed-precision copies
     for (const p of weights) tensors[p.name] = mod.getParam(p.name);
     await mkdir(dirname(opts.save), { recursive: true });
     await saveSafetensors(opts.save, tensors, { source: ir.source, format: "kiln-weights" });

@@ -4,7 +4,7 @@
 
 import { mkdir, readFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import { buildWasm, buildWgsl, checkWasmDtypes, compileToIR, withWgsl } from "./compile.js";
+import { buildWasm, buildWgsl, checkWasmDtypes, compileToIR, PRECISIONS, withWgsl, type Precision } from "./compile.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { DiagnosticBag, formatDiagnostics } from "./diagnostics.js";
 import { printModule } from "./ir/print.js";
@@ -23,6 +23,8 @@ usage:
       --emit prints the IR, the WebAssembly text, the WGSL or the manifest instead of writing files
       --dump-after prints the IR after a pass (${DUMP_POINTS.join(", ")})
       --report prints each function's kernels, fused ops and peak memory (symbolic dims from --dims, else 1)
+      --precision f32|mixed-f16|mixed-bf16 (compile, run, train): matmuls in f16/bf16 with f32 accumulation,
+      f32 master weights; mixed-f16 training scales the loss dynamically (docs/language.md, Mixed precision)
   kiln run FILE.kiln --fn NAME [--input NAME=SPEC]... [--dims B=4] [--seed N] [--backend wasm|reference]
       SPEC: random:[4,784] | zeros:[3] | ones:[2,2] | 2.5 | [[1,2],[3,4]]
   kiln train FILE.kiln [--train NAME] [--data synthetic|mnist] [--epochs E] [--steps N] [--batch B] [--seed N]
@@ -43,7 +45,7 @@ interface Flags {
   values: Map<string, string[]>;
 }
 
-const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir", "--weights", "--mode", "--calibration-batches", "--percentile"]);
+const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir", "--weights", "--mode", "--calibration-batches", "--percentile", "--precision"]);
 const BOOL_FLAGS = new Set(["--check-numerics", "--report", "--no-fusion", "--augment"]);
 
 function parseFlags(args: string[]): Flags {
@@ -86,15 +88,21 @@ async function readSource(f: Flags): Promise<{ file: string; source: string }> {
 }
 
 /** Parse + lower + optimise; prints diagnostics and returns undefined on errors. */
-function frontend(file: string, source: string, dumpAfter: string[], err: (s: string) => void, skip: string[] = []) {
+function frontend(file: string, source: string, dumpAfter: string[], err: (s: string) => void, skip: string[] = [], precision: Precision = "f32") {
   for (const d of dumpAfter) if (!DUMP_POINTS.includes(d)) throw new UsageError(`--dump-after: unknown pass '${d}' (passes: ${DUMP_POINTS.join(", ")})`);
-  const r = compileToIR(source, file, dumpAfter, skip);
+  const r = compileToIR(source, file, dumpAfter, skip, { precision });
   if (r.diagnostics.length) err(formatDiagnostics(r.diagnostics, { [file]: source }));
   if (!r.ir) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
     err(`kiln: ${n} error${n === 1 ? "" : "s"} in ${file}; nothing was written`);
   }
   return r;
+}
+
+function precisionFlag(f: Flags): Precision {
+  const v = one(f, "--precision") ?? "f32";
+  if (!(PRECISIONS as readonly string[]).includes(v)) throw new UsageError(`--precision must be ${PRECISIONS.join(", ")}, got '${v}'`);
+  return v as Precision;
 }
 
 async function cmdCompile(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
@@ -104,7 +112,7 @@ async function cmdCompile(f: Flags, out: (s: string) => void, err: (s: string) =
   const target = one(f, "--target") ?? "wasm";
   if (target !== "wasm" && target !== "wgsl" && target !== "all") throw new UsageError(`--target must be wasm, wgsl or all, got '${target}'`);
   if (emit === "wat" && target === "wgsl") throw new UsageError(`--emit wat needs the wasm target (--target wasm or all)`);
-  const r = frontend(file, source, f.values.get("--dump-after") ?? [], err, f.values.has("--no-fusion") ? ["fusion"] : []);
+  const r = frontend(file, source, f.values.get("--dump-after") ?? [], err, f.values.has("--no-fusion") ? ["fusion"] : [], precisionFlag(f));
   for (const d of r.dumps) out(`// after ${d.pass}\n${d.text}`);
   if (!r.ir) return 1;
   if (emit === "ir") {
@@ -177,7 +185,7 @@ async function cmdRun(f: Flags, out: (s: string) => void, err: (s: string) => vo
   const seed = Number(seedText);
   const backend = one(f, "--backend") ?? "wasm";
   if (backend !== "wasm" && backend !== "reference") throw new UsageError(`--backend must be wasm or reference, got '${backend}'`);
-  const r = frontend(file, source, f.values.get("--dump-after") ?? [], err);
+  const r = frontend(file, source, f.values.get("--dump-after") ?? [], err, [], precisionFlag(f));
   if (!r.ir) return 1;
   const g = r.ir.functions.find((x) => x.name === fnName) ?? r.ir.functions.filter((x) => x.name.split(".").pop() === fnName).at(0);
   if (!g) throw new KilnError(`kiln: ${file} has no function '${fnName}' (it has: ${r.ir.functions.map((x) => x.name).join(", ")})`);
@@ -224,7 +232,7 @@ async function cmdTrain(f: Flags, out: (s: string) => void, err: (s: string) => 
     checkNumerics: f.values.has("--check-numerics"),
     save: one(f, "--save"),
   };
-  const r = frontend(file, source, [], err);
+  const r = frontend(file, source, [], err, [], precisionFlag(f));
   if (!r.ir) return 1;
   const { runTraining } = await import("./cli-train.js");
   await runTraining(r.ir, opts, out);

@@ -10,6 +10,7 @@ import { runPipeline } from "./passes/pipeline.js";
 import { planModule, type Plan } from "./codegen/plan.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { COMPILER_VERSION } from "./version.js";
+import { REDUCE_OPS } from "./ops/types.js";
 import { buildWgslModule, type WgslBuildOptions } from "./codegen/wgsl/module.js";
 
 export interface FrontendResult {
@@ -20,13 +21,22 @@ export interface FrontendResult {
   readonly dumps: { pass: string; text: string }[];
 }
 
+/** `--precision`: f32 (the default, nothing changes) or mixed precision with f16/bf16 matmuls (compiler/passes/precision.ts). */
+export type Precision = "f32" | "mixed-f16" | "mixed-bf16";
+export const PRECISIONS: readonly Precision[] = ["f32", "mixed-f16", "mixed-bf16"];
+
+export interface CompileOptions {
+  readonly precision?: Precision;
+}
+
 /** Parse, lower and optimise. Never throws for a bad program: errors come back as diagnostics. */
-export function compileToIR(source: string, file: string, dumpAfter: readonly string[] = [], skipPasses: readonly string[] = []): FrontendResult {
+export function compileToIR(source: string, file: string, dumpAfter: readonly string[] = [], skipPasses: readonly string[] = [], opts: CompileOptions = {}): FrontendResult {
   const parsed = parseProgram(source, file);
   const diags = new DiagnosticBag();
   diags.items.push(...parsed.diagnostics);
   if (diags.hasErrors) return { diagnostics: diags.sorted(), dumps: [] };
-  const lowered = lowerProgram(parsed.program, diags);
+  const precision = opts.precision === "mixed-f16" ? "f16" : opts.precision === "mixed-bf16" ? "bf16" : undefined;
+  const lowered = lowerProgram(parsed.program, diags, { precision });
   if (!lowered) return { diagnostics: diags.sorted(), dumps: [] };
   const dumps: { pass: string; text: string }[] = [];
   const ir = runPipeline(lowered, diags, (pass, m) => {
@@ -35,17 +45,24 @@ export function compileToIR(source: string, file: string, dumpAfter: readonly st
   return { diagnostics: diags.sorted(), ir, dumps };
 }
 
-/** Dtypes the wasm backend cannot store yet: reported at the expression that produced them. */
+/**
+ * What the wasm backend cannot run, reported at the expression that produced it: f64 tensors, and reductions
+ * over f16/bf16 values (f16/bf16 are storage formats elementwise, matmul and copy kernels convert; a reduction
+ * reads them through `cast(x, f32)`, which the precision pass inserts under --precision mixed-*).
+ */
 export function checkWasmDtypes(ir: IRModule, diags: DiagnosticBag): void {
   const reported = new Set<string>();
   for (const g of ir.functions) {
     for (const n of g.nodes) {
       const dt = n.type.dtype;
-      if (dt !== "f16" && dt !== "bf16" && dt !== "f64") continue;
+      const halfReduce = (dt === "f16" || dt === "bf16") && (REDUCE_OPS as readonly string[]).includes(n.op);
+      if (dt !== "f64" && !halfReduce) continue;
       const key = `${dt}@${n.span?.line}:${n.span?.col}`;
       if (reported.has(key) || !n.span) continue;
       reported.add(key);
-      diags.error("K502", `the wasm backend does not support ${dt} tensors yet (in ${g.name})`, n.span, dt === "f64" ? "f64 runs only in the reference interpreter: kiln run --backend reference" : "use f32 until mixed precision lands");
+      if (halfReduce) {
+        diags.error("K502", `the wasm backend does not reduce ${dt} values yet (${n.op} in ${g.name})`, n.span, `reduce in f32: ${n.op}(cast(x, f32)), or compile with --precision mixed-${dt}`);
+      } else diags.error("K502", `the wasm backend does not support ${dt} tensors yet (in ${g.name})`, n.span, "f64 runs only in the reference interpreter: kiln run --backend reference");
     }
   }
 }
@@ -104,7 +121,7 @@ function planManifest(ir: IRModule, plan: Plan, wasmFile: string): Manifest {
     source: ir.source,
     wasm: wasmFile,
     kernels: plan.kernels.map((k) => k.name),
-    params: ir.params.map((p) => ({ name: p.name, model: p.model, dtype: p.type.dtype, shape: p.type.shape as number[], init: p.init, ...(p.role ? { role: p.role } : {}) })),
+    params: ir.params.map((p) => ({ name: p.name, model: p.model, dtype: p.type.dtype, shape: p.type.shape as number[], init: p.init, ...(p.role ? { role: p.role } : {}), ...(p.copyOf ? { copyOf: p.copyOf } : {}) })),
     functions: plan.functions,
   };
 }

@@ -31,6 +31,7 @@ export const DIAGNOSTIC_CODES = {
   K302: "operation not defined for this dtype",
   K303: "return type does not match the declared type",
   K304: "argument must be a compile-time constant",
+  K305: "bad precision attribute (@autocast) or precision request",
   // 4xx: shapes
   K401: "shapes do not broadcast",
   K402: "matmul shape mismatch",
@@ -76,6 +77,9 @@ export class DiagnosticBag {
   readonly items: Diagnostic[] = [];
   error(code: DiagnosticCode, message: string, span: Span, hint?: string): void {
     this.items.push({ code, message, span, hint, severity: "error" });
+  }
+  warning(code: DiagnosticCode, message: string, span: Span, hint?: string): void {
+    this.items.push({ code, message, span, hint, severity: "warning" });
   }
   get hasErrors(): boolean {
     return this.items.some((d) => d.severity === "error");

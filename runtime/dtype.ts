@@ -134,6 +134,13 @@ export function bf16BitsToF32(h: number): number {
   return f32Scratch[0]!;
 }
 
+/** Whether an element of dtype `d` (its typed-array value: f16/bf16 as bit patterns) is finite (not NaN or ±Inf). */
+export function isFiniteElement(d: DType, raw: number): boolean {
+  if (d === "f16") return (raw & 0x7c00) !== 0x7c00;
+  if (d === "bf16") return (raw & 0x7f80) !== 0x7f80;
+  return Number.isFinite(raw);
+}
+
 /** The JS number an element of dtype `d` stands for (decodes f16/bf16 bit patterns). */
 export function decodeElement(d: DType, raw: number): number {
   if (d === "f16") return f16BitsToF32(raw);

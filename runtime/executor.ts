@@ -8,7 +8,7 @@ import { Tensor } from "./tensor.js";
 import type { LinearMemory } from "./memory.js";
 import type { KernelFn } from "./wasm-backend.js";
 import { bindCall, type CallOptions } from "./bind.js";
-import { planMemory } from "./memory-plan.js";
+import { outsOf, planMemory } from "./memory-plan.js";
 import { RandomStreams } from "./random.js";
 
 export interface ParamSlot {
@@ -113,6 +113,7 @@ export class FunctionExecutor {
         throw new KilnError(`invalid module: ${where}: step ${si} calls kernel "${step.kernel}"${ops}, which the wasm does not export`, { code: "bad_wasm", fn: fn.name });
       }
       for (const b of step.buffers) if (!Number.isInteger(b) || b < 0 || b >= nv) bad(`step ${si} uses bad value index ${b}`);
+      if (step.outputs !== undefined && !(Number.isInteger(step.outputs) && step.outputs >= 1 && step.outputs <= step.buffers.length)) bad(`step ${si} has ${step.outputs} outputs of ${step.buffers.length} buffers`);
       for (const b of step.buffers) if (fn.values[b]!.source.kind === "fused") bad(`step ${si} uses value ${b}, which is fused into another kernel and has no buffer`);
       const arity = step.buffers.length + step.ints.length;
       if (k.length !== arity) {
@@ -236,8 +237,7 @@ export class FunctionExecutor {
       const readValue = (v: number) => memory.read(fn.values[v]!.dtype, ptrs[v]!, numels[v]!);
       fn.steps.forEach((step, si) => {
         if (step.guard && !step.guard.every((g) => (view()[ptrs[g.value]!] !== 0) === g.when)) {
-          const out = step.buffers[step.buffers.length - 1]!;
-          view().fill(0, ptrs[out]!, ptrs[out]! + numels[out]! * dtypeBytes(fn.values[out]!.dtype));
+          for (const out of outsOf(step)) view().fill(0, ptrs[out]!, ptrs[out]! + numels[out]! * dtypeBytes(fn.values[out]!.dtype));
           observe?.(si, readValue);
           return;
         }
@@ -245,7 +245,7 @@ export class FunctionExecutor {
         for (const x of ints[si]!) args.push(x);
         try {
           this.#stepFns[si]!(...args);
-          if (options?.checkNumerics) this.#checkFinite(step.buffers[step.buffers.length - 1]!, ptrs, numels, `step ${si + 1} of ${fn.steps.length} (ops: ${step.ops?.join(", ") ?? "?"})`);
+          if (options?.checkNumerics) for (const out of outsOf(step)) this.#checkFinite(out, ptrs, numels, `step ${si + 1} of ${fn.steps.length} (ops: ${step.ops?.join(", ") ?? "?"})`);
         } catch (e) {
           if (e instanceof KilnError) throw e;
           const ops = step.ops?.length ? step.ops.join(", ") : "unknown";

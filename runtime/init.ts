@@ -17,9 +17,18 @@ export function initParams(
   use: (index: number, values: Float64Array) => void,
 ): void {
   const rng = new Rng(seed);
+  // Masters' values by name, for the mixed-precision copies that follow them (which draw nothing).
+  const masters = new Map<string, Float64Array>();
+  const copied = new Set(params.flatMap((p) => (p.init.kind === "copy" ? [p.init.of] : [])));
   params.forEach((p, i) => {
     const values = new Float64Array(p.numel);
-    fillInit(p.init, values, rng, p.name);
+    if (p.init.kind === "copy") {
+      const m = masters.get(p.init.of);
+      if (!m || m.length !== p.numel) throw new KilnError(`param "${p.name}": copy of "${p.init.of}", which is not an earlier param of ${p.numel} elements`, { code: "bad_manifest", tensor: p.name });
+      values.set(m);
+    } else fillInit(p.init, values, rng, p.name);
+    // Through f32 first: the copy is what the f32 master holds, rounded to 16 bits.
+    if (copied.has(p.name)) masters.set(p.name, Float64Array.from(values, Math.fround));
     use(i, values);
   });
 }
@@ -56,6 +65,8 @@ export function fillInit(init: InitSpec, out: Float64Array, rng: Rng, paramName:
       for (let i = 0; i < n; i++) out[i] = rng.uniform(-limit, limit);
       return;
     }
+    case "copy":
+      throw new KilnError(`param "${paramName}": a mixed-precision copy of "${init.of}" is derived by initParams, not drawn`, { code: "bad_manifest", tensor: paramName });
     default:
       throw new KilnError(`param "${paramName}": unknown init kind ${JSON.stringify((init as { kind: unknown }).kind)}`, { code: "bad_manifest", tensor: paramName });
   }

@@ -21,14 +21,25 @@ export type InitSpec =
   /** He/Kaiming normal: std = sqrt(2 / fanIn). */
   | { kind: "he"; fanIn: number }
   /** Xavier/Glorot uniform: limit = sqrt(6 / (fanIn + fanOut)). */
-  | { kind: "xavier"; fanIn: number; fanOut: number };
+  | { kind: "xavier"; fanIn: number; fanOut: number }
+  /**
+   * A mixed-precision copy (role "copy"): the values of the master param `of` (listed earlier), converted to
+   * this param's f16/bf16 dtype by the caller's encoder; draws nothing from the RNG.
+   */
+  | { kind: "copy"; of: string };
 
 export interface ParamManifest {
   /** Qualified name, "Model.param". */
   name: string;
   model: string;
-  /** "state" for optimizer state (momentum, Adam moments, step count) that a train block owns. */
-  role?: "weight" | "state";
+  /**
+   * "state" for optimizer state (momentum, Adam moments, step count) that a train block owns. "copy" for the
+   * f16/bf16 copy of the f32 master weight `copyOf` that mixed-precision matmuls read: the runtime derives it
+   * from the master whenever that is initialised, loaded or set, training steps update it, and it is never
+   * initialised from `init`, saved or set on its own.
+   */
+  role?: "weight" | "state" | "copy";
+  copyOf?: string;
   dtype: ManifestDType;
   shape: number[];
   init: InitSpec;
@@ -69,6 +80,11 @@ export interface StepManifest {
   kernel: string;
   /** Value indices passed as byte pointers, in the kernel's argument order (inputs, then output). */
   buffers: number[];
+  /**
+   * How many of the last `buffers` the step writes (default 1): a multi-output elementwise kernel stores its
+   * extra outputs after `out` (compiler/codegen/kernel.ts). Such steps are never guarded.
+   */
+  outputs?: number;
   /** Integer arguments after the pointers, evaluated with the call's dim bindings. */
   ints: DimPoly[];
   /** IR ops this step computes, for error messages and profiles. */
@@ -181,7 +197,16 @@ export interface WgslKernelManifest {
   workgroupBytes: number;
   /** Workgroups to dispatch along x, y, z; each is clamped to the device limit and the shader loops over the rest. */
   grid: [WgslGridAxis, WgslGridAxis, WgslGridAxis];
+  /**
+   * The kernel reads or writes f16 data: besides its section (f16 packed two per u32 word, any adapter) the file
+   * has a `NAME__f16` section (WGSL_F16_SUFFIX) binding f16 buffers as array<f16> with `enable f16;`, which the
+   * runtime compiles instead on a device with shader-f16. Same bindings, grid and memory layout.
+   */
+  f16?: true;
 }
+
+/** Suffix of a kernel's native-f16 section in the .wgsl file (see WgslKernelManifest.f16). */
+export const WGSL_F16_SUFFIX = "__f16";
 
 /**
  * Suffix of a qmatmul kernel's second section in the .wgsl file, rendered with dot4I8Packed: the WebGPU runtime

@@ -4,7 +4,7 @@
 // update may be written straight into the param it replaces when nothing reads the old value afterwards.
 // Used by the executor at run time and by `kiln compile --report` at compile time.
 
-import type { FunctionManifest } from "./manifest.js";
+import type { FunctionManifest, StepManifest } from "./manifest.js";
 
 const ALIGN = 16;
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
@@ -23,6 +23,15 @@ export interface MemoryPlan {
 interface Block {
   offset: number;
   size: number;
+}
+
+/** The values a step writes (the last `outputs` buffers) and those it reads. */
+export function outsOf(st: StepManifest): number[] {
+  return st.buffers.slice(st.buffers.length - (st.outputs ?? 1));
+}
+
+export function insOf(st: StepManifest): number[] {
+  return st.buffers.slice(0, st.buffers.length - (st.outputs ?? 1));
 }
 
 /** Root value behind aliases. */
@@ -49,10 +58,12 @@ export function planMemory(fn: FunctionManifest, bytes: readonly number[], persi
     if (v.source.kind === "input" || v.source.kind === "const") def[i] = -1;
   });
   fn.steps.forEach((st, s) => {
-    const out = rootOf(fn, st.buffers[st.buffers.length - 1]!);
-    def[out] = Math.min(def[out]!, s);
-    last[out] = Math.max(last[out]!, s);
-    for (const b of st.buffers.slice(0, -1)) last[rootOf(fn, b)] = Math.max(last[rootOf(fn, b)]!, s);
+    for (const b of outsOf(st)) {
+      const out = rootOf(fn, b);
+      def[out] = Math.min(def[out]!, s);
+      last[out] = Math.max(last[out]!, s);
+    }
+    for (const b of insOf(st)) last[rootOf(fn, b)] = Math.max(last[rootOf(fn, b)]!, s);
     for (const g of st.guard ?? []) last[rootOf(fn, g.value)] = Math.max(last[rootOf(fn, g.value)]!, s);
   });
   for (const v of fn.outputValues) last[rootOf(fn, v)] = END;
@@ -63,14 +74,14 @@ export function planMemory(fn: FunctionManifest, bytes: readonly number[], persi
   const paramValue = new Map<string, number>();
   fn.values.forEach((v, i) => v.source.kind === "param" && paramValue.set(v.source.name, i));
   const written = new Map<number, number>();
-  fn.steps.forEach((st, s) => written.set(rootOf(fn, st.buffers[st.buffers.length - 1]!), (written.get(rootOf(fn, st.buffers[st.buffers.length - 1]!)) ?? 0) + 1));
+  fn.steps.forEach((st) => outsOf(st).forEach((b) => written.set(rootOf(fn, b), (written.get(rootOf(fn, b)) ?? 0) + 1)));
   for (const u of fn.updates ?? []) {
     const pv = paramValue.get(u.param);
     const v = rootOf(fn, u.value);
     if (pv === undefined || fn.values[v]!.source.kind !== "temp" || written.get(v) !== 1 || fn.outputValues.some((o) => rootOf(fn, o) === v)) continue;
     const s = def[v]!;
     const st = fn.steps[s];
-    const k = st?.buffers.slice(0, -1).findIndex((b) => b === pv);
+    const k = st && rootOf(fn, outsOf(st)[0]!) === v ? insOf(st).findIndex((b) => b === pv) : undefined;
     if (st && !st.guard && k !== undefined && k >= 0 && st.inplace?.includes(k) && last[pv]! <= s && !fn.outputValues.includes(pv)) {
       intoParam.set(v, u.param);
       last[pv] = Math.max(last[pv]!, s);
@@ -117,8 +128,8 @@ export function planMemory(fn: FunctionManifest, bytes: readonly number[], persi
     for (const v of [...live]) if (last[v]! < s) (live.delete(v), release(v));
     for (const v of byDef.get(s) ?? []) {
       const st = fn.steps[s];
-      // In place: an elementwise input with the output's layout that dies at this step.
-      const donor = st?.inplace
+      // In place: an elementwise input with the (first) output's layout that dies at this step.
+      const donor = st && rootOf(fn, outsOf(st)[0]!) !== v ? undefined : st?.inplace
         ?.map((k) => rootOf(fn, st.buffers[k]!))
         .find((b) => live.has(b) && last[b] === s && align(bytes[b]!) === align(bytes[v]!) && !fn.outputValues.some((o) => rootOf(fn, o) === b));
       if (donor !== undefined) {

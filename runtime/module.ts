@@ -124,7 +124,11 @@ export class KilnModule {
     const state = this.#live("setParam");
     const slot = this.#slot(state, name, "setParam");
     if (state.frozen?.has(name)) throw new KilnError(`setParam: param "${name}" ${state.frozen.get(name)}`, { code: "bad_option", tensor: name });
+    if (slot.param.role === "copy") {
+      throw new KilnError(`setParam: param "${name}" is the ${slot.param.dtype} copy of "${slot.param.copyOf}" that mixed precision derives from it; set "${slot.param.copyOf}" instead`, { code: "bad_option", tensor: name });
+    }
     state.memory.write(slot.ptr, encodeParamValue(name, slot.param, slot.numel, value));
+    syncCopies(state, this.manifest, name);
   }
 
   /** Copies of all params, by qualified name. */
@@ -211,6 +215,20 @@ export async function loadKilnModule<T extends object = Record<string, unknown>>
   } catch (e) {
     pool?.close();
     throw e;
+  }
+}
+
+/** Re-derives the mixed-precision copies of `master` from its current (f32) value in memory. */
+function syncCopies(state: State, manifest: Manifest, master: string): void {
+  const copies = manifest.params.filter((p) => p.role === "copy" && p.copyOf === master);
+  if (!copies.length) return;
+  const m = state.params.get(master)!;
+  const values = state.memory.read(m.param.dtype, m.ptr, m.numel) as ArrayLike<number>;
+  for (const c of copies) {
+    const slot = state.params.get(c.name)!;
+    const out = allocTypedArray(c.dtype, slot.numel);
+    encodeNumbersLoose(c.dtype, values, out);
+    state.memory.write(slot.ptr, out);
   }
 }
 

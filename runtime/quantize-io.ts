@@ -37,7 +37,7 @@ function weightsFile(mod: KilnModule | KilnGpuModule, param: (name: string) => T
   const tensors: Record<string, Tensor> = {};
   const meta: QuantMeta = { version: 1, mode: q.mode, weights: {} };
   for (const p of mod.manifest.params) {
-    if (p.role === "state") continue;
+    if (p.role === "state" || p.role === "copy") continue; // copies are derived from their masters on load
     const w = q.weights.get(p.name);
     if (!w) {
       tensors[p.name] = param(p.name);

@@ -6,6 +6,7 @@ import type { Graph } from "../compiler/ir/graph.js";
 import type { Shape } from "../compiler/ir/types.js";
 import { OPS } from "../compiler/ops/registry.js";
 import type { RefTensor } from "../compiler/ops/types.js";
+import { roundRefToStorage } from "../compiler/ops/shape-utils.js";
 import { KilnError } from "./errors.js";
 import { RandomStreams } from "./random.js";
 
@@ -89,10 +90,14 @@ export function evaluateGraph(
       vals.push({ dtype: n.type.dtype, shape, data: new Float64Array(size) });
       continue;
     }
-    if (n.op === "input") vals.push(leaf(inputs[a.name!]?.data, `input "${a.name}"`));
-    else if (n.op === "param") vals.push(leaf(params[a.name!], `param "${a.name}"`));
-    else if (drawn) vals.push({ dtype: n.type.dtype, shape, data: drawn });
-    else vals.push(OPS[n.op].evaluate(n.inputs.map((i) => vals[i]), n.attrs as never, { dtype: n.type.dtype, shape }));
+    // Every f16/bf16 value is rounded to its format (inputs and params too), so the oracle sees what a backend
+    // storing 16 bits sees; f32 values stay float64.
+    let v: RefTensor;
+    if (n.op === "input") v = leaf(inputs[a.name!]?.data, `input "${a.name}"`);
+    else if (n.op === "param") v = leaf(params[a.name!], `param "${a.name}"`);
+    else if (drawn) v = { dtype: n.type.dtype, shape, data: drawn };
+    else v = OPS[n.op].evaluate(n.inputs.map((i) => vals[i]), n.attrs as never, { dtype: n.type.dtype, shape });
+    vals.push(roundRefToStorage(v));
   }
   return g.outputs.map((o) => vals[o.node]);
 }

@@ -7,9 +7,15 @@
 //   elementwise: (in_0, ..., in_{n-1}, out, ext_0, ..., ext_{rank-1})
 //       out is contiguous with shape ext; input i is contiguous with shape ext where axes with
 //       inputs[i].bcast[axis] === true have extent 1 (broadcast along that axis).
+//       With extraOutputs: (in_0, ..., in_{n-1}, out, xout_0, ..., xout_{m-1}, ext_0, ...); each extra output
+//       is contiguous with shape ext and holds its own expression (sharing subexpressions with `expr`).
 //   reduce:      (in, out, ext_0, ..., ext_{rank-1})
 //       in is contiguous with shape ext; out is contiguous over the axes with reduced[axis] === false, in order.
 //       "mean" divides by the product of the reduced extents.
+//       With a prologue: (in_0, ..., in_{n-1}, out, ext_0, ..., ext_{rank-1}); the value reduced at each index
+//       is prologue.expr over the inputs, each contiguous with shape ext where its bcast axes have extent 1
+//       (like elementwise inputs); `dtype` is the dtype of that value (the accumulator's). With
+//       prologue.stored: (in_0, ..., in_{n-1}, out, stored, ext_0, ...), the values also written to `stored`.
 //   matmul:      (a, b, scratch, out, bext_0, ..., bext_{batchRank-1}, M, K, N, m0, m1)
 //       a: [batch..., M, K] ([batch..., K, M] when transA), b: [batch..., K, N] ([batch..., N, K] when transB)
 //       (axes with aBcast/bBcast true have extent 1 in that operand); out: [batch..., M, N]; all contiguous.
@@ -18,6 +24,13 @@
 //       for packed panels; the planner adds one per function as an extra temp value (a step buffer before out, so
 //       out stays the last buffer as every step's output is), and each extra thread gets its own
 //       MATMUL_SCRATCH_MAX bytes. f32 accumulation.
+//       With an epilogue: (a, b, scratch, e_0, ..., e_{n-1}, out, bext..., M, K, N, m0, m1): scratch stays at
+//       index 2 (the thread pool swaps it) and out stays last; e_i is epilogue.inputs[i], contiguous with shape
+//       [batch..., M, N] where its bcast axes have extent 1. out (dtype epilogue.out) holds
+//       epilogue.expr per element, where {t: "in", index: 0} is the finished f32 sum over all of K and index
+//       i >= 1 reads e_{i-1} at that element (so inputs[i-1] is expression input i).
+//       aDtype/bDtype: storage dtype of a/b (default `dtype`); aRound/bRound: each loaded operand element is
+//       rounded to that format first (a cast folded in); the sum is still f32.
 //   copy:        (in, out, inOffset, outOffset, ext_0..ext_{r-1}, inStride_0..inStride_{r-1}, outStride_0..outStride_{r-1})
 //       for every index i in ext: out[outOffset + sum i_k*outStride_k] = in[inOffset + sum i_k*inStride_k]
 //   iota:        (out, n)      out[i] = i for i < n (i32)
@@ -41,6 +54,11 @@ export interface ElementwiseKernel {
   readonly inputs: readonly { readonly dtype: DType; readonly bcast: readonly boolean[] }[];
   readonly out: DType;
   readonly expr: EwExpr;
+  /**
+   * More values the same loop stores (passes/fusion.ts: elementwise consumers of a pinned node, e.g. the f16
+   * copy of an updated master weight); their pointers follow `out`.
+   */
+  readonly extraOutputs?: readonly { readonly dtype: DType; readonly expr: EwExpr }[];
 }
 
 export interface ReduceKernel {
@@ -49,6 +67,21 @@ export interface ReduceKernel {
   readonly dtype: DType;
   readonly rank: number;
   readonly reduced: readonly boolean[];
+  /**
+   * Elementwise producers fused into the reduction (passes/fusion.ts): the value reduced is `expr` over these
+   * inputs (broadcast along their bcast axes), never stored. Absent: one contiguous input of dtype `dtype`.
+   */
+  readonly prologue?: ReducePrologue;
+}
+
+export interface ReducePrologue {
+  readonly inputs: readonly { readonly dtype: DType; readonly bcast: readonly boolean[] }[];
+  readonly expr: EwExpr;
+  /**
+   * The value reduced is also stored, contiguous with the full (unreduced) shape, in a buffer right after
+   * `out` (softmax's exp(x - max) feeds its sum and its divide: one pass computes both). f32 only.
+   */
+  readonly stored?: boolean;
 }
 
 export interface MatmulKernel {
@@ -61,6 +94,24 @@ export interface MatmulKernel {
   readonly transA?: boolean;
   /** b holds the transpose of the right operand. */
   readonly transB?: boolean;
+  /** Storage dtype of the a / b buffers (default: `dtype`); loads widen to f32. */
+  readonly aDtype?: "f32" | "f16" | "bf16";
+  readonly bDtype?: "f32" | "f16" | "bf16";
+  /** The operand is rounded to this format after loading (a `cast` folded into the matmul by the planner). */
+  readonly aRound?: "f16" | "bf16";
+  readonly bRound?: "f16" | "bf16";
+  /** Elementwise consumers of the product folded into its store (passes/fusion.ts fuseMatmulEpilogues). */
+  readonly epilogue?: MatmulEpilogue;
+}
+
+/**
+ * What a matmul stores instead of its sum: `expr` over the accumulator (input 0) and `inputs` (inputs 1..n,
+ * flags over [batch..., M, N], i.e. batchRank + 2 axes), computed in f32 registers and stored as `out`.
+ */
+export interface MatmulEpilogue {
+  readonly inputs: readonly { readonly dtype: DType; readonly bcast: readonly boolean[] }[];
+  readonly expr: EwExpr;
+  readonly out: DType;
 }
 
 export interface CopyKernel {

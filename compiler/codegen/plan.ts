@@ -8,7 +8,7 @@ import type { Dim, DType } from "../ir/types.js";
 import { WASM_LOWERING } from "./wasm/op-emitters.js";
 import type { EwExpr, KernelSpec, NamedKernel } from "./kernel.js";
 import { polyAdd, polyConst, polyProduct, polyScale, polyStrides } from "./dim-poly.js";
-import { matmulScratchBytes } from "./wasm/matmul-blocking.js";
+import { matmulPlan, planMatmul, type MatmulPlan } from "./plan-matmul.js";
 import { addInt8Variants } from "./wasm/qmatmul-plan.js";
 
 export interface Plan {
@@ -57,7 +57,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
   stepsOf.set(g, steps);
   const step = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops: string[] = [n.op]) =>
     steps.push({ kernel, buffers, ints, ops, ...(n.guard?.length ? { guard: n.guard.map((x) => ({ value: x.cond, when: x.when })) } : {}) });
-  const mm: MatmulPlan = { folded: foldedPermutes(g), scratch: g.nodes.length, scratchBytes: -1 };
+  const mm: MatmulPlan = matmulPlan(g);
   for (const n of g.nodes) {
     const v = (source: ValueManifest["source"]) => values.push({ dtype: n.type.dtype, shape: [...n.type.shape], source });
     const a = n.attrs as Record<string, unknown>;
@@ -72,12 +72,17 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     }
     // A transpose folded into its matmul: nothing reads this value, so it takes no memory and no step.
     if (mm.folded.has(n.id)) { v({ kind: "alias", of: n.inputs[0] }); continue; }
+    // A float cast folded into its matmuls' operand loading (plan-matmul.ts): never stored.
+    if (mm.casts.has(n.id)) { v({ kind: "fused" }); continue; }
     if (n.fused !== undefined) {
       v({ kind: "fused" });
       continue;
     }
     v({ kind: "temp" });
-    if (kind === "elementwise") planElementwise(g, n, table, step);
+    // An extra output of another group's kernel (passes/fusion-outputs.ts): that kernel stores it.
+    if (n.storedBy !== undefined) continue;
+    if (mm.epilogueOf.has(n.id)) planMatmul(g, g.nodes[mm.epilogueOf.get(n.id)!], table, step, mm, n);
+    else if (kind === "elementwise") planElementwise(g, n, table, step, mm.casts);
     else if (n.op === "sum" || n.op === "mean" || n.op === "max" || n.op === "min") planReduce(g, n, table, step);
     else if (n.op === "matmul") planMatmul(g, n, table, step, mm);
     else if (n.op === "iota") step(table.intern({ kind: "iota", dtype: "i32" }, "iota"), [n.id], [polyConst(n.type.shape[0] as number)], n);
@@ -105,15 +110,43 @@ type StepFn = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops?
  * One kernel for an elementwise node and the members fused into it (see passes/fusion.ts): members become
  * shared sub-expressions, scalar constants are inlined, everything else is a buffer input.
  */
-function planElementwise(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
+function planElementwise(g: Graph, n: Node, table: KernelTable, step: StepFn, folded: ReadonlySet<number> = new Set()): void {
   const out = n.type.shape;
+  // Extra outputs (passes/fusion-outputs.ts) and their members share the expression DAG with n's group.
+  const extras = g.nodes.filter((x) => x.storedBy === n.id && !folded.has(x.id)).map((x) => x.id);
+  const grp = groupExpr(g, n.id, extras);
+  const expr = grp.exprOf(n.id);
+  const extraOutputs = extras.map((id) => ({ dtype: g.nodes[id].type.dtype, expr: grp.exprOf(id) }));
+  const { bufs, ops } = grp;
+  const c = collapse(out, bcastFlags(g, bufs, out));
+  const spec: KernelSpec = {
+    kind: "elementwise",
+    rank: c.ext.length,
+    inputs: bufs.map((id, i) => ({ dtype: g.nodes[id].type.dtype, bcast: c.flags[i] })),
+    out: n.type.dtype,
+    expr,
+    ...(extras.length ? { extraOutputs } : {}),
+  };
+  const label = ops.length > 1 ? `fused${ops.length}` : `ew_${n.op}`;
+  step(table.intern(spec, `${label}_${n.type.dtype}`), [...bufs, n.id, ...extras], c.ext.map(polyProduct), n, ops);
+  if (extras.length) (stepsOf.get(g) as StepManifest[]).at(-1)!.outputs = 1 + extras.length;
+  const sameLayout = bufs.flatMap((id, k) => (c.flags[k].every((b) => !b) && g.nodes[id].type.dtype === n.type.dtype ? [k] : []));
+  if (sameLayout.length) (stepsOf.get(g) as StepManifest[]).at(-1)!.inplace = sameLayout;
+}
+
+/**
+ * The expression of the group rooted at `root` (passes/fusion.ts): members (the root and nodes fused into it)
+ * become shared sub-expressions, scalar constants are inlined, everything else is a buffer input (`bufs`).
+ */
+function groupExpr(g: Graph, root: number, extraRoots: readonly number[] = []): { exprOf: (id: number) => EwExpr; bufs: number[]; ops: string[] } {
+  const roots = new Set([root, ...extraRoots]);
   const bufs: number[] = [];
   const memo = new Map<number, EwExpr>();
   const ops: string[] = [];
   const exprOf = (id: number): EwExpr => {
     const src = g.nodes[id];
     if (src.op === "const" && src.type.shape.length === 0) return { t: "const", value: (src.attrs as { value: number }).value, dtype: src.type.dtype };
-    if (id === n.id || src.fused === n.id) {
+    if (roots.has(id) || (src.fused !== undefined && roots.has(src.fused))) {
       let e = memo.get(id);
       if (!e) {
         e = { t: "op", op: src.op, attrs: src.attrs, dtype: src.type.dtype, args: src.inputs.map(exprOf) };
@@ -127,94 +160,48 @@ function planElementwise(g: Graph, n: Node, table: KernelTable, step: StepFn): v
     bufs.push(id);
     return { t: "in", index: bufs.length - 1 };
   };
-  const expr = exprOf(n.id);
-  const bflags = bufs.map((id) => {
+  return { exprOf, bufs, ops };
+}
+
+/** Per buffer, per axis of `out`: true where the buffer lacks the axis or has extent 1 there (broadcast). */
+function bcastFlags(g: Graph, bufs: readonly number[], out: readonly Dim[]): boolean[][] {
+  return bufs.map((id) => {
     const s = g.nodes[id].type.shape;
     const pad = out.length - s.length;
     return out.map((d, k) => k < pad || (s[k - pad] === 1 && d !== 1));
   });
-  const c = collapse(out, bflags);
-  const spec: KernelSpec = {
-    kind: "elementwise",
-    rank: c.ext.length,
-    inputs: bufs.map((id, i) => ({ dtype: g.nodes[id].type.dtype, bcast: c.flags[i] })),
-    out: n.type.dtype,
-    expr,
-  };
-  const label = ops.length > 1 ? `fused${ops.length}` : `ew_${n.op}`;
-  step(table.intern(spec, `${label}_${n.type.dtype}`), [...bufs, n.id], c.ext.map(polyProduct), n, ops);
-  const sameLayout = bufs.flatMap((id, k) => (c.flags[k].every((b) => !b) && g.nodes[id].type.dtype === n.type.dtype ? [k] : []));
-  if (sameLayout.length) (stepsOf.get(g) as StepManifest[]).at(-1)!.inplace = sameLayout;
-}
-
-function planReduce(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
-  const x = g.nodes[n.inputs[0]];
-  const axes = (n.attrs as unknown as { axes: number[] }).axes;
-  const c = collapse(x.type.shape, [x.type.shape.map((_, k) => axes.includes(k))]);
-  const spec: KernelSpec = { kind: "reduce", op: n.op as "sum", dtype: x.type.dtype, rank: c.ext.length, reduced: c.flags[0] };
-  step(table.intern(spec, `reduce_${n.op}_${x.type.dtype}`), [x.id, n.id], c.ext.map(polyProduct), n);
-}
-
-interface MatmulPlan {
-  /** Permutes read transposed by their matmul instead of being copied. */
-  readonly folded: ReadonlySet<number>;
-  /** Value index of the function's matmul scratch buffer. */
-  readonly scratch: number;
-  /** Bytes it needs (-1: the function has no matmul). */
-  scratchBytes: number;
 }
 
 /**
- * Permutes that swap the last two axes and whose every use is a matmul operand under the same guards (none is a
- * function output): each such matmul reads the permute's input transposed, and the copy disappears. A permute
- * with any other use keeps its copy.
+ * A reduction; when its input is fused into it (passes/fusion-reduce.ts) the input's group becomes the
+ * kernel's prologue: the expression is evaluated per input element and reduced without being stored.
  */
-function foldedPermutes(g: Graph): Set<number> {
-  const uses = useCounts(g);
-  const matmulUses = new Array<number>(g.nodes.length).fill(0);
-  const out = new Set<number>();
-  for (const n of g.nodes) {
-    if (n.op !== "matmul") continue;
-    for (const id of n.inputs) {
-      const p = g.nodes[id];
-      if (p.op !== "permute" || guardKey(p.guard) !== guardKey(n.guard)) continue;
-      const perm = (p.attrs as { perm: number[] }).perm;
-      const r = perm.length;
-      if (r >= 2 && perm[r - 2] === r - 1 && perm[r - 1] === r - 2 && perm.slice(0, r - 2).every((q, i) => q === i)) matmulUses[id]++;
-    }
+function planReduce(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
+  const x = g.nodes[n.inputs[0]];
+  const axes = (n.attrs as unknown as { axes: number[] }).axes;
+  const reduced = x.type.shape.map((_, k) => axes.includes(k));
+  // x stored by this kernel too (fusion-reduce.ts fuseReduceStores): its group is the prologue.
+  const stored = x.storedBy === n.id;
+  if (x.fused !== n.id && !stored) {
+    const c = collapse(x.type.shape, [reduced]);
+    const spec: KernelSpec = { kind: "reduce", op: n.op as "sum", dtype: x.type.dtype, rank: c.ext.length, reduced: c.flags[0] };
+    step(table.intern(spec, `reduce_${n.op}_${x.type.dtype}`), [x.id, n.id], c.ext.map(polyProduct), n);
+    return;
   }
-  matmulUses.forEach((k, id) => k > 0 && k === uses[id] && out.add(id));
-  return out;
-}
-
-function planMatmul(g: Graph, n: Node, table: KernelTable, step: StepFn, mm: MatmulPlan): void {
-  const [a, b] = n.inputs.map((i) => g.nodes[i].type.shape);
-  const [transA, transB] = n.inputs.map((i) => mm.folded.has(i));
-  const [srcA, srcB] = n.inputs.map((i) => (mm.folded.has(i) ? g.nodes[i].inputs[0] : i));
-  const as = a.length === 1 ? [1, a[0]] : a;
-  const bs = b.length === 1 ? [b[0], 1] : b;
-  const M = as[as.length - 2], K = as[as.length - 1], N = bs[bs.length - 1];
-  const batchRank = Math.max(as.length, bs.length) - 2;
-  const pad = (s: readonly Dim[]) => [...Array(batchRank - (s.length - 2)).fill(1), ...s.slice(0, -2)] as Dim[];
-  const ab = pad(as), bb = pad(bs);
-  const batch = ab.map((d, k) => (d === 1 ? bb[k] : d));
-  // One B for every batch of a row-major A ([..., M, K] @ [K, N]) is a single gemm over all the rows.
-  const merge = batchRank > 0 && !transA && bb.every((d) => d === 1);
-  const rows = merge ? [...batch, M] : [M];
+  const grp = groupExpr(g, n.id, stored ? [x.id] : []);
+  const expr = grp.exprOf(x.id);
+  const c = collapse(x.type.shape, [reduced, ...bcastFlags(g, grp.bufs, x.type.shape)]);
   const spec: KernelSpec = {
-    kind: "matmul",
-    dtype: n.type.dtype,
-    batchRank: merge ? 0 : batchRank,
-    aBcast: merge ? [] : ab.map((d, k) => d === 1 && batch[k] !== 1),
-    bBcast: merge ? [] : bb.map((d, k) => d === 1 && batch[k] !== 1),
-    transA,
-    transB,
+    kind: "reduce",
+    op: n.op as "sum",
+    dtype: x.type.dtype,
+    rank: c.ext.length,
+    reduced: c.flags[0],
+    prologue: { inputs: grp.bufs.map((id, i) => ({ dtype: g.nodes[id].type.dtype, bcast: c.flags[i + 1] })), expr, ...(stored ? { stored } : {}) },
   };
-  const known = (ds: readonly Dim[]) => (ds.every((d) => typeof d === "number") ? (ds as number[]).reduce((x, y) => x * y, 1) : undefined);
-  mm.scratchBytes = Math.max(mm.scratchBytes, matmulScratchBytes(known(rows), known([K]), known([N])));
-  const m = polyProduct(rows);
-  const ints = [...(merge ? [] : batch).map((d) => polyProduct([d])), m, polyProduct([K]), polyProduct([N]), polyConst(0), m];
-  step(table.intern(spec, `matmul_${n.type.dtype}`), [srcA, srcB, mm.scratch, n.id], ints, n);
+  const ops = [...grp.ops, n.op];
+  step(table.intern(spec, `fused${ops.length}_${n.op}_${x.type.dtype}`), [...grp.bufs, n.id, ...(stored ? [x.id] : [])], c.ext.map(polyProduct), n, ops);
+  if (stored) (stepsOf.get(g) as StepManifest[]).at(-1)!.outputs = 2;
 }
 
 /**

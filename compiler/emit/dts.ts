@@ -108,7 +108,8 @@ export function renderDts(manifest: Manifest, baseName: string): string {
   out.push(`export type { CallOptions } from "./kiln-runtime/index.js";\n\n`);
   out.push(`export declare const manifest: Manifest;\n\n`);
 
-  const paramNames = manifest.params.map((p) => JSON.stringify(p.name));
+  // Mixed-precision copies are derived from their masters (getParam reads them; they are never set).
+  const paramNames = manifest.params.filter((p) => p.role !== "copy").map((p) => JSON.stringify(p.name));
   out.push(`/** Qualified param names. */\nexport type ParamName = ${paramNames.length ? paramNames.join(" | ") : "never"};\n\n`);
 
   for (const f of manifest.functions) {

@@ -92,7 +92,9 @@ export const manifest = ${JSON.stringify(manifest, null, 2)};
  * Loads the module: reads ${baseName}.wasm next to this file (fs under Node, fetch in a browser)${manifest.wasmRelaxed ? `, or
  * ${manifest.wasmRelaxed} where the engine has relaxed SIMD` : ""}. Options: seed, params, threads.
  * With { backend: "webgpu" } it runs on WebGPU instead${manifest.wgsl ? ` (reads ${manifest.wgsl.file})` : " (needs a build with --target all)"}: calls return
- * GpuTensors, read with \`await t.read()\`.
+ * GpuTensors, read with \`await t.read()\`.${manifest.wgsl && Object.values(manifest.wgsl.kernels).some((k) => k.f16) ? `
+ * WebGPU option f16: "auto" (default: array<f16> kernels where the adapter has shader-f16, else packed), "native"
+ * (a KilnError without shader-f16) or "packed" (f16 stored two per 32-bit word; any adapter, same results).` : ""}
  */
 export async function load(options = {}) {
   if (options.backend === "webgpu") {

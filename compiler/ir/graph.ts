@@ -21,7 +21,20 @@ export interface Node<P extends PrimOp = PrimOp> {
   readonly guard?: readonly Guard[];
   /** Set by the fusion pass on the members of a fused group: the id of the group's root (its kernel). */
   readonly fused?: number;
+  /**
+   * Set by the fusion pass on the root of a group computed as an extra output of another group's kernel (a
+   * consumer of a pinned value, e.g. the f16 copy of an updated weight): that group's root. Still stored.
+   */
+  readonly storedBy?: number;
+  /**
+   * The autocast region the node was lowered in (`@autocast(f16)` on its function or an inlining caller): the
+   * precision pass applies that policy to it instead of the module's `--precision`.
+   */
+  readonly precision?: Autocast;
 }
+
+/** The dtype of an `@autocast(...)` region: f32 switches mixed precision off inside it. */
+export type Autocast = "f16" | "bf16" | "f32";
 
 /** "Only when the bool scalar `cond` is `when`". */
 export interface Guard {
@@ -64,8 +77,14 @@ export interface ParamInfo {
   /** Qualified "Model.param". */
   readonly name: string;
   readonly model: string;
-  /** Optimizer state owned by a train block (momentum, moments, step count) rather than a model weight. */
-  readonly role?: "state";
+  /**
+   * "state": optimizer state owned by a train block (momentum, moments, step count) rather than a model weight.
+   * "copy": the f16/bf16 copy of the f32 master weight `copyOf` that matmuls read under mixed precision; the
+   * runtime derives it from the master (never initialised, saved or loaded on its own).
+   */
+  readonly role?: "state" | "copy";
+  /** For role "copy": the qualified name of the master weight. */
+  readonly copyOf?: string;
   readonly type: TensorType;
   readonly init: InitSpec;
   readonly span?: Span;
@@ -73,6 +92,8 @@ export interface ParamInfo {
 
 export interface IRModule {
   readonly source: string;
+  /** The module-wide `--precision` policy for the precision pass (absent: f32, nothing changes). */
+  readonly precision?: "f16" | "bf16";
   readonly params: ParamInfo[];
   readonly functions: Graph[];
 }
@@ -82,9 +103,12 @@ export class GraphBuilder {
   readonly nodes: Node[] = [];
   /** Guards stamped on every node added (lowering pushes one per branch or loop iteration it is inside). */
   guards: Guard[] = [];
+  /** The autocast region being lowered (stamped on every node added; see Node.precision). */
+  precision?: Autocast;
   add<P extends PrimOp>(op: P, inputs: readonly number[], attrs: AttrsOf[P], type: TensorType, span?: Span, guard: readonly Guard[] = this.guards): number {
     const id = this.nodes.length;
-    const node: Node = guard.length ? { id, op, inputs, attrs, type, span, guard: [...guard] } : { id, op, inputs, attrs, type, span };
+    const base: Node = guard.length ? { id, op, inputs, attrs, type, span, guard: [...guard] } : { id, op, inputs, attrs, type, span };
+    const node: Node = this.precision ? { ...base, precision: this.precision } : base;
     this.nodes.push(node);
     return id;
   }

@@ -21,8 +21,9 @@ export function printNode(n: Node): string {
   const attrs = keys.length ? " {" + keys.map((k) => `${k}=${fmtAttr((n.attrs as Record<string, unknown>)[k])}`).join(", ") + "}" : "";
   const ins = n.inputs.map((i) => `%${i}`).join(", ");
   const guard = n.guard?.length ? "  if " + n.guard.map((g) => `${g.when ? "" : "!"}%${g.cond}`).join(" && ") : "";
-  const fused = n.fused !== undefined ? `  (fused into %${n.fused})` : "";
-  return `%${n.id} = ${n.op}${ins ? " " + ins : ""}${attrs} : ${formatType(n.type)}${guard}${fused}`;
+  const fused = n.fused !== undefined ? `  (fused into %${n.fused})` : n.storedBy !== undefined ? `  (stored by the kernel of %${n.storedBy})` : "";
+  const autocast = n.precision ? `  @autocast(${n.precision})` : "";
+  return `%${n.id} = ${n.op}${ins ? " " + ins : ""}${attrs} : ${formatType(n.type)}${guard}${fused}${autocast}`;
 }
 
 export function printGraph(g: Graph): string {
@@ -36,8 +37,11 @@ export function printGraph(g: Graph): string {
 }
 
 export function printModule(m: IRModule): string {
-  const parts = [`// kiln IR of ${m.source}`];
-  for (const p of m.params) parts.push(`${p.role === "state" ? "state" : "param"} ${p.name}: ${formatType(p.type)} = ${fmtInit(p.init)}`);
+  const parts = [`// kiln IR of ${m.source}${m.precision ? ` (precision mixed-${m.precision})` : ""}`];
+  for (const p of m.params) {
+    if (p.role === "copy") parts.push(`copy ${p.name}: ${formatType(p.type)} = cast(${p.copyOf})`);
+    else parts.push(`${p.role === "state" ? "state" : "param"} ${p.name}: ${formatType(p.type)} = ${fmtInit(p.init)}`);
+  }
   for (const g of m.functions) parts.push("", printGraph(g));
   return parts.join("\n") + "\n";
 }

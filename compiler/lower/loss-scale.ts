@@ -17,7 +17,8 @@ export interface LossScaleSpec {
   readonly min: number;
 }
 
-const DEFAULTS: LossScaleSpec = { init: 65536, growth: 2, backoff: 0.5, interval: 2000, min: 1 };
+/** GradScaler's defaults; also what a train block gets under mixed-f16 when it sets no loss_scale. */
+export const DEFAULTS: LossScaleSpec = { init: 65536, growth: 2, backoff: 0.5, interval: 2000, min: 1 };
 
 function literal(e: Expr): number | undefined {
   if (e.kind === "number") return e.value;
@@ -59,11 +60,15 @@ export interface Scaler {
   readonly scaledLoss: number;
   /** A gradient of the scaled loss, divided back by the scale. */
   unscale(g: number): number;
+  /** "All gradients finite": the bool scalar every update is guarded with. */
+  check(grads: readonly number[]): number | undefined;
+  /** `next` if the step is kept (`ok`), else the state's old value: for the optimizer's state, before it is read. */
+  keep(ok: number, next: number, old: number): number;
   /**
-   * Guards every update with "all gradients finite" (the old value is kept otherwise) and appends the scaler's
+   * Guards every update not already kept with `ok` (the old value is kept otherwise) and appends the scaler's
    * own state updates.
    */
-  finish(grads: readonly number[], updates: { param: string; node: number }[], stateValue: (param: string) => number): void;
+  finish(ok: number | undefined, updates: { param: string; node: number }[], stateValue: (param: string) => number, kept: ReadonlySet<number>): void;
 }
 
 export function makeScaler(L: FnLowerer, spec: LossScaleSpec, train: string, loss: number, stateNode: (name: string, t: TensorType) => number, initScale: (name: string, v: number) => void): Scaler {
@@ -80,7 +85,7 @@ export function makeScaler(L: FnLowerer, spec: LossScaleSpec, train: string, los
   return {
     scaledLoss: op("mul", loss, scale),
     unscale: (g) => op("div", g, scale),
-    finish(grads, updates, stateValue) {
+    check(grads) {
       // sum(g * 0) is 0 for finite gradients and NaN as soon as one element is Inf or NaN.
       let ok: number | undefined;
       for (const g of grads) {
@@ -89,8 +94,12 @@ export function makeScaler(L: FnLowerer, spec: LossScaleSpec, train: string, los
         const fin = L.emit("eq", [probe, f32(0)], {})!;
         ok = ok === undefined ? fin : L.emit("where", [ok, fin, L.b.add("const", [], { value: 0 }, { dtype: "bool", shape: [] })], {})!;
       }
+      return ok;
+    },
+    keep: (ok, next, old) => L.emit("where", [ok, next, old], {})!,
+    finish(ok, updates, stateValue, kept) {
       if (ok === undefined) return;
-      for (const u of updates) u.node = L.emit("where", [ok, u.node, stateValue(u.param)], {})!;
+      for (const u of updates) if (!kept.has(u.node)) u.node = L.emit("where", [ok, u.node, stateValue(u.param)], {})!;
       const good1 = op("add", good, f32(1));
       const grow = L.emit("ge", [good1, f32(spec.interval)], {})!;
       const grown = L.emit("where", [grow, op("mul", scale, f32(spec.growth)), scale], {})!;

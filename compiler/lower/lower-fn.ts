@@ -17,6 +17,7 @@ import { ownersOf, type ModelInfo, type ModuleScope } from "./module-scope.js";
 import { resolveType, unifyType } from "./types-from-ast.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 import { closest } from "./suggest.js";
+import { autocastOf } from "./autocast.js";
 
 export interface Frame {
   readonly fnName: string;
@@ -97,7 +98,10 @@ export class FnLowerer implements PrimEmitter {
   /** Lowers a body in `frame`; returns the result tensors, checked against the declared return types. */
   private lowerBody(fn: FnDecl, frame: Frame): Val[] | undefined {
     const saved = this.frame;
+    const savedPrecision = this.b.precision;
     this.frame = frame;
+    // @autocast marks every node lowered in the body, inlined callees included (an inner @autocast wins).
+    this.b.precision = autocastOf(fn) ?? savedPrecision;
     try {
       const r = this.lowerStmts(fn.body);
       const results = r?.vals.flatMap((v) => (v.kind === "tuple" ? v.items : [v]));
@@ -120,6 +124,7 @@ export class FnLowerer implements PrimEmitter {
       return out.some((v) => v.kind !== "tensor") ? undefined : out;
     } finally {
       this.frame = saved;
+      this.b.precision = savedPrecision;
     }
   }
 

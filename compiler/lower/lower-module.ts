@@ -8,9 +8,16 @@ import { FnLowerer } from "./lower-fn.js";
 import { collectScope } from "./module-scope.js";
 import { lowerParam } from "./params.js";
 import { lowerTrain } from "./train.js";
+import { checkAttributes } from "./autocast.js";
 
-export function lowerProgram(program: Program, diags: DiagnosticBag): IRModule | undefined {
-  const scope = collectScope(program, diags);
+export interface LowerOptions {
+  /** `--precision mixed-f16|mixed-bf16`: recorded on the module for the precision pass. */
+  readonly precision?: "f16" | "bf16";
+}
+
+export function lowerProgram(program: Program, diags: DiagnosticBag, opts: LowerOptions = {}): IRModule | undefined {
+  checkAttributes(program, diags);
+  const scope = { ...collectScope(program, diags), ...(opts.precision ? { precision: opts.precision } : {}) };
   const params: ParamInfo[] = [];
   const functions: Graph[] = [];
   for (const m of scope.models.values()) {
@@ -39,5 +46,6 @@ export function lowerProgram(program: Program, diags: DiagnosticBag): IRModule |
       }
     }
   }
-  return diags.hasErrors ? undefined : { source: program.file, params, functions };
+  if (diags.hasErrors) return undefined;
+  return opts.precision ? { source: program.file, precision: opts.precision, params, functions } : { source: program.file, params, functions };
 }

@@ -15,6 +15,8 @@ export interface ModuleScope {
   readonly fns: Map<string, FnDecl>;
   readonly models: Map<string, ModelInfo>;
   readonly diags: DiagnosticBag;
+  /** The module's `--precision` (absent: f32): mixed-f16 gives train blocks dynamic loss scaling by default. */
+  readonly precision?: "f16" | "bf16";
 }
 
 export function collectScope(p: Program, diags: DiagnosticBag): ModuleScope {

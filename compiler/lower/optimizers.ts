@@ -82,8 +82,12 @@ export function parseOptimizer(e: Expr, diags: DiagnosticBag): OptimizerSpec | u
   return { kind: call.callee, h };
 }
 
-/** Emits the update of one param; returns [param, new value] pairs (the param itself and its state). */
-export function emitUpdate(L: FnLowerer, opt: OptimizerSpec, train: string, p: { name: string; node: number; grad: number; type: TensorType }, step: number | undefined, state: (name: string, t: TensorType) => number): [string, number][] {
+/**
+ * Emits the update of one param; returns [param, new value] pairs (the param itself and its state). `keep` wraps
+ * each new state value before the param's update reads it (loss scaling: "the new value if the step is kept,
+ * else the old"), so the update reads the state's final value and no intermediate is stored twice.
+ */
+export function emitUpdate(L: FnLowerer, opt: OptimizerSpec, train: string, p: { name: string; node: number; grad: number; type: TensorType }, step: number | undefined, state: (name: string, t: TensorType) => number, keep: (name: string, next: number) => number = (_n, v) => v): [string, number][] {
   const c = (v: number) => L.constant(v, p.type.dtype);
   const op = (o: "add" | "sub" | "mul" | "div", a: number, b: number) => L.emit(o, [a, b], {})!;
   const { h } = opt;
@@ -94,7 +98,7 @@ export function emitUpdate(L: FnLowerer, opt: OptimizerSpec, train: string, p: {
     if (h.momentum) {
       const bufName = `${train}.momentum.${p.name}`;
       const buf = state(bufName, p.type);
-      const nextBuf = op("add", op("mul", c(h.momentum), buf), h.dampening ? op("mul", c(1 - h.dampening), g) : g);
+      const nextBuf = keep(bufName, op("add", op("mul", c(h.momentum), buf), h.dampening ? op("mul", c(1 - h.dampening), g) : g));
       out.push([bufName, nextBuf]);
       g = h.nesterov ? op("add", g, op("mul", c(h.momentum), nextBuf)) : nextBuf;
     }
@@ -106,8 +110,8 @@ export function emitUpdate(L: FnLowerer, opt: OptimizerSpec, train: string, p: {
   if (opt.kind === "adam" && h.weight_decay) g = op("add", g, op("mul", c(h.weight_decay), w));
   if (opt.kind === "adamw" && h.weight_decay) w = op("mul", w, c(1 - h.lr * h.weight_decay));
   const mName = `${train}.m.${p.name}`, vName = `${train}.v.${p.name}`;
-  const m = op("add", op("mul", c(h.beta1), state(mName, p.type)), op("mul", c(1 - h.beta1), g));
-  const v = op("add", op("mul", c(h.beta2), state(vName, p.type)), op("mul", c(1 - h.beta2), op("mul", g, g)));
+  const m = keep(mName, op("add", op("mul", c(h.beta1), state(mName, p.type)), op("mul", c(1 - h.beta1), g)));
+  const v = keep(vName, op("add", op("mul", c(h.beta2), state(vName, p.type)), op("mul", c(1 - h.beta2), op("mul", g, g))));
   const t = step!;
   const bc1 = op("sub", c(1), L.emit("pow", [c(h.beta1), t], {})!);
   const bc2 = op("sub", c(1), L.emit("pow", [c(h.beta2), t], {})!);

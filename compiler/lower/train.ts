@@ -9,7 +9,8 @@ import { formatType, isFloat, type TensorType } from "../ir/types.js";
 import { FnLowerer } from "./lower-fn.js";
 import type { ModuleScope } from "./module-scope.js";
 import { emitUpdate, parseOptimizer, stateParam } from "./optimizers.js";
-import { makeScaler, parseLossScale } from "./loss-scale.js";
+import { DEFAULTS as DEFAULT_SCALE, makeScaler, parseLossScale } from "./loss-scale.js";
+import { autocastOf } from "./autocast.js";
 import { resolveType } from "./types-from-ast.js";
 import { tensor } from "./values.js";
 
@@ -44,7 +45,10 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
   }
   const opt = parseOptimizer(entries.get("optimizer")!, diags);
   if (!opt) return undefined;
-  const scaleSpec = entries.has("loss_scale") ? parseLossScale(entries.get("loss_scale")!, diags) : undefined;
+  // f16 gradients underflow without a loss scale (bf16 has f32's range and needs none): mixed-f16, module-wide or
+  // by @autocast(f16) on the loss method, turns dynamic scaling on with GradScaler's defaults.
+  const f16 = (autocastOf(lossFn) ?? scope.precision) === "f16";
+  const scaleSpec = entries.has("loss_scale") ? parseLossScale(entries.get("loss_scale")!, diags) : f16 ? DEFAULT_SCALE : undefined;
   if (entries.has("loss_scale") && !scaleSpec) return undefined;
 
   const L = new FnLowerer(scope);
@@ -90,19 +94,37 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
     updates.push({ param: stepName, node: next });
     step = next;
   }
-  own.forEach((w, k) => {
+  const trained = own.flatMap((w, k) => {
     // batch_norm's running statistics are written by the forward pass, not by the optimizer.
-    if (L.statUpdates.has(w.name)) return;
+    if (L.statUpdates.has(w.name)) return [];
     const wrt = r.wrt[k];
     const raw = L.b.add("gradient", [scaler?.scaledLoss ?? y.id, wrt], {}, L.type(wrt), t.span);
     const grad = scaler ? scaler.unscale(raw) : raw;
-    grads.push(grad);
+    // The finite check reads the scaled gradient (finite exactly when the unscaled one is, for a scale >= 1), so
+    // the unscaled f32 gradient is never stored: it only feeds the update, whose kernel divides (under mixed
+    // precision the check and the update both read the 16-bit matmul result).
+    grads.push(scaleSpec && scaleSpec.min >= 1 ? raw : grad);
     const pnode = L.b.nodes[wrt].inputs[0];
     paramNodes.set(w.name, pnode);
+    if (scaler) return [{ w, pnode, grad }];
+    // Without loss scaling each update follows its gradient (the order every unscaled step had).
     for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad, type: w.type }, step, stateNode)) updates.push({ param, node });
+    return [];
   });
-  // A skipped step (non-finite gradients under loss scaling) keeps params and optimizer state as they were.
-  scaler?.finish(grads, updates, (param) => paramNodes.get(param)!);
+  // A skipped step (non-finite gradients under loss scaling) keeps params and optimizer state as they were. The
+  // optimizer's state is kept before the param's update reads it, so the update reads the final state value.
+  const ok = scaler?.check(grads);
+  const kept = new Set<number>();
+  const keep = (name: string, next: number) => {
+    if (!scaler || ok === undefined) return next;
+    const id = scaler.keep(ok, next, paramNodes.get(name)!);
+    kept.add(id);
+    return id;
+  };
+  for (const { w, pnode, grad } of trained) {
+    for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad, type: w.type }, step, stateNode, keep)) updates.push({ param, node });
+  }
+  scaler?.finish(ok, updates, (param) => paramNodes.get(param)!, kept);
   for (const [param, node] of L.statUpdates) if (node !== undefined) updates.push({ param, node });
   if (own.length === L.statUpdates.size) diags.error("K611", `model ${model.decl.name} has no float params to train`, t.nameSpan);
   if (diags.hasErrors) return undefined;

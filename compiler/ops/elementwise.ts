@@ -2,7 +2,7 @@
 // Shape rule: numpy broadcasting; dtype rule: operands share one dtype (no implicit promotion).
 
 import { formatType, isFloat, type DType, type TensorType } from "../ir/types.js";
-import { broadcastShapes, forEachBroadcast, makeRef, numel, wrapInt } from "./shape-utils.js";
+import { broadcastShapes, forEachBroadcast, makeRef, numel, roundToStorage, wrapInt } from "./shape-utils.js";
 import type { BinaryOpName, CompareOp, InferResult, OpCore, RefTensor, RuleError, UnaryOp } from "./types.js";
 
 const FLOAT_ONLY = new Set<string>(["exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "pow"]);
@@ -124,9 +124,12 @@ export const whereCore: OpCore<"where"> = {
   evaluate: (ins, _a, out) => mapN(ins, out, (v) => (v[0] !== 0 ? v[1] : v[2])),
 };
 
-/** Float-to-int casts truncate toward zero and saturate (NaN → 0), like wasm's trunc_sat. */
+/**
+ * Float-to-int casts truncate toward zero and saturate (NaN → 0), like wasm's trunc_sat. Casts to f16/bf16 round
+ * to nearest even (overflow → ±Inf, NaN stays NaN); widening casts are exact.
+ */
 function castValue(v: number, to: DType): number {
-  if (isFloat(to)) return v;
+  if (isFloat(to)) return roundToStorage(to, v);
   if (to === "bool") return v !== 0 ? 1 : 0; // NaN is true, as in numpy and wasm's f32.ne
   if (Number.isNaN(v)) return 0;
   const t = Math.trunc(v);

@@ -1,5 +1,6 @@
 // Op registry, matmul: numpy semantics — [..., M, K] @ [..., K, N] with broadcast batch dims; a 1-D left
 // operand is a row vector and a 1-D right operand a column vector, and that axis is dropped from the result.
+// Mixed precision: f16/bf16 operands (both the same dtype) accumulate in f32 and give an f32 result.
 
 import { formatShape, formatType, isFloat, type Dim, type Shape } from "../ir/types.js";
 import { broadcastShapes, broadcastStrides, makeRef, numel, stridesOf } from "./shape-utils.js";
@@ -30,7 +31,7 @@ export const matmulCore: OpCore<"matmul"> = {
     const shape: Dim[] = [...batch];
     if (a.shape.length > 1) shape.push(as[as.length - 2]);
     if (b.shape.length > 1) shape.push(bs[bs.length - 1]);
-    return { dtype: a.dtype, shape };
+    return { dtype: a.dtype === "f16" || a.dtype === "bf16" ? "f32" : a.dtype, shape };
   },
   evaluate([a, b], _attrs, out) {
     const as = a.shape.length === 1 ? [1, a.shape[0]] : a.shape;

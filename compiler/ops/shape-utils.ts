@@ -3,6 +3,7 @@
 
 import { formatShape, type Dim, type DType, type Shape } from "../ir/types.js";
 import type { RefTensor, RuleError } from "./types.js";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../runtime/dtype.js";
 
 /** numpy broadcasting: dims equal, or one is the literal 1. Symbolic dims must match by name. */
 export function broadcastShapes(shapes: readonly Shape[]): Shape | RuleError {
@@ -87,8 +88,26 @@ export function wrapInt(dtype: DType, v: number): number {
     case "i8": return Number.isFinite(v) ? Number(BigInt.asIntN(8, BigInt(Math.trunc(v)))) : 0;
     case "u8": return Number.isFinite(v) ? Number(BigInt.asUintN(8, BigInt(Math.trunc(v)))) : 0;
     case "bool": return v !== 0 ? 1 : 0;
+    case "f16": case "bf16": return roundToStorage(dtype, v);
     default: return v;
   }
+}
+
+/**
+ * The value a float64 `v` takes once stored as f16/bf16 (other dtypes: unchanged). Goes through f32 first, as
+ * every backend computes in f32 registers and rounds on store (the runtime/dtype.ts conversions are the truth).
+ */
+export function roundToStorage(dtype: DType, v: number): number {
+  if (dtype === "f16") return f16BitsToF32(f32ToF16Bits(v));
+  if (dtype === "bf16") return bf16BitsToF32(f32ToBf16Bits(v));
+  return v;
+}
+
+/** Rounds every element of `t` in place to its dtype's storage format when that is f16/bf16; returns `t`. */
+export function roundRefToStorage(t: RefTensor): RefTensor {
+  if (t.dtype !== "f16" && t.dtype !== "bf16") return t;
+  for (let i = 0; i < t.data.length; i++) t.data[i] = roundToStorage(t.dtype, t.data[i]);
+  return t;
 }
 
 export function makeRef(dtype: DType, shape: readonly number[], data?: Float64Array): RefTensor {

@@ -100,12 +100,17 @@ const matmulVjp: VjpRule<"matmul"> = (e, n, ct) => {
   const b2 = bt.length === 1 ? e.emit("reshape", [b], { shape: [bt[0], 1] }) : b;
   const os = e.type(n.id).shape;
   const g2Shape: Shape = [...os.slice(0, os.length - (at.length > 1 ? 1 : 0) - (bt.length > 1 ? 1 : 0)), at.length > 1 ? at[at.length - 2] : 1, bt.length > 1 ? bt[bt.length - 1] : 1];
-  const g2 = e.emit("reshape", [ct], { shape: g2Shape });
+  // f16/bf16 operands (an f32 result): the cotangent is rounded to the operands' dtype so the backward matmuls
+  // are mixed-precision too, and each gradient is rounded back to its operand's dtype.
+  const low = e.type(a).dtype;
+  const mixed = low !== e.type(n.id).dtype;
+  const g2 = e.emit("reshape", [mixed ? e.emit("cast", [ct], { to: low }) : ct], { shape: g2Shape });
   const da = e.emit("matmul", [g2, swapLast(e, b2)], {});
   const db = e.emit("matmul", [swapLast(e, a2), g2], {});
-  return [unbroadcast(e, da, at.length === 1 ? [1, at[0]] : at), unbroadcast(e, db, bt.length === 1 ? [bt[0], 1] : bt)].map((g, i) =>
-    e.emit("reshape", [g], { shape: i === 0 ? at : bt }),
-  );
+  return [unbroadcast(e, da, at.length === 1 ? [1, at[0]] : at), unbroadcast(e, db, bt.length === 1 ? [bt[0], 1] : bt)].map((g, i) => {
+    const r = e.emit("reshape", [g], { shape: i === 0 ? at : bt });
+    return mixed ? e.emit("cast", [r], { to: low }) : r;
+  });
 };
 
 /** Slice attrs with `step` only when it is not 1 (unit slices keep their IR text and CSE keys). */

@@ -30,6 +30,7 @@ function cloneBackward(b: GraphBuilder, c: CustomVjp, ct: number): number[] {
   for (let id = c.cotangent + 1; id <= last; id++) {
     const n = b.nodes[id];
     if (!n.inputs.some((i) => map.has(i))) continue;
+    b.precision = n.precision;
     map.set(id, b.add(n.op, n.inputs.map((i) => map.get(i) ?? i), n.attrs, n.type, n.span, n.guard ?? []));
   }
   return c.grads.map((gr) => map.get(gr) ?? gr);
@@ -80,10 +81,12 @@ function backprop(b: GraphBuilder, y: number, w: number, customs: Map<number, Cu
     if (isNoGrad(rule)) continue;
     // A node's backward runs under the node's own guards: it is skipped whenever the forward node was.
     b.guards = [...(n.guard ?? [])];
+    b.precision = n.precision; // ...and in the forward node's autocast region
     const gs = (rule as VjpRule)(e, n, g);
     gs.forEach((gi, k) => give(n.inputs[k], gi));
   }
   b.guards = [];
+  b.precision = undefined;
   const result = ct.get(w) ?? zerosLike(e, w);
   b.guards = saved;
   return result;
@@ -100,6 +103,7 @@ export function autodiffGraph(g: Graph, diags: DiagnosticBag): Graph {
     if (n.op === "gradient") {
       map[n.id] = backprop(b, map[n.inputs[0]], map[n.inputs[1]], customs, diags);
     } else {
+      b.precision = n.precision;
       map[n.id] = b.add(n.op, n.inputs.map((i) => map[i]), n.attrs, n.type, n.span, remapGuard(n.guard, (c) => map[c]));
     }
     const c = pending.get(n.id);

@@ -25,6 +25,7 @@ export function expandGraph(g: Graph): Graph {
   const map: number[] = [];
   for (const n of g.nodes) {
     const guard = remapGuard(n.guard, (c) => map[c]);
+    b.precision = n.precision; // the autocast region survives the rebuild
     if (n.op === "argmax") {
       b.guards = guard;
       map[n.id] = expandArgmax(b, n as Node<"argmax">, map[n.inputs[0]]);

@@ -9,6 +9,7 @@ import { autodiff } from "./autodiff.js";
 import { expand } from "./expand.js";
 import { fusion } from "./fusion.js";
 import { simplify } from "./simplify.js";
+import { precision } from "./precision.js";
 
 export interface Pass {
   readonly name: string;
@@ -19,6 +20,8 @@ export const PIPELINE: readonly Pass[] = [
   { name: "autodiff", run: autodiff },
   { name: "expand", run: expand },
   { name: "simplify", run: simplify },
+  // After autodiff and simplify so backward matmuls and the optimizer's updates get the policy too.
+  { name: "precision", run: precision },
   { name: "fusion", run: fusion },
 ];
 

@@ -47,12 +47,13 @@ export function simplifyGraph(g: Graph): Graph {
       continue;
     }
     const guard = remapGuard(n.guard, (c) => remap.get(c)!);
-    const key = n.op === "input" ? undefined : `${n.op}|${inputs.join(",")}|${JSON.stringify(n.attrs, finite)}|${formatType(n.type)}|${guardKey(guard)}`;
+    const key = n.op === "input" ? undefined : `${n.op}|${inputs.join(",")}|${JSON.stringify(n.attrs, finite)}|${formatType(n.type)}|${guardKey(guard)}${n.precision ? "|" + n.precision : ""}`;
     const prev = key === undefined ? undefined : seen.get(key);
     if (prev !== undefined) {
       remap.set(n.id, prev);
       continue;
     }
+    b.precision = n.precision; // the autocast region survives the rebuild
     const id = b.add(n.op, inputs, n.attrs, n.type, n.span, guard);
     if (key !== undefined) seen.set(key, id);
     remap.set(n.id, id);

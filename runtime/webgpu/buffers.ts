@@ -1,13 +1,34 @@
 /// <reference types="@webgpu/types" />
-// WebGPU runtime, memory: a pool of storage buffers by size class, the one-word-per-element storage format
-// (byte-sized dtypes are widened to 32 bits on upload and narrowed on download), and readback with a timeout.
+// WebGPU runtime, memory: a pool of storage buffers by size class, the storage format (one 32-bit word per
+// element; byte-sized dtypes are widened on upload and narrowed on download; f16/bf16 two per word, element 2w in
+// the low half, which is also array<f16>'s layout, so the native and packed kernels share buffers), and readback
+// with a timeout.
 
 import { KilnError } from "../errors.js";
 import { allocTypedArray, type AnyTypedArray, type DType } from "../dtype.js";
 import { USAGE, MAP_READ, FALLBACK_HINT, type GpuHandle } from "./device.js";
 
-/** Every element is one 32-bit word on the GPU. */
+/** Storage is counted in 32-bit words. */
 export const WORD = 4;
+
+/** 32-bit words holding `numel` elements of `dtype` (f16/bf16: two per word, the last one maybe half used). */
+export function wordsOf(dtype: DType, numel: number): number {
+  return dtype === "f16" || dtype === "bf16" ? Math.ceil(numel / 2) : numel;
+}
+
+/** Bytes of GPU storage for `numel` elements of `dtype` (a multiple of 4, as bindings and copies need). */
+export function bytesOf(dtype: DType, numel: number): number {
+  return wordsOf(dtype, numel) * WORD;
+}
+
+/**
+ * The word a buffer of `dtype` is filled with to hold one value everywhere: `one` is the value as toWords gives it
+ * (for f16/bf16 both halves get its bits).
+ */
+export function fillWord(dtype: DType, one: Uint32Array): number {
+  const w = one[0]!;
+  return dtype === "f16" || dtype === "bf16" ? ((w & 0xffff) | (w << 16)) >>> 0 : w;
+}
 /** Bindings of zero bytes are invalid: every buffer has at least this many. */
 const MIN_BYTES = 16;
 
@@ -64,7 +85,12 @@ export function toWords(dtype: DType, data: AnyTypedArray): Float32Array | Int32
     case "f32": return data as Float32Array;
     case "i32": return data as Int32Array;
     case "i8": case "u8": case "bool": return Int32Array.from(data as Int8Array | Uint8Array);
-    case "f16": case "bf16": return Uint32Array.from(data as Uint16Array);
+    case "f16": case "bf16": {
+      // Two bit patterns per word; an odd count gets a zero half so the byte length is a whole word.
+      const u16 = data as Uint16Array;
+      const even = u16.length % 2 === 0 && u16.byteOffset % 4 === 0 ? u16 : (() => { const c = new Uint16Array(u16.length + (u16.length % 2)); c.set(u16); return c; })();
+      return new Uint32Array(even.buffer, even.byteOffset, even.length / 2);
+    }
     case "f64": throw new KilnError(`f64 tensors cannot be stored on WebGPU (WGSL has no f64); ${FALLBACK_HINT}`, { code: "input_dtype", expected: "a dtype WebGPU supports", actual: "f64" });
   }
 }
@@ -80,6 +106,7 @@ export function fromWords<D extends DType>(dtype: D, bytes: ArrayBuffer, numel: 
       for (let i = 0; i < numel; i++) out[i] = w[i] !== 0 ? 1 : 0;
       break;
     }
+    case "f16": case "bf16": out.set(new Uint16Array(bytes, 0, numel) as unknown as ArrayLike<number>); break;
     default: out.set(new Uint32Array(bytes, 0, numel) as unknown as ArrayLike<number>);
   }
   return out;

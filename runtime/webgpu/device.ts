@@ -93,6 +93,8 @@ export interface AcquireOptions {
   device?: object;
   /** Features the kernels need (e.g. "shader-f16"); missing ones fail with a KilnError. */
   features?: readonly string[];
+  /** Features requested when the adapter has them (e.g. "shader-f16" for native f16 storage). */
+  optionalFeatures?: readonly string[];
 }
 
 export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuHandle> {
@@ -110,7 +112,8 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<GpuHandl
   }
   let device: GPUDevice;
   try {
-    device = await adapter.requestDevice({ requiredLimits, requiredFeatures: (opts.features ?? []) as GPUFeatureName[] });
+    const optional = (opts.optionalFeatures ?? []).filter((f) => adapter.features.has(f));
+    device = await adapter.requestDevice({ requiredLimits, requiredFeatures: [...(opts.features ?? []), ...optional] as GPUFeatureName[] });
   } catch (e) {
     throw unavailable(`requestDevice failed (${(e as Error).message})`, e);
   }

@@ -9,7 +9,7 @@ import { allocTypedArray, assertDType, encodeNumbersLoose, type DType } from "..
 import { Tensor } from "../tensor.js";
 import { bindCall, isPlainInputValue, type CallOptions } from "../bind.js";
 import { checkAlive, scoped, type GpuHandle } from "./device.js";
-import { WORD, fromWords, readBack, toWords, upload, type BufferPool } from "./buffers.js";
+import { bytesOf, fillWord, fromWords, readBack, toWords, upload, wordsOf, type BufferPool } from "./buffers.js";
 import type { KernelPipeline } from "./shaders.js";
 import { GpuTensor, type GpuTensorStorage } from "./gpu-tensor.js";
 import { buildCallPlan, type CallPlan, type PlanContext } from "./instance.js";
@@ -47,6 +47,8 @@ export interface GpuState {
   wgsl: string;
   /** Params whose int8 copy the running kernels use: writing them is an error (param -> why). */
   frozen?: Map<string, string>;
+  /** Which f16 kernels were compiled (load option f16); null when none touches f16. */
+  halfStorage?: "native" | "packed" | null;
 }
 
 /** Params and pipelines of an executor, when not the module's. */
@@ -88,17 +90,18 @@ export class GpuFunctionExecutor {
       s.buffers.forEach((b, j) => { if (pipelines.get(s.kernel)!.meta.buffers[j] !== "none") needed.add(b); });
       for (const g of s.guard ?? []) needed.add(g.value);
     });
-    const constWords = new Map<number, Uint32Array>();
+    const constWords = new Map<number, number>();
     const constBuffers = new Map<number, GPUBuffer>();
     fn.values.forEach((v, i) => {
       if (v.source.kind !== "const") return;
       const one = allocTypedArray(v.dtype, 1);
       encodeNumbersLoose(v.dtype, [v.source.value], one);
-      constWords.set(i, new Uint32Array(toWords(v.dtype, one).buffer.slice(0, WORD)));
+      const words = toWords(v.dtype, one);
+      constWords.set(i, fillWord(v.dtype, new Uint32Array(words.buffer, words.byteOffset, 1)));
       if (!needed.has(i) || !v.shape.every((d) => typeof d === "number")) return;
       const numel = (v.shape as number[]).reduce((a, b) => a * b, 1);
-      const buf = ctx.pool.acquire(numel * WORD);
-      upload(ctx.h, buf, new Uint32Array(numel).fill(constWords.get(i)![0]!));
+      const buf = ctx.pool.acquire(bytesOf(v.dtype, numel));
+      upload(ctx.h, buf, new Uint32Array(wordsOf(v.dtype, numel)).fill(constWords.get(i)!));
       constBuffers.set(i, buf);
     });
     this.#plan = {
@@ -123,14 +126,15 @@ export class GpuFunctionExecutor {
       outputs = fn.outputs.map((sig, k) => {
         const vi = fn.outputValues[k]!;
         const shape = sig.shape.map((d) => (typeof d === "number" ? d : dims[d]!));
-        return { vi, shape, dtype: fn.values[vi]!.dtype, numel: plan.numels[vi]!, buffer: pool.acquire(plan.numels[vi]! * WORD) };
+        return { vi, shape, dtype: fn.values[vi]!.dtype, numel: plan.numels[vi]!, buffer: pool.acquire(bytesOf(fn.values[vi]!.dtype, plan.numels[vi]!)) };
       });
       fn.values.forEach((v, i) => {
         const s = v.source;
         // Every random value advances its stream each call, as on wasm, whether or not a kernel reads it.
         if (s.kind === "random") {
           const values = this.#random.next(fn.name, s.stream, plan.numels[i]!);
-          if (plan.buffers[i]) upload(h, plan.buffers[i]!, values);
+          // Random values are drawn as f32; a 16-bit random value is stored rounded, as the reference rounds it.
+          if (plan.buffers[i]) upload(h, plan.buffers[i]!, v.dtype === "f32" ? values : toWords(v.dtype, encodeF32(v.dtype, values)));
         }
         if (s.kind !== "input" || !plan.buffers[i] || gpuInputs.has(s.index)) return;
         upload(h, plan.buffers[i]!, toWords(v.dtype, data[s.index]!));
@@ -138,7 +142,7 @@ export class GpuFunctionExecutor {
       const enc = h.device.createCommandEncoder({ label: what });
       fn.values.forEach((v, i) => {
         const t = v.source.kind === "input" ? gpuInputs.get(v.source.index) : undefined;
-        if (t && plan.buffers[i] && plan.numels[i]! > 0) enc.copyBufferToBuffer(bufferOf(t, fn.name), 0, plan.buffers[i]!, 0, plan.numels[i]! * WORD);
+        if (t && plan.buffers[i] && plan.numels[i]! > 0) enc.copyBufferToBuffer(bufferOf(t, fn.name), 0, plan.buffers[i]!, 0, bytesOf(v.dtype, plan.numels[i]!));
       });
       // One compute pass, interrupted only where a step's inputs must first be copied into its pack.
       let pass: GPUComputePassEncoder | null = null;
@@ -147,7 +151,7 @@ export class GpuFunctionExecutor {
         if (s.pack) {
           pass?.end();
           pass = null;
-          for (const c of s.pack.copies) enc.copyBufferToBuffer(c.src, 0, s.pack.buffer, c.dstWord * WORD, c.words * WORD);
+          for (const c of s.pack.copies) enc.copyBufferToBuffer(c.src, 0, s.pack.buffer, c.dstWord * 4, c.words * 4);
         }
         pass ??= enc.beginComputePass({ label: what });
         if (s.guard) {
@@ -160,10 +164,10 @@ export class GpuFunctionExecutor {
       }
       (pass as GPUComputePassEncoder | null)?.end();
       // Outputs are taken before the param updates, as on wasm.
-      for (const o of outputs) if (o.numel > 0) enc.copyBufferToBuffer(plan.buffers[o.vi]!, 0, o.buffer, 0, o.numel * WORD);
+      for (const o of outputs) if (o.numel > 0) enc.copyBufferToBuffer(plan.buffers[o.vi]!, 0, o.buffer, 0, bytesOf(o.dtype, o.numel));
       for (const u of updatesOf(fn)) {
         const dst = this.#ctx.params.get(u.param)!;
-        if (plan.buffers[u.value] !== dst.buffer) enc.copyBufferToBuffer(plan.buffers[u.value]!, 0, dst.buffer, 0, dst.numel * WORD);
+        if (plan.buffers[u.value] !== dst.buffer) enc.copyBufferToBuffer(plan.buffers[u.value]!, 0, dst.buffer, 0, bytesOf(dst.param.dtype, dst.numel));
       }
       h.device.queue.submit([enc.finish()]);
     });
@@ -244,7 +248,7 @@ export class GpuFunctionExecutor {
         if (released || ctx.disposed) throw new KilnError(`${what}: the GpuTensor ${released ? "has been disposed" : "belongs to a disposed module"}`, { code: "disposed" });
         await done;
         checkAlive(h, what);
-        return fromWords(dtype, await readBack(h, pool, buffer, numel * WORD, timeoutMs, what), numel);
+        return fromWords(dtype, await readBack(h, pool, buffer, bytesOf(dtype, numel), timeoutMs, what), numel);
       },
       release() {
         reclaim?.unregister(token);
@@ -300,9 +304,18 @@ function checkFunction(fn: FunctionManifest, params: ReadonlyMap<string, GpuPara
       bad(`step ${si} passes ${step.buffers.length} buffers and ${step.ints.length} integers to kernel "${step.kernel}", whose shader takes ${k!.meta.buffers.length} and ${k!.meta.ints}`);
     }
     for (const b of step.buffers) if (!Number.isInteger(b) || b < 0 || b >= nv) bad(`step ${si} uses bad value index ${b}`);
+    // As on wasm: a value computed inside another kernel (an epilogue, a folded cast) has no buffer to bind.
+    for (const b of step.buffers) if (fn.values[b]!.source.kind === "fused") bad(`step ${si} uses value ${b}, which is fused into another kernel and has no buffer`);
   });
   if (fn.outputValues.length !== fn.outputs.length) bad(`${fn.outputs.length} outputs but ${fn.outputValues.length} output values`);
   for (const vi of fn.outputValues) if (!fn.values[vi]) bad(`an output refers to bad value index ${vi}`);
   for (const u of updatesOf(fn)) if (!params.has(u.param) || !fn.values[u.value]) bad(`bad update of param "${u.param}"`);
   return roots;
+}
+
+/** f32 values as the host elements of `dtype` (f16/bf16 bit patterns, rounded to nearest even). */
+function encodeF32(dtype: DType, values: Float32Array): ReturnType<typeof allocTypedArray> {
+  const out = allocTypedArray(dtype, values.length);
+  encodeNumbersLoose(dtype, values, out);
+  return out;
 }

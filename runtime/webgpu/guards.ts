@@ -101,14 +101,15 @@ export class GuardPlanner {
     owned.push(this.#uniform, this.#args);
   }
 
-  plan(conds: { buffer: GPUBuffer; when: boolean }[], grid: [number, number, number], out: GPUBuffer, outNumel: number): GuardPlan {
+  /** `outWords`: 32-bit words of the step's output (buffers.ts wordsOf), zeroed when the guard fails. */
+  plan(conds: { buffer: GPUBuffer; when: boolean }[], grid: [number, number, number], out: GPUBuffer, outWords: number): GuardPlan {
     const j = this.#next++;
     const d = this.h.device;
     const g = this.kit.guard.get(conds.length)!;
     const maxDim = d.limits.maxComputeWorkgroupsPerDimension;
     const gw = (2 * j * this.#slot) / WORD, fw = ((2 * j + 1) * this.#slot) / WORD;
-    this.#words.set([...grid, Math.min(maxDim, Math.ceil(outNumel / FILL_WORKGROUP)), ...conds.map((c) => (c.when ? 1 : 0))], gw);
-    this.#words[fw] = outNumel;
+    this.#words.set([...grid, Math.min(maxDim, Math.ceil(outWords / FILL_WORKGROUP)), ...conds.map((c) => (c.when ? 1 : 0))], gw);
+    this.#words[fw] = outWords;
     const argsAt = j * this.#slot;
     const guardBind = d.createBindGroup({
       layout: g.layout,
@@ -122,7 +123,7 @@ export class GuardPlanner {
       layout: this.kit.fill.layout,
       entries: [
         { binding: 0, resource: { buffer: this.#uniform, offset: (2 * j + 1) * this.#slot, size: 16 } },
-        { binding: 1, resource: { buffer: out, offset: 0, size: Math.max(WORD, outNumel * WORD) } },
+        { binding: 1, resource: { buffer: out, offset: 0, size: Math.max(WORD, outWords * WORD) } },
       ],
     });
     return { guard: g, guardBind, fill: this.kit.fill, fillBind, args: this.#args, stepArgs: argsAt, fillArgs: argsAt + 16 };

@@ -6,7 +6,7 @@
 import { evalDimPoly, type FunctionManifest, type ValueManifest } from "../manifest.js";
 import { KilnError } from "../errors.js";
 import { FALLBACK_HINT, USAGE, type GpuHandle } from "./device.js";
-import { WORD, upload, type BufferPool } from "./buffers.js";
+import { WORD, bytesOf, upload, wordsOf, type BufferPool } from "./buffers.js";
 import type { KernelPipeline } from "./shaders.js";
 import { GuardPlanner, type GuardKit, type GuardPlan } from "./guards.js";
 
@@ -47,7 +47,8 @@ export interface PlanContext {
   readonly paramBuffer: (name: string) => GPUBuffer;
   /** Persistent buffers of consts with concrete shapes; others are filled per plan. */
   readonly constBuffers: ReadonlyMap<number, GPUBuffer>;
-  readonly constWords: ReadonlyMap<number, Uint32Array>;
+  /** The word filling a const's buffer (buffers.ts fillWord). */
+  readonly constWords: ReadonlyMap<number, number>;
   readonly guards: GuardKit | null;
 }
 
@@ -80,7 +81,7 @@ function stepInts(c: PlanContext, dims: Record<string, number>, what: string): n
 
 function checkSize(c: PlanContext, i: number, numel: number, what: string): void {
   const lim = c.h.device.limits;
-  const bytes = numel * WORD;
+  const bytes = bytesOf(c.fn.values[i]!.dtype, numel);
   const max = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
   if (bytes > max) {
     const v = c.fn.values[i]!;
@@ -102,10 +103,10 @@ function allocate(c: PlanContext, numels: number[], owned: GPUBuffer[], what: st
     if (v.source.kind === "param") buffers[r] = c.paramBuffer(v.source.name);
     else if (c.constBuffers.has(r)) buffers[r] = c.constBuffers.get(r)!;
     else {
-      const buf = c.pool.acquire(numels[r]! * WORD);
+      const buf = c.pool.acquire(bytesOf(v.dtype, numels[r]!));
       owned.push(buf);
       buffers[r] = buf;
-      if (v.source.kind === "const") upload(c.h, buf, new Uint32Array(numels[r]!).fill(c.constWords.get(r)![0]!));
+      if (v.source.kind === "const") upload(c.h, buf, new Uint32Array(wordsOf(v.dtype, numels[r]!)).fill(c.constWords.get(r)!));
     }
   }
   for (let i = 0; i < buffers.length; i++) buffers[i] = buffers[c.roots[i]!] ?? null;
@@ -121,7 +122,7 @@ function packLayout(c: PlanContext, kernel: string, bufs: readonly number[], num
   let words = 0;
   for (const m of members) {
     offsets.push(words);
-    words += numels[m]!;
+    words += wordsOf(c.fn.values[m]!.dtype, numels[m]!);
   }
   return { members, offsets, words };
 }
@@ -172,18 +173,18 @@ export function buildCallPlan(c: PlanContext, dims: Record<string, number>, what
         const layout = packs[si]!;
         const buffer = c.pool.acquire(layout.words * WORD);
         owned.push(buffer);
-        pack = { buffer, copies: layout.members.map((m, q) => ({ src: buffers[m]!, dstWord: layout.offsets[q]!, words: numels[m]! })).filter((x) => x.words > 0) };
+        pack = { buffer, copies: layout.members.map((m, q) => ({ src: buffers[m]!, dstWord: layout.offsets[q]!, words: wordsOf(fn.values[m]!.dtype, numels[m]!) })).filter((x) => x.words > 0) };
         entries.push({ binding: entries.length, resource: { buffer, offset: 0, size: Math.max(WORD, layout.words * WORD) } });
         return;
       }
-      entries.push({ binding: entries.length, resource: { buffer: buffers[b]!, offset: 0, size: Math.max(WORD, numels[b]! * WORD) } });
+      entries.push({ binding: entries.length, resource: { buffer: buffers[b]!, offset: 0, size: Math.max(WORD, bytesOf(fn.values[b]!.dtype, numels[b]!)) } });
     });
     const bindGroup = c.h.device.createBindGroup({ label: `${fn.name} step ${si} (${step.kernel})`, layout: k.layout, entries });
     const extra = pack ? { pack } : {};
     if (!step.guard?.length) return { pipeline: k.pipeline, bindGroup, grid, ...extra };
     const out = step.buffers[step.buffers.length - 1]!;
     const conds = step.guard.map((g) => ({ buffer: buffers[g.value]!, when: g.when }));
-    return { pipeline: k.pipeline, bindGroup, grid, guard: guards!.plan(conds, grid, buffers[out]!, numels[out]!), ...extra };
+    return { pipeline: k.pipeline, bindGroup, grid, guard: guards!.plan(conds, grid, buffers[out]!, wordsOf(fn.values[out]!.dtype, numels[out]!)), ...extra };
   });
   guards?.finish();
   return { numels, buffers, steps, owned };

@@ -2,4 +2,4 @@
 // uses. Shared by the runtime (which installs methods) and the .d.ts emitter (which types them).
 
 /** Members of KilnGpuModule beyond the wasm module's: functions with these names are reachable through call(). */
-export const GPU_MODULE_MEMBERS: readonly string[] = ["backend", "adapter", "sync"];
+export const GPU_MODULE_MEMBERS: readonly string[] = ["backend", "adapter", "sync", "halfStorage"];

@@ -12,7 +12,7 @@ import { methodLayout } from "../layout.js";
 import type { CallInputs, CallOptions, InputValue } from "../bind.js";
 import { checkLoadOptions, checkManifest, encodeParamValue, type LoadOptions, type ParamInfo } from "../module.js";
 import { acquireDevice, checkAlive, type GpuHandle } from "./device.js";
-import { BufferPool, WORD, fromWords, readBack, toWords, upload } from "./buffers.js";
+import { BufferPool, bytesOf, fromWords, readBack, toWords, upload } from "./buffers.js";
 import { buildPipelines } from "./shaders.js";
 import { buildGuardKit } from "./guards.js";
 import { GpuFunctionExecutor, type GpuModuleContext, type GpuParam, type GpuState } from "./executor.js";
@@ -25,6 +25,26 @@ export interface WebGPULoadOptions extends Omit<LoadOptions, "backend"> {
   device?: object;
   /** Longest wait for a readback before it fails with a KilnError (default 60000 ms). */
   timeoutMs?: number;
+  /**
+   * How kernels store f16 tensors: "native" as array<f16> (needs the adapter feature shader-f16; a KilnError
+   * otherwise), "packed" two per 32-bit word (any adapter), "auto" (default) native where the device has
+   * shader-f16, else packed. Results are the same bits either way; bf16 is always packed.
+   */
+  f16?: "auto" | "native" | "packed";
+}
+
+/** Picks the f16 kernels (native or packed) for a module on this device; null when no kernel touches f16. */
+function halfStorageFor(manifest: Manifest, h: GpuHandle, mode: string): "native" | "packed" | null {
+  if (!Object.values(manifest.wgsl!.kernels).some((k) => k.f16)) return null;
+  const has = h.device.features.has("shader-f16");
+  if (mode === "native" && !has) {
+    throw new KilnError(
+      `loadKilnModuleWebGPU: f16: "native" needs the WebGPU feature "shader-f16", which ${h.adapter} ${h.owned ? "does not have" : "(the device passed in) was not created with"}; ` +
+        `load with { f16: "packed" } (or "auto", the default) to store f16 tensors two per 32-bit word instead (same results), or use the wasm backend`,
+      { code: "load_failed" },
+    );
+  }
+  return mode !== "packed" && has ? "native" : "packed";
 }
 
 /** What a WebGPU call accepts for one input: anything the wasm backend accepts, or a GpuTensor of this module. */
@@ -42,6 +62,8 @@ export class KilnGpuModule {
   readonly backend = "webgpu" as const;
   /** The adapter the module runs on, e.g. "llvmpipe (mesa, vulkan)". */
   readonly adapter: string;
+  /** How the kernels store f16 tensors ("native" array<f16> or "packed" words; load option f16); null: no f16. */
+  readonly halfStorage: "native" | "packed" | null;
   #state: GpuState | null;
 
   /**
@@ -53,6 +75,7 @@ export class KilnGpuModule {
     this.manifest = manifest;
     this.functions = manifest.functions.map((f) => f.name);
     this.adapter = s.ctx.h.adapter;
+    this.halfStorage = s.halfStorage ?? null;
     this.#state = s;
   }
 
@@ -80,7 +103,7 @@ export class KilnGpuModule {
     const { ctx } = this.#live("getParam");
     const slot = paramSlot(ctx, this.manifest, name, "getParam");
     checkAlive(ctx.h, "getParam");
-    const bytes = await readBack(ctx.h, ctx.pool, slot.buffer, slot.numel * WORD, ctx.timeoutMs, `getParam("${name}")`);
+    const bytes = await readBack(ctx.h, ctx.pool, slot.buffer, bytesOf(slot.param.dtype, slot.numel), ctx.timeoutMs, `getParam("${name}")`);
     return new Tensor(slot.param.dtype, slot.param.shape, fromWords(slot.param.dtype, bytes, slot.numel));
   }
 
@@ -89,8 +112,18 @@ export class KilnGpuModule {
     const { ctx, frozen } = this.#live("setParam");
     const slot = paramSlot(ctx, this.manifest, name, "setParam");
     if (frozen?.has(name)) throw new KilnError(`setParam: param "${name}" ${frozen.get(name)}`, { code: "bad_option", tensor: name });
+    if (slot.param.role === "copy") {
+      throw new KilnError(`setParam: param "${name}" is the ${slot.param.dtype} copy of "${slot.param.copyOf}" that mixed precision derives from it; set "${slot.param.copyOf}" instead`, { code: "bad_option", tensor: name });
+    }
     checkAlive(ctx.h, "setParam");
-    upload(ctx.h, slot.buffer, toWords(slot.param.dtype, encodeParamValue(name, slot.param, slot.numel, value)));
+    const encoded = encodeParamValue(name, slot.param, slot.numel, value);
+    upload(ctx.h, slot.buffer, toWords(slot.param.dtype, encoded));
+    // Mixed-precision copies of this master follow it, rounded to their dtype (as on wasm).
+    for (const c of this.manifest.params.filter((q) => q.role === "copy" && q.copyOf === name)) {
+      const copy = allocTypedArray(c.dtype as DType, slot.numel);
+      encodeNumbersLoose(c.dtype, encoded as ArrayLike<number>, copy);
+      upload(ctx.h, ctx.params.get(c.name)!.buffer, toWords(c.dtype as DType, copy));
+    }
   }
 
   async paramsByName(): Promise<Record<string, Tensor>> {
@@ -154,7 +187,7 @@ function uploadParams(h: GpuHandle, pool: BufferPool, manifest: Manifest, seed: 
     const p = manifest.params[i]!;
     const encoded = allocTypedArray(p.dtype as DType, numels[i]!);
     encodeNumbersLoose(p.dtype, values, encoded);
-    const buffer = pool.acquire(numels[i]! * WORD);
+    const buffer = pool.acquire(bytesOf(p.dtype as DType, numels[i]!));
     upload(h, buffer, toWords(p.dtype, encoded));
     params.set(p.name, { param: p, buffer, numel: numels[i]! });
   });
@@ -197,16 +230,22 @@ export async function loadKilnModuleWebGPU<T extends object = Record<string, unk
   for (const p of manifest.params) {
     if (p.dtype === "f64") throw new KilnError(`param "${p.name}" is f64, which WebGPU cannot store; use the wasm backend`, { code: "bad_manifest", tensor: p.name });
   }
-  const h = await acquireDevice(options.device ? { device: options.device } : {});
+  const f16 = options.f16 ?? "auto";
+  if (f16 !== "auto" && f16 !== "native" && f16 !== "packed") {
+    throw new KilnError(`loadKilnModuleWebGPU: f16 must be "auto", "native" or "packed", got ${JSON.stringify(f16)}`, { code: "bad_option" });
+  }
+  const wantF16 = f16 !== "packed" && Object.values(manifest.wgsl.kernels).some((k) => k.f16);
+  const h = await acquireDevice(options.device ? { device: options.device } : { optionalFeatures: wantF16 ? ["shader-f16"] : [] });
   const pool = new BufferPool(h);
   try {
-    const pipelines = await buildPipelines(h, manifest, wgsl);
+    const halfStorage = halfStorageFor(manifest, h, f16);
+    const pipelines = await buildPipelines(h, manifest, wgsl, halfStorage === "native");
     const guards = await buildGuardKit(h, manifest);
     const params = uploadParams(h, pool, manifest, seed);
     const ctx: GpuModuleContext = { h, pool, pipelines, guards, params, timeoutMs, seed, owner: {}, pending: new Set(), disposed: false };
     const executors = new Map<string, GpuFunctionExecutor>();
     for (const fn of manifest.functions) executors.set(fn.name, new GpuFunctionExecutor(fn, ctx));
-    const mod = new KilnGpuModule(manifest, { ctx, executors, wgsl } satisfies GpuState);
+    const mod = new KilnGpuModule(manifest, { ctx, executors, wgsl, halfStorage } satisfies GpuState);
     if (options.params) for (const [name, value] of Object.entries(options.params)) mod.setParam(name, value);
     installMethods(mod, manifest.functions);
     return mod as KilnGpuModule & T;

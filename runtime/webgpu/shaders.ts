@@ -3,7 +3,7 @@
 // compiles it (getCompilationInfo errors name the kernel, its ops and the offending WGSL line), and builds its
 // pipeline with an explicit bind group layout. Pipelines are cached per device and shader text.
 
-import type { Manifest, WgslKernelManifest } from "../manifest.js";
+import { WGSL_F16_SUFFIX, type Manifest, type WgslKernelManifest } from "../manifest.js";
 import { KilnError } from "../errors.js";
 import { STAGE_COMPUTE, FALLBACK_HINT, type GpuHandle } from "./device.js";
 
@@ -99,10 +99,14 @@ async function compile(h: GpuHandle, name: string, code: string, meta: WgslKerne
   }
 }
 
-/** Compiles every kernel the manifest's functions call (in parallel; identical shaders once per device). */
-export async function buildPipelines(h: GpuHandle, manifest: Manifest, wgslText: string): Promise<Map<string, KernelPipeline>> {
+/**
+ * Compiles every kernel the manifest's functions call (in parallel; identical shaders once per device). With
+ * `nativeF16`, kernels that touch f16 compile from their `__f16` section (array<f16>; the device has shader-f16).
+ */
+export async function buildPipelines(h: GpuHandle, manifest: Manifest, wgslText: string, nativeF16 = false): Promise<Map<string, KernelPipeline>> {
   const ops = new Map([...opsByKernel(manifest)].map(([k, set]) => [k, [...set].join(", ") || "unknown"]));
-  return buildKernelPipelines(h, manifest, wgslText, ops, "a step calls kernel");
+  const section = (name: string) => (nativeF16 && manifest.wgsl!.kernels[name]?.f16 ? `${name}${WGSL_F16_SUFFIX}` : name);
+  return buildKernelPipelines(h, manifest, wgslText, ops, "a step calls kernel", section);
 }
 
 /**
@@ -124,8 +128,8 @@ export async function buildKernelPipelines(
       throw new KilnError(`invalid module: ${what} "${section(name)}", which the WGSL file ${wgsl.file} ${meta ? "does not contain" : "manifest does not describe"}`, { code: "bad_manifest" });
     }
     checkLimits(h, name, meta);
-    // The header comment names the kernel; identical bodies share one pipeline.
-    const key = `${JSON.stringify(meta.buffers)}\n${code.slice(code.indexOf("\nstruct "))}`;
+    // The header comment names the kernel; identical bodies (from `enable f16;` if any) share one pipeline.
+    const key = `${JSON.stringify(meta.buffers)}\n${code.replace(/^(\/\/.*\n|\n)*/, "")}`;
     let p = perDevice!.get(key);
     if (!p) {
       p = compile(h, name, code, meta, ops);

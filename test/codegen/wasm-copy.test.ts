@@ -6,7 +6,7 @@ import { arrayFor, instantiate, rng, SIZES, type Instance } from "./wasm-harness
 import { numel } from "./ew-util.js";
 
 const cases: Record<string, CopyKernel | { kind: "iota"; dtype: "i32" }> = { iota: { kind: "iota", dtype: "i32" } };
-for (const dtype of ["f32", "u8", "bool", "i8", "i32", "f16", "f64"] as DType[]) {
+for (const dtype of ["f32", "u8", "bool", "i8", "i32", "f16", "bf16", "f64"] as DType[]) {
   for (let rank = 0; rank <= 4; rank++) cases[`copy_${dtype}_${rank}`] = { kind: "copy", dtype, rank };
 }
 
@@ -19,7 +19,9 @@ beforeAll(async () => {
 function runCopy(dtype: DType, ext: number[], inStride: number[], outStride: number[], inOff: number, outOff: number, inLen: number, outLen: number): void {
   const r = rng(ext.length * 7 + inLen);
   const src = arrayFor(dtype, inLen);
-  for (let i = 0; i < inLen; i++) src[i] = Math.floor(r() * 120) - (dtype === "u8" || dtype === "bool" || dtype === "f16" ? 0 : 60);
+  for (let i = 0; i < inLen; i++) src[i] = Math.floor(r() * 120) - (dtype === "u8" || dtype === "bool" || dtype === "f16" || dtype === "bf16" ? 0 : 60);
+  // f16/bf16 NaN patterns with payloads and a signaling NaN: a copy moves bits, it never converts.
+  if ((dtype === "f16" || dtype === "bf16") && inLen > 3) [src[0], src[1], src[2]] = dtype === "f16" ? [0x7c01, 0xfe37, 0x8001] : [0x7f81, 0xffc3, 0x8001];
   if (dtype === "f32" && inLen > 2) src[1] = NaN;
   inst.reset();
   const pi = inst.put(src);
@@ -43,7 +45,7 @@ const contiguous = (ext: number[]): number[] => ext.map((_, a) => numel(ext.slic
 
 describe("copy", () => {
   it("permute (transpose) of rank 2-4 tensors, each element size", () => {
-    for (const dtype of ["f32", "u8", "i8", "i32", "f16", "f64"] as DType[]) {
+    for (const dtype of ["f32", "u8", "i8", "i32", "f16", "bf16", "f64"] as DType[]) {
       // [3,5] -> [5,3]
       runCopy(dtype, [5, 3], [1, 5], [3, 1], 0, 0, 15, 15);
       // [2,3,4] with perm (2,0,1): out ext [4,2,3]

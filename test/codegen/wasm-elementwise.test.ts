@@ -275,7 +275,8 @@ describe("ranks 0-4, random broadcast patterns, shared subexpressions, constants
 });
 
 describe("unsupported dtypes", () => {
-  for (const d of ["f16", "bf16", "f64"] as const) {
+  // f16/bf16 are storage formats the kernels convert (wasm-half*.test.ts); f64 has no wasm kernels.
+  for (const d of ["f64"] as const) {
     it(`${d} is rejected with a clear error`, async () => {
       const k = ew(1, [[d]], d, op("neg", d, inp(0)));
       await expect(buildWasmModule([{ name: "k", spec: k }])).rejects.toThrow(`wasm backend: dtype ${d} not supported yet`);
@@ -285,6 +286,6 @@ describe("unsupported dtypes", () => {
   }
   it("float-only ops reject integer operands", async () => {
     const k = ew(1, [["i32"]], "i32", op("exp", "i32", inp(0)));
-    await expect(buildWasmModule([{ name: "k", spec: k }])).rejects.toThrow(/exp needs an f32 operand/);
+    await expect(buildWasmModule([{ name: "k", spec: k }])).rejects.toThrow(/exp needs a float operand/);
   });
 });

@@ -94,7 +94,7 @@ describe("buildWasmModule", () => {
   });
 
   it("names the kernel in errors", async () => {
-    const bad: NamedKernel = { name: "half_neg", spec: ew(1, [["f16"]], "f16", op("neg", "f16", inp(0))) };
-    await expect(buildWasmModule([sample[4]!, bad])).rejects.toThrow('wasm backend: dtype f16 not supported yet (kernel "half_neg")');
+    const bad: NamedKernel = { name: "f64_neg", spec: ew(1, [["f64"]], "f64", op("neg", "f64", inp(0))) };
+    await expect(buildWasmModule([sample[4]!, bad])).rejects.toThrow('wasm backend: dtype f64 not supported yet (kernel "f64_neg")');
   });
 });

@@ -7,7 +7,7 @@ import { compileToIR, buildWasm } from "../../compiler/compile.js";
 import { loadKilnModule } from "../../runtime/module.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { evaluateGraph } from "../../runtime/reference.js";
-import { planMemory } from "../../runtime/memory-plan.js";
+import { insOf, outsOf, planMemory } from "../../runtime/memory-plan.js";
 import { Rng } from "../../runtime/rng.js";
 import { expectClose } from "../helpers/backend.js";
 
@@ -91,7 +91,10 @@ describe("fusion and memory planning", () => {
     const fn = manifest.functions.find((f) => f.name === "Sgd.step")!;
     const bytes = fn.values.map((v) => (v.source.kind === "fused" ? 0 : v.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : 64), 1) * 4));
     const plan = planMemory(fn, bytes, (i) => fn.values[i].shape.every((d) => typeof d === "number"));
-    expect(plan.peak).toBeLessThan(plan.naive * 0.9);
+    // Reduce prologues leave few intermediates to store at all (the naive sum is then close to the live set):
+    // reuse must still save something, and the peak stays at the 784x128 weight gradient plus the input batch.
+    expect(plan.peak).toBeLessThan(plan.naive);
+    expect(plan.peak).toBeLessThan((784 * 128 + 64 * 784) * 4 * 1.25);
     // The weight updates (w - lr * buf) and the momentum buffers are written straight into their params.
     const ws = ["MLP.b1", "MLP.b2", "MLP.w1", "MLP.w2"];
     expect([...plan.intoParam.values()].sort()).toEqual([...ws, ...ws.map((w) => `Sgd.momentum.${w}`)].sort());
@@ -104,8 +107,9 @@ describe("fusion and memory planning", () => {
         const bytes = fn.values.map((v) => (v.source.kind === "fused" ? 0 : v.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : 3), 1) * 4));
         const plan = planMemory(fn, bytes, (i) => fn.values[i].shape.every((d) => typeof d === "number"));
         const steps = fn.steps;
-        const firstWrite = (v: number) => steps.findIndex((s) => s.buffers[s.buffers.length - 1] === v);
-        const lastRead = (v: number) => (fn.outputValues.includes(v) ? steps.length : Math.max(firstWrite(v), ...steps.map((s, k) => (s.buffers.slice(0, -1).includes(v) ? k : -1))));
+        // A step writes its last `outputs` buffers (multi-output kernels) and reads the others.
+        const firstWrite = (v: number) => steps.findIndex((s) => outsOf(s).includes(v));
+        const lastRead = (v: number) => (fn.outputValues.includes(v) ? steps.length : Math.max(firstWrite(v), ...steps.map((s, k) => (insOf(s).includes(v) ? k : -1))));
         const live = fn.values.map((v, i) => ({ i, lo: v.source.kind === "input" ? -1 : firstWrite(i), hi: lastRead(i), off: plan.offsets[i], size: bytes[i] })).filter((x) => x.off >= 0 && x.size > 0);
         for (const x of live)
           for (const y of live) {

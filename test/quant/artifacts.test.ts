@@ -115,7 +115,8 @@ describe("quantized safetensors", () => {
     const code = await main(["quantize", join(dir, "m.kiln"), "--weights", join(dir, "w.safetensors"), "--out", join(dir, "q.safetensors")], (s) => out.push(s), (s) => err.push(s));
     expect(err).toEqual([]);
     expect(code).toBe(0);
-    expect(out.join("\n")).toMatch(/L.forward steps 0\+1: L.w1 \[K=40, N=24\] \(\+ add, relu fused\)/);
+    // One step: bias and relu are the matmul's epilogue (passes/fusion.ts fuseMatmulEpilogues).
+    expect(out.join("\n")).toMatch(/L.forward steps 0: L.w1 \[K=40, N=24\] \(\+ add, relu fused\)/);
     expect(out.join("\n")).toMatch(/wrote .*q.safetensors: \d+ bytes \(f32 weights .*: \d+ bytes, \d\.\d+x smaller\)/); // header-bound at this size; MNIST: 3.95x
     expect(parseSafetensors(new Uint8Array(readFileSync(join(dir, "q.safetensors")))).tensors["L.w1"]!.dtype).toBe("i8");
     const run = async (...args: string[]) => {

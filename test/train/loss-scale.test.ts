@@ -68,3 +68,38 @@ describe("a loss scale that collapses to its minimum", () => {
     expect(Array.from(mod.getParam("M.w").data as Float32Array)).toEqual([0.5, 0.5, 0.5]);
   });
 });
+
+describe("dynamic loss scaling under --precision mixed-f16 (wasm, f16 matmuls)", () => {
+  const mixedSrc = (scale = ", loss_scale: dynamic(init: 1024, interval: 3)") => `
+model M {
+  param w: f32[3, 2] = constant(0.5)
+  fn loss(x: f32[1, 3]) -> f32 { return sum((x @ w) ** 2) }
+}
+train T { model: M, loss: loss, optimizer: sgd(lr: 0.001, momentum: 0.9)${scale} }`;
+  const mixed = async (s: string) => {
+    const r = compileToIR(s, "t.kiln", [], [], { precision: "mixed-f16" });
+    return wasmModule(r.ir!);
+  };
+  const bits = (mod: Awaited<ReturnType<typeof wasmModule>>, name: string) => Array.from(mod.getParam(name).data as ArrayLike<number>);
+
+  it("an overflow only the f16 gradients produce is skipped: masters, f16 copies and momentum bit-identical, scale halved", async () => {
+    const mod = await mixed(mixedSrc());
+    mod.call("T.step", { x: new Tensor("f32", [1, 3], [1, 2, 3]) });
+    const before = ["M.w", "M.w.f16", "T.momentum.M.w"].map((n) => bits(mod, n));
+    // dL/dw = 2 (x @ w) x^T = 2 * 150 * 300 ≈ 9e4, times the scale 1024: beyond f16's largest value 65504, not f32's.
+    mod.call("T.step", { x: new Tensor("f32", [1, 3], [300, 1, 1]) });
+    expect(["M.w", "M.w.f16", "T.momentum.M.w"].map((n) => bits(mod, n))).toEqual(before);
+    expect(mod.getParam("T.scaler.scale").data[0]).toBe(512);
+  });
+
+  it("interval clean steps double the scale; mixed-f16 without loss_scale starts at GradScaler's 65536", async () => {
+    const mod = await mixed(mixedSrc());
+    const scales: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      mod.call("T.step", { x: new Tensor("f32", [1, 3], [1, -2, 0.5]) });
+      scales.push(mod.getParam("T.scaler.scale").data[0] as number);
+    }
+    expect(scales).toEqual([1024, 1024, 2048, 2048]);
+    expect((await mixed(mixedSrc(""))).getParam("T.scaler.scale").data[0]).toBe(65536);
+  });
+});

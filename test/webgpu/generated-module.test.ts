@@ -59,6 +59,12 @@ const l: GpuTensor<"f32"> = g.call("MLP.loss", { x: new Float32Array(784), label
 const v: Tensor = w.MLP.forward({ x: new Float32Array(784) });
 await g.sync();
 console.log(z, t, p, l, v, g.adapter);
+// How f16 tensors are stored on WebGPU (load option f16; the module reports what it picked).
+const packed: MlpGpuModule = await load({ backend: "webgpu", f16: "packed" });
+const storage: "native" | "packed" | null = packed.halfStorage;
+// @ts-expect-error f16 is "auto", "native" or "packed"
+void load({ backend: "webgpu", f16: "half" });
+console.log(storage);
 // @ts-expect-error a GpuTensor has no data: read() it
 void y.data;
 // @ts-expect-error getParam on WebGPU is async

@@ -21,12 +21,15 @@ export interface GpuEnv {
   readonly reason?: string;
 }
 
-/** Acquires the file's device; never throws (and never hangs: 60 s at most). */
-export async function webgpuEnv(suite: string): Promise<GpuEnv> {
+/**
+ * Acquires the file's device (with `optionalFeatures` where the adapter has them, e.g. shader-f16); never throws
+ * (and never hangs: 60 s at most).
+ */
+export async function webgpuEnv(suite: string, optionalFeatures: readonly string[] = []): Promise<GpuEnv> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const h = await Promise.race([
-      acquireDevice(),
+      acquireDevice({ optionalFeatures }),
       new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error("no adapter after 60 s")), 60_000); }),
     ]);
     console.log(`[webgpu] ${suite}: running on ${h.adapter}`);

@@ -146,8 +146,9 @@ describe.skipIf(!env.h)("WebGPU runtime", { timeout: 60_000 }, () => {
 
   it("the generated .wgsl file has one readable shader per kernel", () => {
     const text = buildWgsl(irOf(readFileSync("dsl-examples/mlp.kiln", "utf8")), "mlp").wgsl;
-    expect(text).toMatch(/^\/\/ @kiln-kernel matmul_f32_\d+$/m);
-    expect(text).toMatch(/^\/\/ Kiln kernel matmul_f32_\d+: matmul f32/m);
+    // Matmuls with a fused epilogue are named matmul_<n>ep_...
+    expect(text).toMatch(/^\/\/ @kiln-kernel matmul_(\d+ep_)?f32_\d+$/m);
+    expect(text).toMatch(/^\/\/ Kiln kernel matmul_(\d+ep_)?f32_\d+: matmul f32/m);
     expect(text).toContain("@group(0) @binding(0) var<uniform> p: Params;");
     expect(text).not.toContain("enable f16");
   });

@@ -103,7 +103,7 @@ export function unsupportedDType(d: DType): Error {
   return new Error(`wasm backend: dtype ${d} not supported yet`);
 }
 
-/** Element dtypes elementwise/reduce kernels compute on; f16/bf16/f64 throw. */
+/** Element dtypes kernels load, compute on and store; f64 throws. f16/bf16 are storage: f32 in registers (half.ts). */
 export function checkComputeDType(d: DType): void {
-  if (d === "f16" || d === "bf16" || d === "f64") throw unsupportedDType(d);
+  if (d === "f64") throw unsupportedDType(d);
 }

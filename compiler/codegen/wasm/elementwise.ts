@@ -1,20 +1,26 @@
 // Codegen stage (wasm): elementwise kernels — the EwExpr tree rendered per element inside a loop nest over
-// the output, with an f32x4/i32x4 inner loop (plus scalar tail) when every dtype is 4 bytes wide.
+// the output, with an f32x4/i32x4 inner loop (plus scalar tail) when every buffer is f32/i32 or f16/bf16 (those
+// converted 4 lanes at a time by access.ts; f16/bf16 values are f32 in registers, rounded after each f16/bf16 op).
 import type { EwExpr, ElementwiseKernel } from "../kernel.js";
 import type { DType } from "../../ir/types.js";
 import { dtypeBytes } from "../../ir/types.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { checkComputeDType } from "./context.js";
-import { loadValue, storeValue, valueType } from "./access.js";
+import { isFloatValue, loadLanes, loadValue, storeLanes, storeValue, valueType } from "./access.js";
+import { isHalf, roundToHalf } from "./half.js";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../../runtime/dtype.js";
 import { forRange, groupAxes, nest, product, returnIfEmpty } from "./loops.js";
 import { WASM_LOWERING } from "./op-emitters.js";
 
 type Mode = "scalar" | "vector";
 type OpNode = Extract<EwExpr, { t: "op" }>;
-const VECTOR_DTYPES: readonly DType[] = ["f32", "i32", "bool"];
+const VECTOR_DTYPES: readonly DType[] = ["f32", "f16", "bf16", "i32", "bool"];
+/** Ops whose result is exactly representable in the operands' f16/bf16 format: no rounding after them. */
+const EXACT_ON_HALF = new Set(["neg", "abs", "relu", "maximum", "minimum", "where"]);
 
 /** Per-kernel analysis of the expression: dtypes, reuse counts and whether it has a vector form. */
-class ExprRenderer {
+// Exported for the matmul epilogue (wasm/matmul-epilogue.ts), which renders the same expressions per tile.
+export class ExprRenderer {
   /** Op nodes used more than once (a DAG from fusion), in post-order: computed once per element. */
   readonly shared: readonly OpNode[];
   readonly inputUses: number[];
@@ -23,7 +29,9 @@ class ExprRenderer {
   constructor(private readonly fb: FnBuilder, private readonly k: ElementwiseKernel) {
     this.inputUses = k.inputs.map(() => 0);
     const seen = new Map<EwExpr, number>();
-    let vec = [...k.inputs.map((i) => i.dtype), k.out].every((d) => d === "f32" || d === "i32");
+    // Buffers are read and written 4 lanes at a time: 4-byte dtypes, and f16/bf16 (converted, see access.ts).
+    const extra = k.extraOutputs ?? [];
+    let vec = [...k.inputs.map((i) => i.dtype), k.out, ...extra.map((o) => o.dtype)].every((d) => d === "f32" || d === "i32" || isHalf(d));
     const visit = (n: EwExpr): void => {
       if (n.t === "in") {
         if (!Number.isInteger(n.index) || n.index < 0 || n.index >= k.inputs.length) {
@@ -46,7 +54,8 @@ class ExprRenderer {
     };
     k.inputs.forEach((i) => checkComputeDType(i.dtype));
     checkComputeDType(k.out);
-    visit(k.expr);
+    // Extra outputs (multi-output kernels) share the DAG: a node reached from two roots is computed once.
+    [k.expr, ...extra.map((o) => (checkComputeDType(o.dtype), o.expr))].forEach(visit);
     // Post-order of nodes seen more than once (children always precede parents).
     const order: OpNode[] = [];
     const done = new Set<EwExpr>();
@@ -56,7 +65,7 @@ class ExprRenderer {
       n.args.forEach(post);
       if ((seen.get(n) ?? 0) > 1) order.push(n);
     };
-    post(k.expr);
+    [k.expr, ...extra.map((o) => o.expr)].forEach(post);
     this.shared = order;
     this.vectorizable = vec;
     if ((this.dtypeOf(k.expr) === "f32") !== (k.out === "f32")) {
@@ -69,12 +78,16 @@ class ExprRenderer {
   }
 
   /** Statements computing one element (or 4 lanes) and the resulting value; `input(i)` yields input i. */
-  element(mode: Mode, input: (i: number) => E): { stmts: E[]; value: E } {
+  /**
+   * `storeRounds`: the caller stores the value as k.out with a rounding store (storeValue/storeLanes), so an
+   * f16/bf16 root of that dtype is left unrounded (the store rounds it once, with the same result).
+   */
+  element(mode: Mode, input: (i: number) => E, storeRounds = false): { stmts: E[]; value: E; extra: E[] } {
     const { fb } = this;
     const m = fb.m;
     const locals = new Map<EwExpr, Var>();
     const typeOf = (d: DType) => (mode === "vector" ? fb.t.v128 : valueType(fb.t, d));
-    const render = (n: EwExpr, define = false): E => {
+    const render = (n: EwExpr, define = false, rootStored = false): E => {
       if (n.t === "in") return input(n.index);
       if (n.t === "const") return constant(n.value, n.dtype);
       const bound = locals.get(n);
@@ -83,8 +96,14 @@ class ExprRenderer {
       if (low.kind !== "elementwise") throw new Error(`wasm backend: op ${n.op} is not elementwise`);
       const argTypes = n.args.map((a) => this.dtypeOf(a));
       const args = n.args.map((a) => render(a));
-      if (mode === "vector") return low.simd!(fb, args, argTypes, n.dtype, n.attrs);
+      // f16/bf16 results are computed in f32 and rounded to their format (as the reference rounds them).
+      const round = isHalf(n.dtype) && !rootStored && !EXACT_ON_HALF.has(n.op) && !(n.op === "cast" && argTypes[0] === n.dtype);
+      if (mode === "vector") {
+        const vv = low.simd!(fb, args, argTypes, n.dtype, n.attrs);
+        return round ? roundToHalf(fb, n.dtype as "f16", vv, "f32x4") : vv;
+      }
       const v = low.scalar(fb, args, argTypes, n.dtype, n.attrs);
+      if (round) return roundToHalf(fb, n.dtype as "f16", v, "f32");
       if (n.op === "cast" || n.op === "where") return v;
       // Arithmetic on narrow integers wraps to the dtype's range.
       if (n.dtype === "u8") return m.i32.and(v, m.i32.const(255));
@@ -92,7 +111,10 @@ class ExprRenderer {
       return v;
     };
     const constant = (value: number, d: DType): E => {
-      if (d === "f32") return mode === "vector" ? fb.splatF32(value) : m.f32.const(Math.fround(value));
+      if (isFloatValue(d)) {
+        const f = d === "f16" ? f16BitsToF32(f32ToF16Bits(value)) : d === "bf16" ? bf16BitsToF32(f32ToBf16Bits(value)) : Math.fround(value);
+        return mode === "vector" ? fb.splatF32(f) : m.f32.const(f);
+      }
       const iv = intConst(value, d);
       return mode === "vector" ? fb.splatI32(iv) : m.i32.const(iv);
     };
@@ -102,7 +124,9 @@ class ExprRenderer {
       stmts.push(v.set(render(n, true)));
       locals.set(n, v);
     }
-    return { stmts, value: render(this.k.expr) };
+    const root = this.k.expr;
+    const rootStored = storeRounds && root.t === "op" && root.dtype === this.k.out && !this.shared.includes(root);
+    return { stmts, value: render(root, false, rootStored), extra: (this.k.extraOutputs ?? []).map((o) => render(o.expr)) };
   }
 }
 
@@ -117,7 +141,7 @@ function intConst(v: number, d: DType): number {
   }
 }
 
-/** Body of an elementwise kernel: params (in_0..in_{n-1}, out, ext_0..ext_{rank-1}). */
+/** Body of an elementwise kernel: params (in_0..in_{n-1}, out, xout_0..xout_{m-1}, ext_0..ext_{rank-1}). */
 export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
   const m = fb.m;
   const n = k.inputs.length;
@@ -127,6 +151,8 @@ export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
   const ex = new ExprRenderer(fb, k);
   const bytes = k.inputs.map((i) => dtypeBytes(i.dtype));
   const outBytes = dtypeBytes(k.out);
+  const extra = k.extraOutputs ?? [];
+  const nx = extra.length;
 
   // Adjacent axes broadcast the same way in every input are walked as one axis.
   const groups = k.rank === 0 ? [{ axes: [] as number[], key: "0".repeat(n) }]
@@ -134,7 +160,7 @@ export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
   const G = groups.length;
   const pro: E[] = [];
   const exts = groups.map((g) => {
-    const p = product(fb, g.axes.map((a) => fb.param(n + 1 + a).get()));
+    const p = product(fb, g.axes.map((a) => fb.param(n + 1 + nx + a).get()));
     pro.push(p.set);
     return p.v;
   });
@@ -158,6 +184,12 @@ export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
 
   const pOut = fb.i32();
   pro.push(pOut.set(fb.param(n).get()));
+  // Extra outputs are contiguous like out: running pointers.
+  const pX = extra.map((_, j) => {
+    const v = fb.i32();
+    pro.push(v.set(fb.param(n + 1 + j).get()));
+    return v;
+  });
   const innerKey = groups[G - 1]!.key;
   const L = exts[G - 1]!;
 
@@ -168,16 +200,16 @@ export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
     const hoisted = k.inputs.map((inp, i) => {
       if (innerKey[i] !== "1" || ex.inputUses[i] === 0) return null;
       const s = fb.local(valueType(fb.t, inp.dtype));
-      stmts.push(s.set(loadValue(m, inp.dtype, cur[i]!.get())));
+      stmts.push(s.set(loadValue(fb, inp.dtype, cur[i]!.get())));
       let v: Var | null = null;
       if (ex.vectorizable) {
         v = fb.local(fb.t.v128);
-        stmts.push(v.set(inp.dtype === "f32" ? m.f32x4.splat(s.get()) : m.i32x4.splat(s.get())));
+        stmts.push(v.set(isFloatValue(inp.dtype) ? m.f32x4.splat(s.get()) : m.i32x4.splat(s.get())));
       }
       return { s, v };
     });
     const advance = (elems: number): E[] => {
-      const out: E[] = [fb.inc(pOut, outBytes * elems)];
+      const out: E[] = [fb.inc(pOut, outBytes * elems), ...pX.map((v, j) => fb.inc(v, dtypeBytes(extra[j]!.dtype) * elems))];
       k.inputs.forEach((_, i) => {
         if (innerKey[i] === "0" && ex.inputUses[i]! > 0) out.push(fb.inc(cur[i]!, bytes[i]! * elems));
       });
@@ -189,7 +221,7 @@ export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
       const vals = k.inputs.map((inp, i) => {
         const h = hoisted[i];
         if (h) return () => (mode === "vector" ? h.v! : h.s).get();
-        const load = (): E => (mode === "vector" ? m.v128.load(0, 4, cur[i]!.get()) : loadValue(m, inp.dtype, cur[i]!.get()));
+        const load = (): E => (mode === "vector" ? loadLanes(fb, inp.dtype, cur[i]!.get()) : loadValue(fb, inp.dtype, cur[i]!.get()));
         if (ex.inputUses[i]! <= 1) return load;
         const v = fb.local(mode === "vector" ? fb.t.v128 : valueType(fb.t, inp.dtype));
         pre.push(v.set(load()));
@@ -199,9 +231,16 @@ export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
     };
     const body = (mode: "scalar" | "vector"): E[] => {
       const ins = loadInputs(mode);
-      const el = ex.element(mode, ins.get);
-      const store = mode === "vector" ? m.v128.store(0, 4, pOut.get(), el.value) : storeValue(m, k.out, pOut.get(), el.value);
-      return [...ins.stmts, ...el.stmts, store, ...advance(mode === "vector" ? 4 : 1)];
+      const el = ex.element(mode, ins.get, true);
+      const st = (d: DType, p: Var, v: E) => (mode === "vector" ? storeLanes(fb, d, p.get(), v) : storeValue(fb, d, p.get(), v));
+      if (nx === 0) return [...ins.stmts, ...el.stmts, st(k.out, pOut, el.value), ...advance(mode === "vector" ? 4 : 1)];
+      // Every value is computed before the first store: out may be written over an input (StepManifest.inplace).
+      const vals = [el.value, ...el.extra].map((v, j) => {
+        const d = j === 0 ? k.out : extra[j - 1]!.dtype;
+        const l = fb.local(mode === "vector" ? fb.t.v128 : valueType(fb.t, d));
+        return { set: l.set(v), l, d, p: j === 0 ? pOut : pX[j - 1]! };
+      });
+      return [...ins.stmts, ...el.stmts, ...vals.map((x) => x.set), ...vals.map((x) => st(x.d, x.p, x.l.get())), ...advance(mode === "vector" ? 4 : 1)];
     };
     if (ex.vectorizable) {
       const L4 = fb.i32();

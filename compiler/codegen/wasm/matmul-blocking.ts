@@ -32,25 +32,26 @@ const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 
 /**
  * Scratch layout of one gemm call (bytes from the scratch pointer): [edge tile MR*NR][packed B kc*nc][packed A
- * mc*kc], with kc = min(K, KC), nc = roundUp(min(N, NC), NR), mc = roundUp(min(M, MC), MR). The matmul renderer
+ * mc*kc](+ [partial sums mc*nc]), with kc = min(K, KC), nc = roundUp(min(N, NC), NR), mc = roundUp(min(M, MC), MR). The matmul renderer
  * computes the same offsets at run time; this is the size the caller must reserve.
  */
-export function gemmScratchBytes(shape: MicroShape, M: number, K: number, N: number): number {
-  if (K === 0 || M === 0 || N === 0) return 0;
+export function gemmScratchBytes(shape: MicroShape, M: number, K: number, N: number, partial = false): number {
+  if ((K === 0 && !partial) || M === 0 || N === 0) return 0;
   const kc = Math.min(K, KC);
   const nc = roundUp(Math.min(N, NC), shape.nr);
   const mc = roundUp(Math.min(M, MC), shape.mr);
-  return 4 * (shape.mr * shape.nr + kc * (nc + mc));
+  // `partial`: an epilogue storing 16-bit values keeps the f32 sums of an mc x nc block here ([... A][C mc*nc]).
+  return 4 * (shape.mr * shape.nr + kc * (nc + mc) + (partial ? mc * nc : 0));
 }
 
 /**
  * Bytes of scratch enough for both builds; a dim that is unknown at compile time (undefined) is taken at its
  * block size, which bounds what the kernel uses for any value of it.
  */
-export function matmulScratchBytes(M: number | undefined, K: number | undefined, N: number | undefined): number {
+export function matmulScratchBytes(M: number | undefined, K: number | undefined, N: number | undefined, partial = false): number {
   const dims = [M ?? MC, K ?? KC, N ?? NC] as const;
-  return Math.max(...Object.values(MICRO).map((s) => gemmScratchBytes(s, ...dims)));
+  return Math.max(...Object.values(MICRO).map((s) => gemmScratchBytes(s, ...dims, partial)));
 }
 
-/** Scratch for any M, K, N: what one extra thread needs for its own packing. */
-export const MATMUL_SCRATCH_MAX = matmulScratchBytes(undefined, undefined, undefined);
+/** Scratch for any M, K, N and any epilogue: what one extra thread needs for its own packing. */
+export const MATMUL_SCRATCH_MAX = matmulScratchBytes(undefined, undefined, undefined, true);

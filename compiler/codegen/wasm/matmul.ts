@@ -7,11 +7,29 @@ import { checkComputeDType } from "./context.js";
 import { forRange, groupAxes, nest, product, returnIfEmpty } from "./loops.js";
 import { KC, MC, MICRO, NC, type SimdVariant } from "./matmul-blocking.js";
 import { internalFn, microkernel } from "./matmul-micro.js";
-import { packCopy, packTranspose } from "./matmul-pack.js";
+import { F32_OPERAND, operandFormat, operandShift, operandSuffix, packCopy, packTranspose, type OperandFormat } from "./matmul-pack.js";
+
+/** Storage/rounding of the a and b operands (f16/bf16 are converted while packing, matmul-pack.ts). */
+type Operands = readonly [OperandFormat, OperandFormat];
+const F32_OPERANDS: Operands = [F32_OPERAND, F32_OPERAND];
+import { EpilogueRenderer } from "./matmul-epilogue.js";
+import { dtypeBytes } from "../../ir/types.js";
 
 /** `min(a, b)` on i32 expressions (each evaluated once per operand use, so pass local.gets). */
 function min(fb: FnBuilder, a: () => E, b: () => E): E {
   return fb.m.select(fb.m.i32.lt_s(a(), b()), a(), b());
+}
+
+/** An epilogue applied inside the gemm: the renderer and the input matrices of the current batch entry. */
+interface GemmEpilogue {
+  readonly renderer: EpilogueRenderer;
+  readonly inputs: readonly Var[];
+  /**
+   * The output is narrower than the f32 sums (f16/bf16): partial sums of earlier K blocks live in scratch (an
+   * mc x nc block after packed A), and K becomes the innermost block loop so that block is finished before the
+   * next (B is packed again per row block, which costs little beside the multiply-adds).
+   */
+  readonly partial: boolean;
 }
 
 /**
@@ -19,15 +37,28 @@ function min(fb: FnBuilder, a: () => E, b: () => E): E {
  * where op(A) is A[M,K] or, transposed, A stored [K,M]; op(B) is B[K,N] or B stored [N,K]. K = 0 writes zeros.
  * Scratch layout and size: see gemmScratchBytes in matmul-blocking.ts.
  */
-function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVariant): string {
+function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVariant, fmt: Operands = F32_OPERANDS): string {
+  const [sa, sb] = fmt.map(operandSuffix);
+  const name = `__kiln_gemm_${transA ? "t" : "n"}${transB ? "t" : "n"}_${variant}${sa || sb ? `_a${sa}_b${sb}` : ""}`;
+  if (fb.m.getFunction(name)) return name;
+  return internalFn(fb, name, 9, (g) => gemmBody(g, Array.from({ length: 9 }, (_, i) => g.param(i)), transA, transB, variant, undefined, fmt));
+}
+
+/**
+ * The gemm over the 9 vars (a, b, c, scratch, M, K, N, m0, m1). With an epilogue (inlined into the kernel, whose
+ * expression it specialises) every tile of the last K block is computed in the tile buffer and stored through
+ * the epilogue; earlier K blocks accumulate in C, which is then f32. K = 0 applies the epilogue to zeros.
+ */
+function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: boolean, variant: SimdVariant, epi?: GemmEpilogue, fmt: Operands = F32_OPERANDS): E {
   const { mr: MR, nr: NR } = MICRO[variant];
-  const name = `__kiln_gemm_${transA ? "t" : "n"}${transB ? "t" : "n"}_${variant}`;
-  const mk = microkernel(fb, MICRO[variant], variant);
-  const packB = transB ? packTranspose(fb, NR) : packCopy(fb, NR);
-  const packA = transA ? packCopy(fb, MR) : packTranspose(fb, MR);
-  return internalFn(fb, name, 9, (g) => {
+  const mk = microkernel(g, MICRO[variant], variant);
+  const packB = transB ? packTranspose(g, NR, fmt[1]) : packCopy(g, NR, fmt[1]);
+  const packA = transA ? packCopy(g, MR, fmt[0]) : packTranspose(g, MR, fmt[0]);
+  // log2 of the a / b element sizes (C and the packed panels are f32).
+  const [shA, shB] = fmt.map(operandShift) as [number, number];
+  {
     const m = g.m;
-    const [a, b, c, scratch, M, K, N, m0, m1] = Array.from({ length: 9 }, (_, i) => g.param(i));
+    const [a, b, c, scratch, M, K, N, m0, m1] = vars as [Var, Var, Var, Var, Var, Var, Var, Var, Var];
     const v = (): Var => g.i32();
     const [lda, ldb, ldc, bp, ap, tile] = [v(), v(), v(), v(), v(), v()];
     const [jc, nc, pc, kc, ic, mc, jr, ir, w, h, cp, i, j] = [v(), v(), v(), v(), v(), v(), v(), v(), v(), v(), v(), v(), v()];
@@ -37,20 +68,26 @@ function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVari
     const roundUp = (x: E, to: number): E => m.i32.and(m.i32.add(x, c4(to - 1)), c4(-to));
     const call = (fn: string, args: E[]): E => m.call(fn, args, g.b.none);
 
-    const kcMax = min(g, () => K.get(), () => c4(KC));
-    const ncMax = roundUp(min(g, () => N.get(), () => c4(NC)), NR);
+    const partial = epi?.partial === true;
+    const cs = v();
+    // Functions: a Binaryen expression may appear only once in the tree.
+    const kcMax = (): E => min(g, () => K.get(), () => c4(KC));
+    const ncMax = (): E => roundUp(min(g, () => N.get(), () => c4(NC)), NR);
+    const mcMax = (): E => roundUp(min(g, () => M.get(), () => c4(MC)), MR);
     const prologue: E[] = [
       m.if(m.i32.or(m.i32.ge_s(m0.get(), m1.get()), m.i32.eqz(N.get())), m.return()),
-      ldc.set(m.i32.shl(N.get(), c4(2))),
-      m.if(m.i32.eqz(K.get()), m.block(null, [
+      // C holds the partial sums: the output, or with `partial` the block in scratch (ncMax floats a row).
+      ldc.set(m.i32.shl(partial ? ncMax() : N.get(), c4(2))),
+      ...(epi ? [] : [m.if(m.i32.eqz(K.get()), m.block(null, [
         m.memory.fill(add(c.get(), mul(m0.get(), ldc.get())), c4(0), mul(m.i32.sub(m1.get(), m0.get()), ldc.get())),
         m.return(),
-      ])),
-      lda.set(m.i32.shl((transA ? M : K).get(), c4(2))),
-      ldb.set(m.i32.shl((transB ? K : N).get(), c4(2))),
+      ]))]),
+      lda.set(m.i32.shl((transA ? M : K).get(), c4(shA))),
+      ldb.set(m.i32.shl((transB ? K : N).get(), c4(shB))),
       tile.set(scratch.get()),
       bp.set(add(scratch.get(), c4(4 * MR * NR))),
-      ap.set(add(bp.get(), m.i32.shl(mul(kcMax, ncMax), c4(2)))),
+      ap.set(add(bp.get(), m.i32.shl(mul(kcMax(), ncMax()), c4(2)))),
+      ...(partial ? [cs.set(add(ap.get(), m.i32.shl(mul(mcMax(), kcMax()), c4(2))))] : []),
     ];
 
     // Packs the kc x nc block of B at (pc, jc) into NR-wide panels at bp.
@@ -58,8 +95,8 @@ function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVari
       w.set(min(g, () => c4(NR), () => m.i32.sub(nc.get(), jr.get()))),
       call(packB, [
         transB
-          ? add(b.get(), mul(add(jc.get(), jr.get()), ldb.get()), m.i32.shl(pc.get(), c4(2)))
-          : add(b.get(), mul(pc.get(), ldb.get()), m.i32.shl(add(jc.get(), jr.get()), c4(2))),
+          ? add(b.get(), mul(add(jc.get(), jr.get()), ldb.get()), m.i32.shl(pc.get(), c4(shB)))
+          : add(b.get(), mul(pc.get(), ldb.get()), m.i32.shl(add(jc.get(), jr.get()), c4(shB))),
         ldb.get(), add(bp.get(), mul(jr.get(), m.i32.shl(kc.get(), c4(2)))), kc.get(), w.get(),
       ]),
     ] });
@@ -68,8 +105,8 @@ function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVari
       h.set(min(g, () => c4(MR), () => m.i32.sub(mc.get(), ir.get()))),
       call(packA, [
         transA
-          ? add(a.get(), mul(pc.get(), lda.get()), m.i32.shl(add(ic.get(), ir.get()), c4(2)))
-          : add(a.get(), mul(add(ic.get(), ir.get()), lda.get()), m.i32.shl(pc.get(), c4(2))),
+          ? add(a.get(), mul(pc.get(), lda.get()), m.i32.shl(add(ic.get(), ir.get()), c4(shA)))
+          : add(a.get(), mul(add(ic.get(), ir.get()), lda.get()), m.i32.shl(pc.get(), c4(shA))),
         lda.get(), add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), kc.get(), h.get(),
       ]),
     ] });
@@ -84,12 +121,39 @@ function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVari
       ] });
     };
     const accum = (): E => m.i32.gt_s(pc.get(), c4(0));
+    const panels = (): E[] => [add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), add(bp.get(), mul(jr.get(), m.i32.shl(kc.get(), c4(2))))];
+    const [row0, col0] = [v(), v()];
+    // Last K block with an epilogue: sums (plus the partial sums in C) into the tile buffer, then the epilogue.
+    // A full tile's sums stay in C (read back from L1 by the epilogue, which then overwrites them when C is the
+    // output); an edge tile's go through the tile buffer as in plainTile.
+    const [sums, sld] = [v(), v()];
+    const epiTile = (): E => g.seq([
+      m.if(
+        m.i32.and(m.i32.eq(h.get(), c4(MR)), m.i32.eq(w.get(), c4(NR))),
+        g.seq([call(mk, [...panels(), cp.get(), ldc.get(), kc.get(), accum()]), sums.set(cp.get()), sld.set(ldc.get())]),
+        g.seq([
+          m.if(accum(), tileCopy(false)),
+          call(mk, [...panels(), tile.get(), c4(4 * NR), kc.get(), accum()]),
+          sums.set(tile.get()),
+          sld.set(c4(4 * NR)),
+        ]),
+      ),
+      row0.set(add(ic.get(), ir.get())),
+      col0.set(add(jc.get(), jr.get())),
+      epi!.renderer.render({ sums, ld: sld, out: c, inputs: epi!.inputs, N, row0, col0, h, w }),
+    ]);
     const tiles = forRange(g, { i: jr, from: c4(0), to: () => nc.get(), step: NR, body: [
       w.set(min(g, () => c4(NR), () => m.i32.sub(nc.get(), jr.get()))),
       forRange(g, { i: ir, from: c4(0), to: () => mc.get(), step: MR, body: [
         h.set(min(g, () => c4(MR), () => m.i32.sub(mc.get(), ir.get()))),
-        cp.set(add(c.get(), mul(add(ic.get(), ir.get()), ldc.get()), m.i32.shl(add(jc.get(), jr.get()), c4(2)))),
-        m.if(
+        cp.set(partial
+          ? add(cs.get(), mul(ir.get(), ldc.get()), m.i32.shl(jr.get(), c4(2)))
+          : add(c.get(), mul(add(ic.get(), ir.get()), ldc.get()), m.i32.shl(add(jc.get(), jr.get()), c4(2)))),
+        epi ? m.if(m.i32.ge_s(add(pc.get(), kc.get()), K.get()), epiTile(), plainTile()) : plainTile(),
+      ] }),
+    ] });
+    function plainTile(): E {
+      return m.if(
           m.i32.and(m.i32.eq(h.get(), c4(MR)), m.i32.eq(w.get(), c4(NR))),
           call(mk, [add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), add(bp.get(), mul(jr.get(), m.i32.shl(kc.get(), c4(2)))), cp.get(), ldc.get(), kc.get(), accum()]),
           g.seq([
@@ -97,41 +161,45 @@ function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVari
             call(mk, [add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), add(bp.get(), mul(jr.get(), m.i32.shl(kc.get(), c4(2)))), tile.get(), c4(4 * NR), kc.get(), accum()]),
             tileCopy(true),
           ]),
-        ),
-      ] }),
-    ] });
+        );
+    }
 
+    // With an epilogue K = 0 still takes one (empty) K block, whose tiles the epilogue stores.
+    const kLoop = (body: E[]): E => forRange(g, { i: pc, from: c4(0), to: () => (epi ? m.select(K.get(), K.get(), c4(1)) : K.get()), step: KC, body: [
+      kc.set(min(g, () => c4(KC), () => m.i32.sub(K.get(), pc.get()))),
+      ...body,
+    ] });
+    const rowLoop = (body: E[]): E => forRange(g, { i: ic, from: m0.get(), to: () => m1.get(), step: MC, body: [
+      mc.set(min(g, () => c4(MC), () => m.i32.sub(m1.get(), ic.get()))),
+      ...body,
+    ] });
     return g.seq([
       ...prologue,
       forRange(g, { i: jc, from: c4(0), to: () => N.get(), step: NC, body: [
         nc.set(min(g, () => c4(NC), () => m.i32.sub(N.get(), jc.get()))),
-        forRange(g, { i: pc, from: c4(0), to: () => K.get(), step: KC, body: [
-          kc.set(min(g, () => c4(KC), () => m.i32.sub(K.get(), pc.get()))),
-          packBBlock,
-          forRange(g, { i: ic, from: m0.get(), to: () => m1.get(), step: MC, body: [
-            mc.set(min(g, () => c4(MC), () => m.i32.sub(m1.get(), ic.get()))),
-            packABlock,
-            tiles,
-          ] }),
-        ] }),
+        partial ? rowLoop([kLoop([packBBlock, packABlock, tiles])]) : kLoop([packBBlock, rowLoop([packABlock, tiles])]),
       ] }),
     ]);
-  });
+  }
 }
 
-/** Params (a, b, scratch, out, bext_0..bext_{batchRank-1}, M, K, N, m0, m1); see kernel.ts. */
+/** Params (a, b, scratch, [e_0..e_{n-1},] out, bext_0..bext_{batchRank-1}, M, K, N, m0, m1); see kernel.ts. */
 export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVariant = "plain"): E {
   const m = fb.m;
   checkComputeDType(k.dtype);
   if (k.dtype !== "f32") throw new Error(`wasm backend: matmul over ${k.dtype} is not supported yet`);
+  const fmt: Operands = [operandFormat(k, "a"), operandFormat(k, "b")];
   const br = k.batchRank;
   if (k.aBcast.length !== br || k.bBcast.length !== br) throw new Error(`wasm backend: matmul bcast flags do not match batch rank ${br}`);
-  const fn = gemm(fb, k.transA === true, k.transB === true, variant);
-  const [M, K, N, m0, m1] = [0, 1, 2, 3, 4].map((i) => fb.param(4 + br + i));
-  const groups = groupAxes(br, (q) => (k.aBcast[q] ? "1" : "0") + (k.bBcast[q] ? "1" : "0"));
+  const epi = k.epilogue;
+  const ne = epi?.inputs.length ?? 0;
+  if (epi && epi.out !== "f32" && epi.out !== "f16" && epi.out !== "bf16") throw new Error(`wasm backend: a matmul epilogue storing ${epi.out} is not supported`);
+  if (epi?.inputs.some((i) => i.bcast.length !== br + 2)) throw new Error(`wasm backend: matmul epilogue flags do not match batch rank ${br} + 2 (compiler bug)`);
+  const [M, K, N, m0, m1] = [0, 1, 2, 3, 4].map((i) => fb.param(4 + ne + br + i));
+  const groups = groupAxes(br, (q) => (k.aBcast[q] ? "1" : "0") + (k.bBcast[q] ? "1" : "0") + (epi?.inputs.map((i) => (i.bcast[q] ? "1" : "0")).join("") ?? ""));
   const pro: E[] = [];
   const exts = groups.map((g) => {
-    const p = product(fb, g.axes.map((q) => fb.param(4 + q).get()));
+    const p = product(fb, g.axes.map((q) => fb.param(4 + ne + q).get()));
     pro.push(p.set);
     return p.v;
   });
@@ -153,21 +221,43 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
     }
     return s;
   };
-  const aStrides = batchStrides(k.aBcast, m.i32.mul(m.i32.mul(M.get(), K.get()), m.i32.const(4)));
-  const bStrides = batchStrides(k.bBcast, m.i32.mul(m.i32.mul(K.get(), N.get()), m.i32.const(4)));
-  const mn4 = local(m.i32.mul(m.i32.mul(M.get(), N.get()), m.i32.const(4)));
+  const aStrides = batchStrides(k.aBcast, m.i32.mul(m.i32.mul(M.get(), K.get()), m.i32.const(1 << operandShift(fmt[0]))));
+  const bStrides = batchStrides(k.bBcast, m.i32.mul(m.i32.mul(K.get(), N.get()), m.i32.const(1 << operandShift(fmt[1]))));
+  const eStrides = (epi?.inputs ?? []).map((inp) => {
+    const [bm, bn] = [inp.bcast[br], inp.bcast[br + 1]];
+    const mat = m.i32.mul(m.i32.mul(bm ? m.i32.const(1) : M.get(), bn ? m.i32.const(1) : N.get()), m.i32.const(dtypeBytes(inp.dtype)));
+    return batchStrides(inp.bcast.slice(0, br), mat);
+  });
+  const mn4 = local(m.i32.mul(m.i32.mul(M.get(), N.get()), m.i32.const(dtypeBytes(epi?.out ?? "f32"))));
   const scratch = fb.param(2);
-  const pC = local(fb.param(3).get());
+  const pC = local(fb.param(3 + ne).get());
 
-  const one = ([pA, pB]: readonly Var[]): E => fb.seq([
-    m.call(fn, [pA!.get(), pB!.get(), pC.get(), scratch.get(), M.get(), K.get(), N.get(), m0.get(), m1.get()], fb.b.none),
-    fb.bump(pC, mn4.get()),
-  ]);
-  const ptrs = [{ start: fb.param(0).get(), strides: aStrides }, { start: fb.param(1).get(), strides: bStrides }];
+  let one: (p: readonly Var[]) => E;
+  if (!epi) {
+    const fn = gemm(fb, k.transA === true, k.transB === true, variant, fmt);
+    one = ([pA, pB]) => fb.seq([
+      m.call(fn, [pA!.get(), pB!.get(), pC.get(), scratch.get(), M.get(), K.get(), N.get(), m0.get(), m1.get()], fb.b.none),
+      fb.bump(pC, mn4.get()),
+    ]);
+  } else {
+    // The gemm is inlined: its epilogue is this kernel's own expression.
+    const renderer = new EpilogueRenderer(fb, epi, MICRO[variant].nr);
+    const gv = Array.from({ length: 9 }, () => fb.i32());
+    one = ([pA, pB, ...pE]) => fb.seq([
+      ...[pA!, pB!, pC, scratch, M, K, N, m0, m1].map((x, i) => gv[i]!.set(x.get())),
+      gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: epi.out !== "f32" }, fmt),
+      fb.bump(pC, mn4.get()),
+    ]);
+  }
+  const ptrs = [
+    { start: fb.param(0).get(), strides: aStrides },
+    { start: fb.param(1).get(), strides: bStrides },
+    ...eStrides.map((st, e) => ({ start: fb.param(3 + e).get(), strides: st })),
+  ];
   return fb.seq([...pro, nest(fb, exts, ptrs, one)]);
 }
 
 /** Where the row range sits in a matmul kernel's params (the thread pool splits it). */
 export function matmulRowArg(k: MatmulKernel): number {
-  return 4 + k.batchRank + 3;
+  return 4 + (k.epilogue?.inputs.length ?? 0) + k.batchRank + 3;
 }

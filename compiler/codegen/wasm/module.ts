@@ -30,9 +30,9 @@ export interface WasmBuildResult {
 /** Number of i32 params of a kernel, per the calling convention in kernel.ts. */
 export function kernelParamCount(spec: KernelSpec): number {
   switch (spec.kind) {
-    case "elementwise": return spec.inputs.length + 1 + spec.rank;
-    case "reduce": return 2 + spec.rank;
-    case "matmul": return 4 + spec.batchRank + 5;
+    case "elementwise": return spec.inputs.length + 1 + (spec.extraOutputs?.length ?? 0) + spec.rank;
+    case "reduce": return (spec.prologue?.inputs.length ?? 1) + 1 + (spec.prologue?.stored ? 1 : 0) + spec.rank;
+    case "matmul": return 4 + (spec.epilogue?.inputs.length ?? 0) + spec.batchRank + 5;
     case "copy": return 4 + 3 * spec.rank;
     case "iota": return 2;
     case "qmatmul": return qmatmulArgs(spec).count;

@@ -1,7 +1,8 @@
 // Codegen stage (wasm): how each primitive op is lowered — per-element emitters for elementwise ops, and
 // which kernel family renders the rest. Imported by the op registry, so binaryen is only type-imported here.
-// Value representation inside an expression: f32 as f32; i32/u8/i8/bool as i32 (u8 zero-, i8 sign-extended,
-// bool 0/1). In vector form f32 is f32x4 and every other dtype i32x4, bool lanes again 0/1.
+// Value representation inside an expression: f32 as f32; f16/bf16 as f32 too (values of the format, the
+// elementwise renderer rounds each f16/bf16 result, see half.ts); i32/u8/i8/bool as i32 (u8 zero-, i8
+// sign-extended, bool 0/1). In vector form floats are f32x4 and every other dtype i32x4, bool lanes again 0/1.
 import type { DType } from "../../ir/types.js";
 import type { Attrs, AttrsOf, PrimOp, ReduceOp } from "../../ops/types.js";
 import type { E, EmitCtx, HelperName, Module } from "./context.js";
@@ -12,7 +13,7 @@ export type WasmLowering =
   | {
       readonly kind: "elementwise";
       readonly scalar: ElementEmitter;
-      /** Four lanes at once; only called when every dtype in the kernel is f32, i32 or bool. */
+      /** Four lanes at once; only called when every dtype in the kernel is f32, f16, bf16, i32 or bool. */
       readonly simd?: ElementEmitter;
       /** False when `simd` has no form for these operand dtypes (the kernel then runs its scalar loop). */
       readonly vectorizes?: (argTypes: readonly DType[]) => boolean;
@@ -26,10 +27,11 @@ export type WasmLowering =
   | { readonly kind: "source" };
 
 type Op2 = (m: Module, a: E, b: E) => E;
-const isF = (t: DType | undefined): boolean => t === "f32";
+/** Float dtypes, all computed in f32 registers. */
+const isF = (t: DType | undefined): boolean => t === "f32" || t === "f16" || t === "bf16";
 
 function floatOnly(op: string, t: DType | undefined): void {
-  if (t !== "f32") throw new Error(`wasm backend: ${op} needs an f32 operand, got ${t}`);
+  if (!isF(t)) throw new Error(`wasm backend: ${op} needs a float operand, got ${t}`);
 }
 
 const ew = (scalar: ElementEmitter, simd?: ElementEmitter, vectorizes?: (t: readonly DType[]) => boolean): WasmLowering => ({
@@ -61,7 +63,8 @@ function castScalar(c: EmitCtx, x: E, from: DType, to: DType): E {
   const m = c.m;
   if (from === to) return x;
   switch (to) {
-    case "f32": return isF(from) ? x : m.f32.convert_s.i32(x);
+    // Between float dtypes the register value is kept; the renderer rounds it to a narrower format.
+    case "f32": case "f16": case "bf16": return isF(from) ? x : m.f32.convert_s.i32(x);
     case "i32": return isF(from) ? m.i32.trunc_s_sat.f32(x) : x;
     case "bool": return isF(from) ? m.f32.ne(x, m.f32.const(0)) : m.i32.ne(x, m.i32.const(0));
     case "u8": return m.i32.and(isF(from) ? m.i32.trunc_s_sat.f32(x) : x, m.i32.const(255));
@@ -73,7 +76,7 @@ function castScalar(c: EmitCtx, x: E, from: DType, to: DType): E {
 function castVector(c: EmitCtx, x: E, from: DType, to: DType): E {
   const m = c.m;
   if (from === to || (from === "bool" && to === "i32")) return x;
-  if (to === "f32") return m.f32x4.convert_i32x4_s(x);
+  if (isF(to)) return isF(from) ? x : m.f32x4.convert_i32x4_s(x);
   if (to === "i32" && isF(from)) return m.i32x4.trunc_sat_f32x4_s(x);
   if (to === "bool") return m.i32x4.neg(isF(from) ? m.f32x4.ne(x, c.splatF32(0)) : m.i32x4.ne(x, c.splatI32(0)));
   throw new Error(`wasm backend: no vector cast ${from} -> ${to} (compiler bug)`);

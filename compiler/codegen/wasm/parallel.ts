@@ -12,17 +12,22 @@ const range = (from: number, n: number): number[] => Array.from({ length: n }, (
 function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
   if (spec.kind === "matmul") {
     const br = spec.batchRank;
+    // Epilogue inputs sit between scratch and out (kernel.ts), shifting the integer args.
+    const ne = spec.epilogue?.inputs.length ?? 0;
     // Cuts on microkernel panel edges, so no thread gets an extra partial tile.
-    return { kind: "rows", range: 4 + br + 3, align: MICRO[simd].mr, scratch: 2, scratchBytes: MATMUL_SCRATCH_MAX, work: range(4, br + 3) };
+    return { kind: "rows", range: 4 + ne + br + 3, align: MICRO[simd].mr, scratch: 2, scratchBytes: MATMUL_SCRATCH_MAX, work: range(4 + ne, br + 3) };
   }
   if (spec.kind === "elementwise" && spec.rank >= 1) {
     const n = spec.inputs.length;
-    const inner = range(n + 2, spec.rank - 1);
+    // Extra outputs (multi-output kernels) follow out, before the extents; they move like out.
+    const outs = [spec.out, ...(spec.extraOutputs ?? []).map((o) => o.dtype)];
+    const e0 = n + outs.length;
+    const inner = range(e0 + 1, spec.rank - 1);
     const steps = [
       ...spec.inputs.map((i) => ({ bytes: i.bcast[0] ? 0 : dtypeBytes(i.dtype), exts: inner.filter((_, k) => !i.bcast[k + 1]) })),
-      { bytes: dtypeBytes(spec.out), exts: inner },
+      ...outs.map((d) => ({ bytes: dtypeBytes(d), exts: inner })),
     ];
-    return { kind: "outer", ext: n + 1, inner, steps, align: 4, work: range(n + 1, spec.rank) };
+    return { kind: "outer", ext: e0, inner, steps, align: 4, work: range(e0, spec.rank) };
   }
   return null;
 }

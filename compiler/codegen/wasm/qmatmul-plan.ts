@@ -48,7 +48,11 @@ function candidate(fm: FunctionManifest, s: number, specOf: (k: string) => Kerne
   const st = fm.steps[s]!;
   const spec = specOf(st.kernel);
   if (spec.kind !== "matmul" || spec.dtype !== "f32" || spec.batchRank !== 0 || spec.transA) return null;
-  const [input, weight, scratch, out] = st.buffers as [number, number, number, number];
+  const [input, weight, scratch] = st.buffers as [number, number, number];
+  const out = st.buffers.at(-1)!;
+  // A matmul with an epilogue (passes/fusion.ts) has an int8 variant only when the epilogue is bias (+ relu).
+  const epi = spec.epilogue ? biasRelu(spec.epilogue.expr, 0) : undefined;
+  if (spec.epilogue && (!epi || spec.epilogue.inputs.length !== 1 || spec.epilogue.out !== "f32")) return null;
   const wv = fm.values[weight]!;
   if (wv.source.kind !== "param" || wv.shape.length !== 2 || !wv.shape.every((d) => typeof d === "number" && d > 0)) return null;
   const transposed = spec.transB === true;
@@ -56,6 +60,12 @@ function candidate(fm: FunctionManifest, s: number, specOf: (k: string) => Kerne
   // |q - zero point| <= 255 and |w| <= 127: int32 sums cannot overflow below K = 2^31 / 32385.
   if (K > 65535) return null;
   const base = { replaces: [s], weight: wv.source.name, transposed, input, output: out, scratch, relu: false, ints: st.ints, ops: [...st.ops], packing: { wasm: WASM_QPACKING, wgsl: WGSL_QPACKING }, ...(st.guard ? { guard: st.guard } : {}) };
+  if (epi) {
+    const bias = fm.values[st.buffers[3]!]!;
+    const numel = bias.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : NaN), 1);
+    if (bias.source.kind !== "param" || bias.dtype !== "f32" || numel !== N || !spec.epilogue!.inputs[0]!.bcast[0]) return null;
+    return { step: s, v: { ...base, bias: st.buffers[3]!, relu: epi.relu }, K };
+  }
   // Fuse the consumer step when it is exactly bias add (+ relu) over this output, under the same guards.
   const users = rd.steps.get(out) ?? [];
   if (users.length !== 1 || rd.pinned.has(out)) return { step: s, v: base, K };

@@ -1,10 +1,14 @@
 // Codegen stage (wasm): reduce kernels (sum, mean, max, min over any set of axes) in one pass over the
-// input in memory order, accumulating into the output initialised to the op's identity. A reduced inner
+// input in memory order, accumulating into the output initialised to the op's identity; a fused prologue
+// computes each value reduced from several (broadcast) inputs on the fly. A reduced inner
 // axis is summed in four independent f32x4/i32x4 accumulators; a kept inner axis updates the output row
 // four lanes at a time.
-import type { ReduceKernel } from "../kernel.js";
+import type { EwExpr, ReduceKernel } from "../kernel.js";
+import { dtypeBytes } from "../../ir/types.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { unsupportedDType } from "./context.js";
+import { isFloatValue, loadLanes, loadValue, valueType } from "./access.js";
+import { ExprRenderer } from "./elementwise.js";
 import { forRange, groupAxes, nest, product } from "./loops.js";
 
 interface Combine {
@@ -31,7 +35,11 @@ function combiner(fb: FnBuilder, k: ReduceKernel): Combine {
   }
 }
 
-/** Params (in, out, ext_0, ..., ext_{rank-1}); out is contiguous over the kept axes. */
+/**
+ * Params (in_0, ..., in_{n-1}, out, ext_0, ..., ext_{rank-1}); out is contiguous over the kept axes. Without a
+ * prologue the one input is the value reduced; with one, the value is its expression over the (broadcast)
+ * inputs, rendered by the elementwise ExprRenderer in the same vector or scalar form as the accumulation.
+ */
 export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
   const m = fb.m;
   if (k.dtype !== "f32" && k.dtype !== "i32") {
@@ -40,6 +48,18 @@ export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
   }
   if (k.op === "mean" && k.dtype !== "f32") throw new Error(`wasm backend: mean needs f32, got ${k.dtype}`);
   if (k.reduced.length !== k.rank) throw new Error(`wasm backend: reduce has ${k.reduced.length} flags for rank ${k.rank}`);
+  const pro = k.prologue ?? { inputs: [{ dtype: k.dtype, bcast: k.reduced.map(() => false) }], expr: { t: "in", index: 0 } as EwExpr };
+  pro.inputs.forEach((inp, i) => {
+    if (inp.bcast.length !== k.rank) throw new Error(`wasm backend: reduce input ${i} bcast has ${inp.bcast.length} axes, rank is ${k.rank}`);
+  });
+  const n = pro.inputs.length;
+  // The stored copy of the value reduced (prologue.stored): a pointer param after out, walked like an input.
+  const stored = k.prologue?.stored === true;
+  if (stored && k.dtype !== "f32") throw new Error(`wasm backend: a reduce prologue stores f32 only, got ${k.dtype} (compiler bug)`);
+  const ns = stored ? 1 : 0;
+  const ex = new ExprRenderer(fb, { kind: "elementwise", rank: k.rank, inputs: pro.inputs, out: k.dtype, expr: pro.expr });
+  const vec = ex.vectorizable;
+  const bytes = pro.inputs.map((i) => dtypeBytes(i.dtype));
   const f = k.dtype === "f32";
   const op = combiner(fb, k);
   const load = (p: E, off = 0): E => (f ? m.f32.load(off, 4, p) : m.i32.load(off, 4, p));
@@ -50,72 +70,133 @@ export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
   const lane = (v: E, i: number): E => (f ? m.f32x4.extract_lane(v, i) : m.i32x4.extract_lane(v, i));
   const vt = f ? fb.t.f32 : fb.t.i32;
 
-  // Adjacent reduced (or kept) axes are contiguous together: walk them as one axis.
-  const groups = k.rank === 0 ? [{ axes: [] as number[], key: "k" }] : groupAxes(k.rank, (a) => (k.reduced[a] ? "r" : "k"));
+  // Adjacent axes reduced (or kept) together and broadcast alike in every input are walked as one axis.
+  const keyOf = (a: number) => (k.reduced[a] ? "r" : "k") + pro.inputs.map((i) => (i.bcast[a] ? "1" : "0")).join("");
+  const groups = k.rank === 0 ? [{ axes: [] as number[], key: "k" + "0".repeat(n) }] : groupAxes(k.rank, keyOf);
   const G = groups.length;
-  const pro: E[] = [];
+  const kept = (g: number) => groups[g]!.key[0] === "k";
+  const bcastIn = (g: number, i: number) => groups[g]!.key[i + 1] === "1";
+  const pro0: E[] = [];
   const exts = groups.map((g) => {
-    const p = product(fb, g.axes.map((a) => fb.param(2 + a).get()));
-    pro.push(p.set);
+    const p = product(fb, g.axes.map((a) => fb.param(n + 1 + ns + a).get()));
+    pro0.push(p.set);
     return p.v;
   });
-  const kept = groups.map((g, i) => (g.key === "k" ? i : -1)).filter((i) => i >= 0);
-  const outN = product(fb, kept.map((g) => exts[g]!.get()));
-  pro.push(outN.set);
+  const outN = product(fb, groups.flatMap((_, g) => (kept(g) ? [exts[g]!.get()] : [])));
+  pro0.push(outN.set);
 
   // Output initialisation to the identity (so empty reductions come out as 0 / -inf / +inf).
   const i = fb.i32();
   const q = fb.i32();
   const outN4 = fb.i32();
-  pro.push(q.set(fb.param(1).get()), outN4.set(m.i32.and(outN.v.get(), m.i32.const(-4))));
-  pro.push(forRange(fb, { i, from: m.i32.const(0), to: () => outN4.get(), step: 4, body: [m.v128.store(0, 4, q.get(), vconst(op.identity)), fb.inc(q, 16)] }));
-  pro.push(forRange(fb, { i, to: () => outN.v.get(), body: [store(q.get(), sconst(op.identity)), fb.inc(q, 4)] }));
+  pro0.push(q.set(fb.param(n).get()), outN4.set(m.i32.and(outN.v.get(), m.i32.const(-4))));
+  pro0.push(forRange(fb, { i, from: m.i32.const(0), to: () => outN4.get(), step: 4, body: [m.v128.store(0, 4, q.get(), vconst(op.identity)), fb.inc(q, 16)] }));
+  pro0.push(forRange(fb, { i, to: () => outN.v.get(), body: [store(q.get(), sconst(op.identity)), fb.inc(q, 4)] }));
 
-  // Byte strides of the output over outer groups: 0 (null) along reduced ones.
-  const outStrides: (Var | null)[] = new Array<Var | null>(G - 1).fill(null);
-  const acc = fb.i32();
-  pro.push(acc.set(m.i32.const(4)));
-  for (let g = G - 1; g >= 1; g--) {
-    if (groups[g]!.key === "k") pro.push(acc.set(m.i32.mul(acc.get(), exts[g]!.get())));
-    if (groups[g - 1]!.key === "k") {
-      const v = fb.i32();
-      pro.push(v.set(acc.get()));
-      outStrides[g - 1] = v;
+  // Byte strides over the outer groups of the output (0 = null along reduced ones) and of each input (null
+  // where it is broadcast).
+  const stridesOf = (elemBytes: number, walks: (g: number) => boolean): (Var | null)[] => {
+    const s: (Var | null)[] = new Array<Var | null>(G - 1).fill(null);
+    const acc = fb.i32();
+    pro0.push(acc.set(m.i32.const(elemBytes)));
+    for (let g = G - 1; g >= 1; g--) {
+      if (walks(g)) pro0.push(acc.set(m.i32.mul(acc.get(), exts[g]!.get())));
+      if (walks(g - 1)) {
+        const v = fb.i32();
+        pro0.push(v.set(acc.get()));
+        s[g - 1] = v;
+      }
     }
-  }
-  const pIn = fb.i32();
-  pro.push(pIn.set(fb.param(0).get()));
+    return s;
+  };
+  const outStrides = stridesOf(4, kept);
+  const inStrides = pro.inputs.map((_, j) => stridesOf(bytes[j]!, (g) => !bcastIn(g, j)));
+  const storeStrides = stored ? stridesOf(4, () => true) : [];
   const L = exts[G - 1]!;
-  const innerReduced = groups[G - 1]!.key === "r";
+  const innerReduced = !kept(G - 1);
 
-  const inner = ([o]: readonly Var[]): E => {
+  const inner = ([o, ...ptrs]: readonly Var[]): E => {
+    const ptr = ptrs.slice(0, n);
+    const ps = stored ? ptrs[n]! : null;
     const j = fb.i32();
     const stmts: E[] = [];
+    // Inputs broadcast along the inner axis: one load per row, hoisted (and splatted for the vector loop).
+    const hoisted = pro.inputs.map((inp, x) => {
+      if (!bcastIn(G - 1, x) || ex.inputUses[x] === 0) return null;
+      const s = fb.local(valueType(fb.t, inp.dtype));
+      stmts.push(s.set(loadValue(fb, inp.dtype, ptr[x]!.get())));
+      let v: Var | null = null;
+      if (vec) {
+        v = fb.local(fb.t.v128);
+        stmts.push(v.set(isFloatValue(inp.dtype) ? m.f32x4.splat(s.get()) : m.i32x4.splat(s.get())));
+      }
+      return { s, v };
+    });
+    const walked = pro.inputs.map((_, x) => !hoisted[x] && ex.inputUses[x]! > 0);
+    const advance = (elems: number): E[] => [
+      ...pro.inputs.flatMap((_, x) => (walked[x] ? [fb.inc(ptr[x]!, bytes[x]! * elems)] : [])),
+      ...(ps ? [fb.inc(ps, 4 * elems)] : []),
+    ];
+    // The value reduced at element `at` (vector mode: elements at..at+3) past the current pointers.
+    const value = (mode: "scalar" | "vector", at: number): { stmts: E[]; value: E } => {
+      const pre: E[] = [];
+      const vals = pro.inputs.map((inp, x) => {
+        const h = hoisted[x];
+        if (h) return () => (mode === "vector" ? h.v! : h.s).get();
+        const ld = (): E => (mode === "vector" ? loadLanes(fb, inp.dtype, ptr[x]!.get(), at * bytes[x]!) : loadValue(fb, inp.dtype, ptr[x]!.get(), at * bytes[x]!));
+        if (ex.inputUses[x]! <= 1) return ld;
+        const v = fb.local(mode === "vector" ? fb.t.v128 : valueType(fb.t, inp.dtype));
+        pre.push(v.set(ld()));
+        return () => v.get();
+      });
+      const el = ex.element(mode, (x) => vals[x]!());
+      if (!ps) return { stmts: [...pre, ...el.stmts], value: el.value };
+      // Stored as well as reduced: computed once into a local.
+      const v = fb.local(mode === "vector" ? fb.t.v128 : fb.t.f32);
+      const st = mode === "vector" ? m.v128.store(at * 4, 4, ps.get(), v.get()) : m.f32.store(at * 4, 4, ps.get(), v.get());
+      return { stmts: [...pre, ...el.stmts, v.set(el.value), st], value: v.get() };
+    };
     if (innerReduced) {
-      const accs = [0, 1, 2, 3].map(() => fb.local(fb.t.v128));
-      const L16 = fb.i32();
-      const L4 = fb.i32();
       const s = fb.local(vt);
-      stmts.push(...accs.map((a) => a.set(vconst(op.identity))));
-      stmts.push(L16.set(m.i32.and(L.get(), m.i32.const(-16))), L4.set(m.i32.and(L.get(), m.i32.const(-4))));
-      stmts.push(forRange(fb, {
-        i: j, from: m.i32.const(0), to: () => L16.get(), step: 16,
-        body: [...accs.map((a, n) => a.set(op.vector(a.get(), vload(pIn.get(), 16 * n)))), fb.inc(pIn, 64)],
-      }));
-      stmts.push(forRange(fb, { i: j, to: () => L4.get(), step: 4, body: [accs[0]!.set(op.vector(accs[0]!.get(), vload(pIn.get()))), fb.inc(pIn, 16)] }));
-      const [a0, a1, a2, a3] = accs as [Var, Var, Var, Var];
-      stmts.push(a0.set(op.vector(op.vector(a0.get(), a1.get()), op.vector(a2.get(), a3.get()))));
-      stmts.push(s.set(op.scalar(op.scalar(lane(a0.get(), 0), lane(a0.get(), 1)), op.scalar(lane(a0.get(), 2), lane(a0.get(), 3)))));
-      stmts.push(forRange(fb, { i: j, to: () => L.get(), body: [s.set(op.scalar(s.get(), load(pIn.get()))), fb.inc(pIn, 4)] }));
+      if (vec) {
+        const accs = [0, 1, 2, 3].map(() => fb.local(fb.t.v128));
+        const L16 = fb.i32();
+        const L4 = fb.i32();
+        stmts.push(...accs.map((a) => a.set(vconst(op.identity))));
+        stmts.push(L16.set(m.i32.and(L.get(), m.i32.const(-16))), L4.set(m.i32.and(L.get(), m.i32.const(-4))));
+        const unrolled = accs.flatMap((a, u) => {
+          const el = value("vector", 4 * u);
+          return [...el.stmts, a.set(op.vector(a.get(), el.value))];
+        });
+        // A plain load is latency-bound on the adds: four accumulators. A computed value (a prologue) already
+        // has enough independent work per lane; unrolled it ran slower (register pressure around exp).
+        if (pro.expr.t === "in") stmts.push(forRange(fb, { i: j, from: m.i32.const(0), to: () => L16.get(), step: 16, body: [...unrolled, ...advance(16)] }));
+        else stmts.push(j.set(m.i32.const(0)));
+        const el4 = value("vector", 0);
+        stmts.push(forRange(fb, { i: j, to: () => L4.get(), step: 4, body: [...el4.stmts, accs[0]!.set(op.vector(accs[0]!.get(), el4.value)), ...advance(4)] }));
+        const [a0, a1, a2, a3] = accs as [Var, Var, Var, Var];
+        stmts.push(a0.set(op.vector(op.vector(a0.get(), a1.get()), op.vector(a2.get(), a3.get()))));
+        stmts.push(s.set(op.scalar(op.scalar(lane(a0.get(), 0), lane(a0.get(), 1)), op.scalar(lane(a0.get(), 2), lane(a0.get(), 3)))));
+      } else {
+        stmts.push(s.set(sconst(op.identity)), j.set(m.i32.const(0)));
+      }
+      const el1 = value("scalar", 0);
+      stmts.push(forRange(fb, { i: j, to: () => L.get(), body: [...el1.stmts, s.set(op.scalar(s.get(), el1.value)), ...advance(1)] }));
       stmts.push(store(o!.get(), op.scalar(load(o!.get()), s.get())));
     } else {
-      const L4 = fb.i32();
-      stmts.push(L4.set(m.i32.and(L.get(), m.i32.const(-4))));
-      stmts.push(forRange(fb, {
-        i: j, from: m.i32.const(0), to: () => L4.get(), step: 4,
-        body: [m.v128.store(0, 4, o!.get(), op.vector(vload(o!.get()), vload(pIn.get()))), fb.inc(o!, 16), fb.inc(pIn, 16)],
-      }));
-      stmts.push(forRange(fb, { i: j, to: () => L.get(), body: [store(o!.get(), op.scalar(load(o!.get()), load(pIn.get()))), fb.inc(o!, 4), fb.inc(pIn, 4)] }));
+      if (vec) {
+        const L4 = fb.i32();
+        stmts.push(L4.set(m.i32.and(L.get(), m.i32.const(-4))));
+        const el4 = value("vector", 0);
+        stmts.push(forRange(fb, {
+          i: j, from: m.i32.const(0), to: () => L4.get(), step: 4,
+          body: [...el4.stmts, m.v128.store(0, 4, o!.get(), op.vector(vload(o!.get()), el4.value)), fb.inc(o!, 16), ...advance(4)],
+        }));
+      } else {
+        stmts.push(j.set(m.i32.const(0)));
+      }
+      const el1 = value("scalar", 0);
+      stmts.push(forRange(fb, { i: j, to: () => L.get(), body: [...el1.stmts, store(o!.get(), op.scalar(load(o!.get()), el1.value)), fb.inc(o!, 4), ...advance(1)] }));
     }
     return fb.seq(stmts);
   };
@@ -124,14 +205,19 @@ export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
   const skip = fb.label("empty");
   let anyEmpty = m.i32.const(0);
   for (const e of exts) anyEmpty = m.i32.or(anyEmpty, m.i32.eqz(e.get()));
-  const walk = m.block(skip, [m.br(skip, anyEmpty), nest(fb, exts.slice(0, G - 1), [{ start: fb.param(1).get(), strides: outStrides }], inner)]);
+  const ptrs = [
+    { start: fb.param(n).get(), strides: outStrides },
+    ...pro.inputs.map((_, x) => ({ start: fb.param(x).get(), strides: inStrides[x]! })),
+    ...(stored ? [{ start: fb.param(n + 1).get(), strides: storeStrides }] : []),
+  ];
+  const walk = m.block(skip, [m.br(skip, anyEmpty), nest(fb, exts.slice(0, G - 1), ptrs, inner)]);
   const tail: E[] = [];
   if (k.op === "mean") {
     const count = fb.local(fb.t.f32);
     let c = m.f32.const(1);
-    groups.forEach((g, n) => { if (g.key === "r") c = m.f32.mul(c, m.f32.convert_u.i32(exts[n]!.get())); });
-    tail.push(count.set(c), q.set(fb.param(1).get()));
+    groups.forEach((_, g) => { if (!kept(g)) c = m.f32.mul(c, m.f32.convert_u.i32(exts[g]!.get())); });
+    tail.push(count.set(c), q.set(fb.param(n).get()));
     tail.push(forRange(fb, { i, from: m.i32.const(0), to: () => outN.v.get(), body: [m.f32.store(0, 4, q.get(), m.f32.div(m.f32.load(0, 4, q.get()), count.get())), fb.inc(q, 4)] }));
   }
-  return fb.seq([...pro, walk, ...tail]);
+  return fb.seq([...pro0, walk, ...tail]);
 }

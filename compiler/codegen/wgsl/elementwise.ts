@@ -1,11 +1,14 @@
 // Codegen stage (WGSL): elementwise kernels — one invocation per output element (a grid-stride loop covers
 // tensors larger than one dispatch), inputs indexed through their broadcast flags, and the EwExpr tree rendered
-// as one `let` per node so shared subexpressions (a DAG from fusion) are computed once.
+// as one `let` per node so shared subexpressions (a DAG from fusion) are computed once. Loads and stores go
+// through half.ts; a kernel with a packed 16-bit output computes a pair of adjacent elements per iteration and
+// stores whole words, so no two invocations write one word.
 import type { DType } from "../../ir/types.js";
 import type { ElementwiseKernel, EwExpr } from "../kernel.js";
 import type { HelperName } from "./prelude.js";
 import { WGSL_LOWERING } from "./op-emitters.js";
 import { bindConst, wgslType } from "./values.js";
+import { bindingElem, isHalf, isPacked16, loadElem, loadPackElem, packWord, roundTo, storeWordElem, type HalfMode } from "./half.js";
 import { hornerOffset, productOf, unflatten, type KernelShader } from "./shader.js";
 
 export const EW_WORKGROUP = 64;
@@ -25,8 +28,8 @@ function opsOf(e: EwExpr, acc = new Set<string>()): Set<string> {
   return acc;
 }
 
-/** Statements computing the expression per element; returns them and the name holding the result. */
-function renderExpr(k: ElementwiseKernel, helpers: Set<HelperName>, inputName: (i: number) => string): { consts: string[]; stmts: string[]; result: string } {
+/** Statements computing the outputs' expressions per element (one DAG); returns them and the names of the results. */
+export function renderExpr(k: ElementwiseKernel, outs: readonly KernelOutput[], helpers: Set<HelperName>, inputName: (i: number) => string): { consts: string[]; stmts: string[]; results: string[] } {
   const names = new Map<EwExpr, string>();
   const consts: string[] = [];
   const stmts: string[] = [];
@@ -60,33 +63,55 @@ function renderExpr(k: ElementwiseKernel, helpers: Set<HelperName>, inputName: (
     if (n.op !== "cast" && n.op !== "where") {
       if (n.dtype === "u8") e = `(${e}) & 255i`;
       else if (n.dtype === "i8") e = `((${e}) << 24u) >> 24u`;
+      // f16/bf16 arithmetic is done in f32 and rounded to the format, as the reference rounds every such value.
+      else if (isHalf(n.dtype)) e = roundTo(n.dtype, e, ctx.use);
     }
     const name = `v${stmts.length}`;
     stmts.push(`let ${name}: ${wgslType(n.dtype)} = ${e};`);
     return name;
   };
-  const result = visit(k.expr);
-  if ((wgslType(dtypeOf(k.expr)) === "f32") !== (wgslType(k.out) === "f32")) {
-    throw new Error(`wgsl backend: expression dtype ${dtypeOf(k.expr)} does not match output ${k.out} (compiler bug)`);
-  }
-  return { consts, stmts, result };
+  const results = outs.map((o) => {
+    if ((wgslType(dtypeOf(o.expr)) === "f32") !== (wgslType(o.dtype) === "f32")) {
+      throw new Error(`wgsl backend: expression dtype ${dtypeOf(o.expr)} does not match output ${o.dtype} (compiler bug)`);
+    }
+    return visit(o.expr);
+  });
+  return { consts, stmts, results };
 }
 
-/** Bindings (in_0, ..., in_{n-1}, out); params ext_0..ext_{rank-1}. */
-export function renderElementwise(name: string, k: ElementwiseKernel): KernelShader {
+/** One output of the kernel: `out` (k.out, k.expr), then any extra outputs in calling-convention order. */
+export interface KernelOutput {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly expr: EwExpr;
+}
+
+function outputsOf(k: ElementwiseKernel): KernelOutput[] {
+  // Extra outputs of a multi-output kernel: their buffers follow `out`.
+  const extra = k.extraOutputs ?? [];
+  return [{ name: "out", dtype: k.out, expr: k.expr }, ...extra.map((o, j) => ({ name: `out_${j + 1}`, dtype: o.dtype, expr: o.expr }))];
+}
+
+/**
+ * Bindings (in_0, ..., in_{n-1}, out[, out_1, ...]); params ext_0..ext_{rank-1}. `mode` picks how f16 buffers
+ * are bound (half.ts); the manifest entry (grid, bindings) is the same for both variants.
+ */
+export function renderElementwise(name: string, k: ElementwiseKernel, mode: HalfMode = "packed"): KernelShader {
   k.inputs.forEach((inp, i) => {
     if (inp.bcast.length !== k.rank) throw new Error(`wgsl backend: input ${i} bcast has ${inp.bcast.length} axes, rank is ${k.rank}`);
   });
   const helpers = new Set<HelperName>();
+  const use = (h: HelperName) => void helpers.add(h);
   const exts = Array.from({ length: k.rank }, (_, a) => `e${a}`);
   const idx = Array.from({ length: k.rank }, (_, a) => `i${a}`);
+  const outs = outputsOf(k);
   const used = new Set<number>();
   const mark = (e: EwExpr): void => {
     if (e.t === "in") used.add(e.index);
     else if (e.t === "op") e.args.forEach(mark);
   };
-  mark(k.expr);
-  const { consts, stmts, result } = renderExpr(k, helpers, (i) => `x${i}`);
+  outs.forEach((o) => mark(o.expr));
+  const { consts, stmts, results } = renderExpr(k, outs, helpers, (i) => `x${i}`);
 
   // Per-axis indices are needed only by an input broadcast along some axes but not all.
   const anyBcast = k.inputs.some((inp, i) => used.has(i) && inp.bcast.some(Boolean) && !inp.bcast.every(Boolean));
@@ -96,36 +121,57 @@ export function renderElementwise(name: string, k: ElementwiseKernel): KernelSha
     // Broadcast axes contribute nothing to the input's offset; a non-broadcast input is read at i itself.
     const keep = inp.bcast.map((b, a) => (b ? -1 : a)).filter((a) => a >= 0);
     const off = inp.bcast.some(Boolean) ? hornerOffset(keep.map((a) => idx[a]!), keep.map((a) => exts[a]!)) : "i";
-    return [packed ? `let x${i} = bitcast<${wgslType(inp.dtype)}>(pack[p.pack_${i} + ${off}]);` : `let x${i} = in_${i}[${off}];`];
+    return [`let x${i} = ${packed ? loadPackElem(inp.dtype, `p.pack_${i}`, off, use) : loadElem(inp.dtype, mode, `in_${i}`, off, use)};`];
   });
+  const perElement = [...(anyBcast ? unflatten("i", idx, exts, "r") : []), ...loads, ...stmts];
+  // Outputs stored as packed halves make the loop go over words: elements 2w and 2w + 1 in one iteration.
+  const pairs = outs.some((o) => isPacked16(o.dtype, mode));
+  const W = EW_WORKGROUP;
+  const loop = pairs
+    ? [
+      `let nw = (n + 1u) / 2u;`,
+      `for (var w = gid.x; w < nw; w = w + nwg.x * ${W}u) {`,
+      ...outs.flatMap((o, j) => (isPacked16(o.dtype, mode) ? [`  var pk${j} = 0u;`] : [])),
+      `  for (var h = 0u; h < 2u; h = h + 1u) {`,
+      `    let i = 2u * w + h;`,
+      `    if (i >= n) { break; }`,
+      ...perElement.map((l) => `    ${l}`),
+      ...outs.map((o, j) => `    ${isPacked16(o.dtype, mode) ? packWord(o.dtype as "f16" | "bf16", `pk${j}`, "h", results[j]!, use) : storeWordElem(o.dtype, mode, o.name, "i", results[j]!, use)}`),
+      `  }`,
+      ...outs.flatMap((o, j) => (isPacked16(o.dtype, mode) ? [`  ${o.name}[w] = pk${j};`] : [])),
+      "}",
+    ]
+    : [
+      `for (var i = gid.x; i < n; i = i + nwg.x * ${W}u) {`,
+      ...perElement.map((l) => `  ${l}`),
+      ...outs.map((o, j) => `  ${storeWordElem(o.dtype, mode, o.name, "i", results[j]!, use)}`),
+      "}",
+    ];
   const body = [
     ...exts.map((e, a) => `let ${e} = p.ext_${a};`),
     `let n = ${productOf(exts)};`,
     ...consts,
-    `for (var i = gid.x; i < n; i = i + nwg.x * ${EW_WORKGROUP}u) {`,
-    ...(anyBcast ? unflatten("i", idx, exts, "r").map((l) => `  ${l}`) : []),
-    ...loads.map((l) => `  ${l}`),
-    ...stmts.map((l) => `  ${l}`),
-    `  out[i] = ${result};`,
-    "}",
+    ...loop,
   ];
   const ins = k.inputs.map((inp, i) => `in_${i}: ${inp.dtype}${inp.bcast.some(Boolean) ? ` (broadcast on axes ${inp.bcast.flatMap((b, a) => (b ? [a] : [])).join(", ")})` : ""}`);
+  const opNames = new Set<string>();
+  outs.forEach((o) => opsOf(o.expr, opNames));
   return {
     name,
     about: [
-      `Kiln kernel ${name}: elementwise ${[...opsOf(k.expr)].join(", ")} -> out: ${k.out}[${exts.map((_, a) => `ext_${a}`).join(", ")}]`,
-      `inputs: ${ins.join("; ") || "none"}${packed ? " (all read from `pack`)" : ""}`,
+      `Kiln kernel ${name}: elementwise ${[...opNames].join(", ")} -> ${outs.map((o) => `${o.name}: ${o.dtype}`).join(", ")} [${exts.map((_, a) => `ext_${a}`).join(", ")}]`,
+      `inputs: ${ins.join("; ") || "none"}${packed ? " (all read from `pack`)" : ""}${pairs ? "; 16-bit outputs packed two per u32 word, one pair per iteration" : ""}`,
     ],
     params: exts.map((_, a) => `ext_${a}`),
     buffers: [
-      ...k.inputs.map((inp, i) => (packed ? ("packed" as const) : { name: `in_${i}`, elem: wgslType(inp.dtype), write: false })),
-      { name: "out", elem: wgslType(k.out), write: true },
+      ...k.inputs.map((inp, i) => (packed ? ("packed" as const) : { name: `in_${i}`, elem: bindingElem(inp.dtype, mode), write: false })),
+      ...outs.map((o) => ({ name: o.name, elem: bindingElem(o.dtype, mode, "write"), write: true })),
     ],
     helpers,
-    workgroup: [EW_WORKGROUP, 1, 1],
+    workgroup: [W, 1, 1],
     builtins: ["@builtin(global_invocation_id) gid: vec3<u32>", "@builtin(num_workgroups) nwg: vec3<u32>"],
     body,
     workgroupBytes: 0,
-    grid: [{ ints: exts.map((_, a) => a), per: EW_WORKGROUP }, { ints: [], per: 1 }, { ints: [], per: 1 }],
+    grid: [{ ints: exts.map((_, a) => a), per: W }, { ints: [], per: 1 }, { ints: [], per: 1 }],
   };
 }

@@ -4,7 +4,10 @@
 // transB operands are read transposed while staging. The wasm packing scratch is not bound.
 import type { MatmulKernel } from "../kernel.js";
 import { wgslType } from "./values.js";
+import type { HelperName } from "./prelude.js";
+import { bindingElem, loadElem, roundTo, storeElem, type HalfMode } from "./half.js";
 import { hornerOffset, indent, productOf, unflatten, type KernelShader } from "./shader.js";
+import { wgslEpilogue } from "./matmul-epilogue.js";
 
 export interface MatmulTile {
   /** Rows and columns of C per workgroup, and the k step staged in workgroup memory. */
@@ -40,23 +43,26 @@ function innerProduct(t: MatmulTile): string[] {
  * Cooperative, bounds-checked load of a rows x cols tile (zero outside the matrix) into workgroup memory.
  * Consecutive invocations walk the operand's memory order: along c normally, along r for a transposed operand.
  */
-function stageTile(tile: string, src: string, rows: number, cols: number, wg: number, trans: boolean, inside: string, at: string): string[] {
+function stageTile(tile: string, load: (at: string) => string, rows: number, cols: number, wg: number, trans: boolean, inside: string, at: string): string[] {
   const [r, c] = trans ? [`e % ${rows}u`, `e / ${rows}u`] : [`e / ${cols}u`, `e % ${cols}u`];
   return [
     `for (var e = li; e < ${rows * cols}u; e = e + ${wg}u) {`,
     `  let r = ${r};`,
     `  let c = ${c};`,
     `  var v = 0.0f;`,
-    `  if (${inside}) { v = ${src}[${at}]; }`,
+    `  if (${inside}) { v = ${load(at)}; }`,
     `  ${tile}[${trans ? `r * ${cols}u + c` : "e"}] = v;`,
     `}`,
   ];
 }
 
-/** Buffers (lhs, rhs, scratch: not bound, out); params bext_0..bext_{batchRank-1}, m, k, n, m0, m1 (rows computed). */
-export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFAULT_TILE): KernelShader {
+/**
+ * Buffers (lhs, rhs, scratch: not bound, out); params bext_0..bext_{batchRank-1}, m, k, n, m0, m1 (rows computed).
+ * f16/bf16 operands and outputs (half.ts; `mode` says how f16 is bound) are widened while staging; the sum is f32.
+ */
+export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFAULT_TILE, mode: HalfMode = "packed"): KernelShader {
   checkTile(t);
-  if (k.dtype !== "f32") {
+  if (k.dtype !== "f32" && k.dtype !== "f16" && k.dtype !== "bf16") {
     wgslType(k.dtype);
     throw new Error(`wgsl backend: matmul over ${k.dtype} is not supported`);
   }
@@ -70,14 +76,25 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
     const keep = bc.flatMap((b, a) => (b ? [] : [a]));
     return hornerOffset(keep.map((a) => z[a]!), keep.map((a) => bext[a]!));
   };
+  const helpers = new Set<HelperName>();
+  const use = (h: HelperName) => void helpers.add(h);
+  // Operand storage and folded casts (the contract in kernel.ts): load, widen to f32, then round if asked.
+  const aDtype = k.aDtype ?? k.dtype, bDtype = k.bDtype ?? k.dtype;
+  const outDtype = k.epilogue?.out ?? k.dtype;
+  const loadA = (at: string) => roundTo(k.aRound ?? "f32", loadElem(aDtype, mode, "lhs", at, use), use);
+  const loadB = (at: string) => roundTo(k.bRound ?? "f32", loadElem(bDtype, mode, "rhs", at, use), use);
+  /** The store of one finished element (packed halves race-free, half.ts). */
+  const storeOut = (at: string, value: string): string => storeElem(outDtype, mode, "out", at, value, use).join(" ");
+  // Fused elementwise consumers applied to each finished sum (matmul-epilogue.ts; A2's region).
+  const epi = k.epilogue ? wgslEpilogue(k, mode, use, batchIndex) : null;
   const regs = Array.from({ length: t.regM }, (_, r) => Array.from({ length: t.regN }, (_, c) => [r, c] as const)).flat();
   const tileBody = [
     `let row0 = m0 + ty * ${t.m}u;`,
     `let col0 = tx * ${t.n}u;`,
     ...regs.map(([r, c]) => `var acc${r}_${c} = 0.0f;`),
     `for (var k0 = 0u; k0 < K; k0 = k0 + ${t.k}u) {`,
-    ...indent(stageTile("tileA", "lhs", t.m, t.k, wg, ta, "row0 + r < m1 && k0 + c < K", ta ? "aBase + (k0 + c) * M + row0 + r" : "aBase + (row0 + r) * K + k0 + c")),
-    ...indent(stageTile("tileB", "rhs", t.k, t.n, wg, tb, "k0 + r < K && col0 + c < N", tb ? "bBase + (col0 + c) * K + k0 + r" : "bBase + (k0 + r) * N + col0 + c")),
+    ...indent(stageTile("tileA", loadA, t.m, t.k, wg, ta, "row0 + r < m1 && k0 + c < K", ta ? "aBase + (k0 + c) * M + row0 + r" : "aBase + (row0 + r) * K + k0 + c")),
+    ...indent(stageTile("tileB", loadB, t.k, t.n, wg, tb, "k0 + r < K && col0 + c < N", tb ? "bBase + (col0 + c) * K + k0 + r" : "bBase + (k0 + r) * N + col0 + c")),
     `  workgroupBarrier();`,
     `  for (var kk = 0u; kk < ${t.k}u; kk = kk + 1u) {`,
     ...indent(innerProduct(t), 2),
@@ -87,10 +104,12 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
     `}`,
     ...regs.map(([r, c]) => {
       const gr = `row0 + ly * ${t.regM}u + ${r}u`, gc = `col0 + lx * ${t.regN}u + ${c}u`;
-      return `if (${gr} < m1 && ${gc} < N) { out[cBase + (${gr}) * N + ${gc}] = acc${r}_${c}; }`;
+      const store = epi ? epi.store(gr, gc, `acc${r}_${c}`) : storeOut(`cBase + (${gr}) * N + ${gc}`, `acc${r}_${c}`);
+      return `if (${gr} < m1 && ${gc} < N) { ${store} }`;
     }),
   ];
   const body = [
+    ...(epi?.consts ?? []),
     ...bext.map((b, a) => `let ${b} = p.bext_${a};`),
     `let M = p.m;`,
     `let K = p.k;`,
@@ -108,6 +127,7 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
     `  let aBase = (${batchIndex(k.aBcast)}) * M * K;`,
     `  let bBase = (${batchIndex(k.bBcast)}) * K * N;`,
     `  let cBase = bz * M * N;`,
+    ...indent(epi?.perBatch ?? []),
     `  for (var ty = wid.y; ty < tilesM; ty = ty + nwg.y) {`,
     `    for (var tx = wid.x; tx < tilesN; tx = tx + nwg.x) {`,
     ...indent(tileBody, 3),
@@ -119,12 +139,13 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
   return {
     name,
     about: [
-      `Kiln kernel ${name}: matmul f32, batch rank ${br}: out[batch, M, N] = ${ta ? "transpose(lhs[batch, K, M])" : "lhs[batch, M, K]"}${bc(k.aBcast)} @ ${tb ? "transpose(rhs[batch, N, K])" : "rhs[batch, K, N]"}${bc(k.bBcast)}, rows [m0, m1)`,
+      `Kiln kernel ${name}: matmul ${aDtype}${k.aRound ? ` (rounded to ${k.aRound})` : ""} x ${bDtype}${k.bRound ? ` (rounded to ${k.bRound})` : ""} -> ${outDtype}, f32 sums, batch rank ${br}: out[batch, M, N] = ${ta ? "transpose(lhs[batch, K, M])" : "lhs[batch, M, K]"}${bc(k.aBcast)} @ ${tb ? "transpose(rhs[batch, N, K])" : "rhs[batch, K, N]"}${bc(k.bBcast)}, rows [m0, m1)`,
       `tile ${t.m}x${t.n}x${t.k} per workgroup, ${t.regM}x${t.regN} per invocation`,
+      ...(epi ? [epi.about] : []),
     ],
     params: [...bext.map((_, a) => `bext_${a}`), "m", "k", "n", "m0", "m1"],
-    buffers: [{ name: "lhs", elem: "f32", write: false }, { name: "rhs", elem: "f32", write: false }, null, { name: "out", elem: "f32", write: true }],
-    helpers: new Set(),
+    buffers: [{ name: "lhs", elem: bindingElem(aDtype, mode), write: false }, { name: "rhs", elem: bindingElem(bDtype, mode), write: false }, null, ...(epi?.buffers ?? []), { name: "out", elem: bindingElem(outDtype, mode, "scatter"), write: true }],
+    helpers,
     decls: [`var<workgroup> tileA: array<f32, ${t.m * t.k}>;`, `var<workgroup> tileB: array<f32, ${t.k * t.n}>;`],
     workgroup: [wx, wy, 1],
     builtins: ["@builtin(local_invocation_id) lid: vec3<u32>", "@builtin(workgroup_id) wid: vec3<u32>", "@builtin(num_workgroups) nwg: vec3<u32>"],

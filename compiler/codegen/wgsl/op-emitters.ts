@@ -22,10 +22,11 @@ export type WgslLowering =
   /** Graph leaves: no kernel. */
   | { readonly kind: "source" };
 
-const isF = (t: DType | undefined): boolean => t === "f32";
+/** f16/bf16 values are f32 registers holding a value of the format (values.ts): float ops apply to them too. */
+const isF = (t: DType | undefined): boolean => t === "f32" || t === "f16" || t === "bf16";
 
 function floatOnly(op: string, t: DType | undefined): void {
-  if (t !== "f32") throw new Error(`wgsl backend: ${op} needs an f32 operand, got ${t}`);
+  if (!isF(t)) throw new Error(`wgsl backend: ${op} needs a float operand, got ${t}`);
 }
 
 const ew = (emit: WgslElementEmitter): WgslLowering => ({ kind: "elementwise", emit });
@@ -58,6 +59,12 @@ function castExpr(c: WgslEmitCtx, x: string, from: DType, to: DType): string {
   };
   switch (to) {
     case "f32": return isF(from) ? x : `f32(${x})`;
+    // Rounded to the 16-bit format and kept in f32 (half.ts stores it as 16 bits).
+    case "f16": case "bf16": {
+      const f = isF(from) ? x : `f32(${x})`;
+      c.use(`${to}_round`);
+      return `kiln_${to}_round(${f})`;
+    }
     case "i32": return toInt();
     case "bool":
       if (!isF(from)) return `select(0i, 1i, ${x} != 0i)`;

@@ -4,7 +4,7 @@
 
 export type HelperName =
   | "isnan" | "nan" | "inf" | "max_f32" | "min_f32" | "f32_to_i32" | "div_i32" | "exp" | "log" | "tanh" | "sigmoid" | "pow"
-  | "f32_to_bool";
+  | "f32_to_bool" | "f16_bits" | "bf16_bits" | "f16_round" | "bf16_round" | "bf16_at" | "to_f16";
 
 interface Helper {
   readonly deps: readonly HelperName[];
@@ -63,6 +63,61 @@ const HELPERS: Record<HelperName, Helper> = {
     deps: [],
     code: `fn kiln_f32_to_bool(x: f32) -> i32 {
   return select(0i, 1i, (bitcast<u32>(x) & 0x7fffffffu) != 0u);
+}`,
+  },
+  // f32 -> IEEE binary16 bits, round to nearest even (ties and the f32 -> f16 conversion of WGSL are
+  // implementation-defined; this is runtime/dtype.ts f32ToF16Bits in bit operations, so every adapter, the packed
+  // and the native path and the wasm backend store the same bits): overflow (>= 65520) -> +-Inf, subnormals kept
+  // (round() is round-half-even in WGSL, and x * 2^24 is exact), NaN -> sign | 0x7e00 (quiet, as the host does).
+  f16_bits: {
+    deps: [],
+    code: `fn kiln_f16_bits(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  let s = (b >> 16u) & 0x8000u;
+  let a = b & 0x7fffffffu;
+  if (a > 0x7f800000u) { return s | 0x7e00u; }
+  if (a >= 0x477ff000u) { return s | 0x7c00u; }
+  if (a >= 0x38800000u) {
+    let r = a + 0x0fffu + ((a >> 13u) & 1u);
+    return s | ((r - 0x38000000u) >> 13u);
+  }
+  return s | u32(round(bitcast<f32>(a) * 16777216.0f));
+}`,
+  },
+  // f32 -> bfloat16 bits (the top half, round to nearest even); NaN stays NaN with its quiet bit set.
+  bf16_bits: {
+    deps: [],
+    code: `fn kiln_bf16_bits(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  if ((b & 0x7fffffffu) > 0x7f800000u) { return ((b >> 16u) | 0x40u) & 0xffffu; }
+  return ((b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u) & 0xffffu;
+}`,
+  },
+  // The f32 value of x rounded to f16 / bf16 (a cast to a 16-bit dtype kept in an f32 register).
+  f16_round: {
+    deps: ["f16_bits"],
+    code: `fn kiln_f16_round(x: f32) -> f32 {
+  return unpack2x16float(kiln_f16_bits(x)).x;
+}`,
+  },
+  bf16_round: {
+    deps: ["bf16_bits"],
+    code: `fn kiln_bf16_round(x: f32) -> f32 {
+  return bitcast<f32>(kiln_bf16_bits(x) << 16u);
+}`,
+  },
+  // Element h (0: low half, 1: high half) of a word holding two bf16 values, as f32.
+  bf16_at: {
+    deps: [],
+    code: `fn kiln_bf16_at(w: u32, h: u32) -> f32 {
+  return bitcast<f32>(select(w << 16u, w & 0xffff0000u, h == 1u));
+}`,
+  },
+  // For array<f16> stores (the shader has `enable f16;`): the same bits as the packed path.
+  to_f16: {
+    deps: ["f16_bits"],
+    code: `fn kiln_to_f16(x: f32) -> f16 {
+  return bitcast<vec2<f16>>(kiln_f16_bits(x)).x;
 }`,
   },
   // Truncating division where x / 0 = 0 and INT_MIN / -1 wraps to INT_MIN (WGSL would return x for both).

@@ -1,10 +1,12 @@
 // Codegen stage (WGSL): reduce kernels (sum, mean, max, min over any set of axes). One workgroup per output
 // element (looping when there are more outputs than one dispatch allows): its invocations stride over the
 // reduced elements, then combine their partial results in a workgroup-memory tree.
-import type { ReduceKernel } from "../kernel.js";
+import type { EwExpr, ReduceKernel } from "../kernel.js";
 import type { HelperName } from "./prelude.js";
 import { i32Literal, wgslType } from "./values.js";
+import { bindingElem, loadElem, storeElem, type HalfMode } from "./half.js";
 import { indent, productOf, unflatten, type KernelShader } from "./shader.js";
+import { renderExpr } from "./elementwise.js";
 
 export const REDUCE_WORKGROUP = 64;
 
@@ -14,7 +16,7 @@ interface Combine {
 }
 
 function combiner(k: ReduceKernel, helpers: Set<HelperName>): Combine {
-  const f = k.dtype === "f32";
+  const f = wgslType(k.dtype) === "f32";
   switch (k.op) {
     case "sum": case "mean":
       return { identity: f ? "0.0f" : "0i", combine: (a, b) => `${a} + ${b}` };
@@ -29,26 +31,57 @@ function combiner(k: ReduceKernel, helpers: Set<HelperName>): Combine {
   }
 }
 
-/** Bindings (in, out); params ext_0..ext_{rank-1}; out is contiguous over the kept axes. */
-export function renderReduce(name: string, k: ReduceKernel): KernelShader {
-  if (k.dtype !== "f32" && k.dtype !== "i32") {
+/**
+ * Bindings (in, out), or (in_0, ..., in_{n-1}, out) with a prologue (the value reduced is its expression over
+ * the inputs, each indexed through its broadcast flags); params ext_0..ext_{rank-1}; out is contiguous over
+ * the kept axes. f16/bf16 data (half.ts,
+ * `mode` says how f16 is bound) accumulates in f32 and is rounded once when stored.
+ */
+export function renderReduce(name: string, k: ReduceKernel, mode: HalfMode = "packed"): KernelShader {
+  if (k.dtype !== "f32" && k.dtype !== "i32" && k.dtype !== "f16" && k.dtype !== "bf16") {
     wgslType(k.dtype);
     throw new Error(`wgsl backend: reduce ${k.op} over ${k.dtype} is not supported`);
   }
-  if (k.op === "mean" && k.dtype !== "f32") throw new Error(`wgsl backend: mean needs f32, got ${k.dtype}`);
+  if (k.op === "mean" && wgslType(k.dtype) !== "f32") throw new Error(`wgsl backend: mean needs f32, got ${k.dtype}`);
   if (k.reduced.length !== k.rank) throw new Error(`wgsl backend: reduce has ${k.reduced.length} flags for rank ${k.rank}`);
   const T = wgslType(k.dtype);
   const W = REDUCE_WORKGROUP;
   const helpers = new Set<HelperName>();
   const op = combiner(k, helpers);
+  const use = (h: HelperName) => void helpers.add(h);
+  const pro = k.prologue ?? { inputs: [{ dtype: k.dtype, bcast: k.reduced.map(() => false) }], expr: { t: "in", index: 0 } as EwExpr };
+  const inName = (i: number) => (k.prologue ? `in_${i}` : "inp");
+  /** Element `at` of input i (every input read goes through here). */
+  const loadInput = (i: number, at: string): string => loadElem(pro.inputs[i]!.dtype, mode, inName(i), at, use);
   const axes = Array.from({ length: k.rank }, (_, a) => a);
   const kept = axes.filter((a) => !k.reduced[a]);
   const red = axes.filter((a) => k.reduced[a]);
   const e = (a: number) => `e${a}`;
-  const s = (a: number) => `s${a}`;
-  // Row-major strides of the (contiguous) input.
-  const strides = axes.slice().reverse().map((a) => (a === k.rank - 1 ? `let s${a} = 1u;` : `let s${a} = s${a + 1} * e${a + 1};`));
-  const offset = (list: number[], idx: (a: number) => string) => (list.length ? list.map((a) => `${idx(a)} * ${s(a)}`).join(" + ") : "0u");
+  // Row-major strides of each (contiguous) input over its non-broadcast axes: s<i>_<axis>.
+  const strides: string[] = [];
+  pro.inputs.forEach((inp, i) => {
+    let acc = "1u";
+    for (let a = k.rank - 1; a >= 0; a--) {
+      if (inp.bcast[a]) continue;
+      strides.push(`let s${i}_${a} = ${acc};`);
+      acc = `s${i}_${a} * e${a}`;
+    }
+  });
+  // prologue.stored: the value reduced is also written, contiguous over every axis (strides st_<axis>).
+  const stored = k.prologue?.stored === true;
+  if (stored && k.dtype !== "f32") throw new Error(`wgsl backend: a reduce prologue stores f32 only, got ${k.dtype} (compiler bug)`);
+  if (stored) axes.slice().reverse().forEach((a) => strides.push(a === k.rank - 1 ? `let st_${a} = 1u;` : `let st_${a} = st_${a + 1} * e${a + 1};`));
+  const storedAt = (list: number[], idx: (a: number) => string) => (list.length ? list.map((a) => `${idx(a)} * st_${a}`).join(" + ") : "0u");
+  const offset = (i: number, list: number[], idx: (a: number) => string) => {
+    const terms = list.filter((a) => !pro.inputs[i]!.bcast[a]).map((a) => `${idx(a)} * s${i}_${a}`);
+    return terms.length ? terms.join(" + ") : "0u";
+  };
+  const used = new Set<number>();
+  const mark = (x: EwExpr): void => (x.t === "in" ? void used.add(x.index) : x.t === "op" ? x.args.forEach(mark) : undefined);
+  mark(pro.expr);
+  const ek = { kind: "elementwise" as const, rank: k.rank, inputs: pro.inputs, out: k.dtype, expr: pro.expr };
+  const ex = renderExpr(ek, [{ name: "value", dtype: k.dtype, expr: pro.expr }], helpers, (i) => `x${i}`);
+  const loads = [...used].sort((a, b) => a - b).map((i) => `let x${i} = ${loadInput(i, `base${i} + ${offset(i, red, (a) => `r${a}`)}`)};`);
   const finish = k.op === "mean" ? `partial[0] / f32(count)` : "partial[0]";
   const tree = [
     `partial[lid.x] = acc;`,
@@ -57,7 +90,9 @@ export function renderReduce(name: string, k: ReduceKernel): KernelShader {
     `  if (lid.x < w) { partial[lid.x] = ${op.combine("partial[lid.x]", "partial[lid.x + w]")}; }`,
     `  workgroupBarrier();`,
     `}`,
-    `if (lid.x == 0u) { out[row] = ${finish}; }`,
+    `if (lid.x == 0u) {`,
+    ...storeElem(k.dtype, mode, "out", "row", finish, use).map((l) => `  ${l}`),
+    `}`,
     // partial[0] must be read before the next row overwrites it.
     `workgroupBarrier();`,
   ];
@@ -66,13 +101,17 @@ export function renderReduce(name: string, k: ReduceKernel): KernelShader {
     ...strides,
     `let rows = ${productOf(kept.map(e))};`,
     `let count = ${productOf(red.map(e))};`,
+    ...ex.consts,
     `for (var row = wid.x; row < rows; row = row + nwg.x) {`,
     ...indent(unflatten("row", kept.map((a) => `k${a}`), kept.map(e), "q")),
-    `  let base = ${offset(kept, (a) => `k${a}`)};`,
+    ...[...used].sort((a, b) => a - b).map((i) => `  let base${i} = ${offset(i, kept, (a) => `k${a}`)};`),
+    ...(stored ? [`  let baseS = ${storedAt(kept, (a) => `k${a}`)};`] : []),
     `  var acc: ${T} = ${op.identity};`,
     `  for (var j = lid.x; j < count; j = j + ${W}u) {`,
     ...indent(unflatten("j", red.map((a) => `r${a}`), red.map(e), "t"), 2),
-    `    acc = ${op.combine("acc", `inp[base + ${offset(red, (a) => `r${a}`)}]`)};`,
+    ...indent([...loads, ...ex.stmts], 2),
+    ...(stored ? [`    stored[baseS + ${storedAt(red, (a) => `r${a}`)}] = ${ex.results[0]!};`] : []),
+    `    acc = ${op.combine("acc", ex.results[0]!)};`,
     `  }`,
     ...indent(tree),
     `}`,
@@ -80,11 +119,15 @@ export function renderReduce(name: string, k: ReduceKernel): KernelShader {
   return {
     name,
     about: [
-      `Kiln kernel ${name}: ${k.op} of inp: ${k.dtype}[${axes.map((a) => `ext_${a}`).join(", ")}] over axes ${red.join(", ") || "none"}`,
+      `Kiln kernel ${name}: ${k.op} of ${k.prologue ? "a fused expression" : "inp"}: ${k.dtype}[${axes.map((a) => `ext_${a}`).join(", ")}] over axes ${red.join(", ") || "none"}`,
       `one workgroup per output element, ${W} invocations, tree reduction in workgroup memory`,
     ],
     params: axes.map((a) => `ext_${a}`),
-    buffers: [{ name: "inp", elem: T, write: false }, { name: "out", elem: T, write: true }],
+    buffers: [
+      ...pro.inputs.map((inp, i) => ({ name: inName(i), elem: bindingElem(inp.dtype, mode), write: false })),
+      { name: "out", elem: bindingElem(k.dtype, mode, "scatter"), write: true },
+      ...(stored ? [{ name: "stored", elem: "f32" as const, write: true }] : []),
+    ],
     helpers,
     decls: [`var<workgroup> partial: array<${T}, ${W}>;`],
     workgroup: [W, 1, 1],

@@ -3,11 +3,12 @@
 // one `pack` of all inputs), the helpers it uses, and one compute entry point `main`.
 import type { WgslGridAxis, WgslKernelManifest } from "../../../runtime/manifest.js";
 import { renderHelpers, type HelperName } from "./prelude.js";
+import type { StorageElem } from "./half.js";
 
 export interface StorageBinding {
   readonly name: string;
-  /** Element type of the runtime-sized array. */
-  readonly elem: "f32" | "i32" | "u32";
+  /** Element type of the runtime-sized array (f16 needs shader-f16; atomic<u32> holds packed halves, half.ts). */
+  readonly elem: StorageElem;
   readonly write: boolean;
 }
 
@@ -41,6 +42,8 @@ export const ONE_GROUP: WgslGridAxis = { ints: [], per: 1 };
 /** The text of one kernel's shader module. */
 export function renderShader(k: KernelShader): string {
   const lines: string[] = [...k.about.map((l) => `// ${l}`), ""];
+  // The native 16-bit variant (half.ts); a directive must precede every declaration.
+  if (k.buffers.some((b) => b !== null && b !== "packed" && b.elem === "f16")) lines.push("enable f16;", "");
   // WGSL has no empty structs: a kernel without integer arguments still gets one (unused) field.
   const packs = k.buffers.filter((b) => b === "packed").map((_, j) => `pack_${j}`);
   const fields = [...k.params, ...packs];

@@ -1,7 +1,8 @@
-// Codegen stage (WGSL): how Kiln dtypes live in WGSL. Every tensor element is one 32-bit word in a storage
-// buffer: f32 as f32, and i32/i8/u8/bool as i32 (i8 sign-extended, u8 zero-extended, bool 0/1); the runtime
-// widens byte-sized host data on upload and narrows it on download.
+// Codegen stage (WGSL): how Kiln dtypes live in WGSL registers. f32 as f32, i32/i8/u8/bool as i32 (i8
+// sign-extended, u8 zero-extended, bool 0/1; one 32-bit word each in storage, the runtime widens byte-sized host
+// data), and f16/bf16 as f32 holding a value of the 16-bit format (stored as 16-bit halves: see half.ts).
 import type { DType } from "../../ir/types.js";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../../runtime/dtype.js";
 
 /** WGSL scalar type of a value of dtype `d`, in storage and in expressions. */
 export type WgslScalar = "f32" | "i32";
@@ -10,10 +11,10 @@ export function unsupportedDType(d: DType): Error {
   return new Error(`wgsl backend: dtype ${d} not supported yet`);
 }
 
-/** Element dtypes compute kernels accept; f16/bf16/f64 throw (f16 storage is the mixed-precision issue's job). */
+/** Register type of a value of dtype `d` (f16/bf16 compute in f32); f64 throws (WGSL has no f64). */
 export function wgslType(d: DType): WgslScalar {
-  if (d === "f16" || d === "bf16" || d === "f64") throw unsupportedDType(d);
-  return d === "f32" ? "f32" : "i32";
+  if (d === "f64") throw unsupportedDType(d);
+  return d === "f32" || d === "f16" || d === "bf16" ? "f32" : "i32";
 }
 
 /** The i32 a constant of an integer or bool dtype holds (truncated, wrapped to the dtype). */
@@ -71,5 +72,8 @@ export function bindF32(name: string, v: number): string[] {
 
 /** A constant of dtype `d` bound to `name` (always a `let`, so expressions over it are never const-folded). */
 export function bindConst(name: string, v: number, d: DType): string[] {
+  // A constant of a 16-bit dtype holds the value that format stores (as the reference rounds it).
+  if (d === "f16") return bindF32(name, f16BitsToF32(f32ToF16Bits(v)));
+  if (d === "bf16") return bindF32(name, bf16BitsToF32(f32ToBf16Bits(v)));
   return wgslType(d) === "f32" ? bindF32(name, v) : [`let ${name} = ${i32Literal(intConstValue(v, d))};`];
 }

@@ -1,0 +1,176 @@
+// Codegen stage, planner for matmuls: folds transposes and float casts of operands into the operand loading,
+// and a fused elementwise group (passes/fusion.ts fuseMatmulEpilogues) into the store as an epilogue.
+import type { DimPoly } from "../../runtime/manifest.js";
+import { guardKey, useCounts, type Graph, type Node } from "../ir/graph.js";
+import { isFloat, type Dim, type DType } from "../ir/types.js";
+import type { EwExpr, KernelSpec, MatmulEpilogue, MatmulKernel } from "./kernel.js";
+import { polyConst, polyProduct } from "./dim-poly.js";
+import { matmulScratchBytes } from "./wasm/matmul-blocking.js";
+
+export type StepFn = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops?: string[]) => void;
+export interface Interner {
+  intern(spec: KernelSpec, label: string): string;
+}
+
+export interface MatmulPlan {
+  /** Permutes read transposed by their matmul instead of being copied. */
+  readonly folded: ReadonlySet<number>;
+  /** Float casts whose matmuls load the cast's input and round it themselves (no value, no step). */
+  readonly casts: ReadonlySet<number>;
+  /** Root of a fused group -> the matmul whose epilogue it is. */
+  readonly epilogueOf: ReadonlyMap<number, number>;
+  /** Value index of the function's matmul scratch buffer. */
+  readonly scratch: number;
+  /** Bytes it needs (-1: the function has no matmul). */
+  scratchBytes: number;
+}
+
+export function matmulPlan(g: Graph): MatmulPlan {
+  const { permutes, casts } = foldedOperands(g);
+  const epilogueOf = new Map<number, number>();
+  for (const n of g.nodes) if (n.op === "matmul" && n.fused !== undefined) epilogueOf.set(n.fused, n.id);
+  return { folded: permutes, casts, epilogueOf, scratch: g.nodes.length, scratchBytes: -1 };
+}
+
+const STORAGE: readonly DType[] = ["f32", "f16", "bf16"];
+const isSwap = (p: Node): boolean => {
+  if (p.op !== "permute") return false;
+  const perm = (p.attrs as { perm: number[] }).perm;
+  const r = perm.length;
+  return r >= 2 && perm[r - 2] === r - 1 && perm[r - 1] === r - 2 && perm.slice(0, r - 2).every((q, i) => q === i);
+};
+const castTo = (p: Node): DType => (p.attrs as { to: DType }).to;
+
+/**
+ * Operand chains a matmul reads directly: a permute swapping the last two axes and/or a cast between f32, f16
+ * and bf16 (one of each, in either order), when every use of the node is such a chain under the same guards and
+ * it is no output, update, guard or fused group's root. Anything with another use keeps its kernel.
+ */
+function foldedOperands(g: Graph): { permutes: Set<number>; casts: Set<number> } {
+  const uses = useCounts(g);
+  const pinned = new Set<number>([...g.outputs.map((o) => o.node), ...(g.updates ?? []).map((u) => u.node)]);
+  for (const n of g.nodes) for (const gd of n.guard ?? []) pinned.add(gd.cond);
+  const isCast = (p: Node): boolean =>
+    p.op === "cast" && isFloat(p.type.dtype) && STORAGE.includes(castTo(p)) && STORAGE.includes(g.nodes[p.inputs[0]].type.dtype);
+  // A node other nodes are fused into is a kernel's root (an elementwise group, a matmul epilogue): it stays.
+  const roots = new Set<number>();
+  for (const n of g.nodes) if (n.fused !== undefined) roots.add(n.fused);
+  const ok = (p: Node, user: Node) =>
+    (isSwap(p) || isCast(p)) && !pinned.has(p.id) && !roots.has(p.id) && guardKey(p.guard) === guardKey(user.guard);
+  const hits = new Array<number>(g.nodes.length).fill(0);
+  for (const n of g.nodes) if (n.op === "matmul") for (const id of n.inputs) if (ok(g.nodes[id], n)) hits[id]++;
+  const first = g.nodes.filter((p) => hits[p.id] > 0 && hits[p.id] === uses[p.id]);
+  // Second links: the other kind of fold under a folded first one.
+  const hits2 = new Array<number>(g.nodes.length).fill(0);
+  for (const p of first) {
+    const q = g.nodes[p.inputs[0]];
+    if (ok(q, p) && isSwap(q) !== isSwap(p)) hits2[q.id]++;
+  }
+  const second = g.nodes.filter((q) => hits2[q.id] > 0 && hits2[q.id] === uses[q.id]);
+  const all = [...first, ...second];
+  return { permutes: new Set(all.filter(isSwap).map((p) => p.id)), casts: new Set(all.filter((p) => !isSwap(p)).map((p) => p.id)) };
+}
+
+interface Operand {
+  src: number;
+  trans: boolean;
+  dtype: DType;
+  round?: "f16" | "bf16";
+}
+
+/** Follows the folded permute/cast chain of a matmul operand to the buffer it reads. */
+function operand(g: Graph, mm: MatmulPlan, id: number): Operand {
+  let trans = false;
+  let round: "f16" | "bf16" | undefined;
+  while (mm.folded.has(id) || mm.casts.has(id)) {
+    const p = g.nodes[id];
+    if (mm.folded.has(id)) trans = true;
+    else {
+      const to = castTo(p);
+      // A widening cast is exact; a narrowing one rounds (the outermost narrowing wins, being applied last).
+      if (round === undefined && (to === "f16" || to === "bf16")) round = to;
+    }
+    id = p.inputs[0];
+  }
+  const dtype = g.nodes[id].type.dtype;
+  return { src: id, trans, dtype, ...(round && round !== dtype ? { round } : {}) };
+}
+
+/**
+ * One matmul kernel call; with `root`, the fused group rooted there (the matmul is one of its leaves) becomes the
+ * epilogue and the step writes the root's value.
+ */
+export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm: MatmulPlan, root?: Node): void {
+  const [a, b] = n.inputs.map((i) => g.nodes[i].type.shape);
+  const [A, B] = n.inputs.map((i) => operand(g, mm, i));
+  const as = a.length === 1 ? [1, a[0]] : a;
+  const bs = b.length === 1 ? [b[0], 1] : b;
+  const M = as[as.length - 2], K = as[as.length - 1], N = bs[bs.length - 1];
+  const batchRank = Math.max(as.length, bs.length) - 2;
+  const pad = (s: readonly Dim[]) => [...Array(batchRank - (s.length - 2)).fill(1), ...s.slice(0, -2)] as Dim[];
+  const ab = pad(as), bb = pad(bs);
+  const batch = ab.map((d, k) => (d === 1 ? bb[k] : d));
+  const epi = root ? epilogue(g, n, root) : undefined;
+  // One B for every batch of a row-major A ([..., M, K] @ [K, N]) is a single gemm over all the rows, unless an
+  // epilogue input broadcasts along some but not all of those row axes.
+  const rowsAlike = (f: readonly boolean[]) => f.slice(0, batchRank + 1).every((x) => x === f[0]);
+  const merge = batchRank > 0 && !A.trans && bb.every((d) => d === 1) && (epi?.flags.every(rowsAlike) ?? true);
+  const rows = merge ? [...batch, M] : [M];
+  const dtype = n.type.dtype;
+  const spec: MatmulKernel = {
+    kind: "matmul",
+    dtype,
+    batchRank: merge ? 0 : batchRank,
+    aBcast: merge ? [] : ab.map((d, k) => d === 1 && batch[k] !== 1),
+    bBcast: merge ? [] : bb.map((d, k) => d === 1 && batch[k] !== 1),
+    transA: A.trans,
+    transB: B.trans,
+    ...(A.dtype !== dtype ? { aDtype: A.dtype as "f32" } : {}),
+    ...(B.dtype !== dtype ? { bDtype: B.dtype as "f32" } : {}),
+    ...(A.round ? { aRound: A.round } : {}),
+    ...(B.round ? { bRound: B.round } : {}),
+    ...(epi ? { epilogue: { ...epi.spec, inputs: epi.spec.inputs.map((inp, i) => ({ ...inp, bcast: merge ? [epi.flags[i]![0]!, epi.flags[i]!.at(-1)!] : epi.flags[i]! })) } } : {}),
+  };
+  const known = (ds: readonly Dim[]) => (ds.every((d) => typeof d === "number") ? (ds as number[]).reduce((x, y) => x * y, 1) : undefined);
+  const partial = epi !== undefined && epi.spec.out !== "f32";
+  mm.scratchBytes = Math.max(mm.scratchBytes, matmulScratchBytes(known(rows), known([K]), known([N]), partial));
+  const m = polyProduct(rows);
+  const ints = [...(merge ? [] : batch).map((d) => polyProduct([d])), m, polyProduct([K]), polyProduct([N]), polyConst(0), m];
+  const out = root ?? n;
+  const label = epi ? `matmul_${epi.ops.length}ep_${out.type.dtype}` : `matmul_${dtype}`;
+  step(table.intern(spec, label), [A.src, B.src, mm.scratch, ...(epi?.bufs ?? []), out.id], ints, out, epi ? [n.op, ...epi.ops] : [n.op]);
+}
+
+/** The epilogue of `root`'s group: its expression with the matmul as input 0, other buffers as inputs 1... */
+function epilogue(g: Graph, mmNode: Node, root: Node): { spec: MatmulEpilogue; bufs: number[]; flags: boolean[][]; ops: string[] } {
+  const out = mmNode.type.shape;
+  const bufs: number[] = [];
+  const memo = new Map<number, EwExpr>();
+  const ops: string[] = [];
+  const exprOf = (id: number): EwExpr => {
+    const src = g.nodes[id];
+    if (id === mmNode.id) return { t: "in", index: 0 };
+    if (src.op === "const" && src.type.shape.length === 0) return { t: "const", value: (src.attrs as { value: number }).value, dtype: src.type.dtype };
+    if (id === root.id || src.fused === root.id) {
+      let e = memo.get(id);
+      if (!e) {
+        e = { t: "op", op: src.op, attrs: src.attrs, dtype: src.type.dtype, args: src.inputs.map(exprOf) };
+        memo.set(id, e);
+        ops.push(src.op);
+      }
+      return e;
+    }
+    const at = bufs.indexOf(id);
+    if (at >= 0) return { t: "in", index: at + 1 };
+    bufs.push(id);
+    return { t: "in", index: bufs.length };
+  };
+  const expr = exprOf(root.id);
+  const flags = bufs.map((id) => {
+    const s = g.nodes[id].type.shape;
+    const p = out.length - s.length;
+    return out.map((d, k) => k < p || (s[k - p] === 1 && d !== 1));
+  });
+  const inputs = bufs.map((id, i) => ({ dtype: g.nodes[id].type.dtype, bcast: flags[i]! }));
+  return { spec: { inputs, expr, out: root.type.dtype }, bufs, flags, ops };
+}
