@@ -99,6 +99,8 @@ export interface StepManifest {
    * them when they die at this step (elementwise kernels read each element before writing it).
    */
   inplace?: number[];
+  /** Which of the step's outputs `inplace` is about (default 0, `out`; a reduce that also stores its prologue: 1). */
+  inplaceOut?: number;
 }
 
 export interface FunctionManifest {

@@ -81,7 +81,7 @@ export function planMemory(fn: FunctionManifest, bytes: readonly number[], persi
     if (pv === undefined || fn.values[v]!.source.kind !== "temp" || written.get(v) !== 1 || fn.outputValues.some((o) => rootOf(fn, o) === v)) continue;
     const s = def[v]!;
     const st = fn.steps[s];
-    const k = st && rootOf(fn, outsOf(st)[0]!) === v ? insOf(st).findIndex((b) => b === pv) : undefined;
+    const k = st && rootOf(fn, outsOf(st)[st.inplaceOut ?? 0]!) === v ? insOf(st).findIndex((b) => b === pv) : undefined;
     if (st && !st.guard && k !== undefined && k >= 0 && st.inplace?.includes(k) && last[pv]! <= s && !fn.outputValues.includes(pv)) {
       intoParam.set(v, u.param);
       last[pv] = Math.max(last[pv]!, s);
@@ -128,8 +128,8 @@ export function planMemory(fn: FunctionManifest, bytes: readonly number[], persi
     for (const v of [...live]) if (last[v]! < s) (live.delete(v), release(v));
     for (const v of byDef.get(s) ?? []) {
       const st = fn.steps[s];
-      // In place: an elementwise input with the (first) output's layout that dies at this step.
-      const donor = st && rootOf(fn, outsOf(st)[0]!) !== v ? undefined : st?.inplace
+      // In place: an elementwise input with the layout of the output `inplaceOut` that dies at this step.
+      const donor = st && rootOf(fn, outsOf(st)[st.inplaceOut ?? 0]!) !== v ? undefined : st?.inplace
         ?.map((k) => rootOf(fn, st.buffers[k]!))
         .find((b) => live.has(b) && last[b] === s && align(bytes[b]!) === align(bytes[v]!) && !fn.outputValues.some((o) => rootOf(fn, o) === b));
       if (donor !== undefined) {

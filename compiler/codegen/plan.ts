@@ -201,7 +201,14 @@ function planReduce(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
   };
   const ops = [...grp.ops, n.op];
   step(table.intern(spec, `fused${ops.length}_${n.op}_${x.type.dtype}`), [...grp.bufs, n.id, ...(stored ? [x.id] : [])], c.ext.map(polyProduct), n, ops);
-  if (stored) (stepsOf.get(g) as StepManifest[]).at(-1)!.outputs = 2;
+  if (stored) {
+    // The stored value may go over an input with its layout that dies here (each element is read before it is
+    // written, in the same iteration; the reduced output is initialised first, so never that one).
+    const st = (stepsOf.get(g) as StepManifest[]).at(-1)!;
+    st.outputs = 2;
+    const sameLayout = grp.bufs.flatMap((id, k) => (c.flags[k + 1].every((b) => !b) && g.nodes[id].type.dtype === x.type.dtype ? [k] : []));
+    if (sameLayout.length) Object.assign(st, { inplace: sameLayout, inplaceOut: 1 });
+  }
 }
 
 /**

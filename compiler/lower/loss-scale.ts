@@ -58,6 +58,8 @@ export function parseLossScale(e: Expr, diags: DiagnosticBag): LossScaleSpec | u
 export interface Scaler {
   /** The node to differentiate instead of the loss. */
   readonly scaledLoss: number;
+  /** The scale (a state param node): the optimizer divides each use of a scaled gradient by it. */
+  readonly scale: number;
   /** A gradient of the scaled loss, divided back by the scale. */
   unscale(g: number): number;
   /** "All gradients finite": the bool scalar every update is guarded with. */
@@ -84,6 +86,7 @@ export function makeScaler(L: FnLowerer, spec: LossScaleSpec, train: string, los
   initScale(minName, spec.min);
   return {
     scaledLoss: op("mul", loss, scale),
+    scale,
     unscale: (g) => op("div", g, scale),
     check(grads) {
       // sum(g * 0) is 0 for finite gradients and NaN as soon as one element is Inf or NaN.

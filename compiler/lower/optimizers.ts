@@ -87,30 +87,37 @@ export function parseOptimizer(e: Expr, diags: DiagnosticBag): OptimizerSpec | u
  * each new state value before the param's update reads it (loss scaling: "the new value if the step is kept,
  * else the old"), so the update reads the state's final value and no intermediate is stored twice.
  */
-export function emitUpdate(L: FnLowerer, opt: OptimizerSpec, train: string, p: { name: string; node: number; grad: number; type: TensorType }, step: number | undefined, state: (name: string, t: TensorType) => number, keep: (name: string, next: number) => number = (_n, v) => v): [string, number][] {
+export function emitUpdate(L: FnLowerer, opt: OptimizerSpec, train: string, p: { name: string; node: number; grad: number; type: TensorType; scale?: number }, step: number | undefined, state: (name: string, t: TensorType) => number, keep: (name: string, next: number) => number = (_n, v) => v): [string, number][] {
   const c = (v: number) => L.constant(v, p.type.dtype);
   const op = (o: "add" | "sub" | "mul" | "div", a: number, b: number) => L.emit(o, [a, b], {})!;
   const { h } = opt;
-  let g = p.grad;
+  // Under loss scaling `p.grad` is the scaled gradient and each use divides by `p.scale` inside its own
+  // expression ((k * g_scaled) / scale), so no unscaled gradient is shared between kernels and stored.
+  const scaled = p.scale;
+  let shared: number | undefined = scaled === undefined ? p.grad : undefined;
+  const G = () => (shared ??= op("div", p.grad, scaled!));
+  const times = (k: number) => (shared === undefined ? op("div", op("mul", c(k), p.grad), scaled!) : op("mul", c(k), shared));
   const out: [string, number][] = [];
   if (opt.kind === "sgd") {
-    if (h.weight_decay) g = op("add", g, op("mul", c(h.weight_decay), p.node));
+    if (h.weight_decay) shared = op("add", G(), op("mul", c(h.weight_decay), p.node));
+    let step1: number | undefined; // what the param moves along (lr times it), when not the gradient itself
     if (h.momentum) {
       const bufName = `${train}.momentum.${p.name}`;
       const buf = state(bufName, p.type);
-      const nextBuf = keep(bufName, op("add", op("mul", c(h.momentum), buf), h.dampening ? op("mul", c(1 - h.dampening), g) : g));
+      const nextBuf = keep(bufName, op("add", op("mul", c(h.momentum), buf), h.dampening ? times(1 - h.dampening) : G()));
       out.push([bufName, nextBuf]);
-      g = h.nesterov ? op("add", g, op("mul", c(h.momentum), nextBuf)) : nextBuf;
+      step1 = h.nesterov ? op("add", G(), op("mul", c(h.momentum), nextBuf)) : nextBuf;
     }
-    out.push([p.name, op("sub", p.node, op("mul", c(h.lr), g))]);
+    out.push([p.name, op("sub", p.node, step1 === undefined ? times(h.lr) : op("mul", c(h.lr), step1))]);
     return out;
   }
   // adam / adamw (PyTorch): adam adds weight decay to the gradient, adamw decays the weight directly.
   let w = p.node;
-  if (opt.kind === "adam" && h.weight_decay) g = op("add", g, op("mul", c(h.weight_decay), w));
+  if (opt.kind === "adam" && h.weight_decay) shared = op("add", G(), op("mul", c(h.weight_decay), w));
   if (opt.kind === "adamw" && h.weight_decay) w = op("mul", w, c(1 - h.lr * h.weight_decay));
   const mName = `${train}.m.${p.name}`, vName = `${train}.v.${p.name}`;
-  const m = keep(mName, op("add", op("mul", c(h.beta1), state(mName, p.type)), op("mul", c(1 - h.beta1), g)));
+  const m = keep(mName, op("add", op("mul", c(h.beta1), state(mName, p.type)), times(1 - h.beta1)));
+  const g = G();
   const v = keep(vName, op("add", op("mul", c(h.beta2), state(vName, p.type)), op("mul", c(1 - h.beta2), op("mul", g, g))));
   const t = step!;
   const bc1 = op("sub", c(1), L.emit("pow", [c(h.beta1), t], {})!);

@@ -99,16 +99,15 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
     if (L.statUpdates.has(w.name)) return [];
     const wrt = r.wrt[k];
     const raw = L.b.add("gradient", [scaler?.scaledLoss ?? y.id, wrt], {}, L.type(wrt), t.span);
-    const grad = scaler ? scaler.unscale(raw) : raw;
-    // The finite check reads the scaled gradient (finite exactly when the unscaled one is, for a scale >= 1), so
-    // the unscaled f32 gradient is never stored: it only feeds the update, whose kernel divides (under mixed
-    // precision the check and the update both read the 16-bit matmul result).
-    grads.push(scaleSpec && scaleSpec.min >= 1 ? raw : grad);
+    // The finite check reads the scaled gradient (finite exactly when the unscaled one is, for a scale >= 1), and
+    // the optimizer divides inside each use: the unscaled f32 gradient is never stored (under mixed precision
+    // the check and the update kernels read the 16-bit matmul result).
+    grads.push(scaler && scaleSpec!.min < 1 ? scaler.unscale(raw) : raw);
     const pnode = L.b.nodes[wrt].inputs[0];
     paramNodes.set(w.name, pnode);
-    if (scaler) return [{ w, pnode, grad }];
+    if (scaler) return [{ w, pnode, grad: raw }];
     // Without loss scaling each update follows its gradient (the order every unscaled step had).
-    for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad, type: w.type }, step, stateNode)) updates.push({ param, node });
+    for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad: raw, type: w.type }, step, stateNode)) updates.push({ param, node });
     return [];
   });
   // A skipped step (non-finite gradients under loss scaling) keeps params and optimizer state as they were. The
@@ -122,7 +121,7 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
     return id;
   };
   for (const { w, pnode, grad } of trained) {
-    for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad, type: w.type }, step, stateNode, keep)) updates.push({ param, node });
+    for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad, type: w.type, scale: scaler!.scale }, step, stateNode, keep)) updates.push({ param, node });
   }
   scaler?.finish(ok, updates, (param) => paramNodes.get(param)!, kept);
   for (const [param, node] of L.statUpdates) if (node !== undefined) updates.push({ param, node });

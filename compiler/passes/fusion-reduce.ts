@@ -58,6 +58,10 @@ export function growReduction(g: Graph, r: number, root: (number | undefined)[],
       work.push(p);
     }
   }
+  // A chain that takes the whole output of a matmul is left to be its epilogue (fuseMatmulEpilogues, and the
+  // int8 variants fuse bias + relu from there): same kernel count, and the reduction reads the chain's value.
+  const feedsMatmul = [...members].some((id) => id !== r && g.nodes[id].inputs.some((i) => g.nodes[i].op === "matmul" && consumers[i].every((c) => members.has(c))));
+  if (feedsMatmul) for (const id of members) if (id !== r) root[id] = undefined;
 }
 
 /**

@@ -44,39 +44,61 @@ export class EpilogueRenderer {
     this.outBytes = dtypeBytes(epi.out);
   }
 
-  /** Statements that store the epilogue of the tile. */
+  /**
+   * Statements that store the epilogue of the tile. Each buffer is walked by a row pointer (set once per tile,
+   * bumped once per row); the columns of a row are immediate offsets, so an element costs its loads, the
+   * expression and the store.
+   */
   render(t: EpilogueTile): E {
     const { fb, epi, nr } = this;
     const m = fb.m;
     const i = fb.i32();
     const j = fb.i32();
-    const row = fb.i32();
     const c4 = (x: number): E => m.i32.const(x);
+    const add = (a: E, b: E): E => m.i32.add(a, b);
+    const mul = (a: E, b: E): E => m.i32.mul(a, b);
+    const used = (e: number) => this.ex.inputUses[e + 1]! > 0;
     const bcM = (e: number) => epi.inputs[e]!.bcast.at(-2) === true;
     const bcN = (e: number) => epi.inputs[e]!.bcast.at(-1) === true;
-    // Element address of input e (or of the output, e = -1) at (row, col).
-    const addr = (e: number, col: E): E => {
-      const bytes = e < 0 ? this.outBytes : this.bytes[e]!;
-      const base = e < 0 ? t.out : t.inputs[e]!;
-      const r = e >= 0 && bcM(e) ? null : e >= 0 && bcN(e) ? row.get() : m.i32.mul(row.get(), t.N.get());
-      const c = e >= 0 && bcN(e) ? null : col;
-      const idx = r && c ? m.i32.add(r, c) : (r ?? c);
-      return idx ? m.i32.add(base.get(), m.i32.mul(idx, c4(bytes))) : base.get();
-    };
-    const element = (mode: "scalar" | "vector", col: () => E, acc: E): E[] => {
+    const setup: E[] = [];
+    const bump: E[] = [];
+    // Row pointers: sums, output, and each used input (a row-broadcast one stays put; a column-broadcast one
+    // holds one element per row).
+    const sums = fb.i32();
+    setup.push(sums.set(t.sums.get()));
+    bump.push(fb.bump(sums, t.ld.get()));
+    const out = fb.i32();
+    setup.push(out.set(add(t.out.get(), mul(add(mul(t.row0.get(), t.N.get()), t.col0.get()), c4(this.outBytes)))));
+    bump.push(fb.bump(out, mul(t.N.get(), c4(this.outBytes))));
+    const rows = epi.inputs.map((_, e) => {
+      if (!used(e)) return null;
+      const bytes = this.bytes[e]!;
+      const p = fb.i32();
+      const rowElems = bcN(e) ? t.row0.get() : mul(t.row0.get(), t.N.get());
+      const idx = bcM(e) ? (bcN(e) ? null : t.col0.get()) : bcN(e) ? rowElems : add(rowElems, t.col0.get());
+      setup.push(p.set(idx ? add(t.inputs[e]!.get(), mul(idx, c4(bytes))) : t.inputs[e]!.get()));
+      if (!bcM(e)) bump.push(fb.bump(p, bcN(e) ? c4(bytes) : mul(t.N.get(), c4(bytes))));
+      return p;
+    });
+    // Columns [q, q + 4) of the current row (vector), or column j (scalar).
+    const element = (mode: "scalar" | "vector", q: number): E[] => {
       const pre: E[] = [];
+      const at = (p: E, bytes: number): E => (mode === "scalar" ? add(p, mul(j.get(), c4(bytes))) : p);
+      const off = (bytes: number) => (mode === "vector" ? q * bytes : 0);
+      const acc = mode === "vector" ? m.v128.load(off(4), 4, sums.get()) : m.f32.load(0, 4, at(sums.get(), 4));
       const vals: (() => E)[] = [() => acc];
       epi.inputs.forEach((inp, e) => {
-        if (this.ex.inputUses[e + 1] === 0) {
+        const p = rows[e];
+        if (!p) {
           vals.push(() => m.unreachable());
           return;
         }
+        const bytes = this.bytes[e]!;
         let load: E;
-        if (mode === "scalar") load = loadValue(fb, inp.dtype, addr(e, col()));
-        else if (bcN(e)) {
-          const s = loadValue(fb, inp.dtype, addr(e, col()));
-          load = isFloatValue(inp.dtype) ? m.f32x4.splat(s) : m.i32x4.splat(s);
-        } else load = loadLanes(fb, inp.dtype, addr(e, col()));
+        if (bcN(e)) {
+          const s = loadValue(fb, inp.dtype, p.get());
+          load = mode === "scalar" ? s : isFloatValue(inp.dtype) ? m.f32x4.splat(s) : m.i32x4.splat(s);
+        } else load = mode === "vector" ? loadLanes(fb, inp.dtype, p.get(), off(bytes)) : loadValue(fb, inp.dtype, at(p.get(), bytes));
         const v = fb.local(mode === "vector" ? fb.t.v128 : valueType(fb.t, inp.dtype));
         pre.push(v.set(load));
         vals.push(() => v.get());
@@ -86,21 +108,19 @@ export class EpilogueRenderer {
         pre.push(v.set(acc));
         vals[0] = () => v.get();
       }
-      const el = this.ex.element(mode, (q) => vals[q]!());
-      const dst = addr(-1, col());
-      const store = mode === "vector" ? storeLanes(fb, epi.out, dst, el.value) : storeValue(fb, epi.out, dst, el.value);
+      const el = this.ex.element(mode, (k) => vals[k]!());
+      const store = mode === "vector"
+        ? storeLanes(fb, epi.out, out.get(), el.value, off(this.outBytes))
+        : storeValue(fb, epi.out, at(out.get(), this.outBytes), el.value);
       return [...pre, ...el.stmts, store];
     };
-    const tileAt = (off: E): E => m.i32.add(m.i32.add(t.sums.get(), m.i32.mul(i.get(), t.ld.get())), off);
-    const scalarRow = forRange(fb, { i: j, from: c4(0), to: () => t.w.get(), body: element(
-      "scalar", () => m.i32.add(t.col0.get(), j.get()), m.f32.load(0, 4, tileAt(m.i32.shl(j.get(), c4(2)))),
-    ) });
+    const scalarRow = forRange(fb, { i: j, from: c4(0), to: () => t.w.get(), body: element("scalar", 0) });
     let rowBody: E = scalarRow;
     if (this.ex.vectorizable) {
       const vec: E[] = [];
-      for (let q = 0; q < nr; q += 4) vec.push(...element("vector", () => m.i32.add(t.col0.get(), c4(q)), m.v128.load(0, 4, tileAt(c4(4 * q)))));
+      for (let q = 0; q < nr; q += 4) vec.push(...element("vector", q));
       rowBody = m.if(m.i32.eq(t.w.get(), c4(nr)), fb.seq(vec), scalarRow);
     }
-    return forRange(fb, { i, from: c4(0), to: () => t.h.get(), body: [row.set(m.i32.add(t.row0.get(), i.get())), rowBody] });
+    return fb.seq([...setup, forRange(fb, { i, from: c4(0), to: () => t.h.get(), body: [rowBody, ...bump] })]);
   }
 }
