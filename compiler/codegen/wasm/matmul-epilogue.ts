@@ -1,7 +1,8 @@
-// Codegen stage (wasm): the matmul epilogue (kernel.ts MatmulEpilogue) applied to one finished MR x NR tile of
-// sums (still in L1, in C or the gemm's tile buffer): the fused elementwise expression, 4 columns at a time when
-// the tile is full and the expression vectorises, then the store in the output's dtype. Runs once per tile,
-// after the last K block, so its cost is O(M*N) beside the O(M*N*K) microkernel work.
+// Codegen stage (wasm): the matmul epilogue (kernel.ts MatmulEpilogue) applied to a finished row band of sums
+// (MR rows of an nc-column block, still in cache, in C or the partial-sum block): the fused elementwise
+// expression row by row, 4 columns at a time when it vectorises, then the store in the output's dtype. Runs
+// after the last K block, so its cost is O(M*N) beside the O(M*N*K) microkernel work, and it walks each row
+// contiguously (a tile-by-tile epilogue would read a residual 32 bytes per 4 KiB row stride, measured slower).
 import { dtypeBytes } from "../../ir/types.js";
 import type { ElementwiseKernel, MatmulEpilogue } from "../kernel.js";
 import type { E, FnBuilder, Var } from "./context.js";
@@ -9,16 +10,16 @@ import { isFloatValue, loadLanes, loadValue, storeLanes, storeValue, valueType }
 import { ExprRenderer } from "./elementwise.js";
 import { forRange } from "./loops.js";
 
-/** Where the tile is: its sums, its position in the output matrix and its valid extent. */
+/** Where the block is: its sums, its position in the output matrix and its extent. */
 export interface EpilogueTile {
-  /** The tile's f32 sums, rows `ld` bytes apart (in C, or in the gemm's tile buffer for an edge tile). */
+  /** The block's f32 sums, rows `ld` bytes apart. */
   readonly sums: Var;
   readonly ld: Var;
   /** The output matrix and the epilogue inputs' matrices for the current batch entry (byte addresses). */
   readonly out: Var;
   readonly inputs: readonly Var[];
   readonly N: Var;
-  /** Global row and column of the tile's first element, and its valid rows / columns. */
+  /** Global row and column of the block's first element, and its rows / columns. */
   readonly row0: Var;
   readonly col0: Var;
   readonly h: Var;
@@ -30,7 +31,7 @@ export class EpilogueRenderer {
   private readonly bytes: number[];
   private readonly outBytes: number;
 
-  constructor(private readonly fb: FnBuilder, private readonly epi: MatmulEpilogue, private readonly nr: number) {
+  constructor(private readonly fb: FnBuilder, private readonly epi: MatmulEpilogue) {
     const rank = (epi.inputs[0]?.bcast.length ?? 2);
     const k: ElementwiseKernel = {
       kind: "elementwise",
@@ -45,63 +46,69 @@ export class EpilogueRenderer {
   }
 
   /**
-   * Statements that store the epilogue of the tile. Each buffer is walked by a row pointer (set once per tile,
-   * bumped once per row); the columns of a row are immediate offsets, so an element costs its loads, the
-   * expression and the store.
+   * Statements that store the epilogue of an h x w block of sums (a row band of the gemm). Each buffer is walked
+   * by a row pointer (set once, bumped once per row) and a column pointer along the row: a vector loop over 4
+   * columns at a time when the expression vectorises, then a scalar tail.
    */
   render(t: EpilogueTile): E {
-    const { fb, epi, nr } = this;
+    const { fb, epi } = this;
     const m = fb.m;
-    const i = fb.i32();
-    const j = fb.i32();
+    const [i, j, w4] = [fb.i32(), fb.i32(), fb.i32()];
     const c4 = (x: number): E => m.i32.const(x);
     const add = (a: E, b: E): E => m.i32.add(a, b);
     const mul = (a: E, b: E): E => m.i32.mul(a, b);
-    const used = (e: number) => this.ex.inputUses[e + 1]! > 0;
     const bcM = (e: number) => epi.inputs[e]!.bcast.at(-2) === true;
     const bcN = (e: number) => epi.inputs[e]!.bcast.at(-1) === true;
     const setup: E[] = [];
-    const bump: E[] = [];
-    // Row pointers: sums, output, and each used input (a row-broadcast one stays put; a column-broadcast one
-    // holds one element per row).
-    const sums = fb.i32();
-    setup.push(sums.set(t.sums.get()));
-    bump.push(fb.bump(sums, t.ld.get()));
-    const out = fb.i32();
-    setup.push(out.set(add(t.out.get(), mul(add(mul(t.row0.get(), t.N.get()), t.col0.get()), c4(this.outBytes)))));
-    bump.push(fb.bump(out, mul(t.N.get(), c4(this.outBytes))));
-    const rows = epi.inputs.map((_, e) => {
-      if (!used(e)) return null;
+    const nextRow: E[] = [];
+    /** A row pointer and a column pointer over one buffer; `step` bytes per element along the row (0: fixed). */
+    const stream = (start: E, rowBytes: E | null, step: number) => {
+      const row = fb.i32();
+      const col = fb.i32();
+      setup.push(row.set(start));
+      if (rowBytes) nextRow.push(fb.bump(row, rowBytes));
+      return { row, col, step };
+    };
+    const sums = stream(t.sums.get(), t.ld.get(), 4);
+    const out = stream(add(t.out.get(), mul(add(mul(t.row0.get(), t.N.get()), t.col0.get()), c4(this.outBytes))), mul(t.N.get(), c4(this.outBytes)), this.outBytes);
+    const ins = epi.inputs.map((_, e) => {
+      if (this.ex.inputUses[e + 1] === 0) return null;
       const bytes = this.bytes[e]!;
-      const p = fb.i32();
       const rowElems = bcN(e) ? t.row0.get() : mul(t.row0.get(), t.N.get());
       const idx = bcM(e) ? (bcN(e) ? null : t.col0.get()) : bcN(e) ? rowElems : add(rowElems, t.col0.get());
-      setup.push(p.set(idx ? add(t.inputs[e]!.get(), mul(idx, c4(bytes))) : t.inputs[e]!.get()));
-      if (!bcM(e)) bump.push(fb.bump(p, bcN(e) ? c4(bytes) : mul(t.N.get(), c4(bytes))));
-      return p;
+      const start = idx ? add(t.inputs[e]!.get(), mul(idx, c4(bytes))) : t.inputs[e]!.get();
+      return stream(start, bcM(e) ? null : bcN(e) ? c4(bytes) : mul(t.N.get(), c4(bytes)), bcN(e) ? 0 : bytes);
     });
-    // Columns [q, q + 4) of the current row (vector), or column j (scalar).
-    const element = (mode: "scalar" | "vector", q: number): E[] => {
+    const streams = [sums, out, ...ins.filter((x) => x !== null)];
+    // A column-broadcast input holds one value per row: loaded (and splatted) once per row.
+    const perRow: E[] = [];
+    const rowVals = epi.inputs.map((inp, e) => {
+      const st = ins[e];
+      if (!st || !bcN(e)) return null;
+      const s = fb.local(valueType(fb.t, inp.dtype));
+      perRow.push(s.set(loadValue(fb, inp.dtype, st.row.get())));
+      let v: typeof s | null = null;
+      if (this.ex.vectorizable) {
+        v = fb.local(fb.t.v128);
+        perRow.push(v.set(isFloatValue(inp.dtype) ? m.f32x4.splat(s.get()) : m.i32x4.splat(s.get())));
+      }
+      return { s, v };
+    });
+    const element = (mode: "scalar" | "vector"): E[] => {
+      const lanes = mode === "vector" ? 4 : 1;
       const pre: E[] = [];
-      const at = (p: E, bytes: number): E => (mode === "scalar" ? add(p, mul(j.get(), c4(bytes))) : p);
-      const off = (bytes: number) => (mode === "vector" ? q * bytes : 0);
-      const acc = mode === "vector" ? m.v128.load(off(4), 4, sums.get()) : m.f32.load(0, 4, at(sums.get(), 4));
+      const acc = mode === "vector" ? m.v128.load(0, 4, sums.col.get()) : m.f32.load(0, 4, sums.col.get());
       const vals: (() => E)[] = [() => acc];
       epi.inputs.forEach((inp, e) => {
-        const p = rows[e];
-        if (!p) {
-          vals.push(() => m.unreachable());
-          return;
+        const st = ins[e];
+        const rv = rowVals[e];
+        if (!st) vals.push(() => m.unreachable());
+        else if (rv) vals.push(() => (mode === "vector" ? rv.v! : rv.s).get());
+        else {
+          const v = fb.local(mode === "vector" ? fb.t.v128 : valueType(fb.t, inp.dtype));
+          pre.push(v.set(mode === "vector" ? loadLanes(fb, inp.dtype, st.col.get()) : loadValue(fb, inp.dtype, st.col.get())));
+          vals.push(() => v.get());
         }
-        const bytes = this.bytes[e]!;
-        let load: E;
-        if (bcN(e)) {
-          const s = loadValue(fb, inp.dtype, p.get());
-          load = mode === "scalar" ? s : isFloatValue(inp.dtype) ? m.f32x4.splat(s) : m.i32x4.splat(s);
-        } else load = mode === "vector" ? loadLanes(fb, inp.dtype, p.get(), off(bytes)) : loadValue(fb, inp.dtype, at(p.get(), bytes));
-        const v = fb.local(mode === "vector" ? fb.t.v128 : valueType(fb.t, inp.dtype));
-        pre.push(v.set(load));
-        vals.push(() => v.get());
       });
       if (this.ex.inputUses[0]! > 1) {
         const v = fb.local(mode === "vector" ? fb.t.v128 : fb.t.f32);
@@ -109,18 +116,16 @@ export class EpilogueRenderer {
         vals[0] = () => v.get();
       }
       const el = this.ex.element(mode, (k) => vals[k]!());
-      const store = mode === "vector"
-        ? storeLanes(fb, epi.out, out.get(), el.value, off(this.outBytes))
-        : storeValue(fb, epi.out, at(out.get(), this.outBytes), el.value);
-      return [...pre, ...el.stmts, store];
+      const store = mode === "vector" ? storeLanes(fb, epi.out, out.col.get(), el.value) : storeValue(fb, epi.out, out.col.get(), el.value);
+      return [...pre, ...el.stmts, store, ...streams.filter((st) => st.step > 0).map((st) => fb.inc(st.col, st.step * lanes))];
     };
-    const scalarRow = forRange(fb, { i: j, from: c4(0), to: () => t.w.get(), body: element("scalar", 0) });
-    let rowBody: E = scalarRow;
+    const row: E[] = [...perRow, ...streams.map((st) => st.col.set(st.row.get()))];
     if (this.ex.vectorizable) {
-      const vec: E[] = [];
-      for (let q = 0; q < nr; q += 4) vec.push(...element("vector", q));
-      rowBody = m.if(m.i32.eq(t.w.get(), c4(nr)), fb.seq(vec), scalarRow);
+      row.push(forRange(fb, { i: j, from: c4(0), to: () => w4.get(), step: 4, body: element("vector") }));
+      row.push(forRange(fb, { i: j, to: () => t.w.get(), body: element("scalar") }));
+    } else {
+      row.push(forRange(fb, { i: j, from: c4(0), to: () => t.w.get(), body: element("scalar") }));
     }
-    return fb.seq([...setup, forRange(fb, { i, from: c4(0), to: () => t.h.get(), body: [rowBody, ...bump] })]);
+    return fb.seq([...setup, w4.set(m.i32.and(t.w.get(), c4(-4))), forRange(fb, { i, from: c4(0), to: () => t.h.get(), body: [...row, ...nextRow] })]);
   }
 }

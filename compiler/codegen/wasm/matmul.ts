@@ -122,36 +122,35 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
     };
     const accum = (): E => m.i32.gt_s(pc.get(), c4(0));
     const panels = (): E[] => [add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), add(bp.get(), mul(jr.get(), m.i32.shl(kc.get(), c4(2))))];
-    const [row0, col0] = [v(), v()];
-    // Last K block with an epilogue: sums (plus the partial sums in C) into the tile buffer, then the epilogue.
-    // A full tile's sums stay in C (read back from L1 by the epilogue, which then overwrites them when C is the
-    // output); an edge tile's go through the tile buffer as in plainTile.
-    const [sums, sld] = [v(), v()];
-    const epiTile = (): E => g.seq([
-      m.if(
-        m.i32.and(m.i32.eq(h.get(), c4(MR)), m.i32.eq(w.get(), c4(NR))),
-        g.seq([call(mk, [...panels(), cp.get(), ldc.get(), kc.get(), accum()]), sums.set(cp.get()), sld.set(ldc.get())]),
-        g.seq([
-          m.if(accum(), tileCopy(false)),
-          call(mk, [...panels(), tile.get(), c4(4 * NR), kc.get(), accum()]),
-          sums.set(tile.get()),
-          sld.set(c4(4 * NR)),
-        ]),
-      ),
-      row0.set(add(ic.get(), ir.get())),
-      col0.set(add(jc.get(), jr.get())),
-      epi!.renderer.render({ sums, ld: sld, out: c, inputs: epi!.inputs, N, row0, col0, h, w }),
-    ]);
+    const [row0, col0, sums] = [v(), v(), v()];
+    const cpAt = (): E => (partial
+      ? add(cs.get(), mul(ir.get(), ldc.get()), m.i32.shl(jr.get(), c4(2)))
+      : add(c.get(), mul(add(ic.get(), ir.get()), ldc.get()), m.i32.shl(add(jc.get(), jr.get()), c4(2))));
     const tiles = forRange(g, { i: jr, from: c4(0), to: () => nc.get(), step: NR, body: [
       w.set(min(g, () => c4(NR), () => m.i32.sub(nc.get(), jr.get()))),
       forRange(g, { i: ir, from: c4(0), to: () => mc.get(), step: MR, body: [
         h.set(min(g, () => c4(MR), () => m.i32.sub(mc.get(), ir.get()))),
-        cp.set(partial
-          ? add(cs.get(), mul(ir.get(), ldc.get()), m.i32.shl(jr.get(), c4(2)))
-          : add(c.get(), mul(add(ic.get(), ir.get()), ldc.get()), m.i32.shl(add(jc.get(), jr.get()), c4(2)))),
-        epi ? m.if(m.i32.ge_s(add(pc.get(), kc.get()), K.get()), epiTile(), plainTile()) : plainTile(),
+        cp.set(cpAt()),
+        plainTile(),
       ] }),
     ] });
+    // Last K block with an epilogue: row bands of MR rows. Each band's tiles finish their sums in C (or the
+    // partial block), then the epilogue walks the band row by row — contiguous, so its inputs and the output
+    // stream like an elementwise kernel's while the band is still in cache.
+    const bands = !epi ? m.nop() : forRange(g, { i: ir, from: c4(0), to: () => mc.get(), step: MR, body: [
+      h.set(min(g, () => c4(MR), () => m.i32.sub(mc.get(), ir.get()))),
+      forRange(g, { i: jr, from: c4(0), to: () => nc.get(), step: NR, body: [
+        w.set(min(g, () => c4(NR), () => m.i32.sub(nc.get(), jr.get()))),
+        cp.set(cpAt()),
+        plainTile(),
+      ] }),
+      row0.set(add(ic.get(), ir.get())),
+      col0.set(jc.get()),
+      jr.set(c4(0)),
+      sums.set(cpAt()),
+      epi.renderer.render({ sums, ld: ldc, out: c, inputs: epi.inputs, N, row0, col0, h, w: nc }),
+    ] });
+    const blockTiles = (): E => (epi ? m.if(m.i32.ge_s(add(pc.get(), kc.get()), K.get()), bands, tiles) : tiles);
     function plainTile(): E {
       return m.if(
           m.i32.and(m.i32.eq(h.get(), c4(MR)), m.i32.eq(w.get(), c4(NR))),
@@ -177,7 +176,7 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
       ...prologue,
       forRange(g, { i: jc, from: c4(0), to: () => N.get(), step: NC, body: [
         nc.set(min(g, () => c4(NC), () => m.i32.sub(N.get(), jc.get()))),
-        partial ? rowLoop([kLoop([packBBlock, packABlock, tiles])]) : kLoop([packBBlock, rowLoop([packABlock, tiles])]),
+        partial ? rowLoop([kLoop([packBBlock, packABlock, blockTiles()])]) : kLoop([packBBlock, rowLoop([packABlock, blockTiles()])]),
       ] }),
     ]);
   }
@@ -241,7 +240,7 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
     ]);
   } else {
     // The gemm is inlined: its epilogue is this kernel's own expression.
-    const renderer = new EpilogueRenderer(fb, epi, MICRO[variant].nr);
+    const renderer = new EpilogueRenderer(fb, epi);
     const gv = Array.from({ length: 9 }, () => fb.i32());
     one = ([pA, pB, ...pE]) => fb.seq([
       ...[pA!, pB!, pC, scratch, M, K, N, m0, m1].map((x, i) => gv[i]!.set(x.get())),
