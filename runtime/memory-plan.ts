@@ -66,6 +66,14 @@ export function planMemory(fn: FunctionManifest, bytes: readonly number[], persi
     for (const b of insOf(st)) last[rootOf(fn, b)] = Math.max(last[rootOf(fn, b)]!, s);
     for (const g of st.guard ?? []) last[rootOf(fn, g.value)] = Math.max(last[rootOf(fn, g.value)]!, s);
   });
+  // A temp that steps only read (a matmul's packing scratch) lives from its first use: it is working space, so it
+  // takes arena room only while that step runs.
+  fn.steps.forEach((st, s) => {
+    for (const b of insOf(st)) {
+      const r = rootOf(fn, b);
+      if (fn.values[r]!.source.kind === "temp" && def[r] === Infinity) def[r] = s;
+    }
+  });
   for (const v of fn.outputValues) last[rootOf(fn, v)] = END;
   for (const u of fn.updates ?? []) last[rootOf(fn, u.value)] = END;
 

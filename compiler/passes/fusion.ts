@@ -35,6 +35,12 @@ export function fuseGraph(g0: Graph): Graph {
   for (const n of g.nodes) for (const i of new Set(n.inputs)) consumers[i].push(n.id);
   const pinned = pinnedOf(g);
   const root = new Array<number | undefined>(g.nodes.length);
+  const updates = new Set<number>((g.updates ?? []).map((u) => u.node));
+  // A matmul result rounded to 16 bits stays the root of its own group when the consumer is an update (which takes
+  // no epilogue): the matmul then stores the 16-bit value instead of its f32 sums (mixed precision's weight
+  // gradients, half the memory).
+  const narrowedMatmul = (p: Node): boolean =>
+    p.op === "cast" && (p.type.dtype === "f16" || p.type.dtype === "bf16") && g.nodes[p.inputs[0]].op === "matmul";
   for (let id = g.nodes.length - 1; id >= 0; id--) {
     const n = g.nodes[id];
     if (isReduction(n.op)) {
@@ -51,6 +57,7 @@ export function fuseGraph(g0: Graph): Graph {
       for (const p of m.inputs) {
         const pn = g.nodes[p];
         if (root[p] !== undefined || pinned.has(p) || !isElementwise(pn.op)) continue;
+        if (updates.has(id) && narrowedMatmul(pn)) continue;
         if (!sameShape(pn.type.shape, n.type.shape) || guardKey(pn.guard) !== guardKey(n.guard)) continue;
         if (!consumers[p].every((c) => members.has(c))) continue;
         root[p] = id;

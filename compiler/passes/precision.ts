@@ -76,17 +76,17 @@ function rewriteGraph(g: Graph, policyOf: (n: Node) => Low | undefined, copyOf: 
   const b = new GraphBuilder();
   const map: number[] = [];
   const low = new Map<string, number>(); // `${old id}:${dt}` -> new id of the value in dt
-  const wide = new Map<number, number>(); // old id -> new id of cast(v16, f32) for stored values
   const guardOf = (i: number) => remapGuard(nodes[i].guard, (c) => map[c]);
   const add = (op: PrimOp, inputs: number[], attrs: object, type: TensorType, from: number) => {
     b.precision = undefined;
     return b.add(op, inputs, attrs as never, type, undefined, guardOf(from));
   };
+  // One widening cast per use, never shared: each folds into its own consumer's kernel, so the 16-bit value is
+  // what gets stored. A shared cast with several consumers would be the root of its producer's group (a matmul
+  // epilogue would then store the widened f32 value, undoing the memory saving).
   const use = (i: number): number => {
     if (!stored.has(i)) return map[i];
-    let w = wide.get(i);
-    if (w === undefined) wide.set(i, (w = add("cast", [low.get(`${i}:${stored.get(i)}`)!], { to: "f32" }, nodes[i].type, i)));
-    return w;
+    return add("cast", [low.get(`${i}:${stored.get(i)}`)!], { to: "f32" }, nodes[i].type, i);
   };
   const lowOf = (i: number, dt: Low): number => {
     const n = nodes[i];

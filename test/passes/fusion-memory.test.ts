@@ -92,9 +92,13 @@ describe("fusion and memory planning", () => {
     const bytes = fn.values.map((v) => (v.source.kind === "fused" ? 0 : v.shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : 64), 1) * 4));
     const plan = planMemory(fn, bytes, (i) => fn.values[i].shape.every((d) => typeof d === "number"));
     // Reduce prologues leave few intermediates to store at all (the naive sum is then close to the live set):
-    // reuse must still save something, and the peak stays at the 784x128 weight gradient plus the input batch.
+    // reuse must still save something, and the peak stays at the 784x128 weight gradient plus the input batch
+    // plus the matmuls' packing scratch (a temp no step writes: it lives in the arena while a matmul runs).
+    const written = new Set(fn.steps.flatMap((st) => st.buffers.slice(st.buffers.length - (st.outputs ?? 1))));
+    const scratch = fn.values.reduce((a, v, i) => a + (v.source.kind === "temp" && !written.has(i) ? bytes[i] : 0), 0);
+    expect(scratch).toBeGreaterThan(0);
     expect(plan.peak).toBeLessThan(plan.naive);
-    expect(plan.peak).toBeLessThan((784 * 128 + 64 * 784) * 4 * 1.25);
+    expect(plan.peak).toBeLessThan((784 * 128 + 64 * 784) * 4 * 1.25 + scratch);
     // The weight updates (w - lr * buf) and the momentum buffers are written straight into their params.
     const ws = ["MLP.b1", "MLP.b2", "MLP.w1", "MLP.w2"];
     expect([...plan.intoParam.values()].sort()).toEqual([...ws, ...ws.map((w) => `Sgd.momentum.${w}`)].sort());
