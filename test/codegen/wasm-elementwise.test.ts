@@ -133,6 +133,11 @@ describe("compare, where, cast, narrow ints, unary i32", () => {
   cases.where_fused_i32 = ew(1, [["i32"], ["i32"]], "i32",
     op("where", "i32", op("ne", "bool", a, b), op("maximum", "i32", a, b), cast(op("le", "bool", a, cst(0, "i32")), "i32")));
   // Vector casts between f32, i32 and bool intermediates.
+  // The loss scaler's update: where(flag, w - 0.1 * g, w) with a bool flag broadcast everywhere, and a u8 column
+  // broadcast along the inner axis: both are loaded once per row and splatted, so the vector loop still runs.
+  cases.where_flag = ew(2, [["bool", [true, true]], ["f32"], ["f32"]], "f32",
+    op("where", "f32", inp(0), op("sub", "f32", inp(1), op("mul", "f32", cst(0.1, "f32"), inp(2))), inp(1)));
+  cases.u8_row = ew(2, [["u8", [false, true]], ["f32"]], "f32", op("mul", "f32", cast(inp(0), "f32"), inp(1)));
   cases.cast_chain = ew(1, [["f32"], ["f32"]], "f32", op("where", "f32", cast(a, "bool"), b, cast(cast(b, "i32"), "f32")));
   cases.cast_chain_i32 = ew(1, [["i32"], ["i32"]], "i32", op("add", "i32", cast(cast(a, "bool"), "i32"), cast(cast(b, "f32"), "i32")));
   for (const o of ["neg", "abs", "relu"] as const) cases[`${o}_i32`] = ew(1, [["i32"]], "i32", op(o, "i32", inp(0)));
@@ -167,6 +172,20 @@ describe("compare, where, cast, narrow ints, unary i32", () => {
       check(inst, `cast_${from}_${to}`, cases[`cast_${from}_${to}`]!, [x.length], [x]);
       const r = randomData(from, 257, rng(from.length + to.length), -300, 300);
       check(inst, `cast_${from}_${to}`, cases[`cast_${from}_${to}`]!, [257], [r]);
+    }
+  });
+
+  it("a narrow input broadcast along the inner axis (bool flag, u8 per row) keeps the right answers", () => {
+    const r = rng(12);
+    for (const ext of [[1, 1], [3, 5], [4, 17], [2, 257]]) {
+      for (const name of ["where_flag", "u8_row"] as const) {
+        const k = cases[name]!;
+        for (let rep = 0; rep < 2; rep++) {
+          const data = k.inputs.map((i) => randomData(i.dtype, numel(inShape(ext, i.bcast)), r));
+          if (name === "where_flag") (data[0] as Uint8Array)[0] = rep; // both values of the flag
+          check(inst, name, k, ext, data);
+        }
+      }
     }
   });
 

@@ -31,7 +31,10 @@ export class ExprRenderer {
     const seen = new Map<EwExpr, number>();
     // Buffers are read and written 4 lanes at a time: 4-byte dtypes, and f16/bf16 (converted, see access.ts).
     const extra = k.extraOutputs ?? [];
-    let vec = [...k.inputs.map((i) => i.dtype), k.out, ...extra.map((o) => o.dtype)].every((d) => d === "f32" || d === "i32" || isHalf(d));
+    // An input broadcast along the inner axis is loaded once per row and splatted, so its width does not matter
+    // (the loss scaler's bool `all finite` flag in every update kernel must not cost the vector loop).
+    const streamed = k.inputs.filter((i) => !(k.rank > 0 && i.bcast[k.rank - 1]));
+    let vec = [...streamed.map((i) => i.dtype), k.out, ...extra.map((o) => o.dtype)].every((d) => d === "f32" || d === "i32" || isHalf(d));
     const visit = (n: EwExpr): void => {
       if (n.t === "in") {
         if (!Number.isInteger(n.index) || n.index < 0 || n.index >= k.inputs.length) {
