@@ -147,20 +147,23 @@ for (const c of cases) {
   }
 }
 
-// Memory, as `kiln compile --report --dims B=64` computes it (the scratch arena's peak after reuse, and params).
+// Memory, as `kiln compile --report --dims B=..` computes it (the scratch arena's peak after reuse, and params);
+// B=1024 too, since at B=64 the f32 input batch and the weights' 16-bit copies weigh as much as the activations.
 const memory = [];
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
-console.log(`\nMemory at B=${BATCH} (compiler/report.ts): peak scratch after reuse, params (masters + 16-bit copies + scaler state)`);
-console.log(`${"function".padEnd(12)} ${"precision".padEnd(11)} ${pad("kernels", 7)} ${pad("peak scratch", 13)} ${pad("vs f32", 7)} ${pad("params", 11)} ${pad("scratch+params", 15)} ${pad("vs f32", 7)}`);
-for (const [name, src] of [["Step.step", TRAIN], ["MLP.forward", MLP]]) {
-  let base;
-  for (const p of PRECISIONS) {
-    const b = await build({ id: `memory ${name}`, src: () => src }, p);
-    const r = reportManifest(b.manifest, { B: BATCH }).find((f) => f.name === name);
-    base ??= r;
-    memory.push({ function: name, precision: p, kernels: r.kernels, peakBytes: r.peakBytes, paramBytes: r.paramBytes });
-    console.log(`${name.padEnd(12)} ${p.padEnd(11)} ${pad(r.kernels, 7)} ${pad(kib(r.peakBytes), 13)} ${pad((r.peakBytes / base.peakBytes).toFixed(2), 7)} ${pad(kib(r.paramBytes), 11)} ` +
-      `${pad(kib(r.peakBytes + r.paramBytes), 15)} ${pad(((r.peakBytes + r.paramBytes) / (base.peakBytes + base.paramBytes)).toFixed(2), 7)}`);
+console.log(`\nMemory (compiler/report.ts): peak scratch after reuse, params (masters + 16-bit copies + scaler state)`);
+console.log(`${"function".padEnd(12)} ${"B".padStart(5)} ${"precision".padEnd(11)} ${pad("kernels", 7)} ${pad("peak scratch", 13)} ${pad("vs f32", 7)} ${pad("params", 11)} ${pad("scratch+params", 15)} ${pad("vs f32", 7)}`);
+for (const [name, src, batches] of [["Step.step", TRAIN, [BATCH, 1024]], ["MLP.forward", MLP, [BATCH]]]) {
+  for (const B of batches) {
+    let base;
+    for (const p of PRECISIONS) {
+      const b = await build({ id: `memory ${name}`, src: () => src }, p);
+      const r = reportManifest(b.manifest, { B }).find((f) => f.name === name);
+      base ??= r;
+      memory.push({ function: name, batch: B, precision: p, kernels: r.kernels, peakBytes: r.peakBytes, paramBytes: r.paramBytes });
+      console.log(`${name.padEnd(12)} ${pad(B, 5)} ${p.padEnd(11)} ${pad(r.kernels, 7)} ${pad(kib(r.peakBytes), 13)} ${pad((r.peakBytes / base.peakBytes).toFixed(2), 7)} ${pad(kib(r.paramBytes), 11)} ` +
+        `${pad(kib(r.peakBytes + r.paramBytes), 15)} ${pad(((r.peakBytes + r.paramBytes) / (base.peakBytes + base.paramBytes)).toFixed(2), 7)}`);
+    }
   }
 }
 console.log(`(${((Date.now() - started) / 1000).toFixed(0)} s)`);

@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Graph } from "./ir/graph.js";
+import { ioType, type Graph } from "./ir/graph.js";
 import type { Tensor } from "../runtime/tensor.js";
 import { Tensor as T } from "../runtime/tensor.js";
 import { KilnError } from "../runtime/errors.js";
@@ -26,7 +26,7 @@ export function mnistDir(given?: string): string {
 
 /** Which step inputs take the images and the labels: the first float input and the first integer input. */
 export function imageAndLabelInputs(g: Graph): { image: string; label: string; imageShape: readonly (number | string)[] } {
-  const io = g.inputs.map((i) => ({ name: i.name, t: g.nodes[i.node].type }));
+  const io = g.inputs.map((i) => ({ name: i.name, t: ioType(g, i) }));
   const image = io.find((i) => i.t.dtype === "f32");
   const label = io.find((i) => i.t.dtype === "i32");
   if (!image || !label || io.length !== 2) {
@@ -61,7 +61,7 @@ export function syntheticBatch(g: Graph, batch: number, classes: number, seed: n
   const rng = new Rng(seed + 1);
   const inputs: Record<string, Tensor> = {};
   for (const io of g.inputs) {
-    const t = g.nodes[io.node].type;
+    const t = ioType(g, io);
     const shape = t.shape.map((d) => (typeof d === "number" ? d : batch));
     const n = shape.reduce((a, b) => a * b, 1);
     const data = Array.from({ length: n }, () => (t.dtype === "i32" ? Math.floor(rng.uniform(0, classes)) : rng.normal(0, 1)));

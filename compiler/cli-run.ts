@@ -2,7 +2,7 @@
 // runtime a generated module uses) or on the float64 reference interpreter, with params from the seeded init.
 
 import { basename } from "node:path";
-import type { Graph, IRModule } from "./ir/graph.js";
+import { ioType, type Graph, type IRModule } from "./ir/graph.js";
 import { buildWasm, checkWasmDtypes } from "./compile.js";
 import { DiagnosticBag, formatDiagnostics } from "./diagnostics.js";
 import type { ParsedInput } from "./cli-inputs.js";
@@ -52,7 +52,7 @@ export async function runOnBackend(
   for (const io of g.inputs) {
     const p = inputs[io.name];
     if (!p) continue;
-    const dt = g.nodes[io.node].type.dtype;
+    const dt = ioType(g, io).dtype;
     given[io.name] = new Tensor(dt, p.shape, p.data);
   }
   const r = mod.call(g.name, given, { dims });

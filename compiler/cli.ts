@@ -7,6 +7,7 @@ import { basename, extname, join } from "node:path";
 import { buildWasm, buildWgsl, checkWasmDtypes, compileToIR, PRECISIONS, withWgsl, type Precision } from "./compile.js";
 import type { Manifest } from "../runtime/manifest.js";
 import { DiagnosticBag, formatDiagnostics } from "./diagnostics.js";
+import { ioType } from "./ir/graph.js";
 import { printModule } from "./ir/print.js";
 import { DUMP_POINTS } from "./passes/pipeline.js";
 import { COMPILER_VERSION } from "./version.js";
@@ -197,7 +198,7 @@ async function cmdRun(f: Flags, out: (s: string) => void, err: (s: string) => vo
     const name = spec.slice(0, eq);
     const io = g.inputs.find((i) => i.name === name);
     if (!io) throw new KilnError(`kiln: ${g.name} has no input '${name}' (inputs: ${g.inputs.map((i) => i.name).join(", ") || "none"})`);
-    const dt = g.nodes[io.node].type.dtype;
+    const dt = ioType(g, io).dtype;
     inputs[name] = parseInputSpec(name, spec.slice(eq + 1), rng, dt === "i32" || dt === "i8" || dt === "u8");
   }
   const dims = parseDims(f);

@@ -5,6 +5,7 @@
 import type { Manifest } from "../runtime/manifest.js";
 import { evalDimPoly } from "../runtime/manifest.js";
 import { planMemory } from "../runtime/memory-plan.js";
+import { matmulScratchBytesAt } from "../runtime/matmul-scratch.js";
 import { dtypeBytes, type DType } from "./ir/types.js";
 
 export interface FunctionReport {
@@ -23,7 +24,8 @@ export function reportManifest(m: Manifest, dims: Record<string, number>): Funct
     const bind: Record<string, number> = {};
     for (const d of fn.dims) bind[d] = dims[d] ?? 1;
     const numel = (shape: readonly (number | string)[]) => shape.reduce<number>((a, d) => a * (typeof d === "number" ? d : evalDimPoly([[1, d]], bind)), 1);
-    const bytes = fn.values.map((v) => (v.source.kind === "fused" ? 0 : numel(v.shape) * dtypeBytes(v.dtype as DType)));
+    // A matmul's packing scratch takes what its gemm needs at these dims (as the executor allocates it).
+    const bytes = fn.values.map((v) => (v.source.kind === "fused" ? 0 : v.source.kind === "temp" && v.source.matmul ? matmulScratchBytesAt(v.source.matmul, bind) : numel(v.shape) * dtypeBytes(v.dtype as DType)));
     const concrete = (i: number) => fn.values[i]!.shape.every((d) => typeof d === "number");
     const plan = planMemory(fn, bytes, concrete);
     return {

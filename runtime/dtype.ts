@@ -134,6 +134,46 @@ export function bf16BitsToF32(h: number): number {
   return f32Scratch[0]!;
 }
 
+/**
+ * Bulk f32 -> f16 bits, bit-identical to f32ToF16Bits per element (inputs stored low are converted on every call,
+ * so this works on the integer bits: one add-and-shift rounds to nearest even in the normal range).
+ */
+export function f32ArrayToF16Bits(src: Float32Array, dst: Uint16Array): void {
+  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const n = Math.min(u.length, dst.length);
+  for (let i = 0; i < n; i++) {
+    const b = u[i]!;
+    const sign = (b >>> 16) & 0x8000;
+    const a = b & 0x7fffffff;
+    let h: number;
+    if (a >= 0x38800000) {
+      // Normal f16 range and above; the carry of the rounding add may step into the next binade or to Inf.
+      if (a >= 0x47800000) h = a > 0x7f800000 ? 0x7e00 : 0x7c00;
+      else h = ((a + 0xfff + ((a >>> 13) & 1)) >>> 13) - 0x1c000;
+    } else if (a < 0x33000000) h = 0; // below half the smallest subnormal (2^-25): rounds to zero
+    else {
+      const e = (a >>> 23) - 112; // -10..0: an f16 subnormal
+      const shift = 14 - e;
+      const mant = (a & 0x7fffff) | 0x800000;
+      h = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      const mid = 1 << (shift - 1);
+      if (rem > mid || (rem === mid && h & 1)) h++;
+    }
+    dst[i] = sign | h;
+  }
+}
+
+/** Bulk f32 -> bf16 bits, bit-identical to f32ToBf16Bits per element (NaN kept quiet, round to nearest even). */
+export function f32ArrayToBf16Bits(src: Float32Array, dst: Uint16Array): void {
+  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const n = Math.min(u.length, dst.length);
+  for (let i = 0; i < n; i++) {
+    const b = u[i]!;
+    dst[i] = (b & 0x7fffffff) > 0x7f800000 ? ((b >>> 16) | 0x40) & 0xffff : ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+  }
+}
+
 /** Whether an element of dtype `d` (its typed-array value: f16/bf16 as bit patterns) is finite (not NaN or ±Inf). */
 export function isFiniteElement(d: DType, raw: number): boolean {
   if (d === "f16") return (raw & 0x7c00) !== 0x7c00;

@@ -3,13 +3,14 @@
 
 import { evalDimPoly, type FunctionManifest, type ParamManifest, type ValueManifest } from "./manifest.js";
 import { KilnError } from "./errors.js";
-import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, type AnyTypedArray, type DType } from "./dtype.js";
+import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, f32ArrayToBf16Bits, f32ArrayToF16Bits, type AnyTypedArray, type DType } from "./dtype.js";
 import { Tensor } from "./tensor.js";
 import type { LinearMemory } from "./memory.js";
 import type { KernelFn } from "./wasm-backend.js";
 import { bindCall, type CallOptions } from "./bind.js";
 import { outsOf, planMemory } from "./memory-plan.js";
 import { RandomStreams } from "./random.js";
+import { matmulScratchBytesAt } from "./matmul-scratch.js";
 
 export interface ParamSlot {
   param: ParamManifest;
@@ -58,7 +59,7 @@ export class FunctionExecutor {
         case "input": {
           const sig = fn.inputs[s.index];
           if (!sig) bad(`value ${i} is input ${s.index}, but the function has ${fn.inputs.length} inputs`);
-          if (sig!.dtype !== v.dtype) bad(`value ${i} (input "${sig!.name}") has dtype ${v.dtype}, the input is ${sig!.dtype}`);
+          if (sig!.dtype !== v.dtype && !(sig!.storage === v.dtype && sig!.dtype === "f32")) bad(`value ${i} (input "${sig!.name}") has dtype ${v.dtype}, the input is ${sig!.dtype}`);
           break;
         }
         case "param": {
@@ -180,7 +181,7 @@ export class FunctionExecutor {
     try {
       const ptrs = new Array<number>(fn.values.length).fill(-1);
       const what = `${fn.name}${dimNote}`;
-      const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : numels[i]! * dtypeBytes(v.dtype)));
+      const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : v.source.kind === "temp" && v.source.matmul ? scratchBytes(fn, i, dims) : numels[i]! * dtypeBytes(v.dtype)));
       // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/memory-plan.ts).
       const plan = planMemory(fn, bytes, (i) => this.#constPtr.has(i));
       const base = plan.peak > 0 ? memory.allocScratch(plan.peak, what) : 0;
@@ -208,10 +209,14 @@ export class FunctionExecutor {
           case "input": {
             ptr = base + plan.offsets[i]!;
             const src = data[v.source.index]!;
-            if (src.byteLength !== bytes[i]) {
+            const low = fn.inputs[v.source.index]!.storage;
+            if (src.length !== numels[i] || (!low && src.byteLength !== bytes[i])) {
               throw new KilnError(`invalid module: function ${fn.name}: value ${i} has ${numels[i]} elements but input "${fn.inputs[v.source.index]!.name}" has ${src.length}`, { code: "bad_manifest", fn: fn.name });
             }
-            memory.write(ptr, src);
+            // An f32 input stored in 16 bits (only matmuls read it): rounded while copied in.
+            if (low === "f16") f32ArrayToF16Bits(src as Float32Array, memory.view("f16", ptr, numels[i]!));
+            else if (low === "bf16") f32ArrayToBf16Bits(src as Float32Array, memory.view("bf16", ptr, numels[i]!));
+            else memory.write(ptr, src);
             break;
           }
           case "temp": {
@@ -300,4 +305,14 @@ function numelOf(shape: ValueManifest["shape"], dims: Record<string, number>): n
     }
   }
   return n;
+}
+
+/** A matmul step's packing scratch at the call's dims (runtime/matmul-scratch.ts); a bad formula is a bad manifest. */
+function scratchBytes(fn: FunctionManifest, i: number, dims: Record<string, number>): number {
+  const src = fn.values[i]!.source as { matmul: Parameters<typeof matmulScratchBytesAt>[0] };
+  try {
+    return matmulScratchBytesAt(src.matmul, dims);
+  } catch (e) {
+    throw new KilnError(`invalid module: function ${fn.name}: value ${i} (matmul scratch): ${(e as Error).message}`, { code: "bad_manifest", fn: fn.name, cause: e });
+  }
 }

@@ -2,6 +2,7 @@
 // It lists the wasm kernels, the params with their init rules, and for each function a plan: the buffers
 // (values) it uses and the kernel calls (steps) in order. The compiler imports these types; the runtime never
 // imports the compiler.
+import type { MatmulScratchSpec } from "./matmul-scratch.js";
 
 export type ManifestDType = "f32" | "f16" | "bf16" | "f64" | "i32" | "i8" | "u8" | "bool";
 export type ManifestDim = number | string;
@@ -49,6 +50,12 @@ export interface TensorSig {
   name: string;
   dtype: ManifestDType;
   shape: ManifestDim[];
+  /**
+   * An f32 input stored in 16 bits (mixed precision: only matmuls read it, and they round it anyway): the caller
+   * still passes f32 (`dtype`); the runtime rounds it to this format while copying it in, and the input's value
+   * has this dtype.
+   */
+  storage?: "f16" | "bf16";
 }
 
 /** Where a value's buffer comes from. */
@@ -62,8 +69,11 @@ export type ValueSource =
    * (runtime/random.ts): fresh values every call, the same sequence for the same load seed.
    */
   | { kind: "random"; stream: number }
-  /** Written by kernel steps during the call. */
-  | { kind: "temp" }
+  /**
+   * Written by kernel steps during the call. `matmul`: a matmul step's packing scratch, whose bytes are computed
+   * per call from the gemm's dims (runtime/matmul-scratch.ts); its `shape` is a compile-time upper bound.
+   */
+  | { kind: "temp"; matmul?: MatmulScratchSpec }
   /** Same bytes as another value (reshape of a contiguous tensor). */
   | { kind: "alias"; of: number }
   /** Computed inside another value's fused kernel and never stored: no buffer. */

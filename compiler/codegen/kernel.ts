@@ -20,8 +20,9 @@
 //       a: [batch..., M, K] ([batch..., K, M] when transA), b: [batch..., K, N] ([batch..., N, K] when transB)
 //       (axes with aBcast/bBcast true have extent 1 in that operand); out: [batch..., M, N]; all contiguous.
 //       Computes rows [m0, m1) of every out matrix (the planner passes 0, M; the thread pool splits the range).
-//       scratch: a buffer of at least matmulScratchBytes(M, K, N) bytes (compiler/codegen/wasm/matmul-blocking.ts)
-//       for packed panels; the planner adds one per function as an extra temp value (a step buffer before out, so
+//       scratch: a buffer of at least matmulScratchBytes(M, K, N) bytes (runtime/matmul-scratch.ts, "band"/"block"
+//       partial sums with a 16-bit epilogue) for packed panels; the planner adds one per matmul step as an extra
+//       temp value sized per call (source.matmul; a step buffer before out, so
 //       out stays the last buffer as every step's output is), and each extra thread gets its own
 //       MATMUL_SCRATCH_MAX bytes. f32 accumulation.
 //       With an epilogue: (a, b, scratch, e_0, ..., e_{n-1}, out, bext..., M, K, N, m0, m1): scratch stays at
@@ -112,6 +113,11 @@ export interface MatmulEpilogue {
   readonly inputs: readonly { readonly dtype: DType; readonly bcast: readonly boolean[] }[];
   readonly expr: EwExpr;
   readonly out: DType;
+  /**
+   * K is known at compile time and fits one KC block, with a 16-bit output: the wasm gemm stores each MR-row
+   * band as soon as its tiles are done, staging only an MR x nc band of f32 sums instead of an mc x nc block.
+   */
+  readonly singleK?: true;
 }
 
 export interface CopyKernel {

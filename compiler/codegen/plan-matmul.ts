@@ -1,11 +1,11 @@
 // Codegen stage, planner for matmuls: folds transposes and float casts of operands into the operand loading,
 // and a fused elementwise group (passes/fusion.ts fuseMatmulEpilogues) into the store as an epilogue.
-import type { DimPoly } from "../../runtime/manifest.js";
+import type { DimPoly, ValueManifest } from "../../runtime/manifest.js";
 import { guardKey, useCounts, type Graph, type Node } from "../ir/graph.js";
 import { isFloat, type Dim, type DType } from "../ir/types.js";
 import type { EwExpr, KernelSpec, MatmulEpilogue, MatmulKernel } from "./kernel.js";
 import { polyConst, polyProduct } from "./dim-poly.js";
-import { matmulScratchBytes } from "./wasm/matmul-blocking.js";
+import { KC, matmulScratchBytes, type MatmulScratchSpec, type PartialSums } from "./wasm/matmul-blocking.js";
 
 export type StepFn = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops?: string[]) => void;
 export interface Interner {
@@ -19,17 +19,20 @@ export interface MatmulPlan {
   readonly casts: ReadonlySet<number>;
   /** Root of a fused group -> the matmul whose epilogue it is. */
   readonly epilogueOf: ReadonlyMap<number, number>;
-  /** Value index of the function's matmul scratch buffer. */
-  readonly scratch: number;
-  /** Bytes it needs (-1: the function has no matmul). */
-  scratchBytes: number;
+  /** Index of the first scratch value (after the node values). */
+  readonly scratchBase: number;
+  /**
+   * One packing scratch per matmul step, at scratchBase + i: its bytes follow the call's dims (source.matmul),
+   * its shape bounds them with symbolic dims at their block sizes.
+   */
+  readonly scratches: ValueManifest[];
 }
 
 export function matmulPlan(g: Graph): MatmulPlan {
   const { permutes, casts } = foldedOperands(g);
   const epilogueOf = new Map<number, number>();
   for (const n of g.nodes) if (n.op === "matmul" && n.fused !== undefined) epilogueOf.set(n.fused, n.id);
-  return { folded: permutes, casts, epilogueOf, scratch: g.nodes.length, scratchBytes: -1 };
+  return { folded: permutes, casts, epilogueOf, scratchBase: g.nodes.length, scratches: [] };
 }
 
 const STORAGE: readonly DType[] = ["f32", "f16", "bf16"];
@@ -111,6 +114,8 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const ab = pad(as), bb = pad(bs);
   const batch = ab.map((d, k) => (d === 1 ? bb[k] : d));
   const epi = root ? epilogue(g, n, root) : undefined;
+  // A 16-bit store needs the f32 sums staged; with one K block only an MR-row band of them at a time.
+  const partial: PartialSums = epi === undefined || epi.spec.out === "f32" ? false : typeof K === "number" && K <= KC ? "band" : "block";
   // One B for every batch of a row-major A ([..., M, K] @ [K, N]) is a single gemm over all the rows, unless an
   // epilogue input broadcasts along some but not all of those row axes.
   const rowsAlike = (f: readonly boolean[]) => f.slice(0, batchRank + 1).every((x) => x === f[0]);
@@ -129,16 +134,20 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
     ...(B.dtype !== dtype ? { bDtype: B.dtype as "f32" } : {}),
     ...(A.round ? { aRound: A.round } : {}),
     ...(B.round ? { bRound: B.round } : {}),
-    ...(epi ? { epilogue: { ...epi.spec, inputs: epi.spec.inputs.map((inp, i) => ({ ...inp, bcast: merge ? [epi.flags[i]![0]!, epi.flags[i]!.at(-1)!] : epi.flags[i]! })) } } : {}),
+    ...(epi ? { epilogue: { ...epi.spec, inputs: epi.spec.inputs.map((inp, i) => ({ ...inp, bcast: merge ? [epi.flags[i]![0]!, epi.flags[i]!.at(-1)!] : epi.flags[i]! })), ...(partial === "band" ? { singleK: true as const } : {}) } } : {}),
   };
   const known = (ds: readonly Dim[]) => (ds.every((d) => typeof d === "number") ? (ds as number[]).reduce((x, y) => x * y, 1) : undefined);
-  const partial = epi !== undefined && epi.spec.out !== "f32";
-  mm.scratchBytes = Math.max(mm.scratchBytes, matmulScratchBytes(known(rows), known([K]), known([N]), partial));
   const m = polyProduct(rows);
+  const scratch = mm.scratchBase + mm.scratches.length;
+  const bound = matmulScratchBytes(known(rows), known([K]), known([N]), partial);
+  // A 16-bit epilogue with K unknown here chooses band or block per call (wasm/matmul.ts); so does its scratch.
+  const runtimePartial = partial === "block" && typeof K !== "number" ? "auto" : partial;
+  const sizing: MatmulScratchSpec = { M: m, K: polyProduct([K]), N: polyProduct([N]), ...(runtimePartial ? { partial: runtimePartial } : {}) };
+  mm.scratches.push({ dtype: "f32", shape: [Math.ceil(bound / 4)], source: { kind: "temp", matmul: sizing } });
   const ints = [...(merge ? [] : batch).map((d) => polyProduct([d])), m, polyProduct([K]), polyProduct([N]), polyConst(0), m];
   const out = root ?? n;
   const label = epi ? `matmul_${epi.ops.length}ep_${out.type.dtype}` : `matmul_${dtype}`;
-  step(table.intern(spec, label), [A.src, B.src, mm.scratch, ...(epi?.bufs ?? []), out.id], ints, out, epi ? [n.op, ...epi.ops] : [n.op]);
+  step(table.intern(spec, label), [A.src, B.src, scratch, ...(epi?.bufs ?? []), out.id], ints, out, epi ? [n.op, ...epi.ops] : [n.op]);
 }
 
 /** The epilogue of `root`'s group: its expression with the matmul as input 0, other buffers as inputs 1... */

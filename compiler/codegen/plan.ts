@@ -3,7 +3,7 @@
 // aliases (reshape) or strided copies; elementwise ops take scalar constants inline.
 
 import type { FunctionManifest, StepManifest, ValueManifest, DimPoly } from "../../runtime/manifest.js";
-import { guardKey, useCounts, type Graph, type IRModule, type Node } from "../ir/graph.js";
+import { guardKey, ioType, useCounts, type Graph, type IRModule, type Node } from "../ir/graph.js";
 import type { Dim, DType } from "../ir/types.js";
 import { WASM_LOWERING } from "./wasm/op-emitters.js";
 import type { EwExpr, KernelSpec, NamedKernel } from "./kernel.js";
@@ -88,14 +88,14 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     else if (n.op === "iota") step(table.intern({ kind: "iota", dtype: "i32" }, "iota"), [n.id], [polyConst(n.type.shape[0] as number)], n);
     else planCopy(g, n, table, step);
   }
-  // One packing buffer per function, after the node values, big enough for its largest matmul.
-  if (mm.scratchBytes >= 0) values.push({ dtype: "f32", shape: [Math.ceil(mm.scratchBytes / 4)], source: { kind: "temp" } });
+  // One packing buffer per matmul step, after the node values (plan-matmul.ts), sized per call by the runtime.
+  values.push(...mm.scratches);
   return {
     name: g.name,
     jsName: g.name.includes(".") ? g.name.slice(g.name.indexOf(".") + 1) : g.name,
     model: g.model,
     dims: g.dims,
-    inputs: g.inputs.map((i) => ({ name: i.name, dtype: g.nodes[i.node].type.dtype, shape: [...g.nodes[i.node].type.shape] })),
+    inputs: g.inputs.map((i) => ({ name: i.name, dtype: ioType(g, i).dtype, shape: [...g.nodes[i.node].type.shape], ...(i.dtype ? { storage: g.nodes[i.node].type.dtype as "f16" | "bf16" } : {}) })),
     outputs: g.outputs.map((o) => ({ name: o.name, dtype: g.nodes[o.node].type.dtype, shape: [...g.nodes[o.node].type.shape] })),
     outputValues: g.outputs.map((o) => o.node),
     values,

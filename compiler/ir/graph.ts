@@ -4,7 +4,7 @@
 import type { Span } from "../diagnostics.js";
 import type { AttrsOf, PrimOp } from "../ops/types.js";
 import type { InitSpec } from "../../runtime/manifest.js";
-import type { TensorType } from "./types.js";
+import type { DType, TensorType } from "./types.js";
 
 export interface Node<P extends PrimOp = PrimOp> {
   readonly id: number;
@@ -45,6 +45,17 @@ export interface Guard {
 export interface GraphIO {
   readonly name: string;
   readonly node: number;
+  /**
+   * The caller's dtype of an input whose node is stored narrower (the precision pass keeps an f32 input that
+   * only matmuls read in f16/bf16): the signature keeps this dtype, the runtime converts while copying in.
+   */
+  readonly dtype?: DType;
+}
+
+/** An input's type as the caller sees it (the signature), which the node's type narrows when stored low. */
+export function ioType(g: Graph, io: GraphIO): TensorType {
+  const t = g.nodes[io.node].type;
+  return io.dtype ? { dtype: io.dtype, shape: t.shape } : t;
 }
 
 export interface Graph {

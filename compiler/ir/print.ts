@@ -1,7 +1,7 @@
 // IR stage: the stable text form of an IRModule (`kiln compile --emit ir`, `--dump-after <pass>`, golden files).
 // One line per node, `%id = op inputs {attrs} : type`; attrs are printed in key order so output is stable.
 
-import type { Graph, IRModule, Node } from "./graph.js";
+import { ioType, type Graph, type IRModule, type Node } from "./graph.js";
 import { formatDim, formatType } from "./types.js";
 import type { InitSpec } from "../../runtime/manifest.js";
 
@@ -27,7 +27,8 @@ export function printNode(n: Node): string {
 }
 
 export function printGraph(g: Graph): string {
-  const sig = g.inputs.map((i) => `${i.name}: ${formatType(g.nodes[i.node].type)}`).join(", ");
+  // An input stored narrower than the caller passes it shows both: `x: f32[B, 784] as f16`.
+  const sig = g.inputs.map((i) => `${i.name}: ${formatType(ioType(g, i))}${i.dtype ? ` as ${g.nodes[i.node].type.dtype}` : ""}`).join(", ");
   const res = g.outputs.map((o) => `${o.name}: ${formatType(g.nodes[o.node].type)}`).join(", ");
   const lines = [`fn ${g.name}(${sig}) -> (${res}) {`];
   for (const n of g.nodes) lines.push("  " + printNode(n));

@@ -4,7 +4,7 @@
 // batch_norm running-statistics values as updates; it returns the loss.
 
 import type { Expr, TrainDecl } from "../frontend/ast.js";
-import type { Graph, ParamInfo } from "../ir/graph.js";
+import { ioType, type Graph, type ParamInfo } from "../ir/graph.js";
 import { formatType, isFloat, type TensorType } from "../ir/types.js";
 import { FnLowerer } from "./lower-fn.js";
 import type { ModuleScope } from "./module-scope.js";
@@ -136,5 +136,5 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
 }
 
 export function describeTrain(g: Graph): string {
-  return `${g.name}(${g.inputs.map((i) => `${i.name}: ${formatType(g.nodes[i.node].type)}`).join(", ")})`;
+  return `${g.name}(${g.inputs.map((i) => `${i.name}: ${formatType(ioType(g, i))}`).join(", ")})`;
 }

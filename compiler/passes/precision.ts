@@ -7,6 +7,9 @@
 //     same scheme. f16 gradients underflow without a loss scale, so mixed-f16 train blocks get one (train.ts);
 //   - weights: a matmul reading an f32 param (through reshapes/permutes) reads its copy param (role "copy"),
 //     which every training step that updates the master refreshes with an extra update `cast(W_new, low)`.
+//   - function inputs only low matmuls read (through views): the `input` node is typed f16/bf16 and its GraphIO
+//     keeps `dtype: "f32"`, the caller's dtype (signature, .d.ts and manifest TensorSig stay f32; the manifest adds
+//     `storage`); the runtime rounds the caller's f32 data while copying it in, which is what the matmul did anyway.
 // Function outputs and updates keep their f32 values. With no policy anywhere the module is returned unchanged.
 
 import type { DiagnosticBag } from "../diagnostics.js";
@@ -72,6 +75,10 @@ function rewriteGraph(g: Graph, policyOf: (n: Node) => Low | undefined, copyOf: 
     }
     if (storable(n.id) && !stored.has(n.id)) stored.set(n.id, dt);
   }
+  // Function inputs only low matmuls read (through views): stored low from the start (see lowInputs).
+  const inputLow = lowInputs(nodes, consumers, policyOf, storable);
+  for (const i of pinned) inputLow.delete(i);
+  for (const [i, dt] of inputLow) stored.set(i, dt);
 
   const b = new GraphBuilder();
   const map: number[] = [];
@@ -121,6 +128,13 @@ function rewriteGraph(g: Graph, policyOf: (n: Node) => Low | undefined, copyOf: 
       b.precision = n.precision;
       return b.add(n.op, inputs, n.attrs, n.type, n.span, guardOf(n.id));
     };
+    const inLow = inputLow.get(n.id);
+    if (inLow) {
+      // The caller's f32 data arrives rounded to 16 bits (the runtime converts while copying it in).
+      map[n.id] = b.add("input", [], n.attrs as never, { dtype: inLow, shape: n.type.shape }, n.span, guardOf(n.id));
+      low.set(`${n.id}:${inLow}`, map[n.id]);
+      continue;
+    }
     const src = stored.get(n.inputs[0]);
     if (src && VIEW_OPS.has(n.op) && n.type.dtype === "f32" && !stored.has(n.id) && storable(n.id)) {
       // A layout op of a value stored low moves 16-bit elements; its consumers widen it (no cast kernel between).
@@ -151,10 +165,41 @@ function rewriteGraph(g: Graph, policyOf: (n: Node) => Low | undefined, copyOf: 
   return {
     ...g,
     nodes: b.nodes,
-    inputs: g.inputs.map((i) => ({ ...i, node: map[i.node] })),
+    inputs: g.inputs.map((i) => (inputLow.has(i.node) ? { ...i, node: map[i.node], dtype: nodes[i.node].type.dtype } : { ...i, node: map[i.node] })),
     outputs: g.outputs.map((o) => ({ ...o, node: map[o.node] })),
     updates: g.updates?.map((u) => ({ ...u, node: map[u.node] })),
   };
+}
+
+/**
+ * f32 function inputs whose every use, seen through layout views (none of them an output or compared), is an
+ * operand of a low-policy matmul of one format: the matmul rounds the operand anyway, so storing the input in
+ * 16 bits changes no result and halves its bytes. Such an input node is typed f16/bf16 while its GraphIO keeps
+ * `dtype: "f32"` (the signature, the .d.ts and the manifest TensorSig stay f32; the manifest adds `storage`).
+ */
+function lowInputs(nodes: readonly Node[], consumers: number[][], policyOf: (n: Node) => Low | undefined, storable: (i: number) => boolean): Map<number, Low> {
+  const out = new Map<number, Low>();
+  // The one format every use needs, or null when some use needs f32.
+  const need = (i: number): Low | null | undefined => {
+    let want: Low | undefined;
+    for (const c of consumers[i]) {
+      const n = nodes[c];
+      const dt = policyOf(n);
+      let got: Low | null | undefined;
+      if (n.op === "matmul") got = dt && mixable(nodes, n, dt) ? dt : null;
+      else if (VIEW_OPS.has(n.op) && n.type.dtype === "f32" && storable(c)) got = need(c);
+      else got = null;
+      if (got === null || (want && got && got !== want)) return null;
+      want = got ?? want;
+    }
+    return want;
+  };
+  for (const n of nodes) {
+    if (n.op !== "input" || n.type.dtype !== "f32" || n.guard?.length) continue;
+    const dt = need(n.id);
+    if (dt) out.set(n.id, dt);
+  }
+  return out;
 }
 
 /** A matmul the policy can lower: both operands f32 or already `dt`. */

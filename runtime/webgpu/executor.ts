@@ -5,7 +5,7 @@
 
 import type { FunctionManifest, ParamManifest } from "../manifest.js";
 import { KilnError } from "../errors.js";
-import { allocTypedArray, assertDType, encodeNumbersLoose, type DType } from "../dtype.js";
+import { allocTypedArray, assertDType, encodeNumbersLoose, f32ArrayToBf16Bits, f32ArrayToF16Bits, type DType } from "../dtype.js";
 import { Tensor } from "../tensor.js";
 import { bindCall, isPlainInputValue, type CallOptions } from "../bind.js";
 import { checkAlive, scoped, type GpuHandle } from "./device.js";
@@ -137,7 +137,8 @@ export class GpuFunctionExecutor {
           if (plan.buffers[i]) upload(h, plan.buffers[i]!, v.dtype === "f32" ? values : toWords(v.dtype, encodeF32(v.dtype, values)));
         }
         if (s.kind !== "input" || !plan.buffers[i] || gpuInputs.has(s.index)) return;
-        upload(h, plan.buffers[i]!, toWords(v.dtype, data[s.index]!));
+        const low = fn.inputs[s.index]!.storage;
+        upload(h, plan.buffers[i]!, toWords(v.dtype, low ? lowBits(low, data[s.index] as Float32Array) : data[s.index]!));
       });
       const enc = h.device.createCommandEncoder({ label: what });
       fn.values.forEach((v, i) => {
@@ -222,6 +223,10 @@ export class GpuFunctionExecutor {
       const storage = v.storage(`${fn.name}: input "${name}"`);
       if (storage.owner !== this.#ctx.owner) {
         throw new KilnError(`${fn.name}: input "${name}" is a GpuTensor of another module (or device); pass await t.read() instead`, { code: "input_value", fn: fn.name, tensor: name });
+      }
+      if (fn.inputs[index]!.storage) {
+        // Its buffer holds 16-bit values, converted on the host while uploading; a GPU-resident f32 tensor has none.
+        throw new KilnError(`${fn.name}: input "${name}" (f32) is stored as ${fn.inputs[index]!.storage} on the GPU (mixed precision: only matmuls read it); pass its values from the host: await t.read()`, { code: "input_value", fn: fn.name, tensor: name, expected: "f32 host data" });
       }
       gpu.set(index, v);
       return Object.assign(Object.create(Tensor.prototype) as Tensor, { dtype: v.dtype, shape: v.shape, data: { length: v.size } });
@@ -317,5 +322,12 @@ function checkFunction(fn: FunctionManifest, params: ReadonlyMap<string, GpuPara
 function encodeF32(dtype: DType, values: Float32Array): ReturnType<typeof allocTypedArray> {
   const out = allocTypedArray(dtype, values.length);
   encodeNumbersLoose(dtype, values, out);
+  return out;
+}
+
+/** The 16-bit bits of an f32 input stored low (TensorSig.storage), rounded as the wasm runtime rounds them. */
+function lowBits(low: "f16" | "bf16", src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  (low === "f16" ? f32ArrayToF16Bits : f32ArrayToBf16Bits)(src, out);
   return out;
 }

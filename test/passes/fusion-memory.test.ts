@@ -114,7 +114,12 @@ describe("fusion and memory planning", () => {
         // A step writes its last `outputs` buffers (multi-output kernels) and reads the others.
         const firstWrite = (v: number) => steps.findIndex((s) => outsOf(s).includes(v));
         const lastRead = (v: number) => (fn.outputValues.includes(v) ? steps.length : Math.max(firstWrite(v), ...steps.map((s, k) => (insOf(s).includes(v) ? k : -1))));
-        const live = fn.values.map((v, i) => ({ i, lo: v.source.kind === "input" ? -1 : firstWrite(i), hi: lastRead(i), off: plan.offsets[i], size: bytes[i] })).filter((x) => x.off >= 0 && x.size > 0);
+        // A temp no step writes (a matmul's packing scratch, one per step) is working space of the steps that
+        // read it: live from just before its first reader to just after its last, so it clashes with their
+        // inputs and outputs but not with values that died earlier.
+        const firstRead = (v: number) => steps.findIndex((s) => insOf(s).includes(v));
+        const work = (i: number) => fn.values[i]!.source.kind === "temp" && firstWrite(i) < 0 && firstRead(i) >= 0;
+        const live = fn.values.map((v, i) => ({ i, lo: v.source.kind === "input" ? -1 : work(i) ? firstRead(i) - 0.5 : firstWrite(i), hi: work(i) ? lastRead(i) + 0.5 : lastRead(i), off: plan.offsets[i], size: bytes[i] })).filter((x) => x.off >= 0 && x.size > 0);
         for (const x of live)
           for (const y of live) {
             if (x.i >= y.i) continue;

@@ -49,15 +49,19 @@ describe("planMatmul", () => {
     expect(p.steps.map((s) => s.spec.kind)).toEqual(["copy", "matmul"]);
   });
 
-  it("merges the batch of A into M when B has none, and sizes one scratch buffer for the function", () => {
+  it("merges the batch of A into M when B has none, and gives each matmul step its own scratch buffer", () => {
     const p = planOf(`fn f(x: f32[B, 6, 784], w: f32[784, 10], v: f32[10, 300]) -> f32[B, 6, 300] { return x @ w @ v }`, "f");
     const ks = matmuls(p);
     expect(ks.map((k) => k.batchRank)).toEqual([0, 0]);
     expect(p.steps[0]!.ints[0]).toEqual([[6, "B"]]); // M = 6 * B rows
-    const scratch = p.f.values[p.f.values.length - 1]!;
-    expect(scratch.source.kind).toBe("temp");
-    expect(4 * (scratch.shape[0] as number)).toBeGreaterThanOrEqual(Math.max(matmulScratchBytes(undefined, 784, 10), matmulScratchBytes(undefined, 10, 300)));
-    for (const s of p.steps) expect(s.buffers[2]).toBe(p.f.values.length - 1);
+    // The scratch values follow the node values, one per step, each a bound of its own matmul's needs.
+    const bounds = [matmulScratchBytes(undefined, 784, 10), matmulScratchBytes(undefined, 10, 300)];
+    p.steps.forEach((s, i) => {
+      expect(s.buffers[2]).toBe(p.f.values.length - 2 + i);
+      const scratch = p.f.values[s.buffers[2]!]!;
+      expect(scratch.source).toMatchObject({ kind: "temp", matmul: { M: [[6, "B"]] } });
+      expect(4 * (scratch.shape[0] as number)).toBeGreaterThanOrEqual(bounds[i]!);
+    });
   });
 
   it("folded, merged and broadcast matmuls match the reference", async () => {

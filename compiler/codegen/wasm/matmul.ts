@@ -27,9 +27,11 @@ interface GemmEpilogue {
   /**
    * The output is narrower than the f32 sums (f16/bf16): partial sums of earlier K blocks live in scratch (an
    * mc x nc block after packed A), and K becomes the innermost block loop so that block is finished before the
-   * next (B is packed again per row block, which costs little beside the multiply-adds).
+   * next (B is packed again per row block, which costs little beside the multiply-adds). "band": K fits one
+   * block (MatmulEpilogue.singleK), so each MR-row band is stored as soon as its tiles are done and only an
+   * MR x nc band of sums is staged (scratch sized by gemmScratchBytes(..., "band")); loops as without partial.
    */
-  readonly partial: boolean;
+  readonly partial: false | "block" | "band";
 }
 
 /**
@@ -65,10 +67,15 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
     const c4 = (x: number): E => m.i32.const(x);
     const mul = (x: E, y: E): E => m.i32.mul(x, y);
     const add = (...xs: E[]): E => xs.reduce((s, x) => m.i32.add(s, x));
-    const roundUp = (x: E, to: number): E => m.i32.and(m.i32.add(x, c4(to - 1)), c4(-to));
+    // MR is 6 in the relaxed build: a mask rounds only to powers of two (it took 63 to 64 there, so the partial
+    // sums started inside the last packed A panel), hence the division otherwise.
+    const roundUp = (x: E, to: number): E => ((to & (to - 1)) === 0
+      ? m.i32.and(m.i32.add(x, c4(to - 1)), c4(-to))
+      : m.i32.mul(m.i32.div_u(m.i32.add(x, c4(to - 1)), c4(to)), c4(to)));
     const call = (fn: string, args: E[]): E => m.call(fn, args, g.b.none);
 
-    const partial = epi?.partial === true;
+    const partial = epi?.partial === "block";
+    const band = epi?.partial === "band";
     const cs = v();
     // Functions: a Binaryen expression may appear only once in the tree.
     const kcMax = (): E => min(g, () => K.get(), () => c4(KC));
@@ -77,7 +84,7 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
     const prologue: E[] = [
       m.if(m.i32.or(m.i32.ge_s(m0.get(), m1.get()), m.i32.eqz(N.get())), m.return()),
       // C holds the partial sums: the output, or with `partial` the block in scratch (ncMax floats a row).
-      ldc.set(m.i32.shl(partial ? ncMax() : N.get(), c4(2))),
+      ldc.set(m.i32.shl(partial || band ? ncMax() : N.get(), c4(2))),
       ...(epi ? [] : [m.if(m.i32.eqz(K.get()), m.block(null, [
         m.memory.fill(add(c.get(), mul(m0.get(), ldc.get())), c4(0), mul(m.i32.sub(m1.get(), m0.get()), ldc.get())),
         m.return(),
@@ -87,7 +94,7 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
       tile.set(scratch.get()),
       bp.set(add(scratch.get(), c4(4 * MR * NR))),
       ap.set(add(bp.get(), m.i32.shl(mul(kcMax(), ncMax()), c4(2)))),
-      ...(partial ? [cs.set(add(ap.get(), m.i32.shl(mul(mcMax(), kcMax()), c4(2))))] : []),
+      ...(partial || band ? [cs.set(add(ap.get(), m.i32.shl(mul(mcMax(), kcMax()), c4(2))))] : []),
     ];
 
     // Packs the kc x nc block of B at (pc, jc) into NR-wide panels at bp.
@@ -123,7 +130,9 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
     const accum = (): E => m.i32.gt_s(pc.get(), c4(0));
     const panels = (): E[] => [add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), add(bp.get(), mul(jr.get(), m.i32.shl(kc.get(), c4(2))))];
     const [row0, col0, sums] = [v(), v(), v()];
-    const cpAt = (): E => (partial
+    const cpAt = (): E => (band
+      ? add(cs.get(), m.i32.shl(jr.get(), c4(2)))
+      : partial
       ? add(cs.get(), mul(ir.get(), ldc.get()), m.i32.shl(jr.get(), c4(2)))
       : add(c.get(), mul(add(ic.get(), ir.get()), ldc.get()), m.i32.shl(add(jc.get(), jr.get()), c4(2))));
     const tiles = forRange(g, { i: jr, from: c4(0), to: () => nc.get(), step: NR, body: [
@@ -244,7 +253,13 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
     const gv = Array.from({ length: 9 }, () => fb.i32());
     one = ([pA, pB, ...pE]) => fb.seq([
       ...[pA!, pB!, pC, scratch, M, K, N, m0, m1].map((x, i) => gv[i]!.set(x.get())),
-      gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: epi.out !== "f32" }, fmt),
+      epi.out === "f32" || epi.singleK
+        ? gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: epi.out === "f32" ? false : "band" }, fmt)
+        // K unknown when compiled (a batch dim: the weight gradient xᵀ·dy): the band path whenever this call's K is
+        // one block, so the runtime sizes the scratch for the band (matmulScratchBytesAt, partial "auto").
+        : m.if(m.i32.le_s(gv[5]!.get(), m.i32.const(KC)),
+          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "band" }, fmt),
+          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "block" }, fmt)),
       fb.bump(pC, mn4.get()),
     ]);
   }

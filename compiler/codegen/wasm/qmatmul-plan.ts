@@ -113,8 +113,11 @@ export function addInt8Variants(fm: FunctionManifest, specOf: (kernel: string) =
     staticOut: chainedOut.has(c) ? "q8" : "f32",
   }));
   for (const c of cands) {
+    // The step's own scratch (plan-matmul.ts) serves either variant: its per-call size gets the int8 floor too.
     const sv = fm.values[c.v.scratch]!;
-    const words = Math.ceil(qmatmulScratchBytes(c.K) / 4);
+    const need = qmatmulScratchBytes(c.K);
+    const words = Math.ceil(need / 4);
     if ((sv.shape[0] as number) < words) sv.shape = [words];
+    if (sv.source.kind === "temp" && sv.source.matmul) sv.source.matmul.minBytes = Math.max(sv.source.matmul.minBytes ?? 0, need);
   }
 }
