@@ -3,8 +3,9 @@
 import type { DimPoly, ValueManifest } from "../../runtime/manifest.js";
 import { guardKey, useCounts, type Graph, type Node } from "../ir/graph.js";
 import { isFloat, type Dim, type DType } from "../ir/types.js";
-import type { EwExpr, KernelSpec, MatmulEpilogue, MatmulKernel } from "./kernel.js";
+import type { KernelSpec, MatmulEpilogue, MatmulKernel } from "./kernel.js";
 import { polyConst, polyProduct } from "./dim-poly.js";
+import { bcastFlags, groupExpr } from "./group-expr.js";
 import { KC, matmulScratchBytes, type MatmulScratchSpec, type PartialSums } from "./wasm/matmul-blocking.js";
 
 export type StepFn = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops?: string[]) => void;
@@ -152,34 +153,9 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
 
 /** The epilogue of `root`'s group: its expression with the matmul as input 0, other buffers as inputs 1... */
 function epilogue(g: Graph, mmNode: Node, root: Node): { spec: MatmulEpilogue; bufs: number[]; flags: boolean[][]; ops: string[] } {
-  const out = mmNode.type.shape;
-  const bufs: number[] = [];
-  const memo = new Map<number, EwExpr>();
-  const ops: string[] = [];
-  const exprOf = (id: number): EwExpr => {
-    const src = g.nodes[id];
-    if (id === mmNode.id) return { t: "in", index: 0 };
-    if (src.op === "const" && src.type.shape.length === 0) return { t: "const", value: (src.attrs as { value: number }).value, dtype: src.type.dtype };
-    if (id === root.id || src.fused === root.id) {
-      let e = memo.get(id);
-      if (!e) {
-        e = { t: "op", op: src.op, attrs: src.attrs, dtype: src.type.dtype, args: src.inputs.map(exprOf) };
-        memo.set(id, e);
-        ops.push(src.op);
-      }
-      return e;
-    }
-    const at = bufs.indexOf(id);
-    if (at >= 0) return { t: "in", index: at + 1 };
-    bufs.push(id);
-    return { t: "in", index: bufs.length };
-  };
+  const { exprOf, bufs, ops } = groupExpr(g, root.id, [], mmNode.id);
   const expr = exprOf(root.id);
-  const flags = bufs.map((id) => {
-    const s = g.nodes[id].type.shape;
-    const p = out.length - s.length;
-    return out.map((d, k) => k < p || (s[k - p] === 1 && d !== 1));
-  });
+  const flags = bcastFlags(g, bufs, mmNode.type.shape);
   const inputs = bufs.map((id, i) => ({ dtype: g.nodes[id].type.dtype, bcast: flags[i]! }));
   return { spec: { inputs, expr, out: root.type.dtype }, bufs, flags, ops };
 }

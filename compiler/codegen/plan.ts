@@ -6,9 +6,10 @@ import type { FunctionManifest, StepManifest, ValueManifest, DimPoly } from "../
 import { guardKey, ioType, useCounts, type Graph, type IRModule, type Node } from "../ir/graph.js";
 import type { Dim, DType } from "../ir/types.js";
 import { WASM_LOWERING } from "./wasm/op-emitters.js";
-import type { EwExpr, KernelSpec, NamedKernel } from "./kernel.js";
+import type { KernelSpec, NamedKernel } from "./kernel.js";
 import { polyAdd, polyConst, polyProduct, polyScale, polyStrides } from "./dim-poly.js";
 import { matmulPlan, planMatmul, type MatmulPlan } from "./plan-matmul.js";
+import { bcastFlags, groupExpr } from "./group-expr.js";
 import { addInt8Variants } from "./wasm/qmatmul-plan.js";
 
 export interface Plan {
@@ -132,44 +133,6 @@ function planElementwise(g: Graph, n: Node, table: KernelTable, step: StepFn, fo
   if (extras.length) (stepsOf.get(g) as StepManifest[]).at(-1)!.outputs = 1 + extras.length;
   const sameLayout = bufs.flatMap((id, k) => (c.flags[k].every((b) => !b) && g.nodes[id].type.dtype === n.type.dtype ? [k] : []));
   if (sameLayout.length) (stepsOf.get(g) as StepManifest[]).at(-1)!.inplace = sameLayout;
-}
-
-/**
- * The expression of the group rooted at `root` (passes/fusion.ts): members (the root and nodes fused into it)
- * become shared sub-expressions, scalar constants are inlined, everything else is a buffer input (`bufs`).
- */
-function groupExpr(g: Graph, root: number, extraRoots: readonly number[] = []): { exprOf: (id: number) => EwExpr; bufs: number[]; ops: string[] } {
-  const roots = new Set([root, ...extraRoots]);
-  const bufs: number[] = [];
-  const memo = new Map<number, EwExpr>();
-  const ops: string[] = [];
-  const exprOf = (id: number): EwExpr => {
-    const src = g.nodes[id];
-    if (src.op === "const" && src.type.shape.length === 0) return { t: "const", value: (src.attrs as { value: number }).value, dtype: src.type.dtype };
-    if (roots.has(id) || (src.fused !== undefined && roots.has(src.fused))) {
-      let e = memo.get(id);
-      if (!e) {
-        e = { t: "op", op: src.op, attrs: src.attrs, dtype: src.type.dtype, args: src.inputs.map(exprOf) };
-        memo.set(id, e);
-        ops.push(src.op);
-      }
-      return e;
-    }
-    const at = bufs.indexOf(id);
-    if (at >= 0) return { t: "in", index: at };
-    bufs.push(id);
-    return { t: "in", index: bufs.length - 1 };
-  };
-  return { exprOf, bufs, ops };
-}
-
-/** Per buffer, per axis of `out`: true where the buffer lacks the axis or has extent 1 there (broadcast). */
-function bcastFlags(g: Graph, bufs: readonly number[], out: readonly Dim[]): boolean[][] {
-  return bufs.map((id) => {
-    const s = g.nodes[id].type.shape;
-    const pad = out.length - s.length;
-    return out.map((d, k) => k < pad || (s[k - pad] === 1 && d !== 1));
-  });
 }
 
 /**
