@@ -8,6 +8,7 @@
 // to nearest even (overflow carries into ±Inf) and keeps NaN quiet (| 0x40). Widening is exact for every pattern.
 import type { DType } from "../../ir/types.js";
 import type { E, EmitCtx } from "./context.js";
+import { scalarLanes, vectorLanes, type Lanes } from "./lanes.js";
 
 export type HalfDType = "f16" | "bf16";
 
@@ -15,79 +16,18 @@ export function isHalf(d: DType | undefined): d is HalfDType {
   return d === "f16" || d === "bf16";
 }
 
-/** Integer and float lane operations for one width: "s" = scalar i32/f32, "v" = i32x4/f32x4 in a v128. */
+/** The shared scalar/SIMD vocabulary (lanes.ts) plus what these routines add: locals and integer constants. */
 interface Ops {
-  readonly c: EmitCtx;
+  readonly L: Lanes;
+  /** An i32 constant from its bit pattern (0xc8000fff and the like). */
   int(k: number): E;
-  float(k: number): E;
-  and(a: E, b: E): E;
-  or(a: E, b: E): E;
-  add(a: E, b: E): E;
-  sub(a: E, b: E): E;
-  shl(a: E, n: number): E;
-  shrU(a: E, n: number): E;
-  /** Signed integer compares, as masks (i32 0/1 or all-ones lanes). */
-  gtS(a: E, b: E): E;
-  ltS(a: E, b: E): E;
-  fadd(a: E, b: E): E;
-  fmul(a: E, b: E): E;
-  fge(a: E, b: E): E;
-  bits(a: E): E;
-  fromBits(a: E): E;
-  /** mask ? a : b (integers). */
-  sel(mask: E, a: E, b: E): E;
-  /** mask ? k : 0 for an integer constant k. */
-  maskConst(mask: E, k: number): E;
   /** Binds a value (integer-typed unless `float`) to a local for several uses. */
   bind(v: E, body: (get: () => E) => E, float?: boolean): E;
 }
 
 function ops(c: EmitCtx, width: "s" | "v"): Ops {
-  const m = c.m;
-  if (width === "s") {
-    return {
-      c,
-      int: (k) => m.i32.const(k | 0),
-      float: (k) => m.f32.const(k),
-      and: (a, b) => m.i32.and(a, b),
-      or: (a, b) => m.i32.or(a, b),
-      add: (a, b) => m.i32.add(a, b),
-      sub: (a, b) => m.i32.sub(a, b),
-      shl: (a, n) => m.i32.shl(a, m.i32.const(n)),
-      shrU: (a, n) => m.i32.shr_u(a, m.i32.const(n)),
-      gtS: (a, b) => m.i32.gt_s(a, b),
-      ltS: (a, b) => m.i32.lt_s(a, b),
-      fadd: (a, b) => m.f32.add(a, b),
-      fmul: (a, b) => m.f32.mul(a, b),
-      fge: (a, b) => m.f32.ge(a, b),
-      bits: (a) => m.i32.reinterpret(a),
-      fromBits: (a) => m.f32.reinterpret(a),
-      sel: (k, a, b) => m.select(k, a, b),
-      maskConst: (k, v) => m.i32.mul(k, m.i32.const(v | 0)),
-      bind: (v, body, float) => c.bind(float ? c.t.f32 : c.t.i32, v, body),
-    };
-  }
-  return {
-    c,
-    int: (k) => c.splatI32(k | 0),
-    float: (k) => c.splatF32(k),
-    and: (a, b) => m.v128.and(a, b),
-    or: (a, b) => m.v128.or(a, b),
-    add: (a, b) => m.i32x4.add(a, b),
-    sub: (a, b) => m.i32x4.sub(a, b),
-    shl: (a, n) => m.i32x4.shl(a, m.i32.const(n)),
-    shrU: (a, n) => m.i32x4.shr_u(a, m.i32.const(n)),
-    gtS: (a, b) => m.i32x4.gt_s(a, b),
-    ltS: (a, b) => m.i32x4.lt_s(a, b),
-    fadd: (a, b) => m.f32x4.add(a, b),
-    fmul: (a, b) => m.f32x4.mul(a, b),
-    fge: (a, b) => m.f32x4.ge(a, b),
-    bits: (a) => a,
-    fromBits: (a) => a,
-    sel: (k, a, b) => m.v128.bitselect(a, b, k),
-    maskConst: (k, v) => m.v128.and(k, c.splatI32(v | 0)),
-    bind: (v, body) => c.bind(c.t.v128, v, body),
-  };
+  const L = width === "s" ? scalarLanes(c.t, c.m) : vectorLanes(c.t, c.m);
+  return { L, int: (k) => L.i(k | 0), bind: (v, body, float) => c.bind(float ? L.ft : L.it, v, body) };
 }
 
 /**
@@ -96,10 +36,11 @@ function ops(c: EmitCtx, width: "s" | "v"): Ops {
  * exactly, since wasm floats keep subnormals. Results >= 2^16 came from exponent 31: force Inf/NaN's exponent.
  */
 function widenF16(o: Ops, h: E): E {
-  return o.bind(h, (hv) => o.bind(o.fmul(o.fromBits(o.shl(o.and(hv(), o.int(0x7fff)), 13)), o.float(2 ** 112)), (f) =>
-    o.fromBits(o.or(
-      o.or(o.bits(f()), o.maskConst(o.fge(f(), o.float(65536)), 0x7f800000)),
-      o.shl(o.and(hv(), o.int(0x8000)), 16),
+  const { L } = o;
+  return o.bind(h, (hv) => o.bind(L.mul(L.fromBits(L.ishl(L.iand(hv(), o.int(0x7fff)), 13)), L.f(2 ** 112)), (f) =>
+    L.fromBits(L.ior(
+      L.ior(L.bits(f()), L.sel(L.ge(f(), L.f(65536)), o.int(0x7f800000), o.int(0))),
+      L.ishl(L.iand(hv(), o.int(0x8000)), 16),
     )), true));
 }
 
@@ -110,28 +51,30 @@ function widenF16(o: Ops, h: E): E {
  * the bottom of the f32 and the FPU rounds to nearest even; |x| >= 2^16 is Inf, NaN keeps its top payload, quiet.
  */
 function narrowF16(o: Ops, x: E): E {
-  return o.bind(o.bits(x), (b) => o.bind(o.and(b(), o.int(0x7fffffff)), (a) => {
-    const normal = o.shrU(o.add(o.add(a(), o.int(0xc8000fff)), o.and(o.shrU(a(), 13), o.int(1))), 13);
-    const sub = o.sub(o.bits(o.fadd(o.fromBits(a()), o.float(0.5))), o.int(0x3f000000));
-    const special = o.sel(o.gtS(a(), o.int(0x7f800000)), o.or(o.int(0x7e00), o.and(o.shrU(a(), 13), o.int(0x3ff))), o.int(0x7c00));
-    const mag = o.sel(o.gtS(a(), o.int(0x477fffff)), special, o.sel(o.ltS(a(), o.int(0x38800000)), sub, normal));
-    return o.or(mag, o.and(o.shrU(b(), 16), o.int(0x8000)));
+  const { L } = o;
+  return o.bind(L.bits(x), (b) => o.bind(L.iand(b(), o.int(0x7fffffff)), (a) => {
+    const normal = L.ishrU(L.iadd(L.iadd(a(), o.int(0xc8000fff)), L.iand(L.ishrU(a(), 13), o.int(1))), 13);
+    const sub = L.isub(L.bits(L.add(L.fromBits(a()), L.f(0.5))), o.int(0x3f000000));
+    const special = L.sel(L.igt(a(), o.int(0x7f800000)), L.ior(o.int(0x7e00), L.iand(L.ishrU(a(), 13), o.int(0x3ff))), o.int(0x7c00));
+    const mag = L.sel(L.igt(a(), o.int(0x477fffff)), special, L.sel(L.ilt(a(), o.int(0x38800000)), sub, normal));
+    return L.ior(mag, L.iand(L.ishrU(b(), 16), o.int(0x8000)));
   }));
 }
 
 /** f32 -> bf16 bits: the top half rounded to nearest even; NaN keeps its top bits and becomes quiet. */
 function narrowBf16(o: Ops, x: E): E {
-  return o.bind(o.bits(x), (b) => o.sel(
-    o.gtS(o.and(b(), o.int(0x7fffffff)), o.int(0x7f800000)),
-    o.or(o.shrU(b(), 16), o.int(0x40)),
-    o.shrU(o.add(o.add(b(), o.int(0x7fff)), o.and(o.shrU(b(), 16), o.int(1))), 16),
+  const { L } = o;
+  return o.bind(L.bits(x), (b) => L.sel(
+    L.igt(L.iand(b(), o.int(0x7fffffff)), o.int(0x7f800000)),
+    L.ior(L.ishrU(b(), 16), o.int(0x40)),
+    L.ishrU(L.iadd(L.iadd(b(), o.int(0x7fff)), L.iand(L.ishrU(b(), 16), o.int(1))), 16),
   ));
 }
 
 /** Scalar: i32 holding the 16-bit pattern (upper half zero) -> f32. */
 export function halfToF32(c: EmitCtx, d: HalfDType, h: E): E {
   const o = ops(c, "s");
-  return d === "f16" ? widenF16(o, h) : o.fromBits(o.shl(h, 16));
+  return d === "f16" ? widenF16(o, h) : o.L.fromBits(o.L.ishl(h, 16));
 }
 
 /** Scalar: f32 -> i32 holding the rounded 16-bit pattern in its low half. */
@@ -143,7 +86,7 @@ export function f32ToHalf(c: EmitCtx, d: HalfDType, x: E): E {
 /** SIMD: i32x4 of 16-bit patterns -> f32x4. */
 export function halfToF32x4(c: EmitCtx, d: HalfDType, h: E): E {
   const o = ops(c, "v");
-  return d === "f16" ? widenF16(o, h) : o.shl(h, 16);
+  return d === "f16" ? widenF16(o, h) : o.L.ishl(h, 16);
 }
 
 /** SIMD: f32x4 -> i32x4 of rounded 16-bit patterns. */

@@ -27,13 +27,18 @@ export interface Lanes {
   gt(a: E, b: E): E;
   eq(a: E, b: E): E;
   ne(a: E, b: E): E;
+  ge(a: E, b: E): E;
   iadd(a: E, b: E): E;
   isub(a: E, b: E): E;
   iand(a: E, b: E): E;
   ior(a: E, b: E): E;
   ishl(a: E, n: number): E;
   ishr(a: E, n: number): E;
+  ishrU(a: E, n: number): E;
   ieq(a: E, b: E): E;
+  /** Signed integer compares, as masks. */
+  igt(a: E, b: E): E;
+  ilt(a: E, b: E): E;
   /** Saturating truncation toward zero, NaN -> 0. */
   toInt(a: E): E;
   toFloat(a: E): E;
@@ -45,7 +50,10 @@ export interface Lanes {
   sel(mask: E, a: E, b: E): E;
 }
 
-export function scalarLanes(b: Bin, m: Module): Lanes {
+/** The value types the lanes need (binaryen's, or an EmitCtx's `t`). */
+type Types = Pick<Bin, "f32" | "i32" | "v128">;
+
+export function scalarLanes(b: Types, m: Module): Lanes {
   return {
     width: "f32", ft: b.f32, it: b.i32, mt: b.i32,
     f: (c) => m.f32.const(c),
@@ -65,13 +73,17 @@ export function scalarLanes(b: Bin, m: Module): Lanes {
     gt: (x, y) => m.f32.gt(x, y),
     eq: (x, y) => m.f32.eq(x, y),
     ne: (x, y) => m.f32.ne(x, y),
+    ge: (x, y) => m.f32.ge(x, y),
     iadd: (x, y) => m.i32.add(x, y),
     isub: (x, y) => m.i32.sub(x, y),
     iand: (x, y) => m.i32.and(x, y),
     ior: (x, y) => m.i32.or(x, y),
     ishl: (x, n) => m.i32.shl(x, m.i32.const(n)),
     ishr: (x, n) => m.i32.shr_s(x, m.i32.const(n)),
+    ishrU: (x, n) => m.i32.shr_u(x, m.i32.const(n)),
     ieq: (x, y) => m.i32.eq(x, y),
+    igt: (x, y) => m.i32.gt_s(x, y),
+    ilt: (x, y) => m.i32.lt_s(x, y),
     toInt: (x) => m.i32.trunc_s_sat.f32(x),
     toFloat: (x) => m.f32.convert_s.i32(x),
     bits: (x) => m.i32.reinterpret(x),
@@ -82,7 +94,7 @@ export function scalarLanes(b: Bin, m: Module): Lanes {
   };
 }
 
-export function vectorLanes(b: Bin, m: Module): Lanes {
+export function vectorLanes(b: Types, m: Module): Lanes {
   const splat = (c: number, arr: Float32Array | Int32Array): E => {
     arr.fill(c);
     return m.v128.const(Array.from(new Uint8Array(arr.buffer)));
@@ -106,13 +118,17 @@ export function vectorLanes(b: Bin, m: Module): Lanes {
     gt: (x, y) => m.f32x4.gt(x, y),
     eq: (x, y) => m.f32x4.eq(x, y),
     ne: (x, y) => m.f32x4.ne(x, y),
+    ge: (x, y) => m.f32x4.ge(x, y),
     iadd: (x, y) => m.i32x4.add(x, y),
     isub: (x, y) => m.i32x4.sub(x, y),
     iand: (x, y) => m.v128.and(x, y),
     ior: (x, y) => m.v128.or(x, y),
     ishl: (x, n) => m.i32x4.shl(x, m.i32.const(n)),
     ishr: (x, n) => m.i32x4.shr_s(x, m.i32.const(n)),
+    ishrU: (x, n) => m.i32x4.shr_u(x, m.i32.const(n)),
     ieq: (x, y) => m.i32x4.eq(x, y),
+    igt: (x, y) => m.i32x4.gt_s(x, y),
+    ilt: (x, y) => m.i32x4.lt_s(x, y),
     toInt: (x) => m.i32x4.trunc_sat_f32x4_s(x),
     toFloat: (x) => m.f32x4.convert_i32x4_s(x),
     bits: (x) => x,
