@@ -3,22 +3,13 @@
 // mismatch fails with a line diff. The dsl-examples are golden-tested the same way (expected IR next to them
 // in test/fixtures/examples/).
 import { describe, expect, it } from "vitest";
-import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { readdirSync, readFileSync, mkdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { compileToIR } from "../compiler/compile.js";
 import { formatDiagnostics } from "../compiler/diagnostics.js";
 import { printModule } from "../compiler/ir/print.js";
+import { golden, UPDATE } from "./helpers/golden.js";
 
-const UPDATE = process.env.KILN_UPDATE_FIXTURES === "1";
-
-function golden(file: string, actual: string): void {
-  if (UPDATE || !existsSync(file)) {
-    if (!UPDATE) throw new Error(`missing golden file ${file}; run with KILN_UPDATE_FIXTURES=1 to create it`);
-    writeFileSync(file, actual);
-    return;
-  }
-  expect(actual, `golden ${file} differs (KILN_UPDATE_FIXTURES=1 regenerates it)`).toBe(readFileSync(file, "utf8"));
-}
 
 function render(src: string, file: string): { kind: "ir" | "diag"; text: string } {
   const r = compileToIR(src, file, ["lower"]);

@@ -2,7 +2,7 @@
 // the contract it leaves for fusion (f16/bf16 only as casts, matmul operands and copy params), f32 bit-identity,
 // and the diagnostics of bad precision requests.
 import { describe, expect, it } from "vitest";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { compileToIR, type Precision } from "../../compiler/compile.js";
 import { formatDiagnostics } from "../../compiler/diagnostics.js";
@@ -10,8 +10,8 @@ import { printModule } from "../../compiler/ir/print.js";
 import type { IRModule } from "../../compiler/ir/graph.js";
 import { main } from "../../compiler/cli.js";
 import { evaluateGraph } from "../../runtime/reference.js";
+import { golden } from "../helpers/golden.js";
 
-const UPDATE = process.env.KILN_UPDATE_FIXTURES === "1";
 const DIR = "test/precision/fixtures";
 
 function dumpAfterPrecision(file: string, precision: Precision): string {
@@ -21,14 +21,6 @@ function dumpAfterPrecision(file: string, precision: Precision): string {
   return r.dumps[0].text;
 }
 
-function golden(file: string, actual: string): void {
-  if (UPDATE || !existsSync(file)) {
-    if (!UPDATE) throw new Error(`missing golden file ${file}; run with KILN_UPDATE_FIXTURES=1 to create it`);
-    writeFileSync(file, actual);
-    return;
-  }
-  expect(actual, `golden ${file} differs (KILN_UPDATE_FIXTURES=1 regenerates it)`).toBe(readFileSync(file, "utf8"));
-}
 
 /**
  * The contract of docs/language.md (Mixed precision): where an f16/bf16 value may appear after the pass (the
