@@ -8,7 +8,7 @@ import { Tensor } from "./tensor.js";
 import type { LinearMemory } from "./memory.js";
 import type { KernelFn } from "./wasm-backend.js";
 import { bindCall, type CallOptions } from "./bind.js";
-import { outsOf, planMemory } from "./memory-plan.js";
+import { outsOf, planMemory, type MemoryPlan } from "./memory-plan.js";
 import { RandomStreams } from "./random.js";
 import { matmulScratchBytesAt } from "./matmul-scratch.js";
 
@@ -34,6 +34,8 @@ export class FunctionExecutor {
   readonly #ctx: ExecutorContext;
   /** Persistent address of each const value with a concrete shape. */
   readonly #constPtr = new Map<number, number>();
+  /** Memory plans by dim binding: a plan depends only on the values' sizes, so a training loop plans once. */
+  readonly #plans = new Map<string, MemoryPlan>();
   /** Encoded element (bit pattern) of each const value. */
   readonly #constBits = new Map<number, number>();
   readonly #stepFns: KernelFn[];
@@ -183,7 +185,13 @@ export class FunctionExecutor {
       const what = `${fn.name}${dimNote}`;
       const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : v.source.kind === "temp" && v.source.matmul ? scratchBytes(fn, i, dims) : numels[i]! * dtypeBytes(v.dtype)));
       // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/memory-plan.ts).
-      const plan = planMemory(fn, bytes, (i) => this.#constPtr.has(i));
+      const planKey = bytes.join(",");
+      let plan = this.#plans.get(planKey);
+      if (!plan) {
+        if (this.#plans.size >= 16) this.#plans.clear();
+        plan = planMemory(fn, bytes, (i) => this.#constPtr.has(i));
+        this.#plans.set(planKey, plan);
+      }
       const base = plan.peak > 0 ? memory.allocScratch(plan.peak, what) : 0;
       const place = (i: number): number => {
         if (ptrs[i]! >= 0) return ptrs[i]!;
