@@ -35,6 +35,17 @@
 //   copy:        (in, out, inOffset, outOffset, ext_0..ext_{r-1}, inStride_0..inStride_{r-1}, outStride_0..outStride_{r-1})
 //       for every index i in ext: out[outOffset + sum i_k*outStride_k] = in[inOffset + sum i_k*inStride_k]
 //   iota:        (out, n)      out[i] = i for i < n (i32)
+//   finite:      (in, flag, n)
+//       flag (one bool) is set to false when any of in[0..n) (contiguous, dtype `dtype`) is Inf or NaN; never set
+//       to true (the planner fills the flag with true first, and several kernels may clear the same flag). n may
+//       be 0. The fallback of `all_finite` for a value whose kernel cannot check it (passes/fusion-finite.ts).
+//   flag outputs: an elementwise, reduce or matmul kernel with `flag: true` takes one more pointer right after its
+//       last output pointer (elementwise: after the extra outputs; reduce: after out, or after `stored`; matmul:
+//       after out) and before the integer arguments. It sets that bool to false when any value it stores to `out`
+//       is not finite *as stored* (an f32 sum of 70000 rounded to f16 is Inf; f16 values from 65520 up round to
+//       Inf, bf16 values from 0x7F7F8000 up), and never sets it to true. Concurrent writers (row chunks, WebGPU
+//       invocations) only ever store false, so their races are benign; WGSL stores it with atomicStore on an
+//       array<atomic<i32>> binding (bool is one 32-bit word there; wasm: one byte).
 //   qmatmul:     (a, w, qp, [bias,] scratch, out, M, K, N, m0, m1)
 //       int8 matmul on a weight quantized per output channel (docs/quantization.md): a [M, K] (f32, or u8 for
 //       input "q8"), w packed as the backend's QPacking says, qp the f32 words of qpHeader + weight scales;
@@ -60,6 +71,8 @@ export interface ElementwiseKernel {
    * copy of an updated master weight); their pointers follow `out`.
    */
   readonly extraOutputs?: readonly { readonly dtype: DType; readonly expr: EwExpr }[];
+  /** Clears a bool flag when a value stored to `out` is not finite (see "flag outputs" above). */
+  readonly flag?: true;
 }
 
 export interface ReduceKernel {
@@ -73,6 +86,8 @@ export interface ReduceKernel {
    * inputs (broadcast along their bcast axes), never stored. Absent: one contiguous input of dtype `dtype`.
    */
   readonly prologue?: ReducePrologue;
+  /** Clears a bool flag when a value stored to `out` is not finite (see "flag outputs" above). */
+  readonly flag?: true;
 }
 
 export interface ReducePrologue {
@@ -103,6 +118,8 @@ export interface MatmulKernel {
   readonly bRound?: "f16" | "bf16";
   /** Elementwise consumers of the product folded into its store (passes/fusion.ts fuseMatmulEpilogues). */
   readonly epilogue?: MatmulEpilogue;
+  /** Clears a bool flag when a value stored to `out` is not finite (see "flag outputs" above). */
+  readonly flag?: true;
 }
 
 /**
@@ -126,6 +143,12 @@ export interface CopyKernel {
   readonly rank: number;
 }
 
+/** all_finite's check of one stored value (see "finite" above). */
+export interface FiniteKernel {
+  readonly kind: "finite";
+  readonly dtype: "f32" | "f16" | "bf16";
+}
+
 export interface IotaKernel {
   readonly kind: "iota";
   readonly dtype: "i32";
@@ -145,7 +168,7 @@ export interface QMatmulKernel {
   readonly relu: boolean;
 }
 
-export type KernelSpec = ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel;
+export type KernelSpec = ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel;
 
 export interface NamedKernel {
   readonly name: string;

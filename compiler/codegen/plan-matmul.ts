@@ -123,6 +123,7 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const merge = batchRank > 0 && !A.trans && bb.every((d) => d === 1) && (epi?.flags.every(rowsAlike) ?? true);
   const rows = merge ? [...batch, M] : [M];
   const dtype = n.type.dtype;
+  const out0 = root ?? n;
   const spec: MatmulKernel = {
     kind: "matmul",
     dtype,
@@ -135,6 +136,7 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
     ...(B.dtype !== dtype ? { bDtype: B.dtype as "f32" } : {}),
     ...(A.round ? { aRound: A.round } : {}),
     ...(B.round ? { bRound: B.round } : {}),
+    ...(out0.finiteInto !== undefined ? { flag: true as const } : {}),
     ...(epi ? { epilogue: { ...epi.spec, inputs: epi.spec.inputs.map((inp, i) => ({ ...inp, bcast: merge ? [epi.flags[i]![0]!, epi.flags[i]!.at(-1)!] : epi.flags[i]! })), ...(partial === "band" ? { singleK: true as const } : {}) } } : {}),
   };
   const known = (ds: readonly Dim[]) => (ds.every((d) => typeof d === "number") ? (ds as number[]).reduce((x, y) => x * y, 1) : undefined);

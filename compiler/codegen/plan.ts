@@ -11,6 +11,7 @@ import { polyAdd, polyConst, polyProduct, polyScale, polyStrides } from "./dim-p
 import { matmulPlan, planMatmul, type MatmulPlan } from "./plan-matmul.js";
 import { bcastFlags, groupExpr } from "./group-expr.js";
 import { addInt8Variants } from "./wasm/qmatmul-plan.js";
+import { finiteChain } from "../passes/fusion-finite.js";
 
 export interface Plan {
   readonly kernels: NamedKernel[];
@@ -56,8 +57,22 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
   const values: ValueManifest[] = [];
   const steps: StepManifest[] = [];
   stepsOf.set(g, steps);
-  const step = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops: string[] = [n.op]) =>
-    steps.push({ kernel, buffers, ints, ops, ...(n.guard?.length ? { guard: n.guard.map((x) => ({ value: x.cond, when: x.when })) } : {}) });
+  const filled = new Set<number>();
+  const flagged = new Set<StepManifest>();
+  const step = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops: string[] = [n.op]) => {
+    // A kernel that clears an all_finite flag (passes/fusion-finite.ts; its spec says `flag`): the flag is filled
+    // with true before the first such kernel, and rides as one more output after the kernel's own.
+    const flag = n.finiteInto;
+    if (flag !== undefined && !filled.has(flag)) fillTrue(g.nodes[flag]);
+    const st: StepManifest = { kernel, buffers: flag === undefined ? buffers : [...buffers, flag], ints, ops, ...(n.guard?.length ? { guard: n.guard.map((x) => ({ value: x.cond, when: x.when })) } : {}) };
+    steps.push(st);
+    if (flag !== undefined) flagged.add(st);
+  };
+  const fillTrue = (f: Node) => {
+    filled.add(f.id);
+    const spec: KernelSpec = { kind: "elementwise", rank: 1, inputs: [], out: "bool", expr: { t: "const", value: 1, dtype: "bool" } };
+    step(table.intern(spec, "fill_bool"), [f.id], [polyConst(1)], f, ["all_finite"]);
+  };
   const mm: MatmulPlan = matmulPlan(g);
   for (const n of g.nodes) {
     const v = (source: ValueManifest["source"]) => values.push({ dtype: n.type.dtype, shape: [...n.type.shape], source });
@@ -86,9 +101,12 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     else if (kind === "elementwise") planElementwise(g, n, table, step, mm.casts);
     else if (n.op === "sum" || n.op === "mean" || n.op === "max" || n.op === "min") planReduce(g, n, table, step);
     else if (n.op === "matmul") planMatmul(g, n, table, step, mm);
+    else if (n.op === "all_finite") planAllFinite(g, n, table, step, filled.has(n.id) ? undefined : fillTrue);
     else if (n.op === "iota") step(table.intern({ kind: "iota", dtype: "i32" }, "iota"), [n.id], [polyConst(n.type.shape[0] as number)], n);
     else planCopy(g, n, table, step);
   }
+  // Kernels that clear a flag take the flag as one more output and say so in their spec.
+  for (const st of flagged) st.outputs = (st.outputs ?? 1) + 1;
   // One packing buffer per matmul step, after the node values (plan-matmul.ts), sized per call by the runtime.
   values.push(...mm.scratches);
   return {
@@ -104,6 +122,9 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     ...(g.updates?.length ? { updates: g.updates.map((u) => ({ param: u.param, value: u.node })) } : {}),
   };
 }
+
+/** `flag: true` for the spec of a kernel that clears an all_finite flag (see kernel.ts, "flag outputs"). */
+export const flagOf = (n: Node): { flag?: true } => (n.finiteInto !== undefined ? { flag: true } : {});
 
 type StepFn = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops?: string[]) => void;
 
@@ -127,6 +148,7 @@ function planElementwise(g: Graph, n: Node, table: KernelTable, step: StepFn, fo
     out: n.type.dtype,
     expr,
     ...(extras.length ? { extraOutputs } : {}),
+    ...flagOf(n),
   };
   const label = ops.length > 1 ? `fused${ops.length}` : `ew_${n.op}`;
   step(table.intern(spec, `${label}_${n.type.dtype}`), [...bufs, n.id, ...extras], c.ext.map(polyProduct), n, ops);
@@ -147,7 +169,7 @@ function planReduce(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
   const stored = x.storedBy === n.id;
   if (x.fused !== n.id && !stored) {
     const c = collapse(x.type.shape, [reduced]);
-    const spec: KernelSpec = { kind: "reduce", op: n.op as "sum", dtype: x.type.dtype, rank: c.ext.length, reduced: c.flags[0] };
+    const spec: KernelSpec = { kind: "reduce", op: n.op as "sum", dtype: x.type.dtype, rank: c.ext.length, reduced: c.flags[0], ...flagOf(n) };
     step(table.intern(spec, `reduce_${n.op}_${x.type.dtype}`), [x.id, n.id], c.ext.map(polyProduct), n);
     return;
   }
@@ -161,6 +183,7 @@ function planReduce(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
     rank: c.ext.length,
     reduced: c.flags[0],
     prologue: { inputs: grp.bufs.map((id, i) => ({ dtype: g.nodes[id].type.dtype, bcast: c.flags[i + 1] })), expr, ...(stored ? { stored } : {}) },
+    ...flagOf(n),
   };
   const ops = [...grp.ops, n.op];
   step(table.intern(spec, `fused${ops.length}_${n.op}_${x.type.dtype}`), [...grp.bufs, n.id, ...(stored ? [x.id] : [])], c.ext.map(polyProduct), n, ops);
@@ -239,4 +262,18 @@ export function planModule(m: IRModule): Plan {
   const specOf = (name: string) => table.kernels.find((k) => k.name === name)!.spec;
   for (const f of functions) if (!f.updates?.length) addInt8Variants(f, specOf, (spec, label) => table.intern(spec, label));
   return { kernels: table.kernels, functions };
+}
+
+/**
+ * all_finite: its flag is filled with true (unless a kernel clearing it already ran), and each input no kernel
+ * checks while storing it (passes/fusion-finite.ts marks those kernels `finiteInto`) gets a `finite` kernel.
+ */
+function planAllFinite(g: Graph, n: Node, table: KernelTable, step: StepFn, fill: ((f: Node) => void) | undefined): void {
+  fill?.(n);
+  for (const x of new Set(n.inputs)) {
+    if (finiteChain(g, x).some((c) => g.nodes[c].finiteInto === n.id)) continue;
+    const t = g.nodes[x].type;
+    const spec: KernelSpec = { kind: "finite", dtype: t.dtype as "f32" };
+    step(table.intern(spec, `finite_${t.dtype}`), [x, n.id], [polyProduct(t.shape)], n);
+  }
 }

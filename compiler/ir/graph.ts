@@ -27,6 +27,11 @@ export interface Node<P extends PrimOp = PrimOp> {
    */
   readonly storedBy?: number;
   /**
+   * Set by the fusion pass on a kernel's root (passes/fusion-finite.ts): that kernel also clears the flag of the
+   * `all_finite` node with this id when a value it stores is not finite, so the check reads no memory of its own.
+   */
+  readonly finiteInto?: number;
+  /**
    * The autocast region the node was lowered in (`@autocast(f16)` on its function or an inlining caller): the
    * precision pass applies that policy to it instead of the module's `--precision`.
    */

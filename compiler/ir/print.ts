@@ -21,7 +21,8 @@ export function printNode(n: Node): string {
   const attrs = keys.length ? " {" + keys.map((k) => `${k}=${fmtAttr((n.attrs as Record<string, unknown>)[k])}`).join(", ") + "}" : "";
   const ins = n.inputs.map((i) => `%${i}`).join(", ");
   const guard = n.guard?.length ? "  if " + n.guard.map((g) => `${g.when ? "" : "!"}%${g.cond}`).join(" && ") : "";
-  const fused = n.fused !== undefined ? `  (fused into %${n.fused})` : n.storedBy !== undefined ? `  (stored by the kernel of %${n.storedBy})` : "";
+  const fused = (n.fused !== undefined ? `  (fused into %${n.fused})` : n.storedBy !== undefined ? `  (stored by the kernel of %${n.storedBy})` : "")
+    + (n.finiteInto !== undefined ? `  (checked for %${n.finiteInto})` : "");
   const autocast = n.precision ? `  @autocast(${n.precision})` : "";
   return `%${n.id} = ${n.op}${ins ? " " + ins : ""}${attrs} : ${formatType(n.type)}${guard}${fused}${autocast}`;
 }

@@ -133,6 +133,20 @@ const BUILTINS: Record<string, Builtin> = {
       return L.emitVal("slice", [tensor(x)], sliceAttrs(axis, start, end, step));
     },
   },
+  // True when no element of any argument is Inf or NaN; the check runs inside the kernels producing the arguments.
+  all_finite: {
+    params: [],
+    variadic: true,
+    run(L, _a, call, rest) {
+      const xs = rest.map((r) => L.materialize(r.val, r.span));
+      if (xs.length === 0) {
+        L.diags.error("K204", "all_finite needs at least one tensor", call.span);
+        return POISON;
+      }
+      if (xs.some((x) => x.kind !== "tensor")) return POISON;
+      return L.emitVal("all_finite", xs, {});
+    },
+  },
   concat: {
     params: ["axis"],
     variadic: true,

@@ -88,17 +88,9 @@ export function makeScaler(L: FnLowerer, spec: LossScaleSpec, train: string, los
     scaledLoss: op("mul", loss, scale),
     scale,
     unscale: (g) => op("div", g, scale),
-    check(grads) {
-      // sum(g * 0) is 0 for finite gradients and NaN as soon as one element is Inf or NaN.
-      let ok: number | undefined;
-      for (const g of grads) {
-        const t = L.type(g);
-        const probe = L.emit("sum", [op("mul", g, f32(0))], { axes: t.shape.map((_, k) => k), keepdims: false })!;
-        const fin = L.emit("eq", [probe, f32(0)], {})!;
-        ok = ok === undefined ? fin : L.emit("where", [ok, fin, L.b.add("const", [], { value: 0 }, { dtype: "bool", shape: [] })], {})!;
-      }
-      return ok;
-    },
+    // One all_finite over every gradient: fusion makes the kernels producing them clear its flag as they store
+    // (passes/fusion-finite.ts), so detecting an overflow reads no gradient memory of its own.
+    check: (grads) => (grads.length ? L.emit("all_finite", [...grads], {}) : undefined),
     keep: (ok, next, old) => L.emit("where", [ok, next, old], {})!,
     finish(ok, updates, stateValue, kept) {
       if (ok === undefined) return;

@@ -84,3 +84,20 @@ export const argmaxCore: OpCore<"argmax"> = {
     return r;
   },
 };
+
+/** all_finite: true when no element of any (float) input is Inf or NaN; an empty input is finite. */
+export const allFiniteCore: OpCore<"all_finite"> = {
+  name: "all_finite",
+  arity: "variadic",
+  infer(xs): InferResult {
+    if (xs.length === 0) return { error: "K204", message: "all_finite needs at least one tensor" };
+    const bad = xs.find((x) => !isFloat(x.dtype));
+    if (bad) return { error: "K302", message: `all_finite needs float tensors, got ${formatType(bad)}`, hint: "integer and bool values are always finite" };
+    return { dtype: "bool", shape: [] };
+  },
+  evaluate(xs) {
+    const r = makeRef("bool", []);
+    r.data[0] = xs.every((x) => x.data.every(Number.isFinite)) ? 1 : 0;
+    return r;
+  },
+};

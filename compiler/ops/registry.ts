@@ -8,7 +8,7 @@ import { WGSL_LOWERING, type WgslLowering } from "../codegen/wgsl/op-emitters.js
 import { binaryCore, castCore, compareCore, unaryCore, whereCore } from "./elementwise.js";
 import { broadcastToCore, concatCore, iotaCore, stopGradientCore, permuteCore, reshapeCore, sliceCore } from "./layout.js";
 import { matmulCore } from "./matmul.js";
-import { argmaxCore, reduceCore } from "./reduce.js";
+import { allFiniteCore, argmaxCore, reduceCore } from "./reduce.js";
 import { constCore, cotangentCore, gradientCore, inputCore, paramCore, randomUniformCore } from "./source.js";
 import { padCore, windowCore } from "./window.js";
 import { VJP_RULES, type NoGrad, type VjpRule } from "./vjp.js";
@@ -30,6 +30,7 @@ const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
   reshape: reshapeCore, permute: permuteCore, broadcast_to: broadcastToCore, slice: sliceCore, concat: concatCore,
   pad: padCore, window: windowCore,
   where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore, argmax: argmaxCore, stop_gradient: stopGradientCore, random_uniform: randomUniformCore,
+  all_finite: allFiniteCore,
   input: inputCore, param: paramCore, const: constCore, gradient: gradientCore, cotangent: cotangentCore,
 };
 

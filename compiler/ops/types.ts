@@ -10,7 +10,11 @@ export const COMPARE_OPS = ["eq", "ne", "lt", "le", "gt", "ge"] as const;
 export const REDUCE_OPS = ["sum", "mean", "max", "min"] as const;
 export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "concat", "pad", "window"] as const;
 /** random_uniform is a leaf too, but typed by its own rule: its values come from the runtime's seeded streams. */
-export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform"] as const;
+/**
+ * all_finite(x1, ..., xn) is a bool scalar: every element of every input is finite (the loss scaler's overflow
+ * check, which fusion folds into the kernels that produce the inputs: passes/fusion-finite.ts).
+ */
+export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform", "all_finite"] as const;
 /** Graph leaves: they have no kernel; the runtime fills their buffers. */
 export const SOURCE_OPS = ["input", "param", "const"] as const;
 /**
@@ -36,7 +40,7 @@ export const ALL_OPS: readonly PrimOp[] = [
 type NoAttrs = Record<string, never>;
 export interface ReduceAttrs { readonly axes: readonly number[]; readonly keepdims: boolean }
 
-export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "matmul" | "stop_gradient"]: NoAttrs } & { [P in ReduceOp]: ReduceAttrs } & {
+export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "matmul" | "stop_gradient" | "all_finite"]: NoAttrs } & { [P in ReduceOp]: ReduceAttrs } & {
   cast: { readonly to: DType };
   reshape: { readonly shape: Shape };
   permute: { readonly perm: readonly number[] };

@@ -250,6 +250,7 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
   random_uniform: none("random values do not depend on any input"),
   stop_gradient: none("stop_gradient blocks gradients by definition"),
   argmax: none("argmax is piecewise constant: its integer result has no derivative"),
+  all_finite: none("all_finite's bool result has no derivative"),
   input: none("inputs are leaves"),
   param: none("params are leaves"),
   const: none("constants are leaves"),

@@ -6,7 +6,8 @@
 // (fusion-reduce.ts; cheap producers shared with other consumers are first duplicated so both sides fuse, and
 // an expensive one is computed by the reduction and stored from there, `storedBy: reduction`);
 // a matmul joins the elementwise group consuming it as an epilogue (fuseMatmulEpilogues); and elementwise
-// consumers of a stored value join its kernel as extra outputs (`storedBy: root`, fusion-outputs.ts).
+// consumers of a stored value join its kernel as extra outputs (`storedBy: root`, fusion-outputs.ts); and the
+// kernels producing the inputs of an `all_finite` clear its flag themselves (`finiteInto`, fusion-finite.ts).
 // `--dump-after fusion` shows every mark: "(fused into %r)" and "(stored by the kernel of %r)".
 
 import type { Graph, IRModule, Node } from "../ir/graph.js";
@@ -15,6 +16,7 @@ import { sameShape } from "../ir/types.js";
 import { BINARY_OPS, COMPARE_OPS, UNARY_OPS, type PrimOp } from "../ops/types.js";
 import { fuseReduceStores, growReduction, isReduction, recomputeIntoReductions } from "./fusion-reduce.js";
 import { fuseExtraOutputs } from "./fusion-outputs.js";
+import { fuseFiniteChecks } from "./fusion-finite.js";
 
 const ELEMENTWISE = new Set<PrimOp>([...UNARY_OPS, ...BINARY_OPS, ...COMPARE_OPS, "where", "cast"]);
 
@@ -122,5 +124,8 @@ export function fuseMatmulEpilogues(g: Graph): Graph {
 }
 
 export function fusion(m: IRModule): IRModule {
-  return { ...m, functions: m.functions.map((g) => fuseExtraOutputs(fuseReduceStores(fuseMatmulEpilogues(fuseGraph(g)), isElementwise), isElementwise)) };
+  return {
+    ...m,
+    functions: m.functions.map((g) => fuseFiniteChecks(fuseExtraOutputs(fuseReduceStores(fuseMatmulEpilogues(fuseGraph(g)), isElementwise), isElementwise), isElementwise)),
+  };
 }

@@ -158,6 +158,10 @@ function rewriteGraph(g: Graph, policyOf: (n: Node) => Low | undefined, copyOf: 
         const wideId = b.add(n.op, ins, n.attrs, r, n.span, guardOf(n.id));
         map[n.id] = r.dtype === n.type.dtype ? wideId : add("cast", [wideId], { to: n.type.dtype }, n.type, n.id);
       }
+    } else if (n.op === "all_finite") {
+      // Checks the value as stored: a 16-bit value is finite exactly when its widened use is, and reading it
+      // directly lets fusion put the check into the kernel that stores it.
+      map[n.id] = copy(n.inputs.map((i) => (stored.has(i) ? low.get(`${i}:${stored.get(i)}`)! : map[i])));
     } else map[n.id] = copy(n.inputs.map(use));
     const s = stored.get(n.id);
     if (s) lowOf(n.id, s); // stored low right after its producer

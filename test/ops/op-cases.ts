@@ -9,7 +9,8 @@ import { ALL_OPS, META_OPS, SOURCE_OPS, isRuleError, type AttrsOf, type MetaOp, 
 import { Rng } from "../../runtime/rng.js";
 import type { Input } from "../helpers/backend.js";
 
-export type Gen = "normal" | "positive" | "int" | "bool" | "small";
+/** "spiky": normal values with one Inf, -Inf or NaN at a seeded position (all_finite's false case). */
+export type Gen = "normal" | "positive" | "int" | "bool" | "small" | "spiky";
 export interface Case {
   ins: { dtype: DType; shape: number[]; gen?: Gen }[];
   attrs?: object;
@@ -109,6 +110,10 @@ export const CASES: { [P in KernelOp]: Case[] } = {
   random_uniform: [{ ins: [], attrs: { stream: 0, shape: [17] } }, { ins: [], attrs: { stream: 3, shape: [2, 3, 5] } }, { ins: [], attrs: { stream: 1, shape: [] } }],
   iota: [{ ins: [], attrs: { n: 1, dtype: "i32" } }, { ins: [], attrs: { n: 17, dtype: "i32" } }],
   stop_gradient: [{ ins: [f(3, 5)] }, { ins: [i(4)] }],
+  all_finite: [
+    { ins: [f(1)] }, { ins: [f(257)] }, { ins: [{ dtype: "f32", shape: [257], gen: "spiky" }] }, { ins: [{ dtype: "f32", shape: [3], gen: "spiky" }] },
+    { ins: [f(3, 5), { dtype: "f32", shape: [2, 9], gen: "spiky" }] }, { ins: [f(2, 3, 4), f(7)] }, { ins: [f()] },
+  ],
   argmax: [
     { ins: [f(10)], attrs: { axis: 0, keepdims: false } }, { ins: [f(3, 17)], attrs: { axis: 1, keepdims: false } },
     { ins: [f(4, 5, 3)], attrs: { axis: 1, keepdims: true } }, { ins: [i(6, 4)], attrs: { axis: 0, keepdims: false } },
@@ -124,6 +129,7 @@ export function gen(rng: Rng, g: Gen | undefined, n: number): number[] {
     else if (g === "small") out.push(Math.fround(rng.uniform(-3, 3)));
     else out.push(Math.fround(rng.normal(0, 2)));
   }
+  if (g === "spiky" && n > 0) out[Math.floor(rng.uniform(0, n))] = [Infinity, -Infinity, NaN][Math.floor(rng.uniform(0, 3))]!;
   return out;
 }
 

@@ -11,6 +11,7 @@ import { isHalf, roundToHalf } from "./half.js";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "../../../runtime/dtype.js";
 import { forRange, groupAxes, nest, product, returnIfEmpty } from "./loops.js";
 import { WASM_LOWERING } from "./op-emitters.js";
+import { FiniteMask, flagParams } from "./finite.js";
 
 type Mode = "scalar" | "vector";
 type OpNode = Extract<EwExpr, { t: "op" }>;
@@ -144,7 +145,7 @@ function intConst(v: number, d: DType): number {
   }
 }
 
-/** Body of an elementwise kernel: params (in_0..in_{n-1}, out, xout_0..xout_{m-1}, ext_0..ext_{rank-1}). */
+/** Body of an elementwise kernel: params (in_0..in_{n-1}, out, xout_0..xout_{m-1}, [flag,] ext_0..ext_{rank-1}). */
 export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
   const m = fb.m;
   const n = k.inputs.length;
@@ -156,6 +157,9 @@ export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
   const outBytes = dtypeBytes(k.out);
   const extra = k.extraOutputs ?? [];
   const nx = extra.length;
+  // all_finite's flag (kernel.ts "flag outputs"): a mask over the values stored to out, tested once at the end.
+  const fin = k.flag ? new FiniteMask(fb, fb.param(n + 1 + nx), k.out) : null;
+  const e0 = n + 1 + nx + flagParams(k);
 
   // Adjacent axes broadcast the same way in every input are walked as one axis.
   const groups = k.rank === 0 ? [{ axes: [] as number[], key: "0".repeat(n) }]
@@ -163,11 +167,12 @@ export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
   const G = groups.length;
   const pro: E[] = [];
   const exts = groups.map((g) => {
-    const p = product(fb, g.axes.map((a) => fb.param(n + 1 + nx + a).get()));
+    const p = product(fb, g.axes.map((a) => fb.param(e0 + a).get()));
     pro.push(p.set);
     return p.v;
   });
   pro.push(returnIfEmpty(fb, exts));
+  if (fin) pro.push(fin.init());
 
   // Byte strides of each input over the outer groups (null where broadcast).
   const strides: (Var | null)[][] = k.inputs.map((_, i) => {
@@ -236,14 +241,17 @@ export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
       const ins = loadInputs(mode);
       const el = ex.element(mode, ins.get, true);
       const st = (d: DType, p: Var, v: E) => (mode === "vector" ? storeLanes(fb, d, p.get(), v) : storeValue(fb, d, p.get(), v));
-      if (nx === 0) return [...ins.stmts, ...el.stmts, st(k.out, pOut, el.value), ...advance(mode === "vector" ? 4 : 1)];
+      const check = (v: Var): E[] => (fin ? [mode === "vector" ? fin.vector(() => v.get()) : fin.scalar(() => v.get())] : []);
+      if (nx === 0 && !fin) return [...ins.stmts, ...el.stmts, st(k.out, pOut, el.value), ...advance(mode === "vector" ? 4 : 1)];
       // Every value is computed before the first store: out may be written over an input (StepManifest.inplace).
+      // The flag's check reads out's value from its local, so the f32 value is tested before the store rounds it.
       const vals = [el.value, ...el.extra].map((v, j) => {
         const d = j === 0 ? k.out : extra[j - 1]!.dtype;
         const l = fb.local(mode === "vector" ? fb.t.v128 : valueType(fb.t, d));
         return { set: l.set(v), l, d, p: j === 0 ? pOut : pX[j - 1]! };
       });
-      return [...ins.stmts, ...el.stmts, ...vals.map((x) => x.set), ...vals.map((x) => st(x.d, x.p, x.l.get())), ...advance(mode === "vector" ? 4 : 1)];
+      const stores = vals.map((x) => st(x.d, x.p, x.l.get()));
+      return [...ins.stmts, ...el.stmts, ...vals.map((x) => x.set), ...stores, ...check(vals[0]!.l), ...advance(mode === "vector" ? 4 : 1)];
     };
     if (ex.vectorizable) {
       const L4 = fb.i32();
@@ -257,5 +265,5 @@ export function renderElementwise(fb: FnBuilder, k: ElementwiseKernel): E {
   };
 
   const ptrs = k.inputs.map((_, i) => ({ start: fb.param(i).get(), strides: strides[i]! }));
-  return fb.seq([...pro, nest(fb, exts.slice(0, G - 1), ptrs, inner)]);
+  return fb.seq([...pro, nest(fb, exts.slice(0, G - 1), ptrs, inner), ...(fin ? [fin.flush()] : [])]);
 }

@@ -9,6 +9,8 @@ import type { E, FnBuilder, Var } from "./context.js";
 import { isFloatValue, loadLanes, loadValue, storeLanes, storeValue, valueType } from "./access.js";
 import { ExprRenderer } from "./elementwise.js";
 import { forRange } from "./loops.js";
+import type { FiniteMask } from "./finite.js";
+import type { DType } from "../../ir/types.js";
 
 /** Where the block is: its sums, its position in the output matrix and its extent. */
 export interface EpilogueTile {
@@ -31,6 +33,11 @@ export class EpilogueRenderer {
   private readonly bytes: number[];
   private readonly outBytes: number;
 
+  /** The dtype of the values stored to out (what an all_finite flag judges them as). */
+  get stored(): DType {
+    return this.epi.out;
+  }
+
   constructor(private readonly fb: FnBuilder, private readonly epi: MatmulEpilogue) {
     const rank = (epi.inputs[0]?.bcast.length ?? 2);
     const k: ElementwiseKernel = {
@@ -48,9 +55,10 @@ export class EpilogueRenderer {
   /**
    * Statements that store the epilogue of an h x w block of sums (a row band of the gemm). Each buffer is walked
    * by a row pointer (set once, bumped once per row) and a column pointer along the row: a vector loop over 4
-   * columns at a time when the expression vectorises, then a scalar tail.
+   * columns at a time when the expression vectorises, then a scalar tail. `fin` folds each value stored into
+   * all_finite's mask (tested by the caller).
    */
-  render(t: EpilogueTile): E {
+  render(t: EpilogueTile, fin?: FiniteMask): E {
     const { fb, epi } = this;
     const m = fb.m;
     const [i, j, w4] = [fb.i32(), fb.i32(), fb.i32()];
@@ -116,8 +124,12 @@ export class EpilogueRenderer {
         vals[0] = () => v.get();
       }
       const el = this.ex.element(mode, (k) => vals[k]!());
-      const store = mode === "vector" ? storeLanes(fb, epi.out, out.col.get(), el.value) : storeValue(fb, epi.out, out.col.get(), el.value);
-      return [...pre, ...el.stmts, store, ...streams.filter((st) => st.step > 0).map((st) => fb.inc(st.col, st.step * lanes))];
+      const st = (v: E): E => (mode === "vector" ? storeLanes(fb, epi.out, out.col.get(), v) : storeValue(fb, epi.out, out.col.get(), v));
+      const bump = streams.filter((s) => s.step > 0).map((s) => fb.inc(s.col, s.step * lanes));
+      if (!fin) return [...pre, ...el.stmts, st(el.value), ...bump];
+      // The f32 value before the store narrows it: the bound of `stored` says whether the store is finite.
+      const v = fb.local(mode === "vector" ? fb.t.v128 : fb.t.f32);
+      return [...pre, ...el.stmts, v.set(el.value), st(v.get()), mode === "vector" ? fin.vector(() => v.get()) : fin.scalar(() => v.get()), ...bump];
     };
     const row: E[] = [...perRow, ...streams.map((st) => st.col.set(st.row.get()))];
     if (this.ex.vectorizable) {

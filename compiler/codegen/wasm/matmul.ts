@@ -13,6 +13,7 @@ import { F32_OPERAND, operandFormat, operandShift, operandSuffix, packCopy, pack
 type Operands = readonly [OperandFormat, OperandFormat];
 const F32_OPERANDS: Operands = [F32_OPERAND, F32_OPERAND];
 import { EpilogueRenderer } from "./matmul-epilogue.js";
+import { FiniteMask, flagParams } from "./finite.js";
 import { dtypeBytes } from "../../ir/types.js";
 
 /** `min(a, b)` on i32 expressions (each evaluated once per operand use, so pass local.gets). */
@@ -37,21 +38,26 @@ interface GemmEpilogue {
 /**
  * `__kiln_gemm_{n|t}{n|t}_{variant}(a, b, c, scratch, M, K, N, m0, m1)`: rows [m0, m1) of C[M,N] = op(A) op(B)
  * where op(A) is A[M,K] or, transposed, A stored [K,M]; op(B) is B[K,N] or B stored [N,K]. K = 0 writes zeros.
- * Scratch layout and size: see gemmScratchBytes in matmul-blocking.ts.
+ * Scratch layout and size: see gemmScratchBytes in matmul-blocking.ts. `flag`: the `_fin` variant takes the
+ * all_finite flag pointer as a 10th param and clears it when a value of C it finishes is not finite.
  */
-function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVariant, fmt: Operands = F32_OPERANDS): string {
+function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVariant, fmt: Operands = F32_OPERANDS, flag = false): string {
   const [sa, sb] = fmt.map(operandSuffix);
-  const name = `__kiln_gemm_${transA ? "t" : "n"}${transB ? "t" : "n"}_${variant}${sa || sb ? `_a${sa}_b${sb}` : ""}`;
+  const name = `__kiln_gemm_${transA ? "t" : "n"}${transB ? "t" : "n"}_${variant}${sa || sb ? `_a${sa}_b${sb}` : ""}${flag ? "_fin" : ""}`;
   if (fb.m.getFunction(name)) return name;
-  return internalFn(fb, name, 9, (g) => gemmBody(g, Array.from({ length: 9 }, (_, i) => g.param(i)), transA, transB, variant, undefined, fmt));
+  const n = flag ? 10 : 9;
+  return internalFn(fb, name, n, (g) => gemmBody(g, Array.from({ length: 9 }, (_, i) => g.param(i)), transA, transB, variant, undefined, fmt, flag ? g.param(9) : undefined));
 }
 
 /**
  * The gemm over the 9 vars (a, b, c, scratch, M, K, N, m0, m1). With an epilogue (inlined into the kernel, whose
  * expression it specialises) every tile of the last K block is computed in the tile buffer and stored through
  * the epilogue; earlier K blocks accumulate in C, which is then f32. K = 0 applies the epilogue to zeros.
+ * `flag` (all_finite's pointer): the last K block runs in row bands as with an epilogue, and each finished band
+ * is folded into a finite mask (the epilogue's stored values, or the band of C read back while in cache); the
+ * flag is tested once, at the end. Row chunks of the thread pool check only their own rows.
  */
-function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: boolean, variant: SimdVariant, epi?: GemmEpilogue, fmt: Operands = F32_OPERANDS): E {
+function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: boolean, variant: SimdVariant, epi?: GemmEpilogue, fmt: Operands = F32_OPERANDS, flag?: Var): E {
   const { mr: MR, nr: NR } = MICRO[variant];
   const mk = microkernel(g, MICRO[variant], variant);
   const packB = transB ? packTranspose(g, NR, fmt[1]) : packCopy(g, NR, fmt[1]);
@@ -74,6 +80,7 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
       : m.i32.mul(m.i32.div_u(m.i32.add(x, c4(to - 1)), c4(to)), c4(to)));
     const call = (fn: string, args: E[]): E => m.call(fn, args, g.b.none);
 
+    const fin = flag ? new FiniteMask(g, flag, epi ? epi.renderer.stored : "f32") : null;
     const partial = epi?.partial === "block";
     const band = epi?.partial === "band";
     const cs = v();
@@ -83,6 +90,7 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
     const mcMax = (): E => roundUp(min(g, () => M.get(), () => c4(MC)), MR);
     const prologue: E[] = [
       m.if(m.i32.or(m.i32.ge_s(m0.get(), m1.get()), m.i32.eqz(N.get())), m.return()),
+      ...(fin ? [fin.init()] : []),
       // C holds the partial sums: the output, or with `partial` the block in scratch (ncMax floats a row).
       ldc.set(m.i32.shl(partial || band ? ncMax() : N.get(), c4(2))),
       ...(epi ? [] : [m.if(m.i32.eqz(K.get()), m.block(null, [
@@ -146,7 +154,7 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
     // Last K block with an epilogue: row bands of MR rows. Each band's tiles finish their sums in C (or the
     // partial block), then the epilogue walks the band row by row — contiguous, so its inputs and the output
     // stream like an elementwise kernel's while the band is still in cache.
-    const bands = !epi ? m.nop() : forRange(g, { i: ir, from: c4(0), to: () => mc.get(), step: MR, body: [
+    const bands = !epi && !fin ? m.nop() : forRange(g, { i: ir, from: c4(0), to: () => mc.get(), step: MR, body: [
       h.set(min(g, () => c4(MR), () => m.i32.sub(mc.get(), ir.get()))),
       forRange(g, { i: jr, from: c4(0), to: () => nc.get(), step: NR, body: [
         w.set(min(g, () => c4(NR), () => m.i32.sub(nc.get(), jr.get()))),
@@ -157,9 +165,9 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
       col0.set(jc.get()),
       jr.set(c4(0)),
       sums.set(cpAt()),
-      epi.renderer.render({ sums, ld: ldc, out: c, inputs: epi.inputs, N, row0, col0, h, w: nc }),
+      epi ? epi.renderer.render({ sums, ld: ldc, out: c, inputs: epi.inputs, N, row0, col0, h, w: nc }, fin ?? undefined) : fin!.rows(sums.get(), ldc, h, nc),
     ] });
-    const blockTiles = (): E => (epi ? m.if(m.i32.ge_s(add(pc.get(), kc.get()), K.get()), bands, tiles) : tiles);
+    const blockTiles = (): E => (epi || fin ? m.if(m.i32.ge_s(add(pc.get(), kc.get()), K.get()), bands, tiles) : tiles);
     function plainTile(): E {
       return m.if(
           m.i32.and(m.i32.eq(h.get(), c4(MR)), m.i32.eq(w.get(), c4(NR))),
@@ -187,11 +195,12 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
         nc.set(min(g, () => c4(NC), () => m.i32.sub(N.get(), jc.get()))),
         partial ? rowLoop([kLoop([packBBlock, packABlock, blockTiles()])]) : kLoop([packBBlock, rowLoop([packABlock, blockTiles()])]),
       ] }),
+      ...(fin ? [fin.flush()] : []),
     ]);
   }
 }
 
-/** Params (a, b, scratch, [e_0..e_{n-1},] out, bext_0..bext_{batchRank-1}, M, K, N, m0, m1); see kernel.ts. */
+/** Params (a, b, scratch, [e_0..e_{n-1},] out, [flag,] bext_0..bext_{batchRank-1}, M, K, N, m0, m1); see kernel.ts. */
 export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVariant = "plain"): E {
   const m = fb.m;
   checkComputeDType(k.dtype);
@@ -203,11 +212,14 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
   const ne = epi?.inputs.length ?? 0;
   if (epi && epi.out !== "f32" && epi.out !== "f16" && epi.out !== "bf16") throw new Error(`wasm backend: a matmul epilogue storing ${epi.out} is not supported`);
   if (epi?.inputs.some((i) => i.bcast.length !== br + 2)) throw new Error(`wasm backend: matmul epilogue flags do not match batch rank ${br} + 2 (compiler bug)`);
-  const [M, K, N, m0, m1] = [0, 1, 2, 3, 4].map((i) => fb.param(4 + ne + br + i));
+  // all_finite's flag pointer follows out (kernel.ts "flag outputs"), shifting the integer args by one.
+  const flag = k.flag ? fb.param(4 + ne) : undefined;
+  const e0 = 4 + ne + flagParams(k);
+  const [M, K, N, m0, m1] = [0, 1, 2, 3, 4].map((i) => fb.param(e0 + br + i));
   const groups = groupAxes(br, (q) => (k.aBcast[q] ? "1" : "0") + (k.bBcast[q] ? "1" : "0") + (epi?.inputs.map((i) => (i.bcast[q] ? "1" : "0")).join("") ?? ""));
   const pro: E[] = [];
   const exts = groups.map((g) => {
-    const p = product(fb, g.axes.map((q) => fb.param(4 + ne + q).get()));
+    const p = product(fb, g.axes.map((q) => fb.param(e0 + q).get()));
     pro.push(p.set);
     return p.v;
   });
@@ -242,9 +254,9 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
 
   let one: (p: readonly Var[]) => E;
   if (!epi) {
-    const fn = gemm(fb, k.transA === true, k.transB === true, variant, fmt);
+    const fn = gemm(fb, k.transA === true, k.transB === true, variant, fmt, flag !== undefined);
     one = ([pA, pB]) => fb.seq([
-      m.call(fn, [pA!.get(), pB!.get(), pC.get(), scratch.get(), M.get(), K.get(), N.get(), m0.get(), m1.get()], fb.b.none),
+      m.call(fn, [pA!.get(), pB!.get(), pC.get(), scratch.get(), M.get(), K.get(), N.get(), m0.get(), m1.get(), ...(flag ? [flag.get()] : [])], fb.b.none),
       fb.bump(pC, mn4.get()),
     ]);
   } else {
@@ -254,12 +266,12 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
     one = ([pA, pB, ...pE]) => fb.seq([
       ...[pA!, pB!, pC, scratch, M, K, N, m0, m1].map((x, i) => gv[i]!.set(x.get())),
       epi.out === "f32" || epi.singleK
-        ? gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: epi.out === "f32" ? false : "band" }, fmt)
+        ? gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: epi.out === "f32" ? false : "band" }, fmt, flag)
         // K unknown when compiled (a batch dim: the weight gradient xᵀ·dy): the band path whenever this call's K is
         // one block, so the runtime sizes the scratch for the band (matmulScratchBytesAt, partial "auto").
         : m.if(m.i32.le_s(gv[5]!.get(), m.i32.const(KC)),
-          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "band" }, fmt),
-          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "block" }, fmt)),
+          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "band" }, fmt, flag),
+          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "block" }, fmt, flag)),
       fb.bump(pC, mn4.get()),
     ]);
   }
@@ -273,5 +285,5 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
 
 /** Where the row range sits in a matmul kernel's params (the thread pool splits it). */
 export function matmulRowArg(k: MatmulKernel): number {
-  return 4 + (k.epilogue?.inputs.length ?? 0) + k.batchRank + 3;
+  return 4 + (k.epilogue?.inputs.length ?? 0) + flagParams(k) + k.batchRank + 3;
 }

@@ -9,6 +9,7 @@ import { renderReduce } from "./reduce.js";
 import { renderMatmul } from "./matmul.js";
 import { renderCopy, renderIota } from "./copy.js";
 import { renderQMatmul } from "./qmatmul.js";
+import { flagParams, renderFinite } from "./finite.js";
 import { qmatmulArgs } from "./qmatmul-layout.js";
 import type { SimdVariant } from "./matmul-blocking.js";
 import { parallelSection } from "./parallel.js";
@@ -27,15 +28,16 @@ export interface WasmBuildResult {
   readonly text: string;
 }
 
-/** Number of i32 params of a kernel, per the calling convention in kernel.ts. */
+/** Number of i32 params of a kernel, per the calling convention in kernel.ts (a flag is one more pointer). */
 export function kernelParamCount(spec: KernelSpec): number {
   switch (spec.kind) {
-    case "elementwise": return spec.inputs.length + 1 + (spec.extraOutputs?.length ?? 0) + spec.rank;
-    case "reduce": return (spec.prologue?.inputs.length ?? 1) + 1 + (spec.prologue?.stored ? 1 : 0) + spec.rank;
-    case "matmul": return 4 + (spec.epilogue?.inputs.length ?? 0) + spec.batchRank + 5;
+    case "elementwise": return spec.inputs.length + 1 + (spec.extraOutputs?.length ?? 0) + flagParams(spec) + spec.rank;
+    case "reduce": return (spec.prologue?.inputs.length ?? 1) + 1 + (spec.prologue?.stored ? 1 : 0) + flagParams(spec) + spec.rank;
+    case "matmul": return 4 + (spec.epilogue?.inputs.length ?? 0) + flagParams(spec) + spec.batchRank + 5;
     case "copy": return 4 + 3 * spec.rank;
     case "iota": return 2;
     case "qmatmul": return qmatmulArgs(spec).count;
+    case "finite": return 3;
   }
 }
 
@@ -47,6 +49,7 @@ function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
     case "copy": return renderCopy(fb, spec);
     case "iota": return renderIota(fb);
     case "qmatmul": return renderQMatmul(fb, spec);
+    case "finite": return renderFinite(fb, spec);
   }
 }
 

@@ -23,6 +23,8 @@ export type WasmLowering =
   /** Rendered as copy kernels by the planner. */
   | { readonly kind: "layout" }
   | { readonly kind: "iota" }
+  /** A flag other kernels clear, or a `finite` kernel: see the planner. */
+  | { readonly kind: "finite" }
   /** Graph leaves: no kernel. */
   | { readonly kind: "source" };
 
@@ -163,6 +165,7 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   pad: layout,
   window: layout,
   iota: { kind: "iota" },
+  all_finite: { kind: "finite" },
   // Filled by the runtime from a seeded stream before the call.
   random_uniform: source,
   // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.

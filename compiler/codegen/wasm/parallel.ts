@@ -12,20 +12,22 @@ const range = (from: number, n: number): number[] => Array.from({ length: n }, (
 function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
   if (spec.kind === "matmul") {
     const br = spec.batchRank;
-    // Epilogue inputs sit between scratch and out (kernel.ts), shifting the integer args.
-    const ne = spec.epilogue?.inputs.length ?? 0;
+    // Epilogue inputs sit between scratch and out, a flag after out (kernel.ts): both shift the integer args.
+    const np = 4 + (spec.epilogue?.inputs.length ?? 0) + (spec.flag ? 1 : 0);
     // Cuts on microkernel panel edges, so no thread gets an extra partial tile.
-    return { kind: "rows", range: 4 + ne + br + 3, align: MICRO[simd].mr, scratch: 2, scratchBytes: MATMUL_SCRATCH_MAX, work: range(4 + ne, br + 3) };
+    return { kind: "rows", range: np + br + 3, align: MICRO[simd].mr, scratch: 2, scratchBytes: MATMUL_SCRATCH_MAX, work: range(np, br + 3) };
   }
   if (spec.kind === "elementwise" && spec.rank >= 1) {
     const n = spec.inputs.length;
     // Extra outputs (multi-output kernels) follow out, before the extents; they move like out.
     const outs = [spec.out, ...(spec.extraOutputs ?? []).map((o) => o.dtype)];
-    const e0 = n + outs.length;
+    // A flag (one bool every chunk may clear) follows them and does not move.
+    const e0 = n + outs.length + (spec.flag ? 1 : 0);
     const inner = range(e0 + 1, spec.rank - 1);
     const steps = [
       ...spec.inputs.map((i) => ({ bytes: i.bcast[0] ? 0 : dtypeBytes(i.dtype), exts: inner.filter((_, k) => !i.bcast[k + 1]) })),
       ...outs.map((d) => ({ bytes: dtypeBytes(d), exts: inner })),
+      ...(spec.flag ? [{ bytes: 0, exts: [] }] : []),
     ];
     return { kind: "outer", ext: e0, inner, steps, align: 4, work: range(e0, spec.rank) };
   }

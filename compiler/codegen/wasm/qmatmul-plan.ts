@@ -47,7 +47,8 @@ interface Candidate {
 function candidate(fm: FunctionManifest, s: number, specOf: (k: string) => KernelSpec, rd: ReturnType<typeof readers>): Candidate | null {
   const st = fm.steps[s]!;
   const spec = specOf(st.kernel);
-  if (spec.kind !== "matmul" || spec.dtype !== "f32" || spec.batchRank !== 0 || spec.transA) return null;
+  // A matmul that clears an all_finite flag keeps its f32 kernel (the int8 kernels have no flag).
+  if (spec.kind !== "matmul" || spec.dtype !== "f32" || spec.batchRank !== 0 || spec.transA || spec.flag) return null;
   const [input, weight, scratch] = st.buffers as [number, number, number];
   const out = st.buffers.at(-1)!;
   // A matmul with an epilogue (passes/fusion.ts) has an int8 variant only when the epilogue is bias (+ relu).

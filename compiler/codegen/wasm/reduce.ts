@@ -10,6 +10,7 @@ import { unsupportedDType } from "./context.js";
 import { isFloatValue, loadLanes, loadValue, valueType } from "./access.js";
 import { ExprRenderer } from "./elementwise.js";
 import { forRange, groupAxes, nest, product } from "./loops.js";
+import { FiniteMask, flagParams } from "./finite.js";
 
 interface Combine {
   scalar(a: E, b: E): E;
@@ -36,7 +37,7 @@ function combiner(fb: FnBuilder, k: ReduceKernel): Combine {
 }
 
 /**
- * Params (in_0, ..., in_{n-1}, out, ext_0, ..., ext_{rank-1}); out is contiguous over the kept axes. Without a
+ * Params (in_0, ..., in_{n-1}, out, [stored,] [flag,] ext_0, ..., ext_{rank-1}); out is contiguous over the kept axes. Without a
  * prologue the one input is the value reduced; with one, the value is its expression over the (broadcast)
  * inputs, rendered by the elementwise ExprRenderer in the same vector or scalar form as the accumulation.
  */
@@ -57,6 +58,9 @@ export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
   const stored = k.prologue?.stored === true;
   if (stored && k.dtype !== "f32") throw new Error(`wasm backend: a reduce prologue stores f32 only, got ${k.dtype} (compiler bug)`);
   const ns = stored ? 1 : 0;
+  // all_finite's flag (kernel.ts "flag outputs") follows out and stored; FiniteMask throws for an i32 out.
+  const fin = k.flag ? new FiniteMask(fb, fb.param(n + 1 + ns), k.dtype) : null;
+  const e0 = n + 1 + ns + flagParams(k);
   const ex = new ExprRenderer(fb, { kind: "elementwise", rank: k.rank, inputs: pro.inputs, out: k.dtype, expr: pro.expr });
   const vec = ex.vectorizable;
   const bytes = pro.inputs.map((i) => dtypeBytes(i.dtype));
@@ -78,7 +82,7 @@ export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
   const bcastIn = (g: number, i: number) => groups[g]!.key[i + 1] === "1";
   const pro0: E[] = [];
   const exts = groups.map((g) => {
-    const p = product(fb, g.axes.map((a) => fb.param(n + 1 + ns + a).get()));
+    const p = product(fb, g.axes.map((a) => fb.param(e0 + a).get()));
     pro0.push(p.set);
     return p.v;
   });
@@ -114,6 +118,10 @@ export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
   const storeStrides = stored ? stridesOf(4, () => true) : [];
   const L = exts[G - 1]!;
   const innerReduced = !kept(G - 1);
+  // Where each output's final value is known. "row": only the inner group is reduced, so the one store per output
+  // row is final and is checked there; "mean": the division pass checks; "after": a reduced outer group updates
+  // outputs several times (and max's -Inf identity is not final), so out is read back after the walk.
+  const checkAt = !fin ? null : k.op === "mean" ? "mean" : innerReduced && groups.slice(0, G - 1).every((_, g) => kept(g)) ? "row" : "after";
 
   const inner = ([o, ...ptrs]: readonly Var[]): E => {
     const ptr = ptrs.slice(0, n);
@@ -182,7 +190,12 @@ export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
       }
       const el1 = value("scalar", 0);
       stmts.push(forRange(fb, { i: j, to: () => L.get(), body: [...el1.stmts, s.set(op.scalar(s.get(), el1.value)), ...advance(1)] }));
-      stmts.push(store(o!.get(), op.scalar(load(o!.get()), s.get())));
+      if (checkAt === "row") {
+        const r = fb.local(fb.t.f32);
+        stmts.push(r.set(op.scalar(load(o!.get()), s.get())), store(o!.get(), r.get()), fin!.scalar(() => r.get()));
+      } else {
+        stmts.push(store(o!.get(), op.scalar(load(o!.get()), s.get())));
+      }
     } else {
       if (vec) {
         const L4 = fb.i32();
@@ -205,19 +218,27 @@ export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
   const skip = fb.label("empty");
   let anyEmpty = m.i32.const(0);
   for (const e of exts) anyEmpty = m.i32.or(anyEmpty, m.i32.eqz(e.get()));
+  const empty = fb.i32();
+  if (fin) pro0.push(fin.init(), empty.set(anyEmpty));
   const ptrs = [
     { start: fb.param(n).get(), strides: outStrides },
     ...pro.inputs.map((_, x) => ({ start: fb.param(x).get(), strides: inStrides[x]! })),
     ...(stored ? [{ start: fb.param(n + 1).get(), strides: storeStrides }] : []),
   ];
-  const walk = m.block(skip, [m.br(skip, anyEmpty), nest(fb, exts.slice(0, G - 1), ptrs, inner)]);
+  const walk = m.block(skip, [m.br(skip, fin ? empty.get() : anyEmpty), nest(fb, exts.slice(0, G - 1), ptrs, inner)]);
   const tail: E[] = [];
   if (k.op === "mean") {
     const count = fb.local(fb.t.f32);
     let c = m.f32.const(1);
     groups.forEach((_, g) => { if (!kept(g)) c = m.f32.mul(c, m.f32.convert_u.i32(exts[g]!.get())); });
     tail.push(count.set(c), q.set(fb.param(n).get()));
-    tail.push(forRange(fb, { i, from: m.i32.const(0), to: () => outN.v.get(), body: [m.f32.store(0, 4, q.get(), m.f32.div(m.f32.load(0, 4, q.get()), count.get())), fb.inc(q, 4)] }));
+    const r = fb.local(fb.t.f32);
+    const check = checkAt === "mean" ? [fin!.scalar(() => r.get())] : [];
+    tail.push(forRange(fb, { i, from: m.i32.const(0), to: () => outN.v.get(), body: [r.set(m.f32.div(m.f32.load(0, 4, q.get()), count.get())), m.f32.store(0, 4, q.get(), r.get()), ...check, fb.inc(q, 4)] }));
   }
+  // An empty reduction never reaches the row stores but leaves max's -Inf (min's +Inf): read back then too.
+  if (checkAt === "after") tail.push(fin!.span(fb.param(n).get(), outN.v));
+  else if (checkAt === "row") tail.push(m.if(empty.get(), fin!.span(fb.param(n).get(), outN.v)));
+  if (fin) tail.push(fin.flush());
   return fb.seq([...pro0, walk, ...tail]);
 }

@@ -10,6 +10,7 @@ import { WGSL_LOWERING } from "./op-emitters.js";
 import { bindConst, wgslType } from "./values.js";
 import { bindingElem, isHalf, isPacked16, loadElem, loadPackElem, packWord, roundTo, storeWordElem, type HalfMode } from "./half.js";
 import { hornerOffset, productOf, unflatten, type KernelShader } from "./shader.js";
+import { flagCheck, withFlag } from "./finite.js";
 
 export const EW_WORKGROUP = 64;
 /**
@@ -93,7 +94,8 @@ function outputsOf(k: ElementwiseKernel): KernelOutput[] {
 }
 
 /**
- * Bindings (in_0, ..., in_{n-1}, out[, out_1, ...]); params ext_0..ext_{rank-1}. `mode` picks how f16 buffers
+ * Bindings (in_0, ..., in_{n-1}, out[, out_1, ...][, flag]); params ext_0..ext_{rank-1}. With `flag`, the values
+ * stored to `out` (not the extra outputs) are checked (finite.ts). `mode` picks how f16 buffers
  * are bound (half.ts); the manifest entry (grid, bindings) is the same for both variants.
  */
 export function renderElementwise(name: string, k: ElementwiseKernel, mode: HalfMode = "packed"): KernelShader {
@@ -112,6 +114,8 @@ export function renderElementwise(name: string, k: ElementwiseKernel, mode: Half
   };
   outs.forEach((o) => mark(o.expr));
   const { consts, stmts, results } = renderExpr(k, outs, helpers, (i) => `x${i}`);
+  const flag = k.flag ? flagCheck(k.out) : null;
+  const track = flag ? [flag.track(results[0]!)] : [];
 
   // Per-axis indices are needed only by an input broadcast along some axes but not all.
   const anyBcast = k.inputs.some((inp, i) => used.has(i) && inp.bcast.some(Boolean) && !inp.bcast.every(Boolean));
@@ -137,6 +141,7 @@ export function renderElementwise(name: string, k: ElementwiseKernel, mode: Half
       `    if (i >= n) { break; }`,
       ...perElement.map((l) => `    ${l}`),
       ...outs.map((o, j) => `    ${isPacked16(o.dtype, mode) ? packWord(o.dtype as "f16" | "bf16", `pk${j}`, "h", results[j]!, use) : storeWordElem(o.dtype, mode, o.name, "i", results[j]!, use)}`),
+      ...track.map((l) => `    ${l}`),
       `  }`,
       ...outs.flatMap((o, j) => (isPacked16(o.dtype, mode) ? [`  ${o.name}[w] = pk${j};`] : [])),
       "}",
@@ -145,28 +150,32 @@ export function renderElementwise(name: string, k: ElementwiseKernel, mode: Half
       `for (var i = gid.x; i < n; i = i + nwg.x * ${W}u) {`,
       ...perElement.map((l) => `  ${l}`),
       ...outs.map((o, j) => `  ${storeWordElem(o.dtype, mode, o.name, "i", results[j]!, use)}`),
+      ...track.map((l) => `  ${l}`),
       "}",
     ];
   const body = [
     ...exts.map((e, a) => `let ${e} = p.ext_${a};`),
     `let n = ${productOf(exts)};`,
     ...consts,
+    ...(flag ? [flag.decl] : []),
     ...loop,
+    ...(flag ? [flag.clear] : []),
   ];
   const ins = k.inputs.map((inp, i) => `in_${i}: ${inp.dtype}${inp.bcast.some(Boolean) ? ` (broadcast on axes ${inp.bcast.flatMap((b, a) => (b ? [a] : [])).join(", ")})` : ""}`);
+  const buffers: KernelShader["buffers"] = [
+    ...k.inputs.map((inp, i) => (packed ? ("packed" as const) : { name: `in_${i}`, elem: bindingElem(inp.dtype, mode), write: false })),
+    ...outs.map((o) => ({ name: o.name, elem: bindingElem(o.dtype, mode, "write"), write: true })),
+  ];
   const opNames = new Set<string>();
   outs.forEach((o) => opsOf(o.expr, opNames));
   return {
     name,
     about: [
       `Kiln kernel ${name}: elementwise ${[...opNames].join(", ")} -> ${outs.map((o) => `${o.name}: ${o.dtype}`).join(", ")} [${exts.map((_, a) => `ext_${a}`).join(", ")}]`,
-      `inputs: ${ins.join("; ") || "none"}${packed ? " (all read from `pack`)" : ""}${pairs ? "; 16-bit outputs packed two per u32 word, one pair per iteration" : ""}`,
+      `inputs: ${ins.join("; ") || "none"}${packed ? " (all read from `pack`)" : ""}${pairs ? "; 16-bit outputs packed two per u32 word, one pair per iteration" : ""}${flag ? "; clears flag if a value stored to out is not finite" : ""}`,
     ],
     params: exts.map((_, a) => `ext_${a}`),
-    buffers: [
-      ...k.inputs.map((inp, i) => (packed ? ("packed" as const) : { name: `in_${i}`, elem: bindingElem(inp.dtype, mode), write: false })),
-      ...outs.map((o) => ({ name: o.name, elem: bindingElem(o.dtype, mode, "write"), write: true })),
-    ],
+    buffers: k.flag ? withFlag(name, buffers) : buffers,
     helpers,
     workgroup: [W, 1, 1],
     builtins: ["@builtin(global_invocation_id) gid: vec3<u32>", "@builtin(num_workgroups) nwg: vec3<u32>"],

@@ -18,7 +18,7 @@ import type { HelperName } from "./prelude.js";
 
 export type HalfMode = "native" | "packed";
 /** The element type of a storage binding. */
-export type StorageElem = "f32" | "i32" | "u32" | "f16" | "atomic<u32>";
+export type StorageElem = "f32" | "i32" | "u32" | "f16" | "atomic<u32>" | "atomic<i32>";
 
 export function isHalf(d: DType): d is "f16" | "bf16" {
   return d === "f16" || d === "bf16";

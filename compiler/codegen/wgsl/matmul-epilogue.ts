@@ -13,8 +13,11 @@ export interface WgslEpilogue {
   readonly perBatch: readonly string[];
   /** Constant bindings, once at the top of main. */
   readonly consts: readonly string[];
-  /** The store of one register (value `acc`) at row `gr`, column `gc` (both in range), in its own block. */
-  store(gr: string, gc: string, acc: string): string;
+  /**
+   * The store of one register (value `acc`) at row `gr`, column `gc` (both in range), in its own block; `after`
+   * adds statements on the value stored (an f32 register, before any narrowing), e.g. the finite flag's check.
+   */
+  store(gr: string, gc: string, acc: string, after?: (v: string) => string): string;
   readonly about: string;
 }
 
@@ -25,7 +28,7 @@ export interface WgslEpilogue {
 export function wgslEpilogue(k: MatmulKernel, mode: HalfMode, use: (h: HelperName) => void, batchIndex: (bc: readonly boolean[]) => string): WgslEpilogue {
   const epi = k.epilogue;
   if (!epi) {
-    return { buffers: [], perBatch: [], consts: [], about: "", store: (gr, gc, acc) => `out[cBase + (${gr}) * N + ${gc}] = ${acc};` };
+    return { buffers: [], perBatch: [], consts: [], about: "", store: (gr, gc, acc, after) => [`out[cBase + (${gr}) * N + ${gc}] = ${acc};`, ...(after ? [after(acc)] : [])].join(" ") };
   }
   const br = k.batchRank;
   if (epi.inputs.some((i) => i.bcast.length !== br + 2)) throw new Error(`wgsl backend: matmul epilogue flags do not match batch rank ${br} + 2 (compiler bug)`);
@@ -51,7 +54,7 @@ export function wgslEpilogue(k: MatmulKernel, mode: HalfMode, use: (h: HelperNam
     const cols = inp.bcast[br + 1] ? "1u" : "N";
     return `let eBase${e} = (${batchIndex(inp.bcast.slice(0, br))}) * ${rows} * ${cols};`;
   });
-  const store = (gr: string, gc: string, acc: string): string => {
+  const store = (gr: string, gc: string, acc: string, after?: (v: string) => string): string => {
     const loads = epi.inputs.flatMap((inp, e) => {
       if (!used.has(e + 1)) return [];
       const [bm, bn] = [inp.bcast[br], inp.bcast[br + 1]];
@@ -59,7 +62,7 @@ export function wgslEpilogue(k: MatmulKernel, mode: HalfMode, use: (h: HelperNam
       return [`let x${e + 1} = ${loadElem(inp.dtype, mode, `e_${e}`, off, use)};`];
     });
     const st = storeElem(epi.out, mode, "out", `cBase + (${gr}) * N + ${gc}`, results[0]!, use);
-    return ["{", `let x0 = ${acc};`, ...loads, ...stmts, ...st, "}"].join(" ");
+    return ["{", `let x0 = ${acc};`, ...loads, ...stmts, ...st, ...(after ? [after(results[0]!)] : []), "}"].join(" ");
   };
   return {
     buffers: epi.inputs.map((inp, e) => ({ name: `e_${e}`, elem: bindingElem(inp.dtype, mode), write: false })),

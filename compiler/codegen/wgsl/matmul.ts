@@ -8,6 +8,7 @@ import type { HelperName } from "./prelude.js";
 import { bindingElem, loadElem, roundTo, storeElem, type HalfMode } from "./half.js";
 import { hornerOffset, indent, productOf, unflatten, type KernelShader } from "./shader.js";
 import { wgslEpilogue } from "./matmul-epilogue.js";
+import { flagCheck, withFlag } from "./finite.js";
 
 export interface MatmulTile {
   /** Rows and columns of C per workgroup, and the k step staged in workgroup memory. */
@@ -59,6 +60,7 @@ function stageTile(tile: string, load: (at: string) => string, rows: number, col
 /**
  * Buffers (lhs, rhs, scratch: not bound, out); params bext_0..bext_{batchRank-1}, m, k, n, m0, m1 (rows computed).
  * f16/bf16 operands and outputs (half.ts; `mode` says how f16 is bound) are widened while staging; the sum is f32.
+ * With `flag`, one more binding after out: every value stored to out is checked (finite.ts).
  */
 export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFAULT_TILE, mode: HalfMode = "packed"): KernelShader {
   checkTile(t);
@@ -87,6 +89,7 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
   const storeOut = (at: string, value: string): string => storeElem(outDtype, mode, "out", at, value, use).join(" ");
   // Fused elementwise consumers applied to each finished sum (matmul-epilogue.ts; A2's region).
   const epi = k.epilogue ? wgslEpilogue(k, mode, use, batchIndex) : null;
+  const flag = k.flag ? flagCheck(outDtype) : null;
   const regs = Array.from({ length: t.regM }, (_, r) => Array.from({ length: t.regN }, (_, c) => [r, c] as const)).flat();
   const tileBody = [
     `let row0 = m0 + ty * ${t.m}u;`,
@@ -104,12 +107,14 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
     `}`,
     ...regs.map(([r, c]) => {
       const gr = `row0 + ly * ${t.regM}u + ${r}u`, gc = `col0 + lx * ${t.regN}u + ${c}u`;
-      const store = epi ? epi.store(gr, gc, `acc${r}_${c}`) : storeOut(`cBase + (${gr}) * N + ${gc}`, `acc${r}_${c}`);
+      const acc = `acc${r}_${c}`;
+      const store = epi ? epi.store(gr, gc, acc, flag?.track) : [storeOut(`cBase + (${gr}) * N + ${gc}`, acc), ...(flag ? [flag.track(acc)] : [])].join(" ");
       return `if (${gr} < m1 && ${gc} < N) { ${store} }`;
     }),
   ];
   const body = [
     ...(epi?.consts ?? []),
+    ...(flag ? [flag.decl] : []),
     ...bext.map((b, a) => `let ${b} = p.bext_${a};`),
     `let M = p.m;`,
     `let K = p.k;`,
@@ -134,7 +139,9 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
     `    }`,
     `  }`,
     `}`,
+    ...(flag ? [flag.clear] : []),
   ];
+  const buffers: KernelShader["buffers"] = [{ name: "lhs", elem: bindingElem(aDtype, mode), write: false }, { name: "rhs", elem: bindingElem(bDtype, mode), write: false }, null, ...(epi?.buffers ?? []), { name: "out", elem: bindingElem(outDtype, mode, "scatter"), write: true }];
   const bc = (flags: readonly boolean[]) => (flags.some(Boolean) ? ` (broadcast on batch axes ${flags.flatMap((b, a) => (b ? [a] : [])).join(", ")})` : "");
   return {
     name,
@@ -142,9 +149,10 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
       `Kiln kernel ${name}: matmul ${aDtype}${k.aRound ? ` (rounded to ${k.aRound})` : ""} x ${bDtype}${k.bRound ? ` (rounded to ${k.bRound})` : ""} -> ${outDtype}, f32 sums, batch rank ${br}: out[batch, M, N] = ${ta ? "transpose(lhs[batch, K, M])" : "lhs[batch, M, K]"}${bc(k.aBcast)} @ ${tb ? "transpose(rhs[batch, N, K])" : "rhs[batch, K, N]"}${bc(k.bBcast)}, rows [m0, m1)`,
       `tile ${t.m}x${t.n}x${t.k} per workgroup, ${t.regM}x${t.regN} per invocation`,
       ...(epi ? [epi.about] : []),
+      ...(flag ? ["clears flag if a value stored to out is not finite"] : []),
     ],
     params: [...bext.map((_, a) => `bext_${a}`), "m", "k", "n", "m0", "m1"],
-    buffers: [{ name: "lhs", elem: bindingElem(aDtype, mode), write: false }, { name: "rhs", elem: bindingElem(bDtype, mode), write: false }, null, ...(epi?.buffers ?? []), { name: "out", elem: bindingElem(outDtype, mode, "scatter"), write: true }],
+    buffers: k.flag ? withFlag(name, buffers) : buffers,
     helpers,
     decls: [`var<workgroup> tileA: array<f32, ${t.m * t.k}>;`, `var<workgroup> tileB: array<f32, ${t.k * t.n}>;`],
     workgroup: [wx, wy, 1],

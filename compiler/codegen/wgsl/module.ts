@@ -9,6 +9,7 @@ import { renderReduce } from "./reduce.js";
 import { DEFAULT_TILE, checkTile, renderMatmul, type MatmulTile } from "./matmul.js";
 import { renderCopy, renderIota } from "./copy.js";
 import { renderQMatmul } from "./qmatmul.js";
+import { renderFinite } from "./finite.js";
 import { kernelMeta, renderShader, type KernelShader } from "./shader.js";
 
 export interface WgslBuildOptions {
@@ -33,6 +34,7 @@ function renderKernel(name: string, spec: KernelSpec, opts: WgslBuildOptions, mo
     case "copy": return renderCopy(name, spec, mode);
     case "iota": return renderIota(name, spec);
     case "qmatmul": return renderQMatmul(name, spec);
+    case "finite": return renderFinite(name, spec, mode);
   }
 }
 
@@ -44,6 +46,7 @@ export function buildWgslModule(kernels: readonly NamedKernel[], opts: WgslBuild
     "// 1.. the tensors (inputs, then the output; a kernel with many inputs reads them from one `pack`), one 32-bit",
     "// word per element (f32 as f32; i32, i8, u8 and bool as i32), f16 and bf16 two per word (element 2w in the low",
     "// half). A kernel touching f16 has a second section NAME__f16 binding it as array<f16> (needs shader-f16).",
+    "// A kernel checking all_finite binds its bool flag last, as array<atomic<i32>>, and only ever stores 0 to it.",
     "",
   ].join("\n");
   const texts: string[] = [parts];

@@ -19,6 +19,8 @@ export type WgslLowering =
   /** Rendered as copy kernels by the planner. */
   | { readonly kind: "layout" }
   | { readonly kind: "iota" }
+  /** A flag other kernels clear, or a `finite` kernel: see the planner. */
+  | { readonly kind: "finite" }
   /** Graph leaves: no kernel. */
   | { readonly kind: "source" };
 
@@ -129,6 +131,7 @@ export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
   concat: layout,
   pad: layout, window: layout, random_uniform: source,
   iota: { kind: "iota" },
+  all_finite: { kind: "finite" },
   // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.
   argmax: source,
   input: source,

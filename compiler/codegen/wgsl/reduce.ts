@@ -7,6 +7,7 @@ import { i32Literal, wgslType } from "./values.js";
 import { bindingElem, loadElem, storeElem, type HalfMode } from "./half.js";
 import { indent, productOf, unflatten, type KernelShader } from "./shader.js";
 import { renderExpr } from "./elementwise.js";
+import { flagCheck, withFlag } from "./finite.js";
 
 export const REDUCE_WORKGROUP = 64;
 
@@ -35,7 +36,8 @@ function combiner(k: ReduceKernel, helpers: Set<HelperName>): Combine {
  * Bindings (in, out), or (in_0, ..., in_{n-1}, out) with a prologue (the value reduced is its expression over
  * the inputs, each indexed through its broadcast flags); params ext_0..ext_{rank-1}; out is contiguous over
  * the kept axes. f16/bf16 data (half.ts,
- * `mode` says how f16 is bound) accumulates in f32 and is rounded once when stored.
+ * `mode` says how f16 is bound) accumulates in f32 and is rounded once when stored. With `flag`, one more binding
+ * after out (or `stored`): each result is checked as stored to out (finite.ts).
  */
 export function renderReduce(name: string, k: ReduceKernel, mode: HalfMode = "packed"): KernelShader {
   if (k.dtype !== "f32" && k.dtype !== "i32" && k.dtype !== "f16" && k.dtype !== "bf16") {
@@ -83,6 +85,8 @@ export function renderReduce(name: string, k: ReduceKernel, mode: HalfMode = "pa
   const ex = renderExpr(ek, [{ name: "value", dtype: k.dtype, expr: pro.expr }], helpers, (i) => `x${i}`);
   const loads = [...used].sort((a, b) => a - b).map((i) => `let x${i} = ${loadInput(i, `base${i} + ${offset(i, red, (a) => `r${a}`)}`)};`);
   const finish = k.op === "mean" ? `partial[0] / f32(count)` : "partial[0]";
+  const flag = k.flag ? flagCheck(k.dtype) : null;
+  const result = flag ? [`let res_ = ${finish};`, ...storeElem(k.dtype, mode, "out", "row", "res_", use), flag.track("res_")] : storeElem(k.dtype, mode, "out", "row", finish, use);
   const tree = [
     `partial[lid.x] = acc;`,
     `workgroupBarrier();`,
@@ -91,7 +95,7 @@ export function renderReduce(name: string, k: ReduceKernel, mode: HalfMode = "pa
     `  workgroupBarrier();`,
     `}`,
     `if (lid.x == 0u) {`,
-    ...storeElem(k.dtype, mode, "out", "row", finish, use).map((l) => `  ${l}`),
+    ...result.map((l) => `  ${l}`),
     `}`,
     // partial[0] must be read before the next row overwrites it.
     `workgroupBarrier();`,
@@ -102,6 +106,7 @@ export function renderReduce(name: string, k: ReduceKernel, mode: HalfMode = "pa
     `let rows = ${productOf(kept.map(e))};`,
     `let count = ${productOf(red.map(e))};`,
     ...ex.consts,
+    ...(flag ? [flag.decl] : []),
     `for (var row = wid.x; row < rows; row = row + nwg.x) {`,
     ...indent(unflatten("row", kept.map((a) => `k${a}`), kept.map(e), "q")),
     ...[...used].sort((a, b) => a - b).map((i) => `  let base${i} = ${offset(i, kept, (a) => `k${a}`)};`),
@@ -115,19 +120,21 @@ export function renderReduce(name: string, k: ReduceKernel, mode: HalfMode = "pa
     `  }`,
     ...indent(tree),
     `}`,
+    ...(flag ? [flag.clear] : []),
+  ];
+  const buffers: KernelShader["buffers"] = [
+    ...pro.inputs.map((inp, i) => ({ name: inName(i), elem: bindingElem(inp.dtype, mode), write: false })),
+    { name: "out", elem: bindingElem(k.dtype, mode, "scatter"), write: true },
+    ...(stored ? [{ name: "stored", elem: "f32" as const, write: true }] : []),
   ];
   return {
     name,
     about: [
       `Kiln kernel ${name}: ${k.op} of ${k.prologue ? "a fused expression" : "inp"}: ${k.dtype}[${axes.map((a) => `ext_${a}`).join(", ")}] over axes ${red.join(", ") || "none"}`,
-      `one workgroup per output element, ${W} invocations, tree reduction in workgroup memory`,
+      `one workgroup per output element, ${W} invocations, tree reduction in workgroup memory${flag ? "; clears flag if a result is not finite as stored" : ""}`,
     ],
     params: axes.map((a) => `ext_${a}`),
-    buffers: [
-      ...pro.inputs.map((inp, i) => ({ name: inName(i), elem: bindingElem(inp.dtype, mode), write: false })),
-      { name: "out", elem: bindingElem(k.dtype, mode, "scatter"), write: true },
-      ...(stored ? [{ name: "stored", elem: "f32" as const, write: true }] : []),
-    ],
+    buffers: k.flag ? withFlag(name, buffers) : buffers,
     helpers,
     decls: [`var<workgroup> partial: array<${T}, ${W}>;`],
     workgroup: [W, 1, 1],

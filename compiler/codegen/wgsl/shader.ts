@@ -7,7 +7,10 @@ import type { StorageElem } from "./half.js";
 
 export interface StorageBinding {
   readonly name: string;
-  /** Element type of the runtime-sized array (f16 needs shader-f16; atomic<u32> holds packed halves, half.ts). */
+  /**
+   * Element type of the runtime-sized array (f16 needs shader-f16; atomic<u32> holds packed halves, half.ts;
+   * atomic<i32> is the all_finite flag, finite.ts).
+   */
   readonly elem: StorageElem;
   readonly write: boolean;
 }
