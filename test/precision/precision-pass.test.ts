@@ -34,7 +34,8 @@ function lowValuesFollowContract(ir: IRModule): string[] {
       const ins = n.inputs.map((i) => g.nodes[i].type.dtype);
       // Layout copies (views, and conv's pad + window im2col) move 16-bit elements without computing on them;
       // an input only matmuls read is stored low (its caller passes f32: the GraphIO keeps dtype f32).
-      if (n.op === "cast" || n.op === "param" || n.op === "input" || ["reshape", "permute", "broadcast_to", "pad", "window", "slice"].includes(n.op)) continue;
+      // all_finite reads a gradient as stored (an f16 value that rounded to Inf is the overflow it looks for).
+      if (n.op === "cast" || n.op === "param" || n.op === "input" || n.op === "all_finite" || ["reshape", "permute", "broadcast_to", "pad", "window", "slice"].includes(n.op)) continue;
       if (n.op === "matmul") {
         if (low(ins[0]) && (ins[1] !== ins[0] || n.type.dtype !== "f32")) bad.push(`${g.name} %${n.id}: mixed matmul`);
         continue;
