@@ -271,9 +271,16 @@ export function planModule(m: IRModule): Plan {
 function planAllFinite(g: Graph, n: Node, table: KernelTable, step: StepFn, fill: ((f: Node) => void) | undefined): void {
   fill?.(n);
   for (const x of new Set(n.inputs)) {
-    if (finiteChain(g, x).some((c) => g.nodes[c].finiteInto === n.id)) continue;
+    if (finiteChain(g, x).some((c) => g.nodes[c].finiteInto === n.id) || finiteConstant(g, x)) continue;
     const t = g.nodes[x].type;
     const spec: KernelSpec = { kind: "finite", dtype: t.dtype as "f32" };
     step(table.intern(spec, `finite_${t.dtype}`), [x, n.id], [polyProduct(t.shape)], n);
   }
+}
+
+/** A view of a finite constant (a zero gradient is `broadcast_to(0)`): finite without looking. */
+function finiteConstant(g: Graph, x: number): boolean {
+  let n = g.nodes[x];
+  while (["reshape", "permute", "broadcast_to", "stop_gradient"].includes(n.op)) n = g.nodes[n.inputs[0]];
+  return n.op === "const" && Number.isFinite((n.attrs as { value: number }).value);
 }

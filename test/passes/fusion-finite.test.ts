@@ -48,6 +48,24 @@ describe("all_finite in training steps: checked by the kernels that store the gr
     });
   }
 
+  it("a gradient that is a view of a constant (a param the loss ignores) needs no check; a sliced param's does", () => {
+    const src = `
+model M {
+  param w: f32[4] = constant(0.5)
+  param unused: f32[2, 3] = zeros()
+  fn loss(x: f32[4]) -> f32 { return sum(slice(w * x, 0, 1, 3) ** 2) }
+}
+train T { model: M, loss: loss, optimizer: sgd(lr: 0.1), loss_scale: dynamic() }`;
+    const plan = planModule(ir(src));
+    const specs = kindOf(plan);
+    const fn = plan.functions.find((f) => f.name === "T.step")!;
+    const finite = fn.steps.filter((s) => specs.get(s.kernel)!.kind === "finite");
+    // w's gradient is an elementwise product of the padded slice gradient: its kernel checks it; unused's is 0.
+    expect(finite).toEqual([]);
+    const flagged = fn.steps.filter((s) => (specs.get(s.kernel) as { flag?: true }).flag);
+    expect(flagged).toHaveLength(1);
+  });
+
   it("with fusion off, each gradient gets a finite kernel (the fallback)", () => {
     const m = ir(readFileSync("dsl-examples/mlp_train.kiln", "utf8"), ["fusion"], "mixed-f16");
     const plan = planModule(m);
