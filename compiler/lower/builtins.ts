@@ -24,9 +24,19 @@ export type Args = Record<string, ArgVal | undefined>;
 export interface Builtin {
   /** Parameter names in positional order; a name ending in '?' is optional. */
   readonly params: readonly string[];
-  /** Extra positional tensors collected into `rest` (concat). */
+  /** Extra positional tensors collected into `rest` (concat, all_finite). */
   readonly variadic?: boolean;
   run(L: FnLowerer, a: Args, call: CallExpr, rest: ArgVal[]): Val;
+}
+
+/** The extra positional tensors of a variadic builtin, or undefined (K204 when there are none). */
+function restTensors(L: FnLowerer, name: string, call: CallExpr, rest: readonly ArgVal[]): Val[] | undefined {
+  const xs = rest.map((r) => L.materialize(r.val, r.span));
+  if (xs.length === 0) {
+    L.diags.error("K204", `${name} needs at least one tensor`, call.span);
+    return undefined;
+  }
+  return xs.some((x) => x.kind !== "tensor") ? undefined : xs;
 }
 
 const unary = (op: UnaryOp): Builtin => ({ params: ["x"], run: (L, a) => L.unaryOp(op, a.x!.val) });
@@ -138,25 +148,16 @@ const BUILTINS: Record<string, Builtin> = {
     params: [],
     variadic: true,
     run(L, _a, call, rest) {
-      const xs = rest.map((r) => L.materialize(r.val, r.span));
-      if (xs.length === 0) {
-        L.diags.error("K204", "all_finite needs at least one tensor", call.span);
-        return POISON;
-      }
-      if (xs.some((x) => x.kind !== "tensor")) return POISON;
-      return L.emitVal("all_finite", xs, {});
+      const xs = restTensors(L, "all_finite", call, rest);
+      return xs ? L.emitVal("all_finite", xs, {}) : POISON;
     },
   },
   concat: {
     params: ["axis"],
     variadic: true,
     run(L, a, call, rest) {
-      const xs = rest.map((r) => L.materialize(r.val, r.span));
-      if (xs.length === 0) {
-        L.diags.error("K204", "concat needs at least one tensor", call.span);
-        return POISON;
-      }
-      if (xs.some((x) => x.kind !== "tensor")) return POISON;
+      const xs = restTensors(L, "concat", call, rest);
+      if (!xs) return POISON;
       const rank = L.type((xs[0] as { id: number }).id).shape.length;
       const axis = a.axis ? axesArg(L, a.axis, rank, true)?.[0] : 0;
       return axis === undefined ? POISON : L.emitVal("concat", xs, { axis });
