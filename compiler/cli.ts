@@ -30,6 +30,7 @@ usage:
       SPEC: random:[4,784] | zeros:[3] | ones:[2,2] | 2.5 | [[1,2],[3,4]]
   kiln train FILE.kiln [--train NAME] [--data synthetic|mnist] [--epochs E] [--steps N] [--batch B] [--seed N]
                        [--classes C] [--check-numerics] [--augment] [--save FILE.safetensors] [--plot FILE.svg] [--data-dir DIR]
+                       [--checkpoint FILE.safetensors] [--resume FILE.safetensors]
       runs a train block: on MNIST (images 0-7999 train, 8000-9999 test) with a progress bar per epoch and the
       held-out accuracy, or on one synthetic batch printing the loss per step
   kiln quantize FILE.kiln --weights W.safetensors [--out Q.safetensors] [--mode dynamic|static] [--fn NAME]
@@ -46,7 +47,7 @@ interface Flags {
   values: Map<string, string[]>;
 }
 
-const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir", "--weights", "--mode", "--calibration-batches", "--percentile", "--precision"]);
+const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir", "--weights", "--mode", "--calibration-batches", "--percentile", "--precision", "--checkpoint", "--resume"]);
 const BOOL_FLAGS = new Set(["--check-numerics", "--report", "--no-fusion", "--augment"]);
 
 function parseFlags(args: string[]): Flags {
@@ -232,6 +233,8 @@ async function cmdTrain(f: Flags, out: (s: string) => void, err: (s: string) => 
     classes: intFlag(f, "--classes", 10, 1),
     checkNumerics: f.values.has("--check-numerics"),
     save: one(f, "--save"),
+    checkpoint: one(f, "--checkpoint"),
+    resume: one(f, "--resume"),
   };
   const r = frontend(file, source, [], err, [], precisionFlag(f));
   if (!r.ir) return 1;
