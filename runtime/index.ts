@@ -38,5 +38,7 @@ export { quantizeStatic } from "./quantize-static.js";
 export type { StaticQuantizeOptions, Calibration } from "./quantize-static.js";
 export { saveQuantized, serializeQuantized, loadQuantized, loadWeights, quantizedWeightsFile } from "./quantize-io.js";
 export { saveCheckpoint, serializeCheckpoint, loadCheckpoint, checkpointParams, CHECKPOINT_FORMAT } from "./checkpoint.js";
+export { readScaler, trainStepWithScaler } from "./loss-scale.js";
+export type { ScalerState } from "./loss-scale.js";
 export { dynamicQuantizeLinear, quantizeWeight, dequantizeWeight } from "./quantize-math.js";
 export type { QuantizedWeight, LinearQuant } from "./quantize-math.js";
