@@ -77,3 +77,30 @@ describe("fused reductions on WebGPU", () => {
     }
   }, 120_000);
 });
+
+describe("all_finite on WebGPU, checked by the kernels that store its inputs", () => {
+  // A matmul epilogue, an elementwise kernel, a reduction, a plain matmul and a copy (the finite-kernel fallback).
+  const SRC = `
+fn f(x: f32[B, 12], w: f32[12, 7], b: f32[7]) -> bool { return all_finite(x @ w + b, x * 2) }
+fn g(x: f32[B, 12], w: f32[12, 7]) -> bool { return all_finite(sum(x, axis: 0), x @ w) }
+fn h(x: f32[B, 12]) -> bool { return all_finite(slice(concat(x, x, axis: 1), 1, 9, 14)) }`;
+  it("agrees with the reference, fused and unfused, for finite inputs and a planted Inf or NaN", async (ctx) => {
+    if (!env.h) return ctx.skip();
+    const { fused, plain } = compileBoth(SRC);
+    const B = 5;
+    const w = { dtype: "f32" as const, shape: [12, 7], data: Array.from({ length: 84 }, (_, i) => Math.fround(Math.sin(i) * 0.3)) };
+    const b = { dtype: "f32" as const, shape: [7], data: [0.1, -0.2, 0.3, 0, 0.5, -0.6, 0.7] };
+    for (const [at, bad] of [[undefined, 0], [0, Infinity], [5, NaN], [B * 12 - 1, -Infinity]] as const) {
+      const x = Array.from({ length: B * 12 }, (_, i) => Math.fround(Math.cos(i * 0.7)));
+      if (at !== undefined) x[at] = bad;
+      const inputs: Record<string, Input> = { x: { dtype: "f32", shape: [B, 12], data: x }, w, b };
+      for (const fn of ["f", "g", "h"]) {
+        const given = fn === "h" ? { x: inputs.x! } : fn === "g" ? { x: inputs.x!, w } : inputs;
+        for (const [label, ir] of [["fused", fused], ["unfused", plain]] as const) {
+          const { gpu, ref } = await runGpuVsRef(env, ir, fn, given);
+          expect(Number(gpu[0]!.data[0]), `${fn} ${label} at=${at}`).toBe(ref[0]!.data[0]);
+        }
+      }
+    }
+  });
+});
