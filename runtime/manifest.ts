@@ -56,6 +56,11 @@ export interface TensorSig {
    * has this dtype.
    */
   storage?: "f16" | "bf16";
+  /**
+   * With `storage`: the kernel that converts an f32 tensor already on the GPU into that storage, an elementwise
+   * kernel of rank 1 (in, out, n) (WebGPU: a GpuTensor passed for this input is converted there, not on the host).
+   */
+  convert?: string;
 }
 
 /** Where a value's buffer comes from. */

@@ -114,7 +114,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     jsName: g.name.includes(".") ? g.name.slice(g.name.indexOf(".") + 1) : g.name,
     model: g.model,
     dims: g.dims,
-    inputs: g.inputs.map((i) => ({ name: i.name, dtype: ioType(g, i).dtype, shape: [...g.nodes[i.node].type.shape], ...(i.dtype ? { storage: g.nodes[i.node].type.dtype as "f16" | "bf16" } : {}) })),
+    inputs: g.inputs.map((i) => ({ name: i.name, dtype: ioType(g, i).dtype, shape: [...g.nodes[i.node].type.shape], ...(i.dtype ? lowInput(g.nodes[i.node].type.dtype as "f16" | "bf16", table) : {}) })),
     outputs: g.outputs.map((o) => ({ name: o.name, dtype: g.nodes[o.node].type.dtype, shape: [...g.nodes[o.node].type.shape] })),
     outputValues: g.outputs.map((o) => o.node),
     values,
@@ -125,6 +125,15 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
 
 /** `flag: true` for the spec of a kernel that clears an all_finite flag (see kernel.ts, "flag outputs"). */
 export const flagOf = (n: Node): { flag?: true } => (n.finiteInto !== undefined ? { flag: true } : {});
+
+/** An input stored in 16 bits, and the kernel that converts a GPU-resident f32 tensor into it (TensorSig.convert). */
+function lowInput(low: "f16" | "bf16", table: KernelTable): { storage: "f16" | "bf16"; convert: string } {
+  const spec: KernelSpec = {
+    kind: "elementwise", rank: 1, inputs: [{ dtype: "f32", bcast: [false] }], out: low,
+    expr: { t: "op", op: "cast", attrs: { to: low }, dtype: low, args: [{ t: "in", index: 0 }] },
+  };
+  return { storage: low, convert: table.intern(spec, `to_${low}`) };
+}
 
 type StepFn = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops?: string[]) => void;
 

@@ -14,6 +14,7 @@ import type { KernelPipeline } from "./shaders.js";
 import { GpuTensor, type GpuTensorStorage } from "./gpu-tensor.js";
 import { buildCallPlan, type CallPlan, type PlanContext } from "./instance.js";
 import { encodeGuarded, type GuardKit } from "./guards.js";
+import { encodeInputConversions, type InputConversion } from "./convert.js";
 import { RandomStreams } from "../random.js";
 
 export interface GpuParam {
@@ -141,10 +142,16 @@ export class GpuFunctionExecutor {
         upload(h, plan.buffers[i]!, toWords(v.dtype, low ? lowBits(low, data[s.index] as Float32Array) : data[s.index]!));
       });
       const enc = h.device.createCommandEncoder({ label: what });
+      const conversions: InputConversion[] = [];
       fn.values.forEach((v, i) => {
         const t = v.source.kind === "input" ? gpuInputs.get(v.source.index) : undefined;
-        if (t && plan.buffers[i] && plan.numels[i]! > 0) enc.copyBufferToBuffer(bufferOf(t, fn.name), 0, plan.buffers[i]!, 0, bytesOf(v.dtype, plan.numels[i]!));
+        if (!t || !plan.buffers[i] || plan.numels[i]! === 0) return;
+        // A GpuTensor for an input stored in 16 bits: converted by the input's kernel (convert.ts), not copied.
+        const convert = fn.inputs[(v.source as { index: number }).index]!.convert;
+        if (convert) conversions.push({ kernel: this.#plan.pipelines.get(convert)!, src: bufferOf(t, fn.name), dst: plan.buffers[i]!, numel: plan.numels[i]! });
+        else enc.copyBufferToBuffer(bufferOf(t, fn.name), 0, plan.buffers[i]!, 0, bytesOf(v.dtype, plan.numels[i]!));
       });
+      const uniforms = conversions.length ? encodeInputConversions(h, pool, enc, conversions, what) : [];
       // One compute pass, interrupted only where a step's inputs must first be copied into its pack.
       let pass: GPUComputePassEncoder | null = null;
       for (const s of plan.steps) {
@@ -171,6 +178,7 @@ export class GpuFunctionExecutor {
         if (plan.buffers[u.value] !== dst.buffer) enc.copyBufferToBuffer(plan.buffers[u.value]!, 0, dst.buffer, 0, bytesOf(dst.param.dtype, dst.numel));
       }
       h.device.queue.submit([enc.finish()]);
+      uniforms.forEach((u) => pool.release(u));
     });
     this.#track(done);
     return outputs.map((o) => {
@@ -224,8 +232,9 @@ export class GpuFunctionExecutor {
       if (storage.owner !== this.#ctx.owner) {
         throw new KilnError(`${fn.name}: input "${name}" is a GpuTensor of another module (or device); pass await t.read() instead`, { code: "input_value", fn: fn.name, tensor: name });
       }
-      if (fn.inputs[index]!.storage) {
-        // Its buffer holds 16-bit values, converted on the host while uploading; a GPU-resident f32 tensor has none.
+      const sig = fn.inputs[index]!;
+      if (sig.storage && !(sig.convert && this.#plan.pipelines.has(sig.convert))) {
+        // Its buffer holds 16-bit values; a module compiled before input conversions existed has no kernel for it.
         throw new KilnError(`${fn.name}: input "${name}" (f32) is stored as ${fn.inputs[index]!.storage} on the GPU (mixed precision: only matmuls read it); pass its values from the host: await t.read()`, { code: "input_value", fn: fn.name, tensor: name, expected: "f32 host data" });
       }
       gpu.set(index, v);

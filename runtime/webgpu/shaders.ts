@@ -31,6 +31,8 @@ export function splitWgsl(text: string): Map<string, string> {
 function opsByKernel(manifest: Manifest): Map<string, Set<string>> {
   const ops = new Map<string, Set<string>>();
   for (const f of manifest.functions) {
+    // The kernels that convert a GpuTensor for a 16-bit input (runtime/webgpu/convert.ts).
+    for (const i of f.inputs) if (i.convert && !ops.has(i.convert)) ops.set(i.convert, new Set(["cast"]));
     for (const s of f.steps) {
       let set = ops.get(s.kernel);
       if (!set) ops.set(s.kernel, (set = new Set()));

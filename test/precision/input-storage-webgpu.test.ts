@@ -1,6 +1,6 @@
 // WebGPU side of inputs stored in 16 bits: the mixed MLP's x (f32 for the caller, f16/bf16 in the buffer,
 // converted on the host at upload) gives wasm's answers within the tolerance test/webgpu/half-mixed.test.ts
-// documents; a GPU-resident f32 tensor for such an input is refused with the tensor's name.
+// documents; a GPU-resident f32 tensor for such an input is converted on the GPU, bit for bit as the host does.
 import { afterAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { wasmModule } from "../helpers/backend.js";
@@ -9,6 +9,8 @@ import { Tensor } from "../../runtime/tensor.js";
 import { webgpuEnv } from "../webgpu/helpers.js";
 import { UNIT, expectWithin, loadMode, modesOf } from "../webgpu/half-helpers.js";
 import { compile } from "./helpers.js";
+import { buildWgsl } from "../../compiler/compile.js";
+import { loadKilnModuleWebGPU } from "../../runtime/webgpu/module.js";
 
 const env = await webgpuEnv("16-bit stored inputs on WebGPU", ["shader-f16"]);
 afterAll(() => env.h?.device.destroy());
@@ -50,11 +52,32 @@ describe.skipIf(!env.h)("an input stored in 16 bits on WebGPU", { timeout: 180_0
     }
   }
 
-  it("a GPU-resident f32 tensor for a stored-low input is refused, naming the tensor", async () => {
-    // g's output is a GpuTensor of x's shape; f's x is read only by a matmul, so it is stored in f16.
+  it("a GPU-resident f32 tensor for a stored-low input is converted on the GPU, as the host converts it", async () => {
+    // g's output is a GpuTensor of x's shape; f's x is read only by a matmul, so it is stored in 16 bits.
+    const src = "model M {\n param w: f32[4, 3] = ones()\n fn f(x: f32[B, 4]) -> f32[B, 3] { return x @ w }\n fn g(x: f32[B, 4]) -> f32[B, 4] { return x * 1.001 }\n}";
+    for (const H of ["f16", "bf16"] as const) {
+      const ir = compile(src, "t.kiln", `mixed-${H}`);
+      for (const mode of MODES) {
+        if (H === "bf16" && mode === "native") continue;
+        const gpu = await loadMode(env, ir, mode);
+        expect(gpu.manifest.functions.find((f) => f.name === "M.f")!.inputs[0]).toMatchObject({ storage: H, convert: expect.any(String) });
+        // 1001 rows of values that round differently in 16 bits (ties included: k/8 * 1.001 is rarely exact).
+        const n = 1001;
+        const x = new Tensor("f32", [n, 4], Float32Array.from({ length: n * 4 }, (_, i) => (i % 97) / 8 - 6));
+        const onGpu = gpu.call("M.g", { x });
+        const viaGpu = f32Of(await read(gpu.call("M.f", { x: onGpu })));
+        const viaHost = f32Of(await read(gpu.call("M.f", { x: await read(onGpu) })));
+        expect(viaGpu, `${H} ${mode}`).toEqual(viaHost);
+        gpu.dispose();
+      }
+    }
+  });
+
+  it("a module without the conversion kernel refuses a GPU-resident tensor for such an input, naming it", async () => {
     const src = "model M {\n param w: f32[4, 3] = ones()\n fn f(x: f32[B, 4]) -> f32[B, 3] { return x @ w }\n fn g(x: f32[B, 4]) -> f32[B, 4] { return x + 1.0 }\n}";
-    const ir = compile(src, "t.kiln", "mixed-f16");
-    const gpu = await loadMode(env, ir, MODES[0]!);
+    const b = buildWgsl(compile(src, "t.kiln", "mixed-f16"), "old");
+    for (const f of b.manifest.functions) for (const i of f.inputs) delete (i as { convert?: string }).convert;
+    const gpu = await loadKilnModuleWebGPU(b.manifest, b.wgsl!, { device: env.h!.device, f16: MODES[0]! });
     const x = new Tensor("f32", [2, 4], Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]));
     const onGpu = gpu.call("M.g", { x });
     expect(() => gpu.call("M.f", { x: onGpu })).toThrow(/input "x" \(f32\) is stored as f16/);
