@@ -84,7 +84,9 @@ export function renderReduce(name: string, k: ReduceKernel, mode: HalfMode = "pa
   const ek = { kind: "elementwise" as const, rank: k.rank, inputs: pro.inputs, out: k.dtype, expr: pro.expr };
   const ex = renderExpr(ek, [{ name: "value", dtype: k.dtype, expr: pro.expr }], helpers, (i) => `x${i}`);
   const loads = [...used].sort((a, b) => a - b).map((i) => `let x${i} = ${loadInput(i, `base${i} + ${offset(i, red, (a) => `r${a}`)}`)};`);
-  const finish = k.op === "mean" ? `partial[0] / f32(count)` : "partial[0]";
+  // An empty mean is NaN (numpy, the reference, wasm); WGSL leaves 0.0 / 0.0 indeterminate, so it is spelled out
+  // (through a `let` of the bits: a NaN const-expression is a shader-creation error).
+  const finish = k.op === "mean" ? `select(partial[0] / f32(count), bitcast<f32>(nan_bits), count == 0u)` : "partial[0]";
   const flag = k.flag ? flagCheck(k.dtype) : null;
   const result = flag ? [`let res_ = ${finish};`, ...storeElem(k.dtype, mode, "out", "row", "res_", use), flag.track("res_")] : storeElem(k.dtype, mode, "out", "row", finish, use);
   const tree = [
@@ -105,6 +107,7 @@ export function renderReduce(name: string, k: ReduceKernel, mode: HalfMode = "pa
     ...strides,
     `let rows = ${productOf(kept.map(e))};`,
     `let count = ${productOf(red.map(e))};`,
+    ...(k.op === "mean" ? ["let nan_bits = 0x7fc00000u;"] : []),
     ...ex.consts,
     ...(flag ? [flag.decl] : []),
     `for (var row = wid.x; row < rows; row = row + nwg.x) {`,
