@@ -11,18 +11,10 @@ import { loadQuantized, loadWeights, serializeQuantized } from "../../runtime/qu
 import { parseSafetensors, serializeSafetensors } from "../../runtime/safetensors.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { main } from "../../compiler/cli.js";
-import { build, compileAndLoad, values } from "./helpers.js";
+import { build, compileAndLoad, mlpSource, values } from "./helpers.js";
 import { loadKilnModule } from "../../runtime/module.js";
 
-const SRC = `
-model L {
-  param w1: f32[40, 24] = he()
-  param b1: f32[24] = zeros()
-  param w2: f32[24, 7] = xavier()
-  param b2: f32[7] = zeros()
-  fn forward(x: f32[B, 40]) -> f32[B, 7] { return relu(x @ w1 + b1) @ w2 + b2 }
-}
-`;
+const SRC = mlpSource("L");
 const FLOAT_ONLY = `model L {\n  param w1: f32[40, 24] = he()\n  fn forward(x: f32[40, 24]) -> f32[40, 24] { return x * w1 }\n}\n`;
 
 async function trained() {

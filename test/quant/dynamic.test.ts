@@ -6,20 +6,7 @@ import { quantizeDynamic, restoreFloat } from "../../runtime/quantize.js";
 import { quantizationOf } from "../../runtime/quantize.js";
 import { KilnError } from "../../runtime/errors.js";
 import type { Tensor } from "../../runtime/tensor.js";
-import { bound, compileAndLoad, values } from "./helpers.js";
-
-const LAYER = `
-model L {
-  param w: f32[37, 19] = he()
-  param wt: f32[19, 37] = he()
-  param b: f32[19] = zeros()
-  fn forward(x: f32[B, 37]) -> f32[B, 19] { return relu(x @ w + b) }
-  fn back(x: f32[B, 37]) -> f32[B, 19] { return x @ transpose(wt) }
-  fn plain(x: f32[B, 37]) -> f32[B, 19] { return x @ w }
-  fn loss(x: f32[B, 37]) -> f32 { return mean(forward(x)) }
-}
-train T { model: L, loss: loss, optimizer: sgd(lr: 0.1) }
-`;
+import { LAYER, bound, compileAndLoad, values } from "./helpers.js";
 
 describe("quantizeDynamic", () => {
   it("switches every matmul on a param, fusing bias and relu, within the bound from the scales", async () => {

@@ -53,3 +53,28 @@ export function bound(x: Float32Array, B: number, w: QuantizedWeight, wf: Float3
   }
   return out;
 }
+
+/** One weight used three ways (relu(x @ w + b), x @ transpose(wt), x @ w) plus a train block: the quantizeDynamic cases. */
+export const LAYER = `
+model L {
+  param w: f32[37, 19] = he()
+  param wt: f32[19, 37] = he()
+  param b: f32[19] = zeros()
+  fn forward(x: f32[B, 37]) -> f32[B, 19] { return relu(x @ w + b) }
+  fn back(x: f32[B, 37]) -> f32[B, 19] { return x @ transpose(wt) }
+  fn plain(x: f32[B, 37]) -> f32[B, 19] { return x @ w }
+  fn loss(x: f32[B, 37]) -> f32 { return mean(forward(x)) }
+}
+train T { model: L, loss: loss, optimizer: sgd(lr: 0.1) }
+`;
+
+/** The 40-24-7 MLP of the artifact and WebGPU cases, as model `model`. */
+export const mlpSource = (model: string): string => `
+model ${model} {
+  param w1: f32[40, 24] = he()
+  param b1: f32[24] = zeros()
+  param w2: f32[24, 7] = xavier()
+  param b2: f32[7] = zeros()
+  fn forward(x: f32[B, 40]) -> f32[B, 7] { return relu(x @ w1 + b1) @ w2 + b2 }
+}
+`;

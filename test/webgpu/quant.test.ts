@@ -14,34 +14,14 @@ import { loadQuantized, serializeQuantized } from "../../runtime/quantize-io.js"
 import { hasPackedDot4 } from "../../runtime/webgpu/shaders.js";
 import { KilnError } from "../../runtime/errors.js";
 import { rangeToQuant } from "../../runtime/quantize-math.js";
-import { bound, build, values } from "../quant/helpers.js";
+import { LAYER, bound, build, mlpSource, values } from "../quant/helpers.js";
 import { webgpuEnv } from "./helpers.js";
 
 const env = await webgpuEnv("int8 quantization on WebGPU");
 afterAll(() => env.h?.device.destroy());
 const dot4 = env.h ? await hasPackedDot4(env.h) : false;
 
-const LAYER = `
-model L {
-  param w: f32[37, 19] = he()
-  param wt: f32[19, 37] = he()
-  param b: f32[19] = zeros()
-  fn forward(x: f32[B, 37]) -> f32[B, 19] { return relu(x @ w + b) }
-  fn back(x: f32[B, 37]) -> f32[B, 19] { return x @ transpose(wt) }
-  fn plain(x: f32[B, 37]) -> f32[B, 19] { return x @ w }
-  fn loss(x: f32[B, 37]) -> f32 { return mean(forward(x)) }
-}
-train T { model: L, loss: loss, optimizer: sgd(lr: 0.1) }
-`;
-const MLP = `
-model M {
-  param w1: f32[40, 24] = he()
-  param b1: f32[24] = zeros()
-  param w2: f32[24, 7] = xavier()
-  param b2: f32[7] = zeros()
-  fn forward(x: f32[B, 40]) -> f32[B, 7] { return relu(x @ w1 + b1) @ w2 + b2 }
-}
-`;
+const MLP = mlpSource("M");
 
 /** The same compiled module on wasm and on WebGPU, with the same params. */
 async function both(src: string, seed: number): Promise<{ wasm: KilnModule; gpu: KilnGpuModule }> {
