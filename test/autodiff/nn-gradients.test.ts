@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { Rng } from "../../runtime/rng.js";
 import { evaluateGraph } from "../../runtime/reference.js";
 import { graphOf, irOf } from "../helpers/backend.js";
+import { centralDifference } from "../helpers/finite-diff.js";
 
 type Inputs = Record<string, { data: number[]; shape: number[] }>;
 
@@ -26,14 +27,7 @@ function checkFd(src: string, inputs: Inputs, wrt: string[], loss = "loss", grad
     const x = inputs[name].data;
     expect(analytic[k].data.length, name).toBe(x.length);
     for (let i = 0; i < x.length; i++) {
-      const h = 1e-6 * Math.max(1, Math.abs(x[i]));
-      const orig = x[i];
-      x[i] = orig + h;
-      const up = f();
-      x[i] = orig - h;
-      const down = f();
-      x[i] = orig;
-      const fd = (up - down) / (2 * h);
+      const fd = centralDifference(x, i, f);
       expect(Math.abs(analytic[k].data[i] - fd), `d${loss}/d${name}[${i}]: ${analytic[k].data[i]} vs FD ${fd}`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(fd)));
     }
   });

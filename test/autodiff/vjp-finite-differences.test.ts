@@ -11,6 +11,7 @@ import { isNoGrad } from "../../compiler/ops/vjp.js";
 import { runPipeline } from "../../compiler/passes/pipeline.js";
 import { Rng } from "../../runtime/rng.js";
 import { evaluateGraph } from "../../runtime/reference.js";
+import { centralDifference } from "../helpers/finite-diff.js";
 
 type Gen = "normal" | "positive" | "int" | "bool" | "away";
 interface In { dtype: DType; shape: number[]; gen?: Gen }
@@ -108,14 +109,7 @@ describe("VJP rules match central finite differences (float64)", () => {
         floatInputs.forEach((k, gi) => {
           const x = inputs[`x${k}`].data;
           for (let i = 0; i < x.length; i++) {
-            const h = 1e-6 * Math.max(1, Math.abs(x[i]));
-            const orig = x[i];
-            x[i] = orig + h;
-            const up = f();
-            x[i] = orig - h;
-            const down = f();
-            x[i] = orig;
-            const fd = (up - down) / (2 * h);
+            const fd = centralDifference(x, i, f);
             const got = analytic[gi].data[i];
             expect(Math.abs(got - fd), `${op} ${JSON.stringify(c)} d/dx${k}[${i}]: VJP ${got} vs FD ${fd}`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(fd)));
           }
