@@ -1,29 +1,16 @@
 // Runs a snippet in a fresh Node process against the compiled runtime (dist/runtime, built when stale), with a
 // module's manifest, plain and relaxed wasm preloaded: for what one process cannot show (exit, V8 flags, globals).
-import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { WasmBuild } from "../../compiler/compile.js";
+import { ensureRuntimeBuilt } from "../helpers/dist.js";
+
+export { ensureRuntimeBuilt };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-
-/** Builds dist/ when any runtime/*.ts is newer than its output (`npm test` builds first anyway). */
-export function ensureRuntimeBuilt(): void {
-  const src = join(root, "runtime");
-  const stale = readdirSync(src).filter((f) => f.endsWith(".ts")).some((f) => {
-    const out = join(root, "dist", "runtime", f.replace(/\.ts$/, ".js"));
-    return !existsSync(out) || statSync(out).mtimeMs < statSync(join(src, f)).mtimeMs;
-  });
-  if (!stale) return;
-  try {
-    execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json")], { cwd: root, stdio: "pipe" });
-  } catch {
-    // Other parts of the project may not type-check yet; tsc still emits.
-  }
-  if (!existsSync(join(root, "dist", "runtime", "threads-load.js"))) throw new Error("could not build dist/runtime");
-}
 
 export interface ChildResult {
   status: number | null;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -8,26 +8,9 @@ import { writeModule } from "../../compiler/emit/module-writer.js";
 import { renderDts } from "../../compiler/emit/dts.js";
 import { loadKilnModuleFromUrl, type KilnFunction, type Tensor } from "../../runtime/index.js";
 import { kernelsWasm, testManifest } from "./helpers.js";
+import { ensureRuntimeBuilt } from "../helpers/dist.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-
-/** Builds dist/ when dist/runtime is missing or older than runtime/*.ts (`npm test` builds first anyway). */
-function ensureRuntimeBuilt(): void {
-  const src = join(root, "runtime");
-  const stale = readdirSync(src)
-    .filter((f) => f.endsWith(".ts"))
-    .some((f) => {
-      const out = join(root, "dist", "runtime", f.replace(/\.ts$/, ".js"));
-      return !existsSync(out) || statSync(out).mtimeMs < statSync(join(src, f)).mtimeMs;
-    });
-  if (!stale) return;
-  try {
-    execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json")], { cwd: root, stdio: "pipe" });
-  } catch {
-    // Other parts of the project may not type-check yet; tsc still emits.
-  }
-  if (!existsSync(join(root, "dist", "runtime", "index.js"))) throw new Error("could not build dist/runtime");
-}
 
 function listFiles(dir: string): string[] {
   const out: string[] = [];

@@ -11,9 +11,6 @@ import { referenceParams } from "../../compiler/cli-run.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { GpuTensor } from "../../runtime/webgpu/gpu-tensor.js";
 import type { Input } from "../helpers/backend.js";
-import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
 
 export interface GpuEnv {
   /** The shared device, or undefined with `reason` saying why the WebGPU suites skip. */
@@ -65,20 +62,4 @@ export async function runGpuVsRef(
   return { gpu, ref: evaluateGraph(g, inputs, referenceParams(ir, opts.seed ?? 0)) };
 }
 
-/** Builds dist/ when dist/runtime is missing or older than runtime/**\/*.ts (generated modules copy it). */
-export function ensureRuntimeBuilt(): void {
-  const root = resolve(".");
-  const stale = (dir: string): boolean => readdirSync(dir, { withFileTypes: true }).some((e) => {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) return stale(p);
-    if (!e.name.endsWith(".ts")) return false;
-    const out = join(root, "dist", p.slice(root.length + 1).replace(/\.ts$/, ".js"));
-    return !existsSync(out) || statSync(out).mtimeMs < statSync(p).mtimeMs;
-  });
-  if (!stale(join(root, "runtime"))) return;
-  try {
-    execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.json")], { cwd: root, stdio: "pipe" });
-  } catch {
-    // Other parts of the project may not type-check at the moment; tsc still emits.
-  }
-}
+export { ensureRuntimeBuilt } from "../helpers/dist.js";
