@@ -39,6 +39,8 @@ export class FunctionExecutor {
   /** Encoded element (bit pattern) of each const value. */
   readonly #constBits = new Map<number, number>();
   readonly #stepFns: KernelFn[];
+  /** Per input stored in 16 bits: its `convert` kernel (f32 -> f16/bf16 in wasm, several times faster than JS). */
+  readonly #convertFns: (KernelFn | undefined)[];
   readonly #random: RandomStreams;
 
   constructor(fn: FunctionManifest, ctx: ExecutorContext) {
@@ -109,6 +111,7 @@ export class FunctionExecutor {
       if (!v) bad(`output ${k} refers to bad value index ${vi}`);
       if (v!.dtype !== fn.outputs[k]!.dtype) bad(`output "${fn.outputs[k]!.name}" is ${fn.outputs[k]!.dtype} but value ${vi} is ${v!.dtype}`);
     });
+    this.#convertFns = fn.inputs.map((sig) => (sig.storage && sig.convert ? ctx.kernels.get(sig.convert) : undefined));
     this.#stepFns = fn.steps.map((step, si) => {
       const ops = step.ops?.length ? ` (ops: ${step.ops.join(", ")})` : "";
       const k = ctx.kernels.get(step.kernel);
@@ -221,8 +224,14 @@ export class FunctionExecutor {
             if (src.length !== numels[i] || (!low && src.byteLength !== bytes[i])) {
               throw new KilnError(`invalid module: function ${fn.name}: value ${i} has ${numels[i]} elements but input "${fn.inputs[v.source.index]!.name}" has ${src.length}`, { code: "bad_manifest", fn: fn.name });
             }
-            // An f32 input stored in 16 bits (only matmuls read it): rounded while copied in.
-            if (low === "f16") f32ArrayToF16Bits(src as Float32Array, memory.view("f16", ptr, numels[i]!));
+            // An f32 input stored in 16 bits (only matmuls read it): rounded while copied in, by the input's
+            // convert kernel from a staging copy (a module without one converts in JS, the same rounding).
+            const convert = this.#convertFns[v.source.index];
+            if (low && convert && numels[i]! > 0) {
+              const staged = memory.allocScratch(numels[i]! * 4, what);
+              memory.write(staged, src);
+              convert(staged, ptr, numels[i]!);
+            } else if (low === "f16") f32ArrayToF16Bits(src as Float32Array, memory.view("f16", ptr, numels[i]!));
             else if (low === "bf16") f32ArrayToBf16Bits(src as Float32Array, memory.view("bf16", ptr, numels[i]!));
             else memory.write(ptr, src);
             break;

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { readFileSync, existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { buildWasm } from "../../compiler/compile.js";
-import { loadKilnModule, type KilnModule } from "../../runtime/module.js";
+import { loadKilnModule, WASM_STATE, type KilnModule } from "../../runtime/module.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { Rng } from "../../runtime/rng.js";
 import { f32ArrayToBf16Bits, f32ArrayToF16Bits, f32ToBf16Bits, f32ToF16Bits } from "../../runtime/dtype.js";
@@ -46,7 +46,7 @@ describe("an f32 input only matmuls read is stored in 16 bits", { timeout: 120_0
       const kept = await load(KEPT, `mixed-${H}`);
       for (const fn of ["MLP.forward", "MLP.grads", "Sgd.step", "Adam.step"]) {
         const f = low.manifest.functions.find((g) => g.name === fn)!;
-        expect(f.inputs[0], fn).toEqual({ name: "x", dtype: "f32", shape: ["B", 784], storage: H });
+        expect(f.inputs[0], fn).toEqual({ name: "x", dtype: "f32", shape: ["B", 784], storage: H, convert: expect.stringMatching(new RegExp(`^to_${H}_`)) });
         expect(f.values.filter((v) => v.source.kind === "input").map((v) => v.dtype), fn).toEqual([H, "i32"].slice(0, f.inputs.length));
       }
       // The signature keeps f32 (the printer shows the storage); the variant's step keeps x in f32.
@@ -64,6 +64,31 @@ describe("an f32 input only matmuls read is stored in 16 bits", { timeout: 120_0
       }
     });
   }
+
+  it("the input's convert kernel and the JS conversion (a module without the kernel) store the same bits", async () => {
+    for (const H of ["f16", "bf16"] as const) {
+      const ir = compile(SRC, "mlp_train.kiln", `mixed-${H}`);
+      const b = await buildWasm(ir, "mlp");
+      const js = structuredClone(b.manifest);
+      for (const f of js.functions) for (const i of f.inputs) delete i.convert;
+      const [viaKernel, viaJs] = await Promise.all([loadKilnModule(b.manifest, b.wasm, { seed: 11 }), loadKilnModule(js, b.wasm, { seed: 11 })]);
+      // Values around every rounding case: ties, subnormals, overflow to Inf, NaN, signed zeros.
+      const cases = [65520, -65519, 2 ** -25, 3 * 2 ** -26, -0, NaN, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 3.3961776e38, -Infinity, 1.00390625, 2 ** -133];
+      const x = Float32Array.from({ length: B * 784 }, (_, i) => cases[i % cases.length]! * (i % 2 ? 1 : -1));
+      const fn = b.manifest.functions.find((f) => f.name === "MLP.forward")!;
+      const xv = fn.values.findIndex((v) => v.source.kind === "input");
+      const stored = (m: KilnModule): number[] => {
+        let got: number[] = [];
+        m[WASM_STATE]("test").executors.get("MLP.forward")!.run({ x }, undefined, (si, read) => {
+          if (si === 0) got = [...(read(xv) as Uint16Array)];
+        });
+        return got;
+      };
+      const k = stored(viaKernel);
+      expect(k.length).toBe(B * 784);
+      expect(k, H).toEqual(stored(viaJs));
+    }
+  });
 
   it("a 16-bit array for the stored-low input is refused, naming the tensor and f32", async () => {
     const { mod } = await load(SRC, "mixed-f16");
