@@ -83,8 +83,9 @@ export class ExprRenderer {
 
   /** Statements computing one element (or 4 lanes) and the resulting value; `input(i)` yields input i. */
   /**
-   * `storeRounds`: the caller stores the value as k.out with a rounding store (storeValue/storeLanes), so an
-   * f16/bf16 root of that dtype is left unrounded (the store rounds it once, with the same result).
+   * `storeRounds`: the caller stores the value as k.out (and each extra output as its dtype) with a rounding store
+   * (storeValue/storeLanes), so an f16/bf16 root of that dtype is left unrounded (the store rounds it once, with
+   * the same result: rounding a value already in the format is exact).
    */
   element(mode: Mode, input: (i: number) => E, storeRounds = false): { stmts: E[]; value: E; extra: E[] } {
     const { fb } = this;
@@ -128,9 +129,9 @@ export class ExprRenderer {
       stmts.push(v.set(render(n, true)));
       locals.set(n, v);
     }
+    const stored = (root: EwExpr, d: DType) => storeRounds && root.t === "op" && root.dtype === d && !this.shared.includes(root);
     const root = this.k.expr;
-    const rootStored = storeRounds && root.t === "op" && root.dtype === this.k.out && !this.shared.includes(root);
-    return { stmts, value: render(root, false, rootStored), extra: (this.k.extraOutputs ?? []).map((o) => render(o.expr)) };
+    return { stmts, value: render(root, false, stored(root, this.k.out)), extra: (this.k.extraOutputs ?? []).map((o) => render(o.expr, false, stored(o.expr, o.dtype))) };
   }
 }
 

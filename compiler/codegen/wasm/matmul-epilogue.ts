@@ -123,7 +123,8 @@ export class EpilogueRenderer {
         pre.push(v.set(acc));
         vals[0] = () => v.get();
       }
-      const el = this.ex.element(mode, (k) => vals[k]!());
+      // The store rounds to epi.out: a root cast to that format is not rounded twice (narrow, widen, narrow).
+      const el = this.ex.element(mode, (k) => vals[k]!(), true);
       const st = (v: E): E => (mode === "vector" ? storeLanes(fb, epi.out, out.col.get(), v) : storeValue(fb, epi.out, out.col.get(), v));
       const bump = streams.filter((s) => s.step > 0).map((s) => fb.inc(s.col, s.step * lanes));
       if (!fin) return [...pre, ...el.stmts, st(el.value), ...bump];
