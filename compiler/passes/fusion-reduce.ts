@@ -60,8 +60,22 @@ export function growReduction(g: Graph, r: number, root: (number | undefined)[],
   }
   // A chain that takes the whole output of a matmul is left to be its epilogue (fuseMatmulEpilogues, and the
   // int8 variants fuse bias + relu from there): same kernel count, and the reduction reads the chain's value.
-  const feedsMatmul = [...members].some((id) => id !== r && g.nodes[id].inputs.some((i) => g.nodes[i].op === "matmul" && consumers[i].every((c) => members.has(c))));
-  if (feedsMatmul) for (const id of members) if (id !== r) root[id] = undefined;
+  // Except a 16-bit result (mixed precision's `cast(cast(mm, f16), f32)`, e.g. conv's per-batch weight gradient
+  // summed over the batch): the epilogue stores it in 16 bits and the widening stays in the prologue, so the value
+  // exists only in 16 bits and is rounded once, as the precision pass means.
+  const taker = [...members].find((id) => id !== r && g.nodes[id].inputs.some((i) => g.nodes[i].op === "matmul" && consumers[i].every((c) => members.has(c))));
+  if (taker === undefined) return;
+  if (narrowsToHalf(g, taker) && consumers[taker]!.every((c) => members.has(c) && g.nodes[c].op === "cast" && g.nodes[c].type.dtype === "f32")) {
+    root[taker] = undefined;
+    return;
+  }
+  for (const id of members) if (id !== r) root[id] = undefined;
+}
+
+/** A cast of an f32 value to f16 or bf16. */
+function narrowsToHalf(g: Graph, id: number): boolean {
+  const n = g.nodes[id];
+  return n.op === "cast" && (n.type.dtype === "f16" || n.type.dtype === "bf16") && g.nodes[n.inputs[0]].type.dtype === "f32";
 }
 
 /**

@@ -123,3 +123,32 @@ describe("a mixed-precision MLP: f16 activations between the layers", () => {
     }
   });
 });
+
+describe("a 16-bit matmul result summed over a batch (mixed precision's conv weight gradient)", () => {
+  it("the matmul stores f16 and the reduction widens it in its prologue; results match the reference", async () => {
+    for (const t of ["f16", "bf16"] as const) {
+      const src = `fn f(a: f32[B, 9, 20], b: f32[B, 20, 16]) -> f32[1, 9, 16] { return sum(cast(cast(a @ b, ${t}), f32), axis: 0, keepdims: true) }`;
+      const p = stepsOf(src);
+      expect(p.steps.map((s) => s.spec.kind), t).toEqual(["matmul", "reduce"]);
+      expect((mm(p).spec as MatmulKernel).epilogue?.out, t).toBe(t);
+      const red = p.steps[1]!.spec;
+      expect(red.kind === "reduce" && red.prologue?.inputs.map((i) => i.dtype), t).toEqual([t]);
+      const a = rand([5, 9, 20], 3), b = rand([5, 20, 16], 4);
+      const { wasm, ref } = await runBoth(irOf(src), "f", { a, b });
+      // Each batch's product is rounded to the format once, then the five are summed. The f32 sum of a product may
+      // differ from the float64 one in its last bits and so round to the neighbouring 16-bit value: one unit in
+      // the last place (u = 2^-11 for f16, 2^-8 for bf16, relative) per batch term, bounded by the largest term.
+      const u = t === "f16" ? 2 ** -11 : 2 ** -8;
+      for (let o = 0; o < 9 * 16; o++) {
+        const [i, j] = [Math.floor(o / 16), o % 16];
+        let big = 0;
+        for (let q = 0; q < 5; q++) {
+          let s = 0;
+          for (let k = 0; k < 20; k++) s += a.data[(q * 9 + i) * 20 + k]! * b.data[(q * 20 + k) * 16 + j]!;
+          big = Math.max(big, Math.abs(s));
+        }
+        expect(Math.abs(wasm[0]!.data[o]! - ref[0]!.data[o]!), `${t} [${i}, ${j}]`).toBeLessThanOrEqual(5 * 2 * u * big + 1e-6);
+      }
+    }
+  });
+});
