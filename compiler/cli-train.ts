@@ -90,7 +90,12 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
   const name = g.name.replace(/\.step$/, "");
   const result: TrainResult = { losses: [], accuracy: [], memoryBytes: [], module: mod };
   if (opts.resume) {
-    await loadCheckpoint(mod, opts.resume);
+    try {
+      await loadCheckpoint(mod, opts.resume);
+    } catch (e) {
+      if (e instanceof KilnError) throw new KilnError(`kiln: --resume ${opts.resume}: ${e.message.replace(/^kiln: /, "")}`, { code: e.code, ...(e.tensor ? { tensor: e.tensor } : {}) });
+      throw e;
+    }
     out(`kiln: resumed from ${opts.resume}${scalerNote(mod, name)}`);
   }
   if ((opts.data ?? "synthetic") === "synthetic") {

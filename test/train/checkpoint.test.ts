@@ -114,6 +114,13 @@ describe("training checkpoints on wasm", () => {
     expect(second.code, second.err).toBe(0);
     expect(second.out).toMatch(/resumed from .*loss scale 1024 after 2 clean steps/);
     expect(readFileSync(ck).length).toBeGreaterThan(0);
+    // A missing or foreign checkpoint is an error naming the flag and the file, not a stack trace.
+    const missing = await runCli(["train", file, "--steps", "1", "--resume", join(dir, "none.safetensors")]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.err).toMatch(/--resume .*none\.safetensors: could not read/);
+    const foreign = await runCli(["train", "dsl-examples/mlp_train.kiln", "--steps", "1", "--resume", ck]);
+    expect(foreign.code).not.toBe(0);
+    expect(foreign.err).toMatch(/--resume .*: loadCheckpoint: tensor "M\.\w+" is not a param/);
   });
 });
 
