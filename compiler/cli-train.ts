@@ -109,6 +109,9 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
   } else {
     await trainMnist(ir, g, mod, opts, out, result);
   }
+  // Dynamic loss scaling: where the scale ended (halved by overflowing steps, doubled after `interval` clean ones).
+  const scaler = scalerNote(mod, name);
+  if (scaler) out(`kiln: ${scaler.slice(2)}`);
   await saveAndPlot(ir, mod, opts, out, result, name);
   return result;
 }

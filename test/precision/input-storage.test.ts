@@ -150,5 +150,7 @@ describe.skipIf(!existsSync("dist/compiler/cli.js") && !existsSync("dist/bin/kil
     const out = execFileSync(process.execPath, ["bin/kiln.js", "train", "dsl-examples/mlp_train.kiln", "--steps", "5", "--precision", "mixed-f16"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     expect(out).toMatch(/loss/i);
     expect(out).not.toMatch(/NaN/);
+    // GradScaler's defaults: five clean steps leave the initial scale.
+    expect(out).toMatch(/kiln: loss scale 65536 after 5 clean steps/);
   });
 });
