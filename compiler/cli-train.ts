@@ -96,7 +96,8 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
       if (e instanceof KilnError) throw new KilnError(`kiln: --resume ${opts.resume}: ${e.message.replace(/^kiln: /, "")}`, { code: e.code, ...(e.tensor ? { tensor: e.tensor } : {}) });
       throw e;
     }
-    out(`kiln: resumed from ${opts.resume}${scalerNote(mod, name)}`);
+    const state = scalerState(mod, name);
+    out(`kiln: resumed from ${opts.resume}${state ? `, ${state}` : ""}`);
   }
   if ((opts.data ?? "synthetic") === "synthetic") {
     const inputs = syntheticBatch(g, opts.batch, opts.classes, opts.seed);
@@ -110,8 +111,8 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
     await trainMnist(ir, g, mod, opts, out, result);
   }
   // Dynamic loss scaling: where the scale ended (halved by overflowing steps, doubled after `interval` clean ones).
-  const scaler = scalerNote(mod, name);
-  if (scaler) out(`kiln: ${scaler.slice(2)}`);
+  const scaler = scalerState(mod, name);
+  if (scaler) out(`kiln: ${scaler}`);
   await saveAndPlot(ir, mod, opts, out, result, name);
   return result;
 }
@@ -165,17 +166,18 @@ async function accuracy(mod: KilnModule, forward: Graph, test: Awaited<ReturnTyp
   return right / total;
 }
 
-/** ", loss scale 32768 after 12 clean steps" for a train block with loss scaling. */
-function scalerNote(mod: KilnModule, train: string): string {
+/** "loss scale 32768 after 12 clean steps" for a train block with loss scaling, else undefined. */
+function scalerState(mod: KilnModule, train: string): string | undefined {
   const s = readScaler(mod, train);
-  return s ? `, loss scale ${s.scale} after ${s.goodSteps} clean step${s.goodSteps === 1 ? "" : "s"}` : "";
+  return s ? `loss scale ${s.scale} after ${s.goodSteps} clean step${s.goodSteps === 1 ? "" : "s"}` : undefined;
 }
 
 async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, r: TrainResult, train: string): Promise<void> {
   if (opts.checkpoint) {
     await mkdir(dirname(opts.checkpoint), { recursive: true });
     await saveCheckpoint(mod, opts.checkpoint);
-    out(`kiln: saved the training state (weights, optimizer state${readScaler(mod, train) ? ", loss scaler" : ""}) to ${opts.checkpoint}${scalerNote(mod, train)}`);
+    const state = scalerState(mod, train);
+    out(`kiln: saved the training state (weights, optimizer state${state ? ", loss scaler" : ""}) to ${opts.checkpoint}${state ? `, ${state}` : ""}`);
   }
   if (opts.save) {
     const tensors: Record<string, Tensor> = {};

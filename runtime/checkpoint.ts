@@ -9,7 +9,7 @@ import type { KilnModule } from "./module.js";
 import type { KilnGpuModule } from "./webgpu/module.js";
 import type { Tensor } from "./tensor.js";
 import type { Source } from "./data/source.js";
-import { loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensors, type SafetensorsFile } from "./safetensors.js";
+import { safetensorsFileOf, saveSafetensors, serializeSafetensors, type SafetensorsFile } from "./safetensors.js";
 
 /** The metadata value of `format` that marks a checkpoint (weights-only files say "kiln-weights"). */
 export const CHECKPOINT_FORMAT = "kiln-checkpoint";
@@ -45,7 +45,7 @@ async function checkpointFile(mod: AnyModule): Promise<{ tensors: Record<string,
  * shape and dtype by setParam before anything is written.
  */
 export async function loadCheckpoint(mod: AnyModule, src: Source | SafetensorsFile): Promise<void> {
-  const file = isFile(src) ? src : src instanceof Uint8Array ? parseSafetensors(src) : await loadSafetensors(src);
+  const file = await safetensorsFileOf(src);
   const fail = (msg: string, tensor?: string): never => {
     throw new KilnError(`loadCheckpoint: ${msg}`, { code: "load_failed", ...(tensor ? { tensor } : {}) });
   };
@@ -71,8 +71,4 @@ export async function loadCheckpoint(mod: AnyModule, src: Source | SafetensorsFi
     if (!same) fail(`tensor "${name}" is ${t.dtype}[${t.shape.join(", ")}] but the param is ${p.dtype}[${p.shape.join(", ")}]`, name);
   }
   for (const name of want) mod.setParam(name, file.tensors[name]!);
-}
-
-function isFile(src: Source | SafetensorsFile): src is SafetensorsFile {
-  return typeof src === "object" && src !== null && "tensors" in src && "metadata" in src;
 }

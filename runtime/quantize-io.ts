@@ -6,7 +6,7 @@
 import { KilnError } from "./errors.js";
 import type { KilnModule } from "./module.js";
 import { Tensor } from "./tensor.js";
-import { loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensors, type SafetensorsFile } from "./safetensors.js";
+import { safetensorsFileOf, saveSafetensors, serializeSafetensors, type SafetensorsFile } from "./safetensors.js";
 import type { Source } from "./data/source.js";
 import { finish, quantizationOf, restoreFloat, type Int8Choice, type QuantizeReport } from "./quantize.js";
 import { KilnGpuModule } from "./webgpu/module.js";
@@ -80,11 +80,6 @@ export async function saveQuantized(mod: KilnModule | KilnGpuModule, path: strin
   await saveSafetensors(path, f.tensors, f.metadata);
 }
 
-async function fileOf(src: Source | SafetensorsFile | Uint8Array): Promise<SafetensorsFile> {
-  if (src instanceof Uint8Array) return parseSafetensors(src);
-  if (typeof src === "object" && src !== null && "tensors" in src && "metadata" in src) return src as SafetensorsFile;
-  return loadSafetensors(src as Source);
-}
 
 function fail(msg: string, tensor?: string): never {
   throw new KilnError(msg, { code: "load_failed", ...(tensor ? { tensor } : {}) });
@@ -96,7 +91,7 @@ function fail(msg: string, tensor?: string): never {
  * float file, a weight this module has no int8 kernels for, bad shapes or values are errors naming the tensor.
  */
 export async function loadQuantized(mod: KilnModule | KilnGpuModule, src: Source | SafetensorsFile | Uint8Array): Promise<QuantizeReport> {
-  const file = await fileOf(src);
+  const file = await safetensorsFileOf(src);
   if (file.metadata.quantized !== "int8" || !file.metadata[META_KEY]) {
     const first = Object.keys(file.tensors)[0];
     fail(`loadQuantized: the file holds float weights (no "quantized" metadata${first ? `, e.g. tensor "${first}" is ${file.tensors[first]!.dtype}` : ""}); set them with setParam (or loadWeights) and call quantizeDynamic`, first);
@@ -158,7 +153,7 @@ export async function loadQuantized(mod: KilnModule | KilnGpuModule, src: Source
 
 /** Loads a weights file of either kind: float tensors through setParam, a quantized file through loadQuantized. */
 export async function loadWeights(mod: KilnModule | KilnGpuModule, src: Source | SafetensorsFile | Uint8Array): Promise<QuantizeReport | undefined> {
-  const file = await fileOf(src);
+  const file = await safetensorsFileOf(src);
   if (file.metadata.quantized) return loadQuantized(mod, file);
   const names = mod.manifest.params.map((p) => p.name);
   for (const name of Object.keys(file.tensors)) {

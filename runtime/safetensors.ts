@@ -86,6 +86,13 @@ export async function loadSafetensors(src: Source, opts: SourceOptions = {}): Pr
   return parseSafetensors(await sourceBytes(src), { name: sourceName(src, opts) });
 }
 
+/** A parsed file, from a path/URL, bytes, or a file already parsed (the loaders of weights and checkpoints). */
+export async function safetensorsFileOf(src: Source | SafetensorsFile): Promise<SafetensorsFile> {
+  if (src instanceof Uint8Array) return parseSafetensors(src);
+  if (typeof src === "object" && src !== null && "tensors" in src && "metadata" in src) return src as SafetensorsFile;
+  return loadSafetensors(src as Source);
+}
+
 /** Writes a safetensors file (Node only). */
 export async function saveSafetensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void> {
   if (!isNode()) throw new KilnError("saveSafetensors: writing files needs Node; use serializeSafetensors for the bytes", { code: "bad_option" });

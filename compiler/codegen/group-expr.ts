@@ -1,6 +1,7 @@
 // Codegen stage, planner helper: the scalar expression of a fused group (passes/fusion.ts) and the broadcast
-// flags of the buffers it reads; shared by elementwise, reduce-prologue and matmul-epilogue planning.
-import type { Graph } from "../ir/graph.js";
+// flags of the buffers it reads; shared by elementwise, reduce-prologue and matmul-epilogue planning (and the
+// `flag` of a kernel that clears an all_finite flag).
+import type { Graph, Node } from "../ir/graph.js";
 import type { Dim } from "../ir/types.js";
 import type { EwExpr } from "./kernel.js";
 
@@ -44,3 +45,6 @@ export function bcastFlags(g: Graph, bufs: readonly number[], out: readonly Dim[
     return out.map((d, k) => k < pad || (s[k - pad] === 1 && d !== 1));
   });
 }
+
+/** `flag: true` for the spec of a kernel rooted at `n` that clears an all_finite flag (kernel.ts "flag outputs"). */
+export const flagOf = (n: Node): { flag?: true } => (n.finiteInto !== undefined ? { flag: true } : {});

@@ -5,7 +5,7 @@ import { guardKey, useCounts, type Graph, type Node } from "../ir/graph.js";
 import { isFloat, type Dim, type DType } from "../ir/types.js";
 import type { KernelSpec, MatmulEpilogue, MatmulKernel } from "./kernel.js";
 import { polyConst, polyProduct } from "./dim-poly.js";
-import { bcastFlags, groupExpr } from "./group-expr.js";
+import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
 import { KC, matmulScratchBytes, type MatmulScratchSpec, type PartialSums } from "./wasm/matmul-blocking.js";
 
 export type StepFn = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops?: string[]) => void;
@@ -123,7 +123,7 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const merge = batchRank > 0 && !A.trans && bb.every((d) => d === 1) && (epi?.flags.every(rowsAlike) ?? true);
   const rows = merge ? [...batch, M] : [M];
   const dtype = n.type.dtype;
-  const out0 = root ?? n;
+  const out = root ?? n;
   const spec: MatmulKernel = {
     kind: "matmul",
     dtype,
@@ -136,7 +136,7 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
     ...(B.dtype !== dtype ? { bDtype: B.dtype as "f32" } : {}),
     ...(A.round ? { aRound: A.round } : {}),
     ...(B.round ? { bRound: B.round } : {}),
-    ...(out0.finiteInto !== undefined ? { flag: true as const } : {}),
+    ...flagOf(out),
     ...(epi ? { epilogue: { ...epi.spec, inputs: epi.spec.inputs.map((inp, i) => ({ ...inp, bcast: merge ? [epi.flags[i]![0]!, epi.flags[i]!.at(-1)!] : epi.flags[i]! })), ...(partial === "band" ? { singleK: true as const } : {}) } } : {}),
   };
   const known = (ds: readonly Dim[]) => (ds.every((d) => typeof d === "number") ? (ds as number[]).reduce((x, y) => x * y, 1) : undefined);
@@ -148,7 +148,6 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const sizing: MatmulScratchSpec = { M: m, K: polyProduct([K]), N: polyProduct([N]), ...(runtimePartial ? { partial: runtimePartial } : {}) };
   mm.scratches.push({ dtype: "f32", shape: [Math.ceil(bound / 4)], source: { kind: "temp", matmul: sizing } });
   const ints = [...(merge ? [] : batch).map((d) => polyProduct([d])), m, polyProduct([K]), polyProduct([N]), polyConst(0), m];
-  const out = root ?? n;
   const label = epi ? `matmul_${epi.ops.length}ep_${out.type.dtype}` : `matmul_${dtype}`;
   step(table.intern(spec, label), [A.src, B.src, scratch, ...(epi?.bufs ?? []), out.id], ints, out, epi ? [n.op, ...epi.ops] : [n.op]);
 }

@@ -9,9 +9,9 @@ import { WASM_LOWERING } from "./wasm/op-emitters.js";
 import type { KernelSpec, NamedKernel } from "./kernel.js";
 import { polyAdd, polyConst, polyProduct, polyScale, polyStrides } from "./dim-poly.js";
 import { matmulPlan, planMatmul, type MatmulPlan } from "./plan-matmul.js";
-import { bcastFlags, groupExpr } from "./group-expr.js";
+import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
 import { addInt8Variants } from "./wasm/qmatmul-plan.js";
-import { finiteChain } from "../passes/fusion-finite.js";
+import { finiteChain, finiteConstant } from "../passes/fusion-finite.js";
 
 export interface Plan {
   readonly kernels: NamedKernel[];
@@ -122,9 +122,6 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     ...(g.updates?.length ? { updates: g.updates.map((u) => ({ param: u.param, value: u.node })) } : {}),
   };
 }
-
-/** `flag: true` for the spec of a kernel that clears an all_finite flag (see kernel.ts, "flag outputs"). */
-export const flagOf = (n: Node): { flag?: true } => (n.finiteInto !== undefined ? { flag: true } : {});
 
 /** An input stored in 16 bits, and the kernel that converts a GPU-resident f32 tensor into it (TensorSig.convert). */
 function lowInput(low: "f16" | "bf16", table: KernelTable): { storage: "f16" | "bf16"; convert: string } {
@@ -285,11 +282,4 @@ function planAllFinite(g: Graph, n: Node, table: KernelTable, step: StepFn, fill
     const spec: KernelSpec = { kind: "finite", dtype: t.dtype as "f32" };
     step(table.intern(spec, `finite_${t.dtype}`), [x, n.id], [polyProduct(t.shape)], n);
   }
-}
-
-/** A view of a finite constant (a zero gradient is `broadcast_to(0)`): finite without looking. */
-function finiteConstant(g: Graph, x: number): boolean {
-  let n = g.nodes[x];
-  while (["reshape", "permute", "broadcast_to", "stop_gradient"].includes(n.op)) n = g.nodes[n.inputs[0]];
-  return n.op === "const" && Number.isFinite((n.attrs as { value: number }).value);
 }

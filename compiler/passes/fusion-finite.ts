@@ -7,11 +7,10 @@ import { isFloat } from "../ir/types.js";
 import type { PrimOp } from "../ops/types.js";
 import { MAX_KERNEL_BUFFERS } from "./fusion-outputs.js";
 import { isReduction } from "./fusion-reduce.js";
+import { groupReads } from "./fusion-groups.js";
 
 /** Ops whose result is finite exactly when their input is: the check may look through them to the producer. */
 const SAME_FINITENESS = new Set<PrimOp>(["reshape", "stop_gradient", "permute"]);
-
-const isScalarConst = (n: Node) => n.op === "const" && n.type.shape.length === 0;
 
 /** A widening float cast (f16/bf16 -> f32) keeps every value, Inf and NaN included. */
 function widens(g: Graph, n: Node): boolean {
@@ -33,6 +32,13 @@ export function finiteChain(g: Graph, x: number): number[] {
   }
 }
 
+/** A view of a finite constant (a zero gradient is `broadcast_to(0)`): finite without a check. */
+export function finiteConstant(g: Graph, x: number): boolean {
+  let n = g.nodes[x];
+  while (SAME_FINITENESS.has(n.op) || n.op === "broadcast_to") n = g.nodes[n.inputs[0]];
+  return n.op === "const" && Number.isFinite((n.attrs as { value: number }).value);
+}
+
 /**
  * Buffers the kernel rooted at `r` binds (reads plus outputs; a matmul's packing scratch is wasm working space),
  * or undefined when it is not an unguarded elementwise, reduce or matmul kernel storing a float value.
@@ -41,11 +47,8 @@ function kernelBuffers(g: Graph, r: Node, members: readonly Node[], isElementwis
   if (r.guard?.length || r.finiteInto !== undefined || !isFloat(r.type.dtype)) return undefined;
   if (!isElementwise(r.op) && !isReduction(r.op) && r.op !== "matmul") return undefined;
   if (!members.every((m) => m === r || m.op === "matmul" || isElementwise(m.op))) return undefined;
-  const ids = new Set(members.map((m) => m.id));
-  const reads = new Set<number>();
-  for (const m of members) for (const i of m.inputs) if (!ids.has(i) && !isScalarConst(g.nodes[i])) reads.add(i);
   // Extra outputs (fusion-outputs.ts) and a reduction's stored prologue value are written by the same kernel.
-  return reads.size + 1 + g.nodes.filter((n) => n.storedBy === r.id).length;
+  return groupReads(g, new Set(members.map((m) => m.id))).size + 1 + g.nodes.filter((n) => n.storedBy === r.id).length;
 }
 
 /**

@@ -1,15 +1,15 @@
 // Multi-output elementwise kernels: a value that must be stored anyway (a function output or a param update)
 // keeps its kernel, and elementwise consumers of it with its shape join that kernel as extra outputs, so
 // e.g. the f16 copy `cast(W_new, f16)` of an updated master weight costs no kernel and no reload of W_new.
-import type { Graph, Node } from "../ir/graph.js";
+import type { Graph } from "../ir/graph.js";
 import { guardKey } from "../ir/graph.js";
 import { sameShape } from "../ir/types.js";
 import type { PrimOp } from "../ops/types.js";
+import { groupReads } from "./fusion-groups.js";
 
 /** Inputs plus outputs of one kernel: the 8 storage buffers of a compatibility-mode WebGPU device. */
 export const MAX_KERNEL_BUFFERS = 8;
 
-const isScalarConst = (n: Node) => n.op === "const" && n.type.shape.length === 0;
 
 /**
  * Marks `storedBy: P` on the root Y of each elementwise group that consumes a pinned, unguarded elementwise
@@ -27,12 +27,7 @@ export function fuseExtraOutputs(g: Graph, isElementwise: (op: PrimOp) => boolea
   const rootOf = (id: number) => g.nodes[id].fused ?? id;
   const plainGroup = (r: number) => (members.get(r) ?? [r]).every((id) => isElementwise(g.nodes[id].op));
   /** Buffers a group reads (stored values outside it; scalar constants are inlined). */
-  const reads = (r: number): Set<number> => {
-    const mine = new Set(members.get(r) ?? [r]);
-    const out = new Set<number>();
-    for (const id of mine) for (const i of g.nodes[id].inputs) if (!mine.has(i) && !isScalarConst(g.nodes[i])) out.add(i);
-    return out;
-  };
+  const reads = (r: number): Set<number> => groupReads(g, new Set(members.get(r) ?? [r]));
   const updated = new Map((g.updates ?? []).map((u) => [u.node, u.param]));
   const storedBy = new Map<number, number>();
   const hosts = new Set<number>();

@@ -4,6 +4,7 @@ import type { Graph, Node } from "../ir/graph.js";
 import { guardKey } from "../ir/graph.js";
 import { sameShape } from "../ir/types.js";
 import { REDUCE_OPS, type PrimOp } from "../ops/types.js";
+import { groupReads, isScalarConst, narrowsToHalf } from "./fusion-groups.js";
 
 const REDUCE = new Set<PrimOp>(REDUCE_OPS);
 
@@ -27,7 +28,6 @@ export const MAX_PROLOGUE_INPUTS = 7;
 export const RECOMPUTE_MAX_OPS = 4;
 const NOT_RECOMPUTED = new Set<PrimOp>(["exp", "log", "tanh", "sigmoid", "pow"]);
 
-const isScalarConst = (n: Node) => n.op === "const" && n.type.shape.length === 0;
 
 /**
  * Grows the prologue of reduction `r` (whose root is already set): its input and that input's elementwise
@@ -72,11 +72,6 @@ export function growReduction(g: Graph, r: number, root: (number | undefined)[],
   for (const id of members) if (id !== r) root[id] = undefined;
 }
 
-/** A cast of an f32 value to f16 or bf16. */
-function narrowsToHalf(g: Graph, id: number): boolean {
-  const n = g.nodes[id];
-  return n.op === "cast" && (n.type.dtype === "f16" || n.type.dtype === "bf16") && g.nodes[n.inputs[0]].type.dtype === "f32";
-}
 
 /**
  * Duplicates cheap elementwise producers shared between a reduction's prologue and other elementwise consumers
@@ -187,9 +182,7 @@ export function fuseReduceStores(g: Graph, canJoin: (op: PrimOp) => boolean): Gr
     if (x.type.dtype !== "f32" || updates.has(x.id) || !consumers[x.id].every((c) => c === r.id || c > r.id)) continue;
     const group = new Set([x.id, ...(members.get(x.id) ?? [])]);
     if ([...group].some((id) => !canJoin(g.nodes[id].op))) continue;
-    const reads = new Set<number>();
-    for (const id of group) for (const i of g.nodes[id].inputs) if (!group.has(i) && !isScalarConst(g.nodes[i])) reads.add(i);
-    if (reads.size > MAX_PROLOGUE_INPUTS - 1) continue;
+    if (groupReads(g, group).size > MAX_PROLOGUE_INPUTS - 1) continue;
     marks.set(x.id, r.id);
   }
   if (marks.size === 0) return g;

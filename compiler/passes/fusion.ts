@@ -17,6 +17,7 @@ import { BINARY_OPS, COMPARE_OPS, UNARY_OPS, type PrimOp } from "../ops/types.js
 import { fuseReduceStores, growReduction, isReduction, recomputeIntoReductions } from "./fusion-reduce.js";
 import { fuseExtraOutputs } from "./fusion-outputs.js";
 import { fuseFiniteChecks } from "./fusion-finite.js";
+import { narrowsToHalf } from "./fusion-groups.js";
 
 const ELEMENTWISE = new Set<PrimOp>([...UNARY_OPS, ...BINARY_OPS, ...COMPARE_OPS, "where", "cast"]);
 
@@ -41,8 +42,7 @@ export function fuseGraph(g0: Graph): Graph {
   // A matmul result rounded to 16 bits stays the root of its own group when the consumer is an update (which takes
   // no epilogue): the matmul then stores the 16-bit value instead of its f32 sums (mixed precision's weight
   // gradients, half the memory).
-  const narrowedMatmul = (p: Node): boolean =>
-    p.op === "cast" && (p.type.dtype === "f16" || p.type.dtype === "bf16") && g.nodes[p.inputs[0]].op === "matmul";
+  const narrowedMatmul = (p: Node): boolean => narrowsToHalf(g, p.id) && g.nodes[p.inputs[0]].op === "matmul";
   for (let id = g.nodes.length - 1; id >= 0; id--) {
     const n = g.nodes[id];
     if (isReduction(n.op)) {

@@ -10,13 +10,7 @@ import { loadKilnModule, type KilnModule } from "../../runtime/module.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { evaluateGraph } from "../../runtime/reference.js";
 import { f16BitsToF32, f32ToF16Bits, f32ToBf16Bits, bf16BitsToF32 } from "../../runtime/dtype.js";
-import { expectClose, irOf, type Input } from "../helpers/backend.js";
-
-function rand(shape: number[], seed: number): Input {
-  let s = seed >>> 0;
-  const n = shape.reduce((a, b) => a * b, 1);
-  return { dtype: "f32", shape, data: Array.from({ length: n }, () => Math.fround(((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1)) };
-}
+import { expectClose, irOf, lcgInput as rand } from "../helpers/backend.js";
 
 // The dW1 = xᵀ·dh matmul of the MLP training step (K = B symbolic) beside a forward matmul (K = 784 fixed).
 const SRC = `fn g(x: f32[B, 784], dh: f32[B, 128], w: f32[784, 128]) -> (f32[784, 128], f32[B, 128]) {

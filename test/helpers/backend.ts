@@ -29,6 +29,13 @@ export interface Input {
   data: number[];
 }
 
+/** f32 values in [-1, 1) of `shape` from a 32-bit LCG seeded with `seed` (cheap, reproducible test data). */
+export function lcgInput(shape: number[], seed: number): Input {
+  let s = seed >>> 0;
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { dtype: "f32", shape, data: Array.from({ length: n }, () => Math.fround(((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1)) };
+}
+
 /**
  * Runs `fn` on wasm and on the reference (same params), returns both. The reference draws random_uniform values
  * from fresh streams of the seed: the values a freshly loaded module's first call draws.

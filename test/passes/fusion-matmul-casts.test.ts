@@ -4,14 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { planModule } from "../../compiler/codegen/plan.js";
 import type { MatmulKernel } from "../../compiler/codegen/kernel.js";
-import { expectClose, irOf, runBoth, type Input } from "../helpers/backend.js";
+import { expectClose, irOf, runBoth, lcgInput as rand } from "../helpers/backend.js";
 import { f16BitsToF32, f32ToF16Bits } from "../../runtime/dtype.js";
-
-function rand(shape: number[], seed: number): Input {
-  let s = seed >>> 0;
-  const n = shape.reduce((a, b) => a * b, 1);
-  return { dtype: "f32", shape, data: Array.from({ length: n }, () => Math.fround(((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1)) };
-}
 
 function stepsOf(src: string, fn = "f") {
   const plan = planModule(irOf(src));

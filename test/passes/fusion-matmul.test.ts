@@ -9,7 +9,7 @@ import { buildWasm, compileToIR } from "../../compiler/compile.js";
 import { loadKilnModule } from "../../runtime/module.js";
 import { Tensor } from "../../runtime/tensor.js";
 import type { RefTensor } from "../../compiler/ops/types.js";
-import { expectClose, irOf, runBoth, wasmModule, type Input } from "../helpers/backend.js";
+import { expectClose, irOf, runBoth, wasmModule, type Input, lcgInput as rand } from "../helpers/backend.js";
 
 const SRC = `
 fn lin(x: f32[M, K], w: f32[K, N], b: f32[N]) -> f32[M, N] { return x @ w + b }
@@ -33,12 +33,6 @@ fn bmm16(a: f32[B, M, K], w: f32[B, K, N]) -> f16[B, M, N] { return cast(a @ w, 
 fn mlp(x: f32[M, 784], w1: f32[784, 128], b1: f32[128], w2: f32[128, 10], b2: f32[10]) -> f32[M, 10] {
   return relu(x @ w1 + b1) @ w2 + b2 }
 `;
-
-function rand(shape: number[], seed: number): Input {
-  let s = seed >>> 0;
-  const n = shape.reduce((a, b) => a * b, 1);
-  return { dtype: "f32", shape, data: Array.from({ length: n }, () => Math.fround(((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1)) };
-}
 
 function unfusedIR(src: string): IRModule {
   const r = compileToIR(src, "test.kiln", [], ["fusion"]);

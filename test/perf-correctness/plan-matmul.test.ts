@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { planModule } from "../../compiler/codegen/plan.js";
 import type { MatmulKernel } from "../../compiler/codegen/kernel.js";
 import { matmulScratchBytes } from "../../compiler/codegen/wasm/matmul-blocking.js";
-import { expectClose, irOf, runBoth, type Input } from "../helpers/backend.js";
+import { expectClose, irOf, runBoth, type Input, lcgInput as rand } from "../helpers/backend.js";
 
 function planOf(src: string, fn: string) {
   const plan = planModule(irOf(src));
@@ -15,12 +15,6 @@ function planOf(src: string, fn: string) {
 }
 
 const matmuls = (p: ReturnType<typeof planOf>) => p.steps.filter((s) => s.spec.kind === "matmul").map((s) => s.spec as MatmulKernel);
-
-function rand(shape: number[], seed: number): Input {
-  let s = seed >>> 0;
-  const n = shape.reduce((a, b) => a * b, 1);
-  return { dtype: "f32", shape, data: Array.from({ length: n }, () => Math.fround(((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1)) };
-}
 
 describe("planMatmul", () => {
   it("folds transpose(a) and transpose(b) into the matmul and drops the copies", () => {

@@ -3,7 +3,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { planModule } from "../../compiler/codegen/plan.js";
 import { buildWgsl } from "../../compiler/compile.js";
-import { expectClose, irOf, type Input } from "../helpers/backend.js";
+import { expectClose, irOf, type Input, lcgInput as rand } from "../helpers/backend.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { gpuModule, runGpuVsRef, webgpuEnv } from "./helpers.js";
 
@@ -23,12 +23,6 @@ fn lin16(x: f32[M, K], w: f32[K, N], b: f32[N]) -> f16[M, N] { return cast(relu(
 fn linbf(x: f32[M, K], w: f32[K, N], b: f32[N]) -> bf16[M, N] { return cast(x @ w + b, bf16) }
 fn bmm_mixed(a: f32[B, M, K], w: f32[K, N], c: f32[B, 1, N]) -> f32[B, M, N] { return a @ w * c }
 `;
-
-function rand(shape: number[], seed: number): Input {
-  let s = seed >>> 0;
-  const n = shape.reduce((a, b) => a * b, 1);
-  return { dtype: "f32", shape, data: Array.from({ length: n }, () => Math.fround(((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1)) };
-}
 
 const ir = irOf(SRC);
 
