@@ -74,3 +74,11 @@ export function checksum(data) {
   }
   return { sum, abs, n: data.length };
 }
+
+/** The options every bench script takes: `--quick`, `--runs N` (default `runs`, 1 when quick), `--only`, `--json`. */
+export function benchArgs(runs) {
+  const args = process.argv.slice(2);
+  const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
+  const quick = args.includes("--quick");
+  return { args, opt, quick, runs: Number(opt("--runs", quick ? 1 : runs)), only: opt("--only", null), jsonOut: opt("--json", null) };
+}

@@ -14,14 +14,9 @@ import { relaxedSimdSupported } from "../dist/runtime/wasm-backend.js";
 import { loadKernels } from "../dist/runtime/threads-load.js";
 import { evalDimPoly } from "../dist/runtime/manifest.js";
 import { dtypeBytes, f32ToBf16Bits, f32ToF16Bits } from "../dist/runtime/dtype.js";
-import { checksum, median, mlpWeights, randomF32 } from "./common.js";
+import { benchArgs, checksum, median, mlpWeights, randomF32 } from "./common.js";
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
-const quick = args.includes("--quick");
-const runs = Number(opt("--runs", quick ? 1 : 5));
-const only = opt("--only", null);
-const jsonOut = opt("--json", null);
+const { quick, runs, only, jsonOut } = benchArgs(5);
 const PRECISIONS = ["f32", "mixed-f16", "mixed-bf16"];
 const LOW = { "mixed-f16": "f16", "mixed-bf16": "bf16" };
 const ENCODE = { f16: f32ToF16Bits, bf16: f32ToBf16Bits };

@@ -7,11 +7,10 @@
 import { readFileSync } from "node:fs";
 import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
 import { loadKilnModule, WASM_STATE } from "../dist/runtime/module.js";
-import { median, mlpWeights, randomF32 } from "./common.js";
+import { benchArgs, median, mlpWeights, randomF32 } from "./common.js";
 
-const args = process.argv.slice(2);
+const { args, opt } = benchArgs(1);
 const many = (name) => args.flatMap((a, i) => (args[i - 1] === name ? [a] : []));
-const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
 const precisions = many("--precision").length ? many("--precision") : ["f32", "mixed-f16"];
 const calls = Number(opt("--calls", 300));
 const minUs = Number(opt("--min-us", 8));

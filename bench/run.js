@@ -4,15 +4,10 @@
 import { spawn } from "node:child_process";
 import { existsSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { cases, median } from "./common.js";
+import { benchArgs, cases, median } from "./common.js";
 import { formatTable, targets } from "./table.js";
 
-const args = process.argv.slice(2);
-const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
-const quick = args.includes("--quick");
-const runs = Number(opt("--runs", quick ? 1 : 3));
-const only = opt("--only", null);
-const jsonOut = opt("--json", null);
+const { args, opt, quick, runs, only, jsonOut } = benchArgs(3);
 const systems = opt("--systems", null)?.split(",");
 
 // Node 20 runs relaxed SIMD only behind this flag; every system gets it (jax-js uses it too when present).

@@ -10,29 +10,9 @@ import { loadKilnModule } from "../../runtime/module.js";
 import { Tensor } from "../../runtime/tensor.js";
 import type { RefTensor } from "../../compiler/ops/types.js";
 import { expectClose, irOf, runBoth, wasmModule, type Input, lcgInput as rand } from "../helpers/backend.js";
+import { epilogueProgram } from "./fusion-helpers.js";
 
-const SRC = `
-fn lin(x: f32[M, K], w: f32[K, N], b: f32[N]) -> f32[M, N] { return x @ w + b }
-fn lin_relu(x: f32[M, K], w: f32[K, N], b: f32[N]) -> f32[M, N] { return relu(x @ w + b) }
-fn resid(x: f32[M, K], w: f32[K, N], r: f32[M, N]) -> f32[M, N] { return x @ w + r }
-fn scale(x: f32[M, K], w: f32[K, N]) -> f32[M, N] { return (x @ w) * 0.5 }
-fn rowscale(x: f32[M, K], w: f32[K, N], s: f32[M, 1]) -> f32[M, N] { return (x @ w) * s - 1.0 }
-fn swish(x: f32[M, K], w: f32[K, N]) -> f32[M, N] { let y = x @ w
-  return y * sigmoid(y) }
-fn tn(a: f32[K, M], w: f32[K, N], b: f32[N]) -> f32[M, N] { return relu(transpose(a) @ w + b) }
-fn nt(x: f32[M, K], w: f32[N, K], b: f32[N]) -> f32[M, N] { return tanh(x @ transpose(w) + b) }
-fn bmm(a: f32[B, M, K], w: f32[B, K, N], c: f32[B, 1, N]) -> f32[B, M, N] { return a @ w + c }
-fn bmm_shared(a: f32[B, M, K], w: f32[K, N], b: f32[N]) -> f32[B, M, N] { return relu(a @ w + b) }
-fn bmm_mixed(a: f32[B, M, K], w: f32[K, N], c: f32[B, 1, N]) -> f32[B, M, N] { return a @ w * c }
-fn pinned(x: f32[M, K], w: f32[K, N], b: f32[N]) -> (f32[M, N], f32[M, N]) { let y = x @ w
-  return y, y + b }
-fn lin16(x: f32[M, K], w: f32[K, N], b: f32[N]) -> f16[M, N] { return cast(relu(x @ w + b), f16) }
-fn linbf(x: f32[M, K], w: f32[K, N], b: f32[N]) -> bf16[M, N] { return cast(x @ w + b, bf16) }
-fn mm16(x: f16[M, K], w: f16[K, N], r: f16[M, N]) -> f16[M, N] { return cast(x @ w + cast(r, f32), f16) }
-fn bmm16(a: f32[B, M, K], w: f32[B, K, N]) -> f16[B, M, N] { return cast(a @ w, f16) }
-fn mlp(x: f32[M, 784], w1: f32[784, 128], b1: f32[128], w2: f32[128, 10], b2: f32[10]) -> f32[M, 10] {
-  return relu(x @ w1 + b1) @ w2 + b2 }
-`;
+const SRC = epilogueProgram();
 
 function unfusedIR(src: string): IRModule {
   const r = compileToIR(src, "test.kiln", [], ["fusion"]);

@@ -6,23 +6,12 @@ import { buildWgsl } from "../../compiler/compile.js";
 import { expectClose, irOf, type Input, lcgInput as rand } from "../helpers/backend.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { gpuModule, runGpuVsRef, webgpuEnv } from "./helpers.js";
+import { epilogueProgram } from "../passes/fusion-helpers.js";
 
 const env = await webgpuEnv("matmul epilogues on WebGPU");
 afterAll(() => env.h?.device.destroy());
 
-const SRC = `
-fn lin_relu(x: f32[M, K], w: f32[K, N], b: f32[N]) -> f32[M, N] { return relu(x @ w + b) }
-fn resid(x: f32[M, K], w: f32[K, N], r: f32[M, N]) -> f32[M, N] { return x @ w + r }
-fn rowscale(x: f32[M, K], w: f32[K, N], s: f32[M, 1]) -> f32[M, N] { return (x @ w) * s - 1.0 }
-fn swish(x: f32[M, K], w: f32[K, N]) -> f32[M, N] { let y = x @ w
-  return y * sigmoid(y) }
-fn tn(a: f32[K, M], w: f32[K, N], b: f32[N]) -> f32[M, N] { return relu(transpose(a) @ w + b) }
-fn nt(x: f32[M, K], w: f32[N, K], b: f32[N]) -> f32[M, N] { return tanh(x @ transpose(w) + b) }
-fn bmm(a: f32[B, M, K], w: f32[B, K, N], c: f32[B, 1, N]) -> f32[B, M, N] { return a @ w + c }
-fn lin16(x: f32[M, K], w: f32[K, N], b: f32[N]) -> f16[M, N] { return cast(relu(x @ w + b), f16) }
-fn linbf(x: f32[M, K], w: f32[K, N], b: f32[N]) -> bf16[M, N] { return cast(x @ w + b, bf16) }
-fn bmm_mixed(a: f32[B, M, K], w: f32[K, N], c: f32[B, 1, N]) -> f32[B, M, N] { return a @ w * c }
-`;
+const SRC = epilogueProgram(["lin_relu", "resid", "rowscale", "swish", "tn", "nt", "bmm", "lin16", "linbf", "bmm_mixed"]);
 
 const ir = irOf(SRC);
 
