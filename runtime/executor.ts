@@ -3,7 +3,7 @@
 
 import { evalDimPoly, type FunctionManifest, type ParamManifest, type ValueManifest } from "./manifest.js";
 import { KilnError } from "./errors.js";
-import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, f32ArrayToBf16Bits, f32ArrayToF16Bits, type AnyTypedArray, type DType } from "./dtype.js";
+import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, f32ArrayToBf16Bits, f32ArrayToF16Bits, type AnyTypedArray, type DType, decodeElement, isFiniteElement } from "./dtype.js";
 import { Tensor } from "./tensor.js";
 import type { LinearMemory } from "./memory.js";
 import type { KernelFn } from "./wasm-backend.js";
@@ -141,10 +141,11 @@ export class FunctionExecutor {
   #checkFinite(vi: number, ptrs: number[], numels: number[], where: string): void {
     const v = this.fn.values[vi]!;
     if (!FLOATS.has(v.dtype)) return;
-    const data = this.#ctx.memory.read(v.dtype, ptrs[vi]!, numels[vi]!) as Float32Array | Float64Array;
+    // f16/bf16 values are read as bit patterns: an f16 gradient that rounded to Inf is what mixed precision overflows.
+    const data = this.#ctx.memory.read(v.dtype, ptrs[vi]!, numels[vi]!);
     for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) {
-        throw new KilnError(`${this.fn.name}: ${data[i]} at element ${i} of tensor %${vi} (${v.dtype}[${v.shape.join(", ")}]), produced by ${where}`, {
+      if (!isFiniteElement(v.dtype, data[i]!)) {
+        throw new KilnError(`${this.fn.name}: ${decodeElement(v.dtype, data[i]!)} at element ${i} of tensor %${vi} (${v.dtype}[${v.shape.join(", ")}]), produced by ${where}`, {
           code: "non_finite", fn: this.fn.name, tensor: `%${vi}`,
         });
       }
@@ -309,7 +310,7 @@ export class FunctionExecutor {
 export type StepObserver = (step: number, read: (value: number) => AnyTypedArray) => void;
 
 /** NaN/Inf detection for float values (an opt-in pass over the kernel's output). */
-const FLOATS = new Set(["f32", "f64"]);
+const FLOATS = new Set(["f32", "f64", "f16", "bf16"]);
 
 function numelOf(shape: ValueManifest["shape"], dims: Record<string, number>): number {
   let n = 1;

@@ -5,6 +5,7 @@
 import { KilnError } from "./errors.js";
 import type { KilnModule } from "./module.js";
 import type { CallInputs } from "./bind.js";
+import { checkpointParams } from "./checkpoint.js";
 
 export interface ScalerState {
   scale: number;
@@ -22,11 +23,14 @@ export function readScaler(mod: KilnModule, train: string): ScalerState | undefi
 
 /**
  * Runs one step of `train` and checks its scaler: two overflowing steps in a row at the minimum scale are a
- * KilnError (code "loss_scale_collapsed") naming the step number and the first non-finite tensor.
+ * KilnError (code "loss_scale_collapsed") naming the step number and the first non-finite tensor. With
+ * `checkNumerics` and loss scaling, an overflow is not an error by itself (the scaler skips that step; the
+ * collapse above catches one that never goes away): the checked call stops at the first Inf/NaN, so the params
+ * are restored from before it and the step runs again unchecked.
  */
 export function trainStepWithScaler(mod: KilnModule, train: string, inputs: CallInputs, step: number, checkNumerics = false): number {
   const before = readScaler(mod, train);
-  const r = mod.call(`${train}.step`, inputs, { checkNumerics });
+  const r = before && checkNumerics ? checkedScaledStep(mod, train, inputs) : mod.call(`${train}.step`, inputs, { checkNumerics });
   const loss = Number((Array.isArray(r) ? r[0] : r).data[0]);
   const after = readScaler(mod, train);
   if (before && after && after.goodSteps === 0 && before.scale <= after.min && after.scale <= after.min) {
@@ -40,4 +44,16 @@ export function trainStepWithScaler(mod: KilnModule, train: string, inputs: Call
     throw new KilnError(`training step ${step}: the loss scale collapsed to its minimum ${after.min} (every step overflows); ${where}`, { code: "loss_scale_collapsed", fn: `${train}.step` });
   }
   return loss;
+}
+
+function checkedScaledStep(mod: KilnModule, train: string, inputs: CallInputs): ReturnType<KilnModule["call"]> {
+  // Updates may already be written into their params when a later kernel's output is found non-finite.
+  const saved = checkpointParams(mod).map((name) => [name, mod.getParam(name)] as const);
+  try {
+    return mod.call(`${train}.step`, inputs, { checkNumerics: true });
+  } catch (e) {
+    if (!(e instanceof KilnError && e.code === "non_finite")) throw e;
+    for (const [name, t] of saved) mod.setParam(name, t);
+    return mod.call(`${train}.step`, inputs);
+  }
 }

@@ -92,6 +92,36 @@ train T { model: M, loss: loss, optimizer: sgd(lr: 0.001, momentum: 0.9)${scale}
     expect(mod.getParam("T.scaler.scale").data[0]).toBe(512);
   });
 
+  it("with checkNumerics, an overflow the scaler skips is not an error; the step is skipped as without the check", async () => {
+    const { trainStepWithScaler } = await import("../../runtime/loss-scale.js");
+    const mod = await mixed(mixedSrc());
+    trainStepWithScaler(mod, "T", { x: new Tensor("f32", [1, 3], [1, 2, 3]) }, 1, true);
+    const before = ["M.w", "M.w.f16", "T.momentum.M.w"].map((n) => bits(mod, n));
+    // The f16-only overflow of the test above, now with every kernel's output checked.
+    trainStepWithScaler(mod, "T", { x: new Tensor("f32", [1, 3], [300, 1, 1]) }, 2, true);
+    expect(["M.w", "M.w.f16", "T.momentum.M.w"].map((n) => bits(mod, n))).toEqual(before);
+    expect(mod.getParam("T.scaler.scale").data[0]).toBe(512);
+    // A clean checked step after it is taken.
+    trainStepWithScaler(mod, "T", { x: new Tensor("f32", [1, 3], [1, 2, 3]) }, 3, true);
+    expect(bits(mod, "M.w")).not.toEqual(before[0]);
+  });
+
+  it("a scale that collapses on an f16-only overflow names the f16 gradient that overflowed", async () => {
+    const { trainStepWithScaler } = await import("../../runtime/loss-scale.js");
+    const mod = await mixed(mixedSrc(", loss_scale: dynamic(init: 4, min: 1)"));
+    // dL/dw = 2 * 150 * 300 = 90000 at scale 1 already: beyond f16's 65504, so every step overflows (hand-derived).
+    const x = { x: new Tensor("f32", [1, 3], [300, 1, 1]) };
+    let err: Error | undefined;
+    for (let s = 1; s <= 6 && !err; s++) {
+      try {
+        trainStepWithScaler(mod, "T", x, s, s % 2 === 0);
+      } catch (e) {
+        err = e as Error;
+      }
+    }
+    expect(err?.message).toMatch(/training step 3: the loss scale collapsed to its minimum 1 .*first tensor that overflowed: T\.step: Infinity at element \d+ of tensor %\d+ \(f16\[3, 2\]\)/);
+  });
+
   it("interval clean steps double the scale; mixed-f16 without loss_scale starts at GradScaler's 65536", async () => {
     const mod = await mixed(mixedSrc());
     const scales: number[] = [];
