@@ -283,7 +283,3 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
   return fb.seq([...pro, nest(fb, exts, ptrs, one)]);
 }
 
-/** Where the row range sits in a matmul kernel's params (the thread pool splits it). */
-export function matmulRowArg(k: MatmulKernel): number {
-  return 4 + (k.epilogue?.inputs.length ?? 0) + flagParams(k) + k.batchRank + 3;
-}
