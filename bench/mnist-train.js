@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { Writable } from "node:stream";
 import { compileToIR } from "../dist/compiler/compile.js";
-import { runTraining } from "../dist/compiler/cli-train.js";
+import { runTraining } from "../dist/compiler/cli/train.js";
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);

@@ -6,7 +6,7 @@
 // (it uses dist/). A profile, not a benchmark: the observer adds a little.
 import { readFileSync } from "node:fs";
 import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
-import { loadKilnModule, WASM_STATE } from "../dist/runtime/module.js";
+import { loadKilnModule, WASM_STATE } from "../dist/runtime/wasm/module.js";
 import { benchArgs, median, mlpWeights, randomF32 } from "./common.js";
 
 const { args, opt } = benchArgs(1);

@@ -9,10 +9,10 @@ import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
 import { buildWasmModule } from "../dist/compiler/codegen/wasm/module.js";
 import { WASM_QPACKING, qmatmulScratchBytes } from "../dist/compiler/codegen/wasm/qmatmul-layout.js";
 import { matmulScratchBytes } from "../dist/compiler/codegen/wasm/matmul-blocking.js";
-import { loadKilnModule } from "../dist/runtime/module.js";
-import { loadKernels } from "../dist/runtime/threads-load.js";
-import { quantizeDynamic } from "../dist/runtime/quantize.js";
-import { dynamicQuantizeLinear, packWeight, qpWords, quantizeWeight } from "../dist/runtime/quantize-math.js";
+import { loadKilnModule } from "../dist/runtime/wasm/module.js";
+import { loadKernels } from "../dist/runtime/wasm/threads-load.js";
+import { quantizeDynamic } from "../dist/runtime/quantize/dynamic.js";
+import { dynamicQuantizeLinear, packWeight, qpWords, quantizeWeight } from "../dist/runtime/quantize/math.js";
 import { randomF32, median } from "./common.js";
 import { onnxModel } from "./quant-onnx.js";
 

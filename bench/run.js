@@ -49,7 +49,7 @@ function runSuite(cfg) {
 }
 
 // The bench runs the compiled compiler and runtime (dist/): warn when a source is newer than its build.
-for (const f of ["compiler/codegen/wasm/matmul.ts", "compiler/codegen/plan.ts", "runtime/threads.ts", "runtime/executor.ts"]) {
+for (const f of ["compiler/codegen/wasm/matmul.ts", "compiler/codegen/plan.ts", "runtime/wasm/threads.ts", "runtime/wasm/executor.ts"]) {
   const src = new URL(`../${f}`, import.meta.url);
   const out = new URL(`../dist/${f.replace(/\.ts$/, ".js")}`, import.meta.url);
   if (!existsSync(out)) throw new Error(`${out.pathname} is missing: run \`npm run build\` first`);

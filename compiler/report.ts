@@ -4,8 +4,8 @@
 
 import type { Manifest } from "../runtime/manifest.js";
 import { evalDimPoly } from "../runtime/manifest.js";
-import { planMemory } from "../runtime/memory-plan.js";
-import { matmulScratchBytesAt } from "../runtime/matmul-scratch.js";
+import { planMemory } from "../runtime/wasm/memory-plan.js";
+import { matmulScratchBytesAt } from "../runtime/wasm/matmul-scratch.js";
 import { dtypeBytes, type DType } from "./ir/types.js";
 
 export interface FunctionReport {

@@ -1,8 +1,8 @@
 // Public API of the Kiln runtime (what generated modules import as ./kiln-runtime/index.js).
 // The runtime never imports the compiler; everything it needs is in the manifest and the wasm.
 
-export { loadKilnModule, KilnModule } from "./module.js";
-export type { LoadOptions, ParamInfo, KilnFunction, MemoryStats } from "./module.js";
+export { loadKilnModule, KilnModule } from "./wasm/module.js";
+export type { LoadOptions, ParamInfo, KilnFunction, MemoryStats } from "./wasm/module.js";
 export { loadKilnModuleFromUrl } from "./load.js";
 export { readBytes, readText, isNode } from "./io.js";
 export { Tensor } from "./tensor.js";
@@ -24,21 +24,21 @@ export { initParams, fillInit } from "./init.js";
 export * from "./data/index.js";
 export { serializeSafetensors, parseSafetensors, loadSafetensors, saveSafetensors } from "./safetensors.js";
 export type { SafetensorsFile } from "./safetensors.js";
-export { ProgressBar, formatDuration, formatRate } from "./progress.js";
-export type { ProgressOptions, ProgressStream, Metrics } from "./progress.js";
-export { lineChartSvg, trainingPlotSvg, writeSvg, niceTicks } from "./plot.js";
-export type { Series, ChartOptions, TrainingHistory } from "./plot.js";
+export { ProgressBar, formatDuration, formatRate } from "./train/progress.js";
+export type { ProgressOptions, ProgressStream, Metrics } from "./train/progress.js";
+export { lineChartSvg, trainingPlotSvg, writeSvg, niceTicks } from "./train/plot.js";
+export type { Series, ChartOptions, TrainingHistory } from "./train/plot.js";
 export { loadKilnModuleWebGPU, KilnGpuModule } from "./webgpu/module.js";
 export { GPU_MODULE_MEMBERS } from "./webgpu/members.js";
 export type { WebGPULoadOptions, KilnGpuFunction, GpuCallInputs, GpuInputValue } from "./webgpu/module.js";
 export { GpuTensor } from "./webgpu/gpu-tensor.js";
-export { quantizeDynamic, restoreFloat, quantizationOf } from "./quantize.js";
-export type { QuantizeOptions, QuantizeReport, QuantizedOp, ErrorStats } from "./quantize.js";
-export { quantizeStatic } from "./quantize-static.js";
-export type { StaticQuantizeOptions, Calibration } from "./quantize-static.js";
-export { saveQuantized, serializeQuantized, loadQuantized, loadWeights, quantizedWeightsFile } from "./quantize-io.js";
-export { saveCheckpoint, serializeCheckpoint, loadCheckpoint, checkpointParams, CHECKPOINT_FORMAT } from "./checkpoint.js";
-export { readScaler, trainStepWithScaler } from "./loss-scale.js";
-export type { ScalerState } from "./loss-scale.js";
-export { dynamicQuantizeLinear, quantizeWeight, dequantizeWeight } from "./quantize-math.js";
-export type { QuantizedWeight, LinearQuant } from "./quantize-math.js";
+export { quantizeDynamic, restoreFloat, quantizationOf } from "./quantize/dynamic.js";
+export type { QuantizeOptions, QuantizeReport, QuantizedOp, ErrorStats } from "./quantize/dynamic.js";
+export { quantizeStatic } from "./quantize/static.js";
+export type { StaticQuantizeOptions, Calibration } from "./quantize/static.js";
+export { saveQuantized, serializeQuantized, loadQuantized, loadWeights, quantizedWeightsFile } from "./quantize/io.js";
+export { saveCheckpoint, serializeCheckpoint, loadCheckpoint, checkpointParams, CHECKPOINT_FORMAT } from "./train/checkpoint.js";
+export { readScaler, trainStepWithScaler } from "./train/loss-scale.js";
+export type { ScalerState } from "./train/loss-scale.js";
+export { dynamicQuantizeLinear, quantizeWeight, dequantizeWeight } from "./quantize/math.js";
+export type { QuantizedWeight, LinearQuant } from "./quantize/math.js";

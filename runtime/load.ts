@@ -5,7 +5,7 @@
 import type { Manifest } from "./manifest.js";
 import { KilnError } from "./errors.js";
 import { readBytes, readText, toUrl } from "./io.js";
-import { loadKilnModule, type KilnModule, type LoadOptions } from "./module.js";
+import { loadKilnModule, type KilnModule, type LoadOptions } from "./wasm/module.js";
 import { loadKilnModuleWebGPU, type KilnGpuModule, type WebGPULoadOptions } from "./webgpu/module.js";
 
 export async function loadKilnModuleFromUrl<T extends object = Record<string, unknown>>(

@@ -2,7 +2,6 @@
 // It lists the wasm kernels, the params with their init rules, and for each function a plan: the buffers
 // (values) it uses and the kernel calls (steps) in order. The compiler imports these types; the runtime never
 // imports the compiler.
-import type { MatmulScratchSpec } from "./matmul-scratch.js";
 
 export type ManifestDType = "f32" | "f16" | "bf16" | "f64" | "i32" | "i8" | "u8" | "bool";
 export type ManifestDim = number | string;
@@ -76,7 +75,7 @@ export type ValueSource =
   | { kind: "random"; stream: number }
   /**
    * Written by kernel steps during the call. `matmul`: a matmul step's packing scratch, whose bytes are computed
-   * per call from the gemm's dims (runtime/matmul-scratch.ts); its `shape` is a compile-time upper bound.
+   * per call from the gemm's dims (runtime/wasm/matmul-scratch.ts); its `shape` is a compile-time upper bound.
    */
   | { kind: "temp"; matmul?: MatmulScratchSpec }
   /** Same bytes as another value (reshape of a contiguous tensor). */
@@ -138,7 +137,7 @@ export interface FunctionManifest {
    */
   updates?: { param: string; value: number }[];
   /**
-   * Int8 versions of the matmuls whose weight is a param, for runtime/quantize.ts (absent: none eligible, a
+   * Int8 versions of the matmuls whose weight is a param, for runtime/quantize/dynamic.ts (absent: none eligible, a
    * training step, or an older compiler). See docs/quantization.md.
    */
   int8?: Int8StepManifest[];
@@ -266,4 +265,14 @@ export function evalDimPoly(p: DimPoly, bind: Record<string, number>): number {
     total += term;
   }
   return total;
+}
+
+/** How a matmul step's packing scratch is sized from the call's dims (runtime/wasm/matmul-scratch.ts computes it). */
+export interface MatmulScratchSpec {
+  M: DimPoly;
+  K: DimPoly;
+  N: DimPoly;
+  /** "auto": the kernel picks the band when the call's K is one block (K <= KC), else the block. */
+  partial?: "block" | "band" | "auto";
+  minBytes?: number;
 }

@@ -3,9 +3,9 @@
 import { readFileSync } from "node:fs";
 import { compileToIR, buildWasm } from "../../dist/compiler/compile.js";
 import { formatDiagnostics } from "../../dist/compiler/diagnostics.js";
-import { loadKilnModule } from "../../dist/runtime/module.js";
-import { relaxedSimdSupported } from "../../dist/runtime/wasm-backend.js";
-import { loadKernels } from "../../dist/runtime/threads-load.js";
+import { loadKilnModule } from "../../dist/runtime/wasm/module.js";
+import { relaxedSimdSupported } from "../../dist/runtime/wasm/backend.js";
+import { loadKernels } from "../../dist/runtime/wasm/threads-load.js";
 import { evalDimPoly } from "../../dist/runtime/manifest.js";
 import { mlpWeights } from "../common.js";
 

@@ -20,7 +20,7 @@
 //       a: [batch..., M, K] ([batch..., K, M] when transA), b: [batch..., K, N] ([batch..., N, K] when transB)
 //       (axes with aBcast/bBcast true have extent 1 in that operand); out: [batch..., M, N]; all contiguous.
 //       Computes rows [m0, m1) of every out matrix (the planner passes 0, M; the thread pool splits the range).
-//       scratch: a buffer of at least matmulScratchBytes(M, K, N) bytes (runtime/matmul-scratch.ts, "band"/"block"
+//       scratch: a buffer of at least matmulScratchBytes(M, K, N) bytes (runtime/wasm/matmul-scratch.ts, "band"/"block"
 //       partial sums with a 16-bit epilogue) for packed panels; the planner adds one per matmul step as an extra
 //       temp value sized per call (source.matmul; a step buffer before out, so
 //       out stays the last buffer as every step's output is), and each extra thread gets its own
@@ -49,7 +49,7 @@
 //   qmatmul:     (a, w, qp, [bias,] scratch, out, M, K, N, m0, m1)
 //       int8 matmul on a weight quantized per output channel (docs/quantization.md): a [M, K] (f32, or u8 for
 //       input "q8"), w packed as the backend's QPacking says, qp the f32 words of qpHeader + weight scales;
-//       rows [m0, m1) of out [M, N]. Only runtime/quantize.ts calls these (the manifest's int8 variants).
+//       rows [m0, m1) of out [M, N]. Only runtime/quantize/dynamic.ts calls these (the manifest's int8 variants).
 
 import type { DType } from "../ir/types.js";
 import type { PrimOp, AttrsOf } from "../ops/types.js";

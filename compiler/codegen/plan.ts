@@ -263,7 +263,7 @@ function planCopy(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
 export function planModule(m: IRModule): Plan {
   const table = new KernelTable();
   const functions = m.functions.map((g) => planFunction(g, table));
-  // Int8 variants of matmuls on params (runtime/quantize.ts), interned after every float kernel so these keep
+  // Int8 variants of matmuls on params (runtime/quantize/dynamic.ts), interned after every float kernel so these keep
   // their names; not for training steps, whose weights change every call.
   const specOf = (name: string) => table.kernels.find((k) => k.name === name)!.spec;
   for (const f of functions) if (!f.updates?.length) addInt8Variants(f, specOf, (spec, label) => table.intern(spec, label));

@@ -124,7 +124,7 @@ export async function findPackageRoot(): Promise<string> {
   }
 }
 
-/** The compiled runtime's .js and .d.ts files (not reference.*, not source maps), sourceMappingURL lines removed. */
+/** The compiled runtime's .js and .d.ts files (no source maps), sourceMappingURL lines removed. */
 async function readRuntimeFiles(): Promise<Array<{ rel: string; data: string }>> {
   const root = await findPackageRoot();
   const dir = join(root, "dist", "runtime");
@@ -136,7 +136,7 @@ async function readRuntimeFiles(): Promise<Array<{ rel: string; data: string }>>
     for (const e of await readdir(d, { withFileTypes: true })) {
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
-      else if (e.isFile() && (e.name.endsWith(".js") || e.name.endsWith(".d.ts")) && !e.name.startsWith("reference.")) {
+      else if (e.isFile() && (e.name.endsWith(".js") || e.name.endsWith(".d.ts"))) {
         const text = await readFile(p, "utf8");
         out.push({ rel: relative(dir, p).split(sep).join("/"), data: text.replace(/^\/\/# sourceMappingURL=.*$/gm, "").trimEnd() + "\n" });
       }

@@ -6,19 +6,19 @@
 import { formatType, isFloat, sameShape, type Dim } from "../ir/types.js";
 import type { DiagnosticCode, Span } from "../diagnostics.js";
 import * as NN from "../ops/conv.js";
-import { boolArg, constErr, intArg, numberArg, tensorArg, wrap, type Args, type Builtin } from "./builtins.js";
-import type { FnLowerer } from "./lower-fn.js";
+import { boolArg, constErr, intArg, numberArg, tensorArg, wrap, type Args, type Builtin } from "./builtin-args.js";
+import type { Lowerer } from "./lowerer.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 
 type Pair = [number, number];
 
-function fail(L: FnLowerer, span: Span, code: DiagnosticCode, message: string, hint?: string): Val {
+function fail(L: Lowerer, span: Span, code: DiagnosticCode, message: string, hint?: string): Val {
   L.diags.error(code, message, span, hint);
   return POISON;
 }
 
 /** An integer or a list of two (stride: 2, padding: [1, 0]), each at least `min`; reported as K410. */
-function pairArg(L: FnLowerer, a: ArgVal | undefined, name: string, dflt: Pair, min: number): Pair | undefined {
+function pairArg(L: Lowerer, a: ArgVal | undefined, name: string, dflt: Pair, min: number): Pair | undefined {
   if (!a) return dflt;
   let v: (number | undefined)[];
   if (a.val.kind === "literal") v = [intArg(L, a)];
@@ -37,7 +37,7 @@ function pairArg(L: FnLowerer, a: ArgVal | undefined, name: string, dflt: Pair, 
 }
 
 /** A float tensor of rank 4 ([N, C, H, W]). */
-function image(L: FnLowerer, a: ArgVal, fn: string): number | undefined {
+function image(L: Lowerer, a: ArgVal, fn: string): number | undefined {
   const x = tensorArg(L, a);
   if (x === undefined) return undefined;
   const t = L.type(x);
@@ -48,7 +48,7 @@ function image(L: FnLowerer, a: ArgVal, fn: string): number | undefined {
 }
 
 /** A tensor of `like`'s dtype with shape `shape`; K301 / K409 at its argument otherwise. */
-function matching(L: FnLowerer, a: ArgVal, what: string, dtype: string, shape: readonly Dim[]): number | undefined {
+function matching(L: Lowerer, a: ArgVal, what: string, dtype: string, shape: readonly Dim[]): number | undefined {
   const v = tensorArg(L, a);
   if (v === undefined) return undefined;
   const t = L.type(v);
@@ -76,18 +76,18 @@ function pool(kind: "max" | "avg"): Builtin {
 }
 
 /** The call's mode: its `training:` argument, else whether a train step is being lowered. */
-function trainingArg(L: FnLowerer, a: Args): boolean | undefined {
+function trainingArg(L: Lowerer, a: Args): boolean | undefined {
   return a.training ? boolArg(L, a.training) : L.training;
 }
 
 /** The qualified name of the model param a value is (directly, or the handle a train step differentiates). */
-function paramName(L: FnLowerer, id: number): string | undefined {
+function paramName(L: Lowerer, id: number): string | undefined {
   for (const [q, node] of L.paramOverrides) if (node === id) return q;
   const n = L.b.nodes[id];
   return n.op === "param" ? (n.attrs as { name: string }).name : undefined;
 }
 
-function batchNorm(L: FnLowerer, a: Args): Val {
+function batchNorm(L: Lowerer, a: Args): Val {
   const xa = a.x!;
   const x = tensorArg(L, xa);
   if (x === undefined) return POISON;

@@ -9,9 +9,10 @@ import * as C from "../ops/composites.js";
 import { normalizeAxis } from "../ops/shape-utils.js";
 import type { UnaryOp } from "../ops/types.js";
 import { sliceAttrs } from "../ops/vjp.js";
-import type { FnLowerer } from "./lower-fn.js";
+import type { Lowerer } from "./lowerer.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 import { NN_BUILTINS } from "./builtins-nn.js";
+import { boolArg, constErr, intArg, numberArg, tensorArg, wrap, type Args, type Builtin } from "./builtin-args.js";
 
 interface KwArgIn {
   readonly key: string;
@@ -19,18 +20,8 @@ interface KwArgIn {
   readonly arg: ArgVal;
 }
 
-export type Args = Record<string, ArgVal | undefined>;
-
-export interface Builtin {
-  /** Parameter names in positional order; a name ending in '?' is optional. */
-  readonly params: readonly string[];
-  /** Extra positional tensors collected into `rest` (concat, all_finite). */
-  readonly variadic?: boolean;
-  run(L: FnLowerer, a: Args, call: CallExpr, rest: ArgVal[]): Val;
-}
-
 /** The extra positional tensors of a variadic builtin, or undefined (K204 when there are none). */
-function restTensors(L: FnLowerer, name: string, call: CallExpr, rest: readonly ArgVal[]): Val[] | undefined {
+function restTensors(L: Lowerer, name: string, call: CallExpr, rest: readonly ArgVal[]): Val[] | undefined {
   const xs = rest.map((r) => L.materialize(r.val, r.span));
   if (xs.length === 0) {
     L.diags.error("K204", `${name} needs at least one tensor`, call.span);
@@ -236,7 +227,7 @@ export function builtinNames(): string[] {
 }
 
 /** Binds positional and keyword arguments to the builtin's parameters, then lowers it. */
-export function callBuiltin(L: FnLowerer, call: CallExpr, args: ArgVal[], kwargs: KwArgIn[]): Val {
+export function callBuiltin(L: Lowerer, call: CallExpr, args: ArgVal[], kwargs: KwArgIn[]): Val {
   const b = BUILTINS[call.callee];
   const names = b.params.map((p) => p.replace("?", ""));
   const bound: Args = {};
@@ -270,11 +261,7 @@ export function callBuiltin(L: FnLowerer, call: CallExpr, args: ArgVal[], kwargs
   return b.run(L, bound, call, rest);
 }
 
-export function wrap(id: number | undefined): Val {
-  return id === undefined ? POISON : tensor(id);
-}
-
-function rowwise(L: FnLowerer, a: Args, f: (L: FnLowerer, x: number, axis: number) => number | undefined): Val {
+function rowwise(L: Lowerer, a: Args, f: (L: Lowerer, x: number, axis: number) => number | undefined): Val {
   const x = tensorArg(L, a.x!);
   if (x === undefined) return POISON;
   const axis = a.axis ? axesArg(L, a.axis, L.type(x).shape.length, true)?.[0] : L.type(x).shape.length - 1;
@@ -283,43 +270,12 @@ function rowwise(L: FnLowerer, a: Args, f: (L: FnLowerer, x: number, axis: numbe
   return wrap(f(L, x, axis));
 }
 
-export function tensorArg(L: FnLowerer, a: ArgVal): number | undefined {
-  const v = L.materialize(a.val, a.span, a.val.kind === "literal" && !a.val.isInt ? "f32" : a.val.kind === "literal" ? "f32" : undefined);
-  return v.kind === "tensor" ? v.id : undefined;
-}
-
-export function constErr(L: FnLowerer, a: ArgVal, what: string): Val {
-  L.diags.error("K304", `expected ${what} here`, a.span, "this argument must be a compile-time constant");
-  return POISON;
-}
-
-function typeErr(L: FnLowerer, a: ArgVal, message: string, code: "K301" | "K304" | "K403" | "K409" = "K301"): Val {
+function typeErr(L: Lowerer, a: ArgVal, message: string, code: "K301" | "K304" | "K403" | "K409" = "K301"): Val {
   L.diags.error(code, message, a.span);
   return POISON;
 }
 
-export function intArg(L: FnLowerer, a: ArgVal): number | undefined {
-  if (a.val.kind === "literal" && Number.isInteger(a.val.value)) return a.val.value;
-  constErr(L, a, "an integer constant");
-  return undefined;
-}
-
-export function numberArg(L: FnLowerer, a: ArgVal): number | undefined {
-  if (a.val.kind === "literal") return a.val.value;
-  constErr(L, a, "a number constant");
-  return undefined;
-}
-
-export function boolArg(L: FnLowerer, a: ArgVal): boolean | undefined {
-  if (a.val.kind === "tensor") {
-    const n = L.b.nodes[a.val.id];
-    if (n.op === "const" && n.type.dtype === "bool") return (n.attrs as { value: number }).value !== 0;
-  }
-  constErr(L, a, "true or false");
-  return undefined;
-}
-
-function intListArg(L: FnLowerer, a: ArgVal): number[] | undefined {
+function intListArg(L: Lowerer, a: ArgVal): number[] | undefined {
   if (a.val.kind !== "list") {
     constErr(L, a, "a list of integers, e.g. [1, 0]");
     return undefined;
@@ -334,7 +290,7 @@ function intListArg(L: FnLowerer, a: ArgVal): number[] | undefined {
 }
 
 /** One axis or a list of axes, normalised (negative counts from the end), sorted and unique. */
-function axesArg(L: FnLowerer, a: ArgVal, rank: number, single = false): number[] | undefined {
+function axesArg(L: Lowerer, a: ArgVal, rank: number, single = false): number[] | undefined {
   const raw = a.val.kind === "list" && !single ? intListArg(L, a) : intArg(L, a) !== undefined ? [(a.val as { value: number }).value] : undefined;
   if (!raw) return undefined;
   const out = new Set<number>();
@@ -353,7 +309,7 @@ function axesArg(L: FnLowerer, a: ArgVal, rank: number, single = false): number[
  * A shape list: integers and dimension names of this function; one -1 is inferred from `from` (the
  * source shape) when the remaining factor is a single known size or a single symbol.
  */
-function shapeArg(L: FnLowerer, a: ArgVal, from?: Shape): Dim[] | undefined {
+function shapeArg(L: Lowerer, a: ArgVal, from?: Shape): Dim[] | undefined {
   if (a.val.kind !== "list") {
     constErr(L, a, "a shape list, e.g. [B, 784]");
     return undefined;

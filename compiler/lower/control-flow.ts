@@ -8,14 +8,14 @@
 import type { Expr, ForStmt, IfStmt, Stmt, WhileStmt } from "../frontend/ast.js";
 import type { Span } from "../diagnostics.js";
 import { formatType, sameShape } from "../ir/types.js";
-import type { BodyResult, FnLowerer } from "./lower-fn.js";
+import type { BodyResult, Lowerer } from "./lowerer.js";
 import { POISON, tensor, type Val } from "./values.js";
 
 /** Longest loop the compiler unrolls. */
 export const MAX_UNROLL = 1024;
 
 /** The condition as a bool scalar tensor, or undefined after a diagnostic. */
-function condition(L: FnLowerer, e: Expr, what: string): number | undefined {
+function condition(L: Lowerer, e: Expr, what: string): number | undefined {
   const v = L.materialize(L.expr(e), e.span);
   if (v.kind !== "tensor") return undefined;
   const t = L.type(v.id);
@@ -27,7 +27,7 @@ function condition(L: FnLowerer, e: Expr, what: string): number | undefined {
 }
 
 /** where(cond, a, b) for two versions of one variable; K610 if they differ in dtype or shape. */
-function select(L: FnLowerer, cond: number, a: Val, b: Val, name: string, span: Span): Val {
+function select(L: Lowerer, cond: number, a: Val, b: Val, name: string, span: Span): Val {
   if (a === b) return a;
   const [x, y] = L.pair(a, b, span, span);
   if (x.kind !== "tensor" || y.kind !== "tensor") return POISON;
@@ -40,11 +40,11 @@ function select(L: FnLowerer, cond: number, a: Val, b: Val, name: string, span: 
 }
 
 /** Variables of the enclosing scope that `vars` changed (ignoring the block's own `let`s). */
-function changed(L: FnLowerer, vars: Map<string, Val>, declared: Set<string>): string[] {
+function changed(L: Lowerer, vars: Map<string, Val>, declared: Set<string>): string[] {
   return [...L.frame.vars.keys()].filter((k) => !declared.has(k) && vars.get(k) !== L.frame.vars.get(k));
 }
 
-export function lowerIf(L: FnLowerer, st: IfStmt): BodyResult | undefined {
+export function lowerIf(L: Lowerer, st: IfStmt): BodyResult | undefined {
   const cond = condition(L, st.cond, "an if condition");
   const branch = (when: boolean, stmts: readonly Stmt[] | undefined) =>
     L.inChildScope(() => (stmts ? (cond === undefined ? L.lowerStmts(stmts) : L.b.guarded({ cond, when }, () => L.lowerStmts(stmts))) : undefined));
@@ -69,7 +69,7 @@ export function lowerIf(L: FnLowerer, st: IfStmt): BodyResult | undefined {
   return undefined;
 }
 
-function literalInt(L: FnLowerer, e: Expr, what: string): number | undefined {
+function literalInt(L: Lowerer, e: Expr, what: string): number | undefined {
   const v = L.expr(e);
   if (v.kind === "literal" && Number.isInteger(v.value)) return v.value;
   if (v.kind !== "error") L.diags.error("K304", `${what} must be an integer constant`, e.span);
@@ -77,7 +77,7 @@ function literalInt(L: FnLowerer, e: Expr, what: string): number | undefined {
 }
 
 /** Unrolls `count` iterations; `active(k)` gives the run-time guard of iteration k (undefined: always runs). */
-function unroll(L: FnLowerer, count: number, bind: (k: number) => void, active: (k: number) => number | undefined, body: readonly Stmt[], span: Span): void {
+function unroll(L: Lowerer, count: number, bind: (k: number) => void, active: (k: number) => number | undefined, body: readonly Stmt[], span: Span): void {
   if (count > MAX_UNROLL) {
     L.diags.error("K608", `this loop would unroll ${count} iterations; the limit is ${MAX_UNROLL}`, span, "use a smaller bound");
     return;
@@ -97,7 +97,7 @@ function unroll(L: FnLowerer, count: number, bind: (k: number) => void, active: 
   }
 }
 
-export function lowerFor(L: FnLowerer, st: ForStmt): void {
+export function lowerFor(L: Lowerer, st: ForStmt): void {
   const start = literalInt(L, st.start, "the start of a for range");
   const endVal = L.expr(st.end);
   if (start === undefined || endVal.kind === "error") return;
@@ -128,7 +128,7 @@ export function lowerFor(L: FnLowerer, st: ForStmt): void {
   unroll(L, max, bindVar, guard, st.body, st.span);
 }
 
-export function lowerWhile(L: FnLowerer, st: WhileStmt): void {
+export function lowerWhile(L: Lowerer, st: WhileStmt): void {
   if (!st.max) {
     L.diags.error("K608", "a while loop needs a bound", st.span, "write: while cond, max: 100 { ... } (iterations past the bound are not run)");
     return;

@@ -4,10 +4,10 @@
 
 import type { FnDecl } from "../frontend/ast.js";
 import { formatType, sameShape } from "../ir/types.js";
-import type { Frame, FnLowerer } from "./lower-fn.js";
+import type { Frame, Lowerer } from "./lowerer.js";
 import { tensor, type Val } from "./values.js";
 
-export function lowerCustomBackward(L: FnLowerer, fn: FnDecl, fwd: Frame, argIds: number[], results: Val[]): Val[] | undefined {
+export function lowerCustomBackward(L: Lowerer, fn: FnDecl, fwd: Frame, argIds: number[], results: Val[]): Val[] | undefined {
   const rule = fn.backward!;
   if (results.length !== 1 || results[0].kind !== "tensor") {
     L.diags.error("K606", `a function with a backward rule must return exactly one tensor; '${fn.name}' returns ${results.length}`, rule.span);

@@ -4,7 +4,7 @@
 
 import type { ApplyExpr, Expr } from "../frontend/ast.js";
 import { formatType, isFloat } from "../ir/types.js";
-import type { FnLowerer } from "./lower-fn.js";
+import type { Lowerer } from "./lowerer.js";
 import type { ModelInfo } from "./module-scope.js";
 import { POISON, tensor, type Val } from "./values.js";
 
@@ -16,7 +16,7 @@ function names(e: Expr): { name: string; span: Expr["span"] }[] | undefined {
   return undefined;
 }
 
-export function lowerApply(L: FnLowerer, e: ApplyExpr): Val {
+export function lowerApply(L: Lowerer, e: ApplyExpr): Val {
   const t = e.transform;
   if (!TRANSFORMS.includes(t.callee)) {
     L.diags.error("K601", `'${t.callee}(...)' does not return a function`, t.calleeSpan, "only grad(f)(x) and value_and_grad(f)(x) apply a transform");

@@ -7,7 +7,7 @@
 import type { Expr } from "../frontend/ast.js";
 import type { DiagnosticBag } from "../diagnostics.js";
 import type { TensorType } from "../ir/types.js";
-import type { FnLowerer } from "./lower-fn.js";
+import type { Lowerer } from "./lowerer.js";
 
 export interface LossScaleSpec {
   readonly init: number;
@@ -73,7 +73,7 @@ export interface Scaler {
   finish(ok: number | undefined, updates: { param: string; node: number }[], stateValue: (param: string) => number, kept: ReadonlySet<number>): void;
 }
 
-export function makeScaler(L: FnLowerer, spec: LossScaleSpec, train: string, loss: number, stateNode: (name: string, t: TensorType) => number, initScale: (name: string, v: number) => void): Scaler {
+export function makeScaler(L: Lowerer, spec: LossScaleSpec, train: string, loss: number, stateNode: (name: string, t: TensorType) => number, initScale: (name: string, v: number) => void): Scaler {
   const f32 = (v: number) => L.constant(v, "f32");
   const op = (o: "add" | "mul" | "div" | "sub", a: number, b: number) => L.emit(o, [a, b], {})!;
   const scaleName = `${train}.scaler.scale`, goodName = `${train}.scaler.good_steps`;

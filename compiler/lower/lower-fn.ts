@@ -16,36 +16,16 @@ import { builtinNames, callBuiltin, isBuiltin } from "./builtins.js";
 import { ownersOf, type ModelInfo, type ModuleScope } from "./module-scope.js";
 import { resolveType, unifyType } from "./types-from-ast.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
-import { closest } from "./suggest.js";
+import { closest } from "../suggest.js";
 import { autocastOf } from "./autocast.js";
+import type { BodyResult, Frame, GradSpec, Lowerer } from "./lowerer.js";
 
-export interface Frame {
-  readonly fnName: string;
-  vars: Map<string, Val>;
-  readonly dims: Map<string, Dim>;
-  readonly model?: ModelInfo;
-  /** Names declared by `let` in the innermost block (not merged out of branches and loops). */
-  declared: Set<string>;
-  /** Inside a loop body, where `return` is not allowed. */
-  inLoop?: boolean;
-}
-
-/** What a function body's statements produced: the returned values, or nothing if control fell through. */
-export interface BodyResult {
-  readonly vals: Val[];
-  readonly spans: Span[];
-}
-
-/** Options of an inlined call made for `grad`: which arguments and params to differentiate. */
-export interface GradSpec {
-  readonly wrtArgs: readonly number[];
-  readonly wrtParams: readonly string[];
-}
+export type { BodyResult, Frame, GradSpec } from "./lowerer.js";
 
 const ARITH: Record<string, BinaryOpName> = { "+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow" };
 const COMPARE: Record<string, CompareOp> = { "==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge" };
 
-export class FnLowerer implements PrimEmitter {
+export class FnLowerer implements Lowerer {
   readonly b = new GraphBuilder();
   private readonly paramNodes = new Map<string, number>();
   /** Params being differentiated: qualified name -> the identity node standing for them (see grad.ts). */

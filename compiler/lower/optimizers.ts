@@ -6,7 +6,7 @@ import type { CallExpr, Expr } from "../frontend/ast.js";
 import type { DiagnosticBag, Span } from "../diagnostics.js";
 import type { ParamInfo } from "../ir/graph.js";
 import type { TensorType } from "../ir/types.js";
-import type { FnLowerer } from "./lower-fn.js";
+import type { Lowerer } from "./lowerer.js";
 
 type Hyper = Record<string, number>;
 
@@ -87,7 +87,7 @@ export function parseOptimizer(e: Expr, diags: DiagnosticBag): OptimizerSpec | u
  * each new state value before the param's update reads it (loss scaling: "the new value if the step is kept,
  * else the old"), so the update reads the state's final value and no intermediate is stored twice.
  */
-export function emitUpdate(L: FnLowerer, opt: OptimizerSpec, train: string, p: { name: string; node: number; grad: number; type: TensorType; scale?: number }, step: number | undefined, state: (name: string, t: TensorType) => number, keep: (name: string, next: number) => number = (_n, v) => v): [string, number][] {
+export function emitUpdate(L: Lowerer, opt: OptimizerSpec, train: string, p: { name: string; node: number; grad: number; type: TensorType; scale?: number }, step: number | undefined, state: (name: string, t: TensorType) => number, keep: (name: string, next: number) => number = (_n, v) => v): [string, number][] {
   const c = (v: number) => L.constant(v, p.type.dtype);
   const op = (o: "add" | "sub" | "mul" | "div", a: number, b: number) => L.emit(o, [a, b], {})!;
   const { h } = opt;

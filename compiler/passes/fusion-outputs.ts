@@ -43,7 +43,7 @@ export function fuseExtraOutputs(g: Graph, isElementwise: (op: PrimOp) => boolea
       if (!sameShape(yn.type.shape, p.type.shape) || guardKey(yn.guard) !== "") continue;
       const yReads = reads(y);
       // An update that reads its param's old value keeps its own kernel, which writes it into the param in
-      // place (runtime/memory-plan.ts); an extra output would take scratch and a copy back instead.
+      // place (runtime/wasm/memory-plan.ts); an extra output would take scratch and a copy back instead.
       const param = updated.get(y);
       if (param !== undefined && [...yReads].some((i) => g.nodes[i].op === "param" && (g.nodes[i].attrs as { name: string }).name === param)) continue;
       yReads.delete(p.id);

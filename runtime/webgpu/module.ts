@@ -10,7 +10,7 @@ import { Tensor } from "../tensor.js";
 import { initParams } from "../init.js";
 import { methodLayout } from "../layout.js";
 import type { CallInputs, CallOptions, InputValue } from "../bind.js";
-import { checkLoadOptions, checkManifest, encodeParamValue, type LoadOptions, type ParamInfo } from "../module.js";
+import { checkLoadOptions, checkManifest, encodeParamValue, type LoadOptions, type ParamInfo } from "../wasm/module.js";
 import { acquireDevice, checkAlive, type GpuHandle } from "./device.js";
 import { BufferPool, bytesOf, fromWords, readBack, toWords, upload } from "./buffers.js";
 import { buildPipelines } from "./shaders.js";

@@ -8,11 +8,11 @@ import { WGSL_DOT4_SUFFIX } from "../manifest.js";
 import { KilnError } from "../errors.js";
 import type { AnyTypedArray } from "../dtype.js";
 import type { CallInputs, CallOptions, InputValue } from "../bind.js";
-import { packWeight, qpWords, type QuantizedWeight } from "../quantize-math.js";
+import { packWeight, qpWords, type QuantizedWeight } from "../quantize/math.js";
 import {
   buildReport, dequantized, eligible, frozenParams, int8Param, kernelsOf, quantizeWeights, rewrite,
   type Int8Choice, type QuantizeOptions, type QuantizeReport,
-} from "../quantize-plan.js";
+} from "../quantize/plan.js";
 import { GPU_STATE, type KilnGpuModule } from "./module.js";
 import { GpuFunctionExecutor, type ExecutorResources, type GpuParam, type GpuState } from "./executor.js";
 import { WORD, upload } from "./buffers.js";

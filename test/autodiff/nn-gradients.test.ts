@@ -3,7 +3,7 @@
 // a second derivative through conv2d (gradients of the window/pad/stepped-slice gradients).
 import { describe, expect, it } from "vitest";
 import { Rng } from "../../runtime/rng.js";
-import { evaluateGraph } from "../../runtime/reference.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { graphOf, irOf } from "../helpers/backend.js";
 import { centralDifference } from "../helpers/finite-diff.js";
 

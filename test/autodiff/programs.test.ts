@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { irOf, runBoth, expectClose } from "../helpers/backend.js";
-import { evaluateGraph } from "../../runtime/reference.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { compileToIR } from "../../compiler/compile.js";
 
 const load = (name: string) => irOf(readFileSync(`dsl-examples/${name}.kiln`, "utf8"), `dsl-examples/${name}.kiln`);
@@ -95,7 +95,7 @@ model Lin {
     expectClose(wasm[0], ref[0], "dw", 1e-5, 1e-5);
     expectClose(wasm[1], ref[1], "db", 1e-5, 1e-5);
     // Hand check of db: d/db mean((xw + b)^2) = 2 / (B * 2) * column sums of (xw + b), with the same w.
-    const w = (await import("../../compiler/cli-run.js")).referenceParams(ir, 4)["Lin.w"];
+    const w = (await import("../../compiler/cli/run.js")).referenceParams(ir, 4)["Lin.w"];
     for (let j = 0; j < 2; j++) {
       let s = 0;
       for (let r = 0; r < 4; r++) s += x.data[r * 3] * w[j] + x.data[r * 3 + 1] * w[2 + j] + x.data[r * 3 + 2] * w[4 + j] + 1;

@@ -10,7 +10,7 @@ import { ALL_OPS, isRuleError, type AttrsOf, type PrimOp } from "../../compiler/
 import { isNoGrad } from "../../compiler/ops/vjp.js";
 import { runPipeline } from "../../compiler/passes/pipeline.js";
 import { Rng } from "../../runtime/rng.js";
-import { evaluateGraph } from "../../runtime/reference.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { centralDifference } from "../helpers/finite-diff.js";
 
 type Gen = "normal" | "positive" | "int" | "bool" | "away";

@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main } from "../../compiler/cli.js";
+import { main } from "../../compiler/cli/main.js";
 
 async function kiln(...args: string[]) {
   const out: string[] = [];

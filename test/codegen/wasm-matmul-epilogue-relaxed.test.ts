@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { buildWasm } from "../../compiler/compile.js";
 import { planModule } from "../../compiler/codegen/plan.js";
 import type { MatmulKernel } from "../../compiler/codegen/kernel.js";
-import { evaluateGraph } from "../../runtime/reference.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { irOf } from "../helpers/backend.js";
 import { childWithRuntime } from "../perf-correctness/child.js";
 

@@ -1,4 +1,4 @@
-// Per-matmul packing scratch sized at the call's dims (runtime/matmul-scratch.ts) and the single-K-block 16-bit
+// Per-matmul packing scratch sized at the call's dims (runtime/wasm/matmul-scratch.ts) and the single-K-block 16-bit
 // epilogue (MatmulEpilogue.singleK: an MR-row band of sums staged instead of an mc x nc block), on wasm against
 // the float64 reference.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -6,9 +6,9 @@ import { buildWasm } from "../../compiler/compile.js";
 import { planModule } from "../../compiler/codegen/plan.js";
 import type { MatmulKernel } from "../../compiler/codegen/kernel.js";
 import { gemmScratchBytes, MICRO, matmulScratchBytes, matmulScratchBytesAt } from "../../compiler/codegen/wasm/matmul-blocking.js";
-import { loadKilnModule, type KilnModule } from "../../runtime/module.js";
+import { loadKilnModule, type KilnModule } from "../../runtime/wasm/module.js";
 import { Tensor } from "../../runtime/tensor.js";
-import { evaluateGraph } from "../../runtime/reference.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { f16BitsToF32, f32ToF16Bits, f32ToBf16Bits, bf16BitsToF32 } from "../../runtime/dtype.js";
 import { expectClose, irOf, lcgInput as rand } from "../helpers/backend.js";
 

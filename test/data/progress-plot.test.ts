@@ -1,8 +1,8 @@
 // Progress bar lines (TTY redraws vs one line per update, throughput, ETA) and the SVG training plot.
 
 import { describe, expect, test } from "vitest";
-import { ProgressBar, formatDuration, formatRate } from "../../runtime/progress.js";
-import { lineChartSvg, niceTicks, trainingPlotSvg } from "../../runtime/plot.js";
+import { ProgressBar, formatDuration, formatRate } from "../../runtime/train/progress.js";
+import { lineChartSvg, niceTicks, trainingPlotSvg } from "../../runtime/train/plot.js";
 
 function sink(isTTY: boolean) {
   const out: string[] = [];

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { expectClose, irOf, runBoth } from "../helpers/backend.js";
-import { evaluateGraph } from "../../runtime/reference.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import type { IRModule } from "../../compiler/ir/graph.js";
 
 const load = (name: string) => irOf(readFileSync(`dsl-examples/${name}.kiln`, "utf8"), `dsl-examples/${name}.kiln`);

@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { main } from "../../compiler/cli.js";
+import { main } from "../../compiler/cli/main.js";
 
 function jsFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {

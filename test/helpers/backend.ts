@@ -4,12 +4,12 @@ import { expect } from "vitest";
 import { compileToIR, buildWasm } from "../../compiler/compile.js";
 import { formatDiagnostics } from "../../compiler/diagnostics.js";
 import type { Graph, IRModule } from "../../compiler/ir/graph.js";
-import { loadKilnModule, type KilnModule } from "../../runtime/module.js";
+import { loadKilnModule, type KilnModule } from "../../runtime/wasm/module.js";
 import { Tensor } from "../../runtime/tensor.js";
-import { evaluateGraph } from "../../runtime/reference.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { RandomStreams } from "../../runtime/random.js";
 import type { RefTensor } from "../../compiler/ops/types.js";
-import { referenceParams } from "../../compiler/cli-run.js";
+import { referenceParams } from "../../compiler/cli/run.js";
 import type { DType } from "../../compiler/ir/types.js";
 
 export function irOf(src: string, file = "test.kiln"): IRModule {

@@ -8,10 +8,10 @@ import { compileToIR, buildWasm, type Precision } from "../../compiler/compile.j
 import { planModule } from "../../compiler/codegen/plan.js";
 import { formatDiagnostics } from "../../compiler/diagnostics.js";
 import type { IRModule } from "../../compiler/ir/graph.js";
-import { loadKilnModule, type KilnModule } from "../../runtime/module.js";
+import { loadKilnModule, type KilnModule } from "../../runtime/wasm/module.js";
 import { Tensor } from "../../runtime/tensor.js";
-import { evaluateGraph } from "../../runtime/reference.js";
-import { referenceParams } from "../../compiler/cli-run.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
+import { referenceParams } from "../../compiler/cli/run.js";
 
 function ir(src: string, skip: string[] = [], precision?: Precision): IRModule {
   const r = compileToIR(src, "finite.kiln", [], skip, precision ? { precision } : {});

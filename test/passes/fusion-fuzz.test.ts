@@ -3,9 +3,9 @@
 // each run fused and unfused on wasm and compared with the float64 reference interpreter.
 import { describe, expect, it } from "vitest";
 import { buildWasm } from "../../compiler/compile.js";
-import { loadKilnModule } from "../../runtime/module.js";
+import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { Tensor } from "../../runtime/tensor.js";
-import { evaluateGraph } from "../../runtime/reference.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { Rng } from "../../runtime/rng.js";
 import { expectClose, type Input } from "../helpers/backend.js";
 import { compileBoth, randomInput, randomProgram } from "./fusion-helpers.js";

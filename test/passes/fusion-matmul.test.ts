@@ -6,7 +6,7 @@ import { planModule } from "../../compiler/codegen/plan.js";
 import type { MatmulKernel } from "../../compiler/codegen/kernel.js";
 import type { IRModule } from "../../compiler/ir/graph.js";
 import { buildWasm, compileToIR } from "../../compiler/compile.js";
-import { loadKilnModule } from "../../runtime/module.js";
+import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { Tensor } from "../../runtime/tensor.js";
 import type { RefTensor } from "../../compiler/ops/types.js";
 import { expectClose, irOf, runBoth, wasmModule, type Input, lcgInput as rand } from "../helpers/backend.js";

@@ -4,10 +4,10 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { compileToIR, buildWasm } from "../../compiler/compile.js";
-import { loadKilnModule } from "../../runtime/module.js";
+import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { Tensor } from "../../runtime/tensor.js";
-import { evaluateGraph } from "../../runtime/reference.js";
-import { insOf, outsOf, planMemory } from "../../runtime/memory-plan.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
+import { insOf, outsOf, planMemory } from "../../runtime/wasm/memory-plan.js";
 import { Rng } from "../../runtime/rng.js";
 import { expectClose } from "../helpers/backend.js";
 

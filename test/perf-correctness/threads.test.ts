@@ -4,11 +4,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWasm, type WasmBuild } from "../../compiler/compile.js";
 import type { IRModule } from "../../compiler/ir/graph.js";
-import { loadKilnModule, type KilnModule } from "../../runtime/module.js";
-import { loadKernels } from "../../runtime/threads-load.js";
-import { instantiateKernels } from "../../runtime/wasm-backend.js";
+import { loadKilnModule, type KilnModule } from "../../runtime/wasm/module.js";
+import { loadKernels } from "../../runtime/wasm/threads-load.js";
+import { instantiateKernels } from "../../runtime/wasm/backend.js";
 import { Tensor } from "../../runtime/tensor.js";
-import { evaluateGraph } from "../../runtime/reference.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { expectClose, irOf } from "../helpers/backend.js";
 import { childWithRuntime } from "./child.js";
 

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { IRModule } from "../../compiler/ir/graph.js";
 import { buildWasm } from "../../compiler/compile.js";
-import { loadKilnModule } from "../../runtime/module.js";
+import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { compareGradients, compile, dimsFor, inputsFor, sgdSource, TRAIN_EXAMPLES, UNIT } from "./helpers.js";
 

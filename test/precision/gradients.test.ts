@@ -1,11 +1,11 @@
 // Mixed-precision gradients of the example programs agree with their f32 gradients, on the reference
-// interpreter (which rounds every f16/bf16 value, runtime/reference.ts). Each train block is run for one step
+// interpreter (which rounds every f16/bf16 value, compiler/reference/interpreter.ts). Each train block is run for one step
 // with sgd(lr: 1), so a weight's change is exactly minus its gradient. Tolerances: test/precision/helpers.ts.
 import { describe, expect, it } from "vitest";
 import type { IRModule } from "../../compiler/ir/graph.js";
-import { evaluateGraph, type RefInput } from "../../runtime/reference.js";
+import { evaluateGraph, type RefInput } from "../../compiler/reference/interpreter.js";
 import { RandomStreams } from "../../runtime/random.js";
-import { referenceParams } from "../../compiler/cli-run.js";
+import { referenceParams } from "../../compiler/cli/run.js";
 import { compareGradients, compile, dimsFor, inputsFor, sgdSource, TRAIN_EXAMPLES, UNIT } from "./helpers.js";
 
 /** Minus the change of every model weight in one step (its gradient). */

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { readFileSync, existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { buildWasm } from "../../compiler/compile.js";
-import { loadKilnModule, WASM_STATE, type KilnModule } from "../../runtime/module.js";
+import { loadKilnModule, WASM_STATE, type KilnModule } from "../../runtime/wasm/module.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { Rng } from "../../runtime/rng.js";
 import { f32ArrayToBf16Bits, f32ArrayToF16Bits, f32ToBf16Bits, f32ToF16Bits } from "../../runtime/dtype.js";
@@ -145,7 +145,7 @@ describe("bulk f32 -> f16/bf16 conversion equals the scalar conversion", () => {
   });
 });
 
-describe.skipIf(!existsSync("dist/compiler/cli.js") && !existsSync("dist/bin/kiln.js"))("kiln train with a stored-low input", { timeout: 300_000 }, () => {
+describe.skipIf(!existsSync("dist/compiler/cli/main.js") && !existsSync("dist/bin/kiln.js"))("kiln train with a stored-low input", { timeout: 300_000 }, () => {
   it("kiln train dsl-examples/mlp_train.kiln --steps 5 --precision mixed-f16 runs", () => {
     const out = execFileSync(process.execPath, ["bin/kiln.js", "train", "dsl-examples/mlp_train.kiln", "--steps", "5", "--precision", "mixed-f16"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
     expect(out).toMatch(/loss/i);

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { compileToIR, buildWasm } from "../../compiler/compile.js";
 import { planModule } from "../../compiler/codegen/plan.js";
 import type { IRModule } from "../../compiler/ir/graph.js";
-import { loadKilnModule } from "../../runtime/module.js";
+import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { webgpuEnv } from "../webgpu/helpers.js";
 import { loadMode, modesOf } from "../webgpu/half-helpers.js";

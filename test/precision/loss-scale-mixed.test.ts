@@ -4,8 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { compileToIR, type Precision } from "../../compiler/compile.js";
 import type { IRModule } from "../../compiler/ir/graph.js";
-import { evaluateGraph } from "../../runtime/reference.js";
-import { referenceParams } from "../../compiler/cli-run.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
+import { referenceParams } from "../../compiler/cli/run.js";
 
 const src = (scale = ", loss_scale: dynamic(init: 1024, interval: 3)") => `
 model M {

@@ -8,8 +8,8 @@ import { compileToIR, type Precision } from "../../compiler/compile.js";
 import { formatDiagnostics } from "../../compiler/diagnostics.js";
 import { printModule } from "../../compiler/ir/print.js";
 import type { IRModule } from "../../compiler/ir/graph.js";
-import { main } from "../../compiler/cli.js";
-import { evaluateGraph } from "../../runtime/reference.js";
+import { main } from "../../compiler/cli/main.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { golden } from "../helpers/golden.js";
 
 const DIR = "test/precision/fixtures";

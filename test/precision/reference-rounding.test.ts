@@ -1,6 +1,6 @@
 // The oracle of mixed precision: the reference interpreter rounds every f16/bf16 value to its format.
 import { describe, expect, it } from "vitest";
-import { evaluateGraph } from "../../runtime/reference.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { irOf } from "../helpers/backend.js";
 
 const run = (src: string, fn: string, x: number[]) => {

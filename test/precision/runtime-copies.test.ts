@@ -2,7 +2,7 @@
 // initialised, set or loaded, is never set on its own, and is not saved.
 import { describe, expect, it } from "vitest";
 import { buildWasm } from "../../compiler/compile.js";
-import { loadKilnModule } from "../../runtime/module.js";
+import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { initParams } from "../../runtime/init.js";
 import type { Manifest } from "../../runtime/manifest.js";
 import { f16BitsToF32, f32ToF16Bits, f32ToBf16Bits } from "../../runtime/dtype.js";

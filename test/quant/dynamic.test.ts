@@ -2,8 +2,8 @@
 // model within the bound the scales imply, the report, restoreFloat, and what it refuses (no eligible op, NaN
 // weights, writing a quantized param, training through it).
 import { describe, expect, it } from "vitest";
-import { quantizeDynamic, restoreFloat } from "../../runtime/quantize.js";
-import { quantizationOf } from "../../runtime/quantize.js";
+import { quantizeDynamic, restoreFloat } from "../../runtime/quantize/dynamic.js";
+import { quantizationOf } from "../../runtime/quantize/dynamic.js";
 import { KilnError } from "../../runtime/errors.js";
 import type { Tensor } from "../../runtime/tensor.js";
 import { LAYER, bound, compileAndLoad, values } from "./helpers.js";

@@ -2,8 +2,8 @@
 // dynamically quantized layer (shared by the wasm and WebGPU tests).
 import { compileToIR, buildWasm } from "../../compiler/compile.js";
 import { formatDiagnostics } from "../../compiler/diagnostics.js";
-import { loadKilnModule, type KilnModule, type LoadOptions } from "../../runtime/module.js";
-import { rangeToQuant, type QuantizedWeight } from "../../runtime/quantize-math.js";
+import { loadKilnModule, type KilnModule, type LoadOptions } from "../../runtime/wasm/module.js";
+import { rangeToQuant, type QuantizedWeight } from "../../runtime/quantize/math.js";
 
 const builds = new Map<string, ReturnType<typeof buildWasm>>();
 

@@ -1,7 +1,7 @@
 // Quantize/dequantize arithmetic against values published outside Kiln: PyTorch's quantize_per_tensor_dynamic
 // example and ONNX DynamicQuantizeLinear's spec example; plus per-channel weight quantization and packing.
 import { describe, expect, it } from "vitest";
-import { dequantizeWeight, dynamicQuantizeLinear, packWeight, quantizeWeight, rint, checkQuantizedWeight } from "../../runtime/quantize-math.js";
+import { dequantizeWeight, dynamicQuantizeLinear, packWeight, quantizeWeight, rint, checkQuantizedWeight } from "../../runtime/quantize/math.js";
 
 describe("activation quantization (u8, asymmetric)", () => {
   it("matches PyTorch: quantize_per_tensor_dynamic([-1, 0, 1, 2], quint8)", () => {

@@ -2,7 +2,7 @@
 // helpers to build and run qmatmul kernels on the wasm backend in isolation.
 import type { QMatmulKernel } from "../../compiler/codegen/kernel.js";
 import { instantiate, type Instance } from "../codegen/wasm-harness.js";
-import { packWeight, qpWords, quantizeU8, rangeToQuant, rint, type LinearQuant, type QuantizedWeight } from "../../runtime/quantize-math.js";
+import { packWeight, qpWords, quantizeU8, rangeToQuant, rint, type LinearQuant, type QuantizedWeight } from "../../runtime/quantize/math.js";
 import { WASM_QPACKING } from "../../compiler/codegen/wasm/qmatmul-layout.js";
 import { qmatmulScratchBytes } from "../../compiler/codegen/wasm/qmatmul-layout.js";
 

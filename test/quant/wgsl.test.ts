@@ -8,7 +8,7 @@ import type { QMatmulKernel } from "../../compiler/codegen/kernel.js";
 import { renderQMatmul, WGSL_QPACKING } from "../../compiler/codegen/wgsl/qmatmul.js";
 import { kernelMeta, renderShader } from "../../compiler/codegen/wgsl/shader.js";
 import { USAGE, MAP_READ, STAGE_COMPUTE } from "../../runtime/webgpu/device.js";
-import { packWeight, qpWords, type LinearQuant, type QuantizedWeight } from "../../runtime/quantize-math.js";
+import { packWeight, qpWords, type LinearQuant, type QuantizedWeight } from "../../runtime/quantize/math.js";
 import { rng } from "../codegen/wasm-harness.js";
 import { randomWeight, refQMatmul } from "./reference.js";
 import { webgpuEnv } from "../webgpu/helpers.js";

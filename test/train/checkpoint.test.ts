@@ -1,4 +1,4 @@
-// Training checkpoints (runtime/checkpoint.ts, `kiln train --checkpoint/--resume`): a run stopped after a skipped
+// Training checkpoints (runtime/train/checkpoint.ts, `kiln train --checkpoint/--resume`): a run stopped after a skipped
 // (overflowing) step and resumed from its checkpoint in a fresh module continues bit for bit like the run that
 // never stopped — weights, 16-bit copies, momentum and the loss scaler's scale and clean-step count — on wasm and
 // on WebGPU; bad files are errors naming the tensor and change nothing.
@@ -11,10 +11,10 @@ import type { IRModule } from "../../compiler/ir/graph.js";
 import { wasmModule } from "../helpers/backend.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { KilnError } from "../../runtime/errors.js";
-import { checkpointParams, loadCheckpoint, saveCheckpoint, serializeCheckpoint } from "../../runtime/checkpoint.js";
-import { readScaler } from "../../runtime/loss-scale.js";
+import { checkpointParams, loadCheckpoint, saveCheckpoint, serializeCheckpoint } from "../../runtime/train/checkpoint.js";
+import { readScaler } from "../../runtime/train/loss-scale.js";
 import { parseSafetensors, serializeSafetensors } from "../../runtime/safetensors.js";
-import { main } from "../../compiler/cli.js";
+import { main } from "../../compiler/cli/main.js";
 import { webgpuEnv } from "../webgpu/helpers.js";
 import { loadMode, modesOf } from "../webgpu/half-helpers.js";
 

@@ -53,7 +53,7 @@ describe("dynamic loss scaling", () => {
 
 describe("a loss scale that collapses to its minimum", () => {
   it("is a runtime error naming the step and the first tensor that overflowed", async () => {
-    const { trainStepWithScaler } = await import("../../runtime/loss-scale.js");
+    const { trainStepWithScaler } = await import("../../runtime/train/loss-scale.js");
     const mod = await wasmModule(irOf(src("dynamic(init: 4, min: 1)")));
     const x = { x: new Tensor("f32", [3], [1e30, 1, 1]) };
     let err: Error | undefined;
@@ -93,7 +93,7 @@ train T { model: M, loss: loss, optimizer: sgd(lr: 0.001, momentum: 0.9)${scale}
   });
 
   it("with checkNumerics, an overflow the scaler skips is not an error; the step is skipped as without the check", async () => {
-    const { trainStepWithScaler } = await import("../../runtime/loss-scale.js");
+    const { trainStepWithScaler } = await import("../../runtime/train/loss-scale.js");
     const mod = await mixed(mixedSrc());
     trainStepWithScaler(mod, "T", { x: new Tensor("f32", [1, 3], [1, 2, 3]) }, 1, true);
     const before = ["M.w", "M.w.f16", "T.momentum.M.w"].map((n) => bits(mod, n));
@@ -107,7 +107,7 @@ train T { model: M, loss: loss, optimizer: sgd(lr: 0.001, momentum: 0.9)${scale}
   });
 
   it("a scale that collapses on an f16-only overflow names the f16 gradient that overflowed", async () => {
-    const { trainStepWithScaler } = await import("../../runtime/loss-scale.js");
+    const { trainStepWithScaler } = await import("../../runtime/train/loss-scale.js");
     const mod = await mixed(mixedSrc(", loss_scale: dynamic(init: 4, min: 1)"));
     // dL/dw = 2 * 150 * 300 = 90000 at scale 1 already: beyond f16's 65504, so every step overflows (hand-derived).
     const x = { x: new Tensor("f32", [1, 3], [300, 1, 1]) };

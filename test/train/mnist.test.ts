@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { irOf } from "../helpers/backend.js";
-import { runTraining } from "../../compiler/cli-train.js";
+import { runTraining } from "../../compiler/cli/train.js";
 import { parseSafetensors } from "../../runtime/safetensors.js";
-import { main } from "../../compiler/cli.js";
+import { main } from "../../compiler/cli/main.js";
 
 const quiet = Object.assign(new Writable({ write: (_c, _e, cb) => cb() }), { isTTY: false });
 

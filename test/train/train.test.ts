@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { compileToIR } from "../../compiler/compile.js";
 import { expectClose, irOf, runBoth, wasmModule } from "../helpers/backend.js";
-import { runTraining } from "../../compiler/cli-train.js";
+import { runTraining } from "../../compiler/cli/train.js";
 import { Tensor } from "../../runtime/tensor.js";
 
 /** loss(w) = (w - 3)^2 with w starting at 1, so the first gradient is 2 (1 - 3) = -4. */

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Browser } from "playwright-core";
-import { main } from "../../compiler/cli.js";
+import { main } from "../../compiler/cli/main.js";
 import { irOf, wasmModule } from "../helpers/backend.js";
 import type { Tensor } from "../../runtime/tensor.js";
 import { ensureRuntimeBuilt } from "./helpers.js";

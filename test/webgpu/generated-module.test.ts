@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { main } from "../../compiler/cli.js";
+import { main } from "../../compiler/cli/main.js";
 import { ensureRuntimeBuilt, webgpuEnv } from "./helpers.js";
 
 const root = resolve(".");

@@ -4,8 +4,8 @@
 import type { IRModule } from "../../compiler/ir/graph.js";
 import type { RefTensor } from "../../compiler/ops/types.js";
 import { buildWgsl } from "../../compiler/compile.js";
-import { evaluateGraph } from "../../runtime/reference.js";
-import { referenceParams } from "../../compiler/cli-run.js";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
+import { referenceParams } from "../../compiler/cli/run.js";
 import { loadKilnModuleWebGPU, type KilnGpuModule } from "../../runtime/webgpu/module.js";
 import { GpuTensor } from "../../runtime/webgpu/gpu-tensor.js";
 import { Tensor } from "../../runtime/tensor.js";

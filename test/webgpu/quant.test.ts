@@ -4,16 +4,16 @@
 // wasm path refuses, and int8 files across backends. Skips, saying why, without an adapter.
 import { afterAll, describe, expect, it } from "vitest";
 import { withWgsl } from "../../compiler/compile.js";
-import { loadKilnModule, type KilnModule } from "../../runtime/module.js";
+import { loadKilnModule, type KilnModule } from "../../runtime/wasm/module.js";
 import { loadKilnModuleWebGPU, type KilnGpuModule } from "../../runtime/webgpu/module.js";
 import { GpuTensor } from "../../runtime/webgpu/gpu-tensor.js";
 import type { Tensor } from "../../runtime/tensor.js";
-import { quantizationOf, quantizeDynamic, restoreFloat } from "../../runtime/quantize.js";
-import { quantizeStatic } from "../../runtime/quantize-static.js";
-import { loadQuantized, serializeQuantized } from "../../runtime/quantize-io.js";
+import { quantizationOf, quantizeDynamic, restoreFloat } from "../../runtime/quantize/dynamic.js";
+import { quantizeStatic } from "../../runtime/quantize/static.js";
+import { loadQuantized, serializeQuantized } from "../../runtime/quantize/io.js";
 import { hasPackedDot4 } from "../../runtime/webgpu/shaders.js";
 import { KilnError } from "../../runtime/errors.js";
-import { rangeToQuant } from "../../runtime/quantize-math.js";
+import { rangeToQuant } from "../../runtime/quantize/math.js";
 import { LAYER, bound, build, mlpSource, values } from "../quant/helpers.js";
 import { webgpuEnv } from "./helpers.js";
 

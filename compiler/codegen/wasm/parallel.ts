@@ -1,8 +1,8 @@
 // Codegen stage (wasm): the "kiln.parallel" custom section — for each kernel the thread pool may split, how
-// (runtime/threads-meta.ts is the contract). Matmuls split by rows of C, elementwise kernels along their
+// (runtime/wasm/threads-meta.ts is the contract). Matmuls split by rows of C, elementwise kernels along their
 // outermost axis; everything else runs on one thread.
-import type { KernelSplit, ParallelInfo } from "../../../runtime/threads-meta.js";
-import { PARALLEL_SECTION } from "../../../runtime/threads-meta.js";
+import type { KernelSplit, ParallelInfo } from "../../../runtime/wasm/threads-meta.js";
+import { PARALLEL_SECTION } from "../../../runtime/wasm/threads-meta.js";
 import { dtypeBytes } from "../../ir/types.js";
 import type { KernelSpec, NamedKernel } from "../kernel.js";
 import { MATMUL_SCRATCH_MAX, MICRO, type SimdVariant } from "./matmul-blocking.js";

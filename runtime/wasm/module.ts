@@ -1,20 +1,20 @@
 // The loaded module object: loadKilnModule instantiates the kernels, initialises the params (seeded RNG), and
 // exposes call(), one method per function (and Model.method namespaces), and param get/set.
 
-import type { FunctionManifest, Manifest, ParamManifest } from "./manifest.js";
-import { KilnError } from "./errors.js";
+import type { FunctionManifest, Manifest, ParamManifest } from "../manifest.js";
+import { KilnError } from "../errors.js";
 import {
   allocTypedArray, assertDType, dtypeBytes, describeTypedArray, describeValue, encodeNumbersLoose, encodeValues, isTypedArray,
   typedArrayCtor, typedArrayMatches, type AnyTypedArray, type DType,
-} from "./dtype.js";
-import { Tensor } from "./tensor.js";
-import { initParams } from "./init.js";
+} from "../dtype.js";
+import { Tensor } from "../tensor.js";
+import { initParams } from "../init.js";
 import { loadKernels, type KernelLoadOptions } from "./threads-load.js";
 import type { ThreadPool } from "./threads.js";
 import { FunctionExecutor, type ParamSlot } from "./executor.js";
-import type { KernelFn } from "./wasm-backend.js";
-import { methodLayout } from "./layout.js";
-import type { CallInputs, CallOptions, InputValue } from "./bind.js";
+import type { KernelFn } from "./backend.js";
+import { methodLayout } from "../layout.js";
+import type { CallInputs, CallOptions, InputValue } from "../bind.js";
 import type { LinearMemory } from "./memory.js";
 
 /** `threads` (default 1) and `relaxedWasm` (the relaxed-SIMD build) are described in threads-load.ts. */
@@ -45,7 +45,7 @@ export interface MemoryStats {
   highWater: number;
 }
 
-/** The live wasm state of a module (runtime/quantize.ts swaps executors and adds int8 weight buffers). */
+/** The live wasm state of a module (runtime/quantize/dynamic.ts swaps executors and adds int8 weight buffers). */
 export interface WasmState {
   memory: LinearMemory;
   params: Map<string, ParamSlot>;
@@ -138,7 +138,7 @@ export class KilnModule {
     return out;
   }
 
-  /** For runtime/quantize.ts only. */
+  /** For runtime/quantize/dynamic.ts only. */
   [WASM_STATE](what: string): WasmState {
     return this.#live(what);
   }

@@ -2,9 +2,9 @@
 // persistent overflow, and turns it into an error naming the step and the first tensor that overflowed (found
 // by re-running the step with NaN/Inf checking; a skipped step changes nothing but the scaler state).
 
-import { KilnError } from "./errors.js";
-import type { KilnModule } from "./module.js";
-import type { CallInputs } from "./bind.js";
+import { KilnError } from "../errors.js";
+import type { KilnModule } from "../wasm/module.js";
+import type { CallInputs } from "../bind.js";
 import { checkpointParams } from "./checkpoint.js";
 
 export interface ScalerState {

@@ -3,15 +3,15 @@
 // for static quantization, the calibrated activation ranges). About 4x smaller than the f32 file. Wasm and
 // WebGPU modules (whose params are read back asynchronously, so only the async entry points take them).
 
-import { KilnError } from "./errors.js";
-import type { KilnModule } from "./module.js";
-import { Tensor } from "./tensor.js";
-import { safetensorsFileOf, saveSafetensors, serializeSafetensors, type SafetensorsFile } from "./safetensors.js";
-import type { Source } from "./data/source.js";
-import { finish, quantizationOf, restoreFloat, type Int8Choice, type QuantizeReport } from "./quantize.js";
-import { KilnGpuModule } from "./webgpu/module.js";
-import { finishGpu } from "./webgpu/quantize.js";
-import { checkQuantizedWeight, dequantizeWeight, type LinearQuant, type QuantizedWeight } from "./quantize-math.js";
+import { KilnError } from "../errors.js";
+import type { KilnModule } from "../wasm/module.js";
+import { Tensor } from "../tensor.js";
+import { safetensorsFileOf, saveSafetensors, serializeSafetensors, type SafetensorsFile } from "../safetensors.js";
+import type { Source } from "../data/source.js";
+import { finish, quantizationOf, restoreFloat, type Int8Choice, type QuantizeReport } from "./dynamic.js";
+import { KilnGpuModule } from "../webgpu/module.js";
+import { finishGpu } from "../webgpu/quantize.js";
+import { checkQuantizedWeight, dequantizeWeight, type LinearQuant, type QuantizedWeight } from "./math.js";
 
 const META_KEY = "kiln.quantization";
 

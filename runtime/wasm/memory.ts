@@ -1,8 +1,8 @@
 // Linear memory owner: the WebAssembly.Memory the kernels import as env.memory. Bump allocation, 16-byte aligned:
 // a persistent region (params, consts) filled at load, then a scratch arena reset after every call. Grows by pages.
 
-import { KilnError } from "./errors.js";
-import { dtypeBytes, typedView, type DType, type TypedArrayFor } from "./dtype.js";
+import { KilnError } from "../errors.js";
+import { dtypeBytes, typedView, type DType, type TypedArrayFor } from "../dtype.js";
 
 export const PAGE_BYTES = 65536;
 export const ALIGN = 16;

@@ -1,6 +1,8 @@
 // The wasm matmul's blocking constants and the packing scratch they imply, in runtime/ so the executor can size
 // each matmul step's scratch for the call's dims (the compiler re-exports them from codegen/wasm/matmul-blocking.ts).
-import { evalDimPoly, type DimPoly } from "./manifest.js";
+import { evalDimPoly, type MatmulScratchSpec } from "../manifest.js";
+
+export type { MatmulScratchSpec } from "../manifest.js";
 
 /** One microkernel shape: MR rows x NR columns of C held in v128 locals (NR a multiple of 4). */
 export interface MicroShape {
@@ -69,14 +71,6 @@ export const MATMUL_SCRATCH_MAX = matmulScratchBytes(undefined, undefined, undef
  * A matmul step's packing scratch as the manifest describes it (ValueSource "temp", field `matmul`): the gemm's
  * M (all merged rows), K and N, its partial sums, and a floor (the int8 variant's scratch, qmatmul-layout.ts).
  */
-export interface MatmulScratchSpec {
-  M: DimPoly;
-  K: DimPoly;
-  N: DimPoly;
-  /** "auto": the kernel picks the band when the call's K is one block (K <= KC), else the block. */
-  partial?: "block" | "band" | "auto";
-  minBytes?: number;
-}
 
 /** Bytes the step's scratch needs at these dims (the value's compile-time shape is an upper bound of this). */
 export function matmulScratchBytesAt(s: MatmulScratchSpec, dims: Record<string, number>): number {

@@ -1,7 +1,7 @@
 // CLI helper: parses `--input name=SPEC` values for `kiln run` (random:[4,784], zeros:[3], ones:[2,2],
 // a number, or a JSON array such as [[1,2],[3,4]]) into flat data + shape, seeded for reproducibility.
 
-import { Rng } from "../runtime/rng.js";
+import { Rng } from "../../runtime/rng.js";
 
 export interface ParsedInput {
   readonly data: number[];

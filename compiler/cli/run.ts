@@ -2,17 +2,17 @@
 // runtime a generated module uses) or on the float64 reference interpreter, with params from the seeded init.
 
 import { basename } from "node:path";
-import { ioType, type Graph, type IRModule } from "./ir/graph.js";
-import { buildWasm, checkWasmDtypes } from "./compile.js";
-import { DiagnosticBag, formatDiagnostics } from "./diagnostics.js";
-import type { ParsedInput } from "./cli-inputs.js";
-import { loadKilnModule } from "../runtime/module.js";
-import { Tensor } from "../runtime/tensor.js";
-import { KilnError } from "../runtime/errors.js";
-import { Rng } from "../runtime/rng.js";
-import { fillInit } from "../runtime/init.js";
-import { evaluateGraph } from "../runtime/reference.js";
-import { RandomStreams } from "../runtime/random.js";
+import { ioType, type Graph, type IRModule } from "../ir/graph.js";
+import { buildWasm, checkWasmDtypes } from "../compile.js";
+import { DiagnosticBag, formatDiagnostics } from "../diagnostics.js";
+import type { ParsedInput } from "./inputs.js";
+import { loadKilnModule } from "../../runtime/wasm/module.js";
+import { Tensor } from "../../runtime/tensor.js";
+import { KilnError } from "../../runtime/errors.js";
+import { Rng } from "../../runtime/rng.js";
+import { fillInit } from "../../runtime/init.js";
+import { evaluateGraph } from "../reference/interpreter.js";
+import { RandomStreams } from "../../runtime/random.js";
 
 /** Param values exactly as the wasm runtime initialises them (same RNG stream, rounded to f32). */
 export function referenceParams(ir: IRModule, seed: number): Record<string, Float64Array> {

@@ -3,17 +3,17 @@
 // weights are quantized per output channel and prepacked once; restoreFloat switches back. This file is the
 // wasm side and the entry points; a WebGPU module is handed to webgpu/quantize.ts (same plan rewrite).
 
-import { KilnError } from "./errors.js";
-import { WASM_STATE, type KilnModule, type WasmState } from "./module.js";
-import { FunctionExecutor, type ParamSlot } from "./executor.js";
-import type { AnyTypedArray } from "./dtype.js";
-import { packWeight, qpWords, type QuantizedWeight } from "./quantize-math.js";
-import { buildReport, dequantized, eligible, frozenParams, int8Param, kernelsOf, quantizeWeights, rewrite, type Int8Choice, type QuantizeOptions, type QuantizeReport } from "./quantize-plan.js";
-import { KilnGpuModule } from "./webgpu/module.js";
-import { gpuQuantization, quantizeDynamicGpu, restoreFloatGpu } from "./webgpu/quantize.js";
+import { KilnError } from "../errors.js";
+import { WASM_STATE, type KilnModule, type WasmState } from "../wasm/module.js";
+import { FunctionExecutor, type ParamSlot } from "../wasm/executor.js";
+import type { AnyTypedArray } from "../dtype.js";
+import { packWeight, qpWords, type QuantizedWeight } from "./math.js";
+import { buildReport, dequantized, eligible, frozenParams, int8Param, kernelsOf, quantizeWeights, rewrite, type Int8Choice, type QuantizeOptions, type QuantizeReport } from "./plan.js";
+import { KilnGpuModule } from "../webgpu/module.js";
+import { gpuQuantization, quantizeDynamicGpu, restoreFloatGpu } from "../webgpu/quantize.js";
 
-export type { QuantizeOptions, QuantizeReport, QuantizedOp, ErrorStats, Int8Choice } from "./quantize-plan.js";
-export { eligible, errorStats } from "./quantize-plan.js";
+export type { QuantizeOptions, QuantizeReport, QuantizedOp, ErrorStats, Int8Choice } from "./plan.js";
+export { eligible, errorStats } from "./plan.js";
 
 interface QState {
   mode: "dynamic" | "static";

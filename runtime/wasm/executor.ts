@@ -1,15 +1,15 @@
 // Runs one function's plan on the wasm backend: checks the plan against the wasm at load; per call binds dims,
 // places every value (param/const persistent, alias, input/temp scratch), runs the steps, copies outputs out.
 
-import { evalDimPoly, type FunctionManifest, type ParamManifest, type ValueManifest } from "./manifest.js";
-import { KilnError } from "./errors.js";
-import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, f32ArrayToBf16Bits, f32ArrayToF16Bits, type AnyTypedArray, type DType, decodeElement, isFiniteElement } from "./dtype.js";
-import { Tensor } from "./tensor.js";
+import { evalDimPoly, type FunctionManifest, type ParamManifest, type ValueManifest } from "../manifest.js";
+import { KilnError } from "../errors.js";
+import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, f32ArrayToBf16Bits, f32ArrayToF16Bits, type AnyTypedArray, type DType, decodeElement, isFiniteElement } from "../dtype.js";
+import { Tensor } from "../tensor.js";
 import type { LinearMemory } from "./memory.js";
-import type { KernelFn } from "./wasm-backend.js";
-import { bindCall, type CallOptions } from "./bind.js";
+import type { KernelFn } from "./backend.js";
+import { bindCall, type CallOptions } from "../bind.js";
 import { outsOf, planMemory, type MemoryPlan } from "./memory-plan.js";
-import { RandomStreams } from "./random.js";
+import { RandomStreams } from "../random.js";
 import { matmulScratchBytesAt } from "./matmul-scratch.js";
 
 export interface ParamSlot {
@@ -188,7 +188,7 @@ export class FunctionExecutor {
       const ptrs = new Array<number>(fn.values.length).fill(-1);
       const what = `${fn.name}${dimNote}`;
       const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : v.source.kind === "temp" && v.source.matmul ? scratchBytes(fn, i, dims) : numels[i]! * dtypeBytes(v.dtype)));
-      // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/memory-plan.ts).
+      // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/wasm/memory-plan.ts).
       const planKey = bytes.join(",");
       let plan = this.#plans.get(planKey);
       if (!plan) {
@@ -325,7 +325,7 @@ function numelOf(shape: ValueManifest["shape"], dims: Record<string, number>): n
   return n;
 }
 
-/** A matmul step's packing scratch at the call's dims (runtime/matmul-scratch.ts); a bad formula is a bad manifest. */
+/** A matmul step's packing scratch at the call's dims (runtime/wasm/matmul-scratch.ts); a bad formula is a bad manifest. */
 function scratchBytes(fn: FunctionManifest, i: number, dims: Record<string, number>): number {
   const src = fn.values[i]!.source as { matmul: Parameters<typeof matmulScratchBytesAt>[0] };
   try {

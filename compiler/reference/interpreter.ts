@@ -2,13 +2,13 @@
 // Tests compare every backend with it. It is slow on purpose (plain loops, no tricks) and is not shipped with
 // generated modules (it imports the compiler's op registry).
 
-import type { Graph } from "../compiler/ir/graph.js";
-import type { Shape } from "../compiler/ir/types.js";
-import { OPS } from "../compiler/ops/registry.js";
-import type { RefTensor } from "../compiler/ops/types.js";
-import { roundRefToStorage } from "../compiler/ops/shape-utils.js";
-import { KilnError } from "./errors.js";
-import { RandomStreams } from "./random.js";
+import type { Graph } from "../ir/graph.js";
+import type { Shape } from "../ir/types.js";
+import { OPS } from "../ops/registry.js";
+import type { RefTensor } from "../ops/types.js";
+import { roundRefToStorage } from "../ops/shape-utils.js";
+import { KilnError } from "../../runtime/errors.js";
+import { RandomStreams } from "../../runtime/random.js";
 
 export interface RefInput {
   readonly data: ArrayLike<number>;

@@ -1,8 +1,8 @@
 // Load-time choices for the wasm kernels: the relaxed-SIMD build when the engine validates it, and a thread pool
 // on a shared memory when `threads` > 1 and the engine can share memory (otherwise one thread, cleanly).
 
-import { KilnError } from "./errors.js";
-import { instantiateKernels, relaxedSimdSupported, toBytes, type KernelFn, type WasmKernels } from "./wasm-backend.js";
+import { KilnError } from "../errors.js";
+import { instantiateKernels, relaxedSimdSupported, toBytes, type KernelFn, type WasmKernels } from "./backend.js";
 import { readParallelInfo, type RowSplit } from "./threads-meta.js";
 import { splitCall } from "./threads-split.js";
 import { sharedMemorySupported, ThreadPool, toSharedBinary } from "./threads.js";

@@ -7,17 +7,17 @@
 
 import { mkdir } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import type { Graph, IRModule } from "./ir/graph.js";
-import { buildWasm } from "./compile.js";
-import { loadKilnModule, type KilnModule } from "../runtime/module.js";
-import type { Tensor } from "../runtime/tensor.js";
-import { KilnError } from "../runtime/errors.js";
-import { saveSafetensors } from "../runtime/safetensors.js";
-import { ProgressBar } from "../runtime/progress.js";
-import { trainingPlotSvg, writeSvg } from "../runtime/plot.js";
-import { readScaler, trainStepWithScaler } from "../runtime/loss-scale.js";
-import { loadCheckpoint, saveCheckpoint } from "../runtime/checkpoint.js";
-import { asModelInput, imageAndLabelInputs, mnistDir, mnistLoaders, syntheticBatch } from "./cli-data.js";
+import type { Graph, IRModule } from "../ir/graph.js";
+import { buildWasm } from "../compile.js";
+import { loadKilnModule, type KilnModule } from "../../runtime/wasm/module.js";
+import type { Tensor } from "../../runtime/tensor.js";
+import { KilnError } from "../../runtime/errors.js";
+import { saveSafetensors } from "../../runtime/safetensors.js";
+import { ProgressBar } from "../../runtime/train/progress.js";
+import { trainingPlotSvg, writeSvg } from "../../runtime/train/plot.js";
+import { readScaler, trainStepWithScaler } from "../../runtime/train/loss-scale.js";
+import { loadCheckpoint, saveCheckpoint } from "../../runtime/train/checkpoint.js";
+import { asModelInput, imageAndLabelInputs, mnistDir, mnistLoaders, syntheticBatch } from "./data.js";
 
 export interface TrainOptions {
   train?: string;

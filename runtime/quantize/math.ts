@@ -1,9 +1,9 @@
-// Quantization arithmetic shared by the runtime's quantization pass (runtime/quantize.ts) and its tests: int8
+// Quantization arithmetic shared by the runtime's quantization pass (runtime/quantize/dynamic.ts) and its tests: int8
 // per-channel weights, ONNX-style u8 activation ranges, and the weight packing each backend's kernels read.
 // Every f32 step is rounded with Math.fround, so these agree bit for bit with the wasm kernels.
 
-import { KilnError } from "./errors.js";
-import { qpLayout, type QPacking } from "./manifest.js";
+import { KilnError } from "../errors.js";
+import { qpLayout, type QPacking } from "../manifest.js";
 
 /** Round half to even (ONNX QuantizeLinear, PyTorch, wasm f32.nearest). */
 export function rint(x: number): number {

@@ -1,8 +1,8 @@
 // SVG line charts of training curves (loss and accuracy per step or epoch), built as a string with no
 // dependencies: axes with "nice" ticks, loss on the left axis, accuracy on a right axis fixed to [0, 1], a legend.
 
-import { KilnError } from "./errors.js";
-import { isNode } from "./io.js";
+import { KilnError } from "../errors.js";
+import { isNode } from "../io.js";
 
 export interface Series {
   name: string;

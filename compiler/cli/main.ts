@@ -4,16 +4,16 @@
 
 import { mkdir, readFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import { buildWasm, buildWgsl, checkWasmDtypes, compileToIR, PRECISIONS, withWgsl, type Precision } from "./compile.js";
-import type { Manifest } from "../runtime/manifest.js";
-import { DiagnosticBag, formatDiagnostics } from "./diagnostics.js";
-import { ioType } from "./ir/graph.js";
-import { printModule } from "./ir/print.js";
-import { DUMP_POINTS } from "./passes/pipeline.js";
-import { COMPILER_VERSION } from "./version.js";
-import { InputSpecError, parseInputSpec, type ParsedInput } from "./cli-inputs.js";
-import { Rng } from "../runtime/rng.js";
-import { KilnError } from "../runtime/errors.js";
+import { buildWasm, buildWgsl, checkWasmDtypes, compileToIR, PRECISIONS, withWgsl, type Precision } from "../compile.js";
+import type { Manifest } from "../../runtime/manifest.js";
+import { DiagnosticBag, formatDiagnostics } from "../diagnostics.js";
+import { ioType } from "../ir/graph.js";
+import { printModule } from "../ir/print.js";
+import { DUMP_POINTS } from "../passes/pipeline.js";
+import { COMPILER_VERSION } from "../version.js";
+import { InputSpecError, parseInputSpec, type ParsedInput } from "./inputs.js";
+import { Rng } from "../../runtime/rng.js";
+import { KilnError } from "../../runtime/errors.js";
 
 const USAGE = `kiln ${COMPILER_VERSION} — compile .kiln models to WebAssembly and WGSL
 
@@ -141,7 +141,7 @@ async function cmdCompile(f: Flags, out: (s: string) => void, err: (s: string) =
   const withShaders = target === "all" ? withWgsl(wasmBuild.manifest, wasmBuild.plan, name) : undefined;
   const build = { ...wasmBuild, manifest: withShaders?.manifest ?? wasmBuild.manifest };
   if (f.values.has("--report")) {
-    const { reportManifest, formatReport } = await import("./report.js");
+    const { reportManifest, formatReport } = await import("../report.js");
     const dims = parseDims(f);
     out(formatReport(reportManifest(build.manifest, dims), dims));
     if (!one(f, "--out") && !emit) return 0;
@@ -160,7 +160,7 @@ async function cmdCompile(f: Flags, out: (s: string) => void, err: (s: string) =
 async function writeFiles(f: Flags, file: string, name: string, files: { manifest: Manifest; wasm: Uint8Array; wasmRelaxed?: Uint8Array; wgsl?: string }, out: (s: string) => void): Promise<number> {
   const outDir = one(f, "--out") ?? join("build", name);
   await mkdir(outDir, { recursive: true });
-  const { writeModule } = await import("./emit/module-writer.js");
+  const { writeModule } = await import("../emit/module-writer.js");
   const written = await writeModule({ outDir, baseName: name, ...files });
   out(`kiln: compiled ${file} -> ${written.filter((p) => !p.includes("kiln-runtime")).join(", ")}`);
   return 0;
@@ -203,7 +203,7 @@ async function cmdRun(f: Flags, out: (s: string) => void, err: (s: string) => vo
     inputs[name] = parseInputSpec(name, spec.slice(eq + 1), rng, dt === "i32" || dt === "i8" || dt === "u8");
   }
   const dims = parseDims(f);
-  const { runOnBackend } = await import("./cli-run.js");
+  const { runOnBackend } = await import("./run.js");
   const results = await runOnBackend(r.ir, g, inputs, dims, seed, backend);
   results.forEach((t, i) => out(`${g.outputs[i].name}: ${t}`));
   return 0;
@@ -238,7 +238,7 @@ async function cmdTrain(f: Flags, out: (s: string) => void, err: (s: string) => 
   };
   const r = frontend(file, source, [], err, [], precisionFlag(f));
   if (!r.ir) return 1;
-  const { runTraining } = await import("./cli-train.js");
+  const { runTraining } = await import("./train.js");
   await runTraining(r.ir, opts, out);
   return 0;
 }
@@ -259,7 +259,7 @@ async function cmdQuantize(f: Flags, out: (s: string) => void, err: (s: string) 
   };
   const r = frontend(file, source, [], err);
   if (!r.ir) return 1;
-  const { runQuantize } = await import("./cli-quantize.js");
+  const { runQuantize } = await import("./quantize.js");
   await runQuantize(r.ir, opts, out);
   return 0;
 }

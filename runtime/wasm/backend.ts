@@ -1,7 +1,7 @@
 // Wasm backend: instantiates the kernels with a runtime-owned memory (env.memory, or whatever memory import the
 // module declares) and reads the few facts the runtime needs from the binary. Browser-safe.
 
-import { KilnError } from "./errors.js";
+import { KilnError } from "../errors.js";
 import { LinearMemory, PAGE_BYTES } from "./memory.js";
 
 export type KernelFn = (...args: number[]) => unknown;

@@ -1,4 +1,4 @@
-// Lowering stage helper: "did you mean ...?" suggestions by edit distance.
+// "Did you mean ...?" suggestions by edit distance, for diagnostics (unknown names) and the CLI (unknown commands and flags).
 
 export function closest(name: string, candidates: Iterable<string>): string | undefined {
   let best: string | undefined;

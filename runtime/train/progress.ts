@@ -1,8 +1,8 @@
 // Terminal progress bar for training loops: one line per epoch with a bar, metrics (loss, …), throughput in
 // samples/s and an ETA. On a TTY it redraws the line with "\r"; elsewhere (logs, CI, browsers) it prints a line per update.
 
-import { KilnError } from "./errors.js";
-import { isNode } from "./io.js";
+import { KilnError } from "../errors.js";
+import { isNode } from "../io.js";
 
 /** Where lines go: process.stdout under Node, console.log elsewhere. */
 export interface ProgressStream {

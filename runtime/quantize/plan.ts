@@ -2,12 +2,12 @@
 // the WebGPU one (webgpu/quantize.ts): choosing the eligible variants, quantizing the weights, rewriting a
 // function's plan to call the int8 kernels, and the report. Pure manifest and array code: no backend state.
 
-import type { FunctionManifest, Int8StepManifest, Manifest, ParamManifest, ValueManifest } from "./manifest.js";
-import { KilnError } from "./errors.js";
-import type { CallInputs, InputValue } from "./bind.js";
-import type { AnyTypedArray } from "./dtype.js";
-import { dequantizeWeight, quantizeWeight, type LinearQuant, type QuantizedWeight } from "./quantize-math.js";
-import { formatQuantizeReport } from "./quantize-report.js";
+import type { FunctionManifest, Int8StepManifest, Manifest, ParamManifest, ValueManifest } from "../manifest.js";
+import { KilnError } from "../errors.js";
+import type { CallInputs, InputValue } from "../bind.js";
+import type { AnyTypedArray } from "../dtype.js";
+import { dequantizeWeight, quantizeWeight, type LinearQuant, type QuantizedWeight } from "./math.js";
+import { formatQuantizeReport, type ErrorStats, type QuantizedOp, type QuantizeReport } from "./report.js";
 
 export interface QuantizeOptions {
   /** Op kinds to quantize; only "matmul" (a matmul whose right operand is a param, the nn.Linear case). */
@@ -26,42 +26,7 @@ export interface QuantizeOptions {
   dot4?: boolean;
 }
 
-export interface ErrorStats {
-  maxAbs: number;
-  /** ||quantized - f32|| / ||f32|| (2-norms). */
-  relative: number;
-}
-
-export interface QuantizedOp {
-  fn: string;
-  /** Float plan steps the int8 call replaced. */
-  steps: number[];
-  ops: string[];
-  weight: string;
-  K: number;
-  N: number;
-  kernel: string;
-  input: "dynamic" | "static" | "q8";
-  output: "f32" | "q8";
-  /** The weight's dequantization error. */
-  weightError: ErrorStats;
-  /** The layer's output on the sample, int8 against f32. */
-  outputError?: ErrorStats;
-}
-
-export interface QuantizeReport {
-  mode: "dynamic" | "static";
-  /** Where the int8 kernels run; on WebGPU, whether they use dot4I8Packed or its emulation. */
-  backend: "wasm" | "webgpu";
-  wgslDot?: "dot4I8Packed" | "emulated";
-  ops: QuantizedOp[];
-  /** Bytes of the quantized weights in f32 and as int8 plus scales. */
-  weightBytes: { f32: number; int8: number };
-  /** The sample's outputs, int8 against f32. */
-  sampleError?: ErrorStats;
-  /** A readable table of the above. */
-  text: string;
-}
+export type { ErrorStats, QuantizedOp, QuantizeReport } from "./report.js";
 
 /** One int8 call of a plan, as chosen: the variant, its kernel, and (static) its activation quantization. */
 export interface Int8Choice {

@@ -4,7 +4,7 @@
 // update may be written straight into the param it replaces when nothing reads the old value afterwards.
 // Used by the executor at run time and by `kiln compile --report` at compile time.
 
-import type { FunctionManifest, StepManifest } from "./manifest.js";
+import type { FunctionManifest, StepManifest } from "../manifest.js";
 
 const ALIGN = 16;
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;

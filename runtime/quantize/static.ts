@@ -2,16 +2,16 @@
 // over a few batches of the f32 model (min/max or a percentile), then runs the function's matmul chain in int8,
 // each step requantizing its output to u8 for the next one instead of going back to f32. Wasm and WebGPU modules.
 
-import { KilnError } from "./errors.js";
-import type { KilnModule } from "./module.js";
-import type { CallInputs, InputValue } from "./bind.js";
-import type { AnyTypedArray } from "./dtype.js";
-import type { Int8StepManifest } from "./manifest.js";
-import { finish, restoreFloat, wasmState } from "./quantize.js";
-import { eligible, quantizeWeights, type Int8Choice, type QuantizeOptions, type QuantizeReport } from "./quantize-plan.js";
-import { rangeToQuant, type LinearQuant } from "./quantize-math.js";
-import { KilnGpuModule } from "./webgpu/module.js";
-import { finishGpu, gpuObserver, readParams } from "./webgpu/quantize.js";
+import { KilnError } from "../errors.js";
+import type { KilnModule } from "../wasm/module.js";
+import type { CallInputs, InputValue } from "../bind.js";
+import type { AnyTypedArray } from "../dtype.js";
+import type { Int8StepManifest } from "../manifest.js";
+import { finish, restoreFloat, wasmState } from "./dynamic.js";
+import { eligible, quantizeWeights, type Int8Choice, type QuantizeOptions, type QuantizeReport } from "./plan.js";
+import { rangeToQuant, type LinearQuant } from "./math.js";
+import { KilnGpuModule } from "../webgpu/module.js";
+import { finishGpu, gpuObserver, readParams } from "../webgpu/quantize.js";
 
 export type Calibration = "minmax" | { percentile: number };
 

@@ -4,12 +4,12 @@
 // state_dicts in one). Mixed precision's 16-bit weight copies are derived from their masters and never saved:
 // setting a master refreshes its copy. Wasm and WebGPU modules alike (WebGPU reads params back asynchronously).
 
-import { KilnError } from "./errors.js";
-import type { KilnModule } from "./module.js";
-import type { KilnGpuModule } from "./webgpu/module.js";
-import type { Tensor } from "./tensor.js";
-import type { Source } from "./data/source.js";
-import { safetensorsFileOf, saveSafetensors, serializeSafetensors, type SafetensorsFile } from "./safetensors.js";
+import { KilnError } from "../errors.js";
+import type { KilnModule } from "../wasm/module.js";
+import type { KilnGpuModule } from "../webgpu/module.js";
+import type { Tensor } from "../tensor.js";
+import type { Source } from "../data/source.js";
+import { safetensorsFileOf, saveSafetensors, serializeSafetensors, type SafetensorsFile } from "../safetensors.js";
 
 /** The metadata value of `format` that marks a checkpoint (weights-only files say "kiln-weights"). */
 export const CHECKPOINT_FORMAT = "kiln-checkpoint";

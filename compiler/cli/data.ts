@@ -4,12 +4,12 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ioType, type Graph } from "./ir/graph.js";
-import type { Tensor } from "../runtime/tensor.js";
-import { Tensor as T } from "../runtime/tensor.js";
-import { KilnError } from "../runtime/errors.js";
-import { Rng } from "../runtime/rng.js";
-import { DataLoader, loadMnist, compose, toTensor, normalize, randomCrop, randomRotation, type TensorDataset } from "../runtime/data/index.js";
+import { ioType, type Graph } from "../ir/graph.js";
+import type { Tensor } from "../../runtime/tensor.js";
+import { Tensor as T } from "../../runtime/tensor.js";
+import { KilnError } from "../../runtime/errors.js";
+import { Rng } from "../../runtime/rng.js";
+import { DataLoader, loadMnist, compose, toTensor, normalize, randomCrop, randomRotation, type TensorDataset } from "../../runtime/data/index.js";
 
 /** MNIST's mean and standard deviation of pixel values in [0, 1] (the usual torchvision constants). */
 export const MNIST_MEAN = 0.1307;

@@ -2,8 +2,8 @@
 // instantiate the same module on a shared WebAssembly.Memory. A dispatch puts a kernel call's chunks in a
 // SharedArrayBuffer control block; every thread, the caller included, claims chunks; kernel calls stay synchronous.
 
-import { KilnError } from "./errors.js";
-import { isNode } from "./io.js";
+import { KilnError } from "../errors.js";
+import { isNode } from "../io.js";
 import { CTL, WORKER_SOURCE } from "./worker.js";
 
 /** Pages of the shared memory's declared maximum (shared memories need one): 2 GiB. */

@@ -4,17 +4,17 @@
 
 import { mkdir, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import type { IRModule } from "./ir/graph.js";
-import { buildWasm } from "./compile.js";
-import { loadKilnModule, type KilnModule } from "../runtime/module.js";
-import type { FunctionManifest } from "../runtime/manifest.js";
-import type { Tensor } from "../runtime/tensor.js";
-import { KilnError } from "../runtime/errors.js";
-import { loadSafetensors } from "../runtime/safetensors.js";
-import { quantizeDynamic } from "../runtime/quantize.js";
-import { quantizeStatic, type Calibration } from "../runtime/quantize-static.js";
-import { loadWeights, saveQuantized } from "../runtime/quantize-io.js";
-import { asModelInput, mnistDir, mnistLoaders } from "./cli-data.js";
+import type { IRModule } from "../ir/graph.js";
+import { buildWasm } from "../compile.js";
+import { loadKilnModule, type KilnModule } from "../../runtime/wasm/module.js";
+import type { FunctionManifest } from "../../runtime/manifest.js";
+import type { Tensor } from "../../runtime/tensor.js";
+import { KilnError } from "../../runtime/errors.js";
+import { loadSafetensors } from "../../runtime/safetensors.js";
+import { quantizeDynamic } from "../../runtime/quantize/dynamic.js";
+import { quantizeStatic, type Calibration } from "../../runtime/quantize/static.js";
+import { loadWeights, saveQuantized } from "../../runtime/quantize/io.js";
+import { asModelInput, mnistDir, mnistLoaders } from "./data.js";
 
 export interface QuantizeCliOptions {
   weights: string;
