@@ -2,7 +2,7 @@
 // WGSL, with every stage's diagnostics collected. Used by the CLI and by tests; writes no files (see compiler/emit/).
 
 import { DiagnosticBag, type Diagnostic } from "./diagnostics.js";
-import { parseProgram } from "./frontend/parse.js";
+import { parseProgram } from "./frontend/kiln/parse.js";
 import type { IRModule } from "./ir/graph.js";
 import { printModule } from "./ir/print.js";
 import { lowerProgram } from "./lower/lower-module.js";

@@ -1,7 +1,7 @@
 // Lowering stage, `@autocast(f16|bf16|f32)` on a fn or model method: which autocast region a body is lowered in
 // (stamped on its nodes, including those of functions it inlines), and the checks that bad attributes get.
 
-import type { FnDecl, Program } from "../frontend/ast.js";
+import type { FnDecl, Program } from "../frontend/kiln/ast.js";
 import type { DiagnosticBag } from "../diagnostics.js";
 import type { Autocast } from "../ir/graph.js";
 

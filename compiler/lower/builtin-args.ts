@@ -1,7 +1,7 @@
 // Lowering stage, builtin arguments: the binding types every builtin table shares (builtins.ts, builtins-nn.ts)
 // and the readers of constant arguments (integers, numbers, booleans) with their K304 diagnostics.
 
-import type { CallExpr } from "../frontend/ast.js";
+import type { CallExpr } from "../frontend/kiln/ast.js";
 import type { Lowerer } from "./lowerer.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 

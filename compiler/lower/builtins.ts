@@ -2,7 +2,7 @@
 // of each builtin to primitives or composites. Arguments that must be compile-time constants (axes, shapes,
 // dtypes, sizes) are checked here with K304.
 
-import type { CallExpr } from "../frontend/ast.js";
+import type { CallExpr } from "../frontend/kiln/ast.js";
 import type { Span } from "../diagnostics.js";
 import { formatType, type Dim, type Shape } from "../ir/types.js";
 import * as C from "../ops/composites.js";

@@ -5,7 +5,7 @@
 // trip count or a while condition needs a `max:` bound; each iteration is guarded by "this iteration runs", so
 // iterations past the actual count are skipped and leave the variables unchanged. See docs/language.md.
 
-import type { Expr, ForStmt, IfStmt, Stmt, WhileStmt } from "../frontend/ast.js";
+import type { Expr, ForStmt, IfStmt, Stmt, WhileStmt } from "../frontend/kiln/ast.js";
 import type { Span } from "../diagnostics.js";
 import { formatType, sameShape } from "../ir/types.js";
 import type { BodyResult, Lowerer } from "./lowerer.js";

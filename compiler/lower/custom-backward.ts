@@ -2,7 +2,7 @@
 // rule's body is lowered against a `cotangent` placeholder and checked (one gradient per parameter, each with
 // its parameter's dtype and shape); the autodiff pass substitutes the real output gradient when it needs it.
 
-import type { FnDecl } from "../frontend/ast.js";
+import type { FnDecl } from "../frontend/kiln/ast.js";
 import { formatType, sameShape } from "../ir/types.js";
 import type { Frame, Lowerer } from "./lowerer.js";
 import { tensor, type Val } from "./values.js";

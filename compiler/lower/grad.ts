@@ -2,7 +2,7 @@
 // is inlined with the differentiated arguments/params wrapped in identity nodes, and one `gradient(y, w)`
 // marker per wrt is emitted; the autodiff pass later replaces each marker by the backward graph.
 
-import type { ApplyExpr, Expr } from "../frontend/ast.js";
+import type { ApplyExpr, Expr } from "../frontend/kiln/ast.js";
 import { formatType, isFloat } from "../ir/types.js";
 import type { Lowerer } from "./lowerer.js";
 import type { ModelInfo } from "./module-scope.js";

@@ -4,7 +4,7 @@
 // `interval` clean steps in a row it is multiplied by `growth`. Scale and clean-step count are state params
 // (`T.scaler.scale`, `T.scaler.good_steps`) that the runtime keeps and checkpoints save.
 
-import type { Expr } from "../frontend/ast.js";
+import type { Expr } from "../frontend/kiln/ast.js";
 import type { DiagnosticBag } from "../diagnostics.js";
 import type { TensorType } from "../ir/types.js";
 import type { Lowerer } from "./lowerer.js";

@@ -2,7 +2,7 @@
 // Each exported function becomes one graph; calls to other user functions are inlined (their symbolic dims
 // bound to the caller's), so every graph is self-contained.
 
-import type { BinaryExpr, CallExpr, Expr, FnDecl, Stmt } from "../frontend/ast.js";
+import type { BinaryExpr, CallExpr, Expr, FnDecl, Stmt } from "../frontend/kiln/ast.js";
 import type { Span } from "../diagnostics.js";
 import { GraphBuilder, type CustomVjp, type Graph, type GraphIO } from "../ir/graph.js";
 import { lowerFor, lowerIf, lowerWhile } from "./control-flow.js";

@@ -1,7 +1,7 @@
 // Lowering stage entry: a parsed Program -> IRModule (params with init specs + one graph per exported function:
 // every top-level fn and every model method), or diagnostics. All errors in the file are collected.
 
-import type { Program } from "../frontend/ast.js";
+import type { Program } from "../frontend/kiln/ast.js";
 import type { DiagnosticBag } from "../diagnostics.js";
 import type { Graph, IRModule, ParamInfo } from "../ir/graph.js";
 import { FnLowerer } from "./lower-fn.js";

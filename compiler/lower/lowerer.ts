@@ -2,7 +2,7 @@
 // the loss scaler may ask of the function lowerer (lower-fn.ts implements it). They depend on this interface, not
 // on FnLowerer itself, so lowering has no import cycle through its dispatch.
 
-import type { Expr, FnDecl, Stmt } from "../frontend/ast.js";
+import type { Expr, FnDecl, Stmt } from "../frontend/kiln/ast.js";
 import type { DiagnosticBag, Span } from "../diagnostics.js";
 import type { CustomVjp, GraphBuilder } from "../ir/graph.js";
 import type { Dim, DType, TensorType } from "../ir/types.js";

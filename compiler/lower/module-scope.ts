@@ -1,7 +1,7 @@
 // Lowering stage: the names a program declares (top-level fns, models with their params and methods),
 // collected once before any function body is lowered, with duplicate-definition checks.
 
-import type { FnDecl, ModelDecl, ParamDecl, Program } from "../frontend/ast.js";
+import type { FnDecl, ModelDecl, ParamDecl, Program } from "../frontend/kiln/ast.js";
 import type { DiagnosticBag } from "../diagnostics.js";
 
 export interface ModelInfo {

@@ -2,7 +2,7 @@
 // with PyTorch's update rules, emitted as graph nodes after the gradients. Their state (momentum buffers,
 // moments, step count) lives in params with role "state" that the runtime keeps between calls.
 
-import type { CallExpr, Expr } from "../frontend/ast.js";
+import type { CallExpr, Expr } from "../frontend/kiln/ast.js";
 import type { DiagnosticBag, Span } from "../diagnostics.js";
 import type { ParamInfo } from "../ir/graph.js";
 import type { TensorType } from "../ir/types.js";

@@ -1,7 +1,7 @@
 // Lowering stage, model params: checks each `param name: type = init(...)` and turns the initialiser call into
 // the InitSpec the runtime executes with its seeded RNG.
 
-import type { CallExpr, Expr, ParamDecl } from "../frontend/ast.js";
+import type { CallExpr, Expr, ParamDecl } from "../frontend/kiln/ast.js";
 import type { DiagnosticBag } from "../diagnostics.js";
 import type { ParamInfo } from "../ir/graph.js";
 import { isFloat, type TensorType } from "../ir/types.js";

@@ -3,7 +3,7 @@
 // it with respect to every param of the model, applies the optimizer, and lists the new param, optimizer-state and
 // batch_norm running-statistics values as updates; it returns the loss.
 
-import type { Expr, TrainDecl } from "../frontend/ast.js";
+import type { Expr, TrainDecl } from "../frontend/kiln/ast.js";
 import { ioType, type Graph, type ParamInfo } from "../ir/graph.js";
 import { formatType, isFloat, type TensorType } from "../ir/types.js";
 import { FnLowerer } from "./lower-fn.js";

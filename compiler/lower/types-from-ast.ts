@@ -1,7 +1,7 @@
 // Lowering stage: turns written types (`f32[B, 784]`) into IR TensorTypes and unifies declared types with the
 // actual types of arguments/results, binding symbolic dims (a callee's N := caller's B or 128).
 
-import type { TypeExpr } from "../frontend/ast.js";
+import type { TypeExpr } from "../frontend/kiln/ast.js";
 import type { DiagnosticBag, Span } from "../diagnostics.js";
 import { formatType, isDType, type Dim, type TensorType } from "../ir/types.js";
 

@@ -2,8 +2,8 @@
 // and the guarantee that parseProgram never throws.
 
 import { describe, expect, it } from "vitest";
-import type { FnDecl, ModelDecl } from "../../compiler/frontend/ast.js";
-import { parseProgram } from "../../compiler/frontend/parse.js";
+import type { FnDecl, ModelDecl } from "../../compiler/frontend/kiln/ast.js";
+import { parseProgram } from "../../compiler/frontend/kiln/parse.js";
 import { diags } from "./helpers.js";
 
 describe("lexical errors", () => {

@@ -1,8 +1,8 @@
 // Test helpers for the frontend: parse-and-assert-clean, and a compact S-expression view of expressions.
 
 import { expect } from "vitest";
-import type { Expr, FnDecl, Program } from "../../compiler/frontend/ast.js";
-import { parseProgram } from "../../compiler/frontend/parse.js";
+import type { Expr, FnDecl, Program } from "../../compiler/frontend/kiln/ast.js";
+import { parseProgram } from "../../compiler/frontend/kiln/parse.js";
 
 /** Parses `source` and fails the test if there is any diagnostic. */
 export function parseOk(source: string): Program {

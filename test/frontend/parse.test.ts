@@ -1,7 +1,7 @@
 // Frontend on well-formed input: declarations, statements, operator precedence, literals and spans.
 
 import { describe, expect, it } from "vitest";
-import type { FnDecl, ModelDecl } from "../../compiler/frontend/ast.js";
+import type { FnDecl, ModelDecl } from "../../compiler/frontend/kiln/ast.js";
 import { parseExpr, parseOk, sexpr } from "./helpers.js";
 
 const MLP = `// A two-layer MLP classifier.

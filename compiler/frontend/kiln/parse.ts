@@ -2,7 +2,7 @@
 // Runs lexer.ts, parser.ts and to-ast.ts, and rewords their errors into the project's diagnostic codes.
 
 import { EOF, type IRecognitionException, type IToken } from "chevrotain";
-import { DiagnosticBag, type Diagnostic, type Span } from "../diagnostics.js";
+import { DiagnosticBag, type Diagnostic, type Span } from "../../diagnostics.js";
 import type { Program } from "./ast.js";
 import { BadNumber, ERROR_GROUP, kilnLexer } from "./lexer.js";
 import { kilnParser } from "./parser.js";

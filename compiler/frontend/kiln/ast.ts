@@ -3,7 +3,7 @@
 // Later language features (grad, backward rules, if/for/while, train blocks, precision attributes) add new
 // node kinds to these unions rather than changing existing ones.
 
-import type { Span } from "../diagnostics.js";
+import type { Span } from "../../diagnostics.js";
 
 export interface Program {
   readonly file: string;

@@ -3,7 +3,7 @@
 // lookup here is optional and missing pieces become placeholders; the walk itself never throws on bad input.
 
 import type { CstNode, IToken } from "chevrotain";
-import type { DiagnosticBag, Span } from "../diagnostics.js";
+import type { DiagnosticBag, Span } from "../../diagnostics.js";
 import { BadNumber } from "./lexer.js";
 import type {
   BackwardRule,
