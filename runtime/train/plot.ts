@@ -67,7 +67,9 @@ export function lineChartSvg(series: readonly Series[], opts: ChartOptions = {})
   if (opts.title) out.push(text(W / 2, 20, opts.title, "middle", 'font-size="14" font-weight="bold"'));
   out.push(...xAxis(xTicks, sx, plot, opts.xLabel ?? "step"));
   out.push(...yAxis(yTicks, sy, plot, "left", opts.yLabel ?? (hasRight ? "loss" : "")));
-  if (hasRight) out.push(...yAxis(y2Ticks, sy2, plot, "right", opts.y2Label ?? "accuracy"));
+  const rightNames = series.filter((s) => s.axis === "right").map((s) => s.name);
+  const y2Label = opts.y2Label ?? (rightNames.length === 1 && rightNames[0] === "held-out accuracy" ? "held-out accuracy" : "accuracy");
+  if (hasRight) out.push(...yAxis(y2Ticks, sy2, plot, "right", y2Label));
   series.forEach((s, i) => {
     const color = s.color ?? COLORS[i % COLORS.length]!;
     const y = s.axis === "right" ? sy2 : sy;
@@ -191,7 +193,8 @@ function yAxis(ticks: number[], sy: (v: number) => number, p: Box, side: "left" 
 }
 
 function legend(series: readonly Series[], p: Box): string[] {
-  const out: string[] = [];
+  // A light backing, so curves that pass under the legend do not run through its words.
+  const out: string[] = series.length ? [`<rect x="${p.x + p.w - 136}" y="${p.y + 2}" width="132" height="${series.length * 16 + 6}" fill="white" fill-opacity="0.85"/>`] : [];
   series.forEach((s, i) => {
     const y = p.y + 14 + i * 16;
     const x = p.x + p.w - 130;
