@@ -1,4 +1,4 @@
-// CLI helper for `kiln quantize`: loads a file's trained weights, switches its linear layers to int8 (dynamic, or
+// `kiln quantize`: loads a file's trained weights, switches its linear layers to int8 (dynamic, or
 // static calibrated on MNIST training batches), prints what was quantized and its error (and with --data mnist
 // the held-out accuracy in f32 and int8), and writes the int8 weights as safetensors (I8 + F32 scales).
 
@@ -15,6 +15,49 @@ import { quantizeDynamic } from "../../runtime/quantize/dynamic.js";
 import { quantizeStatic, type Calibration } from "../../runtime/quantize/static.js";
 import { loadWeights, saveQuantized } from "../../runtime/quantize/io.js";
 import { asModelInput, mnistDir, mnistLoaders } from "./data.js";
+import { checkFile, frontend, intOpt, readSource, SEED_OPTION, str, UsageError, type Command, type CommandIo, type Values } from "./common.js";
+
+export const quantizeCommand: Command = {
+  name: "quantize",
+  args: "FILE.kiln --weights W.safetensors",
+  summary: "switch every linear layer (matmul on a param) to int8 and report each op's error",
+  details: ["--data mnist also measures held-out accuracy (static mode calibrates on training batches); --out writes I8 weights + scales"],
+  options: {
+    weights: { type: "string", value: "W.safetensors", help: "the trained f32 weights (kiln train --save)" },
+    out: { type: "string", value: "Q.safetensors", help: "write the int8 weights and their scales here" },
+    mode: { type: "string", value: "dynamic|static", help: "dynamic (default): activations quantized per call; static: calibrated ranges" },
+    fn: { type: "string", value: "NAME", help: "the function to measure and calibrate (default: the forward with int8 steps)" },
+    data: { type: "string", value: "mnist", help: "measure held-out accuracy (and calibrate) on the bundled MNIST images" },
+    "data-dir": { type: "string", value: "DIR", help: "where the MNIST files are (default data/mnist)" },
+    "calibration-batches": { type: "string", value: "N", help: "static mode: training batches to calibrate on (default 8)" },
+    percentile: { type: "string", value: "P", help: "static mode: clip activation ranges at this percentile in (50, 100] (default: min/max)" },
+    seed: SEED_OPTION,
+  },
+  run: quantize,
+};
+
+async function quantize(v: Values, positionals: string[], io: CommandIo): Promise<number> {
+  const { file, source } = await readSource(positionals);
+  const weights = str(v, "weights");
+  if (!weights) throw new UsageError("kiln quantize needs --weights FILE.safetensors (f32 weights, e.g. from kiln train --save)");
+  const mode = str(v, "mode") ?? "dynamic";
+  if (mode !== "dynamic" && mode !== "static") throw new UsageError(`--mode must be dynamic or static, got '${mode}'`);
+  const data = str(v, "data");
+  if (data !== undefined && data !== "mnist") throw new UsageError(`kiln quantize --data must be mnist, got '${data}'`);
+  if (str(v, "data-dir") !== undefined && data === undefined) throw new UsageError("--data-dir needs --data mnist");
+  for (const o of ["calibration-batches", "percentile"]) if (str(v, o) !== undefined && mode !== "static") throw new UsageError(`--${o} calibrates static quantization; add --mode static`);
+  const pct = str(v, "percentile");
+  if (pct !== undefined && !(Number(pct) > 50 && Number(pct) <= 100)) throw new UsageError(`--percentile must be a number in (50, 100], got '${pct}'`);
+  const opts: QuantizeCliOptions = {
+    weights, mode, out: str(v, "out"), fn: str(v, "fn"), data, dataDir: str(v, "data-dir"),
+    batches: intOpt(v, "calibration-batches", 8, 1), calibration: pct === undefined ? "minmax" : { percentile: Number(pct) }, seed: intOpt(v, "seed", 0, -(2 ** 31)),
+  };
+  await checkFile(weights, "weights");
+  const r = frontend(file, source, io);
+  if (!r.ir) return 1;
+  await runQuantize(r.ir, opts, io.out);
+  return 0;
+}
 
 export interface QuantizeCliOptions {
   weights: string;

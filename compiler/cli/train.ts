@@ -1,13 +1,13 @@
-// CLI helper for `kiln train`: compiles a file's train block, then calls its step function batch after batch
-// and reports progress. Data: `synthetic` (one fixed seeded batch for --steps steps, so the loss must fall as
-// the model fits it) or `mnist` (--epochs over the bundled training images with a progress bar per epoch, then
-// the accuracy on the 2000 held-out images). Optimizer state lives in the runtime between steps; --save writes
+// `kiln train`: compiles a file's train block, then calls its step function batch after batch and reports
+// progress. Data: `synthetic` (one fixed seeded batch for --steps steps, so the loss must fall as the model fits
+// it), `mnist` (the bundled images, 2000 held out) or a file of the user's (CSV, NPY, IDX: datafile.ts, a share
+// held out): --epochs with a progress bar per epoch, then the held-out accuracy. Optimizer state lives in the runtime between steps; --save writes
 // the trained weights as safetensors, --checkpoint the whole training state (weights, optimizer state, loss scaler)
 // that --resume starts from, and --plot an SVG of loss and accuracy.
 
 import { mkdir } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import type { Graph, IRModule } from "../ir/graph.js";
+import { ioType, type Graph, type IRModule } from "../ir/graph.js";
 import { buildWasm } from "../compile.js";
 import { loadKilnModule, type KilnModule } from "../../runtime/wasm/module.js";
 import type { Tensor } from "../../runtime/tensor.js";
@@ -17,12 +17,23 @@ import { ProgressBar } from "../../runtime/train/progress.js";
 import { trainingPlotSvg, writeSvg } from "../../runtime/train/plot.js";
 import { readScaler, trainStepWithScaler } from "../../runtime/train/loss-scale.js";
 import { loadCheckpoint, saveCheckpoint } from "../../runtime/train/checkpoint.js";
+import type { DataLoader } from "../../runtime/data/index.js";
 import { asModelInput, imageAndLabelInputs, mnistDir, mnistLoaders, syntheticBatch } from "./data.js";
+import { dataFormat, fileLoaders, type DataFormat } from "./datafile.js";
+import { closest } from "../suggest.js";
+import { checkFile, flag, frontend, intOpt, PRECISION_OPTION, precisionOpt, readSource, SEED_OPTION, str, UsageError, type Command, type CommandIo, type Values } from "./common.js";
 
 export interface TrainOptions {
   train?: string;
-  data?: "synthetic" | "mnist";
+  /** "synthetic" (default), "mnist", or the path of a .csv/.npy/.idx file. */
+  data?: string;
   dataDir?: string;
+  /** --data FILE (.npy/.idx): the labels file. */
+  labels?: string;
+  /** --data FILE.csv: the label column (name or 0-based index). */
+  labelColumn?: string;
+  /** --data FILE: the fraction of rows held out (default 0.2). */
+  valSplit?: number;
   steps: number;
   epochs?: number;
   batch: number;
@@ -38,15 +49,15 @@ export interface TrainOptions {
   /** Random rotation and crop of the training images (mnist). */
   augment?: boolean;
   /** Where the progress bar draws (default: stderr). */
-  progress?: NodeJS.WritableStream & { isTTY?: boolean };
+  progress?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 }
 
 export interface TrainResult {
-  /** Loss per step (synthetic) or mean loss per epoch (mnist). */
+  /** Loss per step (synthetic) or mean loss per epoch (mnist, a file). */
   losses: number[];
-  /** Held-out accuracy after each epoch (mnist only). */
+  /** Held-out accuracy after each epoch (mnist, a file). */
   accuracy: number[];
-  /** The module's wasm memory size after each epoch (mnist only): flat after the first, no growth per batch. */
+  /** The module's wasm memory size after each epoch (mnist, a file): flat after the first, no growth per batch. */
   memoryBytes: number[];
   module: KilnModule;
 }
@@ -108,7 +119,7 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
       out(`step ${String(s).padStart(String(opts.steps).length)}/${opts.steps}  loss ${loss.toFixed(6)}`);
     }
   } else {
-    await trainMnist(ir, g, mod, opts, out, result);
+    await trainEpochs(ir, g, mod, opts, out, result, await epochData(ir, g, opts));
   }
   // Dynamic loss scaling: where the scale ended (halved by overflowing steps, doubled after `interval` clean ones).
   const scaler = scalerState(mod, name);
@@ -117,13 +128,66 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
   return result;
 }
 
-async function trainMnist(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, result: TrainResult): Promise<void> {
-  const { image, label, imageShape } = imageAndLabelInputs(g);
-  const model = modelOf(g, ir);
-  const forward = ir.functions.find((f) => f.name === `${model}.forward`);
-  const data = await mnistLoaders(mnistDir(opts.dataDir), opts.batch, opts.seed, opts.augment);
+/** What an epoch loop needs from a data source: loaders whose batches hold `xKey` and "label", and its words. */
+interface EpochData {
+  train: DataLoader;
+  test?: DataLoader;
+  xKey: string;
+  /** The step input's feature shape ([B, 784], [B, 4], ...). */
+  shape: readonly (number | string)[];
+  headline: string;
+  /** How the held-out set is called in the per-epoch line ("test" for MNIST's fixed split). */
+  heldOut: string;
+  final: (acc: number) => string;
+}
+
+async function epochData(ir: IRModule, g: Graph, opts: TrainOptions): Promise<EpochData> {
   const epochs = opts.epochs ?? 1;
-  out(`kiln: training ${g.name.replace(/\.step$/, "")} on MNIST: ${data.trainSet.length} training images (0-7999), ${data.testSet.length} held out (8000-9999), batch ${opts.batch}, ${epochs} epoch(s)${precisionNote(ir)}`);
+  const name = g.name.replace(/\.step$/, "");
+  if (opts.data === "mnist") {
+    const { imageShape } = imageAndLabelInputs(g);
+    const data = await mnistLoaders(mnistDir(opts.dataDir), opts.batch, opts.seed, opts.augment);
+    return {
+      train: data.train, test: data.test, xKey: "image", shape: imageShape, heldOut: "test",
+      headline: `kiln: training ${name} on MNIST: ${data.trainSet.length} training images (0-7999), ${data.testSet.length} held out (8000-9999), batch ${opts.batch}, ${epochs} epoch(s)${precisionNote(ir)}`,
+      final: (acc) => `kiln: final test accuracy ${(acc * 100).toFixed(2)}% on the ${data.testSet.length} held-out images`,
+    };
+  }
+  const path = opts.data!;
+  const format: DataFormat | undefined = dataFormat(path);
+  if (!format) throw new KilnError(`kiln: --data ${path}: not a .csv, .npy or .idx file`);
+  const { image, imageShape } = featureAndLabelInputs(g);
+  const forward = forwardOf(ir, g);
+  const last = forward?.outputs.length ? ioType(forward, forward.outputs[0]!).shape.at(-1) : undefined;
+  const valSplit = opts.valSplit ?? 0.2;
+  const data = await fileLoaders(path, format, { labels: opts.labels, labelColumn: opts.labelColumn, valSplit, batch: opts.batch, seed: opts.seed, shape: imageShape, ...(typeof last === "number" ? { classes: last } : {}) });
+  return {
+    train: data.train, test: data.test, xKey: "x", shape: imageShape, heldOut: "held-out",
+    headline: `kiln: training ${name} on ${path} (${data.description} as "${image}"): ${data.trainCount} training rows, ${data.testCount} held out (${Math.round(valSplit * 100)}%, seed ${opts.seed}), batch ${opts.batch}, ${epochs} epoch(s)${precisionNote(ir)}`,
+    final: (acc) => `kiln: final held-out accuracy ${(acc * 100).toFixed(2)}% on ${data.testCount} rows of ${path}`,
+  };
+}
+
+/** The step's feature input (the first float input) and label input (the first integer input). */
+function featureAndLabelInputs(g: Graph): { image: string; label: string; imageShape: readonly (number | string)[] } {
+  const io = g.inputs.map((i) => ({ name: i.name, t: ioType(g, i) }));
+  const x = io.find((i) => i.t.dtype === "f32");
+  const y = io.find((i) => i.t.dtype === "i32");
+  if (!x || !y || io.length !== 2) throw new KilnError(`kiln: ${g.name} takes (${io.map((i) => i.name).join(", ")}); training on a file needs (features: f32[B, ...], labels: i32[B])`);
+  return { image: x.name, label: y.name, imageShape: x.t.shape };
+}
+
+function forwardOf(ir: IRModule, g: Graph): Graph | undefined {
+  return ir.functions.find((f) => f.name === `${modelOf(g, ir)}.forward`);
+}
+
+async function trainEpochs(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, result: TrainResult, data: EpochData): Promise<void> {
+  const { label } = featureAndLabelInputs(g);
+  const image = featureAndLabelInputs(g).image;
+  const model = modelOf(g, ir);
+  const forward = forwardOf(ir, g);
+  const epochs = opts.epochs ?? 1;
+  out(data.headline);
   let step = 0;
   for (let epoch = 1; epoch <= epochs; epoch++) {
     const stream = opts.progress ?? process.stderr;
@@ -131,34 +195,34 @@ async function trainMnist(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainOp
     const bar = new ProgressBar({ total: data.train.length * opts.batch, label: `epoch ${epoch}/${epochs}`, stream, logIntervalMs: 5000 });
     let sum = 0, n = 0;
     for await (const batch of data.train) {
-      const loss = call(mod, g.name, { [image]: asModelInput(batch.image, imageShape), [label]: batch.label }, ++step, opts.checkNumerics);
+      const loss = call(mod, g.name, { [image]: asModelInput(batch[data.xKey]!, data.shape), [label]: batch.label! }, ++step, opts.checkNumerics);
       sum += loss;
       n++;
-      bar.tick(batch.label.shape[0], { loss: sum / n });
+      bar.tick(batch.label!.shape[0]!, { loss: sum / n });
     }
     bar.finish({ loss: sum / n });
     result.losses.push(sum / n);
-    if (forward) {
-      const acc = await accuracy(mod, forward, data.test, imageShape);
+    if (forward && data.test) {
+      const acc = await accuracy(mod, forward, data.test, data.xKey, data.shape);
       result.accuracy.push(acc);
-      out(`epoch ${epoch}/${epochs}  train loss ${(sum / n).toFixed(4)}  test accuracy ${(acc * 100).toFixed(2)}%`);
-    } else out(`epoch ${epoch}/${epochs}  train loss ${(sum / n).toFixed(4)}  (no ${model}.forward: accuracy not measured)`);
+      out(`epoch ${epoch}/${epochs}  train loss ${(sum / n).toFixed(4)}  ${data.heldOut} accuracy ${(acc * 100).toFixed(2)}%`);
+    } else out(`epoch ${epoch}/${epochs}  train loss ${(sum / n).toFixed(4)}  (${forward ? "nothing held out" : `no ${model}.forward`}: accuracy not measured)`);
     result.memoryBytes.push(mod.memoryStats().bytes);
   }
-  if (forward) out(`kiln: final test accuracy ${(result.accuracy[result.accuracy.length - 1] * 100).toFixed(2)}% on the ${data.testSet.length} held-out images`);
+  if (result.accuracy.length) out(data.final(result.accuracy[result.accuracy.length - 1]!));
 }
 
-/** Fraction of held-out images whose highest logit is the label. */
-async function accuracy(mod: KilnModule, forward: Graph, test: Awaited<ReturnType<typeof mnistLoaders>>["test"], imageShape: readonly (number | string)[]): Promise<number> {
+/** Fraction of held-out samples whose highest logit is the label. */
+async function accuracy(mod: KilnModule, forward: Graph, test: DataLoader, xKey: string, shape: readonly (number | string)[]): Promise<number> {
   let right = 0, total = 0;
   for await (const batch of test) {
-    const logits = mod.call(forward.name, { [forward.inputs[0].name]: asModelInput(batch.image, imageShape) }) as Tensor;
-    const [b, c] = logits.shape;
+    const logits = mod.call(forward.name, { [forward.inputs[0]!.name]: asModelInput(batch[xKey]!, shape) }) as Tensor;
+    const [b, c] = logits.shape as [number, number];
     const z = logits.data as Float32Array;
-    const y = batch.label.data as Int32Array;
+    const y = batch.label!.data as Int32Array;
     for (let r = 0; r < b; r++) {
       let best = 0;
-      for (let k = 1; k < c; k++) if (z[r * c + k] > z[r * c + best]) best = k;
+      for (let k = 1; k < c; k++) if (z[r * c + k]! > z[r * c + best]!) best = k;
       if (best === y[r]) right++;
     }
     total += b;
@@ -188,9 +252,96 @@ async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, ou
     out(`kiln: saved ${weights.length} weight tensors to ${opts.save}`);
   }
   if (opts.plot) {
-    const per = opts.data === "mnist" ? "epoch" : "step";
+    const per = (opts.data ?? "synthetic") === "synthetic" ? "step" : "epoch";
     await mkdir(dirname(opts.plot), { recursive: true });
-    await writeSvg(opts.plot, trainingPlotSvg({ loss: r.losses, ...(r.accuracy.length ? { accuracy: r.accuracy } : {}), per, title: `kiln train ${basename(ir.source)}` }));
-    out(`kiln: wrote the loss${r.accuracy.length ? " and accuracy" : ""} curves to ${opts.plot}`);
+    await writeSvg(opts.plot, trainingPlotSvg({ loss: r.losses, ...(r.accuracy.length ? { valAccuracy: r.accuracy } : {}), per, title: `kiln train ${basename(ir.source)}` }));
+    out(`kiln: wrote the loss${r.accuracy.length ? " and held-out accuracy" : ""} curves to ${opts.plot}`);
   }
+}
+
+export const trainCommand: Command = {
+  name: "train",
+  args: "FILE.kiln",
+  summary: "run a train block: on a synthetic batch (loss per step), on MNIST or on your own data file",
+  details: [
+    "--data mnist: images 0-7999 of the bundled set train, 8000-9999 are held out; a progress bar per epoch",
+    "--data FILE.csv: one row per sample, a label column (--label-column; default \"label\", else the last)",
+    "--data FILE.npy|FILE.idx with --labels FILE: features [N, ...] shaped to the train block's input",
+  ],
+  options: {
+    train: { type: "string", value: "NAME", help: "which train block (default: the first)" },
+    data: { type: "string", value: "synthetic|mnist|FILE", help: "what to train on (default synthetic); FILE: .csv, .npy or .idx (optionally .gz)" },
+    labels: { type: "string", value: "FILE", help: "--data FILE.npy/.idx: the integer labels, one per sample (.npy or .idx)" },
+    "label-column": { type: "string", value: "NAME|INDEX", help: "--data FILE.csv: the column of integer class labels" },
+    "val-split": { type: "string", value: "F", help: "--data FILE: the fraction of rows held out to measure accuracy (default 0.2)" },
+    "data-dir": { type: "string", value: "DIR", help: "--data mnist: where the MNIST files are (default data/mnist)" },
+    epochs: { type: "string", value: "E", help: "passes over the data (mnist, FILE; default 1)" },
+    steps: { type: "string", value: "N", help: "steps on the synthetic batch (default 10)" },
+    batch: { type: "string", value: "B", help: "samples per step (default 32)" },
+    classes: { type: "string", value: "C", help: "synthetic labels are drawn from [0, C) (default 10)" },
+    seed: SEED_OPTION,
+    augment: { type: "boolean", help: "--data mnist: random rotation and crop of the training images" },
+    "check-numerics": { type: "boolean", help: "stop at the first NaN or infinity, naming the tensor" },
+    save: { type: "string", value: "W.safetensors", help: "write the trained weights (for kiln run/quantize --weights, load())" },
+    checkpoint: { type: "string", value: "C.safetensors", help: "write the whole training state (weights, optimizer, loss scaler)" },
+    resume: { type: "string", value: "C.safetensors", help: "start from a --checkpoint file instead of fresh params" },
+    plot: { type: "string", value: "FILE.svg", help: "write the loss and held-out accuracy curves" },
+    precision: PRECISION_OPTION,
+  },
+  run: train,
+};
+
+/** Which flags only mean something for some data sources: named in the error when given with another. */
+const ONLY_FOR: Record<string, { sources: Array<"synthetic" | "mnist" | "csv" | "npy" | "idx">; words: string }> = {
+  steps: { sources: ["synthetic"], words: "--data synthetic (files and mnist train for --epochs)" },
+  classes: { sources: ["synthetic"], words: "--data synthetic (files and mnist have their own labels)" },
+  epochs: { sources: ["mnist", "csv", "npy", "idx"], words: "--data mnist or a data file (synthetic training runs --steps)" },
+  augment: { sources: ["mnist"], words: "--data mnist" },
+  "data-dir": { sources: ["mnist"], words: "--data mnist" },
+  labels: { sources: ["npy", "idx"], words: "--data FILE.npy or FILE.idx (a CSV holds its labels in a column)" },
+  "label-column": { sources: ["csv"], words: "--data FILE.csv" },
+  "val-split": { sources: ["csv", "npy", "idx"], words: "--data FILE (mnist has a fixed split)" },
+};
+
+async function train(v: Values, positionals: string[], io: CommandIo): Promise<number> {
+  const { file, source } = await readSource(positionals);
+  const data = str(v, "data") ?? "synthetic";
+  const format = data === "synthetic" || data === "mnist" ? data : dataFormat(data);
+  if (!format) {
+    const near = closest(data, ["synthetic", "mnist"]);
+    throw new UsageError(`--data must be synthetic, mnist or a .csv, .npy or .idx file, got '${data}'${near ? `; did you mean ${near}?` : ""}`);
+  }
+  for (const [name, rule] of Object.entries(ONLY_FOR)) {
+    if (v[name] !== undefined && !rule.sources.includes(format)) throw new UsageError(`--${name} applies to ${rule.words}, not to --data ${data}`);
+  }
+  const split = str(v, "val-split");
+  if (split !== undefined && !(/^\d*\.?\d+$/.test(split) && Number(split) < 1)) throw new UsageError(`--val-split must be a fraction in [0, 1), got '${split}'`);
+  const opts: TrainOptions = {
+    data,
+    dataDir: str(v, "data-dir"),
+    labels: str(v, "labels"),
+    labelColumn: str(v, "label-column"),
+    ...(split !== undefined ? { valSplit: Number(split) } : {}),
+    epochs: intOpt(v, "epochs", 1, 1),
+    plot: str(v, "plot"),
+    augment: flag(v, "augment"),
+    train: str(v, "train"),
+    steps: intOpt(v, "steps", 10, 1),
+    batch: intOpt(v, "batch", 32, 1),
+    seed: intOpt(v, "seed", 0, -(2 ** 31)),
+    classes: intOpt(v, "classes", 10, 1),
+    checkNumerics: flag(v, "check-numerics"),
+    save: str(v, "save"),
+    checkpoint: str(v, "checkpoint"),
+    resume: str(v, "resume"),
+    progress: io.tty,
+  };
+  if (format !== "synthetic" && format !== "mnist") await checkFile(data, "data");
+  if (opts.labels) await checkFile(opts.labels, "labels");
+  if (opts.resume) await checkFile(opts.resume, "resume");
+  const r = frontend(file, source, io, { precision: precisionOpt(v) });
+  if (!r.ir) return 1;
+  io.status(`kiln: compiling ${file} to wasm…`);
+  await runTraining(r.ir, opts, io.out);
+  return 0;
 }

@@ -38,4 +38,5 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const root = resolve(fileURLToPath(new URL("../..", import.meta.url)));
   const { url } = await serve({ root, port: Number(process.argv[2] ?? 8080) });
   console.log(`serving ${root} at ${url}\nopen ${url}dsl-examples/browser/ (compile first: npx kiln compile dsl-examples/mlp.kiln --target all --out build/mlp)`);
+  console.log(`the tutorial's app builds with Vite instead: docs/tutorial.md`);
 }

@@ -1,5 +1,6 @@
 // SVG line charts of training curves (loss and accuracy per step or epoch), built as a string with no
-// dependencies: axes with "nice" ticks, loss on the left axis, accuracy on a right axis fixed to [0, 1], a legend.
+// dependencies: axes with "nice" ticks, loss on the left axis, accuracy on a right axis scaled to its values
+// (within [0, 1]: a fixed 0-1 axis flattens 93.8% -> 96.4% into a line), a legend.
 
 import { KilnError } from "../errors.js";
 import { isNode } from "../io.js";
@@ -9,7 +10,7 @@ export interface Series {
   /** y per x = 1, 2, 3, … (or x given by `x`); NaN leaves a gap. */
   values: readonly number[];
   x?: readonly number[];
-  /** "left" (default) or "right" (fixed [0, 1], for accuracy). */
+  /** "left" (default) or "right" (accuracy: ticks fitted to the values, kept within [0, 1]). */
   axis?: "left" | "right";
   color?: string;
   dashed?: boolean;
@@ -26,7 +27,9 @@ export interface ChartOptions {
 
 export interface TrainingHistory {
   loss?: readonly number[];
+  /** Accuracy on the training data itself. */
   accuracy?: readonly number[];
+  /** Loss and accuracy on held-out data (what `kiln train` measures after each epoch): "held-out …" in the legend. */
   valLoss?: readonly number[];
   valAccuracy?: readonly number[];
   /** What one value is (default "epoch"). */
@@ -52,7 +55,8 @@ export function lineChartSvg(series: readonly Series[], opts: ChartOptions = {})
   const left = pts.filter((_, i) => series[i]!.axis !== "right").flat().filter(isPoint).map((p) => p[1]);
   const yTicks = niceTicks(left.length ? Math.min(...left) : 0, left.length ? Math.max(...left) : 1);
   const hasRight = series.some((s) => s.axis === "right");
-  const y2Ticks = [0, 0.2, 0.4, 0.6, 0.8, 1];
+  const right = pts.filter((_, i) => series[i]!.axis === "right").flat().filter(isPoint).map((p) => p[1]);
+  const y2Ticks = accuracyTicks(right);
   const sx = scale(xTicks, plot.x, plot.x + plot.w);
   const sy = scale(yTicks, plot.y + plot.h, plot.y);
   const sy2 = scale(y2Ticks, plot.y + plot.h, plot.y);
@@ -63,7 +67,9 @@ export function lineChartSvg(series: readonly Series[], opts: ChartOptions = {})
   if (opts.title) out.push(text(W / 2, 20, opts.title, "middle", 'font-size="14" font-weight="bold"'));
   out.push(...xAxis(xTicks, sx, plot, opts.xLabel ?? "step"));
   out.push(...yAxis(yTicks, sy, plot, "left", opts.yLabel ?? (hasRight ? "loss" : "")));
-  if (hasRight) out.push(...yAxis(y2Ticks, sy2, plot, "right", opts.y2Label ?? "accuracy"));
+  const rightNames = series.filter((s) => s.axis === "right").map((s) => s.name);
+  const y2Label = opts.y2Label ?? (rightNames.length === 1 && rightNames[0] === "held-out accuracy" ? "held-out accuracy" : "accuracy");
+  if (hasRight) out.push(...yAxis(y2Ticks, sy2, plot, "right", y2Label));
   series.forEach((s, i) => {
     const color = s.color ?? COLORS[i % COLORS.length]!;
     const y = s.axis === "right" ? sy2 : sy;
@@ -79,9 +85,10 @@ export function lineChartSvg(series: readonly Series[], opts: ChartOptions = {})
 export function trainingPlotSvg(h: TrainingHistory, opts: ChartOptions = {}): string {
   const series: Series[] = [];
   if (h.loss) series.push({ name: "train loss", values: h.loss, color: COLORS[0]! });
-  if (h.valLoss) series.push({ name: "val loss", values: h.valLoss, color: COLORS[0]!, dashed: true });
+  // Held-out curves are dashed beside their training counterpart, solid when they are the only one of their kind.
+  if (h.valLoss) series.push({ name: "held-out loss", values: h.valLoss, color: COLORS[0]!, dashed: !!h.loss });
   if (h.accuracy) series.push({ name: "train accuracy", values: h.accuracy, axis: "right", color: COLORS[1]! });
-  if (h.valAccuracy) series.push({ name: "val accuracy", values: h.valAccuracy, axis: "right", color: COLORS[1]!, dashed: true });
+  if (h.valAccuracy) series.push({ name: "held-out accuracy", values: h.valAccuracy, axis: "right", color: COLORS[1]!, dashed: !!h.accuracy });
   return lineChartSvg(series, { title: h.title, xLabel: h.per ?? "epoch", ...opts });
 }
 
@@ -107,6 +114,16 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   for (let v = first; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
   if (ticks[ticks.length - 1]! < hi) ticks.push(Number((ticks[ticks.length - 1]! + step).toPrecision(12)));
   return ticks;
+}
+
+/** Right-axis ticks for accuracies: fitted to the values with a little room, never below 0 or above 1. */
+export function accuracyTicks(values: readonly number[]): number[] {
+  if (values.length === 0) return [0, 0.2, 0.4, 0.6, 0.8, 1];
+  const lo = Math.min(...values), hi = Math.max(...values);
+  const pad = Math.max((hi - lo) * 0.1, 0.005);
+  const ticks = niceTicks(Math.max(0, lo - pad), Math.min(1, hi + pad));
+  const inside = ticks.filter((t) => t >= 0 && t <= 1);
+  return inside.length >= 2 ? inside : [0, 1];
 }
 
 type Point = [number, number];
@@ -176,7 +193,8 @@ function yAxis(ticks: number[], sy: (v: number) => number, p: Box, side: "left" 
 }
 
 function legend(series: readonly Series[], p: Box): string[] {
-  const out: string[] = [];
+  // A light backing, so curves that pass under the legend do not run through its words.
+  const out: string[] = series.length ? [`<rect x="${p.x + p.w - 136}" y="${p.y + 2}" width="132" height="${series.length * 16 + 6}" fill="white" fill-opacity="0.85"/>`] : [];
   series.forEach((s, i) => {
     const y = p.y + 14 + i * 16;
     const x = p.x + p.w - 130;

@@ -1,5 +1,6 @@
 // Terminal progress bar for training loops: one line per epoch with a bar, metrics (loss, …), throughput in
-// samples/s and an ETA. On a TTY it redraws the line with "\r"; elsewhere (logs, CI, browsers) it prints a line per update.
+// samples/s and an ETA. On a TTY it redraws the line with "\r", never wider than the terminal (a line that wraps
+// cannot be redrawn); elsewhere (logs, CI, browsers) it prints a line per update.
 
 import { KilnError } from "../errors.js";
 import { isNode } from "../io.js";
@@ -16,8 +17,10 @@ export interface ProgressOptions {
   total: number;
   /** Line prefix, e.g. "epoch 3/10". */
   label?: string;
-  /** Width of the bar in characters (default 24). */
+  /** Width of the bar in characters (default 24; narrower when the line would not fit `columns`). */
   width?: number;
+  /** Terminal width the whole line must fit in (default: stream.columns on a TTY, else unlimited). */
+  columns?: number;
   stream?: ProgressStream;
   /** Redraw in place (default: stream.isTTY). */
   tty?: boolean;
@@ -35,7 +38,7 @@ export type Metrics = Record<string, number>;
 
 export class ProgressBar {
   readonly total: number;
-  readonly #o: Required<Omit<ProgressOptions, "stream" | "tty">> & { stream: ProgressStream; tty: boolean };
+  readonly #o: Required<Omit<ProgressOptions, "stream" | "tty" | "columns">> & { stream: ProgressStream; tty: boolean; columns?: number };
   readonly #start: number;
   #done = 0;
   #metrics: Metrics = {};
@@ -54,6 +57,7 @@ export class ProgressBar {
       width: opts.width ?? 24,
       stream,
       tty: opts.tty ?? !!stream.isTTY,
+      columns: opts.columns,
       minIntervalMs: opts.minIntervalMs ?? 100,
       logIntervalMs: opts.logIntervalMs ?? 0,
       unit: opts.unit ?? "samples",
@@ -87,20 +91,42 @@ export class ProgressBar {
     return this.#draw(true);
   }
 
-  /** The current line: `label [#####-----]  45% 450/1000 loss 0.4321 | 1234 samples/s | ETA 0:05`. */
+  /**
+   * The current line: `label [#####-----]  45% 450/1000 loss 0.4321 | 1234 samples/s | ETA 0:05`. To fit the
+   * terminal it narrows the bar (to 8), then drops the throughput, the metrics, the ETA and the bar, in that order.
+   */
   render(): string {
-    const { width, label, unit } = this.#o;
+    const { label, unit } = this.#o;
+    const cols = this.#columns();
     const frac = this.total > 0 ? this.#done / this.total : 1;
-    const filled = Math.round(frac * width);
-    const bar = `[${"#".repeat(filled)}${"-".repeat(width - filled)}]`;
     const elapsed = (this.#o.now() - this.#start) / 1000;
     const rate = elapsed > 0 ? this.#done / elapsed : 0;
     const metrics = Object.entries(this.#metrics).map(([k, v]) => `${k} ${formatMetric(v)}`).join(" ");
     const eta = this.#finished || this.#done >= this.total ? `in ${formatDuration(elapsed)}` : `ETA ${rate > 0 ? formatDuration((this.total - this.#done) / rate) : "--:--"}`;
-    const parts = [`${label ? label + " " : ""}${bar} ${(frac * 100).toFixed(0).padStart(3)}% ${this.#done}/${this.total}`];
-    if (metrics) parts[0] += ` ${metrics}`;
-    parts.push(`${formatRate(rate)} ${unit}/s`, eta);
-    return parts.join(" | ");
+    const count = `${(frac * 100).toFixed(0).padStart(3)}% ${this.#done}/${this.total}`;
+    const line = (width: number, parts: { metrics: boolean; rate: boolean; eta: boolean }) => {
+      const filled = Math.round(frac * width);
+      const bar = width > 0 ? `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ` : "";
+      const head = `${label ? label + " " : ""}${bar}${count}${parts.metrics && metrics ? ` ${metrics}` : ""}`;
+      return [head, ...(parts.rate ? [`${formatRate(rate)} ${unit}/s`] : []), ...(parts.eta ? [eta] : [])].join(" | ");
+    };
+    const all = { metrics: true, rate: true, eta: true };
+    const full = line(this.#o.width, all);
+    if (cols === undefined || full.length <= cols) return full;
+    const fixed = line(0, all).length + 3; // "[" + "] " around the bar
+    const width = Math.max(8, Math.min(this.#o.width, cols - fixed));
+    for (const parts of [all, { metrics: true, rate: false, eta: true }, { metrics: false, rate: false, eta: true }, { metrics: false, rate: false, eta: false }]) {
+      const l = line(width, parts);
+      if (l.length <= cols) return l;
+    }
+    const bare = line(0, { metrics: false, rate: false, eta: false });
+    return bare.length <= cols ? bare : bare.slice(0, cols);
+  }
+
+  /** The widest line that will not wrap: one less than the terminal, whose last column would move the cursor on. */
+  #columns(): number | undefined {
+    const c = this.#o.columns ?? (this.#o.tty ? this.#o.stream.columns : undefined);
+    return c !== undefined && c > 1 ? c - 1 : undefined;
   }
 
   #draw(final: boolean): string {
@@ -108,7 +134,8 @@ export class ProgressBar {
     const { stream, tty } = this.#o;
     if (tty) {
       // Pad over the previous line's tail instead of an ANSI erase, so plain terminals render it too.
-      stream.write("\r" + line + " ".repeat(Math.max(0, this.#lastLen - line.length)) + (final ? "\n" : ""));
+      const room = this.#columns() ?? Infinity;
+      stream.write("\r" + line + " ".repeat(Math.max(0, Math.min(this.#lastLen, room) - line.length)) + (final ? "\n" : ""));
       this.#lastLen = line.length;
     } else if (line !== this.#lastLine) {
       // In a log, finishing right after the last update would print the same line twice.

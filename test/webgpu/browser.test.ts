@@ -1,14 +1,18 @@
 // End to end in headless Chromium: the demo page dsl-examples/browser/ loads the MLP compiled with --target all
-// from a local server, runs MLP.predict on WebGPU (SwiftShader) and, with ?backend=wasm, on wasm; both must match
-// the wasm backend in Node. Skips, saying why, when Chromium is not installed (CI installs Debian's).
+// and the weights shipped beside it (trained by kiln train), a digit is drawn on it with the mouse, and the page
+// must recognise it on WebGPU (SwiftShader) and on wasm (?backend=wasm, which the page must say), matching the wasm
+// backend in Node on the page's own input; without a compiled model it must say how to compile one. It writes a
+// screenshot to build/screenshots/browser-demo.png (and -missing.png). Skips, saying why, when Chromium is not installed (CI
+// installs Debian's).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { Browser } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { main } from "../../compiler/cli/main.js";
 import { irOf, wasmModule } from "../helpers/backend.js";
 import type { Tensor } from "../../runtime/tensor.js";
+import { loadWeights } from "../../runtime/quantize/io.js";
 import { ensureRuntimeBuilt } from "./helpers.js";
 
 const CHROMIUM = process.env.KILN_CHROMIUM ?? "/usr/bin/chromium";
@@ -17,11 +21,13 @@ const skip = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed (a
 if (skip && process.env.KILN_REQUIRE_WEBGPU === "1") throw new Error(`KILN_REQUIRE_WEBGPU=1 but ${skip}`);
 if (skip) console.warn(`[webgpu] SKIPPING the browser end-to-end test: ${skip}`);
 
-interface PageResult { backend?: string; probs?: number[]; error?: string }
+interface PageResult { backend?: string; fallback?: string; digit?: number; probs?: number[]; input?: number[]; error?: string }
+type Server = { url: string; close(): Promise<void> };
 
-describe.skipIf(skip !== undefined)("the MLP in headless Chromium", () => {
+describe.skipIf(skip !== undefined)("the digits demo in headless Chromium", () => {
   let dir = "";
-  let server: { url: string; close(): Promise<void> } | undefined;
+  let server: Server | undefined;
+  let bare: Server | undefined;
   let browser: Browser | undefined;
 
   beforeAll(async () => {
@@ -29,8 +35,10 @@ describe.skipIf(skip !== undefined)("the MLP in headless Chromium", () => {
     dir = mkdtempSync(join(tmpdir(), "kiln-browser-"));
     const quiet = () => {};
     expect(await main(["compile", "dsl-examples/mlp.kiln", "--target", "all", "--out", join(dir, "mlp")], quiet, quiet)).toBe(0);
-    const { serve } = (await import(resolve("dsl-examples/browser/serve.mjs"))) as { serve(o: object): Promise<{ url: string; close(): Promise<void> }> };
+    mkdirSync(join(dir, "empty"));
+    const { serve } = (await import(resolve("dsl-examples/browser/serve.mjs"))) as { serve(o: object): Promise<Server> };
     server = await serve({ root: resolve("."), mounts: { "/build/mlp/": join(dir, "mlp") } });
+    bare = await serve({ root: resolve("."), mounts: { "/build/mlp/": join(dir, "empty") } });
     const { chromium } = await import("playwright-core");
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
   }, 120_000);
@@ -38,18 +46,47 @@ describe.skipIf(skip !== undefined)("the MLP in headless Chromium", () => {
   afterAll(async () => {
     await browser?.close();
     await server?.close();
+    await bare?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function runPage(query: string): Promise<PageResult> {
-    const page = await browser!.newPage();
-    const logs: string[] = [];
+  async function open(url: string, logs: string[]): Promise<Page> {
+    const page = await browser!.newPage({ viewport: { width: 760, height: 640 } });
     page.on("console", (m) => logs.push(m.text()));
     page.on("pageerror", (e) => logs.push(String(e)));
+    await page.goto(url);
+    return page;
+  }
+
+  /** Draws a polyline (in the pad's 280x280 pixels) with the mouse and waits for the prediction it triggers. */
+  async function draw(page: Page, stroke: Array<[number, number]>): Promise<PageResult> {
+    const before = JSON.parse((await page.evaluate(() => document.body.dataset.kiln)) ?? "{}").n ?? 0;
+    const box = (await page.locator("#pad").boundingBox())!;
+    const at = ([x, y]: [number, number]) => [box.x + (x * box.width) / 280, box.y + (y * box.height) / 280] as const;
+    await page.mouse.move(...at(stroke[0]!));
+    await page.mouse.down();
+    for (const p of stroke.slice(1)) await page.mouse.move(...at(p), { steps: 8 });
+    await page.mouse.up();
+    await page.waitForFunction((n) => JSON.parse(document.body.dataset.kiln ?? "{}").n > n, before, { timeout: 30_000 });
+    return JSON.parse((await page.evaluate(() => document.body.dataset.kiln))!) as PageResult;
+  }
+
+  async function drawOne(query: string, screenshot?: string): Promise<PageResult> {
+    const logs: string[] = [];
+    const page = await open(`${server!.url}dsl-examples/browser/${query}`, logs);
     try {
-      await page.goto(`${server!.url}dsl-examples/browser/${query}`);
-      await page.waitForFunction(() => document.body.dataset.kiln !== undefined, undefined, { timeout: 60_000 });
-      return JSON.parse((await page.evaluate(() => document.body.dataset.kiln))!) as PageResult;
+      await page.waitForFunction(() => document.body.dataset.ready !== undefined || document.body.dataset.kiln !== undefined, undefined, { timeout: 60_000 });
+      const one = await draw(page, [[140, 40], [146, 240]]);
+      if (screenshot) {
+        await page.click("#clear");
+        const seven = await draw(page, [[70, 60], [210, 60], [120, 240]]);
+        expect(seven.digit, "a drawn 7").toBe(7);
+        mkdirSync("build/screenshots", { recursive: true });
+        await page.screenshot({ path: screenshot, fullPage: true });
+        console.log(`[webgpu] browser demo screenshot: ${resolve(screenshot)}`);
+      }
+      const shown = await page.locator("#backend").textContent();
+      return { ...one, backendLine: shown } as PageResult & { backendLine: string };
     } catch (e) {
       throw new Error(`${(e as Error).message}\npage console:\n${logs.join("\n")}`);
     } finally {
@@ -57,22 +94,44 @@ describe.skipIf(skip !== undefined)("the MLP in headless Chromium", () => {
     }
   }
 
-  /** The page's first input (a diagonal stroke of 2x2 squares) through MLP.predict on wasm in Node. */
-  async function expected(): Promise<number[]> {
-    const x = new Float32Array(784);
-    for (let i = 4; i < 24; i++) for (const [r, c] of [[i, i], [i, i + 1], [i + 1, i], [i + 1, i + 1]]) x[r! * 28 + c!] = 1;
+  /** MLP.predict in Node (wasm) with the shipped weights, on the input the page built from its drawing. */
+  async function nodePredict(input: number[]): Promise<number[]> {
     const m = await wasmModule(irOf(readFileSync("dsl-examples/mlp.kiln", "utf8")), 1);
-    return Array.from((m.call("MLP.predict", { x }, { batch: 1 }) as Tensor).data as Float32Array);
+    await loadWeights(m, new Uint8Array(readFileSync("dsl-examples/browser/mlp.safetensors")));
+    return Array.from((m.call("MLP.predict", { x: Float32Array.from(input) }, { batch: 1 }) as Tensor).data as Float32Array);
   }
 
-  it("runs on WebGPU (SwiftShader) and on wasm, both matching Node", async () => {
-    const want = await expected();
-    const gpu = await runPage("");
+  it("recognises a drawn 1 (and 7) on WebGPU and on wasm, matching Node, and says where it runs", async () => {
+    const gpu = (await drawOne("", "build/screenshots/browser-demo.png")) as PageResult & { backendLine: string };
     expect(gpu.error).toBeUndefined();
     console.log(`[webgpu] browser page: ${gpu.backend}`);
-    expect(gpu.backend).toMatch(/^WebGPU on /);
-    const wasm = await runPage("?backend=wasm");
-    expect(wasm.backend).toBe("wasm");
-    for (const r of [gpu, wasm]) r.probs!.forEach((p, k) => expect(Math.abs(p - want[k]!), `${r.backend} class ${k}`).toBeLessThan(1e-5));
-  }, 120_000);
+    expect(gpu.backend).toMatch(/^WebGPU \(/);
+    expect(gpu.backendLine).toBe(`Running on ${gpu.backend}`);
+    expect(gpu.digit).toBe(1);
+    const wasm = (await drawOne("?backend=wasm")) as PageResult & { backendLine: string };
+    expect(wasm.backend).toBe("WebAssembly");
+    expect(wasm.backendLine).toBe("Running on WebAssembly; WebGPU is not used: ?backend=wasm asked for it");
+    expect(wasm.digit).toBe(1);
+    for (const r of [gpu, wasm]) {
+      const want = await nodePredict(r.input!);
+      r.probs!.forEach((p, k) => expect(Math.abs(p - want[k]!), `${r.backend} class ${k}`).toBeLessThan(1e-4));
+    }
+  }, 180_000);
+
+  it("without a compiled model: a clear error saying how to compile it", async () => {
+    const logs: string[] = [];
+    const page = await open(`${bare!.url}dsl-examples/browser/`, logs);
+    try {
+      await page.waitForFunction(() => document.body.dataset.kiln !== undefined, undefined, { timeout: 30_000 });
+      const r = JSON.parse((await page.evaluate(() => document.body.dataset.kiln))!) as PageResult;
+      expect(r.error).toMatch(/The compiled model is missing/);
+      expect(await page.locator("#error").isVisible()).toBe(true);
+      expect(await page.locator("#error").textContent()).toContain("npx kiln compile dsl-examples/mlp.kiln --target all --out build/mlp");
+      expect(await page.locator("#pad").isVisible()).toBe(false);
+      mkdirSync("build/screenshots", { recursive: true });
+      await page.screenshot({ path: "build/screenshots/browser-demo-missing.png" });
+    } finally {
+      await page.close();
+    }
+  }, 60_000);
 });
