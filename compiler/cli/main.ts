@@ -48,7 +48,7 @@ interface Flags {
 }
 
 const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir", "--weights", "--mode", "--calibration-batches", "--percentile", "--precision", "--checkpoint", "--resume"]);
-const BOOL_FLAGS = new Set(["--check-numerics", "--report", "--no-fusion", "--augment"]);
+const BOOL_FLAGS = new Set(["--check-numerics", "--report", "--no-fusion", "--augment", "--standalone"]);
 
 function parseFlags(args: string[]): Flags {
   const f: Flags = { positional: [], values: new Map() };
@@ -161,7 +161,8 @@ async function writeFiles(f: Flags, file: string, name: string, files: { manifes
   const outDir = one(f, "--out") ?? join("build", name);
   await mkdir(outDir, { recursive: true });
   const { writeModule } = await import("../emit/module-writer.js");
-  const written = await writeModule({ outDir, baseName: name, ...files });
+  // --standalone: the runtime copied beside the module (no npm needed) instead of imported from the package.
+  const written = await writeModule({ outDir, baseName: name, ...files, standalone: f.values.has("--standalone") });
   out(`kiln: compiled ${file} -> ${written.filter((p) => !p.includes("kiln-runtime")).join(", ")}`);
   return 0;
 }

@@ -28,7 +28,7 @@ describe.skipIf(skip !== undefined)("the MLP in headless Chromium", () => {
     ensureRuntimeBuilt();
     dir = mkdtempSync(join(tmpdir(), "kiln-browser-"));
     const quiet = () => {};
-    expect(await main(["compile", "dsl-examples/mlp.kiln", "--target", "all", "--out", join(dir, "mlp")], quiet, quiet)).toBe(0);
+    expect(await main(["compile", "dsl-examples/mlp.kiln", "--target", "all", "--standalone", "--out", join(dir, "mlp")], quiet, quiet)).toBe(0);
     const { serve } = (await import(resolve("dsl-examples/browser/serve.mjs"))) as { serve(o: object): Promise<{ url: string; close(): Promise<void> }> };
     server = await serve({ root: resolve("."), mounts: { "/build/mlp/": join(dir, "mlp") } });
     const { chromium } = await import("playwright-core");

@@ -20,7 +20,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "kiln-wgsl-"));
   // The runtime imports the `webgpu` package (Dawn) under Node: let the temp dir resolve this checkout's.
   symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
-  expect(await main(["compile", "dsl-examples/mlp.kiln", "--target", "all", "--out", join(dir, "mlp")], quiet, quiet)).toBe(0);
+  expect(await main(["compile", "dsl-examples/mlp.kiln", "--target", "all", "--standalone", "--out", join(dir, "mlp")], quiet, quiet)).toBe(0);
 }, 120_000);
 afterAll(() => void (dir && rmSync(dir, { recursive: true, force: true })));
 
