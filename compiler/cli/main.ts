@@ -4,7 +4,10 @@
 
 import { mkdir, readFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import { buildWasm, buildWgsl, checkWasmDtypes, compileToIR, PRECISIONS, withWgsl, type Precision } from "../compile.js";
+// compile.ts (the frontend, Chevrotain) loads only when a program is compiled: a cached run or compile skips it.
+import type { Precision } from "../compile.js";
+import { PRECISIONS } from "../options.js";
+import { buildSource, moduleName } from "../build-source.js";
 import type { Manifest } from "../../runtime/manifest.js";
 import { DiagnosticBag, formatDiagnostics } from "../diagnostics.js";
 import { ioType } from "../ir/graph.js";
@@ -90,8 +93,9 @@ async function readSource(f: Flags): Promise<{ file: string; source: string }> {
 }
 
 /** Parse + lower + optimise; prints diagnostics and returns undefined on errors. */
-function frontend(file: string, source: string, dumpAfter: string[], err: (s: string) => void, skip: string[] = [], precision: Precision = "f32") {
+async function frontend(file: string, source: string, dumpAfter: string[], err: (s: string) => void, skip: string[] = [], precision: Precision = "f32") {
   for (const d of dumpAfter) if (!DUMP_POINTS.includes(d)) throw new UsageError(`--dump-after: unknown pass '${d}' (passes: ${DUMP_POINTS.join(", ")})`);
+  const { compileToIR } = await import("../compile.js");
   const r = compileToIR(source, file, dumpAfter, skip, { precision });
   if (r.diagnostics.length) err(formatDiagnostics(r.diagnostics, { [file]: source }));
   if (!r.ir) {
@@ -114,13 +118,24 @@ async function cmdCompile(f: Flags, out: (s: string) => void, err: (s: string) =
   const target = one(f, "--target") ?? "wasm";
   if (target !== "wasm" && target !== "wgsl" && target !== "all") throw new UsageError(`--target must be wasm, wgsl or all, got '${target}'`);
   if (emit === "wat" && target === "wgsl") throw new UsageError(`--emit wat needs the wasm target (--target wasm or all)`);
-  const r = frontend(file, source, f.values.get("--dump-after") ?? [], err, f.values.has("--no-fusion") ? ["fusion"] : [], precisionFlag(f));
+  const dumping = (f.values.get("--dump-after") ?? []).length > 0;
+  if (!emit && !dumping && !f.values.has("--report")) {
+    // Writing files: through the compile cache (an unchanged program skips lowering and Binaryen). On errors the
+    // full path below reports them.
+    const b = await buildSource(source, { file, target, precision: precisionFlag(f), skipPasses: f.values.has("--no-fusion") ? ["fusion"] : [], cache: true });
+    if (b.build) {
+      if (b.diagnostics.length) err(formatDiagnostics(b.diagnostics, { [file]: source }));
+      return writeFiles(f, file, moduleName(file), { manifest: b.build.manifest, wasm: b.build.wasm ?? new Uint8Array(0), ...(b.build.wasmRelaxed ? { wasmRelaxed: b.build.wasmRelaxed } : {}), ...(b.build.wgsl !== undefined ? { wgsl: b.build.wgsl } : {}) }, out);
+    }
+  }
+  const r = await frontend(file, source, f.values.get("--dump-after") ?? [], err, f.values.has("--no-fusion") ? ["fusion"] : [], precisionFlag(f));
   for (const d of r.dumps) out(`// after ${d.pass}\n${d.text}`);
   if (!r.ir) return 1;
   if (emit === "ir") {
     out(printModule(r.ir));
     return 0;
   }
+  const { buildWasm, buildWgsl, checkWasmDtypes, withWgsl } = await import("../compile.js");
   const diags = new DiagnosticBag();
   checkWasmDtypes(r.ir, diags);
   if (diags.hasErrors) {
@@ -188,7 +203,13 @@ async function cmdRun(f: Flags, out: (s: string) => void, err: (s: string) => vo
   const seed = Number(seedText);
   const backend = one(f, "--backend") ?? "wasm";
   if (backend !== "wasm" && backend !== "reference") throw new UsageError(`--backend must be wasm or reference, got '${backend}'`);
-  const r = frontend(file, source, f.values.get("--dump-after") ?? [], err, [], precisionFlag(f));
+  if (backend === "wasm" && !f.values.has("--dump-after")) {
+    // From the compile cache when the program is unchanged (no frontend, no Binaryen); --weights loads trained weights.
+    const { runBuilt } = await import("./run-module.js");
+    const code = await runBuilt(file, source, { fn: fnName, inputs: f.values.get("--input") ?? [], dims: parseDims(f), seed, precision: precisionFlag(f), weights: one(f, "--weights") }, out, err);
+    if (code !== undefined) return code;
+  }
+  const r = await frontend(file, source, f.values.get("--dump-after") ?? [], err, [], precisionFlag(f));
   if (!r.ir) return 1;
   const g = r.ir.functions.find((x) => x.name === fnName) ?? r.ir.functions.filter((x) => x.name.split(".").pop() === fnName).at(0);
   if (!g) throw new KilnError(`kiln: ${file} has no function '${fnName}' (it has: ${r.ir.functions.map((x) => x.name).join(", ")})`);
@@ -237,10 +258,12 @@ async function cmdTrain(f: Flags, out: (s: string) => void, err: (s: string) => 
     checkpoint: one(f, "--checkpoint"),
     resume: one(f, "--resume"),
   };
-  const r = frontend(file, source, [], err, [], precisionFlag(f));
+  const r = await frontend(file, source, [], err, [], precisionFlag(f));
   if (!r.ir) return 1;
+  // The kernels from the compile cache when the program is unchanged (no Binaryen).
+  const built = await buildSource(source, { file, precision: precisionFlag(f), cache: true, ir: r.ir });
   const { runTraining } = await import("./train.js");
-  await runTraining(r.ir, opts, out);
+  await runTraining(r.ir, { ...opts, ...(built.build ? { build: built.build } : {}) }, out);
   return 0;
 }
 
@@ -258,7 +281,7 @@ async function cmdQuantize(f: Flags, out: (s: string) => void, err: (s: string) 
     weights, mode: mode as "dynamic" | "static", out: one(f, "--out"), fn: one(f, "--fn"), data: data as "mnist" | undefined, dataDir: one(f, "--data-dir"),
     batches: intFlag(f, "--calibration-batches", 8, 1), calibration: pct === undefined ? ("minmax" as const) : { percentile: Number(pct) }, seed: intFlag(f, "--seed", 0, -(2 ** 31)),
   };
-  const r = frontend(file, source, [], err);
+  const r = await frontend(file, source, [], err);
   if (!r.ir) return 1;
   const { runQuantize } = await import("./quantize.js");
   await runQuantize(r.ir, opts, out);
@@ -267,7 +290,7 @@ async function cmdQuantize(f: Flags, out: (s: string) => void, err: (s: string) 
 
 async function cmdCheck(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { file, source } = await readSource(f);
-  const r = frontend(file, source, [], err);
+  const r = await frontend(file, source, [], err);
   if (!r.ir) return 1;
   out(`kiln: ${file}: no errors (${r.ir.functions.length} function(s), ${r.ir.params.length} param(s))`);
   return 0;

@@ -10,6 +10,7 @@ import { basename, dirname } from "node:path";
 import type { Graph, IRModule } from "../ir/graph.js";
 import { buildWasm } from "../compile.js";
 import { loadKilnModule, type KilnModule } from "../../runtime/wasm/module.js";
+import type { Manifest } from "../../runtime/manifest.js";
 import type { Tensor } from "../../runtime/tensor.js";
 import { KilnError } from "../../runtime/errors.js";
 import { saveSafetensors } from "../../runtime/safetensors.js";
@@ -39,6 +40,8 @@ export interface TrainOptions {
   augment?: boolean;
   /** Where the progress bar draws (default: stderr). */
   progress?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** The module already built (e.g. from the compile cache); built from the IR otherwise. */
+  build?: { manifest: Manifest; wasm?: Uint8Array };
 }
 
 export interface TrainResult {
@@ -85,8 +88,8 @@ function call(mod: KilnModule, fn: string, inputs: Record<string, Tensor>, step:
 
 export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
   const g = stepOf(ir, opts.train);
-  const build = await buildWasm(ir, basename(ir.source));
-  const mod = await loadKilnModule(build.manifest, build.wasm, { seed: opts.seed });
+  const build = opts.build?.wasm ? opts.build : await buildWasm(ir, basename(ir.source));
+  const mod = await loadKilnModule(build.manifest, build.wasm!, { seed: opts.seed });
   const name = g.name.replace(/\.step$/, "");
   const result: TrainResult = { losses: [], accuracy: [], memoryBytes: [], module: mod };
   if (opts.resume) {
