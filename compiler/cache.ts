@@ -32,12 +32,12 @@ export interface CachedBuild {
 }
 
 /** Whether the cache is on (KILN_CACHE=0, off or false turns it off). */
-export function cacheEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+export function cacheEnabled(env: Record<string, string | undefined> = process.env): boolean {
   return !["0", "off", "false", "no"].includes((env.KILN_CACHE ?? "").toLowerCase());
 }
 
 /** KILN_CACHE_DIR, else node_modules/.cache/kiln under the working directory when it has node_modules, else $XDG_CACHE_HOME/kiln (~/.cache/kiln). */
-export function cacheDir(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+export function cacheDir(env: Record<string, string | undefined> = process.env, cwd = process.cwd()): string {
   if (env.KILN_CACHE_DIR) return resolve(env.KILN_CACHE_DIR);
   if (existsSync(join(cwd, "node_modules"))) return join(cwd, "node_modules", ".cache", "kiln");
   return join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "kiln");
