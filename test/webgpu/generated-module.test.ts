@@ -102,4 +102,20 @@ describe.skipIf(!env.h)("the generated module on WebGPU", () => {
     expect(out.shape).toEqual([2, 10]);
     out.gpu.forEach((v: number, i: number) => expect(Math.abs(v - out.wasm[i])).toBeLessThan(1e-5));
   }, 60_000);
+
+  it("backend \"auto\" picks WebGPU where an adapter starts, a list is taken in order; results read the same way", () => {
+    writeFileSync(join(dir, "auto.mjs"), `
+      import { load } from "./mlp/mlp.js";
+      const x = new Float32Array(2 * 784).map((_, i) => Math.sin(i));
+      const a = await load({ backend: "auto", seed: 3 });
+      const w = await load({ backend: ["wasm", "webgpu"], seed: 3 });
+      const ya = await a.MLP.forward({ x }, { batch: 2 }).read();
+      const yw = await w.MLP.forward({ x }, { batch: 2 }).read();
+      const diff = Math.max(...Array.from(ya.data, (v, i) => Math.abs(v - yw.data[i])));
+      console.log(JSON.stringify({ a: a.backend, aThreads: a.threads, aReason: a.fallbackReason, w: w.backend, wThreads: w.threads, diff }));
+      a.dispose();`);
+    const out = JSON.parse(execFileSync(process.execPath, ["auto.mjs"], { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim().split("\n").pop()!);
+    expect(out).toMatchObject({ a: "webgpu", aThreads: null, aReason: null, w: "wasm", wThreads: 1 });
+    expect(out.diff).toBeLessThan(1e-5);
+  }, 60_000);
 });
