@@ -7,5 +7,8 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // Every test compiles for real (and never writes a compile cache into node_modules); the cache's own tests
+    // turn it on with a folder of their own.
+    env: { KILN_CACHE: "0" },
   },
 });

@@ -12,6 +12,7 @@ import type { Manifest } from "../runtime/manifest.js";
 import { COMPILER_VERSION } from "./version.js";
 import { REDUCE_OPS } from "./ops/types.js";
 import { buildWgslModule, type WgslBuildOptions } from "./codegen/wgsl/module.js";
+import { withBaselineWasm } from "./wasm-tiering.js";
 
 export interface FrontendResult {
   readonly diagnostics: Diagnostic[];
@@ -21,9 +22,8 @@ export interface FrontendResult {
   readonly dumps: { pass: string; text: string }[];
 }
 
-/** `--precision`: f32 (the default, nothing changes) or mixed precision with f16/bf16 matmuls (compiler/passes/precision.ts). */
-export type Precision = "f32" | "mixed-f16" | "mixed-bf16";
-export const PRECISIONS: readonly Precision[] = ["f32", "mixed-f16", "mixed-bf16"];
+import type { Precision, Target } from "./options.js";
+export { PRECISIONS, type Precision, type Target } from "./options.js";
 
 export interface CompileOptions {
   readonly precision?: Precision;
@@ -76,8 +76,6 @@ export interface WasmBuild {
   readonly wat: string;
 }
 
-export type Target = "wasm" | "wgsl" | "all";
-
 export interface TargetBuild {
   readonly plan: Plan;
   /** With `wgsl` set when the WGSL target is built, and `wasm: ""` when the wasm one is not. */
@@ -126,12 +124,14 @@ function planManifest(ir: IRModule, plan: Plan, wasmFile: string): Manifest {
   };
 }
 
-/** Plans kernels and builds the wasm module for an optimised IR module. */
-export async function buildWasm(ir: IRModule, baseName: string): Promise<WasmBuild> {
+/** Plans kernels and builds the wasm module for an optimised IR module; `wat: false` skips the text (`wat` is ""). */
+export async function buildWasm(ir: IRModule, baseName: string, opts: { wat?: boolean } = {}): Promise<WasmBuild> {
   const plan = planModule(ir);
   const { buildWasmModule } = await import("./codegen/wasm/module.js");
-  const { binary, text } = await buildWasmModule(plan.kernels, { optimize: true });
-  const relaxed = await buildWasmModule(plan.kernels, { optimize: true, simd: "relaxed" });
+  const { binary, text, relaxed } = await withBaselineWasm(async () => ({
+    ...(await buildWasmModule(plan.kernels, { optimize: true, text: opts.wat !== false })),
+    relaxed: await buildWasmModule(plan.kernels, { optimize: true, simd: "relaxed", text: false }),
+  }));
   const manifest = { ...planManifest(ir, plan, `${baseName}.wasm`), wasmRelaxed: `${baseName}.relaxed.wasm` };
   return { plan, manifest, wasm: binary, wasmRelaxed: relaxed.binary, wat: text };
 }

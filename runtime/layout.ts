@@ -6,6 +6,7 @@ import type { FunctionManifest } from "./manifest.js";
 /** Members of KilnModule: a function or model with one of these names is only reachable through call(). */
 export const MODULE_MEMBERS: readonly string[] = [
   "manifest", "functions", "call", "params", "getParam", "setParam", "paramsByName", "memoryStats", "dispose",
+  "backend", "threads", "simd", "fallbackReason", "sync",
 ];
 
 function reserved(name: string): boolean {

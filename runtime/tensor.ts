@@ -9,10 +9,30 @@ import {
 
 export type NestedNumbers = number | NestedNumbers[];
 
+/**
+ * Marks Tensors of every copy of the runtime (a standalone module's kiln-runtime/ beside the package's), so a
+ * Tensor one model returns is a Tensor to another: `instanceof Tensor` and isTensor() test this brand.
+ */
+export const TENSOR_BRAND: unique symbol = Symbol.for("kiln.tensor");
+
+/** Whether `x` is a Tensor made by any copy of the Kiln runtime. */
+export function isTensor(x: unknown): x is Tensor {
+  return typeof x === "object" && x !== null && (x as { [TENSOR_BRAND]?: unknown })[TENSOR_BRAND] === true;
+}
+
 export class Tensor<D extends DType = DType> {
   readonly dtype: D;
   readonly shape: number[];
   readonly data: TypedArrayFor[D];
+
+  /** By brand, not prototype chain: see TENSOR_BRAND (subclasses keep the ordinary check). */
+  static [Symbol.hasInstance](x: unknown): x is Tensor {
+    return this === Tensor ? isTensor(x) : Function.prototype[Symbol.hasInstance].call(this, x);
+  }
+
+  get [TENSOR_BRAND](): true {
+    return true;
+  }
 
   /**
    * `data` is used as is (not copied) when it is the dtype's typed array; a plain array of numbers is converted
@@ -85,6 +105,14 @@ export class Tensor<D extends DType = DType> {
   /** Flat elements as plain numbers (f16/bf16 decoded). */
   toFlatArray(): number[] {
     return Array.from(this.data as ArrayLike<number>, (v) => decodeElement(this.dtype, v));
+  }
+
+  /**
+   * Resolves to this Tensor: the same `await t.read()` as a WebGPU call's GpuTensor, so code written for either
+   * backend reads results one way.
+   */
+  read(): Promise<Tensor<D>> {
+    return Promise.resolve(this);
   }
 
   /** A deep copy. */

@@ -12,7 +12,7 @@ export const checkCommand: Command = {
 
 async function check(_v: Values, positionals: string[], io: CommandIo): Promise<number> {
   const { file, source } = await readSource(positionals);
-  const r = frontend(file, source, io);
+  const r = await frontend(file, source, io);
   if (!r.ir) return 1;
   io.out(`kiln: ${file}: no errors (${r.ir.functions.length} function(s), ${r.ir.params.length} param(s))`);
   return 0;

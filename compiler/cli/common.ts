@@ -5,7 +5,8 @@
 import { readFile, stat, access } from "node:fs/promises";
 import { constants } from "node:fs";
 import { parseArgs } from "node:util";
-import { compileToIR, PRECISIONS, type Precision } from "../compile.js";
+// compile.ts (the frontend, Chevrotain) loads only when a program is compiled: a cached run or compile skips it.
+import { PRECISIONS, type Precision } from "../options.js";
 import { formatDiagnostics } from "../diagnostics.js";
 import { DUMP_POINTS } from "../passes/pipeline.js";
 import { closest } from "../suggest.js";
@@ -186,10 +187,11 @@ export async function readSource(positionals: string[]): Promise<{ file: string;
 }
 
 /** Parse + lower + optimise; prints diagnostics and returns an undefined `ir` on errors. */
-export function frontend(file: string, source: string, io: CommandIo, opts: { dumpAfter?: string[]; skip?: string[]; precision?: Precision } = {}) {
+export async function frontend(file: string, source: string, io: CommandIo, opts: { dumpAfter?: string[]; skip?: string[]; precision?: Precision } = {}) {
   const dumpAfter = opts.dumpAfter ?? [];
   for (const d of dumpAfter) if (!DUMP_POINTS.includes(d)) throw new UsageError(`--dump-after: unknown pass '${d}' (passes: ${DUMP_POINTS.join(", ")})`);
   io.status(`kiln: compiling ${file}…`);
+  const { compileToIR } = await import("../compile.js");
   const r = compileToIR(source, file, dumpAfter, opts.skip ?? [], { precision: opts.precision ?? "f32" });
   if (r.diagnostics.length) io.err(formatDiagnostics(r.diagnostics, { [file]: source }));
   if (!r.ir) {

@@ -1,15 +1,15 @@
 // `kiln compile`: a .kiln file to an ES module + .d.ts + .wasm (and .wgsl) + manifest in a folder, or the IR,
 // WebAssembly text, WGSL or manifest printed, or a per-function kernel and memory report.
 
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
-import { buildWasm, buildWgsl, checkWasmDtypes, withWgsl } from "../compile.js";
 import type { Manifest } from "../../runtime/manifest.js";
 import { DiagnosticBag, formatDiagnostics } from "../diagnostics.js";
 import { printModule } from "../ir/print.js";
 import { DUMP_POINTS } from "../passes/pipeline.js";
 import { KilnError } from "../../runtime/errors.js";
-import { dimsOpt, flag, frontend, list, PRECISION_OPTION, precisionOpt, readSource, str, UsageError, type Command, type CommandIo, type Values } from "./common.js";
+import { parseSafetensors } from "../../runtime/safetensors.js";
+import { checkFile, dimsOpt, flag, frontend, list, PRECISION_OPTION, precisionOpt, readSource, str, UsageError, type Command, type CommandIo, type Values } from "./common.js";
 
 export const compileCommand: Command = {
   name: "compile",
@@ -25,8 +25,8 @@ export const compileCommand: Command = {
     dims: { type: "string", multiple: true, value: "B=64", help: "sizes of symbolic dims for --report (else 1)" },
     precision: PRECISION_OPTION,
     "no-fusion": { type: "boolean", help: "skip the fusion pass (to compare kernels)" },
-    weights: { type: "string", value: "W.safetensors", help: "bake trained weights into the module (not available yet)" },
-    standalone: { type: "boolean", help: "one self-contained module without kiln-runtime/ (not available yet)" },
+    weights: { type: "string", value: "W.safetensors", help: "ship trained weights as NAME.safetensors; load() uses them (checked against the params)" },
+    standalone: { type: "boolean", help: "copy the runtime beside the module (kiln-runtime/) instead of importing @kiln-ml/kiln/runtime" },
   },
   run: compile,
 };
@@ -40,15 +40,24 @@ async function compile(v: Values, positionals: string[], io: CommandIo): Promise
   if (emit === "wat" && target === "wgsl") throw new UsageError(`--emit wat needs the wasm target (--target wasm or all)`);
   if (emit && str(v, "out") && !flag(v, "report")) throw new UsageError(`--emit ${emit} prints and writes nothing; drop --out (or --emit to write files)`);
   if (list(v, "dims").length && !flag(v, "report")) throw new UsageError("--dims sizes the --report; add --report");
-  // Declared so that `--help` and the flag checks know them; the packaging work wires them into the writer.
-  for (const later of ["weights", "standalone"]) if (v[later] !== undefined) throw new KilnError(`kiln: compile --${later} is not available in this build yet`);
-  const r = frontend(file, source, io, { dumpAfter: list(v, "dump-after"), skip: flag(v, "no-fusion") ? ["fusion"] : [], precision: precisionOpt(v) });
+  if (!emit && !list(v, "dump-after").length && !flag(v, "report")) {
+    // Writing files: through the compile cache (an unchanged program skips lowering and Binaryen). On errors the
+    // full path below reports them.
+    const { buildSource, moduleName } = await import("../build-source.js");
+    const b = await buildSource(source, { file, target, precision: precisionOpt(v), skipPasses: flag(v, "no-fusion") ? ["fusion"] : [], cache: true });
+    if (b.build) {
+      if (b.diagnostics.length) io.err(formatDiagnostics(b.diagnostics, { [file]: source }));
+      return writeFiles(v, file, moduleName(file), { manifest: b.build.manifest, wasm: b.build.wasm ?? new Uint8Array(0), ...(b.build.wasmRelaxed ? { wasmRelaxed: b.build.wasmRelaxed } : {}), ...(b.build.wgsl !== undefined ? { wgsl: b.build.wgsl } : {}) }, io);
+    }
+  }
+  const r = await frontend(file, source, io, { dumpAfter: list(v, "dump-after"), skip: flag(v, "no-fusion") ? ["fusion"] : [], precision: precisionOpt(v) });
   for (const d of r.dumps) io.out(`// after ${d.pass}\n${d.text}`);
   if (!r.ir) return 1;
   if (emit === "ir") {
     io.out(printModule(r.ir));
     return 0;
   }
+  const { buildWasm, buildWgsl, checkWasmDtypes, withWgsl } = await import("../compile.js");
   const diags = new DiagnosticBag();
   checkWasmDtypes(r.ir, diags);
   if (diags.hasErrors) {
@@ -87,13 +96,44 @@ async function compile(v: Values, positionals: string[], io: CommandIo): Promise
 
 async function writeFiles(v: Values, file: string, name: string, files: { manifest: Manifest; wasm: Uint8Array; wasmRelaxed?: Uint8Array; wgsl?: string }, io: CommandIo): Promise<number> {
   const outDir = str(v, "out") ?? join("build", name);
+  const weightsPath = str(v, "weights");
+  const weights = weightsPath ? await checkedWeights(weightsPath, files.manifest) : undefined;
   try {
     await mkdir(outDir, { recursive: true });
   } catch (e) {
     throw new KilnError(`kiln: --out ${outDir}: cannot create the folder: ${(e as NodeJS.ErrnoException).code === "EEXIST" || (e as NodeJS.ErrnoException).code === "ENOTDIR" ? "a file is in the way" : (e as Error).message}`);
   }
   const { writeModule } = await import("../emit/module-writer.js");
-  const written = await writeModule({ outDir, baseName: name, ...files });
+  // --standalone: the runtime copied beside the module (no npm needed) instead of imported from the package.
+  const written = await writeModule({ outDir, baseName: name, ...files, standalone: flag(v, "standalone"), ...(weights ? { weights } : {}) });
   io.out(`kiln: compiled ${file} -> ${written.filter((p) => !p.includes("kiln-runtime")).join(", ")}`);
   return 0;
+}
+
+/**
+ * The --weights file's bytes, after checking it against the module's params as load() will (every weight present,
+ * nothing else, dtypes and shapes equal), so a bad file fails here rather than in a user's app.
+ */
+async function checkedWeights(path: string, manifest: Manifest): Promise<Uint8Array> {
+  await checkFile(path, "weights");
+  const bytes = new Uint8Array(await readFile(path));
+  const bad = (msg: string, tensor?: string): never => {
+    throw new KilnError(`kiln: --weights ${path}: ${msg}`, tensor ? { tensor } : {});
+  };
+  let file;
+  try {
+    file = parseSafetensors(bytes, { name: path });
+  } catch (e) {
+    return bad((e as Error).message.replace(/^kiln: /, ""));
+  }
+  if (file.metadata.quantized) return bytes; // int8 files are checked tensor by tensor when load() applies them
+  const params = new Map(manifest.params.map((p) => [p.name, p]));
+  for (const [name, t] of Object.entries(file.tensors)) {
+    const p = params.get(name);
+    if (!p || p.role === "copy") bad(`tensor "${name}" is not a param of ${manifest.source} (params: ${[...params.keys()].join(", ")})`, name);
+    if (t.dtype !== p!.dtype || t.shape.join(",") !== p!.shape.join(",")) bad(`"${name}" is ${t.dtype}[${t.shape.join(", ")}] but the param is ${p!.dtype}[${p!.shape.join(", ")}]`, name);
+  }
+  const missing = manifest.params.filter((p) => !p.role && !(p.name in file.tensors));
+  if (missing.length) bad(`no tensor for param "${missing[0]!.name}"${missing.length > 1 ? ` (nor ${missing.length - 1} more)` : ""}`, missing[0]!.name);
+  return bytes;
 }

@@ -5,7 +5,6 @@
 import { mkdir, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { IRModule } from "../ir/graph.js";
-import { buildWasm } from "../compile.js";
 import { loadKilnModule, type KilnModule } from "../../runtime/wasm/module.js";
 import type { FunctionManifest } from "../../runtime/manifest.js";
 import type { Tensor } from "../../runtime/tensor.js";
@@ -53,7 +52,7 @@ async function quantize(v: Values, positionals: string[], io: CommandIo): Promis
     batches: intOpt(v, "calibration-batches", 8, 1), calibration: pct === undefined ? "minmax" : { percentile: Number(pct) }, seed: intOpt(v, "seed", 0, -(2 ** 31)),
   };
   await checkFile(weights, "weights");
-  const r = frontend(file, source, io);
+  const r = await frontend(file, source, io);
   if (!r.ir) return 1;
   await runQuantize(r.ir, opts, io.out);
   return 0;
@@ -113,6 +112,7 @@ async function accuracy(mod: KilnModule, f: FunctionManifest, data: Awaited<Retu
 }
 
 export async function runQuantize(ir: IRModule, opts: QuantizeCliOptions, out: (s: string) => void): Promise<KilnModule> {
+  const { buildWasm } = await import("../compile.js");
   const build = await buildWasm(ir, basename(ir.source));
   const mod = await loadKilnModule(build.manifest, build.wasm, { seed: opts.seed });
   const file = await loadSafetensors(opts.weights);

@@ -3,7 +3,6 @@
 
 import { basename } from "node:path";
 import { ioType, type Graph, type IRModule } from "../ir/graph.js";
-import { buildWasm, checkWasmDtypes } from "../compile.js";
 import { DiagnosticBag, formatDiagnostics } from "../diagnostics.js";
 import type { ParsedInput } from "./inputs.js";
 import { loadKilnModule } from "../../runtime/wasm/module.js";
@@ -46,7 +45,13 @@ async function run(v: Values, positionals: string[], io: CommandIo): Promise<num
   if (backend !== "wasm" && backend !== "reference") throw new UsageError(`--backend must be wasm or reference, got '${backend}'`);
   const weightsPath = str(v, "weights");
   if (weightsPath) await checkFile(weightsPath, "weights");
-  const r = frontend(file, source, io, { precision: precisionOpt(v) });
+  if (backend === "wasm") {
+    // From the compile cache when the program is unchanged (no frontend, no Binaryen); --weights loads trained weights.
+    const { runBuilt } = await import("./run-module.js");
+    const code = await runBuilt(file, source, { fn: fnName, inputs: list(v, "input"), dims: dimsOpt(v), seed, precision: precisionOpt(v), ...(weightsPath ? { weights: weightsPath } : {}) }, io.out, io.err);
+    if (code !== undefined) return code;
+  }
+  const r = await frontend(file, source, io, { precision: precisionOpt(v) });
   if (!r.ir) return 1;
   const g = r.ir.functions.find((x) => x.name === fnName) ?? r.ir.functions.filter((x) => x.name.split(".").pop() === fnName).at(0);
   if (!g) throw new KilnError(`kiln: ${file} has no function '${fnName}' (it has: ${r.ir.functions.map((x) => x.name).join(", ")})`);
@@ -119,6 +124,7 @@ export async function runOnBackend(
     return outs.map((t) => new Tensor(t.dtype === "f32" ? "f64" : t.dtype, t.shape, t.dtype === "f32" ? t.data : Array.from(t.data)));
   }
   const diags = new DiagnosticBag();
+  const { buildWasm, checkWasmDtypes } = await import("../compile.js");
   checkWasmDtypes({ ...ir, functions: [g] }, diags);
   if (diags.hasErrors) throw new KilnError(formatDiagnostics(diags.sorted(), {}) + "\nkiln: use --backend reference for this function");
   const build = await buildWasm(ir, basename(ir.source));

@@ -8,8 +8,8 @@
 import { mkdir } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { ioType, type Graph, type IRModule } from "../ir/graph.js";
-import { buildWasm } from "../compile.js";
 import { loadKilnModule, type KilnModule } from "../../runtime/wasm/module.js";
+import type { Manifest } from "../../runtime/manifest.js";
 import type { Tensor } from "../../runtime/tensor.js";
 import { KilnError } from "../../runtime/errors.js";
 import { saveSafetensors } from "../../runtime/safetensors.js";
@@ -50,6 +50,8 @@ export interface TrainOptions {
   augment?: boolean;
   /** Where the progress bar draws (default: stderr). */
   progress?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** The module already built (e.g. from the compile cache); built from the IR otherwise. */
+  build?: { manifest: Manifest; wasm?: Uint8Array };
 }
 
 export interface TrainResult {
@@ -96,8 +98,8 @@ function call(mod: KilnModule, fn: string, inputs: Record<string, Tensor>, step:
 
 export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
   const g = stepOf(ir, opts.train);
-  const build = await buildWasm(ir, basename(ir.source));
-  const mod = await loadKilnModule(build.manifest, build.wasm, { seed: opts.seed });
+  const build = opts.build?.wasm ? opts.build : await (await import("../compile.js")).buildWasm(ir, basename(ir.source));
+  const mod = await loadKilnModule(build.manifest, build.wasm!, { seed: opts.seed });
   const name = g.name.replace(/\.step$/, "");
   const result: TrainResult = { losses: [], accuracy: [], memoryBytes: [], module: mod };
   if (opts.resume) {
@@ -339,9 +341,12 @@ async function train(v: Values, positionals: string[], io: CommandIo): Promise<n
   if (format !== "synthetic" && format !== "mnist") await checkFile(data, "data");
   if (opts.labels) await checkFile(opts.labels, "labels");
   if (opts.resume) await checkFile(opts.resume, "resume");
-  const r = frontend(file, source, io, { precision: precisionOpt(v) });
+  const r = await frontend(file, source, io, { precision: precisionOpt(v) });
   if (!r.ir) return 1;
   io.status(`kiln: compiling ${file} to wasm…`);
-  await runTraining(r.ir, opts, io.out);
+  // The kernels from the compile cache when the program is unchanged (no Binaryen).
+  const { buildSource } = await import("../build-source.js");
+  const built = await buildSource(source, { file, precision: precisionOpt(v), cache: true, ir: r.ir });
+  await runTraining(r.ir, { ...opts, ...(built.build ? { build: built.build } : {}) }, io.out);
   return 0;
 }

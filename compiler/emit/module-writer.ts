@@ -1,11 +1,13 @@
-// Emit stage: writes <base>.wasm and/or <base>.wgsl, <base>.manifest.json, <base>.js (manifest inlined + load()),
-// <base>.d.ts and kiln-runtime/ (copied from dist/runtime). All contents are computed first, staged, then renamed
-// into place.
+// Emit stage: writes <base>.wasm and/or <base>.wgsl, <base>.manifest.json, <base>.js (manifest inlined + load()) and
+// <base>.d.ts, which import the runtime from the package (`@kiln-ml/kiln/runtime`, so an app's models share one
+// runtime and its Tensors); `standalone` instead copies the runtime beside them as kiln-runtime/ (no npm needed).
+// All contents are computed first (moduleFiles, also the in-memory API), staged, then renamed into place.
 
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Manifest } from "../../runtime/manifest.js";
+import { PACKAGE_NAME } from "../version.js";
 import { renderDts } from "./dts.js";
 
 export interface WriteModuleOptions {
@@ -18,43 +20,29 @@ export interface WriteModuleOptions {
   wasmRelaxed?: Uint8Array;
   /** The WGSL shaders (target wgsl or all), written as `<baseName>.wgsl`; the manifest's `wgsl` must describe them. */
   wgsl?: string;
+  /** Trained weights (safetensors bytes), written as `<baseName>.safetensors` and loaded by default by load(). */
+  weights?: Uint8Array;
+  /** Copy the runtime beside the module (kiln-runtime/) instead of importing it from the package. */
+  standalone?: boolean;
+  /** The runtime's import specifier when not standalone (default `@kiln-ml/kiln/runtime`). */
+  runtimeImport?: string;
+}
+
+export type ModuleFilesOptions = Omit<WriteModuleOptions, "outDir">;
+
+/** A file of a compiled module: its path relative to the output folder and its contents. */
+export interface ModuleFile {
+  rel: string;
+  data: string | Uint8Array;
 }
 
 const RUNTIME_DIR = "kiln-runtime";
+export const RUNTIME_IMPORT = `${PACKAGE_NAME}/runtime`;
 
 /** Writes the module files; returns the paths written (joined onto outDir). */
 export async function writeModule(opts: WriteModuleOptions): Promise<string[]> {
-  const { outDir, baseName, wasm } = opts;
-  if (!baseName || /[\\/]/.test(baseName) || baseName === "." || baseName === ".." || baseName === RUNTIME_DIR) {
-    throw new Error(`writeModule: bad baseName ${JSON.stringify(baseName)} (a file name stem without slashes)`);
-  }
-  const { wasmRelaxed: _named, ...given } = opts.manifest;
-  const relaxedFile = opts.wasmRelaxed ? `${baseName}.relaxed.wasm` : undefined;
-  // A WebGPU-only build (manifest wasm "") writes no .wasm.
-  const wasmFile = opts.manifest.wasm === "" ? "" : `${baseName}.wasm`;
-  if (opts.wgsl !== undefined && !opts.manifest.wgsl) throw new Error("writeModule: WGSL text given but the manifest has no wgsl field");
-  const wgslFile = opts.wgsl !== undefined ? `${baseName}.wgsl` : undefined;
-  const { wgsl: wgslMeta, ...rest } = given;
-  const manifest: Manifest = {
-    ...rest,
-    wasm: wasmFile,
-    ...(relaxedFile ? { wasmRelaxed: relaxedFile } : {}),
-    ...(wgslFile && wgslMeta ? { wgsl: { ...wgslMeta, file: wgslFile } } : {}),
-  };
-
-  // ---- compute every file first ----
-  const runtime = await readRuntimeFiles();
-  const files: Array<{ rel: string; data: string | Uint8Array }> = [
-    ...(wasmFile ? [{ rel: wasmFile, data: wasm }] : []),
-    ...(wgslFile ? [{ rel: wgslFile, data: opts.wgsl! }] : []),
-    ...(relaxedFile ? [{ rel: relaxedFile, data: opts.wasmRelaxed! }] : []),
-    { rel: `${baseName}.manifest.json`, data: JSON.stringify(manifest, null, 2) + "\n" },
-    { rel: `${baseName}.js`, data: renderJs(manifest, baseName) },
-    { rel: `${baseName}.d.ts`, data: renderDts(manifest, baseName) },
-    ...runtime.map((f) => ({ rel: `${RUNTIME_DIR}/${f.rel}`, data: f.data })),
-    // The runtime is ESM; this makes Node treat it so even when outDir is in a CommonJS package.
-    { rel: `${RUNTIME_DIR}/package.json`, data: JSON.stringify({ type: "module", private: true }, null, 2) + "\n" },
-  ];
+  const { outDir } = opts;
+  const files = await moduleFiles(opts);
 
   // ---- stage, then rename into place ----
   const outAbs = resolve(outDir);
@@ -67,9 +55,11 @@ export async function writeModule(opts: WriteModuleOptions): Promise<string[]> {
       await mkdir(dirname(p), { recursive: true });
       await writeFile(p, f.data);
     }
-    const oldRuntime = join(outAbs, RUNTIME_DIR);
-    if (await exists(oldRuntime)) await rename(oldRuntime, join(staging, ".old-runtime"));
-    await rename(join(staging, RUNTIME_DIR), oldRuntime);
+    if (opts.standalone) {
+      const oldRuntime = join(outAbs, RUNTIME_DIR);
+      if (await exists(oldRuntime)) await rename(oldRuntime, join(staging, ".old-runtime"));
+      await rename(join(staging, RUNTIME_DIR), oldRuntime);
+    }
     for (const f of files) if (!f.rel.startsWith(RUNTIME_DIR + "/")) await rename(join(staging, f.rel), join(outAbs, f.rel));
   } catch (e) {
     await rm(staging, { recursive: true, force: true }).catch(() => {});
@@ -80,41 +70,89 @@ export async function writeModule(opts: WriteModuleOptions): Promise<string[]> {
   return files.map((f) => join(outDir, ...f.rel.split("/")));
 }
 
-function renderJs(manifest: Manifest, baseName: string): string {
+/**
+ * The files of a compiled module, in memory (for tools and bundler plugins): NAME.js, NAME.d.ts, the manifest, the
+ * binaries, and kiln-runtime/ when standalone.
+ */
+export async function moduleFiles(opts: ModuleFilesOptions): Promise<ModuleFile[]> {
+  const { baseName, wasm } = opts;
+  if (!baseName || /[\\/]/.test(baseName) || baseName === "." || baseName === ".." || baseName === RUNTIME_DIR) {
+    throw new Error(`writeModule: bad baseName ${JSON.stringify(baseName)} (a file name stem without slashes)`);
+  }
+  const { wasmRelaxed: _named, ...given } = opts.manifest;
+  const relaxedFile = opts.wasmRelaxed ? `${baseName}.relaxed.wasm` : undefined;
+  // A WebGPU-only build (manifest wasm "") writes no .wasm.
+  const wasmFile = opts.manifest.wasm === "" ? "" : `${baseName}.wasm`;
+  if (opts.wgsl !== undefined && !opts.manifest.wgsl) throw new Error("writeModule: WGSL text given but the manifest has no wgsl field");
+  const wgslFile = opts.wgsl !== undefined ? `${baseName}.wgsl` : undefined;
+  const weightsFile = opts.weights ? `${baseName}.safetensors` : undefined;
+  const { wgsl: wgslMeta, ...rest } = given;
+  const manifest: Manifest = {
+    ...rest,
+    wasm: wasmFile,
+    ...(relaxedFile ? { wasmRelaxed: relaxedFile } : {}),
+    ...(wgslFile && wgslMeta ? { wgsl: { ...wgslMeta, file: wgslFile } } : {}),
+  };
+
+  const runtimeSpec = opts.standalone ? `./${RUNTIME_DIR}/index.js` : (opts.runtimeImport ?? RUNTIME_IMPORT);
+  const runtime = opts.standalone ? await readRuntimeFiles() : [];
+  return [
+    ...(wasmFile ? [{ rel: wasmFile, data: wasm }] : []),
+    ...(wgslFile ? [{ rel: wgslFile, data: opts.wgsl! }] : []),
+    ...(relaxedFile ? [{ rel: relaxedFile, data: opts.wasmRelaxed! }] : []),
+    ...(weightsFile ? [{ rel: weightsFile, data: opts.weights! }] : []),
+    { rel: `${baseName}.manifest.json`, data: JSON.stringify(manifest, null, 2) + "\n" },
+    { rel: `${baseName}.js`, data: renderJs(manifest, baseName, runtimeSpec, weightsFile) },
+    { rel: `${baseName}.d.ts`, data: renderDts(manifest, baseName, runtimeSpec) },
+    ...runtime.map((f) => ({ rel: `${RUNTIME_DIR}/${f.rel}`, data: f.data })),
+    // The runtime is ESM; this makes Node treat it so even when outDir is in a CommonJS package.
+    ...(opts.standalone ? [{ rel: `${RUNTIME_DIR}/package.json`, data: JSON.stringify({ type: "module", private: true }, null, 2) + "\n" }] : []),
+  ];
+}
+
+function renderJs(manifest: Manifest, baseName: string, runtimeSpec: string, weightsFile?: string): string {
+  const rt = JSON.stringify(runtimeSpec);
+  // Each file as a literal `new URL("./f", import.meta.url)`: the pattern bundlers recognise and copy as an asset.
+  const src = (f: string) => `new URL(${JSON.stringify("./" + f)}, import.meta.url)`;
+  const sources = [
+    manifest.wasm ? `  wasm: () => readBytes(${src(manifest.wasm)}),` : "",
+    manifest.wasmRelaxed ? `  relaxedWasm: () => readBytes(${src(manifest.wasmRelaxed)}),` : "",
+    manifest.wgsl ? `  wgsl: () => readText(${src(manifest.wgsl.file)}),` : "",
+    weightsFile ? `  weights: () => readBytes(${src(weightsFile)}),` : "",
+  ].filter(Boolean);
   return `// Generated by Kiln (${manifest.compiler}) from ${manifest.source}. Do not edit.
 // Load with: import { load } from "./${baseName}.js"; const m = await load({ seed: 0 });
-import { loadKilnModule, loadKilnModuleWebGPU, readBytes, readText } from "./${RUNTIME_DIR}/index.js";
-export { Tensor, GpuTensor, KilnError } from "./${RUNTIME_DIR}/index.js";
+import { loadCompiled, readBytes, readText } from ${rt};
+export { Tensor, GpuTensor, KilnError } from ${rt};
 
 export const manifest = ${JSON.stringify(manifest, null, 2)};
 
+const sources = {
+${sources.join("\n")}
+};
+
 /**
  * Loads the module: reads ${baseName}.wasm next to this file (fs under Node, fetch in a browser)${manifest.wasmRelaxed ? `, or
- * ${manifest.wasmRelaxed} where the engine has relaxed SIMD` : ""}. Options: seed, params, threads.
- * With { backend: "webgpu" } it runs on WebGPU instead${manifest.wgsl ? ` (reads ${manifest.wgsl.file})` : " (needs a build with --target all)"}: calls return
- * GpuTensors, read with \`await t.read()\`.${manifest.wgsl && Object.values(manifest.wgsl.kernels).some((k) => k.f16) ? `
+ * ${manifest.wasmRelaxed} where the engine has relaxed SIMD` : ""}. Options: seed, params, threads, weights (a
+ * safetensors path, URL or bytes, loaded strictly${weightsFile ? `; default: the trained ${weightsFile} beside this file, null for the init rules` : ""}),
+ * backend ("wasm", "webgpu", "auto" or an ordered list).
+ * On WebGPU${manifest.wgsl ? ` (reads ${manifest.wgsl.file})` : " (needs a build with --target all)"} calls return GpuTensors; \`await t.read()\` reads a result on any backend.${manifest.wgsl && Object.values(manifest.wgsl.kernels).some((k) => k.f16) ? `
  * WebGPU option f16: "auto" (default: array<f16> kernels where the adapter has shader-f16, else packed), "native"
  * (a KilnError without shader-f16) or "packed" (f16 stored two per 32-bit word; any adapter, same results).` : ""}
  */
-export async function load(options = {}) {
-  if (options.backend === "webgpu") {
-    const wgsl = ${manifest.wgsl ? `await readText(new URL(${JSON.stringify("./" + manifest.wgsl.file)}, import.meta.url))` : `""`};
-    return loadKilnModuleWebGPU(manifest, wgsl, options);
-  }
-  const wasm = ${manifest.wasm ? `await readBytes(new URL(${JSON.stringify("./" + manifest.wasm)}, import.meta.url))` : "new Uint8Array(0)"};
-${manifest.wasmRelaxed ? `  const relaxedWasm = () => readBytes(new URL(${JSON.stringify("./" + manifest.wasmRelaxed)}, import.meta.url));
-  return loadKilnModule(manifest, wasm, { relaxedWasm, ...options });` : "  return loadKilnModule(manifest, wasm, options);"}
+export function load(options = {}) {
+  return loadCompiled(manifest, sources, options);
 }
 `;
 }
 
-/** The directory holding Kiln's package.json (name "kiln"), found by walking up from this file. */
+/** The directory holding Kiln's package.json (PACKAGE_NAME), found by walking up from this file. */
 export async function findPackageRoot(): Promise<string> {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     try {
       const pkg = JSON.parse(await readFile(join(dir, "package.json"), "utf8")) as { name?: string };
-      if (pkg.name === "kiln") return dir;
+      if (pkg.name === PACKAGE_NAME) return dir;
     } catch {
       // no package.json here
     }

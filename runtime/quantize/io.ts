@@ -151,13 +151,25 @@ export async function loadQuantized(mod: KilnModule | KilnGpuModule, src: Source
   return mod instanceof KilnGpuModule ? finishGpu(mod, meta.mode, choices, weights, (n) => f32.get(n)!) : finish(mod, meta.mode, choices, weights);
 }
 
-/** Loads a weights file of either kind: float tensors through setParam, a quantized file through loadQuantized. */
-export async function loadWeights(mod: KilnModule | KilnGpuModule, src: Source | SafetensorsFile | Uint8Array): Promise<QuantizeReport | undefined> {
+/**
+ * Loads a weights file of either kind: float tensors through setParam, a quantized file through loadQuantized.
+ * Strict: a tensor that is not a param, or a weight (a param that is neither optimizer state nor a mixed-precision
+ * copy) missing from the file, is a KilnError naming it; dtypes and shapes are checked by setParam. `partial: true`
+ * allows missing weights (they keep their current values).
+ */
+export async function loadWeights(mod: KilnModule | KilnGpuModule, src: Source | SafetensorsFile | Uint8Array, options: { partial?: boolean } = {}): Promise<QuantizeReport | undefined> {
   const file = await safetensorsFileOf(src);
   if (file.metadata.quantized) return loadQuantized(mod, file);
   const names = mod.manifest.params.map((p) => p.name);
+  const where = mod.manifest.source || "this module";
   for (const name of Object.keys(file.tensors)) {
-    if (!names.includes(name)) fail(`loadWeights: tensor "${name}" of the file is not a param of ${mod.manifest.source || "this module"} (params: ${names.join(", ") || "none"})`, name);
+    if (!names.includes(name)) fail(`loadWeights: tensor "${name}" of the file is not a param of ${where} (params: ${names.join(", ") || "none"})`, name);
+  }
+  if (!options.partial) {
+    const missing = mod.manifest.params.filter((p) => !p.role && !(p.name in file.tensors));
+    if (missing.length) {
+      fail(`loadWeights: the file has no tensor for param "${missing[0]!.name}" of ${where}${missing.length > 1 ? ` (nor ${missing.slice(1).map((p) => `"${p.name}"`).join(", ")})` : ""}; pass { partial: true } to keep the current values of missing params`, missing[0]!.name);
+    }
   }
   for (const [name, t] of Object.entries(file.tensors)) mod.setParam(name, t);
   return undefined;

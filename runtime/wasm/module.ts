@@ -16,6 +16,7 @@ import type { KernelFn } from "./backend.js";
 import { methodLayout } from "../layout.js";
 import type { CallInputs, CallOptions, InputValue } from "../bind.js";
 import type { LinearMemory } from "./memory.js";
+import { withOutputNames } from "../outputs.js";
 
 /** `threads` (default 1) and `relaxedWasm` (the relaxed-SIMD build) are described in threads-load.ts. */
 export interface LoadOptions extends KernelLoadOptions {
@@ -33,7 +34,7 @@ export interface ParamInfo {
   shape: number[];
 }
 
-/** A function on the loaded module: one Tensor for a single output, Tensor[] otherwise. */
+/** A function on the loaded module: one Tensor for a single output, Tensor[] (also keyed by output name) otherwise. */
 export type KilnFunction = (inputs: CallInputs | InputValue, options?: CallOptions) => Tensor | Tensor[];
 
 export interface MemoryStats {
@@ -55,6 +56,9 @@ export interface WasmState {
   seed: number;
   /** Params whose int8 copy the running kernels use: writing them is an error (param -> why). */
   frozen?: Map<string, string>;
+  /** Threads running the kernels and which build runs (from loadKernels). */
+  threads?: number;
+  simd?: "plain" | "relaxed";
 }
 
 type State = WasmState;
@@ -66,12 +70,24 @@ export class KilnModule {
   readonly manifest: Manifest;
   /** Qualified names of the functions ("MLP.forward", "fn"). */
   readonly functions: string[];
+  readonly backend = "wasm" as const;
+  /** Threads actually running the kernels (1 when the engine cannot share memory, whatever was asked). */
+  readonly threads: number;
+  /** Which wasm build runs: "relaxed" (relaxed SIMD) where the engine has it and the module ships it. */
+  readonly simd: "plain" | "relaxed";
+  /**
+   * Why the module runs with less than was asked: an earlier backend of `backend: "auto"` or a list that could not
+   * start here, or fewer threads; null when it got what was asked.
+   */
+  readonly fallbackReason: string | null = null;
   #state: State | null;
 
   /** Use loadKilnModule(). */
   constructor(manifest: Manifest, state: State) {
     this.manifest = manifest;
     this.functions = manifest.functions.map((f) => f.name);
+    this.threads = state.threads ?? 1;
+    this.simd = state.simd ?? "plain";
     this.#state = state;
   }
 
@@ -82,7 +98,7 @@ export class KilnModule {
 
   /**
    * Calls a function by qualified name ("MLP.forward") or, when unambiguous, by its method name ("forward").
-   * Returns a Tensor for a single output, Tensor[] (in order) otherwise.
+   * Returns a Tensor for a single output, Tensor[] (in order, and by output name: `r.loss`) otherwise.
    */
   call(name: string, inputs: CallInputs | InputValue, options?: CallOptions): Tensor | Tensor[] {
     const state = this.#live(String(name));
@@ -90,7 +106,13 @@ export class KilnModule {
     const stale = state.frozen && exec.fn.updates?.find((u) => state.frozen!.has(u.param));
     if (stale) throw new KilnError(`${exec.fn.name} updates param "${stale.param}", ${state.frozen!.get(stale.param)}`, { code: "bad_option", fn: exec.fn.name, tensor: stale.param });
     const out = exec.run(inputs, options);
-    return out.length === 1 ? out[0]! : out;
+    return out.length === 1 ? out[0]! : withOutputNames(exec.fn, out);
+  }
+
+  /** Resolves at once: wasm calls finish before they return (the same `await m.sync()` as on WebGPU). */
+  sync(): Promise<void> {
+    this.#live("sync");
+    return Promise.resolve();
   }
 
   #resolve(state: State, name: string): FunctionExecutor {
@@ -189,7 +211,7 @@ export async function loadKilnModule<T extends object = Record<string, unknown>>
     throw new KilnError(`this module was compiled for WebGPU only (--target wgsl): load it with { backend: "webgpu" }, or recompile with --target all for the wasm backend`, { code: "bad_option" });
   }
 
-  const { memory, kernels, pool } = await loadKernels(wasm, options);
+  const { memory, kernels, pool, threads, simd, fewerThreads } = await loadKernels(wasm, options);
   // A load that fails after the workers started must stop them (they would otherwise idle until exit).
   try {
     const params = new Map<string, ParamSlot>();
@@ -208,7 +230,11 @@ export async function loadKilnModule<T extends object = Record<string, unknown>>
     const executors = new Map<string, FunctionExecutor>();
     for (const fn of manifest.functions) executors.set(fn.name, new FunctionExecutor(fn, { memory, kernels, params, seed }));
 
-    const mod = new KilnModule(manifest, { memory, params, executors, pool, kernels, seed });
+    const mod = new KilnModule(manifest, { memory, params, executors, pool, kernels, seed, threads, simd });
+    if (fewerThreads) {
+      // Not an error: the module runs correctly on one thread, but the caller should be able to see why.
+      Object.defineProperty(mod, "fallbackReason", { value: `threads: ${options.threads} asked, ${threads} used: ${fewerThreads}` });
+    }
     if (options.params) for (const [name, value] of Object.entries(options.params)) mod.setParam(name, value);
     installMethods(mod, manifest.functions);
     return mod as KilnModule & T;

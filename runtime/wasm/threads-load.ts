@@ -22,6 +22,8 @@ export interface LoadedKernels extends WasmKernels {
   /** Threads actually in use (1 when the engine cannot share memory). */
   threads: number;
   pool: ThreadPool | null;
+  /** Why fewer threads run than were asked (absent when all run). */
+  fewerThreads?: string;
 }
 
 const MAX_THREADS = 64;
@@ -39,12 +41,17 @@ export async function loadKernels(plain: WasmSource, opts: KernelLoadOptions): P
   }
   // A precompiled Module cannot be re-declared with a shared memory, so it runs on one thread.
   const shared = threads > 1 && !(wasm instanceof WebAssembly.Module) && sharedMemorySupported() ? toSharedBinary(toBytes(wasm)) : null;
-  if (!shared) return { ...(await instantiateKernels(wasm)), simd, threads: 1, pool: null };
+  if (!shared) {
+    const why = threads === 1 ? undefined
+      : wasm instanceof WebAssembly.Module ? "a precompiled WebAssembly.Module cannot be given a shared memory"
+      : "this engine cannot share WebAssembly memory here (a browser page must be cross-origin isolated)";
+    return { ...(await instantiateKernels(wasm)), simd, threads: 1, pool: null, ...(why ? { fewerThreads: why } : {}) };
+  }
 
   const k = await instantiateKernels(shared);
   const info = readParallelInfo(k.module);
   const names = Object.keys(info.kernels).filter((n) => k.kernels.has(n));
-  if (names.length === 0) return { ...k, simd, threads: 1, pool: null };
+  if (names.length === 0) return { ...k, simd, threads: 1, pool: null, fewerThreads: "no kernel of this module splits across threads" };
   // Each worker packs matmul panels in its own scratch, reserved once for the module's life.
   const scratchBytes = Math.max(0, ...names.map((n) => info.kernels[n]!).filter((s): s is RowSplit => s.kind === "rows").map((s) => s.scratchBytes));
   const scratch = Array.from({ length: threads - 1 }, (_, w) => (scratchBytes > 0 ? k.memory.allocPersistent(scratchBytes, `matmul scratch of thread ${w + 1}`) : 0));

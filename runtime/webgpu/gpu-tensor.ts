@@ -16,10 +16,24 @@ export interface GpuTensorStorage {
   readonly owner: object;
 }
 
+/** Marks GpuTensors of every copy of the runtime, as TENSOR_BRAND does Tensors. */
+export const GPU_TENSOR_BRAND: unique symbol = Symbol.for("kiln.gpuTensor");
+
 export class GpuTensor<D extends DType = DType> {
   readonly dtype: D;
   readonly shape: number[];
   #storage: GpuTensorStorage | null;
+
+  /** By brand, not prototype chain, so a GpuTensor is one whichever runtime copy made it. */
+  static [Symbol.hasInstance](x: unknown): x is GpuTensor {
+    return this === GpuTensor
+      ? typeof x === "object" && x !== null && (x as { [GPU_TENSOR_BRAND]?: unknown })[GPU_TENSOR_BRAND] === true
+      : Function.prototype[Symbol.hasInstance].call(this, x);
+  }
+
+  get [GPU_TENSOR_BRAND](): true {
+    return true;
+  }
 
   /** Made by WebGPU module calls. */
   constructor(dtype: D, shape: readonly number[], storage: GpuTensorStorage) {

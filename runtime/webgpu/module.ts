@@ -18,6 +18,7 @@ import { buildGuardKit } from "./guards.js";
 import { GpuFunctionExecutor, type GpuModuleContext, type GpuParam, type GpuState } from "./executor.js";
 import { GpuTensor } from "./gpu-tensor.js";
 import { GPU_MODULE_MEMBERS } from "./members.js";
+import { withOutputNames } from "../outputs.js";
 
 export interface WebGPULoadOptions extends Omit<LoadOptions, "backend"> {
   backend?: "webgpu";
@@ -60,6 +61,10 @@ export class KilnGpuModule {
   readonly manifest: Manifest;
   readonly functions: string[];
   readonly backend = "webgpu" as const;
+  /** CPU threads running kernels: none, the GPU runs them (the wasm module's count of threads). */
+  readonly threads = null;
+  /** Why an earlier backend of `backend: "auto"` or a list was passed over; null when none was. */
+  readonly fallbackReason: string | null = null;
   /** The adapter the module runs on, e.g. "llvmpipe (mesa, vulkan)". */
   readonly adapter: string;
   /** How the kernels store f16 tensors ("native" array<f16> or "packed" words; load option f16); null: no f16. */
@@ -91,7 +96,7 @@ export class KilnGpuModule {
     const stale = state.frozen && exec.fn.updates?.find((u) => state.frozen!.has(u.param));
     if (stale) throw new KilnError(`${exec.fn.name} updates param "${stale.param}", ${state.frozen!.get(stale.param)}`, { code: "bad_option", fn: exec.fn.name, tensor: stale.param });
     const out = exec.run(inputs, options);
-    return out.length === 1 ? out[0]! : out;
+    return out.length === 1 ? out[0]! : withOutputNames(exec.fn, out);
   }
 
   params(): ParamInfo[] {

@@ -21,7 +21,9 @@ describe("kiln compile", () => {
     const dir = join(tmp(), "mlp");
     const r = await kiln("compile", "dsl-examples/mlp.kiln", "--out", dir);
     expect(r.code).toBe(0);
-    expect(readdirSync(dir).sort()).toEqual(["kiln-runtime", "mlp.d.ts", "mlp.js", "mlp.manifest.json", "mlp.relaxed.wasm", "mlp.wasm"]);
+    // The runtime comes from the package (one per app); --standalone copies it beside the module instead.
+    expect(readdirSync(dir).sort()).toEqual(["mlp.d.ts", "mlp.js", "mlp.manifest.json", "mlp.relaxed.wasm", "mlp.wasm"]);
+    expect(readFileSync(join(dir, "mlp.js"), "utf8")).toContain(`from "@kiln-ml/kiln/runtime"`);
     const m = JSON.parse(readFileSync(join(dir, "mlp.manifest.json"), "utf8"));
     expect(m.functions.map((f: { name: string }) => f.name)).toEqual(["MLP.forward", "MLP.predict", "MLP.loss"]);
     expect(m.params.map((p: { name: string; shape: number[] }) => `${p.name}:${p.shape}`)).toEqual(["MLP.w1:784,128", "MLP.b1:128", "MLP.w2:128,10", "MLP.b2:10"]);

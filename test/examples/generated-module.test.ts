@@ -14,11 +14,11 @@ function jsFiles(dir: string): string[] {
   });
 }
 
-describe("generated module without the compiler", () => {
+describe("generated module without the compiler (--standalone)", () => {
   it("mlp.js runs from a temp dir in a child process and matches the in-process run", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kiln-gen-"));
     const quiet = () => {};
-    expect(await main(["compile", "dsl-examples/mlp.kiln", "--out", join(dir, "mlp")], quiet, quiet)).toBe(0);
+    expect(await main(["compile", "dsl-examples/mlp.kiln", "--standalone", "--out", join(dir, "mlp")], quiet, quiet)).toBe(0);
     for (const f of jsFiles(dir)) {
       const src = readFileSync(f, "utf8");
       const specs = [...src.matchAll(/(?:import|export)[^"']*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)].map((m) => m[1] ?? m[2]);

@@ -42,14 +42,14 @@ beforeAll(async () => {
   ensureRuntimeBuilt();
   tmp = mkdtempSync(join(tmpdir(), "kiln-emit-"));
   outDir = join(tmp, "out");
-  written = await writeModule({ outDir, baseName: "net", manifest: testManifest(), wasm: await kernelsWasm() });
+  written = await writeModule({ outDir, baseName: "net", manifest: testManifest(), wasm: await kernelsWasm(), standalone: true });
 }, 120_000);
 
 afterAll(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-describe("writeModule", () => {
+describe("writeModule (standalone)", () => {
   test("writes the module files and a copy of the runtime", () => {
     const rel = written.map((p) => relative(outDir, p).split(sep).join("/"));
     for (const f of ["net.wasm", "net.manifest.json", "net.js", "net.d.ts", "kiln-runtime/index.js", "kiln-runtime/index.d.ts", "kiln-runtime/manifest.js", "kiln-runtime/package.json"]) {
@@ -87,7 +87,9 @@ describe("writeModule", () => {
       const { load, Tensor, manifest } = await import(${JSON.stringify(url)});
       const m = await load({ seed: 1 });
       const y = m.Net.forward({ x: new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]) });
-      const [total] = m.Net.stats({ x: new Tensor("f32", [1, 4], [1, 2, 3, 4]) });
+      const stats = m.Net.stats({ x: new Tensor("f32", [1, 4], [1, 2, 3, 4]) });
+      const [total] = stats;
+      if (stats.total !== total || stats.doubled !== stats[1] || (await stats.doubled.read()) !== stats[1]) throw new Error("outputs by name");
       let err = "";
       try { m.Net.forward({ x: new Int32Array(8) }); } catch (e) { err = e.name + ": " + e.message; }
       console.log(JSON.stringify({ shape: y.shape, data: Array.from(y.data), total: total.toArray(), fns: manifest.functions.length, err }));
@@ -114,13 +116,20 @@ describe("writeModule", () => {
     const dts = readFileSync(join(outDir, "net.d.ts"), "utf8");
     expect(dts).toContain(`export type ParamName = "Net.b";`);
     expect(dts).toContain(`x: Float32Array | Tensor<"f32"> | readonly number[];`);
-    expect(dts).toContain(`stats(inputs: NetStatsInputs, options?: CallOptions): [Tensor<"f32">, Tensor<"f32">];`);
+    expect(dts).toContain(`stats(inputs: NetStatsInputs, options?: CallOptions): [Tensor<"f32">, Tensor<"f32">] & { readonly total: Tensor<"f32">; readonly doubled: Tensor<"f32"> };`);
     expect(dts).toContain(`getParam(name: "Net.b"): Tensor<"f32">;`);
     writeFileSync(join(tmp, "consumer.ts"), `
 import { load, Tensor, type NetModule, type ParamName } from "./out/net.js";
 const m: NetModule = await load({ seed: 1, params: { "Net.b": [1, 2, 3, 4] } });
 const y: Tensor = m.Net.forward({ x: new Float32Array(8) }, { batch: 2 });
 const [t, d]: [Tensor, Tensor] = m.Net.stats({ x: [1, 2, 3, 4] });
+const total: Tensor<"f32"> = m.Net.stats({ x: [1, 2, 3, 4] }).total;
+const read: Tensor<"f32"> = await m.Net.forward({ x: [1, 2, 3, 4] }).read();
+const where: "wasm" = m.backend;
+const threads: number = m.threads;
+const auto = await load({ backend: ["webgpu", "wasm"], weights: new Uint8Array(0), partialWeights: true });
+const anyRead: Tensor<"f32"> = await auto.Net.forward({ x: [1, 2, 3, 4] }).read();
+console.log(total, read, where, threads, anyRead, auto.fallbackReason);
 const c: Tensor = m.addi({ a: new Int32Array(2), b: [1, 2] });
 const ci: Int32Array = m.addi({ a: [1], b: [2] }).data;
 const yf: Float32Array = m.Net.forward({ x: [1, 2, 3, 4] }).data;
@@ -164,7 +173,7 @@ export {};
   }, 60_000);
 
   test("rewriting replaces the output in place; bad base names are rejected", async () => {
-    const again = await writeModule({ outDir, baseName: "net", manifest: testManifest(), wasm: await kernelsWasm() });
+    const again = await writeModule({ outDir, baseName: "net", manifest: testManifest(), wasm: await kernelsWasm(), standalone: true });
     expect(again.length).toBe(written.length);
     expect(readdirSync(outDir).some((f) => f.startsWith(".kiln-tmp"))).toBe(false);
     await expect(writeModule({ outDir, baseName: "a/b", manifest: testManifest(), wasm: new Uint8Array() })).rejects.toThrow(/bad baseName/);

@@ -1,5 +1,6 @@
 // A short training run on the real MNIST images (kept small for CI): one epoch of the MLP must reach a loss
-// and a held-out accuracy threshold, and --save/--plot write a safetensors file that loads back and an SVG.
+// and a held-out accuracy threshold, and --save/--plot write a safetensors file that loads back (scoring the same on
+// raw pixels) and an SVG.
 import { describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +10,9 @@ import { irOf } from "../helpers/backend.js";
 import { runTraining } from "../../compiler/cli/train.js";
 import { parseSafetensors } from "../../runtime/safetensors.js";
 import { main } from "../../compiler/cli/main.js";
+import { buildWasm } from "../../compiler/compile.js";
+import { mnistDir } from "../../compiler/cli/data.js";
+import { DataLoader, loadCompiled, loadMnist, Tensor, toTensor, type KilnModule } from "../../runtime/index.js";
 
 const quiet = Object.assign(new Writable({ write: (_c, _e, cb) => cb() }), { isTTY: false });
 
@@ -28,7 +32,26 @@ describe("MNIST training (images 0-7999 train, 8000-9999 held out)", () => {
     const svg = readFileSync(join(dir, "curves.svg"), "utf8");
     expect(svg.startsWith("<svg")).toBe(true);
     expect(svg).toContain("accuracy");
-  }, 60_000);
+    // The saved weights, loaded as a user would (load({ weights })), score on raw pixels exactly what training
+    // printed: the normalisation is in the model, not in the CLI.
+    const b = await buildWasm(ir, "mnist_mlp");
+    const fresh = (await loadCompiled(b.manifest, { wasm: async () => b.wasm }, { weights: join(dir, "w.safetensors") })) as KilnModule;
+    const test = new DataLoader(await loadMnist({ dir: mnistDir(), split: "test" }), { batchSize: 500, shuffle: false, transforms: { image: toTensor() } });
+    let right = 0, total = 0;
+    for await (const batch of test) {
+      const n = batch.image.shape[0]!;
+      const z = (fresh.call("MnistMLP.forward", { x: new Tensor("f32", [n, 784], batch.image.data as Float32Array) }) as Tensor).data as Float32Array;
+      const y = batch.label.data as Int32Array;
+      for (let i = 0; i < n; i++) {
+        let best = 0;
+        for (let k = 1; k < 10; k++) if (z[i * 10 + k]! > z[i * 10 + best]!) best = k;
+        if (best === y[i]) right++;
+      }
+      total += n;
+    }
+    expect(total).toBe(2000);
+    expect(right / total).toBe(r.accuracy[0]);
+  }, 120_000);
 
   it("iterating epochs allocates no new wasm memory per batch", async () => {
     const ir = irOf(readFileSync("dsl-examples/mnist_mlp.kiln", "utf8"), "dsl-examples/mnist_mlp.kiln");

@@ -34,7 +34,7 @@ describe.skipIf(skip !== undefined)("the digits demo in headless Chromium", () =
     ensureRuntimeBuilt();
     dir = mkdtempSync(join(tmpdir(), "kiln-browser-"));
     const quiet = () => {};
-    expect(await main(["compile", "dsl-examples/mlp.kiln", "--target", "all", "--out", join(dir, "mlp")], quiet, quiet)).toBe(0);
+    expect(await main(["compile", "dsl-examples/mlp.kiln", "--target", "all", "--standalone", "--out", join(dir, "mlp")], quiet, quiet)).toBe(0);
     mkdirSync(join(dir, "empty"));
     const { serve } = (await import(resolve("dsl-examples/browser/serve.mjs"))) as { serve(o: object): Promise<Server> };
     server = await serve({ root: resolve("."), mounts: { "/build/mlp/": join(dir, "mlp") } });

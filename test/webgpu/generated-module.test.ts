@@ -20,7 +20,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "kiln-wgsl-"));
   // The runtime imports the `webgpu` package (Dawn) under Node: let the temp dir resolve this checkout's.
   symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
-  expect(await main(["compile", "dsl-examples/mlp.kiln", "--target", "all", "--out", join(dir, "mlp")], quiet, quiet)).toBe(0);
+  expect(await main(["compile", "dsl-examples/mlp.kiln", "--target", "all", "--standalone", "--out", join(dir, "mlp")], quiet, quiet)).toBe(0);
 }, 120_000);
 afterAll(() => void (dir && rmSync(dir, { recursive: true, force: true })));
 
@@ -101,5 +101,21 @@ describe.skipIf(!env.h)("the generated module on WebGPU", () => {
     const out = JSON.parse(execFileSync(process.execPath, ["use.mjs"], { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim().split("\n").pop()!);
     expect(out.shape).toEqual([2, 10]);
     out.gpu.forEach((v: number, i: number) => expect(Math.abs(v - out.wasm[i])).toBeLessThan(1e-5));
+  }, 60_000);
+
+  it("backend \"auto\" picks WebGPU where an adapter starts, a list is taken in order; results read the same way", () => {
+    writeFileSync(join(dir, "auto.mjs"), `
+      import { load } from "./mlp/mlp.js";
+      const x = new Float32Array(2 * 784).map((_, i) => Math.sin(i));
+      const a = await load({ backend: "auto", seed: 3 });
+      const w = await load({ backend: ["wasm", "webgpu"], seed: 3 });
+      const ya = await a.MLP.forward({ x }, { batch: 2 }).read();
+      const yw = await w.MLP.forward({ x }, { batch: 2 }).read();
+      const diff = Math.max(...Array.from(ya.data, (v, i) => Math.abs(v - yw.data[i])));
+      console.log(JSON.stringify({ a: a.backend, aThreads: a.threads, aReason: a.fallbackReason, w: w.backend, wThreads: w.threads, diff }));
+      a.dispose();`);
+    const out = JSON.parse(execFileSync(process.execPath, ["auto.mjs"], { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim().split("\n").pop()!);
+    expect(out).toMatchObject({ a: "webgpu", aThreads: null, aReason: null, w: "wasm", wThreads: 1 });
+    expect(out.diff).toBeLessThan(1e-5);
   }, 60_000);
 });

@@ -19,6 +19,8 @@ export interface WasmBuildOptions {
   readonly optimize?: boolean;
   /** "relaxed" builds the same exports with f32x4.relaxed_madd in the matmul (default "plain" SIMD128). */
   readonly simd?: SimdVariant;
+  /** Also render the WebAssembly text (default true; a build that only ships the binary skips it). */
+  readonly text?: boolean;
 }
 
 export interface WasmBuildResult {
@@ -115,7 +117,7 @@ export async function buildWasmModule(kernels: readonly NamedKernel[], opts: Was
       throw new Error(`wasm backend: generated module does not validate${bad ? ` (kernel "${bad}")` : ""} — compiler bug`);
     }
     if (opts.optimize) m.optimize();
-    return { binary: new Uint8Array(m.emitBinary()), text: m.emitText() };
+    return { binary: new Uint8Array(m.emitBinary()), text: opts.text === false ? "" : m.emitText() };
   } finally {
     m.dispose();
   }
