@@ -50,7 +50,14 @@ export async function runBuilt(file: string, source: string, spec: RunSpec, out:
   }
   const mod = await loadKilnModule(manifest, b.build.wasm, { seed: spec.seed });
   try {
-    if (spec.weights) await loadWeights(mod, spec.weights);
+    if (spec.weights) {
+      try {
+        await loadWeights(mod, spec.weights);
+      } catch (e) {
+        if (e instanceof KilnError) throw new KilnError(`kiln: --weights: ${e.message.replace(/^kiln: /, "")}`, { code: e.code });
+        throw e;
+      }
+    }
     const r = mod.call(fn.name, given, { dims: spec.dims });
     const results = Array.isArray(r) ? r : [r];
     results.forEach((t, i) => out(`${fn.outputs[i]!.name}: ${t}`));
