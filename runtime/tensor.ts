@@ -9,7 +9,25 @@ import {
 
 export type NestedNumbers = number | NestedNumbers[];
 
+/**
+ * Marks a Tensor across copies of this runtime: every compiled module ships its own runtime, so a Tensor that
+ * one module returns is not an `instanceof` the Tensor class of another (Symbol.for is shared by all copies).
+ */
+const TENSOR_BRAND = Symbol.for("kiln.Tensor");
+
+/** A Tensor from this runtime or from another module's copy of it (checked: dtype, shape and data agree). */
+export function isTensor(v: unknown): v is Tensor {
+  if (v instanceof Tensor) return true;
+  if (typeof v !== "object" || v === null || (v as Record<symbol, unknown>)[TENSOR_BRAND] !== true) return false;
+  const t = v as Tensor;
+  if (!isDType(t.dtype) || !Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) return false;
+  return typedArrayMatches(t.dtype, t.data) && t.data.length === t.shape.reduce((a, b) => a * b, 1);
+}
+
 export class Tensor<D extends DType = DType> {
+  get [TENSOR_BRAND](): true {
+    return true;
+  }
   readonly dtype: D;
   readonly shape: number[];
   readonly data: TypedArrayFor[D];

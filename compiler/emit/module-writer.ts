@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Manifest } from "../../runtime/manifest.js";
+import { withIntegrity } from "../../runtime/integrity.js";
 import { renderDts } from "./dts.js";
 
 export interface WriteModuleOptions {
@@ -35,12 +36,13 @@ export async function writeModule(opts: WriteModuleOptions): Promise<string[]> {
   if (opts.wgsl !== undefined && !opts.manifest.wgsl) throw new Error("writeModule: WGSL text given but the manifest has no wgsl field");
   const wgslFile = opts.wgsl !== undefined ? `${baseName}.wgsl` : undefined;
   const { wgsl: wgslMeta, ...rest } = given;
-  const manifest: Manifest = {
+  // The digests let the loaders reject an edited manifest or kernel files from another build (runtime/integrity.ts).
+  const manifest: Manifest = withIntegrity({
     ...rest,
     wasm: wasmFile,
     ...(relaxedFile ? { wasmRelaxed: relaxedFile } : {}),
     ...(wgslFile && wgslMeta ? { wgsl: { ...wgslMeta, file: wgslFile } } : {}),
-  };
+  }, { wasm: wasmFile ? wasm : undefined, wasmRelaxed: relaxedFile ? opts.wasmRelaxed : undefined, wgsl: wgslFile ? opts.wgsl : undefined });
 
   // ---- compute every file first ----
   const runtime = await readRuntimeFiles();
