@@ -144,3 +144,13 @@ describe("positions: every diagnostic points inside the file, with a caret", () 
     expect(formatDiagnostics([d!], { "t.kiln": lines.join("\r") })).toContain(" 2 |   return x + y\n   |              ^");
   });
 });
+
+describe("a valid program is not rejected", () => {
+  it("stop_gradient(cast(argmax(x), f32)) inside a differentiated function", () => {
+    compiles("fn f(x: f32[4]) -> f32 { return sum(x * stop_gradient(cast(argmax(x), f32))) }\nfn g(x: f32[4]) -> f32[4] { return grad(f)(x) }");
+  });
+
+  it("without stop_gradient the same cast is still K605", () => {
+    expect(diags("fn f(x: f32[4]) -> f32 { return sum(x * cast(argmax(x), f32)) }\nfn g(x: f32[4]) -> f32[4] { return grad(f)(x) }")).toEqual([["K605", 1, 46]]);
+  });
+});
