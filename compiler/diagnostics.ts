@@ -51,6 +51,7 @@ export const DIAGNOSTIC_CODES = {
   // 5xx: unsupported features / backend limits
   K501: "unsupported feature",
   K502: "dtype not supported by the target backend",
+  K503: "function too large to compile",
   // 6xx: gradients, control flow and training
   K601: "bad use of a function transform (grad, value_and_grad)",
   K602: "differentiated function must return a float scalar",

@@ -9,7 +9,7 @@ import { lowerFor, lowerIf, lowerWhile } from "./control-flow.js";
 import { lowerApply } from "./grad.js";
 import { lowerCustomBackward } from "./custom-backward.js";
 import { literalRangeError } from "./literal-range.js";
-import { tooManyElements, TOO_MANY_ELEMENTS_HINT } from "./size-limits.js";
+import { MAX_GRAPH_NODES, tooManyElements, TOO_MANY_ELEMENTS_HINT } from "./size-limits.js";
 import { formatType, isInt, type Dim, type DType, type TensorType } from "../ir/types.js";
 import type { PrimEmitter } from "../ops/composites.js";
 import { OPS } from "../ops/registry.js";
@@ -56,6 +56,8 @@ export class FnLowerer implements PrimEmitter {
   readonly customVjps: CustomVjp[] = [];
   /** Input nodes used directly as class labels, with the fewest classes they index (GraphIO.classes). */
   readonly classLabels = new Map<number, number>();
+  /** Set once the graph passed MAX_GRAPH_NODES (K503 is reported at the first node past it, once). */
+  private tooLarge = false;
 
   /** Records that `id` indexes `classes` classes, when it is a function input the runtime can check. */
   markClassLabels(id: number, classes: number): void {
@@ -376,6 +378,11 @@ export class FnLowerer implements PrimEmitter {
     const r = OPS[op].infer(types, attrs as never);
     if (isRuleError(r)) {
       this.diags.error(r.error, r.message, this.span, r.hint);
+      return undefined;
+    }
+    if (this.b.nodes.length >= MAX_GRAPH_NODES) {
+      if (!this.tooLarge) this.diags.error("K503", `function too large: it lowers to more than ${MAX_GRAPH_NODES.toLocaleString("en-US")} IR nodes (inlined calls and unrolled loop iterations included)`, this.span, "unroll fewer loop iterations, or split the work into several functions");
+      this.tooLarge = true;
       return undefined;
     }
     const huge = tooManyElements(r);

@@ -18,3 +18,11 @@ export function tooManyElements(t: TensorType): string | undefined {
 }
 
 export const TOO_MANY_ELEMENTS_HINT = "split the tensor, or use a smaller shape";
+
+/**
+ * IR nodes one function may lower to (inlined calls and unrolled loops included). Passes and codegen are linear
+ * but not cheap (about a millisecond per node on a slow machine, through every pass and both SIMD builds), so
+ * this keeps any legal program's compile time bounded: a 1,024-iteration loop with a 100-term body lowered to
+ * 200,000 nodes and ran for minutes.
+ */
+export const MAX_GRAPH_NODES = 40_000;

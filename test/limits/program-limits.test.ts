@@ -4,6 +4,8 @@ import { describe, expect, it } from "vitest";
 import { compileToIR } from "../../compiler/compile.js";
 import { formatDiagnostics } from "../../compiler/diagnostics.js";
 import { MAX_NESTING } from "../../compiler/frontend/nesting.js";
+import { MAX_GRAPH_NODES } from "../../compiler/lower/size-limits.js";
+import { buildWasm } from "../../compiler/compile.js";
 
 /** [code, line, col] of every diagnostic; the program must not compile. */
 function diags(src: string): [string, number, number][] {
@@ -62,9 +64,16 @@ describe("nesting: K105 at the token that passes the limit, never a stack overfl
     compiles(ret(Array.from({ length: 3 * over }, () => "-x").join(" + ")));
   });
 
-  it("a sum of 60,000 terms lowers without a stack overflow (the left spine is walked by a loop)", () => {
-    const r = compileToIR(ret("x" + " + x".repeat(60000)), "long.kiln");
+  it("a sum of 35,000 terms lowers without a stack overflow (the left spine is walked by a loop)", () => {
+    const r = compileToIR(ret("x" + " + x".repeat(35000)), "long.kiln");
     expect(r.diagnostics).toEqual([]);
+  }, 300_000);
+
+  it("K503: a sum of 60,000 terms passes the IR size limit", () => {
+    const [d, ...rest] = compileToIR(ret("x" + " + x".repeat(60000)), "long.kiln").diagnostics;
+    expect(rest).toEqual([]);
+    expect(d).toMatchObject({ code: "K503", span: { line: 2 } });
+    expect(d!.message).toContain(MAX_GRAPH_NODES.toLocaleString("en-US"));
   }, 300_000);
 
   it("K106: a source file past the size limit", () => {
@@ -153,4 +162,26 @@ describe("a valid program is not rejected", () => {
   it("without stop_gradient the same cast is still K605", () => {
     expect(diags("fn f(x: f32[4]) -> f32 { return sum(x * cast(argmax(x), f32)) }\nfn g(x: f32[4]) -> f32[4] { return grad(f)(x) }")).toEqual([["K605", 1, 46]]);
   });
+});
+
+describe("loops and fused chains of any legal size compile (or get a diagnostic naming the limit)", () => {
+  const loop = (n: number, body: string) => `fn f(x: f32[4]) -> f32[4] {\n  let y = x\n  for i in 0..${n} { y = ${body} }\n  return y\n}`;
+
+  it("for i in 0..1024 { y = y * 0.5 + x }: one fused chain of 2,048 ops, split into kernels", async () => {
+    const r = compileToIR(loop(1024, "y * 0.5 + x"), "loop.kiln");
+    expect(r.diagnostics).toEqual([]);
+    const b = await buildWasm(r.ir!, "loop");
+    expect(b.manifest.functions[0]!.steps.length).toBeGreaterThan(1);
+  }, 300_000);
+
+  it("a 1,024-iteration loop with a 10-term body builds", async () => {
+    const r = compileToIR(loop(1024, "y * 0.5 + x * 0.25 + exp(y) * 0.1 - x * y + y / 3 + x - y * 0.3 + x * 2"), "loop.kiln");
+    expect(r.diagnostics).toEqual([]);
+    await buildWasm(r.ir!, "loop");
+  }, 300_000);
+
+  it("K503: a 1,024-iteration loop with a 100-term body", () => {
+    const terms = Array.from({ length: 100 }, (_, i) => (i % 2 ? `x * ${(i % 7) + 1}` : `y * 0.${(i % 9) + 1}`)).join(" + ");
+    expect(diags(loop(1024, terms)).map(([c]) => c)).toEqual(["K503"]);
+  }, 300_000);
 });
