@@ -12,6 +12,7 @@ import { KilnError } from "../runtime/errors.js";
 import { Rng } from "../runtime/rng.js";
 import { fillInit } from "../runtime/init.js";
 import { evaluateGraph } from "../runtime/reference.js";
+import { checkClassLabels } from "../runtime/bind.js";
 import { RandomStreams } from "../runtime/random.js";
 
 /** Param values exactly as the wasm runtime initialises them (same RNG stream, rounded to f32). */
@@ -38,6 +39,8 @@ export async function runOnBackend(
   backend: "wasm" | "reference",
 ): Promise<Tensor[]> {
   if (backend === "reference") {
+    // The same label check as the runtime's (bind.ts): the reference would otherwise give a loss for them.
+    for (const i of g.inputs) if (i.classes !== undefined && inputs[i.name]) checkClassLabels(g.name, i.name, i.classes, inputs[i.name]!.data);
     const params = referenceParams(ir, seed);
     // The same random streams (dropout masks) as the wasm runtime for this seed.
     const outs = evaluateGraph(g, inputs, params, dims, { random: new RandomStreams(seed) });

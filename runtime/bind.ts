@@ -225,7 +225,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
 }
 
 /** Labels outside [0, classes) would select no class: one_hot gives a zero row and the loss ignores it. */
-function checkClassLabels(fname: string, input: string, classes: number, labels: AnyTypedArray): void {
+export function checkClassLabels(fname: string, input: string, classes: number, labels: ArrayLike<number | bigint>): void {
   for (let i = 0; i < labels.length; i++) {
     const v = Number(labels[i]);
     if (v >= 0 && v < classes) continue;

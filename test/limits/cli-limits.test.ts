@@ -51,3 +51,13 @@ describe("kiln quantize --weights", () => {
     expect(r.err).not.toMatch(/\n\s+at /);
   });
 });
+
+describe("kiln run with out-of-range class labels", () => {
+  it.each(["wasm", "reference"])("--backend %s names the input, the index and the value", async (backend) => {
+    const src = file("ce.kiln", "fn f(logits: f32[2, 10], labels: i32[2]) -> f32 {\n  return cross_entropy(logits, labels)\n}");
+    const r = await kiln("run", src, "--fn", "f", "--input", "logits=random:[2,10]", "--input", "labels=[3,10]", "--backend", backend);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toContain('input "labels" element 1 is 10, not a class label in [0, 10)');
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+});
