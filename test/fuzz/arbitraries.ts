@@ -36,6 +36,18 @@ export const mutatedProgram = fc
     return src.slice(0, i) + " " + soup.slice(0, 30) + " " + src.slice(i);
   });
 
+/** A seed program with some of its numbers, names or operators swapped for others of the same kind. */
+export const substitutedProgram = fc
+  .tuple(fc.constantFrom(...SEED_PROGRAMS), fc.array(fc.tuple(fc.nat(), fc.constantFrom("0", "1", "-1", "2.5", "1e39", "255", "256", "2147483648", "B", "x", "w", "labels", "i32", "u8", "f16", "bool", "*", "@", "**", "==", "+")), { minLength: 1, maxLength: 4 }))
+  .map(([src, swaps]) => {
+    const parts = src.split(/(\b\w+\b|\*\*|[-+*/@<>=]+)/);
+    for (const [at, to] of swaps) {
+      const slots = parts.map((p, i) => (i % 2 === 1 ? i : -1)).filter((i) => i >= 0);
+      if (slots.length) parts[slots[at % slots.length]!] = to;
+    }
+    return parts.join("");
+  });
+
 /** Deep or long structures of one kind, from harmless to far past every limit. */
 export const deepProgram = fc
   .tuple(fc.constantFrom("paren", "call", "neg", "pow", "if", "elseif", "list", "sum", "mul"), fc.integer({ min: 1, max: 3000 }))
@@ -64,7 +76,7 @@ export const bigLiteralProgram = fc
   .map(([dt, lit, dim]) => `model M {\n  param w: ${dt}[${dim}] = constant(${lit})\n  fn f(x: ${dt}[3]) -> ${dt}[3] { return x + ${lit} }\n}\nfn g(x: f32[B, ${dim}]) -> f32 { return sum(one_hot(cast(x, i32), ${lit})) }`);
 
 /** Any hostile source. */
-export const hostileSource = fc.oneof(tokenSoup, mutatedProgram, deepProgram, bigLiteralProgram);
+export const hostileSource = fc.oneof(tokenSoup, mutatedProgram, substitutedProgram, deepProgram, bigLiteralProgram);
 
 /** A random elementwise / reduction / matmul expression over x, y [R, C], v [C], u [R, 1], w [C, C]. */
 const expr: fc.Arbitrary<string> = fc.letrec<{ e: string }>((tie) => ({

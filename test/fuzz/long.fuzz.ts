@@ -2,7 +2,7 @@
 // Same properties as fuzz.test.ts with fresh seeds and time budgets; not matched by `npm test` (vitest.config.ts
 // takes *.test.ts only). A failure prints its seed and counterexample: keep it in test/fuzz/regressions/.
 import fc from "fast-check";
-import { beforeAll, describe, it } from "vitest";
+import { afterAll, beforeAll, describe, it } from "vitest";
 import { buildWasm, compileToIR } from "../../compiler/compile.js";
 import { loadKilnModule, type KilnModule } from "../../runtime/module.js";
 import { badLossCall, hostileSource, SEED_PROGRAMS, validProgram } from "./arbitraries.js";
@@ -14,11 +14,15 @@ const variants = runnableVariants();
 // Half the time for the compiler, half for the builds (split between variants), a sliver for calls.
 const budget = (share: number) => Math.max(5_000, Math.floor(minutes * 60_000 * share));
 const slow: { ms: number; src: string }[] = [];
+const runs: Record<string, number> = {};
+const count = (what: string) => void (runs[what] = (runs[what] ?? 0) + 1);
+afterAll(() => console.log(`long fuzz, seed ${seed}: cases run per property ${JSON.stringify(runs)}`));
 
 describe(`long fuzz (seed ${seed}, ${minutes} min)`, () => {
   it("hostile sources", async () => {
     await fc.assert(
       fc.asyncProperty(hostileSource, async (src) => {
+        count("hostile");
         const t0 = performance.now();
         await checkCompilerTotal(src, src.length < 4000);
         const ms = performance.now() - t0;
@@ -32,7 +36,7 @@ describe(`long fuzz (seed ${seed}, ${minutes} min)`, () => {
 
   for (const v of variants) {
     it(`wasm agrees with the reference: ${v.name}`, async () => {
-      await fc.assert(fc.asyncProperty(validProgram, (c) => checkAgreement(c, v)), {
+      await fc.assert(fc.asyncProperty(validProgram, (c) => (count(v.name), checkAgreement(c, v))), {
         seed, numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: budget(0.5 / variants.length),
       });
     }, budget(0.5 / variants.length) + 600_000);
@@ -46,6 +50,7 @@ describe(`long fuzz (seed ${seed}, ${minutes} min)`, () => {
     }, 120_000);
     it("are KilnErrors", () => {
       fc.assert(fc.property(badLossCall, (c) => {
+        count("bad calls");
         checkRejected(mod, "M.loss", c.what, c.inputs, "opts" in c ? c.opts : undefined);
         checkRejected(mod, "T.step", c.what, c.inputs, "opts" in c ? c.opts : undefined);
       }), { seed, numRuns: 5_000 });
