@@ -15,6 +15,8 @@ export const DIAGNOSTIC_CODES = {
   K102: "syntax error",
   K103: "malformed number literal",
   K104: "unterminated block or argument list",
+  K105: "expression nested too deeply",
+  K106: "source file too large",
   // 2xx: names and declarations
   K201: "unknown name",
   K202: "duplicate definition",
@@ -32,6 +34,7 @@ export const DIAGNOSTIC_CODES = {
   K303: "return type does not match the declared type",
   K304: "argument must be a compile-time constant",
   K305: "bad precision attribute (@autocast) or precision request",
+  K306: "number out of range for its dtype",
   // 4xx: shapes
   K401: "shapes do not broadcast",
   K402: "matmul shape mismatch",
@@ -44,9 +47,11 @@ export const DIAGNOSTIC_CODES = {
   K409: "argument shape does not match the parameter type",
   K410: "bad window or padding (kernel, stride, padding, dilation, groups), or the window does not fit the input",
   K411: "argument value out of range",
+  K412: "tensor has too many elements",
   // 5xx: unsupported features / backend limits
   K501: "unsupported feature",
   K502: "dtype not supported by the target backend",
+  K503: "function too large to compile",
   // 6xx: gradients, control flow and training
   K601: "bad use of a function transform (grad, value_and_grad)",
   K602: "differentiated function must return a float scalar",
@@ -75,7 +80,12 @@ export interface Diagnostic {
 
 export class DiagnosticBag {
   readonly items: Diagnostic[] = [];
+  /** Code, position and message of every error so far: a type resolved twice must not report twice. */
+  private readonly seen = new Set<string>();
   error(code: DiagnosticCode, message: string, span: Span, hint?: string): void {
+    const key = `${code}:${span.file}:${span.line}:${span.col}:${message}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
     this.items.push({ code, message, span, hint, severity: "error" });
   }
   warning(code: DiagnosticCode, message: string, span: Span, hint?: string): void {
@@ -102,7 +112,8 @@ export class DiagnosticBag {
 export function formatDiagnostic(d: Diagnostic, source: string | undefined): string {
   const head = `${d.span.file}:${d.span.line}:${d.span.col}: ${d.severity} ${d.code}: ${d.message}`;
   const out = [head];
-  const lines = source?.split(/\r?\n/);
+  // A bare \r ends a line too (the lexer counts it as one), so positions and source lines agree.
+  const lines = source?.split(/\r\n|\r|\n/);
   const text = lines?.[d.span.line - 1];
   if (text !== undefined) {
     const num = String(d.span.line);

@@ -7,7 +7,7 @@ import {
   describeTypedArray, describeValue, encodeValues, isTypedArray, typedArrayCtor, typedArrayMatches,
   type AnyTypedArray,
 } from "./dtype.js";
-import { Tensor } from "./tensor.js";
+import { isTensor, type Tensor } from "./tensor.js";
 
 export type NestedArray = ReadonlyArray<number | boolean | NestedArray>;
 /** What a call accepts for one input. */
@@ -41,7 +41,7 @@ interface Given {
 }
 
 export function isPlainInputValue(v: unknown): boolean {
-  return v instanceof Tensor || ArrayBuffer.isView(v) || Array.isArray(v) || typeof v === "number" || typeof v === "boolean";
+  return isTensor(v) || ArrayBuffer.isView(v) || Array.isArray(v) || typeof v === "number" || typeof v === "boolean";
 }
 
 export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: CallOptions | undefined): BoundCall {
@@ -78,7 +78,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
     if (v === undefined) {
       throw new KilnError(`${fname}: missing input "${sig.name}" (${expected}); expected inputs: ${listInputs()}`, { code: "missing_input", fn: fname, tensor: sig.name, expected });
     }
-    if (v instanceof Tensor) {
+    if (isTensor(v)) {
       if (v.dtype !== sig.dtype) fail(`a Tensor of dtype ${v.dtype} (shape [${v.shape.join(", ")}])`);
       return { sig, kind: "tensor", shape: v.shape, raw: v, length: v.size, desc: `a Tensor of shape [${v.shape.join(", ")}]` };
     }
@@ -217,8 +217,22 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
     }
     return enc;
   });
+  fn.inputs.forEach((sig, k) => {
+    if (sig.classes !== undefined) checkClassLabels(fname, sig.name, sig.classes, data[k]!);
+  });
 
   return { dims, data };
+}
+
+/** Labels outside [0, classes) would select no class: one_hot gives a zero row and the loss ignores it. */
+export function checkClassLabels(fname: string, input: string, classes: number, labels: ArrayLike<number | bigint>): void {
+  for (let i = 0; i < labels.length; i++) {
+    const v = Number(labels[i]);
+    if (v >= 0 && v < classes) continue;
+    throw new KilnError(`${fname}: input "${input}" element ${i} is ${v}, not a class label in [0, ${classes}) (${classes} classes)`, {
+      code: "input_value", fn: fname, tensor: input, expected: `0 <= label < ${classes}`, actual: String(v),
+    });
+  }
 }
 
 /** A shape with bound symbols replaced by their values: "B, 784" or "4, 784". */

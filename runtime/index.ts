@@ -40,6 +40,7 @@ export type { QuantizeOptions, QuantizeReport, QuantizedOp, ErrorStats } from ".
 export { quantizeStatic } from "./quantize/static.js";
 export type { StaticQuantizeOptions, Calibration } from "./quantize/static.js";
 export { saveQuantized, serializeQuantized, loadQuantized, loadWeights, quantizedWeightsFile } from "./quantize/io.js";
+export type { LoadWeightsOptions } from "./weights-check.js";
 export { saveCheckpoint, serializeCheckpoint, loadCheckpoint, checkpointParams, CHECKPOINT_FORMAT } from "./train/checkpoint.js";
 export { readScaler, trainStepWithScaler } from "./train/loss-scale.js";
 export type { ScalerState } from "./train/loss-scale.js";

@@ -3,6 +3,8 @@
 // (values) it uses and the kernel calls (steps) in order. The compiler imports these types; the runtime never
 // imports the compiler.
 
+import type { Integrity } from "./integrity.js";
+
 export type ManifestDType = "f32" | "f16" | "bf16" | "f64" | "i32" | "i8" | "u8" | "bool";
 export type ManifestDim = number | string;
 
@@ -55,6 +57,11 @@ export interface TensorSig {
    * has this dtype.
    */
   storage?: "f16" | "bf16";
+  /**
+   * Class labels (an i32 input that one_hot or cross_entropy reads directly): every element must lie in
+   * [0, classes), or the call is a KilnError naming the input, the index and the value.
+   */
+  classes?: number;
   /**
    * With `storage`: the kernel that converts an f32 tensor already on the GPU into that storage, an elementwise
    * kernel of rank 1 (in, out, n) (WebGPU: a GpuTensor passed for this input is converted there, not on the host).
@@ -245,7 +252,9 @@ export interface Manifest {
   /** The wasm kernels file; "" when the module was compiled for WebGPU only (--target wgsl). */
   wasm: string;
   /** The same kernels with relaxed SIMD (f32x4.relaxed_madd), loaded instead of `wasm` where the engine has it. */
-  wasmRelaxed?: string;
+wasmRelaxed?: string;
+  /** Digests of this manifest and of the kernel files, written by the module writer and checked at load. */
+  integrity?: Integrity;
   kernels: string[];
   params: ParamManifest[];
   functions: FunctionManifest[];

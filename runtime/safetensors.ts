@@ -2,7 +2,7 @@
 // 8) mapping names to {dtype, shape, data_offsets} plus an optional "__metadata__" string map, then the data.
 
 import { KilnError } from "./errors.js";
-import { Tensor } from "./tensor.js";
+import { isTensor, Tensor } from "./tensor.js";
 import { allocTypedArray, dtypeBytes, type DType } from "./dtype.js";
 import { isNode } from "./io.js";
 import { sourceBytes, sourceName, type Source, type SourceOptions } from "./data/source.js";
@@ -28,7 +28,7 @@ export function serializeSafetensors(tensors: Record<string, Tensor>, metadata?:
   const names = Object.keys(tensors);
   for (const n of names) {
     if (n === "__metadata__") throw new KilnError(`safetensors: "__metadata__" cannot name a tensor`, { code: "bad_option", tensor: n });
-    if (!(tensors[n] instanceof Tensor)) throw new KilnError(`safetensors: "${n}" is not a Tensor`, { code: "bad_option", tensor: n });
+    if (!isTensor(tensors[n])) throw new KilnError(`safetensors: "${n}" is not a Tensor`, { code: "bad_option", tensor: n });
   }
   names.sort((a, b) => ST_RANK[tensors[b]!.dtype] - ST_RANK[tensors[a]!.dtype] || (a < b ? -1 : a > b ? 1 : 0));
   const header: Record<string, unknown> = {};

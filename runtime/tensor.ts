@@ -11,13 +11,17 @@ export type NestedNumbers = number | NestedNumbers[];
 
 /**
  * Marks Tensors of every copy of the runtime (a standalone module's kiln-runtime/ beside the package's), so a
- * Tensor one model returns is a Tensor to another: `instanceof Tensor` and isTensor() test this brand.
+ * Tensor one model returns is a Tensor to another: `instanceof Tensor` and isTensor() test this brand
+ * (Symbol.for is shared by all copies), never the prototype chain.
  */
 export const TENSOR_BRAND: unique symbol = Symbol.for("kiln.tensor");
 
-/** Whether `x` is a Tensor made by any copy of the Kiln runtime. */
+/** Whether `x` is a Tensor made by any copy of the Kiln runtime (checked: dtype, shape and data agree). */
 export function isTensor(x: unknown): x is Tensor {
-  return typeof x === "object" && x !== null && (x as { [TENSOR_BRAND]?: unknown })[TENSOR_BRAND] === true;
+  if (typeof x !== "object" || x === null || (x as { [TENSOR_BRAND]?: unknown })[TENSOR_BRAND] !== true) return false;
+  const t = x as Tensor;
+  if (!isDType(t.dtype) || !Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) return false;
+  return typedArrayMatches(t.dtype, t.data) && t.data.length === t.shape.reduce((a, b) => a * b, 1);
 }
 
 export class Tensor<D extends DType = DType> {

@@ -12,6 +12,7 @@ import { Rng } from "../../runtime/rng.js";
 import { fillInit } from "../../runtime/init.js";
 import { evaluateGraph } from "../reference/interpreter.js";
 import { RandomStreams } from "../../runtime/random.js";
+import { checkClassLabels } from "../../runtime/bind.js";
 import { loadSafetensors, type SafetensorsFile } from "../../runtime/safetensors.js";
 import { loadWeights } from "../../runtime/quantize/io.js";
 import { parseInputSpec } from "./inputs.js";
@@ -117,6 +118,8 @@ export async function runOnBackend(
   weights?: SafetensorsFile,
 ): Promise<Tensor[]> {
   if (backend === "reference") {
+    // The same label check as the runtime's (bind.ts): the reference would otherwise give a loss for them.
+    for (const i of g.inputs) if (i.classes !== undefined && inputs[i.name]) checkClassLabels(g.name, i.name, i.classes, inputs[i.name]!.data);
     const params = referenceParams(ir, seed);
     if (weights) referenceWeights(ir, params, weights);
     // The same random streams (dropout masks) as the wasm runtime for this seed.

@@ -22,8 +22,18 @@ class KernelTable {
   readonly kernels: NamedKernel[] = [];
   private readonly byKey = new Map<string, string>();
   intern(spec: KernelSpec, label: string): string {
-    // Non-finite constants (a -inf pad) would all serialise as null.
-    const key = JSON.stringify(spec, (_k, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v));
+    // Non-finite constants (a -inf pad) would all serialise as null. A fused expression is a DAG: a subexpression
+    // met again is written as a back-reference, or a chain reusing its values would serialise exponentially.
+    const shared = new Map<object, number>();
+    const key = JSON.stringify(spec, (_k, v: unknown) => {
+      if (typeof v === "number" && !Number.isFinite(v)) return String(v);
+      if (typeof v === "object" && v !== null && (v as { t?: string }).t === "op") {
+        const ref = shared.get(v);
+        if (ref !== undefined) return { ref };
+        shared.set(v, shared.size);
+      }
+      return v;
+    });
     let name = this.byKey.get(key);
     if (!name) {
       name = `${label}_${this.kernels.length}`;
@@ -114,7 +124,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     jsName: g.name.includes(".") ? g.name.slice(g.name.indexOf(".") + 1) : g.name,
     model: g.model,
     dims: g.dims,
-    inputs: g.inputs.map((i) => ({ name: i.name, dtype: ioType(g, i).dtype, shape: [...g.nodes[i.node].type.shape], ...(i.dtype ? lowInput(g.nodes[i.node].type.dtype as "f16" | "bf16", table) : {}) })),
+    inputs: g.inputs.map((i) => ({ name: i.name, dtype: ioType(g, i).dtype, shape: [...g.nodes[i.node].type.shape], ...(i.dtype ? lowInput(g.nodes[i.node].type.dtype as "f16" | "bf16", table) : {}), ...(i.classes ? { classes: i.classes } : {}) })),
     outputs: g.outputs.map((o) => ({ name: o.name, dtype: g.nodes[o.node].type.dtype, shape: [...g.nodes[o.node].type.shape] })),
     outputValues: g.outputs.map((o) => o.node),
     values,

@@ -8,6 +8,7 @@ import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Manifest } from "../../runtime/manifest.js";
 import { PACKAGE_NAME } from "../version.js";
+import { withIntegrity } from "../../runtime/integrity.js";
 import { renderDts } from "./dts.js";
 
 export interface WriteModuleOptions {
@@ -87,12 +88,13 @@ export async function moduleFiles(opts: ModuleFilesOptions): Promise<ModuleFile[
   const wgslFile = opts.wgsl !== undefined ? `${baseName}.wgsl` : undefined;
   const weightsFile = opts.weights ? `${baseName}.safetensors` : undefined;
   const { wgsl: wgslMeta, ...rest } = given;
-  const manifest: Manifest = {
+  // The digests let the loaders reject an edited manifest or kernel files from another build (runtime/integrity.ts).
+  const manifest: Manifest = withIntegrity({
     ...rest,
     wasm: wasmFile,
     ...(relaxedFile ? { wasmRelaxed: relaxedFile } : {}),
     ...(wgslFile && wgslMeta ? { wgsl: { ...wgslMeta, file: wgslFile } } : {}),
-  };
+  }, { wasm: wasmFile ? wasm : undefined, wasmRelaxed: relaxedFile ? opts.wasmRelaxed : undefined, wgsl: wgslFile ? opts.wgsl : undefined });
 
   const runtimeSpec = opts.standalone ? `./${RUNTIME_DIR}/index.js` : (opts.runtimeImport ?? RUNTIME_IMPORT);
   const runtime = opts.standalone ? await readRuntimeFiles() : [];

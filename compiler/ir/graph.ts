@@ -55,6 +55,11 @@ export interface GraphIO {
    * only matmuls read in f16/bf16): the signature keeps this dtype, the runtime converts while copying in.
    */
   readonly dtype?: DType;
+  /**
+   * An integer input used as class labels (one_hot / cross_entropy over this many classes): the runtime rejects
+   * an element outside [0, classes) instead of computing a loss that silently ignores it.
+   */
+  readonly classes?: number;
 }
 
 /** An input's type as the caller sees it (the signature), which the node's type narrows when stored low. */

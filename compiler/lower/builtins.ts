@@ -174,6 +174,11 @@ const BUILTINS: Record<string, Builtin> = {
       const n = intArg(L, a.n!);
       if (x === undefined || n === undefined) return POISON;
       if (L.type(x).dtype !== "i32") return typeErr(L, a.labels!, `one_hot needs i32 labels, got ${formatType(L.type(x))}`);
+      if (n < 1) {
+        L.diags.error("K411", `one_hot needs at least one class, got n = ${n}`, a.n!.span, "n is the number of classes, e.g. one_hot(labels, 10)");
+        return POISON;
+      }
+      L.markClassLabels(x, n);
       return wrap(C.oneHot(L, x, n));
     },
   },
@@ -192,6 +197,7 @@ const BUILTINS: Record<string, Builtin> = {
       if (yt.dtype !== "i32") return typeErr(L, a.labels!, `cross_entropy needs i32 class labels, got ${formatType(yt)}`);
       const classes = lt.shape[1];
       if (typeof classes !== "number") return typeErr(L, a.logits!, `cross_entropy needs a known number of classes, got ${classes}`, "K304");
+      L.markClassLabels(y, classes);
       return wrap(C.crossEntropy(L, x, y, classes));
     },
   },

@@ -82,6 +82,24 @@ function unroll(L: Lowerer, count: number, bind: (k: number) => void, active: (k
     L.diags.error("K608", `this loop would unroll ${count} iterations; the limit is ${MAX_UNROLL}`, span, "use a smaller bound");
     return;
   }
+  // The limit holds for the body's copies in all: loops nested inside loops multiply their trip counts.
+  const outer = enclosingIterations.get(L) ?? 1;
+  if (outer * count > MAX_UNROLL) {
+    L.diags.error("K608", `these nested loops would unroll ${outer * count} iterations in all (${outer} around ${count}); the limit is ${MAX_UNROLL}`, span, "use smaller bounds, or move the inner loop out");
+    return;
+  }
+  enclosingIterations.set(L, outer * Math.max(1, count));
+  try {
+    unrollIterations(L, count, bind, active, body, span);
+  } finally {
+    enclosingIterations.set(L, outer);
+  }
+}
+
+/** Product of the trip counts of the loops being unrolled around the current one, per function lowering. */
+const enclosingIterations = new WeakMap<Lowerer, number>();
+
+function unrollIterations(L: Lowerer, count: number, bind: (k: number) => void, active: (k: number) => number | undefined, body: readonly Stmt[], span: Span): void {
   for (let k = 0; k < count; k++) {
     const guard = active(k);
     if (guard === undefined && L.diags.hasErrors) return;
@@ -106,6 +124,10 @@ export function lowerFor(L: Lowerer, st: ForStmt): void {
     L.frame.vars.set(st.var, { kind: "literal", value: start + k, isInt: true });
   };
   if (endVal.kind === "literal") {
+    if (!Number.isInteger(endVal.value)) {
+      L.diags.error("K304", `the end of a for range must be an integer, got ${endVal.value}`, st.end.span, `write ${Math.ceil(endVal.value)} or ${Math.floor(endVal.value)}`);
+      return;
+    }
     if (st.max) L.diags.error("K501", "max: is only needed when the end of the range is known at run time", st.max.span);
     unroll(L, Math.max(0, endVal.value - start), bindVar, () => undefined, st.body, st.span);
     return;

@@ -8,6 +8,8 @@ import { GraphBuilder, type CustomVjp, type Graph, type GraphIO } from "../ir/gr
 import { lowerFor, lowerIf, lowerWhile } from "./control-flow.js";
 import { lowerApply } from "./grad.js";
 import { lowerCustomBackward } from "./custom-backward.js";
+import { literalRangeError } from "./literal-range.js";
+import { MAX_GRAPH_NODES, tooManyElements, TOO_MANY_ELEMENTS_HINT } from "./size-limits.js";
 import { formatType, isInt, type Dim, type DType, type TensorType } from "../ir/types.js";
 import type { PrimEmitter } from "../ops/composites.js";
 import { OPS } from "../ops/registry.js";
@@ -32,6 +34,21 @@ export class FnLowerer implements Lowerer {
   readonly paramOverrides = new Map<string, number>();
   private readonly callStack: string[] = [];
   readonly customVjps: CustomVjp[] = [];
+  /** Input nodes used directly as class labels, with the fewest classes they index (GraphIO.classes). */
+  readonly classLabels = new Map<number, number>();
+  /** Set once the graph passed MAX_GRAPH_NODES (K503 is reported at the first node past it, once). */
+  private tooLarge = false;
+
+  /** Records that `id` indexes `classes` classes, when it is a function input the runtime can check. */
+  markClassLabels(id: number, classes: number): void {
+    if (this.b.nodes[id]?.op !== "input") return;
+    this.classLabels.set(id, Math.min(classes, this.classLabels.get(id) ?? classes));
+  }
+
+  /** The inputs with their label ranges (GraphIO.classes) attached. */
+  withClassLabels(inputs: readonly GraphIO[]): GraphIO[] {
+    return inputs.map((i) => (this.classLabels.has(i.node) ? { ...i, classes: this.classLabels.get(i.node)! } : i));
+  }
   frame!: Frame;
   /** Span of the expression being lowered: rule errors from emit() point here. */
   span!: Span;
@@ -72,7 +89,7 @@ export class FnLowerer implements Lowerer {
     this.callStack.pop();
     if (this.diags.items.length > before || !results) return undefined;
     const outputs = results.map((v, i) => ({ name: results.length === 1 ? "result" : `result${i}`, node: (v as { id: number }).id }));
-    return { name: qualified, model: model?.decl.name, nodes: this.b.nodes, inputs, outputs, dims, customVjps: this.customVjps.length ? this.customVjps : undefined };
+    return { name: qualified, model: model?.decl.name, nodes: this.b.nodes, inputs: this.withClassLabels(inputs), outputs, dims, customVjps: this.customVjps.length ? this.customVjps : undefined };
   }
 
   /** Lowers a body in `frame`; returns the result tensors, checked against the declared return types. */
@@ -249,8 +266,23 @@ export class FnLowerer implements Lowerer {
     return id;
   }
 
+  /**
+   * Left-associative chains (`x + x + ... + x`) are trees as deep as they are long: walk the left spine with a
+   * loop, so that a long sum cannot overflow the stack (the parser reads it with a loop too).
+   */
   private binary(e: BinaryExpr): Val {
-    const l = this.expr(e.left);
+    const spine: BinaryExpr[] = [];
+    let leftmost: Expr = e;
+    while (leftmost.kind === "binary") {
+      spine.push(leftmost);
+      leftmost = leftmost.left;
+    }
+    let acc = this.expr(leftmost);
+    for (let i = spine.length - 1; i >= 0; i--) acc = this.binaryStep(spine[i]!, acc);
+    return acc;
+  }
+
+  private binaryStep(e: BinaryExpr, l: Val): Val {
     const r = this.expr(e.right);
     this.span = e.opSpan;
     if (l.kind === "error" || r.kind === "error") return POISON;
@@ -293,6 +325,11 @@ export class FnLowerer implements Lowerer {
         this.diags.error("K301", `the number ${v.value} cannot be used as ${dt}`, span, dt === "bool" ? "use true or false" : `write an integer, or cast the other operand: cast(x, f32)`);
         return POISON;
       }
+      const range = literalRangeError(v.value, dt);
+      if (range) {
+        this.diags.error("K306", range.message, span, range.hint);
+        return POISON;
+      }
       return tensor(this.constant(v.value, dt));
     }
     if (v.kind === "tuple") {
@@ -321,6 +358,16 @@ export class FnLowerer implements Lowerer {
     const r = OPS[op].infer(types, attrs as never);
     if (isRuleError(r)) {
       this.diags.error(r.error, r.message, this.span, r.hint);
+      return undefined;
+    }
+    if (this.b.nodes.length >= MAX_GRAPH_NODES) {
+      if (!this.tooLarge) this.diags.error("K503", `function too large: it lowers to more than ${MAX_GRAPH_NODES.toLocaleString("en-US")} IR nodes (inlined calls and unrolled loop iterations included)`, this.span, "unroll fewer loop iterations, or split the work into several functions");
+      this.tooLarge = true;
+      return undefined;
+    }
+    const huge = tooManyElements(r);
+    if (huge) {
+      this.diags.error("K412", `the result of ${op} is too large: ${huge}`, this.span, TOO_MANY_ELEMENTS_HINT);
       return undefined;
     }
     return this.b.add(op, inputs, attrs, r, this.span);

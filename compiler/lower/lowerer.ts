@@ -65,4 +65,6 @@ export interface Lowerer extends PrimEmitter {
   type(id: number): TensorType;
   inlineCall(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: { span: Span; calleeSpan: Span }, grad?: GradSpec): { results: Val[]; wrt: number[] } | undefined;
   identity(id: number): number;
+  /** Records that `id` indexes `classes` classes, when it is a function input the runtime can check. */
+  markClassLabels(id: number, classes: number): void;
 }

@@ -33,6 +33,8 @@ export function collectScope(p: Program, diags: DiagnosticBag): ModuleScope {
     return true;
   };
   for (const item of p.items) {
+    if (item.kind === "fn") checkParamNames(item, diags);
+    if (item.kind === "model") for (const m of item.methods) checkParamNames(m, diags);
     if (item.kind === "fn") {
       if (claim(item.name, "a function", item.nameSpan)) fns.set(item.name, item);
       continue;
@@ -57,6 +59,15 @@ export function collectScope(p: Program, diags: DiagnosticBag): ModuleScope {
     models.set(item.name, info);
   }
   return { file: p.file, fns, models, diags };
+}
+
+/** Two parameters with one name: the second would shadow the first, and no call could bind both. */
+function checkParamNames(fn: FnDecl, diags: DiagnosticBag): void {
+  const seen = new Set<string>();
+  for (const p of fn.params) {
+    if (seen.has(p.name)) diags.error("K202", `parameter '${p.name}' is already defined in '${fn.name}'`, p.span, "give each parameter its own name");
+    seen.add(p.name);
+  }
 }
 
 /** The models that own a param (or method) called `name`, for "used outside its model" diagnostics. */

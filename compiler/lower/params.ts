@@ -7,6 +7,7 @@ import type { ParamInfo } from "../ir/graph.js";
 import { isFloat, type TensorType } from "../ir/types.js";
 import type { InitSpec } from "../../runtime/manifest.js";
 import { resolveType } from "./types-from-ast.js";
+import { literalRangeError } from "./literal-range.js";
 
 /** Each initialiser: its parameters (positional order) with defaults; undefined default = required. */
 const INITS: Record<string, Record<string, number | undefined>> = {
@@ -87,7 +88,12 @@ export function lowerParam(model: string, p: ParamDecl, diags: DiagnosticBag): P
   switch (p.init.callee) {
     case "zeros": init = { kind: "zeros" }; break;
     case "ones": init = { kind: "ones" }; break;
-    case "constant": init = { kind: "constant", value: args.value }; break;
+    case "constant": {
+      const range = literalRangeError(args.value, t.dtype);
+      if (range) return void diags.error("K306", `constant(): ${range.message}`, p.init.span, range.hint);
+      init = { kind: "constant", value: args.value };
+      break;
+    }
     case "normal":
       if (!(args.std >= 0)) return void diags.error("K207", "normal(): std must be >= 0", p.init.span);
       init = { kind: "normal", mean: args.mean, std: args.std };

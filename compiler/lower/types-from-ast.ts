@@ -4,6 +4,7 @@
 import type { TypeExpr } from "../frontend/kiln/ast.js";
 import type { DiagnosticBag, Span } from "../diagnostics.js";
 import { formatType, isDType, type Dim, type TensorType } from "../ir/types.js";
+import { tooManyElements, TOO_MANY_ELEMENTS_HINT } from "./size-limits.js";
 
 /** Resolves a written type; symbols are mapped through `dims` when bound there, else kept by name. */
 export function resolveType(t: TypeExpr, diags: DiagnosticBag, dims?: ReadonlyMap<string, Dim>): TensorType | undefined {
@@ -22,7 +23,13 @@ export function resolveType(t: TypeExpr, diags: DiagnosticBag, dims?: ReadonlyMa
     }
     return dims?.get(d.name) ?? d.name;
   });
-  return ok ? { dtype: t.dtype, shape } : undefined;
+  if (!ok) return undefined;
+  const huge = tooManyElements({ dtype: t.dtype, shape });
+  if (huge) {
+    diags.error("K412", `tensor type too large: ${huge}`, t.span, TOO_MANY_ELEMENTS_HINT);
+    return undefined;
+  }
+  return { dtype: t.dtype, shape };
 }
 
 /**

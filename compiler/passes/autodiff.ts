@@ -50,7 +50,8 @@ function backprop(b: GraphBuilder, y: number, w: number, customs: Map<number, Cu
     else if (!(COMPARE_OPS as readonly string[]).includes(n.op)) intCasts.push(n);
   }
   const needed = new Set<number>([y]);
-  for (let id = y; id >= w; id--) if (needed.has(id)) for (const i of nodes[id].inputs) needed.add(i);
+  // stop_gradient ends the path: what it reads (an argmax cast back to float, say) is never differentiated.
+  for (let id = y; id >= w; id--) if (needed.has(id) && nodes[id].op !== "stop_gradient") for (const i of nodes[id].inputs) needed.add(i);
   for (const n of intCasts) {
     if (!needed.has(n.id)) continue;
     const at = n.span ?? nodes[y].span;

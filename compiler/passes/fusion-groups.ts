@@ -1,6 +1,13 @@
 // Fusion, shared vocabulary of its steps: what a fused group (a kernel's root and its members) reads.
 import type { Graph, Node } from "../ir/graph.js";
 
+/**
+ * Most ops one fused group may hold. The planner, the kernel-table key and both renderers walk a group's
+ * expression recursively, and a loop of 1,024 iterations made one chain of thousands of ops (a stack overflow,
+ * or minutes in Binaryen); a longer chain is split into several kernels instead.
+ */
+export const MAX_FUSED_OPS = 128;
+
 /** A scalar constant: inlined into the kernel's expression, so no buffer. */
 export const isScalarConst = (n: Node): boolean => n.op === "const" && n.type.shape.length === 0;
 

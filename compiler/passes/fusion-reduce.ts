@@ -4,7 +4,7 @@ import type { Graph, Node } from "../ir/graph.js";
 import { guardKey } from "../ir/graph.js";
 import { sameShape } from "../ir/types.js";
 import { REDUCE_OPS, type PrimOp } from "../ops/types.js";
-import { groupReads, isScalarConst, narrowsToHalf } from "./fusion-groups.js";
+import { groupReads, isScalarConst, MAX_FUSED_OPS, narrowsToHalf } from "./fusion-groups.js";
 
 const REDUCE = new Set<PrimOp>(REDUCE_OPS);
 
@@ -44,7 +44,7 @@ export function growReduction(g: Graph, r: number, root: (number | undefined)[],
     const m = g.nodes[work.pop()!];
     for (const p of m.inputs) {
       const pn = g.nodes[p];
-      if (root[p] !== undefined || !canJoin(p)) continue;
+      if (root[p] !== undefined || !canJoin(p) || members.size >= MAX_FUSED_OPS) continue;
       if (!sameShape(pn.type.shape, x.type.shape) || guardKey(pn.guard) !== guardKey(n.guard)) continue;
       if (!consumers[p].every((c) => members.has(c))) continue;
       const after = new Set(reads);

@@ -17,7 +17,7 @@ import { BINARY_OPS, COMPARE_OPS, UNARY_OPS, type PrimOp } from "../ops/types.js
 import { fuseReduceStores, growReduction, isReduction, recomputeIntoReductions } from "./fusion-reduce.js";
 import { fuseExtraOutputs } from "./fusion-outputs.js";
 import { fuseFiniteChecks } from "./fusion-finite.js";
-import { narrowsToHalf } from "./fusion-groups.js";
+import { MAX_FUSED_OPS, narrowsToHalf } from "./fusion-groups.js";
 
 const ELEMENTWISE = new Set<PrimOp>([...UNARY_OPS, ...BINARY_OPS, ...COMPARE_OPS, "where", "cast"]);
 
@@ -58,7 +58,7 @@ export function fuseGraph(g0: Graph): Graph {
       const m = g.nodes[work.pop()!];
       for (const p of m.inputs) {
         const pn = g.nodes[p];
-        if (root[p] !== undefined || pinned.has(p) || !isElementwise(pn.op)) continue;
+        if (root[p] !== undefined || pinned.has(p) || !isElementwise(pn.op) || members.size >= MAX_FUSED_OPS) continue;
         if (updates.has(id) && narrowedMatmul(pn)) continue;
         if (!sameShape(pn.type.shape, n.type.shape) || guardKey(pn.guard) !== guardKey(n.guard)) continue;
         if (!consumers[p].every((c) => members.has(c))) continue;

@@ -7,7 +7,7 @@ import { formatType, sameShape } from "../ir/types.js";
 import type { Node } from "../ir/graph.js";
 
 /** The input a node is equal to, when an identity makes it redundant (same dtype and shape as the node). */
-function identityOf(n: Node, nodes: readonly Node[], remap: Map<number, number>): number | undefined {
+function identityOf(n: Node, nodes: readonly Node[]): number | undefined {
   const ins = n.inputs.map((i) => nodes[i]);
   const isConst = (x: Node | undefined, v: number) => x?.op === "const" && (x.attrs as { value: number }).value === v;
   const same = (x: Node | undefined) => x !== undefined && x.type.dtype === n.type.dtype && sameShape(x.type.shape, n.type.shape);
@@ -19,7 +19,7 @@ function identityOf(n: Node, nodes: readonly Node[], remap: Map<number, number>)
   else if (n.op === "mul" && isConst(ins[0], 1) && same(ins[1])) keep = ins[1];
   else if (n.op === "sub" && isConst(ins[1], 0) && same(ins[0])) keep = ins[0];
   else if (n.op === "neg" && ins[0]?.op === "neg") keep = nodes[ins[0].inputs[0]];
-  return keep === undefined ? undefined : remap.get(keep.id);
+  return keep?.id;
 }
 
 /** JSON replacer keeping -inf, inf and NaN apart (a -inf pad must not merge with a NaN one); JSON makes all null. */
@@ -41,7 +41,9 @@ export function simplifyGraph(g: Graph): Graph {
   for (const n of g.nodes) {
     if (!live[n.id]) continue;
     const inputs = n.inputs.map((x) => remap.get(x)!);
-    const same = identityOf({ ...n, inputs }, b.nodes, new Map(b.nodes.map((x) => [x.id, x.id])));
+    // Inputs are already ids of the rebuilt graph, so the identity needs no remapping (a map of every node
+    // built so far, made per node, made long sums quadratic).
+    const same = identityOf({ ...n, inputs }, b.nodes);
     if (same !== undefined && n.op !== "input") {
       remap.set(n.id, same);
       continue;

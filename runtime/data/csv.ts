@@ -30,6 +30,7 @@ export interface CsvTable {
 
 // Decimal numbers (with exponent) and the usual spellings of nan/inf; Number() alone would take "" and "0x1f".
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const F32_MAX = 3.4028234663852886e38;
 const SPECIAL = new Map<string, number>([
   ["nan", NaN], ["inf", Infinity], ["+inf", Infinity], ["-inf", -Infinity], ["infinity", Infinity], ["-infinity", -Infinity],
 ]);
@@ -70,6 +71,10 @@ export function parseCsv(text: string, opts: CsvOptions = {}): CsvTable {
       const v = parseCell(cell);
       const where = () => `CSV file ${name}: row ${r + 1} (line ${row.line}), column ${c + 1}${columns ? ` "${columns[c]}"` : ""}`;
       if (v === undefined) throw new KilnError(`${where()}: ${JSON.stringify(cell)} is not a number`, { code: "input_value", tensor: name });
+      // A written number too large for the column would read as Infinity (only "inf" spelled out means that).
+      if (NUMBER.test(cell) && !(Math.abs(v) <= (dtype === "f32" ? F32_MAX : Number.MAX_VALUE))) {
+        throw new KilnError(`${where()}: ${cell} is out of range for ${dtype} (it would become Infinity)`, { code: "input_value", tensor: name, expected: dtype, actual: cell });
+      }
       if (c === labelIdx) {
         if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) throw new KilnError(`${where()}: label ${cell} is not an integer`, { code: "input_value", tensor: name });
         labels!.data[r] = v;

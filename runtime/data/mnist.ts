@@ -28,10 +28,29 @@ export async function loadMnist(opts: MnistOptions): Promise<TensorDataset> {
     readIdx(join(opts.dir, MNIST_FILES.images), { expectMagic: IDX_IMAGES_MAGIC }),
     readIdx(join(opts.dir, MNIST_FILES.labels), { expectMagic: IDX_LABELS_MAGIC }),
   ]);
+  checkMnistShapes(images.shape, labels8.shape, labels8.data as Uint8Array, opts.dir);
   const label = new Tensor("i32", labels8.shape, Int32Array.from(labels8.data as Uint8Array));
   const all = new TensorDataset({ image: images, label });
   if (split === "all") return all;
   return split === "train" ? all.slice(0, MNIST_TRAIN_COUNT) : all.slice(MNIST_TRAIN_COUNT);
+}
+
+/**
+ * What the IDX headers promise must be MNIST: 28 x 28 images (14 x 56 has the same byte count and would train
+ * silently on scrambled pixels), one label per image, labels 0-9.
+ */
+function checkMnistShapes(images: readonly number[], labels: readonly number[], values: Uint8Array, dir: string | URL): void {
+  const fail = (what: string, file: string, expected: string, actual: string): never => {
+    throw new KilnError(`loadMnist: ${String(dir)}/${file} ${what}`, { code: "load_failed", tensor: file, expected, actual });
+  };
+  if (images.length !== 3 || images[1] !== 28 || images[2] !== 28) {
+    fail(`holds images of shape [${images.join(", ")}], expected [N, 28, 28]`, MNIST_FILES.images, "[N, 28, 28]", `[${images.join(", ")}]`);
+  }
+  if (labels.length !== 1 || labels[0] !== images[0]) {
+    fail(`holds ${labels.join(" x ")} labels for ${images[0]} images`, MNIST_FILES.labels, `[${images[0]}]`, `[${labels.join(", ")}]`);
+  }
+  const bad = values.findIndex((v) => v >= MNIST_CLASSES);
+  if (bad >= 0) fail(`label ${bad} is ${values[bad]}, not a digit 0-9`, MNIST_FILES.labels, `0 <= label < ${MNIST_CLASSES}`, String(values[bad]));
 }
 
 function join(dir: string | URL, file: string): string | URL {

@@ -89,6 +89,11 @@ function decode(bytes: Uint8Array, view: DataView, off: number, n: number, descr
 
 /** Parses the header dict: `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`. */
 function parseHeader(text: string, name: string): NpyHeader {
+  // The regexes below read the first occurrence of a key; a header naming one twice is ambiguous, not valid.
+  for (const key of ["descr", "fortran_order", "shape"]) {
+    const n = text.match(new RegExp(`['"]${key}['"]\\s*:`, "g"))?.length ?? 0;
+    if (n > 1) throw npyError(name, `has a malformed header: the key '${key}' appears ${n} times`);
+  }
   const descr = /['"]descr['"]\s*:\s*['"]([^'"]*)['"]/.exec(text)?.[1];
   const fortran = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(text)?.[1];
   const shapeText = /['"]shape['"]\s*:\s*\(([^)]*)\)/.exec(text)?.[1];

@@ -3,6 +3,7 @@
 // for static quantization, the calibrated activation ranges). About 4x smaller than the f32 file. Wasm and
 // WebGPU modules (whose params are read back asynchronously, so only the async entry points take them).
 
+import { checkNoMissingWeights, checkWeightType, type LoadWeightsOptions } from "../weights-check.js";
 import { KilnError } from "../errors.js";
 import type { KilnModule } from "../wasm/module.js";
 import { Tensor } from "../tensor.js";
@@ -90,7 +91,7 @@ function fail(msg: string, tensor?: string): never {
  * ranges). The f32 params of quantized weights get their dequantized values. Everything is checked first: a
  * float file, a weight this module has no int8 kernels for, bad shapes or values are errors naming the tensor.
  */
-export async function loadQuantized(mod: KilnModule | KilnGpuModule, src: Source | SafetensorsFile | Uint8Array): Promise<QuantizeReport> {
+export async function loadQuantized(mod: KilnModule | KilnGpuModule, src: Source | SafetensorsFile | Uint8Array, opts: LoadWeightsOptions = {}): Promise<QuantizeReport> {
   const file = await safetensorsFileOf(src);
   if (file.metadata.quantized !== "int8" || !file.metadata[META_KEY]) {
     const first = Object.keys(file.tensors)[0];
@@ -129,6 +130,7 @@ export async function loadQuantized(mod: KilnModule | KilnGpuModule, src: Source
     if (t.dtype !== p.dtype || t.shape.join() !== p.shape.join()) fail(`loadQuantized: tensor "${name}" must be ${p.dtype}[${p.shape.join(", ")}], got ${t.dtype}[${t.shape.join(", ")}]`, name);
     floats.push([name, t]);
   }
+  checkNoMissingWeights(mod.manifest, new Set([...weights.keys(), ...floats.map(([n]) => n)]), "loadQuantized", opts);
   const choices = new Map<string, Int8Choice[]>();
   if (meta.mode === "dynamic") {
     for (const { f, v } of variants) if (weights.has(v.weight)) choices.set(f.name, [...(choices.get(f.name) ?? []), { variant: v, static: false }]);
@@ -151,26 +153,16 @@ export async function loadQuantized(mod: KilnModule | KilnGpuModule, src: Source
   return mod instanceof KilnGpuModule ? finishGpu(mod, meta.mode, choices, weights, (n) => f32.get(n)!) : finish(mod, meta.mode, choices, weights);
 }
 
-/**
- * Loads a weights file of either kind: float tensors through setParam, a quantized file through loadQuantized.
- * Strict: a tensor that is not a param, or a weight (a param that is neither optimizer state nor a mixed-precision
- * copy) missing from the file, is a KilnError naming it; dtypes and shapes are checked by setParam. `partial: true`
- * allows missing weights (they keep their current values).
- */
-export async function loadWeights(mod: KilnModule | KilnGpuModule, src: Source | SafetensorsFile | Uint8Array, options: { partial?: boolean } = {}): Promise<QuantizeReport | undefined> {
+/** Loads a weights file of either kind: float tensors through setParam, a quantized file through loadQuantized. */
+export async function loadWeights(mod: KilnModule | KilnGpuModule, src: Source | SafetensorsFile | Uint8Array, opts: LoadWeightsOptions = {}): Promise<QuantizeReport | undefined> {
   const file = await safetensorsFileOf(src);
-  if (file.metadata.quantized) return loadQuantized(mod, file);
+  if (file.metadata.quantized) return loadQuantized(mod, file, opts);
   const names = mod.manifest.params.map((p) => p.name);
-  const where = mod.manifest.source || "this module";
-  for (const name of Object.keys(file.tensors)) {
-    if (!names.includes(name)) fail(`loadWeights: tensor "${name}" of the file is not a param of ${where} (params: ${names.join(", ") || "none"})`, name);
+  for (const [name, t] of Object.entries(file.tensors)) {
+    if (!names.includes(name)) fail(`loadWeights: tensor "${name}" of the file is not a param of ${mod.manifest.source || "this module"} (params: ${names.join(", ") || "none"})`, name);
+    checkWeightType(mod.manifest, name, t, "loadWeights");
   }
-  if (!options.partial) {
-    const missing = mod.manifest.params.filter((p) => !p.role && !(p.name in file.tensors));
-    if (missing.length) {
-      fail(`loadWeights: the file has no tensor for param "${missing[0]!.name}" of ${where}${missing.length > 1 ? ` (nor ${missing.slice(1).map((p) => `"${p.name}"`).join(", ")})` : ""}; pass { partial: true } to keep the current values of missing params`, missing[0]!.name);
-    }
-  }
+  checkNoMissingWeights(mod.manifest, new Set(Object.keys(file.tensors)), "loadWeights", opts);
   for (const [name, t] of Object.entries(file.tensors)) mod.setParam(name, t);
   return undefined;
 }

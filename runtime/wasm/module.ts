@@ -7,7 +7,8 @@ import {
   allocTypedArray, assertDType, dtypeBytes, describeTypedArray, describeValue, encodeNumbersLoose, encodeValues, isTypedArray,
   typedArrayCtor, typedArrayMatches, type AnyTypedArray, type DType,
 } from "../dtype.js";
-import { Tensor } from "../tensor.js";
+import { isTensor, Tensor } from "../tensor.js";
+import { bytesOf, checkKernelIntegrity, checkManifestIntegrity } from "../integrity.js";
 import { initParams } from "../init.js";
 import { loadKernels, type KernelLoadOptions } from "./threads-load.js";
 import type { ThreadPool } from "./threads.js";
@@ -199,6 +200,18 @@ export async function loadKilnModule<T extends object = Record<string, unknown>>
   options: LoadOptions = {},
 ): Promise<KilnModule & T> {
   checkManifest(manifest);
+  checkManifestIntegrity(manifest);
+  const plainBytes = bytesOf(wasm);
+  if (plainBytes) checkKernelIntegrity(manifest, "wasm", plainBytes);
+  const relaxed = options.relaxedWasm;
+  if (typeof relaxed === "function" && manifest.integrity?.wasmRelaxed) {
+    options = { ...options, relaxedWasm: async () => {
+      const src = await relaxed();
+      const bytes = bytesOf(src);
+      if (bytes) checkKernelIntegrity(manifest, "wasmRelaxed", bytes);
+      return src;
+    } };
+  }
   const seed = checkLoadOptions(manifest, options, "loadKilnModule");
   const backend = (options as { backend?: unknown }).backend;
   if (backend === "webgpu") {
@@ -268,7 +281,7 @@ export function encodeParamValue(name: string, p: ParamManifest, numel: number, 
     throw new KilnError(`setParam: param "${name}" expected ${expected} (${numel} elements) but got ${actual}`, { code, tensor: name, expected, actual });
   };
   let data: AnyTypedArray;
-  if (value instanceof Tensor) {
+  if (isTensor(value)) {
     if (value.dtype !== p.dtype) fail(`a Tensor of dtype ${value.dtype}`, "param_dtype");
     if (value.shape.length !== p.shape.length || value.shape.some((d, i) => d !== p.shape[i])) fail(`a Tensor of shape [${value.shape.join(", ")}]`, "param_shape");
     data = value.data;
@@ -284,7 +297,7 @@ export function encodeParamValue(name: string, p: ParamManifest, numel: number, 
   } else {
     return fail(describeValue(value), "param_dtype");
   }
-  if (data.length !== numel) fail(`${value instanceof Tensor ? "a Tensor" : isTypedArray(value) ? describeTypedArray(value) : "an array"} of length ${data.length}`, "param_shape");
+  if (data.length !== numel) fail(`${isTensor(value) ? "a Tensor" : isTypedArray(value) ? describeTypedArray(value) : "an array"} of length ${data.length}`, "param_shape");
   return data;
 }
 

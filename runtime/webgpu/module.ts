@@ -10,6 +10,7 @@ import { Tensor } from "../tensor.js";
 import { initParams } from "../init.js";
 import { methodLayout } from "../layout.js";
 import type { CallInputs, CallOptions, InputValue } from "../bind.js";
+import { checkKernelIntegrity, checkManifestIntegrity } from "../integrity.js";
 import { checkLoadOptions, checkManifest, encodeParamValue, type LoadOptions, type ParamInfo } from "../wasm/module.js";
 import { acquireDevice, checkAlive, type GpuHandle } from "./device.js";
 import { BufferPool, bytesOf, fromWords, readBack, toWords, upload } from "./buffers.js";
@@ -226,6 +227,8 @@ export async function loadKilnModuleWebGPU<T extends object = Record<string, unk
   options: WebGPULoadOptions = {},
 ): Promise<KilnGpuModule & T> {
   checkManifest(manifest);
+  checkManifestIntegrity(manifest);
+  if (typeof wgsl === "string" && wgsl !== "") checkKernelIntegrity(manifest, "wgsl", wgsl);
   const seed = checkLoadOptions(manifest, options, "loadKilnModuleWebGPU");
   if (!manifest.wgsl || typeof wgsl !== "string" || wgsl === "") {
     throw new KilnError(`this module was compiled without the WGSL target: recompile it with \`kiln compile --target all\` (or --target wgsl) to run it on WebGPU`, { code: "bad_option" });

@@ -4,7 +4,8 @@
 import { EOF, type IRecognitionException, type IToken } from "chevrotain";
 import { DiagnosticBag, type Diagnostic, type Span } from "../../diagnostics.js";
 import type { Program } from "./ast.js";
-import { BadNumber, ERROR_GROUP, kilnLexer } from "./lexer.js";
+import { BadNumber, ERROR_GROUP, GoodNumber, kilnLexer } from "./lexer.js";
+import { checkNesting, MAX_SOURCE_CHARS } from "./nesting.js";
 import { kilnParser } from "./parser.js";
 import { buildAst } from "./to-ast.js";
 
@@ -20,6 +21,11 @@ export interface ParseResult {
 export function parseProgram(source: string, file: string): ParseResult {
   const bag = new DiagnosticBag();
   let program: Program = { file, items: [] };
+  if (source.length > MAX_SOURCE_CHARS) {
+    const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+    bag.error("K106", `source file too large: ${mb(source.length)} (the limit is ${mb(MAX_SOURCE_CHARS)})`, { file, line: 1, col: 1, length: 1 }, "split the program, or generate smaller functions");
+    return { program, diagnostics: bag.sorted() };
+  }
   try {
     const lexed = kilnLexer.tokenize(source);
     for (const err of lexed.errors) {
@@ -33,9 +39,18 @@ export function parseProgram(source: string, file: string): ParseResult {
     for (const tok of lexed.tokens) {
       if (tok.tokenType === BadNumber) {
         bag.error("K103", `malformed number literal '${tok.image}'`, tokenSpan(tok, file), numberHint(tok.image));
+      } else if (tok.tokenType === GoodNumber) {
+        const tooBig = numberTooLarge(tok.image);
+        if (tooBig) bag.error("K103", tooBig, tokenSpan(tok, file), "Kiln numbers are float64: at most 1.7976931348623157e308, integers exact up to 2^53 - 1 = 9007199254740991");
       }
     }
 
+    // Deep nesting would overflow the recursive parser (and the walks after it): refuse it before parsing.
+    const tooDeep = checkNesting(lexed.tokens, file);
+    if (tooDeep) {
+      bag.error("K105", tooDeep.message, tooDeep.span, tooDeep.hint);
+      return { program, diagnostics: dedupe(bag.sorted()) };
+    }
     kilnParser.input = lexed.tokens;
     const cst = kilnParser.program();
     reportSyntaxErrors(kilnParser.errors, lexed.tokens, file, bag);
@@ -49,6 +64,14 @@ export function parseProgram(source: string, file: string): ParseResult {
 
 function tokenSpan(tok: IToken, file: string): Span {
   return { file, line: tok.startLine ?? 1, col: tok.startColumn ?? 1, length: Math.max(1, tok.image.length) };
+}
+
+/** A well-formed literal that float64 cannot hold: it would read as Infinity, or as a different integer. */
+function numberTooLarge(image: string): string | undefined {
+  const value = Number(image);
+  if (!Number.isFinite(value)) return `number literal '${image}' is too large: it overflows float64`;
+  if (!/[.eE]/.test(image) && !Number.isSafeInteger(value)) return `integer literal '${image}' is too large to be exact (more than 2^53 - 1)`;
+  return undefined;
 }
 
 function showChars(text: string): string {
