@@ -4,15 +4,10 @@
 // the file instead of a module that runs garbage. The digest detects damage and mix-ups; it is not a signature.
 
 import { KilnError } from "./errors.js";
-import type { Manifest } from "./manifest.js";
+import type { Integrity, Manifest } from "./manifest.js";
 
-export interface Integrity {
-  /** Digest of the manifest's JSON without this field. */
-  manifest: string;
-  wasm?: string;
-  wasmRelaxed?: string;
-  wgsl?: string;
-}
+export type { Integrity } from "./manifest.js";
+
 
 /** A 64-bit digest (two multiply-xorshift lanes over the bytes, cyrb53's mixing), as 16 hex digits. */
 export function digestBytes(bytes: Uint8Array): string {

@@ -3,8 +3,6 @@
 // (values) it uses and the kernel calls (steps) in order. The compiler imports these types; the runtime never
 // imports the compiler.
 
-import type { Integrity } from "./integrity.js";
-
 export type ManifestDType = "f32" | "f16" | "bf16" | "f64" | "i32" | "i8" | "u8" | "bool";
 export type ManifestDim = number | string;
 
@@ -284,4 +282,13 @@ export interface MatmulScratchSpec {
   /** "auto": the kernel picks the band when the call's K is one block (K <= KC), else the block. */
   partial?: "block" | "band" | "auto";
   minBytes?: number;
+}
+
+/** Digests of the manifest and of each kernel file, written at compile time and checked at load (runtime/integrity.ts). */
+export interface Integrity {
+  /** Digest of the manifest's JSON without this field. */
+  manifest: string;
+  wasm?: string;
+  wasmRelaxed?: string;
+  wgsl?: string;
 }

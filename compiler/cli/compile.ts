@@ -9,6 +9,7 @@ import { printModule } from "../ir/print.js";
 import { DUMP_POINTS } from "../passes/pipeline.js";
 import { KilnError } from "../../runtime/errors.js";
 import { parseSafetensors } from "../../runtime/safetensors.js";
+import { checkNoMissingWeights, checkWeightType } from "../../runtime/weights-check.js";
 import { checkFile, dimsOpt, flag, frontend, list, PRECISION_OPTION, precisionOpt, readSource, str, UsageError, type Command, type CommandIo, type Values } from "./common.js";
 
 export const compileCommand: Command = {
@@ -127,13 +128,16 @@ async function checkedWeights(path: string, manifest: Manifest): Promise<Uint8Ar
     return bad((e as Error).message.replace(/^kiln: /, ""));
   }
   if (file.metadata.quantized) return bytes; // int8 files are checked tensor by tensor when load() applies them
-  const params = new Map(manifest.params.map((p) => [p.name, p]));
-  for (const [name, t] of Object.entries(file.tensors)) {
-    const p = params.get(name);
-    if (!p || p.role === "copy") bad(`tensor "${name}" is not a param of ${manifest.source} (params: ${[...params.keys()].join(", ")})`, name);
-    if (t.dtype !== p!.dtype || t.shape.join(",") !== p!.shape.join(",")) bad(`"${name}" is ${t.dtype}[${t.shape.join(", ")}] but the param is ${p!.dtype}[${p!.shape.join(", ")}]`, name);
+  const params = new Set(manifest.params.filter((p) => p.role !== "copy").map((p) => p.name));
+  try {
+    for (const [name, t] of Object.entries(file.tensors)) {
+      if (!params.has(name)) bad(`tensor "${name}" is not a param of ${manifest.source} (params: ${[...params].join(", ")})`, name);
+      checkWeightType(manifest, name, t, "the file");
+    }
+    checkNoMissingWeights(manifest, new Set(Object.keys(file.tensors)), "the file");
+  } catch (e) {
+    if (e instanceof KilnError && !e.message.startsWith("kiln:")) bad(e.message, e.tensor);
+    throw e;
   }
-  const missing = manifest.params.filter((p) => !p.role && !(p.name in file.tensors));
-  if (missing.length) bad(`no tensor for param "${missing[0]!.name}"${missing.length > 1 ? ` (nor ${missing.length - 1} more)` : ""}`, missing[0]!.name);
   return bytes;
 }
