@@ -37,6 +37,9 @@ usage:
                           [--data mnist] [--calibration-batches N] [--percentile P] [--data-dir DIR]
       switches every linear layer (matmul on a param) to int8 and reports each op's error; --data mnist also
       measures held-out accuracy (and static mode calibrates on training batches); --out writes I8 weights + scales
+  kiln export FILE.kiln --format bundle|onnx|torch [--weights W.safetensors] [--out PATH] [--fn NAME]... [--seed N]
+      for other engines (docs/deploy.md): bundle = one self-contained ES module; onnx = one model per function
+      (--fn picks them; training steps are left out); torch = a PyTorch package with a DDP training script
   kiln check FILE.kiln      report diagnostics only
   kiln --version | --help`;
 
@@ -47,7 +50,7 @@ interface Flags {
   values: Map<string, string[]>;
 }
 
-const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir", "--weights", "--mode", "--calibration-batches", "--percentile", "--precision", "--checkpoint", "--resume"]);
+const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir", "--weights", "--mode", "--calibration-batches", "--percentile", "--precision", "--checkpoint", "--resume", "--format"]);
 const BOOL_FLAGS = new Set(["--check-numerics", "--report", "--no-fusion", "--augment"]);
 
 function parseFlags(args: string[]): Flags {
@@ -264,6 +267,20 @@ async function cmdQuantize(f: Flags, out: (s: string) => void, err: (s: string) 
   return 0;
 }
 
+async function cmdExport(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const { file, source } = await readSource(f);
+  const { EXPORT_FORMATS, EXPORT_FLAGS, runExport } = await import("./cli-export.js");
+  const format = one(f, "--format");
+  if (!format) throw new UsageError(`kiln export needs --format ${EXPORT_FORMATS.join("|")}`);
+  if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be ${EXPORT_FORMATS.join(", ")}, got '${format}'`);
+  const allowed = new Set(["--format", "--weights", "--out", "--seed", ...EXPORT_FLAGS[format as keyof typeof EXPORT_FLAGS]]);
+  for (const k of f.values.keys()) if (!allowed.has(k)) throw new UsageError(`export --format ${format} does not take ${k}`);
+  const r = frontend(file, source, [], err, ["fusion"]);
+  if (!r.ir) return 1;
+  const opts = { file, format: format as (typeof EXPORT_FORMATS)[number], weights: one(f, "--weights"), out: one(f, "--out"), fns: f.values.get("--fn") ?? [], seed: intFlag(f, "--seed", 0, -(2 ** 31)) };
+  return runExport(r.ir, opts, out);
+}
+
 async function cmdCheck(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { file, source } = await readSource(f);
   const r = frontend(file, source, [], err);
@@ -290,6 +307,7 @@ export async function main(argv: string[], out = (s: string) => console.log(s), 
     if (cmd === "check") return await cmdCheck(flags, out, err);
     if (cmd === "train") return await cmdTrain(flags, out, err);
     if (cmd === "quantize") return await cmdQuantize(flags, out, err);
+    if (cmd === "export") return await cmdExport(flags, out, err);
     throw new UsageError(`unknown command '${cmd}'`);
   } catch (e) {
     if (e instanceof UsageError) {
