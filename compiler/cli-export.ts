@@ -7,7 +7,7 @@ import { basename, extname, join } from "node:path";
 import type { IRModule } from "./ir/graph.js";
 import { KilnError } from "../runtime/errors.js";
 import { checkWeights, initWeights } from "./export/weights.js";
-import { writeDirAtomic } from "./export/stage.js";
+import { writeDirAtomic, writeFileAtomic } from "./export/stage.js";
 
 export const EXPORT_FORMATS = ["bundle", "onnx", "torch"] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -48,6 +48,17 @@ export async function runExport(ir: IRModule, o: ExportOptions, out: (s: string)
     const dir = o.out ?? join("build", `${name}-onnx`);
     await writeDirAtomic(dir, files);
     for (const [f, b] of files) out(`kiln: exported ${join(dir, f)} (${sizeText(b.length)}, ${b.length} bytes)`);
+    return 0;
+  }
+  if (o.format === "bundle") {
+    const w = await weightsFor(ir, o);
+    const bytes = o.weights ? await readFile(o.weights) : undefined;
+    const { writeBundle } = await import("./export/bundle/index.js");
+    const { text, modules } = await writeBundle({ ir, baseName: name, weights: bytes, quantized: w.quantized.size > 0 });
+    const path = o.out ?? join("build", `${name}.bundle.js`);
+    await writeFileAtomic(path, text);
+    const size = Buffer.byteLength(text);
+    out(`kiln: bundled ${o.file} -> ${path} (${sizeText(size)}, ${size} bytes; ${modules.length} runtime modules)`);
     return 0;
   }
   throw new KilnError(`kiln: export --format ${o.format} is not available yet`);

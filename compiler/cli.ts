@@ -275,7 +275,8 @@ async function cmdExport(f: Flags, out: (s: string) => void, err: (s: string) =>
   if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be ${EXPORT_FORMATS.join(", ")}, got '${format}'`);
   const allowed = new Set(["--format", "--weights", "--out", "--seed", ...EXPORT_FLAGS[format as keyof typeof EXPORT_FLAGS]]);
   for (const k of f.values.keys()) if (!allowed.has(k)) throw new UsageError(`export --format ${format} does not take ${k}`);
-  const r = frontend(file, source, [], err, ["fusion"]);
+  // ONNX and torch map the pre-fusion IR (standard ops); the bundle embeds the fully optimised kernels.
+  const r = frontend(file, source, [], err, format === "bundle" ? [] : ["fusion"]);
   if (!r.ir) return 1;
   const opts = { file, format: format as (typeof EXPORT_FORMATS)[number], weights: one(f, "--weights"), out: one(f, "--out"), fns: f.values.get("--fn") ?? [], seed: intFlag(f, "--seed", 0, -(2 ** 31)) };
   return runExport(r.ir, opts, out);
