@@ -7,7 +7,7 @@ import { KilnError } from "../../../runtime/errors.js";
 import type { Tensor } from "../../../runtime/tensor.js";
 import { OnnxGraphContext, exportError } from "./context.js";
 import { ONNX_OPS, Unmappable, type NoMapping } from "./ops.js";
-import { raisePatterns } from "./patterns.js";
+import { raisePatterns } from "../patterns.js";
 import { ELEM_OF, encodeModel, tensor, valueInfo } from "./proto.js";
 import { COMPILER_VERSION } from "../../version.js";
 

@@ -1,12 +1,20 @@
-// ONNX export, raising: finds the primitive chains that Kiln's composites lower to (conv2d, pooling, softmax,
+// Export, raising (shared by the ONNX and torch writers): finds the primitive chains that Kiln's composites lower to (conv2d, pooling, softmax,
 // log_softmax, layer_norm) and writes each as the one standard ONNX op it came from. A chain is raised only when
 // its inner values have no other use; otherwise the op table writes the primitives one by one.
 
-import type { Graph, Node } from "../../ir/graph.js";
-import type { AttrsOf } from "../../ops/types.js";
-import type { OnnxGraphContext } from "./context.js";
+import type { Graph, Node } from "../ir/graph.js";
+import type { AttrsOf } from "../ops/types.js";
+import type { OnnxGraphContext } from "./onnx/context.js";
+
+/** What a raised chain computes, for writers other than ONNX (torch): the op and its settings. */
+export type RaisedOp =
+  | { kind: "conv"; kernel: readonly number[]; stride: readonly number[]; dilation: readonly number[]; pads: number[]; bias: boolean }
+  | { kind: "max_pool" | "avg_pool"; kernel: readonly number[]; stride: readonly number[]; pads: number[] }
+  | { kind: "softmax" | "log_softmax"; axis: number }
+  | { kind: "layer_norm"; gamma: boolean; beta: boolean; eps: number; size: number };
 
 export interface Raised {
+  readonly op: RaisedOp;
   /** The IR values the chain replaces (computed by it, never written on their own). */
   readonly covered: number[];
   /** The chain's inputs, as IR ids, in the order `emit` reads them. */
@@ -61,6 +69,7 @@ const conv: Matcher = (g, root) => {
   covered.push(mm.id, rows.id, wt.id, win.id, wm.id, ...pad.covered);
   const a = win.attrs;
   return {
+    op: { kind: "conv", kernel: a.kernel, stride: a.stride, dilation: a.dilation, pads: pad.pads, bias: bias !== undefined },
     covered,
     inputs: bias === undefined ? [pad.x, w] : [pad.x, w, bias],
     emit: (cx, ins, out) => cx.add("Conv", ins, [out], { kernel_shape: [...a.kernel], strides: [...a.stride], dilations: [...a.dilation], pads: pad.pads, group: 1 }),
@@ -81,6 +90,7 @@ const pool: Matcher = (g, root) => {
   const a = win.attrs;
   const attrs = { kernel_shape: [...a.kernel], strides: [...a.stride], pads: pad.pads };
   return {
+    op: { kind: r.op === "max" ? "max_pool" : "avg_pool", kernel: a.kernel, stride: a.stride, pads: pad.pads },
     covered: [back.id, r.id, win.id, ...pad.covered],
     inputs: [pad.x],
     emit: (cx, ins, out) => (r.op === "max" ? cx.add("MaxPool", ins, [out], attrs) : cx.add("AveragePool", ins, [out], { ...attrs, count_include_pad: 1 })),
@@ -112,7 +122,7 @@ const softmax: Matcher = (g, root) => {
   if (!d || !e || !s || s.inputs[0] !== e.id || s.attrs.axes.length !== 1 || !s.attrs.keepdims) return;
   const sh = shifted(g, e.inputs[0]);
   if (!sh || sh.axis !== s.attrs.axes[0]) return;
-  return { covered: [d.id, e.id, s.id, ...sh.covered], inputs: [sh.x], emit: (cx, ins, out) => cx.add("Softmax", ins, [out], { axis: sh.axis }) };
+  return { op: { kind: "softmax", axis: sh.axis }, covered: [d.id, e.id, s.id, ...sh.covered], inputs: [sh.x], emit: (cx, ins, out) => cx.add("Softmax", ins, [out], { axis: sh.axis }) };
 };
 
 /** sh - log(sum(exp(sh), axis)) with sh = x - max(x, axis) -> LogSoftmax. */
@@ -124,7 +134,7 @@ const logSoftmax: Matcher = (g, root) => {
   if (!d || !l || !s || !e || e.inputs[0] !== d.inputs[0] || s.attrs.axes.length !== 1 || !s.attrs.keepdims) return;
   const sh = shifted(g, d.inputs[0]);
   if (!sh || sh.axis !== s.attrs.axes[0]) return;
-  return { covered: [d.id, l.id, s.id, e.id, ...sh.covered], inputs: [sh.x], emit: (cx, ins, out) => cx.add("LogSoftmax", ins, [out], { axis: sh.axis }) };
+  return { op: { kind: "log_softmax", axis: sh.axis }, covered: [d.id, l.id, s.id, e.id, ...sh.covered], inputs: [sh.x], emit: (cx, ins, out) => cx.add("LogSoftmax", ins, [out], { axis: sh.axis }) };
 };
 
 /** (x - mean(x)) * rsqrt(mean((x - mean(x))^2) + eps) [* gamma] [+ beta] over the last axis -> LayerNormalization. */
@@ -158,7 +168,9 @@ const layerNorm: Matcher = (g, root) => {
   if (mu.inputs[0] !== x || !last(mu.attrs) || !last(variance.attrs) || sq.inputs[0] !== xc.id || sq.inputs[1] !== xc.id) return;
   covered.push(norm.id, xc.id, inv.id, mu.id, veps.id, variance.id, sq.id, eps.id);
   const C = root.type.shape[lastAxis] as number;
+  if (typeof root.type.shape[lastAxis] !== "number") return;
   return {
+    op: { kind: "layer_norm", gamma: gamma !== undefined, beta: beta !== undefined, eps: eps.attrs.value, size: C },
     covered,
     inputs: [x, ...(gamma === undefined ? [] : [gamma]), ...(beta === undefined ? [] : [beta])],
     emit: (cx, ins, out) => {
