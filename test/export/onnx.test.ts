@@ -148,3 +148,36 @@ describe("kiln export --format onnx: bad input", () => {
     expect(r.err).toContain("export --format onnx does not take --epochs");
   });
 });
+
+describe("kiln export --format onnx: int8 weights from kiln quantize", () => {
+  it("mnist_mlp's int8 linear layers become QuantizeLinear (per row) + MatMulInteger and match Kiln's int8 module in onnxruntime", async () => {
+    const dir = tmp();
+    const { weights } = await moduleWithWeights("dsl-examples/mnist_mlp.kiln", 6, dir);
+    const q = join(dir, "q.safetensors");
+    expect((await kiln("quantize", "dsl-examples/mnist_mlp.kiln", "--weights", weights, "--out", q)).code).toBe(0);
+    const r = await kiln("export", "dsl-examples/mnist_mlp.kiln", "--format", "onnx", "--weights", q, "--fn", "forward", "--out", join(dir, "onnx"));
+    expect(r.code, r.err).toBe(0);
+    const bytes = readFileSync(join(dir, "onnx", "MnistMLP.forward.onnx"));
+    const model = decodeModel(bytes);
+    const ops = model.graph!.node!.map((n) => n.opType);
+    expect(ops.filter((o) => o === "MatMulInteger")).toHaveLength(2);
+    expect(ops).toContain("QuantizeLinear");
+    expect(model.graph!.initializer!.find((t) => t.name === "MnistMLP.w1.q")!.dataType).toBe(3);
+    // Kiln's int8 module: the compiled module with the quantized file loaded (it switches to the int8 kernels).
+    const { buildWasm } = await import("../../compiler/compile.js");
+    const { loadKilnModule } = await import("../../runtime/module.js");
+    const { loadWeights } = await import("../../runtime/quantize-io.js");
+    const { irOfFile } = await import("./helpers.js");
+    const b = await buildWasm(irOfFile("dsl-examples/mnist_mlp.kiln"), "m");
+    const mod = await loadKilnModule(b.manifest, b.wasm);
+    expect(await loadWeights(mod, readFileSync(q))).toBeDefined();
+    const x = lcg(3 * 784, 31).map((v) => (v + 1) / 2);
+    const want = (mod.call("MnistMLP.forward", { x }, { batch: 3 }) as { data: Float32Array }).data;
+    const c: Case = { file: "", fn: "", inputs: { x: { dtype: "f32", shape: [3, 784], data: x } }, ops: [] };
+    for (const ort of [ortNode, ortWeb as unknown as Ort]) {
+      const got = await runOrt(ort, bytes, c);
+      expect(closeness(got, want, 1e-5, 1e-6), `int8 on ${ort === ortNode ? "onnxruntime-node" : "onnxruntime-web"}: ${got.slice(0, 3)} vs ${want.slice(0, 3)}`).toBeLessThanOrEqual(1);
+    }
+    if (pythonWith("onnx checker (int8)", ["onnx"])) python("import onnx, sys\nonnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)", [join(dir, "onnx", "MnistMLP.forward.onnx")]);
+  });
+});

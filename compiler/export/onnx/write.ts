@@ -2,7 +2,7 @@
 // Inputs keep their names and named dims, params become initializers under their qualified names, the raised
 // patterns and the op table write the nodes; any op without a mapping is an error at its source line.
 
-import { ioType, useCounts, type Graph, type IRModule } from "../../ir/graph.js";
+import { ioType, useCounts, type Graph, type IRModule, type Node } from "../../ir/graph.js";
 import { KilnError } from "../../../runtime/errors.js";
 import type { Tensor } from "../../../runtime/tensor.js";
 import { OnnxGraphContext, exportError } from "./context.js";
@@ -32,13 +32,35 @@ function checkPortable(g: Graph): void {
   }
 }
 
-/** int8 matmul: y = (DynamicQuantizeLinear(x) ·int Wq) * (x_scale * w_scale[n]), zero points applied by MatMulInteger. */
-function quantizedMatmul(cx: OnnxGraphContext, x: string, q: QuantizedParam, name: string, out: string): void {
-  const [xq, xs, xz] = [cx.fresh("xq"), cx.fresh("x_scale"), cx.fresh("x_zero")];
-  cx.add("DynamicQuantizeLinear", [x], [xq, xs, xz]);
-  const acc = cx.tmp("MatMulInteger", [xq, `${name}.q`, xz]);
-  const scale = cx.tmp("Mul", [xs, `${name}.scale`]);
-  cx.add("Mul", [cx.tmp("Cast", [acc], { to: ELEM_OF.f32 }), scale], [out]);
+/**
+ * int8 matmul as Kiln's dynamic kernel computes it: each row of x quantized to u8 over its own range (ONNX
+ * DynamicQuantizeLinear's arithmetic, per row rather than per tensor: QuantizeLinear with a per-row scale and
+ * zero point), MatMulInteger against the int8 weight, the zero points taken off exactly in int32 as
+ * zp[m] * colsum[n] (onnxruntime's MatMulInteger takes only one zero point for A), then scaled by the row's
+ * scale times the weight's per-channel scale.
+ */
+function quantizedMatmul(cx: OnnxGraphContext, n: Node, x: string, name: string, q8: QuantizedParam, out: string): void {
+  const xs = cx.g.nodes[n.inputs[0]].type.shape;
+  const K = xs[xs.length - 1] as number;
+  const rows = xs.length === 2 ? x : cx.tmp("Reshape", [x, cx.i64([-1, K])]);
+  const f = (v: number) => cx.constant("f32", [], [v]);
+  const lo = cx.tmp("Min", [cx.tmp("ReduceMin", [rows], { axes: [1], keepdims: 1 }), f(0)]);
+  const hi = cx.tmp("Max", [cx.tmp("ReduceMax", [rows], { axes: [1], keepdims: 1 }), f(0)]);
+  const raw = cx.tmp("Div", [cx.tmp("Sub", [hi, lo]), f(255)]);
+  // An all-zero row gets scale 1 (as Kiln's rangeToQuant), not a division by zero.
+  const scale = cx.tmp("Where", [cx.tmp("Equal", [raw, f(0)]), f(1), raw]);
+  const zp = cx.tmp("Cast", [cx.tmp("Clip", [cx.tmp("Round", [cx.tmp("Div", [cx.tmp("Neg", [lo]), scale])]), f(0), f(255)])], { to: ELEM_OF.u8 });
+  const zp1 = cx.tmp("Reshape", [zp, cx.i64([-1])]);
+  const q = cx.tmp("QuantizeLinear", [rows, cx.tmp("Reshape", [scale, cx.i64([-1])]), zp1], { axis: 0 });
+  const [Kw, N] = q8.q.shape;
+  const colsum = new Int32Array(N);
+  const qd = q8.q.data as Int8Array;
+  for (let k = 0; k < Kw; k++) for (let j = 0; j < N; j++) colsum[j] += qd[k * N + j];
+  const shift = cx.tmp("Mul", [cx.tmp("Cast", [zp], { to: ELEM_OF.i32 }), cx.constant("i32", [N], colsum)]);
+  const acc = cx.tmp("Cast", [cx.tmp("Sub", [cx.tmp("MatMulInteger", [q, `${name}.q`]), shift])], { to: ELEM_OF.f32 });
+  const y = cx.tmp("Mul", [cx.tmp("Mul", [acc, scale]), `${name}.scale`]);
+  if (xs.length === 2) cx.add("Identity", [y], [out]);
+  else cx.add("Reshape", [y, cx.shape(n.type.shape, true)], [out]);
 }
 
 export function writeOnnxGraph(ir: IRModule, g: Graph, w: OnnxWeights): Uint8Array {
@@ -76,7 +98,7 @@ export function writeOnnxGraph(ir: IRModule, g: Graph, w: OnnxWeights): Uint8Arr
       else if (n.op === "matmul" && g.nodes[n.inputs[1]].op === "param" && w.quantized.has((g.nodes[n.inputs[1]].attrs as { name: string }).name)) {
         const pname = (g.nodes[n.inputs[1]].attrs as { name: string }).name;
         quantUsed.add(pname);
-        quantizedMatmul(cx, cx.name(n.inputs[0]), w.quantized.get(pname)!, pname, out);
+        quantizedMatmul(cx, n, cx.name(n.inputs[0]), pname, w.quantized.get(pname)!, out);
       } else {
         const m = ONNX_OPS[n.op];
         if (typeof m !== "function") throw new Unmappable(`${n.op}: ${(m as NoMapping).unsupported}`, (m as NoMapping).hint);
@@ -96,8 +118,6 @@ export function writeOnnxGraph(ir: IRModule, g: Graph, w: OnnxWeights): Uint8Arr
     const qp = w.quantized.get(p.name);
     if (qp) {
       if (!quantUsed.has(p.name) || usedParamOtherwise(g, p.name)) throw new KilnError(`kiln: cannot export ${g.name} to ONNX with int8 '${p.name}': it is read other than as the right operand of a matmul (x @ ${p.name.split(".").pop()})\nhint: quantize only linear-layer weights (kiln quantize does), or export the f32 weights`);
-      const transposed = qp.q.shape[0] !== p.type.shape[0];
-      if (transposed) throw new KilnError(`kiln: cannot export int8 '${p.name}': its quantized layout is transposed ([N, K]); export the f32 weights instead`);
       initializers.push(tensor(`${p.name}.q`, ELEM_OF.i8, qp.q.shape, qp.q.data), tensor(`${p.name}.scale`, ELEM_OF.f32, qp.scale.shape, qp.scale.data));
       continue;
     }
