@@ -4,7 +4,7 @@
 // accuracy. Skips (printing why) without python3-torch, unless KILN_REQUIRE_PYTORCH=1 (CI) makes that a failure.
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { join } from "node:path";
 import { buildWasm } from "../../compiler/compile.js";
@@ -168,4 +168,26 @@ describe.skipIf(!HAVE_TORCH)("kiln export --format torch", () => {
     expect(a).toBeGreaterThan(0.5);
     expect(Math.abs(a - b)).toBeLessThanOrEqual(0.001);
   }, 400_000);
+});
+
+describe("kiln export --format torch: bad input", () => {
+  it("a data-dependent branch is named with its source line, and nothing is written", async () => {
+    const out = join(tmp(), "dyn_torch");
+    const r = await kiln("export", "dsl-examples/dynamic.kiln", "--format", "torch", "--out", out);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/dsl-examples\/dynamic\.kiln:\d+:\d+: cannot export branchy to PyTorch: it branches or loops on a run-time value/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("int8 weights are refused (torch trains in float), naming the tensor", async () => {
+    const dir = tmp();
+    const mod = await seeded("dsl-examples/mnist_mlp.kiln", 1);
+    const w = join(dir, "w.safetensors");
+    saveModelWeights(mod, w);
+    expect((await kiln("quantize", "dsl-examples/mnist_mlp.kiln", "--weights", w, "--out", join(dir, "q.safetensors"))).code).toBe(0);
+    const r = await kiln("export", "dsl-examples/mnist_mlp.kiln", "--format", "torch", "--weights", join(dir, "q.safetensors"), "--out", join(dir, "t"));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("holds int8 weights ('MnistMLP.w1')");
+    expect(existsSync(join(dir, "t"))).toBe(false);
+  });
 });
