@@ -21,6 +21,22 @@ interface Case {
   ops: string[];
 }
 
+// layer_norm (and a few elementwise ops, and argmax's expansion) in a small model written here.
+const LN_FILE = join(tmp(), "block.kiln");
+writeFileSync(LN_FILE, `model Block {
+  param w: f32[16, 16] = xavier()
+  param g: f32[16] = normal(std: 0.5)
+  param b: f32[16] = normal(std: 0.5)
+  fn forward(x: f32[B, T, 16]) -> f32[B, T, 16] {
+    let h = layer_norm(x @ w, g, b)
+    return tanh(h) + sigmoid(h) * 0.5
+  }
+  fn pick(x: f32[B, T, 16]) -> i32[B, T] {
+    return argmax(forward(x), axis: -1)
+  }
+}
+`);
+
 const img = (n: number, seed: number) => ({ dtype: "f32" as const, shape: [n, 1, 28, 28], data: lcg(n * 784, seed) });
 const CASES: Case[] = [
   { file: "dsl-examples/mlp.kiln", fn: "MLP.forward", inputs: { x: { dtype: "f32", shape: [3, 784], data: lcg(3 * 784, 1) } }, ops: ["MatMul", "Relu"] },
@@ -29,6 +45,8 @@ const CASES: Case[] = [
   { file: "dsl-examples/mnist_cnn.kiln", fn: "MnistCNN.forward", inputs: { x: img(2, 5) }, ops: ["Conv", "MaxPool"] },
   { file: "dsl-examples/mnist_cnn.kiln", fn: "MnistCNN.loss", inputs: { x: img(3, 6), labels: { dtype: "i32", shape: [3], data: labels(3, 10, 7) } }, ops: ["Conv", "LogSoftmax"] },
   { file: "dsl-examples/attention.kiln", fn: "attention", inputs: { q: { dtype: "f32", shape: [2, 3, 16], data: lcg(96, 8) }, k: { dtype: "f32", shape: [2, 5, 16], data: lcg(160, 9) }, v: { dtype: "f32", shape: [2, 5, 16], data: lcg(160, 10) } }, ops: ["Softmax", "MatMul"] },
+  { file: LN_FILE, fn: "Block.forward", inputs: { x: { dtype: "f32", shape: [2, 3, 16], data: lcg(96, 12) } }, ops: ["LayerNormalization", "Tanh"] },
+  { file: LN_FILE, fn: "Block.pick", inputs: { x: { dtype: "f32", shape: [2, 3, 16], data: lcg(96, 13) } }, ops: ["LayerNormalization"] },
   { file: "dsl-examples/attention.kiln", fn: "SelfAttention.forward", inputs: { x: { dtype: "f32", shape: [7, 32], data: lcg(224, 11) } }, ops: ["Softmax"] },
 ];
 
@@ -37,7 +55,7 @@ async function runOrt(ort: Ort, bytes: Uint8Array, c: Case): Promise<Float32Arra
   const feeds: Record<string, ortNode.Tensor> = {};
   for (const [k, v] of Object.entries(c.inputs)) feeds[k] = new ort.Tensor(v.dtype === "f32" ? "float32" : "int32", v.data, v.shape);
   const r = await s.run(feeds);
-  return r[s.outputNames[0]].data as Float32Array;
+  return Float32Array.from(r[s.outputNames[0]].data as Float32Array | Int32Array);
 }
 
 describe("kiln export --format onnx", () => {
@@ -63,7 +81,7 @@ describe("kiln export --format onnx", () => {
       for (const op of c.ops) expect(ops, `${c.fn} ops`).toContain(op);
       const given = Object.fromEntries(Object.entries(c.inputs).map(([k, v]) => [k, tensorOf(v.dtype, v.shape, v.data)]));
       const want = mod.call(c.fn, given);
-      const w = (Array.isArray(want) ? want[0] : want).data as Float32Array;
+      const w = Float32Array.from((Array.isArray(want) ? want[0] : want).data as Float32Array | Int32Array);
       for (const ort of [ortNode, ortWeb as unknown as Ort]) {
         const got = await runOrt(ort, bytes, c);
         expect(closeness(got, w), `${c.fn} on ${ort === ortNode ? "onnxruntime-node" : "onnxruntime-web"}: got ${got.slice(0, 4)}, Kiln ${w.slice(0, 4)}`).toBeLessThanOrEqual(1);
@@ -73,7 +91,7 @@ describe("kiln export --format onnx", () => {
 
   it("the exported models pass the ONNX checker (python3-onnx, full check with shape inference)", async () => {
     if (!pythonWith("onnx checker", ["onnx"])) return;
-    const dirs = await Promise.all(["dsl-examples/mlp.kiln", "dsl-examples/mnist_cnn.kiln", "dsl-examples/attention.kiln"].map(async (f) => (await exported(f)).dir));
+    const dirs = await Promise.all(["dsl-examples/mlp.kiln", "dsl-examples/mnist_cnn.kiln", "dsl-examples/attention.kiln", LN_FILE].map(async (f) => (await exported(f)).dir));
     const files = dirs.flatMap((d) => readdirSync(d).map((f) => join(d, f)));
     const out = python("import onnx, sys\nfor f in sys.argv[1:]:\n    m = onnx.load(f)\n    onnx.checker.check_model(m, full_check=True)\n    print('ok', m.opset_import[0].version, f)", files);
     expect(out.trim().split("\n")).toHaveLength(files.length);
