@@ -11,7 +11,8 @@ const IMPORT = /^import \{([^}]*)\} from "([^"]+)";$/;
 const EXPORT_FROM = /^export \{([^}]*)\} from "([^"]+)";$/;
 const EXPORT_STAR = /^export \* from "([^"]+)";$/;
 const EXPORT_LOCAL = /^export \{([^}]*)\};$/;
-const EXPORT_DECL = /^export ((?:async )?function\*? ([A-Za-z_$][\w$]*)|class ([A-Za-z_$][\w$]*)|(?:const|let|var) ([A-Za-z_$][\w$]*))/;
+// `export let`/`var` could be reassigned later, which copied exports would not see: refused below.
+const EXPORT_DECL = /^export ((?:async )?function\*? ([A-Za-z_$][\w$]*)|class ([A-Za-z_$][\w$]*)|const ([A-Za-z_$][\w$]*))/;
 
 interface Spec {
   local: string;
