@@ -14,6 +14,7 @@ export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export interface ExportOptions {
   file: string;
+  source: string;
   format: ExportFormat;
   weights?: string;
   out?: string;
@@ -61,5 +62,41 @@ export async function runExport(ir: IRModule, o: ExportOptions, out: (s: string)
     out(`kiln: bundled ${o.file} -> ${path} (${sizeText(size)}, ${size} bytes; ${modules.length} runtime modules)`);
     return 0;
   }
-  throw new KilnError(`kiln: export --format ${o.format} is not available yet`);
+  const w = await weightsFor(ir, o);
+  if (w.quantized.size) throw new KilnError(`kiln: ${o.weights} holds int8 weights ('${[...w.quantized.keys()][0]}'); --format torch trains in float: export the f32 weights (kiln quantize's --weights input)`);
+  const { exportTorch } = await import("./export/torch/index.js");
+  const files = exportTorch(ir, o.source, o.file, w.tensors);
+  const dir = o.out ?? join("build", `${name}_torch`);
+  await writeDirAtomic(dir, files);
+  out(`kiln: exported ${o.file} -> ${dir}/ (${[...files.keys()].join(", ")})`);
+  return 0;
+}
+
+/** What `kiln export` borrows from cli.ts: flag access, reading the source, the front end, usage errors. */
+export interface CliParts {
+  readSource(f: CliFlags): Promise<{ file: string; source: string }>;
+  frontend(file: string, source: string, dumpAfter: string[], err: (s: string) => void, skip?: string[]): { ir?: IRModule };
+  one(f: CliFlags, name: string): string | undefined;
+  intFlag(f: CliFlags, name: string, dflt: number, min: number): number;
+  usage(message: string): never;
+}
+
+export interface CliFlags {
+  positional: string[];
+  values: Map<string, string[]>;
+}
+
+export async function cmdExport(f: CliFlags, cli: CliParts, out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const { file, source } = await cli.readSource(f);
+  const format = cli.one(f, "--format");
+  if (!format) cli.usage(`kiln export needs --format ${EXPORT_FORMATS.join("|")}`);
+  if (!(EXPORT_FORMATS as readonly string[]).includes(format)) cli.usage(`--format must be ${EXPORT_FORMATS.join(", ")}, got '${format}'`);
+  const fmt = format as ExportFormat;
+  const allowed = new Set(["--format", "--weights", "--out", "--seed", ...EXPORT_FLAGS[fmt]]);
+  for (const k of f.values.keys()) if (!allowed.has(k)) cli.usage(`export --format ${fmt} does not take ${k}`);
+  // ONNX and torch map the pre-fusion IR (standard ops); the bundle embeds the fully optimised kernels.
+  const r = cli.frontend(file, source, [], err, fmt === "bundle" ? [] : ["fusion"]);
+  if (!r.ir) return 1;
+  const opts = { file, source, format: fmt, weights: cli.one(f, "--weights"), out: cli.one(f, "--out"), fns: f.values.get("--fn") ?? [], seed: cli.intFlag(f, "--seed", 0, -(2 ** 31)) };
+  return runExport(r.ir, opts, out);
 }

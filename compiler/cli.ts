@@ -267,21 +267,6 @@ async function cmdQuantize(f: Flags, out: (s: string) => void, err: (s: string) 
   return 0;
 }
 
-async function cmdExport(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const { file, source } = await readSource(f);
-  const { EXPORT_FORMATS, EXPORT_FLAGS, runExport } = await import("./cli-export.js");
-  const format = one(f, "--format");
-  if (!format) throw new UsageError(`kiln export needs --format ${EXPORT_FORMATS.join("|")}`);
-  if (!(EXPORT_FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be ${EXPORT_FORMATS.join(", ")}, got '${format}'`);
-  const allowed = new Set(["--format", "--weights", "--out", "--seed", ...EXPORT_FLAGS[format as keyof typeof EXPORT_FLAGS]]);
-  for (const k of f.values.keys()) if (!allowed.has(k)) throw new UsageError(`export --format ${format} does not take ${k}`);
-  // ONNX and torch map the pre-fusion IR (standard ops); the bundle embeds the fully optimised kernels.
-  const r = frontend(file, source, [], err, format === "bundle" ? [] : ["fusion"]);
-  if (!r.ir) return 1;
-  const opts = { file, format: format as (typeof EXPORT_FORMATS)[number], weights: one(f, "--weights"), out: one(f, "--out"), fns: f.values.get("--fn") ?? [], seed: intFlag(f, "--seed", 0, -(2 ** 31)) };
-  return runExport(r.ir, opts, out);
-}
-
 async function cmdCheck(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { file, source } = await readSource(f);
   const r = frontend(file, source, [], err);
@@ -308,7 +293,10 @@ export async function main(argv: string[], out = (s: string) => console.log(s), 
     if (cmd === "check") return await cmdCheck(flags, out, err);
     if (cmd === "train") return await cmdTrain(flags, out, err);
     if (cmd === "quantize") return await cmdQuantize(flags, out, err);
-    if (cmd === "export") return await cmdExport(flags, out, err);
+    if (cmd === "export") {
+      const cli = { readSource, frontend, one, intFlag, usage: (m: string): never => { throw new UsageError(m); } };
+      return await (await import("./cli-export.js")).cmdExport(flags, cli, out, err);
+    }
     throw new UsageError(`unknown command '${cmd}'`);
   } catch (e) {
     if (e instanceof UsageError) {
