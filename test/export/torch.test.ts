@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { buildWasm } from "../../compiler/compile.js";
 import { loadKilnModule, type KilnModule } from "../../runtime/module.js";
 import { parseSafetensors, serializeSafetensors } from "../../runtime/safetensors.js";
@@ -167,6 +167,22 @@ describe.skipIf(!HAVE_TORCH)("kiln export --format torch", () => {
     console.log(`[export] ${t.model} held-out accuracy after 20 steps: Kiln ${b}, PyTorch DDP weights in Kiln ${a}`);
     expect(a).toBeGreaterThan(0.5);
     expect(Math.abs(a - b)).toBeLessThanOrEqual(0.001);
+  }, 400_000);
+});
+
+describe.skipIf(!HAVE_TORCH)("train_ddp.py --data mnist (the documented route)", () => {
+  it("mnist_cnn: 2 processes on Kiln's MNIST split train, print the held-out accuracy and write weights kiln reads", async () => {
+    const dir = tmp();
+    const pkg = join(dir, "mnist_cnn_torch");
+    expect((await kiln("export", "dsl-examples/mnist_cnn.kiln", "--format", "torch", "--out", pkg)).code).toBe(0);
+    const out = join(dir, "cnn.safetensors");
+    const r = spawnSync("/usr/bin/torchrun", ["--standalone", "--nproc_per_node", "2", ...TORCHRUN_FIX, join(pkg, "train_ddp.py"), "--data", "mnist", "--data-dir", resolve("data/mnist"), "--steps", "30", "--batch", "32", "--out", out], { encoding: "utf8", env: { ...process.env, OMP_NUM_THREADS: "1" }, timeout: 300_000 });
+    expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const acc = /held-out accuracy (\d\.\d+)/.exec(r.stdout);
+    expect(acc, r.stdout).not.toBeNull();
+    expect(Number(acc![1])).toBeGreaterThan(0.2);
+    const back = await kiln("export", "dsl-examples/mnist_cnn.kiln", "--format", "bundle", "--weights", out, "--out", join(dir, "cnn.bundle.js"));
+    expect(back.code, back.err).toBe(0);
   }, 400_000);
 });
 
