@@ -14,7 +14,7 @@ import { loadKernels } from "../dist/runtime/wasm/threads-load.js";
 import { quantizeDynamic } from "../dist/runtime/quantize/dynamic.js";
 import { dynamicQuantizeLinear, packWeight, qpWords, quantizeWeight } from "../dist/runtime/quantize/math.js";
 import { randomF32, median } from "./common.js";
-import { onnxModel } from "./quant-onnx.js";
+import { onnxModel } from "./onnx-model.js";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);

@@ -12,9 +12,10 @@ import { runCommand } from "./run.js";
 import { checkCommand } from "./check.js";
 import { trainCommand } from "./train.js";
 import { quantizeCommand } from "./quantize.js";
+import { exportCommand } from "./export.js";
 
 /** The commands, in the order the usage lists them; a new command (export, import) is one more entry. */
-export const COMMANDS: readonly Command[] = [compileCommand, runCommand, trainCommand, quantizeCommand, checkCommand];
+export const COMMANDS: readonly Command[] = [compileCommand, runCommand, trainCommand, quantizeCommand, exportCommand, checkCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -55,8 +55,9 @@ const ALLOWED: Record<string, string[]> = {
   "compiler/passes": ["compiler/(root)", "compiler/ir", "compiler/ops", RT_CORE],
   "compiler/codegen": ["compiler/(root)", "compiler/ir", "compiler/ops", "compiler/passes", RT_CORE, "runtime/wasm"],
   "compiler/emit": ["compiler/(root)", "compiler/ir", RT_CORE, "runtime/webgpu"],
+  "compiler/export": ["compiler/(root)", "compiler/frontend", "compiler/ir", "compiler/lower", "compiler/ops", "compiler/emit", RT_CORE],
   "compiler/reference": ["compiler/(root)", "compiler/ir", "compiler/ops", RT_CORE],
-  "compiler/cli": ["compiler/(root)", "compiler/frontend", "compiler/ir", "compiler/passes", "compiler/reference", "compiler/emit", RT_CORE,
+  "compiler/cli": ["compiler/(root)", "compiler/frontend", "compiler/ir", "compiler/passes", "compiler/reference", "compiler/export", "compiler/emit", RT_CORE,
     "runtime/wasm", "runtime/webgpu", "runtime/data", "runtime/quantize", "runtime/train"],
 };
 

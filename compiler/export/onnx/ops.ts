@@ -1,0 +1,121 @@
+// ONNX export, the op table: one entry per IR primitive, each writing the standard ONNX ops that compute it.
+// A mapped type over PrimOp, so a new primitive without an entry fails the type check, and an entry that has
+// no ONNX equivalent says why (the writer turns it into an error at the op's source line).
+
+import type { Node } from "../../ir/graph.js";
+import type { AttrsOf, PrimOp } from "../../ops/types.js";
+import type { OnnxGraphContext } from "./context.js";
+import { ELEM_OF } from "./proto.js";
+
+/**
+ * Writes the ONNX nodes that compute `n` into `out`, reading its inputs by name; an entry that needs no node
+ * (a constant becomes an initializer) returns the name that holds the value instead.
+ */
+type Emit<P extends PrimOp> = (cx: OnnxGraphContext, n: Node<P>, ins: string[], out: string) => void | string;
+/** An op ONNX cannot express: what it is and what to do instead. */
+export interface NoMapping {
+  readonly unsupported: string;
+  readonly hint: string;
+}
+export type OpMapping<P extends PrimOp> = Emit<P> | NoMapping;
+
+/** Thrown by an entry for a use of its op that ONNX cannot express (the writer adds the source line). */
+export class Unmappable extends Error {
+  constructor(message: string, readonly hint: string) {
+    super(message);
+  }
+}
+
+const simple = (op: string) => (cx: OnnxGraphContext, _n: Node, ins: string[], out: string) => cx.add(op, ins, [out]);
+
+function reduce(op: string, axesAsInput: boolean): Emit<"sum" | "mean" | "max" | "min"> {
+  return (cx, n, [x], out) => {
+    const { axes, keepdims } = n.attrs as AttrsOf["sum"];
+    if (axes.length === 0) return cx.add("Identity", [x], [out]);
+    const k = keepdims ? 1 : 0;
+    if (axesAsInput) cx.add(op, [x, cx.i64(axes)], [out], { keepdims: k });
+    else cx.add(op, [x], [out], { axes: [...axes], keepdims: k });
+  };
+}
+
+/**
+ * window as a grouped Conv whose kernels each pick one element (weights 0/1, exact for finite values): the
+ * general form; conv2d and pooling windows are written as Conv/MaxPool/AveragePool by patterns.ts instead.
+ */
+const windowAsConv: Emit<"window"> = (cx, n, [x], out) => {
+  const [, C] = n.type.shape as number[];
+  const [KH, KW] = n.attrs.kernel;
+  const inC = cx.g.nodes[n.inputs[0]].type.shape[1] as number;
+  const eye = new Float32Array(inC * KH * KW * KH * KW);
+  for (let c = 0; c < inC; c++) for (let k = 0; k < KH * KW; k++) eye[(c * KH * KW + k) * KH * KW + k] = 1;
+  const w = cx.constant("f32", [inC * KH * KW, 1, KH, KW], eye);
+  const cols = cx.tmp("Conv", [x, w], { group: inC, kernel_shape: [KH, KW], strides: [...n.attrs.stride], dilations: [...n.attrs.dilation] });
+  // [N, C*KH*KW, OH, OW] -> [N, C, KH, KW, OH, OW] -> [N, OH, OW, C, KH, KW]
+  const [N, OH, OW] = n.type.shape;
+  const split = cx.tmp("Reshape", [cols, cx.shape([N, C, KH, KW, OH, OW], true)]);
+  cx.add("Transpose", [split], [out], { perm: [0, 4, 5, 1, 2, 3] });
+};
+
+export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
+  neg: simple("Neg"),
+  exp: simple("Exp"),
+  log: simple("Log"),
+  sqrt: simple("Sqrt"),
+  rsqrt: (cx, _n, [x], out) => cx.add("Reciprocal", [cx.tmp("Sqrt", [x])], [out]),
+  abs: simple("Abs"),
+  tanh: simple("Tanh"),
+  sigmoid: simple("Sigmoid"),
+  relu: simple("Relu"),
+  add: simple("Add"),
+  sub: simple("Sub"),
+  mul: simple("Mul"),
+  div: simple("Div"),
+  pow: simple("Pow"),
+  maximum: simple("Max"),
+  minimum: simple("Min"),
+  eq: simple("Equal"),
+  ne: (cx, _n, ins, out) => cx.add("Not", [cx.tmp("Equal", ins)], [out]),
+  lt: simple("Less"),
+  le: simple("LessOrEqual"),
+  gt: simple("Greater"),
+  ge: simple("GreaterOrEqual"),
+  // Opset 17: ReduceSum takes its axes as an input, the others as an attribute (until opset 18).
+  sum: reduce("ReduceSum", true),
+  mean: reduce("ReduceMean", false),
+  max: reduce("ReduceMax", false),
+  min: reduce("ReduceMin", false),
+  reshape: (cx, n, [x], out) => cx.add("Reshape", [x, cx.shape(n.attrs.shape, true)], [out]),
+  permute: (cx, n, [x], out) => cx.add("Transpose", [x], [out], { perm: [...n.attrs.perm] }),
+  broadcast_to: (cx, n, [x], out) => cx.add("Expand", [x, cx.shape(n.attrs.shape)], [out]),
+  slice: (cx, n, [x], out) => {
+    const { axis, start, end, step } = n.attrs;
+    cx.add("Slice", [x, cx.i64([start]), cx.i64([end]), cx.i64([axis]), cx.i64([step ?? 1])], [out]);
+  },
+  concat: (cx, n, ins, out) => cx.add("Concat", ins, [out], { axis: n.attrs.axis }),
+  pad: (cx, n, [x], out) => {
+    const { pads, value } = n.attrs;
+    if (pads.some((p) => p[2] !== 0)) throw new Unmappable("pad with interior padding (elements inserted between neighbours) has no ONNX equivalent", "pad only at the edges, or export the function that does not need it");
+    const v = cx.constant(n.type.dtype, [], [value]);
+    cx.add("Pad", [x, cx.i64([...pads.map((p) => p[0]), ...pads.map((p) => p[1])]), v], [out], { mode: "constant" });
+  },
+  window: windowAsConv,
+  where: simple("Where"),
+  cast: (cx, n, [x], out) => cx.add("Cast", [x], [out], { to: ELEM_OF[n.attrs.to] }),
+  matmul: (cx, n, ins, out) => {
+    // Mixed precision: f16/bf16 operands give an f32 result in Kiln; ONNX MatMul keeps the operands' type.
+    const a = cx.g.nodes[n.inputs[0]].type.dtype;
+    if (a === n.type.dtype) return cx.add("MatMul", ins, [out]);
+    cx.add("Cast", [cx.tmp("MatMul", ins)], [out], { to: ELEM_OF[n.type.dtype] });
+  },
+  iota: (cx, n) => cx.constant("i32", [n.attrs.n], Array.from({ length: n.attrs.n }, (_, i) => i)),
+  argmax: (cx, n, [x], out) => cx.add("Cast", [cx.tmp("ArgMax", [x], { axis: n.attrs.axis, keepdims: n.attrs.keepdims ? 1 : 0, select_last_index: 0 })], [out], { to: ELEM_OF.i32 }),
+  stop_gradient: simple("Identity"),
+  random_uniform: { unsupported: "random_uniform (dropout or a random draw) reads Kiln's seeded per-call streams, which no ONNX op reproduces", hint: "export an inference function (dropout is off outside the train block), or pass the random values in as an input" },
+  all_finite: { unsupported: "all_finite is the loss scaler's overflow check, part of Kiln's mixed-precision training step", hint: "export the model's forward functions, or use --format torch for training" },
+  // Sources are written by the graph writer (inputs, initializers), meta ops never survive autodiff.
+  input: simple("Identity"),
+  param: simple("Identity"),
+  const: (cx, n) => cx.constant(n.type.dtype, n.type.shape as number[], new Array((n.type.shape as number[]).reduce((a, b) => a * b, 1)).fill(n.attrs.value)),
+  gradient: { unsupported: "an unresolved gradient marker", hint: "this is a compiler bug: please report it" },
+  cotangent: { unsupported: "an unresolved backward-rule placeholder", hint: "this is a compiler bug: please report it" },
+};

@@ -1,0 +1,115 @@
+// Torch export, the op table: one entry per IR primitive, each a Python expression over its inputs' names with
+// torch's functional ops. A mapped type over PrimOp, so a new primitive without an entry fails the type check.
+
+import type { Node } from "../../ir/graph.js";
+import type { DType, Shape } from "../../ir/types.js";
+import type { AttrsOf, PrimOp } from "../../ops/types.js";
+
+export const TORCH_DTYPE: Record<DType, string> = { f32: "torch.float32", f16: "torch.float16", bf16: "torch.bfloat16", f64: "torch.float64", i32: "torch.int32", i8: "torch.int8", u8: "torch.uint8", bool: "torch.bool" };
+
+/** How the expression reads named dims and the device: `dim(d)` is a Python int expression. */
+export interface PyScope {
+  dim(d: string): string;
+  /** A Python expression for a float/int literal (inf and nan spelled for Python). */
+  num(v: number): string;
+}
+
+export class TorchUnmappable extends Error {
+  constructor(message: string, readonly hint: string) {
+    super(message);
+  }
+}
+
+type Expr<P extends PrimOp> = (n: Node<P>, ins: string[], s: PyScope) => string;
+
+export function pyNum(v: number): string {
+  if (Number.isNaN(v)) return "math.nan";
+  if (v === Infinity) return "math.inf";
+  if (v === -Infinity) return "-math.inf";
+  return Number.isInteger(v) ? `${v}.0` : String(v);
+}
+
+export function pyShape(shape: Shape, s: PyScope): string {
+  return `(${shape.map((d) => (typeof d === "number" ? String(d) : s.dim(d))).join(", ")}${shape.length === 1 ? "," : ""})`;
+}
+
+const fn = (name: string): Expr<PrimOp> => (_n, ins) => `${name}(${ins.join(", ")})`;
+const infix = (op: string): Expr<PrimOp> => (_n, [a, b]) => `(${a} ${op} ${b})`;
+function reduce(name: string): Expr<"sum" | "mean" | "max" | "min"> {
+  return (n, [x]) => {
+    const { axes, keepdims } = n.attrs as AttrsOf["sum"];
+    return axes.length === 0 ? x : `${name}(${x}, dim=(${axes.join(", ")},), keepdim=${keepdims ? "True" : "False"})`;
+  };
+}
+
+export const TORCH_OPS: { [P in PrimOp]: Expr<P> } = {
+  neg: (_n, [a]) => `(-${a})`,
+  exp: fn("torch.exp"),
+  log: fn("torch.log"),
+  sqrt: fn("torch.sqrt"),
+  rsqrt: fn("torch.rsqrt"),
+  abs: fn("torch.abs"),
+  tanh: fn("torch.tanh"),
+  sigmoid: fn("torch.sigmoid"),
+  relu: fn("torch.relu"),
+  add: infix("+"),
+  sub: infix("-"),
+  mul: infix("*"),
+  // Kiln's integer division truncates toward zero (and x / 0 is 0 there: not reproduced).
+  div: (n, [a, b]) => (n.type.dtype.startsWith("f") || n.type.dtype === "bf16" ? `(${a} / ${b})` : `torch.div(${a}, ${b}, rounding_mode="trunc")`),
+  pow: fn("torch.pow"),
+  maximum: fn("torch.maximum"),
+  minimum: fn("torch.minimum"),
+  eq: infix("=="),
+  ne: infix("!="),
+  lt: infix("<"),
+  le: infix("<="),
+  gt: infix(">"),
+  ge: infix(">="),
+  sum: reduce("torch.sum"),
+  mean: reduce("torch.mean"),
+  max: reduce("torch.amax"),
+  min: reduce("torch.amin"),
+  reshape: (n, [x], s) => `${x}.reshape(${pyShape(n.attrs.shape, s)})`,
+  permute: (n, [x]) => `${x}.permute(${n.attrs.perm.join(", ")})`,
+  broadcast_to: (n, [x], s) => `${x}.expand(${pyShape(n.attrs.shape, s)})`,
+  slice: (n, [x]) => `${x}[${"(slice(None),) * " + n.attrs.axis} + (slice(${n.attrs.start}, ${n.attrs.end}, ${n.attrs.step ?? 1}),)]`,
+  concat: (n, ins) => `torch.cat([${ins.join(", ")}], dim=${n.attrs.axis})`,
+  pad: (n, [x]) => {
+    if (n.attrs.pads.some((p) => p[2] !== 0)) throw new TorchUnmappable("pad with interior padding has no torch.nn.functional.pad equivalent", "pad only at the edges");
+    // F.pad lists (lo, hi) pairs from the last axis backwards.
+    const pairs = [...n.attrs.pads].reverse().flatMap((p) => [p[0], p[1]]);
+    return `F.pad(${x}, (${pairs.join(", ")}), value=${pyNum(n.attrs.value)})`;
+  },
+  window: (n, [x], s) => {
+    // im2col as a view: F.unfold gives [N, C*KH*KW, OH*OW]; Kiln's layout is [N, OH, OW, C, KH, KW].
+    const [N, OH, OW, C, KH, KW] = n.type.shape;
+    const a = n.attrs;
+    const cols = `F.unfold(${x}, kernel_size=(${a.kernel.join(", ")}), dilation=(${a.dilation.join(", ")}), stride=(${a.stride.join(", ")}))`;
+    return `${cols}.reshape(${pyShape([N, C, KH, KW, OH, OW], s)}).permute(0, 4, 5, 1, 2, 3)`;
+  },
+  where: fn("torch.where"),
+  cast: (n, [x]) => `${x}.to(${TORCH_DTYPE[n.attrs.to]})`,
+  matmul: fn("torch.matmul"),
+  iota: (n) => `torch.arange(${n.attrs.n}, dtype=torch.int32, device=dev)`,
+  argmax: (n, [x]) => `torch.argmax(${x}, dim=${n.attrs.axis}, keepdim=${n.attrs.keepdims ? "True" : "False"}).to(torch.int32)`,
+  stop_gradient: (_n, [x]) => `${x}.detach()`,
+  // Dropout's mask: torch's generator, not Kiln's seeded streams (the same distribution, other values).
+  random_uniform: (n, _ins, s) => `torch.rand(${pyShape(n.attrs.shape, s)}, device=dev)`,
+  all_finite: (_n, ins) => `torch.stack([torch.isfinite(t).all() for t in (${ins.join(", ")},)]).all()`,
+  input: (n) => (n.attrs as { name: string }).name,
+  param: () => {
+    throw new Error("internal: params are read by the writer");
+  },
+  const: (n, _ins, s) => {
+    const shape = n.type.shape;
+    const v = n.type.dtype === "bool" ? (n.attrs.value ? "True" : "False") : n.type.dtype.startsWith("i") || n.type.dtype === "u8" ? String(n.attrs.value) : s.num(n.attrs.value);
+    return shape.length === 0 ? `torch.tensor(${v}, dtype=${TORCH_DTYPE[n.type.dtype]}, device=dev)` : `torch.full(${pyShape(shape, s)}, ${v}, dtype=${TORCH_DTYPE[n.type.dtype]}, device=dev)`;
+  },
+  gradient: () => {
+    throw new TorchUnmappable("an unresolved gradient marker", "this is a compiler bug: please report it");
+  },
+  cotangent: () => {
+    throw new TorchUnmappable("an unresolved backward-rule placeholder", "this is a compiler bug: please report it");
+  },
+};
