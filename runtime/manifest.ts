@@ -159,6 +159,8 @@ export interface DataParallelLayout {
   gradients: { param: string; offset: number; numel: number }[];
   /** Contiguous element ranges, in vector order. */
   buckets: { offset: number; numel: number }[];
+  /** grad's last input, f32[]: the replica's share of the global batch, which weights its loss. */
+  share?: string;
 }
 
 /**

@@ -52,21 +52,32 @@ function stateNodes(L: FnLowerer, train: string, state: ParamInfo[]) {
   return { nodes, stateNode, initScale };
 }
 
-/** `Name.grad(inputs...) -> (loss, grads: f32[G])`; its only updates are batch_norm's running statistics. */
+/**
+ * `Name.grad(inputs..., share: f32) -> (loss, grads: f32[G])`: the loss is this shard's mean, the gradients those of
+ * share * loss, so the sum over replicas is the global batch's gradient. Updates: batch_norm's running statistics.
+ */
 function lowerGrad(scope: ModuleScope, t: TrainDecl, head: TrainHead, weights: ParamInfo[], state: ParamInfo[]): { graph: Graph; trained: ParamInfo[] } | undefined {
   const inlined = inlineLoss(scope, t, head, weights, `${t.name}.grad`);
   if (!inlined) return undefined;
   const { L, inputs, dims, own, r, y } = inlined;
+  // The replica's share of the global batch (b_r / B) weights its mean loss, so the replicas' gradients add up to
+  // the gradient of the global mean and each is as small as its part of that sum: under mixed-f16 a replica's
+  // 16-bit gradients overflow where one replica's over the whole batch would, not a share's inverse sooner.
+  let share = "share";
+  while (inputs.some((i) => i.name === share)) share += "_";
+  const shareNode = L.b.add("input", [], { name: share, index: inputs.length }, { dtype: "f32", shape: [] });
+  inputs.push({ name: share, node: shareNode });
+  const weighted = L.emit("mul", [y.id, shareNode], {})!;
   // The scaled loss is differentiated when loss scaling is on: the vector carries scaled gradients, apply divides.
   const { stateNode, initScale } = stateNodes(L, t.name, state);
-  const scaler = head.scaleSpec ? makeScaler(L, head.scaleSpec, t.name, y.id, stateNode, initScale) : undefined;
+  const scaler = head.scaleSpec ? makeScaler(L, head.scaleSpec, t.name, weighted, stateNode, initScale) : undefined;
   const trained: ParamInfo[] = [];
   const flat: number[] = [];
   own.forEach((w, k) => {
     if (L.statUpdates.has(w.name)) return;
     trained.push(w);
     const wrt = r.wrt[k];
-    let g = L.b.add("gradient", [scaler?.scaledLoss ?? y.id, wrt], {}, L.type(wrt), t.span);
+    let g = L.b.add("gradient", [scaler?.scaledLoss ?? weighted, wrt], {}, L.type(wrt), t.span);
     if (w.type.dtype !== "f32") g = L.emit("cast", [g], { to: "f32" })!;
     const numel = w.type.shape.reduce<number>((a, d) => a * (d as number), 1);
     flat.push(L.emit("reshape", [g], { shape: [numel] })!);
@@ -81,7 +92,7 @@ function lowerGrad(scope: ModuleScope, t: TrainDecl, head: TrainHead, weights: P
     name: `${t.name}.grad`, model: t.name, nodes: L.b.nodes, inputs, dims,
     outputs: [{ name: "loss", node: y.id }, { name: "grads", node: grads }], updates,
     customVjps: L.customVjps.length ? L.customVjps : undefined,
-    parallel: gradientLayout(t.name, trained, "grad"),
+    parallel: { ...gradientLayout(t.name, trained, "grad"), share },
   };
   return { graph, trained };
 }
