@@ -30,9 +30,10 @@ usage:
       SPEC: random:[4,784] | zeros:[3] | ones:[2,2] | 2.5 | [[1,2],[3,4]]
   kiln train FILE.kiln [--train NAME] [--data synthetic|mnist] [--epochs E] [--steps N] [--batch B] [--seed N]
                        [--classes C] [--check-numerics] [--augment] [--save FILE.safetensors] [--plot FILE.svg] [--data-dir DIR]
-                       [--checkpoint FILE.safetensors] [--resume FILE.safetensors]
+                       [--checkpoint FILE.safetensors] [--resume FILE.safetensors] [--replicas N]
       runs a train block: on MNIST (images 0-7999 train, 8000-9999 test) with a progress bar per epoch and the
-      held-out accuracy, or on one synthetic batch printing the loss per step
+      held-out accuracy, or on one synthetic batch printing the loss per step; --replicas N trains N data-parallel
+      replicas on shares of each batch (default: 2 for batches of 128 or more on a machine with 2 cores, else 1)
   kiln quantize FILE.kiln --weights W.safetensors [--out Q.safetensors] [--mode dynamic|static] [--fn NAME]
                           [--data mnist] [--calibration-batches N] [--percentile P] [--data-dir DIR]
       switches every linear layer (matmul on a param) to int8 and reports each op's error; --data mnist also
@@ -47,7 +48,7 @@ interface Flags {
   values: Map<string, string[]>;
 }
 
-const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir", "--weights", "--mode", "--calibration-batches", "--percentile", "--precision", "--checkpoint", "--resume"]);
+const VALUE_FLAGS = new Set(["--out", "--emit", "--dump-after", "--fn", "--input", "--dims", "--seed", "--backend", "--target", "--train", "--steps", "--batch", "--classes", "--save", "--data", "--epochs", "--plot", "--data-dir", "--weights", "--mode", "--calibration-batches", "--percentile", "--precision", "--checkpoint", "--resume", "--replicas"]);
 const BOOL_FLAGS = new Set(["--check-numerics", "--report", "--no-fusion", "--augment"]);
 
 function parseFlags(args: string[]): Flags {
@@ -90,9 +91,9 @@ async function readSource(f: Flags): Promise<{ file: string; source: string }> {
 }
 
 /** Parse + lower + optimise; prints diagnostics and returns undefined on errors. */
-function frontend(file: string, source: string, dumpAfter: string[], err: (s: string) => void, skip: string[] = [], precision: Precision = "f32") {
+function frontend(file: string, source: string, dumpAfter: string[], err: (s: string) => void, skip: string[] = [], precision: Precision = "f32", dataParallel = false) {
   for (const d of dumpAfter) if (!DUMP_POINTS.includes(d)) throw new UsageError(`--dump-after: unknown pass '${d}' (passes: ${DUMP_POINTS.join(", ")})`);
-  const r = compileToIR(source, file, dumpAfter, skip, { precision });
+  const r = compileToIR(source, file, dumpAfter, skip, { precision, dataParallel });
   if (r.diagnostics.length) err(formatDiagnostics(r.diagnostics, { [file]: source }));
   if (!r.ir) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;
@@ -235,8 +236,9 @@ async function cmdTrain(f: Flags, out: (s: string) => void, err: (s: string) => 
     save: one(f, "--save"),
     checkpoint: one(f, "--checkpoint"),
     resume: one(f, "--resume"),
+    replicas: f.values.has("--replicas") ? intFlag(f, "--replicas", 1, 1) : ("auto" as const),
   };
-  const r = frontend(file, source, [], err, [], precisionFlag(f));
+  const r = frontend(file, source, [], err, [], precisionFlag(f), true);
   if (!r.ir) return 1;
   const { runTraining } = await import("./train.js");
   await runTraining(r.ir, opts, out);

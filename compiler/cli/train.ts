@@ -3,7 +3,8 @@
 // the model fits it) or `mnist` (--epochs over the bundled training images with a progress bar per epoch, then
 // the accuracy on the 2000 held-out images). Optimizer state lives in the runtime between steps; --save writes
 // the trained weights as safetensors, --checkpoint the whole training state (weights, optimizer state, loss scaler)
-// that --resume starts from, and --plot an SVG of loss and accuracy.
+// that --resume starts from, and --plot an SVG of loss and accuracy. --replicas N trains N data-parallel replicas
+// (runtime/parallel/) on shares of each batch; checkpoints hold replica 0's state and resume on any replica count.
 
 import { mkdir } from "node:fs/promises";
 import { basename, dirname } from "node:path";
@@ -17,6 +18,7 @@ import { ProgressBar } from "../../runtime/train/progress.js";
 import { trainingPlotSvg, writeSvg } from "../../runtime/train/plot.js";
 import { readScaler, trainStepWithScaler } from "../../runtime/train/loss-scale.js";
 import { loadCheckpoint, saveCheckpoint } from "../../runtime/train/checkpoint.js";
+import { DataParallelTrainer } from "../../runtime/parallel/trainer.js";
 import { asModelInput, imageAndLabelInputs, mnistDir, mnistLoaders, syntheticBatch } from "./data.js";
 
 export interface TrainOptions {
@@ -37,6 +39,11 @@ export interface TrainOptions {
   plot?: string;
   /** Random rotation and crop of the training images (mnist). */
   augment?: boolean;
+  /**
+   * Data-parallel replicas (default 1): the IR must hold the train block's data-parallel form (compileToIR with
+   * dataParallel). "auto" picks by replicaDefault.
+   */
+  replicas?: number | "auto";
   /** Where the progress bar draws (default: stderr). */
   progress?: NodeJS.WritableStream & { isTTY?: boolean };
 }
@@ -52,7 +59,7 @@ export interface TrainResult {
 }
 
 function stepOf(ir: IRModule, train?: string): Graph {
-  const steps = ir.functions.filter((g) => g.updates?.length);
+  const steps = ir.functions.filter((g) => g.updates?.length && !g.parallel);
   if (steps.length === 0) throw new KilnError(`kiln: ${ir.source} has no train block; add one, e.g. train Step { model: M, loss: loss, optimizer: sgd(lr: 0.1) }`);
   const g = train ? steps.find((s) => s.name === `${train}.step`) : steps[0];
   if (!g) throw new KilnError(`kiln: ${ir.source} has no train block '${train}' (it has: ${steps.map((s) => s.name.replace(/\.step$/, "")).join(", ")})`);
@@ -74,19 +81,79 @@ function modelOf(g: Graph, ir: IRModule): string {
   return first.param.slice(0, first.param.indexOf("."));
 }
 
-function call(mod: KilnModule, fn: string, inputs: Record<string, Tensor>, step: number, check: boolean): number {
-  try {
-    return trainStepWithScaler(mod, fn.replace(/\.step$/, ""), inputs, step, check);
-  } catch (e) {
-    if (e instanceof KilnError && e.code === "non_finite") throw new KilnError(`kiln: training step ${step}: ${e.message}`, { code: "non_finite", fn: e.fn, tensor: e.tensor });
-    throw e;
+/** One training step on a global batch: the loss. */
+type StepFn = (inputs: Record<string, Tensor>, step: number) => Promise<number>;
+
+function stepError(e: unknown, step: number): unknown {
+  if (e instanceof KilnError && e.code === "non_finite") return new KilnError(`kiln: training step ${step}: ${e.message}`, { code: "non_finite", fn: e.fn, tensor: e.tensor, ...(e.replica !== undefined ? { replica: e.replica } : {}) });
+  return e;
+}
+
+function singleStep(mod: KilnModule, train: string, check: boolean): StepFn {
+  return async (inputs, step) => {
+    try {
+      return trainStepWithScaler(mod, train, inputs, step, check);
+    } catch (e) {
+      throw stepError(e, step);
+    }
+  };
+}
+
+function replicatedStep(t: DataParallelTrainer, check: boolean): StepFn {
+  const scaled = readScaler(t.module, t.train) !== undefined;
+  return async (inputs, step) => {
+    try {
+      return (await t.step(inputs, { checkNumerics: check })).loss;
+    } catch (e) {
+      // As trainStepWithScaler: under loss scaling an overflow skips the step rather than stopping the run (a
+      // failed step changed nothing on any replica, so it simply runs again unchecked).
+      if (!(scaled && check && e instanceof KilnError && e.code === "non_finite")) throw stepError(e, step);
+      return (await t.step(inputs)).loss;
+    }
+  };
+}
+
+/**
+ * Replicas for `kiln train` when none are asked for (bench/data-parallel.js, docs/performance.md): data-parallel
+ * replicas only pay once each replica's share of the batch keeps its core busy, so 2 replicas from a global batch of
+ * 128 on a machine with a second core, else one.
+ */
+export function replicaDefault(batch: number, cores: number): number {
+  return cores >= 2 && batch >= 128 ? 2 : 1;
+}
+
+async function startReplicas(ir: IRModule, build: Awaited<ReturnType<typeof buildWasm>>, opts: TrainOptions, name: string, out: (s: string) => void): Promise<DataParallelTrainer | undefined> {
+  const hasForm = ir.functions.some((f) => f.name === `${name}.grad`);
+  let n = opts.replicas ?? 1;
+  if (n === "auto") {
+    const { availableParallelism } = await import("node:os");
+    n = hasForm ? replicaDefault(opts.batch, availableParallelism()) : 1;
   }
+  if (n === 1) return undefined;
+  if (!hasForm) throw new KilnError(`kiln: --replicas ${n} needs ${name} compiled in data-parallel form (compileToIR with { dataParallel: true })`, { code: "bad_option" });
+  if (n > opts.batch) throw new KilnError(`kiln: --replicas ${n} is larger than the batch of ${opts.batch}: each replica needs at least one sample of every batch`, { code: "bad_option" });
+  const t = await DataParallelTrainer.create(build.manifest, build.wasm, { replicas: n, seed: opts.seed, train: name });
+  if (t.fallback) out(`kiln: ${t.fallback}`);
+  else out(`kiln: ${n} data-parallel replicas, each on ${Math.floor(opts.batch / n)}${opts.batch % n ? `-${Math.ceil(opts.batch / n)}` : ""} samples of every batch of ${opts.batch}`);
+  return t;
 }
 
 export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
   const g = stepOf(ir, opts.train);
   const build = await buildWasm(ir, basename(ir.source));
-  const mod = await loadKilnModule(build.manifest, build.wasm, { seed: opts.seed });
+  const name = g.name.replace(/\.step$/, "");
+  const replicas = await startReplicas(ir, build, opts, name, out);
+  try {
+    const mod = replicas?.module ?? (await loadKilnModule(build.manifest, build.wasm, { seed: opts.seed }));
+    const step = replicas ? replicatedStep(replicas, opts.checkNumerics) : singleStep(mod, name, opts.checkNumerics);
+    return await trainWith(ir, g, mod, step, replicas, opts, out);
+  } finally {
+    // Replica 0's module stays usable (the result's module); the workers stop.
+    replicas?.stopWorkers();
+  }
+}
+
+async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, replicas: DataParallelTrainer | undefined, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
   const name = g.name.replace(/\.step$/, "");
   const result: TrainResult = { losses: [], accuracy: [], memoryBytes: [], module: mod };
   if (opts.resume) {
@@ -96,6 +163,8 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
       if (e instanceof KilnError) throw new KilnError(`kiln: --resume ${opts.resume}: ${e.message.replace(/^kiln: /, "")}`, { code: e.code, ...(e.tensor ? { tensor: e.tensor } : {}) });
       throw e;
     }
+    // The checkpoint went into replica 0: every replica starts from it, whatever replica count wrote it.
+    await replicas?.broadcast();
     const state = scalerState(mod, name);
     out(`kiln: resumed from ${opts.resume}${state ? `, ${state}` : ""}`);
   }
@@ -103,12 +172,12 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
     const inputs = syntheticBatch(g, opts.batch, opts.classes, opts.seed);
     out(`kiln: training ${name} on a synthetic batch of ${opts.batch} (seed ${opts.seed}) for ${opts.steps} steps${precisionNote(ir)}`);
     for (let s = 1; s <= opts.steps; s++) {
-      const loss = call(mod, g.name, inputs, s, opts.checkNumerics);
+      const loss = await call(inputs, s);
       result.losses.push(loss);
       out(`step ${String(s).padStart(String(opts.steps).length)}/${opts.steps}  loss ${loss.toFixed(6)}`);
     }
   } else {
-    await trainMnist(ir, g, mod, opts, out, result);
+    await trainMnist(ir, g, mod, call, opts, out, result);
   }
   // Dynamic loss scaling: where the scale ended (halved by overflowing steps, doubled after `interval` clean ones).
   const scaler = scalerState(mod, name);
@@ -117,7 +186,7 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
   return result;
 }
 
-async function trainMnist(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, result: TrainResult): Promise<void> {
+async function trainMnist(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, opts: TrainOptions, out: (s: string) => void, result: TrainResult): Promise<void> {
   const { image, label, imageShape } = imageAndLabelInputs(g);
   const model = modelOf(g, ir);
   const forward = ir.functions.find((f) => f.name === `${model}.forward`);
@@ -131,7 +200,7 @@ async function trainMnist(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainOp
     const bar = new ProgressBar({ total: data.train.length * opts.batch, label: `epoch ${epoch}/${epochs}`, stream, logIntervalMs: 5000 });
     let sum = 0, n = 0;
     for await (const batch of data.train) {
-      const loss = call(mod, g.name, { [image]: asModelInput(batch.image, imageShape), [label]: batch.label }, ++step, opts.checkNumerics);
+      const loss = await call({ [image]: asModelInput(batch.image, imageShape), [label]: batch.label }, ++step);
       sum += loss;
       n++;
       bar.tick(batch.label.shape[0], { loss: sum / n });

@@ -308,6 +308,12 @@ export class DataParallelTrainer {
     if (this.#broken) throw new KilnError(`data-parallel ${what}: the trainer is unusable: ${this.#broken}`, { code: "replica_failed" });
   }
 
+  /** Stops the workers; replica 0's module stays usable (to evaluate or save what was trained), the trainer not. */
+  stopWorkers(): void {
+    for (const r of this.#remotes) r.close();
+    this.#broken ??= "its workers were stopped";
+  }
+
   /** Stops the workers and drops replica 0's module. */
   dispose(): void {
     for (const r of this.#remotes) r.close();

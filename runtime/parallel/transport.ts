@@ -5,9 +5,13 @@
 import { isNode } from "../io.js";
 import type { FromReplica, ReplicaTransport, ToReplica } from "./protocol.js";
 
-/** replica-worker.js beside this file (the compiled runtime: dist/runtime/parallel or a module's kiln-runtime/). */
+/**
+ * replica-worker.js beside this file (the compiled runtime: dist/runtime/parallel or a module's kiln-runtime/). Run
+ * from the TypeScript sources (tests), workers still need JavaScript: the build's copy in dist/.
+ */
 export function defaultWorkerUrl(): URL {
-  return new URL("./replica-worker.js", import.meta.url);
+  const here = import.meta.url;
+  return here.endsWith(".ts") ? new URL("../../dist/runtime/parallel/replica-worker.js", here) : new URL("./replica-worker.js", here);
 }
 
 interface NodeWorker {
