@@ -41,7 +41,7 @@ export interface TrainOptions {
   augment?: boolean;
   /**
    * Data-parallel replicas (default 1): the IR must hold the train block's data-parallel form (compileToIR with
-   * dataParallel). "auto" picks by replicaDefault.
+   * dataParallel). "auto" picks replicas or intra-op threads by pickParallelism.
    */
   replicas?: number | "auto";
   /** Where the progress bar draws (default: stderr). */
@@ -114,37 +114,45 @@ function replicatedStep(t: DataParallelTrainer, check: boolean): StepFn {
 }
 
 /**
- * Replicas for `kiln train` when none are asked for (bench/data-parallel.js, docs/performance.md): data-parallel
- * replicas only pay once each replica's share of the batch keeps its core busy, so 2 replicas from a global batch of
- * 128 on a machine with a second core, else one.
+ * How `kiln train` uses a second core when no --replicas is given (bench/data-parallel.js, docs/performance.md).
+ * Replicas cost work in proportion to the params (the gradient vector is copied, summed and applied on every
+ * replica, the optimizer runs N times) and save it in proportion to the compute per sample, so they pay on conv
+ * nets (few params, much compute: about 1% more CPU per sample than one replica at batch 256) and not on an MLP
+ * (about 2.4x the CPU per sample), where the intra-op thread pool splits the big matmuls instead.
  */
-export function replicaDefault(batch: number, cores: number): number {
-  return cores >= 2 && batch >= 128 ? 2 : 1;
+export function pickParallelism(batch: number, cores: number, conv: boolean): { replicas: number; threads: number } {
+  if (cores < 2) return { replicas: 1, threads: 1 };
+  return conv && batch >= 64 ? { replicas: 2, threads: 1 } : { replicas: 1, threads: 2 };
 }
 
-async function startReplicas(ir: IRModule, build: Awaited<ReturnType<typeof buildWasm>>, opts: TrainOptions, name: string, out: (s: string) => void): Promise<DataParallelTrainer | undefined> {
+async function startReplicas(ir: IRModule, build: Awaited<ReturnType<typeof buildWasm>>, opts: TrainOptions, name: string, out: (s: string) => void): Promise<{ replicas?: DataParallelTrainer; threads: number }> {
   const hasForm = ir.functions.some((f) => f.name === `${name}.grad`);
   let n = opts.replicas ?? 1;
+  let threads = 1;
   if (n === "auto") {
     const { availableParallelism } = await import("node:os");
-    n = hasForm ? replicaDefault(opts.batch, availableParallelism()) : 1;
+    const conv = ir.functions.find((f) => f.name === `${name}.step`)!.nodes.some((x) => x.op === "window");
+    const pick = pickParallelism(opts.batch, availableParallelism(), conv);
+    n = hasForm ? pick.replicas : 1;
+    threads = n === 1 ? pick.threads : 1;
+    if (threads > 1) out(`kiln: ${threads} threads per step (intra-op; --replicas N for data-parallel replicas instead)`);
   }
-  if (n === 1) return undefined;
+  if (n === 1) return { threads };
   if (!hasForm) throw new KilnError(`kiln: --replicas ${n} needs ${name} compiled in data-parallel form (compileToIR with { dataParallel: true })`, { code: "bad_option" });
   if (n > opts.batch) throw new KilnError(`kiln: --replicas ${n} is larger than the batch of ${opts.batch}: each replica needs at least one sample of every batch`, { code: "bad_option" });
   const t = await DataParallelTrainer.create(build.manifest, build.wasm, { replicas: n, seed: opts.seed, train: name });
   if (t.fallback) out(`kiln: ${t.fallback}`);
   else out(`kiln: ${n} data-parallel replicas, each on ${Math.floor(opts.batch / n)}${opts.batch % n ? `-${Math.ceil(opts.batch / n)}` : ""} samples of every batch of ${opts.batch}`);
-  return t;
+  return { replicas: t, threads: 1 };
 }
 
 export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
   const g = stepOf(ir, opts.train);
   const build = await buildWasm(ir, basename(ir.source));
   const name = g.name.replace(/\.step$/, "");
-  const replicas = await startReplicas(ir, build, opts, name, out);
+  const { replicas, threads } = await startReplicas(ir, build, opts, name, out);
   try {
-    const mod = replicas?.module ?? (await loadKilnModule(build.manifest, build.wasm, { seed: opts.seed }));
+    const mod = replicas?.module ?? (await loadKilnModule(build.manifest, build.wasm, { seed: opts.seed, threads }));
     const step = replicas ? replicatedStep(replicas, opts.checkNumerics) : singleStep(mod, name, opts.checkNumerics);
     return await trainWith(ir, g, mod, step, replicas, opts, out);
   } finally {

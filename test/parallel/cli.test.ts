@@ -5,7 +5,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../../compiler/cli/main.js";
-import { replicaDefault } from "../../compiler/cli/train.js";
+import { pickParallelism } from "../../compiler/cli/train.js";
 import { ensureRuntimeBuilt } from "../helpers/dist.js";
 
 beforeAll(ensureRuntimeBuilt, 300_000);
@@ -45,9 +45,16 @@ describe("kiln train --replicas", () => {
     expect(big.err).toContain("--replicas 3 is larger than the batch of 2");
   }, 60000);
 
-  it("picks 2 replicas by default only for large batches on a machine with a second core", () => {
-    expect(replicaDefault(256, 2)).toBe(2);
-    expect(replicaDefault(64, 2)).toBe(1);
-    expect(replicaDefault(256, 1)).toBe(1);
-  });
+  it("uses a second core by default: replicas for conv nets, intra-op threads for dense ones", async () => {
+    expect(pickParallelism(256, 2, true)).toEqual({ replicas: 2, threads: 1 });
+    expect(pickParallelism(256, 2, false)).toEqual({ replicas: 1, threads: 2 });
+    expect(pickParallelism(256, 1, true)).toEqual({ replicas: 1, threads: 1 });
+    const cnn = await kiln("train", "dsl-examples/mnist_cnn.kiln", "--steps", "1", "--batch", "64");
+    const mlp = await kiln("train", "dsl-examples/mlp_train.kiln", "--steps", "1", "--batch", "64");
+    const { availableParallelism } = await import("node:os");
+    if (availableParallelism() >= 2) {
+      expect(cnn.out).toContain("kiln: 2 data-parallel replicas, each on 32 samples of every batch of 64");
+      expect(mlp.out).toContain("kiln: 2 threads per step (intra-op");
+    } else expect(cnn.out + mlp.out).not.toMatch(/replicas|threads per step/);
+  }, 120000);
 });
