@@ -77,6 +77,32 @@ describe("a replica that fails", () => {
   }, 60000);
 });
 
+describe("mixed precision", () => {
+  it("an overflow on one replica makes every replica skip the step and back off the loss scale", async () => {
+    const b = await build(mlp("adam(lr: 0.003)"), "mixed-f16");
+    const [good, next] = batches([12], 5, 8, 2);
+    const hot = new Tensor("f32", [8, 12], (good!.x.data as Float32Array).slice());
+    (hot.data as Float32Array).fill(6e4, 4 * 12); // replica 1's half: f16 activations and gradients overflow
+    const t = await trainer(b, 2);
+    try {
+      // Replica 0's own gradients are finite: it skips because replica 1's Inf reached the reduced vector.
+      const half = { x: new Tensor("f32", [4, 12], (hot.data as Float32Array).slice(0, 48)), y: new Tensor("i32", [4], (good!.y.data as Int32Array).slice(0, 4)), share: 0.5 };
+      const own = (t.module.call("T.grad", half) as Tensor[])[1]!.data as Float32Array;
+      expect(own.every(Number.isFinite)).toBe(true);
+      const before = allParams(t.module);
+      expect((await t.step({ x: hot, y: good!.y })).applied).toBe(false);
+      for (const r of [0, 1]) {
+        const p = await t.replicaParams(r);
+        expect(p["T.scaler.scale"]!.data[0], `replica ${r}`).toBe(32768);
+        for (const name of Object.keys(before).filter((n) => !n.startsWith("T.scaler."))) expect(sameBits({ [name]: p[name]! }, { [name]: before[name]! }), `replica ${r}`).toBeUndefined();
+      }
+      expect((await t.step(next!)).applied).toBe(true);
+    } finally {
+      t.dispose();
+    }
+  }, 60000);
+});
+
 describe("replica counts and batches", () => {
   it("rejects a replica count that is zero, negative or not an integer", async () => {
     const b = await build(mlp("sgd(lr: 0.1)"));
