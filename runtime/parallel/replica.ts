@@ -83,6 +83,11 @@ export class ReplicaCore {
     reduceOwned(this.#ex, this.#layout, this.#ex.slots.length, this.rank);
   }
 
+  /** Every replica's chunks, here (the same sums in the same order as reduce() on every replica). */
+  reduceAll(): void {
+    for (let r = 0; r < this.#ex.slots.length; r++) reduceOwned(this.#ex, this.#layout, this.#ex.slots.length, r);
+  }
+
   /** The optimizer on the reduced vector; false when the loss scaler skipped the step (an overflow somewhere). */
   apply(): boolean {
     const out = this.module.call(`${this.#train}.apply`, { grads: new Tensor("f32", [this.#layout.total], this.#ex.reduced) }) as Tensor;
