@@ -47,6 +47,20 @@ describe("N replicas x batch b train like one replica x batch N*b", () => {
     }
   }
 
+  it("one replica (grad, then apply) is bit-identical to the fused step", async () => {
+    for (const [src, shape, classes, precision] of [[cnn(OPTS.adam, true), [1, 8, 8], 3, "mixed-f16"], [mlp(OPTS["sgd-momentum"]), [12], 5, "f32"]] as const) {
+      const b = await build(src, precision);
+      const data = batches([...shape], classes, 8, 10);
+      const t = await trainer(b, 1);
+      try {
+        for (const d of data) await t.step({ x: d.x, y: d.y });
+        expect(sameBits(allParams(t.module), allParams(await reference(b, data))), precision).toBeUndefined();
+      } finally {
+        t.dispose();
+      }
+    }
+  }, 60000);
+
   it("a global batch that does not divide evenly (10 over 3 replicas: 4, 3, 3) is weighted by share", async () => {
     const b = await build(mlp(OPTS["sgd-momentum"]));
     const data = batches([12], 5, 10, 20, 11);
