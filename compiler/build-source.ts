@@ -17,6 +17,8 @@ export interface BuildSourceOptions {
   skipPasses?: readonly string[];
   /** Read and write the compile cache (default false here; the CLI turns it on; KILN_CACHE=0 always wins). */
   cache?: boolean;
+  /** Also compile each train block's data-parallel form (grad + apply, runtime/parallel). */
+  dataParallel?: boolean;
   /** The source's optimised IR when the caller already has it (a miss then skips the frontend). */
   ir?: IRModule;
 }
@@ -40,14 +42,14 @@ export function moduleName(file: string): string {
 export async function buildSource(source: string, opts: BuildSourceOptions = {}): Promise<SourceBuild> {
   const file = opts.file ?? "module.kiln";
   const target = opts.target ?? "wasm";
-  const key: CacheKey = { file, source, options: { target, precision: opts.precision ?? "f32", skip: [...(opts.skipPasses ?? [])].sort() } };
+  const key: CacheKey = { file, source, options: { target, precision: opts.precision ?? "f32", skip: [...(opts.skipPasses ?? [])].sort(), dataParallel: opts.dataParallel === true } };
   if (opts.cache) {
     const hit = await readCache(key);
     if (hit) return { diagnostics: hit.diagnostics ?? [], build: hit, cached: true };
   }
   const { compileToIR, checkWasmDtypes, buildWasm, buildWgsl, withWgsl } = await import("./compile.js");
   const { DiagnosticBag } = await import("./diagnostics.js");
-  const r = opts.ir ? { ir: opts.ir, diagnostics: [] as Diagnostic[] } : compileToIR(source, file, [], opts.skipPasses ?? [], { precision: opts.precision });
+  const r = opts.ir ? { ir: opts.ir, diagnostics: [] as Diagnostic[] } : compileToIR(source, file, [], opts.skipPasses ?? [], { precision: opts.precision, ...(opts.dataParallel ? { dataParallel: true } : {}) });
   if (!r.ir) return { diagnostics: r.diagnostics, cached: false };
   const name = moduleName(file);
   let build: CachedBuild;

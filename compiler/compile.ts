@@ -27,6 +27,8 @@ export { PRECISIONS, type Precision, type Target } from "./options.js";
 
 export interface CompileOptions {
   readonly precision?: Precision;
+  /** Also compile each train block as `Name.grad` + `Name.apply` for data-parallel replicas (runtime/parallel/). */
+  readonly dataParallel?: boolean;
 }
 
 /** Parse, lower and optimise. Never throws for a bad program: errors come back as diagnostics. */
@@ -36,7 +38,7 @@ export function compileToIR(source: string, file: string, dumpAfter: readonly st
   diags.items.push(...parsed.diagnostics);
   if (diags.hasErrors) return { diagnostics: diags.sorted(), dumps: [] };
   const precision = opts.precision === "mixed-f16" ? "f16" : opts.precision === "mixed-bf16" ? "bf16" : undefined;
-  const lowered = lowerProgram(parsed.program, diags, { precision });
+  const lowered = lowerProgram(parsed.program, diags, { precision, ...(opts.dataParallel ? { dataParallel: true } : {}) });
   if (!lowered) return { diagnostics: diags.sorted(), dumps: [] };
   const dumps: { pass: string; text: string }[] = [];
   const ir = runPipeline(lowered, diags, (pass, m) => {

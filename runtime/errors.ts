@@ -24,7 +24,8 @@ export type KilnErrorCode =
   | "load_failed"
   | "index"
   | "non_finite"
-  | "loss_scale_collapsed";
+  | "loss_scale_collapsed"
+  | "replica_failed";
 
 export interface KilnErrorDetails {
   code?: KilnErrorCode;
@@ -36,6 +37,8 @@ export interface KilnErrorDetails {
   expected?: string;
   /** What was actually given (e.g. "Float32Array of length 3000"). */
   actual?: string;
+  /** The data-parallel replica the error happened on (runtime/parallel/). */
+  replica?: number;
   cause?: unknown;
 }
 
@@ -45,6 +48,7 @@ export class KilnError extends Error {
   readonly tensor?: string;
   readonly expected?: string;
   readonly actual?: string;
+  readonly replica?: number;
 
   constructor(message: string, details: KilnErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -54,5 +58,6 @@ export class KilnError extends Error {
     if (details.tensor !== undefined) this.tensor = details.tensor;
     if (details.expected !== undefined) this.expected = details.expected;
     if (details.actual !== undefined) this.actual = details.actual;
+    if (details.replica !== undefined) this.replica = details.replica;
   }
 }

@@ -146,6 +146,26 @@ export interface FunctionManifest {
    * training step, or an older compiler). See docs/quantization.md.
    */
   int8?: Int8StepManifest[];
+  /** A train block's data-parallel half (`Name.grad` or `Name.apply`, compiled with dataParallel): runtime/parallel/. */
+  parallel?: DataParallelLayout;
+}
+
+/**
+ * The flat gradient vector that `Name.grad` returns and `Name.apply` takes: every trained param's gradient in
+ * reverse declaration order (the order backward finishes them), cut into buckets at tensor boundaries. Replicas
+ * all-reduce it bucket by bucket (runtime/parallel/allreduce.ts).
+ */
+export interface DataParallelLayout {
+  role: "grad" | "apply";
+  /** The train block ("Train"). */
+  train: string;
+  /** Elements in the vector. */
+  total: number;
+  gradients: { param: string; offset: number; numel: number }[];
+  /** Contiguous element ranges, in vector order. */
+  buckets: { offset: number; numel: number }[];
+  /** grad's last input, f32[]: the replica's share of the global batch, which weights its loss. */
+  share?: string;
 }
 
 /**

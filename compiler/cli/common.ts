@@ -187,12 +187,12 @@ export async function readSource(positionals: string[]): Promise<{ file: string;
 }
 
 /** Parse + lower + optimise; prints diagnostics and returns an undefined `ir` on errors. */
-export async function frontend(file: string, source: string, io: CommandIo, opts: { dumpAfter?: string[]; skip?: string[]; precision?: Precision } = {}) {
+export async function frontend(file: string, source: string, io: CommandIo, opts: { dumpAfter?: string[]; skip?: string[]; precision?: Precision; dataParallel?: boolean } = {}) {
   const dumpAfter = opts.dumpAfter ?? [];
   for (const d of dumpAfter) if (!DUMP_POINTS.includes(d)) throw new UsageError(`--dump-after: unknown pass '${d}' (passes: ${DUMP_POINTS.join(", ")})`);
   io.status(`kiln: compiling ${file}…`);
   const { compileToIR } = await import("../compile.js");
-  const r = compileToIR(source, file, dumpAfter, opts.skip ?? [], { precision: opts.precision ?? "f32" });
+  const r = compileToIR(source, file, dumpAfter, opts.skip ?? [], { precision: opts.precision ?? "f32", ...(opts.dataParallel ? { dataParallel: true } : {}) });
   if (r.diagnostics.length) io.err(formatDiagnostics(r.diagnostics, { [file]: source }));
   if (!r.ir) {
     const n = r.diagnostics.filter((d) => d.severity === "error").length;

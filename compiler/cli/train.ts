@@ -3,7 +3,8 @@
 // it), `mnist` (the bundled images, 2000 held out) or a file of the user's (CSV, NPY, IDX: datafile.ts, a share
 // held out): --epochs with a progress bar per epoch, then the held-out accuracy. Optimizer state lives in the runtime between steps; --save writes
 // the trained weights as safetensors, --checkpoint the whole training state (weights, optimizer state, loss scaler)
-// that --resume starts from, and --plot an SVG of loss and accuracy.
+// that --resume starts from, and --plot an SVG of loss and accuracy. --replicas N trains N data-parallel replicas
+// (runtime/parallel/) on shares of each batch; checkpoints hold replica 0's state and resume on any replica count.
 
 import { mkdir } from "node:fs/promises";
 import { basename, dirname } from "node:path";
@@ -18,6 +19,7 @@ import { trainingPlotSvg, writeSvg } from "../../runtime/train/plot.js";
 import { readScaler, trainStepWithScaler } from "../../runtime/train/loss-scale.js";
 import { loadCheckpoint, saveCheckpoint } from "../../runtime/train/checkpoint.js";
 import type { DataLoader } from "../../runtime/data/index.js";
+import { DataParallelTrainer } from "../../runtime/parallel/trainer.js";
 import { asModelInput, imageAndLabelInputs, mnistDir, mnistLoaders, syntheticBatch } from "./data.js";
 import { dataFormat, fileLoaders, type DataFormat } from "./datafile.js";
 import { closest } from "../suggest.js";
@@ -48,6 +50,11 @@ export interface TrainOptions {
   plot?: string;
   /** Random rotation and crop of the training images (mnist). */
   augment?: boolean;
+  /**
+   * Data-parallel replicas (default 1): the IR must hold the train block's data-parallel form (compileToIR with
+   * dataParallel). "auto" picks replicas or intra-op threads by pickParallelism.
+   */
+  replicas?: number | "auto";
   /** Where the progress bar draws (default: stderr). */
   progress?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   /** The module already built (e.g. from the compile cache); built from the IR otherwise. */
@@ -65,7 +72,7 @@ export interface TrainResult {
 }
 
 function stepOf(ir: IRModule, train?: string): Graph {
-  const steps = ir.functions.filter((g) => g.updates?.length);
+  const steps = ir.functions.filter((g) => g.updates?.length && !g.parallel);
   if (steps.length === 0) throw new KilnError(`kiln: ${ir.source} has no train block; add one, e.g. train Step { model: M, loss: loss, optimizer: sgd(lr: 0.1) }`);
   const g = train ? steps.find((s) => s.name === `${train}.step`) : steps[0];
   if (!g) throw new KilnError(`kiln: ${ir.source} has no train block '${train}' (it has: ${steps.map((s) => s.name.replace(/\.step$/, "")).join(", ")})`);
@@ -87,19 +94,87 @@ function modelOf(g: Graph, ir: IRModule): string {
   return first.param.slice(0, first.param.indexOf("."));
 }
 
-function call(mod: KilnModule, fn: string, inputs: Record<string, Tensor>, step: number, check: boolean): number {
-  try {
-    return trainStepWithScaler(mod, fn.replace(/\.step$/, ""), inputs, step, check);
-  } catch (e) {
-    if (e instanceof KilnError && e.code === "non_finite") throw new KilnError(`kiln: training step ${step}: ${e.message}`, { code: "non_finite", fn: e.fn, tensor: e.tensor });
-    throw e;
+/** One training step on a global batch: the loss. */
+type StepFn = (inputs: Record<string, Tensor>, step: number) => Promise<number>;
+
+function stepError(e: unknown, step: number): unknown {
+  if (e instanceof KilnError && e.code === "non_finite") return new KilnError(`kiln: training step ${step}: ${e.message}`, { code: "non_finite", fn: e.fn, tensor: e.tensor, ...(e.replica !== undefined ? { replica: e.replica } : {}) });
+  return e;
+}
+
+function singleStep(mod: KilnModule, train: string, check: boolean): StepFn {
+  return async (inputs, step) => {
+    try {
+      return trainStepWithScaler(mod, train, inputs, step, check);
+    } catch (e) {
+      throw stepError(e, step);
+    }
+  };
+}
+
+function replicatedStep(t: DataParallelTrainer, check: boolean): StepFn {
+  const scaled = readScaler(t.module, t.train) !== undefined;
+  return async (inputs, step) => {
+    try {
+      return (await t.step(inputs, { checkNumerics: check })).loss;
+    } catch (e) {
+      // As trainStepWithScaler: under loss scaling an overflow skips the step rather than stopping the run (a
+      // failed step changed nothing on any replica, so it simply runs again unchecked).
+      if (!(scaled && check && e instanceof KilnError && e.code === "non_finite")) throw stepError(e, step);
+      return (await t.step(inputs)).loss;
+    }
+  };
+}
+
+/**
+ * How `kiln train` uses a second core when no --replicas is given (bench/data-parallel.js, docs/performance.md).
+ * Replicas cost work in proportion to the params (the gradient vector is copied, summed and applied on every
+ * replica, the optimizer runs N times) and save it in proportion to the compute per sample, so they pay on conv
+ * nets (few params, much compute: about 1% more CPU per sample than one replica at batch 256) and not on an MLP
+ * (about 2.4x the CPU per sample), where the intra-op thread pool splits the big matmuls instead.
+ */
+export function pickParallelism(batch: number, cores: number, conv: boolean): { replicas: number; threads: number } {
+  if (cores < 2) return { replicas: 1, threads: 1 };
+  return conv && batch >= 64 ? { replicas: 2, threads: 1 } : { replicas: 1, threads: 2 };
+}
+
+async function startReplicas(ir: IRModule, build: { manifest: Manifest; wasm?: Uint8Array }, opts: TrainOptions, name: string, out: (s: string) => void): Promise<{ replicas?: DataParallelTrainer; threads: number }> {
+  const hasForm = ir.functions.some((f) => f.name === `${name}.grad`);
+  let n = opts.replicas ?? 1;
+  let threads = 1;
+  if (n === "auto") {
+    const { availableParallelism } = await import("node:os");
+    const conv = ir.functions.find((f) => f.name === `${name}.step`)!.nodes.some((x) => x.op === "window");
+    const pick = pickParallelism(opts.batch, availableParallelism(), conv);
+    n = hasForm ? pick.replicas : 1;
+    threads = n === 1 ? pick.threads : 1;
+    if (threads > 1) out(`kiln: ${threads} threads per step (intra-op; --replicas N for data-parallel replicas instead)`);
   }
+  if (n === 1) return { threads };
+  if (!hasForm) throw new KilnError(`kiln: --replicas ${n} needs ${name} compiled in data-parallel form (compileToIR with { dataParallel: true })`, { code: "bad_option" });
+  if (n > opts.batch) throw new KilnError(`kiln: --replicas ${n} is larger than the batch of ${opts.batch}: each replica needs at least one sample of every batch`, { code: "bad_option" });
+  const t = await DataParallelTrainer.create(build.manifest, build.wasm!, { replicas: n, seed: opts.seed, train: name });
+  if (t.fallback) out(`kiln: ${t.fallback}`);
+  else out(`kiln: ${n} data-parallel replicas, each on ${Math.floor(opts.batch / n)}${opts.batch % n ? `-${Math.ceil(opts.batch / n)}` : ""} samples of every batch of ${opts.batch}`);
+  return { replicas: t, threads: 1 };
 }
 
 export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
   const g = stepOf(ir, opts.train);
   const build = opts.build?.wasm ? opts.build : await (await import("../compile.js")).buildWasm(ir, basename(ir.source));
-  const mod = await loadKilnModule(build.manifest, build.wasm!, { seed: opts.seed });
+  const name = g.name.replace(/\.step$/, "");
+  const { replicas, threads } = await startReplicas(ir, build, opts, name, out);
+  try {
+    const mod = replicas?.module ?? (await loadKilnModule(build.manifest, build.wasm!, { seed: opts.seed, threads }));
+    const step = replicas ? replicatedStep(replicas, opts.checkNumerics) : singleStep(mod, name, opts.checkNumerics);
+    return await trainWith(ir, g, mod, step, replicas, opts, out);
+  } finally {
+    // Replica 0's module stays usable (the result's module); the workers stop.
+    replicas?.stopWorkers();
+  }
+}
+
+async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, replicas: DataParallelTrainer | undefined, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
   const name = g.name.replace(/\.step$/, "");
   const result: TrainResult = { losses: [], accuracy: [], memoryBytes: [], module: mod };
   if (opts.resume) {
@@ -109,6 +184,8 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
       if (e instanceof KilnError) throw new KilnError(`kiln: --resume ${opts.resume}: ${e.message.replace(/^kiln: /, "")}`, { code: e.code, ...(e.tensor ? { tensor: e.tensor } : {}) });
       throw e;
     }
+    // The checkpoint went into replica 0: every replica starts from it, whatever replica count wrote it.
+    await replicas?.broadcast();
     const state = scalerState(mod, name);
     out(`kiln: resumed from ${opts.resume}${state ? `, ${state}` : ""}`);
   }
@@ -116,12 +193,12 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
     const inputs = syntheticBatch(g, opts.batch, opts.classes, opts.seed);
     out(`kiln: training ${name} on a synthetic batch of ${opts.batch} (seed ${opts.seed}) for ${opts.steps} steps${precisionNote(ir)}`);
     for (let s = 1; s <= opts.steps; s++) {
-      const loss = call(mod, g.name, inputs, s, opts.checkNumerics);
+      const loss = await call(inputs, s);
       result.losses.push(loss);
       out(`step ${String(s).padStart(String(opts.steps).length)}/${opts.steps}  loss ${loss.toFixed(6)}`);
     }
   } else {
-    await trainEpochs(ir, g, mod, opts, out, result, await epochData(ir, g, opts));
+    await trainEpochs(ir, g, mod, call, opts, out, result, await epochData(ir, g, opts));
   }
   // Dynamic loss scaling: where the scale ended (halved by overflowing steps, doubled after `interval` clean ones).
   const scaler = scalerState(mod, name);
@@ -183,7 +260,7 @@ function forwardOf(ir: IRModule, g: Graph): Graph | undefined {
   return ir.functions.find((f) => f.name === `${modelOf(g, ir)}.forward`);
 }
 
-async function trainEpochs(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, result: TrainResult, data: EpochData): Promise<void> {
+async function trainEpochs(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, opts: TrainOptions, out: (s: string) => void, result: TrainResult, data: EpochData): Promise<void> {
   const { label } = featureAndLabelInputs(g);
   const image = featureAndLabelInputs(g).image;
   const model = modelOf(g, ir);
@@ -197,7 +274,7 @@ async function trainEpochs(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainO
     const bar = new ProgressBar({ total: data.train.length * opts.batch, label: `epoch ${epoch}/${epochs}`, stream, logIntervalMs: 5000 });
     let sum = 0, n = 0;
     for await (const batch of data.train) {
-      const loss = call(mod, g.name, { [image]: asModelInput(batch[data.xKey]!, data.shape), [label]: batch.label! }, ++step, opts.checkNumerics);
+      const loss = await call({ [image]: asModelInput(batch[data.xKey]!, data.shape), [label]: batch.label! }, ++step);
       sum += loss;
       n++;
       bar.tick(batch.label!.shape[0]!, { loss: sum / n });
@@ -287,6 +364,7 @@ export const trainCommand: Command = {
     save: { type: "string", value: "W.safetensors", help: "write the trained weights (for kiln run/quantize --weights, load())" },
     checkpoint: { type: "string", value: "C.safetensors", help: "write the whole training state (weights, optimizer, loss scaler)" },
     resume: { type: "string", value: "C.safetensors", help: "start from a --checkpoint file instead of fresh params" },
+    replicas: { type: "string", value: "N", help: "data-parallel replicas, each on a share of every batch (default: replicas for conv nets at batch >= 64 on 2+ cores, else intra-op threads)" },
     plot: { type: "string", value: "FILE.svg", help: "write the loss and held-out accuracy curves" },
     precision: PRECISION_OPTION,
   },
@@ -336,17 +414,18 @@ async function train(v: Values, positionals: string[], io: CommandIo): Promise<n
     save: str(v, "save"),
     checkpoint: str(v, "checkpoint"),
     resume: str(v, "resume"),
+    replicas: str(v, "replicas") !== undefined ? intOpt(v, "replicas", 1, 1) : "auto",
     progress: io.tty,
   };
   if (format !== "synthetic" && format !== "mnist") await checkFile(data, "data");
   if (opts.labels) await checkFile(opts.labels, "labels");
   if (opts.resume) await checkFile(opts.resume, "resume");
-  const r = await frontend(file, source, io, { precision: precisionOpt(v) });
+  const r = await frontend(file, source, io, { precision: precisionOpt(v), dataParallel: true });
   if (!r.ir) return 1;
   io.status(`kiln: compiling ${file} to wasm…`);
   // The kernels from the compile cache when the program is unchanged (no Binaryen).
   const { buildSource } = await import("../build-source.js");
-  const built = await buildSource(source, { file, precision: precisionOpt(v), cache: true, ir: r.ir });
+  const built = await buildSource(source, { file, precision: precisionOpt(v), dataParallel: true, cache: true, ir: r.ir });
   await runTraining(r.ir, { ...opts, ...(built.build ? { build: built.build } : {}) }, io.out);
   return 0;
 }

@@ -130,6 +130,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     values,
     steps,
     ...(g.updates?.length ? { updates: g.updates.map((u) => ({ param: u.param, value: u.node })) } : {}),
+    ...(g.parallel ? { parallel: g.parallel } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
 
 import type { Span } from "../diagnostics.js";
 import type { AttrsOf, PrimOp } from "../ops/types.js";
-import type { InitSpec } from "../../runtime/manifest.js";
+import type { DataParallelLayout, InitSpec } from "../../runtime/manifest.js";
 import type { DType, TensorType } from "./types.js";
 
 export interface Node<P extends PrimOp = PrimOp> {
@@ -81,6 +81,8 @@ export interface Graph {
   readonly customVjps?: CustomVjp[];
   /** Params this function writes (a training step): the node holding each param's new value. */
   readonly updates?: { readonly param: string; readonly node: number }[];
+  /** A train block's data-parallel grad or apply function (compiler/lower/train-parallel.ts): its gradient layout. */
+  readonly parallel?: DataParallelLayout;
 }
 
 /**

@@ -56,8 +56,8 @@ export function parseLossScale(e: Expr, diags: DiagnosticBag): LossScaleSpec | u
 }
 
 export interface Scaler {
-  /** The node to differentiate instead of the loss. */
-  readonly scaledLoss: number;
+  /** The node to differentiate instead of the loss (absent when no loss was given: a data-parallel apply). */
+  readonly scaledLoss: number | undefined;
   /** The scale (a state param node): the optimizer divides each use of a scaled gradient by it. */
   readonly scale: number;
   /** A gradient of the scaled loss, divided back by the scale. */
@@ -73,7 +73,7 @@ export interface Scaler {
   finish(ok: number | undefined, updates: { param: string; node: number }[], stateValue: (param: string) => number, kept: ReadonlySet<number>): void;
 }
 
-export function makeScaler(L: Lowerer, spec: LossScaleSpec, train: string, loss: number, stateNode: (name: string, t: TensorType) => number, initScale: (name: string, v: number) => void): Scaler {
+export function makeScaler(L: Lowerer, spec: LossScaleSpec, train: string, loss: number | undefined, stateNode: (name: string, t: TensorType) => number, initScale: (name: string, v: number) => void): Scaler {
   const f32 = (v: number) => L.constant(v, "f32");
   const op = (o: "add" | "mul" | "div" | "sub", a: number, b: number) => L.emit(o, [a, b], {})!;
   const scaleName = `${train}.scaler.scale`, goodName = `${train}.scaler.good_steps`;
@@ -85,7 +85,7 @@ export function makeScaler(L: Lowerer, spec: LossScaleSpec, train: string, loss:
   stateNode(minName, { dtype: "f32", shape: [] });
   initScale(minName, spec.min);
   return {
-    scaledLoss: op("mul", loss, scale),
+    scaledLoss: loss === undefined ? undefined : op("mul", loss, scale),
     scale,
     unscale: (g) => op("div", g, scale),
     // One all_finite over every gradient: fusion makes the kernels producing them clear its flag as they store

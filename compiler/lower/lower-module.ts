@@ -8,11 +8,14 @@ import { FnLowerer } from "./lower-fn.js";
 import { collectScope } from "./module-scope.js";
 import { lowerParam } from "./params.js";
 import { lowerTrain } from "./train.js";
+import { lowerTrainParallel } from "./train-parallel.js";
 import { checkAttributes } from "./autocast.js";
 
 export interface LowerOptions {
   /** `--precision mixed-f16|mixed-bf16`: recorded on the module for the precision pass. */
   readonly precision?: "f16" | "bf16";
+  /** Also lower each train block in data-parallel form (`Name.grad` and `Name.apply`, train-parallel.ts). */
+  readonly dataParallel?: boolean;
 }
 
 export function lowerProgram(program: Program, diags: DiagnosticBag, opts: LowerOptions = {}): IRModule | undefined {
@@ -36,6 +39,11 @@ export function lowerProgram(program: Program, diags: DiagnosticBag, opts: Lower
       if (r) {
         functions.push(r.graph);
         params.push(...r.state.filter((s, i, all) => all.findIndex((x) => x.name === s.name) === i));
+        const dp = opts.dataParallel ? lowerTrainParallel(scope, item, params) : undefined;
+        if (dp) {
+          functions.push(...dp.graphs);
+          params.push(...dp.state.filter((s) => !params.some((x) => x.name === s.name)));
+        }
       }
     } else {
       const m = scope.models.get(item.name);

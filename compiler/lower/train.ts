@@ -3,13 +3,13 @@
 // it with respect to every param of the model, applies the optimizer, and lists the new param, optimizer-state and
 // batch_norm running-statistics values as updates; it returns the loss.
 
-import type { Expr, TrainDecl } from "../frontend/kiln/ast.js";
+import type { Expr, FnDecl, TrainDecl } from "../frontend/kiln/ast.js";
 import { ioType, type Graph, type ParamInfo } from "../ir/graph.js";
 import { formatType, isFloat, type TensorType } from "../ir/types.js";
 import { FnLowerer } from "./lower-fn.js";
-import type { ModuleScope } from "./module-scope.js";
-import { emitUpdate, parseOptimizer, stateParam } from "./optimizers.js";
-import { DEFAULTS as DEFAULT_SCALE, makeScaler, parseLossScale } from "./loss-scale.js";
+import type { ModelInfo, ModuleScope } from "./module-scope.js";
+import { emitUpdate, parseOptimizer, stateParam, type OptimizerSpec } from "./optimizers.js";
+import { DEFAULTS as DEFAULT_SCALE, makeScaler, parseLossScale, type LossScaleSpec } from "./loss-scale.js";
 import { autocastOf } from "./autocast.js";
 import { resolveType } from "./types-from-ast.js";
 import { tensor } from "./values.js";
@@ -21,7 +21,17 @@ function nameOf(e: Expr | undefined): string | undefined {
   return e?.kind === "name" ? e.name : undefined;
 }
 
-export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[]): { graph: Graph; state: ParamInfo[] } | undefined {
+/** What every lowering of a train block reads first: its model, loss method, optimizer and loss scale. */
+export interface TrainHead {
+  readonly entries: Map<string, Expr>;
+  readonly model: ModelInfo;
+  readonly lossFn: FnDecl;
+  readonly opt: OptimizerSpec;
+  readonly scaleSpec?: LossScaleSpec;
+}
+
+/** Checks a train block's entries (every problem is a diagnostic); undefined after an error. */
+export function readTrainHead(scope: ModuleScope, t: TrainDecl): TrainHead | undefined {
   const diags = scope.diags;
   const entries = new Map<string, Expr>();
   for (const e of t.entries) {
@@ -50,7 +60,13 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
   const f16 = (autocastOf(lossFn) ?? scope.precision) === "f16";
   const scaleSpec = entries.has("loss_scale") ? parseLossScale(entries.get("loss_scale")!, diags) : f16 ? DEFAULT_SCALE : undefined;
   if (entries.has("loss_scale") && !scaleSpec) return undefined;
+  return { entries, model, lossFn, opt, ...(scaleSpec ? { scaleSpec } : {}) };
+}
 
+/** The loss method inlined in training mode with the model's float params as `wrt`; the loss is one float scalar. */
+export function inlineLoss(scope: ModuleScope, t: TrainDecl, head: TrainHead, weights: ParamInfo[], fnName = `${t.name}.step`) {
+  const diags = scope.diags;
+  const { entries, model, lossFn } = head;
   const L = new FnLowerer(scope);
   L.span = t.span;
   L.training = true;
@@ -60,7 +76,7 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
     for (const d of ty.shape) if (typeof d === "string" && !dims.includes(d)) dims.push(d);
     return { name: p.name, node: L.b.add("input", [], { name: p.name, index }, ty, p.span) };
   });
-  L.frame = { fnName: `${t.name}.step`, vars: new Map(), dims: new Map(dims.map((d) => [d, d])), model, declared: new Set() };
+  L.frame = { fnName, vars: new Map(), dims: new Map(dims.map((d) => [d, d])), model, declared: new Set() };
   const own = weights.filter((w) => w.model === model.decl.name && isFloat(w.type.dtype));
   const args = inputs.map((i, k) => ({ val: tensor(i.node), span: lossFn.params[k].span }));
   const r = L.inlineCall(lossFn, model, args, { span: t.span, calleeSpan: entries.get("loss")!.span }, { wrtArgs: [], wrtParams: own.map((w) => w.name) });
@@ -70,6 +86,17 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
     diags.error("K602", `the loss ${model.decl.name}.${lossFn.name} must return one float scalar`, entries.get("loss")!.span, "e.g. return cross_entropy(logits, labels)");
     return undefined;
   }
+  return { L, inputs, dims, own, r, y };
+}
+
+export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[]): { graph: Graph; state: ParamInfo[] } | undefined {
+  const diags = scope.diags;
+  const head = readTrainHead(scope, t);
+  if (!head) return undefined;
+  const { entries, model, lossFn, opt, scaleSpec } = head;
+  const inlined = inlineLoss(scope, t, head, weights);
+  if (!inlined) return undefined;
+  const { L, inputs, dims, own, r, y } = inlined;
   L.span = entries.get("optimizer")!.span;
   const state: ParamInfo[] = [];
   const paramNodes = new Map<string, number>();

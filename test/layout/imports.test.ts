@@ -39,12 +39,13 @@ function area(file: string): string {
 // What each area may import besides itself; mirrors the folder map at the top of docs/architecture.md.
 const RT_CORE = "runtime/(root)";
 const ALLOWED: Record<string, string[]> = {
-  "runtime/(root)": ["runtime/wasm", "runtime/webgpu", "runtime/data", "runtime/quantize", "runtime/train"],
+  "runtime/(root)": ["runtime/wasm", "runtime/webgpu", "runtime/data", "runtime/quantize", "runtime/train", "runtime/parallel"],
   "runtime/wasm": [RT_CORE],
   "runtime/webgpu": [RT_CORE, "runtime/wasm", "runtime/quantize"],
   "runtime/data": [RT_CORE],
   "runtime/quantize": [RT_CORE, "runtime/wasm", "runtime/webgpu", "runtime/data"],
   "runtime/train": [RT_CORE, "runtime/wasm", "runtime/webgpu", "runtime/data"],
+  "runtime/parallel": [RT_CORE, "runtime/wasm", "runtime/data", "runtime/train"],
   "compiler/(root)": ["compiler/frontend", "compiler/lower", "compiler/ir", "compiler/ops", "compiler/passes", "compiler/codegen", "compiler/emit", RT_CORE, "runtime/wasm"],
   "compiler/frontend": ["compiler/(root)"],
   "compiler/ir": ["compiler/(root)", "compiler/ops", RT_CORE],
@@ -58,7 +59,7 @@ const ALLOWED: Record<string, string[]> = {
   "compiler/export": ["compiler/(root)", "compiler/frontend", "compiler/ir", "compiler/lower", "compiler/ops", "compiler/emit", RT_CORE],
   "compiler/reference": ["compiler/(root)", "compiler/ir", "compiler/ops", RT_CORE],
   "compiler/cli": ["compiler/(root)", "compiler/frontend", "compiler/ir", "compiler/passes", "compiler/reference", "compiler/export", "compiler/emit", RT_CORE,
-    "runtime/wasm", "runtime/webgpu", "runtime/data", "runtime/quantize", "runtime/train"],
+    "runtime/wasm", "runtime/webgpu", "runtime/data", "runtime/quantize", "runtime/train", "runtime/parallel"],
 };
 
 describe("the folder map", () => {
