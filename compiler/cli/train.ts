@@ -163,7 +163,7 @@ async function epochData(ir: IRModule, g: Graph, opts: TrainOptions): Promise<Ep
   const data = await fileLoaders(path, format, { labels: opts.labels, labelColumn: opts.labelColumn, valSplit, batch: opts.batch, seed: opts.seed, shape: imageShape, ...(typeof last === "number" ? { classes: last } : {}) });
   return {
     train: data.train, test: data.test, xKey: "x", shape: imageShape, heldOut: "held-out",
-    headline: `kiln: training ${name} on ${path} (${data.description} as "${image}"): ${data.trainCount} training rows, ${data.testCount} held out (${Math.round(valSplit * 100)}%, seed ${opts.seed}), batch ${opts.batch}, ${epochs} epoch(s)${precisionNote(ir)}`,
+    headline: `kiln: training ${name} on ${path}: ${data.description} as ${image}, labels from ${data.labelsFrom} as ${featureAndLabelInputs(g).label}; ${data.trainCount} training rows, ${data.testCount} held out (${Math.round(valSplit * 100)}%, seed ${opts.seed}), batch ${opts.batch}, ${epochs} epoch(s)${precisionNote(ir)}`,
     final: (acc) => `kiln: final held-out accuracy ${(acc * 100).toFixed(2)}% on ${data.testCount} rows of ${path}`,
   };
 }
