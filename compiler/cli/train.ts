@@ -96,6 +96,8 @@ function call(mod: KilnModule, fn: string, inputs: Record<string, Tensor>, step:
 
 export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
   const g = stepOf(ir, opts.train);
+  // The data first: a file's mistakes are reported before the seconds the wasm build takes.
+  const data = (opts.data ?? "synthetic") === "synthetic" ? undefined : await epochData(ir, g, opts);
   const build = await buildWasm(ir, basename(ir.source));
   const mod = await loadKilnModule(build.manifest, build.wasm, { seed: opts.seed });
   const name = g.name.replace(/\.step$/, "");
@@ -110,7 +112,7 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
     const state = scalerState(mod, name);
     out(`kiln: resumed from ${opts.resume}${state ? `, ${state}` : ""}`);
   }
-  if ((opts.data ?? "synthetic") === "synthetic") {
+  if (!data) {
     const inputs = syntheticBatch(g, opts.batch, opts.classes, opts.seed);
     out(`kiln: training ${name} on a synthetic batch of ${opts.batch} (seed ${opts.seed}) for ${opts.steps} steps${precisionNote(ir)}`);
     for (let s = 1; s <= opts.steps; s++) {
@@ -119,7 +121,7 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
       out(`step ${String(s).padStart(String(opts.steps).length)}/${opts.steps}  loss ${loss.toFixed(6)}`);
     }
   } else {
-    await trainEpochs(ir, g, mod, opts, out, result, await epochData(ir, g, opts));
+    await trainEpochs(ir, g, mod, opts, out, result, data);
   }
   // Dynamic loss scaling: where the scale ended (halved by overflowing steps, doubled after `interval` clean ones).
   const scaler = scalerState(mod, name);
@@ -156,14 +158,14 @@ async function epochData(ir: IRModule, g: Graph, opts: TrainOptions): Promise<Ep
   const path = opts.data!;
   const format: DataFormat | undefined = dataFormat(path);
   if (!format) throw new KilnError(`kiln: --data ${path}: not a .csv, .npy or .idx file`);
-  const { image, imageShape } = featureAndLabelInputs(g);
+  const { image, label, imageShape } = featureAndLabelInputs(g);
   const forward = forwardOf(ir, g);
   const last = forward?.outputs.length ? ioType(forward, forward.outputs[0]!).shape.at(-1) : undefined;
   const valSplit = opts.valSplit ?? 0.2;
   const data = await fileLoaders(path, format, { labels: opts.labels, labelColumn: opts.labelColumn, valSplit, batch: opts.batch, seed: opts.seed, shape: imageShape, ...(typeof last === "number" ? { classes: last } : {}) });
   return {
     train: data.train, test: data.test, xKey: "x", shape: imageShape, heldOut: "held-out",
-    headline: `kiln: training ${name} on ${path}: ${data.description} as ${image}, labels from ${data.labelsFrom} as ${featureAndLabelInputs(g).label}; ${data.trainCount} training rows, ${data.testCount} held out (${Math.round(valSplit * 100)}%, seed ${opts.seed}), batch ${opts.batch}, ${epochs} epoch(s)${precisionNote(ir)}`,
+    headline: `kiln: training ${name} on ${path}: ${data.description} as ${image}, labels from ${data.labelsFrom} as ${label}; ${data.trainCount} training rows, ${data.testCount} held out (${Math.round(valSplit * 100)}%, seed ${opts.seed}), batch ${opts.batch}, ${epochs} epoch(s)${precisionNote(ir)}`,
     final: (acc) => `kiln: final held-out accuracy ${(acc * 100).toFixed(2)}% on ${data.testCount} rows of ${path}`,
   };
 }
@@ -182,8 +184,7 @@ function forwardOf(ir: IRModule, g: Graph): Graph | undefined {
 }
 
 async function trainEpochs(ir: IRModule, g: Graph, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, result: TrainResult, data: EpochData): Promise<void> {
-  const { label } = featureAndLabelInputs(g);
-  const image = featureAndLabelInputs(g).image;
+  const { image, label } = featureAndLabelInputs(g);
   const model = modelOf(g, ir);
   const forward = forwardOf(ir, g);
   const epochs = opts.epochs ?? 1;
