@@ -57,7 +57,7 @@ export interface Command {
 /** `kiln NAME --help`: the usage line, what it does, and each option with its help, from the command's table. */
 export function commandHelp(c: Command): string {
   const rows = Object.entries(c.options).map(([name, o]) => [`--${name}${o.value ? " " + o.value : ""}${o.multiple ? " ..." : ""}`, o.help] as const);
-  const width = Math.min(34, Math.max(0, ...rows.map((r) => r[0].length)));
+  const width = Math.min(28, Math.max(6, ...rows.map((r) => r[0].length)));
   const lines = [`usage: kiln ${c.name} ${c.args}${rows.length ? " [options]" : ""}`, "", `  ${c.summary}`, ...(c.details ?? []).map((l) => `  ${l}`)];
   if (rows.length) {
     lines.push("", "options:");

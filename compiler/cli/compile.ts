@@ -15,8 +15,11 @@ import { checkFile, dimsOpt, flag, frontend, list, PRECISION_OPTION, precisionOp
 export const compileCommand: Command = {
   name: "compile",
   args: "FILE.kiln",
-  summary: "write DIR/NAME.js, NAME.d.ts, NAME.wasm, NAME.manifest.json and DIR/kiln-runtime/ (DIR: --out, else build/NAME)",
-  details: ["--target all also writes NAME.wgsl (WebGPU: load({ backend: \"webgpu\" })); --emit prints instead of writing"],
+  summary: "write an ES module + .d.ts + .wasm (and .wgsl) + manifest, or print the IR, WAT or WGSL",
+  details: [
+    "writes DIR/NAME.js, NAME.d.ts, NAME.wasm, NAME.manifest.json and DIR/kiln-runtime/ (DIR: --out, else build/NAME)",
+    "--target all also writes NAME.wgsl (WebGPU: load({ backend: \"webgpu\" })); --emit prints instead of writing",
+  ],
   options: {
     out: { type: "string", value: "DIR", help: "where to write the module (default build/NAME)" },
     target: { type: "string", value: "wasm|wgsl|all", help: "wasm (default), wgsl (WebGPU only, no .wasm) or all" },

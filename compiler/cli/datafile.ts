@@ -37,11 +37,13 @@ export interface FileData {
   test?: DataLoader;
   trainCount: number;
   testCount: number;
-  /** "150 rows of 4 features (labels: column "species")", for the headline. */
+  /** "150 rows of 4 features", for the headline. */
   description: string;
+  /** Where the labels came from: `column "species"`, or the --labels file. */
+  labelsFrom: string;
 }
 
-async function readTables(path: string, format: DataFormat, o: FileDataOptions): Promise<{ x: Tensor; y: Tensor; what: string }> {
+async function readTables(path: string, format: DataFormat, o: FileDataOptions): Promise<{ x: Tensor; y: Tensor; what: string; labelsFrom: string }> {
   if (format === "csv") {
     const t = await readCsv(path, {});
     const width = t.data.shape[1] ?? 0;
@@ -57,7 +59,7 @@ async function readTables(path: string, format: DataFormat, o: FileDataOptions):
         else y.data[r] = v;
       }
     }
-    return { x, y, what: `${n} rows of ${width - 1} features, labels from column ${columnName(t.columns, col)}` };
+    return { x, y, what: `${n} rows of ${width - 1} features`, labelsFrom: `column ${columnName(t.columns, col)}` };
   }
   if (!o.labels) throw new UsageError(`--data ${path} holds features only: name the labels with --labels FILE (.npy or .idx, one integer per row)`);
   const read = (p: string) => (format === "npy" ? readNpy(p) : readIdx(p));
@@ -65,7 +67,7 @@ async function readTables(path: string, format: DataFormat, o: FileDataOptions):
   const labelFormat = dataFormat(o.labels);
   if (labelFormat !== "npy" && labelFormat !== "idx") throw new UsageError(`--labels ${o.labels} must be a .npy or .idx file`);
   const y = await (labelFormat === "npy" ? readNpy(o.labels) : readIdx(o.labels));
-  return { x, y, what: `${x.shape[0]} samples of [${x.shape.slice(1).join(", ")}] ${x.dtype}, labels from ${o.labels}` };
+  return { x, y, what: `${x.shape[0]} samples of [${x.shape.slice(1).join(", ")}] ${x.dtype}`, labelsFrom: o.labels };
 }
 
 function columnName(columns: string[] | null, i: number): string {
@@ -129,5 +131,5 @@ export async function fileLoaders(path: string, format: DataFormat, o: FileDataO
   if (trainCount < o.batch) throw new UsageError(`--batch ${o.batch} is more than the ${trainCount} training rows of ${path}; use a smaller --batch`);
   const train = new DataLoader(new Subset(all, split.train), { batchSize: o.batch, shuffle: true, seed: o.seed, dropLast: true });
   const test = split.val.length ? new DataLoader(new Subset(all, split.val), { batchSize: Math.min(500, split.val.length), shuffle: false }) : undefined;
-  return { train, test, trainCount, testCount: split.val.length, description: `${raw.what}${note}` };
+  return { train, test, trainCount, testCount: split.val.length, description: `${raw.what}${note}`, labelsFrom: raw.labelsFrom };
 }

@@ -161,20 +161,22 @@ async function startReplicas(ir: IRModule, build: { manifest: Manifest; wasm?: U
 
 export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
   const g = stepOf(ir, opts.train);
+  // The data first: a file's mistakes are reported before the seconds the wasm build takes.
+  const data = (opts.data ?? "synthetic") === "synthetic" ? undefined : await epochData(ir, g, opts);
   const build = opts.build?.wasm ? opts.build : await (await import("../compile.js")).buildWasm(ir, basename(ir.source));
   const name = g.name.replace(/\.step$/, "");
   const { replicas, threads } = await startReplicas(ir, build, opts, name, out);
   try {
     const mod = replicas?.module ?? (await loadKilnModule(build.manifest, build.wasm!, { seed: opts.seed, threads }));
     const step = replicas ? replicatedStep(replicas, opts.checkNumerics) : singleStep(mod, name, opts.checkNumerics);
-    return await trainWith(ir, g, mod, step, replicas, opts, out);
+    return await trainWith(ir, g, mod, step, replicas, opts, out, data);
   } finally {
     // Replica 0's module stays usable (the result's module); the workers stop.
     replicas?.stopWorkers();
   }
 }
 
-async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, replicas: DataParallelTrainer | undefined, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
+async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, replicas: DataParallelTrainer | undefined, opts: TrainOptions, out: (s: string) => void, data: EpochData | undefined): Promise<TrainResult> {
   const name = g.name.replace(/\.step$/, "");
   const result: TrainResult = { losses: [], accuracy: [], memoryBytes: [], module: mod };
   if (opts.resume) {
@@ -189,7 +191,7 @@ async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, 
     const state = scalerState(mod, name);
     out(`kiln: resumed from ${opts.resume}${state ? `, ${state}` : ""}`);
   }
-  if ((opts.data ?? "synthetic") === "synthetic") {
+  if (!data) {
     const inputs = syntheticBatch(g, opts.batch, opts.classes, opts.seed);
     out(`kiln: training ${name} on a synthetic batch of ${opts.batch} (seed ${opts.seed}) for ${opts.steps} steps${precisionNote(ir)}`);
     for (let s = 1; s <= opts.steps; s++) {
@@ -198,7 +200,7 @@ async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, 
       out(`step ${String(s).padStart(String(opts.steps).length)}/${opts.steps}  loss ${loss.toFixed(6)}`);
     }
   } else {
-    await trainEpochs(ir, g, mod, call, opts, out, result, await epochData(ir, g, opts));
+    await trainEpochs(ir, g, mod, call, opts, out, result, data!);
   }
   // Dynamic loss scaling: where the scale ended (halved by overflowing steps, doubled after `interval` clean ones).
   const scaler = scalerState(mod, name);
@@ -235,14 +237,14 @@ async function epochData(ir: IRModule, g: Graph, opts: TrainOptions): Promise<Ep
   const path = opts.data!;
   const format: DataFormat | undefined = dataFormat(path);
   if (!format) throw new KilnError(`kiln: --data ${path}: not a .csv, .npy or .idx file`);
-  const { image, imageShape } = featureAndLabelInputs(g);
+  const { image, label, imageShape } = featureAndLabelInputs(g);
   const forward = forwardOf(ir, g);
   const last = forward?.outputs.length ? ioType(forward, forward.outputs[0]!).shape.at(-1) : undefined;
   const valSplit = opts.valSplit ?? 0.2;
   const data = await fileLoaders(path, format, { labels: opts.labels, labelColumn: opts.labelColumn, valSplit, batch: opts.batch, seed: opts.seed, shape: imageShape, ...(typeof last === "number" ? { classes: last } : {}) });
   return {
     train: data.train, test: data.test, xKey: "x", shape: imageShape, heldOut: "held-out",
-    headline: `kiln: training ${name} on ${path} (${data.description} as "${image}"): ${data.trainCount} training rows, ${data.testCount} held out (${Math.round(valSplit * 100)}%, seed ${opts.seed}), batch ${opts.batch}, ${epochs} epoch(s)${precisionNote(ir)}`,
+    headline: `kiln: training ${name} on ${path}: ${data.description} as ${image}, labels from ${data.labelsFrom} as ${label}; ${data.trainCount} training rows, ${data.testCount} held out (${Math.round(valSplit * 100)}%, seed ${opts.seed}), batch ${opts.batch}, ${epochs} epoch(s)${precisionNote(ir)}`,
     final: (acc) => `kiln: final held-out accuracy ${(acc * 100).toFixed(2)}% on ${data.testCount} rows of ${path}`,
   };
 }
@@ -261,8 +263,7 @@ function forwardOf(ir: IRModule, g: Graph): Graph | undefined {
 }
 
 async function trainEpochs(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, opts: TrainOptions, out: (s: string) => void, result: TrainResult, data: EpochData): Promise<void> {
-  const { label } = featureAndLabelInputs(g);
-  const image = featureAndLabelInputs(g).image;
+  const { image, label } = featureAndLabelInputs(g);
   const model = modelOf(g, ir);
   const forward = forwardOf(ir, g);
   const epochs = opts.epochs ?? 1;

@@ -56,7 +56,7 @@ describe("kiln train --data FILE", () => {
     writeFileSync(csv, "cls,a,b\n" + y.map((c, i) => `${c},${x[2 * i]},${x[2 * i + 1]}`).join("\n") + "\n");
     const r = await kiln("train", model, "--data", csv, "--label-column", "cls", "--epochs", "6", "--batch", "16");
     expect(r.code, r.err).toBe(0);
-    expect(r.out).toContain(`on ${csv} (200 rows of 2 features, labels from column "cls" as "x"): 160 training rows, 40 held out (20%, seed 0)`);
+    expect(r.out).toContain(`on ${csv}: 200 rows of 2 features as x, labels from column "cls" as y; 160 training rows, 40 held out (20%, seed 0)`);
     const acc = [...r.out.matchAll(/train loss \S+ {2}held-out accuracy (\d+\.\d+)%/g)].map((m) => Number(m[1]));
     expect(acc.length).toBe(6);
     expect(acc.at(-1)).toBeGreaterThan(85);
@@ -65,7 +65,7 @@ describe("kiln train --data FILE", () => {
     writeFileSync(join(dir, "last.csv"), y.map((c, i) => `${x[2 * i]},${x[2 * i + 1]},${c}`).join("\n") + "\n");
     const last = await kiln("train", model, "--data", join(dir, "last.csv"), "--epochs", "1", "--batch", "16", "--val-split", "0.5");
     expect(last.code, last.err).toBe(0);
-    expect(last.out).toContain("labels from column 2");
+    expect(last.out).toContain("labels from column 2 as y");
     expect(last.out).toContain("100 training rows, 100 held out (50%");
   }, 120_000);
 
@@ -76,7 +76,7 @@ describe("kiln train --data FILE", () => {
     writeFileSync(join(dir, "y.npy"), npyBytes("{'descr': '<i8', 'fortran_order': False, 'shape': (120,), }", bytesOf(BigInt64Array.from(y.map(BigInt)))));
     const npy = await kiln("train", model, "--data", join(dir, "x.npy"), "--labels", join(dir, "y.npy"), "--epochs", "4", "--batch", "8");
     expect(npy.code, npy.err).toBe(0);
-    expect(npy.out).toContain("120 samples of [2] f32");
+    expect(npy.out).toContain(`120 samples of [2] f32 as x, labels from ${join(dir, "y.npy")} as y;`);
     expect(Number(/final held-out accuracy (\d+\.\d+)%/.exec(npy.out)![1])).toBeGreaterThan(80);
     writeFileSync(join(dir, "x.idx"), idxBytes(0x0d, [120, 2], x));
     writeFileSync(join(dir, "y.idx"), idxBytes(0x08, [120], y));

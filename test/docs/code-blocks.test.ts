@@ -2,7 +2,8 @@
 // cannot rot): `npx kiln` lines run bin/kiln.js with small budgets (--epochs 1, --steps 2 at most), `node` and
 // `npx vite build` lines run as written, `cd` into a folder of the repository works on a copy of its tracked
 // files, and ts blocks are transpiled and run by Node there. A block after `<!-- doc-test: illustrative -->` is
-// only shown (a handful at most); one after `<!-- doc-test: webgpu -->` runs where a WebGPU adapter is found.
+// only shown (a handful at most); one after `<!-- doc-test: webgpu -->` runs where a WebGPU adapter is found; a
+// block of any language after `<!-- doc-test: same-as FILE -->` must appear word for word in FILE.
 import { describe, expect, it } from "vitest";
 import { spawnSync, execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
@@ -12,30 +13,28 @@ import ts from "typescript";
 
 const ROOT = resolve(".");
 const FILES = ["README.md", ...readdirSync("docs").filter((f) => f.endsWith(".md")).sort().map((f) => `docs/${f}`)];
-const MARKERS = ["illustrative", "webgpu"] as const;
+const MARKERS = ["illustrative", "webgpu", "same-as"] as const;
 type Marker = (typeof MARKERS)[number];
 /** Commands a reader runs once to set up; the test suite stands for them (npm test runs this file). */
 const SETUP = ["npm install", "npm test", "npm run build", "npm run docs"];
 
-interface Block { file: string; line: number; lang: "sh" | "ts"; text: string; marker?: Marker }
+interface Block { file: string; line: number; lang: string; text: string; marker?: Marker; source?: string }
 
 function codeBlocks(file: string): Block[] {
   const lines = readFileSync(file, "utf8").split("\n");
   const out: Block[] = [];
   for (let i = 0; i < lines.length; i++) {
-    const m = /^```(sh|ts)\s*$/.exec(lines[i]!);
-    if (!m) {
-      if (/^```/.test(lines[i]!)) while (++i < lines.length && !/^```\s*$/.test(lines[i]!));
-      continue;
-    }
+    const m = /^```(\w*)\s*$/.exec(lines[i]!);
+    if (!m) continue;
     let prev = i - 1;
     while (prev >= 0 && lines[prev]!.trim() === "") prev--;
-    const mark = /^<!-- doc-test: (\S+) -->$/.exec(lines[prev]?.trim() ?? "")?.[1];
+    const [, mark, source] = /^<!-- doc-test: (\S+)(?: (\S+))? -->$/.exec(lines[prev]?.trim() ?? "") ?? [];
     if (mark !== undefined && !(MARKERS as readonly string[]).includes(mark)) throw new Error(`${file}:${prev + 1}: unknown doc-test marker '${mark}' (known: ${MARKERS.join(", ")})`);
     const start = i;
     const body: string[] = [];
     while (++i < lines.length && !/^```\s*$/.test(lines[i]!)) body.push(lines[i]!);
-    out.push({ file, line: start + 1, lang: m[1] as "sh" | "ts", text: body.join("\n"), ...(mark ? { marker: mark as Marker } : {}) });
+    if (m[1] !== "sh" && m[1] !== "ts" && mark !== "same-as") continue;
+    out.push({ file, line: start + 1, lang: m[1]!, text: body.join("\n"), ...(mark ? { marker: mark as Marker } : {}), ...(source ? { source } : {}) });
   }
   return out;
 }
@@ -137,7 +136,8 @@ describe("code blocks in README.md and docs/", () => {
             continue;
           }
         }
-        if (b.lang === "ts") box.ts(b, where);
+        if (b.marker === "same-as") expect(readFileSync(b.source!, "utf8"), `${where}: the block is not word for word in ${b.source}`).toContain(b.text);
+        else if (b.lang === "ts") box.ts(b, where);
         else for (const c of commands(b.text)) box.run(file, c, where);
       }
     }, 900_000);

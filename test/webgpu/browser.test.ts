@@ -71,9 +71,14 @@ describe.skipIf(skip !== undefined)("the digits demo in headless Chromium", () =
     return JSON.parse((await page.evaluate(() => document.body.dataset.kiln))!) as PageResult;
   }
 
-  async function drawOne(query: string, screenshot?: string): Promise<PageResult> {
+  async function drawOne(query: string, screenshot?: string, withoutWebGPU = false): Promise<PageResult> {
     const logs: string[] = [];
-    const page = await open(`${server!.url}dsl-examples/browser/${query}`, logs);
+    const page = await browser!.newPage({ viewport: { width: 760, height: 640 } });
+    // A browser without WebGPU: navigator.gpu is absent, as in Firefox or an older Safari.
+    if (withoutWebGPU) await page.addInitScript(() => Object.defineProperty(Navigator.prototype, "gpu", { get: () => undefined }));
+    page.on("console", (m) => logs.push(m.text()));
+    page.on("pageerror", (e) => logs.push(String(e)));
+    await page.goto(`${server!.url}dsl-examples/browser/${query}`);
     try {
       await page.waitForFunction(() => document.body.dataset.ready !== undefined || document.body.dataset.kiln !== undefined, undefined, { timeout: 60_000 });
       const one = await draw(page, [[140, 40], [146, 240]]);
@@ -112,6 +117,11 @@ describe.skipIf(skip !== undefined)("the digits demo in headless Chromium", () =
     expect(wasm.backend).toBe("WebAssembly");
     expect(wasm.backendLine).toBe("Running on WebAssembly; WebGPU is not used: ?backend=wasm asked for it");
     expect(wasm.digit).toBe(1);
+    const none = (await drawOne("", undefined, true)) as PageResult & { backendLine: string };
+    expect(none.backend).toBe("WebAssembly");
+    expect(none.fallback).toMatch(/WebGPU|navigator\.gpu/);
+    expect(none.backendLine).toBe(`Running on WebAssembly; WebGPU is not used: ${none.fallback}`);
+    expect(none.digit).toBe(1);
     for (const r of [gpu, wasm]) {
       const want = await nodePredict(r.input!);
       r.probs!.forEach((p, k) => expect(Math.abs(p - want[k]!), `${r.backend} class ${k}`).toBeLessThan(1e-4));
