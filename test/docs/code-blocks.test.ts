@@ -56,8 +56,14 @@ class Sandbox {
   readonly root = mkdtempSync(join(tmpdir(), "kiln-docs-"));
   cwd = this.root;
   constructor() {
-    // node_modules: what a user's project has installed (webgpu for Node, vite for the tutorial's app).
-    for (const d of ["dsl-examples", "data", "node_modules"]) symlinkSync(join(ROOT, d), join(this.root, d));
+    for (const d of ["dsl-examples", "data"]) symlinkSync(join(ROOT, d), join(this.root, d));
+    // node_modules: what a user's project has installed: Kiln itself (generated modules import
+    // @kiln-ml/kiln/runtime), webgpu for Node, vite for the tutorial's app.
+    mkdirSync(join(this.root, "node_modules", "@kiln-ml"), { recursive: true });
+    symlinkSync(ROOT, join(this.root, "node_modules", "@kiln-ml", "kiln"));
+    for (const e of readdirSync(join(ROOT, "node_modules"))) {
+      if (e !== "@kiln-ml" && !e.startsWith(".")) symlinkSync(join(ROOT, "node_modules", e), join(this.root, "node_modules", e));
+    }
   }
 
   run(file: string, cmd: string, where: string): void {

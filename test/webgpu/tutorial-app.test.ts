@@ -36,7 +36,7 @@ describe.skipIf(skip !== undefined)("the tutorial's Vite app in headless Chromiu
     const tty = { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
     const err: string[] = [];
     expect(await main(["train", join(app, "flowers.kiln"), "--data", join(app, "flowers.csv"), "--label-column", "species", "--epochs", "30", "--batch", "16", "--save", join(app, "public/flowers.safetensors")], quiet, (s) => err.push(s), tty), err.join("\n")).toBe(0);
-    expect(await main(["compile", join(app, "flowers.kiln"), "--target", "all", "--out", join(app, "src/model")], quiet, (s) => err.push(s), tty), err.join("\n")).toBe(0);
+    expect(await main(["compile", join(app, "flowers.kiln"), "--target", "all", "--standalone", "--out", join(app, "src/model")], quiet, (s) => err.push(s), tty), err.join("\n")).toBe(0);
     const vite = spawnSync(process.execPath, [resolve("node_modules/vite/bin/vite.js"), "build"], { cwd: app, encoding: "utf8", timeout: 120_000 });
     expect(vite.status, `${vite.stdout}\n${vite.stderr}`).toBe(0);
     const { serve } = (await import(resolve("dsl-examples/browser/serve.mjs"))) as { serve(o: object): Promise<{ url: string; close(): Promise<void> }> };
