@@ -32,8 +32,8 @@ export async function childWithRuntime(build: WasmBuild, body: string, nodeFlags
     const rt = (f: string) => JSON.stringify(pathToFileURL(join(root, "dist", "runtime", f)).href);
     writeFileSync(join(dir, "main.mjs"), `
 import { readFileSync } from "node:fs";
-import { loadKilnModule } from ${rt("module.js")};
-import { relaxedSimdSupported } from ${rt("wasm-backend.js")};
+import { loadKilnModule } from ${rt("wasm/module.js")};
+import { relaxedSimdSupported } from ${rt("wasm/backend.js")};
 const here = new URL(".", import.meta.url);
 const manifest = JSON.parse(readFileSync(new URL("m.json", here), "utf8"));
 const wasm = new Uint8Array(readFileSync(new URL("m.wasm", here)));
