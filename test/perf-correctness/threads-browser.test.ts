@@ -22,8 +22,8 @@ fn ew(x: f32[R, C], m: f32[R, 1]) -> f32[R, C] { return exp(x * 0.1) * m }
 
 // Runs in the page: 1 thread, 2 threads, 2 threads + relaxed; reports sums and whether results are identical.
 const PAGE = `<!doctype html><script type="module">
-import { loadKilnModule } from "/rt/module.js";
-import { relaxedSimdSupported } from "/rt/wasm-backend.js";
+import { loadKilnModule } from "/rt/wasm/module.js";
+import { relaxedSimdSupported } from "/rt/wasm/backend.js";
 const get = async (u) => new Uint8Array(await (await fetch(u)).arrayBuffer());
 try {
   const manifest = await (await fetch("/m.json")).json();
