@@ -176,8 +176,11 @@ async function writeFiles(f: Flags, file: string, name: string, files: { manifes
   const outDir = one(f, "--out") ?? join("build", name);
   await mkdir(outDir, { recursive: true });
   const { writeModule } = await import("../emit/module-writer.js");
+  // --weights: trained weights shipped beside the module (checked now), which its load() loads by default.
+  const weightsPath = one(f, "--weights");
+  const weights = weightsPath ? await (await import("./bundle-weights.js")).moduleWeights(weightsPath, files.manifest, files.wasm) : undefined;
   // --standalone: the runtime copied beside the module (no npm needed) instead of imported from the package.
-  const written = await writeModule({ outDir, baseName: name, ...files, standalone: f.values.has("--standalone") });
+  const written = await writeModule({ outDir, baseName: name, ...files, standalone: f.values.has("--standalone"), ...(weights ? { weights } : {}) });
   out(`kiln: compiled ${file} -> ${written.filter((p) => !p.includes("kiln-runtime")).join(", ")}`);
   return 0;
 }

@@ -24,6 +24,11 @@ export interface WriteModuleOptions {
   standalone?: boolean;
   /** The runtime's import specifier when not standalone (default `@kiln-ml/kiln/runtime`). */
   runtimeImport?: string;
+  /**
+   * Trained weights (safetensors bytes, checked against the module by the caller), written as
+   * `<baseName>.weights.safetensors`; load() then loads them unless given other weights (or `weights: null`).
+   */
+  weights?: Uint8Array;
 }
 
 export type ModuleFilesOptions = Omit<WriteModuleOptions, "outDir">;
@@ -83,6 +88,7 @@ export async function moduleFiles(opts: ModuleFilesOptions): Promise<ModuleFile[
   const wasmFile = opts.manifest.wasm === "" ? "" : `${baseName}.wasm`;
   if (opts.wgsl !== undefined && !opts.manifest.wgsl) throw new Error("writeModule: WGSL text given but the manifest has no wgsl field");
   const wgslFile = opts.wgsl !== undefined ? `${baseName}.wgsl` : undefined;
+  const weightsFile = opts.weights ? `${baseName}.weights.safetensors` : undefined;
   const { wgsl: wgslMeta, ...rest } = given;
   const manifest: Manifest = {
     ...rest,
@@ -97,16 +103,17 @@ export async function moduleFiles(opts: ModuleFilesOptions): Promise<ModuleFile[
     ...(wasmFile ? [{ rel: wasmFile, data: wasm }] : []),
     ...(wgslFile ? [{ rel: wgslFile, data: opts.wgsl! }] : []),
     ...(relaxedFile ? [{ rel: relaxedFile, data: opts.wasmRelaxed! }] : []),
+    ...(weightsFile ? [{ rel: weightsFile, data: opts.weights! }] : []),
     { rel: `${baseName}.manifest.json`, data: JSON.stringify(manifest, null, 2) + "\n" },
-    { rel: `${baseName}.js`, data: renderJs(manifest, baseName, runtimeSpec) },
-    { rel: `${baseName}.d.ts`, data: renderDts(manifest, baseName, runtimeSpec) },
+    { rel: `${baseName}.js`, data: renderJs(manifest, baseName, runtimeSpec, weightsFile) },
+    { rel: `${baseName}.d.ts`, data: renderDts(manifest, baseName, runtimeSpec, weightsFile) },
     ...runtime.map((f) => ({ rel: `${RUNTIME_DIR}/${f.rel}`, data: f.data })),
     // The runtime is ESM; this makes Node treat it so even when outDir is in a CommonJS package.
     ...(opts.standalone ? [{ rel: `${RUNTIME_DIR}/package.json`, data: JSON.stringify({ type: "module", private: true }, null, 2) + "\n" }] : []),
   ];
 }
 
-function renderJs(manifest: Manifest, baseName: string, runtimeSpec: string): string {
+function renderJs(manifest: Manifest, baseName: string, runtimeSpec: string, weightsFile?: string): string {
   const rt = JSON.stringify(runtimeSpec);
   // Each file as a literal `new URL("./f", import.meta.url)`: the pattern bundlers recognise and copy as an asset.
   const src = (f: string) => `new URL(${JSON.stringify("./" + f)}, import.meta.url)`;
@@ -134,9 +141,13 @@ ${sources.join("\n")}
  * WebGPU option f16: "auto" (default: array<f16> kernels where the adapter has shader-f16, else packed), "native"
  * (a KilnError without shader-f16) or "packed" (f16 stored two per 32-bit word; any adapter, same results).` : ""}
  */
-export function load(options = {}) {
+${weightsFile ? `export function load(options = {}) {
+  // The trained weights compiled in (kiln compile --weights) load unless the caller gives others, or weights: null.
+  const weights = options.weights === undefined ? ${src(weightsFile)} : options.weights;
+  return loadCompiled(manifest, sources, { ...options, weights });
+}` : `export function load(options = {}) {
   return loadCompiled(manifest, sources, options);
-}
+}`}
 `;
 }
 
