@@ -22,14 +22,16 @@ const USAGE = `kiln ${COMPILER_VERSION} — compile .kiln models to WebAssembly 
 
 usage:
   kiln compile FILE.kiln [--out DIR] [--target wasm|wgsl|all] [--emit ir|wat|wgsl|manifest] [--dump-after PASS]...
-      writes DIR/NAME.js, NAME.d.ts, NAME.wasm, NAME.manifest.json and DIR/kiln-runtime/ (DIR defaults to build/NAME)
+      writes DIR/NAME.js, NAME.d.ts, NAME.wasm, NAME.manifest.json (DIR defaults to build/NAME); NAME.js imports
+      @kiln-ml/kiln/runtime, or with --standalone a copy of the runtime in DIR/kiln-runtime/
+      --weights W.safetensors ships trained weights that load() loads by default
       --target all also writes NAME.wgsl (WebGPU: load({ backend: "webgpu" })); wgsl writes no .wasm
       --emit prints the IR, the WebAssembly text, the WGSL or the manifest instead of writing files
       --dump-after prints the IR after a pass (${DUMP_POINTS.join(", ")})
       --report prints each function's kernels, fused ops and peak memory (symbolic dims from --dims, else 1)
       --precision f32|mixed-f16|mixed-bf16 (compile, run, train): matmuls in f16/bf16 with f32 accumulation,
       f32 master weights; mixed-f16 training scales the loss dynamically (docs/language.md, Mixed precision)
-  kiln run FILE.kiln --fn NAME [--input NAME=SPEC]... [--dims B=4] [--seed N] [--backend wasm|reference]
+  kiln run FILE.kiln --fn NAME [--input NAME=SPEC]... [--dims B=4] [--seed N] [--backend wasm|reference] [--weights W.safetensors]
       SPEC: random:[4,784] | zeros:[3] | ones:[2,2] | 2.5 | [[1,2],[3,4]]
   kiln train FILE.kiln [--train NAME] [--data synthetic|mnist] [--epochs E] [--steps N] [--batch B] [--seed N]
                        [--classes C] [--check-numerics] [--augment] [--save FILE.safetensors] [--plot FILE.svg] [--data-dir DIR]
@@ -41,6 +43,7 @@ usage:
       switches every linear layer (matmul on a param) to int8 and reports each op's error; --data mnist also
       measures held-out accuracy (and static mode calibrates on training batches); --out writes I8 weights + scales
   kiln check FILE.kiln      report diagnostics only
+  compile, run and train keep builds in a cache (node_modules/.cache/kiln or $XDG_CACHE_HOME/kiln; KILN_CACHE=0: off)
   kiln --version | --help`;
 
 class UsageError extends Error {}
