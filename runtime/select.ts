@@ -26,7 +26,8 @@ export interface LoadCompiledOptions extends Omit<WebGPULoadOptions, "backend"> 
   backend?: BackendChoice;
   /**
    * Trained weights (safetensors: a path, URL or bytes, e.g. from `kiln train --save`), set after the seeded init.
-   * Strict: every weight of the module must be in the file, with its dtype and shape, and nothing else.
+   * Strict: every weight of the module must be in the file, with its dtype and shape, and nothing else. null: none
+   * (a module compiled with weights then keeps its seeded init).
    */
   weights?: Source | null;
   /** Allow `weights` to leave some params out (they keep their seeded values). */
@@ -78,7 +79,7 @@ export async function loadCompiled(manifest: Manifest, sources: ModuleSources, o
     const own = mod!.fallbackReason;
     Object.defineProperty(mod, "fallbackReason", { value: skipped.join("; ") + (own ? `; ${own}` : "") });
   }
-  if (weights !== undefined) {
+  if (weights !== undefined && weights !== null) {
     try {
       await loadWeights(mod!, weights, { partial: partialWeights === true });
     } catch (e) {

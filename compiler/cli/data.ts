@@ -40,8 +40,8 @@ export function asModelInput(images: Tensor, shape: readonly (number | string)[]
 }
 
 /**
- * Raw pixels in [0, 1]: any normalisation belongs to the model (dsl-examples/mnist_*.kiln divide by MNIST's std in
- * forward), so a saved model scores the same on these pixels wherever it runs. `augment`: random rotation (±10°,
+ * Raw pixels in [0, 1]: any normalisation belongs to the model (mnist_mlp.kiln normalises in forward, mnist_cnn.kiln's
+ * batch norm after its first conv does), so a saved model scores the same on these pixels wherever it runs. `augment`: random rotation (±10°,
  * bilinear) and random crop with 2 pixels of padding on the training images.
  */
 export async function mnistLoaders(dir: string, batch: number, seed: number, augment = false): Promise<{ train: DataLoader; test: DataLoader; trainSet: TensorDataset; testSet: TensorDataset }> {

@@ -92,7 +92,7 @@ function doc(f: FunctionManifest, indent: string): string {
 }
 
 /** The .d.ts text for a generated module whose .js is `<baseName>.js`, importing the runtime from `runtime`. */
-export function renderDts(manifest: Manifest, baseName: string, runtime = "./kiln-runtime/index.js"): string {
+export function renderDts(manifest: Manifest, baseName: string, runtime = "./kiln-runtime/index.js", weightsFile?: string): string {
   const used = new Set<string>([
     "Tensor", "KilnModule", "CallOptions", "CallInputs", "NestedArray", "RuntimeLoadOptions", "Manifest", "ParamName", "LoadOptions", "KilnError",
     "GpuTensor", "KilnGpuModule", "GpuCallInputs", "RuntimeWebGPULoadOptions", "WebGPULoadOptions", "OnGpu",
@@ -149,7 +149,8 @@ export function renderDts(manifest: Manifest, baseName: string, runtime = "./kil
   out.push(`}\n\n`);
 
   const params = `  params?: { [K in ParamName]?: ArrayLike<number> | Tensor };\n`;
-  const weights = `  /** Trained weights (safetensors path, URL or bytes), loaded strictly (partialWeights: true allows missing ones). */\n  weights?: LoadCompiledOptions["weights"];\n  partialWeights?: boolean;\n`;
+  const given = weightsFile ? ` (default: ${weightsFile}, compiled in; null: the seeded init)` : "";
+  const weights = `  /** Trained weights (safetensors path, URL or bytes)${given}, loaded strictly (partialWeights: true allows missing ones). */\n  weights?: LoadCompiledOptions["weights"];\n  partialWeights?: boolean;\n`;
   out.push(`export interface LoadOptions extends Omit<RuntimeLoadOptions, "params" | "backend"> {\n  backend?: "wasm";\n`);
   out.push(`  /** Initial values for some params (applied after the seeded init). */\n`);
   out.push(params, weights, `}\n\n`);
