@@ -52,7 +52,7 @@ describe("flags and commands that do not fit", () => {
     const q = await kiln(["compile", "dsl-examples/mlp.kiln", "--mode", "static"]);
     expect(q.err).toContain("--mode is an option of kiln quantize, not of kiln compile");
     const fn = await kiln(["train", "dsl-examples/mlp_train.kiln", "--fn", "forward"]);
-    expect(fn.err).toContain("--fn is an option of kiln run, kiln quantize, not of kiln train");
+    expect(fn.err).toContain("--fn is an option of kiln run, kiln quantize, kiln export, not of kiln train");
   });
 
   it("did you mean, for commands and flags", async () => {

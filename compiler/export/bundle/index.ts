@@ -32,17 +32,17 @@ export async function writeBundle(b: BundleInput): Promise<{ text: string; modul
   // The bundle reads no files: the manifest's file names only label the embedded parts.
   const manifest = g.manifest;
   const root = join(await findPackageRoot(), "dist", "runtime");
-  const entries = ["module.js", "webgpu/module.js", "tensor.js", "errors.js", "safetensors.js", ...(b.quantized ? ["quantize-io.js"] : [])];
+  const entries = ["wasm/module.js", "webgpu/module.js", "tensor.js", "errors.js", "safetensors.js", ...(b.quantized ? ["quantize/io.js"] : [])];
   const { script, modules } = await linkRuntime(root, entries);
   const text = `// Kiln bundle of ${b.ir.source} (kiln ${COMPILER_VERSION}): the wasm kernels, WGSL shaders, manifest, weights and the
 // runtime modules they need, in one ES module that reads no other file. Generated; do not edit.
 // const m = await (await import("./${b.baseName}.bundle.js")).load();   // wasm; load({ backend: "webgpu" }) for WebGPU
 // Runtime modules: ${modules.join(", ")}
 ${script}
-const { loadKilnModule } = __kiln_modules["module.js"];
+const { loadKilnModule } = __kiln_modules["wasm/module.js"];
 const { loadKilnModuleWebGPU, GpuTensor } = __kiln_modules["webgpu/module.js"];
 const { parseSafetensors } = __kiln_modules["safetensors.js"];
-${b.quantized ? 'const { loadWeights } = __kiln_modules["quantize-io.js"];\n' : ""}export const Tensor = __kiln_modules["tensor.js"].Tensor;
+${b.quantized ? 'const { loadWeights } = __kiln_modules["quantize/io.js"];\n' : ""}export const Tensor = __kiln_modules["tensor.js"].Tensor;
 export const KilnError = __kiln_modules["errors.js"].KilnError;
 export { GpuTensor };
 

@@ -64,7 +64,7 @@ function rewrite(id: string, text: string, resolve: (spec: string) => string): L
 }
 
 /**
- * The modules reachable from `entries` (ids relative to `root`, e.g. "module.js"), as one script that defines
+ * The modules reachable from `entries` (ids relative to `root`, e.g. "wasm/module.js"), as one script that defines
  * `__kiln_modules` (id -> exports), in dependency order. Deterministic: the order follows the import statements.
  */
 export async function linkRuntime(root: string, entries: readonly string[]): Promise<{ script: string; modules: string[] }> {
