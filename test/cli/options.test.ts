@@ -88,8 +88,6 @@ describe("flags and commands that do not fit", () => {
     expect(repeated.err).toContain("--fn given more than once");
     const missing = await kiln(["compile", "dsl-examples/mlp.kiln", "--out"]);
     expect(missing.err).toContain("kiln: --out needs a value");
-    const later = await kiln(["compile", "dsl-examples/mlp.kiln", "--standalone"]);
-    expect(later).toMatchObject({ code: 1, err: "kiln: compile --standalone is not available in this build yet" });
     expect((await kiln(["help", "nosuch"])).err).toContain("unknown command 'nosuch'");
     const sw = await kiln(["compile", "dsl-examples/mlp.kiln", "--report=yes"]);
     expect(sw.err).toContain("--report is a switch and takes no value");

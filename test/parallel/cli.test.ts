@@ -36,7 +36,8 @@ describe("kiln train --replicas", () => {
 
   it("rejects a replica count that is not a positive integer, or larger than the batch", async () => {
     for (const bad of ["0", "-2", "1.5", "two"]) {
-      const r = await kiln("train", "dsl-examples/mlp_train.kiln", "--steps", "1", "--replicas", bad);
+      // --replicas=VALUE: the form for a value that starts with "-" (parseArgs reads "--replicas -2" as a missing value).
+      const r = await kiln("train", "dsl-examples/mlp_train.kiln", "--steps", "1", `--replicas=${bad}`);
       expect(r.code).toBe(2);
       expect(r.err).toContain(`--replicas must be an integer >= 1, got '${bad}'`);
     }
