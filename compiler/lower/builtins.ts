@@ -12,6 +12,7 @@ import { sliceAttrs } from "../ops/vjp.js";
 import type { FnLowerer } from "./lower-fn.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 import { NN_BUILTINS } from "./builtins-nn.js";
+import { MATH_BUILTINS } from "./builtins-math.js";
 
 interface KwArgIn {
   readonly key: string;
@@ -71,16 +72,28 @@ const BUILTINS: Record<string, Builtin> = {
       return L.emitVal("where", [c, x, y], {});
     },
   },
+  // clamp(x, lo, hi), or torch's one-sided clamp(x, min: lo) / clamp(x, max: hi) (min and max are lo and hi).
   clamp: {
-    params: ["x", "lo", "hi"],
-    run(L, a) {
+    params: ["x", "lo?", "hi?", "min?", "max?"],
+    run(L, a, call) {
       const x = tensorArg(L, a.x!);
       if (x === undefined) return POISON;
       const dt = L.type(x).dtype;
-      const lo = L.materialize(a.lo!.val, a.lo!.span, dt);
-      const hi = L.materialize(a.hi!.val, a.hi!.span, dt);
-      if (lo.kind !== "tensor" || hi.kind !== "tensor") return POISON;
-      return wrap(C.clamp(L, x, lo.id, hi.id));
+      for (const [p, q] of [["lo", "min"], ["hi", "max"]] as const) {
+        if (a[p] && a[q]) {
+          L.diags.error("K205", `clamp: '${q}' is another name for '${p}', given twice`, a[q]!.span);
+          return POISON;
+        }
+      }
+      const loArg = a.lo ?? a.min, hiArg = a.hi ?? a.max;
+      if (!loArg && !hiArg) {
+        L.diags.error("K204", "clamp needs a lower bound, an upper bound or both", call.span, "clamp(x, lo, hi), clamp(x, min: lo) or clamp(x, max: hi)");
+        return POISON;
+      }
+      const lo = loArg ? L.materialize(loArg.val, loArg.span, dt) : undefined;
+      const hi = hiArg ? L.materialize(hiArg.val, hiArg.span, dt) : undefined;
+      if ((lo && lo.kind !== "tensor") || (hi && hi.kind !== "tensor")) return POISON;
+      return wrap(C.clamp(L, x, (lo as { id: number } | undefined)?.id, (hi as { id: number } | undefined)?.id));
     },
   },
   cast: {
@@ -225,6 +238,7 @@ const BUILTINS: Record<string, Builtin> = {
     },
   },
   ...NN_BUILTINS,
+  ...MATH_BUILTINS,
 };
 
 export function isBuiltin(name: string): boolean {
@@ -334,7 +348,7 @@ function intListArg(L: FnLowerer, a: ArgVal): number[] | undefined {
 }
 
 /** One axis or a list of axes, normalised (negative counts from the end), sorted and unique. */
-function axesArg(L: FnLowerer, a: ArgVal, rank: number, single = false): number[] | undefined {
+export function axesArg(L: FnLowerer, a: ArgVal, rank: number, single = false): number[] | undefined {
   const raw = a.val.kind === "list" && !single ? intListArg(L, a) : intArg(L, a) !== undefined ? [(a.val as { value: number }).value] : undefined;
   if (!raw) return undefined;
   const out = new Set<number>();

@@ -12,6 +12,7 @@ import { formatType, isInt, type Dim, type DType, type TensorType } from "../ir/
 import type { PrimEmitter } from "../ops/composites.js";
 import { OPS } from "../ops/registry.js";
 import { isRuleError, type AttrsOf, type BinaryOpName, type CompareOp, type PrimOp } from "../ops/types.js";
+import { remainder64 } from "../ops/special-functions.js";
 import { builtinNames, callBuiltin, isBuiltin } from "./builtins.js";
 import { ownersOf, type ModelInfo, type ModuleScope } from "./module-scope.js";
 import { resolveType, unifyType } from "./types-from-ast.js";
@@ -42,7 +43,8 @@ export interface GradSpec {
   readonly wrtParams: readonly string[];
 }
 
-const ARITH: Record<string, BinaryOpName> = { "+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow" };
+/** `%` is torch.remainder (Python's %, the sign of the divisor), defined for floats. */
+const ARITH: Record<string, BinaryOpName> = { "+": "add", "-": "sub", "*": "mul", "/": "div", "%": "remainder", "**": "pow" };
 const COMPARE: Record<string, CompareOp> = { "==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge" };
 
 export class FnLowerer implements PrimEmitter {
@@ -462,7 +464,7 @@ export class FnLowerer implements PrimEmitter {
 
 function foldLiteral(op: BinaryExpr["op"], l: { value: number; isInt: boolean }, r: { value: number; isInt: boolean }): Val {
   const a = l.value, b = r.value;
-  const value = op === "+" ? a + b : op === "-" ? a - b : op === "*" ? a * b : op === "/" ? a / b : Math.pow(a, b);
+  const value = op === "+" ? a + b : op === "-" ? a - b : op === "*" ? a * b : op === "/" ? a / b : op === "%" ? remainder64(a, b) : Math.pow(a, b);
   return { kind: "literal", value, isInt: l.isInt && r.isInt && op !== "/" && Number.isInteger(value) };
 }
 

@@ -5,6 +5,7 @@
 import type { Node } from "../ir/graph.js";
 import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
 import type { AttrsOf, PrimOp } from "./types.js";
+import { MATH_VJP_RULES } from "./vjp-math.js";
 
 /** What a rule can do: emit checked primitives (a rule error here is a compiler bug) and read types. */
 export interface GradEmitter {
@@ -184,6 +185,7 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
     const aWins = e.emit("le", [a, b], {});
     return ew(e, n, mask(e, aWins, ct), e.emit("where", [aWins, c(e, 0, ct), ct], {}));
   },
+  ...MATH_VJP_RULES,
   eq: none("a comparison is piecewise constant"),
   ne: none("a comparison is piecewise constant"),
   lt: none("a comparison is piecewise constant"),

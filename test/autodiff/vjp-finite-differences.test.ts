@@ -29,6 +29,8 @@ const RED: Case[] = [[[5], [0]], [[3, 4], [0]], [[3, 4], [1]], [[3, 4], [0, 1]],
 
 const CASES: Partial<Record<PrimOp, Case[]>> = {
   neg: UN, exp: UN, log: UNP, sqrt: UNP, rsqrt: UNP, abs: UNA, tanh: UN, sigmoid: UN, relu: UNA,
+  erf: UN, sin: UN, cos: UN, log1p: UNP, expm1: UN, sign: UNA, floor: UN, ceil: UN, round: UN,
+  remainder: BIN.map((c) => ({ ins: [c.ins[0], { ...c.ins[1], gen: "positive" as Gen }] })),
   add: BIN, sub: BIN, mul: BIN, div: BIN.map((c) => ({ ins: [c.ins[0], { ...c.ins[1], gen: "positive" as Gen }] })),
   pow: BIN.map((c) => ({ ins: [{ ...c.ins[0], gen: "positive" as Gen }, c.ins[1]] })),
   maximum: BIN, minimum: BIN,

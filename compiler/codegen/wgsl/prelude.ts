@@ -4,7 +4,9 @@
 
 export type HelperName =
   | "isnan" | "nan" | "inf" | "max_f32" | "min_f32" | "f32_to_i32" | "div_i32" | "exp" | "log" | "tanh" | "sigmoid" | "pow"
-  | "f32_to_bool" | "f16_bits" | "bf16_bits" | "f16_round" | "bf16_round" | "bf16_at" | "to_f16";
+  | "f32_to_bool" | "f16_bits" | "bf16_bits" | "f16_round" | "bf16_round" | "bf16_at" | "to_f16" | MathHelperName;
+
+import { MATH_HELPERS, type MathHelperName } from "./prelude-math.js";
 
 interface Helper {
   readonly deps: readonly HelperName[];
@@ -12,6 +14,7 @@ interface Helper {
 }
 
 const HELPERS: Record<HelperName, Helper> = {
+  ...MATH_HELPERS,
   isnan: {
     deps: [],
     code: `fn kiln_isnan(x: f32) -> bool {
