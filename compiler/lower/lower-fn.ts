@@ -8,7 +8,7 @@ import { GraphBuilder, type CustomVjp, type Graph, type GraphIO } from "../ir/gr
 import { lowerFor, lowerIf, lowerWhile } from "./control-flow.js";
 import { lowerApply } from "./grad.js";
 import { lowerCustomBackward } from "./custom-backward.js";
-import { formatType, isInt, type Dim, type DType, type TensorType } from "../ir/types.js";
+import { formatType, isFloat, isInt, type Dim, type DType, type TensorType } from "../ir/types.js";
 import type { PrimEmitter } from "../ops/composites.js";
 import { OPS } from "../ops/registry.js";
 import { isRuleError, type AttrsOf, type BinaryOpName, type CompareOp, type PrimOp } from "../ops/types.js";
@@ -282,6 +282,8 @@ export class FnLowerer implements PrimEmitter {
     }
     if (l.kind === "literal" && r.kind === "literal" && e.op in ARITH) return foldLiteral(e.op, l, r);
     if (e.op === "**" && r.kind === "literal" && l.kind === "tensor") {
+      // x ** 0.5 is sqrt, as in PyTorch: (-0) ** 0.5 = -0 with gradient -inf (pow would give +0 and +inf).
+      if (r.value === 0.5 && isFloat(this.b.type(l.id).dtype)) return this.emitVal("sqrt", [l], {});
       const expanded = this.smallIntPower(l.id, r.value);
       if (expanded !== undefined) return tensor(expanded);
     }

@@ -104,7 +104,10 @@ export function emitUpdate(L: FnLowerer, opt: OptimizerSpec, train: string, p: {
     if (h.momentum) {
       const bufName = `${train}.momentum.${p.name}`;
       const buf = state(bufName, p.type);
-      const nextBuf = keep(bufName, op("add", op("mul", c(h.momentum), buf), h.dampening ? times(1 - h.dampening) : G()));
+      let next = op("add", op("mul", c(h.momentum), buf), h.dampening ? times(1 - h.dampening) : G());
+      // PyTorch starts the buffer at the gradient itself: the first step is not dampened.
+      if (h.dampening) next = L.emit("where", [L.emit("eq", [step!, L.constant(1, "f32")], {})!, G(), next], {})!;
+      const nextBuf = keep(bufName, next);
       out.push([bufName, nextBuf]);
       step1 = h.nesterov ? op("add", G(), op("mul", c(h.momentum), nextBuf)) : nextBuf;
     }

@@ -87,8 +87,23 @@ export function pool2d(e: PrimEmitter, kind: "max" | "avg", x: number, kernel: P
   // Averages count the padding (PyTorch's count_include_pad=True); max never picks it.
   const xp = padSpatial(e, x, padding, kind === "max" ? -Infinity : 0);
   const win = xp === undefined ? undefined : e.emit("window", [xp], { kernel, stride, dilation: [1, 1] });
-  const r = win === undefined ? undefined : e.emit(kind === "max" ? "max" : "mean", [win], { axes: [4, 5], keepdims: false });
+  const r = win === undefined ? undefined : kind === "max" ? firstMax(e, win, kernel) : e.emit("mean", [win], { axes: [4, 5], keepdims: false });
   return r === undefined ? undefined : e.emit("permute", [r], { perm: [0, 3, 1, 2] });
+}
+
+/**
+ * The max of each window [N, OH, OW, C, KH, KW] read at its first maximum (row-major, NaN counting as the
+ * largest), so the gradient goes to that one element as in PyTorch's max_pool2d, not split between ties.
+ */
+function firstMax(e: PrimEmitter, win: number, kernel: Pair): Id {
+  const s = e.type(win).shape;
+  const taps = kernel[0] * kernel[1];
+  const flat = e.emit("reshape", [win], { shape: [...s.slice(0, 4), taps] });
+  if (flat === undefined) return undefined;
+  const at = e.emit("argmax", [e.emit("stop_gradient", [flat], {})!], { axis: 4, keepdims: true });
+  const hit = at === undefined ? undefined : e.emit("eq", [e.emit("iota", [], { n: taps, dtype: "i32" })!, at], {});
+  const picked = hit === undefined ? undefined : e.emit("where", [hit, flat, e.constant(0, e.type(win).dtype)], {});
+  return picked === undefined ? undefined : e.emit("sum", [picked], { axes: [4], keepdims: false });
 }
 
 /** [N, ...] -> [N, product of the rest] (the rest known at compile time). */

@@ -58,7 +58,8 @@ const BINARY_FNS: Record<BinaryOpName, (a: number, b: number, dtype: DType) => n
   sub: (a, b) => a - b,
   mul: (a, b, d) => (d === "i32" ? Math.imul(a, b) : a * b),
   div: (a, b, d) => (isFloat(d) ? a / b : intDiv(a, b)),
-  pow: (a, b) => Math.pow(a, b),
+  // C's (and PyTorch's) pow: 1^y = 1 and (-1)^±inf = 1 for every y, NaN included (JavaScript says NaN).
+  pow: (a, b) => (a === 1 || (a === -1 && Math.abs(b) === Infinity) ? 1 : Math.pow(a, b)),
   maximum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
   minimum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
   remainder: remainder64,

@@ -101,8 +101,8 @@ function sigmoidCore(s: Seq, x: () => E): E {
 
 /**
  * a^b = e^{b ln|a|}, which already gives 0^(b>0) = 0, 0^(b<0) = +inf, inf^b and NaN. Then: a with its sign bit
- * set (so -0 too, as in C's pow) takes the sign of an odd integer b (|b| >= 2^24 is always even); a < 0 is NaN
- * for non-integer b; b = 0 gives 1.
+ * set (so -0 too, as in C's pow) takes the sign of an odd integer b (|b| >= 2^24 is always even); a finite a < 0
+ * is NaN for non-integer b (-inf is not: (-inf)^0.5 = inf, (-inf)^-1.5 = 0); b = 0, a = 1 and (-1)^±inf give 1.
  */
 function powCore(s: Seq, a: () => E, b: () => E): E {
   const L = s.L;
@@ -113,7 +113,11 @@ function powCore(s: Seq, a: () => E, b: () => E): E {
   const negBase = s.mask(L.lt(a(), L.f(0)));
   const signBit = L.mnot(L.ieq(L.iand(L.bits(a()), L.i(-0x80000000)), L.i(0)));
   let out = L.sel(L.mand(signBit, odd), L.neg(r()), r());
-  out = L.sel(L.mand(negBase(), L.mnot(isInt())), L.f(NaN), out);
+  // A finite negative base with a non-integer exponent is NaN; -inf keeps e^{b ln inf} (inf or 0), as C's pow.
+  out = L.sel(L.mand(L.mand(negBase(), L.mnot(isInt())), L.lt(L.abs(a()), L.f(Infinity))), L.f(NaN), out);
+  // 1^b = 1 and (-1)^±inf = 1 (C's pow), even for b = NaN; b = 0 gives 1.
+  out = L.sel(L.mand(L.eq(a(), L.f(-1)), L.eq(L.abs(b()), L.f(Infinity))), L.f(1), out);
+  out = L.sel(L.eq(a(), L.f(1)), L.f(1), out);
   return L.sel(L.eq(b(), L.f(0)), L.f(1), out);
 }
 
