@@ -120,7 +120,7 @@ export class FnLowerer implements PrimEmitter {
         }
         fn.returns.forEach((t, i) => {
           const v = out[i];
-          if (v.kind === "tensor") unifyType(t, this.b.type(v.id), frame.dims, this.diags, resultSpans[i], `result ${i} of '${fn.name}'`);
+          if (v.kind === "tensor") unifyType(t, this.b.type(v.id), frame.dims, this.diags, resultSpans[i], `result ${i} of '${fn.name}'`, true);
         });
       }
       return out.some((v) => v.kind !== "tensor") ? undefined : out;

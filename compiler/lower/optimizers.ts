@@ -54,29 +54,35 @@ export function parseOptimizer(e: Expr, diags: DiagnosticBag): OptimizerSpec | u
   const names = Object.keys(spec.defaults);
   const h: Hyper = {};
   const given: [string, Expr, Span][] = [...call.args.map((a, i): [string, Expr, Span] => [names[i] ?? `#${i}`, a, a.span]), ...call.kwargs.map((k): [string, Expr, Span] => [k.name, k.value, k.span])];
+  // Every bad hyperparameter is reported, not only the first.
+  let bad = false;
   for (const [name, value, span] of given) {
     if (!names.includes(name)) {
       diags.error("K205", `${call.callee} has no hyperparameter '${name}'`, span, `its hyperparameters are ${names.join(", ")}`);
-      return undefined;
+      bad = true;
+      continue;
     }
     const v = literal(value);
     if (v === undefined) {
       diags.error("K304", `${call.callee}: ${name} must be a number`, value.span);
-      return undefined;
+      bad = true;
+      continue;
     }
     h[name] = v;
   }
   for (const [k, d] of Object.entries(spec.defaults)) {
     if (h[k] !== undefined) continue;
     if (d === undefined) {
-      diags.error("K609", `${call.callee} needs ${k}`, call.span, `e.g. ${call.callee}(${k}: 0.01)`);
-      return undefined;
+      if (!given.some(([name]) => name === k)) diags.error("K609", `${call.callee} needs ${k}`, call.span, `e.g. ${call.callee}(${k}: 0.01)`);
+      bad = true;
+      continue;
     }
     h[k] = d;
   }
-  const bad = spec.check(h);
-  if (bad) {
-    diags.error("K609", `${call.callee}: ${bad}`, call.span);
+  if (bad) return undefined;
+  const range = spec.check(h);
+  if (range) {
+    diags.error("K609", `${call.callee}: ${range}`, call.span);
     return undefined;
   }
   return { kind: call.callee, h };
