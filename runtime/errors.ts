@@ -24,7 +24,8 @@ export type KilnErrorCode =
   | "load_failed"
   | "index"
   | "non_finite"
-  | "loss_scale_collapsed";
+  | "loss_scale_collapsed"
+  | "loop_bound";
 
 export interface KilnErrorDetails {
   code?: KilnErrorCode;
@@ -55,4 +56,13 @@ export class KilnError extends Error {
     if (details.expected !== undefined) this.expected = details.expected;
     if (details.actual !== undefined) this.actual = details.actual;
   }
+}
+
+/**
+ * The error for a `for` loop whose run-time trip count is above its `max:` (iterations would be skipped
+ * silently); undefined when the count fits. Shared by the wasm executor and the reference interpreter.
+ */
+export function loopBoundError(fn: string, c: { loop: string; max: number }, count: number): KilnError | undefined {
+  if (!(count > c.max)) return undefined;
+  return new KilnError(`${fn}: the loop ${c.loop} needs ${count} iterations, more than its max: ${c.max}; raise max: or pass a smaller bound`, { code: "loop_bound", fn });
 }

@@ -7,7 +7,7 @@ import type { Shape } from "../compiler/ir/types.js";
 import { OPS } from "../compiler/ops/registry.js";
 import type { RefTensor } from "../compiler/ops/types.js";
 import { roundRefToStorage } from "../compiler/ops/shape-utils.js";
-import { KilnError } from "./errors.js";
+import { KilnError, loopBoundError } from "./errors.js";
 import { RandomStreams } from "./random.js";
 
 export interface RefInput {
@@ -99,5 +99,9 @@ export function evaluateGraph(
     else v = OPS[n.op].evaluate(n.inputs.map((i) => vals[i]), n.attrs as never, { dtype: n.type.dtype, shape });
     vals.push(roundRefToStorage(v));
   }
-  return g.outputs.map((o) => vals[o.node]);
+  for (const o of g.outputs) {
+    const err = o.check && loopBoundError(g.name, o.check, vals[o.node].data[0]!);
+    if (err) throw err;
+  }
+  return g.outputs.filter((o) => !o.check).map((o) => vals[o.node]);
 }

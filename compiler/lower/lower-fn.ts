@@ -66,6 +66,8 @@ export class FnLowerer implements PrimEmitter {
    * undefined when a `training: false` batch_norm only reads them. The optimizer skips all of them.
    */
   readonly statUpdates = new Map<string, number | undefined>();
+  /** Run-time loop bounds to check (control-flow.ts), appended to the function's outputs as `check` outputs. */
+  readonly checks: GraphIO[] = [];
 
   constructor(readonly scope: ModuleScope) {}
 
@@ -93,7 +95,7 @@ export class FnLowerer implements PrimEmitter {
     const results = this.lowerBody(fn, frame);
     this.callStack.pop();
     if (this.diags.items.length > before || !results) return undefined;
-    const outputs = results.map((v, i) => ({ name: results.length === 1 ? "result" : `result${i}`, node: (v as { id: number }).id }));
+    const outputs = [...results.map((v, i) => ({ name: results.length === 1 ? "result" : `result${i}`, node: (v as { id: number }).id })), ...this.checks];
     return { name: qualified, model: model?.decl.name, nodes: this.b.nodes, inputs, outputs, dims, customVjps: this.customVjps.length ? this.customVjps : undefined };
   }
 

@@ -128,7 +128,7 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
   if (diags.hasErrors) return undefined;
   const graph: Graph = {
     name: `${t.name}.step`, model: t.name, nodes: L.b.nodes, inputs, dims,
-    outputs: [{ name: "loss", node: y.id }], updates,
+    outputs: [{ name: "loss", node: y.id }, ...L.checks], updates,
     customVjps: L.customVjps.length ? L.customVjps : undefined,
   };
   return { graph, state };
