@@ -16,6 +16,7 @@ XP = f32([-0.9, -0.5, -1e-4, 0.0, 1e-5, 0.3, 2.0, 10.0, 100.0, 1e4, 3.3])
 XS = f32([-30.0, -5.0, -1.0, 0.0, 1.0, 2.4, 2.6, 5.0, 19.0, 21.0, 30.0])
 W = f32([0.3, -1.2, 0.7, 1.1, -0.4, 0.9, -0.8, 0.25, 1.3, -0.6, 0.5])
 M = f32([0.5, -1.25, 2.0, 0.75, -0.5, 1.5, -2.25, 1.0, 3.0, 0.25, -1.75, 1.25])  # as [3, 4]
+T = f32([1.0, 3.0, 3.0, 0.0, 2.0, 2.0, -1.0, 2.0, -0.5, -0.5, 4.0, -0.5])  # as [3, 4], with ties
 MW = f32([0.2, -0.7, 1.1, 0.4, -1.3, 0.6, 0.9, -0.2, 0.5, 1.4, -0.9, 0.3])
 
 CASES = [
@@ -53,7 +54,10 @@ CASES = [
     ("tril", "tril(x)", torch.tril, M, [3, 4]),
     ("triu1", "triu(x, diagonal: 1)", lambda t: torch.triu(t, diagonal=1), M, [3, 4]),
     ("tril_neg", "tril(x, diagonal: -1)", lambda t: torch.tril(t, diagonal=-1), M, [3, 4]),
-    # Kiln's topk returns (values, indices); the program keeps the values.
+    # Kiln's max/min with indices: true and topk return (values, indices); the program keeps the values.
+    ("max_indices", "max(x, axis: 1, indices: true)", lambda t: torch.max(t, dim=1).values, T, [3, 4]),
+    ("min_indices", "min(x, axis: 1, indices: true)", lambda t: torch.min(t, dim=1).values, T, [3, 4]),
+    ("max_amax", "max(x, axis: 1)", lambda t: torch.amax(t, dim=1), T, [3, 4]),
     ("topk_values", "topk(x, 3, axis: 1)", lambda t: torch.topk(t, 3, dim=1).values, M, [3, 4]),
 ]
 
@@ -71,6 +75,9 @@ for name, expr, fn, data, shape in CASES:
 # Outputs only (integer results or no gradient): topk indices, arange.
 m = torch.tensor(M).reshape(3, 4)
 out["topk_indices"] = torch.topk(m, 3, dim=1).indices.flatten().tolist()
+t = torch.tensor(T).reshape(3, 4)
+out["max_indices"] = torch.max(t, dim=1).indices.tolist()
+out["min_indices"] = torch.min(t, dim=1).indices.tolist()
 out["arange"] = {
     "arange(5)": torch.arange(5).tolist(),
     "arange(0.5, 2.0, 0.25)": torch.arange(0.5, 2.0, 0.25).tolist(),

@@ -6,6 +6,7 @@ import type { CallExpr } from "../frontend/ast.js";
 import type { Span } from "../diagnostics.js";
 import { formatType, type Dim, type Shape } from "../ir/types.js";
 import * as C from "../ops/composites.js";
+import * as M from "../ops/composites-math.js";
 import { normalizeAxis } from "../ops/shape-utils.js";
 import type { UnaryOp } from "../ops/types.js";
 import { sliceAttrs } from "../ops/vjp.js";
@@ -46,17 +47,29 @@ const binary = (op: "maximum" | "minimum" | "pow"): Builtin => ({
   run: (L, a) => L.emitVal(op, L.pair(a.a!.val, a.b!.val, a.a!.span, a.b!.span), {}),
 });
 const reduction = (op: "sum" | "mean" | "max" | "min"): Builtin => ({
-  params: ["x", "axis?", "keepdims?"],
+  params: op === "max" || op === "min" ? ["x", "axis?", "keepdims?", "indices?"] : ["x", "axis?", "keepdims?"],
   run(L, a) {
     const x = tensorArg(L, a.x!);
     if (x === undefined) return POISON;
     const rank = L.type(x).shape.length;
     const axes = a.axis ? axesArg(L, a.axis, rank) : [...Array(rank).keys()];
     const keepdims = a.keepdims ? boolArg(L, a.keepdims) : false;
-    if (axes === undefined || keepdims === undefined) return POISON;
+    const indices = a.indices ? boolArg(L, a.indices) : false;
+    if (axes === undefined || keepdims === undefined || indices === undefined) return POISON;
+    if (indices) return extremeWithIndex(L, a, x, axes, keepdims, op === "min");
     return L.emitVal(op, [tensor(x)], { axes, keepdims });
   },
 });
+
+/** max/min(x, axis: a, indices: true): torch.max(x, dim)'s (values, indices) pair, over one axis of known size. */
+function extremeWithIndex(L: FnLowerer, a: Args, x: number, axes: number[], keepdims: boolean, min: boolean): Val {
+  const t = L.type(x);
+  if (!a.axis || axes.length !== 1) return typeErr(L, a.indices!, `indices: true needs one axis, e.g. max(x, axis: 1, indices: true)`, "K403");
+  if (t.dtype === "bool") return typeErr(L, a.x!, `${min ? "min" : "max"} is not defined for bool tensors`, "K302");
+  if (typeof t.shape[axes[0]] !== "number") return typeErr(L, a.x!, `indices: true needs a known size along axis ${axes[0]}, got ${formatType(t)}`, "K304");
+  const r = M.extremeWithIndex(L, x, axes[0], keepdims, min);
+  return r.values === undefined || r.indices === undefined ? POISON : { kind: "tuple", items: [tensor(r.values), tensor(r.indices)] };
+}
 
 const BUILTINS: Record<string, Builtin> = {
   neg: unary("neg"), exp: unary("exp"), log: unary("log"), sqrt: unary("sqrt"), rsqrt: unary("rsqrt"),
@@ -307,7 +320,7 @@ export function constErr(L: FnLowerer, a: ArgVal, what: string): Val {
   return POISON;
 }
 
-function typeErr(L: FnLowerer, a: ArgVal, message: string, code: "K301" | "K304" | "K403" | "K409" = "K301"): Val {
+function typeErr(L: FnLowerer, a: ArgVal, message: string, code: "K301" | "K302" | "K304" | "K403" | "K409" = "K301"): Val {
   L.diags.error(code, message, a.span);
   return POISON;
 }

@@ -176,3 +176,20 @@ export function topk(e: PrimEmitter, x: number, kk: number, axis: number): { val
   const join = (xs: Id[]): Id => (xs.length === 1 ? xs[0] : op(e, "concat", xs, { axis }));
   return { values: join(vals), indices: join(idxs) };
 }
+
+/**
+ * torch.max(x, dim) / torch.min(x, dim): the value and the index of the first maximum (minimum) along `axis`,
+ * NaN counting as the extreme. The value is read at that index, so its gradient goes there alone (the plain
+ * `max` reduction splits it between equal values, as torch.amax does).
+ */
+export function extremeWithIndex(e: PrimEmitter, x: number, axis: number, keepdims: boolean, min: boolean): { values: Id; indices: Id } {
+  const s = e.type(x).shape;
+  const n = s[axis] as number;
+  const key = op(e, "stop_gradient", [min ? op(e, "neg", [x], {}) : x], {});
+  const at = op(e, "argmax", [key], { axis, keepdims: true });
+  const pos = op(e, "reshape", [e.emit("iota", [], { n, dtype: "i32" })], { shape: s.map((_, a) => (a === axis ? n : 1)).slice(axis) });
+  const v = op(e, "sum", [op(e, "where", [op(e, "eq", [pos, at], {}), x, k(e, 0, x)], {})], { axes: [axis], keepdims: true });
+  if (keepdims) return { values: v, indices: at };
+  const shape = s.filter((_, a) => a !== axis);
+  return { values: op(e, "reshape", [v], { shape }), indices: op(e, "reshape", [at], { shape }) };
+}

@@ -11,7 +11,7 @@ import { runBoth } from "../helpers/backend.js";
 
 interface Golden { name: string; expr: string; shape: number[]; x: number[]; outShape: number[]; w: number[]; y: number[]; grad: number[] }
 const G = JSON.parse(readFileSync(new URL("./torch-math-goldens.json", import.meta.url), "utf8")) as {
-  cases: Golden[]; topk_indices: number[]; arange: Record<string, number[]>; erf64: [number, number][];
+  cases: Golden[]; topk_indices: number[]; max_indices: number[]; min_indices: number[]; arange: Record<string, number[]>; erf64: [number, number][];
 };
 
 const ty = (s: number[]): string => (s.length ? `f32[${s.join(", ")}]` : "f32");
@@ -22,9 +22,10 @@ function compile(src: string, skip: string[]): IRModule {
   return r.ir;
 }
 
-/** y = expr (the first result of topk's pair), and the gradient of sum(y * w) with respect to x. */
+/** y = expr (the values of a (values, indices) pair), and the gradient of sum(y * w) with respect to x. */
 function program(c: Golden): string {
-  const body = c.expr.startsWith("topk(") ? `let v, i = ${c.expr}\n  return v` : `return ${c.expr}`;
+  const pair = c.expr.startsWith("topk(") || c.expr.includes("indices: true");
+  const body = pair ? `let v, i = ${c.expr}\n  return v` : `return ${c.expr}`;
   return [
     `fn y(x: ${ty(c.shape)}) -> ${ty(c.outShape)} {\n  ${body}\n}`,
     `fn l(x: ${ty(c.shape)}, w: ${ty(c.outShape)}) -> f32 { return sum(y(x) * w) }`,
@@ -65,6 +66,20 @@ describe("math builtins against PyTorch (outputs and gradients)", () => {
     const { wasm, ref } = await runBoth(compile(src, []), "f", { x: { dtype: "f32", shape: [3, 4], data: c.x } });
     expect(Array.from(ref[1].data)).toEqual(G.topk_indices);
     expect(Array.from(wasm[1].data as Int32Array)).toEqual(G.topk_indices);
+  });
+
+  it("max/min with indices: true give the first extreme's index, as torch.max(x, dim) / torch.min(x, dim)", async () => {
+    const c = G.cases.find((k) => k.name === "max_indices")!;
+    const src = [
+      "fn hi(x: f32[3, 4]) -> (f32[3], i32[3]) { return max(x, axis: 1, indices: true) }",
+      "fn lo(x: f32[3, 4]) -> (f32[3, 1], i32[3, 1]) { return min(x, axis: -1, keepdims: true, indices: true) }",
+    ].join("\n");
+    const ir = compile(src, []);
+    for (const [fn, want] of [["hi", G.max_indices], ["lo", G.min_indices]] as const) {
+      const { wasm, ref } = await runBoth(ir, fn, { x: { dtype: "f32", shape: [3, 4], data: c.x } });
+      expect(Array.from(ref[1].data), fn).toEqual(want);
+      expect(Array.from(wasm[1].data as Int32Array), fn).toEqual(want);
+    }
   });
 
   it("arange: i32 for integer arguments, f32 otherwise", async () => {
@@ -135,5 +150,6 @@ describe("diagnostics", () => {
     expect(diag("fn f() -> i32[3] { return arange(0, 3, 0) }")[0]).toMatch(/^K411 arange step must not be 0/);
     expect(diag("fn f(x: f32[3]) -> f32[3] { return clamp(x) }")[0]).toMatch(/^K204 clamp needs a lower bound/);
     expect(diag("fn f(x: f32[3]) -> f32[3] { return clamp(x, 0, min: 1) }")[0]).toMatch(/^K205 clamp: 'min' is another name for 'lo'/);
+    expect(diag("fn f(x: f32[2, 3]) -> f32 { return max(x, indices: true) }")[0]).toMatch(/^K403 indices: true needs one axis/);
   });
 });
