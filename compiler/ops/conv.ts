@@ -92,18 +92,13 @@ export function pool2d(e: PrimEmitter, kind: "max" | "avg", x: number, kernel: P
 }
 
 /**
- * The max of each window [N, OH, OW, C, KH, KW] read at its first maximum (row-major, NaN counting as the
- * largest), so the gradient goes to that one element as in PyTorch's max_pool2d, not split between ties.
+ * The max of each window [N, OH, OW, C, KH, KW], its taps flattened to one axis so the reduction can send the
+ * gradient to the first maximum (row-major) alone, as PyTorch's max_pool2d does, instead of splitting ties.
  */
 function firstMax(e: PrimEmitter, win: number, kernel: Pair): Id {
   const s = e.type(win).shape;
-  const taps = kernel[0] * kernel[1];
-  const flat = e.emit("reshape", [win], { shape: [...s.slice(0, 4), taps] });
-  if (flat === undefined) return undefined;
-  const at = e.emit("argmax", [e.emit("stop_gradient", [flat], {})!], { axis: 4, keepdims: true });
-  const hit = at === undefined ? undefined : e.emit("eq", [e.emit("iota", [], { n: taps, dtype: "i32" })!, at], {});
-  const picked = hit === undefined ? undefined : e.emit("where", [hit, flat, e.constant(0, e.type(win).dtype)], {});
-  return picked === undefined ? undefined : e.emit("sum", [picked], { axes: [4], keepdims: false });
+  const flat = e.emit("reshape", [win], { shape: [...s.slice(0, 4), kernel[0] * kernel[1]] });
+  return flat === undefined ? undefined : e.emit("max", [flat], { axes: [4], keepdims: false, first: true });
 }
 
 /** [N, ...] -> [N, product of the rest] (the rest known at compile time). */

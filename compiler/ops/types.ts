@@ -42,7 +42,11 @@ export const ALL_OPS: readonly PrimOp[] = [
 ];
 
 type NoAttrs = Record<string, never>;
-export interface ReduceAttrs { readonly axes: readonly number[]; readonly keepdims: boolean }
+/**
+ * `first` (max/min over one axis only): the gradient goes to the first extreme alone, not split between equal
+ * ones (max_pool2d's rule in PyTorch). Absent when false, so other reductions keep their IR text.
+ */
+export interface ReduceAttrs { readonly axes: readonly number[]; readonly keepdims: boolean; readonly first?: true }
 
 export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "matmul" | "stop_gradient" | "all_finite"]: NoAttrs } & { [P in ReduceOp]: ReduceAttrs } & {
   cast: { readonly to: DType };

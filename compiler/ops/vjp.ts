@@ -77,9 +77,21 @@ function reducedCount(e: GradEmitter, n: Node<"mean">): number {
   return e.emit("sum", [ones], { axes: n.attrs.axes, keepdims: true });
 }
 
-/** max/min: the cotangent goes to the elements equal to the result, split evenly between ties. */
+/**
+ * max/min: the cotangent goes to the elements equal to the result, split evenly between ties; with `first`, to
+ * the first of them alone (its index from argmax, of -x for min; NaN counts as the extreme).
+ */
 const chooser: VjpRule<"max" | "min"> = (e, n, ct) => {
   const x = n.inputs[0];
+  if (n.attrs.first) {
+    const axis = n.attrs.axes[0]!;
+    const t = e.type(x);
+    const size = t.shape[axis] as number;
+    const at = e.emit("argmax", [n.op === "min" ? e.emit("neg", [x], {}) : x], { axis, keepdims: true });
+    const pos = e.emit("reshape", [e.emit("iota", [], { n: size, dtype: "i32" })], { shape: t.shape.map((_, k) => (k === axis ? size : 1)) });
+    const g = e.emit("broadcast_to", [keepdims(e, n, ct)], { shape: t.shape });
+    return [mask(e, e.emit("eq", [pos, at], {}), g)];
+  }
   const outK = keepdims(e, n, n.id);
   const hit = e.emit("cast", [e.emit("eq", [x, outK], {})], { to: e.type(x).dtype });
   const ties = e.emit("sum", [hit], { axes: n.attrs.axes, keepdims: true });
