@@ -86,6 +86,16 @@ out["arange"] = {
 # The reference interpreter's float64 erf against Python's (C libm's) erf, across both of its branches.
 import math
 out["erf64"] = [[x, math.erf(x)] for x in [i / 16 - 6.5 for i in range(209)] + [1e-300, 1e-8, 2.999, 3.001]]
+# One line per case (or per other key), so a regenerated file diffs by case.
 with open("test/ops/torch-math-goldens.json", "w") as fh:
-    json.dump(out, fh, indent=1)
+    fh.write("{\n")
+    keys = list(out)
+    for i, key in enumerate(keys):
+        value = out[key]
+        if key == "cases":
+            body = "[\n" + ",\n".join("  " + json.dumps(c) for c in value) + "\n ]"
+        else:
+            body = json.dumps(value)
+        fh.write(" " + json.dumps(key) + ": " + body + ("," if i + 1 < len(keys) else "") + "\n")
+    fh.write("}\n")
 print("wrote", len(out["cases"]), "cases")
