@@ -86,8 +86,8 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
   const grads: number[] = [];
   let step: number | undefined;
   const updates: { param: string; node: number }[] = [];
-  // adam's bias correction counts steps, and so does sgd's dampening (its first step is undampened).
-  if (opt.kind !== "sgd" || (opt.h.momentum && opt.h.dampening)) {
+  // adam's bias correction counts steps, and so do sgd's dampening (its first step is undampened) and adagrad's lr_decay.
+  if (opt.kind === "adam" || opt.kind === "adamw" || (opt.kind === "adagrad" && opt.h.lr_decay) || (opt.kind === "sgd" && opt.h.momentum && opt.h.dampening)) {
     const stepName = `${t.name}.step_count`;
     const next = L.emit("add", [stateNode(stepName, { dtype: "f32", shape: [] }), L.constant(1, "f32")], {})!;
     updates.push({ param: stepName, node: next });
