@@ -80,16 +80,24 @@ export interface Diagnostic {
 
 export class DiagnosticBag {
   readonly items: Diagnostic[] = [];
-  /** Code, position and message of every error so far: a type resolved twice must not report twice. */
+  /** Code, position and message of every diagnostic so far: one reported twice (a type resolved twice, an inlined
+   * function lowered at several call sites) is reported once. */
   private readonly seen = new Set<string>();
   error(code: DiagnosticCode, message: string, span: Span, hint?: string): void {
-    const key = `${code}:${span.file}:${span.line}:${span.col}:${message}`;
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
-    this.items.push({ code, message, span, hint, severity: "error" });
+    this.add({ code, message, span, hint, severity: "error" });
   }
   warning(code: DiagnosticCode, message: string, span: Span, hint?: string): void {
-    this.items.push({ code, message, span, hint, severity: "warning" });
+    this.add({ code, message, span, hint, severity: "warning" });
+  }
+  /**
+   * A function body is lowered once per call site (calls are inlined), so a mistake in it would be reported at
+   * the same place with the same words once per call: identical diagnostics are kept once.
+   */
+  private add(d: Diagnostic): void {
+    const key = `${d.severity} ${d.code} ${d.span.file}:${d.span.line}:${d.span.col}+${d.span.length} ${d.message}`;
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.items.push(d);
   }
   get hasErrors(): boolean {
     return this.items.some((d) => d.severity === "error");

@@ -25,7 +25,8 @@ export type KilnErrorCode =
   | "index"
   | "non_finite"
   | "loss_scale_collapsed"
-  | "replica_failed";
+  | "replica_failed"
+  | "loop_bound";
 
 export interface KilnErrorDetails {
   code?: KilnErrorCode;
@@ -60,4 +61,13 @@ export class KilnError extends Error {
     if (details.actual !== undefined) this.actual = details.actual;
     if (details.replica !== undefined) this.replica = details.replica;
   }
+}
+
+/**
+ * The error for a `for` loop whose run-time trip count is above its `max:` (iterations would be skipped
+ * silently); undefined when the count fits. Shared by the wasm executor and the reference interpreter.
+ */
+export function loopBoundError(fn: string, c: { loop: string; max: number }, count: number): KilnError | undefined {
+  if (!(count > c.max)) return undefined;
+  return new KilnError(`${fn}: the loop ${c.loop} needs ${count} iterations, more than its max: ${c.max}; raise max: or pass a smaller bound`, { code: "loop_bound", fn });
 }

@@ -142,6 +142,11 @@ export interface FunctionManifest {
    */
   updates?: { param: string; value: number }[];
   /**
+   * Run-time bounds of `for` loops whose trip count is an i32 value: after the steps, the call fails with a
+   * KilnError (code "loop_bound") naming `loop` when value (the trip count where it exceeds max, else 0) > max.
+   */
+  checks?: { value: number; loop: string; max: number }[];
+  /**
    * Int8 versions of the matmuls whose weight is a param, for runtime/quantize/dynamic.ts (absent: none eligible, a
    * training step, or an older compiler). See docs/quantization.md.
    */

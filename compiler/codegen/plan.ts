@@ -119,14 +119,17 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
   for (const st of flagged) st.outputs = (st.outputs ?? 1) + 1;
   // One packing buffer per matmul step, after the node values (plan-matmul.ts), sized per call by the runtime.
   values.push(...mm.scratches);
+  // Loop-bound checks are outputs of the graph but not results of the call: the runtime reads them itself.
+  const results = g.outputs.filter((o) => !o.check), checks = g.outputs.filter((o) => o.check);
   return {
     name: g.name,
     jsName: g.name.includes(".") ? g.name.slice(g.name.indexOf(".") + 1) : g.name,
     model: g.model,
     dims: g.dims,
     inputs: g.inputs.map((i) => ({ name: i.name, dtype: ioType(g, i).dtype, shape: [...g.nodes[i.node].type.shape], ...(i.dtype ? lowInput(g.nodes[i.node].type.dtype as "f16" | "bf16", table) : {}), ...(i.classes ? { classes: i.classes } : {}) })),
-    outputs: g.outputs.map((o) => ({ name: o.name, dtype: g.nodes[o.node].type.dtype, shape: [...g.nodes[o.node].type.shape] })),
-    outputValues: g.outputs.map((o) => o.node),
+    outputs: results.map((o) => ({ name: o.name, dtype: g.nodes[o.node].type.dtype, shape: [...g.nodes[o.node].type.shape] })),
+    outputValues: results.map((o) => o.node),
+    ...(checks.length ? { checks: checks.map((o) => ({ value: o.node, ...o.check! })) } : {}),
     values,
     steps,
     ...(g.updates?.length ? { updates: g.updates.map((u) => ({ param: u.param, value: u.node })) } : {}),

@@ -60,6 +60,19 @@ export interface GraphIO {
    * an element outside [0, classes) instead of computing a loss that silently ignores it.
    */
   readonly classes?: number;
+  /**
+   * A run-time check rather than a result: the node is an i32 scalar, the trip count of a `for` loop whose count
+   * is only known at run time where it exceeds `max`, else 0 (also when the loop sits in a branch not taken).
+   * The call fails, naming `loop` and the count, when it is above `max`. The planner moves such outputs into
+   * the manifest's `checks`; the reference interpreter checks them too.
+   */
+  readonly check?: LoopCheck;
+}
+
+export interface LoopCheck {
+  /** The loop as written, with its position: "for i in 0..n, max: 8 (t.kiln:3:3)". */
+  readonly loop: string;
+  readonly max: number;
 }
 
 /** An input's type as the caller sees it (the signature), which the node's type narrows when stored low. */

@@ -1,7 +1,8 @@
 // Lowering stage, builtin arguments: the binding types every builtin table shares (builtins.ts, builtins-nn.ts)
-// and the readers of constant arguments (integers, numbers, booleans) with their K304 diagnostics.
+// and the readers of constant arguments (integers, numbers, booleans, integer lists, axes) with their K304 diagnostics.
 
 import type { CallExpr } from "../frontend/kiln/ast.js";
+import { normalizeAxis } from "../ops/shape-utils.js";
 import type { Lowerer } from "./lowerer.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 
@@ -41,4 +42,33 @@ export function boolArg(L: Lowerer, a: ArgVal): boolean | undefined {
   }
   constErr(L, a, "true or false");
   return undefined;
+}
+
+export function intListArg(L: Lowerer, a: ArgVal): number[] | undefined {
+  if (a.val.kind !== "list") {
+    constErr(L, a, "a list of integers, e.g. [1, 0]");
+    return undefined;
+  }
+  const out: number[] = [];
+  for (const it of a.val.items) {
+    const v = intArg(L, it);
+    if (v === undefined) return undefined;
+    out.push(v);
+  }
+  return out;
+}
+
+export function axesArg(L: Lowerer, a: ArgVal, rank: number, single = false): number[] | undefined {
+  const raw = a.val.kind === "list" && !single ? intListArg(L, a) : intArg(L, a) !== undefined ? [(a.val as { value: number }).value] : undefined;
+  if (!raw) return undefined;
+  const out = new Set<number>();
+  for (const ax of raw) {
+    const n = normalizeAxis(ax, rank);
+    if (typeof n !== "number") {
+      L.diags.error(n.error, n.message, a.span, n.hint);
+      return undefined;
+    }
+    out.add(n);
+  }
+  return [...out].sort((x, y) => x - y);
 }

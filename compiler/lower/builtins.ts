@@ -6,13 +6,15 @@ import type { CallExpr } from "../frontend/kiln/ast.js";
 import type { Span } from "../diagnostics.js";
 import { formatType, type Dim, type Shape } from "../ir/types.js";
 import * as C from "../ops/composites.js";
+import * as M from "../ops/composites-math.js";
 import { normalizeAxis } from "../ops/shape-utils.js";
 import type { UnaryOp } from "../ops/types.js";
 import { sliceAttrs } from "../ops/vjp.js";
 import type { Lowerer } from "./lowerer.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 import { NN_BUILTINS } from "./builtins-nn.js";
-import { boolArg, constErr, intArg, numberArg, tensorArg, wrap, type Args, type Builtin } from "./builtin-args.js";
+import { axesArg, boolArg, constErr, intArg, intListArg, numberArg, tensorArg, wrap, type Args, type Builtin } from "./builtin-args.js";
+import { MATH_BUILTINS } from "./builtins-math.js";
 
 interface KwArgIn {
   readonly key: string;
@@ -36,17 +38,29 @@ const binary = (op: "maximum" | "minimum" | "pow"): Builtin => ({
   run: (L, a) => L.emitVal(op, L.pair(a.a!.val, a.b!.val, a.a!.span, a.b!.span), {}),
 });
 const reduction = (op: "sum" | "mean" | "max" | "min"): Builtin => ({
-  params: ["x", "axis?", "keepdims?"],
+  params: op === "max" || op === "min" ? ["x", "axis?", "keepdims?", "indices?"] : ["x", "axis?", "keepdims?"],
   run(L, a) {
     const x = tensorArg(L, a.x!);
     if (x === undefined) return POISON;
     const rank = L.type(x).shape.length;
     const axes = a.axis ? axesArg(L, a.axis, rank) : [...Array(rank).keys()];
     const keepdims = a.keepdims ? boolArg(L, a.keepdims) : false;
-    if (axes === undefined || keepdims === undefined) return POISON;
+    const indices = a.indices ? boolArg(L, a.indices) : false;
+    if (axes === undefined || keepdims === undefined || indices === undefined) return POISON;
+    if (indices) return extremeWithIndex(L, a, x, axes, keepdims, op === "min");
     return L.emitVal(op, [tensor(x)], { axes, keepdims });
   },
 });
+
+/** max/min(x, axis: a, indices: true): torch.max(x, dim)'s (values, indices) pair, over one axis of known size. */
+function extremeWithIndex(L: Lowerer, a: Args, x: number, axes: number[], keepdims: boolean, min: boolean): Val {
+  const t = L.type(x);
+  if (!a.axis || axes.length !== 1) return typeErr(L, a.indices!, `indices: true needs one axis, e.g. max(x, axis: 1, indices: true)`, "K403");
+  if (t.dtype === "bool") return typeErr(L, a.x!, `${min ? "min" : "max"} is not defined for bool tensors`, "K302");
+  if (typeof t.shape[axes[0]] !== "number") return typeErr(L, a.x!, `indices: true needs a known size along axis ${axes[0]}, got ${formatType(t)}`, "K304");
+  const r = M.extremeWithIndex(L, x, axes[0], keepdims, min);
+  return r.values === undefined || r.indices === undefined ? POISON : { kind: "tuple", items: [tensor(r.values), tensor(r.indices)] };
+}
 
 const BUILTINS: Record<string, Builtin> = {
   neg: unary("neg"), exp: unary("exp"), log: unary("log"), sqrt: unary("sqrt"), rsqrt: unary("rsqrt"),
@@ -62,16 +76,28 @@ const BUILTINS: Record<string, Builtin> = {
       return L.emitVal("where", [c, x, y], {});
     },
   },
+  // clamp(x, lo, hi), or torch's one-sided clamp(x, min: lo) / clamp(x, max: hi) (min and max are lo and hi).
   clamp: {
-    params: ["x", "lo", "hi"],
-    run(L, a) {
+    params: ["x", "lo?", "hi?", "min?", "max?"],
+    run(L, a, call) {
       const x = tensorArg(L, a.x!);
       if (x === undefined) return POISON;
       const dt = L.type(x).dtype;
-      const lo = L.materialize(a.lo!.val, a.lo!.span, dt);
-      const hi = L.materialize(a.hi!.val, a.hi!.span, dt);
-      if (lo.kind !== "tensor" || hi.kind !== "tensor") return POISON;
-      return wrap(C.clamp(L, x, lo.id, hi.id));
+      for (const [p, q] of [["lo", "min"], ["hi", "max"]] as const) {
+        if (a[p] && a[q]) {
+          L.diags.error("K205", `clamp: '${q}' is another name for '${p}', given twice`, a[q]!.span);
+          return POISON;
+        }
+      }
+      const loArg = a.lo ?? a.min, hiArg = a.hi ?? a.max;
+      if (!loArg && !hiArg) {
+        L.diags.error("K204", "clamp needs a lower bound, an upper bound or both", call.span, "clamp(x, lo, hi), clamp(x, min: lo) or clamp(x, max: hi)");
+        return POISON;
+      }
+      const lo = loArg ? L.materialize(loArg.val, loArg.span, dt) : undefined;
+      const hi = hiArg ? L.materialize(hiArg.val, hiArg.span, dt) : undefined;
+      if ((lo && lo.kind !== "tensor") || (hi && hi.kind !== "tensor")) return POISON;
+      return wrap(C.clamp(L, x, (lo as { id: number } | undefined)?.id, (hi as { id: number } | undefined)?.id));
     },
   },
   cast: {
@@ -222,6 +248,7 @@ const BUILTINS: Record<string, Builtin> = {
     },
   },
   ...NN_BUILTINS,
+  ...MATH_BUILTINS,
 };
 
 export function isBuiltin(name: string): boolean {
@@ -276,40 +303,13 @@ function rowwise(L: Lowerer, a: Args, f: (L: Lowerer, x: number, axis: number) =
   return wrap(f(L, x, axis));
 }
 
-function typeErr(L: Lowerer, a: ArgVal, message: string, code: "K301" | "K304" | "K403" | "K409" = "K301"): Val {
+function typeErr(L: Lowerer, a: ArgVal, message: string, code: "K301" | "K302" | "K304" | "K403" | "K409" = "K301"): Val {
   L.diags.error(code, message, a.span);
   return POISON;
 }
 
-function intListArg(L: Lowerer, a: ArgVal): number[] | undefined {
-  if (a.val.kind !== "list") {
-    constErr(L, a, "a list of integers, e.g. [1, 0]");
-    return undefined;
-  }
-  const out: number[] = [];
-  for (const it of a.val.items) {
-    const v = intArg(L, it);
-    if (v === undefined) return undefined;
-    out.push(v);
-  }
-  return out;
-}
 
 /** One axis or a list of axes, normalised (negative counts from the end), sorted and unique. */
-function axesArg(L: Lowerer, a: ArgVal, rank: number, single = false): number[] | undefined {
-  const raw = a.val.kind === "list" && !single ? intListArg(L, a) : intArg(L, a) !== undefined ? [(a.val as { value: number }).value] : undefined;
-  if (!raw) return undefined;
-  const out = new Set<number>();
-  for (const ax of raw) {
-    const n = normalizeAxis(ax, rank);
-    if (typeof n !== "number") {
-      L.diags.error(n.error, n.message, a.span, n.hint);
-      return undefined;
-    }
-    out.add(n);
-  }
-  return [...out].sort((x, y) => x - y);
-}
 
 /**
  * A shape list: integers and dimension names of this function; one -1 is inferred from `from` (the

@@ -69,6 +69,11 @@ export function lowerIf(L: Lowerer, st: IfStmt): BodyResult | undefined {
   return undefined;
 }
 
+/** A short rendering of a loop bound for messages: a name, a number, or "<expr>". */
+function sourceText(e: Expr): string {
+  return e.kind === "name" ? e.name : e.kind === "number" ? String(e.value) : "<expr>";
+}
+
 function literalInt(L: Lowerer, e: Expr, what: string): number | undefined {
   const v = L.expr(e);
   if (v.kind === "literal" && Number.isInteger(v.value)) return v.value;
@@ -147,6 +152,15 @@ export function lowerFor(L: Lowerer, st: ForStmt): void {
   const max = literalInt(L, st.max, "max:");
   if (max === undefined) return;
   const guard = (k: number) => L.b.add("lt", [L.constant(start + k, "i32"), end.id], {}, { dtype: "bool", shape: [] }, st.span);
+  // A trip count above max: would silently skip iterations: the call checks it (a KilnError naming this loop).
+  const s = st.span;
+  const loop = `for ${st.var} in ${start}..${sourceText(st.end)}, max: ${max} (${s.file}:${s.line}:${s.col})`;
+  const i32 = { dtype: "i32" as const, shape: [] };
+  const count = L.b.add("sub", [end.id, L.constant(start, "i32")], {}, i32, st.span);
+  const over = L.b.add("lt", [L.constant(max, "i32"), count], {}, { dtype: "bool", shape: [] }, st.span);
+  // Computed under the loop's own guards: a loop in a branch not taken reads 0, as every skipped node does.
+  const excess = L.b.add("where", [over, count, L.constant(0, "i32")], {}, i32, st.span);
+  L.checks.push({ name: `check${L.checks.length}`, node: excess, check: { loop, max } });
   unroll(L, max, bindVar, guard, st.body, st.span);
 }
 

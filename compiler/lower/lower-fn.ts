@@ -10,10 +10,11 @@ import { lowerApply } from "./grad.js";
 import { lowerCustomBackward } from "./custom-backward.js";
 import { literalRangeError } from "./literal-range.js";
 import { MAX_GRAPH_NODES, tooManyElements, TOO_MANY_ELEMENTS_HINT } from "./size-limits.js";
-import { formatType, isInt, type Dim, type DType, type TensorType } from "../ir/types.js";
+import { formatType, isFloat, isInt, type Dim, type DType, type TensorType } from "../ir/types.js";
 import type { PrimEmitter } from "../ops/composites.js";
 import { OPS } from "../ops/registry.js";
 import { isRuleError, type AttrsOf, type BinaryOpName, type CompareOp, type PrimOp } from "../ops/types.js";
+import { remainder64 } from "../ops/special-functions.js";
 import { builtinNames, callBuiltin, isBuiltin } from "./builtins.js";
 import { ownersOf, type ModelInfo, type ModuleScope } from "./module-scope.js";
 import { resolveType, unifyType } from "./types-from-ast.js";
@@ -24,7 +25,8 @@ import type { BodyResult, Frame, GradSpec, Lowerer } from "./lowerer.js";
 
 export type { BodyResult, Frame, GradSpec } from "./lowerer.js";
 
-const ARITH: Record<string, BinaryOpName> = { "+": "add", "-": "sub", "*": "mul", "/": "div", "**": "pow" };
+/** `%` is torch.remainder (Python's %, the sign of the divisor), defined for floats. */
+const ARITH: Record<string, BinaryOpName> = { "+": "add", "-": "sub", "*": "mul", "/": "div", "%": "remainder", "**": "pow" };
 const COMPARE: Record<string, CompareOp> = { "==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge" };
 
 export class FnLowerer implements Lowerer {
@@ -61,6 +63,8 @@ export class FnLowerer implements Lowerer {
    * undefined when a `training: false` batch_norm only reads them. The optimizer skips all of them.
    */
   readonly statUpdates = new Map<string, number | undefined>();
+  /** Run-time loop bounds to check (control-flow.ts), appended to the function's outputs as `check` outputs. */
+  readonly checks: GraphIO[] = [];
 
   constructor(readonly scope: ModuleScope) {}
 
@@ -88,7 +92,7 @@ export class FnLowerer implements Lowerer {
     const results = this.lowerBody(fn, frame);
     this.callStack.pop();
     if (this.diags.items.length > before || !results) return undefined;
-    const outputs = results.map((v, i) => ({ name: results.length === 1 ? "result" : `result${i}`, node: (v as { id: number }).id }));
+    const outputs = [...results.map((v, i) => ({ name: results.length === 1 ? "result" : `result${i}`, node: (v as { id: number }).id })), ...this.checks];
     return { name: qualified, model: model?.decl.name, nodes: this.b.nodes, inputs: this.withClassLabels(inputs), outputs, dims, customVjps: this.customVjps.length ? this.customVjps : undefined };
   }
 
@@ -115,7 +119,7 @@ export class FnLowerer implements Lowerer {
         }
         fn.returns.forEach((t, i) => {
           const v = out[i];
-          if (v.kind === "tensor") unifyType(t, this.b.type(v.id), frame.dims, this.diags, resultSpans[i], `result ${i} of '${fn.name}'`);
+          if (v.kind === "tensor") unifyType(t, this.b.type(v.id), frame.dims, this.diags, resultSpans[i], `result ${i} of '${fn.name}'`, true);
         });
       }
       return out.some((v) => v.kind !== "tensor") ? undefined : out;
@@ -292,6 +296,8 @@ export class FnLowerer implements Lowerer {
     }
     if (l.kind === "literal" && r.kind === "literal" && e.op in ARITH) return foldLiteral(e.op, l, r);
     if (e.op === "**" && r.kind === "literal" && l.kind === "tensor") {
+      // x ** 0.5 is sqrt, as in PyTorch: (-0) ** 0.5 = -0 with gradient -inf (pow would give +0 and +inf).
+      if (r.value === 0.5 && isFloat(this.b.type(l.id).dtype)) return this.emitVal("sqrt", [l], {});
       const expanded = this.smallIntPower(l.id, r.value);
       if (expanded !== undefined) return tensor(expanded);
     }
@@ -489,7 +495,7 @@ export class FnLowerer implements Lowerer {
 
 function foldLiteral(op: BinaryExpr["op"], l: { value: number; isInt: boolean }, r: { value: number; isInt: boolean }): Val {
   const a = l.value, b = r.value;
-  const value = op === "+" ? a + b : op === "-" ? a - b : op === "*" ? a * b : op === "/" ? a / b : Math.pow(a, b);
+  const value = op === "+" ? a + b : op === "-" ? a - b : op === "*" ? a * b : op === "/" ? a / b : op === "%" ? remainder64(a, b) : Math.pow(a, b);
   return { kind: "literal", value, isInt: l.isInt && r.isInt && op !== "/" && Number.isInteger(value) };
 }
 

@@ -4,7 +4,7 @@
 
 import type { Expr, FnDecl, Stmt } from "../frontend/kiln/ast.js";
 import type { DiagnosticBag, Span } from "../diagnostics.js";
-import type { CustomVjp, GraphBuilder } from "../ir/graph.js";
+import type { CustomVjp, GraphBuilder, GraphIO } from "../ir/graph.js";
 import type { Dim, DType, TensorType } from "../ir/types.js";
 import type { PrimEmitter } from "../ops/composites.js";
 import type { AttrsOf, PrimOp } from "../ops/types.js";
@@ -65,6 +65,8 @@ export interface Lowerer extends PrimEmitter {
   type(id: number): TensorType;
   inlineCall(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: { span: Span; calleeSpan: Span }, grad?: GradSpec): { results: Val[]; wrt: number[] } | undefined;
   identity(id: number): number;
+  /** Run-time loop-bound checks of this graph, returned as extra outputs the planner moves to the manifest. */
+  readonly checks: GraphIO[];
   /** Records that `id` indexes `classes` classes, when it is a function input the runtime can check. */
   markClassLabels(id: number, classes: number): void;
 }

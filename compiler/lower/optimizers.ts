@@ -19,6 +19,16 @@ const OPTIMIZERS: Record<string, { defaults: Record<string, number | undefined>;
       : !(h.weight_decay >= 0) ? "weight_decay must be >= 0" : h.nesterov && (h.momentum <= 0 || h.dampening !== 0) ? "nesterov needs momentum > 0 and dampening 0" : undefined,
   },
   adam: { defaults: { lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0 }, check: adamCheck },
+  // torch.optim.RMSprop (not centered) and torch.optim.Adagrad (initial_accumulator_value 0), with their defaults.
+  rmsprop: {
+    defaults: { lr: 0.01, alpha: 0.99, eps: 1e-8, weight_decay: 0, momentum: 0 },
+    check: (h) => !(h.lr > 0) ? "lr must be > 0" : !(h.alpha >= 0 && h.alpha < 1) ? "alpha must be in [0, 1)" : !(h.eps > 0) ? "eps must be > 0"
+      : !(h.weight_decay >= 0) ? "weight_decay must be >= 0" : !(h.momentum >= 0 && h.momentum < 1) ? "momentum must be in [0, 1)" : undefined,
+  },
+  adagrad: {
+    defaults: { lr: 0.01, lr_decay: 0, weight_decay: 0, eps: 1e-10 },
+    check: (h) => !(h.lr > 0) ? "lr must be > 0" : !(h.lr_decay >= 0) ? "lr_decay must be >= 0" : !(h.weight_decay >= 0) ? "weight_decay must be >= 0" : !(h.eps > 0) ? "eps must be > 0" : undefined,
+  },
   adamw: { defaults: { lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }, check: adamCheck },
 };
 
@@ -46,7 +56,7 @@ export interface OptimizerSpec {
 /** Reads `sgd(lr: 0.1, ...)`; every problem is a diagnostic (K609 for a value out of range). */
 export function parseOptimizer(e: Expr, diags: DiagnosticBag): OptimizerSpec | undefined {
   if (e.kind !== "call" || !OPTIMIZERS[e.callee]) {
-    diags.error("K611", "optimizer must be sgd(...), adam(...) or adamw(...)", e.span);
+    diags.error("K611", "optimizer must be sgd(...), adam(...), adamw(...), rmsprop(...) or adagrad(...)", e.span);
     return undefined;
   }
   const call = e as CallExpr;
@@ -54,29 +64,35 @@ export function parseOptimizer(e: Expr, diags: DiagnosticBag): OptimizerSpec | u
   const names = Object.keys(spec.defaults);
   const h: Hyper = {};
   const given: [string, Expr, Span][] = [...call.args.map((a, i): [string, Expr, Span] => [names[i] ?? `#${i}`, a, a.span]), ...call.kwargs.map((k): [string, Expr, Span] => [k.name, k.value, k.span])];
+  // Every bad hyperparameter is reported, not only the first.
+  let bad = false;
   for (const [name, value, span] of given) {
     if (!names.includes(name)) {
       diags.error("K205", `${call.callee} has no hyperparameter '${name}'`, span, `its hyperparameters are ${names.join(", ")}`);
-      return undefined;
+      bad = true;
+      continue;
     }
     const v = literal(value);
     if (v === undefined) {
       diags.error("K304", `${call.callee}: ${name} must be a number`, value.span);
-      return undefined;
+      bad = true;
+      continue;
     }
     h[name] = v;
   }
   for (const [k, d] of Object.entries(spec.defaults)) {
     if (h[k] !== undefined) continue;
     if (d === undefined) {
-      diags.error("K609", `${call.callee} needs ${k}`, call.span, `e.g. ${call.callee}(${k}: 0.01)`);
-      return undefined;
+      if (!given.some(([name]) => name === k)) diags.error("K609", `${call.callee} needs ${k}`, call.span, `e.g. ${call.callee}(${k}: 0.01)`);
+      bad = true;
+      continue;
     }
     h[k] = d;
   }
-  const bad = spec.check(h);
-  if (bad) {
-    diags.error("K609", `${call.callee}: ${bad}`, call.span);
+  if (bad) return undefined;
+  const range = spec.check(h);
+  if (range) {
+    diags.error("K609", `${call.callee}: ${range}`, call.span);
     return undefined;
   }
   return { kind: call.callee, h };
@@ -104,11 +120,40 @@ export function emitUpdate(L: Lowerer, opt: OptimizerSpec, train: string, p: { n
     if (h.momentum) {
       const bufName = `${train}.momentum.${p.name}`;
       const buf = state(bufName, p.type);
-      const nextBuf = keep(bufName, op("add", op("mul", c(h.momentum), buf), h.dampening ? times(1 - h.dampening) : G()));
+      let next = op("add", op("mul", c(h.momentum), buf), h.dampening ? times(1 - h.dampening) : G());
+      // PyTorch starts the buffer at the gradient itself: the first step is not dampened.
+      if (h.dampening) next = L.emit("where", [L.emit("eq", [step!, L.constant(1, "f32")], {})!, G(), next], {})!;
+      const nextBuf = keep(bufName, next);
       out.push([bufName, nextBuf]);
       step1 = h.nesterov ? op("add", G(), op("mul", c(h.momentum), nextBuf)) : nextBuf;
     }
     out.push([p.name, op("sub", p.node, step1 === undefined ? times(h.lr) : op("mul", c(h.lr), step1))]);
+    return out;
+  }
+  if (opt.kind === "rmsprop" || opt.kind === "adagrad") {
+    // Both add weight decay to the gradient and divide it by the root of a running sum of squares.
+    if (h.weight_decay) shared = op("add", G(), op("mul", c(h.weight_decay), p.node));
+    const g = G();
+    const sqName = `${train}.${opt.kind === "rmsprop" ? "square_avg" : "sum"}.${p.name}`;
+    const sq = state(sqName, p.type);
+    const nextSq = keep(sqName, opt.kind === "rmsprop"
+      ? op("add", op("mul", c(h.alpha), sq), op("mul", c(1 - h.alpha), op("mul", g, g)))
+      : op("add", sq, op("mul", g, g)));
+    out.push([sqName, nextSq]);
+    const scaledG = op("div", g, op("add", L.emit("sqrt", [nextSq], {})!, c(h.eps)));
+    if (opt.kind === "adagrad") {
+      // lr / (1 + (step - 1) lr_decay)
+      const clr = h.lr_decay ? op("div", c(h.lr), op("add", c(1), op("mul", op("sub", step!, c(1)), c(h.lr_decay)))) : c(h.lr);
+      out.push([p.name, op("sub", p.node, op("mul", clr, scaledG))]);
+      return out;
+    }
+    let dir = scaledG;
+    if (h.momentum) {
+      const bufName = `${train}.momentum.${p.name}`;
+      dir = keep(bufName, op("add", op("mul", c(h.momentum), state(bufName, p.type)), scaledG));
+      out.push([bufName, dir]);
+    }
+    out.push([p.name, op("sub", p.node, op("mul", c(h.lr), dir))]);
     return out;
   }
   // adam / adamw (PyTorch): adam adds weight decay to the gradient, adamw decays the weight directly.

@@ -34,32 +34,30 @@ export interface TrainHead {
 export function readTrainHead(scope: ModuleScope, t: TrainDecl): TrainHead | undefined {
   const diags = scope.diags;
   const entries = new Map<string, Expr>();
+  // Every problem of the block is reported in one run: each entry is checked even after another one failed.
+  let bad = false;
+  const fail = (...a: Parameters<typeof diags.error>) => {
+    diags.error(...a);
+    bad = true;
+  };
   for (const e of t.entries) {
-    if (!KEYS.includes(e.key)) diags.error("K611", `unknown train entry '${e.key}'`, e.keySpan, `entries are ${KEYS.join(", ")}`);
-    else if (entries.has(e.key)) diags.error("K611", `'${e.key}' is given twice`, e.keySpan);
+    if (!KEYS.includes(e.key)) fail("K611", `unknown train entry '${e.key}'`, e.keySpan, `entries are ${KEYS.join(", ")}`);
+    else if (entries.has(e.key)) fail("K611", `'${e.key}' is given twice`, e.keySpan);
     else entries.set(e.key, e.value);
   }
-  for (const k of REQUIRED) if (!entries.has(k)) diags.error("K611", `train ${t.name} needs '${k}:'`, t.nameSpan, "e.g. train Step { model: MLP, loss: loss, optimizer: sgd(lr: 0.1) }");
-  if (diags.hasErrors) return undefined;
+  for (const k of REQUIRED) if (!entries.has(k)) fail("K611", `train ${t.name} needs '${k}:'`, t.nameSpan, "e.g. train Step { model: MLP, loss: loss, optimizer: sgd(lr: 0.1) }");
   const modelName = nameOf(entries.get("model"));
   const model = modelName ? scope.models.get(modelName) : undefined;
-  if (!model) {
-    diags.error("K611", `model: must name a model of this file`, entries.get("model")!.span);
-    return undefined;
-  }
+  if (!model && entries.has("model")) fail("K611", `model: must name a model of this file`, entries.get("model")!.span);
   const lossName = nameOf(entries.get("loss"));
-  const lossFn = lossName ? model.methods.get(lossName) : undefined;
-  if (!lossFn) {
-    diags.error("K611", `loss: must name a method of ${model.decl.name}`, entries.get("loss")!.span, `methods: ${[...model.methods.keys()].join(", ") || "none"}`);
-    return undefined;
-  }
-  const opt = parseOptimizer(entries.get("optimizer")!, diags);
-  if (!opt) return undefined;
+  const lossFn = lossName && model ? model.methods.get(lossName) : undefined;
+  if (model && !lossFn && entries.has("loss")) fail("K611", `loss: must name a method of ${model.decl.name}`, entries.get("loss")!.span, `methods: ${[...model.methods.keys()].join(", ") || "none"}`);
+  const opt = entries.has("optimizer") ? parseOptimizer(entries.get("optimizer")!, diags) : undefined;
   // f16 gradients underflow without a loss scale (bf16 has f32's range and needs none): mixed-f16, module-wide or
   // by @autocast(f16) on the loss method, turns dynamic scaling on with GradScaler's defaults.
-  const f16 = (autocastOf(lossFn) ?? scope.precision) === "f16";
+  const f16 = lossFn !== undefined && (autocastOf(lossFn) ?? scope.precision) === "f16";
   const scaleSpec = entries.has("loss_scale") ? parseLossScale(entries.get("loss_scale")!, diags) : f16 ? DEFAULT_SCALE : undefined;
-  if (entries.has("loss_scale") && !scaleSpec) return undefined;
+  if (bad || !model || !lossFn || !opt || (entries.has("loss_scale") && !scaleSpec)) return undefined;
   return { entries, model, lossFn, opt, ...(scaleSpec ? { scaleSpec } : {}) };
 }
 
@@ -115,7 +113,8 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
   const grads: number[] = [];
   let step: number | undefined;
   const updates: { param: string; node: number }[] = [];
-  if (opt.kind !== "sgd") {
+  // adam's bias correction counts steps, and so do sgd's dampening (its first step is undampened) and adagrad's lr_decay.
+  if (opt.kind === "adam" || opt.kind === "adamw" || (opt.kind === "adagrad" && opt.h.lr_decay) || (opt.kind === "sgd" && opt.h.momentum && opt.h.dampening)) {
     const stepName = `${t.name}.step_count`;
     const next = L.emit("add", [stateNode(stepName, { dtype: "f32", shape: [] }), L.constant(1, "f32")], {})!;
     updates.push({ param: stepName, node: next });
@@ -156,7 +155,7 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
   if (diags.hasErrors) return undefined;
   const graph: Graph = {
     name: `${t.name}.step`, model: t.name, nodes: L.b.nodes, inputs: L.withClassLabels(inputs), dims,
-    outputs: [{ name: "loss", node: y.id }], updates,
+    outputs: [{ name: "loss", node: y.id }, ...L.checks], updates,
     customVjps: L.customVjps.length ? L.customVjps : undefined,
   };
   return { graph, state };

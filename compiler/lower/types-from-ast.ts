@@ -34,20 +34,21 @@ export function resolveType(t: TypeExpr, diags: DiagnosticBag, dims?: ReadonlyMa
 
 /**
  * Checks `actual` against the declared `t`, binding unbound symbols of `t` in `dims`. Returns false (after a
- * diagnostic at `span`) on mismatch. `what` names the thing checked, e.g. `argument "x" of f`.
+ * diagnostic at `span`) on mismatch. `what` names the thing checked, e.g. `argument "x" of f`. A function's
+ * result (`result`) that differs in dtype, rank or any dimension is K303, as docs/language.md lists it.
  */
-export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim>, diags: DiagnosticBag, span: Span, what: string): boolean {
+export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim>, diags: DiagnosticBag, span: Span, what: string, result = false): boolean {
   if (!isDType(t.dtype)) {
     diags.error("K209", `unknown dtype '${t.dtype}'`, t.span, "dtypes are f32, f16, bf16, f64, i32, i8, u8, bool");
     return false;
   }
   const declared = () => t.dtype + (t.dims.length ? "[" + t.dims.map((d) => (d.kind === "const" ? d.value : d.name)).join(", ") + "]" : "");
   if (t.dtype !== actual.dtype) {
-    diags.error("K301", `${what} must be ${declared()}, got ${formatType(actual)}`, span, `use cast(x, ${t.dtype})`);
+    diags.error(result ? "K303" : "K301", `${what} must be ${declared()}, got ${formatType(actual)}`, span, `use cast(x, ${t.dtype})`);
     return false;
   }
   if (t.dims.length !== actual.shape.length) {
-    diags.error("K409", `${what} must have rank ${t.dims.length} (${declared()}), got ${formatType(actual)}`, span);
+    diags.error(result ? "K303" : "K409", `${what} must have rank ${t.dims.length} (${declared()}), got ${formatType(actual)}`, span);
     return false;
   }
   const local = new Map(dims);
@@ -62,7 +63,7 @@ export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim
     if (want !== a) {
       const sym = typeof want === "string" || typeof a === "string";
       diags.error(
-        sym ? "K405" : "K409",
+        result ? "K303" : sym ? "K405" : "K409",
         `${what} must be ${declared()}, got ${formatType(actual)}: dimension ${k} is ${a}, expected ${want}`,
         span,
         sym ? "a symbolic dimension only matches the same symbol; a known size never matches a symbol" : undefined,

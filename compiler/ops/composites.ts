@@ -87,7 +87,14 @@ export function layerNorm(e: PrimEmitter, x: number, gamma: number | undefined, 
   return y;
 }
 
-export function clamp(e: PrimEmitter, x: number, lo: number, hi: number): Id {
-  const a = e.emit("maximum", [x, lo], {});
-  return a === undefined ? undefined : e.emit("minimum", [a, hi], {});
+/**
+ * torch.clamp: lo where x < lo, then hi where above hi; either bound may be absent (one-sided clamp). Selects,
+ * not maximum/minimum, so at x == bound the whole gradient goes to x, as torch gives it (maximum splits ties).
+ */
+export function clamp(e: PrimEmitter, x: number, lo: number | undefined, hi: number | undefined): Id {
+  const below = lo === undefined ? undefined : e.emit("lt", [x, lo], {});
+  const a = lo === undefined ? x : below === undefined ? undefined : e.emit("where", [below, lo, x], {});
+  if (a === undefined || hi === undefined) return a;
+  const above = e.emit("gt", [a, hi], {});
+  return above === undefined ? undefined : e.emit("where", [above, hi, a], {});
 }

@@ -87,8 +87,18 @@ export function pool2d(e: PrimEmitter, kind: "max" | "avg", x: number, kernel: P
   // Averages count the padding (PyTorch's count_include_pad=True); max never picks it.
   const xp = padSpatial(e, x, padding, kind === "max" ? -Infinity : 0);
   const win = xp === undefined ? undefined : e.emit("window", [xp], { kernel, stride, dilation: [1, 1] });
-  const r = win === undefined ? undefined : e.emit(kind === "max" ? "max" : "mean", [win], { axes: [4, 5], keepdims: false });
+  const r = win === undefined ? undefined : kind === "max" ? firstMax(e, win, kernel) : e.emit("mean", [win], { axes: [4, 5], keepdims: false });
   return r === undefined ? undefined : e.emit("permute", [r], { perm: [0, 3, 1, 2] });
+}
+
+/**
+ * The max of each window [N, OH, OW, C, KH, KW], its taps flattened to one axis so the reduction can send the
+ * gradient to the first maximum (row-major) alone, as PyTorch's max_pool2d does, instead of splitting ties.
+ */
+function firstMax(e: PrimEmitter, win: number, kernel: Pair): Id {
+  const s = e.type(win).shape;
+  const flat = e.emit("reshape", [win], { shape: [...s.slice(0, 4), kernel[0] * kernel[1]] });
+  return flat === undefined ? undefined : e.emit("max", [flat], { axes: [4], keepdims: false, first: true });
 }
 
 /** [N, ...] -> [N, product of the rest] (the rest known at compile time). */

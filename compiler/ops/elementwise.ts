@@ -3,9 +3,10 @@
 
 import { formatType, isFloat, type DType, type TensorType } from "../ir/types.js";
 import { broadcastShapes, forEachBroadcast, makeRef, numel, roundToStorage, wrapInt } from "./shape-utils.js";
+import { erf64, remainder64, roundHalfEven, sign64 } from "./special-functions.js";
 import type { BinaryOpName, CompareOp, InferResult, OpCore, RefTensor, RuleError, UnaryOp } from "./types.js";
 
-const FLOAT_ONLY = new Set<string>(["exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "pow"]);
+const FLOAT_ONLY = new Set<string>(["exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "pow", "erf", "sin", "cos", "log1p", "expm1", "remainder"]);
 
 function checkDtype(op: string, t: TensorType): RuleError | undefined {
   if (FLOAT_ONLY.has(op) && !isFloat(t.dtype)) {
@@ -36,6 +37,16 @@ const UNARY_FNS: Record<UnaryOp, (x: number) => number> = {
   tanh: Math.tanh,
   sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
   relu: (x) => (Number.isNaN(x) ? NaN : x > 0 ? x : 0), // NaN propagates, as in the wasm and WGSL kernels
+  erf: erf64,
+  sin: Math.sin,
+  cos: Math.cos,
+  log1p: Math.log1p,
+  expm1: Math.expm1,
+  sign: sign64,
+  // Integers are already whole: floor, ceil and round leave them unchanged (as torch does).
+  floor: Math.floor,
+  ceil: Math.ceil,
+  round: roundHalfEven,
 };
 
 function intDiv(a: number, b: number): number {
@@ -47,9 +58,11 @@ const BINARY_FNS: Record<BinaryOpName, (a: number, b: number, dtype: DType) => n
   sub: (a, b) => a - b,
   mul: (a, b, d) => (d === "i32" ? Math.imul(a, b) : a * b),
   div: (a, b, d) => (isFloat(d) ? a / b : intDiv(a, b)),
-  pow: (a, b) => Math.pow(a, b),
+  // C's (and PyTorch's) pow: 1^y = 1 and (-1)^±inf = 1 for every y, NaN included (JavaScript says NaN).
+  pow: (a, b) => (a === 1 || (a === -1 && Math.abs(b) === Infinity) ? 1 : Math.pow(a, b)),
   maximum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
   minimum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
+  remainder: remainder64,
 };
 
 const COMPARE_FNS: Record<CompareOp, (a: number, b: number) => boolean> = {

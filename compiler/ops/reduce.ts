@@ -20,6 +20,7 @@ export function reduceCore<P extends ReduceOp>(name: P): OpCore<P> {
     infer([x], a): InferResult {
       if (x.dtype === "bool") return { error: "K302", message: `${name} is not defined for bool tensors`, hint: "cast(x, i32) first to count trues" };
       if (name === "mean" && !isFloat(x.dtype)) return { error: "K302", message: `mean needs a float tensor, got ${formatType(x)}`, hint: "use cast(x, f32)" };
+      if (a.first && (a.axes.length !== 1 || (name !== "max" && name !== "min"))) return { error: "K403", message: `${name} with first: true needs max or min over exactly one axis` };
       for (const ax of a.axes) {
         if (ax < 0 || ax >= x.shape.length) return { error: "K403", message: `axis ${ax} is out of range for rank ${x.shape.length}` };
       }

@@ -23,8 +23,10 @@ export interface OpDef<P extends PrimOp> extends OpCore<P> {
 const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
   neg: unaryCore("neg"), exp: unaryCore("exp"), log: unaryCore("log"), sqrt: unaryCore("sqrt"), rsqrt: unaryCore("rsqrt"),
   abs: unaryCore("abs"), tanh: unaryCore("tanh"), sigmoid: unaryCore("sigmoid"), relu: unaryCore("relu"),
+  erf: unaryCore("erf"), sin: unaryCore("sin"), cos: unaryCore("cos"), log1p: unaryCore("log1p"), expm1: unaryCore("expm1"),
+  sign: unaryCore("sign"), floor: unaryCore("floor"), ceil: unaryCore("ceil"), round: unaryCore("round"),
   add: binaryCore("add"), sub: binaryCore("sub"), mul: binaryCore("mul"), div: binaryCore("div"), pow: binaryCore("pow"),
-  maximum: binaryCore("maximum"), minimum: binaryCore("minimum"),
+  maximum: binaryCore("maximum"), minimum: binaryCore("minimum"), remainder: binaryCore("remainder"),
   eq: compareCore("eq"), ne: compareCore("ne"), lt: compareCore("lt"), le: compareCore("le"), gt: compareCore("gt"), ge: compareCore("ge"),
   sum: reduceCore("sum"), mean: reduceCore("mean"), max: reduceCore("max"), min: reduceCore("min"),
   reshape: reshapeCore, permute: permuteCore, broadcast_to: broadcastToCore, slice: sliceCore, concat: concatCore,

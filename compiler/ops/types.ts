@@ -4,8 +4,12 @@
 import type { DType, Shape, TensorType } from "../ir/types.js";
 import type { DiagnosticCode } from "../diagnostics.js";
 
-export const UNARY_OPS = ["neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu"] as const;
-export const BINARY_OPS = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"] as const;
+export const UNARY_OPS = [
+  "neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu",
+  "erf", "sin", "cos", "log1p", "expm1", "sign", "floor", "ceil", "round",
+] as const;
+/** remainder is torch.remainder (Python's %): the result has the sign of the divisor. */
+export const BINARY_OPS = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder"] as const;
 export const COMPARE_OPS = ["eq", "ne", "lt", "le", "gt", "ge"] as const;
 export const REDUCE_OPS = ["sum", "mean", "max", "min"] as const;
 export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "concat", "pad", "window"] as const;
@@ -38,7 +42,11 @@ export const ALL_OPS: readonly PrimOp[] = [
 ];
 
 type NoAttrs = Record<string, never>;
-export interface ReduceAttrs { readonly axes: readonly number[]; readonly keepdims: boolean }
+/**
+ * `first` (max/min over one axis only): the gradient goes to the first extreme alone, not split between equal
+ * ones (max_pool2d's rule in PyTorch). Absent when false, so other reductions keep their IR text.
+ */
+export interface ReduceAttrs { readonly axes: readonly number[]; readonly keepdims: boolean; readonly first?: true }
 
 export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "matmul" | "stop_gradient" | "all_finite"]: NoAttrs } & { [P in ReduceOp]: ReduceAttrs } & {
   cast: { readonly to: DType };

@@ -5,6 +5,7 @@
 import type { Node } from "../ir/graph.js";
 import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
 import type { AttrsOf, PrimOp } from "./types.js";
+import { MATH_VJP_RULES } from "./vjp-math.js";
 
 /** What a rule can do: emit checked primitives (a rule error here is a compiler bug) and read types. */
 export interface GradEmitter {
@@ -76,14 +77,39 @@ function reducedCount(e: GradEmitter, n: Node<"mean">): number {
   return e.emit("sum", [ones], { axes: n.attrs.axes, keepdims: true });
 }
 
-/** max/min: the cotangent goes to the elements equal to the result, split evenly between ties. */
+/**
+ * max/min: the cotangent goes to the elements equal to the result, split evenly between ties; with `first`, to
+ * the first of them alone (its index from argmax, of -x for min; NaN counts as the extreme).
+ */
 const chooser: VjpRule<"max" | "min"> = (e, n, ct) => {
   const x = n.inputs[0];
+  if (n.attrs.first) {
+    const axis = n.attrs.axes[0]!;
+    const t = e.type(x);
+    const size = t.shape[axis] as number;
+    const at = e.emit("argmax", [n.op === "min" ? e.emit("neg", [x], {}) : x], { axis, keepdims: true });
+    const pos = e.emit("reshape", [e.emit("iota", [], { n: size, dtype: "i32" })], { shape: t.shape.map((_, k) => (k === axis ? size : 1)) });
+    const g = e.emit("broadcast_to", [keepdims(e, n, ct)], { shape: t.shape });
+    return [mask(e, e.emit("eq", [pos, at], {}), g)];
+  }
   const outK = keepdims(e, n, n.id);
   const hit = e.emit("cast", [e.emit("eq", [x, outK], {})], { to: e.type(x).dtype });
   const ties = e.emit("sum", [hit], { axes: n.attrs.axes, keepdims: true });
   return [bin(e, "mul", hit, bin(e, "div", keepdims(e, n, ct), ties))];
 };
+
+/**
+ * maximum/minimum as PyTorch differentiates them: the winner takes the cotangent, a tie splits it evenly, and
+ * when either operand is NaN (the result is NaN) both get all of it.
+ */
+function splitTies(e: GradEmitter, n: Node, ct: number, wins: "gt" | "lt", loses: "gt" | "lt"): (number | undefined)[] {
+  const [a, b] = n.inputs;
+  const tie = e.emit("eq", [a, b], {});
+  const half = bin(e, "mul", ct, c(e, 0.5, ct));
+  const side = (win: number, lose: number) => e.emit("where", [win, ct, e.emit("where", [tie, half, e.emit("where", [lose, c(e, 0, ct), ct], {})], {})], {});
+  const aWins = e.emit(wins, [a, b], {}), bWins = e.emit(loses, [a, b], {});
+  return ew(e, n, side(aWins, bWins), side(bWins, aWins));
+}
 
 function swapLast(e: GradEmitter, x: number): number {
   const r = e.type(x).shape.length;
@@ -148,8 +174,8 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
   exp: (e, n, ct) => [bin(e, "mul", ct, n.id)],
   log: (e, n, ct) => [bin(e, "div", ct, n.inputs[0])],
   sqrt: (e, n, ct) => [bin(e, "div", ct, bin(e, "mul", c(e, 2, ct), n.id))],
-  // d/dx x^(-1/2) = -1/2 * x^(-1/2) / x
-  rsqrt: (e, n, ct) => [bin(e, "mul", ct, bin(e, "div", bin(e, "mul", c(e, -0.5, ct), n.id), n.inputs[0]))],
+  // d/dx x^(-1/2) = -1/2 * y^3 (PyTorch's form: at x = -0, y = -inf and the gradient is +inf, not -inf)
+  rsqrt: (e, n, ct) => [bin(e, "mul", ct, bin(e, "mul", c(e, -0.5, ct), bin(e, "mul", bin(e, "mul", n.id, n.id), n.id)))],
   abs: (e, n, ct) => {
     const x = n.inputs[0];
     const pos = e.emit("cast", [e.emit("gt", [x, c(e, 0, x)], {})], { to: e.type(x).dtype });
@@ -158,7 +184,8 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
   },
   tanh: (e, n, ct) => [bin(e, "mul", ct, bin(e, "sub", c(e, 1, ct), bin(e, "mul", n.id, n.id)))],
   sigmoid: (e, n, ct) => [bin(e, "mul", ct, bin(e, "mul", n.id, bin(e, "sub", c(e, 1, ct), n.id)))],
-  relu: (e, n, ct) => [mask(e, e.emit("gt", [n.inputs[0], c(e, 0, ct)], {}), ct)],
+  // Zero where x <= 0, so a NaN input passes its gradient through (PyTorch's threshold_backward).
+  relu: (e, n, ct) => [e.emit("where", [e.emit("le", [n.inputs[0], c(e, 0, ct)], {}), c(e, 0, ct), ct], {})],
   add: (e, n, ct) => ew(e, n, ct, ct),
   sub: (e, n, ct) => ew(e, n, ct, e.emit("neg", [ct], {})),
   mul: (e, n, ct) => ew(e, n, bin(e, "mul", ct, n.inputs[1]), bin(e, "mul", ct, n.inputs[0])),
@@ -166,24 +193,20 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
     const ga = bin(e, "div", ct, n.inputs[1]);
     return ew(e, n, ga, e.emit("neg", [bin(e, "mul", ga, n.id)], {}));
   },
+  // PyTorch's pow_backward: d/da = b a^(b-1), 0 where b == 0 (so 0^0 has gradient 0, not NaN); d/db = a^b log a,
+  // 0 where a == 0 and b >= 0 (the limit), -inf for 0^(b<0).
   pow: (e, n, ct) => {
     const [a, b] = n.inputs;
-    const da = bin(e, "mul", ct, bin(e, "mul", b, e.emit("pow", [a, bin(e, "sub", b, c(e, 1, b))], {})));
-    // d/db a^b = a^b log a; defined as 0 where a == 0 (the limit for b > 0), like JAX.
-    const safeLog = e.emit("log", [e.emit("where", [e.emit("eq", [a, c(e, 0, a)], {}), c(e, 1, a), a], {})], {});
-    const db = bin(e, "mul", ct, bin(e, "mul", n.id, safeLog));
+    const zero = (x: number) => e.emit("eq", [x, c(e, 0, x)], {});
+    const slope = bin(e, "mul", b, e.emit("pow", [a, bin(e, "sub", b, c(e, 1, b))], {}));
+    const da = bin(e, "mul", ct, e.emit("where", [zero(b), c(e, 0, b), slope], {}));
+    const logArg = e.emit("where", [zero(a), e.emit("where", [e.emit("ge", [b, c(e, 0, b)], {}), c(e, 1, a), a], {}), a], {});
+    const db = bin(e, "mul", ct, bin(e, "mul", n.id, e.emit("log", [logArg], {})));
     return ew(e, n, da, db);
   },
-  maximum: (e, n, ct) => {
-    const [a, b] = n.inputs;
-    const aWins = e.emit("ge", [a, b], {});
-    return ew(e, n, mask(e, aWins, ct), e.emit("where", [aWins, c(e, 0, ct), ct], {}));
-  },
-  minimum: (e, n, ct) => {
-    const [a, b] = n.inputs;
-    const aWins = e.emit("le", [a, b], {});
-    return ew(e, n, mask(e, aWins, ct), e.emit("where", [aWins, c(e, 0, ct), ct], {}));
-  },
+  maximum: (e, n, ct) => splitTies(e, n, ct, "gt", "lt"),
+  minimum: (e, n, ct) => splitTies(e, n, ct, "lt", "gt"),
+  ...MATH_VJP_RULES,
   eq: none("a comparison is piecewise constant"),
   ne: none("a comparison is piecewise constant"),
   lt: none("a comparison is piecewise constant"),

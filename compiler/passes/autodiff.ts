@@ -45,7 +45,8 @@ function backprop(b: GraphBuilder, y: number, w: number, customs: Map<number, Cu
   const intCasts: Node[] = [];
   for (let id = w + 1; id <= y; id++) {
     const n = nodes[id];
-    if (!n.inputs.some((i) => active.has(i))) continue;
+    // stop_gradient ends a differentiated path: an argmax behind it (topk's index choice) cuts nothing.
+    if (!n.inputs.some((i) => active.has(i)) || n.op === "stop_gradient") continue;
     if (isFloat(n.type.dtype)) active.add(id);
     else if (!(COMPARE_OPS as readonly string[]).includes(n.op)) intCasts.push(n);
   }

@@ -26,7 +26,7 @@ export const MAX_PROLOGUE_INPUTS = 7;
  * costs more than storing and reloading the row.
  */
 export const RECOMPUTE_MAX_OPS = 4;
-const NOT_RECOMPUTED = new Set<PrimOp>(["exp", "log", "tanh", "sigmoid", "pow"]);
+const NOT_RECOMPUTED = new Set<PrimOp>(["exp", "log", "tanh", "sigmoid", "pow", "erf", "sin", "cos", "log1p", "expm1"]);
 
 
 /**

@@ -63,7 +63,10 @@ function rewriteGraph(g: Graph, policyOf: (n: Node) => Low | undefined, copyOf: 
   // A value compared for equality must stay exact: max-pool's gradient finds the max by eq(window, max), and a
   // rounded max would match no element (0/0). Such values are cast per matmul use instead of stored low.
   const compared = (i: number): boolean => consumers[i].some((c) => COMPARE.has(nodes[c].op) || (VIEW_OPS.has(nodes[c].op) && compared(c)));
-  const storable = (i: number) => nodes[i].type.dtype === "f32" && !pinned.has(i) && !["input", "param", "const", "random_uniform"].includes(nodes[i].op) && !compared(i);
+  // max_pool2d's output (a max with `first`) stays f32 too, as it did while its gradient compared it: a cast
+  // after a reduction would be a kernel of its own, and the rounding would reach every gradient below it.
+  const poolMax = (i: number) => (nodes[i].op === "max" || nodes[i].op === "min") && (nodes[i].attrs as { first?: true }).first === true;
+  const storable = (i: number) => nodes[i].type.dtype === "f32" && !pinned.has(i) && !["input", "param", "const", "random_uniform"].includes(nodes[i].op) && !compared(i) && !poolMax(i);
   // Values kept only in low precision: what low-policy matmuls read (seen through views), and their results.
   const stored = new Map<number, Low>();
   for (const n of nodes) {

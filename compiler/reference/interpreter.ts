@@ -7,7 +7,7 @@ import type { Shape } from "../ir/types.js";
 import { OPS } from "../ops/registry.js";
 import type { RefTensor } from "../ops/types.js";
 import { roundRefToStorage } from "../ops/shape-utils.js";
-import { KilnError } from "../../runtime/errors.js";
+import { KilnError, loopBoundError } from "../../runtime/errors.js";
 import { RandomStreams } from "../../runtime/random.js";
 
 export interface RefInput {
@@ -99,5 +99,9 @@ export function evaluateGraph(
     else v = OPS[n.op].evaluate(n.inputs.map((i) => vals[i]), n.attrs as never, { dtype: n.type.dtype, shape });
     vals.push(roundRefToStorage(v));
   }
-  return g.outputs.map((o) => vals[o.node]);
+  for (const o of g.outputs) {
+    const err = o.check && loopBoundError(g.name, o.check, vals[o.node].data[0]!);
+    if (err) throw err;
+  }
+  return g.outputs.filter((o) => !o.check).map((o) => vals[o.node]);
 }

@@ -2,7 +2,7 @@
 // places every value (param/const persistent, alias, input/temp scratch), runs the steps, copies outputs out.
 
 import { evalDimPoly, type FunctionManifest, type ParamManifest, type ValueManifest } from "../manifest.js";
-import { KilnError } from "../errors.js";
+import { KilnError, loopBoundError } from "../errors.js";
 import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, f32ArrayToBf16Bits, f32ArrayToF16Bits, type AnyTypedArray, type DType, decodeElement, isFiniteElement } from "../dtype.js";
 import { Tensor } from "../tensor.js";
 import type { LinearMemory } from "./memory.js";
@@ -111,6 +111,7 @@ export class FunctionExecutor {
       if (!v) bad(`output ${k} refers to bad value index ${vi}`);
       if (v!.dtype !== fn.outputs[k]!.dtype) bad(`output "${fn.outputs[k]!.name}" is ${fn.outputs[k]!.dtype} but value ${vi} is ${v!.dtype}`);
     });
+    for (const c of fn.checks ?? []) if (fn.values[c.value]?.dtype !== "i32") bad(`the bound check of ${c.loop} refers to value ${c.value}, not an i32`);
     this.#convertFns = fn.inputs.map((sig) => (sig.storage && sig.convert ? ctx.kernels.get(sig.convert) : undefined));
     this.#stepFns = fn.steps.map((step, si) => {
       const ops = step.ops?.length ? ` (ops: ${step.ops.join(", ")})` : "";
@@ -282,6 +283,10 @@ export class FunctionExecutor {
         observe?.(si, readValue);
       });
 
+      for (const c of fn.checks ?? []) {
+        const err = loopBoundError(fn.name, c, memory.read("i32", ptrs[c.value]!, 1)[0] as number);
+        if (err) throw err;
+      }
       const results = fn.outputs.map((sig, k) => {
         const vi = fn.outputValues[k]!;
         const v = fn.values[vi]!;

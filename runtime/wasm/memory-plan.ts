@@ -69,7 +69,9 @@ export function planMemory(fn: FunctionManifest, bytes: readonly number[], persi
       if (fn.values[r]!.source.kind === "temp" && def[r] === Infinity) def[r] = s;
     }
   });
-  for (const v of fn.outputValues) last[rootOf(fn, v)] = END;
+  // Loop-bound checks are read after the steps, like outputs.
+  const kept = [...fn.outputValues, ...(fn.checks ?? []).map((c) => c.value)];
+  for (const v of kept) last[rootOf(fn, v)] = END;
   for (const u of fn.updates ?? []) last[rootOf(fn, u.value)] = END;
 
   // A param's old value may be overwritten by its update at the step that computes it, if nothing reads it later.
@@ -81,14 +83,14 @@ export function planMemory(fn: FunctionManifest, bytes: readonly number[], persi
   for (const u of fn.updates ?? []) {
     const pv = paramValue.get(u.param);
     const v = rootOf(fn, u.value);
-    if (pv === undefined || fn.values[v]!.source.kind !== "temp" || written.get(v) !== 1 || fn.outputValues.some((o) => rootOf(fn, o) === v)) continue;
+    if (pv === undefined || fn.values[v]!.source.kind !== "temp" || written.get(v) !== 1 || kept.some((o) => rootOf(fn, o) === v)) continue;
     const s = def[v]!;
     const st = fn.steps[s];
     const k = st && rootOf(fn, outsOf(st)[st.inplaceOut ?? 0]!) === v ? insOf(st).findIndex((b) => b === pv) : undefined;
-    if (st && !st.guard && k !== undefined && k >= 0 && st.inplace?.includes(k) && last[pv]! <= s && !fn.outputValues.includes(pv)) {
+    if (st && !st.guard && k !== undefined && k >= 0 && st.inplace?.includes(k) && last[pv]! <= s && !kept.includes(pv)) {
       intoParam.set(v, u.param);
       last[pv] = Math.max(last[pv]!, s);
-    } else if (st && !st.guard && last[pv]! < s && !insOf(st).some((b) => rootOf(fn, b) === pv) && !fn.outputValues.includes(pv)) {
+    } else if (st && !st.guard && last[pv]! < s && !insOf(st).some((b) => rootOf(fn, b) === pv) && !kept.includes(pv)) {
       // Nothing reads the param from this step on (a 16-bit weight copy, written as an extra output of its
       // master's update kernel): the step may write the new value straight into the param's buffer.
       intoParam.set(v, u.param);
@@ -115,7 +117,7 @@ export function planMemory(fn: FunctionManifest, bytes: readonly number[], persi
       const st = fn.steps[s];
       const donor = st && rootOf(fn, outsOf(st)[st.inplaceOut ?? 0]!) !== v ? undefined : st?.inplace
         ?.map((k) => rootOf(fn, st.buffers[k]!))
-        .find((b) => live.has(b) && last[b] === s && align(bytes[b]!) === align(bytes[v]!) && !fn.outputValues.some((o) => rootOf(fn, o) === b));
+        .find((b) => live.has(b) && last[b] === s && align(bytes[b]!) === align(bytes[v]!) && !kept.some((o) => rootOf(fn, o) === b));
       if (donor !== undefined) {
         rep[v] = repOf(donor);
         live.delete(donor);

@@ -29,12 +29,17 @@ const RED: Case[] = [[[5], [0]], [[3, 4], [0]], [[3, 4], [1]], [[3, 4], [0, 1]],
 
 const CASES: Partial<Record<PrimOp, Case[]>> = {
   neg: UN, exp: UN, log: UNP, sqrt: UNP, rsqrt: UNP, abs: UNA, tanh: UN, sigmoid: UN, relu: UNA,
+  erf: UN, sin: UN, cos: UN, log1p: UNP, expm1: UN, sign: UNA, floor: UN, ceil: UN, round: UN,
+  remainder: BIN.map((c) => ({ ins: [c.ins[0], { ...c.ins[1], gen: "positive" as Gen }] })),
   add: BIN, sub: BIN, mul: BIN, div: BIN.map((c) => ({ ins: [c.ins[0], { ...c.ins[1], gen: "positive" as Gen }] })),
   pow: BIN.map((c) => ({ ins: [{ ...c.ins[0], gen: "positive" as Gen }, c.ins[1]] })),
   maximum: BIN, minimum: BIN,
   where: [{ ins: [b(2, 3), d(2, 3), d(3)] }, { ins: [b(3), d(2, 3), d()] }],
   cast: [{ ins: [d(4)], attrs: { to: "f32" } }],
-  sum: RED, mean: RED, max: RED, min: RED,
+  sum: RED, mean: RED,
+  // first: the gradient to the first extreme alone (max_pool2d's rule); random inputs have no ties.
+  max: [...RED, { ins: [d(3, 4)], attrs: { axes: [1], keepdims: false, first: true } }, { ins: [d(2, 3, 4)], attrs: { axes: [0], keepdims: true, first: true } }],
+  min: [...RED, { ins: [d(3, 4)], attrs: { axes: [1], keepdims: false, first: true } }],
   matmul: [{ ins: [d(2, 3), d(3, 4)] }, { ins: [d(3), d(3, 2)] }, { ins: [d(2, 3), d(3)] }, { ins: [d(2, 2, 3), d(3, 2)] }, { ins: [d(2, 1, 2, 3), d(3, 3, 2)] }],
   reshape: [{ ins: [d(2, 3)], attrs: { shape: [3, 2] } }],
   permute: [{ ins: [d(2, 3, 4)], attrs: { perm: [2, 0, 1] } }],

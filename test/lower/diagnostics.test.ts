@@ -18,7 +18,7 @@ const CASES: [string, string, [string, number, number][]][] = [
   ["dtype mismatch", "fn f(x: f32[3], n: i32[3]) -> f32[3] {\n  return x + n\n}", [["K301", 2, 12]]],
   ["float literal with ints", "fn f(n: i32[3]) -> i32[3] {\n  return n * 1.5\n}", [["K301", 2, 14]]],
   ["float-only op on ints", "fn f(n: i32[3]) -> i32[3] {\n  return exp(n)\n}", [["K302", 2, 10]]],
-  ["return type mismatch", "fn f(x: f32[3]) -> f32[4] {\n  return x\n}", [["K409", 2, 10]]],
+  ["return type mismatch", "fn f(x: f32[3]) -> f32[4] {\n  return x\n}", [["K303", 2, 10]]],
   ["broadcast mismatch", "fn f(a: f32[2, 3], b: f32[4]) -> f32[2, 3] {\n  return a + b\n}", [["K401", 2, 12]]],
   ["matmul mismatch", "fn f(x: f32[4, 784], w: f32[128, 10]) -> f32[4, 10] {\n  return x @ w\n}", [["K402", 2, 12]]],
   ["symbolic dims do not unify", "fn f(a: f32[B, 3], b: f32[C, 3]) -> f32[B, 3] {\n  return a + b\n}", [["K405", 2, 12]]],

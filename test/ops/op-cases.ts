@@ -9,8 +9,11 @@ import { ALL_OPS, META_OPS, SOURCE_OPS, isRuleError, type AttrsOf, type MetaOp, 
 import { Rng } from "../../runtime/rng.js";
 import type { Input } from "../helpers/backend.js";
 
-/** "spiky": normal values with one Inf, -Inf or NaN at a seeded position (all_finite's false case). */
-export type Gen = "normal" | "positive" | "int" | "bool" | "small" | "spiky";
+/**
+ * "spiky": normal values with one Inf, -Inf or NaN at a seeded position (all_finite's false case); "above-1":
+ * uniform in (-1, 1), log1p's domain near its pole; "negative": the mirror of "positive".
+ */
+export type Gen = "normal" | "positive" | "negative" | "above-1" | "int" | "bool" | "small" | "spiky";
 export interface Case {
   ins: { dtype: DType; shape: number[]; gen?: Gen }[];
   attrs?: object;
@@ -56,6 +59,15 @@ export const CASES: { [P in KernelOp]: Case[] } = {
   tanh: unaryCases("normal", 3e-6),
   sigmoid: unaryCases("normal", 3e-6),
   relu: [...unaryCases(), { ins: [i(9)] }],
+  erf: unaryCases("normal", 3e-6),
+  sin: unaryCases("normal", 3e-6),
+  cos: unaryCases("normal", 3e-6),
+  log1p: [...unaryCases("positive", 3e-6), ...[[257], [2, 3, 5]].map((s) => ({ ins: [{ dtype: "f32" as DType, shape: s, gen: "above-1" as Gen }], rtol: 3e-6 }))],
+  expm1: unaryCases("normal", 3e-6),
+  sign: [...unaryCases(), { ins: [i(9)] }],
+  floor: [...unaryCases(), { ins: [i(9)] }],
+  ceil: [...unaryCases(), { ins: [i(9)] }],
+  round: [...unaryCases(), { ins: [i(9)] }],
   add: [...binaryCases("f32"), ...binaryCases("i32", "int")],
   sub: [...binaryCases("f32"), { ins: [i(3, 5), i(5)] }],
   mul: [...binaryCases("f32"), { ins: [i(3, 5), i(5)] }],
@@ -63,6 +75,8 @@ export const CASES: { [P in KernelOp]: Case[] } = {
   pow: [...binaryCases("f32", "positive", "small").map((c) => ({ ...c, rtol: 2e-5 }))],
   maximum: [...binaryCases("f32"), { ins: [i(3, 5), i(5)] }],
   minimum: [...binaryCases("f32"), { ins: [i(3, 5), i(5)] }],
+  // Quotients stay small here (|b| >= 0.05 or b in [-3, -0.05]): the WGSL kernel works in f32 (docs/language.md).
+  remainder: [...binaryCases("f32", "normal", "positive"), { ins: [f(3, 5), { dtype: "f32", shape: [5], gen: "negative" }] }].map((c) => ({ ...c, atol: 1e-5 })),
   eq: [{ ins: [i(3, 5), i(5)] }, { ins: [f(7), f(7)] }, { ins: [b(4), b(4)] }],
   ne: [{ ins: [i(3, 5), i(3, 1)] }, { ins: [f(1, 5), f(3, 1)] }],
   lt: [{ ins: [i(3, 5), i(5)] }, { ins: [f(257), f()] }],
@@ -125,6 +139,8 @@ export function gen(rng: Rng, g: Gen | undefined, n: number): number[] {
   const out: number[] = [];
   for (let k = 0; k < n; k++) {
     if (g === "positive") out.push(Math.fround(0.05 + Math.abs(rng.normal(0, 2))));
+    else if (g === "negative") out.push(Math.fround(-0.05 - Math.abs(rng.normal(0, 2))));
+    else if (g === "above-1") out.push(Math.fround(rng.uniform(-0.999, 1)));
     else if (g === "int") out.push(Math.floor(rng.uniform(-4, 4)));
     else if (g === "bool") out.push(rng.uniform(0, 1) < 0.5 ? 1 : 0);
     else if (g === "small") out.push(Math.fround(rng.uniform(-3, 3)));

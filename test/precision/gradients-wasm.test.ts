@@ -5,7 +5,7 @@ import type { IRModule } from "../../compiler/ir/graph.js";
 import { buildWasm } from "../../compiler/compile.js";
 import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { Tensor } from "../../runtime/tensor.js";
-import { compareGradients, compile, dimsFor, inputsFor, sgdSource, TRAIN_EXAMPLES, UNIT } from "./helpers.js";
+import { compareGradients, compile, dimsFor, inputsFor, sgdSource, TRAIN_EXAMPLES, unitFor } from "./helpers.js";
 
 async function step(ir: IRModule, name: string, inputs: ReturnType<typeof inputsFor>) {
   const b = await buildWasm(ir, "t");
@@ -27,7 +27,7 @@ describe("mixed-precision gradients of the examples agree with f32 (wasm)", () =
         const ref = compile(src, f, "f32"), mixed = compile(src, f, precision);
         const stepName = ref.functions.find((g) => g.name.endsWith(".step"))!.name;
         const inputs = inputsFor(ref.functions.find((x) => x.name === stepName)!, dimsFor(f));
-        const errs = compareGradients(await step(ref, stepName, inputs), await step(mixed, stepName, inputs), UNIT[precision], (m) => expect.fail(`${f} ${precision} ${m}`));
+        const errs = compareGradients(await step(ref, stepName, inputs), await step(mixed, stepName, inputs), unitFor(f, precision), (m) => expect.fail(`${f} ${precision} ${m}`));
         if (process.env.KILN_SHOW_ERRORS) console.log(`wasm ${f} ${precision}: ${errs.join(", ")}`);
       }, 60_000);
     }

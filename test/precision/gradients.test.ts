@@ -6,7 +6,7 @@ import type { IRModule } from "../../compiler/ir/graph.js";
 import { evaluateGraph, type RefInput } from "../../compiler/reference/interpreter.js";
 import { RandomStreams } from "../../runtime/random.js";
 import { referenceParams } from "../../compiler/cli/run.js";
-import { compareGradients, compile, dimsFor, inputsFor, sgdSource, TRAIN_EXAMPLES, UNIT } from "./helpers.js";
+import { compareGradients, compile, dimsFor, inputsFor, sgdSource, TRAIN_EXAMPLES, unitFor } from "./helpers.js";
 
 /** Minus the change of every model weight in one step (its gradient). */
 function step(ir: IRModule, name: string, inputs: Record<string, RefInput>, dims: Record<string, number>) {
@@ -27,7 +27,7 @@ describe("mixed-precision gradients of the examples agree with f32 (reference in
         const dims = dimsFor(f);
         const stepName = ref.functions.find((g) => g.name.endsWith(".step"))!.name;
         const inputs = inputsFor(ref.functions.find((x) => x.name === stepName)!, dims);
-        const errs = compareGradients(step(ref, stepName, inputs, dims), step(mixed, stepName, inputs, dims), UNIT[precision], (m) => expect.fail(`${f} ${precision} ${m}`));
+        const errs = compareGradients(step(ref, stepName, inputs, dims), step(mixed, stepName, inputs, dims), unitFor(f, precision), (m) => expect.fail(`${f} ${precision} ${m}`));
         if (process.env.KILN_SHOW_ERRORS) console.log(`${f} ${precision}: ${errs.join(", ")}`);
       });
     }

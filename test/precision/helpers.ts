@@ -17,6 +17,16 @@ export const UNIT = { "mixed-f16": 2 ** -11, "mixed-bf16": 2 ** -8 } as const;
  */
 export const FACTOR = 32;
 
+/**
+ * The error unit for example `f`: 1.5x the roundoff where it max-pools. max_pool2d sends a window's gradient to
+ * its first maximum (PyTorch's rule); f16 rounding of the conv outputs makes ties the f32 run does not have, and
+ * the whole gradient of such a window then moves to another element, a discrete error outside the first-order
+ * bound above (splitting ties, as Kiln did before, moved half of it).
+ */
+export function unitFor(f: string, precision: keyof typeof UNIT): number {
+  return UNIT[precision] * (/max_pool2d\(/.test(readFileSync(join("dsl-examples", f), "utf8")) ? 1.5 : 1);
+}
+
 export const TRAIN_EXAMPLES = readdirSync("dsl-examples").filter((f) => f.endsWith(".kiln") && /^train /m.test(readFileSync(join("dsl-examples", f), "utf8")));
 
 /** One plain SGD step; the loss scale (on by default for mixed-f16) is set the same for every precision. */

@@ -10,13 +10,13 @@ export type E = binaryen.ExpressionRef;
 export type WType = binaryen.Type;
 
 /** Internal functions emitted on first use; "f32x4" is the lane-wise SIMD variant. */
-export type HelperName = "exp" | "log" | "tanh" | "sigmoid" | "pow" | "div_i32";
+export type HelperName = "exp" | "log" | "tanh" | "sigmoid" | "pow" | "div_i32" | "erf" | "sin" | "cos" | "log1p" | "expm1";
 export type HelperWidth = "f32" | "f32x4" | "i32";
 
 /** What an op emitter may use while building one element (or one 4-lane vector) of an expression. */
 export interface EmitCtx {
   readonly m: Module;
-  readonly t: { readonly i32: WType; readonly f32: WType; readonly v128: WType };
+  readonly t: { readonly i32: WType; readonly f32: WType; readonly v128: WType; readonly f64: WType };
   /** Evaluates `value` once into a fresh local; `body` may read it any number of times (expressions are trees). */
   bind(type: WType, value: E, body: (get: () => E) => E): E;
   /** Calls an internal helper, adding it to the module the first time it is used. */
@@ -41,11 +41,11 @@ export class Var {
 
 export class FnBuilder implements EmitCtx {
   readonly vars: WType[] = [];
-  readonly t: { readonly i32: WType; readonly f32: WType; readonly v128: WType };
+  readonly t: { readonly i32: WType; readonly f32: WType; readonly v128: WType; readonly f64: WType };
   private labels = 0;
 
   constructor(readonly b: Bin, readonly m: Module, readonly paramTypes: readonly WType[], private readonly helpers: HelperSink) {
-    this.t = { i32: b.i32, f32: b.f32, v128: b.v128 };
+    this.t = { i32: b.i32, f32: b.f32, v128: b.v128, f64: b.f64 };
   }
 
   param(i: number): Var {

@@ -5,9 +5,10 @@
 import type { Bin, E, HelperName, HelperSink, HelperWidth, Module, WType } from "./context.js";
 import { FnBuilder } from "./context.js";
 import { scalarLanes, vectorLanes, type Lanes } from "./lanes.js";
+import { EXTRA_CORES } from "./math-extra.js";
 
 /** Straight-line code where every intermediate value gets its own local, so it can be read many times. */
-class Seq {
+export class Seq {
   readonly stmts: E[] = [];
   constructor(readonly fb: FnBuilder, readonly L: Lanes) {}
   private keep(t: WType, e: E): () => E {
@@ -22,7 +23,7 @@ class Seq {
 }
 
 /** c[0]*x^(n-1) + ... + c[n-1], Horner's scheme. */
-function horner(L: Lanes, x: () => E, c: readonly number[]): E {
+export function horner(L: Lanes, x: () => E, c: readonly number[]): E {
   let acc = L.f(c[0]!);
   for (const k of c.slice(1)) acc = L.add(L.mul(acc, x()), L.f(k));
   return acc;
@@ -44,7 +45,7 @@ const FLT_MIN = 1.1754943508222875e-38;
  * e^x. Clamping to [-104, 89] keeps 2^n finite while still producing +inf above ln(FLT_MAX) and 0 below the
  * subnormal range; NaN survives min/max. 2^n is applied as two factors so subnormal results round once.
  */
-function expCore(s: Seq, x0: () => E): E {
+export function expCore(s: Seq, x0: () => E): E {
   const L = s.L;
   const x = s.f(L.min(L.max(x0(), L.f(-104)), L.f(89)));
   const n = s.f(L.nearest(L.mul(x(), L.f(Math.LOG2E))));
@@ -57,7 +58,7 @@ function expCore(s: Seq, x0: () => E): E {
 }
 
 /** ln x: x = m * 2^e with m in [sqrt(1/2), sqrt(2)); subnormals are first scaled by 2^23. */
-function logCore(s: Seq, x: () => E): E {
+export function logCore(s: Seq, x: () => E): E {
   const L = s.L;
   const tiny = s.mask(L.lt(x(), L.f(FLT_MIN)));
   const bits = s.i(L.bits(L.sel(tiny(), L.mul(x(), L.f(8388608)), x())));
@@ -100,8 +101,8 @@ function sigmoidCore(s: Seq, x: () => E): E {
 
 /**
  * a^b = e^{b ln|a|}, which already gives 0^(b>0) = 0, 0^(b<0) = +inf, inf^b and NaN. Then: a with its sign bit
- * set (so -0 too, as in C's pow) takes the sign of an odd integer b (|b| >= 2^24 is always even); a < 0 is NaN
- * for non-integer b; b = 0 gives 1.
+ * set (so -0 too, as in C's pow) takes the sign of an odd integer b (|b| >= 2^24 is always even); a finite a < 0
+ * is NaN for non-integer b (-inf is not: (-inf)^0.5 = inf, (-inf)^-1.5 = 0); b = 0, a = 1 and (-1)^±inf give 1.
  */
 function powCore(s: Seq, a: () => E, b: () => E): E {
   const L = s.L;
@@ -112,7 +113,11 @@ function powCore(s: Seq, a: () => E, b: () => E): E {
   const negBase = s.mask(L.lt(a(), L.f(0)));
   const signBit = L.mnot(L.ieq(L.iand(L.bits(a()), L.i(-0x80000000)), L.i(0)));
   let out = L.sel(L.mand(signBit, odd), L.neg(r()), r());
-  out = L.sel(L.mand(negBase(), L.mnot(isInt())), L.f(NaN), out);
+  // A finite negative base with a non-integer exponent is NaN; -inf keeps e^{b ln inf} (inf or 0), as C's pow.
+  out = L.sel(L.mand(L.mand(negBase(), L.mnot(isInt())), L.lt(L.abs(a()), L.f(Infinity))), L.f(NaN), out);
+  // 1^b = 1 and (-1)^±inf = 1 (C's pow), even for b = NaN; b = 0 gives 1.
+  out = L.sel(L.mand(L.eq(a(), L.f(-1)), L.eq(L.abs(b()), L.f(Infinity))), L.f(1), out);
+  out = L.sel(L.eq(a(), L.f(1)), L.f(1), out);
   return L.sel(L.eq(b(), L.f(0)), L.f(1), out);
 }
 
@@ -122,6 +127,7 @@ const FLOAT_CORES: Record<Exclude<HelperName, "div_i32">, { arity: number; core:
   tanh: { arity: 1, core: (s, [x]) => tanhCore(s, x!) },
   sigmoid: { arity: 1, core: (s, [x]) => sigmoidCore(s, x!) },
   pow: { arity: 2, core: (s, [a, b]) => powCore(s, a!, b!) },
+  ...EXTRA_CORES,
 };
 
 /** Adds helper functions to one module on first request; names cannot clash with kernels ("__kiln_" prefix). */

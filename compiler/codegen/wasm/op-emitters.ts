@@ -6,6 +6,7 @@
 import type { DType } from "../../ir/types.js";
 import type { Attrs, AttrsOf, PrimOp, ReduceOp } from "../../ops/types.js";
 import type { E, EmitCtx, HelperName, Module } from "./context.js";
+import { MATH_WASM_LOWERING } from "./op-emitters-math.js";
 
 export type ElementEmitter = (ctx: EmitCtx, args: readonly E[], argTypes: readonly DType[], out: DType, attrs: Attrs) => E;
 
@@ -115,6 +116,7 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   tanh: viaHelper("tanh"),
   sigmoid: viaHelper("sigmoid"),
   pow: viaHelper("pow"),
+  ...MATH_WASM_LOWERING,
   add: binary((m, a, b) => m.f32.add(a, b), (m, a, b) => m.i32.add(a, b), (m, a, b) => m.f32x4.add(a, b), (m, a, b) => m.i32x4.add(a, b)),
   sub: binary((m, a, b) => m.f32.sub(a, b), (m, a, b) => m.i32.sub(a, b), (m, a, b) => m.f32x4.sub(a, b), (m, a, b) => m.i32x4.sub(a, b)),
   mul: binary((m, a, b) => m.f32.mul(a, b), (m, a, b) => m.i32.mul(a, b), (m, a, b) => m.f32x4.mul(a, b), (m, a, b) => m.i32x4.mul(a, b)),

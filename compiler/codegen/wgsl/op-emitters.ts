@@ -4,6 +4,7 @@
 import type { DType } from "../../ir/types.js";
 import type { Attrs, AttrsOf, PrimOp, ReduceOp } from "../../ops/types.js";
 import type { HelperName } from "./prelude.js";
+import { MATH_WGSL_LOWERING } from "./op-emitters-math.js";
 
 export interface WgslEmitCtx {
   /** Includes a helper function (prelude.ts) in the kernel. */
@@ -97,6 +98,7 @@ export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
   tanh: floatFn("tanh", "kiln_tanh", "tanh"),
   sigmoid: floatFn("sigmoid", "kiln_sigmoid", "sigmoid"),
   pow: floatFn("pow", "kiln_pow", "pow"),
+  ...MATH_WGSL_LOWERING,
   // i32 arithmetic wraps in WGSL for run-time values.
   add: infix("+"),
   sub: infix("-"),

@@ -4,7 +4,9 @@
 
 export type HelperName =
   | "isnan" | "nan" | "inf" | "max_f32" | "min_f32" | "f32_to_i32" | "div_i32" | "exp" | "log" | "tanh" | "sigmoid" | "pow"
-  | "f32_to_bool" | "f16_bits" | "bf16_bits" | "f16_round" | "bf16_round" | "bf16_at" | "to_f16";
+  | "f32_to_bool" | "f16_bits" | "bf16_bits" | "f16_round" | "bf16_round" | "bf16_at" | "to_f16" | MathHelperName;
+
+import { MATH_HELPERS, type MathHelperName } from "./prelude-math.js";
 
 interface Helper {
   readonly deps: readonly HelperName[];
@@ -12,6 +14,7 @@ interface Helper {
 }
 
 const HELPERS: Record<HelperName, Helper> = {
+  ...MATH_HELPERS,
   isnan: {
     deps: [],
     code: `fn kiln_isnan(x: f32) -> bool {
@@ -194,16 +197,20 @@ const HELPERS: Record<HelperName, Helper> = {
   return 1.0f / (1.0f + kiln_exp(-x));
 }`,
   },
-  // a^b = e^{b ln|a|} (0^(b>0) = 0, 0^(b<0) = inf, inf and NaN follow); then, as Math.pow: a negative base takes
-  // the sign of an odd integer b (|b| >= 2^24 is always even) and is NaN for a non-integer b; b = 0 gives 1.
+  // a^b = e^{b ln|a|} (0^(b>0) = 0, 0^(b<0) = inf, inf and NaN follow); then, as C's pow: a negative base takes
+  // the sign of an odd integer b (|b| >= 2^24 is always even) and is NaN for a non-integer b unless it is -inf;
+  // b = 0, a = 1 (even for b = NaN) and (-1)^±inf give 1.
   pow: {
     deps: ["exp", "log", "nan"],
     code: `fn kiln_pow(a: f32, b: f32) -> f32 {
-  if (b == 0.0f) { return 1.0f; }
+  if (b == 0.0f || a == 1.0f) { return 1.0f; }
+  let ab = bitcast<u32>(b) & 0x7fffffffu;
+  if (a == -1.0f && ab == 0x7f800000u) { return 1.0f; }
   let r = kiln_exp(b * kiln_log(abs(a)));
   let is_int = trunc(b) == b;
   let odd = is_int && abs(b) < 16777216.0f && (i32(b) & 1i) != 0i;
-  if (a < 0.0f && !is_int) { return kiln_nan(); }
+  // -inf is not NaN here: (-inf)^0.5 = inf, (-inf)^-1.5 = 0, as C's pow.
+  if (a < 0.0f && !is_int && (bitcast<u32>(a) & 0x7fffffffu) != 0x7f800000u) { return kiln_nan(); }
   // The sign bit, not a < 0: (-0)^(odd negative) is -inf, as in C's pow and the reference.
   return select(r, -r, odd && (bitcast<u32>(a) & 0x80000000u) != 0u);
 }`,

@@ -66,6 +66,21 @@ export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
   tanh: simple("Tanh"),
   sigmoid: simple("Sigmoid"),
   relu: simple("Relu"),
+  erf: simple("Erf"),
+  sin: simple("Sin"),
+  cos: simple("Cos"),
+  // ONNX has no log1p/expm1: the plain forms lose Kiln's accuracy near 0 (documented in docs/deploy.md).
+  log1p: (cx, n, [x], out) => cx.add("Log", [cx.tmp("Add", [x, cx.constant(n.type.dtype, [], [1])])], [out]),
+  expm1: (cx, n, [x], out) => cx.add("Sub", [cx.tmp("Exp", [x]), cx.constant(n.type.dtype, [], [1])], [out]),
+  sign: simple("Sign"),
+  floor: simple("Floor"),
+  ceil: simple("Ceil"),
+  round: simple("Round"),
+  // torch.remainder (the divisor's sign): ONNX Mod takes fmod=0 only for integers, so a - floor(a / b) * b.
+  remainder: (cx, n, [a, b], out) =>
+    n.type.dtype.startsWith("i") || n.type.dtype === "u8"
+      ? cx.add("Mod", [a, b], [out], { fmod: 0 })
+      : cx.add("Sub", [a, cx.tmp("Mul", [cx.tmp("Floor", [cx.tmp("Div", [a, b])]), b])], [out]),
   add: simple("Add"),
   sub: simple("Sub"),
   mul: simple("Mul"),

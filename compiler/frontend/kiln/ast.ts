@@ -159,7 +159,7 @@ export interface ExprStmt {
   readonly span: Span;
 }
 
-export type BinaryOp = "+" | "-" | "*" | "/" | "**" | "@" | "==" | "!=" | "<" | "<=" | ">" | ">=";
+export type BinaryOp = "+" | "-" | "*" | "/" | "%" | "**" | "@" | "==" | "!=" | "<" | "<=" | ">" | ">=";
 
 export type Expr = NumberLit | BoolLit | NameRef | BinaryExpr | UnaryExpr | CallExpr | ListExpr | ApplyExpr;
 

@@ -71,12 +71,13 @@ function punct(name: string, image: string): TokenType {
 // Operator categories keep the grammar rules short: one CONSUME per precedence level.
 export const CompareOp = createToken({ name: "CompareOp", pattern: Lexer.NA, label: "a comparison operator" });
 export const AddOp = createToken({ name: "AddOp", pattern: Lexer.NA, label: "'+' or '-'" });
-export const MulOp = createToken({ name: "MulOp", pattern: Lexer.NA, label: "'*', '/' or '@'" });
+export const MulOp = createToken({ name: "MulOp", pattern: Lexer.NA, label: "'*', '/', '%' or '@'" });
 
 export const StarStar = punct("StarStar", "**");
 export const Star = createToken({ name: "Star", pattern: "*", categories: [MulOp], label: "'*'" });
 export const Slash = createToken({ name: "Slash", pattern: "/", categories: [MulOp], label: "'/'" });
 export const At = createToken({ name: "At", pattern: "@", categories: [MulOp], label: "'@'" });
+export const Percent = createToken({ name: "Percent", pattern: "%", categories: [MulOp], label: "'%'" });
 export const Arrow = punct("Arrow", "->");
 export const Plus = createToken({ name: "Plus", pattern: "+", categories: [AddOp], label: "'+'" });
 export const Minus = createToken({ name: "Minus", pattern: "-", categories: [AddOp], label: "'-'" });
@@ -127,6 +128,7 @@ export const allTokens: TokenType[] = [
   StarStar,
   Star,
   Slash,
+  Percent,
   At,
   Arrow,
   Plus,
