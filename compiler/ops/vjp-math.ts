@@ -1,7 +1,7 @@
 // Op registry, gradients of the math primitives of issue 16 (erf, sin, cos, log1p, expm1, the rounding family
 // and remainder), spread into VJP_RULES. Derivatives follow PyTorch's derivatives.yaml.
 
-import { unbroadcast, zerosLike, type GradEmitter, type VjpRule } from "./vjp.js";
+import { unbroadcast, zerosLike, type GradEmitter, type VjpRule } from "./vjp-core.js";
 
 type MathOp = "erf" | "sin" | "cos" | "log1p" | "expm1" | "sign" | "floor" | "ceil" | "round" | "remainder";
 

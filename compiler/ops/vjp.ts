@@ -6,16 +6,11 @@ import type { Node } from "../ir/graph.js";
 import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
 import type { AttrsOf, PrimOp } from "./types.js";
 import { MATH_VJP_RULES } from "./vjp-math.js";
+import { unbroadcast, zerosLike, type GradEmitter, type VjpRule } from "./vjp-core.js";
 
-/** What a rule can do: emit checked primitives (a rule error here is a compiler bug) and read types. */
-export interface GradEmitter {
-  emit<P extends PrimOp>(op: P, inputs: readonly number[], attrs: AttrsOf[P]): number;
-  constant(value: number, dtype: DType): number;
-  type(id: number): TensorType;
-}
+export { unbroadcast, zerosLike, type GradEmitter, type VjpRule };
 
-/** Given the node and the cotangent of its output, the cotangent of each input (undefined: none needed). */
-export type VjpRule<P extends PrimOp = PrimOp> = (e: GradEmitter, n: Node<P>, ct: number) => (number | undefined)[];
+
 
 /** An op with no derivative; `why` appears in the diagnostic when a gradient would have to pass through it. */
 export interface NoGrad {
@@ -33,23 +28,7 @@ export function isNoGrad(x: unknown): x is NoGrad {
 const bin = (e: GradEmitter, op: "add" | "sub" | "mul" | "div", a: number, b: number) => e.emit(op, [a, b], {});
 const c = (e: GradEmitter, v: number, like: number) => e.constant(v, e.type(like).dtype);
 
-/** Sums `g` (shaped like a broadcast result) back down to `shape`: the adjoint of numpy broadcasting. */
-export function unbroadcast(e: GradEmitter, g: number, shape: Shape): number {
-  const gs = e.type(g).shape;
-  if (gs.length === shape.length && gs.every((d, k) => d === shape[k])) return g;
-  const lead = gs.length - shape.length;
-  const axes: number[] = [];
-  gs.forEach((d, k) => {
-    if (k < lead || (shape[k - lead] === 1 && d !== 1)) axes.push(k);
-  });
-  const summed = axes.length ? e.emit("sum", [g], { axes, keepdims: true }) : g;
-  return e.emit("reshape", [summed], { shape });
-}
 
-export function zerosLike(e: GradEmitter, x: number): number {
-  const t = e.type(x);
-  return e.emit("broadcast_to", [e.constant(0, t.dtype)], { shape: t.shape });
-}
 
 /** where(cond, g, 0) in g's shape. */
 function mask(e: GradEmitter, cond: number, g: number): number {

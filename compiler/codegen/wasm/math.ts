@@ -2,10 +2,8 @@
 // internal functions, each written once over `Lanes` and emitted in scalar f32 and f32x4 form on first use.
 // Algorithms are Cephes' single-precision ones (range reduction + minimax polynomial); special values are
 // patched with branch-free selects so the vector form stays straight-line.
-import type { Bin, E, HelperName, HelperSink, HelperWidth, Module, WType } from "./context.js";
-import { FnBuilder } from "./context.js";
-import { scalarLanes, vectorLanes, type Lanes } from "./lanes.js";
-import { EXTRA_CORES } from "./math-extra.js";
+import type { E, FnBuilder, WType } from "./context.js";
+import type { Lanes } from "./lanes.js";
 
 /** Straight-line code where every intermediate value gets its own local, so it can be read many times. */
 export class Seq {
@@ -82,7 +80,7 @@ export function logCore(s: Seq, x: () => E): E {
  * tanh: an odd polynomial below |x| = 0.625 (no cancellation near 0), else 1 - 2/(e^{2|x|} + 1); that form
  * reaches exactly ±1 by itself once |x| > ~9 (and at ±inf), so no explicit saturation is needed.
  */
-function tanhCore(s: Seq, x: () => E): E {
+export function tanhCore(s: Seq, x: () => E): E {
   const L = s.L;
   const ax = s.f(L.abs(x()));
   const e = s.f(expCore(s, () => L.add(ax(), ax())));
@@ -94,7 +92,7 @@ function tanhCore(s: Seq, x: () => E): E {
 }
 
 /** 1 / (1 + e^-x): e^-x overflows to inf for very negative x, giving 0, and underflows to 0, giving 1. */
-function sigmoidCore(s: Seq, x: () => E): E {
+export function sigmoidCore(s: Seq, x: () => E): E {
   const L = s.L;
   return L.div(L.f(1), L.add(L.f(1), expCore(s, () => L.neg(x()))));
 }
@@ -104,7 +102,7 @@ function sigmoidCore(s: Seq, x: () => E): E {
  * set (so -0 too, as in C's pow) takes the sign of an odd integer b (|b| >= 2^24 is always even); a finite a < 0
  * is NaN for non-integer b (-inf is not: (-inf)^0.5 = inf, (-inf)^-1.5 = 0); b = 0, a = 1 and (-1)^±inf give 1.
  */
-function powCore(s: Seq, a: () => E, b: () => E): E {
+export function powCore(s: Seq, a: () => E, b: () => E): E {
   const L = s.L;
   const la = s.f(logCore(s, () => L.abs(a())));
   const r = s.f(expCore(s, () => L.mul(b(), la())));
@@ -119,53 +117,4 @@ function powCore(s: Seq, a: () => E, b: () => E): E {
   out = L.sel(L.mand(L.eq(a(), L.f(-1)), L.eq(L.abs(b()), L.f(Infinity))), L.f(1), out);
   out = L.sel(L.eq(a(), L.f(1)), L.f(1), out);
   return L.sel(L.eq(b(), L.f(0)), L.f(1), out);
-}
-
-const FLOAT_CORES: Record<Exclude<HelperName, "div_i32">, { arity: number; core: (s: Seq, args: (() => E)[]) => E }> = {
-  exp: { arity: 1, core: (s, [x]) => expCore(s, x!) },
-  log: { arity: 1, core: (s, [x]) => logCore(s, x!) },
-  tanh: { arity: 1, core: (s, [x]) => tanhCore(s, x!) },
-  sigmoid: { arity: 1, core: (s, [x]) => sigmoidCore(s, x!) },
-  pow: { arity: 2, core: (s, [a, b]) => powCore(s, a!, b!) },
-  ...EXTRA_CORES,
-};
-
-/** Adds helper functions to one module on first request; names cannot clash with kernels ("__kiln_" prefix). */
-export class MathHelpers implements HelperSink {
-  private readonly made = new Map<string, { fn: string; result: WType }>();
-  constructor(private readonly b: Bin, private readonly m: Module) {}
-
-  ensure(name: HelperName, width: HelperWidth): { fn: string; result: WType } {
-    const fn = `__kiln_${name}_${width}`;
-    const known = this.made.get(fn);
-    if (known) return known;
-    const { b, m } = this;
-    let made: { fn: string; result: WType };
-    if (name === "div_i32") {
-      if (width !== "i32") throw new Error(`wasm backend: no ${width} form of div_i32 (compiler bug)`);
-      made = { fn, result: b.i32 };
-      const fb = new FnBuilder(b, m, [b.i32, b.i32], this);
-      const [x, y] = [fb.param(0), fb.param(1)];
-      // Truncating division that never traps: x/0 = 0 and INT_MIN / -1 wraps to INT_MIN.
-      const body = m.block(null, [
-        m.if(m.i32.eqz(y.get()), m.return(m.i32.const(0))),
-        m.if(m.i32.eq(y.get(), m.i32.const(-1)), m.return(m.i32.sub(m.i32.const(0), x.get()))),
-        m.i32.div_s(x.get(), y.get()),
-      ], b.i32);
-      m.addFunction(fn, b.createType([b.i32, b.i32]), b.i32, fb.vars, body);
-    } else {
-      if (width === "i32") throw new Error(`wasm backend: ${name} has no i32 form (compiler bug)`);
-      const L = width === "f32" ? scalarLanes(b, m) : vectorLanes(b, m);
-      const { arity, core } = FLOAT_CORES[name];
-      const params = new Array<WType>(arity).fill(L.ft);
-      const fb = new FnBuilder(b, m, params, this);
-      const s = new Seq(fb, L);
-      const args = params.map((_, i) => () => fb.param(i).get());
-      const body = s.done(core(s, args));
-      made = { fn, result: L.ft };
-      m.addFunction(fn, b.createType(params), L.ft, fb.vars, body);
-    }
-    this.made.set(fn, made);
-    return made;
-  }
 }

@@ -3,7 +3,7 @@
 import type { KernelSpec, NamedKernel } from "../kernel.js";
 import type { Bin, E, Module } from "./context.js";
 import { FnBuilder } from "./context.js";
-import { MathHelpers } from "./math.js";
+import { MathHelpers } from "./math-helpers.js";
 import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
 import { renderMatmul } from "./matmul.js";

@@ -3,7 +3,7 @@
 // or selects; remainder works in f64 (f64x2 pairs in the vector loop) so that torch's fmod-based result is exact.
 import type { DType } from "../../ir/types.js";
 import type { E, EmitCtx, HelperName } from "./context.js";
-import type { ElementEmitter, WasmLowering } from "./op-emitters.js";
+import type { ElementEmitter, WasmLowering } from "./op-emitter-types.js";
 
 const isF = (t: DType | undefined): boolean => t === "f32" || t === "f16" || t === "bf16";
 

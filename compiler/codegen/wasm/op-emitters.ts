@@ -6,28 +6,10 @@
 import type { DType } from "../../ir/types.js";
 import type { Attrs, AttrsOf, PrimOp, ReduceOp } from "../../ops/types.js";
 import type { E, EmitCtx, HelperName, Module } from "./context.js";
+import type { ElementEmitter, WasmLowering } from "./op-emitter-types.js";
 import { MATH_WASM_LOWERING } from "./op-emitters-math.js";
 
-export type ElementEmitter = (ctx: EmitCtx, args: readonly E[], argTypes: readonly DType[], out: DType, attrs: Attrs) => E;
-
-export type WasmLowering =
-  | {
-      readonly kind: "elementwise";
-      readonly scalar: ElementEmitter;
-      /** Four lanes at once; only called when every dtype in the kernel is f32, f16, bf16, i32 or bool. */
-      readonly simd?: ElementEmitter;
-      /** False when `simd` has no form for these operand dtypes (the kernel then runs its scalar loop). */
-      readonly vectorizes?: (argTypes: readonly DType[]) => boolean;
-    }
-  | { readonly kind: "reduce"; readonly op: ReduceOp }
-  | { readonly kind: "matmul" }
-  /** Rendered as copy kernels by the planner. */
-  | { readonly kind: "layout" }
-  | { readonly kind: "iota" }
-  /** A flag other kernels clear, or a `finite` kernel: see the planner. */
-  | { readonly kind: "finite" }
-  /** Graph leaves: no kernel. */
-  | { readonly kind: "source" };
+export type { ElementEmitter, WasmLowering } from "./op-emitter-types.js";
 
 type Op2 = (m: Module, a: E, b: E) => E;
 /** Float dtypes, all computed in f32 registers. */

@@ -2,7 +2,7 @@
 // Transcendentals and remainder call prelude-math.ts helpers; WGSL's round() is half to even, like torch's.
 import type { DType } from "../../ir/types.js";
 import type { HelperName } from "./prelude.js";
-import type { WgslLowering } from "./op-emitters.js";
+import type { WgslLowering } from "./op-emitter-types.js";
 
 const isF = (t: DType | undefined): boolean => t === "f32" || t === "f16" || t === "bf16";
 

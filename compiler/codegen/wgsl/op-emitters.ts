@@ -4,26 +4,10 @@
 import type { DType } from "../../ir/types.js";
 import type { Attrs, AttrsOf, PrimOp, ReduceOp } from "../../ops/types.js";
 import type { HelperName } from "./prelude.js";
+import type { WgslEmitCtx, WgslElementEmitter, WgslLowering } from "./op-emitter-types.js";
 import { MATH_WGSL_LOWERING } from "./op-emitters-math.js";
 
-export interface WgslEmitCtx {
-  /** Includes a helper function (prelude.ts) in the kernel. */
-  use(h: HelperName): void;
-}
-
-export type WgslElementEmitter = (c: WgslEmitCtx, args: readonly string[], argTypes: readonly DType[], out: DType, attrs: Attrs) => string;
-
-export type WgslLowering =
-  | { readonly kind: "elementwise"; readonly emit: WgslElementEmitter }
-  | { readonly kind: "reduce"; readonly op: ReduceOp }
-  | { readonly kind: "matmul" }
-  /** Rendered as copy kernels by the planner. */
-  | { readonly kind: "layout" }
-  | { readonly kind: "iota" }
-  /** A flag other kernels clear, or a `finite` kernel: see the planner. */
-  | { readonly kind: "finite" }
-  /** Graph leaves: no kernel. */
-  | { readonly kind: "source" };
+export type { WgslEmitCtx, WgslElementEmitter, WgslLowering } from "./op-emitter-types.js";
 
 /** f16/bf16 values are f32 registers holding a value of the format (values.ts): float ops apply to them too. */
 const isF = (t: DType | undefined): boolean => t === "f32" || t === "f16" || t === "bf16";
