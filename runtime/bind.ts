@@ -8,6 +8,7 @@ import {
   type AnyTypedArray,
 } from "./dtype.js";
 import { Tensor } from "./tensor.js";
+import { bindDerivedDims } from "./dim-expr.js";
 
 export type NestedArray = ReadonlyArray<number | boolean | NestedArray>;
 /** What a call accepts for one input. */
@@ -196,6 +197,8 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
       throw new KilnError(`cannot infer dimension ${sym} of ${fname}: pass { dims: { ${sym}: n } }${fn.dims[0] === sym ? " (or { batch: n })" : ""} or a Tensor with a shape`, { code: "dim_unbound", fn: fname, tensor: sym });
     }
   }
+
+  bindDerivedDims(dims, [...fn.values.map((v) => v.shape), ...fn.outputs.map((o) => o.shape)]);
 
   // ---- lengths, and conversion to the input's dtype ----
   const data = given.map((g): AnyTypedArray => {

@@ -258,8 +258,9 @@ export function evalDimPoly(p: DimPoly, bind: Record<string, number>): number {
   for (const [c, ...syms] of p) {
     let term = c;
     for (const s of syms) {
-      const v = bind[s];
-      if (v === undefined) throw new Error(`dimension ${s} is not bound`);
+      // A product dim ("B*T") is worth its factors when the call's binding has not named it.
+      const v = bind[s] ?? (s.includes("*") ? s.split("*").reduce((a, f) => a * (/^\d+$/.test(f) ? Number(f) : (bind[f] ?? NaN)), 1) : undefined);
+      if (v === undefined || Number.isNaN(v)) throw new Error(`dimension ${s} is not bound`);
       term *= v;
     }
     total += term;

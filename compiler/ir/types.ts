@@ -53,7 +53,8 @@ export function symbolicNumel(s: Shape): { c: number; syms: string[] } {
   const syms: string[] = [];
   for (const d of s) {
     if (typeof d === "number") c *= d;
-    else syms.push(d);
+    // A product dim ("4*B*T", compiler/ir/dim-expr.ts) counts as its factors, so [B, T] reshapes to [B*T].
+    else for (const f of d.split("*")) /^\d+$/.test(f) ? (c *= Number(f)) : syms.push(f);
   }
   syms.sort();
   return { c, syms };

@@ -13,7 +13,10 @@ import type { PrimEmitter } from "../ops/composites.js";
 import { OPS } from "../ops/registry.js";
 import { isRuleError, type AttrsOf, type BinaryOpName, type CompareOp, type PrimOp } from "../ops/types.js";
 import { builtinNames, callBuiltin, isBuiltin } from "./builtins.js";
-import { ownersOf, type ModelInfo, type ModuleScope } from "./module-scope.js";
+import { ownersOf, paramOwner, type ModelInfo, type ModuleScope } from "./module-scope.js";
+import { lowerIndex } from "./indexing.js";
+import { lowerMemberCall, subValue } from "./submodules.js";
+import { dimArith } from "./dim-arith.js";
 import { resolveType, unifyType } from "./types-from-ast.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 import { closest } from "../suggest.js";
@@ -61,6 +64,11 @@ export class FnLowerer implements Lowerer {
     fn.params.forEach((p, index) => {
       const t = resolveType(p.type, this.diags);
       if (!t) return frame.vars.set(p.name, POISON);
+      // The runtime binds dims from input shapes one symbol at a time; a product has no single value to bind.
+      if (t.shape.some((d) => typeof d === "string" && d.includes("*"))) {
+        this.diags.error("K501", `input '${p.name}' of an exported function cannot have a product dimension (${formatType(t)})`, p.type.span, "declare the input with its own symbol (x: f32[N, D]) and reshape inside");
+        return frame.vars.set(p.name, POISON);
+      }
       for (const d of t.shape) if (typeof d === "string" && !dims.includes(d)) dims.push(d);
       const id = this.b.add("input", [], { name: p.name, index }, t, p.span);
       inputs.push({ name: p.name, node: id });
@@ -209,6 +217,10 @@ export class FnLowerer implements Lowerer {
         return this.call(e);
       case "apply":
         return lowerApply(this, e);
+      case "index":
+        return lowerIndex(this, e);
+      case "member":
+        return lowerMemberCall(this, e, (fn, info) => this.inline(fn, info, e.args.map((a) => this.arg(a)), { span: e.span, calleeSpan: e.methodSpan }));
     }
   }
 
@@ -221,6 +233,8 @@ export class FnLowerer implements Lowerer {
     if (v) return v;
     const model = this.frame.model;
     if (model?.params.has(name)) return tensor(this.paramNode(model, name));
+    const sub = model ? subValue(this.scope, model, name) : undefined;
+    if (sub) return sub;
     const dt = name as DType;
     if (["f32", "f16", "bf16", "f64", "i32", "i8", "u8", "bool"].includes(name)) return { kind: "dtype", dtype: dt };
     const owners = ownersOf(this.scope, name, "params");
@@ -237,7 +251,7 @@ export class FnLowerer implements Lowerer {
   }
 
   paramNode(model: ModelInfo, name: string): number {
-    const q = `${model.decl.name}.${name}`;
+    const q = `${model.path}.${name}`;
     const override = this.paramOverrides.get(q);
     if (override !== undefined) return override;
     let id = this.paramNodes.get(q);
@@ -254,6 +268,7 @@ export class FnLowerer implements Lowerer {
     const r = this.expr(e.right);
     this.span = e.opSpan;
     if (l.kind === "error" || r.kind === "error") return POISON;
+    if (l.kind === "dim" || r.kind === "dim") return dimArith(this, e, l, r);
     if (e.op === "@") {
       const [a, b] = [this.materialize(l, e.left.span), this.materialize(r, e.right.span)];
       return this.emitVal("matmul", [a, b], {});
@@ -301,6 +316,10 @@ export class FnLowerer implements Lowerer {
     }
     if (v.kind === "dim") {
       this.diags.error("K501", `'${v.dim}' is a dimension, not a value`, span, "dimension names can be used in shapes, e.g. reshape(x, [B, 784])");
+      return POISON;
+    }
+    if (v.kind === "module" || v.kind === "modules") {
+      this.diags.error("K301", `a submodule is not a tensor value`, span, "call one of its methods: attn.forward(x)");
       return POISON;
     }
     this.diags.error("K301", v.kind === "list" ? "a list is not a tensor value" : `the dtype ${v.dtype} is not a tensor value`, span, v.kind === "list" ? "lists are only used for axes and shapes of builtins" : undefined);
@@ -359,7 +378,7 @@ export class FnLowerer implements Lowerer {
     return POISON;
   }
 
-  private inline(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: CallExpr): Val {
+  private inline(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: { span: Span; calleeSpan: Span }): Val {
     const r = this.inlineCall(fn, model, args, call);
     if (!r) return POISON;
     if (r.results.length !== 1) {
@@ -374,7 +393,7 @@ export class FnLowerer implements Lowerer {
    * in identity nodes that stand for them (returned in `wrt`), so that gradient markers can name them.
    */
   inlineCall(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: { span: Span; calleeSpan: Span }, grad?: GradSpec): { results: Val[]; wrt: number[] } | undefined {
-    const q = model ? `${model.decl.name}.${fn.name}` : fn.name;
+    const q = model ? `${model.path}.${fn.name}` : fn.name;
     if (this.callStack.includes(q)) {
       this.diags.error("K210", `'${fn.name}' calls itself (${[...this.callStack, q].join(" -> ")})`, call.calleeSpan, "recursion is not supported; use a loop");
       return undefined;
@@ -402,8 +421,8 @@ export class FnLowerer implements Lowerer {
     if (!ok) return undefined;
     const savedOverrides = new Map(this.paramOverrides);
     grad?.wrtParams.forEach((qp, k) => {
-      const [mName, pName] = qp.split(".");
-      const base = this.paramOverrides.get(qp) ?? this.paramNode(this.scope.models.get(mName)!, pName);
+      const owner = paramOwner(this.scope, qp)!;
+      const base = this.paramOverrides.get(qp) ?? this.paramNode(owner.info, owner.name);
       const id = this.identity(base);
       this.paramOverrides.set(qp, id);
       wrt[grad.wrtArgs.length + k] = id;

@@ -1,7 +1,8 @@
 // Lowering stage: turns written types (`f32[B, 784]`) into IR TensorTypes and unifies declared types with the
 // actual types of arguments/results, binding symbolic dims (a callee's N := caller's B or 128).
 
-import type { TypeExpr } from "../frontend/ast.js";
+import type { DimExpr, TypeExpr } from "../frontend/ast.js";
+import { mulDims } from "../ir/dim-expr.js";
 import type { DiagnosticBag, Span } from "../diagnostics.js";
 import { formatType, isDType, type Dim, type TensorType } from "../ir/types.js";
 
@@ -20,6 +21,7 @@ export function resolveType(t: TypeExpr, diags: DiagnosticBag, dims?: ReadonlyMa
       }
       return d.value;
     }
+    if (d.kind === "product") return d.factors.reduce<Dim>((a, f) => mulDims(a, f.kind === "const" ? f.value : dims?.get(f.name) ?? f.name), 1);
     return dims?.get(d.name) ?? d.name;
   });
   return ok ? { dtype: t.dtype, shape } : undefined;
@@ -34,7 +36,7 @@ export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim
     diags.error("K209", `unknown dtype '${t.dtype}'`, t.span, "dtypes are f32, f16, bf16, f64, i32, i8, u8, bool");
     return false;
   }
-  const declared = () => t.dtype + (t.dims.length ? "[" + t.dims.map((d) => (d.kind === "const" ? d.value : d.name)).join(", ") + "]" : "");
+  const declared = () => t.dtype + (t.dims.length ? "[" + t.dims.map(dimText).join(", ") + "]" : "");
   if (t.dtype !== actual.dtype) {
     diags.error("K301", `${what} must be ${declared()}, got ${formatType(actual)}`, span, `use cast(x, ${t.dtype})`);
     return false;
@@ -47,7 +49,11 @@ export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim
   for (let k = 0; k < t.dims.length; k++) {
     const d = t.dims[k];
     const a = actual.shape[k];
-    const want: Dim | undefined = d.kind === "const" ? d.value : local.get(d.name);
+    const want: Dim | undefined = d.kind === "const" ? d.value : d.kind === "product" ? productOf(d, local) : local.get(d.name);
+    if (want === undefined && d.kind === "product") {
+      diags.error("K405", `${what} must be ${declared()}, got ${formatType(actual)}: the factors of ${dimText(d)} are not known here`, span, "bind each factor elsewhere in the signature, e.g. x: f32[B, T], y: f32[B * T]");
+      return false;
+    }
     if (want === undefined && d.kind === "sym") {
       local.set(d.name, a);
       continue;
@@ -65,4 +71,19 @@ export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim
   }
   for (const [k, v] of local) dims.set(k, v);
   return true;
+}
+
+function dimText(d: DimExpr): string {
+  return d.kind === "const" ? String(d.value) : d.kind === "sym" ? d.name : d.factors.map(dimText).join(" * ");
+}
+
+/** A declared product's value once every factor is bound, else undefined. */
+function productOf(d: Extract<DimExpr, { kind: "product" }>, dims: ReadonlyMap<string, Dim>): Dim | undefined {
+  let out: Dim = 1;
+  for (const f of d.factors) {
+    const v = f.kind === "const" ? f.value : dims.get(f.name);
+    if (v === undefined) return undefined;
+    out = mulDims(out, v);
+  }
+  return out;
 }

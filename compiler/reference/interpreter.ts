@@ -9,6 +9,7 @@ import type { RefTensor } from "../ops/types.js";
 import { roundRefToStorage } from "../ops/shape-utils.js";
 import { KilnError } from "../../runtime/errors.js";
 import { RandomStreams } from "../../runtime/random.js";
+import { bindDerivedDims } from "../../runtime/dim-expr.js";
 
 export interface RefInput {
   readonly data: ArrayLike<number>;
@@ -40,6 +41,7 @@ function bindDims(g: Graph, inputs: Record<string, RefInput>, dims: Record<strin
       bind[unbound[0]] = inputs[io.name].data.length / known;
     }
   }
+  bindDerivedDims(bind, g.nodes.map((n) => n.type.shape));
   return bind;
 }
 
