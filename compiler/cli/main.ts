@@ -28,7 +28,7 @@ usage:
       f32 master weights; mixed-f16 training scales the loss dynamically (docs/language.md, Mixed precision)
   kiln run FILE.kiln --fn NAME [--input NAME=SPEC]... [--dims B=4] [--seed N] [--backend wasm|reference]
       SPEC: random:[4,784] | zeros:[3] | ones:[2,2] | 2.5 | [[1,2],[3,4]]
-  kiln train FILE.kiln [--train NAME] [--data synthetic|mnist] [--epochs E] [--steps N] [--batch B] [--seed N]
+  kiln train FILE.kiln [--train NAME] [--data synthetic|mnist|FILE.txt] [--epochs E] [--steps N] [--batch B] [--seed N]
                        [--classes C] [--check-numerics] [--augment] [--save FILE.safetensors] [--plot FILE.svg] [--data-dir DIR]
                        [--checkpoint FILE.safetensors] [--resume FILE.safetensors]
       runs a train block: on MNIST (images 0-7999 train, 8000-9999 test) with a progress bar per epoch and the
@@ -219,9 +219,12 @@ function intFlag(f: Flags, name: string, dflt: number, min: number): number {
 async function cmdTrain(f: Flags, out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { file, source } = await readSource(f);
   const data = one(f, "--data") ?? "synthetic";
-  if (data !== "synthetic" && data !== "mnist") throw new UsageError(`--data must be synthetic or mnist, got '${data}'`);
+  // A .txt file trains a language model on its characters (compiler/cli/train-text.ts).
+  const text = data.endsWith(".txt");
+  if (data !== "synthetic" && data !== "mnist" && !text) throw new UsageError(`--data must be synthetic, mnist or a FILE.txt, got '${data}'`);
   const opts = {
-    data: data as "synthetic" | "mnist",
+    data: (text ? "text" : data) as "synthetic" | "mnist" | "text",
+    ...(text ? { textFile: data } : {}),
     dataDir: one(f, "--data-dir"),
     epochs: intFlag(f, "--epochs", 1, 1),
     plot: one(f, "--plot"),

@@ -18,10 +18,15 @@ import { trainingPlotSvg, writeSvg } from "../../runtime/train/plot.js";
 import { readScaler, trainStepWithScaler } from "../../runtime/train/loss-scale.js";
 import { loadCheckpoint, saveCheckpoint } from "../../runtime/train/checkpoint.js";
 import { asModelInput, imageAndLabelInputs, mnistDir, mnistLoaders, syntheticBatch } from "./data.js";
+import { trainText } from "./train-text.js";
 
 export interface TrainOptions {
   train?: string;
-  data?: "synthetic" | "mnist";
+  /** "text": a language model on `textFile` (train-text.ts). */
+  data?: "synthetic" | "mnist" | "text";
+  textFile?: string;
+  /** Characters generated after text training (default 300). */
+  sampleChars?: number;
   dataDir?: string;
   steps: number;
   epochs?: number;
@@ -48,6 +53,10 @@ export interface TrainResult {
   accuracy: number[];
   /** The module's wasm memory size after each epoch (mnist only): flat after the first, no growth per batch. */
   memoryBytes: number[];
+  /** Held-out loss after each evaluation interval (text only; `losses` then holds the train loss per interval). */
+  heldOut?: number[];
+  /** Text the model generated (text only). */
+  sample?: string;
   module: KilnModule;
 }
 
@@ -88,6 +97,7 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
   const build = await buildWasm(ir, basename(ir.source));
   const mod = await loadKilnModule(build.manifest, build.wasm, { seed: opts.seed });
   const name = g.name.replace(/\.step$/, "");
+  let plotX: string | undefined;
   const result: TrainResult = { losses: [], accuracy: [], memoryBytes: [], module: mod };
   if (opts.resume) {
     try {
@@ -107,13 +117,17 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
       result.losses.push(loss);
       out(`step ${String(s).padStart(String(opts.steps).length)}/${opts.steps}  loss ${loss.toFixed(6)}`);
     }
+  } else if (opts.data === "text") {
+    const t = await trainText(ir, g, mod, modelOf(g, ir), { file: opts.textFile!, steps: opts.steps, batch: opts.batch, seed: opts.seed, sampleChars: opts.sampleChars ?? 300, progress: opts.progress }, out, (inputs, s) => call(mod, g.name, inputs, s, opts.checkNumerics));
+    Object.assign(result, { losses: t.losses, heldOut: t.heldOut, sample: t.sample });
+    plotX = `step / ${t.every}`;
   } else {
     await trainMnist(ir, g, mod, opts, out, result);
   }
   // Dynamic loss scaling: where the scale ended (halved by overflowing steps, doubled after `interval` clean ones).
   const scaler = scalerState(mod, name);
   if (scaler) out(`kiln: ${scaler}`);
-  await saveAndPlot(ir, mod, opts, out, result, name);
+  await saveAndPlot(ir, mod, opts, out, result, name, plotX);
   return result;
 }
 
@@ -172,7 +186,7 @@ function scalerState(mod: KilnModule, train: string): string | undefined {
   return s ? `loss scale ${s.scale} after ${s.goodSteps} clean step${s.goodSteps === 1 ? "" : "s"}` : undefined;
 }
 
-async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, r: TrainResult, train: string): Promise<void> {
+async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, r: TrainResult, train: string, xLabel?: string): Promise<void> {
   if (opts.checkpoint) {
     await mkdir(dirname(opts.checkpoint), { recursive: true });
     await saveCheckpoint(mod, opts.checkpoint);
@@ -190,7 +204,7 @@ async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, ou
   if (opts.plot) {
     const per = opts.data === "mnist" ? "epoch" : "step";
     await mkdir(dirname(opts.plot), { recursive: true });
-    await writeSvg(opts.plot, trainingPlotSvg({ loss: r.losses, ...(r.accuracy.length ? { accuracy: r.accuracy } : {}), per, title: `kiln train ${basename(ir.source)}` }));
-    out(`kiln: wrote the loss${r.accuracy.length ? " and accuracy" : ""} curves to ${opts.plot}`);
+    await writeSvg(opts.plot, trainingPlotSvg({ loss: r.losses, ...(r.accuracy.length ? { accuracy: r.accuracy } : {}), ...(r.heldOut ? { valLoss: r.heldOut } : {}), per, title: `kiln train ${basename(ir.source)}` }, xLabel ? { xLabel } : {}));
+    out(`kiln: wrote the loss${r.accuracy.length ? " and accuracy" : r.heldOut ? " and held-out loss" : ""} curves to ${opts.plot}`);
   }
 }
