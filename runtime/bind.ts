@@ -220,6 +220,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
     }
     return enc;
   });
+  fn.inputs.forEach((sig, i) => checkIndices(fname, sig, data[i]!, dims));
 
   return { dims, data };
 }
@@ -260,4 +261,21 @@ function typedArrayDtypeGuess(a: ArrayBufferView): string {
     Uint8ClampedArray: "u8 clamped, unsupported", BigInt64Array: "i64, unsupported", BigUint64Array: "u64, unsupported",
   };
   return names[a.constructor.name] ?? "unsupported";
+}
+
+/** An index input (TensorSig.bound): the first value outside [0, bound) is an error naming the input and where it is. */
+export function checkIndices(fname: string, sig: TensorSig, data: ArrayLike<number>, dims: Record<string, number>): void {
+  const n = sig.bound;
+  if (n === undefined) return;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v >= 0 && v < n) continue;
+    const shape = sig.shape.map((d) => (typeof d === "number" ? d : dims[d] ?? 1));
+    const at: number[] = [];
+    for (let k = shape.length - 1, r = i; k >= 0; k--) {
+      at.unshift(r % shape[k]!);
+      r = Math.floor(r / shape[k]!);
+    }
+    throw new KilnError(`${fname}: input "${sig.name}" has index ${v} at [${at.join(", ")}], out of range for an axis of ${n} (expected 0 to ${n - 1})`, { code: "input_value", fn: fname, tensor: sig.name, expected: `0..${n - 1}`, actual: String(v) });
+  }
 }

@@ -49,6 +49,8 @@ export interface TensorSig {
   name: string;
   dtype: ManifestDType;
   shape: ManifestDim[];
+  /** i32 indices (take, embedding, gather): every value must be in [0, bound); checked on the way in. */
+  bound?: number;
   /**
    * An f32 input stored in 16 bits (mixed precision: only matmuls read it, and they round it anyway): the caller
    * still passes f32 (`dtype`); the runtime rounds it to this format while copying it in, and the input's value

@@ -36,6 +36,7 @@ function pickArgs(L: Lowerer, what: string, xa: ArgVal, ia: ArgVal, axisArg: Arg
   const axis = axisOf(L, axisArg, xt.shape.length, dflt === "last" ? xt.shape.length - 1 : dflt);
   if (axis === undefined) return undefined;
   if (typeof xt.shape[axis] !== "number") return void fail(L, xa, "K304", `${what} needs a known size along axis ${axis}, got ${formatType(xt)}`);
+  L.b.boundIndices(ids, xt.shape[axis] as number);
   return { x, ids, axis };
 }
 

@@ -66,7 +66,9 @@ function at(L: Lowerer, x: number, axis: number, it: Extract<IndexItem, { kind: 
     const t = L.type(v.id);
     if (t.dtype !== "i32") return void L.diags.error("K301", `a tensor index must be i32, got ${formatType(t)}`, it.span, "cast(ids, i32)");
     if (!isFloat(L.type(x).dtype)) return void L.diags.error("K301", `indexing with a tensor picks from a float tensor, got ${formatType(L.type(x))}`, it.span);
-    if (sizeOf(L, x, axis, it.span) === undefined) return undefined;
+    const n = sizeOf(L, x, axis, it.span);
+    if (n === undefined) return undefined;
+    L.b.boundIndices(v.id, n);
     const id = take(L, x, v.id, axis);
     return id === undefined ? undefined : { id, drop: false, width: t.shape.length };
   }

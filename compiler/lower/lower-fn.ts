@@ -80,7 +80,7 @@ export class FnLowerer implements Lowerer {
     this.callStack.pop();
     if (this.diags.items.length > before || !results) return undefined;
     const outputs = results.map((v, i) => ({ name: results.length === 1 ? "result" : `result${i}`, node: (v as { id: number }).id }));
-    return { name: qualified, model: model?.decl.name, nodes: this.b.nodes, inputs, outputs, dims, customVjps: this.customVjps.length ? this.customVjps : undefined };
+    return { name: qualified, model: model?.decl.name, nodes: this.b.nodes, inputs: this.b.withBounds(inputs), outputs, dims, customVjps: this.customVjps.length ? this.customVjps : undefined };
   }
 
   /** Lowers a body in `frame`; returns the result tensors, checked against the declared return types. */

@@ -112,6 +112,22 @@ fn g2(x: f64[3, 5], ids: i32[4], r: f64[3, 4]) -> f64[3, 5] { return grad(l2)(x,
   });
 });
 
+describe("run-time indices out of range", () => {
+  const src = `
+fn e(ids: i32[B, T], table: f32[5, 4]) -> f32[B, T, 4] { return embedding(ids, table) }
+fn t(x: f32[3, 5], ids: i32[2]) -> f32[3, 2] { return x[:, ids] }
+fn g(x: f32[3, 5], idx: i32[3, 2]) -> f32[3, 2] { return gather(x, reshape(idx, [3, 2]), axis: 1) }`;
+  it("are a KilnError naming the function, the input, the index and where it is, on wasm and in the reference", async () => {
+    const ir = irOf(src);
+    expect(graphOf(ir, "e").inputs.map((i) => i.bound)).toEqual([5, undefined]);
+    const table = f32([5, 4], TABLE);
+    await expect(runBoth(ir, "e", { ids: i32([2, 3], [3, 0, 4, 1, 5, 2]), table })).rejects.toThrow('e: input "ids" has index 5 at [1, 1], out of range for an axis of 5 (expected 0 to 4)');
+    expect(() => evaluateGraph(graphOf(ir, "e"), { ids: { shape: [2, 3], data: [3, 0, 4, 1, -1, 2] }, table })).toThrow('e: input "ids" has index -1 at [1, 1]');
+    await expect(runBoth(ir, "t", { x: X35, ids: i32([2], [0, 6]) })).rejects.toThrow('t: input "ids" has index 6 at [1], out of range for an axis of 5');
+    await expect(runBoth(ir, "g", { x: X35, idx: i32([3, 2], [4, 0, 2, 5, 1, 3]) })).rejects.toThrow('g: input "idx" has index 5 at [1, 1], out of range for an axis of 5');
+  });
+});
+
 describe("scaled_dot_product_attention", () => {
   const mk = (f: (z: number) => number) => f32([2, 4, 3], grid([2, 4, 3], f));
   it("causal: true equals PyTorch's masked softmax(q k^T / sqrt(d)) v", async () => {
