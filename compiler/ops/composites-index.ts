@@ -1,9 +1,8 @@
-// Op registry, indexing composites: take (x[ids] along an axis, embedding), take_along_axis (torch.gather) and
-// scaled dot-product attention with a causal mask, built from primitives (one_hot = eq(ids, iota), matmul, mul,
-// sum, where). Their gradients are the primitives': take's is one_hot(ids)^T @ dy, the dense scatter-add.
+// Op registry, indexing composites: take (x[ids] along an axis, embedding) from the gather primitive, whose
+// gradient is scatter_add (only the rows used), take_along_axis (torch.gather) from one_hot = eq(ids, iota), mul
+// and sum, and scaled dot-product attention with a causal mask from iotas and where.
 
-import type { Dim, Shape } from "../ir/types.js";
-import { mulDims } from "../ir/dim-expr.js";
+import type { Shape } from "../ir/types.js";
 import { oneHot, softmax, type PrimEmitter } from "./composites.js";
 
 type Id = number | undefined;
@@ -26,24 +25,17 @@ function hotAs(e: PrimEmitter, ids: number, n: number, x: number): Id {
 
 /**
  * numpy's take / torch.index_select generalised to index tensors: out = x[:, ..., ids, ...] with the indexed
- * axis replaced by ids' shape. x's size along `axis` must be known (it is the one_hot width).
+ * axis replaced by ids' shape: the axis moved to the front, the `gather` primitive, the ids' axes moved back.
  */
 export function take(e: PrimEmitter, x: number, ids: number, axis: number): Id {
-  const xs = e.type(x).shape;
-  const n = xs[axis] as number;
-  const rest: Dim[] = [...xs.slice(0, axis), ...xs.slice(axis + 1)];
   const front = moveAxis(e, x, axis, 0);
-  const flat = front === undefined ? undefined : e.emit("reshape", [front], { shape: [n, rest.reduce<Dim>((a, d) => mulDims(a, d), 1)] });
-  const oh = hotAs(e, ids, n, x);
-  if (flat === undefined || oh === undefined) return undefined;
-  const picked = e.emit("matmul", [oh, flat], {});
-  const ishape = e.type(ids).shape;
-  const unflat = picked === undefined ? undefined : e.emit("reshape", [picked], { shape: [...ishape, ...rest] });
+  const picked = front === undefined ? undefined : e.emit("gather", [front, ids], {});
+  const k = e.type(ids).shape.length;
   // [ids..., before..., after...] -> [before..., ids..., after...]
-  if (unflat === undefined || axis === 0 || ishape.length === 0) return unflat;
-  const k = ishape.length;
-  const perm = [...[...Array(axis).keys()].map((i) => k + i), ...[...Array(k).keys()], ...[...Array(rest.length - axis).keys()].map((i) => k + axis + i)];
-  return e.emit("permute", [unflat], { perm });
+  if (picked === undefined || axis === 0 || k === 0) return picked;
+  const r = e.type(x).shape.length - 1;
+  const perm = [...[...Array(axis).keys()].map((i) => k + i), ...[...Array(k).keys()], ...[...Array(r - axis).keys()].map((i) => k + axis + i)];
+  return e.emit("permute", [picked], { perm });
 }
 
 /** embedding(ids, table): table[ids] for table [V, D], rows picked along axis 0. */

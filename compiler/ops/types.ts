@@ -14,7 +14,7 @@ export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "conca
  * all_finite(x1, ..., xn) is a bool scalar: every element of every input is finite (the loss scaler's overflow
  * check, which fusion folds into the kernels that produce the inputs: passes/fusion-finite.ts).
  */
-export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform", "all_finite"] as const;
+export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform", "all_finite", "gather", "scatter_add"] as const;
 /** Graph leaves: they have no kernel; the runtime fills their buffers. */
 export const SOURCE_OPS = ["input", "param", "const"] as const;
 /**
@@ -40,7 +40,7 @@ export const ALL_OPS: readonly PrimOp[] = [
 type NoAttrs = Record<string, never>;
 export interface ReduceAttrs { readonly axes: readonly number[]; readonly keepdims: boolean }
 
-export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "matmul" | "stop_gradient" | "all_finite"]: NoAttrs } & { [P in ReduceOp]: ReduceAttrs } & {
+export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "matmul" | "stop_gradient" | "all_finite" | "gather"]: NoAttrs } & { [P in ReduceOp]: ReduceAttrs } & {
   cast: { readonly to: DType };
   reshape: { readonly shape: Shape };
   permute: { readonly perm: readonly number[] };
@@ -64,6 +64,11 @@ export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "ma
   /** f32 values uniform in [0, 1) that the runtime draws from seeded stream `stream` before every call. */
   random_uniform: { readonly stream: number; readonly shape: Shape };
   iota: { readonly n: number; readonly dtype: "i32" };
+  /**
+   * scatter_add(ids, src): out [n, rest...] = 0, then out[ids[j]] += src[j] for every index j of ids (rows whose id
+   * is outside [0, n) are dropped); gather's gradient. gather(table, ids) = table[ids] along axis 0 (no attrs).
+   */
+  scatter_add: { readonly n: number };
   /** Index of the first maximum along one axis (i32); expanded into max/eq/where/min before codegen. */
   argmax: { readonly axis: number; readonly keepdims: boolean };
   input: { readonly name: string; readonly index: number };

@@ -23,6 +23,9 @@ export type WasmLowering =
   /** Rendered as copy kernels by the planner. */
   | { readonly kind: "layout" }
   | { readonly kind: "iota" }
+  /** Row gather and scatter-add kernels (gather.ts). */
+  | { readonly kind: "gather" }
+  | { readonly kind: "scatter_add" }
   /** A flag other kernels clear, or a `finite` kernel: see the planner. */
   | { readonly kind: "finite" }
   /** Graph leaves: no kernel. */
@@ -165,6 +168,8 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   pad: layout,
   window: layout,
   iota: { kind: "iota" },
+  gather: { kind: "gather" },
+  scatter_add: { kind: "scatter_add" },
   all_finite: { kind: "finite" },
   // Filled by the runtime from a seeded stream before the call.
   random_uniform: source,

@@ -19,6 +19,9 @@ export type WgslLowering =
   /** Rendered as copy kernels by the planner. */
   | { readonly kind: "layout" }
   | { readonly kind: "iota" }
+  /** Row gather and scatter-add kernels (gather.ts). */
+  | { readonly kind: "gather" }
+  | { readonly kind: "scatter_add" }
   /** A flag other kernels clear, or a `finite` kernel: see the planner. */
   | { readonly kind: "finite" }
   /** Graph leaves: no kernel. */
@@ -131,6 +134,8 @@ export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
   concat: layout,
   pad: layout, window: layout, random_uniform: source,
   iota: { kind: "iota" },
+  gather: { kind: "gather" },
+  scatter_add: { kind: "scatter_add" },
   all_finite: { kind: "finite" },
   // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.
   argmax: source,
