@@ -102,7 +102,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     else if (n.op === "sum" || n.op === "mean" || n.op === "max" || n.op === "min") planReduce(g, n, table, step);
     else if (n.op === "matmul") planMatmul(g, n, table, step, mm);
     else if (n.op === "all_finite") planAllFinite(g, n, table, step, filled.has(n.id) ? undefined : fillTrue);
-    else if (n.op === "iota") step(table.intern({ kind: "iota", dtype: "i32" }, "iota"), [n.id], [polyConst(n.type.shape[0] as number)], n);
+    else if (n.op === "iota") step(table.intern({ kind: "iota", dtype: "i32" }, "iota"), [n.id], [polyProduct([n.type.shape[0]!])], n);
     else if (n.op === "gather" || n.op === "scatter_add") planRows(g, n, table, step);
     else planCopy(g, n, table, step);
   }

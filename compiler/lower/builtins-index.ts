@@ -25,7 +25,7 @@ function axisOf(L: Lowerer, a: ArgVal | undefined, rank: number, dflt: number): 
 }
 
 /** Checks what every one_hot-based pick needs: i32 indices and a float source with a known size along `axis`. */
-function pickArgs(L: Lowerer, what: string, xa: ArgVal, ia: ArgVal, axisArg: ArgVal | undefined, dflt: number | "last"): { x: number; ids: number; axis: number } | undefined {
+function pickArgs(L: Lowerer, what: string, xa: ArgVal, ia: ArgVal, axisArg: ArgVal | undefined, dflt: number | "last", symbolic = false): { x: number; ids: number; axis: number } | undefined {
   const x = tensorArg(L, xa);
   const ids = tensorArg(L, ia);
   if (x === undefined || ids === undefined) return undefined;
@@ -35,8 +35,9 @@ function pickArgs(L: Lowerer, what: string, xa: ArgVal, ia: ArgVal, axisArg: Arg
   if (xt.shape.length === 0) return void fail(L, xa, "K403", `${what} needs a tensor of rank >= 1, got ${formatType(xt)}`);
   const axis = axisOf(L, axisArg, xt.shape.length, dflt === "last" ? xt.shape.length - 1 : dflt);
   if (axis === undefined) return undefined;
-  if (typeof xt.shape[axis] !== "number") return void fail(L, xa, "K304", `${what} needs a known size along axis ${axis}, got ${formatType(xt)}`);
-  L.b.boundIndices(ids, xt.shape[axis] as number);
+  const n = xt.shape[axis]!;
+  if (typeof n !== "number" && !symbolic) return void fail(L, xa, "K304", `${what} needs a known size along axis ${axis}, got ${formatType(xt)}`);
+  if (typeof n === "number") L.b.boundIndices(ids, n);
   return { x, ids, axis };
 }
 
@@ -73,7 +74,7 @@ export const INDEX_BUILTINS: Record<string, Builtin> = {
   take: {
     params: ["x", "ids", "axis?"],
     run(L, a) {
-      const p = pickArgs(L, "take", a.x!, a.ids!, a.axis, 0);
+      const p = pickArgs(L, "take", a.x!, a.ids!, a.axis, 0, true);
       return p ? wrap(X.take(L, p.x, p.ids, p.axis)) : POISON;
     },
   },
@@ -82,7 +83,7 @@ export const INDEX_BUILTINS: Record<string, Builtin> = {
     run(L, a) {
       const t = tensorArg(L, a.table!);
       if (t !== undefined && L.type(t).shape.length !== 2) return fail(L, a.table!, "K409", `embedding needs a table [V, D], got ${formatType(L.type(t))}`);
-      const p = pickArgs(L, "embedding", a.table!, a.ids!, undefined, 0);
+      const p = pickArgs(L, "embedding", a.table!, a.ids!, undefined, 0, true);
       return p ? wrap(X.embedding(L, p.ids, p.x)) : POISON;
     },
   },
@@ -98,9 +99,6 @@ export const INDEX_BUILTINS: Record<string, Builtin> = {
       if (qs.length < 2 || ks.length < 2) return fail(L, a.q!, "K409", `attention needs q [..., T, d] and k [..., S, d], got ${formatType(L.type(q))} and ${formatType(L.type(k))}`);
       const d = qs[qs.length - 1];
       if (typeof d !== "number") return fail(L, a.q!, "K304", `attention needs a known head size, got ${formatType(L.type(q))}`);
-      if (causal && (typeof qs[qs.length - 2] !== "number" || typeof ks[ks.length - 2] !== "number")) {
-        return fail(L, a.q!, "K304", `a causal mask needs known sequence lengths, got ${formatType(L.type(q))} and ${formatType(L.type(k))}`, "give the sequence axis a size: f32[B, 64, D]");
-      }
       const scale = a.scale ? numberArg(L, a.scale) : 1 / Math.sqrt(d);
       return scale === undefined ? POISON : wrap(X.attention(L, q, k, v, causal, scale));
     },

@@ -1,6 +1,7 @@
 // Lowering stage, indexing expressions: `x[i]`, `x[a:b]`, `x[:, 0]`, `x[-1]`, `x[::2]` with compile-time
-// integers become slices (and one reshape dropping the integer-indexed axes); an i32 tensor index `table[ids]`
-// becomes a take (composites-index.ts); `blocks[i]` picks a submodule. Out-of-range static indices are K407.
+// integers become slices (and one reshape dropping the integer-indexed axes); an i32 tensor index `table[ids]`,
+// or an integer into a symbolic axis (`x[:, t]` in a loop over T), becomes a take (composites-index.ts);
+// `blocks[i]` picks a submodule. Out-of-range static indices are K407.
 
 import type { Expr, IndexExpr, IndexItem } from "../frontend/ast.js";
 import type { Span } from "../diagnostics.js";
@@ -53,7 +54,7 @@ function constInt(v: Val): number | undefined {
 function sizeOf(L: Lowerer, x: number, axis: number, span: Span): number | undefined {
   const d: Dim = L.type(x).shape[axis]!;
   if (typeof d === "number") return d;
-  L.diags.error("K407", `cannot index symbolic dimension ${d} of ${formatType(L.type(x))} with a constant`, span, "index an axis whose size is known at compile time, or keep it whole with ':'");
+  L.diags.error("K407", `cannot use a negative index or a slice on symbolic dimension ${d} of ${formatType(L.type(x))}`, span, "index it with a non-negative integer or an i32 tensor, or keep it whole with ':'");
   return undefined;
 }
 
@@ -66,14 +67,19 @@ function at(L: Lowerer, x: number, axis: number, it: Extract<IndexItem, { kind: 
     const t = L.type(v.id);
     if (t.dtype !== "i32") return void L.diags.error("K301", `a tensor index must be i32, got ${formatType(t)}`, it.span, "cast(ids, i32)");
     if (!isFloat(L.type(x).dtype)) return void L.diags.error("K301", `indexing with a tensor picks from a float tensor, got ${formatType(L.type(x))}`, it.span);
-    const n = sizeOf(L, x, axis, it.span);
-    if (n === undefined) return undefined;
-    L.b.boundIndices(v.id, n);
+    const n = L.type(x).shape[axis]!;
+    if (typeof n === "number") L.b.boundIndices(v.id, n);
     const id = take(L, x, v.id, axis);
     return id === undefined ? undefined : { id, drop: false, width: t.shape.length };
   }
   const i = constInt(v);
   if (i === undefined) return void L.diags.error("K304", "an index must be an integer constant or an i32 tensor", it.span);
+  // A symbolic axis (x[:, t] in a loop over T): a gathered position, since a slice needs a known size. Iterations
+  // past the run-time length are guarded off, so their positions are never read.
+  if (typeof L.type(x).shape[axis] === "string" && i >= 0) {
+    const id = take(L, x, L.constant(i, "i32"), axis);
+    return id === undefined ? undefined : { id, drop: false, width: 0 };
+  }
   const n = sizeOf(L, x, axis, it.span);
   if (n === undefined) return undefined;
   const k = i < 0 ? i + n : i;

@@ -16,7 +16,7 @@ import { builtinNames, callBuiltin, isBuiltin } from "./builtins.js";
 import { ownersOf, paramOwner, type ModelInfo, type ModuleScope } from "./module-scope.js";
 import { lowerIndex } from "./indexing.js";
 import { lowerMemberCall, subValue } from "./submodules.js";
-import { dimArith } from "./dim-arith.js";
+import { dimArith, dimValue } from "./dim-arith.js";
 import { resolveType, unifyType } from "./types-from-ast.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 import { closest } from "../suggest.js";
@@ -268,7 +268,8 @@ export class FnLowerer implements Lowerer {
     const r = this.expr(e.right);
     this.span = e.opSpan;
     if (l.kind === "error" || r.kind === "error") return POISON;
-    if (l.kind === "dim" || r.kind === "dim") return dimArith(this, e, l, r);
+    // Dims with dims (or integers) make a dim (B * T); a dim with a tensor is its size as a value (sum(x) / N).
+    if ((l.kind === "dim" || r.kind === "dim") && l.kind !== "tensor" && r.kind !== "tensor") return dimArith(this, e, l, r);
     if (e.op === "@") {
       const [a, b] = [this.materialize(l, e.left.span), this.materialize(r, e.right.span)];
       return this.emitVal("matmul", [a, b], {});
@@ -294,8 +295,9 @@ export class FnLowerer implements Lowerer {
 
   /** Gives two operands one dtype: a literal takes the tensor's dtype (error if a float literal meets ints). */
   pair(l: Val, r: Val, ls: Span, rs: Span): [Val, Val] {
-    if (l.kind === "tensor" && r.kind === "literal") return [l, this.materialize(r, rs, this.b.type(l.id).dtype)];
-    if (l.kind === "literal" && r.kind === "tensor") return [this.materialize(l, ls, this.b.type(r.id).dtype), r];
+    // A literal or a dimension takes the tensor's dtype (x / N is a float division).
+    if (l.kind === "tensor" && (r.kind === "literal" || r.kind === "dim")) return [l, this.materialize(r, rs, this.b.type(l.id).dtype)];
+    if ((l.kind === "literal" || l.kind === "dim") && r.kind === "tensor") return [this.materialize(l, ls, this.b.type(r.id).dtype), r];
     return [this.materialize(l, ls), this.materialize(r, rs)];
   }
 
@@ -314,10 +316,7 @@ export class FnLowerer implements Lowerer {
       this.diags.error("K204", `this has ${v.items.length} results where one value is needed`, span, "take them apart with let a, b = ...");
       return POISON;
     }
-    if (v.kind === "dim") {
-      this.diags.error("K501", `'${v.dim}' is a dimension, not a value`, span, "dimension names can be used in shapes, e.g. reshape(x, [B, 784])");
-      return POISON;
-    }
+    if (v.kind === "dim") return dimValue(this, v.dim, span, dtype);
     if (v.kind === "module" || v.kind === "modules") {
       this.diags.error("K301", `a submodule is not a tensor value`, span, "call one of its methods: attn.forward(x)");
       return POISON;

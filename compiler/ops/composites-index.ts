@@ -76,7 +76,7 @@ export function attention(e: PrimEmitter, q: number, k: number, v: number, causa
   let s = raw === undefined ? undefined : e.emit("mul", [raw, e.constant(scale, dt)], {});
   if (causal && s !== undefined) {
     const ss = e.type(s).shape;
-    const [tq, tk] = [ss[ss.length - 2] as number, ss[ss.length - 1] as number];
+    const [tq, tk] = [ss[ss.length - 2]!, ss[ss.length - 1]!];
     const qi = e.emit("iota", [], { n: tq, dtype: "i32" });
     const kj = e.emit("iota", [], { n: tk, dtype: "i32" });
     const col = qi === undefined ? undefined : e.emit("reshape", [qi], { shape: [tq, 1] });

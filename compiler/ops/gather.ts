@@ -35,15 +35,15 @@ export const scatterAddCore: OpCore<"scatter_add"> = {
     if (src.shape.length < ids.shape.length || lead.some((d, k) => d !== ids.shape[k])) {
       return { error: "K409", message: `scatter_add needs src [${ids.shape.join(", ")}, ...] for ids ${formatShape(ids.shape)}, got ${formatType(src)}` };
     }
-    if (!(Number.isInteger(a.n) && a.n >= 1)) return { error: "K411", message: `scatter_add needs a positive row count, got ${a.n}` };
+    if (typeof a.n === "number" && !(Number.isInteger(a.n) && a.n >= 1)) return { error: "K411", message: `scatter_add needs a positive row count, got ${a.n}` };
     return { dtype: src.dtype, shape: [a.n, ...src.shape.slice(ids.shape.length)] };
   },
-  evaluate([ids, src], a, out) {
+  evaluate([ids, src], _a, out) {
     const r = makeRef(out.dtype, out.shape);
     const len = numel(out.shape.slice(1));
     for (let j = 0; j < ids.data.length; j++) {
       const id = ids.data[j]!;
-      if (!(id >= 0 && id < a.n)) continue;
+      if (!(id >= 0 && id < out.shape[0]!)) continue;
       for (let c = 0; c < len; c++) r.data[id * len + c]! += src.data[j * len + c]!;
     }
     return r;

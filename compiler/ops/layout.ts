@@ -139,7 +139,7 @@ export const iotaCore: OpCore<"iota"> = {
   infer: (_ins, a) => ({ dtype: a.dtype, shape: [a.n] }),
   evaluate(_ins, a, out) {
     const r = makeRef(out.dtype, out.shape);
-    for (let i = 0; i < a.n; i++) r.data[i] = i;
+    for (let i = 0; i < out.shape[0]!; i++) r.data[i] = i;
     return r;
   },
 };

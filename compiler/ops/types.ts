@@ -1,7 +1,7 @@
 // Op registry, vocabulary: the primitive op names, their attributes, and what each registry entry must declare.
 // The registry (registry.ts) is a mapped type over PrimOp, so an op missing a rule fails the type check.
 
-import type { DType, Shape, TensorType } from "../ir/types.js";
+import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
 import type { DiagnosticCode } from "../diagnostics.js";
 
 export const UNARY_OPS = ["neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu"] as const;
@@ -63,12 +63,13 @@ export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "ma
   window: { readonly kernel: readonly [number, number]; readonly stride: readonly [number, number]; readonly dilation: readonly [number, number] };
   /** f32 values uniform in [0, 1) that the runtime draws from seeded stream `stream` before every call. */
   random_uniform: { readonly stream: number; readonly shape: Shape };
-  iota: { readonly n: number; readonly dtype: "i32" };
+  /** n may be symbolic (a causal mask over a sequence of length T). */
+  iota: { readonly n: Dim; readonly dtype: "i32" };
   /**
    * scatter_add(ids, src): out [n, rest...] = 0, then out[ids[j]] += src[j] for every index j of ids (rows whose id
    * is outside [0, n) are dropped); gather's gradient. gather(table, ids) = table[ids] along axis 0 (no attrs).
    */
-  scatter_add: { readonly n: number };
+  scatter_add: { readonly n: Dim };
   /** Index of the first maximum along one axis (i32); expanded into max/eq/where/min before codegen. */
   argmax: { readonly axis: number; readonly keepdims: boolean };
   input: { readonly name: string; readonly index: number };

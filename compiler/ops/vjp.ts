@@ -247,7 +247,7 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
   },
   window: windowVjp,
   // The table's gradient scatters the output rows back to the ids they came from (only those rows); ids have none.
-  gather: (e, n, ct) => [e.emit("scatter_add", [n.inputs[1]!, ct], { n: e.type(n.inputs[0]!).shape[0] as number }), undefined],
+  gather: (e, n, ct) => [e.emit("scatter_add", [n.inputs[1]!, ct], { n: e.type(n.inputs[0]!).shape[0]! }), undefined],
   scatter_add: (e, n, ct) => [undefined, e.emit("gather", [ct, n.inputs[0]!], {})],
   iota: none("iota has no inputs"),
   random_uniform: none("random values do not depend on any input"),
