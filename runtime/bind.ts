@@ -198,7 +198,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
     }
   }
 
-  bindDerivedDims(dims, [...fn.values.map((v) => v.shape), ...fn.outputs.map((o) => o.shape)]);
+  bindDerivedDims(dims, [...fn.values.map((v) => v.shape), ...fn.outputs.map((o) => o.shape)], fname);
 
   // ---- lengths, and conversion to the input's dtype ----
   const data = given.map((g): AnyTypedArray => {

@@ -3,6 +3,8 @@
 // (values) it uses and the kernel calls (steps) in order. The compiler imports these types; the runtime never
 // imports the compiler.
 
+import { evalDimExpr, isDerivedDim } from "./dim-expr.js";
+
 export type ManifestDType = "f32" | "f16" | "bf16" | "f64" | "i32" | "i8" | "u8" | "bool";
 export type ManifestDim = number | string;
 
@@ -260,8 +262,8 @@ export function evalDimPoly(p: DimPoly, bind: Record<string, number>): number {
   for (const [c, ...syms] of p) {
     let term = c;
     for (const s of syms) {
-      // A product dim ("B*T") is worth its factors when the call's binding has not named it.
-      const v = bind[s] ?? (s.includes("*") ? s.split("*").reduce((a, f) => a * (/^\d+$/.test(f) ? Number(f) : (bind[f] ?? NaN)), 1) : undefined);
+      // A derived dim ("B*T", "T-1") is computed from its symbols when the call's binding has not named it.
+      const v = bind[s] ?? (isDerivedDim(s) ? evalDimExpr(s, bind) : undefined);
       if (v === undefined || Number.isNaN(v)) throw new Error(`dimension ${s} is not bound`);
       term *= v;
     }

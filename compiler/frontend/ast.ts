@@ -74,9 +74,11 @@ export type DimExpr =
   | { readonly kind: "const"; readonly value: number; readonly span: Span }
   | { readonly kind: "sym"; readonly name: string; readonly span: Span }
   /** `B * T`: a product of two or more factors. */
-  | { readonly kind: "product"; readonly factors: readonly DimFactor[]; readonly span: Span };
+  | { readonly kind: "product"; readonly factors: readonly DimFactor[]; readonly span: Span }
+  /** `T - 1`, `B * T + 2`: a dim plus a constant. */
+  | { readonly kind: "offset"; readonly base: Exclude<DimExpr, { kind: "offset" }>; readonly offset: number; readonly span: Span };
 
-export type DimFactor = Exclude<DimExpr, { kind: "product" }>;
+export type DimFactor = Extract<DimExpr, { kind: "const" | "sym" }>;
 
 export interface ModelDecl {
   readonly kind: "model";

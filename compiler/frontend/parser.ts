@@ -159,12 +159,16 @@ class KilnParser extends CstParser {
     });
   });
 
-  // A dim is a product of factors: `B`, `784`, `B * T` (shape arithmetic, compiler/ir/dim-expr.ts).
+  // A dim is a product of factors, plus or minus a constant: `B`, `784`, `B * T`, `T - 1` (compiler/ir/dim-expr.ts).
   dim = this.RULE("dim", () => {
     this.SUBRULE(this.dimFactor);
     this.MANY(() => {
       this.CONSUME(T.Star);
       this.SUBRULE2(this.dimFactor);
+    });
+    this.OPTION(() => {
+      this.CONSUME(T.AddOp);
+      this.CONSUME(T.NumberLiteral);
     });
   });
 

@@ -190,8 +190,13 @@ class AstBuilder {
 
   private dim(node: CstNode): DimExpr[] {
     const factors = this.nodes(node, "dimFactor").flatMap((f) => this.dimFactor(f));
-    if (factors.length <= 1) return factors;
-    return [{ kind: "product", factors, span: this.nodeSpan(node) }];
+    const base: DimExpr | undefined = factors.length <= 1 ? factors[0] : { kind: "product", factors, span: this.nodeSpan(node) };
+    const sign = this.tok(node, "AddOp");
+    const num = this.tok(node, "NumberLiteral");
+    if (!base || !sign || !num) return base ? [base] : [];
+    const { value, isInt } = numberValue(num);
+    if (!isInt && Number.isFinite(value)) this.bag.error("K102", `expected an integer offset but found '${num.image}'`, this.tokSpan(num));
+    return [{ kind: "offset", base: base as Exclude<DimExpr, { kind: "offset" }>, offset: sign.image === "-" ? -value : value, span: this.nodeSpan(node) }];
   }
 
   private dimFactor(node: CstNode): DimFactor[] {

@@ -15,7 +15,7 @@ export function dimArith(L: Lowerer, e: BinaryExpr, l: Val, r: Val): Val {
   if (e.op === "*" && a !== undefined && b !== undefined) return { kind: "dim", dim: mulDims(a, b) };
   L.diags.error(
     "K501", `only products of dimensions are supported ('${e.op}' with a dimension here)`, e.opSpan,
-    e.op === "*" ? "multiply a dimension by another dimension or a positive integer" : "dimension sums and differences (T - 1) are not supported yet; write a product such as B * T",
+    e.op === "*" ? "multiply a dimension by another dimension or a positive integer" : "in expressions dimensions combine by * only; T - 1 comes from a slice (x[:, 1:]) or a type (f32[B, T - 1])",
   );
   return POISON;
 }

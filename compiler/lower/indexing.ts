@@ -6,6 +6,7 @@
 import type { Expr, IndexExpr, IndexItem } from "../frontend/ast.js";
 import type { Span } from "../diagnostics.js";
 import { formatType, isFloat, type Dim } from "../ir/types.js";
+import { addDim } from "../ir/dim-expr.js";
 import { sliceAttrs } from "../ops/vjp.js";
 import { take } from "../ops/composites-index.js";
 import type { Lowerer } from "./lowerer.js";
@@ -101,6 +102,17 @@ function range(L: Lowerer, x: number, axis: number, it: Extract<IndexItem, { kin
   const [s, e, st] = [bound(it.start), bound(it.end), bound(it.step)];
   if (s === undefined || e === undefined || st === undefined) return undefined;
   if (s === null && e === null && (st === null || st === 1)) return { id: x, drop: false, width: 1 };
+  const d = L.type(x).shape[axis]!;
+  if (typeof d === "string") {
+    // A symbolic axis T: from a known start to T minus a known count (x[:, 1:], x[:, :-1]), unit step.
+    const end = e === null ? d : e < 0 ? addDim(d, e) : undefined;
+    if (end === undefined || (s ?? 0) < 0 || (st ?? 1) !== 1) {
+      return void L.diags.error("K407", `cannot take [${it.start ? s : ""}:${it.end ? e : ""}${it.step ? ":" + st : ""}] of symbolic dimension ${d} of ${formatType(L.type(x))}`, it.span, `start at a non-negative constant and end at ${d} or before it by a constant (x[:, 1:], x[:, :-1]), with step 1`);
+    }
+    L.span = it.span;
+    const id = L.emit("slice", [x], sliceAttrs(axis, s ?? 0, end));
+    return id === undefined ? undefined : { id, drop: false, width: 1 };
+  }
   const n = sizeOf(L, x, axis, it.span);
   if (n === undefined) return undefined;
   const step = st ?? 1;

@@ -65,8 +65,8 @@ export class FnLowerer implements Lowerer {
       const t = resolveType(p.type, this.diags);
       if (!t) return frame.vars.set(p.name, POISON);
       // The runtime binds dims from input shapes one symbol at a time; a product has no single value to bind.
-      if (t.shape.some((d) => typeof d === "string" && d.includes("*"))) {
-        this.diags.error("K501", `input '${p.name}' of an exported function cannot have a product dimension (${formatType(t)})`, p.type.span, "declare the input with its own symbol (x: f32[N, D]) and reshape inside");
+      if (t.shape.some((d) => typeof d === "string" && /[*+\-()]/.test(d))) {
+        this.diags.error("K501", `input '${p.name}' of an exported function cannot have a derived dimension (${formatType(t)})`, p.type.span, "declare the input with its own symbol (x: f32[N, D]) and reshape or slice inside");
         return frame.vars.set(p.name, POISON);
       }
       for (const d of t.shape) if (typeof d === "string" && !dims.includes(d)) dims.push(d);

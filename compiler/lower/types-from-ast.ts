@@ -2,7 +2,7 @@
 // actual types of arguments/results, binding symbolic dims (a callee's N := caller's B or 128).
 
 import type { DimExpr, TypeExpr } from "../frontend/ast.js";
-import { mulDims } from "../ir/dim-expr.js";
+import { addDim, mulDims } from "../ir/dim-expr.js";
 import type { DiagnosticBag, Span } from "../diagnostics.js";
 import { formatType, isDType, type Dim, type TensorType } from "../ir/types.js";
 
@@ -22,6 +22,16 @@ export function resolveType(t: TypeExpr, diags: DiagnosticBag, dims?: ReadonlyMa
       return d.value;
     }
     if (d.kind === "product") return d.factors.reduce<Dim>((a, f) => mulDims(a, f.kind === "const" ? f.value : dims?.get(f.name) ?? f.name), 1);
+    if (d.kind === "offset") {
+      const v = resolveDim(d.base, dims);
+      const sum = addDim(v, d.offset);
+      if (sum === undefined || (typeof sum === "number" && sum < 1)) {
+        diags.error("K409", `dimension ${dimText(d)} is not a positive size or not supported`, d.span, "a dimension plus or minus a constant, e.g. T - 1");
+        ok = false;
+        return 1;
+      }
+      return sum;
+    }
     return dims?.get(d.name) ?? d.name;
   });
   return ok ? { dtype: t.dtype, shape } : undefined;
@@ -49,8 +59,8 @@ export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim
   for (let k = 0; k < t.dims.length; k++) {
     const d = t.dims[k];
     const a = actual.shape[k];
-    const want: Dim | undefined = d.kind === "const" ? d.value : d.kind === "product" ? productOf(d, local) : local.get(d.name);
-    if (want === undefined && d.kind === "product") {
+    const want: Dim | undefined = d.kind === "const" ? d.value : d.kind === "product" || d.kind === "offset" ? knownDim(d, local) : local.get(d.name);
+    if (want === undefined && (d.kind === "product" || d.kind === "offset")) {
       diags.error("K405", `${what} must be ${declared()}, got ${formatType(actual)}: the factors of ${dimText(d)} are not known here`, span, "bind each factor elsewhere in the signature, e.g. x: f32[B, T], y: f32[B * T]");
       return false;
     }
@@ -74,16 +84,22 @@ export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim
 }
 
 function dimText(d: DimExpr): string {
+  if (d.kind === "offset") return `${dimText(d.base)} ${d.offset < 0 ? "-" : "+"} ${Math.abs(d.offset)}`;
   return d.kind === "const" ? String(d.value) : d.kind === "sym" ? d.name : d.factors.map(dimText).join(" * ");
 }
 
-/** A declared product's value once every factor is bound, else undefined. */
-function productOf(d: Extract<DimExpr, { kind: "product" }>, dims: ReadonlyMap<string, Dim>): Dim | undefined {
-  let out: Dim = 1;
-  for (const f of d.factors) {
-    const v = f.kind === "const" ? f.value : dims.get(f.name);
-    if (v === undefined) return undefined;
-    out = mulDims(out, v);
-  }
-  return out;
+/** A written dim with its symbols looked up in `dims` (unbound ones kept by name). */
+function resolveDim(d: Exclude<DimExpr, { kind: "offset" }>, dims?: ReadonlyMap<string, Dim>): Dim {
+  if (d.kind === "const") return d.value;
+  if (d.kind === "sym") return dims?.get(d.name) ?? d.name;
+  return d.factors.reduce<Dim>((a, f) => mulDims(a, f.kind === "const" ? f.value : dims?.get(f.name) ?? f.name), 1);
+}
+
+/** A declared product or offset's value once every symbol in it is bound, else undefined. */
+function knownDim(d: Extract<DimExpr, { kind: "product" | "offset" }>, dims: ReadonlyMap<string, Dim>): Dim | undefined {
+  const base = d.kind === "offset" ? d.base : d;
+  const syms = base.kind === "sym" ? [base] : base.kind === "product" ? base.factors.filter((f) => f.kind === "sym") : [];
+  if (syms.some((f) => f.kind === "sym" && !dims.has(f.name))) return undefined;
+  const v = resolveDim(base, dims);
+  return d.kind === "offset" ? addDim(v, d.offset) : v;
 }

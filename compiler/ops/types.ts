@@ -47,9 +47,10 @@ export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "ma
   broadcast_to: { readonly shape: Shape };
   /**
    * Elements start, start + step, ... below end along one axis (concrete, 0 <= start < end <= dim). `step`
-   * is absent when 1, so unit slices keep their IR text.
+   * is absent when 1, so unit slices keep their IR text. On a symbolic axis T, end is T minus a constant
+   * ("T-1", compiler/ir/dim-expr.ts) and step is 1.
    */
-  slice: { readonly axis: number; readonly start: number; readonly end: number; readonly step?: number };
+  slice: { readonly axis: number; readonly start: number; readonly end: Dim; readonly step?: number };
   concat: { readonly axis: number };
   /**
    * Like XLA's lax.pad: per axis [lo, hi, interior] (all >= 0; interior = elements inserted between

@@ -5,6 +5,7 @@
 import type { Node } from "../ir/graph.js";
 import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
 import type { AttrsOf, PrimOp } from "./types.js";
+import { dimDiff } from "../ir/dim-expr.js";
 
 /** What a rule can do: emit checked primitives (a rule error here is a compiler bug) and read types. */
 export interface GradEmitter {
@@ -114,7 +115,7 @@ const matmulVjp: VjpRule<"matmul"> = (e, n, ct) => {
 };
 
 /** Slice attrs with `step` only when it is not 1 (unit slices keep their IR text and CSE keys). */
-export function sliceAttrs(axis: number, start: number, end: number, step = 1): AttrsOf["slice"] {
+export function sliceAttrs(axis: number, start: number, end: Dim, step = 1): AttrsOf["slice"] {
   return step === 1 ? { axis, start, end } : { axis, start, end, step };
 }
 
@@ -212,8 +213,13 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
   slice: (e, n, ct) => {
     const x = e.type(n.inputs[0]);
     const { axis, start, end } = n.attrs;
-    const size = x.shape[axis] as number;
     const step = n.attrs.step ?? 1;
+    if (typeof x.shape[axis] !== "number" || typeof end !== "number") {
+      // A symbolic axis: back into place with zeros before and after (pad's sizes add to the axis').
+      const after = dimDiff(x.shape[axis]!, end)!;
+      return [e.emit("pad", [ct], { pads: x.shape.map((_, k) => (k === axis ? [start, after, 0] : [0, 0, 0])), value: 0 })];
+    }
+    const size = x.shape[axis] as number;
     if (step > 1) {
       // The picked elements go back to their places with step - 1 zeros between them.
       const last = start + ((e.type(n.id).shape[axis] as number) - 1) * step;

@@ -1,6 +1,7 @@
 // Op registry, convolution primitives: pad (with XLA-style interior padding) and window (im2col as a view).
 // conv2d and the pools are composites over these (conv.ts); the planner runs both as strided copies.
 
+import { addDim } from "../ir/dim-expr.js";
 import { formatShape, type Dim } from "../ir/types.js";
 import { makeRef, stridesOf } from "./shape-utils.js";
 import type { AttrsOf, InferResult, OpCore } from "./types.js";
@@ -24,7 +25,13 @@ export const padCore: OpCore<"pad"> = {
         shape.push(d);
         continue;
       }
-      if (typeof d !== "number") return { error: "K410", message: `cannot pad symbolic dimension ${d}`, hint: "pad only axes whose size is known at compile time" };
+      if (typeof d !== "number") {
+        // A symbolic axis grows by lo + hi (a slice's gradient); interior padding would need a product of a sum.
+        const grown = interior === 0 ? addDim(d, lo + hi) : undefined;
+        if (grown === undefined) return { error: "K410", message: `cannot pad symbolic dimension ${d} with [${lo}, ${hi}, ${interior}]`, hint: "pad only axes whose size is known at compile time" };
+        shape.push(grown);
+        continue;
+      }
       shape.push(lo + hi + d + (d - 1) * interior);
     }
     return { dtype: x.dtype, shape };

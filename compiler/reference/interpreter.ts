@@ -42,7 +42,7 @@ function bindDims(g: Graph, inputs: Record<string, RefInput>, dims: Record<strin
       bind[unbound[0]] = inputs[io.name].data.length / known;
     }
   }
-  bindDerivedDims(bind, g.nodes.map((n) => n.type.shape));
+  bindDerivedDims(bind, g.nodes.map((n) => n.type.shape), g.name);
   return bind;
 }
 

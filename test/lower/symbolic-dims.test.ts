@@ -89,3 +89,50 @@ fn att4(q: f32[B, 4, 3], k: f32[B, 4, 3], v: f32[B, 4, 3]) -> f32[B, 4, 3] { ret
     expectClose(sym.wasm[0]!, known.ref[0]!, "att on wasm", 1e-5, 1e-6);
   });
 });
+
+describe("slices of a symbolic axis (T - 1)", () => {
+  const LM = (dt: string) => `
+fn shifted(ids: i32[B, T], table: ${dt}[6, 4], head: ${dt}[4, 6]) -> ${dt} {
+  let x = ids[:, :-1]
+  let y = ids[:, 1:]
+  let logits = reshape(embedding(x, table) @ head, [-1, 6])
+  return cross_entropy(logits, reshape(y, [-1]))
+}
+fn fixed(x: i32[B, 4], y: i32[B, 4], table: ${dt}[6, 4], head: ${dt}[4, 6]) -> ${dt} {
+  return cross_entropy(reshape(embedding(x, table) @ head, [B * 4, 6]), reshape(y, [B * 4]))
+}
+${SLICES(dt)}`;
+  const SLICES = (dt: string) => `
+fn middle(x: ${dt}[B, T]) -> ${dt}[B, T - 3] { return x[:, 1:-2] * 2 }
+fn lm(x: ${dt}[B, T]) -> ${dt} { return sum(tanh(x[:, 1:-2]) * x[:, 2:-1]) }
+fn glm(x: ${dt}[B, T]) -> ${dt}[B, T] { return grad(lm)(x) }`;
+  const IDS = [3, 0, 5, 1, 1, 2, 4, 4, 0, 5];
+  it("ids[:, :-1] and ids[:, 1:] as next-token pairs: the loss equals the one on pre-shifted inputs", async () => {
+    const ir = irOf(LM("f32"));
+    expect(graphOf(ir, "shifted").nodes.find((n) => n.op === "slice")!.type.shape).toEqual(["B", "T-1"]);
+    const table = f32([6, 4], (k) => Math.sin(k)), head = f32([4, 6], (k) => Math.cos(k) * 0.5);
+    const sym = await runBoth(ir, "shifted", { ids: { dtype: "i32", shape: [2, 5], data: IDS }, table, head });
+    const x = [3, 0, 5, 1, 2, 4, 4, 0], y = [0, 5, 1, 1, 4, 4, 0, 5];
+    const fix = await runBoth(ir, "fixed", { x: { dtype: "i32", shape: [2, 4], data: x }, y: { dtype: "i32", shape: [2, 4], data: y }, table, head });
+    expect(sym.ref[0]!.data[0]).toBeCloseTo(fix.ref[0]!.data[0]!, 12);
+    expectClose(sym.wasm[0]!, fix.ref[0]!, "shifted on wasm", 1e-5, 1e-6);
+  });
+  it("x[:, 1:-2] has T - 3 columns; too short a T is a run-time error naming the dimension", async () => {
+    const ir = irOf(LM("f32"));
+    const { wasm, ref } = await runBoth(ir, "middle", { x: f32([2, 6], (k) => k) });
+    expect(ref[0]!.shape).toEqual([2, 3]);
+    expect([...ref[0]!.data]).toEqual([2, 4, 6, 14, 16, 18]);
+    expectClose(wasm[0]!, ref[0]!, "middle on wasm");
+    await expect(runBoth(ir, "middle", { x: f32([2, 3], (k) => k) })).rejects.toThrow(/middle: dimension T-3 would be 0 \(T=3\)/);
+  });
+  it("gradients through symbolic slices (pads of a symbolic axis) match finite differences", () => {
+    const ir = irOf(SLICES("f64"));
+    const inputs = { x: { shape: [2, 6], data: grid([2, 6], (k) => Math.sin(1.3 * k)) } };
+    const g = evaluateGraph(graphOf(ir, "glm"), inputs)[0]!;
+    const f = () => evaluateGraph(graphOf(ir, "lm"), inputs)[0]!.data[0]!;
+    for (let i = 0; i < 12; i++) {
+      const fd = centralDifference(inputs.x.data, i, f);
+      expect(Math.abs(g.data[i]! - fd), `d lm / d x[${i}]`).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(fd)));
+    }
+  });
+});
