@@ -5,7 +5,7 @@
 import type { Node } from "../ir/graph.js";
 import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
 import type { AttrsOf, PrimOp } from "./types.js";
-import { dimDiff } from "../ir/dim-expr.js";
+import { addDim, dimDiff } from "../ir/dim-expr.js";
 
 /** What a rule can do: emit checked primitives (a rule error here is a compiler bug) and read types. */
 export interface GradEmitter {
@@ -126,7 +126,7 @@ export function sliceAttrs(axis: number, start: number, end: Dim, step = 1): Att
  */
 const windowVjp: VjpRule<"window"> = (e, n, ct) => {
   const [N, C, H, W] = e.type(n.inputs[0]).shape;
-  const [, OH, OW, , KH, KW] = e.type(n.id).shape as [Dim, number, number, Dim, number, number];
+  const [, OH, OW, , KH, KW] = e.type(n.id).shape as [Dim, Dim, Dim, Dim, number, number];
   const { stride: [sh, sw], dilation: [dh, dw] } = n.attrs;
   // Taps first: each tap's cotangent is then one contiguous block.
   const taps = e.emit("reshape", [e.emit("permute", [ct], { perm: [4, 5, 0, 3, 1, 2] })], { shape: [KH * KW, N, C, OH, OW] });
@@ -136,7 +136,9 @@ const windowVjp: VjpRule<"window"> = (e, n, ct) => {
       const k = p * KW + q;
       const one = KH * KW === 1 ? taps : e.emit("slice", [taps], sliceAttrs(0, k, k + 1));
       const tap = e.emit("reshape", [one], { shape: [N, C, OH, OW] });
-      const back = (lo: number, size: Dim, out: number, s: number): [number, number, number] => [lo, (size as number) - lo - (out - 1) * s - 1, s - 1];
+      // A symbolic axis slides at stride 1 (window's rule): the zeros after are size - out - lo.
+      const back = (lo: number, size: Dim, out: Dim, s: number): [number, number, number] =>
+        typeof size === "number" && typeof out === "number" ? [lo, size - lo - (out - 1) * s - 1, s - 1] : [lo, dimDiff(size, out)! - lo, 0];
       const g = e.emit("pad", [tap], { pads: [[0, 0, 0], [0, 0, 0], back(p * dh, H, OH, sh), back(q * dw, W, OW, sw)], value: 0 });
       acc = acc === undefined ? g : bin(e, "add", acc, g);
     }
@@ -246,8 +248,10 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
     let g = ct;
     n.attrs.pads.forEach(([lo, hi, interior], axis) => {
       if (lo === 0 && hi === 0 && interior === 0) return;
-      const d = x.shape[axis] as number;
-      g = e.emit("slice", [g], sliceAttrs(axis, lo, lo + (d - 1) * (interior + 1) + 1, interior + 1));
+      const d = x.shape[axis]!;
+      // A symbolic axis is padded without interior (pad's rule): its elements are [lo, lo + d).
+      const end = typeof d === "number" ? lo + (d - 1) * (interior + 1) + 1 : addDim(d, lo)!;
+      g = e.emit("slice", [g], sliceAttrs(axis, lo, end, interior + 1));
     });
     return [g];
   },

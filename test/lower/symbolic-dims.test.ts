@@ -4,6 +4,7 @@
 // slices, unrolled loops, constants), on wasm and in the reference, and the loop's gradient against finite
 // differences.
 import { describe, expect, it } from "vitest";
+import { compileToIR } from "../../compiler/compile.js";
 import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { expectClose, graphOf, irOf, runBoth, type Input } from "../helpers/backend.js";
 import { centralDifference } from "../helpers/finite-diff.js";
@@ -136,3 +137,49 @@ fn glm(x: ${dt}[B, T]) -> ${dt}[B, T] { return grad(lm)(x) }`;
     }
   });
 });
+
+describe("conv2d and pooling over symbolic H and W (stride 1)", () => {
+  const CONV = (dt: string) => `
+fn conv(x: ${dt}[N, 2, H, W], w: ${dt}[3, 2, 3, 3], b: ${dt}[3]) -> ${dt}[N, 3, H, W] { return relu(conv2d(x, w, b, padding: 1)) }
+fn conv57(x: ${dt}[N, 2, 5, 7], w: ${dt}[3, 2, 3, 3], b: ${dt}[3]) -> ${dt}[N, 3, 5, 7] { return relu(conv2d(x, w, b, padding: 1)) }
+fn dil(x: ${dt}[N, 2, H, W], w: ${dt}[3, 2, 3, 3]) -> ${dt}[N, 3, H - 4, W - 4] { return conv2d(x, w, dilation: 2) }
+fn pool(x: ${dt}[N, 2, H, W]) -> ${dt}[N, 2, H - 1, W - 1] { return max_pool2d(x, 2, stride: 1) }
+fn loss(x: ${dt}[N, 2, H, W], w: ${dt}[3, 2, 3, 3], b: ${dt}[3]) -> ${dt} { return sum(tanh(conv2d(x, w, b, padding: 1, dilation: [1, 2]))) + sum(avg_pool2d(x, 3, stride: 1, padding: 1)) }
+fn g(x: ${dt}[N, 2, H, W], w: ${dt}[3, 2, 3, 3], b: ${dt}[3]) -> (${dt}[N, 2, H, W], ${dt}[3, 2, 3, 3]) { return grad(loss, wrt: [x, w])(x, w, b) }`;
+  const x = f32([1, 2, 5, 7], (k) => Math.sin(0.37 * k)), w = f32([3, 2, 3, 3], (k) => Math.cos(k) * 0.3), b = f32([3], (k) => k - 1);
+  it("a padded 3x3 conv with H, W symbolic equals the same conv on a known 5x7 input", async () => {
+    const ir = irOf(CONV("f32"));
+    const sym = await runBoth(ir, "conv", { x, w, b });
+    const fixed = await runBoth(ir, "conv57", { x, w, b });
+    expect(sym.ref[0]!.shape).toEqual([1, 3, 5, 7]);
+    expect([...sym.ref[0]!.data]).toEqual([...fixed.ref[0]!.data]);
+    expectClose(sym.wasm[0]!, fixed.ref[0]!, "conv on wasm", 1e-5, 1e-6);
+    for (const fn of ["dil", "pool"]) {
+      const r = await runBoth(ir, fn, fn === "dil" ? { x, w } : { x });
+      expect(r.ref[0]!.shape).toEqual(fn === "dil" ? [1, 3, 1, 3] : [1, 2, 4, 6]);
+      expectClose(r.wasm[0]!, r.ref[0]!, `${fn} on wasm`, 1e-5, 1e-6);
+    }
+  });
+  it("gradients through the symbolic-size window and pads match finite differences", () => {
+    const ir = irOf(CONV("f64"));
+    const inputs = { x: { shape: [1, 2, 4, 5], data: grid([1, 2, 4, 5], (k) => Math.sin(0.7 * k)) }, w: { shape: [3, 2, 3, 3], data: [...w.data] }, b: { shape: [3], data: [...b.data] } };
+    const [gx, gw] = evaluateGraph(graphOf(ir, "g"), inputs);
+    const f = () => evaluateGraph(graphOf(ir, "loss"), inputs)[0]!.data[0]!;
+    for (const [name, got] of [["x", gx!], ["w", gw!]] as const) {
+      for (let i = 0; i < inputs[name].data.length; i += 3) {
+        const fd = centralDifference(inputs[name].data, i, f);
+        expect(Math.abs(got.data[i]! - fd), `d loss / d ${name}[${i}]`).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(fd)));
+      }
+    }
+  });
+  it("a stride other than 1 over a symbolic size is K410", () => {
+    const r = irOrDiags("fn f(x: f32[N, 2, H, W]) -> f32[N, 2, H, W] {\n  return max_pool2d(x, 2)\n}");
+    expect(r).toEqual([["K410", 2, 10]]);
+  });
+});
+
+function irOrDiags(src: string) {
+  const r = compileToIR(src, "bad.kiln");
+  expect(r.ir).toBeUndefined();
+  return r.diagnostics.map((d) => [d.code, d.span.line, d.span.col]);
+}
