@@ -7,7 +7,8 @@ import {
   describeTypedArray, describeValue, encodeValues, isTypedArray, typedArrayCtor, typedArrayMatches,
   type AnyTypedArray,
 } from "./dtype.js";
-import { isTensor, type Tensor } from "./tensor.js";
+import { isTensor, Tensor } from "./tensor.js";
+import { bindDerivedDims } from "./dim-expr.js";
 
 export type NestedArray = ReadonlyArray<number | boolean | NestedArray>;
 /** What a call accepts for one input. */
@@ -197,6 +198,8 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
     }
   }
 
+  bindDerivedDims(dims, [...fn.values.map((v) => v.shape), ...fn.outputs.map((o) => o.shape)], fname);
+
   // ---- lengths, and conversion to the input's dtype ----
   const data = given.map((g): AnyTypedArray => {
     const sig = g.sig;
@@ -219,6 +222,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
   });
   fn.inputs.forEach((sig, k) => {
     if (sig.classes !== undefined) checkClassLabels(fname, sig.name, sig.classes, data[k]!);
+    checkIndices(fname, sig, data[k]!, dims);
   });
 
   return { dims, data };
@@ -271,4 +275,21 @@ function typedArrayDtypeGuess(a: ArrayBufferView): string {
     Uint8ClampedArray: "u8 clamped, unsupported", BigInt64Array: "i64, unsupported", BigUint64Array: "u64, unsupported",
   };
   return names[a.constructor.name] ?? "unsupported";
+}
+
+/** An index input (TensorSig.bound): the first value outside [0, bound) is an error naming the input and where it is. */
+export function checkIndices(fname: string, sig: TensorSig, data: ArrayLike<number>, dims: Record<string, number>): void {
+  const n = sig.bound;
+  if (n === undefined) return;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v >= 0 && v < n) continue;
+    const shape = sig.shape.map((d) => (typeof d === "number" ? d : dims[d] ?? 1));
+    const at: number[] = [];
+    for (let k = shape.length - 1, r = i; k >= 0; k--) {
+      at.unshift(r % shape[k]!);
+      r = Math.floor(r / shape[k]!);
+    }
+    throw new KilnError(`${fname}: input "${sig.name}" has index ${v} at [${at.join(", ")}], out of range for an axis of ${n} (expected 0 to ${n - 1})`, { code: "input_value", fn: fname, tensor: sig.name, expected: `0..${n - 1}`, actual: String(v) });
+  }
 }

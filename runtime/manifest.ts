@@ -3,6 +3,8 @@
 // (values) it uses and the kernel calls (steps) in order. The compiler imports these types; the runtime never
 // imports the compiler.
 
+import { evalDimExpr, isDerivedDim } from "./dim-expr.js";
+
 export type ManifestDType = "f32" | "f16" | "bf16" | "f64" | "i32" | "i8" | "u8" | "bool";
 export type ManifestDim = number | string;
 
@@ -49,6 +51,8 @@ export interface TensorSig {
   name: string;
   dtype: ManifestDType;
   shape: ManifestDim[];
+  /** i32 indices (take, embedding, gather): every value must be in [0, bound); checked on the way in. */
+  bound?: number;
   /**
    * An f32 input stored in 16 bits (mixed precision: only matmuls read it, and they round it anyway): the caller
    * still passes f32 (`dtype`); the runtime rounds it to this format while copying it in, and the input's value
@@ -290,8 +294,9 @@ export function evalDimPoly(p: DimPoly, bind: Record<string, number>): number {
   for (const [c, ...syms] of p) {
     let term = c;
     for (const s of syms) {
-      const v = bind[s];
-      if (v === undefined) throw new Error(`dimension ${s} is not bound`);
+      // A derived dim ("B*T", "T-1") is computed from its symbols when the call's binding has not named it.
+      const v = bind[s] ?? (isDerivedDim(s) ? evalDimExpr(s, bind) : undefined);
+      if (v === undefined || Number.isNaN(v)) throw new Error(`dimension ${s} is not bound`);
       term *= v;
     }
     total += term;

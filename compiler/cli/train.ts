@@ -25,10 +25,15 @@ import { dataFormat, fileLoaders, type DataFormat } from "./datafile.js";
 import { closest } from "../suggest.js";
 import { checkFile, flag, frontend, intOpt, PRECISION_OPTION, precisionOpt, readSource, SEED_OPTION, str, UsageError, type Command, type CommandIo, type Values } from "./common.js";
 
+import { trainText } from "./train-text.js";
+
 export interface TrainOptions {
   train?: string;
-  /** "synthetic" (default), "mnist", or the path of a .csv/.npy/.idx file. */
+  /** "synthetic" (default), "mnist", "text" (a language model on `textFile`, train-text.ts), or the path of a .csv/.npy/.idx file. */
   data?: string;
+  textFile?: string;
+  /** Characters generated after text training (default 300). */
+  sampleChars?: number;
   dataDir?: string;
   /** --data FILE (.npy/.idx): the labels file. */
   labels?: string;
@@ -68,6 +73,10 @@ export interface TrainResult {
   accuracy: number[];
   /** The module's wasm memory size after each epoch (mnist, a file): flat after the first, no growth per batch. */
   memoryBytes: number[];
+  /** Held-out loss after each evaluation interval (text only; `losses` then holds the train loss per interval). */
+  heldOut?: number[];
+  /** Text the model generated (text only). */
+  sample?: string;
   module: KilnModule;
 }
 
@@ -162,7 +171,7 @@ async function startReplicas(ir: IRModule, build: { manifest: Manifest; wasm?: U
 export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: string) => void): Promise<TrainResult> {
   const g = stepOf(ir, opts.train);
   // The data first: a file's mistakes are reported before the seconds the wasm build takes.
-  const data = (opts.data ?? "synthetic") === "synthetic" ? undefined : await epochData(ir, g, opts);
+  const data = (opts.data ?? "synthetic") === "synthetic" || opts.data === "text" ? undefined : await epochData(ir, g, opts);
   const build = opts.build?.wasm ? opts.build : await (await import("../compile.js")).buildWasm(ir, basename(ir.source));
   const name = g.name.replace(/\.step$/, "");
   const { replicas, threads } = await startReplicas(ir, build, opts, name, out);
@@ -178,6 +187,7 @@ export async function runTraining(ir: IRModule, opts: TrainOptions, out: (s: str
 
 async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, replicas: DataParallelTrainer | undefined, opts: TrainOptions, out: (s: string) => void, data: EpochData | undefined): Promise<TrainResult> {
   const name = g.name.replace(/\.step$/, "");
+  let plotX: string | undefined;
   const result: TrainResult = { losses: [], accuracy: [], memoryBytes: [], module: mod };
   if (opts.resume) {
     try {
@@ -199,13 +209,17 @@ async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, 
       result.losses.push(loss);
       out(`step ${String(s).padStart(String(opts.steps).length)}/${opts.steps}  loss ${loss.toFixed(6)}`);
     }
+  } else if (opts.data === "text") {
+    const t = await trainText(ir, g, mod, modelOf(g, ir), { file: opts.textFile!, steps: opts.steps, batch: opts.batch, seed: opts.seed, sampleChars: opts.sampleChars ?? 300, progress: opts.progress }, out, (inputs, s) => call(inputs, s));
+    Object.assign(result, { losses: t.losses, heldOut: t.heldOut, sample: t.sample });
+    plotX = `step / ${t.every}`;
   } else {
     await trainEpochs(ir, g, mod, call, opts, out, result, data!);
   }
   // Dynamic loss scaling: where the scale ended (halved by overflowing steps, doubled after `interval` clean ones).
   const scaler = scalerState(mod, name);
   if (scaler) out(`kiln: ${scaler}`);
-  await saveAndPlot(ir, mod, opts, out, result, name);
+  await saveAndPlot(ir, mod, opts, out, result, name, plotX);
   return result;
 }
 
@@ -316,7 +330,7 @@ function scalerState(mod: KilnModule, train: string): string | undefined {
   return s ? `loss scale ${s.scale} after ${s.goodSteps} clean step${s.goodSteps === 1 ? "" : "s"}` : undefined;
 }
 
-async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, r: TrainResult, train: string): Promise<void> {
+async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, r: TrainResult, train: string, xLabel?: string): Promise<void> {
   if (opts.checkpoint) {
     await mkdir(dirname(opts.checkpoint), { recursive: true });
     await saveCheckpoint(mod, opts.checkpoint);
@@ -332,10 +346,10 @@ async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, ou
     out(`kiln: saved ${weights.length} weight tensors to ${opts.save}`);
   }
   if (opts.plot) {
-    const per = (opts.data ?? "synthetic") === "synthetic" ? "step" : "epoch";
+    const per = (opts.data ?? "synthetic") === "synthetic" || opts.data === "text" ? "step" : "epoch";
     await mkdir(dirname(opts.plot), { recursive: true });
-    await writeSvg(opts.plot, trainingPlotSvg({ loss: r.losses, ...(r.accuracy.length ? { valAccuracy: r.accuracy } : {}), per, title: `kiln train ${basename(ir.source)}` }));
-    out(`kiln: wrote the loss${r.accuracy.length ? " and held-out accuracy" : ""} curves to ${opts.plot}`);
+    await writeSvg(opts.plot, trainingPlotSvg({ loss: r.losses, ...(r.accuracy.length ? { valAccuracy: r.accuracy } : {}), ...(r.heldOut ? { valLoss: r.heldOut } : {}), per, title: `kiln train ${basename(ir.source)}` }, xLabel ? { xLabel } : {}));
+    out(`kiln: wrote the loss${r.accuracy.length ? " and held-out accuracy" : r.heldOut ? " and held-out loss" : ""} curves to ${opts.plot}`);
   }
 }
 
@@ -350,7 +364,7 @@ export const trainCommand: Command = {
   ],
   options: {
     train: { type: "string", value: "NAME", help: "which train block (default: the first)" },
-    data: { type: "string", value: "synthetic|mnist|FILE", help: "what to train on (default synthetic); FILE: .csv, .npy or .idx (optionally .gz)" },
+    data: { type: "string", value: "synthetic|mnist|FILE", help: "what to train on (default synthetic); FILE: .csv, .npy or .idx (optionally .gz), or .txt (a character language model)" },
     labels: { type: "string", value: "FILE", help: "--data FILE.npy/.idx: the integer labels, one per sample (.npy or .idx)" },
     "label-column": { type: "string", value: "NAME|INDEX", help: "--data FILE.csv: the column of integer class labels" },
     "val-split": { type: "string", value: "F", help: "--data FILE: the fraction of rows held out to measure accuracy (default 0.2)" },
@@ -373,8 +387,8 @@ export const trainCommand: Command = {
 };
 
 /** Which flags only mean something for some data sources: named in the error when given with another. */
-const ONLY_FOR: Record<string, { sources: Array<"synthetic" | "mnist" | "csv" | "npy" | "idx">; words: string }> = {
-  steps: { sources: ["synthetic"], words: "--data synthetic (files and mnist train for --epochs)" },
+const ONLY_FOR: Record<string, { sources: Array<"synthetic" | "mnist" | "csv" | "npy" | "idx" | "text">; words: string }> = {
+  steps: { sources: ["synthetic", "text"], words: "--data synthetic or FILE.txt (files and mnist train for --epochs)" },
   classes: { sources: ["synthetic"], words: "--data synthetic (files and mnist have their own labels)" },
   epochs: { sources: ["mnist", "csv", "npy", "idx"], words: "--data mnist or a data file (synthetic training runs --steps)" },
   augment: { sources: ["mnist"], words: "--data mnist" },
@@ -387,10 +401,11 @@ const ONLY_FOR: Record<string, { sources: Array<"synthetic" | "mnist" | "csv" | 
 async function train(v: Values, positionals: string[], io: CommandIo): Promise<number> {
   const { file, source } = await readSource(positionals);
   const data = str(v, "data") ?? "synthetic";
-  const format = data === "synthetic" || data === "mnist" ? data : dataFormat(data);
+  // A .txt file trains a language model on its characters (train-text.ts).
+  const format = data === "synthetic" || data === "mnist" ? data : data.toLowerCase().endsWith(".txt") ? "text" : dataFormat(data);
   if (!format) {
     const near = closest(data, ["synthetic", "mnist"]);
-    throw new UsageError(`--data must be synthetic, mnist or a .csv, .npy or .idx file, got '${data}'${near ? `; did you mean ${near}?` : ""}`);
+    throw new UsageError(`--data must be synthetic, mnist or a .csv, .npy, .idx or .txt file, got '${data}'${near ? `; did you mean ${near}?` : ""}`);
   }
   for (const [name, rule] of Object.entries(ONLY_FOR)) {
     if (v[name] !== undefined && !rule.sources.includes(format)) throw new UsageError(`--${name} applies to ${rule.words}, not to --data ${data}`);
@@ -398,7 +413,7 @@ async function train(v: Values, positionals: string[], io: CommandIo): Promise<n
   const split = str(v, "val-split");
   if (split !== undefined && !(/^\d*\.?\d+$/.test(split) && Number(split) < 1)) throw new UsageError(`--val-split must be a fraction in [0, 1), got '${split}'`);
   const opts: TrainOptions = {
-    data,
+    ...(format === "text" ? { data: "text", textFile: data } : { data }),
     dataDir: str(v, "data-dir"),
     labels: str(v, "labels"),
     labelColumn: str(v, "label-column"),

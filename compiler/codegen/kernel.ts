@@ -35,6 +35,11 @@
 //   copy:        (in, out, inOffset, outOffset, ext_0..ext_{r-1}, inStride_0..inStride_{r-1}, outStride_0..outStride_{r-1})
 //       for every index i in ext: out[outOffset + sum i_k*outStride_k] = in[inOffset + sum i_k*inStride_k]
 //   iota:        (out, n)      out[i] = i for i < n (i32)
+//   gather:      (table, ids, out, rows, n, len)
+//       out[j*len .. (j+1)*len) = table row ids[j] (len elements) for j < n, or zeros when ids[j] is outside
+//       [0, rows); any dtype (rows are copied as bytes; WGSL: 32-bit dtypes).
+//   scatter_add: (ids, src, out, rows, n, len)
+//       out [rows, len] = 0, then out row ids[j] += src row j for j < n (ids outside [0, rows) are skipped); f32.
 //   finite:      (in, flag, n)
 //       flag (one bool) is set to false when any of in[0..n) (contiguous, dtype `dtype`) is Inf or NaN; never set
 //       to true (the planner fills the flag with true first, and several kernels may clear the same flag). n may
@@ -149,6 +154,16 @@ export interface FiniteKernel {
   readonly dtype: "f32" | "f16" | "bf16";
 }
 
+export interface GatherKernel {
+  readonly kind: "gather";
+  readonly dtype: DType;
+}
+
+export interface ScatterAddKernel {
+  readonly kind: "scatter_add";
+  readonly dtype: "f32";
+}
+
 export interface IotaKernel {
   readonly kind: "iota";
   readonly dtype: "i32";
@@ -168,7 +183,7 @@ export interface QMatmulKernel {
   readonly relu: boolean;
 }
 
-export type KernelSpec = ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel;
+export type KernelSpec = ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel;
 
 export interface NamedKernel {
   readonly name: string;

@@ -112,7 +112,8 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     else if (n.op === "sum" || n.op === "mean" || n.op === "max" || n.op === "min") planReduce(g, n, table, step);
     else if (n.op === "matmul") planMatmul(g, n, table, step, mm);
     else if (n.op === "all_finite") planAllFinite(g, n, table, step, filled.has(n.id) ? undefined : fillTrue);
-    else if (n.op === "iota") step(table.intern({ kind: "iota", dtype: "i32" }, "iota"), [n.id], [polyConst(n.type.shape[0] as number)], n);
+    else if (n.op === "iota") step(table.intern({ kind: "iota", dtype: "i32" }, "iota"), [n.id], [polyProduct([n.type.shape[0]!])], n);
+    else if (n.op === "gather" || n.op === "scatter_add") planRows(g, n, table, step);
     else planCopy(g, n, table, step);
   }
   // Kernels that clear a flag take the flag as one more output and say so in their spec.
@@ -126,7 +127,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     jsName: g.name.includes(".") ? g.name.slice(g.name.indexOf(".") + 1) : g.name,
     model: g.model,
     dims: g.dims,
-    inputs: g.inputs.map((i) => ({ name: i.name, dtype: ioType(g, i).dtype, shape: [...g.nodes[i.node].type.shape], ...(i.dtype ? lowInput(g.nodes[i.node].type.dtype as "f16" | "bf16", table) : {}), ...(i.classes ? { classes: i.classes } : {}) })),
+    inputs: g.inputs.map((i) => ({ name: i.name, dtype: ioType(g, i).dtype, shape: [...g.nodes[i.node].type.shape], ...(i.dtype ? lowInput(g.nodes[i.node].type.dtype as "f16" | "bf16", table) : {}), ...(i.classes ? { classes: i.classes } : {}), ...(i.bound !== undefined ? { bound: i.bound } : {}) })),
     outputs: results.map((o) => ({ name: o.name, dtype: g.nodes[o.node].type.dtype, shape: [...g.nodes[o.node].type.shape] })),
     outputValues: results.map((o) => o.node),
     ...(checks.length ? { checks: checks.map((o) => ({ value: o.node, ...o.check! })) } : {}),
@@ -296,4 +297,18 @@ function planAllFinite(g: Graph, n: Node, table: KernelTable, step: StepFn, fill
     const spec: KernelSpec = { kind: "finite", dtype: t.dtype as "f32" };
     step(table.intern(spec, `finite_${t.dtype}`), [x, n.id], [polyProduct(t.shape)], n);
   }
+}
+
+/** gather (table, ids, out) and scatter_add (ids, src, out) as row kernels: ints (rows, n ids, row length). */
+function planRows(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
+  const [a, b] = n.inputs as [number, number];
+  if (n.op === "gather") {
+    const t = g.nodes[a].type;
+    const spec: KernelSpec = { kind: "gather", dtype: t.dtype };
+    step(table.intern(spec, `gather_${t.dtype}`), [a, b, n.id], [polyProduct([t.shape[0]!]), polyProduct(g.nodes[b].type.shape), polyProduct(t.shape.slice(1))], n);
+    return;
+  }
+  if (n.type.dtype !== "f32") throw new Error(`codegen: scatter_add of ${n.type.dtype} is not supported (f32 only)`);
+  const spec: KernelSpec = { kind: "scatter_add", dtype: "f32" };
+  step(table.intern(spec, "scatter_add"), [a, b, n.id], [polyProduct([n.type.shape[0]!]), polyProduct(g.nodes[a].type.shape), polyProduct(n.type.shape.slice(1))], n);
 }

@@ -67,6 +67,11 @@ export interface GraphIO {
    * the manifest's `checks`; the reference interpreter checks them too.
    */
   readonly check?: LoopCheck;
+  /**
+   * An i32 input used as indices (take, embedding, gather): every value must be in [0, bound); the runtime checks
+   * it on the way in and names the input and the index (a kernel would silently read zeros).
+   */
+  readonly bound?: number;
 }
 
 export interface LoopCheck {
@@ -141,6 +146,18 @@ export class GraphBuilder {
   guards: Guard[] = [];
   /** The autocast region being lowered (stamped on every node added; see Node.precision). */
   precision?: Autocast;
+  /** Input nodes used as indices, with the exclusive upper bound of their values (GraphIO.bound). */
+  readonly indexBounds = new Map<number, number>();
+  /** Records that the values of `id` index an axis of size `n`, when `id` is an input (or a reshape of one). */
+  boundIndices(id: number, n: number): void {
+    let node = this.nodes[id];
+    while (node && node.op === "reshape") node = this.nodes[node.inputs[0]!];
+    if (node?.op === "input") this.indexBounds.set(node.id, Math.min(n, this.indexBounds.get(node.id) ?? Infinity));
+  }
+  /** `inputs` with the bounds recorded for them. */
+  withBounds(inputs: readonly GraphIO[]): GraphIO[] {
+    return inputs.map((i) => (this.indexBounds.has(i.node) ? { ...i, bound: this.indexBounds.get(i.node)! } : i));
+  }
   add<P extends PrimOp>(op: P, inputs: readonly number[], attrs: AttrsOf[P], type: TensorType, span?: Span, guard: readonly Guard[] = this.guards): number {
     const id = this.nodes.length;
     const base: Node = guard.length ? { id, op, inputs, attrs, type, span, guard: [...guard] } : { id, op, inputs, attrs, type, span };

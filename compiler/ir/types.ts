@@ -53,7 +53,8 @@ export function symbolicNumel(s: Shape): { c: number; syms: string[] } {
   const syms: string[] = [];
   for (const d of s) {
     if (typeof d === "number") c *= d;
-    else syms.push(d);
+    // A product dim ("4*B*T", compiler/ir/dim-expr.ts) counts as its factors, so [B, T] reshapes to [B*T].
+    else for (const f of dimAtoms(d)) /^\d+$/.test(f) ? (c *= Number(f)) : syms.push(f);
   }
   syms.sort();
   return { c, syms };
@@ -70,4 +71,26 @@ export function concreteNumel(s: Shape, bind?: Record<string, number>): number {
     }
   }
   return n;
+}
+
+/**
+ * The factors of a symbolic dim: "4*B*T" -> ["4", "B", "T"]; a sum is one factor in parentheses, alone
+ * ("T-1" -> ["(T-1)"]) or in a product ("(T-1)*B" -> ["(T-1)", "B"]). See compiler/ir/dim-expr.ts.
+ */
+export function dimAtoms(d: string): string[] {
+  const out: string[] = [];
+  let depth = 0, start = 0, sum = false;
+  for (let i = 0; i < d.length; i++) {
+    const ch = d[i];
+    if (ch === "(") depth++;
+    else if (ch === ")") depth--;
+    else if (depth === 0 && (ch === "+" || ch === "-")) sum = true;
+    else if (depth === 0 && ch === "*") {
+      out.push(d.slice(start, i));
+      start = i + 1;
+    }
+  }
+  if (sum) return [`(${d})`];
+  out.push(d.slice(start));
+  return out;
 }

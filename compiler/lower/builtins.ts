@@ -5,6 +5,7 @@
 import type { CallExpr } from "../frontend/kiln/ast.js";
 import type { Span } from "../diagnostics.js";
 import { formatType, type Dim, type Shape } from "../ir/types.js";
+import { divDims, mulDims } from "../ir/dim-expr.js";
 import * as C from "../ops/composites.js";
 import * as M from "../ops/composites-math.js";
 import { normalizeAxis } from "../ops/shape-utils.js";
@@ -15,6 +16,7 @@ import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 import { NN_BUILTINS } from "./builtins-nn.js";
 import { axesArg, boolArg, constErr, intArg, intListArg, numberArg, tensorArg, wrap, type Args, type Builtin } from "./builtin-args.js";
 import { MATH_BUILTINS } from "./builtins-math.js";
+import { INDEX_BUILTINS } from "./builtins-index.js";
 
 interface KwArgIn {
   readonly key: string;
@@ -249,6 +251,7 @@ const BUILTINS: Record<string, Builtin> = {
   },
   ...NN_BUILTINS,
   ...MATH_BUILTINS,
+  ...INDEX_BUILTINS,
 };
 
 export function isBuiltin(name: string): boolean {
@@ -352,20 +355,7 @@ function shapeArg(L: Lowerer, a: ArgVal, from?: Shape): Dim[] | undefined {
 }
 
 function inferDim(from: Shape, known: Dim[]): Dim | undefined {
-  let c = 1;
-  const syms: string[] = [];
-  for (const d of from) typeof d === "number" ? (c *= d) : syms.push(d);
-  for (const d of known) {
-    if (typeof d === "number") {
-      if (c % d !== 0) return undefined;
-      c /= d;
-    } else {
-      const i = syms.indexOf(d);
-      if (i < 0) return undefined;
-      syms.splice(i, 1);
-    }
-  }
-  if (syms.length === 0) return c;
-  if (syms.length === 1 && c === 1) return syms[0];
-  return undefined;
+  let rest: Dim | undefined = from.reduce<Dim>((a, d) => mulDims(a, d), 1);
+  for (const d of known) if (rest !== undefined) rest = divDims(rest, d);
+  return rest;
 }

@@ -128,13 +128,15 @@ export function lowerFor(L: Lowerer, st: ForStmt): void {
     L.frame.declared.add(st.var);
     L.frame.vars.set(st.var, { kind: "literal", value: start + k, isInt: true });
   };
-  if (endVal.kind === "literal") {
-    if (!Number.isInteger(endVal.value)) {
-      L.diags.error("K304", `the end of a for range must be an integer, got ${endVal.value}`, st.end.span, `write ${Math.ceil(endVal.value)} or ${Math.floor(endVal.value)}`);
+  // A dim known here (a callee's N bound to 128) is a constant bound; a symbolic one (T) is known at run time.
+  const known = endVal.kind === "literal" ? endVal.value : endVal.kind === "dim" && typeof endVal.dim === "number" ? endVal.dim : undefined;
+  if (known !== undefined) {
+    if (!Number.isInteger(known)) {
+      L.diags.error("K304", `the end of a for range must be an integer, got ${known}`, st.end.span, `write ${Math.ceil(known)} or ${Math.floor(known)}`);
       return;
     }
     if (st.max) L.diags.error("K501", "max: is only needed when the end of the range is known at run time", st.max.span);
-    unroll(L, Math.max(0, endVal.value - start), bindVar, () => undefined, st.body, st.span);
+    unroll(L, Math.max(0, known - start), bindVar, () => undefined, st.body, st.span);
     return;
   }
   const end = L.materialize(endVal, st.end.span, "i32");

@@ -46,7 +46,7 @@ export function lowerApply(L: Lowerer, e: ApplyExpr): Val {
     for (const w of list) {
       const argIndex = fn.params.findIndex((p) => p.name === w.name);
       if (argIndex >= 0) wrtArgs.push(argIndex);
-      else if (fnModel?.params.has(w.name)) wrtParams.push(`${fnModel.decl.name}.${w.name}`);
+      else if (fnModel?.params.has(w.name)) wrtParams.push(`${fnModel.path}.${w.name}`);
       else {
         const known = [...fn.params.map((p) => p.name), ...(fnModel ? fnModel.params.keys() : [])];
         L.diags.error("K604", `'${w.name}' is neither a parameter of '${fn.name}' nor a param of its model`, w.span, `choose from: ${known.join(", ")}`);

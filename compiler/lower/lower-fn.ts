@@ -16,7 +16,10 @@ import { OPS } from "../ops/registry.js";
 import { isRuleError, type AttrsOf, type BinaryOpName, type CompareOp, type PrimOp } from "../ops/types.js";
 import { remainder64 } from "../ops/special-functions.js";
 import { builtinNames, callBuiltin, isBuiltin } from "./builtins.js";
-import { ownersOf, type ModelInfo, type ModuleScope } from "./module-scope.js";
+import { ownersOf, paramOwner, type ModelInfo, type ModuleScope } from "./module-scope.js";
+import { lowerIndex } from "./indexing.js";
+import { lowerMemberCall, subValue } from "./submodules.js";
+import { dimArith, dimValue } from "./dim-arith.js";
 import { resolveType, unifyType } from "./types-from-ast.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 import { closest } from "../suggest.js";
@@ -82,6 +85,11 @@ export class FnLowerer implements Lowerer {
     fn.params.forEach((p, index) => {
       const t = resolveType(p.type, this.diags);
       if (!t) return frame.vars.set(p.name, POISON);
+      // The runtime binds dims from input shapes one symbol at a time; a product has no single value to bind.
+      if (t.shape.some((d) => typeof d === "string" && /[*+\-()]/.test(d))) {
+        this.diags.error("K501", `input '${p.name}' of an exported function cannot have a derived dimension (${formatType(t)})`, p.type.span, "declare the input with its own symbol (x: f32[N, D]) and reshape or slice inside");
+        return frame.vars.set(p.name, POISON);
+      }
       for (const d of t.shape) if (typeof d === "string" && !dims.includes(d)) dims.push(d);
       const id = this.b.add("input", [], { name: p.name, index }, t, p.span);
       inputs.push({ name: p.name, node: id });
@@ -93,7 +101,7 @@ export class FnLowerer implements Lowerer {
     this.callStack.pop();
     if (this.diags.items.length > before || !results) return undefined;
     const outputs = [...results.map((v, i) => ({ name: results.length === 1 ? "result" : `result${i}`, node: (v as { id: number }).id })), ...this.checks];
-    return { name: qualified, model: model?.decl.name, nodes: this.b.nodes, inputs: this.withClassLabels(inputs), outputs, dims, customVjps: this.customVjps.length ? this.customVjps : undefined };
+    return { name: qualified, model: model?.decl.name, nodes: this.b.nodes, inputs: this.b.withBounds(this.withClassLabels(inputs)), outputs, dims, customVjps: this.customVjps.length ? this.customVjps : undefined };
   }
 
   /** Lowers a body in `frame`; returns the result tensors, checked against the declared return types. */
@@ -230,6 +238,10 @@ export class FnLowerer implements Lowerer {
         return this.call(e);
       case "apply":
         return lowerApply(this, e);
+      case "index":
+        return lowerIndex(this, e);
+      case "member":
+        return lowerMemberCall(this, e, (fn, info) => this.inline(fn, info, e.args.map((a) => this.arg(a)), { span: e.span, calleeSpan: e.methodSpan }));
     }
   }
 
@@ -242,6 +254,8 @@ export class FnLowerer implements Lowerer {
     if (v) return v;
     const model = this.frame.model;
     if (model?.params.has(name)) return tensor(this.paramNode(model, name));
+    const sub = model ? subValue(this.scope, model, name) : undefined;
+    if (sub) return sub;
     const dt = name as DType;
     if (["f32", "f16", "bf16", "f64", "i32", "i8", "u8", "bool"].includes(name)) return { kind: "dtype", dtype: dt };
     const owners = ownersOf(this.scope, name, "params");
@@ -258,7 +272,7 @@ export class FnLowerer implements Lowerer {
   }
 
   paramNode(model: ModelInfo, name: string): number {
-    const q = `${model.decl.name}.${name}`;
+    const q = `${model.path}.${name}`;
     const override = this.paramOverrides.get(q);
     if (override !== undefined) return override;
     let id = this.paramNodes.get(q);
@@ -290,6 +304,8 @@ export class FnLowerer implements Lowerer {
     const r = this.expr(e.right);
     this.span = e.opSpan;
     if (l.kind === "error" || r.kind === "error") return POISON;
+    // Dims with dims (or integers) make a dim (B * T); a dim with a tensor is its size as a value (sum(x) / N).
+    if ((l.kind === "dim" || r.kind === "dim") && l.kind !== "tensor" && r.kind !== "tensor") return dimArith(this, e, l, r);
     if (e.op === "@") {
       const [a, b] = [this.materialize(l, e.left.span), this.materialize(r, e.right.span)];
       return this.emitVal("matmul", [a, b], {});
@@ -317,8 +333,9 @@ export class FnLowerer implements Lowerer {
 
   /** Gives two operands one dtype: a literal takes the tensor's dtype (error if a float literal meets ints). */
   pair(l: Val, r: Val, ls: Span, rs: Span): [Val, Val] {
-    if (l.kind === "tensor" && r.kind === "literal") return [l, this.materialize(r, rs, this.b.type(l.id).dtype)];
-    if (l.kind === "literal" && r.kind === "tensor") return [this.materialize(l, ls, this.b.type(r.id).dtype), r];
+    // A literal or a dimension takes the tensor's dtype (x / N is a float division).
+    if (l.kind === "tensor" && (r.kind === "literal" || r.kind === "dim")) return [l, this.materialize(r, rs, this.b.type(l.id).dtype)];
+    if ((l.kind === "literal" || l.kind === "dim") && r.kind === "tensor") return [this.materialize(l, ls, this.b.type(r.id).dtype), r];
     return [this.materialize(l, ls), this.materialize(r, rs)];
   }
 
@@ -342,8 +359,9 @@ export class FnLowerer implements Lowerer {
       this.diags.error("K204", `this has ${v.items.length} results where one value is needed`, span, "take them apart with let a, b = ...");
       return POISON;
     }
-    if (v.kind === "dim") {
-      this.diags.error("K501", `'${v.dim}' is a dimension, not a value`, span, "dimension names can be used in shapes, e.g. reshape(x, [B, 784])");
+    if (v.kind === "dim") return dimValue(this, v.dim, span, dtype);
+    if (v.kind === "module" || v.kind === "modules") {
+      this.diags.error("K301", `a submodule is not a tensor value`, span, "call one of its methods: attn.forward(x)");
       return POISON;
     }
     this.diags.error("K301", v.kind === "list" ? "a list is not a tensor value" : `the dtype ${v.dtype} is not a tensor value`, span, v.kind === "list" ? "lists are only used for axes and shapes of builtins" : undefined);
@@ -412,7 +430,7 @@ export class FnLowerer implements Lowerer {
     return POISON;
   }
 
-  private inline(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: CallExpr): Val {
+  private inline(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: { span: Span; calleeSpan: Span }): Val {
     const r = this.inlineCall(fn, model, args, call);
     if (!r) return POISON;
     if (r.results.length !== 1) {
@@ -427,7 +445,7 @@ export class FnLowerer implements Lowerer {
    * in identity nodes that stand for them (returned in `wrt`), so that gradient markers can name them.
    */
   inlineCall(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: { span: Span; calleeSpan: Span }, grad?: GradSpec): { results: Val[]; wrt: number[] } | undefined {
-    const q = model ? `${model.decl.name}.${fn.name}` : fn.name;
+    const q = model ? `${model.path}.${fn.name}` : fn.name;
     if (this.callStack.includes(q)) {
       this.diags.error("K210", `'${fn.name}' calls itself (${[...this.callStack, q].join(" -> ")})`, call.calleeSpan, "recursion is not supported; use a loop");
       return undefined;
@@ -455,8 +473,8 @@ export class FnLowerer implements Lowerer {
     if (!ok) return undefined;
     const savedOverrides = new Map(this.paramOverrides);
     grad?.wrtParams.forEach((qp, k) => {
-      const [mName, pName] = qp.split(".");
-      const base = this.paramOverrides.get(qp) ?? this.paramNode(this.scope.models.get(mName)!, pName);
+      const owner = paramOwner(this.scope, qp)!;
+      const base = this.paramOverrides.get(qp) ?? this.paramNode(owner.info, owner.name);
       const id = this.identity(base);
       this.paramOverrides.set(qp, id);
       wrt[grad.wrtArgs.length + k] = id;

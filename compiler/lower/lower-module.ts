@@ -23,10 +23,13 @@ export function lowerProgram(program: Program, diags: DiagnosticBag, opts: Lower
   const scope = { ...collectScope(program, diags), ...(opts.precision ? { precision: opts.precision } : {}) };
   const params: ParamInfo[] = [];
   const functions: Graph[] = [];
-  for (const m of scope.models.values()) {
-    for (const p of m.params.values()) {
-      const info = lowerParam(m.decl.name, p, diags);
-      if (info) params.push(info);
+  // Every instance's params, in declaration order; a submodule's are named by its path and belong to the
+  // outermost model (a model used only inside others has no params or functions of its own).
+  for (const inst of scope.instances.values()) {
+    if (scope.nested.has(inst.root)) continue;
+    for (const p of inst.params.values()) {
+      const info = lowerParam(inst.root, p, diags);
+      if (info) params.push(inst.path === inst.root ? info : { ...info, name: `${inst.path}.${p.name}` });
     }
   }
   for (const item of program.items) {
@@ -47,7 +50,7 @@ export function lowerProgram(program: Program, diags: DiagnosticBag, opts: Lower
       }
     } else {
       const m = scope.models.get(item.name);
-      if (m?.decl !== item) continue;
+      if (m?.decl !== item || scope.nested.has(item.name)) continue;
       for (const fn of m.methods.values()) {
         const g = new FnLowerer(scope).lowerExported(fn, m);
         if (g) functions.push(g);

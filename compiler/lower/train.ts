@@ -154,7 +154,7 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
   if (own.length === L.statUpdates.size) diags.error("K611", `model ${model.decl.name} has no float params to train`, t.nameSpan);
   if (diags.hasErrors) return undefined;
   const graph: Graph = {
-    name: `${t.name}.step`, model: t.name, nodes: L.b.nodes, inputs: L.withClassLabels(inputs), dims,
+    name: `${t.name}.step`, model: t.name, nodes: L.b.nodes, inputs: L.b.withBounds(L.withClassLabels(inputs)), dims,
     outputs: [{ name: "loss", node: y.id }, ...L.checks], updates,
     customVjps: L.customVjps.length ? L.customVjps : undefined,
   };

@@ -1,7 +1,8 @@
 // Lowering stage: turns written types (`f32[B, 784]`) into IR TensorTypes and unifies declared types with the
 // actual types of arguments/results, binding symbolic dims (a callee's N := caller's B or 128).
 
-import type { TypeExpr } from "../frontend/kiln/ast.js";
+import type { DimExpr, TypeExpr } from "../frontend/kiln/ast.js";
+import { addDim, mulDims } from "../ir/dim-expr.js";
 import type { DiagnosticBag, Span } from "../diagnostics.js";
 import { formatType, isDType, type Dim, type TensorType } from "../ir/types.js";
 import { tooManyElements, TOO_MANY_ELEMENTS_HINT } from "./size-limits.js";
@@ -20,6 +21,17 @@ export function resolveType(t: TypeExpr, diags: DiagnosticBag, dims?: ReadonlyMa
         ok = false;
       }
       return d.value;
+    }
+    if (d.kind === "product") return d.factors.reduce<Dim>((a, f) => mulDims(a, f.kind === "const" ? f.value : dims?.get(f.name) ?? f.name), 1);
+    if (d.kind === "offset") {
+      const v = resolveDim(d.base, dims);
+      const sum = addDim(v, d.offset);
+      if (sum === undefined || (typeof sum === "number" && sum < 1)) {
+        diags.error("K409", `dimension ${dimText(d)} is not a positive size or not supported`, d.span, "a dimension plus or minus a constant, e.g. T - 1");
+        ok = false;
+        return 1;
+      }
+      return sum;
     }
     return dims?.get(d.name) ?? d.name;
   });
@@ -42,7 +54,7 @@ export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim
     diags.error("K209", `unknown dtype '${t.dtype}'`, t.span, "dtypes are f32, f16, bf16, f64, i32, i8, u8, bool");
     return false;
   }
-  const declared = () => t.dtype + (t.dims.length ? "[" + t.dims.map((d) => (d.kind === "const" ? d.value : d.name)).join(", ") + "]" : "");
+  const declared = () => t.dtype + (t.dims.length ? "[" + t.dims.map(dimText).join(", ") + "]" : "");
   if (t.dtype !== actual.dtype) {
     diags.error(result ? "K303" : "K301", `${what} must be ${declared()}, got ${formatType(actual)}`, span, `use cast(x, ${t.dtype})`);
     return false;
@@ -55,7 +67,11 @@ export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim
   for (let k = 0; k < t.dims.length; k++) {
     const d = t.dims[k];
     const a = actual.shape[k];
-    const want: Dim | undefined = d.kind === "const" ? d.value : local.get(d.name);
+    const want: Dim | undefined = d.kind === "const" ? d.value : d.kind === "product" || d.kind === "offset" ? knownDim(d, local) : local.get(d.name);
+    if (want === undefined && (d.kind === "product" || d.kind === "offset")) {
+      diags.error("K405", `${what} must be ${declared()}, got ${formatType(actual)}: the factors of ${dimText(d)} are not known here`, span, "bind each factor elsewhere in the signature, e.g. x: f32[B, T], y: f32[B * T]");
+      return false;
+    }
     if (want === undefined && d.kind === "sym") {
       local.set(d.name, a);
       continue;
@@ -73,4 +89,25 @@ export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim
   }
   for (const [k, v] of local) dims.set(k, v);
   return true;
+}
+
+function dimText(d: DimExpr): string {
+  if (d.kind === "offset") return `${dimText(d.base)} ${d.offset < 0 ? "-" : "+"} ${Math.abs(d.offset)}`;
+  return d.kind === "const" ? String(d.value) : d.kind === "sym" ? d.name : d.factors.map(dimText).join(" * ");
+}
+
+/** A written dim with its symbols looked up in `dims` (unbound ones kept by name). */
+function resolveDim(d: Exclude<DimExpr, { kind: "offset" }>, dims?: ReadonlyMap<string, Dim>): Dim {
+  if (d.kind === "const") return d.value;
+  if (d.kind === "sym") return dims?.get(d.name) ?? d.name;
+  return d.factors.reduce<Dim>((a, f) => mulDims(a, f.kind === "const" ? f.value : dims?.get(f.name) ?? f.name), 1);
+}
+
+/** A declared product or offset's value once every symbol in it is bound, else undefined. */
+function knownDim(d: Extract<DimExpr, { kind: "product" | "offset" }>, dims: ReadonlyMap<string, Dim>): Dim | undefined {
+  const base = d.kind === "offset" ? d.base : d;
+  const syms = base.kind === "sym" ? [base] : base.kind === "product" ? base.factors.filter((f) => f.kind === "sym") : [];
+  if (syms.some((f) => f.kind === "sym" && !dims.has(f.name))) return undefined;
+  const v = resolveDim(base, dims);
+  return d.kind === "offset" ? addDim(v, d.offset) : v;
 }

@@ -4,6 +4,7 @@
 
 import type { Span } from "../diagnostics.js";
 import type { Dim, DType } from "../ir/types.js";
+import type { ModelInfo } from "./module-scope.js";
 
 export type Val =
   | { readonly kind: "tensor"; readonly id: number }
@@ -14,6 +15,10 @@ export type Val =
   | { readonly kind: "dim"; readonly dim: Dim }
   /** Several results (`value_and_grad`, multi-result calls): only for `return` and `let a, b = ...`. */
   | { readonly kind: "tuple"; readonly items: Val[] }
+  /** A submodule instance (`attn`, `blocks[0]`): only for calling its methods. */
+  | { readonly kind: "module"; readonly info: ModelInfo }
+  /** An array of submodules (`blocks`): only for indexing with a constant. */
+  | { readonly kind: "modules"; readonly name: string; readonly infos: readonly ModelInfo[] }
   | { readonly kind: "error" };
 
 /** A value with the span of the expression it came from (for diagnostics about arguments). */

@@ -3,6 +3,7 @@
 // codegen on every backend without kernels of their own. Argument checks (with diagnostics) are in
 // compiler/lower/builtins-nn.ts; these functions assume checked shapes.
 
+import { addDim, mulDims } from "../ir/dim-expr.js";
 import type { Dim, DType, Shape } from "../ir/types.js";
 import type { PrimEmitter } from "./composites.js";
 import { sliceAttrs } from "./vjp.js";
@@ -25,7 +26,15 @@ export function conv2dShape(x: Shape, w: Shape, o: Conv2dOptions): { out: Dim[] 
   if (w.length !== 4 || !w.every((d) => typeof d === "number")) return { error: "K409", message: `conv2d needs w [O, C / groups, KH, KW] with known sizes, got ${show(w)}`, on: "w" };
   const [N, C, H, W] = x;
   const [O, Cg, KH, KW] = w as number[];
-  if (typeof C !== "number" || typeof H !== "number" || typeof W !== "number") return { error: "K409", message: `conv2d needs known channel and spatial sizes, got x ${show(x)}`, hint: "only the batch dimension N may be symbolic", on: "x" };
+  if (typeof C !== "number") return { error: "K409", message: `conv2d needs a known channel count, got x ${show(x)}`, hint: "N, and H or W at stride 1, may be symbolic", on: "x" };
+  if (typeof H !== "number" || typeof W !== "number") {
+    // Symbolic H or W: stride 1 along it, and the output is H + 2 padding - dilation (KH - 1).
+    const out = (d: Dim, k: 0 | 1, K: number) => (typeof d === "number" ? windowOut(d + 2 * o.padding[k], K, o.stride[k], o.dilation[k]) : o.stride[k] === 1 ? addDim(d, 2 * o.padding[k] - o.dilation[k] * (K - 1)) : undefined);
+    const [oh, ow] = [out(H!, 0, KH), out(W!, 1, KW)];
+    if (oh === undefined || ow === undefined) return { error: "K410", message: `conv2d over symbolic spatial sizes needs stride 1 along them, got x ${show(x)} with stride ${o.stride.join("x")}`, hint: "give H and W sizes to use a larger stride", on: "x" };
+    if ((typeof oh === "number" && oh < 1) || (typeof ow === "number" && ow < 1)) return { error: "K410", message: `conv2d: the kernel does not fit x ${show(x)}`, on: "w" };
+    return { out: [N!, O, oh, ow] };
+  }
   const g = o.groups;
   if (C % g !== 0 || O % g !== 0) {
     return { error: "K409", message: `conv2d with groups: ${g} needs input channels (${C}) and output channels (${O}) divisible by ${g}`, hint: "each group convolves C / groups input channels into O / groups output channels", on: C % g !== 0 ? "x" : "w" };
@@ -57,7 +66,7 @@ export function conv2d(e: PrimEmitter, x: number, w: number, b: number | undefin
   const cg = (C as number) / g, og = O / g, k = cg * KH * KW;
   const xp = padSpatial(e, x, o.padding, 0);
   if (xp === undefined) return undefined;
-  let OH = 0, OW = 0;
+  let OH: Dim = 0, OW: Dim = 0;
   const parts: number[] = [];
   for (let gi = 0; gi < g; gi++) {
     const xg = g === 1 ? xp : e.emit("slice", [xp], sliceAttrs(1, gi * cg, (gi + 1) * cg));
@@ -65,9 +74,9 @@ export function conv2d(e: PrimEmitter, x: number, w: number, b: number | undefin
     if (xg === undefined || wg === undefined) return undefined;
     const cols = e.emit("window", [xg], { kernel: [KH, KW], stride: o.stride, dilation: o.dilation });
     if (cols === undefined) return undefined;
-    [, OH, OW] = e.type(cols).shape as number[];
+    [, OH, OW] = e.type(cols).shape as Dim[];
     // A known batch makes the rows one matrix, so dW is a single matmul too (not a batched one summed over N).
-    const rows = e.emit("reshape", [cols], { shape: typeof N === "number" ? [N * OH * OW, k] : [N, OH * OW, k] });
+    const rows = e.emit("reshape", [cols], { shape: typeof N === "number" ? [mulDims(mulDims(N, OH!), OW!), k] : [N!, mulDims(OH!, OW!), k] });
     const wm = e.emit("reshape", [wg], { shape: [og, k] });
     const wt = wm === undefined ? undefined : e.emit("permute", [wm], { perm: [1, 0] });
     if (rows === undefined || wt === undefined) return undefined;

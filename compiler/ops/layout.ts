@@ -3,6 +3,7 @@
 // pad and window (the convolution primitives) are in window.ts.
 
 import { formatShape, symbolicNumel, type Dim } from "../ir/types.js";
+import { addDim, dimDiff } from "../ir/dim-expr.js";
 import { broadcastShapes, forEachBroadcast, makeRef, numel, stridesOf } from "./shape-utils.js";
 import type { InferResult, OpCore } from "./types.js";
 
@@ -63,8 +64,18 @@ export const sliceCore: OpCore<"slice"> = {
   arity: 1,
   infer([x], a): InferResult {
     if (a.axis < 0 || a.axis >= x.shape.length) return { error: "K403", message: `slice axis ${a.axis} is out of range for ${formatShape(x.shape)}` };
-    const d = x.shape[a.axis];
-    if (typeof d !== "number") return { error: "K407", message: `cannot slice symbolic dimension ${d}`, hint: "slice along an axis whose size is known at compile time" };
+    const d = x.shape[a.axis]!;
+    if (typeof d !== "number" || typeof a.end !== "number") {
+      // A symbolic axis: [start, T - k) with a known start and k, unit step.
+      const k = dimDiff(d, a.end);
+      const len = addDim(a.end, -a.start);
+      if (k === undefined || k < 0 || len === undefined || !(Number.isInteger(a.start) && a.start >= 0) || (a.step ?? 1) !== 1) {
+        return { error: "K407", message: `cannot slice [${a.start}, ${a.end}) of symbolic dimension ${d}`, hint: `a symbolic axis takes unit slices from a known start to ${d} minus a known count, e.g. x[:, 1:] or x[:, :-1]` };
+      }
+      const shape = [...x.shape];
+      shape[a.axis] = len;
+      return { dtype: x.dtype, shape };
+    }
     if (!(Number.isInteger(a.start) && Number.isInteger(a.end) && a.start >= 0 && a.start < a.end && a.end <= d)) {
       return { error: "K407", message: `slice [${a.start}, ${a.end}) is out of range for axis ${a.axis} of size ${d}`, hint: `need 0 <= start < end <= ${d}` };
     }
@@ -139,7 +150,7 @@ export const iotaCore: OpCore<"iota"> = {
   infer: (_ins, a) => ({ dtype: a.dtype, shape: [a.n] }),
   evaluate(_ins, a, out) {
     const r = makeRef(out.dtype, out.shape);
-    for (let i = 0; i < a.n; i++) r.data[i] = i;
+    for (let i = 0; i < out.shape[0]!; i++) r.data[i] = i;
     return r;
   },
 };

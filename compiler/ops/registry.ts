@@ -11,6 +11,7 @@ import { matmulCore } from "./matmul.js";
 import { allFiniteCore, argmaxCore, reduceCore } from "./reduce.js";
 import { constCore, cotangentCore, gradientCore, inputCore, paramCore, randomUniformCore } from "./source.js";
 import { padCore, windowCore } from "./window.js";
+import { gatherCore, scatterAddCore } from "./gather.js";
 import { VJP_RULES, type NoGrad, type VjpRule } from "./vjp.js";
 import { ALL_OPS, isPending, pending, type OpCore, type Pending, type PrimOp } from "./types.js";
 
@@ -32,7 +33,7 @@ const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
   reshape: reshapeCore, permute: permuteCore, broadcast_to: broadcastToCore, slice: sliceCore, concat: concatCore,
   pad: padCore, window: windowCore,
   where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore, argmax: argmaxCore, stop_gradient: stopGradientCore, random_uniform: randomUniformCore,
-  all_finite: allFiniteCore,
+  all_finite: allFiniteCore, gather: gatherCore, scatter_add: scatterAddCore,
   input: inputCore, param: paramCore, const: constCore, gradient: gradientCore, cotangent: cotangentCore,
 };
 

@@ -1,7 +1,7 @@
 // Op registry, vocabulary: the primitive op names, their attributes, and what each registry entry must declare.
 // The registry (registry.ts) is a mapped type over PrimOp, so an op missing a rule fails the type check.
 
-import type { DType, Shape, TensorType } from "../ir/types.js";
+import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
 import type { DiagnosticCode } from "../diagnostics.js";
 
 export const UNARY_OPS = [
@@ -18,7 +18,7 @@ export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "conca
  * all_finite(x1, ..., xn) is a bool scalar: every element of every input is finite (the loss scaler's overflow
  * check, which fusion folds into the kernels that produce the inputs: passes/fusion-finite.ts).
  */
-export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform", "all_finite"] as const;
+export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform", "all_finite", "gather", "scatter_add"] as const;
 /** Graph leaves: they have no kernel; the runtime fills their buffers. */
 export const SOURCE_OPS = ["input", "param", "const"] as const;
 /**
@@ -48,16 +48,17 @@ type NoAttrs = Record<string, never>;
  */
 export interface ReduceAttrs { readonly axes: readonly number[]; readonly keepdims: boolean; readonly first?: true }
 
-export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "matmul" | "stop_gradient" | "all_finite"]: NoAttrs } & { [P in ReduceOp]: ReduceAttrs } & {
+export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "matmul" | "stop_gradient" | "all_finite" | "gather"]: NoAttrs } & { [P in ReduceOp]: ReduceAttrs } & {
   cast: { readonly to: DType };
   reshape: { readonly shape: Shape };
   permute: { readonly perm: readonly number[] };
   broadcast_to: { readonly shape: Shape };
   /**
    * Elements start, start + step, ... below end along one axis (concrete, 0 <= start < end <= dim). `step`
-   * is absent when 1, so unit slices keep their IR text.
+   * is absent when 1, so unit slices keep their IR text. On a symbolic axis T, end is T minus a constant
+   * ("T-1", compiler/ir/dim-expr.ts) and step is 1.
    */
-  slice: { readonly axis: number; readonly start: number; readonly end: number; readonly step?: number };
+  slice: { readonly axis: number; readonly start: number; readonly end: Dim; readonly step?: number };
   concat: { readonly axis: number };
   /**
    * Like XLA's lax.pad: per axis [lo, hi, interior] (all >= 0; interior = elements inserted between
@@ -71,7 +72,13 @@ export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "ma
   window: { readonly kernel: readonly [number, number]; readonly stride: readonly [number, number]; readonly dilation: readonly [number, number] };
   /** f32 values uniform in [0, 1) that the runtime draws from seeded stream `stream` before every call. */
   random_uniform: { readonly stream: number; readonly shape: Shape };
-  iota: { readonly n: number; readonly dtype: "i32" };
+  /** n may be symbolic (a causal mask over a sequence of length T). */
+  iota: { readonly n: Dim; readonly dtype: "i32" };
+  /**
+   * scatter_add(ids, src): out [n, rest...] = 0, then out[ids[j]] += src[j] for every index j of ids (rows whose id
+   * is outside [0, n) are dropped); gather's gradient. gather(table, ids) = table[ids] along axis 0 (no attrs).
+   */
+  scatter_add: { readonly n: Dim };
   /** Index of the first maximum along one axis (i32); expanded into max/eq/where/min before codegen. */
   argmax: { readonly axis: number; readonly keepdims: boolean };
   input: { readonly name: string; readonly index: number };

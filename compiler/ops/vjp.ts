@@ -9,6 +9,7 @@ import { MATH_VJP_RULES } from "./vjp-math.js";
 import { unbroadcast, zerosLike, type GradEmitter, type VjpRule } from "./vjp-core.js";
 
 export { unbroadcast, zerosLike, type GradEmitter, type VjpRule };
+import { addDim, dimDiff } from "../ir/dim-expr.js";
 
 
 
@@ -119,7 +120,7 @@ const matmulVjp: VjpRule<"matmul"> = (e, n, ct) => {
 };
 
 /** Slice attrs with `step` only when it is not 1 (unit slices keep their IR text and CSE keys). */
-export function sliceAttrs(axis: number, start: number, end: number, step = 1): AttrsOf["slice"] {
+export function sliceAttrs(axis: number, start: number, end: Dim, step = 1): AttrsOf["slice"] {
   return step === 1 ? { axis, start, end } : { axis, start, end, step };
 }
 
@@ -130,7 +131,7 @@ export function sliceAttrs(axis: number, start: number, end: number, step = 1): 
  */
 const windowVjp: VjpRule<"window"> = (e, n, ct) => {
   const [N, C, H, W] = e.type(n.inputs[0]).shape;
-  const [, OH, OW, , KH, KW] = e.type(n.id).shape as [Dim, number, number, Dim, number, number];
+  const [, OH, OW, , KH, KW] = e.type(n.id).shape as [Dim, Dim, Dim, Dim, number, number];
   const { stride: [sh, sw], dilation: [dh, dw] } = n.attrs;
   // Taps first: each tap's cotangent is then one contiguous block.
   const taps = e.emit("reshape", [e.emit("permute", [ct], { perm: [4, 5, 0, 3, 1, 2] })], { shape: [KH * KW, N, C, OH, OW] });
@@ -140,7 +141,9 @@ const windowVjp: VjpRule<"window"> = (e, n, ct) => {
       const k = p * KW + q;
       const one = KH * KW === 1 ? taps : e.emit("slice", [taps], sliceAttrs(0, k, k + 1));
       const tap = e.emit("reshape", [one], { shape: [N, C, OH, OW] });
-      const back = (lo: number, size: Dim, out: number, s: number): [number, number, number] => [lo, (size as number) - lo - (out - 1) * s - 1, s - 1];
+      // A symbolic axis slides at stride 1 (window's rule): the zeros after are size - out - lo.
+      const back = (lo: number, size: Dim, out: Dim, s: number): [number, number, number] =>
+        typeof size === "number" && typeof out === "number" ? [lo, size - lo - (out - 1) * s - 1, s - 1] : [lo, dimDiff(size, out)! - lo, 0];
       const g = e.emit("pad", [tap], { pads: [[0, 0, 0], [0, 0, 0], back(p * dh, H, OH, sh), back(q * dw, W, OW, sw)], value: 0 });
       acc = acc === undefined ? g : bin(e, "add", acc, g);
     }
@@ -214,8 +217,13 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
   slice: (e, n, ct) => {
     const x = e.type(n.inputs[0]);
     const { axis, start, end } = n.attrs;
-    const size = x.shape[axis] as number;
     const step = n.attrs.step ?? 1;
+    if (typeof x.shape[axis] !== "number" || typeof end !== "number") {
+      // A symbolic axis: back into place with zeros before and after (pad's sizes add to the axis').
+      const after = dimDiff(x.shape[axis]!, end)!;
+      return [e.emit("pad", [ct], { pads: x.shape.map((_, k) => (k === axis ? [start, after, 0] : [0, 0, 0])), value: 0 })];
+    }
+    const size = x.shape[axis] as number;
     if (step > 1) {
       // The picked elements go back to their places with step - 1 zeros between them.
       const last = start + ((e.type(n.id).shape[axis] as number) - 1) * step;
@@ -242,12 +250,17 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
     let g = ct;
     n.attrs.pads.forEach(([lo, hi, interior], axis) => {
       if (lo === 0 && hi === 0 && interior === 0) return;
-      const d = x.shape[axis] as number;
-      g = e.emit("slice", [g], sliceAttrs(axis, lo, lo + (d - 1) * (interior + 1) + 1, interior + 1));
+      const d = x.shape[axis]!;
+      // A symbolic axis is padded without interior (pad's rule): its elements are [lo, lo + d).
+      const end = typeof d === "number" ? lo + (d - 1) * (interior + 1) + 1 : addDim(d, lo)!;
+      g = e.emit("slice", [g], sliceAttrs(axis, lo, end, interior + 1));
     });
     return [g];
   },
   window: windowVjp,
+  // The table's gradient scatters the output rows back to the ids they came from (only those rows); ids have none.
+  gather: (e, n, ct) => [e.emit("scatter_add", [n.inputs[1]!, ct], { n: e.type(n.inputs[0]!).shape[0]! }), undefined],
+  scatter_add: (e, n, ct) => [undefined, e.emit("gather", [ct, n.inputs[0]!], {})],
   iota: none("iota has no inputs"),
   random_uniform: none("random values do not depend on any input"),
   stop_gradient: none("stop_gradient blocks gradients by definition"),

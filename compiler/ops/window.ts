@@ -1,6 +1,7 @@
 // Op registry, convolution primitives: pad (with XLA-style interior padding) and window (im2col as a view).
 // conv2d and the pools are composites over these (conv.ts); the planner runs both as strided copies.
 
+import { addDim } from "../ir/dim-expr.js";
 import { formatShape, type Dim } from "../ir/types.js";
 import { makeRef, stridesOf } from "./shape-utils.js";
 import type { AttrsOf, InferResult, OpCore } from "./types.js";
@@ -24,7 +25,13 @@ export const padCore: OpCore<"pad"> = {
         shape.push(d);
         continue;
       }
-      if (typeof d !== "number") return { error: "K410", message: `cannot pad symbolic dimension ${d}`, hint: "pad only axes whose size is known at compile time" };
+      if (typeof d !== "number") {
+        // A symbolic axis grows by lo + hi (a slice's gradient); interior padding would need a product of a sum.
+        const grown = interior === 0 ? addDim(d, lo + hi) : undefined;
+        if (grown === undefined) return { error: "K410", message: `cannot pad symbolic dimension ${d} with [${lo}, ${hi}, ${interior}]`, hint: "pad only axes whose size is known at compile time" };
+        shape.push(grown);
+        continue;
+      }
       shape.push(lo + hi + d + (d - 1) * interior);
     }
     return { dtype: x.dtype, shape };
@@ -66,7 +73,14 @@ export const windowCore: OpCore<"window"> = {
     const bad = checkWindow(a);
     if (bad) return { error: "K410", message: `window: ${bad}` };
     const [n, c, h, w] = x.shape;
-    if (typeof h !== "number" || typeof w !== "number") return { error: "K410", message: `window needs known spatial sizes, got ${formatShape(x.shape)}`, hint: "H and W must be numbers; N and C may be symbolic" };
+    if (typeof h !== "number" || typeof w !== "number") {
+      // A symbolic H or W slides at stride 1: the output is the size less the window's span, minus one.
+      const out = (d: Dim, k: 0 | 1) => (typeof d === "number" ? windowOut(d, a.kernel[k], a.stride[k], a.dilation[k]) : a.stride[k] === 1 ? addDim(d, -a.dilation[k] * (a.kernel[k] - 1)) : undefined);
+      const [oh, ow] = [out(h!, 0), out(w!, 1)];
+      if (oh === undefined || ow === undefined) return { error: "K410", message: `window over a symbolic size needs stride 1 along it, got ${formatShape(x.shape)} with stride [${a.stride.join(", ")}]`, hint: "give H and W sizes, or use stride 1 on the symbolic axis" };
+      if ((typeof oh === "number" && oh < 1) || (typeof ow === "number" && ow < 1)) return { error: "K410", message: `the window does not fit ${formatShape(x.shape)}` };
+      return { dtype: x.dtype, shape: [n!, oh, ow, c!, a.kernel[0], a.kernel[1]] };
+    }
     const oh = windowOut(h, a.kernel[0], a.stride[0], a.dilation[0]);
     const ow = windowOut(w, a.kernel[1], a.stride[1], a.dilation[1]);
     if (oh < 1 || ow < 1) {

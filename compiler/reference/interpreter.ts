@@ -9,6 +9,8 @@ import type { RefTensor } from "../ops/types.js";
 import { roundRefToStorage } from "../ops/shape-utils.js";
 import { KilnError, loopBoundError } from "../../runtime/errors.js";
 import { RandomStreams } from "../../runtime/random.js";
+import { bindDerivedDims } from "../../runtime/dim-expr.js";
+import { checkIndices } from "../../runtime/bind.js";
 
 export interface RefInput {
   readonly data: ArrayLike<number>;
@@ -40,6 +42,7 @@ function bindDims(g: Graph, inputs: Record<string, RefInput>, dims: Record<strin
       bind[unbound[0]] = inputs[io.name].data.length / known;
     }
   }
+  bindDerivedDims(bind, g.nodes.map((n) => n.type.shape), g.name);
   return bind;
 }
 
@@ -72,6 +75,7 @@ export function evaluateGraph(
   options: EvaluateOptions = {},
 ): RefTensor[] {
   const bind = bindDims(g, inputs, dims);
+  for (const io of g.inputs) if (io.bound !== undefined) checkIndices(g.name, { name: io.name, dtype: "i32", shape: [...g.nodes[io.node].type.shape], bound: io.bound }, inputs[io.name]!.data, bind);
   const random = options.random ?? new RandomStreams(0);
   const vals: RefTensor[] = [];
   for (const n of g.nodes) {

@@ -13,14 +13,16 @@ import { Rng } from "../../runtime/rng.js";
 import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { centralDifference } from "../helpers/finite-diff.js";
 
-type Gen = "normal" | "positive" | "int" | "bool" | "away";
-interface In { dtype: DType; shape: number[]; gen?: Gen }
+type Gen = "normal" | "positive" | "int" | "bool" | "away" | "index";
+/** `max`: "index" values are integers in [0, max) (repeats included). */
+interface In { dtype: DType; shape: number[]; gen?: Gen; max?: number }
 interface Case { ins: In[]; attrs?: object }
 
 const d = (...shape: number[]): In => ({ dtype: "f64", shape });
 const dp = (...shape: number[]): In => ({ dtype: "f64", shape, gen: "positive" });
 const da = (...shape: number[]): In => ({ dtype: "f64", shape, gen: "away" });
 const b = (...shape: number[]): In => ({ dtype: "bool", shape, gen: "bool" });
+const ix = (max: number, ...shape: number[]): In => ({ dtype: "i32", shape, gen: "index", max });
 const UN = [[], [5], [2, 3]].map((s) => ({ ins: [d(...s)] }));
 const UNP = [[], [5], [2, 3]].map((s) => ({ ins: [dp(...s)] }));
 const UNA = [[], [5], [2, 3]].map((s) => ({ ins: [da(...s)] }));
@@ -56,10 +58,13 @@ const CASES: Partial<Record<PrimOp, Case[]>> = {
     { ins: [d(2, 2, 7, 6)], attrs: { kernel: [2, 3], stride: [2, 3], dilation: [2, 1] } },
     { ins: [d(1, 3, 5, 5)], attrs: { kernel: [1, 2], stride: [3, 1], dilation: [1, 2] } },
   ],
+  gather: [{ ins: [d(5, 3), ix(5, 6)] }, { ins: [d(4), ix(4, 2, 3)] }, { ins: [d(3, 2, 2), ix(3, 2)] }],
+  scatter_add: [{ ins: [ix(4, 6), d(6, 2)], attrs: { n: 4 } }, { ins: [ix(3, 2, 2), d(2, 2)], attrs: { n: 3 } }],
 };
 
-function gen(rng: Rng, g: Gen | undefined, n: number): number[] {
+function gen(rng: Rng, g: Gen | undefined, n: number, max = 1): number[] {
   return Array.from({ length: n }, () => {
+    if (g === "index") return Math.floor(rng.uniform(0, max));
     if (g === "positive") return 0.3 + Math.abs(rng.normal(0, 1));
     if (g === "bool") return rng.uniform(0, 1) < 0.5 ? 1 : 0;
     if (g === "away") return (rng.uniform(0, 1) < 0.5 ? -1 : 1) * (0.2 + Math.abs(rng.normal(0, 1)));
@@ -107,7 +112,7 @@ describe("VJP rules match central finite differences (float64)", () => {
         const { loss, grads, floatInputs } = lossGraphs(op as PrimOp, c);
         const outShape = loss.nodes[loss.inputs[loss.inputs.length - 1].node].type.shape as number[];
         const inputs: Record<string, { data: number[]; shape: number[] }> = {};
-        c.ins.forEach((t, k) => (inputs[`x${k}`] = { data: gen(rng, t.gen, t.shape.reduce((a, x) => a * x, 1)), shape: t.shape }));
+        c.ins.forEach((t, k) => (inputs[`x${k}`] = { data: gen(rng, t.gen, t.shape.reduce((a, x) => a * x, 1), t.max), shape: t.shape }));
         inputs.r = { data: gen(rng, "normal", outShape.reduce((a, x) => a * x, 1)), shape: outShape };
         const analytic = evaluateGraph(grads, inputs);
         const f = () => evaluateGraph(loss, inputs)[0].data[0];

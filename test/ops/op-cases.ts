@@ -124,6 +124,12 @@ export const CASES: { [P in KernelOp]: Case[] } = {
   ],
   random_uniform: [{ ins: [], attrs: { stream: 0, shape: [17] } }, { ins: [], attrs: { stream: 3, shape: [2, 3, 5] } }, { ins: [], attrs: { stream: 1, shape: [] } }],
   iota: [{ ins: [], attrs: { n: 1, dtype: "i32" } }, { ins: [], attrs: { n: 17, dtype: "i32" } }],
+  // ids from -4 to 3: negative and too-large ids read zero rows (gather) or are dropped (scatter_add).
+  gather: [{ ins: [f(5, 3), i(4)] }, { ins: [f(3), i(2, 3)] }, { ins: [i(4, 2), i(7)] }, { ins: [f(7, 2, 3), i(2, 2)] }, { ins: [f(4, 257), i(5)] }, { ins: [f(2, 3), i()] }],
+  scatter_add: [
+    { ins: [i(6), f(6, 3)], attrs: { n: 5 } }, { ins: [i(2, 3), f(2, 3)], attrs: { n: 4 } }, { ins: [i(1), f(1, 17)], attrs: { n: 2 } },
+    { ins: [i(9), f(9, 2, 3)], attrs: { n: 3 } }, { ins: [i(), f(5)], attrs: { n: 4 } },
+  ],
   stop_gradient: [{ ins: [f(3, 5)] }, { ins: [i(4)] }],
   all_finite: [
     { ins: [f(1)] }, { ins: [f(257)] }, { ins: [{ dtype: "f32", shape: [257], gen: "spiky" }] }, { ins: [{ dtype: "f32", shape: [3], gen: "spiky" }] },

@@ -1,5 +1,6 @@
 // Codegen stage (wasm): assembles every kernel of a program into one WebAssembly module with Binaryen.
 // The memory is imported (env.memory) so the runtime owns it; each kernel is exported under its name.
+import { renderGather, renderScatterAdd } from "./gather.js";
 import type { KernelSpec, NamedKernel } from "../kernel.js";
 import type { Bin, E, Module } from "./context.js";
 import { FnBuilder } from "./context.js";
@@ -38,6 +39,7 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "matmul": return 4 + (spec.epilogue?.inputs.length ?? 0) + flagParams(spec) + spec.batchRank + 5;
     case "copy": return 4 + 3 * spec.rank;
     case "iota": return 2;
+    case "gather": case "scatter_add": return 6;
     case "qmatmul": return qmatmulArgs(spec).count;
     case "finite": return 3;
   }
@@ -50,6 +52,8 @@ function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
     case "matmul": return renderMatmul(fb, spec, simd);
     case "copy": return renderCopy(fb, spec);
     case "iota": return renderIota(fb);
+    case "gather": return renderGather(fb, spec);
+    case "scatter_add": return renderScatterAdd(fb, spec);
     case "qmatmul": return renderQMatmul(fb, spec);
     case "finite": return renderFinite(fb, spec);
   }

@@ -149,6 +149,8 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   pad: layout,
   window: layout,
   iota: { kind: "iota" },
+  gather: { kind: "gather" },
+  scatter_add: { kind: "scatter_add" },
   all_finite: { kind: "finite" },
   // Filled by the runtime from a seeded stream before the call.
   random_uniform: source,

@@ -8,6 +8,7 @@ import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
 import { DEFAULT_TILE, checkTile, renderMatmul, type MatmulTile } from "./matmul.js";
 import { renderCopy, renderIota } from "./copy.js";
+import { renderGather, renderScatterAdd } from "./gather.js";
 import { renderQMatmul } from "./qmatmul.js";
 import { renderFinite } from "./finite.js";
 import { kernelMeta, renderShader, type KernelShader } from "./shader.js";
@@ -33,6 +34,8 @@ function renderKernel(name: string, spec: KernelSpec, opts: WgslBuildOptions, mo
     case "matmul": return renderMatmul(name, spec, opts.matmulTile ?? DEFAULT_TILE, mode);
     case "copy": return renderCopy(name, spec, mode);
     case "iota": return renderIota(name, spec);
+    case "gather": return renderGather(name, spec);
+    case "scatter_add": return renderScatterAdd(name, spec);
     case "qmatmul": return renderQMatmul(name, spec);
     case "finite": return renderFinite(name, spec, mode);
   }

@@ -18,6 +18,9 @@ export type WgslLowering =
   /** Rendered as copy kernels by the planner. */
   | { readonly kind: "layout" }
   | { readonly kind: "iota" }
+  /** Row gather and scatter-add kernels (gather.ts). */
+  | { readonly kind: "gather" }
+  | { readonly kind: "scatter_add" }
   /** A flag other kernels clear, or a `finite` kernel: see the planner. */
   | { readonly kind: "finite" }
   /** Graph leaves: no kernel. */

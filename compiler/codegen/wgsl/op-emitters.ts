@@ -117,6 +117,8 @@ export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
   concat: layout,
   pad: layout, window: layout, random_uniform: source,
   iota: { kind: "iota" },
+  gather: { kind: "gather" },
+  scatter_add: { kind: "scatter_add" },
   all_finite: { kind: "finite" },
   // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.
   argmax: source,

@@ -104,6 +104,7 @@ export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
   broadcast_to: (cx, n, [x], out) => cx.add("Expand", [x, cx.shape(n.attrs.shape)], [out]),
   slice: (cx, n, [x], out) => {
     const { axis, start, end, step } = n.attrs;
+    if (typeof start !== "number" || typeof end !== "number") throw new Unmappable("a slice whose bounds depend on a symbolic dim", "export a function whose slices have constant bounds");
     cx.add("Slice", [x, cx.i64([start]), cx.i64([end]), cx.i64([axis]), cx.i64([step ?? 1])], [out]);
   },
   concat: (cx, n, ins, out) => cx.add("Concat", ins, [out], { axis: n.attrs.axis }),
@@ -122,7 +123,11 @@ export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
     if (a === n.type.dtype) return cx.add("MatMul", ins, [out]);
     cx.add("Cast", [cx.tmp("MatMul", ins)], [out], { to: ELEM_OF[n.type.dtype] });
   },
-  iota: (cx, n) => cx.constant("i32", [n.attrs.n], Array.from({ length: n.attrs.n }, (_, i) => i)),
+  iota: (cx, n) => {
+    const len = n.attrs.n;
+    if (typeof len !== "number") throw new Unmappable("an arange over a symbolic length", "export a function whose iota sizes are constants");
+    return cx.constant("i32", [len], Array.from({ length: len }, (_, i) => i));
+  },
   argmax: (cx, n, [x], out) => cx.add("Cast", [cx.tmp("ArgMax", [x], { axis: n.attrs.axis, keepdims: n.attrs.keepdims ? 1 : 0, select_last_index: 0 })], [out], { to: ELEM_OF.i32 }),
   stop_gradient: simple("Identity"),
   random_uniform: { unsupported: "random_uniform (dropout or a random draw) reads Kiln's seeded per-call streams, which no ONNX op reproduces", hint: "export an inference function (dropout is off outside the train block), or pass the random values in as an input" },
@@ -132,5 +137,8 @@ export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
   param: simple("Identity"),
   const: (cx, n) => cx.constant(n.type.dtype, n.type.shape as number[], new Array((n.type.shape as number[]).reduce((a, b) => a * b, 1)).fill(n.attrs.value)),
   gradient: { unsupported: "an unresolved gradient marker", hint: "this is a compiler bug: please report it" },
+  // Row lookup (embedding, take): ONNX Gather along axis 0 takes i32 indices as they are.
+  gather: (cx, _n, ins, out) => cx.add("Gather", ins, [out], { axis: 0 }),
+  scatter_add: { unsupported: "scatter_add is gather's gradient, part of a training step", hint: "export the model's forward functions, or use --format torch for training" },
   cotangent: { unsupported: "an unresolved backward-rule placeholder", hint: "this is a compiler bug: please report it" },
 };

@@ -119,6 +119,10 @@ export const TORCH_OPS: { [P in PrimOp]: Expr<P> } = {
   gradient: () => {
     throw new TorchUnmappable("an unresolved gradient marker", "this is a compiler bug: please report it");
   },
+  gather: (_n, [table, ids]) => `${table}[${ids}.long()]`,
+  scatter_add: () => {
+    throw new TorchUnmappable("scatter_add (gather's gradient) outside a gradient", "this is a compiler bug: please report it");
+  },
   cotangent: () => {
     throw new TorchUnmappable("an unresolved backward-rule placeholder", "this is a compiler bug: please report it");
   },

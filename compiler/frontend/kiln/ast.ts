@@ -72,7 +72,13 @@ export interface TypeExpr {
 
 export type DimExpr =
   | { readonly kind: "const"; readonly value: number; readonly span: Span }
-  | { readonly kind: "sym"; readonly name: string; readonly span: Span };
+  | { readonly kind: "sym"; readonly name: string; readonly span: Span }
+  /** `B * T`: a product of two or more factors. */
+  | { readonly kind: "product"; readonly factors: readonly DimFactor[]; readonly span: Span }
+  /** `T - 1`, `B * T + 2`: a dim plus a constant. */
+  | { readonly kind: "offset"; readonly base: Exclude<DimExpr, { kind: "offset" }>; readonly offset: number; readonly span: Span };
+
+export type DimFactor = Extract<DimExpr, { kind: "const" | "sym" }>;
 
 export interface ModelDecl {
   readonly kind: "model";
@@ -80,6 +86,18 @@ export interface ModelDecl {
   readonly nameSpan: Span;
   readonly params: ParamDecl[];
   readonly methods: FnDecl[];
+  /** Submodules, `attn: Attention` or `blocks: Block[4]`; optional so that hand-built models may omit it. */
+  readonly subs?: SubDecl[];
+  readonly span: Span;
+}
+
+/** `name: Model` (one instance) or `name: Model[n]` (n instances, `name[i]`): params named `Outer.name.i.p`. */
+export interface SubDecl {
+  readonly kind: "sub";
+  readonly name: string;
+  readonly nameSpan: Span;
+  /** The model's name is `type.dtype`; `type.dims` holds the count of an array. */
+  readonly type: TypeExpr;
   readonly span: Span;
 }
 
@@ -161,7 +179,30 @@ export interface ExprStmt {
 
 export type BinaryOp = "+" | "-" | "*" | "/" | "%" | "**" | "@" | "==" | "!=" | "<" | "<=" | ">" | ">=";
 
-export type Expr = NumberLit | BoolLit | NameRef | BinaryExpr | UnaryExpr | CallExpr | ListExpr | ApplyExpr;
+export type Expr = NumberLit | BoolLit | NameRef | BinaryExpr | UnaryExpr | CallExpr | ListExpr | ApplyExpr | IndexExpr | MemberCallExpr;
+
+/** `x[0]`, `x[a:b, :, -1]`, `blocks[i]`: static indexing (compiler/lower/indexing.ts). */
+export interface IndexExpr {
+  readonly kind: "index";
+  readonly object: Expr;
+  readonly items: IndexItem[];
+  readonly span: Span;
+}
+
+export type IndexItem =
+  | { readonly kind: "at"; readonly index: Expr; readonly span: Span }
+  | { readonly kind: "range"; readonly start?: Expr; readonly end?: Expr; readonly step?: Expr; readonly span: Span };
+
+/** `attn.forward(x)`: a method of a submodule. */
+export interface MemberCallExpr {
+  readonly kind: "member";
+  readonly object: Expr;
+  readonly method: string;
+  readonly methodSpan: Span;
+  readonly args: Expr[];
+  readonly kwargs: KwArg[];
+  readonly span: Span;
+}
 
 /** `grad(f)(x)`: a function transform (the inner call) applied to arguments. */
 export interface ApplyExpr {

@@ -159,7 +159,20 @@ class KilnParser extends CstParser {
     });
   });
 
+  // A dim is a product of factors, plus or minus a constant: `B`, `784`, `B * T`, `T - 1` (compiler/ir/dim-expr.ts).
   dim = this.RULE("dim", () => {
+    this.SUBRULE(this.dimFactor);
+    this.MANY(() => {
+      this.CONSUME(T.Star);
+      this.SUBRULE2(this.dimFactor);
+    });
+    this.OPTION(() => {
+      this.CONSUME(T.AddOp);
+      this.CONSUME(T.NumberLiteral);
+    });
+  });
+
+  dimFactor = this.RULE("dimFactor", () => {
     this.OR({
       DEF: [{ ALT: () => this.CONSUME(T.NumberLiteral) }, { ALT: () => this.CONSUME(T.Identifier) }],
       ERR_MSG: "a dimension (integer or name)",
@@ -172,11 +185,18 @@ class KilnParser extends CstParser {
     this.CONSUME(T.LBrace);
     this.MANY(() => {
       this.OR({
-        DEF: [{ ALT: () => this.SUBRULE(this.paramDecl) }, { ALT: () => this.SUBRULE(this.method) }],
-        ERR_MSG: "'param' or 'fn'",
+        DEF: [{ ALT: () => this.SUBRULE(this.paramDecl) }, { ALT: () => this.SUBRULE(this.method) }, { GATE: () => this.LA(2).tokenType === T.Colon, ALT: () => this.SUBRULE(this.subDecl) }],
+        ERR_MSG: "'param', 'fn' or a submodule (name: Model)",
       });
     });
     this.CONSUME(T.RBrace);
+  });
+
+  // `attn: Attention` or `blocks: Block[4]`: a submodule, or an array of them (compiler/lower/submodules.ts).
+  subDecl = this.RULE("subDecl", () => {
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.Colon);
+    this.SUBRULE(this.typeExpr);
   });
 
   method = this.RULE("method", () => {
@@ -331,11 +351,54 @@ class KilnParser extends CstParser {
 
   // The exponent is a unary (not a power) so that `2 ** -1` parses and `**` stays right-associative.
   power = this.RULE("power", () => {
-    this.SUBRULE(this.primary);
+    this.SUBRULE(this.postfix);
     this.OPTION(() => {
       this.CONSUME(T.StarStar);
       this.SUBRULE(this.unary);
     });
+  });
+
+  // Indexing `x[0]`, `x[a:b, :, -1]` and submodule method calls `attn.forward(x)`, `blocks[i].forward(x)`.
+  // A '[' that follows an expression always indexes it (a list literal cannot start a statement usefully).
+  postfix = this.RULE("postfix", () => {
+    this.SUBRULE(this.primary);
+    this.MANY(() => {
+      this.OR([
+        { ALT: () => this.SUBRULE(this.indexSuffix) },
+        { ALT: () => this.SUBRULE(this.memberSuffix) },
+      ]);
+    });
+  });
+
+  indexSuffix = this.RULE("indexSuffix", () => {
+    this.CONSUME(T.LBracket);
+    this.SUBRULE(this.indexItem);
+    this.MANY(() => {
+      this.CONSUME(T.Comma);
+      this.SUBRULE2(this.indexItem);
+    });
+    this.CONSUME(T.RBracket);
+  });
+
+  // `i`, `a:b`, `a:`, `:b`, `:` (and a step: `a:b:s`, `::s`).
+  indexItem = this.RULE("indexItem", () => {
+    this.OPTION(() => this.SUBRULE(this.additive));
+    this.OPTION2(() => {
+      this.CONSUME(T.Colon);
+      this.OPTION3(() => this.SUBRULE2(this.additive));
+      this.OPTION4(() => {
+        this.CONSUME2(T.Colon);
+        this.SUBRULE3(this.additive);
+      });
+    });
+  });
+
+  memberSuffix = this.RULE("memberSuffix", () => {
+    this.CONSUME(T.Dot);
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.LParen);
+    this.SUBRULE(this.callArgs);
+    this.CONSUME(T.RParen);
   });
 
   primary = this.RULE("primary", () => {

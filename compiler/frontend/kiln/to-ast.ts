@@ -12,8 +12,11 @@ import type {
   BinaryOp,
   CallExpr,
   DimExpr,
+  DimFactor,
   Expr,
   FnDecl,
+  IndexItem,
+  SubDecl,
   Item,
   KwArg,
   ModelDecl,
@@ -186,6 +189,17 @@ class AstBuilder {
   }
 
   private dim(node: CstNode): DimExpr[] {
+    const factors = this.nodes(node, "dimFactor").flatMap((f) => this.dimFactor(f));
+    const base: DimExpr | undefined = factors.length <= 1 ? factors[0] : { kind: "product", factors, span: this.nodeSpan(node) };
+    const sign = this.tok(node, "AddOp");
+    const num = this.tok(node, "NumberLiteral");
+    if (!base || !sign || !num) return base ? [base] : [];
+    const { value, isInt } = numberValue(num);
+    if (!isInt && Number.isFinite(value)) this.bag.error("K102", `expected an integer offset but found '${num.image}'`, this.tokSpan(num));
+    return [{ kind: "offset", base: base as Exclude<DimExpr, { kind: "offset" }>, offset: sign.image === "-" ? -value : value, span: this.nodeSpan(node) }];
+  }
+
+  private dimFactor(node: CstNode): DimFactor[] {
     const sym = this.tok(node, "Identifier");
     if (sym) return [{ kind: "sym", name: sym.image, span: this.tokSpan(sym) }];
     const num = this.tok(node, "NumberLiteral");
@@ -210,7 +224,11 @@ class AstBuilder {
       const fn = this.node(m, "fnDecl");
       return fn ? [this.fnDecl(fn, attrs)] : [];
     });
-    return { kind: "model", name: nameTok?.image ?? "", nameSpan, params, methods, span };
+    const subs = this.nodes(node, "subDecl").map((d): SubDecl => {
+      const t = this.tok(d, "Identifier");
+      return { kind: "sub", name: t?.image ?? "", nameSpan: this.tokSpan(t), type: this.typeExpr(this.node(d, "typeExpr")), span: this.nodeSpan(d) };
+    });
+    return { kind: "model", name: nameTok?.image ?? "", nameSpan, params, methods, span, ...(subs.length ? { subs } : {}) };
   }
 
   private paramDecl(node: CstNode): ParamDecl {
@@ -327,7 +345,7 @@ class AstBuilder {
     }
     const powerNode = this.node(node, "power");
     if (!powerNode) return this.missingExpr();
-    const base = this.primary(this.node(powerNode, "primary"));
+    const base = this.postfix(this.node(powerNode, "postfix"));
     const starStar = this.tok(powerNode, "StarStar");
     if (!starStar) return base;
     const opSpan = this.tokSpan(starStar);
@@ -337,6 +355,48 @@ class AstBuilder {
 
   private unaryOrMissing(node: CstNode | undefined): Expr {
     return node ? this.unary(node) : this.missingExpr();
+  }
+
+  /** Suffixes apply left to right; the CST keeps each kind in its own array, so order them by source offset. */
+  private postfix(node: CstNode | undefined): Expr {
+    let e = this.primary(this.node(node, "primary"));
+    const suffixes = [...this.nodes(node, "indexSuffix"), ...this.nodes(node, "memberSuffix")]
+      .map((n) => ({ n, at: this.tokenRange(n).first?.startOffset ?? Infinity }))
+      .sort((a, b) => a.at - b.at);
+    for (const { n } of suffixes) {
+      const span = this.join(e.span, this.nodeSpan(n));
+      if (n.name === "indexSuffix") {
+        e = { kind: "index", object: e, items: this.nodes(n, "indexItem").map((it) => this.indexItem(it)), span };
+      } else {
+        const m = this.tok(n, "Identifier");
+        const { args, kwargs } = this.callArgs(this.node(n, "callArgs"));
+        e = { kind: "member", object: e, method: m?.image ?? "", methodSpan: this.tokSpan(m), args, kwargs, span };
+      }
+    }
+    return e;
+  }
+
+  private indexItem(node: CstNode): IndexItem {
+    const span = this.nodeSpan(node);
+    const parts = this.nodes(node, "additive");
+    const colons = this.toks(node, "Colon");
+    if (colons.length === 0) {
+      if (!parts[0]) {
+        this.bag.error("K102", "expected an index but found nothing", span, "write an index (0, -1), a range (a:b) or ':'");
+        return { kind: "at", index: this.missingExpr(), span };
+      }
+      return { kind: "at", index: this.additive(parts[0]), span };
+    }
+    // Which of start/end/step each `additive` is follows from where it sits relative to the colons.
+    const at = (n: CstNode) => this.tokenRange(n).first?.startOffset ?? 0;
+    let start: Expr | undefined, end: Expr | undefined, step: Expr | undefined;
+    for (const p of parts) {
+      const o = at(p);
+      if (o < colons[0]!.startOffset) start = this.additive(p);
+      else if (colons[1] === undefined || o < colons[1].startOffset) end = this.additive(p);
+      else step = this.additive(p);
+    }
+    return { kind: "range", span, ...(start ? { start } : {}), ...(end ? { end } : {}), ...(step ? { step } : {}) };
   }
 
   private primary(node: CstNode | undefined): Expr {

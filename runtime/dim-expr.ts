@@ -1,0 +1,63 @@
+// Runtime, shape arithmetic: a derived dim such as "B*T", "4*B", "T-1" or "(T-1)*B" (written by the compiler,
+// compiler/ir/dim-expr.ts) gets its value from the bound symbols, so executors look it up like any other.
+
+import { KilnError } from "./errors.js";
+
+/** The value of a dim expression (integers, symbols, + - *, parentheses); NaN when a symbol is unbound. */
+export function evalDimExpr(s: string, bind: Record<string, number>): number {
+  let i = 0;
+  const atom = (): number => {
+    if (s[i] === "(") {
+      i++;
+      const v = sum();
+      i++; // ")"
+      return v;
+    }
+    const m = /^[A-Za-z_][A-Za-z0-9_]*|^\d+/.exec(s.slice(i));
+    if (!m) return NaN;
+    i += m[0].length;
+    return /^\d/.test(m[0]) ? Number(m[0]) : (bind[m[0]] ?? NaN);
+  };
+  const product = (): number => {
+    let v = atom();
+    while (s[i] === "*") {
+      i++;
+      v *= atom();
+    }
+    return v;
+  };
+  const sum = (): number => {
+    let v = product();
+    while (s[i] === "+" || s[i] === "-") {
+      const op = s[i++];
+      v = op === "+" ? v + product() : v - product();
+    }
+    return v;
+  };
+  const v = sum();
+  return i === s.length ? v : NaN;
+}
+
+/** Whether a dim name is an expression over other dims rather than a plain symbol. */
+export function isDerivedDim(d: string): boolean {
+  return /[*+\-()]/.test(d);
+}
+
+/**
+ * Adds the value of every derived dim among `shapes` to `dims` (when all its symbols are bound). A derived size
+ * below 1 (x[:, 1:] of a length-1 axis) is a KilnError naming the dim and the bindings.
+ */
+export function bindDerivedDims(dims: Record<string, number>, shapes: Iterable<readonly (number | string)[]>, fn = "call"): void {
+  for (const shape of shapes) {
+    for (const d of shape) {
+      if (typeof d !== "string" || dims[d] !== undefined || !isDerivedDim(d)) continue;
+      const v = evalDimExpr(d, dims);
+      if (!Number.isFinite(v)) continue;
+      if (v < 1) {
+        const used = Object.entries(dims).filter(([k]) => !isDerivedDim(k) && new RegExp(`\\b${k}\\b`).test(d)).map(([k, x]) => `${k}=${x}`).join(", ");
+        throw new KilnError(`${fn}: dimension ${d} would be ${v} (${used}); a tensor needs every dimension >= 1`, { code: "dim_invalid", fn, tensor: d, actual: String(v) });
+      }
+      dims[d] = v;
+    }
+  }
+}
