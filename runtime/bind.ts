@@ -45,6 +45,17 @@ export function isPlainInputValue(v: unknown): boolean {
   return isTensor(v) || ArrayBuffer.isView(v) || Array.isArray(v) || typeof v === "number" || typeof v === "boolean";
 }
 
+
+/**
+ * Marks a stand-in Tensor for an input whose data already lives on a device (a GpuTensor): it carries the
+ * dtype and shape for the checks below but no host data, so isTensor's data check cannot accept it.
+ */
+export const DEVICE_PLACEHOLDER: unique symbol = Symbol("kiln.devicePlaceholder");
+
+function isDevicePlaceholder(v: unknown): v is Tensor {
+  return typeof v === "object" && v !== null && (v as { [DEVICE_PLACEHOLDER]?: unknown })[DEVICE_PLACEHOLDER] === true;
+}
+
 export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: CallOptions | undefined): BoundCall {
   const fname = fn.name;
   const inputNames = fn.inputs.map((i) => i.name);
@@ -79,7 +90,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
     if (v === undefined) {
       throw new KilnError(`${fname}: missing input "${sig.name}" (${expected}); expected inputs: ${listInputs()}`, { code: "missing_input", fn: fname, tensor: sig.name, expected });
     }
-    if (isTensor(v)) {
+    if (isTensor(v) || isDevicePlaceholder(v)) {
       if (v.dtype !== sig.dtype) fail(`a Tensor of dtype ${v.dtype} (shape [${v.shape.join(", ")}])`);
       return { sig, kind: "tensor", shape: v.shape, raw: v, length: v.size, desc: `a Tensor of shape [${v.shape.join(", ")}]` };
     }

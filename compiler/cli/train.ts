@@ -201,7 +201,11 @@ async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, 
     const state = scalerState(mod, name);
     out(`kiln: resumed from ${opts.resume}${state ? `, ${state}` : ""}`);
   }
-  if (!data) {
+  if (opts.data === "text") {
+    const t = await trainText(ir, g, mod, modelOf(g, ir), { file: opts.textFile!, steps: opts.steps, batch: opts.batch, seed: opts.seed, sampleChars: opts.sampleChars ?? 300, progress: opts.progress }, out, (inputs, s) => call(inputs, s));
+    Object.assign(result, { losses: t.losses, heldOut: t.heldOut, sample: t.sample });
+    plotX = `step / ${t.every}`;
+  } else if (!data) {
     const inputs = syntheticBatch(g, opts.batch, opts.classes, opts.seed);
     out(`kiln: training ${name} on a synthetic batch of ${opts.batch} (seed ${opts.seed}) for ${opts.steps} steps${precisionNote(ir)}`);
     for (let s = 1; s <= opts.steps; s++) {
@@ -209,10 +213,6 @@ async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, 
       result.losses.push(loss);
       out(`step ${String(s).padStart(String(opts.steps).length)}/${opts.steps}  loss ${loss.toFixed(6)}`);
     }
-  } else if (opts.data === "text") {
-    const t = await trainText(ir, g, mod, modelOf(g, ir), { file: opts.textFile!, steps: opts.steps, batch: opts.batch, seed: opts.seed, sampleChars: opts.sampleChars ?? 300, progress: opts.progress }, out, (inputs, s) => call(inputs, s));
-    Object.assign(result, { losses: t.losses, heldOut: t.heldOut, sample: t.sample });
-    plotX = `step / ${t.every}`;
   } else {
     await trainEpochs(ir, g, mod, call, opts, out, result, data!);
   }

@@ -76,22 +76,29 @@ const conv: Matcher = (g, root) => {
   };
 };
 
-/** permute[0,3,1,2](max|mean(window(pad?(x)), axes [4,5])) -> MaxPool / AveragePool (padding counted, as Kiln does). */
+/**
+ * permute[0,3,1,2](mean(window(pad?(x)), axes [4,5])) -> AveragePool (padding counted, as Kiln does);
+ * permute[0,3,1,2](max(reshape(window(pad?(x)), [N,OH,OW,C,KH*KW]), axes [4])) -> MaxPool.
+ */
 const pool: Matcher = (g, root) => {
   const back = op(g, root.id, "permute");
   if (!back || !samePerm(back.attrs.perm, [0, 3, 1, 2])) return;
   const r = g.nodes[back.inputs[0]];
   if (r.op !== "max" && r.op !== "mean") return;
   const ra = r.attrs as AttrsOf["max"];
-  if (!samePerm(ra.axes, [4, 5]) || ra.keepdims) return;
-  const win = op(g, r.inputs[0], "window");
+  if (ra.keepdims) return;
+  // max_pool2d reduces the window's taps flattened to one axis (so its gradient goes to the first maximum).
+  const taps = r.op === "max" && samePerm(ra.axes, [4]) ? op(g, r.inputs[0], "reshape") : undefined;
+  if (!taps && !samePerm(ra.axes, [4, 5])) return;
+  const win = op(g, taps ? taps.inputs[0] : r.inputs[0], "window");
   if (!win || win.attrs.dilation.some((d) => d !== 1)) return;
+  if (taps && g.nodes[taps.id].type.shape.length !== 5) return;
   const pad = spatialPad(g, win.inputs[0], r.op === "max" ? -Infinity : 0);
   const a = win.attrs;
   const attrs = { kernel_shape: [...a.kernel], strides: [...a.stride], pads: pad.pads };
   return {
     op: { kind: r.op === "max" ? "max_pool" : "avg_pool", kernel: a.kernel, stride: a.stride, pads: pad.pads },
-    covered: [back.id, r.id, win.id, ...pad.covered],
+    covered: [back.id, r.id, ...(taps ? [taps.id] : []), win.id, ...pad.covered],
     inputs: [pad.x],
     emit: (cx, ins, out) => (r.op === "max" ? cx.add("MaxPool", ins, [out], attrs) : cx.add("AveragePool", ins, [out], { ...attrs, count_include_pad: 1 })),
   };

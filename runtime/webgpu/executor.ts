@@ -7,7 +7,7 @@ import type { FunctionManifest, ParamManifest } from "../manifest.js";
 import { KilnError } from "../errors.js";
 import { allocTypedArray, assertDType, encodeNumbersLoose, f32ArrayToBf16Bits, f32ArrayToF16Bits, type DType } from "../dtype.js";
 import { Tensor } from "../tensor.js";
-import { bindCall, isPlainInputValue, type CallOptions } from "../bind.js";
+import { bindCall, DEVICE_PLACEHOLDER, isPlainInputValue, type CallOptions } from "../bind.js";
 import { checkAlive, scoped, type GpuHandle } from "./device.js";
 import { bytesOf, fillWord, fromWords, readBack, toWords, upload, wordsOf, type BufferPool } from "./buffers.js";
 import type { KernelPipeline } from "./shaders.js";
@@ -238,7 +238,7 @@ export class GpuFunctionExecutor {
         throw new KilnError(`${fn.name}: input "${name}" (f32) is stored as ${fn.inputs[index]!.storage} on the GPU (mixed precision: only matmuls read it); pass its values from the host: await t.read()`, { code: "input_value", fn: fn.name, tensor: name, expected: "f32 host data" });
       }
       gpu.set(index, v);
-      return Object.assign(Object.create(Tensor.prototype) as Tensor, { dtype: v.dtype, shape: v.shape, data: { length: v.size } });
+      return Object.assign(Object.create(Tensor.prototype) as Tensor, { dtype: v.dtype, shape: v.shape, data: { length: v.size }, [DEVICE_PLACEHOLDER]: true });
     };
     if (inputs instanceof GpuTensor && fn.inputs.length === 1) return swap(fn.inputs[0]!.name, inputs);
     if (inputs === null || typeof inputs !== "object" || isPlainInputValue(inputs)) return inputs;

@@ -14,6 +14,10 @@ const MODELS = {
 // f32: the sums over the batch are split differently, a few ulps per step. mixed-f16: a gradient stored in f16 is
 // rounded per replica before the sum, so differences are of f16's precision (2^-10).
 const TOL: Record<"f32" | "mixed-f16", [number, number]> = { f32: [1e-5, 1e-5], "mixed-f16": [1e-3, 1e-3] };
+// The CNN max-pools f16-rounded conv outputs, whose ties depend on those f16-sized param differences; max_pool2d
+// sends a window's whole gradient to its first maximum (PyTorch's rule), so a tie that flips moves a whole
+// gradient entry between taps, and 20 steps of momentum carry it (measured: 2.6e-3 at worst, on a momentum buffer).
+const CNN_F16_TOL: [number, number] = [5e-3, 5e-3];
 
 // The workers run the compiled runtime: build it first when a runtime source is newer (tsc takes a while).
 beforeAll(ensureRuntimeBuilt, 300_000);
@@ -33,7 +37,7 @@ describe("N replicas x batch b train like one replica x batch N*b", () => {
               // Under mixed-f16 some steps overflow at the initial scale: the replicas must skip exactly the steps the
               // single replica skips (the scaler's state is among the params compared).
               for (const d of data) await t.step({ x: d.x, y: d.y });
-              const [atol, rtol] = TOL[precision];
+              const [atol, rtol] = model === "cnn" && precision === "mixed-f16" ? CNN_F16_TOL : TOL[precision];
               const { ratio, where } = worstRatio(allParams(t.module), want, atol, rtol);
               expect(ratio, `${n} replicas: ${where}`).toBeLessThanOrEqual(1);
               // The same reduced bits and the same kernels everywhere: the replicas never drift apart.
