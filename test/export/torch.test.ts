@@ -170,6 +170,64 @@ describe.skipIf(!HAVE_TORCH)("kiln export --format torch", () => {
   }, 400_000);
 });
 
+// Every optimizer a train block can name becomes the torch.optim class with the same update rule: 8 steps of the
+// exported train_loss + make_optimizer() end at the weights of Kiln's own 8 steps (one process, same batches).
+const OPT_STEPS_PY = `import sys, torch
+sys.path.insert(0, sys.argv[1])
+import importlib
+pkg = importlib.import_module(sys.argv[2])
+m = pkg.M.from_kiln()
+t, _ = pkg.load_file(sys.argv[3])
+opt = pkg.make_optimizer(m)
+print(type(opt).__name__)
+for s in range(t["x"].shape[0]):
+    opt.zero_grad(set_to_none=True)
+    m.train_loss(t["x"][s], t["labels"][s]).backward()
+    opt.step()
+m.save_kiln(sys.argv[4])
+`;
+
+describe.skipIf(!HAVE_TORCH)("kiln export --format torch: every optimizer", () => {
+  const cases = [
+    ["rmsprop(lr: 0.01, alpha: 0.9, momentum: 0.5, weight_decay: 0.01)", "RMSprop"],
+    ["adagrad(lr: 0.1, lr_decay: 0.01, weight_decay: 0.01)", "Adagrad"],
+    ["adamw(lr: 0.01)", "AdamW"],
+    ["sgd(lr: 0.1, momentum: 0.9, nesterov: true)", "SGD"],
+  ] as const;
+  for (const [opt, cls] of cases) {
+    it(`${opt} -> torch.optim.${cls}: 8 steps match Kiln's`, async () => {
+      const dir = tmp();
+      const file = join(dir, "m.kiln");
+      writeFileSync(file, `model M {
+  param w1: f32[6, 8] = normal(std: 0.5)
+  param b1: f32[8] = zeros()
+  param w2: f32[8, 3] = normal(std: 0.5)
+  fn forward(x: f32[B, 6]) -> f32[B, 3] { return tanh(x @ w1 + b1) @ w2 }
+  fn loss(x: f32[B, 6], labels: i32[B]) -> f32 { return cross_entropy(forward(x), labels) }
+}
+train T { model: M, loss: loss, optimizer: ${opt} }
+`);
+      const mod = await seeded(file, 3);
+      const start = join(dir, "start.safetensors");
+      saveModelWeights(mod, start);
+      const steps = 8, B = 5;
+      const xs = lcg(steps * B * 6, 11);
+      const ys = Int32Array.from(lcg(steps * B, 12), (v) => Math.min(2, Math.floor((v + 1) * 1.5)));
+      const batches = join(dir, "batches.safetensors");
+      writeFileSync(batches, serializeSafetensors({ x: new Tensor("f32", [steps, B, 6], xs), labels: new Tensor("i32", [steps, B], ys) }));
+      for (let s = 0; s < steps; s++) mod.call("T.step", { x: new Tensor("f32", [B, 6], xs.slice(s * B * 6, (s + 1) * B * 6)), labels: new Tensor("i32", [B], ys.slice(s * B, (s + 1) * B)) });
+      expect((await kiln("export", file, "--format", "torch", "--weights", start, "--out", join(dir, "m_torch"))).code).toBe(0);
+      const out = join(dir, "torch.safetensors");
+      expect(python(OPT_STEPS_PY, [dir, "m_torch", batches, out]).trim()).toBe(cls);
+      const got = parseSafetensors(readFileSync(out)).tensors;
+      for (const p of ["w1", "b1", "w2"]) {
+        const want = mod.getParam(`M.${p}`).data as Float32Array;
+        expect(closeness(got[`M.${p}`].data as Float32Array, want, 1e-4, 1e-5), `M.${p}`).toBeLessThanOrEqual(1);
+      }
+    }, 120_000);
+  }
+});
+
 describe.skipIf(!HAVE_TORCH)("train_ddp.py --data mnist (the documented route)", () => {
   it("mnist_cnn: 2 processes on Kiln's MNIST split train, print the held-out accuracy and write weights kiln reads", async () => {
     const dir = tmp();

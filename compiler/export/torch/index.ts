@@ -53,10 +53,17 @@ function trainBlocks(source: string, file: string): TrainInfo[] {
 function optimizerPy(t: TrainInfo): { text: string; summary: string } {
   const h = t.opt.h;
   const summary = `${t.opt.kind}(${Object.entries(h).map(([k, v]) => `${k}=${v}`).join(", ")})`;
-  const call = t.opt.kind === "sgd"
-    ? `torch.optim.SGD(params, lr=${h.lr}, momentum=${h.momentum}, dampening=${h.dampening}, weight_decay=${h.weight_decay}, nesterov=${h.nesterov ? "True" : "False"})`
-    : `torch.optim.${t.opt.kind === "adam" ? "Adam" : "AdamW"}(params, lr=${h.lr}, betas=(${h.beta1}, ${h.beta2}), eps=${h.eps}, weight_decay=${h.weight_decay})`;
-  return { text: call, summary };
+  // Kiln's optimizers follow these torch.optim classes' update rules (test/train/optimizers-torch.test.ts).
+  const calls: Record<OptimizerSpec["kind"], () => string> = {
+    sgd: () => `torch.optim.SGD(params, lr=${h.lr}, momentum=${h.momentum}, dampening=${h.dampening}, weight_decay=${h.weight_decay}, nesterov=${h.nesterov ? "True" : "False"})`,
+    adam: () => `torch.optim.Adam(params, lr=${h.lr}, betas=(${h.beta1}, ${h.beta2}), eps=${h.eps}, weight_decay=${h.weight_decay})`,
+    adamw: () => `torch.optim.AdamW(params, lr=${h.lr}, betas=(${h.beta1}, ${h.beta2}), eps=${h.eps}, weight_decay=${h.weight_decay})`,
+    rmsprop: () => `torch.optim.RMSprop(params, lr=${h.lr}, alpha=${h.alpha}, eps=${h.eps}, weight_decay=${h.weight_decay}, momentum=${h.momentum}, centered=False)`,
+    adagrad: () => `torch.optim.Adagrad(params, lr=${h.lr}, lr_decay=${h.lr_decay}, weight_decay=${h.weight_decay}, initial_accumulator_value=0, eps=${h.eps})`,
+  };
+  const make = calls[t.opt.kind];
+  if (!make) throw new KilnError(`kiln: cannot export optimizer ${t.opt.kind} to PyTorch`);
+  return { text: make(), summary };
 }
 
 function modelClass(ir: IRModule, model: string, trains: TrainInfo[], source: string): string {
