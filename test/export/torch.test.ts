@@ -67,8 +67,9 @@ out = {"forward": m.forward(t["x"]).detach()}
 loss = m.loss(t["x"], t["labels"])
 loss.backward()
 out["loss"] = loss.detach().reshape(1)
+linear = {m.KILN_PARAMS[k] for k in m.KILN_LINEAR}
 for name, p in m.named_parameters():
-    out["grad." + name] = p.grad
+    out["grad." + name] = p.grad.t().contiguous() if name in linear else p.grad
 save_file(out, sys.argv[5])
 `;
 
@@ -180,6 +181,7 @@ m = pkg.M.from_kiln()
 t, _ = pkg.load_file(sys.argv[3])
 opt = pkg.make_optimizer(m)
 print(type(opt).__name__)
+print(sorted(m.KILN_LINEAR), list(m.w1.shape), list(m.w2.shape), list(m.b1.shape))
 for s in range(t["x"].shape[0]):
     opt.zero_grad(set_to_none=True)
     m.train_loss(t["x"][s], t["labels"][s]).backward()
@@ -218,7 +220,8 @@ train T { model: M, loss: loss, optimizer: ${opt} }
       for (let s = 0; s < steps; s++) mod.call("T.step", { x: new Tensor("f32", [B, 6], xs.slice(s * B * 6, (s + 1) * B * 6)), labels: new Tensor("i32", [B], ys.slice(s * B, (s + 1) * B)) });
       expect((await kiln("export", file, "--format", "torch", "--weights", start, "--out", join(dir, "m_torch"))).code).toBe(0);
       const out = join(dir, "torch.safetensors");
-      expect(python(OPT_STEPS_PY, [dir, "m_torch", batches, out]).trim()).toBe(cls);
+      // The x @ w weights are held as nn.Linear's [out, in]; Kiln's files (in and out) keep [in, out].
+      expect(python(OPT_STEPS_PY, [dir, "m_torch", batches, out]).trim().split("\n")).toEqual([cls, "['M.w1', 'M.w2'] [8, 6] [3, 8] [8]"]);
       const got = parseSafetensors(readFileSync(out)).tensors;
       for (const p of ["w1", "b1", "w2"]) {
         const want = mod.getParam(`M.${p}`).data as Float32Array;

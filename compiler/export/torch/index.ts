@@ -50,6 +50,25 @@ function trainBlocks(source: string, file: string): TrainInfo[] {
   });
 }
 
+/**
+ * The trained 2-D weights some function multiplies from the right (x @ w): nn.Linear's weights, which torch holds
+ * as [out, in]. Any other use (an embedding table, a tied head) reads the same handle transposed back, so the
+ * choice never changes a result.
+ */
+function linearWeights(params: ParamInfo[], graphs: Graph[], stats: Set<string>): Set<string> {
+  const out = new Set<string>();
+  for (const g of graphs) {
+    for (const n of g.nodes) {
+      if (n.op !== "matmul") continue;
+      const w = g.nodes[n.inputs[1]];
+      if (w?.op !== "param") continue;
+      const p = params.find((q) => q.name === (w.attrs as { name: string }).name);
+      if (p && p.type.shape.length === 2 && p.type.dtype.startsWith("f") && !stats.has(p.name)) out.add(p.name);
+    }
+  }
+  return out;
+}
+
 function optimizerPy(t: TrainInfo): { text: string; summary: string } {
   const h = t.opt.h;
   const summary = `${t.opt.kind}(${Object.entries(h).map(([k, v]) => `${k}=${v}`).join(", ")})`;
@@ -70,26 +89,33 @@ function modelClass(ir: IRModule, model: string, trains: TrainInfo[], source: st
   const params = ir.params.filter((p) => p.model === model && !p.role);
   const statNames = new Set(trains.flatMap((t) => t.stats.map((s) => s.param)));
   const attr = (q: string) => pyName(local(q));
+  const graphs = [...ir.functions.filter((g) => g.model === model && !g.updates?.length), ...trains.filter((t) => t.model === model).map((t) => t.step)];
+  const linear = linearWeights(params, graphs, statNames);
+  // A linear weight is held as nn.Linear holds it, [out, in], and read as its transpose where Kiln reads [in, out].
+  const ref = (q: string) => (linear.has(q) ? `self.${attr(q)}.t()` : `self.${attr(q)}`);
   const init = params.map((p: ParamInfo) => {
-    const zeros = `torch.zeros((${(p.type.shape as number[]).join(", ")}${p.type.shape.length === 1 ? "," : ""}), dtype=${TORCH_DTYPE[p.type.dtype]})`;
+    const shape = linear.has(p.name) ? [...(p.type.shape as number[])].reverse() : (p.type.shape as number[]);
+    const zeros = `torch.zeros((${shape.join(", ")}${p.type.shape.length === 1 ? "," : ""}), dtype=${TORCH_DTYPE[p.type.dtype]})`;
     return statNames.has(p.name) ? `self.register_buffer("${attr(p.name)}", ${zeros})  # running statistics: written by the train loss, not trained` : `self.${attr(p.name)} = nn.Parameter(${zeros}${p.type.dtype.startsWith("f") || p.type.dtype === "bf16" ? "" : ", requires_grad=False"})`;
   });
   const methods = ir.functions.filter((g) => g.model === model && !g.updates?.length).map((g) =>
-    writePyFunction(g, { name: methodName(local(g.name)), method: true, param: (q) => `self.${attr(q)}`, doc: `Kiln's ${g.name}.` }));
+    writePyFunction(g, { name: methodName(local(g.name)), method: true, param: ref, doc: `Kiln's ${g.name}.` }));
   const trainLosses = trains.filter((t) => t.model === model).map((t, k) => writePyFunction(t.step, {
     name: k === 0 ? "train_loss" : `train_loss_${pyName(t.decl.name)}`,
     method: true,
-    param: (q) => `self.${attr(q)}`,
+    param: ref,
     extra: t.stats.map((s) => s.node),
     epilogue: (name) => (t.stats.length ? ["with torch.no_grad():", ...t.stats.map((s) => `    self.${attr(s.param)}.copy_(${name(s.node)})`)] : []),
     doc: `The loss of train ${t.decl.name} in training mode (dropout on, batch_norm on batch statistics, which it writes to the running ones).`,
   }));
   const ind = (s: string) => s.split("\n").map((l) => (l ? `    ${l}` : l)).join("\n");
   return `class ${pyName(model)}(nn.Module):
-    """Kiln's model ${model}: params under Kiln's names and layouts (a weight read as x @ w keeps [in, out];
-    conv weights are [out, in, kh, kw], as torch's). Load weights with from_kiln(path) or load_kiln(path)."""
+    """Kiln's model ${model}: params under Kiln's names, in torch's layouts: a weight Kiln reads as x @ w [in, out]
+    is held as nn.Linear's weight [out, in] and read as x @ w.t() (KILN_LINEAR); conv weights are [out, in, kh, kw]
+    in both. Load weights with from_kiln(path) or load_kiln(path), which transpose Kiln's files as needed."""
 
     KILN_PARAMS = {${params.map((p) => `${JSON.stringify(p.name)}: ${JSON.stringify(attr(p.name))}`).join(", ")}}
+    KILN_LINEAR = {${[...linear].map((n) => JSON.stringify(n)).join(", ")}}
 
     def __init__(self):
         super().__init__()
@@ -106,15 +132,18 @@ ${init.map((l) => `        ${l}`).join("\n")}
             if name not in tensors:
                 raise KeyError(f"{path} has no tensor '{name}' (it has: {', '.join(tensors) or 'none'})")
             t, cur = tensors[name], getattr(self, a)
-            if tuple(t.shape) != tuple(cur.shape) or t.dtype != cur.dtype:
-                raise ValueError(f"{path}: tensor '{name}' is {t.dtype}{list(t.shape)}, the model's is {cur.dtype}{list(cur.shape)}")
+            want = tuple(reversed(cur.shape)) if name in self.KILN_LINEAR else tuple(cur.shape)
+            if tuple(t.shape) != want or t.dtype != cur.dtype:
+                raise ValueError(f"{path}: tensor '{name}' is {t.dtype}{list(t.shape)}, the model's is {cur.dtype}{list(want)}")
+            if name in self.KILN_LINEAR:
+                t = t.t()
             with torch.no_grad():
                 cur.copy_(t)
         return self
 
     def save_kiln(self, path):
         """Writes the weights as safetensors under Kiln's names: kiln run/train/export --weights read them."""
-        save_file({name: getattr(self, a) for name, a in self.KILN_PARAMS.items()}, path, {"format": "kiln-weights", "source": ${JSON.stringify(source)}})
+        save_file({name: getattr(self, a).t().contiguous() if name in self.KILN_LINEAR else getattr(self, a) for name, a in self.KILN_PARAMS.items()}, path, {"format": "kiln-weights", "source": ${JSON.stringify(source)}})
 
 ${[...methods, ...trainLosses].map(ind).join("\n\n")}
 `;
