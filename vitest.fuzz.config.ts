@@ -6,5 +6,7 @@ export default defineConfig({
     include: ["test/fuzz/**/*.fuzz.ts"],
     testTimeout: 3_600_000,
     hookTimeout: 300_000,
+    // The long run checks the relaxed-SIMD build too (Node 20 has it behind this flag).
+    execArgv: ["--experimental-wasm-relaxed-simd"],
   },
 });
