@@ -148,10 +148,10 @@ export class GraphBuilder {
   precision?: Autocast;
   /** Input nodes used as indices, with the exclusive upper bound of their values (GraphIO.bound). */
   readonly indexBounds = new Map<number, number>();
-  /** Records that the values of `id` index an axis of size `n`, when `id` is an input (or a reshape of one). */
+  /** Records that the values of `id` index an axis of size `n`, when `id` is an input (or a reshape or permute of one). */
   boundIndices(id: number, n: number): void {
     let node = this.nodes[id];
-    while (node && node.op === "reshape") node = this.nodes[node.inputs[0]!];
+    while (node && (node.op === "reshape" || node.op === "permute")) node = this.nodes[node.inputs[0]!];
     if (node?.op === "input") this.indexBounds.set(node.id, Math.min(n, this.indexBounds.get(node.id) ?? Infinity));
   }
   /** `inputs` with the bounds recorded for them. */

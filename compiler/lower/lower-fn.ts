@@ -44,10 +44,15 @@ export class FnLowerer implements Lowerer {
   /** Set once the graph passed MAX_GRAPH_NODES (K503 is reported at the first node past it, once). */
   private tooLarge = false;
 
-  /** Records that `id` indexes `classes` classes, when it is a function input the runtime can check. */
+  /**
+   * Records that `id` indexes `classes` classes, when it is a function input the runtime can check, or a reshape or
+   * permute of one (the same values: reshape(y, [B * T]) as cross_entropy's labels checks y).
+   */
   markClassLabels(id: number, classes: number): void {
-    if (this.b.nodes[id]?.op !== "input") return;
-    this.classLabels.set(id, Math.min(classes, this.classLabels.get(id) ?? classes));
+    let node = this.b.nodes[id];
+    while (node && (node.op === "reshape" || node.op === "permute")) node = this.b.nodes[node.inputs[0]!];
+    if (node?.op !== "input") return;
+    this.classLabels.set(node.id, Math.min(classes, this.classLabels.get(node.id) ?? classes));
   }
 
   /** The inputs with their label ranges (GraphIO.classes) attached. */

@@ -26,6 +26,8 @@ model Net {
   fn forward(x: f32[B, 4]) -> f32[B, 3] { return x @ w + b }
   fn loss(x: f32[B, 4], labels: i32[B]) -> f32 { return cross_entropy(forward(x), labels) }
   fn hot(labels: i32[B]) -> f32[B, 3] { return one_hot(labels, 3) }
+  fn seq_loss(x: f32[B, 2, 4], labels: i32[B, 2]) -> f32 { return cross_entropy(reshape(x @ w + b, [B * 2, 3]), reshape(labels, [B * 2])) }
+  fn hot_t(labels: i32[2, B]) -> f32[B, 2, 3] { return one_hot(transpose(labels), 3) }
 }
 train T {
   model: Net
@@ -58,6 +60,13 @@ describe("class labels are checked against the number of classes", () => {
       expect(e.code).toBe("input_value");
       expect(e.tensor).toBe("labels");
     }
+  });
+
+  it("labels reshaped or transposed on the way in are checked too (a sequence model's reshape(y, [B * T]))", () => {
+    const x3 = new Float32Array(2 * 2 * 4).fill(0.5);
+    expectKilnError(() => mod.Net.seq_loss({ x: x3, labels: new Int32Array([0, 1, 2, 5]) }), /input "labels" element 3 is 5, not a class label in \[0, 3\)/);
+    expectKilnError(() => mod.Net.hot_t({ labels: new Int32Array([0, -1, 2, 1]) }), /input "labels" element 1 is -1/);
+    expect(Number.isFinite(mod.Net.seq_loss({ x: x3, labels: new Int32Array([0, 1, 2, 0]) }).data[0])).toBe(true);
   });
 
   it("labels in range still give a loss", () => {
