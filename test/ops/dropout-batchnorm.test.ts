@@ -195,7 +195,8 @@ describe("diagnostics", () => {
     expect(diag("fn f(x: f32[4]) -> f32[4] { return dropout(x, 1) }")[0]).toEqual({ code: "K411", message: "dropout p must be in [0, 1), got 1" });
     const bn = (args: string, x = "f32[4, 3]") => diag(`fn f(x: ${x}, g: f32[3], v: f32[2]) { return batch_norm(${args}) }`)[0];
     expect(bn("x, v, g, g, g")).toEqual({ code: "K409", message: "gamma must have shape [3], got f32[2]" });
-    expect(bn("x, g, g, g, g", "f32[4, 3, 2]").code).toBe("K409");
+    // [N, C], [N, C, L] and [N, C, H, W] are accepted; rank 5 is not.
+    expect(bn("x, g, g, g, g", "f32[4, 3, 2, 2, 2]")).toEqual({ code: "K409", message: "batch_norm needs x [N, C], [N, C, L] or [N, C, H, W], got f32[4, 3, 2, 2, 2]" });
     expect(bn("x, g, g, g, g, momentum: 2").code).toBe("K411");
     expect(bn("x, g, g, g, g, eps: 0").code).toBe("K411");
   });

@@ -1,0 +1,78 @@
+// The layers of issue 16 (group/instance norm, batch_norm on [N, C, L], pooling's ceil_mode and
+// count_include_pad, adaptive and global average pooling, conv1d, conv_transpose2d, lstm/gru cells) end to end:
+// outputs and input gradients on wasm and in the float64 reference against PyTorch's numbers from
+// test/ops/torch-layer-goldens.json (written by scripts/torch-layer-goldens.py); plus their diagnostics.
+import { describe, expect, it } from "vitest";
+import { compileToIR } from "../../compiler/compile.js";
+import { irOf, runBoth } from "../helpers/backend.js";
+import { LAYER_GOLDENS, layerInputs, layerProgram } from "../helpers/layer-goldens.js";
+
+function close(got: ArrayLike<number>, want: number[], what: string, rtol: number, atol: number): void {
+  expect(got.length, `${what}: length`).toBe(want.length);
+  want.forEach((v, i) => {
+    const g = Number(got[i]);
+    if (!(Math.abs(g - v) <= atol + rtol * Math.abs(v))) throw new Error(`${what}[${i}] = ${g}, PyTorch gives ${v}`);
+  });
+}
+
+describe("layers against PyTorch (outputs and gradients, wasm and reference)", () => {
+  for (const c of LAYER_GOLDENS) {
+    it(`${c.name}: ${c.expr}`, async () => {
+      const ir = irOf(layerProgram(c));
+      const fwd = await runBoth(ir, "fwd", layerInputs(c));
+      c.outs.forEach((o, k) => {
+        expect(fwd.ref[k].shape, `${c.name} output ${k} shape`).toEqual(o.shape);
+        expect(fwd.wasm[k].shape, `${c.name} wasm output ${k} shape`).toEqual(o.shape);
+        close(fwd.ref[k].data, o.y, `${c.name} reference output ${k}`, 1e-9, 1e-9);
+        close(fwd.wasm[k].data, o.y, `${c.name} wasm output ${k}`, 1e-5, 1e-5);
+      });
+      const bwd = await runBoth(ir, "grads", layerInputs(c, "f32", true));
+      c.wrt.forEach((name, k) => {
+        close(bwd.ref[k].data, c.grads[name], `${c.name} reference d/d${name}`, 1e-9, 1e-9);
+        close(bwd.wasm[k].data, c.grads[name], `${c.name} wasm d/d${name}`, 1e-4, 1e-5);
+      });
+    });
+  }
+});
+
+describe("layer diagnostics", () => {
+  const diag = (body: string, params: string) => {
+    const r = compileToIR(`fn f(${params}) {\n  return ${body}\n}`, "bad.kiln");
+    expect(r.ir, body).toBeUndefined();
+    return r.diagnostics.map((d) => ({ code: d.code, message: d.message, col: d.span.col }));
+  };
+  it("group_norm: groups that do not divide C, bad gamma, eps, rank, symbolic spatial size", () => {
+    const p = "x: f32[2, 6, 4, 4], g: f32[6], v: f32[4]";
+    expect(diag("group_norm(x, 4, g, g)", p)[0]).toEqual({ code: "K409", message: "group_norm: 6 channels do not split into 4 groups", col: 24 });
+    expect(diag("group_norm(x, 0)", p)[0]).toMatchObject({ code: "K410", message: "group_norm groups must be at least 1, got 0" });
+    expect(diag("group_norm(x, 3, v)", p)[0]).toMatchObject({ code: "K409", message: "gamma must have shape [6], got f32[4]" });
+    expect(diag("group_norm(x, 3, eps: 0)", p)[0]).toMatchObject({ code: "K411", message: "group_norm eps must be > 0, got 0" });
+    expect(diag("group_norm(x, 1)", "x: f32[6]")[0]).toMatchObject({ code: "K409", message: "group_norm needs x [N, C], got f32[6]" });
+    expect(diag("group_norm(x, 2)", "x: f32[2, 6, L]")[0]).toMatchObject({ code: "K409", message: "group_norm needs known sizes after the batch axis, got f32[2, 6, L]" });
+    expect(diag("group_norm(x, n)", "x: f32[2, 6, 3], n: i32")[0].code).toBe("K304");
+  });
+  it("instance_norm: rank, one spatial element, dtype", () => {
+    expect(diag("instance_norm(x)", "x: f32[2, 6]")[0]).toMatchObject({ code: "K409", message: "instance_norm needs x [N, C, ...] with at least one spatial axis, got f32[2, 6]" });
+    expect(diag("instance_norm(x)", "x: f32[2, 6, 1, 1]")[0]).toMatchObject({ code: "K409", message: "instance_norm needs more than one spatial element per channel, got f32[2, 6, 1, 1]" });
+    expect(diag("instance_norm(x)", "x: i32[2, 6, 3]")[0].code).toBe("K301");
+  });
+  it("pooling: ceil_mode over symbolic sizes, a kernel that does not fit, bad flags; adaptive pooling's sizes", () => {
+    expect(diag("max_pool2d(x, 2, ceil_mode: true)", "x: f32[1, 2, H, 8]")[0]).toMatchObject({ code: "K410", message: "max_pool2d: ceil_mode needs known H and W, got f32[1, 2, H, 8]" });
+    expect(diag("avg_pool2d(x, 5, ceil_mode: true)", "x: f32[1, 2, 4, 8]")[0]).toMatchObject({ code: "K410", message: "avg_pool2d: the 5x5 kernel does not fit the 4x8 input with padding 0x0" });
+    expect(diag("avg_pool2d(x, 2, count_include_pad: 1)", "x: f32[1, 2, 4, 8]")[0].code).toBe("K304");
+    expect(diag("max_pool2d(x, 2, count_include_pad: false)", "x: f32[1, 2, 4, 8]")[0]).toMatchObject({ code: "K205", message: "max_pool2d has no parameter 'count_include_pad'" });
+    expect(diag("adaptive_avg_pool2d(x, [2, 2])", "x: f32[1, 2, H, 8]")[0]).toMatchObject({ code: "K409", message: "adaptive_avg_pool2d to [2, 2] needs known H and W, got f32[1, 2, H, 8]" });
+    expect(diag("adaptive_avg_pool2d(x, [0, 2])", "x: f32[1, 2, 4, 8]")[0]).toMatchObject({ code: "K410", message: "output_size must be at least 1, got [0, 2]" });
+    expect(diag("global_avg_pool2d(x)", "x: f32[2, 8]")[0].code).toBe("K409");
+  });
+  it("global pooling works on symbolic sizes", async () => {
+    const ir = irOf("fn f(x: f32[N, 2, H, W]) -> f32[N, 2, 1, 1] { return adaptive_avg_pool2d(x, 1) }\nfn g(x: f32[N, 2, H, W]) -> f32[N, 2] { return global_avg_pool2d(x) }");
+    // Channel 0 is 1..6 (mean 3.5), channel 1 is 10 everywhere.
+    const x = { dtype: "f32" as const, shape: [1, 2, 2, 3], data: [1, 2, 3, 4, 5, 6, 10, 10, 10, 10, 10, 10] };
+    for (const fn of ["f", "g"]) {
+      const { wasm, ref } = await runBoth(ir, fn, { x });
+      expect([...wasm[0].data]).toEqual([3.5, 10]);
+      expect([...ref[0].data]).toEqual([3.5, 10]);
+    }
+  });
+});
