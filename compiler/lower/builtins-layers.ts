@@ -3,6 +3,7 @@
 // before the composites of compiler/ops/norms.ts, pooling.ts, conv-variants.ts and rnn-cells.ts build them.
 
 import { formatType, isFloat } from "../ir/types.js";
+import * as CV from "../ops/conv-variants.js";
 import * as NORM from "../ops/norms.js";
 import * as NP from "../ops/pooling.js";
 import { intArg, numberArg, tensorArg, wrap, type Args, type Builtin } from "./builtin-args.js";
@@ -84,3 +85,80 @@ export const LAYER_BUILTINS: Record<string, Builtin> = {
     },
   },
 };
+
+/** A single integer at least `min` (conv1d's stride, padding, dilation); K410 below. */
+function scalarArg(L: Lowerer, a: Args, name: string, dflt: number, min: number): number | undefined {
+  const arg = a[name];
+  if (!arg) return dflt;
+  const v = intArg(L, arg);
+  if (v === undefined) return undefined;
+  if (v < min) {
+    fail(L, arg.span, "K410", `${name} must be at least ${min}, got ${v}`);
+    return undefined;
+  }
+  return v;
+}
+
+/** w of rank `rank` with known sizes and x's dtype; K301 / K409 at its argument otherwise. */
+function kernel(L: Lowerer, a: Args, fn: string, x: number, layout: string): number[] | undefined {
+  const w = tensorArg(L, a.w!);
+  if (w === undefined) return undefined;
+  const t = L.type(w);
+  if (t.dtype !== L.type(x).dtype) fail(L, a.w!.span, "K301", `w must be ${L.type(x).dtype} like x, got ${formatType(t)}`);
+  else if (t.shape.length !== layout.split(",").length || !t.shape.every((d) => typeof d === "number")) fail(L, a.w!.span, "K409", `${fn} needs w [${layout}] with known sizes, got ${formatType(t)}`);
+  else return [w, ...(t.shape as number[])];
+  return undefined;
+}
+
+function conv1d(L: Lowerer, a: Args): Val {
+  const x = batched(L, a, "conv1d", 3);
+  const stride = scalarArg(L, a, "stride", 1, 1);
+  const padding = scalarArg(L, a, "padding", 0, 0);
+  const dilation = scalarArg(L, a, "dilation", 1, 1);
+  const groups = scalarArg(L, a, "groups", 1, 1);
+  if (x === undefined || stride === undefined || padding === undefined || dilation === undefined || groups === undefined) return POISON;
+  const xt = L.type(x);
+  if (xt.shape.length !== 3) return fail(L, a.x!.span, "K409", `conv1d needs x [N, C, L], got ${formatType(xt)}`, "conv2d takes [N, C, H, W]");
+  const k = kernel(L, a, "conv1d", x, "O, C / groups, K");
+  if (!k) return POISON;
+  const [w, O, Cg, K] = k;
+  const C = xt.shape[1] as number, Len = xt.shape[2];
+  if (C % groups !== 0 || O % groups !== 0) return fail(L, (C % groups !== 0 ? a.x! : a.w!).span, "K409", `conv1d with groups: ${groups} needs input channels (${C}) and output channels (${O}) divisible by ${groups}`);
+  if (Cg !== C / groups) return fail(L, a.w!.span, "K409", `conv1d: w [${O}, ${Cg}, ${K}] expects ${Cg} input channels per group, x has ${C} channels${groups > 1 ? ` in ${groups} groups (${C / groups} each)` : ""}`, "w is [out_channels, in_channels / groups, K], as in PyTorch");
+  const o = { stride, padding, dilation, groups };
+  if (typeof Len === "number" && CV.conv1dOut(Len, K, o) < 1) return fail(L, a.w!.span, "K410", `conv1d: the kernel of ${K} (dilation ${dilation}) does not fit the length ${Len} with padding ${padding}`, "the output would be empty; use more padding or a smaller kernel");
+  if (typeof Len !== "number" && stride !== 1) return fail(L, a.x!.span, "K410", `conv1d over a symbolic length needs stride 1, got x ${formatType(xt)} with stride ${stride}`);
+  const b = a.b ? matching(L, a.b, "b", xt.dtype, [O]) : undefined;
+  if (a.b && b === undefined) return POISON;
+  return wrap(CV.conv1d(L, x, w, b, o));
+}
+
+function convTranspose2d(L: Lowerer, a: Args): Val {
+  const fn = "conv_transpose2d";
+  const x = image(L, a.x!, fn);
+  const stride = pairArg(L, a.stride, "stride", [1, 1], 1);
+  const padding = pairArg(L, a.padding, "padding", [0, 0], 0);
+  const outputPadding = pairArg(L, a.output_padding, "output_padding", [0, 0], 0);
+  const dilation = pairArg(L, a.dilation, "dilation", [1, 1], 1);
+  const groups = scalarArg(L, a, "groups", 1, 1);
+  if (x === undefined || !stride || !padding || !outputPadding || !dilation || groups === undefined) return POISON;
+  const k = kernel(L, a, fn, x, "C_in, C_out / groups, KH, KW");
+  if (!k) return POISON;
+  const [w, Cin, CoutG, KH, KW] = k;
+  const xt = L.type(x);
+  const [, C, H, W] = xt.shape;
+  if (typeof C !== "number" || typeof H !== "number" || typeof W !== "number") return fail(L, a.x!.span, "K409", `${fn} needs known C, H and W, got ${formatType(xt)}`, "N may be symbolic");
+  if (Cin !== C) return fail(L, a.w!.span, "K409", `${fn}: w [${k.slice(1).join(", ")}] expects ${Cin} input channels, x has ${C}`, "w is [in_channels, out_channels / groups, KH, KW], as in PyTorch");
+  if (C % groups !== 0) return fail(L, a.groups!.span, "K409", `${fn} with groups: ${groups} needs input channels (${C}) divisible by ${groups}`);
+  // PyTorch's rule: the extra rows must be fewer than the stride or the dilation.
+  if (outputPadding.some((p, i) => p >= Math.max(stride[i], dilation[i]))) return fail(L, a.output_padding!.span, "K410", `${fn}: output_padding [${outputPadding.join(", ")}] must be smaller than stride [${stride.join(", ")}] or dilation [${dilation.join(", ")}]`);
+  const o = { stride, padding, dilation, groups, outputPadding };
+  const out = [CV.convTransposeOut(H, KH, 0, o), CV.convTransposeOut(W, KW, 1, o)];
+  if (out.some((d) => d < 1)) return fail(L, a.padding!.span, "K410", `${fn}: padding [${padding.join(", ")}] leaves an empty output (${out.join("x")})`);
+  const b = a.b ? matching(L, a.b, "b", xt.dtype, [CoutG * groups]) : undefined;
+  if (a.b && b === undefined) return POISON;
+  return wrap(CV.convTranspose2d(L, x, w, b, o));
+}
+
+LAYER_BUILTINS.conv1d = { params: ["x", "w", "b?", "stride?", "padding?", "dilation?", "groups?"], run: conv1d };
+LAYER_BUILTINS.conv_transpose2d = { params: ["x", "w", "b?", "stride?", "padding?", "output_padding?", "dilation?", "groups?"], run: convTranspose2d };

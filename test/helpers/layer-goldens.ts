@@ -14,7 +14,7 @@ export interface LayerGolden {
 
 const ALL = (JSON.parse(readFileSync(new URL("../ops/torch-layer-goldens.json", import.meta.url), "utf8")) as { cases: LayerGolden[] }).cases;
 /** The groups of cases whose builtins exist so far. */
-const BUILT = new Set(["norm", "pool"]);
+const BUILT = new Set(["norm", "pool", "conv1d", "convt"]);
 export const LAYER_GOLDENS = ALL.filter((c) => BUILT.has(c.group));
 
 const ty = (dt: string, s: number[]): string => (s.length ? `${dt}[${s.join(", ")}]` : dt);

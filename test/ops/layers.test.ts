@@ -65,6 +65,32 @@ describe("layer diagnostics", () => {
     expect(diag("adaptive_avg_pool2d(x, [0, 2])", "x: f32[1, 2, 4, 8]")[0]).toMatchObject({ code: "K410", message: "output_size must be at least 1, got [0, 2]" });
     expect(diag("global_avg_pool2d(x)", "x: f32[2, 8]")[0].code).toBe("K409");
   });
+  it("conv1d: rank, channels, groups, a kernel that does not fit, stride over a symbolic length, bias", () => {
+    const p = "x: f32[2, 4, 9], w: f32[6, 4, 3], v: f32[6, 2, 3], b: f32[4]";
+    expect(diag("conv1d(x, v)", p)[0]).toMatchObject({ code: "K409", message: "conv1d: w [6, 2, 3] expects 2 input channels per group, x has 4 channels" });
+    expect(diag("conv1d(x, v, groups: 3)", p)[0]).toMatchObject({ code: "K409", message: "conv1d with groups: 3 needs input channels (4) and output channels (6) divisible by 3" });
+    expect(diag("conv1d(x, w, dilation: 5)", p)[0]).toMatchObject({ code: "K410", message: "conv1d: the kernel of 3 (dilation 5) does not fit the length 9 with padding 0" });
+    expect(diag("conv1d(x, w, stride: 0)", p)[0]).toMatchObject({ code: "K410", message: "stride must be at least 1, got 0" });
+    expect(diag("conv1d(x, w, b)", p)[0]).toMatchObject({ code: "K409", message: "b must have shape [6], got f32[4]" });
+    expect(diag("conv1d(x, w)", "x: f32[2, 4, 9, 9], w: f32[6, 4, 3]")[0]).toMatchObject({ code: "K409", message: "conv1d needs x [N, C, L], got f32[2, 4, 9, 9]" });
+    expect(diag("conv1d(x, w)", "x: f32[2, 4, 9], w: f32[6, 4, 3, 3]")[0]).toMatchObject({ code: "K409", message: "conv1d needs w [O, C / groups, K] with known sizes, got f32[6, 4, 3, 3]" });
+    expect(diag("conv1d(x, w, stride: 2)", "x: f32[2, 4, L], w: f32[6, 4, 3]")[0]).toMatchObject({ code: "K410", message: "conv1d over a symbolic length needs stride 1, got x f32[2, 4, L] with stride 2" });
+  });
+  it("conv_transpose2d: channels, output_padding, symbolic sizes, an empty output", () => {
+    const p = "x: f32[1, 3, 4, 4], w: f32[3, 2, 3, 3], v: f32[2, 3, 3, 3]";
+    expect(diag("conv_transpose2d(x, v)", p)[0]).toMatchObject({ code: "K409", message: "conv_transpose2d: w [2, 3, 3, 3] expects 2 input channels, x has 3" });
+    expect(diag("conv_transpose2d(x, w, stride: 2, output_padding: 2)", p)[0]).toMatchObject({ code: "K410", message: "conv_transpose2d: output_padding [2, 2] must be smaller than stride [2, 2] or dilation [1, 1]" });
+    expect(diag("conv_transpose2d(x, w, groups: 2)", p)[0]).toMatchObject({ code: "K409", message: "conv_transpose2d with groups: 2 needs input channels (3) divisible by 2" });
+    expect(diag("conv_transpose2d(x, w, padding: 5)", p)[0]).toMatchObject({ code: "K410", message: "conv_transpose2d: padding [5, 5] leaves an empty output (-4x-4)" });
+    expect(diag("conv_transpose2d(x, w)", "x: f32[1, 3, H, 4], w: f32[3, 2, 3, 3]")[0]).toMatchObject({ code: "K409", message: "conv_transpose2d needs known C, H and W, got f32[1, 3, H, 4]" });
+  });
+  it("conv1d over a symbolic batch and length: [N, 1, L] with the kernel [1, 2] is a difference of neighbours", async () => {
+    const ir = irOf("fn f(x: f32[N, 1, L], w: f32[1, 1, 2]) -> f32[N, 1, L-1] { return conv1d(x, w) }");
+    const { wasm, ref } = await runBoth(ir, "f", { x: { dtype: "f32", shape: [2, 1, 4], data: [1, 2, 4, 8, 0, 1, 0, 1] }, w: { dtype: "f32", shape: [1, 1, 2], data: [-1, 1] } });
+    expect(wasm[0].shape).toEqual([2, 1, 3]);
+    expect([...wasm[0].data]).toEqual([1, 2, 4, 1, -1, 1]);
+    expect([...ref[0].data]).toEqual([1, 2, 4, 1, -1, 1]);
+  });
   it("global pooling works on symbolic sizes", async () => {
     const ir = irOf("fn f(x: f32[N, 2, H, W]) -> f32[N, 2, 1, 1] { return adaptive_avg_pool2d(x, 1) }\nfn g(x: f32[N, 2, H, W]) -> f32[N, 2] { return global_avg_pool2d(x) }");
     // Channel 0 is 1..6 (mean 3.5), channel 1 is 10 everywhere.
