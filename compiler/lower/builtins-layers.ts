@@ -6,6 +6,7 @@ import { formatType, isFloat } from "../ir/types.js";
 import * as CV from "../ops/conv-variants.js";
 import * as NORM from "../ops/norms.js";
 import * as NP from "../ops/pooling.js";
+import * as RNN from "../ops/rnn-cells.js";
 import { intArg, numberArg, tensorArg, wrap, type Args, type Builtin } from "./builtin-args.js";
 import { fail, image, matching, pairArg } from "./builtins-nn.js";
 import type { Lowerer } from "./lowerer.js";
@@ -162,3 +163,37 @@ function convTranspose2d(L: Lowerer, a: Args): Val {
 
 LAYER_BUILTINS.conv1d = { params: ["x", "w", "b?", "stride?", "padding?", "dilation?", "groups?"], run: conv1d };
 LAYER_BUILTINS.conv_transpose2d = { params: ["x", "w", "b?", "stride?", "padding?", "output_padding?", "dilation?", "groups?"], run: convTranspose2d };
+
+/** lstm_cell / gru_cell: x [B, I], h (and c) [B, H], weights [G H, I] and [G H, H], biases [G H] (optional). */
+function cell(kind: "lstm" | "gru"): Builtin {
+  const fn = `${kind}_cell`;
+  const G = kind === "lstm" ? 4 : 3;
+  return {
+    params: kind === "lstm" ? ["x", "h", "c", "w_ih", "w_hh", "b_ih?", "b_hh?"] : ["x", "h", "w_ih", "w_hh", "b_ih?", "b_hh?"],
+    run(L, a) {
+      const x = tensorArg(L, a.x!);
+      const h = tensorArg(L, a.h!);
+      if (x === undefined || h === undefined) return POISON;
+      const xt = L.type(x), ht = L.type(h);
+      if (!isFloat(xt.dtype)) return fail(L, a.x!.span, "K301", `${fn} needs a float tensor, got ${formatType(xt)}`);
+      if (xt.shape.length !== 2 || typeof xt.shape[1] !== "number") return fail(L, a.x!.span, "K409", `${fn} needs x [B, input_size] with a known input size, got ${formatType(xt)}`, "add a batch axis with reshape");
+      if (ht.shape.length !== 2 || typeof ht.shape[1] !== "number") return fail(L, a.h!.span, "K409", `${fn} needs h [B, hidden_size] with a known hidden size, got ${formatType(ht)}`);
+      const [B, I] = xt.shape as [typeof xt.shape[0], number];
+      const H = ht.shape[1] as number;
+      const hh = matching(L, a.h!, "h", xt.dtype, [B, H]);
+      const c = kind === "lstm" ? matching(L, a.c!, "c", xt.dtype, [B, H]) : undefined;
+      const wIh = matching(L, a.w_ih!, "w_ih", xt.dtype, [G * H, I]);
+      const wHh = matching(L, a.w_hh!, "w_hh", xt.dtype, [G * H, H]);
+      const bIh = a.b_ih ? matching(L, a.b_ih, "b_ih", xt.dtype, [G * H]) : undefined;
+      const bHh = a.b_hh ? matching(L, a.b_hh, "b_hh", xt.dtype, [G * H]) : undefined;
+      if (hh === undefined || (kind === "lstm" && c === undefined) || wIh === undefined || wHh === undefined || (a.b_ih && bIh === undefined) || (a.b_hh && bHh === undefined)) return POISON;
+      const w = { wIh, wHh, bIh, bHh };
+      if (kind === "gru") return wrap(RNN.gruCell(L, x, h, w));
+      const r = RNN.lstmCell(L, x, h, c!, w);
+      return r.h === undefined || r.c === undefined ? POISON : { kind: "tuple", items: [tensor(r.h), tensor(r.c)] };
+    },
+  };
+}
+
+LAYER_BUILTINS.lstm_cell = cell("lstm");
+LAYER_BUILTINS.gru_cell = cell("gru");

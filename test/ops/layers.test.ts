@@ -91,6 +91,32 @@ describe("layer diagnostics", () => {
     expect([...wasm[0].data]).toEqual([1, 2, 4, 1, -1, 1]);
     expect([...ref[0].data]).toEqual([1, 2, 4, 1, -1, 1]);
   });
+  it("lstm_cell / gru_cell: shapes of h, c, weights and biases; rank of x", () => {
+    const p = "x: f32[B, 3], h: f32[B, 2], c: f32[B, 2], wi: f32[8, 3], wh: f32[8, 2], b: f32[8], g: f32[6, 3], gh: f32[6, 2], h3: f32[B, 3]";
+    expect(diag("lstm_cell(x, h, c, g, wh)", p)[0]).toMatchObject({ code: "K409", message: "w_ih must have shape [8, 3], got f32[6, 3]" });
+    expect(diag("gru_cell(x, h, wi, gh)", p)[0]).toMatchObject({ code: "K409", message: "w_ih must have shape [6, 3], got f32[8, 3]" });
+    expect(diag("lstm_cell(x, h, h3, wi, wh)", p)[0]).toMatchObject({ code: "K409", message: "c must have shape [B, 2], got f32[B, 3]" });
+    expect(diag("lstm_cell(x, h, c, wi, wh, g)", p)[0]).toMatchObject({ code: "K409", message: "b_ih must have shape [8], got f32[6, 3]" });
+    expect(diag("gru_cell(x, h, g, gh, b_hh: b)", p)[0]).toMatchObject({ code: "K409", message: "b_hh must have shape [6], got f32[8]" });
+    expect(diag("gru_cell(b, h, g, gh)", p)[0]).toMatchObject({ code: "K409", message: "gru_cell needs x [B, input_size] with a known input size, got f32[8]" });
+    expect(diag("lstm_cell(x, h, c, wi, wh)", "x: f32[4, 3], h: f32[5, 2], c: f32[5, 2], wi: f32[8, 3], wh: f32[8, 2]")[0]).toMatchObject({ code: "K409", message: "h must have shape [4, 2], got f32[5, 2]" });
+  });
+  it("lstm_cell over a symbolic batch: (h', c') of [B, H]; with zero weights c' = c / 2 and h' = tanh(c') / 2", async () => {
+    const ir = irOf(`fn f(x: f32[B, 3], h: f32[B, 2], c: f32[B, 2], wi: f32[8, 3], wh: f32[8, 2]) -> f32[B, 2] {
+  let h2, c2 = lstm_cell(x, h, c, wi, wh)
+  return h2 + c2
+}`);
+    // Zero weights: every gate is sigmoid(0) = 1/2 and g = tanh(0) = 0, so c' = c / 2, h' = tanh(c / 2) / 2.
+    const z = (n: number) => Array<number>(n).fill(0);
+    const c = [1, -2, 0.5, 4];
+    const { wasm, ref } = await runBoth(ir, "f", { x: { dtype: "f32", shape: [2, 3], data: [1, 2, 3, 4, 5, 6] }, h: { dtype: "f32", shape: [2, 2], data: [1, 1, 1, 1] }, c: { dtype: "f32", shape: [2, 2], data: c }, wi: { dtype: "f32", shape: [8, 3], data: z(24) }, wh: { dtype: "f32", shape: [8, 2], data: z(16) } });
+    const want = c.map((v) => Math.tanh(v / 2) / 2 + v / 2);
+    expect(wasm[0].shape).toEqual([2, 2]);
+    want.forEach((v, i) => {
+      expect(ref[0].data[i]).toBeCloseTo(v, 12);
+      expect(Number(wasm[0].data[i])).toBeCloseTo(v, 6);
+    });
+  });
   it("global pooling works on symbolic sizes", async () => {
     const ir = irOf("fn f(x: f32[N, 2, H, W]) -> f32[N, 2, 1, 1] { return adaptive_avg_pool2d(x, 1) }\nfn g(x: f32[N, 2, H, W]) -> f32[N, 2] { return global_avg_pool2d(x) }");
     // Channel 0 is 1..6 (mean 3.5), channel 1 is 10 everywhere.
