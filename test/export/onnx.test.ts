@@ -37,6 +37,25 @@ writeFileSync(LN_FILE, `model Block {
 }
 `);
 
+// The issue-16 layers (norms, pooling with ceil_mode / count_include_pad, adaptive pooling, conv1d, a GRU cell).
+const LAYERS_FILE = join(tmp(), "layers.kiln");
+writeFileSync(LAYERS_FILE, `model Layers {
+  param w: f32[4, 4, 3] = he()
+  param g: f32[4] = normal(std: 0.5)
+  param b: f32[4] = normal(std: 0.5)
+  param wi: f32[12, 4] = xavier()
+  param wh: f32[12, 4] = xavier()
+  fn forward(x: f32[B, 4, 7, 9]) -> f32[B, 4, 3, 2] {
+    let h = instance_norm(group_norm(x, 2, g, b), g, b)
+    h = avg_pool2d(h, 3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
+    h = max_pool2d(h, 2, ceil_mode: true)
+    return adaptive_avg_pool2d(h, [3, 2])
+  }
+  fn seq(x: f32[B, 4, 9]) -> f32[B, 4, 7] { return conv1d(x, w, b) }
+  fn cell(x: f32[B, 4], h: f32[B, 4]) -> f32[B, 4] { return gru_cell(x, h, wi, wh) }
+}
+`);
+
 const img = (n: number, seed: number) => ({ dtype: "f32" as const, shape: [n, 1, 28, 28], data: lcg(n * 784, seed) });
 const CASES: Case[] = [
   { file: "dsl-examples/mlp.kiln", fn: "MLP.forward", inputs: { x: { dtype: "f32", shape: [3, 784], data: lcg(3 * 784, 1) } }, ops: ["MatMul", "Relu"] },
@@ -47,6 +66,10 @@ const CASES: Case[] = [
   { file: "dsl-examples/attention.kiln", fn: "attention", inputs: { q: { dtype: "f32", shape: [2, 3, 16], data: lcg(96, 8) }, k: { dtype: "f32", shape: [2, 5, 16], data: lcg(160, 9) }, v: { dtype: "f32", shape: [2, 5, 16], data: lcg(160, 10) } }, ops: ["Softmax", "MatMul"] },
   { file: LN_FILE, fn: "Block.forward", inputs: { x: { dtype: "f32", shape: [2, 3, 16], data: lcg(96, 12) } }, ops: ["LayerNormalization", "Tanh"] },
   { file: LN_FILE, fn: "Block.pick", inputs: { x: { dtype: "f32", shape: [2, 3, 16], data: lcg(96, 13) } }, ops: ["LayerNormalization"] },
+  { file: "dsl-examples/resnet_small.kiln", fn: "ResNetSmall.forward", inputs: { x: img(2, 18) }, ops: ["Conv", "ReduceMean"] },
+  { file: LAYERS_FILE, fn: "Layers.forward", inputs: { x: { dtype: "f32", shape: [2, 4, 7, 9], data: lcg(504, 14) } }, ops: ["MatMul"] },
+  { file: LAYERS_FILE, fn: "Layers.seq", inputs: { x: { dtype: "f32", shape: [2, 4, 9], data: lcg(72, 15) } }, ops: ["Conv"] },
+  { file: LAYERS_FILE, fn: "Layers.cell", inputs: { x: { dtype: "f32", shape: [3, 4], data: lcg(12, 16) }, h: { dtype: "f32", shape: [3, 4], data: lcg(12, 17) } }, ops: ["Sigmoid", "Tanh"] },
   { file: "dsl-examples/attention.kiln", fn: "SelfAttention.forward", inputs: { x: { dtype: "f32", shape: [7, 32], data: lcg(224, 11) } }, ops: ["Softmax"] },
 ];
 
@@ -158,6 +181,18 @@ describe("kiln export --format onnx: bad input", () => {
     expect(existsSync(join(dir, "o"))).toBe(false);
   });
 
+  it("conv_transpose2d (zero insertion: pad with interior padding) is refused for ONNX and PyTorch, naming the op and its line", async () => {
+    const dir = tmp();
+    const src = join(dir, "up.kiln");
+    writeFileSync(src, "model Up {\n  param w: f32[2, 3, 3, 3] = he()\n  fn f(x: f32[B, 2, 4, 4]) -> f32[B, 3, 9, 9] {\n    return conv_transpose2d(x, w, stride: 2)\n  }\n}\n");
+    const onnx = await kiln("export", src, "--format", "onnx", "--out", join(dir, "o"));
+    expect(onnx.code).toBe(1);
+    expect(onnx.err).toMatch(/up\.kiln:4:\d+: cannot export Up\.f to ONNX: pad with interior padding/);
+    const torch = await kiln("export", src, "--format", "torch", "--out", join(dir, "t"));
+    expect(torch.code).toBe(1);
+    expect(torch.err).toMatch(/up\.kiln:4:\d+: cannot export Up\.f to PyTorch: pad: pad with interior padding/);
+    expect(existsSync(join(dir, "o")) || existsSync(join(dir, "t"))).toBe(false);
+  });
   it("flags: --format is required, other commands' flags are refused", async () => {
     expect((await kiln("export", "dsl-examples/mlp.kiln")).err).toContain("kiln export needs --format");
     expect((await kiln("export", "dsl-examples/mlp.kiln", "--format", "tflite")).err).toContain("--format must be");

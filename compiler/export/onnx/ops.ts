@@ -43,9 +43,10 @@ function reduce(op: string, axesAsInput: boolean): Emit<"sum" | "mean" | "max" |
  * general form; conv2d and pooling windows are written as Conv/MaxPool/AveragePool by patterns.ts instead.
  */
 const windowAsConv: Emit<"window"> = (cx, n, [x], out) => {
-  const [, C] = n.type.shape as number[];
   const [KH, KW] = n.attrs.kernel;
+  // The output is [N, OH, OW, C, KH, KW]: C is the input's axis 1.
   const inC = cx.g.nodes[n.inputs[0]].type.shape[1] as number;
+  const C = inC;
   const eye = new Float32Array(inC * KH * KW * KH * KW);
   for (let c = 0; c < inC; c++) for (let k = 0; k < KH * KW; k++) eye[(c * KH * KW + k) * KH * KW + k] = 1;
   const w = cx.constant("f32", [inC * KH * KW, 1, KH, KW], eye);
