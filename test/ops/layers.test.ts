@@ -1,9 +1,10 @@
 // The layers of issue 16 (group/instance norm, batch_norm on [N, C, L], pooling's ceil_mode and
 // count_include_pad, adaptive and global average pooling, conv1d, conv_transpose2d, lstm/gru cells) end to end:
-// outputs and input gradients on wasm and in the float64 reference against PyTorch's numbers from
+// outputs and input gradients on wasm (fused and unfused) and in the float64 reference against PyTorch's numbers from
 // test/ops/torch-layer-goldens.json (written by scripts/torch-layer-goldens.py); plus their diagnostics.
 import { describe, expect, it } from "vitest";
 import { compileToIR } from "../../compiler/compile.js";
+import { formatDiagnostics } from "../../compiler/diagnostics.js";
 import { irOf, runBoth } from "../helpers/backend.js";
 import { LAYER_GOLDENS, layerInputs, layerProgram } from "../helpers/layer-goldens.js";
 
@@ -18,19 +19,24 @@ function close(got: ArrayLike<number>, want: number[], what: string, rtol: numbe
 describe("layers against PyTorch (outputs and gradients, wasm and reference)", () => {
   for (const c of LAYER_GOLDENS) {
     it(`${c.name}: ${c.expr}`, async () => {
-      const ir = irOf(layerProgram(c));
-      const fwd = await runBoth(ir, "fwd", layerInputs(c));
-      c.outs.forEach((o, k) => {
-        expect(fwd.ref[k].shape, `${c.name} output ${k} shape`).toEqual(o.shape);
-        expect(fwd.wasm[k].shape, `${c.name} wasm output ${k} shape`).toEqual(o.shape);
-        close(fwd.ref[k].data, o.y, `${c.name} reference output ${k}`, 1e-9, 1e-9);
-        close(fwd.wasm[k].data, o.y, `${c.name} wasm output ${k}`, 1e-5, 1e-5);
-      });
-      const bwd = await runBoth(ir, "grads", layerInputs(c, "f32", true));
-      c.wrt.forEach((name, k) => {
-        close(bwd.ref[k].data, c.grads[name], `${c.name} reference d/d${name}`, 1e-9, 1e-9);
-        close(bwd.wasm[k].data, c.grads[name], `${c.name} wasm d/d${name}`, 1e-4, 1e-5);
-      });
+      for (const skip of [[], ["fusion"]]) {
+        const tag = skip.length ? "unfused" : "fused";
+        const src = layerProgram(c);
+        const r = compileToIR(src, "t.kiln", [], skip);
+        if (!r.ir) throw new Error(formatDiagnostics(r.diagnostics, { "t.kiln": src }));
+        const fwd = await runBoth(r.ir, "fwd", layerInputs(c));
+        c.outs.forEach((o, k) => {
+          expect(fwd.ref[k].shape, `${c.name} output ${k} shape`).toEqual(o.shape);
+          expect(fwd.wasm[k].shape, `${c.name} wasm output ${k} shape`).toEqual(o.shape);
+          close(fwd.ref[k].data, o.y, `${c.name} reference output ${k}`, 1e-9, 1e-9);
+          close(fwd.wasm[k].data, o.y, `${c.name} wasm ${tag} output ${k}`, 1e-5, 1e-5);
+        });
+        const bwd = await runBoth(r.ir, "grads", layerInputs(c, "f32", true));
+        c.wrt.forEach((name, k) => {
+          close(bwd.ref[k].data, c.grads[name], `${c.name} reference d/d${name}`, 1e-9, 1e-9);
+          close(bwd.wasm[k].data, c.grads[name], `${c.name} wasm ${tag} d/d${name}`, 1e-4, 1e-5);
+        });
+      }
     });
   }
 });
@@ -115,6 +121,21 @@ describe("layer diagnostics", () => {
     want.forEach((v, i) => {
       expect(ref[0].data[i]).toBeCloseTo(v, 12);
       expect(Number(wasm[0].data[i])).toBeCloseTo(v, 6);
+    });
+  });
+  it("avg_pool2d over symbolic H and W: count_include_pad false divides by the real elements (a ones image stays 1)", async () => {
+    const ir = irOf(`fn f(x: f32[N, 1, H, W]) -> f32[N, 1, H, W] { return avg_pool2d(x, 3, stride: 1, padding: 1, count_include_pad: false) }
+fn g(x: f32[N, 1, H, W]) -> f32[N, 1, H, W] { return avg_pool2d(x, 3, stride: 1, padding: 1) }`);
+    const x = { dtype: "f32" as const, shape: [1, 1, 3, 4], data: Array<number>(12).fill(1) };
+    const excl = await runBoth(ir, "f", { x });
+    expect([...excl.wasm[0].data]).toEqual(Array(12).fill(1));
+    expect([...excl.ref[0].data]).toEqual(Array(12).fill(1));
+    // Counting the padding: a corner window holds 4 of 9 ones, an edge one 6, an inner one 9.
+    const incl = await runBoth(ir, "g", { x });
+    const want = [4, 6, 6, 4, 6, 9, 9, 6, 4, 6, 6, 4].map((v) => v / 9);
+    want.forEach((v, i) => {
+      expect(incl.ref[0].data[i]).toBeCloseTo(v, 12);
+      expect(Number(incl.wasm[0].data[i])).toBeCloseTo(v, 6);
     });
   });
   it("global pooling works on symbolic sizes", async () => {
