@@ -2,6 +2,7 @@
 // count_include_pad, adaptive and global average pooling, conv1d, conv_transpose2d, lstm/gru cells) end to end:
 // outputs and input gradients on wasm (fused and unfused) and in the float64 reference against PyTorch's numbers from
 // test/ops/torch-layer-goldens.json (written by scripts/torch-layer-goldens.py); plus their diagnostics.
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { compileToIR } from "../../compiler/compile.js";
 import { formatDiagnostics } from "../../compiler/diagnostics.js";
@@ -37,6 +38,43 @@ describe("layers against PyTorch (outputs and gradients, wasm and reference)", (
           close(bwd.wasm[k].data, c.grads[name], `${c.name} wasm ${tag} d/d${name}`, 1e-4, 1e-5);
         });
       }
+    });
+  }
+});
+
+interface SequenceGolden { kind: "gru" | "lstm"; inputs: Record<string, { shape: number[]; data: number[] }>; y: number[]; r: number[]; grads: Record<string, number[]> }
+const SEQUENCES = (JSON.parse(readFileSync(new URL("./torch-layer-goldens.json", import.meta.url), "utf8")) as { sequences: SequenceGolden[] }).sequences;
+
+describe("cells in a loop over a symbolic T against torch.nn.GRU / nn.LSTM (last hidden state and gradients)", () => {
+  for (const q of SEQUENCES) {
+    it(`${q.kind}: T = ${q.inputs.xs.shape[0]}`, async () => {
+      const G = q.kind === "gru" ? 3 : 4;
+      const sig = `xs: f32[T, B, 3], wi: f32[${G * 4}, 3], wh: f32[${G * 4}, 4], bi: f32[${G * 4}], bh: f32[${G * 4}]`;
+      const step = q.kind === "gru"
+        ? "h = gru_cell(xs[t], h, wi, wh, bi, bh)"
+        : "let h2, c2 = lstm_cell(xs[t], h, c, wi, wh, bi, bh)\n    h = h2\n    c = c2";
+      const src = `fn last(${sig}) -> f32[B, 4] {
+  let h = zeros([B, 4])
+  let c = zeros([B, 4])
+  for t in 0..T, max: 8 {
+    ${step}
+  }
+  return h
+}
+fn loss(${sig}, r: f32[B, 4]) -> f32 { return sum(last(xs, wi, wh, bi, bh) * r) }
+fn grads(${sig}, r: f32[B, 4]) -> (f32[T, B, 3], f32[${G * 4}, 3], f32[${G * 4}, 4], f32[${G * 4}], f32[${G * 4}]) {
+  return grad(loss, wrt: [xs, wi, wh, bi, bh])(xs, wi, wh, bi, bh, r)
+}`;
+      const ir = irOf(src);
+      const inputs = Object.fromEntries(Object.entries(q.inputs).map(([k, v]) => [k, { dtype: "f32" as const, shape: v.shape, data: v.data }]));
+      const fwd = await runBoth(ir, "last", inputs);
+      close(fwd.ref[0].data, q.y, `${q.kind} reference h_T`, 1e-9, 1e-9);
+      close(fwd.wasm[0].data, q.y, `${q.kind} wasm h_T`, 1e-5, 1e-5);
+      const bwd = await runBoth(ir, "grads", { ...inputs, r: { dtype: "f32", shape: [2, 4], data: q.r } });
+      ["xs", "wi", "wh", "bi", "bh"].forEach((k, i) => {
+        close(bwd.ref[i].data, q.grads[k], `${q.kind} reference d/d${k}`, 1e-9, 1e-9);
+        close(bwd.wasm[i].data, q.grads[k], `${q.kind} wasm d/d${k}`, 1e-4, 1e-5);
+      });
     });
   }
 });
