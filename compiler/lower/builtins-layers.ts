@@ -47,7 +47,6 @@ function groupNorm(L: Lowerer, a: Args): Val {
   const C = t.shape[1] as number;
   if (groups < 1) return fail(L, a.groups!.span, "K410", `group_norm groups must be at least 1, got ${groups}`);
   if (C % groups !== 0) return fail(L, a.groups!.span, "K409", `group_norm: ${C} channels do not split into ${groups} groups`, "groups must divide the channel count (axis 1 of x)");
-  if (t.shape.slice(2).some((d) => typeof d !== "number")) return fail(L, a.x!.span, "K409", `group_norm needs known sizes after the batch axis, got ${formatType(t)}`);
   const o = normArgs(L, a, "group_norm", x);
   return o ? wrap(NORM.groupNorm(L, x, groups, o.gamma, o.beta, o.eps)) : POISON;
 }

@@ -1,6 +1,6 @@
 // Op registry, per-sample normalisation composites: group_norm and instance_norm (PyTorch's F.group_norm and
 // F.instance_norm without running statistics), built from reshape, mean and rsqrt. Argument checks are in
-// compiler/lower/builtins-layers.ts; these functions assume checked shapes (known C and spatial sizes).
+// compiler/lower/builtins-layers.ts; these functions assume checked shapes (a known channel count).
 
 import type { Dim } from "../ir/types.js";
 import type { PrimEmitter } from "./composites.js";
@@ -40,13 +40,13 @@ function affine(e: PrimEmitter, y: Id, gamma: number | undefined, beta: number |
 
 /**
  * x [N, C, ...] with C / groups channels per group: each sample's group (its channels and all spatial positions)
- * is normalised on its own, then the per-channel affine. N may be symbolic; C and the rest are known.
+ * is normalised on its own, then the per-channel affine. C is known; N and the spatial sizes may be symbolic.
  */
 export function groupNorm(e: PrimEmitter, x: number, groups: number, gamma: number | undefined, beta: number | undefined, eps: number): Id {
   const s = e.type(x).shape;
-  const per = (s.slice(1) as number[]).reduce((a, d) => a * d, 1) / groups;
-  const grouped = e.emit("reshape", [x], { shape: [s[0], groups, per] });
-  const y = standardise(e, grouped, [2], eps);
+  // [N, C, ...] -> [N, groups, C / groups, ...]: only the channel axis splits, so the rest may be symbolic.
+  const grouped = e.emit("reshape", [x], { shape: [s[0], groups, (s[1] as number) / groups, ...s.slice(2)] });
+  const y = standardise(e, grouped, [...Array(s.length - 1).keys()].map((k) => k + 2), eps);
   const back = y === undefined ? undefined : e.emit("reshape", [y], { shape: s });
   return affine(e, back, gamma, beta);
 }
