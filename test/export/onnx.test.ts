@@ -37,7 +37,8 @@ writeFileSync(LN_FILE, `model Block {
 }
 `);
 
-// The issue-16 layers (norms, pooling with ceil_mode / count_include_pad, adaptive pooling, conv1d, a GRU cell).
+// The issue-16 layers (norms, pooling with ceil_mode / count_include_pad, adaptive pooling, conv1d, a GRU cell,
+// conv_transpose2d: its zero insertion as Unsqueeze + Pad + Reshape + Slice).
 const LAYERS_FILE = join(tmp(), "layers.kiln");
 writeFileSync(LAYERS_FILE, `model Layers {
   param w: f32[4, 4, 3] = he()
@@ -45,6 +46,7 @@ writeFileSync(LAYERS_FILE, `model Layers {
   param b: f32[4] = normal(std: 0.5)
   param wi: f32[12, 4] = xavier()
   param wh: f32[12, 4] = xavier()
+  param wt: f32[4, 2, 3, 3] = he()
   fn forward(x: f32[B, 4, 7, 9]) -> f32[B, 4, 3, 2] {
     let h = instance_norm(group_norm(x, 2, g, b), g, b)
     h = avg_pool2d(h, 3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
@@ -53,6 +55,7 @@ writeFileSync(LAYERS_FILE, `model Layers {
   }
   fn seq(x: f32[B, 4, 9]) -> f32[B, 4, 7] { return conv1d(x, w, b) }
   fn cell(x: f32[B, 4], h: f32[B, 4]) -> f32[B, 4] { return gru_cell(x, h, wi, wh) }
+  fn up(x: f32[B, 4, 3, 4]) -> f32[B, 4, 6, 7] { return conv_transpose2d(x, wt, b, stride: 2, padding: 1, output_padding: [1, 0], groups: 2) }
 }
 `);
 
@@ -69,6 +72,7 @@ const CASES: Case[] = [
   { file: "dsl-examples/resnet_small.kiln", fn: "ResNetSmall.forward", inputs: { x: img(2, 18) }, ops: ["Conv", "ReduceMean"] },
   { file: LAYERS_FILE, fn: "Layers.forward", inputs: { x: { dtype: "f32", shape: [2, 4, 7, 9], data: lcg(504, 14) } }, ops: ["MatMul"] },
   { file: LAYERS_FILE, fn: "Layers.seq", inputs: { x: { dtype: "f32", shape: [2, 4, 9], data: lcg(72, 15) } }, ops: ["Conv"] },
+  { file: LAYERS_FILE, fn: "Layers.up", inputs: { x: { dtype: "f32", shape: [2, 4, 3, 4], data: lcg(96, 19) } }, ops: ["Pad"] },
   { file: LAYERS_FILE, fn: "Layers.cell", inputs: { x: { dtype: "f32", shape: [3, 4], data: lcg(12, 16) }, h: { dtype: "f32", shape: [3, 4], data: lcg(12, 17) } }, ops: ["Sigmoid", "Tanh"] },
   { file: "dsl-examples/attention.kiln", fn: "SelfAttention.forward", inputs: { x: { dtype: "f32", shape: [7, 32], data: lcg(224, 11) } }, ops: ["Softmax"] },
 ];
@@ -181,18 +185,6 @@ describe("kiln export --format onnx: bad input", () => {
     expect(existsSync(join(dir, "o"))).toBe(false);
   });
 
-  it("conv_transpose2d (zero insertion: pad with interior padding) is refused for ONNX and PyTorch, naming the op and its line", async () => {
-    const dir = tmp();
-    const src = join(dir, "up.kiln");
-    writeFileSync(src, "model Up {\n  param w: f32[2, 3, 3, 3] = he()\n  fn f(x: f32[B, 2, 4, 4]) -> f32[B, 3, 9, 9] {\n    return conv_transpose2d(x, w, stride: 2)\n  }\n}\n");
-    const onnx = await kiln("export", src, "--format", "onnx", "--out", join(dir, "o"));
-    expect(onnx.code).toBe(1);
-    expect(onnx.err).toMatch(/up\.kiln:4:\d+: cannot export Up\.f to ONNX: pad with interior padding/);
-    const torch = await kiln("export", src, "--format", "torch", "--out", join(dir, "t"));
-    expect(torch.code).toBe(1);
-    expect(torch.err).toMatch(/up\.kiln:4:\d+: cannot export Up\.f to PyTorch: pad: pad with interior padding/);
-    expect(existsSync(join(dir, "o")) || existsSync(join(dir, "t"))).toBe(false);
-  });
   it("flags: --format is required, other commands' flags are refused", async () => {
     expect((await kiln("export", "dsl-examples/mlp.kiln")).err).toContain("kiln export needs --format");
     expect((await kiln("export", "dsl-examples/mlp.kiln", "--format", "tflite")).err).toContain("--format must be");

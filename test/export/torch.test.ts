@@ -189,6 +189,7 @@ const LAYERS_SRC = `model Layers {
     let h2, c2 = lstm_cell(x, h, h * 0.5, wi, wh)
     return h2 + c2
   }
+  fn up(x: f32[B, 4, 3, 4]) -> f32[B, 3, 6, 7] { return conv_transpose2d(x, wt, stride: 2, padding: 1, output_padding: [1, 0]) }
 }
 `;
 const FORWARD_PY = `import sys, torch, importlib
@@ -208,6 +209,7 @@ describe.skipIf(!HAVE_TORCH)("kiln export --format torch: the issue-16 layers", 
     { file: layers, model: "Layers", fn: "pools", inputs: { x: [2, 4, 7, 9] } },
     { file: layers, model: "Layers", fn: "seq", inputs: { x: [2, 4, 9] } },
     { file: layers, model: "Layers", fn: "cell", inputs: { x: [3, 4], h: [3, 4] } },
+    { file: layers, model: "Layers", fn: "up", inputs: { x: [2, 4, 3, 4] } },
     { file: "dsl-examples/resnet_small.kiln", model: "ResNetSmall", fn: "forward", inputs: { x: [2, 1, 28, 28] } },
   ];
   for (const c of cases) {
