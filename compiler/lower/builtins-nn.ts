@@ -1,4 +1,5 @@
-// Lowering stage, neural-network builtins: conv2d, max_pool2d, avg_pool2d, flatten, dropout and batch_norm.
+// Lowering stage, neural-network builtins: conv2d, max_pool2d, avg_pool2d (with ceil_mode, count_include_pad),
+// flatten, dropout and batch_norm (the later layers of issue 16 are in builtins-layers.ts).
 // Arguments are checked here, with diagnostics at the offending argument, before the composites of
 // compiler/ops/conv.ts build them. dropout and batch_norm follow the lowering mode (FnLowerer.training: a train
 // block's step) unless a `training:` argument says otherwise, as in PyTorch's functional forms.
@@ -6,19 +7,20 @@
 import { formatType, isFloat, sameShape, type Dim } from "../ir/types.js";
 import type { DiagnosticCode, Span } from "../diagnostics.js";
 import * as NN from "../ops/conv.js";
+import * as NP from "../ops/pooling.js";
 import { boolArg, constErr, intArg, numberArg, tensorArg, wrap, type Args, type Builtin } from "./builtin-args.js";
 import type { Lowerer } from "./lowerer.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
 
 type Pair = [number, number];
 
-function fail(L: Lowerer, span: Span, code: DiagnosticCode, message: string, hint?: string): Val {
+export function fail(L: Lowerer, span: Span, code: DiagnosticCode, message: string, hint?: string): Val {
   L.diags.error(code, message, span, hint);
   return POISON;
 }
 
 /** An integer or a list of two (stride: 2, padding: [1, 0]), each at least `min`; reported as K410. */
-function pairArg(L: Lowerer, a: ArgVal | undefined, name: string, dflt: Pair, min: number): Pair | undefined {
+export function pairArg(L: Lowerer, a: ArgVal | undefined, name: string, dflt: Pair, min: number): Pair | undefined {
   if (!a) return dflt;
   let v: (number | undefined)[];
   if (a.val.kind === "literal") v = [intArg(L, a)];
@@ -37,7 +39,7 @@ function pairArg(L: Lowerer, a: ArgVal | undefined, name: string, dflt: Pair, mi
 }
 
 /** A float tensor of rank 4 ([N, C, H, W]). */
-function image(L: Lowerer, a: ArgVal, fn: string): number | undefined {
+export function image(L: Lowerer, a: ArgVal, fn: string): number | undefined {
   const x = tensorArg(L, a);
   if (x === undefined) return undefined;
   const t = L.type(x);
@@ -48,7 +50,7 @@ function image(L: Lowerer, a: ArgVal, fn: string): number | undefined {
 }
 
 /** A tensor of `like`'s dtype with shape `shape`; K301 / K409 at its argument otherwise. */
-function matching(L: Lowerer, a: ArgVal, what: string, dtype: string, shape: readonly Dim[]): number | undefined {
+export function matching(L: Lowerer, a: ArgVal, what: string, dtype: string, shape: readonly Dim[]): number | undefined {
   const v = tensorArg(L, a);
   if (v === undefined) return undefined;
   const t = L.type(v);
@@ -61,16 +63,24 @@ function matching(L: Lowerer, a: ArgVal, what: string, dtype: string, shape: rea
 function pool(kind: "max" | "avg"): Builtin {
   const fn = `${kind}_pool2d`;
   return {
-    params: ["x", "kernel", "stride?", "padding?"],
+    params: ["x", "kernel", "stride?", "padding?", "ceil_mode?", ...(kind === "avg" ? ["count_include_pad?"] : [])],
     run(L, a) {
       const x = image(L, a.x!, fn);
       const kernel = pairArg(L, a.kernel, "kernel", [1, 1], 1);
       const stride = kernel && pairArg(L, a.stride, "stride", kernel, 1);
       const padding = pairArg(L, a.padding, "padding", [0, 0], 0);
-      if (x === undefined || !kernel || !stride || !padding) return POISON;
+      const ceilMode = a.ceil_mode ? boolArg(L, a.ceil_mode) : false;
+      const countIncludePad = a.count_include_pad ? boolArg(L, a.count_include_pad) : true;
+      if (x === undefined || !kernel || !stride || !padding || ceilMode === undefined || countIncludePad === undefined) return POISON;
       // PyTorch's rule: a window must never lie entirely in the padding.
       if (padding.some((p, k) => p > kernel[k] / 2)) return fail(L, a.padding!.span, "K410", `${fn}: padding [${padding.join(", ")}] is more than half the kernel [${kernel.join(", ")}]`, "padding may be at most kernel / 2");
-      return wrap(NN.pool2d(L, kind, x, kernel, stride, padding));
+      const [, , H, W] = L.type(x).shape;
+      if (ceilMode && (typeof H !== "number" || typeof W !== "number")) return fail(L, a.ceil_mode!.span, "K410", `${fn}: ceil_mode needs known H and W, got ${formatType(L.type(x))}`, "give H and W sizes, or leave ceil_mode false");
+      if (typeof H === "number" && typeof W === "number") {
+        const size = [H, W].map((d, k) => NP.poolOut(d, kernel[k], stride[k], padding[k], ceilMode));
+        if (size.some((d) => d < 1)) return fail(L, a.kernel!.span, "K410", `${fn}: the ${kernel.join("x")} kernel does not fit the ${H}x${W} input with padding ${padding.join("x")}`, "the output would be empty; use more padding or a smaller kernel");
+      }
+      return wrap(NP.pool2d(L, kind, x, { kernel, stride, padding, ceilMode, countIncludePad }));
     },
   };
 }
@@ -93,7 +103,7 @@ function batchNorm(L: Lowerer, a: Args): Val {
   if (x === undefined) return POISON;
   const xt = L.type(x);
   if (!isFloat(xt.dtype)) return fail(L, xa.span, "K301", `batch_norm needs a float tensor, got ${formatType(xt)}`);
-  if (xt.shape.length !== 2 && xt.shape.length !== 4) return fail(L, xa.span, "K409", `batch_norm needs x [N, C] or [N, C, H, W], got ${formatType(xt)}`);
+  if (xt.shape.length < 2 || xt.shape.length > 4) return fail(L, xa.span, "K409", `batch_norm needs x [N, C], [N, C, L] or [N, C, H, W], got ${formatType(xt)}`);
   const C = xt.shape[1];
   const names = ["gamma", "beta", "running_mean", "running_var"] as const;
   const vs = names.map((k) => matching(L, a[k]!, k, xt.dtype, [C]));

@@ -17,6 +17,7 @@ import { NN_BUILTINS } from "./builtins-nn.js";
 import { axesArg, boolArg, constErr, intArg, intListArg, numberArg, tensorArg, wrap, type Args, type Builtin } from "./builtin-args.js";
 import { MATH_BUILTINS } from "./builtins-math.js";
 import { INDEX_BUILTINS } from "./builtins-index.js";
+import { LAYER_BUILTINS } from "./builtins-layers.js";
 
 interface KwArgIn {
   readonly key: string;
@@ -252,6 +253,7 @@ const BUILTINS: Record<string, Builtin> = {
   ...NN_BUILTINS,
   ...MATH_BUILTINS,
   ...INDEX_BUILTINS,
+  ...LAYER_BUILTINS,
 };
 
 export function isBuiltin(name: string): boolean {

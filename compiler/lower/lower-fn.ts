@@ -187,9 +187,16 @@ export class FnLowerer implements Lowerer {
     }
   }
 
+  /** The span of the call a `let a, b = ...` is lowering (its several results are wanted there). */
+  private destructuredCall: Span | undefined;
+
   private lowerLet(st: Extract<Stmt, { kind: "let" }>): undefined {
-    let v = this.expr(st.value);
     const names = [{ name: st.name, span: st.nameSpan }, ...(st.more ?? [])];
+    // `let a, b = f(...)` takes a user function's several results; anywhere else they are K204.
+    const outer = this.destructuredCall;
+    this.destructuredCall = names.length > 1 ? st.value.span : undefined;
+    let v = this.expr(st.value);
+    this.destructuredCall = outer;
     for (const n of names) this.frame.declared.add(n.name);
     if (names.length > 1 || v.kind === "tuple") {
       const items = v.kind === "tuple" ? v.items : [v];
@@ -438,6 +445,7 @@ export class FnLowerer implements Lowerer {
   private inline(fn: FnDecl, model: ModelInfo | undefined, args: ArgVal[], call: { span: Span; calleeSpan: Span }): Val {
     const r = this.inlineCall(fn, model, args, call);
     if (!r) return POISON;
+    if (r.results.length > 1 && call.span === this.destructuredCall) return { kind: "tuple", items: r.results };
     if (r.results.length !== 1) {
       this.diags.error("K204", `'${fn.name}' returns ${r.results.length} results; use them with let a, b = ${fn.name}(...)`, call.span);
       return r.results.length ? { kind: "tuple", items: r.results } : POISON;

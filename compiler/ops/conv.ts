@@ -1,4 +1,4 @@
-// Op registry, neural-network composites: conv2d, max/avg pooling, flatten, dropout and batch_norm, built from
+// Op registry, neural-network composites: conv2d, flatten, dropout and batch_norm (pooling is in pooling.ts), built from
 // pad, window and random_uniform plus the usual primitives, so they get reference semantics, gradients and
 // codegen on every backend without kernels of their own. Argument checks (with diagnostics) are in
 // compiler/lower/builtins-nn.ts; these functions assume checked shapes.
@@ -50,7 +50,7 @@ export function conv2dShape(x: Shape, w: Shape, o: Conv2dOptions): { out: Dim[] 
   return { out: [N, O, oh, ow] };
 }
 
-function padSpatial(e: PrimEmitter, x: number, [ph, pw]: Pair, value: number): Id {
+export function padSpatial(e: PrimEmitter, x: number, [ph, pw]: Pair, value: number): Id {
   if (ph === 0 && pw === 0) return x;
   return e.emit("pad", [x], { pads: [[0, 0, 0], [0, 0, 0], [ph, ph, 0], [pw, pw, 0]], value });
 }
@@ -91,25 +91,6 @@ export function conv2d(e: PrimEmitter, x: number, w: number, b: number | undefin
   return nhwc === undefined ? undefined : e.emit("permute", [nhwc], { perm: [0, 3, 1, 2] });
 }
 
-/** max or average over each window ([N, C, H, W] -> [N, C, OH, OW]); padding is -inf for max, 0 for avg. */
-export function pool2d(e: PrimEmitter, kind: "max" | "avg", x: number, kernel: Pair, stride: Pair, padding: Pair): Id {
-  // Averages count the padding (PyTorch's count_include_pad=True); max never picks it.
-  const xp = padSpatial(e, x, padding, kind === "max" ? -Infinity : 0);
-  const win = xp === undefined ? undefined : e.emit("window", [xp], { kernel, stride, dilation: [1, 1] });
-  const r = win === undefined ? undefined : kind === "max" ? firstMax(e, win, kernel) : e.emit("mean", [win], { axes: [4, 5], keepdims: false });
-  return r === undefined ? undefined : e.emit("permute", [r], { perm: [0, 3, 1, 2] });
-}
-
-/**
- * The max of each window [N, OH, OW, C, KH, KW], its taps flattened to one axis so the reduction can send the
- * gradient to the first maximum (row-major) alone, as PyTorch's max_pool2d does, instead of splitting ties.
- */
-function firstMax(e: PrimEmitter, win: number, kernel: Pair): Id {
-  const s = e.type(win).shape;
-  const flat = e.emit("reshape", [win], { shape: [...s.slice(0, 4), kernel[0] * kernel[1]] });
-  return flat === undefined ? undefined : e.emit("max", [flat], { axes: [4], keepdims: false, first: true });
-}
-
 /** [N, ...] -> [N, product of the rest] (the rest known at compile time). */
 export function flatten(e: PrimEmitter, x: number): Id {
   const [n, ...rest] = e.type(x).shape;
@@ -133,7 +114,7 @@ export interface BatchNormOut {
 }
 
 /**
- * x [N, C] or [N, C, H, W] normalised per channel. Training (PyTorch's rules): batch mean and biased variance
+ * x [N, C], [N, C, L] or [N, C, H, W] normalised per channel. Training (PyTorch's rules): batch mean and biased variance
  * normalise; the running stats move by `momentum` towards the batch mean and the unbiased variance. Eval: the
  * running stats normalise.
  */
@@ -144,8 +125,9 @@ export function batchNorm(
   const xt = e.type(x);
   const C = xt.shape[1];
   const dt: DType = xt.dtype;
-  const axes = xt.shape.length === 2 ? [0] : [0, 2, 3];
-  const perChannel: Dim[] = xt.shape.length === 2 ? [C] : [C, 1, 1];
+  // Every axis but the channels: [0] for [N, C], [0, 2] for [N, C, L], [0, 2, 3] for [N, C, H, W].
+  const axes = xt.shape.map((_, k) => k).filter((k) => k !== 1);
+  const perChannel: Dim[] = [C, ...xt.shape.slice(2).map(() => 1)];
   const asChannel = (v: number) => e.emit("reshape", [v], { shape: perChannel });
   const c = (v: number) => e.constant(v, dt);
   const op = (name: "add" | "sub" | "mul" | "div", a: Id, b: Id): Id => (a === undefined || b === undefined ? undefined : e.emit(name, [a, b], {}));

@@ -37,6 +37,28 @@ writeFileSync(LN_FILE, `model Block {
 }
 `);
 
+// The issue-16 layers (norms, pooling with ceil_mode / count_include_pad, adaptive pooling, conv1d, a GRU cell,
+// conv_transpose2d: its zero insertion as Unsqueeze + Pad + Reshape + Slice).
+const LAYERS_FILE = join(tmp(), "layers.kiln");
+writeFileSync(LAYERS_FILE, `model Layers {
+  param w: f32[4, 4, 3] = he()
+  param g: f32[4] = normal(std: 0.5)
+  param b: f32[4] = normal(std: 0.5)
+  param wi: f32[12, 4] = xavier()
+  param wh: f32[12, 4] = xavier()
+  param wt: f32[4, 2, 3, 3] = he()
+  fn forward(x: f32[B, 4, 7, 9]) -> f32[B, 4, 3, 2] {
+    let h = instance_norm(group_norm(x, 2, g, b), g, b)
+    h = avg_pool2d(h, 3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
+    h = max_pool2d(h, 2, ceil_mode: true)
+    return adaptive_avg_pool2d(h, [3, 2])
+  }
+  fn seq(x: f32[B, 4, 9]) -> f32[B, 4, 7] { return conv1d(x, w, b) }
+  fn cell(x: f32[B, 4], h: f32[B, 4]) -> f32[B, 4] { return gru_cell(x, h, wi, wh) }
+  fn up(x: f32[B, 4, 3, 4]) -> f32[B, 4, 6, 7] { return conv_transpose2d(x, wt, b, stride: 2, padding: 1, output_padding: [1, 0], groups: 2) }
+}
+`);
+
 const img = (n: number, seed: number) => ({ dtype: "f32" as const, shape: [n, 1, 28, 28], data: lcg(n * 784, seed) });
 const CASES: Case[] = [
   { file: "dsl-examples/mlp.kiln", fn: "MLP.forward", inputs: { x: { dtype: "f32", shape: [3, 784], data: lcg(3 * 784, 1) } }, ops: ["MatMul", "Relu"] },
@@ -47,6 +69,11 @@ const CASES: Case[] = [
   { file: "dsl-examples/attention.kiln", fn: "attention", inputs: { q: { dtype: "f32", shape: [2, 3, 16], data: lcg(96, 8) }, k: { dtype: "f32", shape: [2, 5, 16], data: lcg(160, 9) }, v: { dtype: "f32", shape: [2, 5, 16], data: lcg(160, 10) } }, ops: ["Softmax", "MatMul"] },
   { file: LN_FILE, fn: "Block.forward", inputs: { x: { dtype: "f32", shape: [2, 3, 16], data: lcg(96, 12) } }, ops: ["LayerNormalization", "Tanh"] },
   { file: LN_FILE, fn: "Block.pick", inputs: { x: { dtype: "f32", shape: [2, 3, 16], data: lcg(96, 13) } }, ops: ["LayerNormalization"] },
+  { file: "dsl-examples/resnet_small.kiln", fn: "ResNetSmall.forward", inputs: { x: img(2, 18) }, ops: ["Conv", "ReduceMean"] },
+  { file: LAYERS_FILE, fn: "Layers.forward", inputs: { x: { dtype: "f32", shape: [2, 4, 7, 9], data: lcg(504, 14) } }, ops: ["MatMul"] },
+  { file: LAYERS_FILE, fn: "Layers.seq", inputs: { x: { dtype: "f32", shape: [2, 4, 9], data: lcg(72, 15) } }, ops: ["Conv"] },
+  { file: LAYERS_FILE, fn: "Layers.up", inputs: { x: { dtype: "f32", shape: [2, 4, 3, 4], data: lcg(96, 19) } }, ops: ["Pad"] },
+  { file: LAYERS_FILE, fn: "Layers.cell", inputs: { x: { dtype: "f32", shape: [3, 4], data: lcg(12, 16) }, h: { dtype: "f32", shape: [3, 4], data: lcg(12, 17) } }, ops: ["Sigmoid", "Tanh"] },
   { file: "dsl-examples/attention.kiln", fn: "SelfAttention.forward", inputs: { x: { dtype: "f32", shape: [7, 32], data: lcg(224, 11) } }, ops: ["Softmax"] },
 ];
 

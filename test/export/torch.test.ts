@@ -1,7 +1,7 @@
 // kiln export --format torch, checked against Debian's python3-torch: forward outputs and gradients of the
 // exported nn.Module equal Kiln's (mlp, mnist_mlp, mnist_cnn); a 2-process torchrun (gloo) DDP run of 20 steps
 // ends at Kiln's own weights after the same steps; those weights come back into Kiln with the same held-out
-// accuracy. Skips (printing why) without python3-torch, unless KILN_REQUIRE_PYTORCH=1 (CI) makes that a failure.
+// accuracy; the issue-16 layers and resnet_small's forward equal Kiln's. Skips (printing why) without python3-torch, unless KILN_REQUIRE_PYTORCH=1 (CI) makes that a failure.
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -227,6 +227,67 @@ train T { model: M, loss: loss, optimizer: ${opt} }
         const want = mod.getParam(`M.${p}`).data as Float32Array;
         expect(closeness(got[`M.${p}`].data as Float32Array, want, 1e-4, 1e-5), `M.${p}`).toBeLessThanOrEqual(1);
       }
+    }, 120_000);
+  }
+});
+
+// The issue-16 layers and the ResNet example: each method's output from the exported module equals Kiln's.
+const LAYERS_SRC = `model Layers {
+  param w: f32[4, 4, 3] = he()
+  param g: f32[4] = normal(std: 0.5)
+  param b: f32[4] = normal(std: 0.5)
+  param wi: f32[16, 4] = xavier()
+  param wh: f32[16, 4] = xavier()
+  param wt: f32[4, 3, 3, 3] = he()
+  fn pools(x: f32[B, 4, 7, 9]) -> f32[B, 4, 3, 2] {
+    let h = instance_norm(group_norm(x, 2, g, b), g, b)
+    h = avg_pool2d(h, 3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
+    h = max_pool2d(h, 2, ceil_mode: true)
+    return adaptive_avg_pool2d(h, [3, 2])
+  }
+  fn seq(x: f32[B, 4, 9]) -> f32[B, 4, 7] { return conv1d(x, w, b) }
+  fn cell(x: f32[B, 4], h: f32[B, 4]) -> f32[B, 4] {
+    let h2, c2 = lstm_cell(x, h, h * 0.5, wi, wh)
+    return h2 + c2
+  }
+  fn up(x: f32[B, 4, 3, 4]) -> f32[B, 3, 6, 7] { return conv_transpose2d(x, wt, stride: 2, padding: 1, output_padding: [1, 0]) }
+}
+`;
+const FORWARD_PY = `import sys, torch, importlib
+sys.path.insert(0, sys.argv[1])
+pkg = importlib.import_module(sys.argv[2])
+m = getattr(pkg, sys.argv[3]).from_kiln()
+t, _ = pkg.load_file(sys.argv[4])
+args = [t[k] for k in sys.argv[6].split(",")]
+with torch.no_grad():
+    pkg.save_file({"y": getattr(m, sys.argv[5])(*args)}, sys.argv[7])
+`;
+
+describe.skipIf(!HAVE_TORCH)("kiln export --format torch: the issue-16 layers", () => {
+  const layers = join(tmp(), "layers.kiln");
+  writeFileSync(layers, LAYERS_SRC);
+  const cases = [
+    { file: layers, model: "Layers", fn: "pools", inputs: { x: [2, 4, 7, 9] } },
+    { file: layers, model: "Layers", fn: "seq", inputs: { x: [2, 4, 9] } },
+    { file: layers, model: "Layers", fn: "cell", inputs: { x: [3, 4], h: [3, 4] } },
+    { file: layers, model: "Layers", fn: "up", inputs: { x: [2, 4, 3, 4] } },
+    { file: "dsl-examples/resnet_small.kiln", model: "ResNetSmall", fn: "forward", inputs: { x: [2, 1, 28, 28] } },
+  ];
+  for (const c of cases) {
+    it(`${c.model}.${c.fn} (${c.file.split("/").pop()}) equals Kiln's output`, async () => {
+      const dir = tmp();
+      const mod = await seeded(c.file, 21);
+      const weights = join(dir, "w.safetensors");
+      saveModelWeights(mod, weights);
+      const r = await kiln("export", c.file, "--format", "torch", "--weights", weights, "--out", join(dir, "pkg", "port_torch"));
+      expect(r.code, r.err).toBe(0);
+      const given = Object.fromEntries(Object.entries(c.inputs).map(([k, shape], i) => [k, new Tensor("f32", shape, lcg(shape.reduce((a, d) => a * d, 1), 30 + i))]));
+      writeFileSync(join(dir, "in.safetensors"), serializeSafetensors(given));
+      python(FORWARD_PY, [join(dir, "pkg"), "port_torch", c.model, join(dir, "in.safetensors"), c.fn, Object.keys(c.inputs).join(","), join(dir, "out.safetensors")]);
+      const got = parseSafetensors(readFileSync(join(dir, "out.safetensors"))).tensors.y;
+      const want = mod.call(`${c.model}.${c.fn}`, given) as Tensor;
+      expect(got.shape).toEqual(want.shape);
+      expect(closeness(got.data as Float32Array, want.data as Float32Array), `${c.model}.${c.fn}`).toBeLessThanOrEqual(1);
     }, 120_000);
   }
 });

@@ -129,6 +129,28 @@ train T { model: BN, loss: loss, optimizer: sgd(lr: 0.1, momentum: 0.9) }`);
       expect(y.data[i]).toBeCloseTo(((x[i] - rm[c]) / Math.sqrt(rv[c] + 1e-5)) * g[c] + b[c], 5);
     }
   });
+
+  it("on [N, C, L] (BatchNorm1d's sequence form) a train step's statistics run over N and L", async () => {
+    const ir = irOf(`
+model BN {
+  param gamma: f32[2] = ones()
+  param beta: f32[2] = zeros()
+  param rm: f32[2] = zeros()
+  param rv: f32[2] = ones()
+  fn loss(x: f32[B, 2, 2]) -> f32 {
+    let y = batch_norm(x, gamma, beta, rm, rv)
+    return mean(y * y)
+  }
+}
+train T { model: BN, loss: loss, optimizer: sgd(lr: 0.1) }`);
+    const mod = await wasmModule(ir);
+    // x [2, 2, 2]: channel 0 holds 1, 3 (sample 0) and 5, 7 (sample 1): mean 4, unbiased variance 20/3; channel 1
+    // holds 2, 2 and 2, 6: mean 3, unbiased variance 4 (the same statistics as the [N, C] test above).
+    mod.call("T.step", { x: new Float32Array([1, 3, 2, 2, 5, 7, 2, 6]) });
+    const get = (n: string) => Array.from(mod.getParam(`BN.${n}`).data as Float32Array);
+    get("rm").forEach((v, i) => expect(v).toBeCloseTo([0.4, 0.3][i], 6));
+    get("rv").forEach((v, i) => expect(v).toBeCloseTo([0.9 + 2 / 3, 1.3][i], 6));
+  });
 });
 
 describe("batch_norm with training: false in a train step", () => {
@@ -195,7 +217,8 @@ describe("diagnostics", () => {
     expect(diag("fn f(x: f32[4]) -> f32[4] { return dropout(x, 1) }")[0]).toEqual({ code: "K411", message: "dropout p must be in [0, 1), got 1" });
     const bn = (args: string, x = "f32[4, 3]") => diag(`fn f(x: ${x}, g: f32[3], v: f32[2]) { return batch_norm(${args}) }`)[0];
     expect(bn("x, v, g, g, g")).toEqual({ code: "K409", message: "gamma must have shape [3], got f32[2]" });
-    expect(bn("x, g, g, g, g", "f32[4, 3, 2]").code).toBe("K409");
+    // [N, C], [N, C, L] and [N, C, H, W] are accepted; rank 5 is not.
+    expect(bn("x, g, g, g, g", "f32[4, 3, 2, 2, 2]")).toEqual({ code: "K409", message: "batch_norm needs x [N, C], [N, C, L] or [N, C, H, W], got f32[4, 3, 2, 2, 2]" });
     expect(bn("x, g, g, g, g, momentum: 2").code).toBe("K411");
     expect(bn("x, g, g, g, g, eps: 0").code).toBe("K411");
   });

@@ -43,9 +43,10 @@ function reduce(op: string, axesAsInput: boolean): Emit<"sum" | "mean" | "max" |
  * general form; conv2d and pooling windows are written as Conv/MaxPool/AveragePool by patterns.ts instead.
  */
 const windowAsConv: Emit<"window"> = (cx, n, [x], out) => {
-  const [, C] = n.type.shape as number[];
   const [KH, KW] = n.attrs.kernel;
+  // The output is [N, OH, OW, C, KH, KW]: C is the input's axis 1.
   const inC = cx.g.nodes[n.inputs[0]].type.shape[1] as number;
+  const C = inC;
   const eye = new Float32Array(inC * KH * KW * KH * KW);
   for (let c = 0; c < inC; c++) for (let k = 0; k < KH * KW; k++) eye[(c * KH * KW + k) * KH * KW + k] = 1;
   const w = cx.constant("f32", [inC * KH * KW, 1, KH, KW], eye);
@@ -110,9 +111,24 @@ export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
   concat: (cx, n, ins, out) => cx.add("Concat", ins, [out], { axis: n.attrs.axis }),
   pad: (cx, n, [x], out) => {
     const { pads, value } = n.attrs;
-    if (pads.some((p) => p[2] !== 0)) throw new Unmappable("pad with interior padding (elements inserted between neighbours) has no ONNX equivalent", "pad only at the edges, or export the function that does not need it");
     const v = cx.constant(n.type.dtype, [], [value]);
-    cx.add("Pad", [x, cx.i64([...pads.map((p) => p[0]), ...pads.map((p) => p[1])]), v], [out], { mode: "constant" });
+    // Interior padding (conv_transpose2d's zero insertion), one axis k at a time: Unsqueeze a new axis after k,
+    // Pad it to interior + 1 wide, Reshape it into k, Slice off the fill after the last element.
+    const cur = [...cx.g.nodes[n.inputs[0]].type.shape];
+    let y = x;
+    pads.forEach(([, , it], k) => {
+      if (it === 0) return;
+      const d = cur[k];
+      if (typeof d !== "number") throw new Unmappable("interior padding of a symbolic dim", "pad only known sizes");
+      const rank = cur.length + 1;
+      const ends = Array<number>(rank).fill(0);
+      ends[k + 1] = it;
+      const padded = cx.tmp("Pad", [cx.tmp("Unsqueeze", [y, cx.i64([k + 1])]), cx.i64([...Array<number>(rank).fill(0), ...ends]), v], { mode: "constant" });
+      const merged = cx.tmp("Reshape", [padded, cx.shape(cur.map((dim, j) => (j === k ? d * (it + 1) : dim)), true)]);
+      cur[k] = (d - 1) * (it + 1) + 1;
+      y = cx.tmp("Slice", [merged, cx.i64([0]), cx.i64([cur[k] as number]), cx.i64([k])]);
+    });
+    cx.add("Pad", [y, cx.i64([...pads.map((p) => p[0]), ...pads.map((p) => p[1])]), v], [out], { mode: "constant" });
   },
   window: windowAsConv,
   where: simple("Where"),

@@ -86,10 +86,22 @@ export const TORCH_OPS: { [P in PrimOp]: Expr<P> } = {
   slice: (n, [x]) => `${x}[${"(slice(None),) * " + n.attrs.axis} + (slice(${n.attrs.start}, ${n.attrs.end}, ${n.attrs.step ?? 1}),)]`,
   concat: (n, ins) => `torch.cat([${ins.join(", ")}], dim=${n.attrs.axis})`,
   pad: (n, [x]) => {
-    if (n.attrs.pads.some((p) => p[2] !== 0)) throw new TorchUnmappable("pad with interior padding has no torch.nn.functional.pad equivalent", "pad only at the edges");
+    const { pads, value } = n.attrs;
+    const rank = pads.length;
+    let y = x;
+    // Interior padding (conv_transpose2d's zero insertion), one axis k at a time: a new axis after k padded to
+    // interior + 1 wide, merged into k, the fill after the last element cut off. The input's size d along k
+    // (known: Kiln pads only known sizes inside) is recovered from the output's.
+    pads.forEach(([lo, hi, it], k) => {
+      if (it === 0) return;
+      const d = ((n.type.shape[k] as number) - lo - hi + it) / (it + 1);
+      const pairs = [...Array<number>(2 * (rank - k - 1)).fill(0), 0, it];
+      y = `F.pad(${y}.unsqueeze(${k + 1}), (${pairs.join(", ")}), value=${pyNum(value)}).flatten(${k}, ${k + 1}).narrow(${k}, 0, ${(d - 1) * (it + 1) + 1})`;
+    });
+    if (pads.every((p) => p[0] === 0 && p[1] === 0)) return y;
     // F.pad lists (lo, hi) pairs from the last axis backwards.
-    const pairs = [...n.attrs.pads].reverse().flatMap((p) => [p[0], p[1]]);
-    return `F.pad(${x}, (${pairs.join(", ")}), value=${pyNum(n.attrs.value)})`;
+    const pairs = [...pads].reverse().flatMap((p) => [p[0], p[1]]);
+    return `F.pad(${y}, (${pairs.join(", ")}), value=${pyNum(value)})`;
   },
   window: (n, [x], s) => {
     // im2col as a view: F.unfold gives [N, C*KH*KW, OH*OW]; Kiln's layout is [N, OH, OW, C, KH, KW].
