@@ -1,0 +1,109 @@
+// Train-block utilities beyond the torch trajectories (train-utils-torch.test.ts): bad clip and schedule values are
+// numbered diagnostics, all reported in one run; the schedule's step counter survives a checkpoint (runtime API and
+// `kiln train --checkpoint/--resume`), so a resumed run continues the schedule instead of restarting its warmup;
+// and data-parallel replicas step with the same lr (they match the single replica and stay bit-identical).
+import { beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { compileToIR } from "../../compiler/compile.js";
+import { Tensor } from "../../runtime/tensor.js";
+import { main } from "../../compiler/cli/main.js";
+import { loadCheckpoint, serializeCheckpoint } from "../../runtime/train/checkpoint.js";
+import { BATCH, GOLDENS, linModule, linSrc, params } from "./lin-helpers.js";
+import { allParams, batches, build, mlp, reference, sameBits, trainer, worstRatio } from "../parallel/helpers.js";
+import { ensureRuntimeBuilt } from "../helpers/dist.js";
+
+describe("clip and schedule diagnostics", () => {
+  // Each expected diagnostic: its code and the text its span starts at (line 7 is the train block).
+  const cases: [string, string, [string, string][]][] = [
+    ["negative clip_grad_norm", "optimizer: sgd(lr: 0.1), clip_grad_norm: -1", [["K609", "-1"]]],
+    ["zero clip_grad_value", "optimizer: sgd(lr: 0.1), clip_grad_value: 0", [["K609", "0 }"]]],
+    ["clip by a name", "optimizer: sgd(lr: 0.1), clip_grad_norm: lr", [["K304", "lr }"]]],
+    ["both clips", "optimizer: sgd(lr: 0.1), clip_grad_norm: 1, clip_grad_value: 1", [["K611", "1 }"]]],
+    ["unknown schedule", "optimizer: sgd(lr: 0.1), schedule: exponential(gamma: 0.9)", [["K611", "exponential"]]],
+    ["schedule not a call", "optimizer: sgd(lr: 0.1), schedule: 3", [["K611", "3 }"]]],
+    ["warmup > total", "optimizer: sgd(lr: 0.1), schedule: warmup_cosine(warmup: 100, total: 50)", [["K609", "warmup_cosine"]]],
+    ["warmup == total", "optimizer: sgd(lr: 0.1), schedule: warmup_linear(warmup: 50, total: 50)", [["K609", "warmup_linear"]]],
+    ["fractional step_size", "optimizer: sgd(lr: 0.1), schedule: step(step_size: 2.5)", [["K609", "step("]]],
+    ["missing t_max", "optimizer: sgd(lr: 0.1), schedule: cosine(eta_min: 0.1)", [["K609", "cosine"]]],
+    ["negative eta_min", "optimizer: sgd(lr: 0.1), schedule: cosine(t_max: 10, eta_min: -1)", [["K609", "cosine"]]],
+    ["unknown schedule option", "optimizer: sgd(lr: 0.1), schedule: cosine(t_max: 10, tmax: 3)", [["K205", "tmax"]]],
+    ["start_factor above 1", "optimizer: sgd(lr: 0.1), schedule: warmup_cosine(warmup: 1, total: 5, start_factor: 2)", [["K609", "warmup_cosine"]]],
+    // Every problem of the block in one run.
+    ["all at once", "optimizer: sgd(lr: -1), clip_grad_norm: -1, schedule: cosine(t_max: 0)", [["K609", "sgd"], ["K609", "-1,"], ["K609", "cosine"]]],
+  ];
+  for (const [name, entries, want] of cases) {
+    it(name, () => {
+      const src = linSrc(entries);
+      const r = compileToIR(src, "t.kiln");
+      expect(r.ir).toBeUndefined();
+      const line = src.split("\n")[6];
+      expect(r.diagnostics.map((d) => [d.code, d.span.line, d.span.col])).toEqual(want.map(([code, at]) => [code, 7, line.lastIndexOf(at) + 1]));
+    });
+  }
+});
+
+const SCHED = "optimizer: adamw(lr: 0.05, weight_decay: 0.1), schedule: warmup_cosine(warmup: 3, total: 6, min_lr: 0.001), clip_grad_norm: 1.0";
+
+describe("the schedule's step counter in checkpoints", () => {
+  it("a run resumed after 4 steps continues the schedule bit for bit (and as torch's LambdaLR)", async () => {
+    const a = await linModule(SCHED);
+    for (let i = 0; i < 4; i++) a.call("T.step", BATCH);
+    expect(a.getParam("T.step_count").data[0]).toBe(4);
+    const bytes = await serializeCheckpoint(a);
+    const b = await linModule(SCHED);
+    await loadCheckpoint(b, bytes);
+    for (let i = 0; i < 4; i++) {
+      a.call("T.step", BATCH);
+      b.call("T.step", BATCH);
+      expect(params(b)).toEqual(params(a));
+      GOLDENS.lambda_warmup_cosine_adamw[4 + i].forEach((w, k) => expect(params(b)[k]).toBeCloseTo(w, 5));
+    }
+    // The same checkpoint with the step count reset restarts the warmup at lr 0 and leaves the trajectory.
+    const c = await linModule(SCHED);
+    await loadCheckpoint(c, bytes);
+    c.setParam("T.step_count", new Tensor("f32", [], [0]));
+    c.call("T.step", BATCH);
+    expect(Math.abs(params(c)[0] - GOLDENS.lambda_warmup_cosine_adamw[4][0])).toBeGreaterThan(1e-3);
+  });
+
+  it("kiln train --checkpoint then --resume reports and continues the step count", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kiln-sched-"));
+    const file = join(dir, "s.kiln");
+    writeFileSync(file, linSrc(SCHED));
+    const run = async (args: string[]) => {
+      const out: string[] = [], err: string[] = [];
+      const code = await main(["train", file, "--batch", "1", ...args], (s) => out.push(s), (s) => err.push(s));
+      return { code, out: out.join("\n"), err: err.join("\n") };
+    };
+    const ck = join(dir, "ck.safetensors");
+    const first = await run(["--steps", "3", "--checkpoint", ck]);
+    expect(first.code, first.err).toBe(0);
+    expect(first.out).toMatch(/saved the training state .*3 optimizer steps taken/);
+    const second = await run(["--steps", "2", "--resume", ck]);
+    expect(second.code, second.err).toBe(0);
+    expect(second.out).toMatch(/resumed from .*3 optimizer steps taken/);
+  });
+});
+
+describe("data-parallel replicas use the same scheduled lr", () => {
+  beforeAll(ensureRuntimeBuilt, 300_000);
+  for (const opt of ["adamw(lr: 0.01), schedule: warmup_cosine(warmup: 4, total: 12), clip_grad_norm: 0.5", "sgd(lr: 0.05, momentum: 0.9), schedule: step(step_size: 3, gamma: 0.5), clip_grad_value: 0.01"]) {
+    it(`${opt}: 2 replicas x batch 6 match 1 x batch 12 after 12 steps`, async () => {
+      const b = await build(mlp(opt));
+      const data = batches([12], 5, 12, 12);
+      const want = allParams(await reference(b, data));
+      const t = await trainer(b, 2);
+      try {
+        for (const d of data) await t.step({ x: d.x, y: d.y });
+        const { ratio, where } = worstRatio(allParams(t.module), want, 1e-5, 1e-5);
+        expect(ratio, where).toBeLessThanOrEqual(1);
+        expect(sameBits(await t.replicaParams(1), allParams(t.module))).toBeUndefined();
+        expect(t.module.getParam("T.step_count").data[0]).toBe(12);
+      } finally {
+        t.dispose();
+      }
+    }, 120_000);
+  }
+});
