@@ -52,3 +52,14 @@ describe("lr schedules against torch.optim.lr_scheduler", () => {
     expectTrajectory(await trajectory("optimizer: sgd(lr: 0.01), schedule: warmup_linear(warmup: 2, total: 5, min_lr: 0.002, start_factor: 0.5)", 7), GOLDENS.lambda_warmup_linear_sgd);
   });
 });
+
+describe("loss scaling with clipping, and a static loss scale", () => {
+  it("a static scale in f32 trains as the manual recipe (loss * 1024).backward(), grad /= 1024", async () => {
+    expectTrajectory(await trajectory("optimizer: sgd(lr: 0.01), loss_scale: 1024", 4), GOLDENS.static_scale_sgd);
+  });
+  it("clip_grad_norm clips the unscaled gradients (scaler.unscale_ then clip), dynamic and static", async () => {
+    expectTrajectory(await trajectory("optimizer: sgd(lr: 0.01), clip_grad_norm: 1.0, loss_scale: dynamic(init: 1024)", 4), GOLDENS.clip_norm_sgd);
+    expectTrajectory(await trajectory("optimizer: sgd(lr: 0.01), clip_grad_norm: 1.0, loss_scale: 256", 4), GOLDENS.clip_norm_sgd);
+    expectTrajectory(await trajectory("optimizer: adam(lr: 0.05), clip_grad_value: 0.5, loss_scale: 4096", 4), GOLDENS.clip_value_adam);
+  });
+});

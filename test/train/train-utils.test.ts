@@ -10,6 +10,7 @@ import { compileToIR } from "../../compiler/compile.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { main } from "../../compiler/cli/main.js";
 import { loadCheckpoint, serializeCheckpoint } from "../../runtime/train/checkpoint.js";
+import { readScaler, trainStepWithScaler } from "../../runtime/train/loss-scale.js";
 import { BATCH, GOLDENS, linModule, linSrc, params } from "./lin-helpers.js";
 import { allParams, batches, build, mlp, reference, sameBits, trainer, worstRatio } from "../parallel/helpers.js";
 import { ensureRuntimeBuilt } from "../helpers/dist.js";
@@ -30,6 +31,8 @@ describe("clip and schedule diagnostics", () => {
     ["negative eta_min", "optimizer: sgd(lr: 0.1), schedule: cosine(t_max: 10, eta_min: -1)", [["K609", "cosine"]]],
     ["unknown schedule option", "optimizer: sgd(lr: 0.1), schedule: cosine(t_max: 10, tmax: 3)", [["K205", "tmax"]]],
     ["start_factor above 1", "optimizer: sgd(lr: 0.1), schedule: warmup_cosine(warmup: 1, total: 5, start_factor: 2)", [["K609", "warmup_cosine"]]],
+    ["negative static loss scale", "optimizer: sgd(lr: 0.1), loss_scale: -8", [["K609", "-8"]]],
+    ["zero static loss scale", "optimizer: sgd(lr: 0.1), loss_scale: 0", [["K609", "0 }"]]],
     // Every problem of the block in one run.
     ["all at once", "optimizer: sgd(lr: -1), clip_grad_norm: -1, schedule: cosine(t_max: 0)", [["K609", "sgd"], ["K609", "-1,"], ["K609", "cosine"]]],
   ];
@@ -42,6 +45,26 @@ describe("clip and schedule diagnostics", () => {
       expect(r.diagnostics.map((d) => [d.code, d.span.line, d.span.col])).toEqual(want.map(([code, at]) => [code, 7, line.lastIndexOf(at) + 1]));
     });
   }
+});
+
+describe("a static loss scale under mixed-f16", () => {
+  // x = 300 makes the f16 weight gradient 2 * x * (x w + b - t) * 1024 overflow (about 1e8 > 65504; the same
+  // construction as test/train/checkpoint.test.ts), while BATCH's stays finite.
+  const HUGE = { x: new Tensor("f32", [3, 2], [300, 1, 1, 1, 1, 1]), t: BATCH.t };
+  it("skips an overflowing step, keeps its scale, and stops when every step overflows", async () => {
+    const mod = await linModule("optimizer: adam(lr: 0.05), loss_scale: 1024", "mixed-f16");
+    mod.call("T.step", BATCH);
+    const before = params(mod);
+    mod.call("T.step", HUGE);
+    expect(params(mod)).toEqual(before);
+    expect(readScaler(mod, "T")).toEqual({ scale: 1024, goodSteps: 0, min: 1024, skipped: 1 });
+    expect(mod.getParam("T.step_count").data[0]).toBe(1); // adam's t counts the steps taken
+    trainStepWithScaler(mod, "T", BATCH, 3);
+    expect(params(mod)).not.toEqual(before);
+    expect(readScaler(mod, "T")).toEqual({ scale: 1024, goodSteps: 1, min: 1024, skipped: 0 });
+    trainStepWithScaler(mod, "T", HUGE, 4); // one overflow: skipped, not an error
+    expect(() => trainStepWithScaler(mod, "T", HUGE, 5)).toThrow(/training step 5: the static loss scale 1024 overflowed 2 steps in a row/);
+  });
 });
 
 const SCHED = "optimizer: adamw(lr: 0.05, weight_decay: 0.1), schedule: warmup_cosine(warmup: 3, total: 6, min_lr: 0.001), clip_grad_norm: 1.0";
