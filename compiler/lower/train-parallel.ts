@@ -90,7 +90,7 @@ function lowerGrad(scope: ModuleScope, t: TrainDecl, head: TrainHead, weights: P
   const updates: { param: string; node: number }[] = [];
   for (const [param, node] of L.statUpdates) if (node !== undefined) updates.push({ param, node });
   const graph: Graph = {
-    name: `${t.name}.grad`, model: t.name, nodes: L.b.nodes, inputs, dims,
+    name: `${t.name}.grad`, model: t.name, nodes: L.b.nodes, inputs: L.b.withBounds(L.withClassLabels(inputs)), dims,
     outputs: [{ name: "loss", node: y.id }, { name: "grads", node: grads }], updates,
     customVjps: L.customVjps.length ? L.customVjps : undefined,
     parallel: { ...gradientLayout(t.name, trained, "grad"), share },
