@@ -216,7 +216,7 @@ async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, 
   } else {
     await trainEpochs(ir, g, mod, call, opts, out, result, data!);
   }
-  // Dynamic loss scaling: where the scale ended (halved by overflowing steps, doubled after `interval` clean ones).
+  // Where the step count ended (adam, schedules) and the dynamic loss scale (halved by overflows, doubled after `interval` clean steps).
   const scaler = scalerState(mod, name);
   if (scaler) out(`kiln: ${scaler}`);
   await saveAndPlot(ir, mod, opts, out, result, name, plotX);
