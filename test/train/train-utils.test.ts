@@ -67,6 +67,18 @@ describe("a static loss scale under mixed-f16", () => {
   });
 });
 
+describe("clipping under mixed-f16 loss scaling", () => {
+  it("clip_grad_norm on the unscaled f16 gradients follows torch's f32 trajectory to f16 precision", async () => {
+    const mod = await linModule("optimizer: sgd(lr: 0.01), clip_grad_norm: 1.0, loss_scale: dynamic(init: 1024)", "mixed-f16");
+    for (let s = 0; s < 4; s++) {
+      mod.call("T.step", BATCH);
+      // The weights a matmul reads are rounded to f16 (2^-11 relative) and so are the stored gradients.
+      GOLDENS.clip_norm_sgd[s].forEach((w, k) => expect(Math.abs(params(mod)[k] - w), `step ${s + 1}, element ${k}`).toBeLessThan(2e-3));
+    }
+    expect(readScaler(mod, "T")).toMatchObject({ scale: 1024, goodSteps: 4 });
+  });
+});
+
 const SCHED = "optimizer: adamw(lr: 0.05, weight_decay: 0.1), schedule: warmup_cosine(warmup: 3, total: 6, min_lr: 0.001), clip_grad_norm: 1.0";
 
 describe("the schedule's step counter in checkpoints", () => {
@@ -112,15 +124,21 @@ describe("the schedule's step counter in checkpoints", () => {
 
 describe("data-parallel replicas use the same scheduled lr", () => {
   beforeAll(ensureRuntimeBuilt, 300_000);
-  for (const opt of ["adamw(lr: 0.01), schedule: warmup_cosine(warmup: 4, total: 12), clip_grad_norm: 0.5", "sgd(lr: 0.05, momentum: 0.9), schedule: step(step_size: 3, gamma: 0.5), clip_grad_value: 0.01"]) {
-    it(`${opt}: 2 replicas x batch 6 match 1 x batch 12 after 12 steps`, async () => {
-      const b = await build(mlp(opt));
+  // mixed-f16: gradients are rounded to f16 per replica before the sum (tolerance as test/parallel/equivalence.test.ts).
+  const cases: [string, "f32" | "mixed-f16", number][] = [
+    ["adamw(lr: 0.01), schedule: warmup_cosine(warmup: 4, total: 12), clip_grad_norm: 0.5", "f32", 1e-5],
+    ["sgd(lr: 0.05, momentum: 0.9), schedule: step(step_size: 3, gamma: 0.5), clip_grad_value: 0.01", "f32", 1e-5],
+    ["adam(lr: 0.01), loss_scale: 1024, clip_grad_norm: 0.5, schedule: cosine(t_max: 8)", "mixed-f16", 1e-3],
+  ];
+  for (const [opt, precision, tol] of cases) {
+    it(`${opt} (${precision}): 2 replicas x batch 6 match 1 x batch 12 after 12 steps`, async () => {
+      const b = await build(mlp(opt), precision);
       const data = batches([12], 5, 12, 12);
       const want = allParams(await reference(b, data));
       const t = await trainer(b, 2);
       try {
         for (const d of data) await t.step({ x: d.x, y: d.y });
-        const { ratio, where } = worstRatio(allParams(t.module), want, 1e-5, 1e-5);
+        const { ratio, where } = worstRatio(allParams(t.module), want, tol, tol);
         expect(ratio, where).toBeLessThanOrEqual(1);
         expect(sameBits(await t.replicaParams(1), allParams(t.module))).toBeUndefined();
         expect(t.module.getParam("T.step_count").data[0]).toBe(12);
