@@ -1,7 +1,7 @@
 // kiln export --format torch carries a train block's lr schedule and gradient clipping: the package's
 // make_scheduler/clip_gradients, used as train_ddp.py uses them, reproduce PyTorch's own trajectory
 // (test/train/train-utils-torch.json, scripts/torch-train-utils-goldens.py) and Kiln's; rmsprop and adagrad export
-// as torch.optim.RMSprop/Adagrad. Skips (printing why) without python3-torch, unless KILN_REQUIRE_PYTORCH=1.
+// as torch.optim.RMSprop/Adagrad; cross_entropy with options exports to ops equal to F.cross_entropy. Skips (printing why) without python3-torch, unless KILN_REQUIRE_PYTORCH=1.
 import { describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -85,5 +85,38 @@ describe.skipIf(!HAVE_TORCH)("kiln export --format torch: schedules and clipping
       }
       close(kilnTraj, r.traj, 2e-6);
     }
+  }, 120_000);
+  it("cross_entropy's options export to ops whose loss equals F.cross_entropy's", async () => {
+    const dir = tmp();
+    const file = join(dir, "ce.kiln");
+    writeFileSync(file, `model M {
+  param w: f32[3, 4] = constant(0.1)
+  fn loss(x: f32[B, 3], y: i32[B], cw: f32[4]) -> f32 { return cross_entropy(x @ w, y, weight: cw, ignore_index: -100, label_smoothing: 0.2) }
+  fn soft(x: f32[B, 3], p: f32[B, 4], cw: f32[4]) -> f32 { return cross_entropy(x @ w, p, weight: cw, label_smoothing: 0.1) }
+}
+train T { model: M, loss: loss, optimizer: sgd(lr: 0.1) }`);
+    const weights = join(dir, "w.safetensors");
+    writeFileSync(weights, serializeSafetensors({ "M.w": new Tensor("f32", [3, 4], [0.5, -0.3, 0.2, 0.8, 0.1, -0.1, 1.0, 0.0, -0.5, 0.3, 0.7, -0.2]) }));
+    const r = await kiln("export", file, "--format", "torch", "--weights", weights, "--out", join(dir, "ce_torch"));
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(python(`import sys, json, importlib, torch
+import torch.nn.functional as F
+sys.path.insert(0, sys.argv[1])
+pkg = importlib.import_module("ce_torch")
+m = pkg.M.from_kiln()
+x = torch.tensor([[1., 2., 0.5], [3., -1., 0.], [0.5, 0.5, 2.], [-1., 0., 1.]])
+y = torch.tensor([1, -100, 3, 0], dtype=torch.int32)
+p = torch.softmax(torch.tensor([[0., 1., 2., 3.], [1., 0., 0., 0.], [0.5, 0.5, 0., 0.], [2., -1., 0., 1.]]), 1)
+cw = torch.tensor([0.5, 2.0, 1.0, 3.0])
+with torch.no_grad():
+    z = x @ m.w
+    print(json.dumps([m.loss(x, y, cw).item(), F.cross_entropy(z, y.long(), weight=cw, ignore_index=-100, label_smoothing=0.2).item(),
+                      m.soft(x, p, cw).item(), F.cross_entropy(z, p, weight=cw, label_smoothing=0.1).item()]))
+`, [dir]).trim()) as number[];
+    expect(Math.abs(out[0] - out[1])).toBeLessThan(1e-6);
+    expect(Math.abs(out[2] - out[3])).toBeLessThan(1e-6);
+    // The ONNX export (non-train functions) maps the same primitives.
+    const onnx = await kiln("export", file, "--format", "onnx", "--weights", weights, "--out", join(dir, "onnx"));
+    expect(onnx.code, onnx.err).toBe(0);
   }, 120_000);
 });
