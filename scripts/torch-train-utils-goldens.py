@@ -52,6 +52,8 @@ g = {
   "lambda_warmup_cosine_adamw": traj(lambda p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.1), 8, clip=("norm", 1.0),
       sched=lambda o: S.LambdaLR(o, warm("cos", 3, 6, 0.001, 0.0, 0.05))),
   "lambda_warmup_linear_sgd": traj(lambda p: torch.optim.SGD(p, lr=0.01), 7, sched=lambda o: S.LambdaLR(o, warm("lin", 2, 5, 0.002, 0.5, 0.01))),
+  "step_adagrad_lr_decay": traj(lambda p: torch.optim.Adagrad(p, lr=0.1, lr_decay=0.5), 5, sched=lambda o: S.StepLR(o, step_size=2, gamma=0.5)),
+  "cosine_rmsprop_momentum": traj(lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.5), 5, clip=("norm", 1.0), sched=lambda o: S.CosineAnnealingLR(o, T_max=3)),
   "static_scale_sgd": traj(lambda p: torch.optim.SGD(p, lr=0.01), 4, scale=1024.0),
 }
 

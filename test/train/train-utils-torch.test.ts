@@ -48,6 +48,10 @@ describe("lr schedules against torch.optim.lr_scheduler", () => {
   it("warmup_cosine from 0, held at min_lr past total, with clipping (LambdaLR)", async () => {
     expectTrajectory(await trajectory("optimizer: adamw(lr: 0.05, weight_decay: 0.1), schedule: warmup_cosine(warmup: 3, total: 6, min_lr: 0.001), clip_grad_norm: 1.0", 8), GOLDENS.lambda_warmup_cosine_adamw);
   });
+  it("schedules with adagrad's lr_decay (StepLR) and rmsprop's momentum under clipping (CosineAnnealingLR)", async () => {
+    expectTrajectory(await trajectory("optimizer: adagrad(lr: 0.1, lr_decay: 0.5), schedule: step(step_size: 2, gamma: 0.5)", 5), GOLDENS.step_adagrad_lr_decay);
+    expectTrajectory(await trajectory("optimizer: rmsprop(lr: 0.01, momentum: 0.5), schedule: cosine(t_max: 3), clip_grad_norm: 1.0", 5), GOLDENS.cosine_rmsprop_momentum);
+  });
   it("warmup_linear (LambdaLR)", async () => {
     expectTrajectory(await trajectory("optimizer: sgd(lr: 0.01), schedule: warmup_linear(warmup: 2, total: 5, min_lr: 0.002, start_factor: 0.5)", 7), GOLDENS.lambda_warmup_linear_sgd);
   });
