@@ -124,6 +124,19 @@ describe("the schedule's step counter in checkpoints", () => {
 
 describe("data-parallel replicas use the same scheduled lr", () => {
   beforeAll(ensureRuntimeBuilt, 300_000);
+  it("a label outside [0, C) in any replica's shard is a KilnError naming the input (the grad function checks it)", async () => {
+    const b = await build(mlp("sgd(lr: 0.05)"));
+    const [d] = batches([12], 5, 12, 1);
+    const y = new Int32Array(d.y.data as Int32Array);
+    y[9] = 7; // in the second replica's half
+    const t = await trainer(b, 2);
+    try {
+      await expect(t.step({ x: d.x, y: new Tensor("i32", [12], y) })).rejects.toThrow(/input "y" element 3 is 7, not a class label in \[0, 5\)/);
+    } finally {
+      t.dispose();
+    }
+  }, 120_000);
+
   // mixed-f16: gradients are rounded to f16 per replica before the sum (tolerance as test/parallel/equivalence.test.ts).
   const cases: [string, "f32" | "mixed-f16", number][] = [
     ["adamw(lr: 0.01), schedule: warmup_cosine(warmup: 4, total: 12), clip_grad_norm: 0.5", "f32", 1e-5],
