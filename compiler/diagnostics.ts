@@ -61,7 +61,7 @@ export const DIAGNOSTIC_CODES = {
   K606: "backward rule returns the wrong number of gradients",
   K607: "backward rule gradient has the wrong shape or dtype",
   K608: "loop needs a bound",
-  K609: "optimizer hyperparameter out of range",
+  K609: "train hyperparameter out of range (optimizer, schedule, clipping, loss scale)",
   K610: "branches or loop iterations disagree on a variable",
   K611: "bad train block",
   // 9xx: internal (a compiler bug)

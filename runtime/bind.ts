@@ -232,7 +232,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
     return enc;
   });
   fn.inputs.forEach((sig, k) => {
-    if (sig.classes !== undefined) checkClassLabels(fname, sig.name, sig.classes, data[k]!);
+    if (sig.classes !== undefined) checkClassLabels(fname, sig.name, sig.classes, data[k]!, sig.ignoreIndex);
     checkIndices(fname, sig, data[k]!, dims);
   });
 
@@ -240,12 +240,13 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
 }
 
 /** Labels outside [0, classes) would select no class: one_hot gives a zero row and the loss ignores it. */
-export function checkClassLabels(fname: string, input: string, classes: number, labels: ArrayLike<number | bigint>): void {
+export function checkClassLabels(fname: string, input: string, classes: number, labels: ArrayLike<number | bigint>, ignoreIndex?: number): void {
   for (let i = 0; i < labels.length; i++) {
     const v = Number(labels[i]);
-    if (v >= 0 && v < classes) continue;
-    throw new KilnError(`${fname}: input "${input}" element ${i} is ${v}, not a class label in [0, ${classes}) (${classes} classes)`, {
-      code: "input_value", fn: fname, tensor: input, expected: `0 <= label < ${classes}`, actual: String(v),
+    if ((v >= 0 && v < classes) || v === ignoreIndex) continue;
+    const or = ignoreIndex !== undefined ? ` or the ignore_index ${ignoreIndex}` : "";
+    throw new KilnError(`${fname}: input "${input}" element ${i} is ${v}, not a class label in [0, ${classes}) (${classes} classes)${or}`, {
+      code: "input_value", fn: fname, tensor: input, expected: `0 <= label < ${classes}${ignoreIndex !== undefined ? ` or ${ignoreIndex}` : ""}`, actual: String(v),
     });
   }
 }

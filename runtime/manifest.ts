@@ -64,6 +64,8 @@ export interface TensorSig {
    * [0, classes), or the call is a KilnError naming the input, the index and the value.
    */
   classes?: number;
+  /** With `classes`: a label value exempt from the range check (cross_entropy's `ignore_index` at every use). */
+  ignoreIndex?: number;
   /**
    * With `storage`: the kernel that converts an f32 tensor already on the GPU into that storage, an elementwise
    * kernel of rank 1 (in, out, n) (WebGPU: a GpuTensor passed for this input is converted there, not on the host).

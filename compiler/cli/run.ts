@@ -119,7 +119,7 @@ export async function runOnBackend(
 ): Promise<Tensor[]> {
   if (backend === "reference") {
     // The same label check as the runtime's (bind.ts): the reference would otherwise give a loss for them.
-    for (const i of g.inputs) if (i.classes !== undefined && inputs[i.name]) checkClassLabels(g.name, i.name, i.classes, inputs[i.name]!.data);
+    for (const i of g.inputs) if (i.classes !== undefined && inputs[i.name]) checkClassLabels(g.name, i.name, i.classes, inputs[i.name]!.data, i.ignoreIndex);
     const params = referenceParams(ir, seed);
     if (weights) referenceWeights(ir, params, weights);
     // The same random streams (dropout masks) as the wasm runtime for this seed.

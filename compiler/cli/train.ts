@@ -216,7 +216,7 @@ async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, 
   } else {
     await trainEpochs(ir, g, mod, call, opts, out, result, data!);
   }
-  // Dynamic loss scaling: where the scale ended (halved by overflowing steps, doubled after `interval` clean ones).
+  // Where the step count ended (adam, schedules) and the dynamic loss scale (halved by overflows, doubled after `interval` clean steps).
   const scaler = scalerState(mod, name);
   if (scaler) out(`kiln: ${scaler}`);
   await saveAndPlot(ir, mod, opts, out, result, name, plotX);
@@ -325,9 +325,15 @@ async function accuracy(mod: KilnModule, forward: Graph, test: DataLoader, xKey:
 }
 
 /** "loss scale 32768 after 12 clean steps" for a train block with loss scaling, else undefined. */
+/** The step count (which an lr schedule reads) and the loss scaler's state, for the checkpoint messages. */
 function scalerState(mod: KilnModule, train: string): string | undefined {
   const s = readScaler(mod, train);
-  return s ? `loss scale ${s.scale} after ${s.goodSteps} clean step${s.goodSteps === 1 ? "" : "s"}` : undefined;
+  const count = mod.manifest.params.some((p) => p.name === `${train}.step_count`) ? Number(mod.getParam(`${train}.step_count`).data[0]) : undefined;
+  const parts = [
+    ...(count !== undefined ? [`${count} optimizer step${count === 1 ? "" : "s"} taken`] : []),
+    ...(s ? [`loss scale ${s.scale} after ${s.goodSteps} clean step${s.goodSteps === 1 ? "" : "s"}`] : []),
+  ];
+  return parts.length ? parts.join(", ") : undefined;
 }
 
 async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, out: (s: string) => void, r: TrainResult, train: string, xLabel?: string): Promise<void> {
@@ -335,7 +341,7 @@ async function saveAndPlot(ir: IRModule, mod: KilnModule, opts: TrainOptions, ou
     await mkdir(dirname(opts.checkpoint), { recursive: true });
     await saveCheckpoint(mod, opts.checkpoint);
     const state = scalerState(mod, train);
-    out(`kiln: saved the training state (weights, optimizer state${state ? ", loss scaler" : ""}) to ${opts.checkpoint}${state ? `, ${state}` : ""}`);
+    out(`kiln: saved the training state (weights, optimizer state${readScaler(mod, train) ? ", loss scaler" : ""}) to ${opts.checkpoint}${state ? `, ${state}` : ""}`);
   }
   if (opts.save) {
     const tensors: Record<string, Tensor> = {};

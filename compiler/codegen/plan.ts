@@ -127,7 +127,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     jsName: g.name.includes(".") ? g.name.slice(g.name.indexOf(".") + 1) : g.name,
     model: g.model,
     dims: g.dims,
-    inputs: g.inputs.map((i) => ({ name: i.name, dtype: ioType(g, i).dtype, shape: [...g.nodes[i.node].type.shape], ...(i.dtype ? lowInput(g.nodes[i.node].type.dtype as "f16" | "bf16", table) : {}), ...(i.classes ? { classes: i.classes } : {}), ...(i.bound !== undefined ? { bound: i.bound } : {}) })),
+    inputs: g.inputs.map((i) => ({ name: i.name, dtype: ioType(g, i).dtype, shape: [...g.nodes[i.node].type.shape], ...(i.dtype ? lowInput(g.nodes[i.node].type.dtype as "f16" | "bf16", table) : {}), ...(i.classes ? { classes: i.classes } : {}), ...(i.classes && i.ignoreIndex !== undefined ? { ignoreIndex: i.ignoreIndex } : {}), ...(i.bound !== undefined ? { bound: i.bound } : {}) })),
     outputs: results.map((o) => ({ name: o.name, dtype: g.nodes[o.node].type.dtype, shape: [...g.nodes[o.node].type.shape] })),
     outputValues: results.map((o) => o.node),
     ...(checks.length ? { checks: checks.map((o) => ({ value: o.node, ...o.check! })) } : {}),

@@ -60,6 +60,8 @@ export interface GraphIO {
    * an element outside [0, classes) instead of computing a loss that silently ignores it.
    */
   readonly classes?: number;
+  /** With `classes`: the label every use ignores (cross_entropy's ignore_index), allowed outside the range. */
+  readonly ignoreIndex?: number;
   /**
    * A run-time check rather than a result: the node is an i32 scalar, the trip count of a `for` loop whose count
    * is only known at run time where it exceeds `max`, else 0 (also when the loop sits in a branch not taken).

@@ -4,10 +4,11 @@
 
 import type { CallExpr } from "../frontend/kiln/ast.js";
 import type { Span } from "../diagnostics.js";
-import { formatType, type Dim, type Shape } from "../ir/types.js";
+import { formatType, isFloat, type Dim, type Shape } from "../ir/types.js";
 import { divDims, mulDims } from "../ir/dim-expr.js";
 import * as C from "../ops/composites.js";
 import * as M from "../ops/composites-math.js";
+import * as CE from "../ops/composites-loss.js";
 import { normalizeAxis } from "../ops/shape-utils.js";
 import type { UnaryOp } from "../ops/types.js";
 import { sliceAttrs } from "../ops/vjp.js";
@@ -214,20 +215,40 @@ const BUILTINS: Record<string, Builtin> = {
   softmax: { params: ["x", "axis?"], run: (L, a) => rowwise(L, a, C.softmax) },
   log_softmax: { params: ["x", "axis?"], run: (L, a) => rowwise(L, a, C.logSoftmax) },
   cross_entropy: {
-    params: ["logits", "labels"],
+    // torch.nn.functional.cross_entropy's order: weight, ignore_index, label_smoothing (usually given by name).
+    params: ["logits", "labels", "weight?", "ignore_index?", "label_smoothing?"],
     run(L, a) {
       const x = tensorArg(L, a.logits!);
       const y = tensorArg(L, a.labels!);
       if (x === undefined || y === undefined) return POISON;
       const lt = L.type(x), yt = L.type(y);
-      if (lt.shape.length !== 2 || yt.shape.length !== 1 || lt.shape[0] !== yt.shape[0]) {
-        return typeErr(L, a.logits!, `cross_entropy needs logits [N, C] and labels [N], got ${formatType(lt)} and ${formatType(yt)}`, "K409");
+      const soft = yt.shape.length === 2 && isFloat(yt.dtype);
+      if (lt.shape.length !== 2 || (soft ? yt.shape[0] !== lt.shape[0] || yt.shape[1] !== lt.shape[1] : yt.shape.length !== 1 || lt.shape[0] !== yt.shape[0])) {
+        return typeErr(L, a.logits!, `cross_entropy needs logits [N, C] and labels [N] (or probabilities [N, C]), got ${formatType(lt)} and ${formatType(yt)}`, "K409");
       }
-      if (yt.dtype !== "i32") return typeErr(L, a.labels!, `cross_entropy needs i32 class labels, got ${formatType(yt)}`);
+      if (!soft && yt.dtype !== "i32") return typeErr(L, a.labels!, `cross_entropy needs i32 class labels or float probabilities, got ${formatType(yt)}`);
       const classes = lt.shape[1];
       if (typeof classes !== "number") return typeErr(L, a.logits!, `cross_entropy needs a known number of classes, got ${classes}`, "K304");
-      L.markClassLabels(y, classes);
-      return wrap(C.crossEntropy(L, x, y, classes));
+      const smoothing = a.label_smoothing ? numberArg(L, a.label_smoothing) : 0;
+      const ignoreIndex = a.ignore_index ? intArg(L, a.ignore_index) : undefined;
+      const weight = a.weight ? tensorArg(L, a.weight) : undefined;
+      if (smoothing === undefined || (a.ignore_index && ignoreIndex === undefined) || (a.weight && weight === undefined)) return POISON;
+      if (!(smoothing >= 0 && smoothing <= 1)) {
+        L.diags.error("K411", `cross_entropy: label_smoothing must be in [0, 1], got ${smoothing}`, a.label_smoothing!.span);
+        return POISON;
+      }
+      if (weight !== undefined) {
+        const wt = L.type(weight);
+        if (wt.shape.length !== 1 || wt.shape[0] !== classes || wt.dtype !== lt.dtype) return typeErr(L, a.weight!, `cross_entropy: weight must be ${lt.dtype}[${classes}] (one per class), got ${formatType(wt)}`, "K409");
+      }
+      if (soft && a.ignore_index) {
+        L.diags.error("K411", "cross_entropy: ignore_index needs class labels, not probabilities (as PyTorch)", a.ignore_index.span, "drop ignore_index, or give a row of zeros as that sample's target");
+        return POISON;
+      }
+      if (soft) return wrap(CE.crossEntropySoft(L, x, y, { smoothing, ...(weight !== undefined ? { weight } : {}) }));
+      L.markClassLabels(y, classes, ignoreIndex);
+      if (!smoothing && ignoreIndex === undefined && weight === undefined) return wrap(C.crossEntropy(L, x, y, classes));
+      return wrap(CE.crossEntropyLabels(L, x, y, classes, { smoothing, ...(ignoreIndex !== undefined ? { ignoreIndex } : {}), ...(weight !== undefined ? { weight } : {}) }));
     },
   },
   linear: {

@@ -2,7 +2,9 @@
 // the scale before differentiation, gradients are divided by it, and when any gradient is Inf/NaN the optimizer
 // step is skipped (params and optimizer state stay bit-identical), the scale is multiplied by `backoff`; after
 // `interval` clean steps in a row it is multiplied by `growth`. Scale and clean-step count are state params
-// (`T.scaler.scale`, `T.scaler.good_steps`) that the runtime keeps and checkpoints save.
+// (`T.scaler.scale`, `T.scaler.good_steps`) that the runtime keeps and checkpoints save. A static scale
+// (`loss_scale: 1024`) multiplies and divides alike and skips an overflowing step, but never changes; it counts
+// the overflowing steps in a row (`T.scaler.skipped`) so the runtime can stop a run where every step overflows.
 
 import type { Expr } from "../frontend/kiln/ast.js";
 import type { DiagnosticBag } from "../diagnostics.js";
@@ -15,6 +17,8 @@ export interface LossScaleSpec {
   readonly backoff: number;
   readonly interval: number;
   readonly min: number;
+  /** A fixed scale: `init` forever (growth and backoff unused). */
+  readonly fixed?: boolean;
 }
 
 /** GradScaler's defaults; also what a train block gets under mixed-f16 when it sets no loss_scale. */
@@ -26,13 +30,24 @@ function literal(e: Expr): number | undefined {
   return undefined;
 }
 
-/** `dynamic(init: 65536, growth: 2, backoff: 0.5, interval: 2000, min: 1)`; K609 for values out of range. */
+/**
+ * `dynamic(init: 65536, growth: 2, backoff: 0.5, interval: 2000, min: 1)`, or a number for a static scale; K609 for
+ * values out of range.
+ */
 export function parseLossScale(e: Expr, diags: DiagnosticBag): LossScaleSpec | undefined {
+  const fixed = literal(e);
+  if (fixed !== undefined) {
+    if (!(fixed > 0 && Number.isFinite(fixed))) {
+      diags.error("K609", `loss_scale: a static scale must be a finite number > 0, got ${fixed}`, e.span, "e.g. loss_scale: 1024");
+      return undefined;
+    }
+    return { init: fixed, growth: 1, backoff: 1, interval: 1, min: fixed, fixed: true };
+  }
   if (e.kind !== "call" || e.callee !== "dynamic" || e.args.length) {
-    diags.error("K611", "loss_scale must be dynamic(init: ..., growth: ..., backoff: ..., interval: ..., min: ...)", e.span);
+    diags.error("K611", "loss_scale must be a number (a static scale) or dynamic(init: ..., growth: ..., backoff: ..., interval: ..., min: ...)", e.span);
     return undefined;
   }
-  const spec: Record<string, number> = { ...DEFAULTS };
+  const spec: Record<string, number> = { ...(DEFAULTS as unknown as Record<string, number>) };
   for (const kw of e.kwargs) {
     if (!(kw.name in DEFAULTS)) {
       diags.error("K205", `dynamic loss scaling has no option '${kw.name}'`, kw.span, `options: ${Object.keys(DEFAULTS).join(", ")}`);
@@ -84,6 +99,8 @@ export function makeScaler(L: Lowerer, spec: LossScaleSpec, train: string, loss:
   const minName = `${train}.scaler.min`;
   stateNode(minName, { dtype: "f32", shape: [] });
   initScale(minName, spec.min);
+  const skippedName = `${train}.scaler.skipped`;
+  const skipped = spec.fixed ? stateNode(skippedName, { dtype: "f32", shape: [] }) : undefined;
   return {
     scaledLoss: loss === undefined ? undefined : op("mul", loss, scale),
     scale,
@@ -95,6 +112,11 @@ export function makeScaler(L: Lowerer, spec: LossScaleSpec, train: string, loss:
     finish(ok, updates, stateValue, kept) {
       if (ok === undefined) return;
       for (const u of updates) if (!kept.has(u.node)) u.node = L.emit("where", [ok, u.node, stateValue(u.param)], {})!;
+      if (skipped !== undefined) {
+        updates.push({ param: goodName, node: L.emit("where", [ok, op("add", good, f32(1)), f32(0)], {})! });
+        updates.push({ param: skippedName, node: L.emit("where", [ok, f32(0), op("add", skipped, f32(1))], {})! });
+        return;
+      }
       const good1 = op("add", good, f32(1));
       const grow = L.emit("ge", [good1, f32(spec.interval)], {})!;
       const grown = L.emit("where", [grow, op("mul", scale, f32(spec.growth)), scale], {})!;

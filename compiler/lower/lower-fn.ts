@@ -41,6 +41,8 @@ export class FnLowerer implements Lowerer {
   readonly customVjps: CustomVjp[] = [];
   /** Input nodes used directly as class labels, with the fewest classes they index (GraphIO.classes). */
   readonly classLabels = new Map<number, number>();
+  /** Per labels input, the ignore_index every use shares (null: some use ignores none, or another). */
+  private readonly ignoredLabels = new Map<number, number | null>();
   /** Set once the graph passed MAX_GRAPH_NODES (K503 is reported at the first node past it, once). */
   private tooLarge = false;
 
@@ -48,16 +50,22 @@ export class FnLowerer implements Lowerer {
    * Records that `id` indexes `classes` classes, when it is a function input the runtime can check, or a reshape or
    * permute of one (the same values: reshape(y, [B * T]) as cross_entropy's labels checks y).
    */
-  markClassLabels(id: number, classes: number): void {
-    let node = this.b.nodes[id];
-    while (node && (node.op === "reshape" || node.op === "permute")) node = this.b.nodes[node.inputs[0]!];
-    if (node?.op !== "input") return;
-    this.classLabels.set(node.id, Math.min(classes, this.classLabels.get(node.id) ?? classes));
+  markClassLabels(id: number, classes: number, ignoreIndex?: number): void {
+    while (this.b.nodes[id]?.op === "reshape" || this.b.nodes[id]?.op === "permute") id = this.b.nodes[id].inputs[0];
+    if (this.b.nodes[id]?.op !== "input") return;
+    const first = !this.classLabels.has(id);
+    this.classLabels.set(id, Math.min(classes, this.classLabels.get(id) ?? classes));
+    const prev = this.ignoredLabels.get(id);
+    this.ignoredLabels.set(id, ignoreIndex === undefined || (!first && prev !== ignoreIndex) ? null : ignoreIndex);
   }
 
   /** The inputs with their label ranges (GraphIO.classes) attached. */
   withClassLabels(inputs: readonly GraphIO[]): GraphIO[] {
-    return inputs.map((i) => (this.classLabels.has(i.node) ? { ...i, classes: this.classLabels.get(i.node)! } : i));
+    return inputs.map((i) => {
+      if (!this.classLabels.has(i.node)) return i;
+      const ignore = this.ignoredLabels.get(i.node);
+      return { ...i, classes: this.classLabels.get(i.node)!, ...(typeof ignore === "number" ? { ignoreIndex: ignore } : {}) };
+    });
   }
   frame!: Frame;
   /** Span of the expression being lowered: rule errors from emit() point here. */

@@ -68,5 +68,5 @@ export interface Lowerer extends PrimEmitter {
   /** Run-time loop-bound checks of this graph, returned as extra outputs the planner moves to the manifest. */
   readonly checks: GraphIO[];
   /** Records that `id` indexes `classes` classes, when it is a function input the runtime can check. */
-  markClassLabels(id: number, classes: number): void;
+  markClassLabels(id: number, classes: number, ignoreIndex?: number): void;
 }

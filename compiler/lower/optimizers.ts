@@ -103,7 +103,7 @@ export function parseOptimizer(e: Expr, diags: DiagnosticBag): OptimizerSpec | u
  * each new state value before the param's update reads it (loss scaling: "the new value if the step is kept,
  * else the old"), so the update reads the state's final value and no intermediate is stored twice.
  */
-export function emitUpdate(L: Lowerer, opt: OptimizerSpec, train: string, p: { name: string; node: number; grad: number; type: TensorType; scale?: number }, step: number | undefined, state: (name: string, t: TensorType) => number, keep: (name: string, next: number) => number = (_n, v) => v): [string, number][] {
+export function emitUpdate(L: Lowerer, opt: OptimizerSpec, train: string, p: { name: string; node: number; grad: number; type: TensorType; scale?: number; lr?: number }, step: number | undefined, state: (name: string, t: TensorType) => number, keep: (name: string, next: number) => number = (_n, v) => v): [string, number][] {
   const c = (v: number) => L.constant(v, p.type.dtype);
   const op = (o: "add" | "sub" | "mul" | "div", a: number, b: number) => L.emit(o, [a, b], {})!;
   const { h } = opt;
@@ -112,7 +112,13 @@ export function emitUpdate(L: Lowerer, opt: OptimizerSpec, train: string, p: { n
   const scaled = p.scale;
   let shared: number | undefined = scaled === undefined ? p.grad : undefined;
   const G = () => (shared ??= op("div", p.grad, scaled!));
-  const times = (k: number) => (shared === undefined ? op("div", op("mul", c(k), p.grad), scaled!) : op("mul", c(k), shared));
+  const times = (k: number | (() => number)) => {
+    const kk = typeof k === "number" ? c(k) : k();
+    return shared === undefined ? op("div", op("mul", kk, p.grad), scaled!) : op("mul", kk, shared);
+  };
+  // A schedule's lr is an f32 scalar node of the step graph; without one, the constant lr.
+  let lrNode: number | undefined;
+  const LR = () => (lrNode ??= p.lr === undefined ? c(h.lr) : p.type.dtype === "f32" ? p.lr : L.emit("cast", [p.lr], { to: p.type.dtype })!);
   const out: [string, number][] = [];
   if (opt.kind === "sgd") {
     if (h.weight_decay) shared = op("add", G(), op("mul", c(h.weight_decay), p.node));
@@ -127,7 +133,7 @@ export function emitUpdate(L: Lowerer, opt: OptimizerSpec, train: string, p: { n
       out.push([bufName, nextBuf]);
       step1 = h.nesterov ? op("add", G(), op("mul", c(h.momentum), nextBuf)) : nextBuf;
     }
-    out.push([p.name, op("sub", p.node, step1 === undefined ? times(h.lr) : op("mul", c(h.lr), step1))]);
+    out.push([p.name, op("sub", p.node, step1 === undefined ? times(LR) : op("mul", LR(), step1))]);
     return out;
   }
   if (opt.kind === "rmsprop" || opt.kind === "adagrad") {
@@ -143,7 +149,7 @@ export function emitUpdate(L: Lowerer, opt: OptimizerSpec, train: string, p: { n
     const scaledG = op("div", g, op("add", L.emit("sqrt", [nextSq], {})!, c(h.eps)));
     if (opt.kind === "adagrad") {
       // lr / (1 + (step - 1) lr_decay)
-      const clr = h.lr_decay ? op("div", c(h.lr), op("add", c(1), op("mul", op("sub", step!, c(1)), c(h.lr_decay)))) : c(h.lr);
+      const clr = h.lr_decay ? op("div", LR(), op("add", c(1), op("mul", op("sub", step!, c(1)), c(h.lr_decay)))) : LR();
       out.push([p.name, op("sub", p.node, op("mul", clr, scaledG))]);
       return out;
     }
@@ -153,13 +159,14 @@ export function emitUpdate(L: Lowerer, opt: OptimizerSpec, train: string, p: { n
       dir = keep(bufName, op("add", op("mul", c(h.momentum), state(bufName, p.type)), scaledG));
       out.push([bufName, dir]);
     }
-    out.push([p.name, op("sub", p.node, op("mul", c(h.lr), dir))]);
+    out.push([p.name, op("sub", p.node, op("mul", LR(), dir))]);
     return out;
   }
   // adam / adamw (PyTorch): adam adds weight decay to the gradient, adamw decays the weight directly.
   let w = p.node;
   if (opt.kind === "adam" && h.weight_decay) shared = op("add", G(), op("mul", c(h.weight_decay), w));
-  if (opt.kind === "adamw" && h.weight_decay) w = op("mul", w, c(1 - h.lr * h.weight_decay));
+  // torch.optim.AdamW decays by the group's current lr (a schedule's).
+  if (opt.kind === "adamw" && h.weight_decay) w = op("mul", w, p.lr === undefined ? c(1 - h.lr * h.weight_decay) : op("sub", c(1), op("mul", LR(), c(h.weight_decay))));
   const mName = `${train}.m.${p.name}`, vName = `${train}.v.${p.name}`;
   const m = keep(mName, op("add", op("mul", c(h.beta1), state(mName, p.type)), times(1 - h.beta1)));
   const g = G();
@@ -168,8 +175,13 @@ export function emitUpdate(L: Lowerer, opt: OptimizerSpec, train: string, p: { n
   const bc1 = op("sub", c(1), L.emit("pow", [c(h.beta1), t], {})!);
   const bc2 = op("sub", c(1), L.emit("pow", [c(h.beta2), t], {})!);
   const denom = op("add", L.emit("sqrt", [op("div", v, bc2)], {})!, c(h.eps));
-  out.push([mName, m], [vName, v], [p.name, op("sub", w, op("div", op("mul", c(h.lr), op("div", m, bc1)), denom))]);
+  out.push([mName, m], [vName, v], [p.name, op("sub", w, op("div", op("mul", LR(), op("div", m, bc1)), denom))]);
   return out;
+}
+
+/** Whether the optimizer counts steps: adam's bias correction, sgd's undampened first step, adagrad's lr_decay. */
+export function countsSteps(opt: OptimizerSpec): boolean {
+  return opt.kind === "adam" || opt.kind === "adamw" || (opt.kind === "adagrad" && !!opt.h.lr_decay) || (opt.kind === "sgd" && !!opt.h.momentum && !!opt.h.dampening);
 }
 
 export function stateParam(train: string, name: string, t: TensorType): ParamInfo {

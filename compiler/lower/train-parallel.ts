@@ -11,7 +11,8 @@ import { FnLowerer } from "./lower-fn.js";
 import type { ModuleScope } from "./module-scope.js";
 import { emitUpdate, stateParam } from "./optimizers.js";
 import { makeScaler } from "./loss-scale.js";
-import { inlineLoss, readTrainHead, type TrainHead } from "./train.js";
+import { clipGrads } from "./clip-grad.js";
+import { inlineLoss, readTrainHead, stepAndLr, type TrainHead } from "./train.js";
 
 /**
  * Gradients are reduced bucket by bucket; a bucket closes once it holds this many elements (256 KiB of f32), and a
@@ -89,7 +90,7 @@ function lowerGrad(scope: ModuleScope, t: TrainDecl, head: TrainHead, weights: P
   const updates: { param: string; node: number }[] = [];
   for (const [param, node] of L.statUpdates) if (node !== undefined) updates.push({ param, node });
   const graph: Graph = {
-    name: `${t.name}.grad`, model: t.name, nodes: L.b.nodes, inputs, dims,
+    name: `${t.name}.grad`, model: t.name, nodes: L.b.nodes, inputs: L.b.withBounds(L.withClassLabels(inputs)), dims,
     outputs: [{ name: "loss", node: y.id }, { name: "grads", node: grads }], updates,
     customVjps: L.customVjps.length ? L.customVjps : undefined,
     parallel: { ...gradientLayout(t.name, trained, "grad"), share },
@@ -108,12 +109,8 @@ function lowerApply(scope: ModuleScope, t: TrainDecl, head: TrainHead, trained: 
   const { opt, scaleSpec } = head;
   const scaler = scaleSpec ? makeScaler(L, scaleSpec, t.name, undefined, stateNode, initScale) : undefined;
   const updates: { param: string; node: number }[] = [];
-  let step: number | undefined;
-  if (opt.kind !== "sgd") {
-    const stepName = `${t.name}.step_count`;
-    step = L.emit("add", [stateNode(stepName, { dtype: "f32", shape: [] }), L.constant(1, "f32")], {})!;
-    updates.push({ param: stepName, node: step });
-  }
+  // The step count (and so a schedule's lr) is state every replica updates alike: all use the same lr.
+  const { step, lr } = stepAndLr(L, t.name, head, stateNode, updates);
   // An Inf/NaN on any replica survives the sum, so one check of the reduced vector skips the step everywhere.
   const ok = scaler?.check([scaleSpec!.min < 1 ? scaler.unscale(input) : input]);
   const kept = new Set<number>();
@@ -124,16 +121,22 @@ function lowerApply(scope: ModuleScope, t: TrainDecl, head: TrainHead, trained: 
     return id;
   };
   const byParam = new Map(layout.gradients.map((g) => [g.param, g]));
-  for (const w of trained) {
+  const parts = trained.map((w) => {
     const at = byParam.get(w.name)!;
     const pnode = L.b.add("param", [], { name: w.name }, w.type);
     nodes.set(w.name, pnode);
     const part = at.numel === layout.total ? input : L.emit("slice", [input], { axis: 0, start: at.offset, end: at.offset + at.numel })!;
     let grad = L.emit("reshape", [part], { shape: w.type.shape })!;
     if (w.type.dtype !== "f32") grad = L.emit("cast", [grad], { to: w.type.dtype })!;
-    const p = { name: w.name, node: pnode, grad, type: w.type, ...(scaler ? { scale: scaler.scale } : {}) };
+    return { w, pnode, grad };
+  });
+  // Clipping reads the all-reduced gradients, unscaled: the global norm is the same on every replica.
+  const clipped = head.clip ? clipGrads(L, head.clip, parts.map(({ grad }) => (scaler ? scaler.unscale(grad) : grad))) : undefined;
+  parts.forEach(({ w, pnode, grad }, i) => {
+    const g = clipped ? { grad: clipped[i] } : { grad, ...(scaler ? { scale: scaler.scale } : {}) };
+    const p = { name: w.name, node: pnode, type: w.type, ...g, ...(lr !== undefined ? { lr } : {}) };
     for (const [param, node] of emitUpdate(L, opt, t.name, p, step, stateNode, keep)) updates.push({ param, node });
-  }
+  });
   scaler?.finish(ok, updates, (param) => nodes.get(param)!, kept);
   // The caller learns whether the step was taken (false: an overflow under loss scaling, params unchanged).
   const applied = ok ?? L.emit("eq", [L.constant(0, "f32"), L.constant(0, "f32")], {})!;

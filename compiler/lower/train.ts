@@ -8,13 +8,16 @@ import { ioType, type Graph, type ParamInfo } from "../ir/graph.js";
 import { formatType, isFloat, type TensorType } from "../ir/types.js";
 import { FnLowerer } from "./lower-fn.js";
 import type { ModelInfo, ModuleScope } from "./module-scope.js";
-import { emitUpdate, parseOptimizer, stateParam, type OptimizerSpec } from "./optimizers.js";
+import { countsSteps, emitUpdate, parseOptimizer, stateParam, type OptimizerSpec } from "./optimizers.js";
+import { clipGrads, parseClip, type ClipSpec } from "./clip-grad.js";
+import { emitLr, parseSchedule, type ScheduleSpec } from "./lr-schedule.js";
+import type { Lowerer } from "./lowerer.js";
 import { DEFAULTS as DEFAULT_SCALE, makeScaler, parseLossScale, type LossScaleSpec } from "./loss-scale.js";
 import { autocastOf } from "./autocast.js";
 import { resolveType } from "./types-from-ast.js";
 import { tensor } from "./values.js";
 
-const KEYS = ["model", "loss", "optimizer", "loss_scale"];
+const KEYS = ["model", "loss", "optimizer", "loss_scale", "schedule", "clip_grad_norm", "clip_grad_value"];
 const REQUIRED = ["model", "loss", "optimizer"];
 
 function nameOf(e: Expr | undefined): string | undefined {
@@ -28,6 +31,8 @@ export interface TrainHead {
   readonly lossFn: FnDecl;
   readonly opt: OptimizerSpec;
   readonly scaleSpec?: LossScaleSpec;
+  readonly clip?: ClipSpec;
+  readonly schedule?: ScheduleSpec;
 }
 
 /** Checks a train block's entries (every problem is a diagnostic); undefined after an error. */
@@ -57,8 +62,24 @@ export function readTrainHead(scope: ModuleScope, t: TrainDecl): TrainHead | und
   // by @autocast(f16) on the loss method, turns dynamic scaling on with GradScaler's defaults.
   const f16 = lossFn !== undefined && (autocastOf(lossFn) ?? scope.precision) === "f16";
   const scaleSpec = entries.has("loss_scale") ? parseLossScale(entries.get("loss_scale")!, diags) : f16 ? DEFAULT_SCALE : undefined;
-  if (bad || !model || !lossFn || !opt || (entries.has("loss_scale") && !scaleSpec)) return undefined;
-  return { entries, model, lossFn, opt, ...(scaleSpec ? { scaleSpec } : {}) };
+  const clip = parseClip(entries.get("clip_grad_norm"), entries.get("clip_grad_value"), diags);
+  const schedule = entries.has("schedule") ? parseSchedule(entries.get("schedule")!, diags) : undefined;
+  if (bad || !model || !lossFn || !opt || (entries.has("loss_scale") && !scaleSpec) || clip === null || (entries.has("schedule") && !schedule)) return undefined;
+  return { entries, model, lossFn, opt, ...(scaleSpec ? { scaleSpec } : {}), ...(clip ? { clip } : {}), ...(schedule ? { schedule } : {}) };
+}
+
+/**
+ * The step counter (`T.step_count`, optimizer steps taken) when the optimizer or the schedule reads it: its next
+ * value (the 1-based number of this step, adam's t) is listed as an update; the lr node is the schedule's lr for
+ * this step, from the count before it (PyTorch steps the scheduler after the optimizer).
+ */
+export function stepAndLr(L: Lowerer, train: string, head: TrainHead, stateNode: (name: string, t: TensorType) => number, updates: { param: string; node: number }[]): { step?: number; lr?: number } {
+  if (!countsSteps(head.opt) && !head.schedule) return {};
+  const stepName = `${train}.step_count`;
+  const count = stateNode(stepName, { dtype: "f32", shape: [] });
+  const step = L.emit("add", [count, L.constant(1, "f32")], {})!;
+  updates.push({ param: stepName, node: step });
+  return { step, ...(head.schedule ? { lr: emitLr(L, head.schedule, head.opt.h.lr, count) } : {}) };
 }
 
 /** The loss method inlined in training mode with the model's float params as `wrt`; the loss is one float scalar. */
@@ -111,15 +132,9 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
       })
     : undefined;
   const grads: number[] = [];
-  let step: number | undefined;
   const updates: { param: string; node: number }[] = [];
-  // adam's bias correction counts steps, and so do sgd's dampening (its first step is undampened) and adagrad's lr_decay.
-  if (opt.kind === "adam" || opt.kind === "adamw" || (opt.kind === "adagrad" && opt.h.lr_decay) || (opt.kind === "sgd" && opt.h.momentum && opt.h.dampening)) {
-    const stepName = `${t.name}.step_count`;
-    const next = L.emit("add", [stateNode(stepName, { dtype: "f32", shape: [] }), L.constant(1, "f32")], {})!;
-    updates.push({ param: stepName, node: next });
-    step = next;
-  }
+  const { step, lr } = stepAndLr(L, t.name, head, stateNode, updates);
+  const clip = head.clip;
   const trained = own.flatMap((w, k) => {
     // batch_norm's running statistics are written by the forward pass, not by the optimizer.
     if (L.statUpdates.has(w.name)) return [];
@@ -131,9 +146,9 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
     grads.push(scaler && scaleSpec!.min < 1 ? scaler.unscale(raw) : raw);
     const pnode = L.b.nodes[wrt].inputs[0];
     paramNodes.set(w.name, pnode);
-    if (scaler) return [{ w, pnode, grad: raw }];
-    // Without loss scaling each update follows its gradient (the order every unscaled step had).
-    for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad: raw, type: w.type }, step, stateNode)) updates.push({ param, node });
+    if (scaler || clip) return [{ w, pnode, grad: raw }];
+    // Without loss scaling or clipping each update follows its gradient (the order every unscaled step had).
+    for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad: raw, type: w.type, ...(lr !== undefined ? { lr } : {}) }, step, stateNode)) updates.push({ param, node });
     return [];
   });
   // A skipped step (non-finite gradients under loss scaling) keeps params and optimizer state as they were. The
@@ -146,9 +161,12 @@ export function lowerTrain(scope: ModuleScope, t: TrainDecl, weights: ParamInfo[
     kept.add(id);
     return id;
   };
-  for (const { w, pnode, grad } of trained) {
-    for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, grad, type: w.type, scale: scaler!.scale }, step, stateNode, keep)) updates.push({ param, node });
-  }
+  // Clipping needs every gradient first, unscaled (the AMP recipe unscales, then clips).
+  const clipped = clip ? clipGrads(L, clip, trained.map(({ grad }) => (scaler ? scaler.unscale(grad) : grad))) : undefined;
+  trained.forEach(({ w, pnode, grad }, i) => {
+    const p = clipped ? { grad: clipped[i] } : { grad, scale: scaler!.scale };
+    for (const [param, node] of emitUpdate(L, opt, t.name, { name: w.name, node: pnode, type: w.type, ...p, ...(lr !== undefined ? { lr } : {}) }, step, stateNode, keep)) updates.push({ param, node });
+  });
   scaler?.finish(ok, updates, (param) => paramNodes.get(param)!, kept);
   for (const [param, node] of L.statUpdates) if (node !== undefined) updates.push({ param, node });
   if (own.length === L.statUpdates.size) diags.error("K611", `model ${model.decl.name} has no float params to train`, t.nameSpan);

@@ -10,7 +10,7 @@ import { loadKilnModule, type KilnModule } from "../wasm/module.js";
 import { sharedMemorySupported } from "../wasm/threads.js";
 import type { FunctionManifest, Manifest } from "../manifest.js";
 import { deriveSeed } from "../data/random.js";
-import { readScaler } from "../train/loss-scale.js";
+import { readScaler, scaleCollapsed } from "../train/loss-scale.js";
 import { checkpointParams } from "../train/checkpoint.js";
 import { checkReplicas, exchangeBytes, splitBatch } from "./allreduce.js";
 
@@ -254,8 +254,9 @@ export class DataParallelTrainer {
     let loss = 0;
     losses.forEach((l, r) => (loss += weights[r]! * l));
     const after = readScaler(this.module, this.train);
-    if (scaler && after && !applied && after.goodSteps === 0 && scaler.scale <= after.min && after.scale <= after.min) {
-      throw new KilnError(`data-parallel step: the loss scale collapsed to its minimum ${after.min} (every step overflows on some replica); run with checkNumerics to find the tensor`, { code: "loss_scale_collapsed", fn: `${this.train}.apply` });
+    if (scaler && after && !applied && scaleCollapsed(scaler, after)) {
+      const what = after.skipped !== undefined ? `the static loss scale ${after.scale} overflowed ${after.skipped} steps in a row` : `the loss scale collapsed to its minimum ${after.min}`;
+      throw new KilnError(`data-parallel step: ${what} (every step overflows on some replica); run with checkNumerics to find the tensor`, { code: "loss_scale_collapsed", fn: `${this.train}.apply` });
     }
     return { loss, applied };
   }

@@ -11,6 +11,8 @@ export interface ScalerState {
   scale: number;
   goodSteps: number;
   min: number;
+  /** A static scale (`loss_scale: 1024`): the overflowing steps in a row. */
+  skipped?: number;
 }
 
 /** The scaler state of train block `train`, or undefined when it has no loss scaling. */
@@ -18,7 +20,17 @@ export function readScaler(mod: KilnModule, train: string): ScalerState | undefi
   const has = mod.manifest.params.some((p) => p.name === `${train}.scaler.scale`);
   if (!has) return undefined;
   const get = (n: string) => Number(mod.getParam(`${train}.scaler.${n}`).data[0]);
-  return { scale: get("scale"), goodSteps: get("good_steps"), min: get("min") };
+  const fixed = mod.manifest.params.some((p) => p.name === `${train}.scaler.skipped`);
+  return { scale: get("scale"), goodSteps: get("good_steps"), min: get("min"), ...(fixed ? { skipped: get("skipped") } : {}) };
+}
+
+/**
+ * Whether the scaler gave up: a dynamic scale overflowing at its minimum (after a step that started there), or a
+ * static scale overflowing twice in a row (one overflow is skipped, as a spike; every step overflowing is not).
+ */
+export function scaleCollapsed(before: ScalerState, after: ScalerState): boolean {
+  if (after.skipped !== undefined) return after.skipped >= 2;
+  return after.goodSteps === 0 && before.scale <= after.min && after.scale <= after.min;
 }
 
 /**
@@ -33,7 +45,7 @@ export function trainStepWithScaler(mod: KilnModule, train: string, inputs: Call
   const r = before && checkNumerics ? checkedScaledStep(mod, train, inputs) : mod.call(`${train}.step`, inputs, { checkNumerics });
   const loss = Number((Array.isArray(r) ? r[0] : r).data[0]);
   const after = readScaler(mod, train);
-  if (before && after && after.goodSteps === 0 && before.scale <= after.min && after.scale <= after.min) {
+  if (before && after && scaleCollapsed(before, after)) {
     let where = "the loss itself is not finite";
     try {
       mod.call(`${train}.step`, inputs, { checkNumerics: true });
@@ -41,7 +53,8 @@ export function trainStepWithScaler(mod: KilnModule, train: string, inputs: Call
       if (e instanceof KilnError && e.code === "non_finite") where = `the first tensor that overflowed: ${e.message}`;
       else throw e;
     }
-    throw new KilnError(`training step ${step}: the loss scale collapsed to its minimum ${after.min} (every step overflows); ${where}`, { code: "loss_scale_collapsed", fn: `${train}.step` });
+    const what = after.skipped !== undefined ? `the static loss scale ${after.scale} overflowed ${after.skipped} steps in a row` : `the loss scale collapsed to its minimum ${after.min} (every step overflows)`;
+    throw new KilnError(`training step ${step}: ${what}; ${where}`, { code: "loss_scale_collapsed", fn: `${train}.step` });
   }
   return loss;
 }

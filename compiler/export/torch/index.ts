@@ -8,6 +8,8 @@ import { DiagnosticBag } from "../../diagnostics.js";
 import { parseProgram } from "../../frontend/kiln/parse.js";
 import { lowerProgram } from "../../lower/lower-module.js";
 import { parseOptimizer, type OptimizerSpec } from "../../lower/optimizers.js";
+import { parseSchedule, type ScheduleSpec } from "../../lower/lr-schedule.js";
+import { parseClip, type ClipSpec } from "../../lower/clip-grad.js";
 import { KilnError } from "../../../runtime/errors.js";
 import { serializeSafetensors } from "../../../runtime/safetensors.js";
 import type { Tensor } from "../../../runtime/tensor.js";
@@ -26,6 +28,8 @@ interface TrainInfo {
   decl: TrainDecl;
   model: string;
   opt: OptimizerSpec;
+  schedule?: ScheduleSpec;
+  clip?: ClipSpec;
   /** The train step as lowered (before autodiff): its loss is the forward in training mode. */
   step: Graph;
   /** batch_norm running statistics the step writes in its forward: params -> value node. */
@@ -39,14 +43,17 @@ function trainBlocks(source: string, file: string): TrainInfo[] {
   if (!lowered) throw new KilnError(`kiln: ${file} does not lower`);
   return parsed.program.items.filter((i): i is TrainDecl => i.kind === "train").map((decl) => {
     const entry = (k: string) => decl.entries.find((e) => e.key === k)!.value;
+    const has = (k: string) => decl.entries.some((e) => e.key === k);
     const m = entry("model");
     const opt = parseOptimizer(entry("optimizer"), diags)!;
+    const schedule = has("schedule") ? parseSchedule(entry("schedule"), diags) : undefined;
+    const clip = parseClip(has("clip_grad_norm") ? entry("clip_grad_norm") : undefined, has("clip_grad_value") ? entry("clip_grad_value") : undefined, diags) ?? undefined;
     const step = lowered.functions.find((g) => g.name === `${decl.name}.step`)!;
     if (decl.entries.some((e) => e.key === "loss_scale") || lowered.precision) throw new KilnError(`kiln: ${file}:${decl.span.line}:${decl.span.col}: cannot export train ${decl.name} to PyTorch: loss scaling is Kiln's mixed-precision training\nhint: use torch.cuda.amp.GradScaler around the exported train_loss, or export without --precision/loss_scale`);
     // Optimizer updates read gradients; the running statistics come from the forward alone.
     const weight = (name: string) => lowered.params.some((p) => p.name === name && !p.role);
     const stats = (step.updates ?? []).filter((u) => weight(u.param) && ![...closure(step, [u.node])].some((id) => step.nodes[id].op === "gradient"));
-    return { decl, model: m.kind === "name" ? m.name : "", opt, step, stats };
+    return { decl, model: m.kind === "name" ? m.name : "", opt, ...(schedule ? { schedule } : {}), ...(clip ? { clip } : {}), step, stats };
   });
 }
 
@@ -83,6 +90,35 @@ function optimizerPy(t: TrainInfo): { text: string; summary: string } {
   const make = calls[t.opt.kind];
   if (!make) throw new KilnError(`kiln: cannot export optimizer ${t.opt.kind} to PyTorch`);
   return { text: make(), summary };
+}
+
+/** make_scheduler and clip_gradients: the train block's schedule and clipping (None / nothing when it has none). */
+function schedulePy(t: TrainInfo, suffix: string): string {
+  const s = t.schedule, lr = t.opt.h.lr;
+  let body = "    return None";
+  if (s?.kind === "step") body = `    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=${s.h.step_size}, gamma=${s.h.gamma})`;
+  else if (s?.kind === "cosine") body = `    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=${s.h.t_max}, eta_min=${s.h.eta_min})`;
+  else if (s) {
+    const { warmup: W, total: N, min_lr: m, start_factor: f } = s.h;
+    const decay = s.kind === "warmup_cosine" ? "(1 + math.cos(math.pi * u)) / 2" : "1 - u";
+    body = `    def factor(t):
+        if t < ${W}:
+            return ${f} + ${1 - f} * t / ${W}
+        u = (min(t, ${N}) - ${W}) / ${N - W}
+        return (${m} + (${lr} - ${m}) * (${decay})) / ${lr}
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)`;
+  }
+  const what = s ? `${s.kind}(${Object.entries(s.h).map(([k, v]) => `${k}=${v}`).join(", ")})` : "none";
+  const clip = t.clip?.kind === "norm" ? `torch.nn.utils.clip_grad_norm_(params, ${t.clip.max})` : t.clip ? `torch.nn.utils.clip_grad_value_(params, ${t.clip.max})` : "pass";
+  return `def make_scheduler${suffix}(optimizer):
+    """train ${t.decl.name}'s lr schedule, ${what}: call its step() after each optimizer.step()."""
+${body}
+
+
+def clip_gradients${suffix}(model):
+    """train ${t.decl.name}'s gradient clipping${t.clip ? ` (clip_grad_${t.clip.kind}: ${t.clip.max})` : " (none)"}: call it between backward() and optimizer.step()."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    ${clip}`;
 }
 
 function modelClass(ir: IRModule, model: string, trains: TrainInfo[], source: string): string {
@@ -161,7 +197,10 @@ export function exportTorch(ir: IRModule, source: string, file: string, weights:
   const optFns = opts.map(({ t, text, summary }, k) => `def make_optimizer${k === 0 ? "" : `_${pyName(t.decl.name)}`}(model):
     """train ${t.decl.name}'s optimizer, ${summary}: torch.optim follows the same update rules as Kiln's."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return ${text}`);
+    return ${text}
+
+
+${schedulePy(t, k === 0 ? "" : `_${pyName(t.decl.name)}`)}`);
   const modelPy = `# PyTorch port of ${file}, written by kiln export --format torch (kiln ${COMPILER_VERSION}): each Kiln model is an
 # nn.Module whose methods are the model's functions and whose train_loss is its train block's loss; free
 # functions are module functions. Generated from the compiled IR; regenerate rather than edit.
@@ -183,7 +222,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ${[...models.map((m) => modelClass(ir, m, trains, file)), ...free, ...optFns].join("\n\n")}
 `;
   const pkgName = pyName(file.replace(/^.*[\\/]/, "").replace(/\.kiln$/, "")) + "_torch";
-  const names = [...models.map(pyName), ...ir.functions.filter((g) => !g.model).map((g) => pyName(g.name)), ...opts.map((_o, k) => (k === 0 ? "make_optimizer" : `make_optimizer_${pyName(opts[k].t.decl.name)}`))];
+  const names = [...models.map(pyName), ...ir.functions.filter((g) => !g.model).map((g) => pyName(g.name)), ...opts.flatMap((_o, k) => ["make_optimizer", "make_scheduler", "clip_gradients"].map((f) => (k === 0 ? f : `${f}_${pyName(opts[k].t.decl.name)}`)))];
   const files = new Map<string, Uint8Array | string>();
   files.set("__init__.py", `# ${pkgName}: the PyTorch port of ${file} (kiln export --format torch); see model.py and train_ddp.py.\nfrom .model import ${names.join(", ")}\nfrom .kiln_safetensors import load_file, save_file\n`);
   files.set("model.py", modelPy);

@@ -97,7 +97,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kiln_safetensors import load_file  # noqa: E402
-from model import ${t.model}, make_optimizer  # noqa: E402
+from model import ${t.model}, clip_gradients, make_optimizer, make_scheduler  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -174,11 +174,15 @@ def main():
     model = ${t.model}.from_kiln(args.weights).to(device)
     ddp = DistributedDataParallel(TrainLoss(model), device_ids=[device.index] if backend == "nccl" else None)
     opt = make_optimizer(model)
+    sched = make_scheduler(opt)
     for step, *inputs in batches(args, rank, world):
         opt.zero_grad(set_to_none=True)
         loss = ddp(*[t.to(device) for t in inputs])
         loss.backward()
+        clip_gradients(model)
         opt.step()
+        if sched is not None:
+            sched.step()
         if rank == 0 and (step % 50 == 0):
             print(f"step {step + 1}  loss {loss.item():.6f}", flush=True)
     if rank == 0:
