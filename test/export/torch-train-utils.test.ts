@@ -28,7 +28,8 @@ for _ in range(int(sys.argv[2])):
     opt.step()
     if sched is not None:
         sched.step()
-    out.append(m.w.detach().flatten().tolist() + m.b.detach().tolist())
+    # Kiln's [in, out] order: a weight read as x @ w is held as nn.Linear's [out, in] (KILN_LINEAR).
+    out.append((m.w.t() if "M.w" in m.KILN_LINEAR else m.w).detach().flatten().tolist() + m.b.detach().tolist())
 print(json.dumps({"traj": out, "opt": type(opt).__name__, "sched": type(sched).__name__}))
 `;
 
@@ -109,7 +110,7 @@ y = torch.tensor([1, -100, 3, 0], dtype=torch.int32)
 p = torch.softmax(torch.tensor([[0., 1., 2., 3.], [1., 0., 0., 0.], [0.5, 0.5, 0., 0.], [2., -1., 0., 1.]]), 1)
 cw = torch.tensor([0.5, 2.0, 1.0, 3.0])
 with torch.no_grad():
-    z = x @ m.w
+    z = x @ (m.w.t() if "M.w" in m.KILN_LINEAR else m.w)
     print(json.dumps([m.loss(x, y, cw).item(), F.cross_entropy(z, y.long(), weight=cw, ignore_index=-100, label_smoothing=0.2).item(),
                       m.soft(x, p, cw).item(), F.cross_entropy(z, p, weight=cw, label_smoothing=0.1).item()]))
 `, [dir]).trim()) as number[];
