@@ -1,0 +1,93 @@
+// kiln import: PyTorch MNIST models (random weights, exported here by Debian's torch) become .kiln programs whose
+// outputs on wasm equal onnxruntime-node's; unsupported ops are listed with counts and node names before anything
+// is written; bad input is a one-line error, never a stack trace.
+import { beforeAll, describe, expect, it } from "vitest";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as ort from "onnxruntime-node";
+import { buildWasm, compileToIR } from "../../compiler/compile.js";
+import { loadKilnModule } from "../../runtime/wasm/module.js";
+import { parseSafetensors } from "../../runtime/safetensors.js";
+import { closeness, kiln, lcg, python, pythonWith, tmp } from "../export/helpers.js";
+
+const HAVE_TORCH = pythonWith("kiln import (torch.onnx.export models)", ["torch", "onnx"]);
+const SCRIPT = readFileSync(join(__dirname, "make_models.py"), "utf8");
+
+async function kilnOutputs(dir: string, name: string, model: string, x: Float32Array, batch: number): Promise<Float32Array> {
+  const file = join(dir, `${name}.kiln`);
+  const r = compileToIR(readFileSync(file, "utf8"), file);
+  expect(r.diagnostics.filter((d) => d.severity === "error")).toEqual([]);
+  const b = await buildWasm(r.ir!, name);
+  const mod = await loadKilnModule(b.manifest, b.wasm);
+  const w = parseSafetensors(readFileSync(join(dir, `${name}.safetensors`)));
+  for (const [k, t] of Object.entries(w.tensors)) mod.setParam(k, t);
+  expect(Object.keys(w.tensors).sort()).toEqual(b.manifest.params.map((p) => p.name).sort());
+  return (mod.call(`${model}.forward`, { x }, { batch }) as { data: Float32Array }).data;
+}
+
+describe.skipIf(!HAVE_TORCH)("kiln import (models from torch.onnx.export)", () => {
+  const dir = tmp();
+  beforeAll(() => {
+    python(SCRIPT, [dir], { timeout: 600_000 });
+  }, 600_000);
+
+  const CASES = [
+    { name: "mnist_mlp", model: "MnistMlp", ops: ["Gemm", "Reshape", "Shape", "Gather"] },
+    { name: "mnist_cnn", model: "MnistCnn", ops: ["Conv", "BatchNormalization", "MaxPool", "Flatten", "LogSoftmax"] },
+    { name: "mnist_cnn13", model: "MnistCnn13", ops: ["Conv", "BatchNormalization", "MaxPool", "Flatten", "LogSoftmax"] },
+  ];
+  for (const c of CASES) {
+    it(`${c.name}: the imported program matches onnxruntime-node`, async () => {
+      const onnxFile = join(dir, `${c.name}.onnx`);
+      const { decodeModel } = await import("../../compiler/export/onnx/proto.js");
+      const ops = new Set(decodeModel(readFileSync(onnxFile)).graph!.node!.map((n) => n.opType));
+      for (const op of c.ops.filter((o) => !["Shape", "Gather"].includes(o) || c.name === "mnist_mlp")) expect([...ops], `the exporter emitted ${op}`).toContain(op);
+      const out = join(dir, `${c.name}-kiln`);
+      const r = await kiln("import", onnxFile, "--out", out);
+      expect(r.err).toBe("");
+      expect(r.code).toBe(0);
+      const src = readFileSync(join(out, `${c.name}.kiln`), "utf8");
+      // Clean: the shape subgraph is folded away, and params keep the initializers' names.
+      expect(src).not.toMatch(/\b(shape|gather|concat|unsqueeze|constant)\b/i);
+      expect(src).toMatch(/fn forward\(x: f32\[batch, 1, 28, 28\]\) -> f32\[batch, 10\]/);
+      expect(src).toContain(c.name === "mnist_mlp" ? "param fc1_weight: f32[64, 784] = he()  // onnx: fc1.weight" : "param bn_running_var: f32[8] = ones()  // onnx: bn.running_var");
+      const batch = 3;
+      const x = lcg(batch * 784, 7);
+      const s = await ort.InferenceSession.create(onnxFile);
+      const want = (await s.run({ x: new ort.Tensor("float32", x, [batch, 1, 28, 28]) }))[s.outputNames[0]!]!.data as Float32Array;
+      const got = await kilnOutputs(out, c.name, c.model, x, batch);
+      expect(closeness(got, want, 1e-4, 1e-5), `${got.slice(0, 4)} vs ${want.slice(0, 4)}`).toBeLessThanOrEqual(1);
+    }, 120_000);
+  }
+
+  it("an unsupported op is an error listing every such op with its count and node names; nothing is written", async () => {
+    const out = join(dir, "odd-kiln");
+    const r = await kiln("import", join(dir, "odd.onnx"), "--out", out);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("odd.onnx: 3 nodes use ops kiln import does not support yet");
+    expect(r.err).toMatch(/Erf x2: \/Erf, \/Erf_1/);
+    expect(r.err).toMatch(/Floor x1: \/Floor/);
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe("kiln import: bad input", () => {
+  it("a file that is not ONNX names the file and what to pass, and writes nothing", async () => {
+    const dir = tmp();
+    const bad = join(dir, "junk.onnx");
+    writeFileSync(bad, "this is not protobuf at all, just text \u00ff\u00fe");
+    const r = await kiln("import", bad, "--out", join(dir, "out"));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/junk\.onnx: not an ONNX model|junk\.onnx: the ONNX model has no graph/);
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(readdirSync(dir)).toEqual(["junk.onnx"]);
+  });
+
+  it("a missing file and a missing argument", async () => {
+    expect((await kiln("import", "/nonexistent/m.onnx")).err).toMatch(/cannot read '\/nonexistent\/m\.onnx'/);
+    const r = await kiln("import");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("missing MODEL.onnx");
+  });
+});
