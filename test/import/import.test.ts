@@ -9,19 +9,20 @@ import { buildWasm, compileToIR } from "../../compiler/compile.js";
 import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { parseSafetensors } from "../../runtime/safetensors.js";
 import { closeness, kiln, lcg, python, pythonWith, tmp } from "../export/helpers.js";
+import { mnistDir } from "../../compiler/cli/data.js";
+import { loadMnist } from "../../runtime/data/mnist.js";
 
 const HAVE_TORCH = pythonWith("kiln import (torch.onnx.export models)", ["torch", "onnx"]);
 const SCRIPT = readFileSync(join(__dirname, "make_models.py"), "utf8");
 
-async function kilnOutputs(dir: string, name: string, model: string, x: Float32Array, batch: number): Promise<Float32Array> {
-  const file = join(dir, `${name}.kiln`);
+async function kilnOutputs(dir: string, name: string, model: string, x: Float32Array, batch: number, file = join(dir, `${name}.kiln`)): Promise<Float32Array> {
   const r = compileToIR(readFileSync(file, "utf8"), file);
   expect(r.diagnostics.filter((d) => d.severity === "error")).toEqual([]);
   const b = await buildWasm(r.ir!, name);
   const mod = await loadKilnModule(b.manifest, b.wasm);
   const w = parseSafetensors(readFileSync(join(dir, `${name}.safetensors`)));
   for (const [k, t] of Object.entries(w.tensors)) mod.setParam(k, t);
-  expect(Object.keys(w.tensors).sort()).toEqual(b.manifest.params.map((p) => p.name).sort());
+  expect(Object.keys(w.tensors).sort()).toEqual(b.manifest.params.filter((p) => !p.role).map((p) => p.name).sort());
   return (mod.call(`${model}.forward`, { x }, { batch }) as { data: Float32Array }).data;
 }
 
@@ -59,6 +60,44 @@ describe.skipIf(!HAVE_TORCH)("kiln import (models from torch.onnx.export)", () =
       expect(closeness(got, want, 1e-4, 1e-5), `${got.slice(0, 4)} vs ${want.slice(0, 4)}`).toBeLessThanOrEqual(1);
     }, 120_000);
   }
+
+  it("the imported MLP, given a loss and a train block, fine-tunes from its random weights on MNIST", async () => {
+    const out = join(dir, "tune");
+    expect((await kiln("import", join(dir, "mnist_mlp.onnx"), "--out", out)).code).toBe(0);
+    // The user's edit: a loss method in the model and a train block after it.
+    const src = readFileSync(join(out, "mnist_mlp.kiln"), "utf8").trimEnd();
+    const tuned = join(out, "tune.kiln");
+    writeFileSync(tuned, `${src.slice(0, -1)}
+  fn loss(x: f32[batch, 1, 28, 28], labels: i32[batch]) -> f32 {
+    return cross_entropy(forward(x), labels)
+  }
+}
+
+train Tune {
+  model: MnistMlp
+  loss: loss
+  optimizer: adam(lr: 0.001)
+}
+`);
+    // Held-out accuracy of the imported (random) weights.
+    const test = await loadMnist({ dir: mnistDir(), split: "test" });
+    const images = test.tensors.image!, labels = test.tensors.label!.data as Int32Array;
+    const n = labels.length;
+    const x = Float32Array.from(images.data as Uint8Array, (v) => v / 255);
+    const logits = await kilnOutputs(out, "mnist_mlp", "MnistMlp", x, n, tuned);
+    let right = 0;
+    for (let i = 0; i < n; i++) {
+      const row = logits.subarray(i * 10, i * 10 + 10);
+      if (row.indexOf(Math.max(...row)) === labels[i]) right++;
+    }
+    const start = (100 * right) / n;
+    const r = await kiln("train", tuned, "--data", "mnist", "--epochs", "2", "--weights", join(out, "mnist_mlp.safetensors"), "--replicas", "1");
+    expect(r.err).toBe("");
+    expect(r.out).toContain(`starting from the weights in ${join(out, "mnist_mlp.safetensors")}`);
+    const end = Number(/final test accuracy ([\d.]+)%/.exec(r.out)?.[1]);
+    expect(start).toBeLessThan(40);
+    expect(end, r.out).toBeGreaterThan(start + 40);
+  }, 300_000);
 
   it("an unsupported op is an error listing every such op with its count and node names; nothing is written", async () => {
     const out = join(dir, "odd-kiln");
