@@ -8,7 +8,7 @@ import * as ort from "onnxruntime-node";
 import { buildWasm, compileToIR } from "../../compiler/compile.js";
 import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { parseSafetensors } from "../../runtime/safetensors.js";
-import { closeness, kiln, lcg, python, pythonWith, tmp } from "../export/helpers.js";
+import { closeness, kiln, lcg, moduleWithWeights, python, pythonWith, tmp } from "../export/helpers.js";
 import { mnistDir } from "../../compiler/cli/data.js";
 import { loadMnist } from "../../runtime/data/mnist.js";
 
@@ -23,7 +23,8 @@ async function kilnOutputs(dir: string, name: string, model: string, x: Float32A
   const w = parseSafetensors(readFileSync(join(dir, `${name}.safetensors`)));
   for (const [k, t] of Object.entries(w.tensors)) mod.setParam(k, t);
   expect(Object.keys(w.tensors).sort()).toEqual(b.manifest.params.filter((p) => !p.role).map((p) => p.name).sort());
-  return (mod.call(`${model}.forward`, { x }, { batch }) as { data: Float32Array }).data;
+  const dim = b.manifest.functions.find((f) => f.name === `${model}.forward`)!.inputs[0]!.shape[0] as string;
+  return (mod.call(`${model}.forward`, { x }, { [dim]: batch }) as { data: Float32Array }).data;
 }
 
 describe.skipIf(!HAVE_TORCH)("kiln import (models from torch.onnx.export)", () => {
@@ -109,6 +110,22 @@ train Tune {
     expect(r.err).not.toMatch(/\n\s+at /);
     expect(existsSync(out)).toBe(false);
   });
+});
+
+describe("kiln import: Kiln's own ONNX export round-trips (no python needed)", () => {
+  for (const [file, model, shape] of [["dsl-examples/mnist_mlp.kiln", "MnistMLP", [4, 784]], ["dsl-examples/mnist_cnn.kiln", "MnistCNN", [2, 1, 28, 28]]] as const) {
+    it(`${file}: export --format onnx, import, and the imported program computes what the original does`, async () => {
+      const dir = tmp();
+      const { mod, weights } = await moduleWithWeights(file, 3, dir);
+      expect((await kiln("export", file, "--weights", weights, "--format", "onnx", "--fn", `${model}.forward`, "--out", join(dir, "onnx"))).code).toBe(0);
+      const r = await kiln("import", join(dir, "onnx", `${model}.forward.onnx`), "--out", join(dir, "back"));
+      expect(r.err).toBe("");
+      const x = lcg(shape.reduce((a, b) => a * b, 1), 5);
+      const want = (mod.call(`${model}.forward`, { x }, { B: shape[0] }) as { data: Float32Array }).data;
+      const got = await kilnOutputs(join(dir, "back"), `${model}.forward`, `${model}Forward`, x, shape[0]);
+      expect(closeness(got, want, 1e-4, 1e-5)).toBeLessThanOrEqual(1);
+    }, 60_000);
+  }
 });
 
 describe("kiln import: bad input", () => {

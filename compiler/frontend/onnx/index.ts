@@ -127,7 +127,8 @@ export function importOnnx(bytes: Uint8Array, file: string, weightsFile = "weigh
         if (v.kind === "tensor") return v.expr;
         if (!v.float && !v.init) fail(`an integer constant is used as a tensor; kiln import handles f32 tensors only`);
         const data = v.data as Float32Array;
-        if (!v.init && data.length === 1) return floatText(data[0]!);
+        // A rank-0 initializer is a constant of the computation (a normalising mean, an epsilon), not a weight.
+        if (data.length === 1 && (!v.init || v.dims.length === 0)) return floatText(data[0]!);
         const key = v.init ?? `${n.output?.[0] ?? n.name}_const`;
         let p = paramNames.get(key);
         if (!p) {
@@ -173,7 +174,7 @@ export function importOnnx(bytes: Uint8Array, file: string, weightsFile = "weigh
 
   const mapping = [...paramNames].map(([o, p]) => `${o} -> ${p}`);
   const source = [
-    `// Imported by kiln import from ${file.split(/[\\/]/).pop()} (${m.producerName || "unknown producer"} ${m.producerVersion ?? ""}, opset ${version}).`.replace(/ +\(/, " ("),
+    `// Imported by kiln import from ${file.split(/[\\/]/).pop()} (${[m.producerName || "unknown producer", m.producerVersion].filter(Boolean).join(" ")}, opset ${version}).`,
     `// Weights: ${weightsFile} (kiln run --weights, load()). Params from ONNX initializers: ${mapping.length ? mapping.join(", ") : "none"}.`,
     "",
     `model ${model} {`,

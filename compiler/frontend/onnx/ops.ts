@@ -103,10 +103,15 @@ function reshapeTo(c: OpCtx, x: Val, target: Dim[]): Val[] {
   const dims = target.map((d, k) => (d === 0 ? (from[k] ?? c.fail(`shape 0 at axis ${k} has no input dim to copy`)) : d));
   const infer = dims.indexOf(-1);
   if (infer >= 0) {
-    const symIn = from.filter((d) => typeof d === "string").sort(), symOut = dims.filter((d) => typeof d === "string").sort();
-    if (symIn.join() !== symOut.join()) c.fail(`cannot infer the -1 dim of ${list(dims)} from ${list(from)}`);
-    const known = prod(dims.filter((d): d is number => typeof d === "number" && d !== -1));
-    dims[infer] = prod(from.filter((d): d is number => typeof d === "number")) / known;
+    const symOut = dims.filter((d) => typeof d === "string");
+    const left = from.filter((d) => typeof d === "string");
+    for (const d of symOut) left.splice(left.indexOf(d) >>> 0, left.includes(d) ? 1 : 0);
+    const ratio = prod(from.filter((d): d is number => typeof d === "number")) / prod(dims.filter((d): d is number => typeof d === "number" && d !== -1));
+    // The -1 is a known size, or exactly one symbolic dim of the input (a batch flattened with a constant row size).
+    if (left.length + symOut.length !== from.filter((d) => typeof d === "string").length || left.length > 1 || (left.length === 1 && ratio !== 1) || !Number.isInteger(ratio)) {
+      c.fail(`cannot infer the -1 dim of ${list(dims)} from ${list(from)}`);
+    }
+    dims[infer] = left.length ? left[0]! : ratio;
   }
   if (isConst(x) && !x.init) return [{ ...x, dims: dims.map((d) => num(c, d, "a folded reshape")) }];
   const rank = dims.length;
@@ -122,6 +127,18 @@ export const OPS: Record<string, Rule> = {
   Relu: unary("relu"),
   Sigmoid: unary("sigmoid"),
   Tanh: unary("tanh"),
+  Exp: unary("exp"),
+  Log: unary("log"),
+  Sqrt: unary("sqrt"),
+  Abs: unary("abs"),
+  Neg: (c) => {
+    const x = req(c, 0);
+    return [c.emit(`-${c.expr(x)}`, shapeOf(x))];
+  },
+  Reciprocal: (c) => {
+    const x = req(c, 0);
+    return [c.emit(`1 / ${c.expr(x)}`, shapeOf(x))];
+  },
   Identity: (c) => [req(c, 0)],
   // In eval mode (the exported graph's) dropout is the identity; kept as a call so a train block drops again.
   Dropout: (c) => {
