@@ -97,7 +97,7 @@ train Tune {
     expect(r.out).toContain(`starting from the weights in ${join(out, "mnist_mlp.safetensors")}`);
     const end = Number(/final test accuracy ([\d.]+)%/.exec(r.out)?.[1]);
     expect(start).toBeLessThan(40);
-    expect(end, r.out).toBeGreaterThan(start + 40);
+    expect(end, r.out).toBeGreaterThan(85);
   }, 300_000);
 
   it("an unsupported op is an error listing every such op with its count and node names; nothing is written", async () => {
