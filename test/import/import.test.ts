@@ -140,6 +140,28 @@ describe("kiln import: bad input", () => {
     expect(readdirSync(dir)).toEqual(["junk.onnx"]);
   });
 
+  it("a damaged model and an attribute Kiln cannot express name the file, the node and what to do", async () => {
+    const dir = tmp();
+    const { weights } = await moduleWithWeights("dsl-examples/mnist_cnn.kiln", 1, dir);
+    await kiln("export", "dsl-examples/mnist_cnn.kiln", "--weights", weights, "--format", "onnx", "--fn", "MnistCNN.forward", "--out", join(dir, "onnx"));
+    const bytes = readFileSync(join(dir, "onnx", "MnistCNN.forward.onnx"));
+    const { decodeModel, onnx } = await import("../../compiler/export/onnx/proto.js");
+    writeFileSync(join(dir, "cut.onnx"), bytes.subarray(0, bytes.length >> 1));
+    const cut = await kiln("import", join(dir, "cut.onnx"), "--out", join(dir, "o1"));
+    expect(cut.err).toMatch(/cut\.onnx: (not an ONNX model|.*damaged or truncated)/);
+    const m = decodeModel(bytes);
+    const conv = m.graph!.node!.find((n) => n.opType === "Conv")!;
+    conv.attribute!.find((a) => a.name === "pads")!.ints = [1, 1, 0, 0];
+    writeFileSync(join(dir, "asym.onnx"), onnx.ModelProto.encode(m).finish());
+    const asym = await kiln("import", join(dir, "asym.onnx"), "--out", join(dir, "o2"));
+    expect(asym.err).toContain(`asym.onnx: node '${conv.name}' (Conv): pads [1, 1, 0, 0] are not symmetric`);
+    for (const r of [cut, asym]) {
+      expect(r.code).toBe(1);
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
+    expect(existsSync(join(dir, "o1")) || existsSync(join(dir, "o2"))).toBe(false);
+  });
+
   it("a missing file and a missing argument", async () => {
     expect((await kiln("import", "/nonexistent/m.onnx")).err).toMatch(/cannot read '\/nonexistent\/m\.onnx'/);
     const r = await kiln("import");

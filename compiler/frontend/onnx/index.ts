@@ -70,6 +70,16 @@ function floatText(x: number): string {
 
 /** `weightsFile` is named in the program's header comment. */
 export function importOnnx(bytes: Uint8Array, file: string, weightsFile = "weights.safetensors"): ImportResult {
+  try {
+    return importModel(bytes, file, weightsFile);
+  } catch (e) {
+    if (e instanceof ImportError) throw e;
+    // A malformed model can break assumptions anywhere (a dim list of the wrong length, a missing field).
+    throw new ImportError(`${file}: cannot import this model (${(e as Error).message}); check it with onnx.checker.check_model`);
+  }
+}
+
+function importModel(bytes: Uint8Array, file: string, weightsFile: string): ImportResult {
   let m: OnnxNs.ModelProto;
   try {
     m = decodeModel(bytes);

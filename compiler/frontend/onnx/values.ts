@@ -38,6 +38,10 @@ export function readTensor(t: OnnxNs.ITensorProto, where: string): ConstVal {
   const count = dims.reduce((a, b) => a * b, 1);
   const raw = t.rawData && t.rawData.length ? t.rawData : undefined;
   const view = raw ? new DataView(raw.buffer, raw.byteOffset, raw.byteLength) : undefined;
+  const width = ({ [T.FLOAT]: 4, [T.DOUBLE]: 8, [T.INT64]: 8, [T.INT32]: 4, [T.INT8]: 1, [T.UINT8]: 1, [T.BOOL]: 1 } as Record<number, number>)[t.dataType ?? 0];
+  if (raw && width && raw.byteLength !== count * width) {
+    throw new ImportError(`${where}: tensor '${t.name ?? ""}' has ${raw.byteLength} bytes of data for dims [${dims.join(", ")}] (${count * width} expected); the file is damaged or truncated`);
+  }
   switch (t.dataType) {
     case T.FLOAT: {
       const data = new Float32Array(count);
@@ -54,8 +58,7 @@ export function readTensor(t: OnnxNs.ITensorProto, where: string): ConstVal {
       return { kind: "const", dims, data, float: false };
     }
     case T.INT32: case T.INT8: case T.UINT8: case T.BOOL: {
-      const width = t.dataType === T.INT32 ? 4 : 1;
-      const get = (i: number) => (width === 4 ? view!.getInt32(i * 4, true) : t.dataType === T.INT8 ? view!.getInt8(i) : view!.getUint8(i));
+      const get = (i: number) => (t.dataType === T.INT32 ? view!.getInt32(i * 4, true) : t.dataType === T.INT8 ? view!.getInt8(i) : view!.getUint8(i));
       const data = view ? Array.from({ length: count }, (_, i) => get(i)) : (t.int32Data ?? []).map(Number);
       return { kind: "const", dims, data, float: false };
     }
