@@ -128,6 +128,63 @@ describe("kiln import: Kiln's own ONNX export round-trips (no python needed)", (
   }
 });
 
+describe("kiln import: a hand-built graph of the other ops", () => {
+  it("Transpose, MatMul, Gemm (alpha, beta), Mul, Identity, Dropout, Softmax on an inner axis and the unary ops match onnxruntime-node", async () => {
+    const { encodeModel, node, tensor, valueInfo, ElemType } = await import("../../compiler/export/onnx/proto.js");
+    const F = ElemType.FLOAT;
+    const init = (name: string, dims: number[], seed: number) => tensor(name, F, dims, lcg(dims.reduce((a, b) => a * b, 1), seed));
+    const graph = {
+      name: "misc",
+      input: [valueInfo("x", F, ["N", 3, 4])],
+      output: [valueInfo("y", F, ["N", 4, 5]), valueInfo("g", F, ["N", 6])],
+      initializer: [init("w.t", [5, 3], 1), init("b", [5], 2), init("gw", [12, 6], 3), init("gb", [6], 4)],
+      node: [
+        node("Constant", [], ["half"], "half", { value: { tensor: tensor("", F, [], Float32Array.of(0.5)) } }),
+        node("Constant", [], ["ratio"], "ratio", { value: { tensor: tensor("", F, [], Float32Array.of(0.3)) } }),
+        node("Transpose", ["x"], ["xt"], "xt", { perm: [0, 2, 1] }),
+        node("Transpose", ["w.t"], ["w"], "w"),
+        node("MatMul", ["xt", "w"], ["m"], "m"),
+        node("Add", ["m", "b"], ["a"], "a"),
+        node("Mul", ["a", "half"], ["h"], "h"),
+        node("Identity", ["h"], ["i"], "i"),
+        node("Dropout", ["i", "ratio"], ["d"], "d"),
+        node("Softmax", ["d"], ["s"], "s", { axis: 1 }),
+        node("Neg", ["s"], ["n"], "n"),
+        node("Exp", ["n"], ["e"], "e"),
+        node("Abs", ["d"], ["ab"], "ab"),
+        node("Sqrt", ["ab"], ["sq"], "sq"),
+        node("Tanh", ["sq"], ["th"], "th"),
+        node("Sigmoid", ["th"], ["sg"], "sg"),
+        node("Div", ["e", "sg"], ["y"], "y"),
+        node("Flatten", ["x"], ["fx"], "fx"),
+        node("Gemm", ["fx", "gw", "gb"], ["gm"], "gm", { alpha: 0.75, beta: 1.5 }),
+        node("LogSoftmax", ["gm"], ["g"], "g"),
+      ],
+    };
+    const dir = tmp();
+    const file = join(dir, "misc.onnx");
+    const bytes = encodeModel({ graph });
+    writeFileSync(file, bytes);
+    const r = await kiln("import", file, "--out", join(dir, "out"));
+    expect(r.err).toBe("");
+    const src = readFileSync(join(dir, "out", "misc.kiln"), "utf8");
+    expect(src).toContain("fn forward(x: f32[N, 3, 4]) -> (f32[N, 4, 5], f32[N, 6])");
+    expect(src).toMatch(/= transpose\(x\)/);
+    expect(src).toMatch(/dropout\(\w+, p: 0\.3\)/);
+    const x = lcg(2 * 12, 9);
+    const sess = await ort.InferenceSession.create(bytes);
+    const want = await sess.run({ x: new ort.Tensor("float32", x, [2, 3, 4]) });
+    const c = compileToIR(src, "misc.kiln");
+    expect(c.diagnostics.filter((d) => d.severity === "error")).toEqual([]);
+    const b = await buildWasm(c.ir!, "misc");
+    const mod = await loadKilnModule(b.manifest, b.wasm);
+    for (const [k, t] of Object.entries(parseSafetensors(readFileSync(join(dir, "out", "misc.safetensors"))).tensors)) mod.setParam(k, t);
+    const got = mod.call("Misc.forward", { x }, { N: 2 }) as unknown as { data: Float32Array }[];
+    expect(closeness(got[0]!.data, want.y!.data as Float32Array)).toBeLessThanOrEqual(1);
+    expect(closeness(got[1]!.data, want.g!.data as Float32Array)).toBeLessThanOrEqual(1);
+  });
+});
+
 describe("kiln import: bad input", () => {
   it("a file that is not ONNX names the file and what to pass, and writes nothing", async () => {
     const dir = tmp();

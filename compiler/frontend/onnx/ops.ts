@@ -145,7 +145,7 @@ export const OPS: Record<string, Rule> = {
     const x = req(c, 0);
     const r = c.input(1);
     const p = isConst(r) ? Number(r.data[0]) : c.attr("ratio", 0.5);
-    return [c.emit(`dropout(${c.expr(x)}, p: ${p})`, shapeOf(x))];
+    return [c.emit(`dropout(${c.expr(x)}, p: ${+p.toPrecision(6)})`, shapeOf(x))];
   },
   Softmax: softmaxLike("softmax"),
   LogSoftmax: softmaxLike("log_softmax"),
