@@ -38,7 +38,7 @@ class Cnn(nn.Module):
 
 class Odd(nn.Module):
     def forward(self, x):
-        return torch.erf(x) + torch.erf(x * 2) + torch.floor(x)
+        return torch.acos(x) + torch.acos(x * 2) + torch.atan(x)
 
 
 def export(m, shape, name, opset, fold=True):

@@ -24,7 +24,9 @@ const AT = onnx.AttributeProto.AttributeType;
 
 // A variable named like a builtin would read as a call at a glance ("let relu = relu(x)").
 const BUILTINS = new Set(["relu", "sigmoid", "tanh", "exp", "log", "sqrt", "abs", "reshape", "flatten", "transpose", "permute", "softmax", "log_softmax",
-  "linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "matmul", "sum", "mean", "max", "min", "concat", "slice", "cast", "where"]);
+  "linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "matmul", "sum", "mean", "max", "min", "concat", "slice", "cast", "where",
+  "erf", "sin", "cos", "floor", "ceil", "round", "sign", "softplus", "maximum", "minimum", "clamp", "take", "embedding", "layer_norm", "tril", "ones", "zeros", "full",
+  "broadcast_to", "arange", "gelu"]);
 
 function attrValue(a: OnnxNs.IAttributeProto): unknown {
   switch (a.type) {
@@ -66,6 +68,29 @@ function floatText(x: number): string {
     if (Math.fround(Number(s)) === Math.fround(x)) return String(Number(s)).replace(/^(-?\d+)$/, "$1.0").replace(/e/, ".0e").replace(/\.(\d+)\.0e/, ".$1e");
   }
   return String(x);
+}
+
+/** A Kiln literal for one constant element; infinities (a -inf mask fill) become the largest finite f32, which
+ *  softmax and max turn into the same zeros and picks, as Kiln has no infinite literals. */
+function literal(x: number, v: ConstVal): string | undefined {
+  if (v.bool) return x ? "true" : "false";
+  if (Number.isNaN(x)) return undefined;
+  const text = !Number.isFinite(x) ? `${x < 0 ? "-" : ""}3.4028234e38` : v.float ? floatText(x) : String(x);
+  return text.startsWith("-") ? `(${text})` : text;
+}
+
+/** A constant Kiln can write as a call instead of a param: a causal mask buffer (0/1, lower triangular over the
+ *  last two axes, as GPT-2's `bias`) is `tril(ones(...))`, and its negation a comparison of that. */
+function constPattern(v: ConstVal): string | undefined {
+  const d = v.dims;
+  if (d.length < 2 || d[d.length - 1] !== d[d.length - 2] || (!v.bool && !v.float)) return undefined;
+  const n = d[d.length - 1]!;
+  const xs = Array.from(v.data as ArrayLike<number>, Number);
+  const tri = (want: (i: number, j: number) => number) => xs.every((x, k) => x === want(Math.floor(k / n) % n, k % n));
+  const shape = `[${d.join(", ")}]`;
+  if (tri((i, j) => +(j <= i))) return v.bool ? `(tril(ones(${shape})) != 0)` : `tril(ones(${shape}))`;
+  if (v.bool && tri((i, j) => +(j > i))) return `(tril(ones(${shape})) == 0)`;
+  return undefined;
 }
 
 /** `weightsFile` is named in the program's header comment. */
@@ -111,11 +136,14 @@ function importModel(bytes: Uint8Array, file: string, weightsFile: string): Impo
   for (const [k, vi] of (g.input ?? []).entries()) {
     if (inits.has(vi.name!)) continue;
     const tt = vi.type?.tensorType;
-    if (!tt || tt.elemType !== onnx.TensorProto.DataType.FLOAT) throw new ImportError(`${file}: input '${vi.name}' is not a float32 tensor; kiln import reads f32 inputs only`);
+    const DT = onnx.TensorProto.DataType;
+    // Integer inputs (token ids) are i32 in Kiln: callers pass Int32Array where onnxruntime takes int64.
+    const dtype = tt?.elemType === DT.FLOAT ? "f32" : tt?.elemType === DT.INT64 || tt?.elemType === DT.INT32 ? "i32" : undefined;
+    if (!tt || !dtype) throw new ImportError(`${file}: input '${vi.name}' is not a float32 or integer tensor; kiln import reads f32 and int64/int32 inputs only`);
     const shape: Dim[] = (tt.shape?.dim ?? []).map((d, j) => (d.dimParam ? dimNames.take(d.dimParam, "D") : d.dimValue != null && Number(d.dimValue) > 0 ? Number(d.dimValue) : dimNames.take(`D${k}_${j}`, "D")));
     const v = names.take(vi.name!.toLowerCase(), "x");
-    vals.set(vi.name!, { kind: "tensor", expr: v, shape });
-    sig.push(`${v}: f32${shape.length ? `[${shape.join(", ")}]` : ""}`);
+    vals.set(vi.name!, { kind: "tensor", expr: v, shape, dtype });
+    sig.push(`${v}: ${dtype}${shape.length ? `[${shape.join(", ")}]` : ""}`);
   }
 
   const body: string[] = [];
@@ -135,27 +163,32 @@ function importModel(bytes: Uint8Array, file: string, weightsFile: string): Impo
       attr: <T,>(name: string, dflt: T) => (attrs.has(name) ? (attrs.get(name) as T) : dflt),
       expr(v, initRule) {
         if (v.kind === "tensor") return v.expr;
-        if (!v.float && !v.init) fail(`an integer constant is used as a tensor; kiln import handles f32 tensors only`);
+        const pattern = constPattern(v);
+        if (pattern) return pattern;
         const data = v.data as Float32Array;
         // A rank-0 initializer is a constant of the computation (a normalising mean, an epsilon), not a weight.
-        if (data.length === 1 && (!v.init || v.dims.length === 0)) return floatText(data[0]!);
+        if (data.length === 1 && (!v.init || v.dims.length === 0)) return literal(Number(v.data[0]), v) ?? fail(`the constant ${v.data[0]} has no Kiln literal`);
+        if (!v.float) fail(`an integer constant of shape [${v.dims.join(", ")}] is used as a tensor; kiln import handles integer tensors only as indices and shapes`);
         const key = v.init ?? `${n.output?.[0] ?? n.name}_const`;
         let p = paramNames.get(key);
         if (!p) {
-          if (!v.float) fail(`initializer '${key}' is an integer tensor; kiln import handles f32 weights only`);
-          p = names.take(key.toLowerCase(), "w");
+          // torch names the transposed weight of a Linear it exports as MatMul "onnx::MatMul_329": the node says more.
+          p = names.take(key.startsWith("onnx::") ? `${varHint(n.output?.[0] || key)}_w` : key.toLowerCase(), "w");
           paramNames.set(key, p);
-          const init = initRule ?? (v.dims.length >= 2 ? "he()" : "zeros()");
+          // The weights file holds the values; the initialiser is for training from scratch: a constant's own value
+          // (a LayerNorm's ones), else the consumer's hint, else He for matrices and zeros for vectors.
+          const same = data.every((x) => x === data[0]);
+          const init = same && (data[0] === 0 || data[0] === 1) ? (data[0] ? "ones()" : "zeros()") : initRule ?? (v.dims.length >= 2 ? "he()" : "zeros()");
           paramDecls.push(`  param ${p}: f32${v.dims.length ? `[${v.dims.join(", ")}]` : ""} = ${init}${p !== key ? `  // onnx: ${key}` : ""}`);
           weights[`${model}.${p}`] = new Tensor("f32", [...v.dims], Float32Array.from(data));
         }
         return p;
       },
-      emit(expr, shape): TensorVal {
+      emit(expr, shape, dtype): TensorVal {
         const hint = varHint(n.output?.[0] || n.opType || "t");
         const v = names.take(BUILTINS.has(hint) ? `${hint}_out` : hint, "t");
         body.push(`    let ${v} = ${expr}`);
-        return { kind: "tensor", expr: v, shape };
+        return { kind: "tensor", expr: v, shape, ...(dtype && dtype !== "f32" ? { dtype } : {}) };
       },
       fail,
     };
@@ -175,8 +208,8 @@ function importModel(bytes: Uint8Array, file: string, weightsFile: string): Impo
     if (v.kind === "const") throw new ImportError(`${file}: output '${o.name}' is a constant; kiln import needs outputs computed from the inputs`);
     return v;
   });
-  const ty = (s: Dim[]) => `f32${s.length ? `[${s.join(", ")}]` : ""}`;
-  const ret = results.length === 1 ? ty(results[0]!.shape) : `(${results.map((r) => ty(r.shape)).join(", ")})`;
+  const ty = (r: TensorVal) => `${r.dtype ?? "f32"}${r.shape.length ? `[${r.shape.join(", ")}]` : ""}`;
+  const ret = results.length === 1 ? ty(results[0]!) : `(${results.map(ty).join(", ")})`;
   // The last let is returned directly when it is the only output, so the program ends like a hand-written one.
   const last = body[body.length - 1];
   if (results.length === 1 && last?.startsWith(`    let ${results[0]!.expr} = `)) body[body.length - 1] = `    return ${last.slice(`    let ${results[0]!.expr} = `.length)}`;

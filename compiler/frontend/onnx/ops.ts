@@ -2,80 +2,12 @@
 // folding it at import time (the shape arithmetic exporters emit: Shape -> Gather -> Concat -> Reshape, Constant).
 
 import type { OnnxNs } from "../../export/onnx/proto.js";
-import { readTensor, type ConstVal, type Dim, type TensorVal, type Val } from "./values.js";
+import { readTensor, type Dim } from "./values.js";
+import { axisOf, binary, broadcast, ints, isConst, list, num, outSize, pads2d, pair, prod, req, reshapeTo, shapeOf, unary, type OpCtx, type Rule } from "./ops-util.js";
+import { TENSOR_OPS } from "./ops-tensor.js";
+import { NN_OPS } from "./ops-nn.js";
 
-export interface OpCtx {
-  node: OnnxNs.INodeProto;
-  /** The i-th input; undefined when absent (an empty name). */
-  input(i: number): Val | undefined;
-  attr<T>(name: string, dflt: T): T;
-  /**
-   * A Kiln expression for a value a run-time op reads (an initializer becomes a param; a scalar, a literal);
-   * `init` is the param's initialiser in the program (the weights file holds the real values).
-   */
-  expr(v: Val, init?: string): string;
-  /** Binds `expr` to a new variable with this shape. */
-  emit(expr: string, shape: Dim[]): TensorVal;
-  fail(msg: string): never;
-}
-
-type Rule = (c: OpCtx) => Val[];
-
-const isConst = (v: Val | undefined): v is ConstVal => v?.kind === "const";
-const shapeOf = (v: Val): Dim[] => (v.kind === "const" ? v.dims : v.shape);
-const prod = (ds: number[]) => ds.reduce((a, b) => a * b, 1);
-const list = (ds: readonly Dim[]) => `[${ds.join(", ")}]`;
-const ints = (c: OpCtx, v: Val | undefined, what: string): Dim[] => {
-  if (!isConst(v) || v.float) c.fail(`${what} must be a constant integer tensor (kiln import folds shape arithmetic, but this one depends on run-time values)`);
-  return [...(v.data as Dim[])];
-};
-const num = (c: OpCtx, d: Dim, what: string): number => (typeof d === "number" ? d : c.fail(`${what} is the symbolic dim '${d}'; it must be a known size`));
-const axisOf = (c: OpCtx, a: number, rank: number) => (a < -rank || a >= rank ? c.fail(`axis ${a} is out of range for rank ${rank}`) : a < 0 ? a + rank : a);
-const req = (c: OpCtx, i: number): Val => c.input(i) ?? c.fail(`input ${i} is missing`);
-
-/** numpy broadcasting over possibly symbolic dims. */
-function broadcast(c: OpCtx, a: Dim[], b: Dim[]): Dim[] {
-  const n = Math.max(a.length, b.length);
-  return Array.from({ length: n }, (_, k) => {
-    const x = a[a.length - n + k] ?? 1, y = b[b.length - n + k] ?? 1;
-    if (x === y || y === 1) return x;
-    if (x === 1) return y;
-    return c.fail(`shapes ${list(a)} and ${list(b)} do not broadcast`);
-  });
-}
-
-function foldBinary(a: ConstVal, b: ConstVal, f: (x: number, y: number) => number, c: OpCtx): ConstVal {
-  const shape = broadcast(c, a.dims, b.dims) as number[];
-  const n = prod(shape);
-  const at = (v: ConstVal, i: number) => {
-    // Index of output element i in a broadcast operand (right-aligned).
-    let idx = 0, stride = 1, rest = i;
-    const off = shape.length - v.dims.length;
-    const coord: number[] = [];
-    for (let k = shape.length - 1; k >= 0; k--) { coord[k] = rest % shape[k]!; rest = Math.floor(rest / shape[k]!); }
-    for (let k = v.dims.length - 1; k >= 0; k--) { idx += (v.dims[k] === 1 ? 0 : coord[k + off]!) * stride; stride *= v.dims[k]!; }
-    const d = v.data[idx]!;
-    return typeof d === "number" ? d : c.fail(`shape arithmetic on the symbolic dim '${d}' is not folded yet`);
-  };
-  const out = Array.from({ length: n }, (_, i) => f(at(a, i), at(b, i)));
-  const float = a.float || b.float;
-  return { kind: "const", dims: shape, data: float ? Float32Array.from(out) : out.map(Math.trunc), float };
-}
-
-function binary(op: string, f: (x: number, y: number) => number): Rule {
-  return (c) => {
-    const a = req(c, 0), b = req(c, 1);
-    if (isConst(a) && isConst(b) && !a.init && !b.init) return [foldBinary(a, b, f, c)];
-    return [c.emit(`${c.expr(a)} ${op} ${c.expr(b)}`, broadcast(c, shapeOf(a), shapeOf(b)))];
-  };
-}
-
-function unary(fn: string): Rule {
-  return (c) => {
-    const x = req(c, 0);
-    return [c.emit(`${fn}(${c.expr(x)})`, shapeOf(x))];
-  };
-}
+export type { OpCtx } from "./ops-util.js";
 
 function softmaxLike(fn: string): Rule {
   return (c) => {
@@ -86,44 +18,13 @@ function softmaxLike(fn: string): Rule {
   };
 }
 
-/** A Kiln int-or-pair argument: `2` when both sides agree. */
-const pair = (v: number[]) => (v[0] === v[1] ? `${v[0]}` : list(v));
-
-function pads2d(c: OpCtx): number[] {
-  if (c.attr("auto_pad", "NOTSET") !== "NOTSET") c.fail(`auto_pad is not supported; re-export with explicit pads`);
-  const p = c.attr<number[]>("pads", [0, 0, 0, 0]);
-  if (p.length !== 4 || p[0] !== p[2] || p[1] !== p[3]) c.fail(`pads [${p.join(", ")}] are not symmetric; Kiln pads both sides of each axis equally`);
-  return [p[0]!, p[1]!];
-}
-
-const outSize = (c: OpCtx, h: Dim, k: number, s: number, p: number, d: number) => Math.floor((num(c, h, "a spatial dim") + 2 * p - d * (k - 1) - 1) / s) + 1;
-
-function reshapeTo(c: OpCtx, x: Val, target: Dim[]): Val[] {
-  const from = shapeOf(x);
-  const dims = target.map((d, k) => (d === 0 ? (from[k] ?? c.fail(`shape 0 at axis ${k} has no input dim to copy`)) : d));
-  const infer = dims.indexOf(-1);
-  if (infer >= 0) {
-    const symOut = dims.filter((d) => typeof d === "string");
-    const left = from.filter((d) => typeof d === "string");
-    for (const d of symOut) left.splice(left.indexOf(d) >>> 0, left.includes(d) ? 1 : 0);
-    const ratio = prod(from.filter((d): d is number => typeof d === "number")) / prod(dims.filter((d): d is number => typeof d === "number" && d !== -1));
-    // The -1 is a known size, or exactly one symbolic dim of the input (a batch flattened with a constant row size).
-    if (left.length + symOut.length !== from.filter((d) => typeof d === "string").length || left.length > 1 || (left.length === 1 && ratio !== 1) || !Number.isInteger(ratio)) {
-      c.fail(`cannot infer the -1 dim of ${list(dims)} from ${list(from)}`);
-    }
-    dims[infer] = left.length ? left[0]! : ratio;
-  }
-  if (isConst(x) && !x.init) return [{ ...x, dims: dims.map((d) => num(c, d, "a folded reshape")) }];
-  const rank = dims.length;
-  if (rank === 2 && dims[0] === from[0] && from.length > 2) return [c.emit(`flatten(${c.expr(x)})`, dims)];
-  return [c.emit(`reshape(${c.expr(x)}, ${list(dims)})`, dims)];
-}
-
 export const OPS: Record<string, Rule> = {
-  Add: binary("+", (x, y) => x + y),
-  Sub: binary("-", (x, y) => x - y),
-  Mul: binary("*", (x, y) => x * y),
-  Div: binary("/", (x, y) => (Number.isInteger(x) && Number.isInteger(y) ? Math.trunc(x / y) : x / y)),
+  ...TENSOR_OPS,
+  ...NN_OPS,
+  Add: binary("+"),
+  Sub: binary("-"),
+  Mul: binary("*"),
+  Div: binary("/"),
   Relu: unary("relu"),
   Sigmoid: unary("sigmoid"),
   Tanh: unary("tanh"),
@@ -139,7 +40,12 @@ export const OPS: Record<string, Rule> = {
     const x = req(c, 0);
     return [c.emit(`1 / ${c.expr(x)}`, shapeOf(x))];
   },
-  Identity: (c) => [req(c, 0)],
+  // torch.onnx.export shares equal initializers (every LayerNorm's ones) through Identity: each stays its own
+  // param, as it was in the model, so fine-tuning can move them apart.
+  Identity: (c) => {
+    const x = req(c, 0);
+    return [isConst(x) && x.init && c.node.output?.[0] ? { ...x, init: c.node.output[0] } : x];
+  },
   // In eval mode (the exported graph's) dropout is the identity; kept as a call so a train block drops again.
   Dropout: (c) => {
     const x = req(c, 0);
@@ -180,20 +86,6 @@ export const OPS: Record<string, Rule> = {
     if (d.some((v) => v !== 1)) args.push(`dilation: ${pair(d)}`);
     if (g !== 1) args.push(`groups: ${g}`);
     return [c.emit(`conv2d(${args.join(", ")})`, [xs[0]!, ws[0]!, outSize(c, xs[2]!, k[0]!, s[0]!, p[0]!, d[0]!), outSize(c, xs[3]!, k[1]!, s[1]!, p[1]!, d[1]!)])];
-  },
-  MaxPool: (c) => {
-    const x = req(c, 0);
-    const xs = shapeOf(x);
-    if (xs.length !== 4) c.fail(`only 2-D pooling (input [N, C, H, W]) is imported, got rank ${xs.length}`);
-    if (c.node.output!.length > 1 && c.node.output![1]) c.fail(`MaxPool's indices output is not supported`);
-    if (c.attr("ceil_mode", 0)) c.fail(`ceil_mode=1 is not supported; Kiln rounds pooled sizes down`);
-    if (c.attr<number[]>("dilations", [1, 1]).some((v) => v !== 1)) c.fail(`dilated pooling is not supported`);
-    const k = c.attr<number[]>("kernel_shape", []), s = c.attr<number[]>("strides", [1, 1]), p = pads2d(c);
-    if (k.length !== 2) c.fail(`kernel_shape must have 2 entries`);
-    const args = [c.expr(x), pair(k)];
-    if (s[0] !== k[0] || s[1] !== k[1]) args.push(`stride: ${pair(s)}`);
-    if (p.some((v) => v !== 0)) args.push(`padding: ${pair(p)}`);
-    return [c.emit(`max_pool2d(${args.join(", ")})`, [xs[0]!, xs[1]!, outSize(c, xs[2]!, k[0]!, s[0]!, p[0]!, 1), outSize(c, xs[3]!, k[1]!, s[1]!, p[1]!, 1)])];
   },
   BatchNormalization: (c) => {
     if (c.attr("training_mode", 0)) c.fail(`training_mode=1 is not supported; export the model in eval mode`);
@@ -240,14 +132,6 @@ export const OPS: Record<string, Rule> = {
     s = s.slice(start < 0 ? start + rank : start, end < 0 ? end + rank : end);
     return [{ kind: "const", dims: [s.length], data: s, float: false }];
   },
-  Gather: (c) => {
-    const x = c.input(0), idx = c.input(1);
-    if (!isConst(x) || !isConst(idx) || x.dims.length !== 1) return c.fail(`Gather is imported only as shape arithmetic (a constant 1-D tensor indexed by constants)`);
-    const n = x.dims[0]!;
-    const pick = (i: Dim) => x.data[(num(c, i, "an index") + n) % n]!;
-    const data = Array.from(idx.data as ArrayLike<Dim>, pick);
-    return [{ kind: "const", dims: idx.dims, data: x.float ? Float32Array.from(data as number[]) : (data as Dim[]), float: x.float }];
-  },
   Unsqueeze: (c) => {
     const x = req(c, 0);
     const axes = c.input(1) ? ints(c, c.input(1), "Unsqueeze's axes").map((a) => num(c, a, "an axis")) : c.attr<number[]>("axes", []);
@@ -262,20 +146,5 @@ export const OPS: Record<string, Rule> = {
     const axes = c.input(1) ? ints(c, c.input(1), "Squeeze's axes").map((a) => num(c, a, "an axis")) : c.attr<number[]>("axes", xs.flatMap((d, k) => (d === 1 ? [k] : [])));
     const drop = new Set(axes.map((a) => axisOf(c, a, xs.length)));
     return reshapeTo(c, x, xs.filter((_, k) => !drop.has(k)));
-  },
-  Concat: (c) => {
-    const vs = (c.node.input ?? []).map((_, i) => c.input(i)).filter((v): v is Val => v !== undefined);
-    if (!vs.every(isConst) || vs.some((v) => v.dims.length !== 1)) return c.fail(`Concat is imported only as shape arithmetic (constant 1-D tensors)`);
-    const data = vs.flatMap((v) => Array.from(v.data as ArrayLike<Dim>));
-    const float = vs.some((v) => v.float);
-    return [{ kind: "const", dims: [data.length], data: float ? Float32Array.from(data as number[]) : data, float }];
-  },
-  Cast: (c) => {
-    const x = c.input(0);
-    if (!isConst(x)) return c.fail(`Cast of a run-time tensor is not imported yet (only f32 tensors are)`);
-    const to = c.attr("to", 1);
-    const float = to === 1 || to === 11 || to === 10;
-    const data = Array.from(x.data as ArrayLike<Dim>);
-    return [{ kind: "const", dims: x.dims, data: float ? Float32Array.from(data as number[]) : data.map((d) => (typeof d === "number" ? Math.trunc(d) : d)), float }];
   },
 };

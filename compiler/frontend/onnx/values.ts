@@ -5,7 +5,9 @@ import type { OnnxNs } from "../../export/onnx/proto.js";
 import { onnx } from "../../export/onnx/proto.js";
 import { KilnError } from "../../../runtime/errors.js";
 
-export type Dim = number | string;
+import type { Dim } from "./dims.js";
+
+export type { Dim } from "./dims.js";
 
 /** Known at import time: initializers, Constant outputs and the shape arithmetic exporters emit. */
 export interface ConstVal {
@@ -14,6 +16,8 @@ export interface ConstVal {
   /** Integers may be symbolic (a dim name from Shape of a run-time tensor); floats are plain numbers. */
   data: Dim[] | Float32Array;
   float: boolean;
+  /** Truth values (BOOL tensors, folded comparisons): 0 or 1 in `data`. */
+  bool?: boolean;
   /** The initializer it came from: such a value becomes a param when a run-time op reads it. */
   init?: string;
 }
@@ -23,6 +27,8 @@ export interface TensorVal {
   /** A Kiln expression: a variable, a param or a literal. */
   expr: string;
   shape: Dim[];
+  /** Kiln's dtype for it; f32 when absent (ONNX int64/int32 become i32). */
+  dtype?: "f32" | "i32" | "bool";
 }
 
 export type Val = ConstVal | TensorVal;
@@ -60,7 +66,7 @@ export function readTensor(t: OnnxNs.ITensorProto, where: string): ConstVal {
     case T.INT32: case T.INT8: case T.UINT8: case T.BOOL: {
       const get = (i: number) => (t.dataType === T.INT32 ? view!.getInt32(i * 4, true) : t.dataType === T.INT8 ? view!.getInt8(i) : view!.getUint8(i));
       const data = view ? Array.from({ length: count }, (_, i) => get(i)) : (t.int32Data ?? []).map(Number);
-      return { kind: "const", dims, data, float: false };
+      return { kind: "const", dims, data, float: false, ...(t.dataType === T.BOOL ? { bool: true } : {}) };
     }
     default:
       throw new ImportError(`${where}: tensor '${t.name ?? ""}' has element type ${T[t.dataType ?? 0] ?? t.dataType}, which kiln import does not read yet (floats and integers only)`);

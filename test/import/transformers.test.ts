@@ -1,0 +1,41 @@
+// kiln import of sequence models exported by torch 1.13 (random weights, test/import/make_nets.py): a BERT-like
+// nn.TransformerEncoder with embeddings (opset 14, LayerNorm decomposed into ReduceMean/Sub/Pow/Sqrt/Div; opset 17,
+// LayerNormalization) and a GPT-2-like decoder with a causal mask buffer. Goldens: onnxruntime-node on the same ids.
+import { beforeAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { closeness, lcg, python, pythonWith, tmp } from "../export/helpers.js";
+import { importAndLoad, ortOutput } from "./helpers.js";
+
+const HAVE_TORCH = pythonWith("kiln import (transformer models)", ["torch", "onnx"]);
+const SCRIPT = readFileSync(join(__dirname, "make_nets.py"), "utf8");
+
+/** Token ids in [0, vocab) from the seeded generator. */
+const ids = (n: number, vocab: number, seed: number) => Int32Array.from(lcg(n, seed), (v) => Math.min(vocab - 1, Math.floor(((v + 1) / 2) * vocab)));
+
+describe.skipIf(!HAVE_TORCH)("kiln import: transformer models from torch.onnx.export", () => {
+  const dir = tmp();
+  beforeAll(() => {
+    python(SCRIPT, [dir, "encoder", "encoder17", "gpt"], { timeout: 300_000 });
+  }, 300_000);
+
+  const CASES = [
+    { name: "encoder", vocab: 50, out: 3, expect: [/embedding\(x, emb_weight\)/, /erf\(/, /mean\(\w+, axis: 2, keepdims: true\)/, /reshape\(\w+, \[16, 4 \* batch, 8\]\)/] },
+    { name: "encoder17", vocab: 50, out: 3, expect: [/layer_norm\(/, /erf\(/] },
+    { name: "gpt", vocab: 40, out: 16 * 40, expect: [/= tril\(ones\(\[1, 1, 16, 16\]\)\)\n/, /where\(\w+, \(-3\.4028234e38\), \w+\)/, /reshape\(wpe_weight, \[1, 16, 32\]\)/, /embedding\(x, wte_weight\)/] },
+  ];
+  for (const c of CASES) {
+    it(`${c.name}: the imported program matches onnxruntime-node at batch 1 and 3`, async () => {
+      const m = await importAndLoad(dir, c.name);
+      for (const re of c.expect) expect(m.source).toMatch(re);
+      expect(m.source).not.toMatch(/\b(shape|concat|unsqueeze|constant)\b/i);
+      for (const batch of [1, 3]) {
+        const x = ids(batch * 16, c.vocab, 11 + batch);
+        const want = await ortOutput(join(dir, `${c.name}.onnx`), x, [batch, 16]);
+        const got = m.call(x, [batch, 16]);
+        expect(got.length).toBe(batch * c.out);
+        expect(closeness(got, want, 1e-4, 1e-5), `${got.slice(0, 4)} vs ${want.slice(0, 4)}`).toBeLessThanOrEqual(1);
+      }
+    }, 120_000);
+  }
+});
