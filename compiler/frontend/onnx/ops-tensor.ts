@@ -2,7 +2,7 @@
 // comparisons, casts and the math ops without a layer of their own. Each folds when its operands are import-time
 // constants (shape arithmetic, masks built from buffers) and otherwise maps onto Kiln builtins.
 
-import { binary, constAt, constOf, dtypeOf, foldable, ints, isConst, list, num, prod, req, reshapeTo, shapeOf, sliceExpr, unary, axisOf, broadcast, type OpCtx, type Rule } from "./ops-util.js";
+import { binary, constAt, constOf, dtypeOf, foldable, ints, isConst, list, num, prod, req, reshapeTo, shapeOf, sliceExpr, unary, axisOf, broadcast, type OpCtx, type Range, type Rule } from "./ops-util.js";
 import { readTensor, type ConstVal, type Dim, type Val } from "./values.js";
 
 /** A constant's elements in row-major order, indexed by an N-D coordinate. */
@@ -40,7 +40,8 @@ const Gather: Rule = (c) => {
     const ids = Array.from(idx.data as ArrayLike<Dim>, (d) => (num(c, d, "an index") + size) % size);
     const contiguous = ids.every((v, k) => v === ids[0]! + k);
     if (!ids.length || !contiguous) c.fail(`Gather with the constant indices [${ids.join(", ")}] is imported only for a contiguous run`);
-    const s = sliceExpr(c.expr(x), xs, axis, ids[0]!, ids[0]! + ids.length, 1);
+    if (!idx.dims.length) return [c.emit(`${c.expr(x)}[${[...xs.slice(0, axis).map(() => ":"), ids[0]].join(", ")}]`, [...xs.slice(0, axis), ...xs.slice(axis + 1)], dtypeOf(x))];
+    const s = sliceExpr(c.expr(x), xs, [{ axis, start: ids[0]!, end: ids[0]! + ids.length, step: 1 }]);
     const picked = s.expr === c.expr(x) ? x : c.emit(s.expr, s.shape, dtypeOf(x));
     return reshapeTo(c, picked, [...xs.slice(0, axis), ...idx.dims, ...xs.slice(axis + 1)]);
   }
@@ -76,7 +77,7 @@ const Slice: Rule = (c) => {
     if (steps[k]! < 1) c.fail(`a negative or zero step (${steps[k]}) is not supported; Kiln slices forwards`);
     const [s, e] = clampRange(starts[k]!, ends[k]!, steps[k]!, n);
     return { axis: a, start: s, end: Math.max(s, e), step: steps[k]! };
-  }).filter((r) => r !== undefined);
+  }).filter((r): r is Range => r !== undefined);
   if (foldable(x)) {
     const outDims = [...x.dims];
     for (const r of ranges) outDims[r.axis] = Math.ceil((r.end - r.start) / r.step);
@@ -85,9 +86,8 @@ const Slice: Rule = (c) => {
       return r ? r.start + v * r.step : v;
     }))];
   }
-  let e = c.expr(x), shape = xs;
-  for (const r of ranges) ({ expr: e, shape } = sliceExpr(e, shape, r.axis, r.start, r.end, r.step));
-  return [e === c.expr(x) && x.kind === "tensor" ? x : c.emit(e, shape, dtypeOf(x))];
+  const s = sliceExpr(c.expr(x), xs, ranges);
+  return [s.expr === c.expr(x) && x.kind === "tensor" ? x : c.emit(s.expr, s.shape, dtypeOf(x))];
 };
 
 const Split: Rule = (c) => {
@@ -100,7 +100,7 @@ const Split: Rule = (c) => {
   const sizes = given ?? Array.from({ length: outs }, (_, k) => Math.min(Math.ceil(n / outs), n - k * Math.ceil(n / outs)));
   let at = 0;
   return sizes.map((len) => {
-    const s = sliceExpr(c.expr(x), xs, axis, at, (at += len), 1);
+    const s = sliceExpr(c.expr(x), xs, [{ axis, start: at, end: (at += len), step: 1 }]);
     return c.emit(s.expr, s.shape, dtypeOf(x));
   });
 };

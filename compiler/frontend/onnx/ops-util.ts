@@ -127,14 +127,26 @@ export function reshapeTo(c: OpCtx, x: Val, target: Dim[]): Val[] {
   return [c.emit(`reshape(${c.expr(x)}, ${list(dims)})`, dims, dtypeOf(x))];
 }
 
-/** `slice(x, ...)` along one axis, or x itself when the range is the whole axis. */
-export function sliceExpr(xe: string, shape: Dim[], axis: number, start: number, end: number, step: number): { expr: string; shape: Dim[] } {
-  const n = shape[axis]!;
-  const count = Math.max(0, Math.ceil((end - start) / step));
-  if (start === 0 && step === 1 && end === n) return { expr: xe, shape };
+export interface Range {
+  axis: number;
+  start: number;
+  end: number;
+  step: number;
+}
+
+/** Python-style indexing, `x[:, 1:4, :, ::2]`, for ranges along known axes; x itself when every range is whole. */
+export function sliceExpr(xe: string, shape: Dim[], ranges: Range[]): { expr: string; shape: Dim[] } {
+  const cut = ranges.filter((r) => !(r.start === 0 && r.step === 1 && r.end === shape[r.axis]));
+  if (!cut.length) return { expr: xe, shape };
   const out = [...shape];
-  out[axis] = count;
-  return { expr: `slice(${xe}, axis: ${axis}, start: ${start}, end: ${end}${step !== 1 ? `, step: ${step}` : ""})`, shape: out };
+  const last = Math.max(...cut.map((r) => r.axis));
+  const items = shape.slice(0, last + 1).map((_, k) => {
+    const r = cut.find((q) => q.axis === k);
+    if (!r) return ":";
+    out[k] = Math.max(0, Math.ceil((r.end - r.start) / r.step));
+    return `${r.start || ""}:${r.end === shape[k] ? "" : r.end}${r.step !== 1 ? `:${r.step}` : ""}`;
+  });
+  return { expr: `${xe}[${items.join(", ")}]`, shape: out };
 }
 
 /** A Kiln int-or-pair argument: `2` when both sides agree. */
