@@ -90,4 +90,41 @@ describe("kiln import: a hand-built graph of the tensor and layer ops", () => {
       expect(closeness(got[i]!.data, w), `${o.name}: ${got[i]!.data.slice(0, 4)} vs ${w.slice(0, 4)}`).toBeLessThanOrEqual(1);
     });
   });
+
+  it("a decomposed LayerNorm and Erf GELU are fused into layer_norm and gelu, but not when an inner value is used elsewhere", async () => {
+    const { encodeModel, node, tensor, valueInfo, ElemType } = await import("../../compiler/export/onnx/proto.js");
+    const F = ElemType.FLOAT;
+    const scalar = (name: string, v: number) => tensor(name, F, [], Float32Array.of(v));
+    const graph = {
+      name: "fused",
+      input: [valueInfo("x", F, ["N", 8])],
+      output: [valueInfo("g", F, ["N", 8]), valueInfo("g2", F, ["N", 8]), valueInfo("e2", F, ["N", 8])],
+      initializer: [tensor("gamma", F, [8], lcg(8, 1)), tensor("beta", F, [8], lcg(8, 2)), scalar("two", 2), scalar("eps", 1e-3), scalar("sqrt2", Math.SQRT2), scalar("one", 1), scalar("half", 0.5)],
+      node: [
+        node("ReduceMean", ["x"], ["m"], "m", { axes: [-1] }), node("Sub", ["x", "m"], ["d"], "d"), node("Pow", ["d", "two"], ["p"], "p"),
+        node("ReduceMean", ["p"], ["v"], "v", { axes: [-1] }), node("Add", ["v", "eps"], ["a"], "a"), node("Sqrt", ["a"], ["s"], "s"),
+        node("Div", ["d", "s"], ["n"], "n"), node("Mul", ["n", "gamma"], ["y1"], "y1"), node("Add", ["y1", "beta"], ["ln"], "ln"),
+        node("Div", ["ln", "sqrt2"], ["q"], "q"), node("Erf", ["q"], ["e"], "e"), node("Add", ["e", "one"], ["b"], "b"), node("Mul", ["ln", "b"], ["c"], "c"), node("Mul", ["c", "half"], ["g"], "g"),
+        // The same GELU on x, but its Erf is also an output: left as it is.
+        node("Div", ["x", "sqrt2"], ["q2"], "q2"), node("Erf", ["q2"], ["e2"], "e2"), node("Add", ["one", "e2"], ["b2"], "b2"), node("Mul", ["b2", "x"], ["c2"], "c2"), node("Mul", ["half", "c2"], ["g2"], "g2"),
+      ],
+    };
+    const dir = tmp();
+    const file = join(dir, "fused.onnx");
+    const bytes = encodeModel({ graph });
+    writeFileSync(file, bytes);
+    expect((await kiln("import", file, "--out", join(dir, "out"))).err).toBe("");
+    const src = readFileSync(join(dir, "out", "fused.kiln"), "utf8");
+    expect(src).toContain("let ln = layer_norm(x, gamma, beta, eps: 0.001)");
+    expect(src).toContain("let g = gelu(ln)");
+    expect(src).toContain("erf(q2)");
+    expect(src).not.toMatch(/\bsqrt\(|\*\* 2/);
+    const x = lcg(3 * 8, 4, 3);
+    const want = await (await ort.InferenceSession.create(bytes)).run({ x: new ort.Tensor("float32", x, [3, 8]) });
+    const b = await buildWasm(compileToIR(src, "fused.kiln").ir!, "fused");
+    const mod = await loadKilnModule(b.manifest, b.wasm);
+    for (const [k, t] of Object.entries(parseSafetensors(readFileSync(join(dir, "out", "fused.safetensors"))).tensors)) mod.setParam(k, t);
+    const got = mod.call("Fused.forward", { x }, { N: 3 }) as unknown as { data: Float32Array }[];
+    graph.output.forEach((o, i) => expect(closeness(got[i]!.data, want[o.name!]!.data as Float32Array), o.name!).toBeLessThanOrEqual(1));
+  });
 });

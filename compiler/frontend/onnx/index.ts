@@ -6,6 +6,7 @@ import type { OnnxNs } from "../../export/onnx/proto.js";
 import { decodeModel, onnx } from "../../export/onnx/proto.js";
 import { Tensor } from "../../../runtime/tensor.js";
 import { OPS, type OpCtx } from "./ops.js";
+import { fuse } from "./fuse.js";
 import { ImportError, Names, readTensor, varHint, type ConstVal, type Dim, type TensorVal, type Val } from "./values.js";
 
 export { ImportError } from "./values.js";
@@ -41,9 +42,9 @@ function attrValue(a: OnnxNs.IAttributeProto): unknown {
 }
 
 /** Every node whose op has no rule, grouped: "Erf x2 (/Erf, /Erf_1)". */
-function unsupported(g: OnnxNs.IGraphProto, file: string): void {
+function unsupported(nodes: OnnxNs.INodeProto[], file: string): void {
   const bad = new Map<string, string[]>();
-  for (const [k, n] of (g.node ?? []).entries()) {
+  for (const [k, n] of nodes.entries()) {
     const op = n.domain && n.domain !== "ai.onnx" ? `${n.domain}.${n.opType}` : n.opType ?? "?";
     if (!(n.domain && n.domain !== "ai.onnx") && OPS[op]) continue;
     bad.set(op, [...(bad.get(op) ?? []), n.name || `#${k}`]);
@@ -116,7 +117,8 @@ function importModel(bytes: Uint8Array, file: string, weightsFile: string): Impo
   const opset = (m.opsetImport ?? []).find((o) => !o.domain || o.domain === "ai.onnx");
   const version = opset ? Number(opset.version) : 0;
   if (version < 13 || version > 17) throw new ImportError(`${file}: opset ${version || "(none)"}; kiln import reads opsets 13 to 17 (re-export with opset_version=17)`);
-  unsupported(g, file);
+  const nodes = fuse(g);
+  unsupported(nodes, file);
 
   const model = modelName(file);
   const vals = new Map<string, Val>();
@@ -150,7 +152,7 @@ function importModel(bytes: Uint8Array, file: string, weightsFile: string): Impo
   }
 
   const body: string[] = [];
-  for (const [k, n] of (g.node ?? []).entries()) {
+  for (const [k, n] of nodes.entries()) {
     const where = `${file}: node '${n.name || `#${k}`}' (${n.opType})`;
     const attrs = new Map((n.attribute ?? []).map((a) => [a.name!, attrValue(a)]));
     const fail = (msg: string): never => {

@@ -72,7 +72,15 @@ const LeakyRelu: Rule = (c) => {
   return [c.emit(`where(${e} > 0, ${e}, ${+a.toPrecision(7)} * ${e})`, shapeOf(x))];
 };
 
+/** ONNX opset 20's Gelu; before that, what fuse.ts makes of the exporters' Erf (or Tanh) arithmetic. */
+const Gelu: Rule = (c) => {
+  const x = req(c, 0);
+  const tanh = c.attr<string>("approximate", "none") === "tanh";
+  return [c.emit(`gelu(${c.expr(x)}${tanh ? ", approximate: true" : ""})`, shapeOf(x))];
+};
+
 export const NN_OPS: Record<string, Rule> = {
+  Gelu,
   MaxPool: pool("max_pool2d"),
   AveragePool: pool("avg_pool2d"),
   GlobalAveragePool,
