@@ -24,7 +24,17 @@ class Encoder(nn.Module):
 
     def forward(s, ids):
         h = s.emb(ids) + s.pos[:, : ids.shape[1]]
-        return s.head(s.norm(s.enc(h)).mean(dim=1))
+        return s.head(s.norm(s.enc(h, mask=s.mask(ids.shape[1]))).mean(dim=1))
+
+    def mask(s, T):
+        return None
+
+
+class CausalEncoder(Encoder):
+    """The encoder as a decoder-only model: nn.Transformer's additive causal mask (0 below, -inf above)."""
+
+    def mask(s, T):
+        return nn.Transformer.generate_square_subsequent_mask(T)
 
 
 class Block(nn.Module):
@@ -85,6 +95,7 @@ MODELS = {
     # name: (module, example input, opset); the sequence models' T is fixed, the batch symbolic.
     "encoder": (Encoder, lambda: torch.randint(0, 50, (2, 16)), 14),
     "encoder17": (Encoder, lambda: torch.randint(0, 50, (2, 16)), 17),
+    "encoder_causal": (CausalEncoder, lambda: torch.randint(0, 50, (2, 16)), 14),
     "gpt": (GPT, lambda: torch.randint(0, 40, (2, 16)), 14),
     "resnet18": (lambda: vision("resnet18"), lambda: torch.randn(1, 3, 64, 64), 13),
     "mobilenet_v2": (lambda: vision("mobilenet_v2"), lambda: torch.randn(1, 3, 64, 64), 13),

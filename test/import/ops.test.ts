@@ -10,7 +10,7 @@ import { parseSafetensors } from "../../runtime/safetensors.js";
 import { closeness, kiln, lcg, tmp } from "../export/helpers.js";
 
 describe("kiln import: a hand-built graph of the tensor and layer ops", () => {
-  it("Gather (embedding, constant index), Slice with steps, Split, Concat, Max/Min, Where, Less/Greater, Clip, LeakyRelu, unary math, Pow, AveragePool, GlobalMaxPool, ReduceSum/ReduceMax, Expand, ConstantOfShape of a symbolic shape, Cast, Squeeze match onnxruntime-node", async () => {
+  it("Gather (embedding, constant index), Slice with steps, Split, Concat, Max/Min, Where, Less/Greater, Clip, LeakyRelu, unary math, Pow, AveragePool, GlobalMaxPool, ReduceSum/ReduceMax, Expand, ConstantOfShape of a symbolic shape, Cast, Squeeze, Trilu match onnxruntime-node", async () => {
     const { encodeModel, node, tensor, valueInfo, ElemType } = await import("../../compiler/export/onnx/proto.js");
     const F = ElemType.FLOAT, I = ElemType.INT64;
     const i64 = (name: string, v: number[]) => tensor(name, I, [v.length], BigInt64Array.from(v, BigInt));
@@ -21,12 +21,12 @@ describe("kiln import: a hand-built graph of the tensor and layer ops", () => {
       output: [
         valueInfo("emb", F, ["N", 3, 5]), valueInfo("pick", F, ["N", 6, 6]), valueInfo("sl", F, ["N", 3, 6, 3]), valueInfo("mm", F, ["N", 4, 6, 6]),
         valueInfo("wh", F, ["N", 4, 6, 6]), valueInfo("pool", F, ["N", 4, 3, 3]), valueInfo("red", F, ["N", 4]), valueInfo("ex", F, ["N", 4, 6, 6]),
-        valueInfo("cs", F, ["N", 4, 6, 6]), valueInfo("gmp", F, ["N", 4]),
+        valueInfo("cs", F, ["N", 4, 6, 6]), valueInfo("gmp", F, ["N", 4]), valueInfo("tri", F, ["N", 4, 6, 6]),
       ],
       initializer: [
         tensor("table", F, [10, 5], lcg(50, 3)), tensor("two", I, [], BigInt64Array.of(2n)),
         i64("starts", [1, 0]), i64("ends", [4, 1000]), i64("axes", [1, 3]), i64("steps", [1, 2]), i64("sizes", [1, 3]),
-        i64("hw", [2, 3]), i64("expand", [1, 4, 1, 1]), scalar("tenth", 0.1), scalar("lo", -0.5), scalar("hi", 0.8), scalar("three", 3), scalar("zero", 0),
+        i64("hw", [2, 3]), tensor("k1", I, [], BigInt64Array.of(1n)), i64("expand", [1, 4, 1, 1]), scalar("tenth", 0.1), scalar("lo", -0.5), scalar("hi", 0.8), scalar("three", 3), scalar("zero", 0),
       ],
       node: [
         node("Gather", ["table", "ids"], ["emb"], "emb"),
@@ -61,6 +61,7 @@ describe("kiln import: a hand-built graph of the tensor and layer ops", () => {
         node("Mul", ["gtf", "cube"], ["cs"], "cs"),
         node("GlobalMaxPool", ["x"], ["gm"], "gm"),
         node("Squeeze", ["gm", "hw"], ["gmp"], "gmp"),
+        node("Trilu", ["x", "k1"], ["tri"], "tri"),
       ],
     };
     const dir = tmp();
@@ -72,7 +73,7 @@ describe("kiln import: a hand-built graph of the tensor and layer ops", () => {
     const src = readFileSync(join(dir, "out", "ops.kiln"), "utf8");
     expect(src).toContain("fn forward(x: f32[N, 4, 6, 6], ids: i32[N, 3])");
     for (const s of ["embedding(ids, table)", "x[:, 1:, :, ::2]", "x[:, 2]", "x[:, :1]", "x[:, 1:]", "concat(", "maximum(", "minimum(", "where(", "clamp(x, min: (-0.5))",
-      "avg_pool2d(x, 2)", "sum(x, axis: [2, 3])", "broadcast_to(", "full([N, 4, 6, 6], 0.5)", "cast(", "erf_out ** 3.0"]) expect(src).toContain(s);
+      "avg_pool2d(x, 2)", "sum(x, axis: [2, 3])", "broadcast_to(", "full([N, 4, 6, 6], 0.5)", "cast(", "erf_out ** 3.0", "triu(x, diagonal: 1)"]) expect(src).toContain(s);
     const n = 2;
     const x = lcg(n * 4 * 36, 5, 2);
     const ids = Int32Array.of(0, 9, 4, 7, 7, 1);

@@ -1,6 +1,7 @@
 // kiln import of sequence models exported by torch 1.13 (random weights, test/import/make_nets.py): a BERT-like
 // nn.TransformerEncoder with embeddings (opset 14, LayerNorm decomposed into ReduceMean/Sub/Pow/Sqrt/Div; opset 17,
-// LayerNormalization) and a GPT-2-like decoder with a causal mask buffer. Goldens: onnxruntime-node on the same ids.
+// LayerNormalization; with nn.Transformer's additive causal mask) and a GPT-2-like decoder with a causal mask
+// buffer. Goldens: onnxruntime-node on the same ids.
 import { beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,13 +17,15 @@ const ids = (n: number, vocab: number, seed: number) => Int32Array.from(lcg(n, s
 describe.skipIf(!HAVE_TORCH)("kiln import: transformer models from torch.onnx.export", () => {
   const dir = tmp();
   beforeAll(() => {
-    python(SCRIPT, [dir, "encoder", "encoder17", "gpt"], { timeout: 300_000 });
+    python(SCRIPT, [dir, "encoder", "encoder17", "encoder_causal", "gpt"], { timeout: 300_000 });
   }, 300_000);
 
   const CASES = [
     // The decomposed LayerNorm and the Erf GELU are fused back (compiler/frontend/onnx/fuse.ts).
     { name: "encoder", vocab: 50, out: 3, expect: [/embedding\(x, emb_weight\)/, /= layer_norm\(\w+, enc_layers_0_norm1_weight, enc_layers_0_norm1_bias\)\n/, /= gelu\(\w+\)\n/, /reshape\(\w+, \[16, 4 \* batch, 8\]\)/, /mean\(\w+, axis: 1\)/] },
     { name: "encoder17", vocab: 50, out: 3, expect: [/= layer_norm\(/, /= gelu\(\w+\)\n/] },
+    // nn.Transformer.generate_square_subsequent_mask: ConstantOfShape(-inf) and Trilu, folded into a constant.
+    { name: "encoder_causal", vocab: 50, out: 3, expect: [/\+ where\(tril\(ones\(\[1, 16, 16\]\)\) != 0, 0\.0, \(-3\.4028234e38\)\)\n/] },
     { name: "gpt", vocab: 40, out: 16 * 40, expect: [/= tril\(ones\(\[1, 1, 16, 16\]\)\)\n/, /where\(\w+, \(-3\.4028234e38\), \w+\)/, /reshape\(wpe_weight, \[1, 16, 32\]\)/, /embedding\(x, wte_weight\)/, /= gelu\(\w+, approximate: true\)\n/, /= layer_norm\(/] },
   ];
   for (const c of CASES) {

@@ -80,18 +80,24 @@ function literal(x: number, v: ConstVal): string | undefined {
   return text.startsWith("-") ? `(${text})` : text;
 }
 
-/** A constant Kiln can write as a call instead of a param: a causal mask buffer (0/1, lower triangular over the
- *  last two axes, as GPT-2's `bias`) is `tril(ones(...))`, and its negation a comparison of that. */
+/**
+ * A constant Kiln can write as code instead of a param: a causal mask, constant on and below the diagonal of its
+ * last two axes and constant above it. GPT-2's 0/1 `bias` buffer is `tril(ones(...))`, a bool one a comparison
+ * of that, and nn.Transformer's additive mask (0 below, -inf above) `where(tril(ones(...)) != 0, 0.0, -inf)`.
+ */
 function constPattern(v: ConstVal): string | undefined {
   const d = v.dims;
   if (d.length < 2 || d[d.length - 1] !== d[d.length - 2] || (!v.bool && !v.float)) return undefined;
   const n = d[d.length - 1]!;
+  if (n < 2) return undefined;
   const xs = Array.from(v.data as ArrayLike<number>, Number);
-  const tri = (want: (i: number, j: number) => number) => xs.every((x, k) => x === want(Math.floor(k / n) % n, k % n));
-  const shape = `[${d.join(", ")}]`;
-  if (tri((i, j) => +(j <= i))) return v.bool ? `(tril(ones(${shape})) != 0)` : `tril(ones(${shape}))`;
-  if (v.bool && tri((i, j) => +(j > i))) return `(tril(ones(${shape})) == 0)`;
-  return undefined;
+  const low = xs[n]!, high = xs[1]!; // [1, 0] is below the diagonal, [0, 1] above it
+  if (low === high || !xs.every((x, k) => Object.is(x, k % n <= Math.floor(k / n) % n ? low : high))) return undefined;
+  const tril = `tril(ones([${d.join(", ")}]))`;
+  if (v.bool) return low ? `(${tril} != 0)` : `(${tril} == 0)`;
+  if (low === 1 && high === 0) return tril;
+  const [a, b] = [literal(low, v), literal(high, v)];
+  return a && b ? `where(${tril} != 0, ${a}, ${b})` : undefined;
 }
 
 /** `weightsFile` is named in the program's header comment. */

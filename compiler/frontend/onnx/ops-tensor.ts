@@ -181,6 +181,20 @@ const Pow: Rule = (c) => {
   return [c.emit(`${c.expr(x)} ** ${c.expr(y)}`, broadcast(c, shapeOf(x), shapeOf(y)))];
 };
 
+/** Trilu: upper (triu) or lower (tril) triangle of the last two axes from diagonal k; folded on constants. */
+const Trilu: Rule = (c) => {
+  const x = req(c, 0), kv = c.input(1);
+  const k = kv ? num(c, ints(c, kv, "Trilu's k")[0]!, "k") : 0;
+  const upper = c.attr("upper", 1) === 1;
+  const keep = (i: number, j: number) => (upper ? j - i >= k : j - i <= k);
+  if (foldable(x)) {
+    const n = x.dims[x.dims.length - 1]!, m = x.dims[x.dims.length - 2]!;
+    const data = Array.from(x.data as ArrayLike<Dim>, (v, idx) => (keep(Math.floor(idx / n) % m, idx % n) ? v : 0));
+    return [constOf(x.dims, data, dtypeOf(x))];
+  }
+  return [c.emit(`${upper ? "triu" : "tril"}(${c.expr(x)}${k ? `, diagonal: ${k}` : ""})`, shapeOf(x), dtypeOf(x))];
+};
+
 /** Max/Min over any number of inputs, pairwise. */
 function variadic(fn: string): Rule {
   return (c) => {
@@ -191,7 +205,7 @@ function variadic(fn: string): Rule {
 }
 
 export const TENSOR_OPS: Record<string, Rule> = {
-  Gather, Slice, Split, Concat, Cast, Expand, Where, Range, ConstantOfShape, Pow,
+  Gather, Slice, Split, Concat, Cast, Expand, Where, Range, ConstantOfShape, Pow, Trilu,
   Equal: binary("=="),
   Less: binary("<"),
   Greater: binary(">"),
