@@ -98,14 +98,18 @@ MODELS = {
     "encoder_causal": (CausalEncoder, lambda: torch.randint(0, 50, (2, 16)), 14),
     "gpt": (GPT, lambda: torch.randint(0, 40, (2, 16)), 14),
     "resnet18": (lambda: vision("resnet18"), lambda: torch.randn(1, 3, 64, 64), 13),
+    # Unfolded: BatchNormalization nodes (trainable batch_norm) and the Identity-shared BN params, opset 17.
+    "resnet18_bn": (lambda: vision("resnet18"), lambda: torch.randn(1, 3, 64, 64), 17),
     "mobilenet_v2": (lambda: vision("mobilenet_v2"), lambda: torch.randn(1, 3, 64, 64), 13),
     "squeezenet1_1": (lambda: vision("squeezenet1_1"), lambda: torch.randn(1, 3, 64, 64), 13),
 }
 
 for name in which:
     make, example, opset = MODELS[name]
+    fold = name != "resnet18_bn"
     m = make()
     randomize(m)
     m.eval()
     torch.onnx.export(m, example(), f"{out}/{name}.onnx", input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=opset)
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=opset,
+                      do_constant_folding=fold, training=torch.onnx.TrainingMode.EVAL if fold else torch.onnx.TrainingMode.PRESERVE)

@@ -1,6 +1,7 @@
 // kiln import of torchvision's resnet18, mobilenet_v2 and squeezenet1_1 (random weights and BatchNorm statistics,
-// 10 classes, exported by torch 1.13 at opset 13 by test/import/make_nets.py). Each model is imported and compiled
-// once, then run at batch 1 and 2 on 64x64 inputs; goldens: onnxruntime-node on the same inputs.
+// 10 classes, exported by torch 1.13 at opset 13 by test/import/make_nets.py; resnet18_bn at opset 17 without
+// constant folding, so BatchNormalization stays). Each model is imported and compiled once, then run at batch 1
+// and 2 on 64x64 inputs; goldens: onnxruntime-node on the same inputs.
 import { beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,6 +15,7 @@ describe.skipIf(!HAVE_TORCH)("kiln import: torchvision models from torch.onnx.ex
   const dir = tmp();
   const MODELS = [
     { name: "resnet18", expect: [/conv2d\(x, \w+, \w+, stride: 2, padding: 3\)/, /max_pool2d\(\w+, 3, stride: 2, padding: 1\)/, /mean\(\w+, axis: \[2, 3\], keepdims: true\)/] },
+    { name: "resnet18_bn", expect: [/= batch_norm\(conv1_conv, bn1_weight, bn1_bias, bn1_running_mean, bn1_running_var, momentum: 0\.1, eps: 0\.00001\)/, /param layer1_0_bn2_weight: f32\[64\] = ones\(\)  \/\/ onnx: layer1\.0\.bn2\.weight/] },
     { name: "mobilenet_v2", expect: [/clamp\(\w+, 0\.0, 6\.0\)/, /groups: 32\)/] },
     { name: "squeezenet1_1", expect: [/concat\(\w+, \w+, axis: 1\)/, /max_pool2d\(\w+, 3, stride: 2\)/] },
   ];

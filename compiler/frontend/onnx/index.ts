@@ -143,7 +143,14 @@ function importModel(bytes: Uint8Array, file: string, weightsFile: string): Impo
   const dimNames = new Names();
   // One dim_param names one symbolic dim across every input (a batch shared by x and ids).
   const dimOf = new Map<string, string>();
-  const namedDim = (p: string) => dimOf.get(p) ?? (dimOf.set(p, dimNames.take(p, "D")), dimOf.get(p)!);
+  const namedDim = (p: string) => {
+    if (!dimOf.has(p)) {
+      const d = dimNames.take(p, "D");
+      dimOf.set(p, d);
+      names.reserve(d);
+    }
+    return dimOf.get(p)!;
+  };
   for (const [k, vi] of (g.input ?? []).entries()) {
     if (inits.has(vi.name!)) continue;
     const tt = vi.type?.tensorType;
@@ -151,7 +158,7 @@ function importModel(bytes: Uint8Array, file: string, weightsFile: string): Impo
     // Integer inputs (token ids) are i32 in Kiln: callers pass Int32Array where onnxruntime takes int64.
     const dtype = tt?.elemType === DT.FLOAT ? "f32" : tt?.elemType === DT.INT64 || tt?.elemType === DT.INT32 ? "i32" : undefined;
     if (!tt || !dtype) throw new ImportError(`${file}: input '${vi.name}' is not a float32 or integer tensor; kiln import reads f32 and int64/int32 inputs only`);
-    const shape: Dim[] = (tt.shape?.dim ?? []).map((d, j) => (d.dimParam ? namedDim(d.dimParam) : d.dimValue != null && Number(d.dimValue) > 0 ? Number(d.dimValue) : dimNames.take(`D${k}_${j}`, "D")));
+    const shape: Dim[] = (tt.shape?.dim ?? []).map((d, j) => (d.dimParam ? namedDim(d.dimParam) : d.dimValue != null && Number(d.dimValue) > 0 ? Number(d.dimValue) : namedDim(`D${k}_${j}`)));
     const v = names.take(vi.name!.toLowerCase(), "x");
     vals.set(vi.name!, { kind: "tensor", expr: v, shape, dtype });
     sig.push(`${v}: ${dtype}${shape.length ? `[${shape.join(", ")}]` : ""}`);

@@ -81,6 +81,10 @@ export class Names {
   constructor(taken: Iterable<string> = []) {
     for (const t of taken) this.used.add(t);
   }
+  /** Marks a name as used (a symbolic dim, which a variable of the same name would shadow). */
+  reserve(name: string): void {
+    this.used.add(name);
+  }
   take(onnxName: string, fallback = "v"): string {
     let s = onnxName.replace(/[^A-Za-z0-9_]+/g, "_").replace(/^_+|_+$/g, "").replace(/_+/g, "_");
     if (!s) s = fallback;
