@@ -64,18 +64,19 @@ const Slice: Rule = (c) => {
   const x = req(c, 0);
   const xs = shapeOf(x), rank = xs.length;
   const starts = ints(c, c.input(1), "Slice's starts").map((d) => num(c, d, "a start"));
-  const ends = ints(c, c.input(2), "Slice's ends").map((d) => num(c, d, "an end"));
+  const ends = ints(c, c.input(2), "Slice's ends");
   const axes = c.input(3) ? ints(c, c.input(3), "Slice's axes").map((d) => axisOf(c, num(c, d, "an axis"), rank)) : starts.map((_, k) => k);
   const steps = c.input(4) ? ints(c, c.input(4), "Slice's steps").map((d) => num(c, d, "a step")) : starts.map(() => 1);
   const ranges = axes.map((a, k) => {
     const n = xs[a]!;
-    if (typeof n === "string") {
+    const end = ends[k]!;
+    if (typeof n === "string" || typeof end === "string") {
       // A symbolic axis can only be kept whole (torch writes x[:, :n] with n from the shape of x).
-      if (starts[k] === 0 && steps[k] === 1 && ends[k]! >= 2 ** 31 - 1) return undefined;
-      return c.fail(`slicing the symbolic axis ${a} ('${n}') from ${starts[k]} to ${ends[k]}: only the whole axis is imported`);
+      if (starts[k] === 0 && steps[k] === 1 && (end === n || (typeof end === "number" && end >= 2 ** 31 - 1))) return undefined;
+      return c.fail(`slicing axis ${a} ('${n}') from ${starts[k]} to ${end}: a symbolic size is imported only as the whole axis`);
     }
     if (steps[k]! < 1) c.fail(`a negative or zero step (${steps[k]}) is not supported; Kiln slices forwards`);
-    const [s, e] = clampRange(starts[k]!, ends[k]!, steps[k]!, n);
+    const [s, e] = clampRange(starts[k]!, end, steps[k]!, n);
     return { axis: a, start: s, end: Math.max(s, e), step: steps[k]! };
   }).filter((r): r is Range => r !== undefined);
   if (foldable(x)) {
