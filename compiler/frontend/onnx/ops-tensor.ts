@@ -130,6 +130,7 @@ const Cast: Rule = (c) => {
   const x = req(c, 0);
   const to = KIND[c.attr("to", 1)] ?? c.fail(`Cast to ONNX type ${c.attr("to", 1)} is not supported (floats, integers and bool are)`);
   if (foldable(x)) {
+    if (to === "f32" && Array.from(x.data as ArrayLike<Dim>).some((d) => typeof d === "string")) c.fail(`a symbolic dim used as a float (the shape arithmetic computes with [${Array.from(x.data as ArrayLike<Dim>).join(", ")}]) is not folded`);
     const data = Array.from(x.data as ArrayLike<Dim>, (d) => (typeof d !== "number" ? d : to === "bool" ? +(d !== 0) : to === "i32" ? Math.trunc(d) : d));
     return [constOf(x.dims, data, to)];
   }

@@ -3,7 +3,7 @@
 
 import type { OnnxNs } from "../../export/onnx/proto.js";
 import { readTensor, type Dim } from "./values.js";
-import { axisOf, binary, broadcast, ints, isConst, list, num, outSize, pads2d, pair, prod, req, reshapeTo, shapeOf, unary, type OpCtx, type Rule } from "./ops-util.js";
+import { axisOf, binary, broadcast, dtypeOf, ints, isConst, list, num, outSize, pads2d, pair, prod, req, reshapeTo, shapeOf, unary, type OpCtx, type Rule } from "./ops-util.js";
 import { TENSOR_OPS } from "./ops-tensor.js";
 import { NN_OPS } from "./ops-nn.js";
 
@@ -34,7 +34,7 @@ export const OPS: Record<string, Rule> = {
   Abs: unary("abs"),
   Neg: (c) => {
     const x = req(c, 0);
-    return [c.emit(`-${c.expr(x)}`, shapeOf(x))];
+    return [c.emit(`-${c.expr(x)}`, shapeOf(x), dtypeOf(x))];
   },
   Reciprocal: (c) => {
     const x = req(c, 0);
@@ -111,7 +111,7 @@ export const OPS: Record<string, Rule> = {
     const perm = c.attr<number[]>("perm", xs.map((_, k) => xs.length - 1 - k));
     const shape = perm.map((p) => xs[p]!);
     const swapLast = perm.every((p, k) => (k < perm.length - 2 ? p === k : p === (k === perm.length - 1 ? perm.length - 2 : perm.length - 1)));
-    return [c.emit(swapLast ? `transpose(${c.expr(x)})` : `permute(${c.expr(x)}, ${list(perm)})`, shape)];
+    return [c.emit(swapLast ? `transpose(${c.expr(x)})` : `permute(${c.expr(x)}, ${list(perm)})`, shape, dtypeOf(x))];
   },
   // Folded at import time: constants and shape arithmetic.
   Constant: (c) => {
