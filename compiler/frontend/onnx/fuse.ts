@@ -14,7 +14,9 @@ class Graph {
   readonly producer = new Map<string, Node>();
   readonly uses = new Map<string, number>();
   private readonly scalars = new Map<string, number>();
+  private readonly initDims = new Map<string, number[]>();
   constructor(g: OnnxNs.IGraphProto) {
+    for (const t of g.initializer ?? []) this.initDims.set(t.name!, (t.dims ?? []).map(Number));
     for (const n of g.node ?? []) {
       for (const o of n.output ?? []) this.producer.set(o, n);
       for (const i of n.input ?? []) this.uses.set(i, (this.uses.get(i) ?? 0) + 1);
@@ -42,6 +44,11 @@ class Graph {
   is(name: string | undefined, v: number): boolean {
     const x = name === undefined ? undefined : this.scalars.get(name);
     return x !== undefined && Math.abs(x - v) <= 1e-6 * Math.abs(v);
+  }
+  /** An initializer's dims, looking through the Identity nodes torch shares equal initializers with. */
+  dims(name: string): number[] | undefined {
+    const n = this.producer.get(name);
+    return n?.opType === "Identity" && n.input?.[0] ? this.dims(n.input[0]) : this.initDims.get(name);
   }
   scalar(name: string): number | undefined {
     return this.scalars.get(name);
@@ -83,6 +90,9 @@ function layerNorm(g: Graph, add: Node): { node: Node; drop: Node[] } | undefine
     const mean = g.inner(meanOut, "ReduceMean");
     if (!sqrt || !sub || !epsAdd || !eps || !varMean || !pow || !mean || pow.input?.[0] !== dOut || !g.is(pow.input?.[1], 2) || mean.input?.[0] !== x) continue;
     if (!lastAxis(mean) || !lastAxis(varMean) || g.scalar(eps[1]) === undefined) continue;
+    // layer_norm's weight and bias are vectors over the last axis: anything else stays spelled out.
+    const [gd, bd] = [g.dims(gamma), g.dims(beta)];
+    if (gd?.length !== 1 || bd?.length !== 1 || gd[0] !== bd[0]) continue;
     const epsilon = g.scalar(eps[1])!;
     const node: Node = { opType: "LayerNormalization", name: add.name, input: [x!, gamma, beta], output: [...(add.output ?? [])],
       attribute: [{ name: "axis", type: onnx.AttributeProto.AttributeType.INT, i: -1 }, { name: "epsilon", type: onnx.AttributeProto.AttributeType.FLOAT, f: epsilon }] };
