@@ -27,7 +27,7 @@ export const importCommand: Command = {
   summary: "turn an ONNX model into a readable .kiln program and its weights (docs/deploy.md)",
   details: [
     "writes DIR/NAME.kiln (one model, params named after the initializers, one forward) and DIR/NAME.safetensors",
-    "shape arithmetic (Shape, Gather, Concat, Constant) is folded; an unsupported op is listed before anything is written",
+    "shape arithmetic (Shape, Gather, Concat, Constant) is folded, spelled-out LayerNorm/GELU fused back; an unsupported op is listed before anything is written",
   ],
   options: {
     out: { type: "string", value: "DIR", help: "the folder to write into (default: build/NAME)" },
