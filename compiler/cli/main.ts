@@ -13,9 +13,10 @@ import { checkCommand } from "./check.js";
 import { trainCommand } from "./train.js";
 import { quantizeCommand } from "./quantize.js";
 import { exportCommand } from "./export.js";
+import { importCommand } from "./import.js";
 
 /** The commands, in the order the usage lists them; a new command (export, import) is one more entry. */
-export const COMMANDS: readonly Command[] = [compileCommand, runCommand, trainCommand, quantizeCommand, exportCommand, checkCommand];
+export const COMMANDS: readonly Command[] = [compileCommand, runCommand, trainCommand, quantizeCommand, exportCommand, importCommand, checkCommand];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

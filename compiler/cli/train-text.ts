@@ -98,7 +98,7 @@ export async function trainText(ir: IRModule, g: Graph, mod: KilnModule, model: 
   out(`kiln: held-out loss ${r.heldOut.at(-1)!.toFixed(4)} nats/${data.vocab.kind} on ${evalStarts.length * o.batch} windows of ${io.T} from the last 10% of ${o.file}`);
   if (forward && o.sampleChars > 0) {
     const prompt = data.heldOut.ids.subarray(0, io.T);
-    const ids = generate(mod, prompt, { fn: forward.name, input: forward.inputs[0]!.name, context: io.T, count: o.sampleChars, temperature: 0.8, seed: o.seed });
+    const ids = generate(mod, prompt, { fn: forward.name, input: forward.inputs[0]!.name, context: io.T, count: o.sampleChars, temperature: 0.8, seed: o.seed, vocab: data.vocab.size });
     r.sample = data.vocab.decode(ids.subarray(io.T));
     out(`kiln: sample (temperature 0.8) after the held-out prompt ${JSON.stringify(data.vocab.decode(prompt))}:\n${r.sample}`);
   }

@@ -52,6 +52,8 @@ export interface TrainOptions {
   checkpoint?: string;
   /** Starts from a checkpoint written by --checkpoint (or saveCheckpoint) instead of fresh params. */
   resume?: string;
+  /** Starts from these weights (kiln import's, kiln train --save's) with fresh optimizer state. */
+  weights?: string;
   plot?: string;
   /** Random rotation and crop of the training images (mnist). */
   augment?: boolean;
@@ -200,6 +202,18 @@ async function trainWith(ir: IRModule, g: Graph, mod: KilnModule, call: StepFn, 
     await replicas?.broadcast();
     const state = scalerState(mod, name);
     out(`kiln: resumed from ${opts.resume}${state ? `, ${state}` : ""}`);
+  }
+  if (opts.weights) {
+    const { readFile } = await import("node:fs/promises");
+    const { loadWeights } = await import("../../runtime/quantize/io.js");
+    try {
+      await loadWeights(mod, await readFile(opts.weights));
+    } catch (e) {
+      if (e instanceof KilnError) throw new KilnError(`kiln: --weights ${opts.weights}: ${e.message.replace(/^kiln: /, "")}`, { code: e.code, ...(e.tensor ? { tensor: e.tensor } : {}) });
+      throw e;
+    }
+    await replicas?.broadcast();
+    out(`kiln: starting from the weights in ${opts.weights}`);
   }
   if (opts.data === "text") {
     const t = await trainText(ir, g, mod, modelOf(g, ir), { file: opts.textFile!, steps: opts.steps, batch: opts.batch, seed: opts.seed, sampleChars: opts.sampleChars ?? 300, progress: opts.progress }, out, (inputs, s) => call(inputs, s));
@@ -385,6 +399,7 @@ export const trainCommand: Command = {
     save: { type: "string", value: "W.safetensors", help: "write the trained weights (for kiln run/quantize --weights, load())" },
     checkpoint: { type: "string", value: "C.safetensors", help: "write the whole training state (weights, optimizer, loss scaler)" },
     resume: { type: "string", value: "C.safetensors", help: "start from a --checkpoint file instead of fresh params" },
+    weights: { type: "string", value: "W.safetensors", help: "start from these weights (kiln import, --save) with a fresh optimizer" },
     replicas: { type: "string", value: "N", help: "data-parallel replicas, each on a share of every batch (default: replicas for conv nets at batch >= 64 on 2+ cores, else intra-op threads)" },
     plot: { type: "string", value: "FILE.svg", help: "write the loss and held-out accuracy curves" },
     precision: PRECISION_OPTION,
@@ -436,12 +451,15 @@ async function train(v: Values, positionals: string[], io: CommandIo): Promise<n
     save: str(v, "save"),
     checkpoint: str(v, "checkpoint"),
     resume: str(v, "resume"),
+    weights: str(v, "weights"),
     replicas: str(v, "replicas") !== undefined ? intOpt(v, "replicas", 1, 1) : "auto",
     progress: io.tty,
   };
   if (format !== "synthetic" && format !== "mnist") await checkFile(data, "data");
   if (opts.labels) await checkFile(opts.labels, "labels");
   if (opts.resume) await checkFile(opts.resume, "resume");
+  if (opts.weights && opts.resume) throw new UsageError("--weights and --resume both say where training starts; pass one");
+  if (opts.weights) await checkFile(opts.weights, "weights");
   const r = await frontend(file, source, io, { precision: precisionOpt(v), dataParallel: true });
   if (!r.ir) return 1;
   io.status(`kiln: compiling ${file} to wasm…`);

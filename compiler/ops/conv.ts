@@ -6,7 +6,6 @@
 import { addDim, mulDims } from "../ir/dim-expr.js";
 import type { Dim, DType, Shape } from "../ir/types.js";
 import type { PrimEmitter } from "./composites.js";
-import { sliceAttrs } from "./vjp.js";
 import { windowOut } from "./window.js";
 
 type Id = number | undefined;
@@ -57,7 +56,7 @@ export function padSpatial(e: PrimEmitter, x: number, [ph, pw]: Pair, value: num
 
 /**
  * x [N, C, H, W] * w [O, C/g, KH, KW] (+ b [O]) -> [N, O, OH, OW] as im2col: the window of each output pixel
- * becomes a row, one matmul per group with w as [C/g*KH*KW, O/g], then back to NCHW.
+ * becomes a row, one matmul with w as [C*KH*KW, O], then back to NCHW (groups: groupedConv).
  */
 export function conv2d(e: PrimEmitter, x: number, w: number, b: number | undefined, o: Conv2dOptions): Id {
   const [N, C] = e.type(x).shape;
@@ -66,29 +65,48 @@ export function conv2d(e: PrimEmitter, x: number, w: number, b: number | undefin
   const cg = (C as number) / g, og = O / g, k = cg * KH * KW;
   const xp = padSpatial(e, x, o.padding, 0);
   if (xp === undefined) return undefined;
-  let OH: Dim = 0, OW: Dim = 0;
-  const parts: number[] = [];
-  for (let gi = 0; gi < g; gi++) {
-    const xg = g === 1 ? xp : e.emit("slice", [xp], sliceAttrs(1, gi * cg, (gi + 1) * cg));
-    const wg = g === 1 ? w : e.emit("slice", [w], sliceAttrs(0, gi * og, (gi + 1) * og));
-    if (xg === undefined || wg === undefined) return undefined;
-    const cols = e.emit("window", [xg], { kernel: [KH, KW], stride: o.stride, dilation: o.dilation });
-    if (cols === undefined) return undefined;
-    [, OH, OW] = e.type(cols).shape as Dim[];
-    // A known batch makes the rows one matrix, so dW is a single matmul too (not a batched one summed over N).
-    const rows = e.emit("reshape", [cols], { shape: typeof N === "number" ? [mulDims(mulDims(N, OH!), OW!), k] : [N!, mulDims(OH!, OW!), k] });
-    const wm = e.emit("reshape", [wg], { shape: [og, k] });
-    const wt = wm === undefined ? undefined : e.emit("permute", [wm], { perm: [1, 0] });
-    if (rows === undefined || wt === undefined) return undefined;
-    const y = e.emit("matmul", [rows, wt], {});
-    if (y === undefined) return undefined;
-    parts.push(y);
-  }
-  const last = e.type(parts[0]).shape.length - 1;
-  let y: Id = parts.length === 1 ? parts[0] : e.emit("concat", parts, { axis: last });
+  if (g > 1) return groupedConv(e, xp, w, b, o, N!, O, cg, og, k);
+  const cols = e.emit("window", [xp], { kernel: [KH, KW], stride: o.stride, dilation: o.dilation });
+  if (cols === undefined) return undefined;
+  const [, OH, OW] = e.type(cols).shape as Dim[];
+  // A known batch makes the rows one matrix, so dW is a single matmul too (not a batched one summed over N).
+  const rows = e.emit("reshape", [cols], { shape: typeof N === "number" ? [mulDims(mulDims(N, OH!), OW!), k] : [N!, mulDims(OH!, OW!), k] });
+  const wm = e.emit("reshape", [w], { shape: [O, k] });
+  const wt = wm === undefined ? undefined : e.emit("permute", [wm], { perm: [1, 0] });
+  let y: Id = rows === undefined || wt === undefined ? undefined : e.emit("matmul", [rows, wt], {});
   if (b !== undefined && y !== undefined) y = e.emit("add", [y, b], {});
   const nhwc = y === undefined ? undefined : e.emit("reshape", [y], { shape: [N, OH, OW, O] });
   return nhwc === undefined ? undefined : e.emit("permute", [nhwc], { perm: [0, 3, 1, 2] });
+}
+
+/**
+ * conv2d with groups > 1 in a fixed number of primitives, however many groups (mobilenet's depthwise convs have
+ * hundreds): one window over all channels, then for a depthwise conv (one input and one output channel per
+ * group) a product with w and a sum over the taps, else one matmul batched over the groups.
+ */
+function groupedConv(e: PrimEmitter, xp: number, w: number, b: number | undefined, o: Conv2dOptions, N: Dim, O: number, cg: number, og: number, k: number): Id {
+  const g = o.groups;
+  const cols = e.emit("window", [xp], { kernel: [e.type(w).shape[2] as number, e.type(w).shape[3] as number], stride: o.stride, dilation: o.dilation });
+  if (cols === undefined) return undefined;
+  const [, OH, OW] = e.type(cols).shape as Dim[];
+  let y: Id;
+  if (cg === 1 && og === 1) {
+    const taps = e.emit("reshape", [cols], { shape: [N, OH!, OW!, g, k] });
+    const wm = e.emit("reshape", [w], { shape: [g, k] });
+    const prod = taps === undefined || wm === undefined ? undefined : e.emit("mul", [taps, wm], {});
+    y = prod === undefined ? undefined : e.emit("sum", [prod], { axes: [4], keepdims: false });
+  } else {
+    // rows [N, g, OH*OW, k] @ w [g, k, og] -> [N, g, OH*OW, og] -> [N, OH, OW, O]
+    const rows = e.emit("reshape", [cols], { shape: [N, mulDims(OH!, OW!), g, k] });
+    const rg = rows === undefined ? undefined : e.emit("permute", [rows], { perm: [0, 2, 1, 3] });
+    const wg = e.emit("reshape", [w], { shape: [g, og, k] });
+    const wt = wg === undefined ? undefined : e.emit("permute", [wg], { perm: [0, 2, 1] });
+    const m = rg === undefined || wt === undefined ? undefined : e.emit("matmul", [rg, wt], {});
+    const back = m === undefined ? undefined : e.emit("permute", [m], { perm: [0, 2, 1, 3] });
+    y = back === undefined ? undefined : e.emit("reshape", [back], { shape: [N, OH!, OW!, O] });
+  }
+  if (b !== undefined && y !== undefined) y = e.emit("add", [y, b], {});
+  return y === undefined ? undefined : e.emit("permute", [y], { perm: [0, 3, 1, 2] });
 }
 
 /** [N, ...] -> [N, product of the rest] (the rest known at compile time). */

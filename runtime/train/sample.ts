@@ -22,6 +22,8 @@ export interface SampleOptions {
   /** Softmax temperature (default 1); 0 picks the most likely id. */
   temperature?: number;
   seed?: number;
+  /** Draw only ids below this (a model with more classes than the text has characters, as an imported one). */
+  vocab?: number;
 }
 
 /** Draws one id from softmax(logits / temperature); temperature 0 is argmax. */
@@ -50,7 +52,7 @@ export function generate(mod: Callable, prompt: ArrayLike<number>, o: SampleOpti
     const logits = (Array.isArray(r) ? r[0]! : r);
     const V = logits.shape[logits.shape.length - 1]!;
     const data = logits.data as Float32Array;
-    out[n] = sampleLogits(data.subarray(data.length - V), temperature, rng);
+    out[n] = sampleLogits(data.subarray(data.length - V, data.length - V + Math.min(V, o.vocab ?? V)), temperature, rng);
   }
   return out;
 }

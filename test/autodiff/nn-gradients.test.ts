@@ -47,6 +47,15 @@ fn grads(${CONV_SIG}) -> (f64[1, 4, 7, 6], f64[4, 2, 3, 2], f64[4]) { return gra
     checkFd(src, randomInputs(rng, { x: [1, 4, 7, 6], w: [4, 2, 3, 2], b: [4], r: [1, 4, 3, 3] }), ["x", "w", "b"]);
   });
 
+  it("depthwise conv2d (groups = channels, stride 2, padding 1): d/dx, d/dw, d/db", () => {
+    // x [1, 3, 5, 5]: OH = OW = floor((5 + 2 - 2 - 1) / 2) + 1 = 3.
+    const sig = "x: f64[1, 3, 5, 5], w: f64[3, 1, 3, 3], b: f64[3], r: f64[1, 3, 3, 3]";
+    const src = `
+fn loss(${sig}) -> f64 { return sum(tanh(conv2d(x, w, b, stride: 2, padding: 1, groups: 3)) * r) }
+fn grads(${sig}) -> (f64[1, 3, 5, 5], f64[3, 1, 3, 3], f64[3]) { return grad(loss, wrt: [x, w, b])(x, w, b, r) }`;
+    checkFd(src, randomInputs(rng, { x: [1, 3, 5, 5], w: [3, 1, 3, 3], b: [3], r: [1, 3, 3, 3] }), ["x", "w", "b"]);
+  });
+
   it("second derivatives through conv2d: d/dx and d/dw of <d loss/dx, s>", () => {
     const src = `
 fn loss(${CONV_SIG}) -> f64 { return sum(tanh(${CONV}) * r) }

@@ -155,6 +155,14 @@ describe("conv2d and pooling against a direct loop on random inputs", () => {
     const want = directConv(x, xs, w, ws, undefined, { stride: [3, 3], padding: [0, 0], dilation: [1, 1], groups: 3 });
     await againstDirect("fn f(x: f32[1, 3, 4, 11], w: f32[6, 1, 1, 3]) { return conv2d(x, w, stride: 3, groups: 3) }", { x: f32(xs, x), w: f32(ws, w) }, want);
   });
+  it("depthwise conv2d (groups = channels = 5, mobilenet's 3x3 stride 2 padding 1) with bias; symbolic and known batch", async () => {
+    const xs = [2, 5, 7, 6], ws = [5, 1, 3, 3];
+    const x = randoms(rng, 2 * 5 * 7 * 6), w = randoms(rng, 5 * 9), b = randoms(rng, 5);
+    const want = directConv(x, xs, w, ws, b, { stride: [2, 2], padding: [1, 1], dilation: [1, 1], groups: 5 });
+    const inputs = { x: f32(xs, x), w: f32(ws, w), b: f32([5], b) };
+    await againstDirect("fn f(x: f32[B, 5, 7, 6], w: f32[5, 1, 3, 3], b: f32[5]) { return conv2d(x, w, b, stride: 2, padding: 1, groups: 5) }", inputs, want);
+    await againstDirect("fn f(x: f32[2, 5, 7, 6], w: f32[5, 1, 3, 3], b: f32[5]) { return conv2d(x, w, b, stride: 2, padding: 1, groups: 5) }", inputs, want);
+  });
   for (const kind of ["max", "avg"] as const) {
     it(`${kind}_pool2d with kernel 3, stride 2, padding 1`, async () => {
       const xs = [2, 3, 7, 8];
