@@ -59,6 +59,20 @@ export function gptWeights() {
 export const GPT_ADAM = { lr: 0.003, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
 
 /**
+ * gpt_char.kiln's source with its `train` block (the file's last item) replaced by `train Step` with GPT_ADAM: the
+ * update every peer runs, whatever optimizer, schedule or clipping the example itself trains with.
+ */
+export function gptAdamSource(src) {
+  const { lr, beta1, beta2, eps } = GPT_ADAM;
+  const out = src.replace(
+    /\ntrain \w+ \{[^}]*\}\s*$/,
+    `\ntrain Step {\n  model: GPT\n  loss: loss\n  optimizer: adam(lr: ${lr}, beta1: ${beta1}, beta2: ${beta2}, eps: ${eps})\n}\n`,
+  );
+  if (out === src) throw new Error("gpt_char.kiln: no train block at the end of the file to replace");
+  return out;
+}
+
+/**
  * Every case: `id`, `kind` and its sizes; `flops` (null where a rate means little). Matmul modes: nn = A·B,
  * nt = A·Bᵀ, tn = Aᵀ·B, with A and B handed over as JS arrays on every call in every system.
  */

@@ -7,7 +7,7 @@ import { loadKilnModule } from "../../dist/runtime/wasm/module.js";
 import { relaxedSimdSupported } from "../../dist/runtime/wasm/backend.js";
 import { loadKernels } from "../../dist/runtime/wasm/threads-load.js";
 import { evalDimPoly } from "../../dist/runtime/manifest.js";
-import { GPT_ADAM, gptWeights, mlpWeights } from "../common.js";
+import { gptAdamSource, gptWeights, mlpWeights } from "../common.js";
 
 const MLP = readFileSync(new URL("../../dsl-examples/mlp.kiln", import.meta.url), "utf8");
 
@@ -22,17 +22,7 @@ train Step {
 
 // dsl-examples/gpt_char.kiln with plain Adam at a fixed rate in place of its own optimizer (the update every
 // peer runs), so the comparison does not depend on that example's schedule or clipping.
-const GPT_SRC = readFileSync(new URL("../../dsl-examples/gpt_char.kiln", import.meta.url), "utf8").replace(
-  /\ntrain \w+ \{[^}]*\}\s*$/,
-  `
-train Step {
-  model: GPT
-  loss: loss
-  optimizer: adam(lr: ${GPT_ADAM.lr}, beta1: ${GPT_ADAM.beta1}, beta2: ${GPT_ADAM.beta2}, eps: ${GPT_ADAM.eps})
-}
-`,
-);
-if (!GPT_SRC.includes("train Step {")) throw new Error("bench/systems/kiln.js: gpt_char.kiln's train block not found");
+const GPT_SRC = gptAdamSource(readFileSync(new URL("../../dsl-examples/gpt_char.kiln", import.meta.url), "utf8"));
 
 const SOURCES = {
   matmul: (c) => {

@@ -2,7 +2,7 @@
 // the forward's logits and 5 training steps' losses from the bench's own weights and batch (bench/common.js).
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { GPT_ADAM, cases, gptWeights, inputsOf } from "../../bench/common.js";
+import { cases, gptAdamSource, gptWeights, inputsOf } from "../../bench/common.js";
 import { irOf, wasmModule } from "../helpers/backend.js";
 
 // From `/usr/bin/python3 scripts/gpt_bench_torch.py` (PyTorch 1.13.1, torch.optim.Adam(lr=0.003, betas=(0.9,
@@ -11,10 +11,7 @@ const TORCH_LOSSES = [4.199682, 4.084351, 3.947572, 3.959319, 3.819417];
 const TORCH_LOGITS_SUM = -571.331375;
 const TORCH_LOGITS_ABS = 4527.619777;
 
-const src = readFileSync(new URL("../../dsl-examples/gpt_char.kiln", import.meta.url), "utf8").replace(
-  /\ntrain \w+ \{[^}]*\}\s*$/,
-  `\ntrain Step { model: GPT, loss: loss, optimizer: adam(lr: ${GPT_ADAM.lr}, beta1: ${GPT_ADAM.beta1}, beta2: ${GPT_ADAM.beta2}, eps: ${GPT_ADAM.eps}) }\n`,
-);
+const src = gptAdamSource(readFileSync(new URL("../../dsl-examples/gpt_char.kiln", import.meta.url), "utf8"));
 
 describe("the GPT bench case against PyTorch", () => {
   it("forward logits and 5 Adam steps' losses", async () => {
