@@ -23,6 +23,55 @@ export function mlpWeights() {
   };
 }
 
+/** The GPT of dsl-examples/gpt_char.kiln: context T, width D, heads, blocks, vocabulary V. */
+export const GPT = { T: 64, D: 64, H: 4, L: 4, V: 65, F: 256 };
+
+/**
+ * Weights of that GPT under Kiln's parameter names (`GPT.blocks.0.attn.w_q`), with their shapes: deterministic
+ * uniform values with the model's init scales (std 0.02 / 0.01), and gains 1 ± 0.1 and biases ± 0.01 rather than
+ * ones and zeros, so that a gain or bias wired wrongly in one system shows in the checksum.
+ */
+export function gptWeights() {
+  const { T, D, L, V, F } = GPT;
+  const out = {};
+  let seed = 101;
+  const u = (shape, std) => ({ shape, data: randomF32(shape.reduce((a, b) => a * b, 1), seed++).map((x) => x * std * Math.sqrt(3)) });
+  const gain = (n) => ({ shape: [n], data: randomF32(n, seed++).map((x) => 1 + 0.1 * x) });
+  const bias = (n) => ({ shape: [n], data: randomF32(n, seed++).map((x) => 0.01 * x) });
+  out["GPT.tok"] = u([V, D], 0.02);
+  out["GPT.pos"] = u([T, D], 0.02);
+  out["GPT.lnf_g"] = gain(D);
+  out["GPT.lnf_b"] = bias(D);
+  out["GPT.head"] = u([D, V], 0.02);
+  for (let i = 0; i < L; i++) {
+    const p = `GPT.blocks.${i}.`;
+    Object.assign(out, {
+      [`${p}ln1_g`]: gain(D), [`${p}ln1_b`]: bias(D), [`${p}ln2_g`]: gain(D), [`${p}ln2_b`]: bias(D),
+      [`${p}w_fc`]: u([D, F], 0.02), [`${p}b_fc`]: bias(F), [`${p}w_proj`]: u([F, D], 0.01), [`${p}b_proj`]: bias(D),
+      [`${p}attn.w_q`]: u([D, D], 0.02), [`${p}attn.w_k`]: u([D, D], 0.02), [`${p}attn.w_v`]: u([D, D], 0.02),
+      [`${p}attn.w_o`]: u([D, D], 0.01), [`${p}attn.b_o`]: bias(D),
+    });
+  }
+  return out;
+}
+
+/** The GPT's training step: plain Adam with a fixed rate in every system (gpt_char.kiln's own optimizer may differ). */
+export const GPT_ADAM = { lr: 0.003, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+
+/**
+ * gpt_char.kiln's source with its `train` block (the file's last item) replaced by `train Step` with GPT_ADAM: the
+ * update every peer runs, whatever optimizer, schedule or clipping the example itself trains with.
+ */
+export function gptAdamSource(src) {
+  const { lr, beta1, beta2, eps } = GPT_ADAM;
+  const out = src.replace(
+    /\ntrain \w+ \{[^}]*\}\s*$/,
+    `\ntrain Step {\n  model: GPT\n  loss: loss\n  optimizer: adam(lr: ${lr}, beta1: ${beta1}, beta2: ${beta2}, eps: ${eps})\n}\n`,
+  );
+  if (out === src) throw new Error("gpt_char.kiln: no train block at the end of the file to replace");
+  return out;
+}
+
 /**
  * Every case: `id`, `kind` and its sizes; `flops` (null where a rate means little). Matmul modes: nn = A·B,
  * nt = A·Bᵀ, tn = Aᵀ·B, with A and B handed over as JS arrays on every call in every system.
@@ -36,6 +85,12 @@ export function cases(quick) {
   out.push({ id: "mlp forward b=64", kind: "mlp", batch: 64, flops: 2 * 64 * (784 * 128 + 128 * 10) });
   // Matmul flops only: forward, then dW1 = xᵀ·dh, dh = dy·W2ᵀ, dW2 = hᵀ·dy (no gradient for x).
   out.push({ id: "mlp train step b=64", kind: "train", batch: 64, flops: 2 * 64 * (2 * 784 * 128 + 3 * 128 * 10) });
+  // Forward: per block 4 D×D projections, 2 attention matmuls of T×T×D, the MLP's 2 D×F; then the head.
+  const { T, D, V, F, L } = GPT;
+  const gptFwd = (b) => 2 * b * T * (L * (4 * D * D + 2 * T * D + 2 * D * F) + D * V);
+  out.push({ id: "gpt forward b=8", kind: "gpt", batch: 8, flops: gptFwd(8) });
+  // Backward is about twice the forward's matmul work.
+  out.push({ id: "gpt train step b=8", kind: "gpttrain", batch: 8, flops: 3 * gptFwd(8) });
   out.push({ id: "softmax 256x1024", kind: "softmax", rows: 256, cols: 1024, flops: null });
   out.push({ id: "layer_norm 256x1024", kind: "layernorm", rows: 256, cols: 1024, flops: null });
   return out;
@@ -49,6 +104,21 @@ export function inputsOf(c) {
     case "mlp":
     case "train":
       return { x: randomF32(c.batch * 784, 7), labels: Int32Array.from({ length: c.batch }, (_, i) => (i * 7) % 10) };
+    case "gpt":
+    case "gpttrain": {
+      // Windows of a pseudo-random character stream: y is x shifted by one, as in next-character training.
+      const { T, V } = GPT;
+      const stream = randomF32(c.batch * (T + 1), 5).map((v) => Math.min(V - 1, Math.floor(((v + 1) / 2) * V)));
+      const x = new Int32Array(c.batch * T);
+      const y = new Int32Array(c.batch * T);
+      for (let b = 0; b < c.batch; b++) {
+        for (let t = 0; t < T; t++) {
+          x[b * T + t] = stream[b * (T + 1) + t];
+          y[b * T + t] = stream[b * (T + 1) + t + 1];
+        }
+      }
+      return { x, y };
+    }
     default:
       return {
         x: randomF32(c.rows * c.cols, c.cols).map((v) => v * 4),

@@ -71,8 +71,10 @@ const byKey = new Map();
 for (const row of all) {
   if (row.error) continue;
   const key = `${row.case}|${row.system}|${row.threads}`;
-  const e = byKey.get(key) ?? { case: row.case, system: row.system, threads: row.threads, ms: [], check: row.check };
+  const e = byKey.get(key) ?? { case: row.case, system: row.system, threads: row.threads, ms: [], round: [], cpu: [], check: row.check };
   e.ms.push(row.ms);
+  e.round.push(row.run);
+  e.cpu.push(row.cpu ?? null);
   byKey.set(key, e);
 }
 const results = [...byKey.values()].map((e) => ({ ...e, runs: e.ms, ms: median(e.ms) }));

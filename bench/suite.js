@@ -46,8 +46,14 @@ for (const c of cases(quick)) {
     // The first call (fresh state: it matters for the training step) gives the checksum and warms up.
     const first = await prepared.run();
     const isAsync = prepared.run() instanceof Promise;
+    // CPU time this process (all its threads) got while timing, against the wall time: on a shared machine a
+    // share well under the thread count means the neighbours took the rest.
+    const cpu0 = process.cpuUsage();
+    const wall0 = performance.now();
     const samples = await time(prepared.run, isAsync);
-    emit({ system: sys.label, threads, case: c.id, ms: median(samples) * 1e3, samples: samples.length, check: checksum(first) });
+    const cpu1 = process.cpuUsage(cpu0);
+    const cpu = { s: (cpu1.user + cpu1.system) / 1e6, wall: (performance.now() - wall0) / 1e3 };
+    emit({ system: sys.label, threads, case: c.id, ms: median(samples) * 1e3, samples: samples.length, check: checksum(first), cpu });
   } catch (e) {
     emit({ system: sys.label, threads, case: c.id, error: String(e?.message ?? e).split("\n")[0] });
   } finally {

@@ -7,7 +7,7 @@ import { loadKilnModule } from "../../dist/runtime/wasm/module.js";
 import { relaxedSimdSupported } from "../../dist/runtime/wasm/backend.js";
 import { loadKernels } from "../../dist/runtime/wasm/threads-load.js";
 import { evalDimPoly } from "../../dist/runtime/manifest.js";
-import { mlpWeights } from "../common.js";
+import { gptAdamSource, gptWeights, mlpWeights } from "../common.js";
 
 const MLP = readFileSync(new URL("../../dsl-examples/mlp.kiln", import.meta.url), "utf8");
 
@@ -20,6 +20,10 @@ train Step {
 }
 `;
 
+// dsl-examples/gpt_char.kiln with plain Adam at a fixed rate in place of its own optimizer (the update every
+// peer runs), so the comparison does not depend on that example's schedule or clipping.
+const GPT_SRC = gptAdamSource(readFileSync(new URL("../../dsl-examples/gpt_char.kiln", import.meta.url), "utf8"));
+
 const SOURCES = {
   matmul: (c) => {
     const expr = { nn: "a @ b", nt: "a @ transpose(b)", tn: "transpose(a) @ b" }[c.mode];
@@ -30,6 +34,8 @@ const SOURCES = {
     `fn f(x: f32[${c.rows}, ${c.cols}], gamma: f32[${c.cols}], beta: f32[${c.cols}]) -> f32[${c.rows}, ${c.cols}] { return layer_norm(x, gamma, beta, eps: 1e-5) }`,
   mlp: () => MLP,
   train: () => TRAIN,
+  gpt: () => GPT_SRC,
+  gpttrain: () => GPT_SRC,
 };
 
 export async function system({ threads, simd, kernelOnly }) {
@@ -44,7 +50,8 @@ export async function system({ threads, simd, kernelOnly }) {
   const load = async (src) => {
     const b = await compile(src);
     const w = mlpWeights();
-    const params = src.includes("model MLP") ? { "MLP.w1": w.w1, "MLP.b1": w.b1, "MLP.w2": w.w2, "MLP.b2": w.b2 } : undefined;
+    const params = src.includes("model MLP") ? { "MLP.w1": w.w1, "MLP.b1": w.b1, "MLP.w2": w.w2, "MLP.b2": w.b2 }
+      : src.includes("model GPT") ? Object.fromEntries(Object.entries(gptWeights()).map(([k, v]) => [k, v.data])) : undefined;
     return loadKilnModule(b.manifest, b.wasm, { threads, params, ...relaxed(b) });
   };
   return {
@@ -58,6 +65,8 @@ export async function system({ threads, simd, kernelOnly }) {
         case "matmul": return { run: () => m.mm({ a: inp.a, b: inp.b }).data, dispose };
         case "mlp": return { run: () => m.MLP.forward({ x: inp.x }).data, dispose };
         case "train": return { run: () => m.call("Step.step", { x: inp.x, labels: inp.labels }).data, dispose };
+        case "gpt": return { run: () => m.call("GPT.forward", { x: inp.x }).data, dispose };
+        case "gpttrain": return { run: () => m.call("Step.step", { x: inp.x, y: inp.y }).data, dispose };
         case "softmax": return { run: () => m.f({ x: inp.x }).data, dispose };
         case "layernorm": return { run: () => m.f({ x: inp.x, gamma: inp.gamma, beta: inp.beta }).data, dispose };
       }

@@ -4,7 +4,7 @@ import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { mlpWeights } from "../common.js";
+import { GPT, GPT_ADAM, gptWeights, mlpWeights } from "../common.js";
 
 export async function system({ threads }) {
   if (threads !== 1) return null; // no thread pool under Node
@@ -44,6 +44,26 @@ export async function system({ threads }) {
             dispose: () => tf.dispose([...Object.values(vars), onehot]),
           };
         }
+        case "gpt": {
+          const p = gptParams(tf.tensor);
+          return {
+            run: () => read(tf.tidy(() => gptForward(p, tf.tensor2d(inp.x, [c.batch, GPT.T], "int32"), c.batch))),
+            dispose: () => tf.dispose(Object.values(p)),
+          };
+        }
+        case "gpttrain": {
+          const { T, V } = GPT;
+          const { lr, beta1, beta2, eps } = GPT_ADAM;
+          const p = gptParams((d, s) => tf.variable(tf.tensor(d, s)));
+          const opt = tf.train.adam(lr, beta1, beta2, eps);
+          const labels = tf.oneHot(tf.tensor1d(inp.y, "int32"), V);
+          // Mean over the B * T positions (SUM_BY_NONZERO_WEIGHTS with unit weights), as Kiln's cross_entropy.
+          const loss = (x) => tf.losses.softmaxCrossEntropy(labels, tf.reshape(gptForward(p, x, c.batch, true), [c.batch * T, V]));
+          return {
+            run: () => read(tf.tidy(() => opt.minimize(() => loss(tf.tensor2d(inp.x, [c.batch, T], "int32")), true))),
+            dispose: () => { tf.dispose([...Object.values(p), labels]); opt.dispose(); },
+          };
+        }
         case "softmax":
           return { run: () => read(tf.tidy(() => tf.softmax(tf.tensor2d(inp.x, [c.rows, c.cols])))) };
         case "layernorm": {
@@ -63,4 +83,38 @@ export async function system({ threads }) {
       return null;
     },
   };
+}
+
+function gptParams(make) {
+  return Object.fromEntries(Object.entries(gptWeights()).map(([k, v]) => [k, make(v.data, v.shape)]));
+}
+
+const layerNorm = (x, g, b) => {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, 1e-5))), g), b);
+};
+
+/**
+ * gpt_char.kiln's GPT.forward. tfjs has no attention op: the causal mask is a 0 / -1e9 bias before the softmax.
+ * `oneHotEmbed`: the wasm backend has no UnsortedSegmentSum, the gradient of gather, so the training step looks
+ * its embeddings up as oneHot(x, V) @ tok.
+ */
+function gptForward(p, x, B, oneHotEmbed = false) {
+  const { T, D, H, L } = GPT;
+  const heads = (t) => tf.transpose(tf.reshape(t, [B, T, H, D / H]), [0, 2, 1, 3]);
+  const mm = (a, w) => tf.reshape(tf.matMul(tf.reshape(a, [-1, a.shape[a.rank - 1]]), w), [...a.shape.slice(0, -1), w.shape[1]]);
+  const causal = tf.mul(tf.sub(tf.linalg.bandPart(tf.ones([T, T]), -1, 0), 1), 1e9);
+  const emb = oneHotEmbed ? mm(tf.oneHot(x, GPT.V), p["GPT.tok"]) : tf.gather(p["GPT.tok"], x);
+  let h = tf.add(emb, p["GPT.pos"]);
+  for (let i = 0; i < L; i++) {
+    const w = (n) => p[`GPT.blocks.${i}.${n}`];
+    const a = layerNorm(h, w("ln1_g"), w("ln1_b"));
+    const [q, k, v] = ["q", "k", "v"].map((n) => heads(mm(a, w(`attn.w_${n}`))));
+    const att = tf.softmax(tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(D / H)), causal));
+    const y = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [B, T, D]);
+    h = tf.add(h, tf.add(mm(y, w("attn.w_o")), w("attn.b_o")));
+    const m = tf.relu(tf.add(mm(layerNorm(h, w("ln2_g"), w("ln2_b")), w("w_fc")), w("b_fc")));
+    h = tf.add(h, tf.add(mm(m, w("w_proj")), w("b_proj")));
+  }
+  return mm(layerNorm(h, p["GPT.lnf_g"], p["GPT.lnf_b"]), p["GPT.head"]);
 }
