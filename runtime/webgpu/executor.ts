@@ -15,6 +15,7 @@ import { GpuTensor, type GpuTensorStorage } from "./gpu-tensor.js";
 import { buildCallPlan, type CallPlan, type PlanContext } from "./instance.js";
 import { encodeGuarded, type GuardKit } from "./guards.js";
 import { encodeInputConversions, type InputConversion } from "./convert.js";
+import { checkDeviceInputs } from "./input-checks.js";
 import { RandomStreams } from "../random.js";
 
 export interface GpuParam {
@@ -180,9 +181,12 @@ export class GpuFunctionExecutor {
       h.device.queue.submit([enc.finish()]);
       uniforms.forEach((u) => pool.release(u));
     });
-    this.#track(done);
+    // GPU-resident labels and indices are checked as they come back; a bad value fails the outputs' read().
+    const checked = checkDeviceInputs(fn, gpuInputs, (t) => bufferOf(t, fn.name), dims, h, pool, this.#ctx.timeoutMs, what);
+    const settled = checked ? Promise.all([done, checked]).then(() => undefined) : done;
+    this.#track(settled);
     return outputs.map((o) => {
-      const { storage, release, token } = this.#storage(o.buffer, o.dtype, o.numel, done, what);
+      const { storage, release, token } = this.#storage(o.buffer, o.dtype, o.numel, settled, what);
       const t = new GpuTensor(o.dtype, o.shape, storage);
       reclaim?.register(t, release, token);
       return t;

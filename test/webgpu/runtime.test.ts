@@ -31,7 +31,10 @@ model Lin {
   param w: f32[4, 3] = he()
   param b: f32[3] = uniform(-1, 1)
   fn forward(x: f32[B, 4]) -> f32[B, 3] { return x @ w + b }
-}`;
+  fn loss(x: f32[B, 4], labels: i32[B]) -> f32 { return cross_entropy(forward(x), labels) }
+  fn rows(ids: i32[B]) -> f32[B, 3] { return take(w, ids) }
+}
+fn same(v: i32[N]) -> i32[N] { return v + 0 }`;
 
 describe.skipIf(!env.h)("WebGPU runtime", { timeout: 60_000 }, () => {
   const ir = irOf(PROGRAM);
@@ -48,6 +51,23 @@ describe.skipIf(!env.h)("WebGPU runtime", { timeout: 60_000 }, () => {
     y.dispose();
     await expect(y.read()).rejects.toThrow(/disposed/);
     expect(() => m.call("double", { x: y })).toThrow(KilnError);
+    m.dispose();
+  });
+
+  it("labels and indices passed as GpuTensors are checked as they come back: read() and sync() reject naming the input", async () => {
+    const m = await gpuModule(env, ir);
+    const x = new Tensor("f32", [3, 4], new Float32Array(12).fill(0.5));
+    const onGpu = (v: number[]) => m.call("same", { v: new Tensor("i32", [3], v) }) as GpuTensor;
+    // In range: the loss reads back as on the host path.
+    const good = m.call("Lin.loss", { x, labels: onGpu([0, 2, 1]) }) as GpuTensor;
+    const want = m.call("Lin.loss", { x, labels: new Tensor("i32", [3], [0, 2, 1]) }) as GpuTensor;
+    expect(Array.from((await good.read()).data)).toEqual(Array.from((await want.read()).data));
+    // Label 7 of 3 classes, index -1 of 4 rows: the same KilnErrors the host check throws.
+    const bad = m.call("Lin.loss", { x, labels: onGpu([0, 7, 1]) }) as GpuTensor;
+    await expect(bad.read()).rejects.toThrow(/Lin\.loss: input "labels" element 1 is 7, not a class label in \[0, 3\)/);
+    await expect(m.sync()).rejects.toThrow(/element 1 is 7/);
+    const rows = m.call("Lin.rows", { ids: onGpu([3, -1, 0]) }) as GpuTensor;
+    await expect(rows.read()).rejects.toThrow(/Lin\.rows: input "ids" has index -1 at \[1\]/);
     m.dispose();
   });
 
