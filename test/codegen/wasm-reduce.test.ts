@@ -134,6 +134,51 @@ describe("reduce over every axis pattern", () => {
   });
 });
 
+// Short reduced inner axes (pooling windows, reduce-short.ts: four rows in the lanes for L <= 16; L = 4 by
+// shuffles). Row counts around multiples of 4 (the scalar tail), lengths either side of 4 and of the 16 limit,
+// and an outer reduced axis (outputs updated more than once).
+describe("reduce over a short inner axis", () => {
+  it("rank 2, inner axis reduced: every op and dtype, L = 1..17, rows 1..203", () => {
+    const r = rng(77);
+    for (const op of OPS) for (const dtype of ["f32", "i32"] as const) {
+      const name = `${op}_${dtype}_2_2`;
+      const k = cases[name];
+      if (!k) continue;
+      for (const rows of [1, 3, 4, 7, 64, 203]) for (const len of [1, 2, 3, 4, 5, 8, 9, 16, 17]) {
+        check(inst, name, k, [rows, len], randomData(dtype, rows * len, r, -100, 100));
+      }
+    }
+  });
+
+  it("rank 3: kept axes merged before the short axis, and an outer reduced axis", () => {
+    const r = rng(78);
+    for (const op of OPS) for (const dtype of ["f32", "i32"] as const) {
+      for (const [p, ext] of [[4, [5, 6, 4]], [4, [3, 3, 9]], [5, [3, 7, 4]], [5, [2, 9, 9]], [5, [4, 5, 2]]] as const) {
+        const name = `${op}_${dtype}_3_${p}`;
+        const k = cases[name];
+        if (k) check(inst, name, k, [...ext], randomData(dtype, numel([...ext]), r, -100, 100));
+      }
+    }
+  });
+
+  it("f32 max/min over 2x2 and 3x3 windows: a NaN in any tap of any row wins, a -inf tap elsewhere", () => {
+    for (const len of [4, 9]) {
+      for (let at = 0; at < 6 * len; at += 1) {
+        const x = Float32Array.from({ length: 6 * len }, (_, i) => (i % 3) - 1);
+        x[at] = NaN;
+        x[(at + 5) % x.length] = -Infinity;
+        // Math.max/min propagate NaN like f32x4.max/min.
+        const rows = Array.from({ length: 6 }, (_, row) => Array.from(x.subarray(row * len, (row + 1) * len)));
+        const want = rows.map((v) => Math.max(...v));
+        const wantMin = rows.map((v) => Math.min(...v));
+        expect(want.filter(Number.isNaN).length).toBe(1);
+        expectArray(run(inst, "max_f32_2_2", cases.max_f32_2_2!, [6, len], x), want, {}, `max len ${len} NaN at ${at}`);
+        expectArray(run(inst, "min_f32_2_2", cases.min_f32_2_2!, [6, len], x), wantMin, {}, `min len ${len} NaN at ${at}`);
+      }
+    }
+  });
+});
+
 describe("reduce errors", () => {
   it("rejects mean over i32 and f16 inputs", async () => {
     await expect(buildWasmModule([{ name: "r", spec: { kind: "reduce", op: "mean", dtype: "i32", rank: 1, reduced: [true] } }])).rejects.toThrow(/mean needs f32/);
