@@ -7,9 +7,10 @@ import { loadKilnModule } from "../../dist/runtime/wasm/module.js";
 import { relaxedSimdSupported } from "../../dist/runtime/wasm/backend.js";
 import { loadKernels } from "../../dist/runtime/wasm/threads-load.js";
 import { evalDimPoly } from "../../dist/runtime/manifest.js";
-import { mlpWeights } from "../common.js";
+import { cnnWeights, mlpWeights } from "../common.js";
 
 const MLP = readFileSync(new URL("../../dsl-examples/mlp.kiln", import.meta.url), "utf8");
+const CNN = readFileSync(new URL("../../dsl-examples/mnist_cnn.kiln", import.meta.url), "utf8");
 
 // The MLP of dsl-examples/mlp.kiln with a plain SGD step (the same update every peer runs).
 const TRAIN = `${MLP}
@@ -30,6 +31,7 @@ const SOURCES = {
     `fn f(x: f32[${c.rows}, ${c.cols}], gamma: f32[${c.cols}], beta: f32[${c.cols}]) -> f32[${c.rows}, ${c.cols}] { return layer_norm(x, gamma, beta, eps: 1e-5) }`,
   mlp: () => MLP,
   train: () => TRAIN,
+  cnn: () => CNN,
 };
 
 export async function system({ threads, simd, kernelOnly }) {
@@ -44,7 +46,8 @@ export async function system({ threads, simd, kernelOnly }) {
   const load = async (src) => {
     const b = await compile(src);
     const w = mlpWeights();
-    const params = src.includes("model MLP") ? { "MLP.w1": w.w1, "MLP.b1": w.b1, "MLP.w2": w.w2, "MLP.b2": w.b2 } : undefined;
+    let params = src.includes("model MLP") ? { "MLP.w1": w.w1, "MLP.b1": w.b1, "MLP.w2": w.w2, "MLP.b2": w.b2 } : undefined;
+    if (src === CNN) params = Object.fromEntries(Object.entries(cnnWeights()).map(([k, v]) => [`MnistCNN.${k}`, v]));
     return loadKilnModule(b.manifest, b.wasm, { threads, params, ...relaxed(b) });
   };
   return {
@@ -57,6 +60,8 @@ export async function system({ threads, simd, kernelOnly }) {
       switch (c.kind) {
         case "matmul": return { run: () => m.mm({ a: inp.a, b: inp.b }).data, dispose };
         case "mlp": return { run: () => m.MLP.forward({ x: inp.x }).data, dispose };
+        // Eval mode outside a train step: batch norm uses the running statistics, dropout is the identity.
+        case "cnn": return { run: () => m.MnistCNN.forward({ x: inp.x }).data, dispose };
         case "train": return { run: () => m.call("Step.step", { x: inp.x, labels: inp.labels }).data, dispose };
         case "softmax": return { run: () => m.f({ x: inp.x }).data, dispose };
         case "layernorm": return { run: () => m.f({ x: inp.x, gamma: inp.gamma, beta: inp.beta }).data, dispose };
