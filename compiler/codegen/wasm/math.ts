@@ -82,14 +82,16 @@ function expReduce(s: Seq, x: () => E): { t: () => E; p: E } {
  * (pmin/pmax: one instruction each, and NaN passes as the first operand) with 2^n as two factors, like expCore,
  * so subnormals round once, large x gives +inf, small x 0, NaN NaN. Both paths give the same bits wherever the
  * fast one applies (both scalings are exact there), so a lane's result never depends on its neighbours.
+ * `ret` returns the fast result from the function being built (a scalar function running this on a splat
+ * returns its lane 0).
  */
-export function expFast(s: Seq, x: () => E): E {
+export function expFast(s: Seq, x: () => E, ret: (v: E) => E = (v) => s.fb.m.return(v)): E {
   const L = s.L;
   const m = s.fb.m;
   const fast = expReduce(s, x);
   const res = s.f(L.fromBits(L.iadd(L.bits(fast.p), L.ishl(L.bits(fast.t()), 23))));
   const ok = L.le(L.abs(x()), L.f(EXP_FAST_MAX));
-  s.stmts.push(m.if(L.width === "f32" ? ok : m.i32x4.all_true(ok), m.return(res())));
+  s.stmts.push(m.if(L.width === "f32" ? ok : m.i32x4.all_true(ok), ret(res())));
   const clamp = L.width === "f32"
     ? (v: E) => L.min(L.max(v, L.f(-104)), L.f(89))
     : (v: E) => m.f32x4.pmin(m.f32x4.pmax(v, L.f(-104)), L.f(89));
