@@ -228,12 +228,15 @@ export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
     ...(stored ? [{ start: fb.param(n + 1).get(), strides: storeStrides }] : []),
   ];
   let rows = nest(fb, exts.slice(0, G - 1), ptrs, inner);
-  // A plain input (no prologue or flag) reduced over a short inner axis whose rows give contiguous outputs: the
+  // A plain input (no prologue) reduced over a short inner axis whose rows give contiguous outputs: the
   // row-parallel path when the axis is at most SHORT_REDUCE_MAX long (a runtime extent), else the general one.
-  if (innerReduced && G >= 2 && kept(G - 2) && !k.prologue && !fin) {
+  // With a flag whose check sits in the general path's row stores, the outputs are read back instead (the same
+  // values either way: a flag never changes what a kernel computes).
+  if (innerReduced && G >= 2 && kept(G - 2) && !k.prologue) {
     const short = nest(fb, exts.slice(0, G - 2), ptrs.map((p) => ({ start: p.start, strides: p.strides.slice(0, G - 2) })),
       ([o, x]) => shortRows(fb, { f32: f, identity: op.identity, scalar: op.scalar, vector: op.vector }, o!, x!, exts[G - 2]!, L));
-    rows = m.if(m.i32.le_u(L.get(), m.i32.const(SHORT_REDUCE_MAX)), short, rows);
+    const check = checkAt === "row" ? [fin!.span(fb.param(n).get(), outN.v)] : [];
+    rows = m.if(m.i32.le_u(L.get(), m.i32.const(SHORT_REDUCE_MAX)), fb.seq([short, ...check]), rows);
   }
   const walk = m.block(skip, [m.br(skip, fin ? empty.get() : anyEmpty), rows]);
   const tail: E[] = [];
