@@ -2,8 +2,8 @@
 // [--peers ort,tfjs]` times Kiln built from this checkout (dist/) and from DIR (another commit's tree with its own
 // dist/, e.g. `git archive COMMIT | tar -x -C DIR` + `npx tsc -p DIR/tsconfig.json`), plain and relaxed, and the
 // peers at 1 thread, one process each, interleaved round by round in a rotating order. Prints per round ms and
-// CPU share, then per case the range over rounds of the ratios (peer / Kiln and before / after) by wall time and
-// by CPU time (ms x share), the latter less disturbed by the neighbours' load.
+// CPU time per call, then per case the range over rounds of the ratios (peer / Kiln and before / after) by wall
+// time (benchmark.js's median) and by CPU time per call, the latter less disturbed by the neighbours' load.
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
@@ -39,8 +39,8 @@ for (let r = 0; r < rounds; r++) {
       const o = JSON.parse(line);
       if (o.unavailable) continue;
       if (o.error) { console.log(`error ${label(cfg)} ${o.case}: ${o.error}`); continue; }
-      rows.push({ round: r, who: label(cfg), case: o.case, ms: o.ms, cpuShare: o.cpuShare, sum: o.check.sum });
-      console.log(`round ${r + 1} ${o.case.padEnd(20)} ${label(cfg).padEnd(20)} ${o.ms.toFixed(3).padStart(9)} ms  cpu ${o.cpuShare.toFixed(2)}  load ${loadavg()[0].toFixed(1)}`);
+      rows.push({ round: r, who: label(cfg), case: o.case, ms: o.ms, cpuMs: o.cpuMs, sum: o.check.sum });
+      console.log(`round ${r + 1} ${o.case.padEnd(20)} ${label(cfg).padEnd(20)} ${o.ms.toFixed(3).padStart(9)} ms  cpu ${o.cpuMs.toFixed(3)} ms/call (share ${o.cpuShare.toFixed(2)})  load ${loadavg()[0].toFixed(1)}`);
     }
     if (p.status !== 0) console.log(`${label(cfg)} exited ${p.status}: ${p.stderr.trim().split("\n").slice(-1)[0]}`);
   }
@@ -51,13 +51,14 @@ console.log(`\n${cpus()[0]?.model}, ${cpus().length} logical CPUs, Node ${proces
 for (const c of [...new Set(rows.map((r) => r.case))]) {
   const at = (who, r) => rows.find((x) => x.case === c && x.who === who && x.round === r);
   const ratio = (num, den, cpu) => [...Array(rounds).keys()].map((r) => [at(num, r), at(den, r)])
-    .filter(([a, b]) => a && b).map(([a, b]) => (cpu ? (a.ms * a.cpuShare) / (b.ms * b.cpuShare) : a.ms / b.ms));
+    .filter(([a, b]) => a && b).map(([a, b]) => (cpu ? a.cpuMs / b.cpuMs : a.ms / b.ms));
   console.log(`${c}:`);
   for (const simd of ["plain", "relaxed"]) {
     const k = `kiln ${simd} after`;
     const ms = rows.filter((x) => x.case === c && x.who === k).map((x) => x.ms);
     if (!ms.length) continue;
-    const parts = [`ms ${Math.min(...ms).toFixed(2)}-${Math.max(...ms).toFixed(2)}`];
+    const cms = rows.filter((x) => x.case === c && x.who === k).map((x) => x.cpuMs);
+    const parts = [`ms ${Math.min(...ms).toFixed(2)}-${Math.max(...ms).toFixed(2)}, cpu ms/call ${Math.min(...cms).toFixed(2)}-${Math.max(...cms).toFixed(2)}`];
     if (base) parts.push(`before/after wall ${range(ratio(`kiln ${simd} before`, k, false))} cpu ${range(ratio(`kiln ${simd} before`, k, true))}`);
     for (const p of peers) parts.push(`${p}/kiln wall ${range(ratio(p, k, false))} cpu ${range(ratio(p, k, true))}`);
     console.log(`  ${k}: ${parts.join("; ")}`);

@@ -1,7 +1,7 @@
 // One system in its own process (onnxruntime-web fixes its thread count per process; peers do not share a heap):
 // `node bench/suite.js SYSTEM THREADS [--quick] [--simd plain|relaxed] [--kernel-only] [--only PREFIX]` times every case with benchmark.js and
 // prints one JSON line per case: the median time per call over benchmark.js's samples, the CPU share the process
-// got meanwhile, and a checksum.
+// got meanwhile and its CPU time per call, and a checksum.
 import Benchmark from "benchmark";
 import { cases, checksum, inputsOf, median } from "./common.js";
 
@@ -49,12 +49,16 @@ for (const c of cases(quick)) {
     const isAsync = prepared.run() instanceof Promise;
     // The CPU this process got while timing, per wall second (all its threads): on a shared machine a 1-thread
     // system's ms times this share is its CPU time per call, which neighbours' load disturbs far less.
+    // cpuMs: that CPU time over the calls made (benchmark.js's calibration included), per call.
+    let calls = 0;
+    const counted = () => (calls++, prepared.run());
     const cpu0 = process.cpuUsage();
     const wall0 = performance.now();
-    const samples = await time(prepared.run, isAsync);
+    const samples = await time(counted, isAsync);
     const cpu = process.cpuUsage(cpu0);
-    const cpuShare = (cpu.user + cpu.system) / 1e3 / (performance.now() - wall0);
-    emit({ system: sys.label, threads, case: c.id, ms: median(samples) * 1e3, cpuShare, samples: samples.length, check: checksum(first) });
+    const cpuMs = (cpu.user + cpu.system) / 1e3;
+    const cpuShare = cpuMs / (performance.now() - wall0);
+    emit({ system: sys.label, threads, case: c.id, ms: median(samples) * 1e3, cpuMs: cpuMs / calls, cpuShare, samples: samples.length, check: checksum(first) });
   } catch (e) {
     emit({ system: sys.label, threads, case: c.id, error: String(e?.message ?? e).split("\n")[0] });
   } finally {
