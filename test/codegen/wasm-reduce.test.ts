@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll } from "vitest";
 import type { NamedKernel, ReduceKernel } from "../../compiler/codegen/kernel.js";
 import { buildWasmModule } from "../../compiler/codegen/wasm/module.js";
 import { arrayFor, expectArray, instantiate, rng, type AnyArray, type Instance } from "./wasm-harness.js";
-import { numel, randomData } from "./ew-util.js";
+import { cst, inp, numel, op as eop, randomData } from "./ew-util.js";
 
 type Op = ReduceKernel["op"];
 const OPS: Op[] = ["sum", "mean", "max", "min"];
@@ -174,6 +174,67 @@ describe("reduce over a short inner axis", () => {
         expect(want.filter(Number.isNaN).length).toBe(1);
         expectArray(run(inst, "max_f32_2_2", cases.max_f32_2_2!, [6, len], x), want, {}, `max len ${len} NaN at ${at}`);
         expectArray(run(inst, "min_f32_2_2", cases.min_f32_2_2!, [6, len], x), wantMin, {}, `min len ${len} NaN at ${at}`);
+      }
+    }
+  });
+});
+
+// Short axes with a fused prologue (reduce-short.ts shortRowsExpr): max-pool backward's first-maximum index,
+// min over taps of where(x == rowmax, iota, BIG), with x walked (gathered), rowmax broadcast along the taps,
+// iota along the rows; and a float sum of x * w + c with c broadcast along both. The reference is plain JS.
+describe("short inner axis with a prologue", () => {
+  const BIG = 1 << 30;
+  const firstIdx: ReduceKernel = {
+    kind: "reduce", op: "min", dtype: "i32", rank: 2, reduced: [false, true],
+    prologue: {
+      inputs: [{ dtype: "f32", bcast: [false, false] }, { dtype: "f32", bcast: [false, true] }, { dtype: "i32", bcast: [true, false] }],
+      expr: eop("where", "i32", eop("eq", "bool", inp(0), inp(1)), inp(2), cst(BIG, "i32")),
+    },
+  };
+  const fma: ReduceKernel = {
+    kind: "reduce", op: "sum", dtype: "f32", rank: 2, reduced: [false, true],
+    prologue: {
+      inputs: [{ dtype: "f32", bcast: [false, false] }, { dtype: "f32", bcast: [true, false] }, { dtype: "f32", bcast: [true, true] }],
+      expr: eop("add", "f32", eop("mul", "f32", inp(0), inp(1)), inp(2)),
+    },
+  };
+  let pinst: Instance;
+  beforeAll(async () => {
+    pinst = await instantiate([{ name: "first_idx", spec: firstIdx }, { name: "fma", spec: fma }]);
+  });
+
+  it("first index of the row maximum (ties to the first), rows 1..203, L = 1..17", () => {
+    const r = rng(91);
+    for (const rows of [1, 3, 4, 7, 64, 203]) for (const len of [1, 2, 3, 4, 5, 9, 16, 17]) {
+      // Small integers, so ties are common.
+      const x = Float32Array.from({ length: rows * len }, () => Math.floor(r() * 4));
+      const mx = Float32Array.from({ length: rows }, (_, i) => Math.max(...x.subarray(i * len, (i + 1) * len)));
+      const iota = Int32Array.from({ length: len }, (_, i) => i);
+      pinst.reset();
+      const args = [pinst.put(x), pinst.put(mx), pinst.put(iota)];
+      const o = pinst.out("i32", rows);
+      pinst.run("first_idx", ...args, o, rows, len);
+      const want = Array.from({ length: rows }, (_, i) => Array.from(x.subarray(i * len, (i + 1) * len)).indexOf(mx[i]!));
+      expectArray(pinst.read("i32", o, rows), want, {}, `first_idx [${rows}, ${len}]`);
+    }
+  });
+
+  it("sum of x * w + c, w broadcast along the rows and c along both", () => {
+    const r = rng(92);
+    for (const rows of [1, 5, 8, 203]) for (const len of [1, 3, 4, 9, 16]) {
+      const x = randomData("f32", rows * len, r, -10, 10) as Float32Array;
+      const w = randomData("f32", len, r, -10, 10) as Float32Array;
+      const c = Float32Array.of(0.5);
+      pinst.reset();
+      const args = [pinst.put(x), pinst.put(w), pinst.put(c)];
+      const o = pinst.out("f32", rows);
+      pinst.run("fma", ...args, o, rows, len);
+      const got = pinst.read("f32", o, rows);
+      for (let i = 0; i < rows; i++) {
+        let want = 0;
+        let mag = 0;
+        for (let t = 0; t < len; t++) { const v = Math.fround(Math.fround(x[i * len + t]! * w[t]!) + 0.5); want += v; mag += Math.abs(v); }
+        expect(Math.abs(got[i]! - want), `fma [${rows}, ${len}] row ${i}`).toBeLessThanOrEqual(2e-6 * mag + 1e-30);
       }
     }
   });

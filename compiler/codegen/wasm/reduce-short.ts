@@ -92,3 +92,81 @@ export function shortRows(fb: FnBuilder, op: ShortReduce, out: Var, inp: Var, ro
     tail,
   ]);
 }
+
+/**
+ * How a prologue input is read with four rows in the lanes: "gather" walks rows and taps (lane k of tap t at
+ * row k's element t), "row" is broadcast along the taps (one 4-row vector per block), "tap" along the rows (one
+ * value per tap, splatted), "const" along both.
+ */
+export type ShortInput = { readonly ptr: Var; readonly kind: "gather" | "row" | "tap" | "const"; readonly used: boolean; readonly f32: boolean };
+
+/** A prologue's value from its inputs' current values (vector: 4 rows; scalar: one), as ExprRenderer.element. */
+export type ShortValue = (mode: "scalar" | "vector", input: (i: number) => E) => { stmts: E[]; value: E };
+
+/**
+ * shortRows for a fused prologue over 32-bit inputs: per block of four rows and per tap, each used input is read
+ * once into a local (gathered, loaded, or splatted), the prologue computed on the four lanes and folded in.
+ */
+export function shortRowsExpr(fb: FnBuilder, op: ShortReduce, out: Var, ins: readonly ShortInput[], value: ShortValue, rows: Var, len: Var): E {
+  const m = fb.m;
+  const r = fb.i32();
+  const t = fb.i32();
+  const rows4 = fb.i32();
+  const rowBytes = fb.i32();
+  const acc = fb.local(fb.t.v128);
+  const ident = op.f32 ? fb.splatF32(op.identity) : fb.splatI32(op.identity);
+  const used = ins.map((x, i) => ({ ...x, i })).filter((x) => x.used);
+  // Per gather input four lane pointers, per tap input one pointer, advanced by a tap each step.
+  const lanePtrs = used.map((x) => (x.kind === "gather" ? [0, 1, 2, 3].map(() => fb.i32()) : x.kind === "tap" ? [fb.i32()] : []));
+  const vecs = used.map(() => fb.local(fb.t.v128));
+  const scal = used.map((x) => fb.local(x.f32 ? fb.t.f32 : fb.t.i32));
+  const vecOf = new Map(used.map((x, j) => [x.i, vecs[j]!]));
+  const loadVec = (x: ShortInput, lp: Var[]): E => {
+    if (x.kind === "row") return m.v128.load(0, 4, x.ptr.get());
+    if (x.kind === "const") return m.v128.load32_splat(0, 4, x.ptr.get());
+    if (x.kind === "tap") return m.v128.load32_splat(0, 4, lp[0]!.get());
+    let g = m.v128.load32_splat(0, 4, lp[0]!.get());
+    for (let k = 1; k < 4; k++) g = m.v128.load32_lane(0, 4, k, lp[k]!.get(), g);
+    return g;
+  };
+  const ev = value("vector", (i) => vecOf.get(i)!.get());
+  const block = forRange(fb, {
+    i: r, from: m.i32.const(0), to: () => rows4.get(), step: 4,
+    body: [
+      ...used.flatMap((x, j) => lanePtrs[j]!.map((p, k) => p.set(x.kind === "tap" ? x.ptr.get() : m.i32.add(x.ptr.get(), m.i32.mul(rowBytes.get(), m.i32.const(k)))))),
+      acc.set(ident),
+      forRange(fb, {
+        i: t, from: m.i32.const(0), to: () => len.get(),
+        body: [
+          ...used.map((x, j) => vecs[j]!.set(loadVec(x, lanePtrs[j]!))),
+          ...ev.stmts,
+          acc.set(op.vector(acc.get(), ev.value)),
+          ...lanePtrs.flat().map((p) => fb.inc(p, 4)),
+        ],
+      }),
+      m.v128.store(0, 4, out.get(), op.vector(m.v128.load(0, 4, out.get()), acc.get())),
+      fb.inc(out, 16),
+      ...used.flatMap((x) => (x.kind === "gather" ? [x.ptr.set(m.i32.add(x.ptr.get(), m.i32.shl(rowBytes.get(), m.i32.const(2))))] : x.kind === "row" ? [fb.inc(x.ptr, 16)] : [])),
+    ],
+  });
+
+  // The last rows % 4 rows one at a time: tap t of a gather or tap input at ptr + 4t.
+  const s = fb.local(op.f32 ? fb.t.f32 : fb.t.i32);
+  const scalOf = new Map(used.map((x, j) => [x.i, scal[j]!]));
+  const es = value("scalar", (i) => scalOf.get(i)!.get());
+  const tapAddr = (x: ShortInput): E => (x.kind === "gather" || x.kind === "tap" ? m.i32.add(x.ptr.get(), m.i32.shl(t.get(), m.i32.const(2))) : x.ptr.get());
+  const tail = forRange(fb, {
+    i: r, to: () => rows.get(),
+    body: [
+      s.set(op.f32 ? m.f32.const(op.identity) : m.i32.const(op.identity)),
+      forRange(fb, {
+        i: t, from: m.i32.const(0), to: () => len.get(),
+        body: [...used.map((x, j) => scal[j]!.set(x.f32 ? m.f32.load(0, 4, tapAddr(x)) : m.i32.load(0, 4, tapAddr(x)))), ...es.stmts, s.set(op.scalar(s.get(), es.value))],
+      }),
+      op.f32 ? m.f32.store(0, 4, out.get(), op.scalar(m.f32.load(0, 4, out.get()), s.get())) : m.i32.store(0, 4, out.get(), op.scalar(m.i32.load(0, 4, out.get()), s.get())),
+      fb.inc(out, 4),
+      ...used.flatMap((x) => (x.kind === "gather" ? [x.ptr.set(m.i32.add(x.ptr.get(), rowBytes.get()))] : x.kind === "row" ? [fb.inc(x.ptr, 4)] : [])),
+    ],
+  });
+  return fb.seq([rows4.set(m.i32.and(rows.get(), m.i32.const(-4))), rowBytes.set(m.i32.shl(len.get(), m.i32.const(2))), block, tail]);
+}

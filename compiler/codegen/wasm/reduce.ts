@@ -12,7 +12,7 @@ import { isFloatValue, loadLanes, loadValue, valueType } from "./access.js";
 import { ExprRenderer } from "./elementwise.js";
 import { forRange, groupAxes, nest, product } from "./loops.js";
 import { FiniteMask, flagParams } from "./finite.js";
-import { SHORT_REDUCE_MAX, shortRows } from "./reduce-short.js";
+import { SHORT_REDUCE_MAX, shortRows, shortRowsExpr, type ShortInput } from "./reduce-short.js";
 
 interface Combine {
   scalar(a: E, b: E): E;
@@ -235,6 +235,20 @@ export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
   if (innerReduced && G >= 2 && kept(G - 2) && !k.prologue) {
     const short = nest(fb, exts.slice(0, G - 2), ptrs.map((p) => ({ start: p.start, strides: p.strides.slice(0, G - 2) })),
       ([o, x]) => shortRows(fb, { f32: f, identity: op.identity, scalar: op.scalar, vector: op.vector }, o!, x!, exts[G - 2]!, L));
+    const check = checkAt === "row" ? [fin!.span(fb.param(n).get(), outN.v)] : [];
+    rows = m.if(m.i32.le_u(L.get(), m.i32.const(SHORT_REDUCE_MAX)), fb.seq([short, ...check]), rows);
+  } else if (innerReduced && G >= 2 && kept(G - 2) && vec && !stored && pro.inputs.every((x) => x.dtype === "f32" || x.dtype === "i32")) {
+    // The same with a fused prologue (max-pool backward's first-maximum index): each input gathered, loaded or
+    // splatted per its broadcast along the rows and the taps.
+    const kinds = pro.inputs.map((_, x): ShortInput["kind"] => {
+      const [alongRows, alongTaps] = [bcastIn(G - 2, x), bcastIn(G - 1, x)];
+      return alongRows && alongTaps ? "const" : alongTaps ? "row" : alongRows ? "tap" : "gather";
+    });
+    const short = nest(fb, exts.slice(0, G - 2), ptrs.map((p) => ({ start: p.start, strides: p.strides.slice(0, G - 2) })), ([o, ...xs]) => {
+      const ins = pro.inputs.map((inp, x): ShortInput => ({ ptr: xs[x]!, kind: kinds[x]!, used: ex.inputUses[x]! > 0, f32: inp.dtype === "f32" }));
+      const value = (mode: "scalar" | "vector", input: (i: number) => E) => ex.element(mode, input);
+      return shortRowsExpr(fb, { f32: f, identity: op.identity, scalar: op.scalar, vector: op.vector }, o!, ins, value, exts[G - 2]!, L);
+    });
     const check = checkAt === "row" ? [fin!.span(fb.param(n).get(), outN.v)] : [];
     rows = m.if(m.i32.le_u(L.get(), m.i32.const(SHORT_REDUCE_MAX)), fb.seq([short, ...check]), rows);
   }
