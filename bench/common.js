@@ -73,6 +73,26 @@ export function gptAdamSource(src) {
 }
 
 /**
+ * Weights of dsl-examples/mnist_cnn.kiln (OIHW convolutions, fc [1568, 10] over NCHW's flatten order), He-scaled;
+ * batch norm's running statistics away from 0/1 so that normalising is real work.
+ */
+export function cnnWeights() {
+  const scale = (a, k, add = 0) => a.map((x) => x * k + add);
+  return {
+    c1: scale(randomF32(16 * 9, 21), Math.sqrt(6 / 9)),
+    c1b: scale(randomF32(16, 22), 0.1),
+    bn_g: scale(randomF32(16, 23), 0.2, 1),
+    bn_b: scale(randomF32(16, 24), 0.1),
+    bn_mean: scale(randomF32(16, 25), 0.1),
+    bn_var: scale(randomF32(16, 26), 0.2, 1),
+    c2: scale(randomF32(32 * 16 * 9, 27), Math.sqrt(6 / 144)),
+    c2b: scale(randomF32(32, 28), 0.1),
+    fc: scale(randomF32(1568 * 10, 29), Math.sqrt(6 / 1578)),
+    fcb: scale(randomF32(10, 30), 0.1),
+  };
+}
+
+/**
  * Every case: `id`, `kind` and its sizes; `flops` (null where a rate means little). Matmul modes: nn = A·B,
  * nt = A·Bᵀ, tn = Aᵀ·B, with A and B handed over as JS arrays on every call in every system.
  */
@@ -91,6 +111,8 @@ export function cases(quick) {
   out.push({ id: "gpt forward b=8", kind: "gpt", batch: 8, flops: gptFwd(8) });
   // Backward is about twice the forward's matmul work.
   out.push({ id: "gpt train step b=8", kind: "gpttrain", batch: 8, flops: 3 * gptFwd(8) });
+  // Convolution flops (2 per multiply-add) plus the final matmul; the pools and batch norm are not counted.
+  out.push({ id: "cnn forward b=64", kind: "cnn", batch: 64, flops: 2 * 64 * (28 * 28 * 16 * 9 + 14 * 14 * 32 * 144 + 1568 * 10) });
   out.push({ id: "softmax 256x1024", kind: "softmax", rows: 256, cols: 1024, flops: null });
   out.push({ id: "layer_norm 256x1024", kind: "layernorm", rows: 256, cols: 1024, flops: null });
   return out;
@@ -119,6 +141,9 @@ export function inputsOf(c) {
       }
       return { x, y };
     }
+    case "cnn":
+      // Pixels in [0, 1), NCHW [batch, 1, 28, 28].
+      return { x: randomF32(c.batch * 784, 8).map((v) => (v + 1) / 2) };
     default:
       return {
         x: randomF32(c.rows * c.cols, c.cols).map((v) => v * 4),

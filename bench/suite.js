@@ -1,6 +1,7 @@
 // One system in its own process (onnxruntime-web fixes its thread count per process; peers do not share a heap):
 // `node bench/suite.js SYSTEM THREADS [--quick] [--simd plain|relaxed] [--kernel-only] [--only PREFIX]` times every case with benchmark.js and
-// prints one JSON line per case: the median time per call over benchmark.js's samples, and a checksum.
+// prints one JSON line per case: the median time per call over benchmark.js's samples, the CPU share the process
+// got meanwhile and its CPU time per call, and a checksum.
 import Benchmark from "benchmark";
 import { cases, checksum, inputsOf, median } from "./common.js";
 
@@ -46,14 +47,19 @@ for (const c of cases(quick)) {
     // The first call (fresh state: it matters for the training step) gives the checksum and warms up.
     const first = await prepared.run();
     const isAsync = prepared.run() instanceof Promise;
-    // CPU time this process (all its threads) got while timing, against the wall time: on a shared machine a
-    // share well under the thread count means the neighbours took the rest.
+    // The CPU this process got while timing (all its threads), against the wall time: on a shared machine a share
+    // well under the thread count means the neighbours took the rest. cpuMs: that CPU time over the calls made
+    // (benchmark.js's calibration included), per call, which neighbours' load disturbs far less than ms.
+    let calls = 0;
+    const counted = () => (calls++, prepared.run());
     const cpu0 = process.cpuUsage();
     const wall0 = performance.now();
-    const samples = await time(prepared.run, isAsync);
-    const cpu1 = process.cpuUsage(cpu0);
-    const cpu = { s: (cpu1.user + cpu1.system) / 1e6, wall: (performance.now() - wall0) / 1e3 };
-    emit({ system: sys.label, threads, case: c.id, ms: median(samples) * 1e3, samples: samples.length, check: checksum(first), cpu });
+    const samples = await time(counted, isAsync);
+    const used = process.cpuUsage(cpu0);
+    const wallS = (performance.now() - wall0) / 1e3;
+    const cpuS = (used.user + used.system) / 1e6;
+    const cpu = { s: cpuS, wall: wallS };
+    emit({ system: sys.label, threads, case: c.id, ms: median(samples) * 1e3, cpuMs: (cpuS * 1e3) / calls, cpuShare: cpuS / wallS, samples: samples.length, check: checksum(first), cpu });
   } catch (e) {
     emit({ system: sys.label, threads, case: c.id, error: String(e?.message ?? e).split("\n")[0] });
   } finally {

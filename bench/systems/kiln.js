@@ -7,9 +7,10 @@ import { loadKilnModule } from "../../dist/runtime/wasm/module.js";
 import { relaxedSimdSupported } from "../../dist/runtime/wasm/backend.js";
 import { loadKernels } from "../../dist/runtime/wasm/threads-load.js";
 import { evalDimPoly } from "../../dist/runtime/manifest.js";
-import { gptAdamSource, gptWeights, mlpWeights } from "../common.js";
+import { cnnWeights, gptAdamSource, gptWeights, mlpWeights } from "../common.js";
 
 const MLP = readFileSync(new URL("../../dsl-examples/mlp.kiln", import.meta.url), "utf8");
+const CNN = readFileSync(new URL("../../dsl-examples/mnist_cnn.kiln", import.meta.url), "utf8");
 
 // The MLP of dsl-examples/mlp.kiln with a plain SGD step (the same update every peer runs).
 const TRAIN = `${MLP}
@@ -36,6 +37,7 @@ const SOURCES = {
   train: () => TRAIN,
   gpt: () => GPT_SRC,
   gpttrain: () => GPT_SRC,
+  cnn: () => CNN,
 };
 
 export async function system({ threads, simd, kernelOnly }) {
@@ -50,8 +52,9 @@ export async function system({ threads, simd, kernelOnly }) {
   const load = async (src) => {
     const b = await compile(src);
     const w = mlpWeights();
-    const params = src.includes("model MLP") ? { "MLP.w1": w.w1, "MLP.b1": w.b1, "MLP.w2": w.w2, "MLP.b2": w.b2 }
+    let params = src.includes("model MLP") ? { "MLP.w1": w.w1, "MLP.b1": w.b1, "MLP.w2": w.w2, "MLP.b2": w.b2 }
       : src.includes("model GPT") ? Object.fromEntries(Object.entries(gptWeights()).map(([k, v]) => [k, v.data])) : undefined;
+    if (src === CNN) params = Object.fromEntries(Object.entries(cnnWeights()).map(([k, v]) => [`MnistCNN.${k}`, v]));
     return loadKilnModule(b.manifest, b.wasm, { threads, params, ...relaxed(b) });
   };
   return {
@@ -64,6 +67,8 @@ export async function system({ threads, simd, kernelOnly }) {
       switch (c.kind) {
         case "matmul": return { run: () => m.mm({ a: inp.a, b: inp.b }).data, dispose };
         case "mlp": return { run: () => m.MLP.forward({ x: inp.x }).data, dispose };
+        // Eval mode outside a train step: batch norm uses the running statistics, dropout is the identity.
+        case "cnn": return { run: () => m.MnistCNN.forward({ x: inp.x }).data, dispose };
         case "train": return { run: () => m.call("Step.step", { x: inp.x, labels: inp.labels }).data, dispose };
         case "gpt": return { run: () => m.call("GPT.forward", { x: inp.x }).data, dispose };
         case "gpttrain": return { run: () => m.call("Step.step", { x: inp.x, y: inp.y }).data, dispose };

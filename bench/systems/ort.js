@@ -2,7 +2,7 @@
 // transposed matmuls use Gemm's transA/transB, the MLP keeps its weights as initializers. No training.
 import * as ort from "onnxruntime-web";
 import { onnxModel } from "../onnx-model.js";
-import { mlpWeights } from "../common.js";
+import { cnnWeights, mlpWeights } from "../common.js";
 
 export async function system({ threads }) {
   ort.env.wasm.numThreads = threads;
@@ -37,6 +37,28 @@ export async function system({ threads }) {
             ],
           });
           return { run: async () => (await s.run({ x: f32(inp.x, [c.batch, 784]) })).y.data, dispose: () => s.release() };
+        }
+        case "cnn": {
+          const w = cnnWeights();
+          const B = c.batch;
+          const shapes = { c1: [16, 1, 3, 3], c1b: [16], bn_g: [16], bn_b: [16], bn_mean: [16], bn_var: [16], c2: [32, 16, 3, 3], c2b: [32], fc: [1568, 10], fcb: [10] };
+          const pool = { kernel_shape: [2, 2], strides: [2, 2] };
+          const s = await session({
+            inputs: [["x", [B, 1, 28, 28]]], outputs: [["y", [B, 10]]],
+            initializers: Object.entries(shapes).map(([name, shape]) => ({ name, shape, data: w[name] })),
+            nodes: [
+              { op: "Conv", inputs: ["x", "c1", "c1b"], outputs: ["h1"], attrs: { pads: [1, 1, 1, 1] } },
+              { op: "BatchNormalization", inputs: ["h1", "bn_g", "bn_b", "bn_mean", "bn_var"], outputs: ["h2"], attrs: { epsilon: 1e-5 } },
+              { op: "Relu", inputs: ["h2"], outputs: ["h3"] },
+              { op: "MaxPool", inputs: ["h3"], outputs: ["h4"], attrs: pool },
+              { op: "Conv", inputs: ["h4", "c2", "c2b"], outputs: ["h5"], attrs: { pads: [1, 1, 1, 1] } },
+              { op: "Relu", inputs: ["h5"], outputs: ["h6"] },
+              { op: "MaxPool", inputs: ["h6"], outputs: ["h7"], attrs: pool },
+              { op: "Flatten", inputs: ["h7"], outputs: ["h8"], attrs: { axis: 1 } },
+              { op: "Gemm", inputs: ["h8", "fc", "fcb"], outputs: ["y"] },
+            ],
+          });
+          return { run: async () => (await s.run({ x: f32(inp.x, [B, 1, 28, 28]) })).y.data, dispose: () => s.release() };
         }
         case "softmax":
         case "layernorm": {

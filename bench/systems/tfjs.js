@@ -4,7 +4,21 @@ import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { GPT, GPT_ADAM, gptWeights, mlpWeights } from "../common.js";
+import { GPT, GPT_ADAM, cnnWeights, gptWeights, mlpWeights } from "../common.js";
+
+/** OIHW -> HWIO (tfjs's filter layout). */
+function hwio(w, O, I, K) {
+  const out = new Float32Array(w.length);
+  for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) for (let k = 0; k < K * K; k++) out[(k * I + i) * O + o] = w[(o * I + i) * K * K + k];
+  return out;
+}
+
+/** fc rows from NCHW's flatten order (c, h, w) to NHWC's (h, w, c), so tfjs flattens its NHWC maps directly. */
+function fcNhwc(fc, C, HW, N) {
+  const out = new Float32Array(fc.length);
+  for (let c = 0; c < C; c++) for (let p = 0; p < HW; p++) out.set(fc.subarray((c * HW + p) * N, (c * HW + p + 1) * N), (p * C + c) * N);
+  return out;
+}
 
 export async function system({ threads }) {
   if (threads !== 1) return null; // no thread pool under Node
@@ -62,6 +76,28 @@ export async function system({ threads }) {
           return {
             run: () => read(tf.tidy(() => opt.minimize(() => loss(tf.tensor2d(inp.x, [c.batch, T], "int32")), true))),
             dispose: () => { tf.dispose([...Object.values(p), labels]); opt.dispose(); },
+          };
+        }
+        case "cnn": {
+          // NHWC (XNNPACK's layout); with one input channel NCHW [B, 1, 28, 28] is already NHWC [B, 28, 28, 1].
+          const cw = cnnWeights();
+          const T = {
+            c1: tf.tensor4d(hwio(cw.c1, 16, 1, 3), [3, 3, 1, 16]), c1b: tf.tensor1d(cw.c1b),
+            g: tf.tensor1d(cw.bn_g), b: tf.tensor1d(cw.bn_b), mean: tf.tensor1d(cw.bn_mean), var: tf.tensor1d(cw.bn_var),
+            c2: tf.tensor4d(hwio(cw.c2, 32, 16, 3), [3, 3, 16, 32]), c2b: tf.tensor1d(cw.c2b),
+            fc: tf.tensor2d(fcNhwc(cw.fc, 32, 49, 10), [1568, 10]), fcb: tf.tensor1d(cw.fcb),
+          };
+          const B = c.batch;
+          return {
+            run: () => read(tf.tidy(() => {
+              // tf.fused: bias (and relu) in XNNPACK's convolution / matmul, tfjs's fastest form.
+              let h = tf.fused.conv2d({ x: tf.tensor4d(inp.x, [B, 28, 28, 1]), filter: T.c1, strides: 1, pad: "same", bias: T.c1b });
+              h = tf.maxPool(tf.relu(tf.batchNorm(h, T.mean, T.var, T.b, T.g, 1e-5)), 2, 2, "valid");
+              h = tf.fused.conv2d({ x: h, filter: T.c2, strides: 1, pad: "same", bias: T.c2b, activation: "relu" });
+              h = tf.maxPool(h, 2, 2, "valid");
+              return tf.fused.matMul({ a: tf.reshape(h, [B, 1568]), b: T.fc, bias: T.fcb });
+            })),
+            dispose: () => tf.dispose(Object.values(T)),
           };
         }
         case "softmax":

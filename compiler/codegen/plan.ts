@@ -4,10 +4,11 @@
 
 import type { FunctionManifest, StepManifest, ValueManifest, DimPoly } from "../../runtime/manifest.js";
 import { guardKey, ioType, useCounts, type Graph, type IRModule, type Node } from "../ir/graph.js";
-import type { Dim, DType } from "../ir/types.js";
+import { dtypeBytes, type Dim, type DType } from "../ir/types.js";
 import { WASM_LOWERING } from "./wasm/op-emitters.js";
 import type { KernelSpec, NamedKernel } from "./kernel.js";
 import { polyAdd, polyConst, polyProduct, polyScale, polyStrides } from "./dim-poly.js";
+import { orderCopyAxes } from "./copy-order.js";
 import { matmulPlan, planMatmul, type MatmulPlan } from "./plan-matmul.js";
 import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
 import { addInt8Variants } from "./wasm/qmatmul-plan.js";
@@ -229,8 +230,10 @@ function planCopy(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
   const inSt = polyStrides(x.type.shape);
   const outSt = polyStrides(out);
   const a = n.attrs as Record<string, unknown>;
-  const call = (src: number, ext: readonly Dim[], ins: DimPoly[], inOff: DimPoly, outOff: DimPoly, outs: DimPoly[]) =>
+  const call = (src: number, ext0: readonly Dim[], ins0: DimPoly[], inOff: DimPoly, outOff: DimPoly, outs0: DimPoly[]) => {
+    const { ext, ins, outs } = orderCopyAxes(ext0, ins0, outs0, dtypeBytes(n.type.dtype));
     step(name(ext.length, n.type.dtype), [src, n.id], [inOff, outOff, ...ext.map((d) => polyProduct([d])), ...ins, ...outs], n);
+  };
   switch (n.op) {
     case "permute": {
       const perm = a.perm as number[];

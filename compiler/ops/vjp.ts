@@ -133,6 +133,14 @@ const windowVjp: VjpRule<"window"> = (e, n, ct) => {
   const [N, C, H, W] = e.type(n.inputs[0]).shape;
   const [, OH, OW, , KH, KW] = e.type(n.id).shape as [Dim, Dim, Dim, Dim, number, number];
   const { stride: [sh, sw], dilation: [dh, dw] } = n.attrs;
+  // Windows that tile x without overlap (stride = kernel, pooling's default) touch each pixel at most once: the
+  // cotangent goes back by one permute to [N, C, OH, KH, OW, KW] = [N, C, OH*KH, OW*KW], zeros for the rows and
+  // columns no window covers. One copy instead of a slice, a pad and an add per tap.
+  if (sh === KH && sw === KW && dh === 1 && dw === 1 && [H, W, OH, OW].every((d) => typeof d === "number")) {
+    const back = e.emit("reshape", [e.emit("permute", [ct], { perm: [0, 3, 1, 4, 2, 5] })], { shape: [N, C, (OH as number) * KH, (OW as number) * KW] });
+    const [restH, restW] = [(H as number) - (OH as number) * KH, (W as number) - (OW as number) * KW];
+    return [restH === 0 && restW === 0 ? back : e.emit("pad", [back], { pads: [[0, 0, 0], [0, 0, 0], [0, restH, 0], [0, restW, 0]], value: 0 })];
+  }
   // Taps first: each tap's cotangent is then one contiguous block.
   const taps = e.emit("reshape", [e.emit("permute", [ct], { perm: [4, 5, 0, 3, 1, 2] })], { shape: [KH * KW, N, C, OH, OW] });
   let acc: number | undefined;

@@ -107,4 +107,19 @@ fn g2(x: f32[1, 1, 3, 3]) -> f32[1, 1, 3, 3] { return grad(l2)(x) }`;
     await expectExact(src, "g1", { x: f32([1, 3, 3, 2], [1, 1, 2, 2]) }, [[0, 1, 0, 0]]);
     await expectExact(src, "g2", { x: f32([1, 3, 3, 3, 2, 3, 0, 3, 1], [1, 1, 3, 3]) }, [[0, 2, 0, 1, 0, 1, 0, 0, 0]]);
   });
+
+  it("2x2 pools over 5x5 (windows tile without overlap, the last row and column uncovered): gradients in place", async () => {
+    // x = torch.tensor([[[[1.,3.,3.,0.,2.],[3.,2.,1.,4.,4.],[0.,5.,5.,1.,2.],[5.,1.,0.,0.,7.],[9.,9.,9.,9.,9.]]]], requires_grad=True)
+    // w = torch.arange(1., 5.).reshape(1,1,2,2); (F.max_pool2d(x, 2) * w).sum().backward(); x.grad, then the same
+    // with F.avg_pool2d (torch 1.13).
+    const src = `
+fn lm(x: f32[1, 1, 5, 5], w: f32[1, 1, 2, 2]) -> f32 { return sum(max_pool2d(x, 2) * w) }
+fn gm(x: f32[1, 1, 5, 5], w: f32[1, 1, 2, 2]) -> f32[1, 1, 5, 5] { return grad(lm)(x, w) }
+fn la(x: f32[1, 1, 5, 5], w: f32[1, 1, 2, 2]) -> f32 { return sum(avg_pool2d(x, 2) * w) }
+fn ga(x: f32[1, 1, 5, 5], w: f32[1, 1, 2, 2]) -> f32[1, 1, 5, 5] { return grad(la)(x, w) }`;
+    const x = f32([1, 3, 3, 0, 2, 3, 2, 1, 4, 4, 0, 5, 5, 1, 2, 5, 1, 0, 0, 7, 9, 9, 9, 9, 9], [1, 1, 5, 5]);
+    const w = f32([1, 2, 3, 4], [1, 1, 2, 2]);
+    await expectExact(src, "gm", { x, w }, [[0, 1, 0, 0, 0, 0, 0, 0, 2, 0, 0, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]]);
+    await expectExact(src, "ga", { x, w }, [[0.25, 0.25, 0.5, 0.5, 0, 0.25, 0.25, 0.5, 0.5, 0, 0.75, 0.75, 1, 1, 0, 0.75, 0.75, 1, 1, 0, 0, 0, 0, 0, 0]]);
+  });
 });

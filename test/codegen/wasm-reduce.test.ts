@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll } from "vitest";
 import type { NamedKernel, ReduceKernel } from "../../compiler/codegen/kernel.js";
 import { buildWasmModule } from "../../compiler/codegen/wasm/module.js";
 import { arrayFor, expectArray, instantiate, rng, type AnyArray, type Instance } from "./wasm-harness.js";
-import { numel, randomData } from "./ew-util.js";
+import { cst, inp, numel, op as eop, randomData } from "./ew-util.js";
 
 type Op = ReduceKernel["op"];
 const OPS: Op[] = ["sum", "mean", "max", "min"];
@@ -130,6 +130,112 @@ describe("reduce over every axis pattern", () => {
       // kept axis empty: nothing to write
       expect(run(inst, `${key}_2_2`, cases[`${key}_2_2`]!, [0, 5], arrayFor(dt, 0)).length).toBe(0);
       void op;
+    }
+  });
+});
+
+// Short reduced inner axes (pooling windows, reduce-short.ts: four rows in the lanes for L <= 16; L = 4 by
+// shuffles). Row counts around multiples of 4 (the scalar tail), lengths either side of 4 and of the 16 limit,
+// and an outer reduced axis (outputs updated more than once).
+describe("reduce over a short inner axis", () => {
+  it("rank 2, inner axis reduced: every op and dtype, L = 1..17, rows 1..203", () => {
+    const r = rng(77);
+    for (const op of OPS) for (const dtype of ["f32", "i32"] as const) {
+      const name = `${op}_${dtype}_2_2`;
+      const k = cases[name];
+      if (!k) continue;
+      for (const rows of [1, 3, 4, 7, 64, 203]) for (const len of [1, 2, 3, 4, 5, 8, 9, 16, 17]) {
+        check(inst, name, k, [rows, len], randomData(dtype, rows * len, r, -100, 100));
+      }
+    }
+  });
+
+  it("rank 3: kept axes merged before the short axis, and an outer reduced axis", () => {
+    const r = rng(78);
+    for (const op of OPS) for (const dtype of ["f32", "i32"] as const) {
+      for (const [p, ext] of [[4, [5, 6, 4]], [4, [3, 3, 9]], [5, [3, 7, 4]], [5, [2, 9, 9]], [5, [4, 5, 2]]] as const) {
+        const name = `${op}_${dtype}_3_${p}`;
+        const k = cases[name];
+        if (k) check(inst, name, k, [...ext], randomData(dtype, numel([...ext]), r, -100, 100));
+      }
+    }
+  });
+
+  it("f32 max/min over 2x2 and 3x3 windows: a NaN in any tap of any row wins, a -inf tap elsewhere", () => {
+    for (const len of [4, 9]) {
+      for (let at = 0; at < 6 * len; at += 1) {
+        const x = Float32Array.from({ length: 6 * len }, (_, i) => (i % 3) - 1);
+        x[at] = NaN;
+        x[(at + 5) % x.length] = -Infinity;
+        // Math.max/min propagate NaN like f32x4.max/min.
+        const rows = Array.from({ length: 6 }, (_, row) => Array.from(x.subarray(row * len, (row + 1) * len)));
+        const want = rows.map((v) => Math.max(...v));
+        const wantMin = rows.map((v) => Math.min(...v));
+        expect(want.filter(Number.isNaN).length).toBe(1);
+        expectArray(run(inst, "max_f32_2_2", cases.max_f32_2_2!, [6, len], x), want, {}, `max len ${len} NaN at ${at}`);
+        expectArray(run(inst, "min_f32_2_2", cases.min_f32_2_2!, [6, len], x), wantMin, {}, `min len ${len} NaN at ${at}`);
+      }
+    }
+  });
+});
+
+// Short axes with a fused prologue (reduce-short.ts shortRowsExpr): max-pool backward's first-maximum index,
+// min over taps of where(x == rowmax, iota, BIG), with x walked (gathered), rowmax broadcast along the taps,
+// iota along the rows; and a float sum of x * w + c with c broadcast along both. The reference is plain JS.
+describe("short inner axis with a prologue", () => {
+  const BIG = 1 << 30;
+  const firstIdx: ReduceKernel = {
+    kind: "reduce", op: "min", dtype: "i32", rank: 2, reduced: [false, true],
+    prologue: {
+      inputs: [{ dtype: "f32", bcast: [false, false] }, { dtype: "f32", bcast: [false, true] }, { dtype: "i32", bcast: [true, false] }],
+      expr: eop("where", "i32", eop("eq", "bool", inp(0), inp(1)), inp(2), cst(BIG, "i32")),
+    },
+  };
+  const fma: ReduceKernel = {
+    kind: "reduce", op: "sum", dtype: "f32", rank: 2, reduced: [false, true],
+    prologue: {
+      inputs: [{ dtype: "f32", bcast: [false, false] }, { dtype: "f32", bcast: [true, false] }, { dtype: "f32", bcast: [true, true] }],
+      expr: eop("add", "f32", eop("mul", "f32", inp(0), inp(1)), inp(2)),
+    },
+  };
+  let pinst: Instance;
+  beforeAll(async () => {
+    pinst = await instantiate([{ name: "first_idx", spec: firstIdx }, { name: "fma", spec: fma }]);
+  });
+
+  it("first index of the row maximum (ties to the first), rows 1..203, L = 1..17", () => {
+    const r = rng(91);
+    for (const rows of [1, 3, 4, 7, 64, 203]) for (const len of [1, 2, 3, 4, 5, 9, 16, 17]) {
+      // Small integers, so ties are common.
+      const x = Float32Array.from({ length: rows * len }, () => Math.floor(r() * 4));
+      const mx = Float32Array.from({ length: rows }, (_, i) => Math.max(...x.subarray(i * len, (i + 1) * len)));
+      const iota = Int32Array.from({ length: len }, (_, i) => i);
+      pinst.reset();
+      const args = [pinst.put(x), pinst.put(mx), pinst.put(iota)];
+      const o = pinst.out("i32", rows);
+      pinst.run("first_idx", ...args, o, rows, len);
+      const want = Array.from({ length: rows }, (_, i) => Array.from(x.subarray(i * len, (i + 1) * len)).indexOf(mx[i]!));
+      expectArray(pinst.read("i32", o, rows), want, {}, `first_idx [${rows}, ${len}]`);
+    }
+  });
+
+  it("sum of x * w + c, w broadcast along the rows and c along both", () => {
+    const r = rng(92);
+    for (const rows of [1, 5, 8, 203]) for (const len of [1, 3, 4, 9, 16]) {
+      const x = randomData("f32", rows * len, r, -10, 10) as Float32Array;
+      const w = randomData("f32", len, r, -10, 10) as Float32Array;
+      const c = Float32Array.of(0.5);
+      pinst.reset();
+      const args = [pinst.put(x), pinst.put(w), pinst.put(c)];
+      const o = pinst.out("f32", rows);
+      pinst.run("fma", ...args, o, rows, len);
+      const got = pinst.read("f32", o, rows);
+      for (let i = 0; i < rows; i++) {
+        let want = 0;
+        let mag = 0;
+        for (let t = 0; t < len; t++) { const v = Math.fround(Math.fround(x[i * len + t]! * w[t]!) + 0.5); want += v; mag += Math.abs(v); }
+        expect(Math.abs(got[i]! - want), `fma [${rows}, ${len}] row ${i}`).toBeLessThanOrEqual(2e-6 * mag + 1e-30);
+      }
     }
   });
 });

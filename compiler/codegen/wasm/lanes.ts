@@ -15,6 +15,9 @@ export interface Lanes {
   sub(a: E, b: E): E;
   mul(a: E, b: E): E;
   div(a: E, b: E): E;
+  /** a * b + c and c - a * b: one rounding where the build fuses (relaxed SIMD, vector form), two otherwise. */
+  madd(a: E, b: E, c: E): E;
+  nmadd(a: E, b: E, c: E): E;
   /** NaN-propagating, like Math.min/max. */
   min(a: E, b: E): E;
   max(a: E, b: E): E;
@@ -28,6 +31,7 @@ export interface Lanes {
   eq(a: E, b: E): E;
   ne(a: E, b: E): E;
   ge(a: E, b: E): E;
+  le(a: E, b: E): E;
   iadd(a: E, b: E): E;
   isub(a: E, b: E): E;
   iand(a: E, b: E): E;
@@ -62,6 +66,8 @@ export function scalarLanes(b: Types, m: Module): Lanes {
     sub: (x, y) => m.f32.sub(x, y),
     mul: (x, y) => m.f32.mul(x, y),
     div: (x, y) => m.f32.div(x, y),
+    madd: (x, y, z) => m.f32.add(m.f32.mul(x, y), z),
+    nmadd: (x, y, z) => m.f32.sub(z, m.f32.mul(x, y)),
     min: (x, y) => m.f32.min(x, y),
     max: (x, y) => m.f32.max(x, y),
     abs: (x) => m.f32.abs(x),
@@ -74,6 +80,7 @@ export function scalarLanes(b: Types, m: Module): Lanes {
     eq: (x, y) => m.f32.eq(x, y),
     ne: (x, y) => m.f32.ne(x, y),
     ge: (x, y) => m.f32.ge(x, y),
+    le: (x, y) => m.f32.le(x, y),
     iadd: (x, y) => m.i32.add(x, y),
     isub: (x, y) => m.i32.sub(x, y),
     iand: (x, y) => m.i32.and(x, y),
@@ -94,7 +101,15 @@ export function scalarLanes(b: Types, m: Module): Lanes {
   };
 }
 
-export function vectorLanes(b: Types, m: Module): Lanes {
+/**
+ * `relaxed`: multiply-adds are f32x4.relaxed_madd / relaxed_nmadd (V8 on x64 with FMA3 fuses them); `b` must
+ * then be the binaryen object itself, whose raw API builds them (binaryen.js has no wrapper for relaxed ops).
+ */
+export function vectorLanes(b: Types, m: Module, relaxed = false): Lanes {
+  const ternary = (op: "RelaxedMaddVecF32x4" | "RelaxedNmaddVecF32x4", x: E, y: E, z: E): E => {
+    const api = b as unknown as Record<string, number> & { _BinaryenSIMDTernary(mod: number, op: number, a: E, b: E, c: E): E };
+    return api._BinaryenSIMDTernary((m as unknown as { ptr: number }).ptr, api[op]!, x, y, z);
+  };
   const splat = (c: number, arr: Float32Array | Int32Array): E => {
     arr.fill(c);
     return m.v128.const(Array.from(new Uint8Array(arr.buffer)));
@@ -107,6 +122,8 @@ export function vectorLanes(b: Types, m: Module): Lanes {
     sub: (x, y) => m.f32x4.sub(x, y),
     mul: (x, y) => m.f32x4.mul(x, y),
     div: (x, y) => m.f32x4.div(x, y),
+    madd: (x, y, z) => (relaxed ? ternary("RelaxedMaddVecF32x4", x, y, z) : m.f32x4.add(m.f32x4.mul(x, y), z)),
+    nmadd: (x, y, z) => (relaxed ? ternary("RelaxedNmaddVecF32x4", x, y, z) : m.f32x4.sub(z, m.f32x4.mul(x, y))),
     min: (x, y) => m.f32x4.min(x, y),
     max: (x, y) => m.f32x4.max(x, y),
     abs: (x) => m.f32x4.abs(x),
@@ -119,6 +136,7 @@ export function vectorLanes(b: Types, m: Module): Lanes {
     eq: (x, y) => m.f32x4.eq(x, y),
     ne: (x, y) => m.f32x4.ne(x, y),
     ge: (x, y) => m.f32x4.ge(x, y),
+    le: (x, y) => m.f32x4.le(x, y),
     iadd: (x, y) => m.i32x4.add(x, y),
     isub: (x, y) => m.i32x4.sub(x, y),
     iand: (x, y) => m.v128.and(x, y),

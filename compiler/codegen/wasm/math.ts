@@ -1,7 +1,8 @@
 // Codegen stage (wasm): the math wasm lacks (exp, log, tanh, sigmoid, pow, guarded integer division) as
 // internal functions, each written once over `Lanes` and emitted in scalar f32 and f32x4 form on first use.
 // Algorithms are Cephes' single-precision ones (range reduction + minimax polynomial); special values are
-// patched with branch-free selects so the vector form stays straight-line.
+// patched with branch-free selects so the vector form stays straight-line. The `exp` op itself has a shorter
+// form (expFast) with a branch to the general path for values whose result is not a normal float.
 import type { E, FnBuilder, WType } from "./context.js";
 import type { Lanes } from "./lanes.js";
 
@@ -36,6 +37,15 @@ const LOG_P = [
   -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1,
 ];
 const TANH_P = [-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1];
+// e^r ~ 1 + r + r^2 (q0 + q1 r + ... + q4 r^4) on |r| <= 0.35: a relative-error fit (Lawson-weighted least
+// squares), 4.7e-9 with these f32 coefficients, so nearly all of the <= 2 ulp budget is left to rounding.
+const EXP_Q = [1.381313312e-3, 8.369424380e-3, 4.166845605e-2, 1.666651517e-1, 4.999999404e-1];
+// 1.5 * 2^23: t = x log2(e) + SHIFT rounds to an integer n held in t's low mantissa bits, so bits(t) << 23 is
+// n << 23 (the high bits shift out), with no float-to-int conversion (trunc_sat is ~8 x64 instructions in V8).
+const SHIFT = 12582912;
+// |x| <= this gives n in [-125, 125], so p * 2^n (p in [0.7, 1.42]) is a normal float and adding n to the
+// exponent field is exact; beyond it (and for NaN) the general path runs.
+const EXP_FAST_MAX = 86.9;
 const SQRT_HALF = 0.70710678118654752440;
 const FLT_MIN = 1.1754943508222875e-38;
 
@@ -53,6 +63,44 @@ export function expCore(s: Seq, x0: () => E): E {
   const n1 = s.i(L.ishr(ni(), 1));
   const pow2 = (k: E): E => L.fromBits(L.ishl(L.iadd(k, L.i(127)), 23));
   return L.mul(L.mul(y, pow2(n1())), pow2(L.isub(ni(), n1())));
+}
+
+/** x = n ln2 + r with n = round(x log2 e) from the SHIFT trick; returns t (n in its low bits) and p ~ e^r. */
+function expReduce(s: Seq, x: () => E): { t: () => E; p: E } {
+  const L = s.L;
+  const t = s.f(L.madd(x(), L.f(Math.LOG2E), L.f(SHIFT)));
+  const n = s.f(L.sub(t(), L.f(SHIFT)));
+  const r = s.f(L.nmadd(n(), L.f(LN2_LO), L.nmadd(n(), L.f(LN2_HI), x())));
+  let p = L.f(EXP_Q[0]!);
+  for (const c of [...EXP_Q.slice(1), 1, 1]) p = L.madd(p, r(), L.f(c));
+  return { t, p };
+}
+
+/**
+ * e^x for the `exp` op: 2^n applied by adding n to p's exponent bits when every lane has |x| <= EXP_FAST_MAX
+ * (softmax's x - max in [-87, 0] almost always is). Otherwise the same reduction on x clamped to [-104, 89]
+ * (pmin/pmax: one instruction each, and NaN passes as the first operand) with 2^n as two factors, like expCore,
+ * so subnormals round once, large x gives +inf, small x 0, NaN NaN. Both paths give the same bits wherever the
+ * fast one applies (both scalings are exact there), so a lane's result never depends on its neighbours.
+ * `ret` returns the fast result from the function being built (a scalar function running this on a splat
+ * returns its lane 0).
+ */
+export function expFast(s: Seq, x: () => E, ret: (v: E) => E = (v) => s.fb.m.return(v)): E {
+  const L = s.L;
+  const m = s.fb.m;
+  const fast = expReduce(s, x);
+  const res = s.f(L.fromBits(L.iadd(L.bits(fast.p), L.ishl(L.bits(fast.t()), 23))));
+  const ok = L.le(L.abs(x()), L.f(EXP_FAST_MAX));
+  s.stmts.push(m.if(L.width === "f32" ? ok : m.i32x4.all_true(ok), ret(res())));
+  const clamp = L.width === "f32"
+    ? (v: E) => L.min(L.max(v, L.f(-104)), L.f(89))
+    : (v: E) => m.f32x4.pmin(m.f32x4.pmax(v, L.f(-104)), L.f(89));
+  const xc = s.f(clamp(x()));
+  const gen = expReduce(s, xc);
+  const ni = s.i(L.isub(L.bits(gen.t()), L.i(0x4b400000)));
+  const n1 = s.i(L.ishr(ni(), 1));
+  const pow2 = (k: E): E => L.fromBits(L.ishl(L.iadd(k, L.i(127)), 23));
+  return L.mul(L.mul(gen.p, pow2(n1())), pow2(L.isub(ni(), n1())));
 }
 
 /** ln x: x = m * 2^e with m in [sqrt(1/2), sqrt(2)); subnormals are first scaled by 2^23. */

@@ -68,7 +68,7 @@ function setUp(binaryen: Bin, m: Module, simd: SimdVariant): MathHelpers {
   m.addMemoryImport("0", "env", "memory");
   // Re-exported so the optimiser keeps the import even in a module without kernels (e.g. only reshapes).
   m.addMemoryExport("0", "memory");
-  return new MathHelpers(binaryen, m);
+  return new MathHelpers(binaryen, m, simd);
 }
 
 function addKernel(binaryen: Bin, m: Module, helpers: MathHelpers, k: NamedKernel, simd: SimdVariant): void {

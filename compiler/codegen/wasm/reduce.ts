@@ -2,7 +2,8 @@
 // input in memory order, accumulating into the output initialised to the op's identity; a fused prologue
 // computes each value reduced from several (broadcast) inputs on the fly. A reduced inner
 // axis is summed in four independent f32x4/i32x4 accumulators; a kept inner axis updates the output row
-// four lanes at a time.
+// four lanes at a time. A short reduced inner axis (pooling windows) puts four output rows in the lanes instead
+// (reduce-short.ts).
 import type { EwExpr, ReduceKernel } from "../kernel.js";
 import { dtypeBytes } from "../../ir/types.js";
 import type { E, FnBuilder, Var } from "./context.js";
@@ -11,6 +12,7 @@ import { isFloatValue, loadLanes, loadValue, valueType } from "./access.js";
 import { ExprRenderer } from "./elementwise.js";
 import { forRange, groupAxes, nest, product } from "./loops.js";
 import { FiniteMask, flagParams } from "./finite.js";
+import { SHORT_REDUCE_MAX, shortRows, shortRowsExpr, type ShortInput } from "./reduce-short.js";
 
 interface Combine {
   scalar(a: E, b: E): E;
@@ -225,7 +227,32 @@ export function renderReduce(fb: FnBuilder, k: ReduceKernel): E {
     ...pro.inputs.map((_, x) => ({ start: fb.param(x).get(), strides: inStrides[x]! })),
     ...(stored ? [{ start: fb.param(n + 1).get(), strides: storeStrides }] : []),
   ];
-  const walk = m.block(skip, [m.br(skip, fin ? empty.get() : anyEmpty), nest(fb, exts.slice(0, G - 1), ptrs, inner)]);
+  let rows = nest(fb, exts.slice(0, G - 1), ptrs, inner);
+  // A plain input (no prologue) reduced over a short inner axis whose rows give contiguous outputs: the
+  // row-parallel path when the axis is at most SHORT_REDUCE_MAX long (a runtime extent), else the general one.
+  // With a flag whose check sits in the general path's row stores, the outputs are read back instead (the same
+  // values either way: a flag never changes what a kernel computes).
+  if (innerReduced && G >= 2 && kept(G - 2) && !k.prologue) {
+    const short = nest(fb, exts.slice(0, G - 2), ptrs.map((p) => ({ start: p.start, strides: p.strides.slice(0, G - 2) })),
+      ([o, x]) => shortRows(fb, { f32: f, identity: op.identity, scalar: op.scalar, vector: op.vector }, o!, x!, exts[G - 2]!, L));
+    const check = checkAt === "row" ? [fin!.span(fb.param(n).get(), outN.v)] : [];
+    rows = m.if(m.i32.le_u(L.get(), m.i32.const(SHORT_REDUCE_MAX)), fb.seq([short, ...check]), rows);
+  } else if (innerReduced && G >= 2 && kept(G - 2) && vec && !stored && pro.inputs.every((x) => x.dtype === "f32" || x.dtype === "i32")) {
+    // The same with a fused prologue (max-pool backward's first-maximum index): each input gathered, loaded or
+    // splatted per its broadcast along the rows and the taps.
+    const kinds = pro.inputs.map((_, x): ShortInput["kind"] => {
+      const [alongRows, alongTaps] = [bcastIn(G - 2, x), bcastIn(G - 1, x)];
+      return alongRows && alongTaps ? "const" : alongTaps ? "row" : alongRows ? "tap" : "gather";
+    });
+    const short = nest(fb, exts.slice(0, G - 2), ptrs.map((p) => ({ start: p.start, strides: p.strides.slice(0, G - 2) })), ([o, ...xs]) => {
+      const ins = pro.inputs.map((inp, x): ShortInput => ({ ptr: xs[x]!, kind: kinds[x]!, used: ex.inputUses[x]! > 0, f32: inp.dtype === "f32" }));
+      const value = (mode: "scalar" | "vector", input: (i: number) => E) => ex.element(mode, input);
+      return shortRowsExpr(fb, { f32: f, identity: op.identity, scalar: op.scalar, vector: op.vector }, o!, ins, value, exts[G - 2]!, L);
+    });
+    const check = checkAt === "row" ? [fin!.span(fb.param(n).get(), outN.v)] : [];
+    rows = m.if(m.i32.le_u(L.get(), m.i32.const(SHORT_REDUCE_MAX)), fb.seq([short, ...check]), rows);
+  }
+  const walk = m.block(skip, [m.br(skip, fin ? empty.get() : anyEmpty), rows]);
   const tail: E[] = [];
   if (k.op === "mean") {
     const count = fb.local(fb.t.f32);
