@@ -42,12 +42,18 @@ export function f32Literal(v: number): string | null {
   const x = Math.fround(v);
   if (!Number.isFinite(x)) return null;
   if (Object.is(x, -0)) return "-0.0f";
+  // Tint rejects a literal whose exact decimal value lies beyond f32's range even when it would round to FLT_MAX
+  // ("3.4028235e38f": value cannot be represented as 'f32'), so a candidate must also be in range as written.
   for (let p = 1; p <= 9; p++) {
     const s = x.toPrecision(p);
-    if (Math.fround(Number(s)) === x) return `${normalizeDecimal(s)}f`;
+    if (Math.fround(Number(s)) === x && Math.abs(Number(s)) <= F32_MAX) return `${normalizeDecimal(s)}f`;
   }
-  return `${normalizeDecimal(x.toPrecision(9))}f`;
+  // 17 significant digits write the double exactly, and every f32 is a double.
+  return `${normalizeDecimal(x.toPrecision(17))}f`;
 }
+
+/** The largest finite f32, (2 - 2^-23) * 2^127. */
+const F32_MAX = 3.4028234663852886e38;
 
 /** toPrecision output in WGSL's grammar: "1e+21" -> "1e21", "5" stays "5" (an int literal with f suffix is f32). */
 function normalizeDecimal(s: string): string {
