@@ -8,14 +8,16 @@ import { buildWasm, compileToIR } from "../../compiler/compile.js";
 import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { parseSafetensors } from "../../runtime/safetensors.js";
 import { kiln } from "../export/helpers.js";
+import type { IRModule } from "../../compiler/ir/graph.js";
+import type { Tensor } from "../../runtime/tensor.js";
 
 export interface Imported {
   source: string;
   call(x: Float32Array | Int32Array, shape: number[]): Float32Array;
 }
 
-/** Imports `name.onnx` from `dir` into `dir/name-kiln`, compiles it once and loads its weights. */
-export async function importAndLoad(dir: string, name: string): Promise<Imported> {
+/** Runs `kiln import` on `dir/name.onnx` into `dir/name-kiln`; the program's source, IR and weights. */
+export async function importToIR(dir: string, name: string): Promise<{ source: string; ir: IRModule; weights: Record<string, Tensor> }> {
   const out = join(dir, `${name}-kiln`);
   const r = await kiln("import", join(dir, `${name}.onnx`), "--out", out);
   expect(r.err).toBe("");
@@ -24,12 +26,17 @@ export async function importAndLoad(dir: string, name: string): Promise<Imported
   const source = readFileSync(file, "utf8");
   const c = compileToIR(source, file);
   expect(c.diagnostics.filter((d) => d.severity === "error")).toEqual([]);
-  const b = await buildWasm(c.ir!, name);
+  return { source, ir: c.ir!, weights: parseSafetensors(readFileSync(join(out, `${name}.safetensors`))).tensors };
+}
+
+/** Imports `name.onnx` from `dir` into `dir/name-kiln`, compiles it once and loads its weights. */
+export async function importAndLoad(dir: string, name: string): Promise<Imported> {
+  const { source, ir, weights } = await importToIR(dir, name);
+  const b = await buildWasm(ir, name);
   const mod = await loadKilnModule(b.manifest, b.wasm);
-  const w = parseSafetensors(readFileSync(join(out, `${name}.safetensors`)));
-  for (const [k, t] of Object.entries(w.tensors)) mod.setParam(k, t);
+  for (const [k, t] of Object.entries(weights)) mod.setParam(k, t);
   // Every param of the program comes from the weights file (none is left at its initialiser).
-  expect(Object.keys(w.tensors).sort()).toEqual(b.manifest.params.filter((p) => !p.role).map((p) => p.name).sort());
+  expect(Object.keys(weights).sort()).toEqual(b.manifest.params.filter((p) => !p.role).map((p) => p.name).sort());
   const fn = b.manifest.functions.find((f) => f.name.endsWith(".forward"))!;
   const input = fn.inputs[0]!;
   return {
