@@ -1,0 +1,100 @@
+// Strided conv2d and pooling over symbolic H and W: the output size is a floor-division dim ("H/2",
+// "(H+1)/2"; compiler/ir/dim-expr.ts floorDivDim). Each program is checked against the same program with H and W
+// known (an independent lowering: numeric window sizes, the numeric col2im), on wasm and in the reference, for
+// even and odd sizes; gradients against finite differences; an empty output is a run-time error naming the dim.
+import { describe, expect, it } from "vitest";
+import { evaluateGraph } from "../../compiler/reference/interpreter.js";
+import { expectClose, graphOf, irOf, runBoth, type Input } from "../helpers/backend.js";
+import { centralDifference } from "../helpers/finite-diff.js";
+
+const grid = (shape: number[], f: (k: number) => number) => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, k) => f(k));
+const f32 = (shape: number[], f: (k: number) => number): Input => ({ dtype: "f32", shape, data: grid(shape, (k) => Math.fround(f(k))) });
+
+// The same body over [N, 2, H, W] (symbolic) and over [N, 2, 7, 6] / [N, 2, 8, 5] (known); P, Q bind the result's
+// spatial sizes, whatever the compiler derives for them.
+const BODY = `
+  let c = conv2d(x, w, b, stride: 2, padding: 1)
+  let m = max_pool2d(tanh(c), 2)
+  let a = avg_pool2d(x, 3, stride: 2, padding: 1, count_include_pad: false)
+  let d = conv2d(x, w, stride: [3, 2], dilation: [1, 2])
+  return c, m, a, d`;
+const OUTS = (dt: string) => `(${dt}[N, 3, P1, Q1], ${dt}[N, 3, P2, Q2], ${dt}[N, 2, P3, Q3], ${dt}[N, 3, P4, Q4])`;
+const LOSS = `sum(c * c) + sum(m * m * 3) + sum(tanh(a)) + sum(d * 0.5 + d * d)`;
+const PROG = (dt: string) => `
+fn net(x: ${dt}[N, 2, H, W], w: ${dt}[3, 2, 3, 3], b: ${dt}[3]) -> ${OUTS(dt)} {${BODY}
+}
+fn net76(x: ${dt}[N, 2, 7, 6], w: ${dt}[3, 2, 3, 3], b: ${dt}[3]) -> ${OUTS(dt)} {${BODY}
+}
+fn net85(x: ${dt}[N, 2, 8, 5], w: ${dt}[3, 2, 3, 3], b: ${dt}[3]) -> ${OUTS(dt)} {${BODY}
+}
+fn loss(x: ${dt}[N, 2, H, W], w: ${dt}[3, 2, 3, 3], b: ${dt}[3]) -> ${dt} {
+  let c, m, a, d = net(x, w, b)
+  return ${LOSS}
+}
+fn loss76(x: ${dt}[N, 2, 7, 6], w: ${dt}[3, 2, 3, 3], b: ${dt}[3]) -> ${dt} {
+  let c, m, a, d = net76(x, w, b)
+  return ${LOSS}
+}
+fn g(x: ${dt}[N, 2, H, W], w: ${dt}[3, 2, 3, 3], b: ${dt}[3]) -> (${dt}[N, 2, H, W], ${dt}[3, 2, 3, 3], ${dt}[3]) { return grad(loss, wrt: [x, w, b])(x, w, b) }
+fn g76(x: ${dt}[N, 2, 7, 6], w: ${dt}[3, 2, 3, 3], b: ${dt}[3]) -> (${dt}[N, 2, 7, 6], ${dt}[3, 2, 3, 3], ${dt}[3]) { return grad(loss76, wrt: [x, w, b])(x, w, b) }`;
+
+const W = f32([3, 2, 3, 3], (k) => Math.cos(k) * 0.3), B = f32([3], (k) => 0.1 * k - 0.1);
+
+describe("strided conv2d and pooling over symbolic H and W", () => {
+  it("derives floor-division sizes: (H+1)/2 for a padded 3x3 stride 2, H/2 for a 2x2 pool", () => {
+    const net = graphOf(irOf(PROG("f32")), "net");
+    expect(net.outputs.map((o) => net.nodes.find((n) => n.id === o.node)!.type.shape)).toEqual([
+      ["N", 3, "(H+1)/2", "(W+1)/2"],
+      ["N", 3, "(H+1)/4", "(W+1)/4"],
+      ["N", 2, "(H+1)/2", "(W+1)/2"],
+      ["N", 3, "H/3", "(W+1)/2-2"],
+    ]);
+  });
+  for (const [fixed, shape] of [["net76", [2, 2, 7, 6]], ["net85", [1, 2, 8, 5]]] as const) {
+    it(`equals the same program with H, W known (${fixed}: ${shape.join("x")}), on wasm and in the reference`, async () => {
+      const ir = irOf(PROG("f32"));
+      const x = f32([...shape], (k) => Math.sin(0.37 * k + 0.2));
+      const sym = await runBoth(ir, "net", { x, w: W, b: B });
+      const known = await runBoth(ir, fixed, { x, w: W, b: B });
+      for (let i = 0; i < 4; i++) {
+        expect(sym.ref[i]!.shape, `output ${i}`).toEqual(known.ref[i]!.shape);
+        expect([...sym.ref[i]!.data], `output ${i}`).toEqual([...known.ref[i]!.data]);
+        expectClose(sym.wasm[i]!, known.ref[i]!, `output ${i} on wasm`, 1e-5, 1e-6);
+      }
+    });
+  }
+  it("shapes match PyTorch's formula floor((H + 2p - d(k-1) - 1) / s) + 1 at H = 7, W = 6", async () => {
+    const ir = irOf(PROG("f32"));
+    const { ref } = await runBoth(ir, "net", { x: f32([1, 2, 7, 6], (k) => k), w: W, b: B });
+    // By hand: conv 3x3 s2 p1: (7+2-2-1)/2+1 = 4, (6+2-2-1)/2+1 = 3; pool 2: 2, 1; avg 3 s2 p1: 4, 3;
+    // conv s[3,2] dilation [1,2]: (7-2-1)/3+1 = 2, (6-4-1)/2+1 = 1.
+    expect(ref.map((r) => r.shape)).toEqual([[1, 3, 4, 3], [1, 3, 2, 1], [1, 2, 4, 3], [1, 3, 2, 1]]);
+  });
+  it("gradients equal the known-size program's, on wasm and in the reference", async () => {
+    const ir = irOf(PROG("f32"));
+    const x = f32([2, 2, 7, 6], (k) => Math.sin(0.61 * k));
+    const sym = await runBoth(ir, "g", { x, w: W, b: B });
+    const known = await runBoth(ir, "g76", { x, w: W, b: B });
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < known.ref[i]!.data.length; j++) expect(sym.ref[i]!.data[j], `grad ${i}[${j}]`).toBeCloseTo(known.ref[i]!.data[j]!, 5);
+      expectClose(sym.wasm[i]!, known.ref[i]!, `grad ${i} on wasm`, 1e-4, 1e-5);
+    }
+  });
+  it("gradients match finite differences at an odd size (H = 7, W = 5)", () => {
+    const ir = irOf(PROG("f64"));
+    const inputs = { x: { shape: [1, 2, 7, 5], data: grid([1, 2, 7, 5], (k) => Math.sin(0.7 * k)) }, w: { shape: [3, 2, 3, 3], data: [...W.data] }, b: { shape: [3], data: [...B.data] } };
+    const grads = evaluateGraph(graphOf(ir, "g"), inputs);
+    const f = () => evaluateGraph(graphOf(ir, "loss"), inputs)[0]!.data[0]!;
+    (["x", "w", "b"] as const).forEach((name, gi) => {
+      for (let i = 0; i < inputs[name].data.length; i += name === "b" ? 1 : 2) {
+        const fd = centralDifference(inputs[name].data, i, f);
+        expect(Math.abs(grads[gi]!.data[i]! - fd), `d loss / d ${name}[${i}]`).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(fd)));
+      }
+    });
+  });
+  it("a size whose strided output is empty is a run-time error naming the dimension", async () => {
+    const ir = irOf(PROG("f32"));
+    // W = 3: the conv dilated by 2 spans 5 columns; floor((3 + 1) / 2) - 2 = 0.
+    await expect(runBoth(ir, "net", { x: f32([1, 2, 7, 3], (k) => k), w: W, b: B })).rejects.toThrow(/net: dimension \(W\+1\)\/2-2 would be 0 \(W=3\)/);
+  });
+});
