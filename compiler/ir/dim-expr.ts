@@ -56,9 +56,12 @@ export function floorDivDim(d: Dim, s: number): Dim {
   if (s === 1) return d;
   const { base, k } = split(d);
   const r = ((k % s) + s) % s, q = (k - r) / s;
-  // floor(floor(X / a) / s) = floor(X / (a s)): two 2x2 pools of H read "H/4".
-  const nested = r === 0 && typeof base === "string" ? /^(\(.+\)|[^()+\-*/]+)\/(\d+)$/.exec(base) : null;
-  if (nested) return addDim(floorDivDim(nested[1]!.startsWith("(") ? nested[1]!.slice(1, -1) : nested[1]!, Number(nested[2]) * s), q)!;
+  // floor((floor(X / a) + r) / s) = floor((X + r a) / (a s)): two 2x2 pools of H read "H/4".
+  const nested = typeof base === "string" ? /^(\(.+\)|[^()+\-*/]+)\/(\d+)$/.exec(base) : null;
+  if (nested) {
+    const a = Number(nested[2]);
+    return addDim(floorDivDim(addDim(nested[1]!.startsWith("(") ? nested[1]!.slice(1, -1) : nested[1]!, r * a)!, a * s), q)!;
+  }
   const exact = r === 0 ? divDims(base, s) : undefined;
   if (exact !== undefined) return addDim(exact, q)!;
   const inner = addDim(base, r)!;

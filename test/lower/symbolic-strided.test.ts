@@ -4,8 +4,9 @@
 // even and odd sizes; gradients against finite differences; an empty output is a run-time error naming the dim.
 import { describe, expect, it } from "vitest";
 import { evaluateGraph } from "../../compiler/reference/interpreter.js";
-import { expectClose, graphOf, irOf, runBoth, type Input } from "../helpers/backend.js";
+import { expectClose, graphOf, irOf, runBoth, wasmModule, type Input } from "../helpers/backend.js";
 import { centralDifference } from "../helpers/finite-diff.js";
+import { Tensor } from "../../runtime/tensor.js";
 
 const grid = (shape: number[], f: (k: number) => number) => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, k) => f(k));
 const f32 = (shape: number[], f: (k: number) => number): Input => ({ dtype: "f32", shape, data: grid(shape, (k) => Math.fround(f(k))) });
@@ -96,5 +97,56 @@ describe("strided conv2d and pooling over symbolic H and W", () => {
     const ir = irOf(PROG("f32"));
     // W = 3: the conv dilated by 2 spans 5 columns; floor((3 + 1) / 2) - 2 = 0.
     await expect(runBoth(ir, "net", { x: f32([1, 2, 7, 3], (k) => k), w: W, b: B })).rejects.toThrow(/net: dimension \(W\+1\)\/2-2 would be 0 \(W=3\)/);
+  });
+});
+
+// dsl-examples/mnist_cnn.kiln with x: f32[B, 1, H, W]: flatten + linear needs a known feature count, so the
+// features are averaged over the (symbolic) spatial axes instead; no dropout, so both runs draw nothing.
+const CNN = (xs: string) => `
+model Cnn {
+  param c1: f32[8, 1, 3, 3] = he()
+  param c1b: f32[8] = zeros()
+  param bn_g: f32[8] = ones()
+  param bn_b: f32[8] = zeros()
+  param bn_mean: f32[8] = zeros()
+  param bn_var: f32[8] = ones()
+  param c2: f32[16, 8, 3, 3] = he()
+  param c2b: f32[16] = zeros()
+  param fc: f32[16, 10] = xavier()
+  param fcb: f32[10] = zeros()
+  fn forward(x: f32[${xs}]) -> f32[B, 10] {
+    let h = conv2d(x, c1, c1b, padding: 1)
+    h = relu(batch_norm(h, bn_g, bn_b, bn_mean, bn_var))
+    h = max_pool2d(h, 2)
+    h = max_pool2d(relu(conv2d(h, c2, c2b, padding: 1, stride: 2)), 2)
+    return mean(h, axis: [2, 3]) @ fc + fcb
+  }
+  fn loss(x: f32[${xs}], labels: i32[B]) -> f32 { return cross_entropy(forward(x), labels) }
+}
+train T { model: Cnn, loss: loss, optimizer: adam(lr: 0.01) }`;
+
+describe("a CNN over symbolic H and W trains", () => {
+  it("two train steps equal the known-size model's (losses and every parameter), and wasm matches the reference", async () => {
+    const x = f32([3, 1, 15, 13], (k) => (Math.sin(0.3 * k) + 1) / 2);
+    const labels: Input = { dtype: "i32", shape: [3], data: [1, 7, 4] };
+    const sym = irOf(CNN("B, 1, H, W")), known = irOf(CNN("B, 1, 15, 13"));
+    const step = sym.functions.find((g) => g.name === "T.step")!;
+    // floor((floor(H / 2) + 1) / 2) = floor((H + 2) / 4), then the pool: floor((H + 2) / 8). At H = 15:
+    // 15 -> conv pad 1 -> 15 -> pool -> 7 -> conv stride 2 -> 4 -> pool -> 2 (W = 13: 13 -> 6 -> 3 -> 1).
+    expect(step.nodes.some((n) => n.type.shape.includes("(H+2)/8") && n.type.shape.includes("(W+2)/8"))).toBe(true);
+    const first = await runBoth(sym, "T.step", { x, labels }, { seed: 3 });
+    expectClose(first.wasm[0]!, first.ref[0]!, "loss on wasm", 1e-5, 1e-6);
+    const [a, b] = [await wasmModule(sym, 3), await wasmModule(known, 3)];
+    const args = () => ({ x: new Tensor("f32", x.shape, x.data), labels: new Tensor("i32", labels.shape, labels.data) });
+    for (let s = 0; s < 2; s++) {
+      const la = Number((a.call("T.step", args()) as { data: Float32Array }).data[0]);
+      const lb = Number((b.call("T.step", args()) as { data: Float32Array }).data[0]);
+      expect(Number.isFinite(la)).toBe(true);
+      expect(la, `loss at step ${s}`).toBeCloseTo(lb, 5);
+    }
+    for (const p of ["c1", "c1b", "bn_g", "bn_mean", "bn_var", "c2", "c2b", "fc", "fcb"]) {
+      const pa = a.getParam(`Cnn.${p}`).data as Float32Array, pb = b.getParam(`Cnn.${p}`).data as Float32Array;
+      pb.forEach((v, i) => expect(pa[i], `${p}[${i}]`).toBeCloseTo(v, 5));
+    }
   });
 });
