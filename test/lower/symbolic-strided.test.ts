@@ -3,6 +3,7 @@
 // known (an independent lowering: numeric window sizes, the numeric col2im), on wasm and in the reference, for
 // even and odd sizes; gradients against finite differences; an empty output is a run-time error naming the dim.
 import { describe, expect, it } from "vitest";
+import { compileToIR } from "../../compiler/compile.js";
 import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { expectClose, graphOf, irOf, runBoth, wasmModule, type Input } from "../helpers/backend.js";
 import { centralDifference } from "../helpers/finite-diff.js";
@@ -124,6 +125,32 @@ model Cnn {
   fn loss(x: f32[${xs}], labels: i32[B]) -> f32 { return cross_entropy(forward(x), labels) }
 }
 train T { model: Cnn, loss: loss, optimizer: adam(lr: 0.01) }`;
+
+describe("floor division written in types", () => {
+  const SRC = `
+fn pool(x: f32[N, 2, H, W]) -> f32[N, 2, H / 2, W / 2] { return max_pool2d(x, 2) }
+fn conv(x: f32[N, 2, H, W], w: f32[3, 2, 3, 3]) -> f32[N, 3, (H + 1) / 2, (W - 3) / 2 + 1] { return conv2d(x, w, padding: [1, 0], stride: 2) }
+fn twice(x: f32[N, 2, H, W]) -> f32[N, 2, H / 2 / 2, W / 4] { return max_pool2d(max_pool2d(x, 2), 2) }
+fn up(y: f32[N, 2, H / 2, W / 2], x: f32[N, 2, H, W]) -> f32[N, 2, H / 2, W / 2] { return y + max_pool2d(x, 2) }`;
+  it("`H / 2`, `(H + 1) / 2`, `(W - 3) / 2 + 1` and `H / 2 / 2` match what the ops derive", async () => {
+    const ir = irOf(SRC);
+    const x = f32([1, 2, 7, 6], (k) => Math.cos(k));
+    const { wasm, ref } = await runBoth(ir, "conv", { x, w: W });
+    // conv 3x3 stride 2 with padding [1, 0] at 7x6 (PyTorch's formula by hand): (7+2-3)/2+1 = 4, (6-3)/2+1 = 2.
+    expect(ref[0]!.shape).toEqual([1, 3, 4, 2]);
+    expectClose(wasm[0]!, ref[0]!, "conv on wasm", 1e-5, 1e-6);
+    expect((await runBoth(ir, "twice", { x })).ref[0]!.shape).toEqual([1, 2, 1, 1]);
+    const up = await runBoth(ir, "up", { y: f32([1, 2, 3, 3], () => 1), x });
+    expectClose(up.wasm[0]!, up.ref[0]!, "up on wasm");
+  });
+  it("a written division that disagrees is K303; a zero divisor is K102", () => {
+    const bad = compileToIR("fn f(x: f32[N, 2, H, W]) -> f32[N, 2, H / 2, W / 3] {\n  return max_pool2d(x, 2)\n}", "bad.kiln");
+    expect(bad.diagnostics.map((d) => d.code)).toEqual(["K303"]);
+    expect(bad.diagnostics[0]!.message).toContain("expected W/3");
+    const zero = compileToIR("fn f(x: f32[H]) -> f32[H / 0] {\n  return x\n}", "bad.kiln");
+    expect(zero.diagnostics.map((d) => d.code)).toContain("K102");
+  });
+});
 
 describe("a CNN over symbolic H and W trains", () => {
   it("two train steps equal the known-size model's (losses and every parameter), and wasm matches the reference", async () => {
