@@ -1,13 +1,16 @@
 // Strided conv2d and pooling over symbolic H and W: the output size is a floor-division dim ("H/2",
 // "(H+1)/2"; compiler/ir/dim-expr.ts floorDivDim). Each program is checked against the same program with H and W
 // known (an independent lowering: numeric window sizes, the numeric col2im), on wasm and in the reference, for
-// even and odd sizes; gradients against finite differences; an empty output is a run-time error naming the dim.
+// even and odd sizes; against PyTorch (scripts/torch-symbolic-strided.py, skipped with a reason without torch);
+// gradients against finite differences; an empty output is a run-time error naming the dim.
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { compileToIR } from "../../compiler/compile.js";
 import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { expectClose, graphOf, irOf, runBoth, wasmModule, type Input } from "../helpers/backend.js";
 import { centralDifference } from "../helpers/finite-diff.js";
 import { Tensor } from "../../runtime/tensor.js";
+import { python, pythonWith } from "../export/helpers.js";
 
 const grid = (shape: number[], f: (k: number) => number) => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, k) => f(k));
 const f32 = (shape: number[], f: (k: number) => number): Input => ({ dtype: "f32", shape, data: grid(shape, (k) => Math.fround(f(k))) });
@@ -125,6 +128,27 @@ model Cnn {
   fn loss(x: f32[${xs}], labels: i32[B]) -> f32 { return cross_entropy(forward(x), labels) }
 }
 train T { model: Cnn, loss: loss, optimizer: adam(lr: 0.01) }`;
+
+const hasTorch = pythonWith("strided windows over symbolic sizes against PyTorch", ["torch"]);
+describe.skipIf(!hasTorch)("strided windows over symbolic sizes against PyTorch", () => {
+  it("outputs, loss and gradients at H = 7, W = 5 equal torch's (scripts/torch-symbolic-strided.py)", () => {
+    const ir = irOf(PROG("f64"));
+    const inputs = { x: { shape: [1, 2, 7, 5], data: grid([1, 2, 7, 5], (k) => Math.sin(0.7 * k)) }, w: { shape: [3, 2, 3, 3], data: [...W.data] }, b: { shape: [3], data: [...B.data] } };
+    const arg = JSON.stringify({ x: inputs.x.data, x_shape: inputs.x.shape, w: inputs.w.data, w_shape: inputs.w.shape, b: inputs.b.data, b_shape: inputs.b.shape });
+    const torch = JSON.parse(python(readFileSync("scripts/torch-symbolic-strided.py", "utf8"), [arg])) as { outs: number[][]; shapes: number[][]; loss: number; grads: number[][] };
+    const outs = evaluateGraph(graphOf(ir, "net"), inputs);
+    const close = (got: ArrayLike<number>, want: number[], what: string) => {
+      expect(got.length, what).toBe(want.length);
+      want.forEach((v, i) => expect(Math.abs(got[i]! - v), `${what}[${i}]`).toBeLessThanOrEqual(1e-9 * (1 + Math.abs(v))));
+    };
+    outs.forEach((o, i) => {
+      expect(o.shape, `output ${i}`).toEqual(torch.shapes[i]);
+      close(o.data, torch.outs[i]!, `output ${i}`);
+    });
+    expect(evaluateGraph(graphOf(ir, "loss"), inputs)[0]!.data[0]).toBeCloseTo(torch.loss, 9);
+    evaluateGraph(graphOf(ir, "g"), inputs).forEach((g, i) => close(g.data, torch.grads[i]!, `grad ${["x", "w", "b"][i]}`));
+  });
+});
 
 describe("conv1d over a symbolic length at stride 2", () => {
   const SRC = (len: string) => `fn c(x: f32[N, 2, ${len}], w: f32[3, 2, 3]) -> f32 { return sum(tanh(conv1d(x, w, stride: 2, padding: 1)) * 2) }
