@@ -10,6 +10,7 @@ import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { expectClose, graphOf, irOf, runBoth, wasmModule, type Input } from "../helpers/backend.js";
 import { centralDifference } from "../helpers/finite-diff.js";
 import { Tensor } from "../../runtime/tensor.js";
+import { evalDimExpr } from "../../runtime/dim-expr.js";
 import { python, pythonWith } from "../export/helpers.js";
 
 const grid = (shape: number[], f: (k: number) => number) => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, k) => f(k));
@@ -148,6 +149,57 @@ describe.skipIf(!hasTorch)("strided windows over symbolic sizes against PyTorch"
     expect(evaluateGraph(graphOf(ir, "loss"), inputs)[0]!.data[0]).toBeCloseTo(torch.loss, 9);
     evaluateGraph(graphOf(ir, "g"), inputs).forEach((g, i) => close(g.data, torch.grads[i]!, `grad ${["x", "w", "b"][i]}`));
   });
+});
+
+// ceil_mode over symbolic sizes: each pool against the same pool on known sizes, and the sizes against PyTorch's
+// rule written out here (round up, less one if the last window would start in the right padding).
+const CEIL = (h: string, w: string, name: string) => `
+fn ${name}(x: f32[N, 2, ${h}, ${w}]) -> (f32[N, 2, A1, B1], f32[N, 2, A2, B2], f32[N, 2, A3, B3], f32[N, 2, A4, B4], f32[N, 2, A5, B5]) {
+  return max_pool2d(x, 2, ceil_mode: true), max_pool2d(x, 3, stride: 2, padding: 1, ceil_mode: true), avg_pool2d(x, 3, stride: 2, ceil_mode: true), avg_pool2d(x, 2, stride: 3, padding: 1, ceil_mode: true, count_include_pad: false), avg_pool2d(x, 3, stride: 2, padding: 1, ceil_mode: true)
+}
+fn ${name}_loss(x: f32[N, 2, ${h}, ${w}]) -> f32 {
+  let a, b, c, d, e = ${name}(x)
+  return sum(a * a) + sum(tanh(b)) + sum(c * c * c) + sum(d * d * 0.5 + d) + sum(e * e)
+}
+fn ${name}_g(x: f32[N, 2, ${h}, ${w}]) -> f32[N, 2, ${h}, ${w}] { return grad(${name}_loss)(x) }`;
+const torchCeil = (size: number, k: number, s: number, p: number) => {
+  let out = Math.ceil((size + 2 * p - k) / s) + 1;
+  if ((out - 1) * s >= size + p) out--;
+  return out;
+};
+
+describe("ceil_mode pooling over symbolic H and W", () => {
+  it("the fixed overhang min(stride - 1, kernel - padding - 1) gives PyTorch's count for every size (brute force)", async () => {
+    // For each kernel, stride and padding (<= kernel / 2), the symbolic program's derived dim evaluated at
+    // H = 1..24 against PyTorch's rule, wherever that rule gives a non-empty output.
+    for (let k = 1; k <= 4; k++) for (let s = 1; s <= 4; s++) for (let p = 0; p <= k / 2; p++) {
+      const g = graphOf(irOf(`fn f(x: f32[1, 1, H, 4]) -> f32[1, 1, A, B] { return max_pool2d(x, [${k}, 1], stride: [${s}, 1], padding: [${p}, 0], ceil_mode: true) }`), "f");
+      const dim = g.nodes.find((n) => n.id === g.outputs[0]!.node)!.type.shape[2]!;
+      for (let h = 1; h <= 24; h++) {
+        const want = torchCeil(h, k, s, p);
+        if (want >= 1) expect(typeof dim === "number" ? dim : evalDimExpr(dim, { H: h }), `k ${k} s ${s} p ${p} H ${h}: ${dim}`).toBe(want);
+      }
+    }
+  });
+  const SIZES = [[7, 6], [8, 5], [5, 9], [4, 4]] as const;
+  const ir = irOf(CEIL("H", "W", "sym") + SIZES.map(([h, w]) => CEIL(String(h), String(w), `k${h}x${w}`)).join(""));
+  const POOLS = [[2, 2, 0], [3, 2, 1], [3, 2, 0], [2, 3, 1], [3, 2, 1]] as const;
+  for (const [h, w] of SIZES) {
+    it(`at ${h}x${w}: sizes as PyTorch's rule, outputs and gradients equal the known-size pools', on wasm too`, async () => {
+      const x = f32([2, 2, h, w], (k) => Math.sin(0.53 * k + 0.1));
+      const xd = { x };
+      const sym = await runBoth(ir, "sym", xd), known = await runBoth(ir, `k${h}x${w}`, xd);
+      POOLS.forEach(([k, s, p], i) => {
+        expect(sym.ref[i]!.shape, `pool ${i}`).toEqual([2, 2, torchCeil(h, k, s, p), torchCeil(w, k, s, p)]);
+        expect(sym.ref[i]!.shape).toEqual(known.ref[i]!.shape);
+        known.ref[i]!.data.forEach((v, j) => expect(sym.ref[i]!.data[j], `pool ${i}[${j}]`).toBeCloseTo(v, 5));
+        expectClose(sym.wasm[i]!, known.ref[i]!, `pool ${i} on wasm`, 1e-5, 1e-6);
+      });
+      const gs = await runBoth(ir, "sym_g", xd), gk = await runBoth(ir, `k${h}x${w}_g`, xd);
+      gk.ref[0]!.data.forEach((v, j) => expect(gs.ref[0]!.data[j], `grad[${j}]`).toBeCloseTo(v, 5));
+      expectClose(gs.wasm[0]!, gk.ref[0]!, "grad on wasm", 1e-5, 1e-6);
+    });
+  }
 });
 
 describe("conv1d over a symbolic length at stride 2", () => {
