@@ -202,6 +202,24 @@ describe("ceil_mode pooling over symbolic H and W", () => {
   }
 });
 
+describe("second-order gradients through strided symbolic windows", () => {
+  const P = (h: string, w: string) => `fn l(x: f64[N, 2, ${h}, ${w}]) -> f64 { return sum(avg_pool2d(x * x * x, 2)) + sum(avg_pool2d(x * x, 3, stride: 2)) }
+fn g(x: f64[N, 2, ${h}, ${w}]) -> f64[N, 2, ${h}, ${w}] { return grad(l)(x) }
+fn l2(x: f64[N, 2, ${h}, ${w}]) -> f64 { return sum(g(x) * g(x)) }
+fn gg(x: f64[N, 2, ${h}, ${w}]) -> f64[N, 2, ${h}, ${w}] { return grad(l2)(x) }`;
+  it("grad of a grad equals the known-size program's and finite differences of the first grad", () => {
+    const inputs = { x: { shape: [1, 2, 7, 6], data: grid([1, 2, 7, 6], (k) => Math.sin(k)) } };
+    const sym = irOf(P("H", "W"));
+    const a = evaluateGraph(graphOf(sym, "gg"), inputs)[0]!, b = evaluateGraph(graphOf(irOf(P("7", "6")), "gg"), inputs)[0]!;
+    b.data.forEach((v, i) => expect(a.data[i], `gg[${i}]`).toBeCloseTo(v, 10));
+    const f = () => evaluateGraph(graphOf(sym, "l2"), inputs)[0]!.data[0]!;
+    for (let i = 0; i < 84; i += 5) {
+      const fd = centralDifference(inputs.x.data, i, f);
+      expect(Math.abs(a.data[i]! - fd), `d l2 / d x[${i}]`).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(fd)));
+    }
+  });
+});
+
 describe("conv1d over a symbolic length at stride 2", () => {
   const SRC = (len: string) => `fn c(x: f32[N, 2, ${len}], w: f32[3, 2, 3]) -> f32 { return sum(tanh(conv1d(x, w, stride: 2, padding: 1)) * 2) }
 fn g(x: f32[N, 2, ${len}], w: f32[3, 2, 3]) -> (f32[N, 2, ${len}], f32[3, 2, 3]) { return grad(c, wrt: [x, w])(x, w) }`;
