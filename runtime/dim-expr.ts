@@ -1,9 +1,9 @@
-// Runtime, shape arithmetic: a derived dim such as "B*T", "4*B", "T-1" or "(T-1)*B" (written by the compiler,
+// Runtime, shape arithmetic: a derived dim such as "B*T", "4*B", "T-1", "(T-1)*B" or "(H+1)/2" (written by the compiler,
 // compiler/ir/dim-expr.ts) gets its value from the bound symbols, so executors look it up like any other.
 
 import { KilnError } from "./errors.js";
 
-/** The value of a dim expression (integers, symbols, + - *, parentheses); NaN when a symbol is unbound. */
+/** The value of a dim expression (integers, symbols, + - * and floor division /, parentheses); NaN when a symbol is unbound. */
 export function evalDimExpr(s: string, bind: Record<string, number>): number {
   let i = 0;
   const atom = (): number => {
@@ -20,9 +20,10 @@ export function evalDimExpr(s: string, bind: Record<string, number>): number {
   };
   const product = (): number => {
     let v = atom();
-    while (s[i] === "*") {
-      i++;
-      v *= atom();
+    // "/" is floor division (a strided window's output, "(H+1)/2"), left to right like "*".
+    while (s[i] === "*" || s[i] === "/") {
+      const op = s[i++];
+      v = op === "*" ? v * atom() : Math.floor(v / atom());
     }
     return v;
   };
@@ -40,7 +41,7 @@ export function evalDimExpr(s: string, bind: Record<string, number>): number {
 
 /** Whether a dim name is an expression over other dims rather than a plain symbol. */
 export function isDerivedDim(d: string): boolean {
-  return /[*+\-()]/.test(d);
+  return /[*+\-()/]/.test(d);
 }
 
 /**

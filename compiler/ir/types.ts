@@ -84,7 +84,8 @@ export function dimAtoms(d: string): string[] {
     const ch = d[i];
     if (ch === "(") depth++;
     else if (ch === ")") depth--;
-    else if (depth === 0 && (ch === "+" || ch === "-")) sum = true;
+    // A floor division ("H/2") is one factor too, kept in parentheses inside a product: "(H/2)*C".
+    else if (depth === 0 && (ch === "+" || ch === "-" || ch === "/")) sum = true;
     else if (depth === 0 && ch === "*") {
       out.push(d.slice(start, i));
       start = i + 1;

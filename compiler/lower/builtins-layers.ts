@@ -127,7 +127,6 @@ function conv1d(L: Lowerer, a: Args): Val {
   if (Cg !== C / groups) return fail(L, a.w!.span, "K409", `conv1d: w [${O}, ${Cg}, ${K}] expects ${Cg} input channels per group, x has ${C} channels${groups > 1 ? ` in ${groups} groups (${C / groups} each)` : ""}`, "w is [out_channels, in_channels / groups, K], as in PyTorch");
   const o = { stride, padding, dilation, groups };
   if (typeof Len === "number" && CV.conv1dOut(Len, K, o) < 1) return fail(L, a.w!.span, "K410", `conv1d: the kernel of ${K} (dilation ${dilation}) does not fit the length ${Len} with padding ${padding}`, "the output would be empty; use more padding or a smaller kernel");
-  if (typeof Len !== "number" && stride !== 1) return fail(L, a.x!.span, "K410", `conv1d over a symbolic length needs stride 1, got x ${formatType(xt)} with stride ${stride}`);
   const b = a.b ? matching(L, a.b, "b", xt.dtype, [O]) : undefined;
   if (a.b && b === undefined) return POISON;
   return wrap(CV.conv1d(L, x, w, b, o));

@@ -75,7 +75,6 @@ function pool(kind: "max" | "avg"): Builtin {
       // PyTorch's rule: a window must never lie entirely in the padding.
       if (padding.some((p, k) => p > kernel[k] / 2)) return fail(L, a.padding!.span, "K410", `${fn}: padding [${padding.join(", ")}] is more than half the kernel [${kernel.join(", ")}]`, "padding may be at most kernel / 2");
       const [, , H, W] = L.type(x).shape;
-      if (ceilMode && (typeof H !== "number" || typeof W !== "number")) return fail(L, a.ceil_mode!.span, "K410", `${fn}: ceil_mode needs known H and W, got ${formatType(L.type(x))}`, "give H and W sizes, or leave ceil_mode false");
       if (typeof H === "number" && typeof W === "number") {
         const size = [H, W].map((d, k) => NP.poolOut(d, kernel[k], stride[k], padding[k], ceilMode));
         if (size.some((d) => d < 1)) return fail(L, a.kernel!.span, "K410", `${fn}: the ${kernel.join("x")} kernel does not fit the ${H}x${W} input with padding ${padding.join("x")}`, "the output would be empty; use more padding or a smaller kernel");

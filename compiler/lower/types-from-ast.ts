@@ -2,7 +2,7 @@
 // actual types of arguments/results, binding symbolic dims (a callee's N := caller's B or 128).
 
 import type { DimExpr, TypeExpr } from "../frontend/kiln/ast.js";
-import { addDim, mulDims } from "../ir/dim-expr.js";
+import { addDim, floorDivDim, mulDims } from "../ir/dim-expr.js";
 import type { DiagnosticBag, Span } from "../diagnostics.js";
 import { formatType, isDType, type Dim, type TensorType } from "../ir/types.js";
 import { tooManyElements, TOO_MANY_ELEMENTS_HINT } from "./size-limits.js";
@@ -23,11 +23,10 @@ export function resolveType(t: TypeExpr, diags: DiagnosticBag, dims?: ReadonlyMa
       return d.value;
     }
     if (d.kind === "product") return d.factors.reduce<Dim>((a, f) => mulDims(a, f.kind === "const" ? f.value : dims?.get(f.name) ?? f.name), 1);
-    if (d.kind === "offset") {
-      const v = resolveDim(d.base, dims);
-      const sum = addDim(v, d.offset);
+    if (d.kind === "offset" || d.kind === "floordiv") {
+      const sum = resolveDim(d, dims);
       if (sum === undefined || (typeof sum === "number" && sum < 1)) {
-        diags.error("K409", `dimension ${dimText(d)} is not a positive size or not supported`, d.span, "a dimension plus or minus a constant, e.g. T - 1");
+        diags.error("K409", `dimension ${dimText(d)} is not a positive size or not supported`, d.span, "a dimension plus or minus a constant, e.g. T - 1, or floor-divided by one, e.g. (H + 1) / 2");
         ok = false;
         return 1;
       }
@@ -67,8 +66,8 @@ export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim
   for (let k = 0; k < t.dims.length; k++) {
     const d = t.dims[k];
     const a = actual.shape[k];
-    const want: Dim | undefined = d.kind === "const" ? d.value : d.kind === "product" || d.kind === "offset" ? knownDim(d, local) : local.get(d.name);
-    if (want === undefined && (d.kind === "product" || d.kind === "offset")) {
+    const want: Dim | undefined = d.kind === "const" ? d.value : d.kind === "sym" ? local.get(d.name) : knownDim(d, local);
+    if (want === undefined && d.kind !== "sym") {
       diags.error("K405", `${what} must be ${declared()}, got ${formatType(actual)}: the factors of ${dimText(d)} are not known here`, span, "bind each factor elsewhere in the signature, e.g. x: f32[B, T], y: f32[B * T]");
       return false;
     }
@@ -93,21 +92,27 @@ export function unifyType(t: TypeExpr, actual: TensorType, dims: Map<string, Dim
 
 function dimText(d: DimExpr): string {
   if (d.kind === "offset") return `${dimText(d.base)} ${d.offset < 0 ? "-" : "+"} ${Math.abs(d.offset)}`;
+  if (d.kind === "floordiv") return `${d.base.kind === "offset" || d.base.kind === "product" ? `(${dimText(d.base)})` : dimText(d.base)} / ${d.divisor}`;
   return d.kind === "const" ? String(d.value) : d.kind === "sym" ? d.name : d.factors.map(dimText).join(" * ");
 }
 
-/** A written dim with its symbols looked up in `dims` (unbound ones kept by name). */
-function resolveDim(d: Exclude<DimExpr, { kind: "offset" }>, dims?: ReadonlyMap<string, Dim>): Dim {
+/** A written dim with its symbols looked up in `dims` (unbound ones kept by name); undefined when unsupported. */
+function resolveDim(d: DimExpr, dims?: ReadonlyMap<string, Dim>): Dim | undefined {
   if (d.kind === "const") return d.value;
   if (d.kind === "sym") return dims?.get(d.name) ?? d.name;
-  return d.factors.reduce<Dim>((a, f) => mulDims(a, f.kind === "const" ? f.value : dims?.get(f.name) ?? f.name), 1);
+  if (d.kind === "product") return d.factors.reduce<Dim>((a, f) => mulDims(a, f.kind === "const" ? f.value : dims?.get(f.name) ?? f.name), 1);
+  const base = resolveDim(d.base, dims);
+  if (base === undefined) return undefined;
+  return d.kind === "offset" ? addDim(base, d.offset) : floorDivDim(base, d.divisor);
 }
 
-/** A declared product or offset's value once every symbol in it is bound, else undefined. */
-function knownDim(d: Extract<DimExpr, { kind: "product" | "offset" }>, dims: ReadonlyMap<string, Dim>): Dim | undefined {
-  const base = d.kind === "offset" ? d.base : d;
-  const syms = base.kind === "sym" ? [base] : base.kind === "product" ? base.factors.filter((f) => f.kind === "sym") : [];
-  if (syms.some((f) => f.kind === "sym" && !dims.has(f.name))) return undefined;
-  const v = resolveDim(base, dims);
-  return d.kind === "offset" ? addDim(v, d.offset) : v;
+function symsOf(d: DimExpr): string[] {
+  if (d.kind === "sym") return [d.name];
+  if (d.kind === "product") return d.factors.flatMap(symsOf);
+  return d.kind === "const" ? [] : symsOf(d.base);
+}
+
+/** A declared product, offset or division's value once every symbol in it is bound, else undefined. */
+function knownDim(d: DimExpr, dims: ReadonlyMap<string, Dim>): Dim | undefined {
+  return symsOf(d).every((n) => dims.has(n)) ? resolveDim(d, dims) : undefined;
 }

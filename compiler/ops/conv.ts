@@ -6,7 +6,7 @@
 import { addDim, mulDims } from "../ir/dim-expr.js";
 import type { Dim, DType, Shape } from "../ir/types.js";
 import type { PrimEmitter } from "./composites.js";
-import { windowOut } from "./window.js";
+import { windowOut, windowOutDim } from "./window.js";
 
 type Id = number | undefined;
 type Pair = readonly [number, number];
@@ -25,12 +25,11 @@ export function conv2dShape(x: Shape, w: Shape, o: Conv2dOptions): { out: Dim[] 
   if (w.length !== 4 || !w.every((d) => typeof d === "number")) return { error: "K409", message: `conv2d needs w [O, C / groups, KH, KW] with known sizes, got ${show(w)}`, on: "w" };
   const [N, C, H, W] = x;
   const [O, Cg, KH, KW] = w as number[];
-  if (typeof C !== "number") return { error: "K409", message: `conv2d needs a known channel count, got x ${show(x)}`, hint: "N, and H or W at stride 1, may be symbolic", on: "x" };
+  if (typeof C !== "number") return { error: "K409", message: `conv2d needs a known channel count, got x ${show(x)}`, hint: "N, H and W may be symbolic", on: "x" };
   if (typeof H !== "number" || typeof W !== "number") {
-    // Symbolic H or W: stride 1 along it, and the output is H + 2 padding - dilation (KH - 1).
-    const out = (d: Dim, k: 0 | 1, K: number) => (typeof d === "number" ? windowOut(d + 2 * o.padding[k], K, o.stride[k], o.dilation[k]) : o.stride[k] === 1 ? addDim(d, 2 * o.padding[k] - o.dilation[k] * (K - 1)) : undefined);
+    // Symbolic H or W: the output is a derived dim, floor((H + 2 padding - dilation (KH - 1) - 1) / stride) + 1.
+    const out = (d: Dim, k: 0 | 1, K: number) => windowOutDim(addDim(d, 2 * o.padding[k])!, K, o.stride[k], o.dilation[k]);
     const [oh, ow] = [out(H!, 0, KH), out(W!, 1, KW)];
-    if (oh === undefined || ow === undefined) return { error: "K410", message: `conv2d over symbolic spatial sizes needs stride 1 along them, got x ${show(x)} with stride ${o.stride.join("x")}`, hint: "give H and W sizes to use a larger stride", on: "x" };
     if ((typeof oh === "number" && oh < 1) || (typeof ow === "number" && ow < 1)) return { error: "K410", message: `conv2d: the kernel does not fit x ${show(x)}`, on: "w" };
     return { out: [N!, O, oh, ow] };
   }

@@ -3,7 +3,7 @@
 // pad and window (the convolution primitives) are in window.ts.
 
 import { formatShape, symbolicNumel, type Dim } from "../ir/types.js";
-import { addDim, dimDiff } from "../ir/dim-expr.js";
+import { addDim, dimAtLeast, dimDiff } from "../ir/dim-expr.js";
 import { broadcastShapes, forEachBroadcast, makeRef, numel, stridesOf } from "./shape-utils.js";
 import type { InferResult, OpCore } from "./types.js";
 
@@ -67,7 +67,8 @@ export const sliceCore: OpCore<"slice"> = {
     const d = x.shape[a.axis]!;
     if (typeof d !== "number" || typeof a.end !== "number") {
       // A symbolic axis: [start, T - k) with a known start and k, unit step.
-      const k = dimDiff(d, a.end);
+      // Or [0, n) of an axis known to hold at least n: a strided window's gradient cutting its padding off.
+      const k = dimDiff(d, a.end) ?? (a.start === 0 && dimAtLeast(d, a.end) ? 0 : undefined);
       const len = addDim(a.end, -a.start);
       if (k === undefined || k < 0 || len === undefined || !(Number.isInteger(a.start) && a.start >= 0) || (a.step ?? 1) !== 1) {
         return { error: "K407", message: `cannot slice [${a.start}, ${a.end}) of symbolic dimension ${d}`, hint: `a symbolic axis takes unit slices from a known start to ${d} minus a known count, e.g. x[:, 1:] or x[:, :-1]` };

@@ -2,6 +2,7 @@
 // global average pooling, built from pad, window, reductions and matmul. Argument checks (with diagnostics) are
 // in compiler/lower/builtins-nn.ts and builtins-layers.ts; these functions assume checked shapes.
 
+import { addDim } from "../ir/dim-expr.js";
 import type { Dim } from "../ir/types.js";
 import type { PrimEmitter } from "./composites.js";
 
@@ -30,9 +31,16 @@ export function poolOut(size: number, kernel: number, stride: number, padding: n
   return out;
 }
 
-/** How far the last window runs past the padded input (ceil_mode only), per spatial axis. */
+/**
+ * How far the last window runs past the padded input (ceil_mode only), per spatial axis. Over a symbolic size it
+ * is min(stride - 1, kernel - padding - 1): the window count over H + 2 padding + that is
+ * floor((H + min(2 padding - kernel + stride - 1, padding - 1)) / stride) + 1, which is PyTorch's rounded-up count
+ * less the window that would start in the right padding, for every H (the two cases of its rule are the two
+ * sides of the min).
+ */
 function overhang(size: Dim, k: 0 | 1, o: PoolOptions): number {
-  if (!o.ceilMode || typeof size !== "number") return 0;
+  if (!o.ceilMode) return 0;
+  if (typeof size !== "number") return Math.min(o.stride[k] - 1, o.kernel[k] - o.padding[k] - 1);
   const out = poolOut(size, o.kernel[k], o.stride[k], o.padding[k], true);
   return Math.max(0, (out - 1) * o.stride[k] + o.kernel[k] - (size + 2 * o.padding[k]));
 }
@@ -51,9 +59,9 @@ function divisors(e: PrimEmitter, x: number, o: PoolOptions, extra: Pair): Id {
   const [, , H, W] = e.type(x).shape;
   const dt = e.type(x).dtype;
   const [ph, pw] = o.padding;
-  // count_include_pad counts the padded image (known H, W whenever this runs with it), the overhang never.
+  // count_include_pad counts the padded image, the overhang never.
   const inc = o.countIncludePad;
-  const shape: Dim[] = inc ? [1, 1, (H as number) + 2 * ph, (W as number) + 2 * pw] : [1, 1, H!, W!];
+  const shape: Dim[] = inc ? [1, 1, addDim(H!, 2 * ph)!, addDim(W!, 2 * pw)!] : [1, 1, H!, W!];
   const ones = e.emit("broadcast_to", [e.constant(1, dt)], { shape });
   const lo: Pair = inc ? [0, 0] : [ph, pw];
   const lifted = ones === undefined ? undefined : e.emit("pad", [ones], { pads: [[0, 0, 0], [0, 0, 0], [lo[0], lo[0] + extra[0], 0], [lo[1], lo[1] + extra[1], 0]], value: 0 });

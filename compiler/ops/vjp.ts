@@ -9,7 +9,7 @@ import { MATH_VJP_RULES } from "./vjp-math.js";
 import { unbroadcast, zerosLike, type GradEmitter, type VjpRule } from "./vjp-core.js";
 
 export { unbroadcast, zerosLike, type GradEmitter, type VjpRule };
-import { addDim, dimDiff } from "../ir/dim-expr.js";
+import { addDim, dimDiff, mulDims } from "../ir/dim-expr.js";
 
 
 
@@ -124,6 +124,15 @@ export function sliceAttrs(axis: number, start: number, end: Dim, step = 1): Att
   return step === 1 ? { axis, start, end } : { axis, start, end, step };
 }
 
+/** Cuts axes 2 and 3 of g back to H and W where g's size there differs (a strided symbolic window's padding). */
+function fitSymbolic(e: GradEmitter, g: number, H: Dim, W: Dim): number {
+  let r = g;
+  ([[2, H], [3, W]] as const).forEach(([axis, size]) => {
+    if (e.type(r).shape[axis] !== size) r = e.emit("slice", [r], sliceAttrs(axis, 0, size));
+  });
+  return r;
+}
+
 /**
  * col2im: tap (p, q) of the window read x[n, c, i*sh + p*dh, j*sw + q*dw], so its cotangent slice (permuted to
  * [N, C, OH, OW]) goes back by padding: p*dh zeros before, sh - 1 between neighbours, the rest after. Built from
@@ -136,10 +145,13 @@ const windowVjp: VjpRule<"window"> = (e, n, ct) => {
   // Windows that tile x without overlap (stride = kernel, pooling's default) touch each pixel at most once: the
   // cotangent goes back by one permute to [N, C, OH, KH, OW, KW] = [N, C, OH*KH, OW*KW], zeros for the rows and
   // columns no window covers. One copy instead of a slice, a pad and an add per tap.
-  if (sh === KH && sw === KW && dh === 1 && dw === 1 && [H, W, OH, OW].every((d) => typeof d === "number")) {
-    const back = e.emit("reshape", [e.emit("permute", [ct], { perm: [0, 3, 1, 4, 2, 5] })], { shape: [N, C, (OH as number) * KH, (OW as number) * KW] });
-    const [restH, restW] = [(H as number) - (OH as number) * KH, (W as number) - (OW as number) * KW];
-    return [restH === 0 && restW === 0 ? back : e.emit("pad", [back], { pads: [[0, 0, 0], [0, 0, 0], [0, restH, 0], [0, restW, 0]], value: 0 })];
+  if (sh === KH && sw === KW && dh === 1 && dw === 1) {
+    const back = e.emit("reshape", [e.emit("permute", [ct], { perm: [0, 3, 1, 4, 2, 5] })], { shape: [N, C, mulDims(OH, KH), mulDims(OW, KW)] });
+    // A symbolic axis (OH = "H/2") gets K - 1 zeros, at least the rest, and is cut back to H (fitSymbolic).
+    const rest = (size: Dim, out: Dim, K: number) => (typeof size === "number" && typeof out === "number" ? size - out * K : K - 1);
+    const [restH, restW] = [rest(H!, OH, KH), rest(W!, OW, KW)];
+    const g = restH === 0 && restW === 0 ? back : e.emit("pad", [back], { pads: [[0, 0, 0], [0, 0, 0], [0, restH, 0], [0, restW, 0]], value: 0 });
+    return [fitSymbolic(e, g, H!, W!)];
   }
   // Taps first: each tap's cotangent is then one contiguous block.
   const taps = e.emit("reshape", [e.emit("permute", [ct], { perm: [4, 5, 0, 3, 1, 2] })], { shape: [KH * KW, N, C, OH, OW] });
@@ -149,10 +161,12 @@ const windowVjp: VjpRule<"window"> = (e, n, ct) => {
       const k = p * KW + q;
       const one = KH * KW === 1 ? taps : e.emit("slice", [taps], sliceAttrs(0, k, k + 1));
       const tap = e.emit("reshape", [one], { shape: [N, C, OH, OW] });
-      // A symbolic axis slides at stride 1 (window's rule): the zeros after are size - out - lo.
-      const back = (lo: number, size: Dim, out: Dim, s: number): [number, number, number] =>
-        typeof size === "number" && typeof out === "number" ? [lo, size - lo - (out - 1) * s - 1, s - 1] : [lo, dimDiff(size, out)! - lo, 0];
-      const g = e.emit("pad", [tap], { pads: [[0, 0, 0], [0, 0, 0], back(p * dh, H, OH, sh), back(q * dw, W, OW, sw)], value: 0 });
+      // A symbolic axis at stride 1: the zeros after are size - out - lo. At stride s > 1 the rest after the last
+      // tap is 0 .. s - 1 (floor division), so pad span - lo + s - 1, enough for every size, and cut back to size.
+      const back = (lo: number, size: Dim, out: Dim, s: number, span: number): [number, number, number] =>
+        typeof size === "number" && typeof out === "number" ? [lo, size - lo - (out - 1) * s - 1, s - 1] : s === 1 ? [lo, dimDiff(size, out)! - lo, 0] : [lo, span - lo + s - 1, s - 1];
+      const padded = e.emit("pad", [tap], { pads: [[0, 0, 0], [0, 0, 0], back(p * dh, H, OH, sh, dh * (KH - 1)), back(q * dw, W, OW, sw, dw * (KW - 1))], value: 0 });
+      const g = fitSymbolic(e, padded, H!, W!);
       acc = acc === undefined ? g : bin(e, "add", acc, g);
     }
   }

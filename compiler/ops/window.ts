@@ -1,7 +1,7 @@
 // Op registry, convolution primitives: pad (with XLA-style interior padding) and window (im2col as a view).
 // conv2d and the pools are composites over these (conv.ts); the planner runs both as strided copies.
 
-import { addDim } from "../ir/dim-expr.js";
+import { addDim, floorDivDim, scaleDim } from "../ir/dim-expr.js";
 import { formatShape, type Dim } from "../ir/types.js";
 import { makeRef, stridesOf } from "./shape-utils.js";
 import type { AttrsOf, InferResult, OpCore } from "./types.js";
@@ -26,8 +26,9 @@ export const padCore: OpCore<"pad"> = {
         continue;
       }
       if (typeof d !== "number") {
-        // A symbolic axis grows by lo + hi (a slice's gradient); interior padding would need a product of a sum.
-        const grown = interior === 0 ? addDim(d, lo + hi) : undefined;
+        // A symbolic axis grows by lo + hi (a slice's gradient) and, with interior zeros (a strided window's
+        // gradient), to (d - 1) (interior + 1) + 1 + lo + hi.
+        const grown = addDim(scaleDim(d, interior + 1), lo + hi - interior);
         if (grown === undefined) return { error: "K410", message: `cannot pad symbolic dimension ${d} with [${lo}, ${hi}, ${interior}]`, hint: "pad only axes whose size is known at compile time" };
         shape.push(grown);
         continue;
@@ -54,6 +55,13 @@ export const padCore: OpCore<"pad"> = {
 };
 
 /** Output size of a window along one axis (PyTorch's formula without padding); < 1 when it does not fit. */
+/** windowOut for a symbolic size too: floor((size - dilation (kernel - 1) - 1) / stride) + 1 as a derived dim. */
+export function windowOutDim(size: Dim, kernel: number, stride: number, dilation: number): Dim {
+  if (typeof size === "number") return windowOut(size, kernel, stride, dilation);
+  // + 1 folded into the division (+ stride) so that a 2x2 window at stride 2 reads "H/2".
+  return floorDivDim(addDim(size, stride - dilation * (kernel - 1) - 1)!, stride);
+}
+
 export function windowOut(size: number, kernel: number, stride: number, dilation: number): number {
   return Math.floor((size - dilation * (kernel - 1) - 1) / stride) + 1;
 }
@@ -74,10 +82,9 @@ export const windowCore: OpCore<"window"> = {
     if (bad) return { error: "K410", message: `window: ${bad}` };
     const [n, c, h, w] = x.shape;
     if (typeof h !== "number" || typeof w !== "number") {
-      // A symbolic H or W slides at stride 1: the output is the size less the window's span, minus one.
-      const out = (d: Dim, k: 0 | 1) => (typeof d === "number" ? windowOut(d, a.kernel[k], a.stride[k], a.dilation[k]) : a.stride[k] === 1 ? addDim(d, -a.dilation[k] * (a.kernel[k] - 1)) : undefined);
+      // A symbolic H or W: the output is a derived dim, floor((H - span - 1) / stride) + 1 ("(H+1)/2").
+      const out = (d: Dim, k: 0 | 1) => windowOutDim(d, a.kernel[k], a.stride[k], a.dilation[k]);
       const [oh, ow] = [out(h!, 0), out(w!, 1)];
-      if (oh === undefined || ow === undefined) return { error: "K410", message: `window over a symbolic size needs stride 1 along it, got ${formatShape(x.shape)} with stride [${a.stride.join(", ")}]`, hint: "give H and W sizes, or use stride 1 on the symbolic axis" };
       if ((typeof oh === "number" && oh < 1) || (typeof ow === "number" && ow < 1)) return { error: "K410", message: `the window does not fit ${formatShape(x.shape)}` };
       return { dtype: x.dtype, shape: [n!, oh, ow, c!, a.kernel[0], a.kernel[1]] };
     }

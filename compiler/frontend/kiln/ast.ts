@@ -75,6 +75,8 @@ export type DimExpr =
   | { readonly kind: "sym"; readonly name: string; readonly span: Span }
   /** `B * T`: a product of two or more factors. */
   | { readonly kind: "product"; readonly factors: readonly DimFactor[]; readonly span: Span }
+  /** `H / 2`, `(H + 1) / 2`: floor division by a constant (a strided window's output size). */
+  | { readonly kind: "floordiv"; readonly base: DimExpr; readonly divisor: number; readonly span: Span }
   /** `T - 1`, `B * T + 2`: a dim plus a constant. */
   | { readonly kind: "offset"; readonly base: Exclude<DimExpr, { kind: "offset" }>; readonly offset: number; readonly span: Span };
 

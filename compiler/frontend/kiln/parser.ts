@@ -159,12 +159,30 @@ class KilnParser extends CstParser {
     });
   });
 
-  // A dim is a product of factors, plus or minus a constant: `B`, `784`, `B * T`, `T - 1` (compiler/ir/dim-expr.ts).
+  // A dim is a product of factors (or a dim in parentheses), floor-divided by constants, plus or minus a constant:
+  // `B`, `784`, `B * T`, `T - 1`, `H / 2`, `(H + 1) / 2 - 1` (compiler/ir/dim-expr.ts).
   dim = this.RULE("dim", () => {
-    this.SUBRULE(this.dimFactor);
-    this.MANY(() => {
-      this.CONSUME(T.Star);
-      this.SUBRULE2(this.dimFactor);
+    this.OR([
+      {
+        ALT: () => {
+          this.CONSUME(T.LParen);
+          this.SUBRULE(this.dim, { LABEL: "inner" });
+          this.CONSUME(T.RParen);
+        },
+      },
+      {
+        ALT: () => {
+          this.SUBRULE(this.dimFactor);
+          this.MANY(() => {
+            this.CONSUME(T.Star);
+            this.SUBRULE2(this.dimFactor);
+          });
+        },
+      },
+    ]);
+    this.MANY2(() => {
+      this.CONSUME(T.Slash);
+      this.CONSUME2(T.NumberLiteral, { LABEL: "divisor" });
     });
     this.OPTION(() => {
       this.CONSUME(T.AddOp);

@@ -189,8 +189,14 @@ class AstBuilder {
   }
 
   private dim(node: CstNode): DimExpr[] {
+    const inner = this.node(node, "inner");
     const factors = this.nodes(node, "dimFactor").flatMap((f) => this.dimFactor(f));
-    const base: DimExpr | undefined = factors.length <= 1 ? factors[0] : { kind: "product", factors, span: this.nodeSpan(node) };
+    let base: DimExpr | undefined = inner ? this.dim(inner)[0] : factors.length <= 1 ? factors[0] : { kind: "product", factors, span: this.nodeSpan(node) };
+    for (const d of this.toks(node, "divisor")) {
+      const { value, isInt } = numberValue(d);
+      if (!isInt || value < 1) this.bag.error("K102", `expected a positive integer divisor but found '${d.image}'`, this.tokSpan(d));
+      else if (base) base = { kind: "floordiv", base, divisor: value, span: this.nodeSpan(node) };
+    }
     const sign = this.tok(node, "AddOp");
     const num = this.tok(node, "NumberLiteral");
     if (!base || !sign || !num) return base ? [base] : [];
