@@ -3,13 +3,13 @@
 // that checkpoints save and every data-parallel replica updates identically), so the lr needs no runtime support.
 
 import type { CallExpr, Expr } from "../frontend/kiln/ast.js";
-import type { DiagnosticBag, Span } from "../diagnostics.js";
+import type { DiagnosticBag } from "../diagnostics.js";
+import { readNumericCall, type Hyper, type NumericCallSpec } from "./numeric-call.js";
 import type { Lowerer } from "./lowerer.js";
 
-type Hyper = Record<string, number>;
 
 /** Each schedule's options (undefined: required) and its range check. */
-const SCHEDULES: Record<string, { defaults: Record<string, number | undefined>; check: (h: Hyper) => string | undefined }> = {
+const SCHEDULES: Record<string, NumericCallSpec> = {
   // StepLR: lr * gamma ** floor(t / step_size).
   step: {
     defaults: { step_size: undefined, gamma: 0.1 },
@@ -40,12 +40,6 @@ export interface ScheduleSpec {
   readonly h: Hyper;
 }
 
-function literal(e: Expr): number | undefined {
-  if (e.kind === "number") return e.value;
-  if (e.kind === "unary" && e.operand.kind === "number") return -e.operand.value;
-  return undefined;
-}
-
 /** Reads `cosine(t_max: 1000, eta_min: 0)`; every problem is a diagnostic (K609 for a value out of range). */
 export function parseSchedule(e: Expr, diags: DiagnosticBag): ScheduleSpec | undefined {
   if (e.kind !== "call" || !Object.hasOwn(SCHEDULES, e.callee)) {
@@ -53,41 +47,8 @@ export function parseSchedule(e: Expr, diags: DiagnosticBag): ScheduleSpec | und
     return undefined;
   }
   const call = e as CallExpr;
-  const spec = SCHEDULES[call.callee];
-  const names = Object.keys(spec.defaults);
-  const given: [string, Expr, Span][] = [...call.args.map((a, i): [string, Expr, Span] => [names[i] ?? `#${i}`, a, a.span]), ...call.kwargs.map((k): [string, Expr, Span] => [k.name, k.value, k.span])];
-  const h: Hyper = {};
-  let bad = false;
-  for (const [name, value, span] of given) {
-    if (!names.includes(name)) {
-      diags.error("K205", `schedule ${call.callee} has no option '${name}'`, span, `its options are ${names.join(", ")}`);
-      bad = true;
-      continue;
-    }
-    const v = literal(value);
-    if (v === undefined) {
-      diags.error("K304", `${call.callee}: ${name} must be a number`, value.span);
-      bad = true;
-      continue;
-    }
-    h[name] = v;
-  }
-  for (const [k, d] of Object.entries(spec.defaults)) {
-    if (h[k] !== undefined) continue;
-    if (d === undefined) {
-      if (!given.some(([name]) => name === k)) diags.error("K609", `schedule ${call.callee} needs ${k}`, call.span, `e.g. ${call.callee}(${k}: 100)`);
-      bad = true;
-      continue;
-    }
-    h[k] = d;
-  }
-  if (bad) return undefined;
-  const range = spec.check(h);
-  if (range) {
-    diags.error("K609", `schedule ${call.callee}: ${range}`, call.span);
-    return undefined;
-  }
-  return { kind: call.callee, h };
+  const h = readNumericCall(call, SCHEDULES[call.callee], diags, { what: `schedule ${call.callee}`, arg: "option", example: 100 });
+  return h && { kind: call.callee, h };
 }
 
 /**

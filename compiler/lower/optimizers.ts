@@ -3,15 +3,15 @@
 // moments, step count) lives in params with role "state" that the runtime keeps between calls.
 
 import type { CallExpr, Expr } from "../frontend/kiln/ast.js";
-import type { DiagnosticBag, Span } from "../diagnostics.js";
+import type { DiagnosticBag } from "../diagnostics.js";
+import { readNumericCall, type Hyper, type NumericCallSpec } from "./numeric-call.js";
 import type { ParamInfo } from "../ir/graph.js";
 import type { TensorType } from "../ir/types.js";
 import type { Lowerer } from "./lowerer.js";
 
-type Hyper = Record<string, number>;
 
 /** Each optimizer's hyperparameters with defaults (undefined: required) and the valid range check. */
-const OPTIMIZERS: Record<string, { defaults: Record<string, number | undefined>; check: (h: Hyper) => string | undefined }> = {
+const OPTIMIZERS: Record<string, NumericCallSpec> = {
   sgd: {
     defaults: { lr: undefined, momentum: 0, dampening: 0, weight_decay: 0, nesterov: 0 },
     check: (h) =>
@@ -41,13 +41,6 @@ function adamCheck(h: Hyper): string | undefined {
   return undefined;
 }
 
-function literal(e: Expr): number | undefined {
-  if (e.kind === "number") return e.value;
-  if (e.kind === "bool") return e.value ? 1 : 0;
-  if (e.kind === "unary" && e.operand.kind === "number") return -e.operand.value;
-  return undefined;
-}
-
 export interface OptimizerSpec {
   readonly kind: string;
   readonly h: Hyper;
@@ -60,42 +53,8 @@ export function parseOptimizer(e: Expr, diags: DiagnosticBag): OptimizerSpec | u
     return undefined;
   }
   const call = e as CallExpr;
-  const spec = OPTIMIZERS[call.callee];
-  const names = Object.keys(spec.defaults);
-  const h: Hyper = {};
-  const given: [string, Expr, Span][] = [...call.args.map((a, i): [string, Expr, Span] => [names[i] ?? `#${i}`, a, a.span]), ...call.kwargs.map((k): [string, Expr, Span] => [k.name, k.value, k.span])];
-  // Every bad hyperparameter is reported, not only the first.
-  let bad = false;
-  for (const [name, value, span] of given) {
-    if (!names.includes(name)) {
-      diags.error("K205", `${call.callee} has no hyperparameter '${name}'`, span, `its hyperparameters are ${names.join(", ")}`);
-      bad = true;
-      continue;
-    }
-    const v = literal(value);
-    if (v === undefined) {
-      diags.error("K304", `${call.callee}: ${name} must be a number`, value.span);
-      bad = true;
-      continue;
-    }
-    h[name] = v;
-  }
-  for (const [k, d] of Object.entries(spec.defaults)) {
-    if (h[k] !== undefined) continue;
-    if (d === undefined) {
-      if (!given.some(([name]) => name === k)) diags.error("K609", `${call.callee} needs ${k}`, call.span, `e.g. ${call.callee}(${k}: 0.01)`);
-      bad = true;
-      continue;
-    }
-    h[k] = d;
-  }
-  if (bad) return undefined;
-  const range = spec.check(h);
-  if (range) {
-    diags.error("K609", `${call.callee}: ${range}`, call.span);
-    return undefined;
-  }
-  return { kind: call.callee, h };
+  const h = readNumericCall(call, OPTIMIZERS[call.callee]!, diags, { what: call.callee, arg: "hyperparameter", example: 0.01 }, true);
+  return h && { kind: call.callee, h };
 }
 
 /**
