@@ -60,7 +60,10 @@ function check(label: string, xs: Float32Array, v: Float32Array, s: Float32Array
 }
 
 const SPECIAL: [number, number][] = [[0, 1], [-0, 1], [Infinity, Infinity], [-Infinity, 0], [NaN, NaN], [88.8, Infinity],
-  [89, Infinity], [1000, Infinity], [-104, 0], [-1000, 0], [3.4e38, Infinity], [-3.4e38, 0], [-103.9, 1.4e-45]];
+  [89, Infinity], [1000, Infinity], [-104, 0], [-1000, 0], [3.4e38, Infinity], [-3.4e38, 0], [-103.9, 1.4e-45],
+  // A causal attention row after its max: vectors whose lanes are 0 or masked (-inf, -1e9) take the fast path
+  // whole (x < -104 gives 0 there), with the same bits as the general path.
+  [0, 1], [0, 1], [0, 1], [0, 1], [0, 1], [-Infinity, 0], [-0, 1], [-1e9, 0], [-104.5, 0], [0, 1], [-3.4e38, 0], [-Infinity, 0]];
 
 function checkSpecial(label: string, v: Float32Array, s: Float32Array): void {
   SPECIAL.forEach(([x, want], i) => {

@@ -46,6 +46,8 @@ const SHIFT = 12582912;
 // |x| <= this gives n in [-125, 125], so p * 2^n (p in [0.7, 1.42]) is a normal float and adding n to the
 // exponent field is exact; beyond it (and for NaN) the general path runs.
 const EXP_FAST_MAX = 86.9;
+// e^-104 = 6.8e-46 is under half the smallest subnormal (2^-150 = 7.0e-46), so it and everything below round to 0.
+const EXP_ZERO_BELOW = -104;
 const SQRT_HALF = 0.70710678118654752440;
 const FLT_MIN = 1.1754943508222875e-38;
 
@@ -78,7 +80,7 @@ function expReduce(s: Seq, x: () => E): { t: () => E; p: E } {
 
 /**
  * e^x for the `exp` op: 2^n applied by adding n to p's exponent bits when every lane has |x| <= EXP_FAST_MAX
- * (softmax's x - max in [-87, 0] almost always is). Otherwise the same reduction on x clamped to [-104, 89]
+ * or x < -104, where the result is 0 (softmax's x - max is in [-87, 0] or a masked score). Otherwise the same reduction on x clamped to [-104, 89]
  * (pmin/pmax: one instruction each, and NaN passes as the first operand) with 2^n as two factors, like expCore,
  * so subnormals round once, large x gives +inf, small x 0, NaN NaN. Both paths give the same bits wherever the
  * fast one applies (both scalings are exact there), so a lane's result never depends on its neighbours.
@@ -89,8 +91,12 @@ export function expFast(s: Seq, x: () => E, ret: (v: E) => E = (v) => s.fb.m.ret
   const L = s.L;
   const m = s.fb.m;
   const fast = expReduce(s, x);
-  const res = s.f(L.fromBits(L.iadd(L.bits(fast.p), L.ishl(L.bits(fast.t()), 23))));
-  const ok = L.le(L.abs(x()), L.f(EXP_FAST_MAX));
+  // Below EXP_ZERO_BELOW e^x rounds to +0 (as the general path's clamp to -104 gives): masked attention scores
+  // (-inf or -1e9 after the row max) take the fast path too, instead of sending most vectors of a causal row to
+  // the general one.
+  const zero = s.mask(L.lt(x(), L.f(EXP_ZERO_BELOW)));
+  const res = s.f(L.sel(zero(), L.f(0), L.fromBits(L.iadd(L.bits(fast.p), L.ishl(L.bits(fast.t()), 23)))));
+  const ok = L.mnot(L.mand(L.mnot(L.le(L.abs(x()), L.f(EXP_FAST_MAX))), L.mnot(zero())));
   s.stmts.push(m.if(L.width === "f32" ? ok : m.i32x4.all_true(ok), ret(res())));
   const clamp = L.width === "f32"
     ? (v: E) => L.min(L.max(v, L.f(-104)), L.f(89))
