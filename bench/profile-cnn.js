@@ -5,7 +5,8 @@
 // the whole call's median and the CPU time per call. A profile, not a benchmark. Uses dist/ (`npm run build`).
 import { readFileSync } from "node:fs";
 import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
-import { loadKilnModule, WASM_STATE } from "../dist/runtime/wasm/module.js";
+import { loadKilnModule } from "../dist/runtime/wasm/module.js";
+import { stepTimes } from "./step-times.js";
 import { benchArgs, cnnWeights, inputsOf, median } from "./common.js";
 
 const { args, opt } = benchArgs(1);
@@ -24,24 +25,11 @@ const { x } = inputsOf({ kind: "cnn", batch });
 const labels = Int32Array.from({ length: batch }, (_, i) => i % 10);
 const fn = b.manifest.functions.find((f) => f.name === fnName);
 if (!fn) throw new Error(`no function ${fnName}: ${b.manifest.functions.map((f) => f.name).join(", ")}`);
-const exec = m[WASM_STATE]("profile").executors.get(fnName);
-const times = fn.steps.map(() => []);
-let t0 = 0;
-const observe = (si) => {
-  const t = performance.now();
-  times[si].push(t - t0);
-  t0 = t;
-};
 const inputs = fnName.endsWith("forward") ? { x } : { x, labels };
-const totals = [];
 let cpu0 = process.cpuUsage();
-for (let i = 0; i < calls; i++) {
+const { steps: times, totals } = stepTimes(m, fn, inputs, calls, (i) => {
   if (i === Math.floor(calls / 6)) cpu0 = process.cpuUsage();
-  t0 = performance.now();
-  const start = t0;
-  exec.run(inputs, undefined, observe);
-  totals.push(performance.now() - start);
-}
+});
 const cpu = process.cpuUsage(cpu0);
 const counted = calls - Math.floor(calls / 6);
 const us = times.map((t) => median(t.slice(Math.floor(calls / 6))) * 1000);

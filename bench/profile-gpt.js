@@ -4,7 +4,8 @@
 // Step 0 is timed from the start of the call, so it includes the executor's per-call setup. Uses dist/.
 import { readFileSync } from "node:fs";
 import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
-import { loadKilnModule, WASM_STATE } from "../dist/runtime/wasm/module.js";
+import { loadKilnModule } from "../dist/runtime/wasm/module.js";
+import { stepTimes } from "./step-times.js";
 import { benchArgs, cases, gptAdamSource, gptWeights, inputsOf, median } from "./common.js";
 
 const calls = Number(benchArgs(1).opt("--calls", 60));
@@ -14,20 +15,9 @@ const m = await loadKilnModule(b.manifest, b.wasm, { threads: 1 });
 for (const [k, v] of Object.entries(gptWeights())) m.setParam(k, v.data);
 const { x, y } = inputsOf(cases(false).find((c) => c.kind === "gpttrain"));
 const fn = b.manifest.functions.find((f) => f.name === "Step.step");
-const exec = m[WASM_STATE]("profile").executors.get("Step.step");
-const times = fn.steps.map(() => []);
-let t0 = 0;
-const observe = (si) => {
-  const t = performance.now();
-  times[si].push(t - t0);
-  t0 = t;
-};
 const cpu0 = process.cpuUsage();
 const wall0 = performance.now();
-for (let i = 0; i < calls; i++) {
-  t0 = performance.now();
-  exec.run({ x, y }, undefined, observe);
-}
+const times = stepTimes(m, fn, { x, y }, calls).steps;
 const cpu = process.cpuUsage(cpu0);
 const us = times.map((t) => median(t.slice(Math.min(10, calls >> 1))) * 1000);
 const total = us.reduce((a, v) => a + v, 0);

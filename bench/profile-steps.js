@@ -6,7 +6,8 @@
 // (it uses dist/). A profile, not a benchmark: the observer adds a little.
 import { readFileSync } from "node:fs";
 import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
-import { loadKilnModule, WASM_STATE } from "../dist/runtime/wasm/module.js";
+import { loadKilnModule } from "../dist/runtime/wasm/module.js";
+import { stepTimes } from "./step-times.js";
 import { benchArgs, median, mlpWeights, randomF32 } from "./common.js";
 
 const { args, opt } = benchArgs(1);
@@ -29,18 +30,7 @@ for (const precision of precisions) {
   const w = mlpWeights();
   for (const [k, v] of Object.entries({ "MLP.w1": w.w1, "MLP.b1": w.b1, "MLP.w2": w.w2, "MLP.b2": w.b2 })) m.setParam(k, v);
   const fn = b.manifest.functions.find((f) => f.name === "Step.step");
-  const exec = m[WASM_STATE]("profile").executors.get("Step.step");
-  const times = fn.steps.map(() => []);
-  let t0 = 0;
-  const observe = (si) => {
-    const t = performance.now();
-    times[si].push(t - t0);
-    t0 = t;
-  };
-  for (let i = 0; i < calls; i++) {
-    t0 = performance.now();
-    exec.run({ x, labels }, undefined, observe);
-  }
+  const times = stepTimes(m, fn, { x, labels }, calls).steps;
   const us = times.map((t) => median(t.slice(Math.floor(calls / 6))) * 1000);
   console.log(`Step.step, ${precision}${relaxed ? ", relaxed SIMD" : ""}: ${fn.steps.length} kernels, sum of medians ${us.reduce((a, v) => a + v, 0).toFixed(0)} us (rows >= ${minUs} us)`);
   fn.steps.forEach((s, i) => {
