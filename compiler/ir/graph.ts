@@ -150,11 +150,19 @@ export class GraphBuilder {
   precision?: Autocast;
   /** Input nodes used as indices, with the exclusive upper bound of their values (GraphIO.bound). */
   readonly indexBounds = new Map<number, number>();
-  /** Records that the values of `id` index an axis of size `n`, when `id` is an input (or a reshape or permute of one). */
-  boundIndices(id: number, n: number): void {
+  /**
+   * The function input whose values `id` holds, rearranged or not (through reshapes and permutes), else undefined:
+   * what the runtime can check for a value used as labels or indices.
+   */
+  inputBehind(id: number): number | undefined {
     let node = this.nodes[id];
     while (node && (node.op === "reshape" || node.op === "permute")) node = this.nodes[node.inputs[0]!];
-    if (node?.op === "input") this.indexBounds.set(node.id, Math.min(n, this.indexBounds.get(node.id) ?? Infinity));
+    return node?.op === "input" ? node.id : undefined;
+  }
+  /** Records that the values of `id` index an axis of size `n`, when `id` is an input (or a reshape or permute of one). */
+  boundIndices(id: number, n: number): void {
+    const input = this.inputBehind(id);
+    if (input !== undefined) this.indexBounds.set(input, Math.min(n, this.indexBounds.get(input) ?? Infinity));
   }
   /** `inputs` with the bounds recorded for them. */
   withBounds(inputs: readonly GraphIO[]): GraphIO[] {

@@ -50,9 +50,9 @@ export class FnLowerer implements Lowerer {
    * Records that `id` indexes `classes` classes, when it is a function input the runtime can check, or a reshape or
    * permute of one (the same values: reshape(y, [B * T]) as cross_entropy's labels checks y).
    */
-  markClassLabels(id: number, classes: number, ignoreIndex?: number): void {
-    while (this.b.nodes[id]?.op === "reshape" || this.b.nodes[id]?.op === "permute") id = this.b.nodes[id].inputs[0];
-    if (this.b.nodes[id]?.op !== "input") return;
+  markClassLabels(at: number, classes: number, ignoreIndex?: number): void {
+    const id = this.b.inputBehind(at);
+    if (id === undefined) return;
     const first = !this.classLabels.has(id);
     this.classLabels.set(id, Math.min(classes, this.classLabels.get(id) ?? classes));
     const prev = this.ignoredLabels.get(id);
