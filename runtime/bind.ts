@@ -8,7 +8,7 @@ import {
   type AnyTypedArray,
 } from "./dtype.js";
 import { isTensor, Tensor } from "./tensor.js";
-import { bindDerivedDims } from "./dim-expr.js";
+import { bindDerivedDims, checkDimLimits } from "./dim-expr.js";
 
 export type NestedArray = ReadonlyArray<number | boolean | NestedArray>;
 /** What a call accepts for one input. */
@@ -210,6 +210,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
   }
 
   bindDerivedDims(dims, [...fn.values.map((v) => v.shape), ...fn.outputs.map((o) => o.shape)], fname);
+  checkDimLimits(dims, fn.limits, fname);
 
   // ---- lengths, and conversion to the input's dtype ----
   const data = given.map((g): AnyTypedArray => {

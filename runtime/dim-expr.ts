@@ -62,3 +62,12 @@ export function bindDerivedDims(dims: Record<string, number>, shapes: Iterable<r
     }
   }
 }
+
+/** A KilnError when a bound dim exceeds its limit (a sequence longer than the position table its slice reads). */
+export function checkDimLimits(dims: Record<string, number>, limits: readonly { dim: string; max: number; what: string }[] | undefined, fn = "call"): void {
+  for (const l of limits ?? []) {
+    const v = dims[l.dim] ?? evalDimExpr(l.dim, dims);
+    if (!(v > l.max)) continue;
+    throw new KilnError(`${fn}: dimension ${l.dim} is ${v}, but ${l.what} needs ${l.dim} <= ${l.max}`, { code: "dim_invalid", fn, tensor: l.dim, expected: `${l.dim} <= ${l.max}`, actual: String(v) });
+  }
+}

@@ -128,6 +128,13 @@ export interface StepManifest {
   inplaceOut?: number;
 }
 
+/** `dim` (a symbol or derived dim) must be at most `max`; `what` names the slice that needs it, for the error. */
+export interface DimLimit {
+  dim: string;
+  max: number;
+  what: string;
+}
+
 export interface FunctionManifest {
   /** Qualified name: "Model.method" or "fn". */
   name: string;
@@ -152,6 +159,11 @@ export interface FunctionManifest {
    * KilnError (code "loop_bound") naming `loop` when value (the trip count where it exceeds max, else 0) > max.
    */
   checks?: { value: number; loop: string; max: number }[];
+  /**
+   * Upper bounds on dims, checked when the call's dims are bound: a known axis sliced to a symbolic end (a
+   * position table cut to the sequence length) reads past the axis when the dim exceeds it (compiler/ir/dim-limits.ts).
+   */
+  limits?: DimLimit[];
   /**
    * Int8 versions of the matmuls whose weight is a param, for runtime/quantize/dynamic.ts (absent: none eligible, a
    * training step, or an older compiler). See docs/quantization.md.

@@ -4,6 +4,7 @@
 
 import type { FunctionManifest, StepManifest, ValueManifest, DimPoly } from "../../runtime/manifest.js";
 import { guardKey, ioType, useCounts, type Graph, type IRModule, type Node } from "../ir/graph.js";
+import { dimLimits } from "../ir/dim-limits.js";
 import { dtypeBytes, type Dim, type DType } from "../ir/types.js";
 import { WASM_LOWERING } from "./wasm/op-emitters.js";
 import type { KernelSpec, NamedKernel } from "./kernel.js";
@@ -123,6 +124,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
   values.push(...mm.scratches);
   // Loop-bound checks are outputs of the graph but not results of the call: the runtime reads them itself.
   const results = g.outputs.filter((o) => !o.check), checks = g.outputs.filter((o) => o.check);
+  const limits = dimLimits(g);
   return {
     name: g.name,
     jsName: g.name.includes(".") ? g.name.slice(g.name.indexOf(".") + 1) : g.name,
@@ -132,6 +134,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     outputs: results.map((o) => ({ name: o.name, dtype: g.nodes[o.node].type.dtype, shape: [...g.nodes[o.node].type.shape] })),
     outputValues: results.map((o) => o.node),
     ...(checks.length ? { checks: checks.map((o) => ({ value: o.node, ...o.check! })) } : {}),
+    ...(limits.length ? { limits } : {}),
     values,
     steps,
     ...(g.updates?.length ? { updates: g.updates.map((u) => ({ param: u.param, value: u.node })) } : {}),

@@ -73,7 +73,6 @@ function triangle(upper: boolean): Builtin {
       if (x === undefined || diagonal === undefined) return POISON;
       const s = L.type(x).shape;
       if (s.length < 2) return fail(L, a.x!.span, "K403", `${fn} works on the last two axes; ${formatType(L.type(x))} has fewer than two`);
-      if (typeof s[s.length - 1] !== "number" || typeof s[s.length - 2] !== "number") return fail(L, a.x!.span, "K304", `${fn} needs known sizes of the last two axes, got ${formatType(L.type(x))}`);
       return wrap(M.triangle(L, x, upper, diagonal));
     },
   };
@@ -146,6 +145,15 @@ export const MATH_BUILTINS: Record<string, Builtin> = {
   arange: {
     params: ["start", "end?", "step?"],
     run(L, a) {
+      const last = (a.end ?? a.start)!;
+      if (last.val.kind === "dim" && typeof last.val.dim === "string") {
+        // arange(T), arange(k, T): positions over a symbolic length, i32 at unit step (the length is T - k).
+        const start = a.end ? intArg(L, a.start!) : 0;
+        const step = a.step ? intArg(L, a.step) : 1;
+        if (start === undefined || step === undefined) return POISON;
+        if (step !== 1 || start < 0) return fail(L, (step !== 1 ? a.step : a.start)!.span, "K411", `arange over the symbolic end ${last.val.dim} takes a non-negative integer start and step 1`, `arange(${last.val.dim}) or arange(1, ${last.val.dim})`);
+        return wrap(M.arange(L, start, last.val.dim, 1, "i32"));
+      }
       const nums = [a.start!, a.end, a.step].map((v) => (v ? numberArg(L, v) : undefined));
       if (nums[0] === undefined || (a.end && nums[1] === undefined) || (a.step && nums[2] === undefined)) return POISON;
       const [start, end] = a.end ? [nums[0], nums[1]!] : [0, nums[0]];

@@ -91,6 +91,22 @@ function at(L: Lowerer, x: number, axis: number, it: Extract<IndexItem, { kind: 
   return id === undefined ? undefined : { id, drop: true, width: 1 };
 }
 
+/**
+ * x[a:T] of a known axis to a symbolic end (a position table cut to the sequence length, `pos[0:T]`): unit step
+ * from a known start; the call checks that T fits the axis (compiler/ir/dim-limits.ts), K407 for the rest.
+ */
+function toDim(L: Lowerer, x: number, axis: number, it: Extract<IndexItem, { kind: "range" }>, end: string, s: number | null | undefined, st: number | null | undefined): { id: number; drop: boolean; width: number } | undefined {
+  if (s === undefined || st === undefined) return undefined;
+  const n = L.type(x).shape[axis]!;
+  if (typeof n !== "number" || (s ?? 0) < 0 || (s ?? 0) >= n || (st ?? 1) !== 1) {
+    const why = typeof n !== "number" ? `axis ${axis} is symbolic (${n}); slice it from a start to its end or before it by a constant` : `start at a constant in 0..${n - 1} and use step 1`;
+    return void L.diags.error("K407", `cannot take [${s ?? ""}:${end}${st !== null ? ":" + st : ""}] of axis ${axis} of ${formatType(L.type(x))}`, it.span, why);
+  }
+  L.span = it.span;
+  const id = L.emit("slice", [x], sliceAttrs(axis, s ?? 0, end));
+  return id === undefined ? undefined : { id, drop: false, width: 1 };
+}
+
 /** x[a:b:s] on one axis, Python's defaults and negative positions; an empty or out-of-range slice is K407. */
 function range(L: Lowerer, x: number, axis: number, it: Extract<IndexItem, { kind: "range" }>): { id: number; drop: boolean; width: number } | undefined {
   const bound = (e: Expr | undefined): number | null | undefined => {
@@ -99,6 +115,8 @@ function range(L: Lowerer, x: number, axis: number, it: Extract<IndexItem, { kin
     if (b === undefined) L.diags.error("K304", "slice bounds must be integer constants", e.span);
     return b;
   };
+  const endDim = it.end ? L.expr(it.end) : undefined;
+  if (endDim?.kind === "dim" && typeof endDim.dim === "string") return toDim(L, x, axis, it, endDim.dim, bound(it.start), bound(it.step));
   const [s, e, st] = [bound(it.start), bound(it.end), bound(it.step)];
   if (s === undefined || e === undefined || st === undefined) return undefined;
   if (s === null && e === null && (st === null || st === 1)) return { id: x, drop: false, width: 1 };

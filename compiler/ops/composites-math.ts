@@ -2,7 +2,8 @@
 // arange, topk), built from primitives so they get reference semantics, gradients, codegen and fusion for free.
 // Each follows PyTorch's definition, including its numerically stable form; the lowering checks arguments.
 
-import type { DType, Shape } from "../ir/types.js";
+import type { Dim, DType, Shape } from "../ir/types.js";
+import { addDim } from "../ir/dim-expr.js";
 import type { PrimEmitter } from "./composites.js";
 import type { AttrsOf, PrimOp } from "./types.js";
 import { sliceAttrs } from "./vjp.js";
@@ -84,7 +85,8 @@ export function variance(e: PrimEmitter, x: number, axes: readonly number[], cor
 /** tril (lower: keep j - i <= diagonal) or triu (upper: keep j - i >= diagonal) over the last two axes. */
 export function triangle(e: PrimEmitter, x: number, upper: boolean, diagonal: number): Id {
   const s = e.type(x).shape;
-  const [rows, cols] = [s[s.length - 2] as number, s[s.length - 1] as number];
+  // Symbolic sizes too (a causal mask over a sequence of length T): iota takes a symbolic count.
+  const [rows, cols] = [s[s.length - 2]!, s[s.length - 1]!];
   const i = op(e, "reshape", [e.emit("iota", [], { n: rows, dtype: "i32" })], { shape: [rows, 1] });
   const j = e.emit("iota", [], { n: cols, dtype: "i32" });
   const d = op(e, "sub", [j, i], {});
@@ -139,9 +141,12 @@ export function prod(e: PrimEmitter, x: number, axes: readonly number[], keepdim
   return op(e, "reshape", [y], { shape: e.type(x).shape.filter((_, a) => !axes.includes(a)) });
 }
 
-/** start, start + step, ... below end (above, for step < 0): torch.arange; i32 for integer arguments. */
-export function arange(e: PrimEmitter, start: number, end: number, step: number, dtype: DType): Id {
-  const n = Math.max(0, Math.ceil((end - start) / step));
+/**
+ * start, start + step, ... below end (above, for step < 0): torch.arange; i32 for integer arguments. A symbolic
+ * end (arange(T), step 1) has T - start elements, a derived dim the call checks is at least 1.
+ */
+export function arange(e: PrimEmitter, start: number, end: Dim, step: number, dtype: DType): Id {
+  const n = typeof end === "number" ? Math.max(0, Math.ceil((end - start) / step)) : addDim(end, -start)!;
   const idx = e.emit("iota", [], { n, dtype: "i32" });
   const v = dtype === "i32" ? idx : op(e, "cast", [idx], { to: dtype });
   if (v === undefined) return undefined;

@@ -65,6 +65,17 @@ export const sliceCore: OpCore<"slice"> = {
   infer([x], a): InferResult {
     if (a.axis < 0 || a.axis >= x.shape.length) return { error: "K403", message: `slice axis ${a.axis} is out of range for ${formatShape(x.shape)}` };
     const d = x.shape[a.axis]!;
+    if (typeof d === "number" && typeof a.end === "string") {
+      // A known axis cut to a symbolic end, x[:, 0:T] of a [1, 16, D] position table: the call checks T <= 16
+      // (compiler/ir/dim-limits.ts), as only a call's sizes say whether the table is long enough.
+      const len = addDim(a.end, -a.start);
+      if (!(Number.isInteger(a.start) && a.start >= 0 && a.start < d) || (a.step ?? 1) !== 1 || len === undefined) {
+        return { error: "K407", message: `cannot slice [${a.start}, ${a.end}) of axis ${a.axis} of size ${d}`, hint: `a known axis takes unit slices from a known start below ${d} to a symbolic end, e.g. pos[0:T]` };
+      }
+      const shape = [...x.shape];
+      shape[a.axis] = len;
+      return { dtype: x.dtype, shape };
+    }
     if (typeof d !== "number" || typeof a.end !== "number") {
       // A symbolic axis: [start, T - k) with a known start and k, unit step.
       // Or [0, n) of an axis known to hold at least n: a strided window's gradient cutting its padding off.
@@ -87,6 +98,8 @@ export const sliceCore: OpCore<"slice"> = {
     return { dtype: x.dtype, shape };
   },
   evaluate([x], a, out) {
+    // The interpreter checks a symbolic end against the axis before it runs (dim-limits.ts); this is the backstop.
+    if (a.start + (out.shape[a.axis]! - 1) * (a.step ?? 1) >= x.shape[a.axis]!) throw new Error(`slice [${a.start}, ${a.end}) reads past axis ${a.axis} of [${x.shape.join(", ")}]`);
     const r = makeRef(out.dtype, out.shape);
     const inSt = stridesOf(x.shape);
     const outSt = stridesOf(out.shape);

@@ -240,6 +240,13 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
     const x = e.type(n.inputs[0]);
     const { axis, start, end } = n.attrs;
     const step = n.attrs.step ?? 1;
+    if (typeof x.shape[axis] === "number" && typeof end !== "number") {
+      // A known axis cut to a symbolic end (pos[0:T]): padded past the axis' size (to T + size), then cut back to
+      // it; the call's check that T fits the axis keeps the cotangent inside.
+      const size = x.shape[axis] as number;
+      const padded = e.emit("pad", [ct], { pads: x.shape.map((_, k) => (k === axis ? [start, size, 0] : [0, 0, 0])), value: 0 });
+      return [e.emit("slice", [padded], sliceAttrs(axis, 0, size))];
+    }
     if (typeof x.shape[axis] !== "number" || typeof end !== "number") {
       // A symbolic axis: back into place with zeros before and after (pad's sizes add to the axis').
       const after = dimDiff(x.shape[axis]!, end)!;

@@ -9,7 +9,8 @@ import type { RefTensor } from "../ops/types.js";
 import { roundRefToStorage } from "../ops/shape-utils.js";
 import { KilnError, loopBoundError } from "../../runtime/errors.js";
 import { RandomStreams } from "../../runtime/random.js";
-import { bindDerivedDims } from "../../runtime/dim-expr.js";
+import { bindDerivedDims, checkDimLimits } from "../../runtime/dim-expr.js";
+import { dimLimits } from "../ir/dim-limits.js";
 import { checkIndices } from "../../runtime/bind.js";
 
 export interface RefInput {
@@ -43,6 +44,7 @@ function bindDims(g: Graph, inputs: Record<string, RefInput>, dims: Record<strin
     }
   }
   bindDerivedDims(bind, g.nodes.map((n) => n.type.shape), g.name);
+  checkDimLimits(bind, dimLimits(g), g.name);
   return bind;
 }
 
