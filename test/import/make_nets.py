@@ -92,11 +92,16 @@ def randomize(m):
 
 
 MODELS = {
-    # name: (module, example input, opset); the sequence models' T is fixed, the batch symbolic.
+    # name: (module, example input, opset); the batch is symbolic, the sequence models' T fixed but in *_seq.
     "encoder": (Encoder, lambda: torch.randint(0, 50, (2, 16)), 14),
     "encoder17": (Encoder, lambda: torch.randint(0, 50, (2, 16)), 17),
     "encoder_causal": (CausalEncoder, lambda: torch.randint(0, 50, (2, 16)), 14),
     "gpt": (GPT, lambda: torch.randint(0, 40, (2, 16)), 14),
+    # The sequence length symbolic too ("seq"): the position table and the mask are sliced to it, the positions
+    # are a Range over it, nn.Transformer's mask is built from it (ConstantOfShape, Trilu).
+    "encoder_seq": (Encoder, lambda: torch.randint(0, 50, (2, 16)), 14),
+    "encoder_causal_seq": (CausalEncoder, lambda: torch.randint(0, 50, (2, 16)), 14),
+    "gpt_seq": (GPT, lambda: torch.randint(0, 40, (2, 16)), 14),
     "resnet18": (lambda: vision("resnet18"), lambda: torch.randn(1, 3, 64, 64), 13),
     # Unfolded: BatchNormalization nodes (trainable batch_norm) and the Identity-shared BN params, opset 17.
     "resnet18_bn": (lambda: vision("resnet18"), lambda: torch.randn(1, 3, 64, 64), 17),
@@ -110,6 +115,8 @@ for name in which:
     m = make()
     randomize(m)
     m.eval()
+    seq = name.endswith("_seq")
+    axes = {"x": {0: "batch", 1: "seq"} if seq else {0: "batch"}, "y": {0: "batch", 1: "seq"} if seq and name.startswith("gpt") else {0: "batch"}}
     torch.onnx.export(m, example(), f"{out}/{name}.onnx", input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=opset,
+                      dynamic_axes=axes, opset_version=opset,
                       do_constant_folding=fold, training=torch.onnx.TrainingMode.EVAL if fold else torch.onnx.TrainingMode.PRESERVE)

@@ -1,5 +1,5 @@
 // kiln import on WebGPU: every model family the wasm import suites check (MNIST MLP/CNN, the BERT-like encoder, the
-// GPT-like decoder, resnet18, mobilenet_v2, squeezenet1_1; random weights, exported once here by
+// GPT-like decoder, the three with a symbolic sequence length too, resnet18, mobilenet_v2, squeezenet1_1; random weights, exported once here by
 // test/import/make_models.py and make_nets.py) is compiled for the WGSL target and run at batch 1 and 2-3 on WebGPU; goldens:
 // onnxruntime-node on the same inputs. Skips, saying why, without torch or without a WebGPU adapter.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,9 +20,11 @@ afterAll(() => env.h?.device.destroy());
 /** Token ids in [0, vocab) from the seeded generator (as in transformers.test.ts). */
 const ids = (n: number, vocab: number, seed: number) => Int32Array.from(lcg(n, seed), (v) => Math.min(vocab - 1, Math.floor(((v + 1) / 2) * vocab)));
 
-const NETS = ["encoder", "encoder17", "encoder_causal", "gpt", "resnet18", "resnet18_bn", "mobilenet_v2", "squeezenet1_1"];
+const NETS = ["encoder", "encoder17", "encoder_causal", "gpt", "encoder_seq", "encoder_causal_seq", "gpt_seq", "resnet18", "resnet18_bn", "mobilenet_v2", "squeezenet1_1"];
 const image = (c: number, hw: number, seed: number) => (batch: number) => ({ shape: [batch, c, hw, hw], x: lcg(batch * c * hw * hw, seed + batch) });
 const tokens = (vocab: number, seed: number) => (batch: number) => ({ shape: [batch, 16], x: ids(batch * 16, vocab, seed + batch) });
+// The *_seq models' sequence length is symbolic too: batch 1 runs 5 tokens, batch 3 runs 11, from one module.
+const tokensSeq = (vocab: number, seed: number) => (batch: number) => ({ shape: [batch, batch === 1 ? 5 : 11], x: ids(batch * (batch === 1 ? 5 : 11), vocab, seed + batch) });
 // Batch 1 and a second batch size, so the symbolic batch dim is bound on the GPU too. The vision nets were exported
 // with a fixed 64x64 input (only the batch is symbolic). mnist_cnn13 and resnet18_bn keep BatchNormalization nodes
 // (batch_norm in the program); encoder17 has LayerNormalization; encoder_causal nn.Transformer's -inf causal mask.
@@ -34,6 +36,9 @@ const CASES: { name: string; batches: number[]; input: (batch: number) => { shap
   { name: "encoder17", batches: [1, 3], input: tokens(50, 12) },
   { name: "encoder_causal", batches: [1, 3], input: tokens(50, 13) },
   { name: "gpt", batches: [1, 3], input: tokens(40, 14) },
+  { name: "encoder_seq", batches: [1, 3], input: tokensSeq(50, 15) },
+  { name: "encoder_causal_seq", batches: [1, 3], input: tokensSeq(50, 16) },
+  { name: "gpt_seq", batches: [1, 3], input: tokensSeq(40, 17) },
   { name: "resnet18", batches: [1, 2], input: image(3, 64, 20) },
   { name: "resnet18_bn", batches: [1], input: image(3, 64, 23) },
   { name: "mobilenet_v2", batches: [1, 2], input: image(3, 64, 26) },

@@ -7,7 +7,7 @@ import { decodeModel, onnx } from "../../export/onnx/proto.js";
 import { Tensor } from "../../../runtime/tensor.js";
 import { OPS, type OpCtx } from "./ops.js";
 import { fuse } from "./fuse.js";
-import { ImportError, Names, readTensor, varHint, type ConstVal, type Dim, type TensorVal, type Val } from "./values.js";
+import { ImportError, literal, Names, readTensor, varHint, type ConstVal, type Dim, type TensorVal, type Val } from "./values.js";
 
 export { ImportError } from "./values.js";
 
@@ -60,24 +60,6 @@ function modelName(file: string): string {
   const words = base.split(/[^A-Za-z0-9]+/).filter(Boolean);
   const n = words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join("");
   return /^[A-Za-z]/.test(n) ? n : `M${n}`;
-}
-
-/** f32 literal text that reads back as the same f32. */
-function floatText(x: number): string {
-  for (let p = 1; p <= 9; p++) {
-    const s = x.toPrecision(p);
-    if (Math.fround(Number(s)) === Math.fround(x)) return String(Number(s)).replace(/^(-?\d+)$/, "$1.0").replace(/e/, ".0e").replace(/\.(\d+)\.0e/, ".$1e");
-  }
-  return String(x);
-}
-
-/** A Kiln literal for one constant element; infinities (a -inf mask fill) become the largest finite f32, which
- *  softmax and max turn into the same zeros and picks, as Kiln has no infinite literals. */
-function literal(x: number, v: ConstVal): string | undefined {
-  if (v.bool) return x ? "true" : "false";
-  if (Number.isNaN(x)) return undefined;
-  const text = !Number.isFinite(x) ? `${x < 0 ? "-" : ""}3.4028234e38` : v.float ? floatText(x) : String(x);
-  return text.startsWith("-") ? `(${text})` : text;
 }
 
 /**

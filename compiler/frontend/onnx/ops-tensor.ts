@@ -3,7 +3,7 @@
 // constants (shape arithmetic, masks built from buffers) and otherwise maps onto Kiln builtins.
 
 import { binary, constAt, constOf, dtypeOf, foldable, ints, isConst, list, num, prod, req, reshapeTo, shapeOf, sliceExpr, unary, axisOf, broadcast, type OpCtx, type Range, type Rule } from "./ops-util.js";
-import { readTensor, type ConstVal, type Dim, type Val } from "./values.js";
+import { literal, readTensor, type ConstVal, type Dim, type Val } from "./values.js";
 
 /** A constant's elements in row-major order, indexed by an N-D coordinate. */
 function strides(dims: number[]): number[] {
@@ -45,6 +45,15 @@ const Gather: Rule = (c) => {
     const picked = s.expr === c.expr(x) ? x : c.emit(s.expr, s.shape, dtypeOf(x));
     return reshapeTo(c, picked, [...xs.slice(0, axis), ...idx.dims, ...xs.slice(axis + 1)]);
   }
+  if (idx.kind === "tensor" && idx.iota) {
+    // Positions 0..seq of a table (GPT-2's wpe(arange(T))): the slice table[0:seq], checked against the table by
+    // the call (a longer sequence is a KilnError, where an embedding lookup would read zeros).
+    const { start, end } = idx.iota;
+    if (typeof xs[axis] !== "number") c.fail(`Gather of positions ${start}..${end} from the symbolic axis ${axis} ('${xs[axis]}') is not supported`);
+    if (start !== 0) c.fail(`Gather of positions ${start}..${end} is imported from position 0 only`);
+    const s = sliceExpr(c.expr(x), xs, [{ axis, start, end, step: 1 }]);
+    return reshapeTo(c, c.emit(s.expr, s.shape, dtypeOf(x)), [...xs.slice(0, axis), ...idx.shape, ...xs.slice(axis + 1)]);
+  }
   if (dtypeOf(idx) !== "i32") c.fail(`Gather's indices must be integers`);
   // Run-time indices: an embedding lookup (take along axis 0 of a table) or take along another axis.
   const ishape = shapeOf(idx);
@@ -73,15 +82,18 @@ const Slice: Rule = (c) => {
     if (typeof n === "string" || typeof end === "string") {
       // A symbolic axis can only be kept whole (torch writes x[:, :n] with n from the shape of x).
       if (starts[k] === 0 && steps[k] === 1 && (end === n || (typeof end === "number" && end >= 2 ** 31 - 1))) return undefined;
-      return c.fail(`slicing axis ${a} ('${n}') from ${starts[k]} to ${end}: a symbolic size is imported only as the whole axis`);
+      // A known axis cut to a symbolic length from 0 (a position table or a mask buffer cut to the sequence):
+      // pos[:, :seq], which the call checks against the axis.
+      if (typeof n === "number" && typeof end === "string" && starts[k] === 0 && steps[k] === 1) return { axis: a, start: 0, end, step: 1 } as Range;
+      return c.fail(`slicing axis ${a} ('${n}') from ${starts[k]} to ${end}: a symbolic size is imported only as the whole axis, and a known one from 0 to a symbolic end`);
     }
     if (steps[k]! < 1) c.fail(`a negative or zero step (${steps[k]}) is not supported; Kiln slices forwards`);
     const [s, e] = clampRange(starts[k]!, end, steps[k]!, n);
-    return { axis: a, start: s, end: Math.max(s, e), step: steps[k]! };
+    return { axis: a, start: s, end: Math.max(s, e), step: steps[k]! } as Range;
   }).filter((r): r is Range => r !== undefined);
-  if (foldable(x)) {
+  if (foldable(x) && ranges.every((r) => typeof r.end === "number")) {
     const outDims = [...x.dims];
-    for (const r of ranges) outDims[r.axis] = Math.ceil((r.end - r.start) / r.step);
+    for (const r of ranges) outDims[r.axis] = Math.ceil(((r.end as number) - r.start) / r.step);
     return [foldIndex(x, outDims, (co) => co.map((v, k) => {
       const r = ranges.find((q) => q.axis === k);
       return r ? r.start + v * r.step : v;
@@ -159,6 +171,13 @@ const Where: Rule = (c) => {
 };
 
 const Range: Rule = (c) => {
+  const bounds = [0, 1, 2].map((i) => req(c, i));
+  if (bounds.every(foldable) && typeof bounds[1]!.data[0] === "string") {
+    // Positions over a symbolic length (torch.arange(T) with T from a shape): arange(seq), written lazily.
+    const [s, e, d] = bounds.map((v) => v.data[0]!);
+    if (s !== 0 || d !== 1 || (bounds[0] as ConstVal).float) c.fail(`Range(${s}, ${e}, ${d}) over a symbolic end is imported from 0 with step 1 (integers)`);
+    return [{ kind: "tensor", expr: `arange(${e})`, shape: [e!], dtype: "i32", iota: { start: 0, end: e as string } }];
+  }
   const [s, e, d] = [0, 1, 2].map((i) => {
     const v = req(c, i);
     return foldable(v) ? num(c, v.data[0]!, "Range's bound") : c.fail(`Range needs constant bounds`);
@@ -175,7 +194,8 @@ const ConstantOfShape: Rule = (c) => {
   const kind = v.bool ? "bool" : v.float ? "f32" : "i32";
   if (shape.every((d) => typeof d === "number")) return [constOf(shape as number[], Array.from({ length: prod(shape as number[]) }, () => v.data[0]!), kind)];
   if (kind !== "f32") c.fail(`ConstantOfShape of a symbolic shape is imported for floats only`);
-  return [c.emit(`full(${list(shape)}, ${v.data[0]})`, shape)];
+  // -inf (nn.Transformer's causal mask) is written as the largest finite f32, as constants are (values.ts literal).
+  return [c.emit(`full(${list(shape)}, ${literal(Number(v.data[0]), v) ?? c.fail(`the fill value ${v.data[0]} has no Kiln literal`)})`, shape)];
 };
 
 const Pow: Rule = (c) => {

@@ -121,6 +121,8 @@ export function reshapeTo(c: OpCtx, x: Val, target: Dim[]): Val[] {
     dims[infer] = dimDiv(dimProd(from), rest) ?? c.fail(`cannot infer the -1 dim of ${list(dims)} from ${list(from)}`);
   }
   if (isConst(x) && !(x.init && x.float)) return [{ ...x, dims: dims.map((d) => num(c, d, "a folded reshape")) }];
+  // Positions (an unsqueezed Range over the sequence) stay unwritten until something other than a Gather reads them.
+  if (x.kind === "tensor" && x.iota && dimProd(dims) === dimProd(from)) return [{ ...x, expr: `reshape(${x.expr}, ${list(dims)})`, shape: dims }];
   if (dims.length === from.length && dims.every((d, k) => d === from[k])) return [x.kind === "tensor" ? x : c.emit(c.expr(x), dims)];
   const rank = dims.length;
   if (rank === 2 && dims[0] === from[0] && from.length > 2 && dtypeOf(x) === "f32") return [c.emit(`flatten(${c.expr(x)})`, dims)];
@@ -130,7 +132,8 @@ export function reshapeTo(c: OpCtx, x: Val, target: Dim[]): Val[] {
 export interface Range {
   axis: number;
   start: number;
-  end: number;
+  /** A symbolic end (a sequence length) only from 0 along a known axis: `pos[:, :seq]`, which the call bounds. */
+  end: Dim;
   step: number;
 }
 
@@ -143,7 +146,7 @@ export function sliceExpr(xe: string, shape: Dim[], ranges: Range[]): { expr: st
   const items = shape.slice(0, last + 1).map((_, k) => {
     const r = cut.find((q) => q.axis === k);
     if (!r) return ":";
-    out[k] = Math.max(0, Math.ceil((r.end - r.start) / r.step));
+    out[k] = typeof r.end === "number" ? Math.max(0, Math.ceil((r.end - r.start) / r.step)) : r.end;
     return `${r.start || ""}:${r.end === shape[k] ? "" : r.end}${r.step !== 1 ? `:${r.step}` : ""}`;
   });
   return { expr: `${xe}[${items.join(", ")}]`, shape: out };

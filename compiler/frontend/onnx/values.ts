@@ -29,6 +29,12 @@ export interface TensorVal {
   shape: Dim[];
   /** Kiln's dtype for it; f32 when absent (ONNX int64/int32 become i32). */
   dtype?: "f32" | "i32" | "bool";
+  /**
+   * Positions start, start + 1, ... below the symbolic `end` (a Range over the sequence length, maybe unsqueezed):
+   * written lazily, so that a Gather of a table at them becomes the slice `table[start:end]`, which the call checks
+   * against the table's size, rather than an unchecked lookup.
+   */
+  iota?: { start: number; end: string };
 }
 
 export type Val = ConstVal | TensorVal;
@@ -100,4 +106,22 @@ export class Names {
 /** An exporter's value name as a variable hint: "/fc1/Gemm_output_0" -> "fc1_gemm". */
 export function varHint(name: string): string {
   return name.replace(/_output_\d+$/, "").replace(/[^A-Za-z0-9_]+/g, "_").replace(/^_+|_+$/g, "").toLowerCase();
+}
+
+/** f32 literal text that reads back as the same f32. */
+export function floatText(x: number): string {
+  for (let p = 1; p <= 9; p++) {
+    const s = x.toPrecision(p);
+    if (Math.fround(Number(s)) === Math.fround(x)) return String(Number(s)).replace(/^(-?\d+)$/, "$1.0").replace(/e/, ".0e").replace(/\.(\d+)\.0e/, ".$1e");
+  }
+  return String(x);
+}
+
+/** A Kiln literal for one constant element; infinities (a -inf mask fill) become the largest finite f32, which
+ *  softmax and max turn into the same zeros and picks, as Kiln has no infinite literals. */
+export function literal(x: number, v: ConstVal): string | undefined {
+  if (v.bool) return x ? "true" : "false";
+  if (Number.isNaN(x)) return undefined;
+  const text = !Number.isFinite(x) ? `${x < 0 ? "-" : ""}3.4028234e38` : v.float ? floatText(x) : String(x);
+  return text.startsWith("-") ? `(${text})` : text;
 }

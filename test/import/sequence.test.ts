@@ -1,0 +1,47 @@
+// kiln import of sequence models exported with a symbolic sequence length as well as batch (test/import/make_nets.py
+// *_seq: torch 1.13, random weights, dynamic_axes {0: batch, 1: seq}): the BERT-like encoder (its learned position
+// table sliced to seq), with nn.Transformer's causal mask built from seq (ConstantOfShape, Trilu), and the GPT-like
+// decoder (positions a Range over seq, the tril mask buffer sliced to seq). One compiled module runs at three
+// (batch, seq) pairs; goldens: onnxruntime-node on the same ids. A seq above the 16-row position table is a KilnError.
+import { beforeAll, describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { closeness, lcg, python, pythonWith, tmp } from "../export/helpers.js";
+import { importAndLoad, ortOutput } from "./helpers.js";
+import { KilnError } from "../../runtime/errors.js";
+
+const HAVE_TORCH = pythonWith("kiln import (symbolic sequence length)", ["torch", "onnx"]);
+
+/** Token ids in [0, vocab) from the seeded generator (as in transformers.test.ts). */
+const ids = (n: number, vocab: number, seed: number) => Int32Array.from(lcg(n, seed), (v) => Math.min(vocab - 1, Math.floor(((v + 1) / 2) * vocab)));
+
+describe.skipIf(!HAVE_TORCH)("kiln import: a symbolic sequence length", () => {
+  const dir = tmp();
+  beforeAll(() => {
+    python(readFileSync(join(__dirname, "make_nets.py"), "utf8"), [dir, "encoder_seq", "encoder_causal_seq", "gpt_seq"], { timeout: 300_000 });
+  }, 300_000);
+
+  const CASES = [
+    { name: "encoder_seq", vocab: 50, out: () => 3, expect: [/forward\(x: i32\[batch, seq\]\) -> f32\[batch, 3\]/, /= pos\[:, :seq\]\n/, /reshape\(\w+, \[seq, 4 \* batch, 8\]\)/, /reshape\(\w+, \[batch \* seq, 32\]\)/] },
+    { name: "encoder_causal_seq", vocab: 50, out: () => 3, expect: [/= pos\[:, :seq\]\n/, /= full\(\[seq, seq\], \(-3\.4028234e38\)\)\n/, /= triu\(\w+, diagonal: 1\)\n/] },
+    { name: "gpt_seq", vocab: 40, out: (t: number) => t * 40, expect: [/forward\(x: i32\[batch, seq\]\) -> f32\[batch, seq, 40\]/, /= wpe_weight\[:seq\]\n/, /= tril\(ones\(\[1, 1, 16, 16\]\)\)\[:, :, :seq\]\n/, /reshape\(\w+, \[batch, seq, 4, 8\]\)/] },
+  ];
+  for (const c of CASES) {
+    it(`${c.name}: one compiled module matches onnxruntime-node at (batch, seq) = (1, 5), (3, 16), (2, 9); seq 17 is a KilnError`, async () => {
+      const m = await importAndLoad(dir, c.name);
+      for (const re of c.expect) expect(m.source).toMatch(re);
+      expect(m.source).not.toMatch(/\b(shape|concat|unsqueeze|constant|range|erf|tanh|sqrt)\b/i);
+      for (const [batch, t] of [[1, 5], [3, 16], [2, 9]] as const) {
+        const x = ids(batch * t, c.vocab, 7 * t + batch);
+        const want = await ortOutput(join(dir, `${c.name}.onnx`), x, [batch, t]);
+        const got = m.call(x, [batch, t]);
+        expect(got.length).toBe(batch * c.out(t));
+        expect(closeness(got, want, 1e-4, 1e-5), `(${batch}, ${t}): ${got.slice(0, 4)} vs ${want.slice(0, 4)}`).toBeLessThanOrEqual(1);
+      }
+      // The position table has 16 rows: a longer sequence is refused by the call, not answered from past the table.
+      const long = () => m.call(ids(17, c.vocab, 3), [1, 17]);
+      expect(long).toThrow(KilnError);
+      expect(long).toThrow(/dimension seq is 17, but the slice \[0:seq\] of axis \d of param [\w.]+ f32\[[\d, ]+\] \(.*\) needs seq <= 16/);
+    }, 120_000);
+  }
+});
