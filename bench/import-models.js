@@ -1,63 +1,76 @@
-// `node bench/import-models.js [--models resnet18,mobilenet_v2,encoder] [--rounds N]`: models imported by `kiln import`
-// against onnxruntime-web running the same ONNX file, both WebAssembly on one thread, in one process (run `npm run
-// build` first: it uses dist/). The models come from test/import/make_nets.py (Debian's python3 torch and
-// torchvision, random weights; 64x64 images, 16 tokens), exported to a temporary folder; inputs are the same for
-// both. Prints median milliseconds per forward at batch 1 and 8 over interleaved rounds, and ORT time / Kiln time.
+// `node bench/import-models.js [--models resnet18,mobilenet_v2,encoder] [--rounds 3]`: models imported by `kiln
+// import` against onnxruntime-web running the same ONNX file, wasm on one thread (run `npm run build` first: it uses
+// dist/). The models come from test/import/make_nets.py (Debian's python3 torch and torchvision, random weights;
+// 64x64 images, 16 tokens), exported once to a temporary folder; inputs are the same for every system. Each system
+// (Kiln plain SIMD, Kiln relaxed SIMD, onnxruntime-web) runs each model in a process of its own
+// (bench/import-worker.js), the rounds interleaving them in a rotating order, as bench/ab.js does. Prints per round
+// the ms and CPU ms per call (with the CPU share the process got and the load average), then per model and batch
+// the range over rounds of ORT / Kiln by wall time and by CPU time, and a table of Kiln's cold compile (`kiln
+// import` + compile to wasm, ms) and .wasm bytes against onnxruntime-web's cold session create and the
+// ort-wasm*.wasm it instantiated.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdtempSync, statSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import * as ort from "onnxruntime-web";
-import { main } from "../dist/compiler/cli/main.js";
-import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
-import { loadKilnModule } from "../dist/runtime/wasm/module.js";
-import { parseSafetensors } from "../dist/runtime/safetensors.js";
 import { median } from "./common.js";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
 const models = opt("--models", "resnet18,mobilenet_v2,encoder").split(",");
-const rounds = Number(opt("--rounds", 10));
-const SHAPES = { resnet18: [3, 64, 64], mobilenet_v2: [3, 64, 64], squeezenet1_1: [3, 64, 64], encoder: [16], encoder17: [16], gpt: [16] };
-const VOCAB = { encoder: 50, encoder17: 50, gpt: 40 };
+const rounds = Number(opt("--rounds", 3));
+const SYSTEMS = ["kiln", "kiln-relaxed", "ort"];
 
-ort.env.wasm.numThreads = 1;
-ort.env.logLevel = "error";
+for (const f of ["compiler/frontend/onnx/index.ts", "compiler/codegen/plan.ts", "runtime/wasm/executor.ts"]) {
+  const out = new URL(`../dist/${f.replace(/\.ts$/, ".js")}`, import.meta.url);
+  if (!existsSync(out)) throw new Error(`${out.pathname} is missing: run \`npm run build\` first`);
+  if (statSync(new URL(`../${f}`, import.meta.url)).mtimeMs > statSync(out).mtimeMs) console.error(`warning: dist/ is older than ${f}: run \`npm run build\``);
+}
 
 const dir = mkdtempSync(join(tmpdir(), "kiln-import-bench-"));
 const py = spawnSync("/usr/bin/python3", [new URL("../test/import/make_nets.py", import.meta.url).pathname, dir, ...models], { encoding: "utf8" });
 if (py.status !== 0) throw new Error(`make_nets.py failed (torch and torchvision are needed):\n${py.stderr}`);
 
-console.log("| model | batch | kiln ms | onnxruntime-web ms | ort / kiln |\n|---|---|---|---|---|");
-for (const name of models) {
-  const out = join(dir, `${name}-kiln`);
-  if ((await main(["import", join(dir, `${name}.onnx`), "--out", out], () => {}, (s) => console.error(s))) !== 0) throw new Error(`kiln import ${name} failed`);
-  const b = await buildWasm(compileToIR(readFileSync(join(out, `${name}.kiln`), "utf8"), `${name}.kiln`).ir, name);
-  const mod = await loadKilnModule(b.manifest, b.wasm, { threads: 1 });
-  for (const [k, t] of Object.entries(parseSafetensors(readFileSync(join(out, `${name}.safetensors`))).tensors)) mod.setParam(k, t);
-  const fn = b.manifest.functions.find((f) => f.name.endsWith(".forward"));
-  const session = await ort.InferenceSession.create(readFileSync(join(dir, `${name}.onnx`)), { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-  for (const batch of [1, 8]) {
-    const shape = [batch, ...SHAPES[name]];
-    const n = shape.reduce((a, c) => a * c, 1);
-    const ids = VOCAB[name];
-    const x = ids ? Int32Array.from({ length: n }, (_, i) => (i * 7) % ids) : Float32Array.from({ length: n }, (_, i) => Math.sin(i));
-    const ox = ids ? new ort.Tensor("int64", BigInt64Array.from(x, BigInt), shape) : new ort.Tensor("float32", x, shape);
-    const kiln = () => mod.call(fn.name, { x }, { batch });
-    const onnx = () => session.run({ x: ox });
-    kiln();
-    await onnx();
-    const tk = [], to = [];
-    for (let r = 0; r < rounds; r++) {
-      let t = performance.now();
-      kiln();
-      tk.push(performance.now() - t);
-      t = performance.now();
-      await onnx();
-      to.push(performance.now() - t);
+const started = Date.now(), load0 = loadavg();
+const runs = [], setups = [];
+for (let r = 0; r < rounds; r++) {
+  for (const name of models) {
+    for (const sys of SYSTEMS.map((_, i) => SYSTEMS[(i + r) % SYSTEMS.length])) {
+      const p = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", new URL("./import-worker.js", import.meta.url).pathname, sys, name, dir], { encoding: "utf8", maxBuffer: 1 << 24 });
+      if (p.status !== 0) {
+        console.log(`round ${r + 1} ${name} ${sys}: exited ${p.status}: ${p.stderr.trim().split("\n").slice(-1)[0]}`);
+        continue;
+      }
+      for (const o of p.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))) {
+        if (o.setup) {
+          setups.push({ ...o, round: r });
+          continue;
+        }
+        runs.push({ ...o, round: r });
+        console.log(`round ${r + 1} ${name.padEnd(13)} b=${o.batch} ${sys.padEnd(12)} ${o.ms.toFixed(2).padStart(8)} ms  cpu ${o.cpuMs.toFixed(2).padStart(8)} ms/call (share ${o.cpuShare.toFixed(2)}, ${o.calls} calls)  load ${loadavg()[0].toFixed(1)}`);
+      }
     }
-    const [mk, mo] = [median(tk), median(to)];
-    console.log(`| ${name} | ${batch} | ${mk.toFixed(2)} | ${mo.toFixed(2)} | ${(mo / mk).toFixed(2)}x |`);
   }
-  await session.release();
+}
+
+const range = (xs) => (xs.length ? `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}x` : "—");
+const fmt = (x) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+console.log(`\n${cpus()[0]?.model}, ${cpus().length} logical CPUs, Node ${process.version}; ${rounds} rounds, one process per system and model; load average ${load0[0].toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+console.log("\n| model | batch | kiln ms (cpu ms/call) | kiln relaxed ms (cpu) | onnxruntime-web ms (cpu) | ORT / kiln wall | ORT / kiln cpu | ORT / kiln relaxed wall | ORT / kiln relaxed cpu |\n|---|---|---|---|---|---|---|---|---|");
+for (const name of models) {
+  for (const batch of [1, 8]) {
+    const of = (sys) => runs.filter((o) => o.model === name && o.batch === batch && o.system === sys);
+    const cell = (sys) => (of(sys).length ? `${fmt(median(of(sys).map((o) => o.ms)))} (${fmt(median(of(sys).map((o) => o.cpuMs)))})` : "—");
+    // Ratios within a round: the two processes ran back to back.
+    const ratio = (k, cpu) => of(k).map((a) => [of("ort").find((b) => b.round === a.round), a]).filter(([b]) => b).map(([b, a]) => (cpu ? b.cpuMs / a.cpuMs : b.ms / a.ms));
+    console.log(`| ${name} | ${batch} | ${cell("kiln")} | ${cell("kiln-relaxed")} | ${cell("ort")} | ${range(ratio("kiln", false))} | ${range(ratio("kiln", true))} | ${range(ratio("kiln-relaxed", false))} | ${range(ratio("kiln-relaxed", true))} |`);
+    const sums = runs.filter((o) => o.model === name && o.batch === batch).map((o) => o.check.sum);
+    if (Math.max(...sums) - Math.min(...sums) > 1e-3 * (Math.abs(sums[0]) + 1)) console.log(`  !! ${name} b=${batch}: output sums differ: ${Math.min(...sums)} .. ${Math.max(...sums)}`);
+  }
+}
+console.log("\n| model | kiln import + compile: ms, median (range) | its CPU ms | kiln .wasm bytes, plain / relaxed | onnxruntime-web session create: ms, median (range) | its CPU ms | onnxruntime-web .wasm bytes |\n|---|---|---|---|---|---|---|");
+for (const name of models) {
+  const k = setups.filter((s) => s.model === name && s.system.startsWith("kiln"));
+  const o = setups.filter((s) => s.model === name && s.system === "ort");
+  const med = (xs) => (xs.length ? `${fmt(median(xs))} (${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))})` : "—");
+  console.log(`| ${name} | ${med(k.map((s) => s.compileMs))} | ${med(k.map((s) => s.cpuMs))} | ${k[0] ? `${k[0].wasmBytes} / ${k[0].relaxedBytes}` : "—"} | ${med(o.map((s) => s.createMs))} | ${med(o.map((s) => s.cpuMs))} | ${o[0] ? `${o[0].wasmBytes} (${o[0].wasmFile})` : "—"} |`);
 }
