@@ -154,7 +154,8 @@ export const MATH_BUILTINS: Record<string, Builtin> = {
         if (step !== 1 || start < 0) return fail(L, (step !== 1 ? a.step : a.start)!.span, "K411", `arange over the symbolic end ${last.val.dim} takes a non-negative integer start and step 1`, `arange(${last.val.dim}) or arange(1, ${last.val.dim})`);
         return wrap(M.arange(L, start, last.val.dim, 1, "i32"));
       }
-      const nums = [a.start!, a.end, a.step].map((v) => (v ? numberArg(L, v) : undefined));
+      // A dim bound to a known size (arange(T) inlined with T = 12) is that number.
+      const nums = [a.start!, a.end, a.step].map((v) => (v?.val.kind === "dim" && typeof v.val.dim === "number" ? v.val.dim : v ? numberArg(L, v) : undefined));
       if (nums[0] === undefined || (a.end && nums[1] === undefined) || (a.step && nums[2] === undefined)) return POISON;
       const [start, end] = a.end ? [nums[0], nums[1]!] : [0, nums[0]];
       const step = nums[2] ?? 1;

@@ -47,8 +47,12 @@ export function lowerIndex(L: Lowerer, e: IndexExpr): Val {
   return L.emitVal("reshape", [tensor(x)], { shape });
 }
 
-/** A compile-time integer (a literal, a negated literal, an unrolled loop's variable), or undefined. */
+/**
+ * A compile-time integer (a literal, a negated literal, an unrolled loop's variable, a dim bound to a known size
+ * where a function is inlined: `pos[0:T]` in a forward called with T = 12), or undefined.
+ */
 function constInt(v: Val): number | undefined {
+  if (v.kind === "dim" && typeof v.dim === "number") return v.dim;
   return v.kind === "literal" && Number.isInteger(v.value) ? v.value : undefined;
 }
 

@@ -30,6 +30,7 @@ const SRC = `
   ${fixed(2)}
   ${fixed(5)}
   fn tail(pos: f32[6, 3], x: f32[T]) -> f32[T - 1, 3] { return pos[1:T] }
+  fn called(x: f32[B, 5, 3], pos: f32[6, 3]) -> f32[B, 5, 3] { return f(x, pos) }
 `;
 const POS = f32([6, 3], (k) => Math.sin(0.9 * k + 0.2));
 
@@ -45,6 +46,15 @@ describe("slicing a known axis to a symbolic length", () => {
       expect([...sym.ref[0]!.data]).toEqual([...want.ref[0]!.data]);
       expectClose(sym.wasm[0]!, want.ref[0]!, `f at T=${T} on wasm`);
     }
+  });
+
+  it("called with a known length (T = 5 where f is inlined), the same program equals f5", async () => {
+    const ir = irOf(SRC);
+    const x = f32([2, 5, 3], (k) => Math.cos(0.3 * k));
+    const got = await runBoth(ir, "called", { x, pos: POS });
+    const want = await runBoth(ir, "f5", { x, pos: POS });
+    expect([...got.ref[0]!.data]).toEqual([...want.ref[0]!.data]);
+    expectClose(got.wasm[0]!, want.ref[0]!, "called on wasm");
   });
 
   it("a length past the table is a KilnError naming the dim, the limit and the slice (wasm and reference)", async () => {
