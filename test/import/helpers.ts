@@ -43,7 +43,7 @@ export async function importAndLoad(dir: string, name: string): Promise<Imported
     source,
     call(x, shape) {
       const dims = Object.fromEntries(input.shape.flatMap((d, k) => (typeof d === "string" ? [[d, shape[k]!]] : [])));
-      return (mod.call(fn.name, { [input.name]: x }, dims) as { data: Float32Array }).data;
+      return (mod.call(fn.name, { [input.name]: x }, { dims }) as { data: Float32Array }).data;
     },
   };
 }

@@ -6,6 +6,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import * as ort from "onnxruntime-node";
 import { closeness, kiln, lcg, python, pythonWith, tmp } from "../export/helpers.js";
 import { importAndLoad, ortOutput } from "./helpers.js";
 import { KilnError } from "../../runtime/errors.js";
@@ -75,4 +76,53 @@ train Tune {
     // Measured (this test, 40 steps): 3.23 after 4 steps, 1.40 after 40; the bar is a drop of at least 1 nat.
     expect(held[9]!, r.out).toBeLessThan(held[0]! - 1);
   }, 300_000);
+});
+
+describe("kiln import: a hand-built graph with a symbolic length (no python)", () => {
+  /** x: f32[N, S, 4] plus rows 0..S of an 8-row table, once by Slice(table, 0, S) and once by Gather(table, Range(0, S)). */
+  async function graphFile(start: number) {
+    const { encodeModel, node, tensor, valueInfo, ElemType } = await import("../../compiler/export/onnx/proto.js");
+    const F = ElemType.FLOAT, I = ElemType.INT64;
+    const i64 = (name: string, v: number[]) => tensor(name, I, [v.length], BigInt64Array.from(v, BigInt));
+    const graph = {
+      name: "seq",
+      input: [valueInfo("x", F, ["N", "S", 4])],
+      output: [valueInfo("y", F, ["N", "S", 4])],
+      initializer: [tensor("table", F, [8, 4], lcg(32, 4)), i64("one", [1]), i64("zero", [0]), tensor("s0", I, [], BigInt64Array.of(0n)), tensor("s1", I, [], BigInt64Array.of(1n)), i64("start", [start])],
+      node: [
+        node("Shape", ["x"], ["shape"], "shape"),
+        node("Gather", ["shape", "one"], ["len"], "len", { axis: 0 }),
+        node("Slice", ["table", "start", "len", "zero"], ["rows"], "rows"),
+        node("Add", ["x", "rows"], ["a"], "a"),
+        node("Squeeze", ["len", "zero"], ["n"], "n"),
+        node("Range", ["s0", "n", "s1"], ["pos"], "pos"),
+        node("Gather", ["table", "pos"], ["picked"], "picked", { axis: 0 }),
+        node("Add", ["a", "picked"], ["y"], "y"),
+      ],
+    };
+    const dir = tmp();
+    writeFileSync(join(dir, "seq.onnx"), encodeModel({ graph }));
+    return dir;
+  }
+
+  it("Slice and Gather of a table to the length are table[:S] (twice), one module matches onnxruntime-node at S = 3 and 8; S = 9 is a KilnError", async () => {
+    const dir = await graphFile(0);
+    const m = await importAndLoad(dir, "seq");
+    expect(m.source).toContain("fn forward(x: f32[N, S, 4]) -> f32[N, S, 4]");
+    expect(m.source.match(/= table\[:S\]\n/g)?.length).toBe(2);
+    const sess = await ort.InferenceSession.create(join(dir, "seq.onnx"));
+    for (const [n, len] of [[2, 3], [1, 8]]) {
+      const x = lcg(n * len * 4, len);
+      const want = (await sess.run({ x: new ort.Tensor("float32", x, [n, len, 4]) })).y!.data as Float32Array;
+      expect(closeness(m.call(x, [n, len]), want)).toBeLessThanOrEqual(1);
+    }
+    expect(() => m.call(lcg(36, 1), [1, 9])).toThrow(/dimension S is 9, but the slice \[0:S\] of axis 0 of param Seq\.table f32\[8, 4\]/);
+  });
+
+  it("a slice from a later start to the length names the node and what is imported", async () => {
+    const dir = await graphFile(2);
+    const r = await kiln("import", join(dir, "seq.onnx"), "--out", join(dir, "out"));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("node 'rows' (Slice): slicing axis 0 ('8') from 2 to S: a symbolic size is imported only as the whole axis, and a known one from 0 to a symbolic end");
+  });
 });
