@@ -251,6 +251,9 @@ const LAYERS_SRC = `model Layers {
     return h2 + c2
   }
   fn up(x: f32[B, 4, 3, 4]) -> f32[B, 3, 6, 7] { return conv_transpose2d(x, wt, stride: 2, padding: 1, output_padding: [1, 0]) }
+  fn positions(x: f32[B, T, 4]) -> f32[B, T, 4] {
+    return x + wh[0:T] + reshape(cast(arange(T), f32), [T, 1]) * sum(tril(ones([T, T])), axis: 1, keepdims: true)
+  }
 }
 `;
 const FORWARD_PY = `import sys, torch, importlib
@@ -271,6 +274,9 @@ describe.skipIf(!HAVE_TORCH)("kiln export --format torch: the issue-16 layers", 
     { file: layers, model: "Layers", fn: "seq", inputs: { x: [2, 4, 9] } },
     { file: layers, model: "Layers", fn: "cell", inputs: { x: [3, 4], h: [3, 4] } },
     { file: layers, model: "Layers", fn: "up", inputs: { x: [2, 4, 3, 4] } },
+    // A 16-row table cut to a symbolic length, arange and a mask over it: T from x's shape in Python too.
+    { file: layers, model: "Layers", fn: "positions", inputs: { x: [2, 5, 4] } },
+    { file: layers, model: "Layers", fn: "positions", inputs: { x: [1, 16, 4] } },
     { file: "dsl-examples/resnet_small.kiln", model: "ResNetSmall", fn: "forward", inputs: { x: [2, 1, 28, 28] } },
   ];
   for (const c of cases) {

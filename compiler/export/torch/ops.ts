@@ -83,7 +83,8 @@ export const TORCH_OPS: { [P in PrimOp]: Expr<P> } = {
   reshape: (n, [x], s) => `${x}.reshape(${pyShape(n.attrs.shape, s)})`,
   permute: (n, [x]) => `${x}.permute(${n.attrs.perm.join(", ")})`,
   broadcast_to: (n, [x], s) => `${x}.expand(${pyShape(n.attrs.shape, s)})`,
-  slice: (n, [x]) => `${x}[${"(slice(None),) * " + n.attrs.axis} + (slice(${n.attrs.start}, ${n.attrs.end}, ${n.attrs.step ?? 1}),)]`,
+  // A symbolic end (pos[0:T]) is the size of the input axis it names.
+  slice: (n, [x], s) => `${x}[${"(slice(None),) * " + n.attrs.axis} + (slice(${n.attrs.start}, ${typeof n.attrs.end === "number" ? n.attrs.end : s.dim(n.attrs.end)}, ${n.attrs.step ?? 1}),)]`,
   concat: (n, ins) => `torch.cat([${ins.join(", ")}], dim=${n.attrs.axis})`,
   pad: (n, [x]) => {
     const { pads, value } = n.attrs;
@@ -113,7 +114,7 @@ export const TORCH_OPS: { [P in PrimOp]: Expr<P> } = {
   where: fn("torch.where"),
   cast: (n, [x]) => `${x}.to(${TORCH_DTYPE[n.attrs.to]})`,
   matmul: fn("torch.matmul"),
-  iota: (n) => `torch.arange(${n.attrs.n}, dtype=torch.int32, device=dev)`,
+  iota: (n, _ins, s) => `torch.arange(${typeof n.attrs.n === "number" ? n.attrs.n : s.dim(n.attrs.n)}, dtype=torch.int32, device=dev)`,
   argmax: (n, [x]) => `torch.argmax(${x}, dim=${n.attrs.axis}, keepdim=${n.attrs.keepdims ? "True" : "False"}).to(torch.int32)`,
   stop_gradient: (_n, [x]) => `${x}.detach()`,
   // Dropout's mask: torch's generator, not Kiln's seeded streams (the same distribution, other values).
