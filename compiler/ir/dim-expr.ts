@@ -78,9 +78,6 @@ export function dimAtLeast(a: Dim, b: Dim): boolean {
   const diff = dimDiff(a, b);
   if (diff !== undefined) return diff >= 0;
   const { base, k } = split(a);
-  // A product of symbols plus a constant, "T+16", is at least its coefficient plus that constant (every symbol is
-  // at least 1): the gradient of a slice of a known axis to a symbolic end pads to such a size.
-  if (typeof b === "number" && typeof base === "string" && dimAtoms(base).every((f) => /^(\d+|[A-Za-z_][A-Za-z0-9_]*)$/.test(f)) && dimFactors(base).c + k >= b) return true;
   const f = dimFactors(base);
   const m = f.syms.length === 1 ? /^\((.+)\/(\d+)\)$/.exec(f.syms[0]!) : null;
   if (!m || Number(m[2]) % f.c !== 0) return false;

@@ -241,11 +241,18 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
     const { axis, start, end } = n.attrs;
     const step = n.attrs.step ?? 1;
     if (typeof x.shape[axis] === "number" && typeof end !== "number") {
-      // A known axis cut to a symbolic end (pos[0:T]): padded past the axis' size (to T + size), then cut back to
-      // it; the call's check that T fits the axis keeps the cotangent inside.
+      // A known axis cut to a symbolic end (pos[0:T]): the cotangent's rows added at positions start.. of `size`
+      // zero rows (scatter_add along axis 0, so the axis goes to the front and back), as an embedding's gradient.
+      // The call's check that T fits the axis keeps every position inside; its own gradient is a gather.
       const size = x.shape[axis] as number;
-      const padded = e.emit("pad", [ct], { pads: x.shape.map((_, k) => (k === axis ? [start, size, 0] : [0, 0, 0])), value: 0 });
-      return [e.emit("slice", [padded], sliceAttrs(axis, 0, size))];
+      const r = x.shape.length;
+      const toFront = [axis, ...[...Array(r).keys()].filter((k) => k !== axis)];
+      const back = toFront.map((_, k) => toFront.indexOf(k));
+      const rows = axis === 0 ? ct : e.emit("permute", [ct], { perm: toFront });
+      const iota = e.emit("iota", [], { n: e.type(n.id).shape[axis]!, dtype: "i32" });
+      const ids = start === 0 ? iota : e.emit("add", [iota, e.constant(start, "i32")], {});
+      const g = e.emit("scatter_add", [ids, rows], { n: size });
+      return [axis === 0 ? g : e.emit("permute", [g], { perm: back })];
     }
     if (typeof x.shape[axis] !== "number" || typeof end !== "number") {
       // A symbolic axis: back into place with zeros before and after (pad's sizes add to the axis').

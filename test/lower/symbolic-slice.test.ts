@@ -97,6 +97,18 @@ describe("slicing a known axis to a symbolic length", () => {
     }
     // Rows 4 and 5 are past T = 4: no gradient.
     expect([...gp!.data.slice(12)]).toEqual([0, 0, 0, 0, 0, 0]);
+    // Along an inner axis from a later start: q[:, 1:T] of q: [1, 8, 3] gets the cotangent at positions 1..T-1.
+    const inner = irOf(`
+      fn loss(x: f64[B, T, 3], q: f64[1, 8, 3]) -> f64 { let h = x[:, 1:] + q[:, 1:T] return sum(h * h * h) }
+      fn g(x: f64[B, T, 3], q: f64[1, 8, 3]) -> f64[1, 8, 3] { return grad(loss, wrt: [q])(x, q) }`);
+    const qin = { x: inputs.x, q: { shape: [1, 8, 3], data: grid([1, 8, 3], (k) => Math.cos(0.7 * k)) } };
+    const [gq] = evaluateGraph(graphOf(inner, "g"), qin);
+    const fq = () => evaluateGraph(graphOf(inner, "loss"), qin)[0]!.data[0]!;
+    for (let i = 0; i < 24; i++) {
+      const fd = centralDifference(qin.q.data, i, fq);
+      expect(Math.abs(gq!.data[i]! - fd), `d loss / d q[${i}]`).toBeLessThanOrEqual(1e-6 * (1 + Math.abs(fd)));
+    }
+    expect([...gq!.data.slice(0, 3), ...gq!.data.slice(12)]).toEqual(Array(15).fill(0));
     const { wasm, ref } = await runBoth(irOf(src32), "g32", { x: f32([2, 4, 3], (k) => Math.sin(0.3 * k)), pos: POS });
     expectClose(wasm[0]!, ref[0]!, "g32 on wasm", 1e-5, 1e-5);
   });
