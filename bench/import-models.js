@@ -1,4 +1,5 @@
-// `node bench/import-models.js [--models resnet18,mobilenet_v2,encoder] [--rounds 3]`: models imported by `kiln
+// `node bench/import-models.js [--models resnet18,mobilenet_v2,encoder] [--rounds 3]` (also squeezenet1_1, encoder17,
+// gpt, and encoder_seq, encoder_causal_seq, gpt_seq: a symbolic sequence length, run at 16 tokens): models imported by `kiln
 // import` against onnxruntime-web running the same ONNX file, wasm on one thread (run `npm run build` first: it uses
 // dist/). The models come from test/import/make_nets.py (Debian's python3 torch and torchvision, random weights;
 // 64x64 images, 16 tokens), exported once to a temporary folder; inputs are the same for every system. Each system

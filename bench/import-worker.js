@@ -9,8 +9,9 @@ import { createRequire } from "node:module";
 import { median, checksum } from "./common.js";
 
 const [system, name, dir] = process.argv.slice(2);
-const SHAPES = { resnet18: [3, 64, 64], mobilenet_v2: [3, 64, 64], squeezenet1_1: [3, 64, 64], encoder: [16], encoder17: [16], gpt: [16] };
-const VOCAB = { encoder: 50, encoder17: 50, gpt: 40 };
+// The *_seq models have a symbolic sequence length too; the bench runs them at 16 tokens, as the others.
+const SHAPES = { resnet18: [3, 64, 64], mobilenet_v2: [3, 64, 64], squeezenet1_1: [3, 64, 64], encoder: [16], encoder17: [16], gpt: [16], encoder_seq: [16], encoder_causal_seq: [16], gpt_seq: [16] };
+const VOCAB = { encoder: 50, encoder17: 50, gpt: 40, encoder_seq: 50, encoder_causal_seq: 50, gpt_seq: 40 };
 const emit = (o) => console.log(JSON.stringify({ system, model: name, ...o }));
 
 // Which wasm binaries a system instantiates, by byte length (onnxruntime-web picks its .wasm at run time).
