@@ -2,7 +2,7 @@
 // function, the buffers and kernel calls the runtime executes (FunctionManifest). Layout-only ops become
 // aliases (reshape) or strided copies; elementwise ops take scalar constants inline.
 
-import type { FunctionManifest, StepManifest, ValueManifest, DimPoly } from "../../runtime/manifest.js";
+import { HOST_ALL_REDUCE, type FunctionManifest, type StepManifest, type ValueManifest, type DimPoly } from "../../runtime/manifest.js";
 import { guardKey, ioType, useCounts, type Graph, type IRModule, type Node } from "../ir/graph.js";
 import { dtypeBytes, type Dim, type DType } from "../ir/types.js";
 import { WASM_LOWERING } from "./wasm/op-emitters.js";
@@ -115,6 +115,8 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     else if (n.op === "all_finite") planAllFinite(g, n, table, step, filled.has(n.id) ? undefined : fillTrue);
     else if (n.op === "iota") step(table.intern({ kind: "iota", dtype: "i32" }, "iota"), [n.id], [polyProduct([n.type.shape[0]!])], n);
     else if (n.op === "gather" || n.op === "scatter_add") planRows(g, n, table, step);
+    // A host step: the runtime copies x to the output and sums it over the replicas (no wasm kernel).
+    else if (n.op === "all_reduce") step(HOST_ALL_REDUCE, [n.inputs[0]!, n.id], [polyProduct(n.type.shape)], n);
     else planCopy(g, n, table, step);
   }
   // Kernels that clear a flag take the flag as one more output and say so in their spec.

@@ -4,9 +4,10 @@
 
 import { KilnError } from "../errors.js";
 import { Tensor } from "../tensor.js";
-import { loadKilnModule, type KilnModule } from "../wasm/module.js";
+import { loadKilnModule, setCollective, type KilnModule } from "../wasm/module.js";
 import type { DataParallelLayout, FunctionManifest } from "../manifest.js";
 import { exchangeViews, reduceOwned, type Exchange } from "./allreduce.js";
+import { CollectiveAborted, CollectiveTimeout, SharedCollective } from "./collective.js";
 import type { FromReplica, InitMessage, ToReplica, WireError, WireTensor } from "./protocol.js";
 
 /** The grad and apply functions of train block `train`, or a KilnError saying how to get them. */
@@ -28,7 +29,7 @@ export function fromWire(w: WireTensor): Tensor {
 }
 
 export function wireError(e: unknown): WireError {
-  if (e instanceof KilnError) return { message: e.message, ...(e.code ? { code: e.code } : {}), ...(e.fn ? { fn: e.fn } : {}), ...(e.tensor ? { tensor: e.tensor } : {}) };
+  if (e instanceof KilnError) return { message: e.message, ...(e.code ? { code: e.code } : {}), ...(e.fn ? { fn: e.fn } : {}), ...(e.tensor ? { tensor: e.tensor } : {}), ...(e instanceof CollectiveAborted ? { stoppedBy: e.by } : e instanceof CollectiveTimeout ? { stoppedBy: -1 } : {}) };
   return { message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
 }
 
@@ -41,8 +42,10 @@ export class ReplicaCore {
   readonly #statNames: string[];
   /** batch_norm's running statistics before the last grad, restored when another replica fails that step. */
   #stats: Tensor[] = [];
+  /** sync_batch_norm's all_reduce across the replicas (undefined: one replica, or no all_reduce in grad). */
+  readonly collective?: SharedCollective;
 
-  constructor(rank: number, module: KilnModule, train: string, exchange: SharedArrayBuffer | ArrayBuffer, replicas: number) {
+  constructor(rank: number, module: KilnModule, train: string, exchange: SharedArrayBuffer | ArrayBuffer, replicas: number, collective?: InitMessage["collective"]) {
     const { grad, layout } = parallelFunctions(module.manifest.functions, train);
     this.rank = rank;
     this.module = module;
@@ -50,11 +53,15 @@ export class ReplicaCore {
     this.#layout = layout;
     this.#ex = exchangeViews(exchange, replicas, layout.total);
     this.#statNames = (grad.updates ?? []).map((u) => u.param);
+    if (collective && replicas > 1) {
+      this.collective = new SharedCollective(collective.buffer, replicas, rank, collective.timeoutMs);
+      setCollective(module, this.collective);
+    }
   }
 
   static async load(m: InitMessage): Promise<ReplicaCore> {
     const mod = await loadKilnModule(m.manifest, m.wasm, { seed: m.seed });
-    return new ReplicaCore(m.rank, mod, m.train, m.exchange, m.replicas);
+    return new ReplicaCore(m.rank, mod, m.train, m.exchange, m.replicas, m.collective);
   }
 
   /** Forward and backward on this replica's shard; the gradient vector goes into its slot. Returns the loss. */
@@ -64,6 +71,8 @@ export class ReplicaCore {
     try {
       out = this.module.call(`${this.#train}.grad`, inputs, { checkNumerics }) as Tensor[];
     } catch (e) {
+      // The others may be waiting for this replica in an all_reduce: stop them (no effect if one failed first).
+      this.collective?.fail();
       // A checked call may stop after some updates were written: this replica's step never happened.
       this.abort();
       throw e;
