@@ -4,14 +4,16 @@
 // executor's collective hook; sync_batch_norm (sync-norm.ts) is its only user.
 
 import type { OpCore } from "./types.js";
+import { isFloat } from "../ir/types.js";
 import { makeRef } from "./shape-utils.js";
 
 export const allReduceCore: OpCore<"all_reduce"> = {
   name: "all_reduce",
   arity: 1,
+  // The wasm host step sums f32 (the runtime refuses another dtype at load); sync_batch_norm casts to f32 first.
   infer: ([x]) =>
-    x.dtype === "f32"
-      ? { dtype: "f32", shape: x.shape }
-      : { error: "K301", message: `all_reduce sums f32 tensors, got ${x.dtype}`, hint: "cast to f32 first" },
+    isFloat(x.dtype)
+      ? { dtype: x.dtype, shape: x.shape }
+      : { error: "K301", message: `all_reduce sums float tensors, got ${x.dtype}`, hint: "cast to f32 first" },
   evaluate: ([x], _a, out) => makeRef(out.dtype, out.shape, x.data.slice()),
 };
