@@ -106,6 +106,12 @@ export interface ValueManifest {
  * identity without one). Only a data-parallel grad function has host steps; WebGPU refuses such functions.
  */
 export const HOST_ALL_REDUCE = "@all_reduce";
+/**
+ * `@bucket` (buffers [grads], ints [b], outputs 0): bucket b of a data-parallel grad's gradient vector is final;
+ * the executor hands it to the collective hook (Collective.bucketReady), which starts reducing it while the rest
+ * of backward runs (compiler/codegen/plan-buckets.ts places these steps). Without a hook, nothing.
+ */
+export const HOST_BUCKET = "@bucket";
 
 export function isHostStep(st: Pick<StepManifest, "kernel">): boolean {
   return st.kernel.startsWith("@");

@@ -13,6 +13,7 @@ import { matmulPlan, planMatmul, type MatmulPlan } from "./plan-matmul.js";
 import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
 import { addInt8Variants } from "./wasm/qmatmul-plan.js";
 import { finiteChain, finiteConstant } from "../passes/fusion-finite.js";
+import { scheduleBuckets } from "./plan-buckets.js";
 
 export interface Plan {
   readonly kernels: NamedKernel[];
@@ -282,7 +283,8 @@ function planCopy(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
 
 export function planModule(m: IRModule): Plan {
   const table = new KernelTable();
-  const functions = m.functions.map((g) => planFunction(g, table));
+  // A data-parallel grad announces each gradient bucket as soon as it is final (plan-buckets.ts).
+  const functions = m.functions.map((g) => scheduleBuckets(planFunction(g, table)));
   // Int8 variants of matmuls on params (runtime/quantize/dynamic.ts), interned after every float kernel so these keep
   // their names; not for training steps, whose weights change every call.
   const specOf = (name: string) => table.kernels.find((k) => k.name === name)!.spec;

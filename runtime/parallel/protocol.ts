@@ -23,8 +23,11 @@ export interface InitMessage {
   train: string;
   /** Replicas' gradient slots then the reduced vector: (replicas + 1) * total f32 (allreduce.ts). */
   exchange: SharedArrayBuffer;
-  /** The all_reduce host steps' buffer (collective.ts), when grad has any (sync_batch_norm). */
-  collective?: { buffer: SharedArrayBuffer; timeoutMs: number };
+  /**
+   * The buffer of the all_reduce host steps (sync_batch_norm) and of the gradient buckets' counters (collective.ts);
+   * `overlap`: grad reduces the buckets as backward finishes them, and the separate reduce round is skipped.
+   */
+  collective?: { buffer: SharedArrayBuffer; timeoutMs: number; overlap: boolean };
 }
 
 /** Coordinator -> replica. Every message but init carries an id that the reply repeats. */

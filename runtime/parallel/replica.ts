@@ -44,6 +44,8 @@ export class ReplicaCore {
   #stats: Tensor[] = [];
   /** sync_batch_norm's all_reduce across the replicas (undefined: one replica, or no all_reduce in grad). */
   readonly collective?: SharedCollective;
+  /** grad also all-reduces the gradient buckets (as backward finishes them): no reduce round. */
+  readonly overlap: boolean = false;
 
   constructor(rank: number, module: KilnModule, train: string, exchange: SharedArrayBuffer | ArrayBuffer, replicas: number, collective?: InitMessage["collective"]) {
     const { grad, layout } = parallelFunctions(module.manifest.functions, train);
@@ -54,8 +56,10 @@ export class ReplicaCore {
     this.#ex = exchangeViews(exchange, replicas, layout.total);
     this.#statNames = (grad.updates ?? []).map((u) => u.param);
     if (collective && replicas > 1) {
-      this.collective = new SharedCollective(collective.buffer, replicas, rank, collective.timeoutMs);
-      setCollective(module, this.collective);
+      const c = new SharedCollective(collective.buffer, replicas, rank, collective.timeoutMs, collective.overlap ? { ex: this.#ex, layout } : undefined);
+      this.collective = c;
+      this.overlap = collective.overlap;
+      setCollective(module, { allReduce: (d) => c.allReduce(d), ...(collective.overlap ? { bucketReady: (b: number, d: Float32Array) => c.bucketReady(b, d) } : {}) });
     }
   }
 
@@ -69,7 +73,10 @@ export class ReplicaCore {
     this.#stats = this.#statNames.map((n) => this.module.getParam(n));
     let out: Tensor[];
     try {
+      this.collective?.begin();
       out = this.module.call(`${this.#train}.grad`, inputs, { checkNumerics }) as Tensor[];
+      // Every bucket went to the slot as it was final; the rest of this replica's chunks, then everyone's.
+      if (this.overlap) this.collective!.finish();
     } catch (e) {
       // The others may be waiting for this replica in an all_reduce: stop them (no effect if one failed first).
       this.collective?.fail();
@@ -78,7 +85,7 @@ export class ReplicaCore {
       throw e;
     }
     const [loss, grads] = out;
-    this.#ex.slots[this.rank]!.set(grads!.data as Float32Array);
+    if (!this.overlap) this.#ex.slots[this.rank]!.set(grads!.data as Float32Array);
     return Number(loss!.data[0]);
   }
 

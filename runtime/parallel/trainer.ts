@@ -8,7 +8,7 @@ import { KilnError, type KilnErrorCode } from "../errors.js";
 import { Tensor } from "../tensor.js";
 import { loadKilnModule, type KilnModule } from "../wasm/module.js";
 import { sharedMemorySupported } from "../wasm/threads.js";
-import { evalDimPoly, HOST_ALL_REDUCE, type FunctionManifest, type Manifest } from "../manifest.js";
+import { evalDimPoly, HOST_ALL_REDUCE, HOST_BUCKET, type FunctionManifest, type Manifest } from "../manifest.js";
 import { deriveSeed } from "../data/random.js";
 import { readScaler, scaleCollapsed } from "../train/loss-scale.js";
 import { checkpointParams } from "../train/checkpoint.js";
@@ -43,6 +43,12 @@ export interface DataParallelOptions {
    * replica that died without a word (a killed worker). Replica 0 runs in the caller's thread and blocks there.
    */
   collectiveTimeoutMs?: number;
+  /**
+   * Reduce the gradient buckets while backward runs, inside grad (default true): each replica posts a bucket as
+   * soon as it is final and sums its chunk of every bucket all have posted, so a step is two message rounds (grad,
+   * apply). false: a separate reduce round after every grad (the sums, and so the results, are the same bits).
+   */
+  overlap?: boolean;
 }
 
 /** 2^18 elements: about 0.1 ms of summing saved per replica against a message round of about that much. */
@@ -168,7 +174,10 @@ export class DataParallelTrainer {
     const timeoutMs = opts.collectiveTimeoutMs ?? 60_000;
     if (!(timeoutMs > 0)) throw new KilnError(`collectiveTimeoutMs must be a number > 0, got ${String(timeoutMs)}`, { code: "bad_option" });
     const cap = collectiveCapacity(grad);
-    const collective = replicas > 1 && cap !== undefined ? { buffer: new SharedArrayBuffer(collectiveBytes(replicas, cap)), timeoutMs } : undefined;
+    const overlap = (opts.overlap ?? true) && grad.steps.some((s) => s.kernel === HOST_BUCKET);
+    const collective = replicas > 1 && (cap !== undefined || overlap)
+      ? { buffer: new SharedArrayBuffer(collectiveBytes(replicas, cap ?? 1, overlap ? layout.buckets.length : 0)), timeoutMs, overlap }
+      : undefined;
     const mod = await loadKilnModule(manifest, wasm, { seed });
     const core = new ReplicaCore(0, mod, train, buffer, replicas, collective);
     const remotes: Remote[] = [];
@@ -239,12 +248,18 @@ export class DataParallelTrainer {
     const asked = this.#remotes.map((r) => r.request({ kind: "grad", id, inputs: shards.of(r.rank), checkNumerics }));
     const losses: number[] = new Array(n).fill(0);
     let local: WireError | undefined;
-    try {
-      losses[0] = this.#core.grad(Object.fromEntries(Object.entries(shards.of(0)).map(([k, v]) => [k, fromWire(v)])), checkNumerics);
-    } catch (e) {
-      local = wireError(e);
-      if (!(e instanceof KilnError)) local = { message: String((e as Error)?.message ?? e) };
-      delete local.fn;
+    // A replica known dead already would make this thread wait for its buckets until the timeout: stop them all now.
+    const gone = this.#remotes.find((r) => r.dead);
+    if (gone) {
+      this.#core.collective?.fail();
+      local = { message: `replica ${gone.rank} died before this step`, stoppedBy: gone.rank };
+    } else {
+      try {
+        losses[0] = this.#core.grad(Object.fromEntries(Object.entries(shards.of(0)).map(([k, v]) => [k, fromWire(v)])), checkNumerics);
+      } catch (e) {
+        local = e instanceof KilnError ? wireError(e) : { message: String((e as Error)?.message ?? e) };
+        delete local.fn;
+      }
     }
     const answers = await Promise.allSettled(asked);
     const failures: [number, WireError][] = local ? [[0, local]] : [];
@@ -266,13 +281,17 @@ export class DataParallelTrainer {
       const priority = ([, e]: [number, WireError]) => (e.stoppedBy === undefined ? 0 : e.stoppedBy === -1 ? 2 : 1);
       failures.sort((a, b) => priority(a) - priority(b) || a[0] - b[0]);
       const [rank, err] = failures[0]!;
-      const more = failures.length > 1 ? ` (and ${failures.length - 1} more replica${failures.length > 2 ? "s" : ""})` : "";
+      // Replicas that only stopped because of it are not more failures.
+      const others = failures.filter(([r, e]) => r !== rank && e.stoppedBy === undefined).length;
+      const more = others > 0 ? ` (and ${others} more replica${others > 1 ? "s" : ""})` : "";
       throw new KilnError(`data-parallel step: replica ${rank} of ${n} failed${more}; no replica updated its params: ${err.message}`, {
         code: (err.code as KilnErrorCode | undefined) ?? "replica_failed", replica: rank, fn: err.fn ?? this.#grad.name, ...(err.tensor ? { tensor: err.tensor } : {}),
       });
     }
     const t1 = performance.now();
-    if (this.#scatter && this.#remotes.length) {
+    if (this.#core.overlap) {
+      // grad has reduced the buckets already, on every replica (overlapped with backward).
+    } else if (this.#scatter && this.#remotes.length) {
       const rid = ++this.#id;
       const reducing = this.#remotes.map((r) => r.request({ kind: "reduce", id: rid }));
       this.#core.reduce();

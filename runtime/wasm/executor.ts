@@ -1,7 +1,7 @@
 // Runs one function's plan on the wasm backend: checks the plan against the wasm at load; per call binds dims,
 // places every value (param/const persistent, alias, input/temp scratch), runs the steps, copies outputs out.
 
-import { evalDimPoly, HOST_ALL_REDUCE, isHostStep, type FunctionManifest, type ParamManifest, type ValueManifest } from "../manifest.js";
+import { evalDimPoly, HOST_ALL_REDUCE, HOST_BUCKET, isHostStep, type FunctionManifest, type ParamManifest, type ValueManifest } from "../manifest.js";
 import { KilnError, loopBoundError } from "../errors.js";
 import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, f32ArrayToBf16Bits, f32ArrayToF16Bits, type AnyTypedArray, type DType, decodeElement, isFiniteElement } from "../dtype.js";
 import { Tensor } from "../tensor.js";
@@ -25,6 +25,11 @@ export interface ParamSlot {
  */
 export interface Collective {
   allReduce(data: Float32Array): void;
+  /**
+   * Bucket `bucket` of the grad function's gradient vector is final (a `@bucket` host step): `data` is its elements,
+   * a view of wasm memory valid during the call only. The replica posts it and reduces what it can, not waiting.
+   */
+  bucketReady?(bucket: number, data: Float32Array): void;
 }
 
 export interface ExecutorContext {
@@ -127,6 +132,11 @@ export class FunctionExecutor {
     this.#convertFns = fn.inputs.map((sig) => (sig.storage && sig.convert ? ctx.kernels.get(sig.convert) : undefined));
     this.#stepFns = fn.steps.map((step, si) => {
       const ops = step.ops?.length ? ` (ops: ${step.ops.join(", ")})` : "";
+      if (step.kernel === HOST_BUCKET) {
+        const b = step.ints.length === 1 && step.ints[0]!.every((t) => t.length === 1) ? evalDimPoly(step.ints[0]!, {}) : -1;
+        if (!fn.parallel || step.buffers.length !== 1 || step.outputs !== 0 || step.guard || !fn.parallel.buckets[b]) bad(`step ${si} (${step.kernel}) needs a data-parallel grad, buffers [grads], no outputs and a bucket index`);
+        return undefined;
+      }
       if (isHostStep(step)) {
         if (step.kernel !== HOST_ALL_REDUCE) bad(`step ${si} is an unknown host step "${step.kernel}"`);
         if (step.buffers.length !== 2 || step.ints.length !== 1 || (step.outputs ?? 1) !== 1 || step.guard) bad(`step ${si} (${step.kernel}) needs buffers [x, out], ints [numel] and no guard`);
@@ -169,6 +179,14 @@ export class FunctionExecutor {
         });
       }
     }
+  }
+
+  /** A `@bucket` host step: gradient bucket `b` of the vector at `vec` is final. */
+  #bucket(vec: number, b: number): void {
+    const hook = this.#ctx.collective?.bucketReady;
+    if (!hook) return;
+    const { offset, numel } = this.fn.parallel!.buckets[b]!;
+    this.#ctx.collective!.bucketReady!(b, this.#ctx.memory.view("f32", vec + 4 * offset, numel) as Float32Array);
   }
 
   /** An all_reduce host step: out = x, then summed over the replicas in place (a copy with one replica). */
@@ -301,6 +319,7 @@ export class FunctionExecutor {
         try {
           const k = this.#stepFns[si];
           if (k) k(...args);
+          else if (step.kernel === HOST_BUCKET) this.#bucket(args[0]!, args[1]!);
           else this.#allReduce(args[0]!, args[1]!, args[2]!);
           if (options?.checkNumerics) for (const out of outsOf(step)) this.#checkFinite(out, ptrs, numels, `step ${si + 1} of ${fn.steps.length} (ops: ${step.ops?.join(", ") ?? "?"})`);
         } catch (e) {

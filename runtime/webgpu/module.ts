@@ -169,7 +169,7 @@ function resolve(manifest: Manifest, executors: Map<string, GpuFunctionExecutor>
   const exact = executors.get(name);
   if (exact) return exact;
   const host = manifest.functions.find((f) => (f.name === name || f.jsName === name) && f.steps.some(isHostStep));
-  if (host) throw new KilnError(`${host.name} sums across data-parallel replicas (sync_batch_norm's all_reduce), which runs on the wasm backend only: train data-parallel with the wasm backend`, { code: "bad_option", fn: host.name });
+  if (host) throw new KilnError(`${host.name} has data-parallel host steps (its gradient buckets, sync_batch_norm's all_reduce), which run on the wasm backend only: train data-parallel with the wasm backend`, { code: "bad_option", fn: host.name });
   const byJs = manifest.functions.filter((f) => f.jsName === name);
   if (byJs.length === 1) return executors.get(byJs[0]!.name)!;
   if (byJs.length > 1) {
