@@ -5,6 +5,7 @@
 import { KilnError } from "../errors.js";
 import { Tensor } from "../tensor.js";
 import { loadKilnModule, setCollective, type KilnModule } from "../wasm/module.js";
+import type { Collective } from "../wasm/executor.js";
 import type { DataParallelLayout, FunctionManifest } from "../manifest.js";
 import { exchangeViews, reduceOwned, type Exchange } from "./allreduce.js";
 import { CollectiveAborted, CollectiveTimeout, SharedCollective } from "./collective.js";
@@ -46,6 +47,8 @@ export class ReplicaCore {
   readonly collective?: SharedCollective;
   /** grad also all-reduces the gradient buckets (as backward finishes them): no reduce round. */
   readonly overlap: boolean = false;
+  /** Installed only while this replica's grad runs: a direct call of the module's functions is one replica's. */
+  readonly #hook?: Collective;
 
   constructor(rank: number, module: KilnModule, train: string, exchange: SharedArrayBuffer | ArrayBuffer, replicas: number, collective?: InitMessage["collective"]) {
     const { grad, layout } = parallelFunctions(module.manifest.functions, train);
@@ -59,7 +62,7 @@ export class ReplicaCore {
       const c = new SharedCollective(collective.buffer, replicas, rank, collective.timeoutMs, collective.overlap ? { ex: this.#ex, layout } : undefined);
       this.collective = c;
       this.overlap = collective.overlap;
-      setCollective(module, { allReduce: (d) => c.allReduce(d), ...(collective.overlap ? { bucketReady: (b: number, d: Float32Array) => c.bucketReady(b, d) } : {}) });
+      this.#hook = { allReduce: (d) => c.allReduce(d), ...(collective.overlap ? { bucketReady: (b: number, d: Float32Array) => c.bucketReady(b, d) } : {}) };
     }
   }
 
@@ -74,7 +77,12 @@ export class ReplicaCore {
     let out: Tensor[];
     try {
       this.collective?.begin();
-      out = this.module.call(`${this.#train}.grad`, inputs, { checkNumerics }) as Tensor[];
+      if (this.#hook) setCollective(this.module, this.#hook);
+      try {
+        out = this.module.call(`${this.#train}.grad`, inputs, { checkNumerics }) as Tensor[];
+      } finally {
+        if (this.#hook) setCollective(this.module, undefined);
+      }
       // Every bucket went to the slot as it was final; the rest of this replica's chunks, then everyone's.
       if (this.overlap) this.collective!.finish();
     } catch (e) {
