@@ -1,6 +1,7 @@
 // Data-parallel training benchmark (issue 17): samples per second of the MNIST MLP and CNN training steps with one
 // replica on one thread, one replica with the intra-op thread pool (threads: 2), and 2 data-parallel replicas
-// (runtime/parallel/), at batch 64 and 256. Configurations alternate round by round and each reports its median
+// (runtime/parallel/) with the all-reduce overlapped with backward (the default) and with a separate reduce round,
+// at batch 64 and 256. Configurations alternate round by round and each reports its median
 // round, so a neighbour's load hits all of them alike; the CPU time the process got (all its threads) and the load
 // average are printed beside, since on a shared machine "the second core" may not be free.
 // Usage: npm run build && node bench/data-parallel.js [--rounds 5] [--seconds 1] [--batches 64,256] [--models mlp,cnn]
@@ -45,7 +46,7 @@ async function timed(step, b) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 console.log(`node ${process.version}, ${availableParallelism()} cores visible, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} at start`);
-console.log("model  batch  config               samples/s  (rounds: min..max)  cores used  CPU us/sample  vs 1 thread");
+console.log("model  batch  config                   samples/s  (rounds: min..max)  cores used  CPU us/sample  vs 1 thread");
 for (const m of models) {
   const [file, shape] = FILES[m];
   const ir = compileToIR(readFileSync(file, "utf8"), file, [], [], { dataParallel: true }).ir;
@@ -55,11 +56,14 @@ for (const m of models) {
     const one = await loadKilnModule(build.manifest, build.wasm, { seed: 1 });
     const pool = await loadKilnModule(build.manifest, build.wasm, { seed: 1, threads: 2 });
     const dp = await DataParallelTrainer.create(build.manifest, build.wasm, { replicas: 2, seed: 1 });
+    // The separate reduce round (the gradient buckets reduced after grad, not during it): one message round more.
+    const dpSep = await DataParallelTrainer.create(build.manifest, build.wasm, { replicas: 2, seed: 1, overlap: false });
     let k = 0;
     const configs = {
       "1 replica, 1 thread": () => one.call("Train.step", data[k++ % 4]),
       "1 replica, threads 2": () => pool.call("Train.step", data[k++ % 4]),
       "2 replicas": () => dp.step(data[k++ % 4]),
+      "2 replicas, no overlap": () => dpSep.step(data[k++ % 4]),
     };
     const res = Object.fromEntries(Object.keys(configs).map((c) => [c, []]));
     for (const f of Object.values(configs)) for (let i = 0; i < 3; i++) await f(); // warm up
@@ -72,14 +76,15 @@ for (const m of models) {
       // CPU time per sample (all the process's threads) is what a free core would turn into speed: it shows the
       // work a configuration adds, which wall-clock rates on a busy machine hide.
       const cores = median(xs.map((x) => x.cores)), perSample = median(xs.map((x) => (x.cores / x.rate) * 1e6));
-      console.log(`${m.padEnd(5)}  ${String(b).padStart(5)}  ${c.padEnd(20)} ${med.toFixed(0).padStart(8)}  (${Math.min(...rates).toFixed(0)}..${Math.max(...rates).toFixed(0)})`.padEnd(64) + `${cores.toFixed(2).padStart(6)}  ${perSample.toFixed(0).padStart(12)}   ${(med / base).toFixed(2)}x`);
+      console.log(`${m.padEnd(5)}  ${String(b).padStart(5)}  ${c.padEnd(24)} ${med.toFixed(0).padStart(8)}  (${Math.min(...rates).toFixed(0)}..${Math.max(...rates).toFixed(0)})`.padEnd(68) + `${cores.toFixed(2).padStart(6)}  ${perSample.toFixed(0).padStart(12)}   ${(med / base).toFixed(2)}x`);
     }
     const steps = dp.times.steps - phases0.steps;
     const ms = (p) => ((dp.times[p] - phases0[p]) / steps).toFixed(2);
-    console.log(`       2 replicas per step (ms, coordinator's view): grad ${ms("grad")}  all-reduce ${ms("reduce")}  apply ${ms("apply")}`);
+    console.log(`       2 replicas per step (ms, coordinator's view): grad ${ms("grad")}  all-reduce ${ms("reduce")}  apply ${ms("apply")} (with the overlap, grad includes the all-reduce)`);
     one.dispose();
     pool.dispose();
     dp.dispose();
+    dpSep.dispose();
   }
 }
 console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} at end`);

@@ -100,8 +100,25 @@ export interface ValueManifest {
   source: ValueSource;
 }
 
+/**
+ * Step "kernels" the runtime runs itself instead of calling the wasm: `@all_reduce` (buffers [x, out], ints [numel])
+ * copies f32 x to out and sums out over the data-parallel replicas through the executor's collective hook (the
+ * identity without one). Only a data-parallel grad function has host steps; WebGPU refuses such functions.
+ */
+export const HOST_ALL_REDUCE = "@all_reduce";
+/**
+ * `@bucket` (buffers [grads], ints [b], outputs 0): bucket b of a data-parallel grad's gradient vector is final;
+ * the executor hands it to the collective hook (Collective.bucketReady), which starts reducing it while the rest
+ * of backward runs (compiler/codegen/plan-buckets.ts places these steps). Without a hook, nothing.
+ */
+export const HOST_BUCKET = "@bucket";
+
+export function isHostStep(st: Pick<StepManifest, "kernel">): boolean {
+  return st.kernel.startsWith("@");
+}
+
 export interface StepManifest {
-  /** Export name of the wasm kernel. */
+  /** Export name of the wasm kernel, or a host step's name (HOST_ALL_REDUCE). */
   kernel: string;
   /** Value indices passed as byte pointers, in the kernel's argument order (inputs, then output). */
   buffers: number[];

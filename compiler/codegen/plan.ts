@@ -2,7 +2,7 @@
 // function, the buffers and kernel calls the runtime executes (FunctionManifest). Layout-only ops become
 // aliases (reshape) or strided copies; elementwise ops take scalar constants inline.
 
-import type { FunctionManifest, StepManifest, ValueManifest, DimPoly } from "../../runtime/manifest.js";
+import { HOST_ALL_REDUCE, type FunctionManifest, type StepManifest, type ValueManifest, type DimPoly } from "../../runtime/manifest.js";
 import { guardKey, ioType, useCounts, type Graph, type IRModule, type Node } from "../ir/graph.js";
 import { dimLimits } from "../ir/dim-limits.js";
 import { dtypeBytes, type Dim, type DType } from "../ir/types.js";
@@ -14,6 +14,7 @@ import { matmulPlan, planMatmul, type MatmulPlan } from "./plan-matmul.js";
 import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
 import { addInt8Variants } from "./wasm/qmatmul-plan.js";
 import { finiteChain, finiteConstant } from "../passes/fusion-finite.js";
+import { scheduleBuckets } from "./plan-buckets.js";
 
 export interface Plan {
   readonly kernels: NamedKernel[];
@@ -116,6 +117,8 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     else if (n.op === "all_finite") planAllFinite(g, n, table, step, filled.has(n.id) ? undefined : fillTrue);
     else if (n.op === "iota") step(table.intern({ kind: "iota", dtype: "i32" }, "iota"), [n.id], [polyProduct([n.type.shape[0]!])], n);
     else if (n.op === "gather" || n.op === "scatter_add") planRows(g, n, table, step);
+    // A host step: the runtime copies x to the output and sums it over the replicas (no wasm kernel).
+    else if (n.op === "all_reduce") step(HOST_ALL_REDUCE, [n.inputs[0]!, n.id], [polyProduct(n.type.shape)], n);
     else planCopy(g, n, table, step);
   }
   // Kernels that clear a flag take the flag as one more output and say so in their spec.
@@ -283,7 +286,8 @@ function planCopy(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
 
 export function planModule(m: IRModule): Plan {
   const table = new KernelTable();
-  const functions = m.functions.map((g) => planFunction(g, table));
+  // A data-parallel grad announces each gradient bucket as soon as it is final (plan-buckets.ts).
+  const functions = m.functions.map((g) => scheduleBuckets(planFunction(g, table)));
   // Int8 variants of matmuls on params (runtime/quantize/dynamic.ts), interned after every float kernel so these keep
   // their names; not for training steps, whose weights change every call.
   const specOf = (name: string) => table.kernels.find((k) => k.name === name)!.spec;

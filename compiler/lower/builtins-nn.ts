@@ -8,6 +8,7 @@ import { formatType, isFloat, sameShape, type Dim } from "../ir/types.js";
 import type { DiagnosticCode, Span } from "../diagnostics.js";
 import * as NN from "../ops/conv.js";
 import * as NP from "../ops/pooling.js";
+import { syncBatchNorm } from "../ops/sync-norm.js";
 import { boolArg, constErr, intArg, numberArg, tensorArg, wrap, type Args, type Builtin } from "./builtin-args.js";
 import type { Lowerer } from "./lowerer.js";
 import { POISON, tensor, type ArgVal, type Val } from "./values.js";
@@ -96,13 +97,14 @@ function paramName(L: Lowerer, id: number): string | undefined {
   return n.op === "param" ? (n.attrs as { name: string }).name : undefined;
 }
 
-function batchNorm(L: Lowerer, a: Args): Val {
+function batchNorm(L: Lowerer, a: Args, sync = false): Val {
+  const name = sync ? "sync_batch_norm" : "batch_norm";
   const xa = a.x!;
   const x = tensorArg(L, xa);
   if (x === undefined) return POISON;
   const xt = L.type(x);
-  if (!isFloat(xt.dtype)) return fail(L, xa.span, "K301", `batch_norm needs a float tensor, got ${formatType(xt)}`);
-  if (xt.shape.length < 2 || xt.shape.length > 4) return fail(L, xa.span, "K409", `batch_norm needs x [N, C], [N, C, L] or [N, C, H, W], got ${formatType(xt)}`);
+  if (!isFloat(xt.dtype)) return fail(L, xa.span, "K301", `${name} needs a float tensor, got ${formatType(xt)}`);
+  if (xt.shape.length < 2 || xt.shape.length > 4) return fail(L, xa.span, "K409", `${name} needs x [N, C], [N, C, L] or [N, C, H, W], got ${formatType(xt)}`);
   const C = xt.shape[1];
   const names = ["gamma", "beta", "running_mean", "running_var"] as const;
   const vs = names.map((k) => matching(L, a[k]!, k, xt.dtype, [C]));
@@ -110,8 +112,8 @@ function batchNorm(L: Lowerer, a: Args): Val {
   const eps = a.eps ? numberArg(L, a.eps) : 1e-5;
   const training = trainingArg(L, a);
   if (vs.some((v) => v === undefined) || momentum === undefined || eps === undefined || training === undefined) return POISON;
-  if (!(momentum >= 0 && momentum <= 1)) return fail(L, a.momentum!.span, "K411", `batch_norm momentum must be in [0, 1], got ${momentum}`);
-  if (!(eps > 0)) return fail(L, a.eps!.span, "K411", `batch_norm eps must be > 0, got ${eps}`);
+  if (!(momentum >= 0 && momentum <= 1)) return fail(L, a.momentum!.span, "K411", `${name} momentum must be in [0, 1], got ${momentum}`);
+  if (!(eps > 0)) return fail(L, a.eps!.span, "K411", `${name} eps must be > 0, got ${eps}`);
   const [gamma, beta, rm, rv] = vs as number[];
   // Outside a train step, training: true normalises with batch statistics and leaves the running stats alone.
   if (!L.training) return wrap(NN.batchNorm(L, x, gamma, beta, rm, rv, { momentum, eps, training }).y);
@@ -125,13 +127,14 @@ function batchNorm(L: Lowerer, a: Args): Val {
       continue;
     }
     const span = a[k]!.span;
-    if (q === undefined) return fail(L, span, "K501", `in a train step, batch_norm's ${k} must be a param of the model`, `declare it, e.g. param ${k === "running_mean" ? "rm" : "rv"}: f32[${C}] = ${k === "running_mean" ? "zeros" : "ones"}(), and pass it here`);
+    if (q === undefined) return fail(L, span, "K501", `in a train step, ${name}'s ${k} must be a param of the model`, `declare it, e.g. param ${k === "running_mean" ? "rm" : "rv"}: f32[${C}] = ${k === "running_mean" ? "zeros" : "ones"}(), and pass it here`);
     if (L.statUpdates.get(q) !== undefined || params.includes(q)) return fail(L, span, "K501", `param ${q} is already updated as running statistics by another batch_norm in this step`, "give each batch_norm its own running_mean and running_var");
     params.push(q);
   }
   if (!training) return wrap(NN.batchNorm(L, x, gamma, beta, rm, rv, { momentum, eps, training }).y);
-  if (L.b.guards.length) return fail(L, L.span, "K501", "batch_norm in a train step cannot run under a run-time condition (an if, or a loop with a run-time trip count)", "the running statistics must be updated on every step");
-  const r = NN.batchNorm(L, x, gamma, beta, rm, rv, { momentum, eps, training: true });
+  if (L.b.guards.length) return fail(L, L.span, "K501", `${name} in a train step cannot run under a run-time condition (an if, or a loop with a run-time trip count)`, "the running statistics must be updated on every step");
+  // sync_batch_norm: the global batch's statistics in a data-parallel grad; elsewhere there is one replica.
+  const r = sync && L.collectives ? syncBatchNorm(L, x, gamma, beta, rm, rv, { momentum, eps }) : NN.batchNorm(L, x, gamma, beta, rm, rv, { momentum, eps, training: true });
   if (r.runningMean === undefined || r.runningVar === undefined) return POISON;
   L.statUpdates.set(params[0], r.runningMean);
   L.statUpdates.set(params[1], r.runningVar);
@@ -187,6 +190,11 @@ export const NN_BUILTINS: Record<string, Builtin> = {
   },
   batch_norm: {
     params: ["x", "gamma", "beta", "running_mean", "running_var", "momentum?", "eps?", "training?"],
-    run: batchNorm,
+    run: (L, a) => batchNorm(L, a),
+  },
+  // PyTorch's nn.SyncBatchNorm: in data-parallel training the statistics are the global batch's.
+  sync_batch_norm: {
+    params: ["x", "gamma", "beta", "running_mean", "running_var", "momentum?", "eps?", "training?"],
+    run: (L, a) => batchNorm(L, a, true),
   },
 };

@@ -74,6 +74,8 @@ export class FnLowerer implements Lowerer {
   training = false;
   /** random_uniform streams handed out in this graph so far (each dropout call site gets its own). */
   streams = 0;
+  /** Lowering a data-parallel grad function (train-parallel.ts): sync_batch_norm emits all_reduce. */
+  collectives = false;
   /**
    * batch_norm running statistics met in a train step: qualified param name -> node of its new value, or
    * undefined when a `training: false` batch_norm only reads them. The optimizer skips all of them.

@@ -48,6 +48,8 @@ export interface Lowerer extends PrimEmitter {
   training: boolean;
   /** random_uniform streams handed out in this graph so far (each dropout call site gets its own). */
   streams: number;
+  /** Lowering a data-parallel grad function: sync_batch_norm reduces its statistics across replicas (all_reduce). */
+  collectives: boolean;
   /** batch_norm running statistics met in a train step: param name -> node of its new value (undefined: read only). */
   readonly statUpdates: Map<string, number | undefined>;
   lowerStmts(stmts: readonly Stmt[]): BodyResult | undefined;

@@ -58,7 +58,8 @@ function stateNodes(L: FnLowerer, train: string, state: ParamInfo[]) {
  * share * loss, so the sum over replicas is the global batch's gradient. Updates: batch_norm's running statistics.
  */
 function lowerGrad(scope: ModuleScope, t: TrainDecl, head: TrainHead, weights: ParamInfo[], state: ParamInfo[]): { graph: Graph; trained: ParamInfo[] } | undefined {
-  const inlined = inlineLoss(scope, t, head, weights, `${t.name}.grad`);
+  // sync_batch_norm's statistics are the global batch's: all_reduce across the replicas.
+  const inlined = inlineLoss(scope, t, head, weights, `${t.name}.grad`, true);
   if (!inlined) return undefined;
   const { L, inputs, dims, own, r, y } = inlined;
   // The replica's share of the global batch (b_r / B) weights its mean loss, so the replicas' gradients add up to

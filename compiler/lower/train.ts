@@ -83,12 +83,13 @@ export function stepAndLr(L: Lowerer, train: string, head: TrainHead, stateNode:
 }
 
 /** The loss method inlined in training mode with the model's float params as `wrt`; the loss is one float scalar. */
-export function inlineLoss(scope: ModuleScope, t: TrainDecl, head: TrainHead, weights: ParamInfo[], fnName = `${t.name}.step`) {
+export function inlineLoss(scope: ModuleScope, t: TrainDecl, head: TrainHead, weights: ParamInfo[], fnName = `${t.name}.step`, collectives = false) {
   const diags = scope.diags;
   const { entries, model, lossFn } = head;
   const L = new FnLowerer(scope);
   L.span = t.span;
   L.training = true;
+  L.collectives = collectives;
   const dims: string[] = [];
   const inputs = lossFn.params.map((p, index) => {
     const ty = resolveType(p.type, diags) ?? { dtype: "f32", shape: [] };

@@ -18,7 +18,11 @@ export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "conca
  * all_finite(x1, ..., xn) is a bool scalar: every element of every input is finite (the loss scaler's overflow
  * check, which fusion folds into the kernels that produce the inputs: passes/fusion-finite.ts).
  */
-export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform", "all_finite", "gather", "scatter_add"] as const;
+/**
+ * all_reduce(x) is the sum of x over the data-parallel replicas (every replica gets the same bits): a host step of
+ * the wasm runtime (runtime/parallel/collective.ts), the identity with one replica. Only sync_batch_norm emits it.
+ */
+export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform", "all_finite", "gather", "scatter_add", "all_reduce"] as const;
 /** Graph leaves: they have no kernel; the runtime fills their buffers. */
 export const SOURCE_OPS = ["input", "param", "const"] as const;
 /**
@@ -48,7 +52,7 @@ type NoAttrs = Record<string, never>;
  */
 export interface ReduceAttrs { readonly axes: readonly number[]; readonly keepdims: boolean; readonly first?: true }
 
-export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "matmul" | "stop_gradient" | "all_finite" | "gather"]: NoAttrs } & { [P in ReduceOp]: ReduceAttrs } & {
+export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "matmul" | "stop_gradient" | "all_finite" | "gather" | "all_reduce"]: NoAttrs } & { [P in ReduceOp]: ReduceAttrs } & {
   cast: { readonly to: DType };
   reshape: { readonly shape: Shape };
   permute: { readonly perm: readonly number[] };

@@ -297,6 +297,8 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
   // The table's gradient scatters the output rows back to the ids they came from (only those rows); ids have none.
   gather: (e, n, ct) => [e.emit("scatter_add", [n.inputs[1]!, ct], { n: e.type(n.inputs[0]!).shape[0]! }), undefined],
   scatter_add: (e, n, ct) => [undefined, e.emit("gather", [ct, n.inputs[0]!], {})],
+  // Every replica's sum depends on every replica's x: x_r's gradient is the sum of the cotangents of all copies.
+  all_reduce: (e, _n, ct) => [e.emit("all_reduce", [ct], {})],
   iota: none("iota has no inputs"),
   random_uniform: none("random values do not depend on any input"),
   stop_gradient: none("stop_gradient blocks gradients by definition"),

@@ -23,6 +23,11 @@ export interface InitMessage {
   train: string;
   /** Replicas' gradient slots then the reduced vector: (replicas + 1) * total f32 (allreduce.ts). */
   exchange: SharedArrayBuffer;
+  /**
+   * The buffer of the all_reduce host steps (sync_batch_norm) and of the gradient buckets' counters (collective.ts);
+   * `overlap`: grad reduces the buckets as backward finishes them, and the separate reduce round is skipped.
+   */
+  collective?: { buffer: SharedArrayBuffer; timeoutMs: number; overlap: boolean };
 }
 
 /** Coordinator -> replica. Every message but init carries an id that the reply repeats. */
@@ -41,6 +46,11 @@ export interface WireError {
   code?: string;
   fn?: string;
   tensor?: string;
+  /**
+   * The replica stopped only because replica `stoppedBy` failed (an all_reduce saw the abort flag), or -1: its
+   * all_reduce timed out waiting for a replica that never came (collective.ts).
+   */
+  stoppedBy?: number;
 }
 
 /** Replica -> coordinator. */

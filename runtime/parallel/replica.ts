@@ -4,9 +4,11 @@
 
 import { KilnError } from "../errors.js";
 import { Tensor } from "../tensor.js";
-import { loadKilnModule, type KilnModule } from "../wasm/module.js";
+import { loadKilnModule, setCollective, type KilnModule } from "../wasm/module.js";
+import type { Collective } from "../wasm/executor.js";
 import type { DataParallelLayout, FunctionManifest } from "../manifest.js";
 import { exchangeViews, reduceOwned, type Exchange } from "./allreduce.js";
+import { CollectiveAborted, CollectiveTimeout, SharedCollective } from "./collective.js";
 import type { FromReplica, InitMessage, ToReplica, WireError, WireTensor } from "./protocol.js";
 
 /** The grad and apply functions of train block `train`, or a KilnError saying how to get them. */
@@ -28,7 +30,7 @@ export function fromWire(w: WireTensor): Tensor {
 }
 
 export function wireError(e: unknown): WireError {
-  if (e instanceof KilnError) return { message: e.message, ...(e.code ? { code: e.code } : {}), ...(e.fn ? { fn: e.fn } : {}), ...(e.tensor ? { tensor: e.tensor } : {}) };
+  if (e instanceof KilnError) return { message: e.message, ...(e.code ? { code: e.code } : {}), ...(e.fn ? { fn: e.fn } : {}), ...(e.tensor ? { tensor: e.tensor } : {}), ...(e instanceof CollectiveAborted ? { stoppedBy: e.by } : e instanceof CollectiveTimeout ? { stoppedBy: -1 } : {}) };
   return { message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
 }
 
@@ -41,8 +43,14 @@ export class ReplicaCore {
   readonly #statNames: string[];
   /** batch_norm's running statistics before the last grad, restored when another replica fails that step. */
   #stats: Tensor[] = [];
+  /** sync_batch_norm's all_reduce across the replicas (undefined: one replica, or no all_reduce in grad). */
+  readonly collective?: SharedCollective;
+  /** grad also all-reduces the gradient buckets (as backward finishes them): no reduce round. */
+  readonly overlap: boolean = false;
+  /** Installed only while this replica's grad runs: a direct call of the module's functions is one replica's. */
+  readonly #hook?: Collective;
 
-  constructor(rank: number, module: KilnModule, train: string, exchange: SharedArrayBuffer | ArrayBuffer, replicas: number) {
+  constructor(rank: number, module: KilnModule, train: string, exchange: SharedArrayBuffer | ArrayBuffer, replicas: number, collective?: InitMessage["collective"]) {
     const { grad, layout } = parallelFunctions(module.manifest.functions, train);
     this.rank = rank;
     this.module = module;
@@ -50,11 +58,17 @@ export class ReplicaCore {
     this.#layout = layout;
     this.#ex = exchangeViews(exchange, replicas, layout.total);
     this.#statNames = (grad.updates ?? []).map((u) => u.param);
+    if (collective && replicas > 1) {
+      const c = new SharedCollective(collective.buffer, replicas, rank, collective.timeoutMs, collective.overlap ? { ex: this.#ex, layout } : undefined);
+      this.collective = c;
+      this.overlap = collective.overlap;
+      this.#hook = { allReduce: (d) => c.allReduce(d), ...(collective.overlap ? { bucketReady: (b: number, d: Float32Array) => c.bucketReady(b, d) } : {}) };
+    }
   }
 
   static async load(m: InitMessage): Promise<ReplicaCore> {
     const mod = await loadKilnModule(m.manifest, m.wasm, { seed: m.seed });
-    return new ReplicaCore(m.rank, mod, m.train, m.exchange, m.replicas);
+    return new ReplicaCore(m.rank, mod, m.train, m.exchange, m.replicas, m.collective);
   }
 
   /** Forward and backward on this replica's shard; the gradient vector goes into its slot. Returns the loss. */
@@ -62,14 +76,24 @@ export class ReplicaCore {
     this.#stats = this.#statNames.map((n) => this.module.getParam(n));
     let out: Tensor[];
     try {
-      out = this.module.call(`${this.#train}.grad`, inputs, { checkNumerics }) as Tensor[];
+      this.collective?.begin();
+      if (this.#hook) setCollective(this.module, this.#hook);
+      try {
+        out = this.module.call(`${this.#train}.grad`, inputs, { checkNumerics }) as Tensor[];
+      } finally {
+        if (this.#hook) setCollective(this.module, undefined);
+      }
+      // Every bucket went to the slot as it was final; the rest of this replica's chunks, then everyone's.
+      if (this.overlap) this.collective!.finish();
     } catch (e) {
+      // The others may be waiting for this replica in an all_reduce: stop them (no effect if one failed first).
+      this.collective?.fail();
       // A checked call may stop after some updates were written: this replica's step never happened.
       this.abort();
       throw e;
     }
     const [loss, grads] = out;
-    this.#ex.slots[this.rank]!.set(grads!.data as Float32Array);
+    if (!this.overlap) this.#ex.slots[this.rank]!.set(grads!.data as Float32Array);
     return Number(loss!.data[0]);
   }
 

@@ -8,14 +8,15 @@ import { KilnError, type KilnErrorCode } from "../errors.js";
 import { Tensor } from "../tensor.js";
 import { loadKilnModule, type KilnModule } from "../wasm/module.js";
 import { sharedMemorySupported } from "../wasm/threads.js";
-import type { FunctionManifest, Manifest } from "../manifest.js";
+import { evalDimPoly, HOST_ALL_REDUCE, HOST_BUCKET, type FunctionManifest, type Manifest } from "../manifest.js";
 import { deriveSeed } from "../data/random.js";
 import { readScaler, scaleCollapsed } from "../train/loss-scale.js";
 import { checkpointParams } from "../train/checkpoint.js";
 import { checkReplicas, exchangeBytes, splitBatch } from "./allreduce.js";
 
 export { checkReplicas };
-import { fromWire, parallelFunctions, ReplicaCore, toWire } from "./replica.js";
+import { fromWire, parallelFunctions, ReplicaCore, toWire, wireError } from "./replica.js";
+import { collectiveBytes } from "./collective.js";
 import type { FromReplica, ReplicaTransport, ToReplica, WireError, WireTensor } from "./protocol.js";
 import { defaultWorkerUrl, spawnWorkerTransport } from "./transport.js";
 
@@ -36,10 +37,41 @@ export interface DataParallelOptions {
    * the sums are the same, in the same order: the results are bit-identical.
    */
   scatterFrom?: number;
+  /**
+   * How long a replica waits in an all_reduce (sync_batch_norm) for the others before it gives up and fails the
+   * step (default 60000 ms): a replica that fails raises a shared flag at once, so this only bounds the wait for a
+   * replica that died without a word (a killed worker). Replica 0 runs in the caller's thread and blocks there.
+   */
+  collectiveTimeoutMs?: number;
+  /**
+   * Reduce the gradient buckets while backward runs, inside grad (default true): each replica posts a bucket as
+   * soon as it is final and sums its chunk of every bucket all have posted, so a step is two message rounds (grad,
+   * apply). false: a separate reduce round after every grad (the sums, and so the results, are the same bits).
+   */
+  overlap?: boolean;
 }
 
 /** 2^18 elements: about 0.1 ms of summing saved per replica against a message round of about that much. */
 const SCATTER_FROM = 1 << 18;
+
+/**
+ * Elements per all_reduce round: the largest all_reduce of grad when its size is known (sync_batch_norm's per-channel
+ * statistics plus their count), else 4096; a longer one takes several rounds.
+ */
+function collectiveCapacity(grad: FunctionManifest): number | undefined {
+  let cap: number | undefined;
+  for (const st of grad.steps) {
+    if (st.kernel !== HOST_ALL_REDUCE) continue;
+    let n = 4096;
+    try {
+      n = evalDimPoly(st.ints[0]!, {});
+    } catch {
+      // a symbolic size: rounds of the default
+    }
+    cap = Math.max(cap ?? 1, Math.min(n, 1 << 16));
+  }
+  return cap;
+}
 
 export interface StepResult {
   /** The loss over the global batch (each replica's mean loss weighted by its share). */
@@ -139,8 +171,15 @@ export class DataParallelTrainer {
       replicas = 1;
     }
     const buffer = replicas > 1 ? new SharedArrayBuffer(exchangeBytes(replicas, layout.total)) : new ArrayBuffer(exchangeBytes(1, layout.total));
+    const timeoutMs = opts.collectiveTimeoutMs ?? 60_000;
+    if (!(timeoutMs > 0)) throw new KilnError(`collectiveTimeoutMs must be a number > 0, got ${String(timeoutMs)}`, { code: "bad_option" });
+    const cap = collectiveCapacity(grad);
+    const overlap = (opts.overlap ?? true) && grad.steps.some((s) => s.kernel === HOST_BUCKET);
+    const collective = replicas > 1 && (cap !== undefined || overlap)
+      ? { buffer: new SharedArrayBuffer(collectiveBytes(replicas, cap ?? 1, overlap ? layout.buckets.length : 0)), timeoutMs, overlap }
+      : undefined;
     const mod = await loadKilnModule(manifest, wasm, { seed });
-    const core = new ReplicaCore(0, mod, train, buffer, replicas);
+    const core = new ReplicaCore(0, mod, train, buffer, replicas, collective);
     const remotes: Remote[] = [];
     try {
       const url = opts.workerUrl === undefined ? defaultWorkerUrl() : new URL(String(opts.workerUrl));
@@ -150,7 +189,7 @@ export class DataParallelTrainer {
       }
       // Replica r > 0 draws its own dropout masks; its initial params are replaced by replica 0's below.
       const started = await Promise.allSettled(remotes.map((r) =>
-        r.request({ kind: "init", rank: r.rank, replicas, manifest, wasm, seed: deriveSeed(seed, r.rank), train, exchange: buffer as SharedArrayBuffer })));
+        r.request({ kind: "init", rank: r.rank, replicas, manifest, wasm, seed: deriveSeed(seed, r.rank), train, exchange: buffer as SharedArrayBuffer, ...(collective ? { collective } : {}) })));
       started.forEach((s, i) => {
         const rank = i + 1;
         if (s.status === "rejected") throw new KilnError(`data-parallel replica ${rank} failed to start: ${(s.reason as Error).message}`, { code: "load_failed", replica: rank });
@@ -203,14 +242,24 @@ export class DataParallelTrainer {
     const weights = shards.sizes.map((s) => s / shards.batch);
     const scaler = readScaler(this.module, this.train);
     const t0 = performance.now();
+    // No replica is inside grad now: a failed step's abort flag and half-counted barrier are cleared.
+    this.#core.collective?.reset();
     const id = ++this.#id;
     const asked = this.#remotes.map((r) => r.request({ kind: "grad", id, inputs: shards.of(r.rank), checkNumerics }));
     const losses: number[] = new Array(n).fill(0);
     let local: WireError | undefined;
-    try {
-      losses[0] = this.#core.grad(Object.fromEntries(Object.entries(shards.of(0)).map(([k, v]) => [k, fromWire(v)])), checkNumerics);
-    } catch (e) {
-      local = e instanceof KilnError ? { message: e.message, ...(e.code ? { code: e.code } : {}), ...(e.tensor ? { tensor: e.tensor } : {}) } : { message: String((e as Error)?.message ?? e) };
+    // A replica known dead already would make this thread wait for its buckets until the timeout: stop them all now.
+    const gone = this.#remotes.find((r) => r.dead);
+    if (gone) {
+      this.#core.collective?.fail();
+      local = { message: `replica ${gone.rank} died before this step`, stoppedBy: gone.rank };
+    } else {
+      try {
+        losses[0] = this.#core.grad(Object.fromEntries(Object.entries(shards.of(0)).map(([k, v]) => [k, fromWire(v)])), checkNumerics);
+      } catch (e) {
+        local = e instanceof KilnError ? wireError(e) : { message: String((e as Error)?.message ?? e) };
+        delete local.fn;
+      }
     }
     const answers = await Promise.allSettled(asked);
     const failures: [number, WireError][] = local ? [[0, local]] : [];
@@ -227,14 +276,22 @@ export class DataParallelTrainer {
       await Promise.allSettled(ok.map((r) => r.request({ kind: "abort", id: abortId })));
       const dead = failures.find(([r]) => this.#remotes[r - 1]?.dead);
       if (dead) this.#broken = `replica ${dead[0]} died (${this.#remotes[dead[0] - 1]!.dead})`;
+      // A replica stopped in an all_reduce because another failed (or waited in vain for one that died) is not the
+      // cause: report the one that failed, then one that died, then the waits that timed out.
+      const priority = ([, e]: [number, WireError]) => (e.stoppedBy === undefined ? 0 : e.stoppedBy === -1 ? 2 : 1);
+      failures.sort((a, b) => priority(a) - priority(b) || a[0] - b[0]);
       const [rank, err] = failures[0]!;
-      const more = failures.length > 1 ? ` (and ${failures.length - 1} more replica${failures.length > 2 ? "s" : ""})` : "";
+      // Replicas that only stopped because of it are not more failures.
+      const others = failures.filter(([r, e]) => r !== rank && e.stoppedBy === undefined).length;
+      const more = others > 0 ? ` (and ${others} more replica${others > 1 ? "s" : ""})` : "";
       throw new KilnError(`data-parallel step: replica ${rank} of ${n} failed${more}; no replica updated its params: ${err.message}`, {
         code: (err.code as KilnErrorCode | undefined) ?? "replica_failed", replica: rank, fn: err.fn ?? this.#grad.name, ...(err.tensor ? { tensor: err.tensor } : {}),
       });
     }
     const t1 = performance.now();
-    if (this.#scatter && this.#remotes.length) {
+    if (this.#core.overlap) {
+      // grad has reduced the buckets already, on every replica (overlapped with backward).
+    } else if (this.#scatter && this.#remotes.length) {
       const rid = ++this.#id;
       const reducing = this.#remotes.map((r) => r.request({ kind: "reduce", id: rid }));
       this.#core.reduce();

@@ -1,7 +1,7 @@
 // Runs one function's plan on the wasm backend: checks the plan against the wasm at load; per call binds dims,
 // places every value (param/const persistent, alias, input/temp scratch), runs the steps, copies outputs out.
 
-import { evalDimPoly, type FunctionManifest, type ParamManifest, type ValueManifest } from "../manifest.js";
+import { evalDimPoly, HOST_ALL_REDUCE, HOST_BUCKET, isHostStep, type FunctionManifest, type ParamManifest, type ValueManifest } from "../manifest.js";
 import { KilnError, loopBoundError } from "../errors.js";
 import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, f32ArrayToBf16Bits, f32ArrayToF16Bits, type AnyTypedArray, type DType, decodeElement, isFiniteElement } from "../dtype.js";
 import { Tensor } from "../tensor.js";
@@ -18,12 +18,28 @@ export interface ParamSlot {
   numel: number;
 }
 
+/**
+ * How a replica's host steps reach the other data-parallel replicas (runtime/parallel/collective.ts). allReduce
+ * replaces `data` by its sum over the replicas, the same bits on every replica, or throws a KilnError (a replica
+ * failed); it may block until the others get there.
+ */
+export interface Collective {
+  allReduce(data: Float32Array): void;
+  /**
+   * Bucket `bucket` of the grad function's gradient vector is final (a `@bucket` host step): `data` is its elements,
+   * a view of wasm memory valid during the call only. The replica posts it and reduces what it can, not waiting.
+   */
+  bucketReady?(bucket: number, data: Float32Array): void;
+}
+
 export interface ExecutorContext {
   memory: LinearMemory;
   kernels: Map<string, KernelFn>;
   params: Map<string, ParamSlot>;
   /** The load seed: random_uniform values come from streams seeded by it (default 0). */
   seed?: number;
+  /** Where all_reduce host steps sum across replicas; absent: one replica, all_reduce is a copy. */
+  collective?: Collective;
 }
 
 const I32_MIN = -2147483648;
@@ -38,7 +54,8 @@ export class FunctionExecutor {
   readonly #plans = new Map<string, MemoryPlan>();
   /** Encoded element (bit pattern) of each const value. */
   readonly #constBits = new Map<number, number>();
-  readonly #stepFns: KernelFn[];
+  /** Each step's kernel; undefined for a host step (the executor runs it, #allReduce). */
+  readonly #stepFns: (KernelFn | undefined)[];
   /** Per input stored in 16 bits: its `convert` kernel (f32 -> f16/bf16 in wasm, several times faster than JS). */
   readonly #convertFns: (KernelFn | undefined)[];
   readonly #random: RandomStreams;
@@ -115,6 +132,17 @@ export class FunctionExecutor {
     this.#convertFns = fn.inputs.map((sig) => (sig.storage && sig.convert ? ctx.kernels.get(sig.convert) : undefined));
     this.#stepFns = fn.steps.map((step, si) => {
       const ops = step.ops?.length ? ` (ops: ${step.ops.join(", ")})` : "";
+      if (step.kernel === HOST_BUCKET) {
+        const b = step.ints.length === 1 && step.ints[0]!.every((t) => t.length === 1) ? evalDimPoly(step.ints[0]!, {}) : -1;
+        if (!fn.parallel || step.buffers.length !== 1 || step.outputs !== 0 || step.guard || !fn.parallel.buckets[b]) bad(`step ${si} (${step.kernel}) needs a data-parallel grad, buffers [grads], no outputs and a bucket index`);
+        return undefined;
+      }
+      if (isHostStep(step)) {
+        if (step.kernel !== HOST_ALL_REDUCE) bad(`step ${si} is an unknown host step "${step.kernel}"`);
+        if (step.buffers.length !== 2 || step.ints.length !== 1 || (step.outputs ?? 1) !== 1 || step.guard) bad(`step ${si} (${step.kernel}) needs buffers [x, out], ints [numel] and no guard`);
+        for (const b of step.buffers) if (fn.values[b]?.dtype !== "f32") bad(`step ${si} (${step.kernel}) sums f32 values, value ${b} is not f32`);
+        return undefined;
+      }
       const k = ctx.kernels.get(step.kernel);
       if (!k) {
         throw new KilnError(`invalid module: ${where}: step ${si} calls kernel "${step.kernel}"${ops}, which the wasm does not export`, { code: "bad_wasm", fn: fn.name });
@@ -151,6 +179,27 @@ export class FunctionExecutor {
         });
       }
     }
+  }
+
+  /** A `@bucket` host step: gradient bucket `b` of the vector at `vec` is final. */
+  #bucket(vec: number, b: number): void {
+    const hook = this.#ctx.collective?.bucketReady;
+    if (!hook) return;
+    const { offset, numel } = this.fn.parallel!.buckets[b]!;
+    this.#ctx.collective!.bucketReady!(b, this.#ctx.memory.view("f32", vec + 4 * offset, numel) as Float32Array);
+  }
+
+  /** An all_reduce host step: out = x, then summed over the replicas in place (a copy with one replica). */
+  #allReduce(x: number, out: number, numel: number): void {
+    const { memory, collective } = this.#ctx;
+    const dst = memory.view("f32", out, numel) as Float32Array;
+    dst.set(memory.view("f32", x, numel) as Float32Array);
+    if (!collective || numel === 0) return;
+    // A copy outside wasm memory: a collective that waits may run while nothing else touches this memory, but the
+    // view must not outlive a memory growth.
+    const data = dst.slice();
+    collective.allReduce(data);
+    (memory.view("f32", out, numel) as Float32Array).set(data);
   }
 
   /**
@@ -268,7 +317,10 @@ export class FunctionExecutor {
         const args = step.buffers.map((b) => ptrs[b]!);
         for (const x of ints[si]!) args.push(x);
         try {
-          this.#stepFns[si]!(...args);
+          const k = this.#stepFns[si];
+          if (k) k(...args);
+          else if (step.kernel === HOST_BUCKET) this.#bucket(args[0]!, args[1]!);
+          else this.#allReduce(args[0]!, args[1]!, args[2]!);
           if (options?.checkNumerics) for (const out of outsOf(step)) this.#checkFinite(out, ptrs, numels, `step ${si + 1} of ${fn.steps.length} (ops: ${step.ops?.join(", ") ?? "?"})`);
         } catch (e) {
           if (e instanceof KilnError) throw e;

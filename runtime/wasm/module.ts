@@ -12,7 +12,7 @@ import { bytesOf, checkKernelIntegrity, checkManifestIntegrity } from "../integr
 import { initParams } from "../init.js";
 import { loadKernels, type KernelLoadOptions } from "./threads-load.js";
 import type { ThreadPool } from "./threads.js";
-import { FunctionExecutor, type ParamSlot } from "./executor.js";
+import { FunctionExecutor, type Collective, type ExecutorContext, type ParamSlot } from "./executor.js";
 import type { KernelFn } from "./backend.js";
 import { methodLayout } from "../layout.js";
 import type { CallInputs, CallOptions, InputValue } from "../bind.js";
@@ -60,6 +60,8 @@ export interface WasmState {
   /** Threads running the kernels and which build runs (from loadKernels). */
   threads?: number;
   simd?: "plain" | "relaxed";
+  /** The context every executor of the module shares (its collective hook is set by data-parallel replicas). */
+  context?: ExecutorContext;
 }
 
 type State = WasmState;
@@ -241,9 +243,10 @@ export async function loadKilnModule<T extends object = Record<string, unknown>>
     });
 
     const executors = new Map<string, FunctionExecutor>();
-    for (const fn of manifest.functions) executors.set(fn.name, new FunctionExecutor(fn, { memory, kernels, params, seed }));
+    const context: ExecutorContext = { memory, kernels, params, seed };
+    for (const fn of manifest.functions) executors.set(fn.name, new FunctionExecutor(fn, context));
 
-    const mod = new KilnModule(manifest, { memory, params, executors, pool, kernels, seed, threads, simd });
+    const mod = new KilnModule(manifest, { memory, params, executors, pool, kernels, seed, threads, simd, context });
     if (fewerThreads) {
       // Not an error: the module runs correctly on one thread, but the caller should be able to see why.
       Object.defineProperty(mod, "fallbackReason", { value: `threads: ${options.threads} asked, ${threads} used: ${fewerThreads}` });
@@ -353,4 +356,15 @@ export function checkManifest(m: Manifest): void {
     names.add(f.name);
     if (typeof f.jsName !== "string" || !f.jsName) bad(`function "${f.name}" has no jsName`);
   }
+}
+
+/**
+ * Makes the module's all_reduce host steps sum across data-parallel replicas through `c` (runtime/parallel);
+ * undefined: one replica again (all_reduce is a copy).
+ */
+export function setCollective(mod: KilnModule, c: Collective | undefined): void {
+  const ctx = mod[WASM_STATE]("setCollective").context;
+  if (!ctx) throw new KilnError("setCollective: this module has no shared executor context", { code: "bad_option" });
+  if (c) ctx.collective = c;
+  else delete ctx.collective;
 }

@@ -3,7 +3,7 @@
 // uploads the params (initialised exactly as on wasm: same seeded RNG stream, same order) and exposes the same
 // functions as the wasm module. Calls return GpuTensors at once; `await t.read()` waits for the GPU.
 
-import type { FunctionManifest, Manifest } from "../manifest.js";
+import { isHostStep, type FunctionManifest, type Manifest } from "../manifest.js";
 import { KilnError } from "../errors.js";
 import { allocTypedArray, encodeNumbersLoose, type DType } from "../dtype.js";
 import { Tensor } from "../tensor.js";
@@ -168,6 +168,8 @@ export class KilnGpuModule {
 function resolve(manifest: Manifest, executors: Map<string, GpuFunctionExecutor>, name: string): GpuFunctionExecutor {
   const exact = executors.get(name);
   if (exact) return exact;
+  const host = manifest.functions.find((f) => (f.name === name || f.jsName === name) && f.steps.some(isHostStep));
+  if (host) throw new KilnError(`${host.name} has data-parallel host steps (its gradient buckets, sync_batch_norm's all_reduce), which run on the wasm backend only: train data-parallel with the wasm backend`, { code: "bad_option", fn: host.name });
   const byJs = manifest.functions.filter((f) => f.jsName === name);
   if (byJs.length === 1) return executors.get(byJs[0]!.name)!;
   if (byJs.length > 1) {
@@ -252,7 +254,8 @@ export async function loadKilnModuleWebGPU<T extends object = Record<string, unk
     const params = uploadParams(h, pool, manifest, seed);
     const ctx: GpuModuleContext = { h, pool, pipelines, guards, params, timeoutMs, seed, owner: {}, pending: new Set(), disposed: false };
     const executors = new Map<string, GpuFunctionExecutor>();
-    for (const fn of manifest.functions) executors.set(fn.name, new GpuFunctionExecutor(fn, ctx));
+    // A data-parallel grad with sync_batch_norm has all_reduce host steps, which only the wasm replicas run.
+    for (const fn of manifest.functions) if (!fn.steps.some(isHostStep)) executors.set(fn.name, new GpuFunctionExecutor(fn, ctx));
     const mod = new KilnGpuModule(manifest, { ctx, executors, wgsl, halfStorage } satisfies GpuState);
     if (options.params) for (const [name, value] of Object.entries(options.params)) mod.setParam(name, value);
     installMethods(mod, manifest.functions);

@@ -63,6 +63,8 @@ const CASES: Partial<Record<PrimOp, Case[]>> = {
   ],
   gather: [{ ins: [d(5, 3), ix(5, 6)] }, { ins: [d(4), ix(4, 2, 3)] }, { ins: [d(3, 2, 2), ix(3, 2)] }],
   scatter_add: [{ ins: [ix(4, 6), d(6, 2)], attrs: { n: 4 } }, { ins: [ix(3, 2, 2), d(2, 2)], attrs: { n: 3 } }],
+  // One replica (the reference): the identity, and its gradient all_reduce(ct) is ct.
+  all_reduce: [{ ins: [d(2, 3)] }, { ins: [d()] }],
 };
 
 function gen(rng: Rng, g: Gen | undefined, n: number, max = 1): number[] {

@@ -131,6 +131,8 @@ export const CASES: { [P in KernelOp]: Case[] } = {
     { ins: [i(9), f(9, 2, 3)], attrs: { n: 3 } }, { ins: [i(), f(5)], attrs: { n: 4 } },
   ],
   stop_gradient: [{ ins: [f(3, 5)] }, { ins: [i(4)] }],
+  // A host step; without a collective hook (one replica) a copy of x.
+  all_reduce: [{ ins: [f(3, 5)] }, { ins: [f()] }, { ins: [f(257)] }],
   all_finite: [
     { ins: [f(1)] }, { ins: [f(257)] }, { ins: [{ dtype: "f32", shape: [257], gen: "spiky" }] }, { ins: [{ dtype: "f32", shape: [3], gen: "spiky" }] },
     { ins: [f(3, 5), { dtype: "f32", shape: [2, 9], gen: "spiky" }] }, { ins: [f(2, 3, 4), f(7)] }, { ins: [f()] },

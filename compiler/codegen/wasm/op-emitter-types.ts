@@ -25,6 +25,8 @@ export type WasmLowering =
   | { readonly kind: "scatter_add" }
   /** A flag other kernels clear, or a `finite` kernel: see the planner. */
   | { readonly kind: "finite" }
+  /** A host step: the runtime calls its collective hook (all_reduce), no wasm kernel. */
+  | { readonly kind: "collective" }
   /** Graph leaves: no kernel. */
   | { readonly kind: "source" };
 

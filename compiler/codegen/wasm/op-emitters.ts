@@ -152,6 +152,7 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   gather: { kind: "gather" },
   scatter_add: { kind: "scatter_add" },
   all_finite: { kind: "finite" },
+  all_reduce: { kind: "collective" },
   // Filled by the runtime from a seeded stream before the call.
   random_uniform: source,
   // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.

@@ -1,7 +1,7 @@
 // Codegen stage (planner side, backend-neutral despite its folder): finds the matmuls of a planned function whose
 // weight is a param and records their int8 variants in the manifest (FunctionManifest.int8), with the bias add
 // and ReLU of the following elementwise step fused in when nothing else reads the matmul's result.
-import type { FunctionManifest, Int8StepManifest, StepManifest } from "../../../runtime/manifest.js";
+import { isHostStep, type FunctionManifest, type Int8StepManifest, type StepManifest } from "../../../runtime/manifest.js";
 import type { EwExpr, KernelSpec, QMatmulKernel } from "../kernel.js";
 import { WGSL_QPACKING } from "../wgsl/qmatmul.js";
 import { WASM_QPACKING, qmatmulScratchBytes } from "./qmatmul-layout.js";
@@ -46,6 +46,7 @@ interface Candidate {
 
 function candidate(fm: FunctionManifest, s: number, specOf: (k: string) => KernelSpec, rd: ReturnType<typeof readers>): Candidate | null {
   const st = fm.steps[s]!;
+  if (isHostStep(st)) return null;
   const spec = specOf(st.kernel);
   // A matmul that clears an all_finite flag keeps its f32 kernel (the int8 kernels have no flag).
   if (spec.kind !== "matmul" || spec.dtype !== "f32" || spec.batchRank !== 0 || spec.transA || spec.flag) return null;
@@ -71,6 +72,7 @@ function candidate(fm: FunctionManifest, s: number, specOf: (k: string) => Kerne
   const users = rd.steps.get(out) ?? [];
   if (users.length !== 1 || rd.pinned.has(out)) return { step: s, v: base, K };
   const e = fm.steps[users[0]!]!;
+  if (isHostStep(e)) return { step: s, v: base, K };
   const es = specOf(e.kernel);
   if (es.kind !== "elementwise" || es.out !== "f32" || e.buffers.length !== 3 || !sameGuard(st, e)) return { step: s, v: base, K };
   const xi = e.buffers.indexOf(out);

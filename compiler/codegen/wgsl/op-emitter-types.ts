@@ -23,6 +23,8 @@ export type WgslLowering =
   | { readonly kind: "scatter_add" }
   /** A flag other kernels clear, or a `finite` kernel: see the planner. */
   | { readonly kind: "finite" }
+  /** A host step of the wasm runtime (all_reduce): WebGPU refuses the functions that have one (data-parallel grad). */
+  | { readonly kind: "collective" }
   /** Graph leaves: no kernel. */
   | { readonly kind: "source" };
 

@@ -120,6 +120,7 @@ export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
   gather: { kind: "gather" },
   scatter_add: { kind: "scatter_add" },
   all_finite: { kind: "finite" },
+  all_reduce: { kind: "collective" },
   // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.
   argmax: source,
   input: source,

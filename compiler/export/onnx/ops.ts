@@ -156,5 +156,6 @@ export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
   // Row lookup (embedding, take): ONNX Gather along axis 0 takes i32 indices as they are.
   gather: (cx, _n, ins, out) => cx.add("Gather", ins, [out], { axis: 0 }),
   scatter_add: { unsupported: "scatter_add is gather's gradient, part of a training step", hint: "export the model's forward functions, or use --format torch for training" },
+  all_reduce: { unsupported: "all_reduce (sync_batch_norm inside a data-parallel grad function)", hint: "export the model's forward functions, where sync_batch_norm is batch_norm" },
   cotangent: { unsupported: "an unresolved backward-rule placeholder", hint: "this is a compiler bug: please report it" },
 };

@@ -136,6 +136,10 @@ export const TORCH_OPS: { [P in PrimOp]: Expr<P> } = {
   scatter_add: () => {
     throw new TorchUnmappable("scatter_add (gather's gradient) outside a gradient", "this is a compiler bug: please report it");
   },
+  // Only a data-parallel grad function has one (sync_batch_norm); exports read the step, where it is batch_norm.
+  all_reduce: () => {
+    throw new TorchUnmappable("all_reduce (sync_batch_norm inside a data-parallel grad function)", "export the model's forward or its train step, where sync_batch_norm is batch_norm");
+  },
   cotangent: () => {
     throw new TorchUnmappable("an unresolved backward-rule placeholder", "this is a compiler bug: please report it");
   },
