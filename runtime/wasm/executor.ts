@@ -34,8 +34,8 @@ export class FunctionExecutor {
   readonly #ctx: ExecutorContext;
   /** Persistent address of each const value with a concrete shape. */
   readonly #constPtr = new Map<number, number>();
-  /** Memory plans by dim binding: a plan depends only on the values' sizes, so a training loop plans once. */
-  readonly #plans = new Map<string, MemoryPlan>();
+  /** Per dim binding ("B=64,"): sizes, step integers and memory plan (#shapeFor); a training loop plans once. */
+  readonly #shapes = new Map<string, CallShape>();
   /** Encoded element (bit pattern) of each const value. */
   readonly #constBits = new Map<number, number>();
   readonly #stepFns: KernelFn[];
@@ -139,30 +139,19 @@ export class FunctionExecutor {
     });
   }
 
-  #checkFinite(vi: number, ptrs: number[], numels: number[], where: string): void {
-    const v = this.fn.values[vi]!;
-    if (!FLOATS.has(v.dtype)) return;
-    // f16/bf16 values are read as bit patterns: an f16 gradient that rounded to Inf is what mixed precision overflows.
-    const data = this.#ctx.memory.read(v.dtype, ptrs[vi]!, numels[vi]!);
-    for (let i = 0; i < data.length; i++) {
-      if (!isFiniteElement(v.dtype, data[i]!)) {
-        throw new KilnError(`${this.fn.name}: ${decodeElement(v.dtype, data[i]!)} at element ${i} of tensor %${vi} (${v.dtype}[${v.shape.join(", ")}]), produced by ${where}`, {
-          code: "non_finite", fn: this.fn.name, tensor: `%${vi}`,
-        });
-      }
-    }
-  }
-
   /**
-   * Runs the function; the result has one Tensor per output. `observe` is called after every step (run or
-   * skipped) with a reader of the call's values, while they are live (calibration and error reports).
+   * What a call at these dims needs before it runs (element counts, byte sizes, each step's integer arguments, the
+   * memory plan): it depends only on the dims, so it is worked out once per binding and reused — a serving or
+   * training loop at one batch size evaluates no dim formula per call. Errors (a bad formula, an integer argument
+   * outside 32 bits) are thrown, and nothing cached, on every call that meets them.
    */
-  run(inputs: unknown, options: CallOptions | undefined, observe?: StepObserver): Tensor[] {
+  #shapeFor(dims: Record<string, number>): CallShape {
+    let key = "";
+    for (const k in dims) key += `${k}=${dims[k]},`;
+    const hit = this.#shapes.get(key);
+    if (hit) return hit;
     const fn = this.fn;
-    const { memory, params } = this.#ctx;
-    const { dims, data } = bindCall(fn, inputs, options);
     const dimNote = Object.keys(dims).length ? ` (${Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(", ")})` : "";
-
     const numels = fn.values.map((v, i) => {
       try {
         return numelOf(v.shape, dims);
@@ -184,19 +173,42 @@ export class FunctionExecutor {
         return x;
       }),
     );
+    const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : v.source.kind === "temp" && v.source.matmul ? scratchBytes(fn, i, dims) : numels[i]! * dtypeBytes(v.dtype)));
+    // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/wasm/memory-plan.ts).
+    const plan = planMemory(fn, bytes, (i) => this.#constPtr.has(i));
+    const shape = { dimNote, numels, ints, bytes, plan };
+    if (this.#shapes.size >= 16) this.#shapes.clear();
+    this.#shapes.set(key, shape);
+    return shape;
+  }
+
+  #checkFinite(vi: number, ptrs: readonly number[], numels: readonly number[], where: string): void {
+    const v = this.fn.values[vi]!;
+    if (!FLOATS.has(v.dtype)) return;
+    // f16/bf16 values are read as bit patterns: an f16 gradient that rounded to Inf is what mixed precision overflows.
+    const data = this.#ctx.memory.read(v.dtype, ptrs[vi]!, numels[vi]!);
+    for (let i = 0; i < data.length; i++) {
+      if (!isFiniteElement(v.dtype, data[i]!)) {
+        throw new KilnError(`${this.fn.name}: ${decodeElement(v.dtype, data[i]!)} at element ${i} of tensor %${vi} (${v.dtype}[${v.shape.join(", ")}]), produced by ${where}`, {
+          code: "non_finite", fn: this.fn.name, tensor: `%${vi}`,
+        });
+      }
+    }
+  }
+
+  /**
+   * Runs the function; the result has one Tensor per output. `observe` is called after every step (run or
+   * skipped) with a reader of the call's values, while they are live (calibration and error reports).
+   */
+  run(inputs: unknown, options: CallOptions | undefined, observe?: StepObserver): Tensor[] {
+    const fn = this.fn;
+    const { memory, params } = this.#ctx;
+    const { dims, data } = bindCall(fn, inputs, options);
+    const { dimNote, numels, ints, bytes, plan } = this.#shapeFor(dims);
 
     try {
       const ptrs = new Array<number>(fn.values.length).fill(-1);
       const what = `${fn.name}${dimNote}`;
-      const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : v.source.kind === "temp" && v.source.matmul ? scratchBytes(fn, i, dims) : numels[i]! * dtypeBytes(v.dtype)));
-      // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/wasm/memory-plan.ts).
-      const planKey = bytes.join(",");
-      let plan = this.#plans.get(planKey);
-      if (!plan) {
-        if (this.#plans.size >= 16) this.#plans.clear();
-        plan = planMemory(fn, bytes, (i) => this.#constPtr.has(i));
-        this.#plans.set(planKey, plan);
-      }
       const base = plan.peak > 0 ? memory.allocScratch(plan.peak, what) : 0;
       const place = (i: number): number => {
         if (ptrs[i]! >= 0) return ptrs[i]!;
@@ -309,6 +321,16 @@ export class FunctionExecutor {
       memory.resetScratch();
     }
   }
+}
+
+/** Everything about a call that follows from its dims alone (FunctionExecutor.#shapeFor). */
+interface CallShape {
+  /** " (B=64)" for messages. */
+  readonly dimNote: string;
+  readonly numels: readonly number[];
+  readonly ints: readonly (readonly number[])[];
+  readonly bytes: readonly number[];
+  readonly plan: MemoryPlan;
 }
 
 /** Sees a call's values after step `step` ran: `read(v)` copies value v. */
