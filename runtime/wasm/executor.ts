@@ -11,11 +11,23 @@ import { bindCall, type CallOptions } from "../bind.js";
 import { outsOf, planMemory, type MemoryPlan } from "./memory-plan.js";
 import { RandomStreams } from "../random.js";
 import { matmulScratchBytesAt } from "./matmul-scratch.js";
+import { bumpParam, PrepackCache, type Versioned } from "./prepack.js";
 
-export interface ParamSlot {
+/** A param's buffer; `version` (prepack.ts) is bumped by every write of it (bumpParam). */
+export interface ParamSlot extends Versioned {
   param: ParamManifest;
   ptr: number;
   numel: number;
+}
+
+/** A step whose B is read prepacked (StepManifest.prepackB), checked at load. */
+interface PrepackStep {
+  kernel: string;
+  pack: KernelFn;
+  param: string;
+  slot: ParamSlot;
+  K: number;
+  N: number;
 }
 
 export interface ExecutorContext {
@@ -24,6 +36,8 @@ export interface ExecutorContext {
   params: Map<string, ParamSlot>;
   /** The load seed: random_uniform values come from streams seeded by it (default 0). */
   seed?: number;
+  /** The module's packed weights (prepack.ts), shared by its executors; one of its own when absent. */
+  prepacked?: PrepackCache;
 }
 
 const I32_MIN = -2147483648;
@@ -42,6 +56,9 @@ export class FunctionExecutor {
   /** Per input stored in 16 bits: its `convert` kernel (f32 -> f16/bf16 in wasm, several times faster than JS). */
   readonly #convertFns: (KernelFn | undefined)[];
   readonly #random: RandomStreams;
+  /** Per step, its prepacked B (undefined: the kernel packs B itself). */
+  readonly #prepack: (PrepackStep | undefined)[];
+  readonly #packed: PrepackCache;
 
   constructor(fn: FunctionManifest, ctx: ExecutorContext) {
     this.fn = fn;
@@ -129,6 +146,25 @@ export class FunctionExecutor {
       return k;
     });
 
+    this.#packed = ctx.prepacked ?? new PrepackCache(ctx.memory);
+    this.#prepack = fn.steps.map((step, si) => {
+      const pb = step.prepackB;
+      if (!pb) return undefined;
+      // The kernel reads K x roundUp(N, NR) packed floats: the param, the step's K and N and the packer must agree.
+      const src = fn.values[step.buffers[1] ?? -1]?.source;
+      if (src?.kind !== "param") return bad(`step ${si} reads a prepacked B that is not a param`);
+      const slot = ctx.params.get(src.name)!;
+      const pack = ctx.kernels.get(pb.kernel);
+      if (!pack || pack.length !== 4) throw new KilnError(`invalid module: ${where}: step ${si} packs B with "${pb.kernel}", which the wasm does not export`, { code: "bad_wasm", fn: fn.name });
+      const dim = (k: number) => (step.ints.length === 5 && step.ints[k]!.every((t) => t.length === 1) ? evalDimPoly(step.ints[k]!, {}) : NaN);
+      if (!(Number.isInteger(pb.K) && Number.isInteger(pb.N) && pb.K >= 0 && pb.N >= 0) || pb.K * pb.N !== slot.numel || slot.param.dtype !== "f32" || dim(1) !== pb.K || dim(2) !== pb.N) {
+        bad(`step ${si} prepacks param "${src.name}" as ${pb.K} x ${pb.N}, which does not match the param or the step`);
+      }
+      if (fn.updates?.length) bad(`step ${si} prepacks param "${src.name}" in a function that updates params`);
+      this.#packed.reserve(pb.kernel, src.name, pb.K, pb.N);
+      return { kernel: pb.kernel, pack, param: src.name, slot, K: pb.K, N: pb.N };
+    });
+
     // Consts with concrete shapes live in persistent memory, filled once.
     fn.values.forEach((v, i) => {
       if (v.source.kind !== "const" || !v.shape.every((d) => typeof d === "number")) return;
@@ -206,6 +242,12 @@ export class FunctionExecutor {
     const { dims, data } = bindCall(fn, inputs, options);
     const { dimNote, numels, ints, bytes, plan } = this.#shapeFor(dims);
 
+    // A step may write an update straight into its param (memory plan's intoParam), and a call may fail after it:
+    // the params it updates count as changed from the start, so no packed copy of their old values is used again.
+    for (const u of fn.updates ?? []) {
+      const slot = params.get(u.param);
+      if (slot) bumpParam(slot);
+    }
     try {
       const ptrs = new Array<number>(fn.values.length).fill(-1);
       const what = `${fn.name}${dimNote}`;
@@ -279,6 +321,8 @@ export class FunctionExecutor {
         }
         const args = step.buffers.map((b) => ptrs[b]!);
         for (const x of ints[si]!) args.push(x);
+        const pp = this.#prepack[si];
+        if (pp) args[1] = this.#packed.get(pp.kernel, pp.pack, pp.param, pp.slot, pp.slot.ptr, pp.K, pp.N);
         try {
           this.#stepFns[si]!(...args);
           if (options?.checkNumerics) for (const out of outsOf(step)) this.#checkFinite(out, ptrs, numels, `step ${si + 1} of ${fn.steps.length} (ops: ${step.ops?.join(", ") ?? "?"})`);
