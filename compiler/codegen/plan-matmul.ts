@@ -125,9 +125,10 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const rows = merge ? [...batch, M] : [M];
   const dtype = n.type.dtype;
   const out = root ?? n;
-  // A plain f32 weight (a param read as is, one B for all rows) in a function that changes no param: packed into
-  // panels once per value by the runtime instead of on every call (wasm/matmul.ts, runtime/wasm/prepack.ts).
-  const prepack = dtype === "f32" && B.dtype === "f32" && !B.round && g.nodes[B.src].op === "param" && !g.updates?.length
+  // A plain f32 weight (a param read as is or through reshapes, which are views of it — a convolution's [O, C, KH,
+  // KW] as [O, C*KH*KW] — one B for all rows) in a function that changes no param: packed into panels once per
+  // value by the runtime instead of on every call (wasm/matmul.ts, runtime/wasm/prepack.ts).
+  const prepack = dtype === "f32" && B.dtype === "f32" && !B.round && paramBehind(g, B.src) && !g.updates?.length
     && (merge || batchRank === 0) && typeof K === "number" && typeof N === "number";
   const spec: MatmulKernel = {
     kind: "matmul",
@@ -157,6 +158,13 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const label = epi ? `matmul_${epi.ops.length}ep_${out.type.dtype}` : `matmul_${dtype}`;
   const extra = prepack ? { prepackB: { kernel: prepackName(B.trans), K: K as number, N: N as number } } : undefined;
   step(table.intern(spec, label), [A.src, B.src, scratch, ...(epi?.bufs ?? []), out.id], ints, out, epi ? [n.op, ...epi.ops] : [n.op], extra);
+}
+
+/** Whether node `id` is a param or a reshape of one (the same memory: the value is an alias of the param's). */
+function paramBehind(g: Graph, id: number): boolean {
+  let n = g.nodes[id];
+  while (n.op === "reshape" || n.op === "stop_gradient") n = g.nodes[n.inputs[0]];
+  return n.op === "param";
 }
 
 /** The epilogue of `root`'s group: its expression with the matmul as input 0, other buffers as inputs 1... */

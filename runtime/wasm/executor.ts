@@ -151,7 +151,9 @@ export class FunctionExecutor {
       const pb = step.prepackB;
       if (!pb) return undefined;
       // The kernel reads K x roundUp(N, NR) packed floats: the param, the step's K and N and the packer must agree.
-      const src = fn.values[step.buffers[1] ?? -1]?.source;
+      // B may be a reshape of the param (an alias: the same memory, checked free of cycles above).
+      let src = fn.values[step.buffers[1] ?? -1]?.source;
+      while (src?.kind === "alias") src = fn.values[src.of]?.source;
       if (src?.kind !== "param") return bad(`step ${si} reads a prepacked B that is not a param`);
       const slot = ctx.params.get(src.name)!;
       const pack = ctx.kernels.get(pb.kernel);
