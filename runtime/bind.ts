@@ -8,7 +8,7 @@ import {
   type AnyTypedArray,
 } from "./dtype.js";
 import { isTensor, Tensor } from "./tensor.js";
-import { bindDerivedDims, checkDimLimits } from "./dim-expr.js";
+import { bindDerived, checkDimLimits, derivedDimsOf } from "./dim-expr.js";
 
 export type NestedArray = ReadonlyArray<number | boolean | NestedArray>;
 /** What a call accepts for one input. */
@@ -56,9 +56,31 @@ function isDevicePlaceholder(v: unknown): v is Tensor {
   return typeof v === "object" && v !== null && (v as { [DEVICE_PLACEHOLDER]?: unknown })[DEVICE_PLACEHOLDER] === true;
 }
 
+/** What bindCall needs of a function that no call changes: worked out once per manifest function. */
+interface FnFacts {
+  inputNames: string[];
+  /** The symbols a call may bind (fn.dims and the inputs' symbolic dims), in order. */
+  known: ReadonlySet<string>;
+  /** Derived dims of the values and outputs (bindDerived). */
+  derived: string[];
+}
+
+const FACTS = new WeakMap<FunctionManifest, FnFacts>();
+
+function factsOf(fn: FunctionManifest): FnFacts {
+  let f = FACTS.get(fn);
+  if (!f) {
+    const known = new Set<string>(fn.dims);
+    for (const sig of fn.inputs) for (const d of sig.shape) if (typeof d === "string") known.add(d);
+    f = { inputNames: fn.inputs.map((i) => i.name), known, derived: derivedDimsOf([...fn.values.map((v) => v.shape), ...fn.outputs.map((o) => o.shape)]) };
+    FACTS.set(fn, f);
+  }
+  return f;
+}
+
 export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: CallOptions | undefined): BoundCall {
   const fname = fn.name;
-  const inputNames = fn.inputs.map((i) => i.name);
+  const { inputNames, known, derived } = factsOf(fn);
   const listInputs = () => (inputNames.length ? inputNames.map((n) => `"${n}"`).join(", ") : "none");
 
   // A lone value is accepted for a one-input function.
@@ -117,8 +139,6 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
   // ---- bind dims ----
   const dims: Record<string, number> = {};
   const source: Record<string, string> = {};
-  const known = new Set<string>(fn.dims);
-  for (const sig of fn.inputs) for (const d of sig.shape) if (typeof d === "string") known.add(d);
   const listDims = () => (known.size ? [...known].join(", ") : "none");
 
   const bind = (sym: string, value: number, from: string, tensor?: string) => {
@@ -209,7 +229,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
     }
   }
 
-  bindDerivedDims(dims, [...fn.values.map((v) => v.shape), ...fn.outputs.map((o) => o.shape)], fname);
+  bindDerived(dims, derived, fname);
   checkDimLimits(dims, fn.limits, fname);
 
   // ---- lengths, and conversion to the input's dtype ----

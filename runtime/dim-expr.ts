@@ -49,17 +49,27 @@ export function isDerivedDim(d: string): boolean {
  * below 1 (x[:, 1:] of a length-1 axis) is a KilnError naming the dim and the bindings.
  */
 export function bindDerivedDims(dims: Record<string, number>, shapes: Iterable<readonly (number | string)[]>, fn = "call"): void {
-  for (const shape of shapes) {
-    for (const d of shape) {
-      if (typeof d !== "string" || dims[d] !== undefined || !isDerivedDim(d)) continue;
-      const v = evalDimExpr(d, dims);
-      if (!Number.isFinite(v)) continue;
-      if (v < 1) {
-        const used = Object.entries(dims).filter(([k]) => !isDerivedDim(k) && new RegExp(`\\b${k}\\b`).test(d)).map(([k, x]) => `${k}=${x}`).join(", ");
-        throw new KilnError(`${fn}: dimension ${d} would be ${v} (${used}); a tensor needs every dimension >= 1`, { code: "dim_invalid", fn, tensor: d, actual: String(v) });
-      }
-      dims[d] = v;
+  bindDerived(dims, derivedDimsOf(shapes), fn);
+}
+
+/** The distinct derived dims among `shapes`, in order of first appearance (what bindDerived evaluates). */
+export function derivedDimsOf(shapes: Iterable<readonly (number | string)[]>): string[] {
+  const out = new Set<string>();
+  for (const shape of shapes) for (const d of shape) if (typeof d === "string" && isDerivedDim(d)) out.add(d);
+  return [...out];
+}
+
+/** bindDerivedDims over a precomputed list of derived dims (derivedDimsOf), so a call need not scan every shape. */
+export function bindDerived(dims: Record<string, number>, derived: readonly string[], fn = "call"): void {
+  for (const d of derived) {
+    if (dims[d] !== undefined) continue;
+    const v = evalDimExpr(d, dims);
+    if (!Number.isFinite(v)) continue;
+    if (v < 1) {
+      const used = Object.entries(dims).filter(([k]) => !isDerivedDim(k) && new RegExp(`\\b${k}\\b`).test(d)).map(([k, x]) => `${k}=${x}`).join(", ");
+      throw new KilnError(`${fn}: dimension ${d} would be ${v} (${used}); a tensor needs every dimension >= 1`, { code: "dim_invalid", fn, tensor: d, actual: String(v) });
     }
+    dims[d] = v;
   }
 }
 

@@ -143,6 +143,12 @@ export interface StepManifest {
   inplace?: number[];
   /** Which of the step's outputs `inplace` is about (default 0, `out`; a reduce that also stores its prologue: 1). */
   inplaceOut?: number;
+  /**
+   * wasm, a matmul whose B (buffer 1) is a param [K, N] (or [N, K] with `trans`) in a function that updates no
+   * param: the kernel reads B packed into panels by the exported `kernel` (b, packed, K, N), which the runtime
+   * runs once per value of the param and keeps (runtime/wasm/prepack.ts); other backends ignore this.
+   */
+  prepackB?: { kernel: string; K: number; N: number };
 }
 
 /** `dim` (a symbol or derived dim) must be at most `max`; `what` names the slice that needs it, for the error. */

@@ -125,6 +125,11 @@ export interface MatmulKernel {
   readonly epilogue?: MatmulEpilogue;
   /** Clears a bool flag when a value stored to `out` is not finite (see "flag outputs" above). */
   readonly flag?: true;
+  /**
+   * wasm: `b` points at B already packed into panels (the step's `prepackB`: a constant weight packed once by the
+   * runtime, not per call); the kernel skips packing B. WGSL reads `b` as usual (the runtime passes the param).
+   */
+  readonly prepackedB?: true;
 }
 
 /**

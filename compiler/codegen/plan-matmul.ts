@@ -1,14 +1,15 @@
 // Codegen stage, planner for matmuls: folds transposes and float casts of operands into the operand loading,
 // and a fused elementwise group (passes/fusion.ts fuseMatmulEpilogues) into the store as an epilogue.
-import type { DimPoly, ValueManifest } from "../../runtime/manifest.js";
+import type { DimPoly, StepManifest, ValueManifest } from "../../runtime/manifest.js";
 import { guardKey, useCounts, type Graph, type Node } from "../ir/graph.js";
 import { isFloat, type Dim, type DType } from "../ir/types.js";
 import type { KernelSpec, MatmulEpilogue, MatmulKernel } from "./kernel.js";
 import { polyConst, polyProduct } from "./dim-poly.js";
 import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
+import { prepackName } from "../../runtime/wasm/prepack.js";
 import { KC, matmulScratchBytes, type MatmulScratchSpec, type PartialSums } from "./wasm/matmul-blocking.js";
 
-export type StepFn = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops?: string[]) => void;
+export type StepFn = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops?: string[], extra?: Pick<StepManifest, "prepackB">) => void;
 export interface Interner {
   intern(spec: KernelSpec, label: string): string;
 }
@@ -124,6 +125,11 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const rows = merge ? [...batch, M] : [M];
   const dtype = n.type.dtype;
   const out = root ?? n;
+  // A plain f32 weight (a param read as is or through reshapes, which are views of it — a convolution's [O, C, KH,
+  // KW] as [O, C*KH*KW] — one B for all rows) in a function that changes no param: packed into panels once per
+  // value by the runtime instead of on every call (wasm/matmul.ts, runtime/wasm/prepack.ts).
+  const prepack = dtype === "f32" && B.dtype === "f32" && !B.round && paramBehind(g, B.src) && !g.updates?.length
+    && (merge || batchRank === 0) && typeof K === "number" && typeof N === "number";
   const spec: MatmulKernel = {
     kind: "matmul",
     dtype,
@@ -137,6 +143,7 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
     ...(A.round ? { aRound: A.round } : {}),
     ...(B.round ? { bRound: B.round } : {}),
     ...flagOf(out),
+    ...(prepack ? { prepackedB: true as const } : {}),
     ...(epi ? { epilogue: { ...epi.spec, inputs: epi.spec.inputs.map((inp, i) => ({ ...inp, bcast: merge ? [epi.flags[i]![0]!, epi.flags[i]!.at(-1)!] : epi.flags[i]! })), ...(partial === "band" ? { singleK: true as const } : {}) } } : {}),
   };
   const known = (ds: readonly Dim[]) => (ds.every((d) => typeof d === "number") ? (ds as number[]).reduce((x, y) => x * y, 1) : undefined);
@@ -149,7 +156,15 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   mm.scratches.push({ dtype: "f32", shape: [Math.ceil(bound / 4)], source: { kind: "temp", matmul: sizing } });
   const ints = [...(merge ? [] : batch).map((d) => polyProduct([d])), m, polyProduct([K]), polyProduct([N]), polyConst(0), m];
   const label = epi ? `matmul_${epi.ops.length}ep_${out.type.dtype}` : `matmul_${dtype}`;
-  step(table.intern(spec, label), [A.src, B.src, scratch, ...(epi?.bufs ?? []), out.id], ints, out, epi ? [n.op, ...epi.ops] : [n.op]);
+  const extra = prepack ? { prepackB: { kernel: prepackName(B.trans), K: K as number, N: N as number } } : undefined;
+  step(table.intern(spec, label), [A.src, B.src, scratch, ...(epi?.bufs ?? []), out.id], ints, out, epi ? [n.op, ...epi.ops] : [n.op], extra);
+}
+
+/** Whether node `id` is a param or a reshape of one (the same memory: the value is an alias of the param's). */
+function paramBehind(g: Graph, id: number): boolean {
+  let n = g.nodes[id];
+  while (n.op === "reshape" || n.op === "stop_gradient") n = g.nodes[n.inputs[0]];
+  return n.op === "param";
 }
 
 /** The epilogue of `root`'s group: its expression with the matmul as input 0, other buffers as inputs 1... */

@@ -72,12 +72,12 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
   stepsOf.set(g, steps);
   const filled = new Set<number>();
   const flagged = new Set<StepManifest>();
-  const step = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops: string[] = [n.op]) => {
+  const step = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops: string[] = [n.op], extra?: Pick<StepManifest, "prepackB">) => {
     // A kernel that clears an all_finite flag (passes/fusion-finite.ts; its spec says `flag`): the flag is filled
     // with true before the first such kernel, and rides as one more output after the kernel's own.
     const flag = n.finiteInto;
     if (flag !== undefined && !filled.has(flag)) fillTrue(g.nodes[flag]);
-    const st: StepManifest = { kernel, buffers: flag === undefined ? buffers : [...buffers, flag], ints, ops, ...(n.guard?.length ? { guard: n.guard.map((x) => ({ value: x.cond, when: x.when })) } : {}) };
+    const st: StepManifest = { kernel, buffers: flag === undefined ? buffers : [...buffers, flag], ints, ops, ...(n.guard?.length ? { guard: n.guard.map((x) => ({ value: x.cond, when: x.when })) } : {}), ...extra };
     steps.push(st);
     if (flag !== undefined) flagged.add(st);
   };

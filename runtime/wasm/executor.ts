@@ -11,8 +11,10 @@ import { bindCall, type CallOptions } from "../bind.js";
 import { outsOf, planMemory, type MemoryPlan } from "./memory-plan.js";
 import { RandomStreams } from "../random.js";
 import { matmulScratchBytesAt } from "./matmul-scratch.js";
+import { bumpParam, PrepackCache, type Versioned } from "./prepack.js";
 
-export interface ParamSlot {
+/** A param's buffer; `version` (prepack.ts) is bumped by every write of it (bumpParam). */
+export interface ParamSlot extends Versioned {
   param: ParamManifest;
   ptr: number;
   numel: number;
@@ -32,6 +34,16 @@ export interface Collective {
   bucketReady?(bucket: number, data: Float32Array): void;
 }
 
+/** A step whose B is read prepacked (StepManifest.prepackB), checked at load. */
+interface PrepackStep {
+  kernel: string;
+  pack: KernelFn;
+  param: string;
+  slot: ParamSlot;
+  K: number;
+  N: number;
+}
+
 export interface ExecutorContext {
   memory: LinearMemory;
   kernels: Map<string, KernelFn>;
@@ -40,6 +52,8 @@ export interface ExecutorContext {
   seed?: number;
   /** Where all_reduce host steps sum across replicas; absent: one replica, all_reduce is a copy. */
   collective?: Collective;
+  /** The module's packed weights (prepack.ts), shared by its executors; one of its own when absent. */
+  prepacked?: PrepackCache;
 }
 
 const I32_MIN = -2147483648;
@@ -50,8 +64,8 @@ export class FunctionExecutor {
   readonly #ctx: ExecutorContext;
   /** Persistent address of each const value with a concrete shape. */
   readonly #constPtr = new Map<number, number>();
-  /** Memory plans by dim binding: a plan depends only on the values' sizes, so a training loop plans once. */
-  readonly #plans = new Map<string, MemoryPlan>();
+  /** Per dim binding ("B=64,"): sizes, step integers and memory plan (#shapeFor); a training loop plans once. */
+  readonly #shapes = new Map<string, CallShape>();
   /** Encoded element (bit pattern) of each const value. */
   readonly #constBits = new Map<number, number>();
   /** Each step's kernel; undefined for a host step (the executor runs it, #allReduce). */
@@ -59,6 +73,9 @@ export class FunctionExecutor {
   /** Per input stored in 16 bits: its `convert` kernel (f32 -> f16/bf16 in wasm, several times faster than JS). */
   readonly #convertFns: (KernelFn | undefined)[];
   readonly #random: RandomStreams;
+  /** Per step, its prepacked B (undefined: the kernel packs B itself). */
+  readonly #prepack: (PrepackStep | undefined)[];
+  readonly #packed: PrepackCache;
 
   constructor(fn: FunctionManifest, ctx: ExecutorContext) {
     this.fn = fn;
@@ -157,6 +174,27 @@ export class FunctionExecutor {
       return k;
     });
 
+    this.#packed = ctx.prepacked ?? new PrepackCache(ctx.memory);
+    this.#prepack = fn.steps.map((step, si) => {
+      const pb = step.prepackB;
+      if (!pb) return undefined;
+      // The kernel reads K x roundUp(N, NR) packed floats: the param, the step's K and N and the packer must agree.
+      // B may be a reshape of the param (an alias: the same memory, checked free of cycles above).
+      let src = fn.values[step.buffers[1] ?? -1]?.source;
+      while (src?.kind === "alias") src = fn.values[src.of]?.source;
+      if (src?.kind !== "param") return bad(`step ${si} reads a prepacked B that is not a param`);
+      const slot = ctx.params.get(src.name)!;
+      const pack = ctx.kernels.get(pb.kernel);
+      if (!pack || pack.length !== 4) throw new KilnError(`invalid module: ${where}: step ${si} packs B with "${pb.kernel}", which the wasm does not export`, { code: "bad_wasm", fn: fn.name });
+      const dim = (k: number) => (step.ints.length === 5 && step.ints[k]!.every((t) => t.length === 1) ? evalDimPoly(step.ints[k]!, {}) : NaN);
+      if (!(Number.isInteger(pb.K) && Number.isInteger(pb.N) && pb.K >= 0 && pb.N >= 0) || pb.K * pb.N !== slot.numel || slot.param.dtype !== "f32" || dim(1) !== pb.K || dim(2) !== pb.N) {
+        bad(`step ${si} prepacks param "${src.name}" as ${pb.K} x ${pb.N}, which does not match the param or the step`);
+      }
+      if (fn.updates?.length) bad(`step ${si} prepacks param "${src.name}" in a function that updates params`);
+      this.#packed.reserve(pb.kernel, src.name, pb.K, pb.N);
+      return { kernel: pb.kernel, pack, param: src.name, slot, K: pb.K, N: pb.N };
+    });
+
     // Consts with concrete shapes live in persistent memory, filled once.
     fn.values.forEach((v, i) => {
       if (v.source.kind !== "const" || !v.shape.every((d) => typeof d === "number")) return;
@@ -165,20 +203,6 @@ export class FunctionExecutor {
       ctx.memory.fill(v.dtype, ptr, numel, this.#constBits.get(i)!);
       this.#constPtr.set(i, ptr);
     });
-  }
-
-  #checkFinite(vi: number, ptrs: number[], numels: number[], where: string): void {
-    const v = this.fn.values[vi]!;
-    if (!FLOATS.has(v.dtype)) return;
-    // f16/bf16 values are read as bit patterns: an f16 gradient that rounded to Inf is what mixed precision overflows.
-    const data = this.#ctx.memory.read(v.dtype, ptrs[vi]!, numels[vi]!);
-    for (let i = 0; i < data.length; i++) {
-      if (!isFiniteElement(v.dtype, data[i]!)) {
-        throw new KilnError(`${this.fn.name}: ${decodeElement(v.dtype, data[i]!)} at element ${i} of tensor %${vi} (${v.dtype}[${v.shape.join(", ")}]), produced by ${where}`, {
-          code: "non_finite", fn: this.fn.name, tensor: `%${vi}`,
-        });
-      }
-    }
   }
 
   /** A `@bucket` host step: gradient bucket `b` of the vector at `vec` is final. */
@@ -203,15 +227,18 @@ export class FunctionExecutor {
   }
 
   /**
-   * Runs the function; the result has one Tensor per output. `observe` is called after every step (run or
-   * skipped) with a reader of the call's values, while they are live (calibration and error reports).
+   * What a call at these dims needs before it runs (element counts, byte sizes, each step's integer arguments, the
+   * memory plan): it depends only on the dims, so it is worked out once per binding and reused — a serving or
+   * training loop at one batch size evaluates no dim formula per call. Errors (a bad formula, an integer argument
+   * outside 32 bits) are thrown, and nothing cached, on every call that meets them.
    */
-  run(inputs: unknown, options: CallOptions | undefined, observe?: StepObserver): Tensor[] {
+  #shapeFor(dims: Record<string, number>): CallShape {
+    let key = "";
+    for (const k in dims) key += `${k}=${dims[k]},`;
+    const hit = this.#shapes.get(key);
+    if (hit) return hit;
     const fn = this.fn;
-    const { memory, params } = this.#ctx;
-    const { dims, data } = bindCall(fn, inputs, options);
     const dimNote = Object.keys(dims).length ? ` (${Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(", ")})` : "";
-
     const numels = fn.values.map((v, i) => {
       try {
         return numelOf(v.shape, dims);
@@ -233,19 +260,48 @@ export class FunctionExecutor {
         return x;
       }),
     );
+    const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : v.source.kind === "temp" && v.source.matmul ? scratchBytes(fn, i, dims) : numels[i]! * dtypeBytes(v.dtype)));
+    // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/wasm/memory-plan.ts).
+    const plan = planMemory(fn, bytes, (i) => this.#constPtr.has(i));
+    const shape = { dimNote, numels, ints, bytes, plan };
+    if (this.#shapes.size >= 16) this.#shapes.clear();
+    this.#shapes.set(key, shape);
+    return shape;
+  }
 
+  #checkFinite(vi: number, ptrs: readonly number[], numels: readonly number[], where: string): void {
+    const v = this.fn.values[vi]!;
+    if (!FLOATS.has(v.dtype)) return;
+    // f16/bf16 values are read as bit patterns: an f16 gradient that rounded to Inf is what mixed precision overflows.
+    const data = this.#ctx.memory.read(v.dtype, ptrs[vi]!, numels[vi]!);
+    for (let i = 0; i < data.length; i++) {
+      if (!isFiniteElement(v.dtype, data[i]!)) {
+        throw new KilnError(`${this.fn.name}: ${decodeElement(v.dtype, data[i]!)} at element ${i} of tensor %${vi} (${v.dtype}[${v.shape.join(", ")}]), produced by ${where}`, {
+          code: "non_finite", fn: this.fn.name, tensor: `%${vi}`,
+        });
+      }
+    }
+  }
+
+  /**
+   * Runs the function; the result has one Tensor per output. `observe` is called after every step (run or
+   * skipped) with a reader of the call's values, while they are live (calibration and error reports).
+   */
+  run(inputs: unknown, options: CallOptions | undefined, observe?: StepObserver): Tensor[] {
+    const fn = this.fn;
+    const { memory, params } = this.#ctx;
+    const { dims, data } = bindCall(fn, inputs, options);
+    const { dimNote, numels, ints, bytes, plan } = this.#shapeFor(dims);
+
+    // A step may write an update straight into its param (memory plan's intoParam), and a call may fail after it:
+    // the params it updates count as changed from the start, so no packed copy of their old values is used again.
+    for (const u of fn.updates ?? []) {
+      const slot = params.get(u.param);
+      if (slot) bumpParam(slot);
+    }
     try {
       const ptrs = new Array<number>(fn.values.length).fill(-1);
       const what = `${fn.name}${dimNote}`;
-      const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : v.source.kind === "temp" && v.source.matmul ? scratchBytes(fn, i, dims) : numels[i]! * dtypeBytes(v.dtype)));
-      // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/wasm/memory-plan.ts).
-      const planKey = bytes.join(",");
-      let plan = this.#plans.get(planKey);
-      if (!plan) {
-        if (this.#plans.size >= 16) this.#plans.clear();
-        plan = planMemory(fn, bytes, (i) => this.#constPtr.has(i));
-        this.#plans.set(planKey, plan);
-      }
       const base = plan.peak > 0 ? memory.allocScratch(plan.peak, what) : 0;
       const place = (i: number): number => {
         if (ptrs[i]! >= 0) return ptrs[i]!;
@@ -316,6 +372,8 @@ export class FunctionExecutor {
         }
         const args = step.buffers.map((b) => ptrs[b]!);
         for (const x of ints[si]!) args.push(x);
+        const pp = this.#prepack[si];
+        if (pp) args[1] = this.#packed.get(pp.kernel, pp.pack, pp.param, pp.slot, pp.slot.ptr, pp.K, pp.N);
         try {
           const k = this.#stepFns[si];
           if (k) k(...args);
@@ -361,6 +419,16 @@ export class FunctionExecutor {
       memory.resetScratch();
     }
   }
+}
+
+/** Everything about a call that follows from its dims alone (FunctionExecutor.#shapeFor). */
+interface CallShape {
+  /** " (B=64)" for messages. */
+  readonly dimNote: string;
+  readonly numels: readonly number[];
+  readonly ints: readonly (readonly number[])[];
+  readonly bytes: readonly number[];
+  readonly plan: MemoryPlan;
 }
 
 /** Sees a call's values after step `step` ran: `read(v)` copies value v. */

@@ -18,6 +18,7 @@ import { methodLayout } from "../layout.js";
 import type { CallInputs, CallOptions, InputValue } from "../bind.js";
 import type { LinearMemory } from "./memory.js";
 import { withOutputNames } from "../outputs.js";
+import { bumpParam, PrepackCache } from "./prepack.js";
 
 /** `threads` (default 1) and `relaxedWasm` (the relaxed-SIMD build) are described in threads-load.ts. */
 export interface LoadOptions extends KernelLoadOptions {
@@ -57,6 +58,8 @@ export interface WasmState {
   seed: number;
   /** Params whose int8 copy the running kernels use: writing them is an error (param -> why). */
   frozen?: Map<string, string>;
+  /** Packed copies of weights that matmuls read prepacked (prepack.ts), shared by the executors. */
+  prepacked?: PrepackCache;
   /** Threads running the kernels and which build runs (from loadKernels). */
   threads?: number;
   simd?: "plain" | "relaxed";
@@ -153,6 +156,7 @@ export class KilnModule {
       throw new KilnError(`setParam: param "${name}" is the ${slot.param.dtype} copy of "${slot.param.copyOf}" that mixed precision derives from it; set "${slot.param.copyOf}" instead`, { code: "bad_option", tensor: name });
     }
     state.memory.write(slot.ptr, encodeParamValue(name, slot.param, slot.numel, value));
+    bumpParam(slot);
     syncCopies(state, this.manifest, name);
   }
 
@@ -243,10 +247,11 @@ export async function loadKilnModule<T extends object = Record<string, unknown>>
     });
 
     const executors = new Map<string, FunctionExecutor>();
-    const context: ExecutorContext = { memory, kernels, params, seed };
+    const prepacked = new PrepackCache(memory);
+    const context: ExecutorContext = { memory, kernels, params, seed, prepacked };
     for (const fn of manifest.functions) executors.set(fn.name, new FunctionExecutor(fn, context));
 
-    const mod = new KilnModule(manifest, { memory, params, executors, pool, kernels, seed, threads, simd, context });
+    const mod = new KilnModule(manifest, { memory, params, executors, pool, kernels, seed, threads, simd, context, prepacked });
     if (fewerThreads) {
       // Not an error: the module runs correctly on one thread, but the caller should be able to see why.
       Object.defineProperty(mod, "fallbackReason", { value: `threads: ${options.threads} asked, ${threads} used: ${fewerThreads}` });
@@ -271,6 +276,7 @@ function syncCopies(state: State, manifest: Manifest, master: string): void {
     const out = allocTypedArray(c.dtype, slot.numel);
     encodeNumbersLoose(c.dtype, values, out);
     state.memory.write(slot.ptr, out);
+    bumpParam(slot);
   }
 }
 

@@ -15,6 +15,7 @@ const F32_OPERANDS: Operands = [F32_OPERAND, F32_OPERAND];
 import { EpilogueRenderer } from "./matmul-epilogue.js";
 import { FiniteMask, flagParams } from "./finite.js";
 import { dtypeBytes } from "../../ir/types.js";
+import { prepackName } from "../../../runtime/wasm/prepack.js";
 
 /** `min(a, b)` on i32 expressions (each evaluated once per operand use, so pass local.gets). */
 function min(fb: FnBuilder, a: () => E, b: () => E): E {
@@ -41,12 +42,56 @@ interface GemmEpilogue {
  * Scratch layout and size: see gemmScratchBytes in matmul-blocking.ts. `flag`: the `_fin` variant takes the
  * all_finite flag pointer as a 10th param and clears it when a value of C it finishes is not finite.
  */
-function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVariant, fmt: Operands = F32_OPERANDS, flag = false): string {
+function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVariant, fmt: Operands = F32_OPERANDS, flag = false, prepackedB = false): string {
   const [sa, sb] = fmt.map(operandSuffix);
-  const name = `__kiln_gemm_${transA ? "t" : "n"}${transB ? "t" : "n"}_${variant}${sa || sb ? `_a${sa}_b${sb}` : ""}${flag ? "_fin" : ""}`;
+  const name = `__kiln_gemm_${transA ? "t" : "n"}${transB ? "t" : "n"}_${variant}${sa || sb ? `_a${sa}_b${sb}` : ""}${flag ? "_fin" : ""}${prepackedB ? "_pb" : ""}`;
   if (fb.m.getFunction(name)) return name;
   const n = flag ? 10 : 9;
-  return internalFn(fb, name, n, (g) => gemmBody(g, Array.from({ length: 9 }, (_, i) => g.param(i)), transA, transB, variant, undefined, fmt, flag ? g.param(9) : undefined));
+  return internalFn(fb, name, n, (g) => gemmBody(g, Array.from({ length: 9 }, (_, i) => g.param(i)), transA, transB, variant, undefined, fmt, flag ? g.param(9) : undefined, prepackedB));
+}
+
+/**
+ * `__kiln_prepack_b_{n|t}(b, dst, K, N)` (exported, runtime/wasm/prepack.ts): all of B packed as the gemm packs it
+ * block by block, each KC x NC block at dst + 4 * (jc * K + pc * roundUp(nc, NR)) — the gemm's `prepackedB` reads
+ * its block (pc, jc) there instead of packing it into scratch. Both builds have the same NR, so the same layout.
+ */
+export function prepackB(fb: FnBuilder, transB: boolean): string {
+  const NR = MICRO.plain.nr;
+  if (MICRO.relaxed.nr !== NR) throw new Error("wasm backend: prepacked B needs one NR for both builds (compiler bug)");
+  return internalFn(fb, prepackName(transB), 4, (g) => {
+    const m = g.m;
+    const [b, dst, K, N] = [0, 1, 2, 3].map((i) => g.param(i)) as [Var, Var, Var, Var];
+    const [ldb, jc, nc, ncr, pc, kc, jr, w, bp] = Array.from({ length: 9 }, () => g.i32());
+    const c4 = (x: number): E => m.i32.const(x);
+    const packB = transB ? packTranspose(g, NR, F32_OPERAND) : packCopy(g, NR, F32_OPERAND);
+    return g.seq([
+      ldb.set(m.i32.shl((transB ? K : N).get(), c4(2))),
+      forRange(g, { i: jc, from: c4(0), to: () => N.get(), step: NC, body: [
+        nc.set(min(g, () => c4(NC), () => m.i32.sub(N.get(), jc.get()))),
+        ncr.set(m.i32.and(m.i32.add(nc.get(), c4(NR - 1)), c4(-NR))),
+        forRange(g, { i: pc, from: c4(0), to: () => K.get(), step: KC, body: [
+          kc.set(min(g, () => c4(KC), () => m.i32.sub(K.get(), pc.get()))),
+          bp.set(m.i32.add(dst.get(), m.i32.shl(m.i32.add(m.i32.mul(jc.get(), K.get()), m.i32.mul(pc.get(), ncr.get())), c4(2)))),
+          packBlock(g, packB, NR, transB, 2, { b, ldb, jc, jr, pc, nc, kc, w, bp }),
+        ] }),
+      ] }),
+    ]);
+  });
+}
+
+/** Packs the kc x nc block of B at (pc, jc) into NR-wide panels at bp (shared by the gemm and prepackB). */
+function packBlock(g: FnBuilder, packB: string, NR: number, transB: boolean, shB: number, v: Record<"b" | "ldb" | "jc" | "jr" | "pc" | "nc" | "kc" | "w" | "bp", Var>): E {
+  const m = g.m;
+  const c4 = (x: number): E => m.i32.const(x);
+  return forRange(g, { i: v.jr, from: c4(0), to: () => v.nc.get(), step: NR, body: [
+    v.w.set(min(g, () => c4(NR), () => m.i32.sub(v.nc.get(), v.jr.get()))),
+    m.call(packB, [
+      transB
+        ? m.i32.add(m.i32.add(v.b.get(), m.i32.mul(m.i32.add(v.jc.get(), v.jr.get()), v.ldb.get())), m.i32.shl(v.pc.get(), c4(shB)))
+        : m.i32.add(m.i32.add(v.b.get(), m.i32.mul(v.pc.get(), v.ldb.get())), m.i32.shl(m.i32.add(v.jc.get(), v.jr.get()), c4(shB))),
+      v.ldb.get(), m.i32.add(v.bp.get(), m.i32.mul(v.jr.get(), m.i32.shl(v.kc.get(), c4(2)))), v.kc.get(), v.w.get(),
+    ], g.b.none),
+  ] });
 }
 
 /**
@@ -57,7 +102,7 @@ function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVari
  * is folded into a finite mask (the epilogue's stored values, or the band of C read back while in cache); the
  * flag is tested once, at the end. Row chunks of the thread pool check only their own rows.
  */
-function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: boolean, variant: SimdVariant, epi?: GemmEpilogue, fmt: Operands = F32_OPERANDS, flag?: Var): E {
+function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: boolean, variant: SimdVariant, epi?: GemmEpilogue, fmt: Operands = F32_OPERANDS, flag?: Var, prepackedB = false): E {
   const { mr: MR, nr: NR } = MICRO[variant];
   const mk = microkernel(g, MICRO[variant], variant);
   const packB = transB ? packTranspose(g, NR, fmt[1]) : packCopy(g, NR, fmt[1]);
@@ -105,16 +150,11 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
       ...(partial || band ? [cs.set(add(ap.get(), m.i32.shl(mul(mcMax(), kcMax()), c4(2))))] : []),
     ];
 
-    // Packs the kc x nc block of B at (pc, jc) into NR-wide panels at bp.
-    const packBBlock = forRange(g, { i: jr, from: c4(0), to: () => nc.get(), step: NR, body: [
-      w.set(min(g, () => c4(NR), () => m.i32.sub(nc.get(), jr.get()))),
-      call(packB, [
-        transB
-          ? add(b.get(), mul(add(jc.get(), jr.get()), ldb.get()), m.i32.shl(pc.get(), c4(shB)))
-          : add(b.get(), mul(pc.get(), ldb.get()), m.i32.shl(add(jc.get(), jr.get()), c4(shB))),
-        ldb.get(), add(bp.get(), mul(jr.get(), m.i32.shl(kc.get(), c4(2)))), kc.get(), w.get(),
-      ]),
-    ] });
+    // Packs the kc x nc block of B at (pc, jc) into NR-wide panels at bp; prepacked, points bp at that block of
+    // b (prepackB's layout), whose packing the runtime did once.
+    const packBBlock = prepackedB
+      ? bp.set(add(b.get(), m.i32.shl(add(mul(jc.get(), K.get()), mul(pc.get(), roundUp(nc.get(), NR))), c4(2))))
+      : packBlock(g, packB, NR, transB, shB, { b, ldb, jc, jr, pc, nc, kc, w, bp });
     // Packs the mc x kc block of A at (ic, pc) into MR-high panels at ap.
     const packABlock = forRange(g, { i: ir, from: c4(0), to: () => mc.get(), step: MR, body: [
       h.set(min(g, () => c4(MR), () => m.i32.sub(mc.get(), ir.get()))),
@@ -215,6 +255,10 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
   // all_finite's flag pointer follows out (kernel.ts "flag outputs"), shifting the integer args by one.
   const flag = k.flag ? fb.param(4 + ne) : undefined;
   const e0 = 4 + ne + flagParams(k);
+  if (k.prepackedB) {
+    if (br !== 0 || fmt[1].dtype !== "f32" || fmt[1].round) throw new Error("wasm backend: a prepacked B must be one plain f32 matrix (compiler bug)");
+    prepackB(fb, k.transB === true);
+  }
   const [M, K, N, m0, m1] = [0, 1, 2, 3, 4].map((i) => fb.param(e0 + br + i));
   const groups = groupAxes(br, (q) => (k.aBcast[q] ? "1" : "0") + (k.bBcast[q] ? "1" : "0") + (epi?.inputs.map((i) => (i.bcast[q] ? "1" : "0")).join("") ?? ""));
   const pro: E[] = [];
@@ -254,7 +298,7 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
 
   let one: (p: readonly Var[]) => E;
   if (!epi) {
-    const fn = gemm(fb, k.transA === true, k.transB === true, variant, fmt, flag !== undefined);
+    const fn = gemm(fb, k.transA === true, k.transB === true, variant, fmt, flag !== undefined, k.prepackedB === true);
     one = ([pA, pB]) => fb.seq([
       m.call(fn, [pA!.get(), pB!.get(), pC.get(), scratch.get(), M.get(), K.get(), N.get(), m0.get(), m1.get(), ...(flag ? [flag.get()] : [])], fb.b.none),
       fb.bump(pC, mn4.get()),
@@ -266,12 +310,12 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
     one = ([pA, pB, ...pE]) => fb.seq([
       ...[pA!, pB!, pC, scratch, M, K, N, m0, m1].map((x, i) => gv[i]!.set(x.get())),
       epi.out === "f32" || epi.singleK
-        ? gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: epi.out === "f32" ? false : "band" }, fmt, flag)
+        ? gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: epi.out === "f32" ? false : "band" }, fmt, flag, k.prepackedB === true)
         // K unknown when compiled (a batch dim: the weight gradient xᵀ·dy): the band path whenever this call's K is
         // one block, so the runtime sizes the scratch for the band (matmulScratchBytesAt, partial "auto").
         : m.if(m.i32.le_s(gv[5]!.get(), m.i32.const(KC)),
-          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "band" }, fmt, flag),
-          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "block" }, fmt, flag)),
+          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "band" }, fmt, flag, k.prepackedB === true),
+          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "block" }, fmt, flag, k.prepackedB === true)),
       fb.bump(pC, mn4.get()),
     ]);
   }

@@ -8,6 +8,7 @@ import { MathHelpers } from "./math-helpers.js";
 import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
 import { renderMatmul } from "./matmul.js";
+import { prepackName } from "../../../runtime/wasm/prepack.js";
 import { renderCopy, renderIota } from "./copy.js";
 import { renderQMatmul } from "./qmatmul.js";
 import { flagParams, renderFinite } from "./finite.js";
@@ -114,6 +115,9 @@ export async function buildWasmModule(kernels: readonly NamedKernel[], opts: Was
       addKernel(binaryen, m, helpers, k, simd);
       m.addFunctionExport(k.name, k.name);
     }
+    // The B packers of prepacked matmuls (wasm/matmul.ts prepackB), which the runtime calls when a weight changes.
+    const packers = new Set(kernels.flatMap((k) => (k.spec.kind === "matmul" && k.spec.prepackedB ? [prepackName(k.spec.transB === true)] : [])));
+    for (const name of packers) m.addFunctionExport(name, name);
     const par = parallelSection(kernels, simd);
     if (par) m.addCustomSection(par.name, par.contents);
     if (!m.validate()) {
