@@ -25,7 +25,7 @@ train Step {
 // peer runs), so the comparison does not depend on that example's schedule or clipping.
 const GPT_SRC = gptAdamSource(readFileSync(new URL("../../dsl-examples/gpt_char.kiln", import.meta.url), "utf8"));
 
-const SOURCES = {
+export const SOURCES = {
   matmul: (c) => {
     const expr = { nn: "a @ b", nt: "a @ transpose(b)", tn: "transpose(a) @ b" }[c.mode];
     return `fn mm(a: f32[${c.n}, ${c.n}], b: f32[${c.n}, ${c.n}]) -> f32[${c.n}, ${c.n}] { return ${expr} }`;

@@ -125,6 +125,28 @@ export interface MatmulKernel {
   readonly epilogue?: MatmulEpilogue;
   /** Clears a bool flag when a value stored to `out` is not finite (see "flag outputs" above). */
   readonly flag?: true;
+  /** a is a convolution's input and the left operand its im2col rows, gathered while loading (ConvGather). */
+  readonly aConv?: ConvGather;
+}
+
+/**
+ * The left operand of a matmul read as a convolution's patches (plan-conv-gather.ts): a holds x [N, C, H, W]
+ * (f32, unpadded) and op(A)[r][k] with r = (n, oh, ow) and k = (c, kh, kw), row-major over those, is
+ * x[n, c, oh sh + kh dh - ph, ow sw + kw dw - pw], 0 outside x (the padding). Only with batchRank 0, no transA,
+ * no aDtype/aRound.
+ */
+export interface ConvGather {
+  readonly C: number;
+  readonly H: number;
+  readonly W: number;
+  readonly KH: number;
+  readonly KW: number;
+  readonly OH: number;
+  readonly OW: number;
+  /** Stride, leading padding and dilation, [along H, along W]. */
+  readonly stride: readonly [number, number];
+  readonly pad: readonly [number, number];
+  readonly dilation: readonly [number, number];
 }
 
 /**

@@ -89,6 +89,8 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     const v = (source: ValueManifest["source"]) => values.push({ dtype: n.type.dtype, shape: [...n.type.shape], source });
     const a = n.attrs as Record<string, unknown>;
     const kind = WASM_LOWERING[n.op].kind;
+    // A convolution's padding and patches read by its matmul's packing (plan-conv-gather.ts): never stored.
+    if (mm.gathers.nodes.has(n.id)) { v({ kind: "fused" }); continue; }
     switch (n.op) {
       case "input": v({ kind: "input", index: a.index as number }); continue;
       case "param": v({ kind: "param", name: a.name as string }); continue;

@@ -1,7 +1,8 @@
 // Codegen stage (wasm): batched f32 matmul, BLIS-style. Per batch matrix a shared gemm helper packs B (KC x NC
 // blocks into NR-wide panels) and A (MC x KC blocks into MR-high panels) in the caller's scratch and runs the
 // register-blocked microkernel per MR x NR tile of C; transposed operands differ only in how they are packed.
-import type { MatmulKernel } from "../kernel.js";
+import type { ConvGather, MatmulKernel } from "../kernel.js";
+import { packConv } from "./matmul-pack-conv.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { checkComputeDType } from "./context.js";
 import { forRange, groupAxes, nest, product, returnIfEmpty } from "./loops.js";
@@ -41,12 +42,13 @@ interface GemmEpilogue {
  * Scratch layout and size: see gemmScratchBytes in matmul-blocking.ts. `flag`: the `_fin` variant takes the
  * all_finite flag pointer as a 10th param and clears it when a value of C it finishes is not finite.
  */
-function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVariant, fmt: Operands = F32_OPERANDS, flag = false): string {
+function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVariant, fmt: Operands = F32_OPERANDS, flag = false, conv?: ConvGather): string {
   const [sa, sb] = fmt.map(operandSuffix);
-  const name = `__kiln_gemm_${transA ? "t" : "n"}${transB ? "t" : "n"}_${variant}${sa || sb ? `_a${sa}_b${sb}` : ""}${flag ? "_fin" : ""}`;
+  const convKey = conv ? `_conv${packConv(fb, MICRO[variant].mr, conv).replace(/^__kiln_pack_conv\d+/, "")}` : "";
+  const name = `__kiln_gemm_${transA ? "t" : "n"}${transB ? "t" : "n"}_${variant}${sa || sb ? `_a${sa}_b${sb}` : ""}${flag ? "_fin" : ""}${convKey}`;
   if (fb.m.getFunction(name)) return name;
   const n = flag ? 10 : 9;
-  return internalFn(fb, name, n, (g) => gemmBody(g, Array.from({ length: 9 }, (_, i) => g.param(i)), transA, transB, variant, undefined, fmt, flag ? g.param(9) : undefined));
+  return internalFn(fb, name, n, (g) => gemmBody(g, Array.from({ length: 9 }, (_, i) => g.param(i)), transA, transB, variant, undefined, fmt, flag ? g.param(9) : undefined, conv));
 }
 
 /**
@@ -57,11 +59,12 @@ function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVari
  * is folded into a finite mask (the epilogue's stored values, or the band of C read back while in cache); the
  * flag is tested once, at the end. Row chunks of the thread pool check only their own rows.
  */
-function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: boolean, variant: SimdVariant, epi?: GemmEpilogue, fmt: Operands = F32_OPERANDS, flag?: Var): E {
+function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: boolean, variant: SimdVariant, epi?: GemmEpilogue, fmt: Operands = F32_OPERANDS, flag?: Var, conv?: ConvGather): E {
   const { mr: MR, nr: NR } = MICRO[variant];
   const mk = microkernel(g, MICRO[variant], variant);
   const packB = transB ? packTranspose(g, NR, fmt[1]) : packCopy(g, NR, fmt[1]);
-  const packA = transA ? packCopy(g, MR, fmt[0]) : packTranspose(g, MR, fmt[0]);
+  // A convolution's patches (`conv`, with a = its input x) are gathered from x while packing (matmul-pack-conv.ts).
+  const packA = conv ? packConv(g, MR, conv) : transA ? packCopy(g, MR, fmt[0]) : packTranspose(g, MR, fmt[0]);
   // log2 of the a / b element sizes (C and the packed panels are f32).
   const [shA, shB] = fmt.map(operandShift) as [number, number];
   {
@@ -118,12 +121,14 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
     // Packs the mc x kc block of A at (ic, pc) into MR-high panels at ap.
     const packABlock = forRange(g, { i: ir, from: c4(0), to: () => mc.get(), step: MR, body: [
       h.set(min(g, () => c4(MR), () => m.i32.sub(mc.get(), ir.get()))),
-      call(packA, [
-        transA
-          ? add(a.get(), mul(pc.get(), lda.get()), m.i32.shl(add(ic.get(), ir.get()), c4(shA)))
-          : add(a.get(), mul(add(ic.get(), ir.get()), lda.get()), m.i32.shl(pc.get(), c4(shA))),
-        lda.get(), add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), kc.get(), h.get(),
-      ]),
+      call(packA, conv
+        ? [a.get(), add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), kc.get(), pc.get(), add(ic.get(), ir.get()), h.get()]
+        : [
+          transA
+            ? add(a.get(), mul(pc.get(), lda.get()), m.i32.shl(add(ic.get(), ir.get()), c4(shA)))
+            : add(a.get(), mul(add(ic.get(), ir.get()), lda.get()), m.i32.shl(pc.get(), c4(shA))),
+          lda.get(), add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), kc.get(), h.get(),
+        ]),
     ] });
 
     // An edge tile runs the microkernel on the MR x NR tile buffer; only its h x w corner touches C.
@@ -205,6 +210,8 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
   const m = fb.m;
   checkComputeDType(k.dtype);
   if (k.dtype !== "f32") throw new Error(`wasm backend: matmul over ${k.dtype} is not supported yet`);
+  const conv = k.aConv;
+  if (conv && (k.batchRank !== 0 || k.transA || k.aDtype || k.aRound)) throw new Error("wasm backend: a convolution gather needs batch rank 0 and a plain f32 left operand (compiler bug)");
   const fmt: Operands = [operandFormat(k, "a"), operandFormat(k, "b")];
   const br = k.batchRank;
   if (k.aBcast.length !== br || k.bBcast.length !== br) throw new Error(`wasm backend: matmul bcast flags do not match batch rank ${br}`);
@@ -254,7 +261,7 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
 
   let one: (p: readonly Var[]) => E;
   if (!epi) {
-    const fn = gemm(fb, k.transA === true, k.transB === true, variant, fmt, flag !== undefined);
+    const fn = gemm(fb, k.transA === true, k.transB === true, variant, fmt, flag !== undefined, conv);
     one = ([pA, pB]) => fb.seq([
       m.call(fn, [pA!.get(), pB!.get(), pC.get(), scratch.get(), M.get(), K.get(), N.get(), m0.get(), m1.get(), ...(flag ? [flag.get()] : [])], fb.b.none),
       fb.bump(pC, mn4.get()),
@@ -266,12 +273,12 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
     one = ([pA, pB, ...pE]) => fb.seq([
       ...[pA!, pB!, pC, scratch, M, K, N, m0, m1].map((x, i) => gv[i]!.set(x.get())),
       epi.out === "f32" || epi.singleK
-        ? gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: epi.out === "f32" ? false : "band" }, fmt, flag)
+        ? gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: epi.out === "f32" ? false : "band" }, fmt, flag, conv)
         // K unknown when compiled (a batch dim: the weight gradient xᵀ·dy): the band path whenever this call's K is
         // one block, so the runtime sizes the scratch for the band (matmulScratchBytesAt, partial "auto").
         : m.if(m.i32.le_s(gv[5]!.get(), m.i32.const(KC)),
-          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "band" }, fmt, flag),
-          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "block" }, fmt, flag)),
+          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "band" }, fmt, flag, conv),
+          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "block" }, fmt, flag, conv)),
       fb.bump(pC, mn4.get()),
     ]);
   }
