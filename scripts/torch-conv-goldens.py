@@ -30,6 +30,9 @@ CASES = [
      lambda x, w: F.conv2d(x, w, stride=(1, 2), dilation=2), ["x", "w"]),
     ("one_channel_valid", "conv2d(x, w, b)", {"x": [2, 1, 6, 9], "w": [9, 1, 3, 3], "b": [9]},
      lambda x, w, b: F.conv2d(x, w, b), ["x", "w", "b"]),
+    # 1188 pixels: more than one column block (NC = 1024) of the NCHW product and several row blocks of the NHWC one.
+    ("many_pixels", "conv2d(x, w, b, padding: 1)", {"x": [1, 3, 36, 33], "w": [4, 3, 3, 3], "b": [4]},
+     lambda x, w, b: F.conv2d(x, w, b, padding=1), ["x", "w", "b"]),
 ]
 
 cases = []

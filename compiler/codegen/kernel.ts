@@ -127,6 +127,12 @@ export interface MatmulKernel {
   readonly flag?: true;
   /** a is a convolution's input and the left operand its im2col rows, gathered while loading (ConvGather). */
   readonly aConv?: ConvGather;
+  /**
+   * With aConv, the product stored straight in NCHW: b holds w as [O, K] (transB), the one batch axis is the
+   * images (aBcast [false], bBcast [true]; a steps by C*H*W per image), and out[n] = b · patches(n)ᵀ is [O, OH*OW]:
+   * the ints' M is O, N is OH*OW, rows [m0, m1) are output channels. Epilogue flags are over [image, O, pixel].
+   */
+  readonly convOut?: true;
 }
 
 /**

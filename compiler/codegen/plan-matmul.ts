@@ -4,7 +4,7 @@ import type { DimPoly, ValueManifest } from "../../runtime/manifest.js";
 import { guardKey, useCounts, type Graph, type Node } from "../ir/graph.js";
 import { isFloat, type Dim, type DType } from "../ir/types.js";
 import type { KernelSpec, MatmulEpilogue, MatmulKernel } from "./kernel.js";
-import { convGathers, type ConvGathers } from "./plan-conv-gather.js";
+import { convGathers, type ConvGathers, type Gather } from "./plan-conv-gather.js";
 import { polyConst, polyProduct } from "./dim-poly.js";
 import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
 import { KC, matmulScratchBytes, type MatmulScratchSpec, type PartialSums } from "./wasm/matmul-blocking.js";
@@ -42,7 +42,14 @@ export function matmulPlan(g: Graph): MatmulPlan {
     const { flags } = epilogue(g, mm, g.nodes[mm.fused]);
     return flags.every((f) => f.slice(0, f.length - 1).every((x) => x === f[0]));
   };
-  const gathers = convGathers(g, uses, ok, rowsMerge);
+  // Every epilogue input is a per-channel vector (or scalar): it reads the same along the rows.
+  const plainW = (mm: Node): boolean => {
+    const b = operand(g, { folded: permutes, casts }, mm.inputs[1]);
+    return b.trans && b.dtype === "f32" && b.round === undefined;
+  };
+  const perChannel = (mm: Node): boolean =>
+    plainW(mm) && (mm.fused === undefined || epilogue(g, mm, g.nodes[mm.fused]).flags.every((f) => f.slice(0, f.length - 1).every(Boolean)));
+  const gathers = convGathers(g, uses, ok, rowsMerge, perChannel);
   return { folded: permutes, casts, epilogueOf, gathers, scratchBase: g.nodes.length, scratches: [] };
 }
 
@@ -93,7 +100,7 @@ interface Operand {
 }
 
 /** Follows the folded permute/cast chain of a matmul operand to the buffer it reads. */
-function operand(g: Graph, mm: MatmulPlan, id: number): Operand {
+function operand(g: Graph, mm: Pick<MatmulPlan, "folded" | "casts">, id: number): Operand {
   let trans = false;
   let round: "f16" | "bf16" | undefined;
   while (mm.folded.has(id) || mm.casts.has(id)) {
@@ -117,6 +124,7 @@ function operand(g: Graph, mm: MatmulPlan, id: number): Operand {
 export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm: MatmulPlan, root?: Node): void {
   const [a, b] = n.inputs.map((i) => g.nodes[i].type.shape);
   const gather = mm.gathers.of.get(n.id);
+  if (gather?.nchw) return planConvNchw(g, n, table, step, mm, root, gather);
   const [A, B] = n.inputs.map((i, q) => (q === 0 && gather ? { src: gather.x, trans: false, dtype: "f32" as DType } : operand(g, mm, i)));
   const as = a.length === 1 ? [1, a[0]] : a;
   const bs = b.length === 1 ? [b[0], 1] : b;
@@ -164,6 +172,26 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const label = `${gather ? "conv" : ""}${epi ? `matmul_${epi.ops.length}ep_${out.type.dtype}` : `matmul_${dtype}`}`;
   const ops = [...(gather?.ops ?? []), n.op, ...(epi?.ops ?? [])];
   step(table.intern(spec, label), [A.src, B.src, scratch, ...(epi?.bufs ?? []), out.id], ints, out, ops);
+}
+
+/** A gathered convolution stored straight in NCHW (kernel.ts convOut): out[n] = w [O, K] · patches(n)ᵀ. */
+function planConvNchw(g: Graph, n: Node, table: Interner, step: StepFn, mm: MatmulPlan, root: Node | undefined, gather: Gather): void {
+  const B = operand(g, mm, n.inputs[1]);
+  const [K, O] = g.nodes[n.inputs[1]].type.shape as [number, number];
+  const P = gather.conv.OH * gather.conv.OW;
+  const images = g.nodes[gather.x].type.shape[0]!;
+  const epi = root ? epilogue(g, n, root) : undefined;
+  const spec: MatmulKernel = {
+    kind: "matmul", dtype: "f32", batchRank: 1, aBcast: [false], bBcast: [true], transB: true, aConv: gather.conv, convOut: true,
+    // Per-channel inputs (plan-conv-gather.ts): the same for every image and pixel.
+    ...(epi ? { epilogue: { ...epi.spec, inputs: epi.spec.inputs.map((inp, i) => ({ ...inp, bcast: [true, epi.flags[i]!.at(-1)!, true] })) } } : {}),
+  };
+  const scratch = mm.scratchBase + mm.scratches.length;
+  mm.scratches.push({ dtype: "f32", shape: [Math.ceil(matmulScratchBytes(O, K, P, false) / 4)], source: { kind: "temp", matmul: { M: polyConst(O), K: polyConst(K), N: polyConst(P) } } });
+  const ints = [polyProduct([images]), polyConst(O), polyConst(K), polyConst(P), polyConst(0), polyConst(O)];
+  const label = `conv_nchw_${epi ? `${epi.ops.length}ep` : "f32"}`;
+  const ops = [...gather.ops, n.op, ...(epi?.ops ?? []), ...gather.nchw!.ops];
+  step(table.intern(spec, label), [gather.x, B.src, scratch, ...(epi?.bufs ?? []), gather.nchw!.permute], ints, root ?? n, ops);
 }
 
 /** The epilogue of `root`'s group: its expression with the matmul as input 0, other buffers as inputs 1... */

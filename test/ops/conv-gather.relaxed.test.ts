@@ -12,6 +12,7 @@ describe("conv2d gathered into the matmul's packing, relaxed SIMD, against PyTor
     it(`${c.name}: ${c.expr}`, async () => {
       await checkConvGolden(c, { relaxed: true });
       await checkConvGolden(c, { relaxed: true, symbolic: true });
+      await checkConvGolden(c, { relaxed: true, unfused: true });
     });
   }
 });

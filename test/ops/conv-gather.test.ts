@@ -9,6 +9,7 @@ describe("conv2d gathered into the matmul's packing, plain SIMD, against PyTorch
     it(`${c.name}: ${c.expr}`, async () => {
       await checkConvGolden(c, { relaxed: false });
       await checkConvGolden(c, { relaxed: false, symbolic: true });
+      await checkConvGolden(c, { relaxed: false, unfused: true });
     });
   }
   it("two threads split the gathered rows", async () => {

@@ -59,14 +59,14 @@ function stageTile(tile: string, load: (at: string) => string, rows: number, col
 }
 
 /**
- * A convolution's patch element A[row0 + r][k0 + c] (kernel.ts ConvGather): lets ih, iw (i32, outside x in the
- * padding) and ci, the index into lhs = x when inside.
+ * A convolution's patch element (kernel.ts ConvGather) of pixel row `row` (over all images) and column `k`: lets
+ * ih, iw (i32, outside x in the padding) and ci, the index into lhs = x when inside.
  */
-function convGather(cv: ConvGather): string[] {
+function convGather(cv: ConvGather, row: string, k: string): string[] {
   const { C, H, W, KH, KW, OH, OW } = cv;
   return [
-    `let row = row0 + r;`,
-    `let kq = k0 + c;`,
+    `let row = ${row};`,
+    `let kq = ${k};`,
     `let img = row / ${OH * OW}u;`,
     `let pix = row % ${OH * OW}u;`,
     `let chan = kq / ${KH * KW}u;`,
@@ -92,7 +92,8 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
   if (k.aBcast.length !== br || k.bBcast.length !== br) throw new Error(`wgsl backend: matmul bcast flags do not match batch rank ${br}`);
   const wx = t.n / t.regN, wy = t.m / t.regM, wg = wx * wy;
   const ta = k.transA === true, tb = k.transB === true;
-  if (k.aConv && (br !== 0 || ta || k.aRound)) throw new Error("wgsl backend: a convolution gather needs batch rank 0 and a plain left operand (compiler bug)");
+  const swap = k.convOut === true;
+  if (k.aConv && (br !== (swap ? 1 : 0) || ta || k.aRound || (swap && (!tb || k.bRound)))) throw new Error("wgsl backend: a convolution gather needs a plain left operand, and with convOut w transposed over one batch axis (compiler bug)");
   const bext = Array.from({ length: br }, (_, a) => `be${a}`);
   const z = Array.from({ length: br }, (_, a) => `z${a}`);
   const batchIndex = (bc: readonly boolean[]) => {
@@ -111,16 +112,29 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
   // Fused elementwise consumers applied to each finished sum (matmul-epilogue.ts; A2's region).
   const epi = k.epilogue ? wgslEpilogue(k, mode, use, batchIndex) : null;
   const flag = k.flag ? flagCheck(outDtype) : null;
+  const inX = (cv: ConvGather) => ` && u32(ih) < ${cv.H}u && u32(iw) < ${cv.W}u`;
+  // The tiles of A and B: plain, A gathered from x (aConv), or with convOut A = w [O, K] (rhs) and B the patches
+  // of image bz transposed, columns = pixels.
+  const staged = (): string[] => {
+    const cv = k.aConv;
+    if (cv && swap) return [
+      ...stageTile("tileA", loadB, t.m, t.k, wg, false, "row0 + r < m1 && k0 + c < K", "(row0 + r) * K + k0 + c"),
+      ...stageTile("tileB", loadA, t.k, t.n, wg, false, `k0 + r < K && col0 + c < N${inX(cv)}`, "ci", convGather(cv, "bz * N + col0 + c", "k0 + r")),
+    ];
+    return [
+      ...(cv
+        ? stageTile("tileA", loadA, t.m, t.k, wg, false, `row0 + r < m1 && k0 + c < K${inX(cv)}`, "ci", convGather(cv, "row0 + r", "k0 + c"))
+        : stageTile("tileA", loadA, t.m, t.k, wg, ta, "row0 + r < m1 && k0 + c < K", ta ? "aBase + (k0 + c) * M + row0 + r" : "aBase + (row0 + r) * K + k0 + c")),
+      ...stageTile("tileB", loadB, t.k, t.n, wg, tb, "k0 + r < K && col0 + c < N", tb ? "bBase + (col0 + c) * K + k0 + r" : "bBase + (k0 + r) * N + col0 + c"),
+    ];
+  };
   const regs = Array.from({ length: t.regM }, (_, r) => Array.from({ length: t.regN }, (_, c) => [r, c] as const)).flat();
   const tileBody = [
     `let row0 = m0 + ty * ${t.m}u;`,
     `let col0 = tx * ${t.n}u;`,
     ...regs.map(([r, c]) => `var acc${r}_${c} = 0.0f;`),
     `for (var k0 = 0u; k0 < K; k0 = k0 + ${t.k}u) {`,
-    ...indent(k.aConv
-      ? stageTile("tileA", loadA, t.m, t.k, wg, false, "row0 + r < m1 && k0 + c < K && u32(ih) < " + k.aConv.H + "u && u32(iw) < " + k.aConv.W + "u", "ci", convGather(k.aConv))
-      : stageTile("tileA", loadA, t.m, t.k, wg, ta, "row0 + r < m1 && k0 + c < K", ta ? "aBase + (k0 + c) * M + row0 + r" : "aBase + (row0 + r) * K + k0 + c")),
-    ...indent(stageTile("tileB", loadB, t.k, t.n, wg, tb, "k0 + r < K && col0 + c < N", tb ? "bBase + (col0 + c) * K + k0 + r" : "bBase + (k0 + r) * N + col0 + c")),
+    ...indent(staged()),
     `  workgroupBarrier();`,
     `  for (var kk = 0u; kk < ${t.k}u; kk = kk + 1u) {`,
     ...indent(innerProduct(t), 2),
