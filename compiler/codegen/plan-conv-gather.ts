@@ -1,7 +1,7 @@
 // Codegen stage, planner for convolutions (implicit GEMM): a matmul whose left operand is conv2d's im2col rows,
 // reshape(window(pad(x))), reads x itself and gathers each patch while packing (kernel.ts ConvGather), so the
 // padded copy and the patch matrix are never stored. Only when the rows feed that one matmul (inference; in
-// training the weight gradient reads the patches again and they stay a copy).
+// training the weight gradient reads the patches again and they stay a copy). Kernels larger than 1x1 only.
 import { guardKey, type Graph, type Node } from "../ir/graph.js";
 import type { ConvGather } from "./kernel.js";
 import type { AttrsOf } from "../ops/types.js";
@@ -65,7 +65,8 @@ export function convGathers(
     const [, C, H, W] = x.type.shape;
     const [, OH, OW, , KH, KW] = win.type.shape;
     const dims = [C, H, W, OH, OW, KH, KW];
-    if (!dims.every((d) => typeof d === "number")) continue;
+    // Kernels over 1x1 only: a 1x1 convolution's patches are x itself, a case of its own (no gather needed).
+    if (!dims.every((d) => typeof d === "number") || (KH === 1 && KW === 1)) continue;
     // Rows [N*OH*OW, k] or [N, OH*OW, k] against a 2-D right operand: one gemm over every row.
     const k = (C as number) * (KH as number) * (KW as number);
     const rs = rows.type.shape;
