@@ -42,7 +42,8 @@ export function matmulPlan(g: Graph): MatmulPlan {
     const { flags } = epilogue(g, mm, g.nodes[mm.fused]);
     return flags.every((f) => f.slice(0, f.length - 1).every((x) => x === f[0]));
   };
-  // Every epilogue input is a per-channel vector (or scalar): it reads the same along the rows.
+  // For the NCHW store (plan-conv-gather.ts): w is read as a plain f32 [O, K] (its transpose folded) and every
+  // epilogue input is a per-channel vector or a scalar, the same along the rows.
   const plainW = (mm: Node): boolean => {
     const b = operand(g, { folded: permutes, casts }, mm.inputs[1]);
     return b.trans && b.dtype === "f32" && b.round === undefined;
