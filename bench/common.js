@@ -113,6 +113,9 @@ export function cases(quick) {
   out.push({ id: "gpt train step b=8", kind: "gpttrain", batch: 8, flops: 3 * gptFwd(8) });
   // Convolution flops (2 per multiply-add) plus the final matmul; the pools and batch norm are not counted.
   out.push({ id: "cnn forward b=64", kind: "cnn", batch: 64, flops: 2 * 64 * (28 * 28 * 16 * 9 + 14 * 14 * 32 * 144 + 1568 * 10) });
+  // One 3x3 convolution layer (ResNet's 56x56 stage), weights and bias held by each system, NCHW for Kiln and
+  // onnxruntime-web, NHWC for tfjs (converted outside the timing; the output sums do not depend on the layout).
+  out.push({ id: "conv 64x56x56 3x3", kind: "conv", C: 64, H: 56, W: 56, O: 64, K: 3, flops: 2 * 64 * 56 * 56 * 64 * 9 });
   out.push({ id: "softmax 256x1024", kind: "softmax", rows: 256, cols: 1024, flops: null });
   out.push({ id: "layer_norm 256x1024", kind: "layernorm", rows: 256, cols: 1024, flops: null });
   return out;
@@ -141,6 +144,13 @@ export function inputsOf(c) {
       }
       return { x, y };
     }
+    case "conv":
+      // x [1, C, H, W]; w [O, C, K, K] He-scaled; b [O].
+      return {
+        x: randomF32(c.C * c.H * c.W, 31),
+        w: randomF32(c.O * c.C * c.K * c.K, 32).map((v) => v * Math.sqrt(6 / (c.C * c.K * c.K))),
+        b: randomF32(c.O, 33).map((v) => v * 0.1),
+      };
     case "cnn":
       // Pixels in [0, 1), NCHW [batch, 1, 28, 28].
       return { x: randomF32(c.batch * 784, 8).map((v) => (v + 1) / 2) };

@@ -1,27 +1,30 @@
 // `node [--experimental-wasm-relaxed-simd] bench/profile-cnn.js [--relaxed] [--calls 60] [--fn MnistCNN.forward]
-// [--batch 64]`: per kernel, where dsl-examples/mnist_cnn.kiln's forward (or another of its functions, called
+// [--batch 64] [--conv]`: per kernel, where dsl-examples/mnist_cnn.kiln's forward (or another of its functions, called
 // with the bench's inputs) spends its time at one thread, like bench/profile-steps.js: the executor's step
 // observer timestamps every step, each row is the median over calls (first sixth dropped); the first line adds
-// the whole call's median and the CPU time per call. A profile, not a benchmark. Uses dist/ (`npm run build`).
+// the whole call's median and the CPU time per call. `--conv`: the bench's single conv layer (case "conv ...") instead. A profile, not a benchmark. Uses dist/ (`npm run build`).
 import { readFileSync } from "node:fs";
 import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
 import { loadKilnModule } from "../dist/runtime/wasm/module.js";
 import { stepTimes } from "./step-times.js";
-import { benchArgs, cnnWeights, inputsOf, median } from "./common.js";
+import { benchArgs, cases, cnnWeights, inputsOf, median } from "./common.js";
+import { SOURCES } from "./systems/kiln.js";
 
 const { args, opt } = benchArgs(1);
 const calls = Number(opt("--calls", 60));
-const fnName = opt("--fn", "MnistCNN.forward");
+const conv = args.includes("--conv") ? cases(false).find((c) => c.kind === "conv") : null;
+const fnName = conv ? "Conv.forward" : opt("--fn", "MnistCNN.forward");
 const batch = Number(opt("--batch", 64));
 const relaxed = args.includes("--relaxed");
 
-const src = readFileSync(new URL("../dsl-examples/mnist_cnn.kiln", import.meta.url), "utf8");
+const src = conv ? SOURCES.conv(conv) : readFileSync(new URL("../dsl-examples/mnist_cnn.kiln", import.meta.url), "utf8");
 const r = compileToIR(src, "mnist_cnn.kiln");
 if (!r.ir) throw new Error(`compile failed: ${JSON.stringify(r.diagnostics)}`);
 const b = await buildWasm(r.ir, "cnn");
-const params = Object.fromEntries(Object.entries(cnnWeights()).map(([k, v]) => [`MnistCNN.${k}`, v]));
+const convIn = conv ? inputsOf(conv) : null;
+const params = conv ? { "Conv.w": convIn.w, "Conv.b": convIn.b } : Object.fromEntries(Object.entries(cnnWeights()).map(([k, v]) => [`MnistCNN.${k}`, v]));
 const m = await loadKilnModule(b.manifest, relaxed ? b.wasmRelaxed : b.wasm, { threads: 1, params });
-const { x } = inputsOf({ kind: "cnn", batch });
+const { x } = convIn ?? inputsOf({ kind: "cnn", batch });
 const labels = Int32Array.from({ length: batch }, (_, i) => i % 10);
 const fn = b.manifest.functions.find((f) => f.name === fnName);
 if (!fn) throw new Error(`no function ${fnName}: ${b.manifest.functions.map((f) => f.name).join(", ")}`);

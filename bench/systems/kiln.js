@@ -25,7 +25,7 @@ train Step {
 // peer runs), so the comparison does not depend on that example's schedule or clipping.
 const GPT_SRC = gptAdamSource(readFileSync(new URL("../../dsl-examples/gpt_char.kiln", import.meta.url), "utf8"));
 
-const SOURCES = {
+export const SOURCES = {
   matmul: (c) => {
     const expr = { nn: "a @ b", nt: "a @ transpose(b)", tn: "transpose(a) @ b" }[c.mode];
     return `fn mm(a: f32[${c.n}, ${c.n}], b: f32[${c.n}, ${c.n}]) -> f32[${c.n}, ${c.n}] { return ${expr} }`;
@@ -38,6 +38,11 @@ const SOURCES = {
   gpt: () => GPT_SRC,
   gpttrain: () => GPT_SRC,
   cnn: () => CNN,
+  conv: (c) => `model Conv {
+  param w: f32[${c.O}, ${c.C}, ${c.K}, ${c.K}] = he()
+  param b: f32[${c.O}] = zeros()
+  fn forward(x: f32[1, ${c.C}, ${c.H}, ${c.W}]) -> f32[1, ${c.O}, ${c.H}, ${c.W}] { return conv2d(x, w, b, padding: ${(c.K - 1) / 2}) }
+}`,
 };
 
 export async function system({ threads, simd, kernelOnly }) {
@@ -49,11 +54,12 @@ export async function system({ threads, simd, kernelOnly }) {
     return buildWasm(r.ir, "bench");
   };
   const relaxed = (b) => (simd === "relaxed" ? { relaxedWasm: b.wasmRelaxed } : {});
-  const load = async (src) => {
+  const load = async (src, inp) => {
     const b = await compile(src);
     const w = mlpWeights();
     let params = src.includes("model MLP") ? { "MLP.w1": w.w1, "MLP.b1": w.b1, "MLP.w2": w.w2, "MLP.b2": w.b2 }
       : src.includes("model GPT") ? Object.fromEntries(Object.entries(gptWeights()).map(([k, v]) => [k, v.data])) : undefined;
+    if (src.includes("model Conv {")) params = { "Conv.w": inp.w, "Conv.b": inp.b };
     if (src === CNN) params = Object.fromEntries(Object.entries(cnnWeights()).map(([k, v]) => [`MnistCNN.${k}`, v]));
     return loadKilnModule(b.manifest, b.wasm, { threads, params, ...relaxed(b) });
   };
@@ -62,13 +68,14 @@ export async function system({ threads, simd, kernelOnly }) {
     threads,
     async prepare(c, inp) {
       if (kernelOnly) return c.kind === "matmul" ? kernelCall(await compile(SOURCES.matmul(c)), inp, threads, simd === "relaxed") : null;
-      const m = await load(SOURCES[c.kind](c));
+      const m = await load(SOURCES[c.kind](c), inp);
       const dispose = () => m.dispose();
       switch (c.kind) {
         case "matmul": return { run: () => m.mm({ a: inp.a, b: inp.b }).data, dispose };
         case "mlp": return { run: () => m.MLP.forward({ x: inp.x }).data, dispose };
         // Eval mode outside a train step: batch norm uses the running statistics, dropout is the identity.
         case "cnn": return { run: () => m.MnistCNN.forward({ x: inp.x }).data, dispose };
+        case "conv": return { run: () => m.Conv.forward({ x: inp.x }).data, dispose };
         case "train": return { run: () => m.call("Step.step", { x: inp.x, labels: inp.labels }).data, dispose };
         case "gpt": return { run: () => m.call("GPT.forward", { x: inp.x }).data, dispose };
         case "gpttrain": return { run: () => m.call("Step.step", { x: inp.x, y: inp.y }).data, dispose };

@@ -60,6 +60,16 @@ export async function system({ threads }) {
           });
           return { run: async () => (await s.run({ x: f32(inp.x, [B, 1, 28, 28]) })).y.data, dispose: () => s.release() };
         }
+        case "conv": {
+          const xd = [1, c.C, c.H, c.W];
+          const p = (c.K - 1) / 2;
+          const s = await session({
+            inputs: [["x", xd]], outputs: [["y", [1, c.O, c.H, c.W]]],
+            initializers: [{ name: "w", shape: [c.O, c.C, c.K, c.K], data: inp.w }, { name: "b", shape: [c.O], data: inp.b }],
+            nodes: [{ op: "Conv", inputs: ["x", "w", "b"], outputs: ["y"], attrs: { pads: [p, p, p, p] } }],
+          });
+          return { run: async () => (await s.run({ x: f32(inp.x, xd) })).y.data, dispose: () => s.release() };
+        }
         case "softmax":
         case "layernorm": {
           const dims = [c.rows, c.cols];

@@ -100,6 +100,16 @@ export async function system({ threads }) {
             dispose: () => tf.dispose(Object.values(T)),
           };
         }
+        case "conv": {
+          // NHWC input and HWIO filter (XNNPACK's layouts), converted here, outside the timing.
+          const nhwc = new Float32Array(inp.x.length);
+          for (let ch = 0; ch < c.C; ch++) for (let q = 0; q < c.H * c.W; q++) nhwc[q * c.C + ch] = inp.x[ch * c.H * c.W + q];
+          const T = { w: tf.tensor4d(hwio(inp.w, c.O, c.C, c.K), [c.K, c.K, c.C, c.O]), b: tf.tensor1d(inp.b) };
+          return {
+            run: () => read(tf.tidy(() => tf.fused.conv2d({ x: tf.tensor4d(nhwc, [1, c.H, c.W, c.C]), filter: T.w, strides: 1, pad: "same", bias: T.b }))),
+            dispose: () => tf.dispose(Object.values(T)),
+          };
+        }
         case "softmax":
           return { run: () => read(tf.tidy(() => tf.softmax(tf.tensor2d(inp.x, [c.rows, c.cols])))) };
         case "layernorm": {

@@ -130,6 +130,34 @@ export interface MatmulKernel {
    * runtime, not per call); the kernel skips packing B. WGSL reads `b` as usual (the runtime passes the param).
    */
   readonly prepackedB?: true;
+  /** a is a convolution's input and the left operand its im2col rows, gathered while loading (ConvGather). */
+  readonly aConv?: ConvGather;
+  /**
+   * With aConv, the product stored straight in NCHW: b holds w as [O, K] (transB), the one batch axis is the
+   * images (aBcast [false], bBcast [true]; a steps by C*H*W per image), and out[n] = b · patches(n)ᵀ is [O, OH*OW]:
+   * the ints' M is O, N is OH*OW, rows [m0, m1) are output channels. Epilogue flags are over [image, O, pixel].
+   */
+  readonly convOut?: true;
+}
+
+/**
+ * The left operand of a matmul read as a convolution's patches (plan-conv-gather.ts): a holds x [N, C, H, W]
+ * (f32, unpadded) and op(A)[r][k] with r = (n, oh, ow) and k = (c, kh, kw), row-major over those, is
+ * x[n, c, oh sh + kh dh - ph, ow sw + kw dw - pw], 0 outside x (the padding). Only with batchRank 0, no transA,
+ * no aDtype/aRound.
+ */
+export interface ConvGather {
+  readonly C: number;
+  readonly H: number;
+  readonly W: number;
+  readonly KH: number;
+  readonly KW: number;
+  readonly OH: number;
+  readonly OW: number;
+  /** Stride, leading padding and dilation, [along H, along W]. */
+  readonly stride: readonly [number, number];
+  readonly pad: readonly [number, number];
+  readonly dilation: readonly [number, number];
 }
 
 /**

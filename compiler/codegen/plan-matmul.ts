@@ -4,6 +4,7 @@ import type { DimPoly, StepManifest, ValueManifest } from "../../runtime/manifes
 import { guardKey, useCounts, type Graph, type Node } from "../ir/graph.js";
 import { isFloat, type Dim, type DType } from "../ir/types.js";
 import type { KernelSpec, MatmulEpilogue, MatmulKernel } from "./kernel.js";
+import { convGathers, type ConvGathers, type Gather } from "./plan-conv-gather.js";
 import { polyConst, polyProduct } from "./dim-poly.js";
 import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
 import { prepackName } from "../../runtime/wasm/prepack.js";
@@ -21,6 +22,8 @@ export interface MatmulPlan {
   readonly casts: ReadonlySet<number>;
   /** Root of a fused group -> the matmul whose epilogue it is. */
   readonly epilogueOf: ReadonlyMap<number, number>;
+  /** Matmuls reading a convolution's patches straight from its input (plan-conv-gather.ts). */
+  readonly gathers: ConvGathers;
   /** Index of the first scratch value (after the node values). */
   readonly scratchBase: number;
   /**
@@ -31,10 +34,25 @@ export interface MatmulPlan {
 }
 
 export function matmulPlan(g: Graph): MatmulPlan {
-  const { permutes, casts } = foldedOperands(g);
+  const { permutes, casts, ok, uses } = foldedOperands(g);
   const epilogueOf = new Map<number, number>();
   for (const n of g.nodes) if (n.op === "matmul" && n.fused !== undefined) epilogueOf.set(n.fused, n.id);
-  return { folded: permutes, casts, epilogueOf, scratchBase: g.nodes.length, scratches: [] };
+  // A batched matmul over rows [N, P, k] merges its rows unless an epilogue input broadcasts along only some.
+  const rowsMerge = (mm: Node): boolean => {
+    if (mm.fused === undefined) return true;
+    const { flags } = epilogue(g, mm, g.nodes[mm.fused]);
+    return flags.every((f) => f.slice(0, f.length - 1).every((x) => x === f[0]));
+  };
+  // For the NCHW store (plan-conv-gather.ts): w is read as a plain f32 [O, K] (its transpose folded) and every
+  // epilogue input is a per-channel vector or a scalar, the same along the rows.
+  const plainW = (mm: Node): boolean => {
+    const b = operand(g, { folded: permutes, casts }, mm.inputs[1]);
+    return b.trans && b.dtype === "f32" && b.round === undefined;
+  };
+  const perChannel = (mm: Node): boolean =>
+    plainW(mm) && (mm.fused === undefined || epilogue(g, mm, g.nodes[mm.fused]).flags.every((f) => f.slice(0, f.length - 1).every(Boolean)));
+  const gathers = convGathers(g, uses, ok, rowsMerge, perChannel);
+  return { folded: permutes, casts, epilogueOf, gathers, scratchBase: g.nodes.length, scratches: [] };
 }
 
 const STORAGE: readonly DType[] = ["f32", "f16", "bf16"];
@@ -51,7 +69,7 @@ const castTo = (p: Node): DType => (p.attrs as { to: DType }).to;
  * and bf16 (one of each, in either order), when every use of the node is such a chain under the same guards and
  * it is no output, update, guard or fused group's root. Anything with another use keeps its kernel.
  */
-function foldedOperands(g: Graph): { permutes: Set<number>; casts: Set<number> } {
+function foldedOperands(g: Graph): { permutes: Set<number>; casts: Set<number>; ok: (p: Node, user: Node) => boolean; uses: number[] } {
   const uses = useCounts(g);
   const pinned = new Set<number>([...g.outputs.map((o) => o.node), ...(g.updates ?? []).map((u) => u.node)]);
   for (const n of g.nodes) for (const gd of n.guard ?? []) pinned.add(gd.cond);
@@ -60,8 +78,8 @@ function foldedOperands(g: Graph): { permutes: Set<number>; casts: Set<number> }
   // A node other nodes are fused into is a kernel's root (an elementwise group, a matmul epilogue): it stays.
   const roots = new Set<number>();
   for (const n of g.nodes) if (n.fused !== undefined) roots.add(n.fused);
-  const ok = (p: Node, user: Node) =>
-    (isSwap(p) || isCast(p)) && !pinned.has(p.id) && !roots.has(p.id) && guardKey(p.guard) === guardKey(user.guard);
+  const movable = (p: Node, user: Node) => !pinned.has(p.id) && !roots.has(p.id) && guardKey(p.guard) === guardKey(user.guard);
+  const ok = (p: Node, user: Node) => (isSwap(p) || isCast(p)) && movable(p, user);
   const hits = new Array<number>(g.nodes.length).fill(0);
   for (const n of g.nodes) if (n.op === "matmul") for (const id of n.inputs) if (ok(g.nodes[id], n)) hits[id]++;
   const first = g.nodes.filter((p) => hits[p.id] > 0 && hits[p.id] === uses[p.id]);
@@ -73,7 +91,7 @@ function foldedOperands(g: Graph): { permutes: Set<number>; casts: Set<number> }
   }
   const second = g.nodes.filter((q) => hits2[q.id] > 0 && hits2[q.id] === uses[q.id]);
   const all = [...first, ...second];
-  return { permutes: new Set(all.filter(isSwap).map((p) => p.id)), casts: new Set(all.filter((p) => !isSwap(p)).map((p) => p.id)) };
+  return { permutes: new Set(all.filter(isSwap).map((p) => p.id)), casts: new Set(all.filter((p) => !isSwap(p)).map((p) => p.id)), ok: movable, uses };
 }
 
 interface Operand {
@@ -84,7 +102,7 @@ interface Operand {
 }
 
 /** Follows the folded permute/cast chain of a matmul operand to the buffer it reads. */
-function operand(g: Graph, mm: MatmulPlan, id: number): Operand {
+function operand(g: Graph, mm: Pick<MatmulPlan, "folded" | "casts">, id: number): Operand {
   let trans = false;
   let round: "f16" | "bf16" | undefined;
   while (mm.folded.has(id) || mm.casts.has(id)) {
@@ -107,7 +125,9 @@ function operand(g: Graph, mm: MatmulPlan, id: number): Operand {
  */
 export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm: MatmulPlan, root?: Node): void {
   const [a, b] = n.inputs.map((i) => g.nodes[i].type.shape);
-  const [A, B] = n.inputs.map((i) => operand(g, mm, i));
+  const gather = mm.gathers.of.get(n.id);
+  if (gather?.nchw) return planConvNchw(g, n, table, step, mm, root, gather);
+  const [A, B] = n.inputs.map((i, q) => (q === 0 && gather ? { src: gather.x, trans: false, dtype: "f32" as DType } : operand(g, mm, i)));
   const as = a.length === 1 ? [1, a[0]] : a;
   const bs = b.length === 1 ? [b[0], 1] : b;
   const M = as[as.length - 2], K = as[as.length - 1], N = bs[bs.length - 1];
@@ -122,6 +142,7 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   // epilogue input broadcasts along some but not all of those row axes.
   const rowsAlike = (f: readonly boolean[]) => f.slice(0, batchRank + 1).every((x) => x === f[0]);
   const merge = batchRank > 0 && !A.trans && bb.every((d) => d === 1) && (epi?.flags.every(rowsAlike) ?? true);
+  if (gather && batchRank > 0 && !merge) throw new Error(`planner: a convolution gather needs one gemm over all rows (compiler bug)`);
   const rows = merge ? [...batch, M] : [M];
   const dtype = n.type.dtype;
   const out = root ?? n;
@@ -144,6 +165,7 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
     ...(B.round ? { bRound: B.round } : {}),
     ...flagOf(out),
     ...(prepack ? { prepackedB: true as const } : {}),
+    ...(gather ? { aConv: gather.conv } : {}),
     ...(epi ? { epilogue: { ...epi.spec, inputs: epi.spec.inputs.map((inp, i) => ({ ...inp, bcast: merge ? [epi.flags[i]![0]!, epi.flags[i]!.at(-1)!] : epi.flags[i]! })), ...(partial === "band" ? { singleK: true as const } : {}) } } : {}),
   };
   const known = (ds: readonly Dim[]) => (ds.every((d) => typeof d === "number") ? (ds as number[]).reduce((x, y) => x * y, 1) : undefined);
@@ -155,9 +177,10 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const sizing: MatmulScratchSpec = { M: m, K: polyProduct([K]), N: polyProduct([N]), ...(runtimePartial ? { partial: runtimePartial } : {}) };
   mm.scratches.push({ dtype: "f32", shape: [Math.ceil(bound / 4)], source: { kind: "temp", matmul: sizing } });
   const ints = [...(merge ? [] : batch).map((d) => polyProduct([d])), m, polyProduct([K]), polyProduct([N]), polyConst(0), m];
-  const label = epi ? `matmul_${epi.ops.length}ep_${out.type.dtype}` : `matmul_${dtype}`;
+  const label = `${gather ? "conv" : ""}${epi ? `matmul_${epi.ops.length}ep_${out.type.dtype}` : `matmul_${dtype}`}`;
+  const ops = [...(gather?.ops ?? []), n.op, ...(epi?.ops ?? [])];
   const extra = prepack ? { prepackB: { kernel: prepackName(B.trans), K: K as number, N: N as number } } : undefined;
-  step(table.intern(spec, label), [A.src, B.src, scratch, ...(epi?.bufs ?? []), out.id], ints, out, epi ? [n.op, ...epi.ops] : [n.op], extra);
+  step(table.intern(spec, label), [A.src, B.src, scratch, ...(epi?.bufs ?? []), out.id], ints, out, ops, extra);
 }
 
 /** Whether node `id` is a param or a reshape of one (the same memory: the value is an alias of the param's). */
@@ -165,6 +188,26 @@ function paramBehind(g: Graph, id: number): boolean {
   let n = g.nodes[id];
   while (n.op === "reshape" || n.op === "stop_gradient") n = g.nodes[n.inputs[0]];
   return n.op === "param";
+}
+
+/** A gathered convolution stored straight in NCHW (kernel.ts convOut): out[n] = w [O, K] · patches(n)ᵀ. */
+function planConvNchw(g: Graph, n: Node, table: Interner, step: StepFn, mm: MatmulPlan, root: Node | undefined, gather: Gather): void {
+  const B = operand(g, mm, n.inputs[1]);
+  const [K, O] = g.nodes[n.inputs[1]].type.shape as [number, number];
+  const P = gather.conv.OH * gather.conv.OW;
+  const images = g.nodes[gather.x].type.shape[0]!;
+  const epi = root ? epilogue(g, n, root) : undefined;
+  const spec: MatmulKernel = {
+    kind: "matmul", dtype: "f32", batchRank: 1, aBcast: [false], bBcast: [true], transB: true, aConv: gather.conv, convOut: true,
+    // Per-channel inputs (plan-conv-gather.ts): the same for every image and pixel.
+    ...(epi ? { epilogue: { ...epi.spec, inputs: epi.spec.inputs.map((inp, i) => ({ ...inp, bcast: [true, epi.flags[i]!.at(-1)!, true] })) } } : {}),
+  };
+  const scratch = mm.scratchBase + mm.scratches.length;
+  mm.scratches.push({ dtype: "f32", shape: [Math.ceil(matmulScratchBytes(O, K, P, false) / 4)], source: { kind: "temp", matmul: { M: polyConst(O), K: polyConst(K), N: polyConst(P) } } });
+  const ints = [polyProduct([images]), polyConst(O), polyConst(K), polyConst(P), polyConst(0), polyConst(O)];
+  const label = `conv_nchw_${epi ? `${epi.ops.length}ep` : "f32"}`;
+  const ops = [...gather.ops, n.op, ...(epi?.ops ?? []), ...gather.nchw!.ops];
+  step(table.intern(spec, label), [gather.x, B.src, scratch, ...(epi?.bufs ?? []), gather.nchw!.permute], ints, root ?? n, ops);
 }
 
 /** The epilogue of `root`'s group: its expression with the matmul as input 0, other buffers as inputs 1... */

@@ -91,6 +91,12 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     const v = (source: ValueManifest["source"]) => values.push({ dtype: n.type.dtype, shape: [...n.type.shape], source });
     const a = n.attrs as Record<string, unknown>;
     const kind = WASM_LOWERING[n.op].kind;
+    // A convolution's padding and patches read by its matmul's packing (plan-conv-gather.ts): never stored.
+    if (mm.gathers.nodes.has(n.id)) { v({ kind: "fused" }); continue; }
+    // A convolution's product written straight to NCHW: planned at its root, stored in the permute's value.
+    const nchwOf = mm.gathers.nchwRoots.get(n.id);
+    if (nchwOf !== undefined) { v({ kind: "fused" }); planMatmul(g, g.nodes[nchwOf], table, step, mm, n.id === nchwOf ? undefined : n); continue; }
+    if (mm.gathers.written.has(n.id)) { v({ kind: "temp" }); continue; }
     switch (n.op) {
       case "input": v({ kind: "input", index: a.index as number }); continue;
       case "param": v({ kind: "param", name: a.name as string }); continue;

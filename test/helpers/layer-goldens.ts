@@ -12,7 +12,12 @@ export interface LayerGolden {
   grads: Record<string, number[]>;
 }
 
-export const LAYER_GOLDENS = (JSON.parse(readFileSync(new URL("../ops/torch-layer-goldens.json", import.meta.url), "utf8")) as { cases: LayerGolden[] }).cases;
+/** The cases of a golden file in test/ops/ (`name`: its file name). */
+export function goldenCases(name: string): LayerGolden[] {
+  return (JSON.parse(readFileSync(new URL(`../ops/${name}`, import.meta.url), "utf8")) as { cases: LayerGolden[] }).cases;
+}
+
+export const LAYER_GOLDENS = goldenCases("torch-layer-goldens.json");
 
 const ty = (dt: string, s: number[]): string => (s.length ? `${dt}[${s.join(", ")}]` : dt);
 

@@ -1,7 +1,8 @@
 // Codegen stage (wasm): batched f32 matmul, BLIS-style. Per batch matrix a shared gemm helper packs B (KC x NC
 // blocks into NR-wide panels) and A (MC x KC blocks into MR-high panels) in the caller's scratch and runs the
 // register-blocked microkernel per MR x NR tile of C; transposed operands differ only in how they are packed.
-import type { MatmulKernel } from "../kernel.js";
+import type { ConvGather, MatmulKernel } from "../kernel.js";
+import { packConv } from "./matmul-pack-conv.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { checkComputeDType } from "./context.js";
 import { forRange, groupAxes, nest, product, returnIfEmpty } from "./loops.js";
@@ -20,6 +21,12 @@ import { prepackName } from "../../../runtime/wasm/prepack.js";
 /** `min(a, b)` on i32 expressions (each evaluated once per operand use, so pass local.gets). */
 function min(fb: FnBuilder, a: () => E, b: () => E): E {
   return fb.m.select(fb.m.i32.lt_s(a(), b()), a(), b());
+}
+
+/** A convolution's patches as one operand of the gemm (gathered from x by matmul-pack-conv.ts): A, or B for convOut. */
+interface ConvOperand {
+  readonly gather: ConvGather;
+  readonly side: "a" | "b";
 }
 
 /** An epilogue applied inside the gemm: the renderer and the input matrices of the current batch entry. */
@@ -42,12 +49,13 @@ interface GemmEpilogue {
  * Scratch layout and size: see gemmScratchBytes in matmul-blocking.ts. `flag`: the `_fin` variant takes the
  * all_finite flag pointer as a 10th param and clears it when a value of C it finishes is not finite.
  */
-function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVariant, fmt: Operands = F32_OPERANDS, flag = false, prepackedB = false): string {
+function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVariant, fmt: Operands = F32_OPERANDS, flag = false, prepackedB = false, conv?: ConvOperand): string {
   const [sa, sb] = fmt.map(operandSuffix);
-  const name = `__kiln_gemm_${transA ? "t" : "n"}${transB ? "t" : "n"}_${variant}${sa || sb ? `_a${sa}_b${sb}` : ""}${flag ? "_fin" : ""}${prepackedB ? "_pb" : ""}`;
+  const convKey = conv ? `_conv${conv.side}${packConv(fb, MICRO[variant].mr, conv.gather).replace(/^__kiln_pack_conv\d+/, "")}` : "";
+  const name = `__kiln_gemm_${transA ? "t" : "n"}${transB ? "t" : "n"}_${variant}${sa || sb ? `_a${sa}_b${sb}` : ""}${flag ? "_fin" : ""}${prepackedB ? "_pb" : ""}${convKey}`;
   if (fb.m.getFunction(name)) return name;
   const n = flag ? 10 : 9;
-  return internalFn(fb, name, n, (g) => gemmBody(g, Array.from({ length: 9 }, (_, i) => g.param(i)), transA, transB, variant, undefined, fmt, flag ? g.param(9) : undefined, prepackedB));
+  return internalFn(fb, name, n, (g) => gemmBody(g, Array.from({ length: 9 }, (_, i) => g.param(i)), transA, transB, variant, undefined, fmt, flag ? g.param(9) : undefined, prepackedB, conv));
 }
 
 /**
@@ -102,11 +110,14 @@ function packBlock(g: FnBuilder, packB: string, NR: number, transB: boolean, shB
  * is folded into a finite mask (the epilogue's stored values, or the band of C read back while in cache); the
  * flag is tested once, at the end. Row chunks of the thread pool check only their own rows.
  */
-function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: boolean, variant: SimdVariant, epi?: GemmEpilogue, fmt: Operands = F32_OPERANDS, flag?: Var, prepackedB = false): E {
+function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: boolean, variant: SimdVariant, epi?: GemmEpilogue, fmt: Operands = F32_OPERANDS, flag?: Var, prepackedB = false, conv?: ConvOperand): E {
   const { mr: MR, nr: NR } = MICRO[variant];
   const mk = microkernel(g, MICRO[variant], variant);
-  const packB = transB ? packTranspose(g, NR, fmt[1]) : packCopy(g, NR, fmt[1]);
-  const packA = transA ? packCopy(g, MR, fmt[0]) : packTranspose(g, MR, fmt[0]);
+  // A convolution's patches (`conv`, with that operand's pointer = its input x) are gathered from x while packing
+  // (matmul-pack-conv.ts): as A, rows are pixels; as B (convOut), columns are.
+  const convA = conv?.side === "a" ? conv.gather : undefined, convB = conv?.side === "b" ? conv.gather : undefined;
+  const packB = convB ? packConv(g, NR, convB) : transB ? packTranspose(g, NR, fmt[1]) : packCopy(g, NR, fmt[1]);
+  const packA = convA ? packConv(g, MR, convA) : transA ? packCopy(g, MR, fmt[0]) : packTranspose(g, MR, fmt[0]);
   // log2 of the a / b element sizes (C and the packed panels are f32).
   const [shA, shB] = fmt.map(operandShift) as [number, number];
   {
@@ -151,19 +162,26 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
     ];
 
     // Packs the kc x nc block of B at (pc, jc) into NR-wide panels at bp; prepacked, points bp at that block of
-    // b (prepackB's layout), whose packing the runtime did once.
+    // b (prepackB's layout), whose packing the runtime did once; a convolution's patches are gathered from x.
     const packBBlock = prepackedB
       ? bp.set(add(b.get(), m.i32.shl(add(mul(jc.get(), K.get()), mul(pc.get(), roundUp(nc.get(), NR))), c4(2))))
-      : packBlock(g, packB, NR, transB, shB, { b, ldb, jc, jr, pc, nc, kc, w, bp });
+      : convB
+        ? forRange(g, { i: jr, from: c4(0), to: () => nc.get(), step: NR, body: [
+          w.set(min(g, () => c4(NR), () => m.i32.sub(nc.get(), jr.get()))),
+          call(packB, [b.get(), add(bp.get(), mul(jr.get(), m.i32.shl(kc.get(), c4(2)))), kc.get(), pc.get(), add(jc.get(), jr.get()), w.get()]),
+        ] })
+        : packBlock(g, packB, NR, transB, shB, { b, ldb, jc, jr, pc, nc, kc, w, bp });
     // Packs the mc x kc block of A at (ic, pc) into MR-high panels at ap.
     const packABlock = forRange(g, { i: ir, from: c4(0), to: () => mc.get(), step: MR, body: [
       h.set(min(g, () => c4(MR), () => m.i32.sub(mc.get(), ir.get()))),
-      call(packA, [
-        transA
-          ? add(a.get(), mul(pc.get(), lda.get()), m.i32.shl(add(ic.get(), ir.get()), c4(shA)))
-          : add(a.get(), mul(add(ic.get(), ir.get()), lda.get()), m.i32.shl(pc.get(), c4(shA))),
-        lda.get(), add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), kc.get(), h.get(),
-      ]),
+      call(packA, convA
+        ? [a.get(), add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), kc.get(), pc.get(), add(ic.get(), ir.get()), h.get()]
+        : [
+          transA
+            ? add(a.get(), mul(pc.get(), lda.get()), m.i32.shl(add(ic.get(), ir.get()), c4(shA)))
+            : add(a.get(), mul(add(ic.get(), ir.get()), lda.get()), m.i32.shl(pc.get(), c4(shA))),
+          lda.get(), add(ap.get(), mul(ir.get(), m.i32.shl(kc.get(), c4(2)))), kc.get(), h.get(),
+        ]),
     ] });
 
     // An edge tile runs the microkernel on the MR x NR tile buffer; only its h x w corner touches C.
@@ -245,6 +263,12 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
   const m = fb.m;
   checkComputeDType(k.dtype);
   if (k.dtype !== "f32") throw new Error(`wasm backend: matmul over ${k.dtype} is not supported yet`);
+  // A convolution gather: the patches are A, or with convOut B of out[n] = w · patches(n)ᵀ (a and b swap roles).
+  const conv: ConvOperand | undefined = k.aConv ? { gather: k.aConv, side: k.convOut ? "b" : "a" } : undefined;
+  const swap = k.convOut === true;
+  if (conv && (k.batchRank !== (swap ? 1 : 0) || k.transA || k.aDtype || k.aRound || k.bDtype || k.bRound || (swap && (!k.transB || !k.bBcast[0]))))
+    throw new Error("wasm backend: a convolution gather needs a plain f32 left operand, and with convOut w transposed over one batch axis (compiler bug)");
+  if (swap && !conv) throw new Error("wasm backend: convOut without aConv (compiler bug)");
   const fmt: Operands = [operandFormat(k, "a"), operandFormat(k, "b")];
   const br = k.batchRank;
   if (k.aBcast.length !== br || k.bBcast.length !== br) throw new Error(`wasm backend: matmul bcast flags do not match batch rank ${br}`);
@@ -285,7 +309,8 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
     }
     return s;
   };
-  const aStrides = batchStrides(k.aBcast, m.i32.mul(m.i32.mul(M.get(), K.get()), m.i32.const(1 << operandShift(fmt[0]))));
+  const cv = k.aConv;
+  const aStrides = batchStrides(k.aBcast, swap && cv ? m.i32.const(4 * cv.C * cv.H * cv.W) : m.i32.mul(m.i32.mul(M.get(), K.get()), m.i32.const(1 << operandShift(fmt[0]))));
   const bStrides = batchStrides(k.bBcast, m.i32.mul(m.i32.mul(K.get(), N.get()), m.i32.const(1 << operandShift(fmt[1]))));
   const eStrides = (epi?.inputs ?? []).map((inp) => {
     const [bm, bn] = [inp.bcast[br], inp.bcast[br + 1]];
@@ -298,9 +323,9 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
 
   let one: (p: readonly Var[]) => E;
   if (!epi) {
-    const fn = gemm(fb, k.transA === true, k.transB === true, variant, fmt, flag !== undefined, k.prepackedB === true);
+    const fn = swap ? gemm(fb, false, false, variant, fmt, flag !== undefined, false, conv) : gemm(fb, k.transA === true, k.transB === true, variant, fmt, flag !== undefined, k.prepackedB === true, conv);
     one = ([pA, pB]) => fb.seq([
-      m.call(fn, [pA!.get(), pB!.get(), pC.get(), scratch.get(), M.get(), K.get(), N.get(), m0.get(), m1.get(), ...(flag ? [flag.get()] : [])], fb.b.none),
+      m.call(fn, [(swap ? pB : pA)!.get(), (swap ? pA : pB)!.get(), pC.get(), scratch.get(), M.get(), K.get(), N.get(), m0.get(), m1.get(), ...(flag ? [flag.get()] : [])], fb.b.none),
       fb.bump(pC, mn4.get()),
     ]);
   } else {
@@ -308,14 +333,14 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
     const renderer = new EpilogueRenderer(fb, epi);
     const gv = Array.from({ length: 9 }, () => fb.i32());
     one = ([pA, pB, ...pE]) => fb.seq([
-      ...[pA!, pB!, pC, scratch, M, K, N, m0, m1].map((x, i) => gv[i]!.set(x.get())),
+      ...[swap ? pB! : pA!, swap ? pA! : pB!, pC, scratch, M, K, N, m0, m1].map((x, i) => gv[i]!.set(x.get())),
       epi.out === "f32" || epi.singleK
-        ? gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: epi.out === "f32" ? false : "band" }, fmt, flag, k.prepackedB === true)
+        ? gemmBody(fb, gv, k.transA === true, k.transB === true && !swap, variant, { renderer, inputs: pE, partial: epi.out === "f32" ? false : "band" }, fmt, flag, k.prepackedB === true && !swap, conv)
         // K unknown when compiled (a batch dim: the weight gradient xᵀ·dy): the band path whenever this call's K is
         // one block, so the runtime sizes the scratch for the band (matmulScratchBytesAt, partial "auto").
         : m.if(m.i32.le_s(gv[5]!.get(), m.i32.const(KC)),
-          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "band" }, fmt, flag, k.prepackedB === true),
-          gemmBody(fb, gv, k.transA === true, k.transB === true, variant, { renderer, inputs: pE, partial: "block" }, fmt, flag, k.prepackedB === true)),
+          gemmBody(fb, gv, k.transA === true, k.transB === true && !swap, variant, { renderer, inputs: pE, partial: "band" }, fmt, flag, k.prepackedB === true && !swap, conv),
+          gemmBody(fb, gv, k.transA === true, k.transB === true && !swap, variant, { renderer, inputs: pE, partial: "block" }, fmt, flag, k.prepackedB === true && !swap, conv)),
       fb.bump(pC, mn4.get()),
     ]);
   }

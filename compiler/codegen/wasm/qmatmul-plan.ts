@@ -49,7 +49,8 @@ function candidate(fm: FunctionManifest, s: number, specOf: (k: string) => Kerne
   if (isHostStep(st)) return null;
   const spec = specOf(st.kernel);
   // A matmul that clears an all_finite flag keeps its f32 kernel (the int8 kernels have no flag).
-  if (spec.kind !== "matmul" || spec.dtype !== "f32" || spec.batchRank !== 0 || spec.transA || spec.flag) return null;
+  // A convolution gather (kernel.ts aConv) reads x, not a row-major A: it keeps its f32 kernel too.
+  if (spec.kind !== "matmul" || spec.dtype !== "f32" || spec.batchRank !== 0 || spec.transA || spec.flag || spec.aConv) return null;
   const [input, weight, scratch] = st.buffers as [number, number, number];
   const out = st.buffers.at(-1)!;
   // A matmul with an epilogue (passes/fusion.ts) has an int8 variant only when the epilogue is bias (+ relu).

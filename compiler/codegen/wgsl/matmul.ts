@@ -2,7 +2,7 @@
 // tileM x tileK of A and tileK x tileN of B in workgroup memory per step of k; each invocation keeps a
 // regM x regN block of C in registers (unrolled scalars). Batch axes broadcast through aBcast/bBcast; transA /
 // transB operands are read transposed while staging. The wasm packing scratch is not bound.
-import type { MatmulKernel } from "../kernel.js";
+import type { ConvGather, MatmulKernel } from "../kernel.js";
 import { wgslType } from "./values.js";
 import type { HelperName } from "./prelude.js";
 import { bindingElem, loadElem, roundTo, storeElem, type HalfMode } from "./half.js";
@@ -44,16 +44,36 @@ function innerProduct(t: MatmulTile): string[] {
  * Cooperative, bounds-checked load of a rows x cols tile (zero outside the matrix) into workgroup memory.
  * Consecutive invocations walk the operand's memory order: along c normally, along r for a transposed operand.
  */
-function stageTile(tile: string, load: (at: string) => string, rows: number, cols: number, wg: number, trans: boolean, inside: string, at: string): string[] {
+function stageTile(tile: string, load: (at: string) => string, rows: number, cols: number, wg: number, trans: boolean, inside: string, at: string, pre: readonly string[] = []): string[] {
   const [r, c] = trans ? [`e % ${rows}u`, `e / ${rows}u`] : [`e / ${cols}u`, `e % ${cols}u`];
   return [
     `for (var e = li; e < ${rows * cols}u; e = e + ${wg}u) {`,
     `  let r = ${r};`,
     `  let c = ${c};`,
+    ...pre.map((l) => `  ${l}`),
     `  var v = 0.0f;`,
     `  if (${inside}) { v = ${load(at)}; }`,
     `  ${tile}[${trans ? `r * ${cols}u + c` : "e"}] = v;`,
     `}`,
+  ];
+}
+
+/**
+ * A convolution's patch element (kernel.ts ConvGather) of pixel row `row` (over all images) and column `k`: lets
+ * ih, iw (i32, outside x in the padding) and ci, the index into lhs = x when inside.
+ */
+function convGather(cv: ConvGather, row: string, k: string): string[] {
+  const { C, H, W, KH, KW, OH, OW } = cv;
+  return [
+    `let row = ${row};`,
+    `let kq = ${k};`,
+    `let img = row / ${OH * OW}u;`,
+    `let pix = row % ${OH * OW}u;`,
+    `let chan = kq / ${KH * KW}u;`,
+    `let tap = kq % ${KH * KW}u;`,
+    `let ih = i32((pix / ${OW}u) * ${cv.stride[0]}u + (tap / ${KW}u) * ${cv.dilation[0]}u) - ${cv.pad[0]};`,
+    `let iw = i32((pix % ${OW}u) * ${cv.stride[1]}u + (tap % ${KW}u) * ${cv.dilation[1]}u) - ${cv.pad[1]};`,
+    `let ci = ((img * ${C}u + chan) * ${H}u + u32(ih)) * ${W}u + u32(iw);`,
   ];
 }
 
@@ -72,6 +92,8 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
   if (k.aBcast.length !== br || k.bBcast.length !== br) throw new Error(`wgsl backend: matmul bcast flags do not match batch rank ${br}`);
   const wx = t.n / t.regN, wy = t.m / t.regM, wg = wx * wy;
   const ta = k.transA === true, tb = k.transB === true;
+  const swap = k.convOut === true;
+  if (k.aConv && (br !== (swap ? 1 : 0) || ta || k.aRound || (swap && (!tb || k.bRound)))) throw new Error("wgsl backend: a convolution gather needs a plain left operand, and with convOut w transposed over one batch axis (compiler bug)");
   const bext = Array.from({ length: br }, (_, a) => `be${a}`);
   const z = Array.from({ length: br }, (_, a) => `z${a}`);
   const batchIndex = (bc: readonly boolean[]) => {
@@ -90,14 +112,29 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
   // Fused elementwise consumers applied to each finished sum (matmul-epilogue.ts; A2's region).
   const epi = k.epilogue ? wgslEpilogue(k, mode, use, batchIndex) : null;
   const flag = k.flag ? flagCheck(outDtype) : null;
+  const inX = (cv: ConvGather) => ` && u32(ih) < ${cv.H}u && u32(iw) < ${cv.W}u`;
+  // The tiles of A and B: plain, A gathered from x (aConv), or with convOut A = w [O, K] (rhs) and B the patches
+  // of image bz transposed, columns = pixels.
+  const staged = (): string[] => {
+    const cv = k.aConv;
+    if (cv && swap) return [
+      ...stageTile("tileA", loadB, t.m, t.k, wg, false, "row0 + r < m1 && k0 + c < K", "(row0 + r) * K + k0 + c"),
+      ...stageTile("tileB", loadA, t.k, t.n, wg, false, `k0 + r < K && col0 + c < N${inX(cv)}`, "ci", convGather(cv, "bz * N + col0 + c", "k0 + r")),
+    ];
+    return [
+      ...(cv
+        ? stageTile("tileA", loadA, t.m, t.k, wg, false, `row0 + r < m1 && k0 + c < K${inX(cv)}`, "ci", convGather(cv, "row0 + r", "k0 + c"))
+        : stageTile("tileA", loadA, t.m, t.k, wg, ta, "row0 + r < m1 && k0 + c < K", ta ? "aBase + (k0 + c) * M + row0 + r" : "aBase + (row0 + r) * K + k0 + c")),
+      ...stageTile("tileB", loadB, t.k, t.n, wg, tb, "k0 + r < K && col0 + c < N", tb ? "bBase + (col0 + c) * K + k0 + r" : "bBase + (k0 + r) * N + col0 + c"),
+    ];
+  };
   const regs = Array.from({ length: t.regM }, (_, r) => Array.from({ length: t.regN }, (_, c) => [r, c] as const)).flat();
   const tileBody = [
     `let row0 = m0 + ty * ${t.m}u;`,
     `let col0 = tx * ${t.n}u;`,
     ...regs.map(([r, c]) => `var acc${r}_${c} = 0.0f;`),
     `for (var k0 = 0u; k0 < K; k0 = k0 + ${t.k}u) {`,
-    ...indent(stageTile("tileA", loadA, t.m, t.k, wg, ta, "row0 + r < m1 && k0 + c < K", ta ? "aBase + (k0 + c) * M + row0 + r" : "aBase + (row0 + r) * K + k0 + c")),
-    ...indent(stageTile("tileB", loadB, t.k, t.n, wg, tb, "k0 + r < K && col0 + c < N", tb ? "bBase + (col0 + c) * K + k0 + r" : "bBase + (k0 + r) * N + col0 + c")),
+    ...indent(staged()),
     `  workgroupBarrier();`,
     `  for (var kk = 0u; kk < ${t.k}u; kk = kk + 1u) {`,
     ...indent(innerProduct(t), 2),
@@ -149,6 +186,7 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
       `Kiln kernel ${name}: matmul ${aDtype}${k.aRound ? ` (rounded to ${k.aRound})` : ""} x ${bDtype}${k.bRound ? ` (rounded to ${k.bRound})` : ""} -> ${outDtype}, f32 sums, batch rank ${br}: out[batch, M, N] = ${ta ? "transpose(lhs[batch, K, M])" : "lhs[batch, M, K]"}${bc(k.aBcast)} @ ${tb ? "transpose(rhs[batch, N, K])" : "rhs[batch, K, N]"}${bc(k.bBcast)}, rows [m0, m1)`,
       `tile ${t.m}x${t.n}x${t.k} per workgroup, ${t.regM}x${t.regN} per invocation`,
       ...(epi ? [epi.about] : []),
+      ...(k.aConv ? [`lhs is a convolution's input x, the left operand its patches (${JSON.stringify(k.aConv)})`] : []),
       ...(flag ? ["clears flag if a value stored to out is not finite"] : []),
     ],
     params: [...bext.map((_, a) => `bext_${a}`), "m", "k", "n", "m0", "m1"],
