@@ -9,8 +9,8 @@ import { Tensor } from "../../runtime/tensor.js";
 import { expectClose, graphOf, irOf, lcgInput } from "../helpers/backend.js";
 
 // K = 300 spans two K blocks (KC = 256), N = 21 ends in a partial NR panel, N = 1030 spans two NC = 1024 column
-// blocks; `nt` reads its weight transposed (the other packer); `fwd` has the bias + relu epilogue; `conv` reads
-// its [O, C, KH, KW] weight through a reshape (an alias of the param) and a folded transpose.
+// blocks; `nt` reads its weight transposed (the other packer); `fwd` has the bias + relu epilogue; `conv` (an
+// implicit GEMM whose A is the weight: not prepacked) must still follow its weight's updates.
 const SRC = `
 model P {
   param wa: f32[300, 21] = he()
