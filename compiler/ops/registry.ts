@@ -12,6 +12,7 @@ import { allFiniteCore, argmaxCore, reduceCore } from "./reduce.js";
 import { constCore, cotangentCore, gradientCore, inputCore, paramCore, randomUniformCore } from "./source.js";
 import { padCore, windowCore } from "./window.js";
 import { gatherCore, scatterAddCore } from "./gather.js";
+import { depthwiseConv2dCore } from "./depthwise.js";
 import { VJP_RULES, type NoGrad, type VjpRule } from "./vjp.js";
 import { ALL_OPS, isPending, pending, type OpCore, type Pending, type PrimOp } from "./types.js";
 
@@ -33,7 +34,7 @@ const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
   reshape: reshapeCore, permute: permuteCore, broadcast_to: broadcastToCore, slice: sliceCore, concat: concatCore,
   pad: padCore, window: windowCore,
   where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore, argmax: argmaxCore, stop_gradient: stopGradientCore, random_uniform: randomUniformCore,
-  all_finite: allFiniteCore, gather: gatherCore, scatter_add: scatterAddCore,
+  all_finite: allFiniteCore, gather: gatherCore, scatter_add: scatterAddCore, depthwise_conv2d: depthwiseConv2dCore,
   input: inputCore, param: paramCore, const: constCore, gradient: gradientCore, cotangent: cotangentCore,
 };
 

@@ -239,6 +239,7 @@ const LAYERS_SRC = `model Layers {
   param wi: f32[16, 4] = xavier()
   param wh: f32[16, 4] = xavier()
   param wt: f32[4, 3, 3, 3] = he()
+  param wd: f32[4, 1, 3, 3] = he()
   fn pools(x: f32[B, 4, 7, 9]) -> f32[B, 4, 3, 2] {
     let h = instance_norm(group_norm(x, 2, g, b), g, b)
     h = avg_pool2d(h, 3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
@@ -251,6 +252,7 @@ const LAYERS_SRC = `model Layers {
     return h2 + c2
   }
   fn up(x: f32[B, 4, 3, 4]) -> f32[B, 3, 6, 7] { return conv_transpose2d(x, wt, stride: 2, padding: 1, output_padding: [1, 0]) }
+  fn dw(x: f32[B, 4, 7, 9]) -> f32[B, 4, 4, 5] { return conv2d(x, wd, b, stride: 2, padding: 1, groups: 4) }
 }
 `;
 const FORWARD_PY = `import sys, torch, importlib
@@ -271,6 +273,7 @@ describe.skipIf(!HAVE_TORCH)("kiln export --format torch: the issue-16 layers", 
     { file: layers, model: "Layers", fn: "seq", inputs: { x: [2, 4, 9] } },
     { file: layers, model: "Layers", fn: "cell", inputs: { x: [3, 4], h: [3, 4] } },
     { file: layers, model: "Layers", fn: "up", inputs: { x: [2, 4, 3, 4] } },
+    { file: layers, model: "Layers", fn: "dw", inputs: { x: [2, 4, 7, 9] } },
     { file: "dsl-examples/resnet_small.kiln", model: "ResNetSmall", fn: "forward", inputs: { x: [2, 1, 28, 28] } },
   ];
   for (const c of cases) {

@@ -1,0 +1,90 @@
+// Codegen stage (wasm): the direct depthwise convolution kernel (kernel.ts: depthwise_conv2d). Per plane, the
+// filter's taps are loaded once into locals; each output row is a scalar head and tail (taps bounds-checked:
+// that is the padding) around a SIMD middle of 4 neighbouring output pixels whose taps all fall inside the row
+// (stride 1: one v128 load per tap; stride 2: two loads and an even-lane shuffle). Rows outside the image are
+// skipped per tap row. Taps are summed in (kh, kw) order, as the reference evaluator does.
+import type { DepthwiseKernel } from "../kernel.js";
+import type { E, FnBuilder, Var } from "./context.js";
+import { forRange } from "./loops.js";
+
+/** Output columns [lo, hi) whose taps (plus `extra` elements after the last one) all lie inside [0, W). */
+function innerColumns(k: DepthwiseKernel, extra: number): [number, number] {
+  const [sw, dw] = [k.stride[1], k.dilation[1]];
+  const lo = Math.min(k.OW, Math.max(0, Math.ceil(k.left / sw)));
+  const last = Math.floor((k.W - 1 - extra - (k.KW - 1) * dw + k.left) / sw);
+  return [lo, Math.max(lo, Math.min(k.OW, last + 1))];
+}
+
+/** Params (x, w, out, planes, pixels); pixels (OH * OW) is for the WGSL grid. */
+export function renderDepthwise(fb: FnBuilder, k: DepthwiseKernel): E {
+  const m = fb.m;
+  const [x, w, out, planes] = [0, 1, 2, 3].map((i) => fb.param(i)) as [Var, Var, Var, Var];
+  const { H, W, OH, OW, KH, KW, C, top, left } = k;
+  const [sh, sw] = k.stride, [dh, dw] = k.dilation;
+  const taps = KH * KW;
+  const p = fb.i32(), xb = fb.i32(), wb = fb.i32(), ob = fb.i32(), oh = fb.i32(), ow = fb.i32(), ih = fb.i32(), row = fb.i32(), iw = fb.i32();
+  const acc = fb.local(fb.t.f32), vacc = fb.local(fb.t.v128);
+  const ws = Array.from({ length: taps }, () => fb.local(fb.t.f32));
+  const vector = sw === 1 || sw === 2;
+  const wv = vector ? Array.from({ length: taps }, () => fb.local(fb.t.v128)) : [];
+  const [vlo, vhi] = innerColumns(k, sw === 2 ? 1 : 0);
+  const vend = vector ? vlo + Math.floor((vhi - vlo) / 4) * 4 : vlo;
+  const c = (v: number) => m.i32.const(v);
+
+  // ih = oh * sh + kh * dh - top for tap row kh; `body` runs (with `row` its address) only inside the image.
+  const rowIf = (kh: number, body: E[]): E => m.block(null, [
+    ih.set(m.i32.add(m.i32.mul(oh.get(), c(sh)), c(kh * dh - top))),
+    m.if(m.i32.lt_u(ih.get(), c(H)), fb.seq([row.set(m.i32.add(xb.get(), m.i32.mul(ih.get(), c(W * 4)))), ...body])),
+  ]);
+
+  // One output pixel at column ow, every tap checked against the row's bounds.
+  const scalarPixel = (): E[] => {
+    const body: E[] = [acc.set(m.f32.const(0))];
+    for (let kh = 0; kh < KH; kh++) {
+      const cols: E[] = [];
+      for (let kw = 0; kw < KW; kw++) {
+        cols.push(iw.set(m.i32.add(m.i32.mul(ow.get(), c(sw)), c(kw * dw - left))));
+        cols.push(m.if(m.i32.lt_u(iw.get(), c(W)), acc.set(m.f32.add(acc.get(), m.f32.mul(m.f32.load(0, 4, m.i32.add(row.get(), m.i32.shl(iw.get(), c(2)))), ws[kh * KW + kw]!.get())))));
+      }
+      body.push(rowIf(kh, cols));
+    }
+    body.push(m.f32.store(0, 4, m.i32.add(ob.get(), m.i32.shl(ow.get(), c(2))), acc.get()));
+    return body;
+  };
+
+  // Four output pixels from column ow, all taps inside the row.
+  const vectorPixels = (): E[] => {
+    const body: E[] = [vacc.set(fb.splatF32(0))];
+    for (let kh = 0; kh < KH; kh++) {
+      const cols: E[] = [iw.set(m.i32.add(row.get(), m.i32.shl(m.i32.sub(m.i32.mul(ow.get(), c(sw)), c(left)), c(2))))];
+      for (let kw = 0; kw < KW; kw++) {
+        const off = kw * dw * 4;
+        const xs = sw === 1
+          ? m.v128.load(off, 4, iw.get())
+          : m.i8x16.shuffle(m.v128.load(off, 4, iw.get()), m.v128.load(off + 16, 4, iw.get()), [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]);
+        cols.push(vacc.set(m.f32x4.add(vacc.get(), m.f32x4.mul(xs, wv[kh * KW + kw]!.get()))));
+      }
+      body.push(rowIf(kh, cols));
+    }
+    body.push(m.v128.store(0, 4, m.i32.add(ob.get(), m.i32.shl(ow.get(), c(2))), vacc.get()));
+    return body;
+  };
+
+  const scalarRange = (from: number, to: number): E => (to > from ? forRange(fb, { i: ow, from: c(from), to: () => c(to), body: scalarPixel() }) : m.nop());
+  const perPlane: E[] = [
+    xb.set(m.i32.add(x.get(), m.i32.mul(p.get(), c(H * W * 4)))),
+    wb.set(m.i32.add(w.get(), m.i32.mul(m.i32.rem_u(p.get(), c(C)), c(taps * 4)))),
+    ...ws.map((v, t) => v.set(m.f32.load(t * 4, 4, wb.get()))),
+    ...wv.map((v, t) => v.set(m.f32x4.splat(ws[t]!.get()))),
+    forRange(fb, {
+      i: oh, from: c(0), to: () => c(OH),
+      body: [
+        scalarRange(0, vlo),
+        vend > vlo ? forRange(fb, { i: ow, from: c(vlo), to: () => c(vend), step: 4, body: vectorPixels() }) : m.nop(),
+        scalarRange(vend, OW),
+        fb.inc(ob, OW * 4),
+      ],
+    }),
+  ];
+  return fb.seq([ob.set(out.get()), forRange(fb, { i: p, from: c(0), to: () => planes.get(), body: perPlane })]);
+}
