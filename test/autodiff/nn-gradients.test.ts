@@ -81,6 +81,14 @@ fn grads2(${sig}, s: f64[2, 5, ${H}, ${W}]) -> (f64[2, 5, ${H}, ${W}], f64[5, 1,
     });
   }
 
+  it("1x1 conv2d on an 8x8 image (the NCHW matmul): d/dx, d/dw, d/db", () => {
+    const sig = "x: f64[2, 3, 8, 8], w: f64[4, 3, 1, 1], b: f64[4], r: f64[2, 4, 8, 8]";
+    const src = `
+fn loss(${sig}) -> f64 { return sum(tanh(conv2d(x, w, b)) * r) }
+fn grads(${sig}) -> (f64[2, 3, 8, 8], f64[4, 3, 1, 1], f64[4]) { return grad(loss, wrt: [x, w, b])(x, w, b, r) }`;
+    checkFd(src, randomInputs(rng, { x: [2, 3, 8, 8], w: [4, 3, 1, 1], b: [4], r: [2, 4, 8, 8] }), ["x", "w", "b"]);
+  });
+
   it("second derivatives through conv2d: d/dx and d/dw of <d loss/dx, s>", () => {
     const src = `
 fn loss(${CONV_SIG}) -> f64 { return sum(tanh(${CONV}) * r) }
