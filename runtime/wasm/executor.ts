@@ -29,6 +29,13 @@ export interface ExecutorContext {
 const I32_MIN = -2147483648;
 const I32_MAX = 2147483647;
 
+interface CallSizes {
+  readonly numels: number[];
+  readonly ints: number[][];
+  readonly bytes: number[];
+  readonly plan: MemoryPlan;
+}
+
 export class FunctionExecutor {
   readonly fn: FunctionManifest;
   readonly #ctx: ExecutorContext;
@@ -36,6 +43,8 @@ export class FunctionExecutor {
   readonly #constPtr = new Map<number, number>();
   /** Memory plans by dim binding: a plan depends only on the values' sizes, so a training loop plans once. */
   readonly #plans = new Map<string, MemoryPlan>();
+  /** Sizes, kernel ints and plan by dim binding (#sizes). */
+  readonly #sizesByDims = new Map<string, CallSizes>();
   /** Encoded element (bit pattern) of each const value. */
   readonly #constBits = new Map<number, number>();
   readonly #stepFns: KernelFn[];
@@ -139,6 +148,52 @@ export class FunctionExecutor {
     });
   }
 
+  /**
+   * Element counts, kernel integer arguments, byte sizes and memory plan for one dim binding: they depend only on
+   * the dims, so repeated calls (inference at one batch size, a training loop) compute them once (at batch 1 they
+   * were a tenth of a small CNN's call).
+   */
+  #sizes(dims: Record<string, number>, dimNote: string): CallSizes {
+    const key = JSON.stringify(dims);
+    const hit = this.#sizesByDims.get(key);
+    if (hit) return hit;
+    const fn = this.fn;
+    const numels = fn.values.map((v, i) => {
+      try {
+        return numelOf(v.shape, dims);
+      } catch (e) {
+        throw new KilnError(`invalid module: function ${fn.name}: value ${i}: ${(e as Error).message}`, { code: "bad_manifest", fn: fn.name, cause: e });
+      }
+    });
+    const ints = fn.steps.map((step, si) =>
+      step.ints.map((p) => {
+        let x: number;
+        try {
+          x = evalDimPoly(p, dims);
+        } catch (e) {
+          throw new KilnError(`invalid module: function ${fn.name}: step ${si} (${step.kernel}): ${(e as Error).message}`, { code: "bad_manifest", fn: fn.name, cause: e });
+        }
+        if (!Number.isInteger(x) || x < I32_MIN || x > I32_MAX) {
+          throw new KilnError(`${fn.name}${dimNote}: step ${si} (${step.kernel}) needs the integer argument ${x}, outside the 32-bit range: the dims are too large`, { code: "out_of_memory", fn: fn.name });
+        }
+        return x;
+      }),
+    );
+    const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : v.source.kind === "temp" && v.source.matmul ? scratchBytes(fn, i, dims) : numels[i]! * dtypeBytes(v.dtype)));
+    // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/wasm/memory-plan.ts).
+    const planKey = bytes.join(",");
+    let plan = this.#plans.get(planKey);
+    if (!plan) {
+      if (this.#plans.size >= 16) this.#plans.clear();
+      plan = planMemory(fn, bytes, (i) => this.#constPtr.has(i));
+      this.#plans.set(planKey, plan);
+    }
+    if (this.#sizesByDims.size >= 16) this.#sizesByDims.clear();
+    const sizes = { numels, ints, bytes, plan };
+    this.#sizesByDims.set(key, sizes);
+    return sizes;
+  }
+
   #checkFinite(vi: number, ptrs: number[], numels: number[], where: string): void {
     const v = this.fn.values[vi]!;
     if (!FLOATS.has(v.dtype)) return;
@@ -163,40 +218,11 @@ export class FunctionExecutor {
     const { dims, data } = bindCall(fn, inputs, options);
     const dimNote = Object.keys(dims).length ? ` (${Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(", ")})` : "";
 
-    const numels = fn.values.map((v, i) => {
-      try {
-        return numelOf(v.shape, dims);
-      } catch (e) {
-        throw new KilnError(`invalid module: function ${fn.name}: value ${i}: ${(e as Error).message}`, { code: "bad_manifest", fn: fn.name, cause: e });
-      }
-    });
-    const ints = fn.steps.map((step, si) =>
-      step.ints.map((p) => {
-        let x: number;
-        try {
-          x = evalDimPoly(p, dims);
-        } catch (e) {
-          throw new KilnError(`invalid module: function ${fn.name}: step ${si} (${step.kernel}): ${(e as Error).message}`, { code: "bad_manifest", fn: fn.name, cause: e });
-        }
-        if (!Number.isInteger(x) || x < I32_MIN || x > I32_MAX) {
-          throw new KilnError(`${fn.name}${dimNote}: step ${si} (${step.kernel}) needs the integer argument ${x}, outside the 32-bit range: the dims are too large`, { code: "out_of_memory", fn: fn.name });
-        }
-        return x;
-      }),
-    );
+    const { numels, ints, bytes, plan } = this.#sizes(dims, dimNote);
 
     try {
       const ptrs = new Array<number>(fn.values.length).fill(-1);
       const what = `${fn.name}${dimNote}`;
-      const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : v.source.kind === "temp" && v.source.matmul ? scratchBytes(fn, i, dims) : numels[i]! * dtypeBytes(v.dtype)));
-      // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/wasm/memory-plan.ts).
-      const planKey = bytes.join(",");
-      let plan = this.#plans.get(planKey);
-      if (!plan) {
-        if (this.#plans.size >= 16) this.#plans.clear();
-        plan = planMemory(fn, bytes, (i) => this.#constPtr.has(i));
-        this.#plans.set(planKey, plan);
-      }
       const base = plan.peak > 0 ? memory.allocScratch(plan.peak, what) : 0;
       const place = (i: number): number => {
         if (ptrs[i]! >= 0) return ptrs[i]!;
