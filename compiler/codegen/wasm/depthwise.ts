@@ -1,8 +1,8 @@
 // Codegen stage (wasm): the direct depthwise convolution kernel (kernel.ts: depthwise_conv2d). Per plane, the
 // filter's taps are loaded once into locals; each output row is a scalar head and tail (taps bounds-checked:
 // that is the padding) around a SIMD middle of 4 neighbouring output pixels whose taps all fall inside the row
-// (stride 1: one v128 load per tap; stride 2: two loads and an even-lane shuffle). Rows outside the image are
-// skipped per tap row. Taps are summed in (kh, kw) order, as the reference evaluator does.
+// (stride 1: one v128 load per tap; stride 2: two loads and an even-lane shuffle); at stride 1 a row of at most 4
+// pixels is one vector, its taps shuffled out of the input row. Rows outside the image are skipped per tap row. Taps are summed in (kh, kw) order, as the reference evaluator does.
 import type { DepthwiseKernel } from "../kernel.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { forRange } from "./loops.js";
@@ -70,6 +70,37 @@ export function renderDepthwise(fb: FnBuilder, k: DepthwiseKernel): E {
     return body;
   };
 
+  // Rows of at most 4 pixels (mobilenet's 4x4 and 2x2 images, where no 4-pixel middle fits): the whole input
+  // row in one vector, each tap's columns picked by a shuffle that shifts in zeros for the padding.
+  const narrow = sw === 1 && OW <= 4 && W <= 4;
+  const rowv = fb.local(fb.t.v128);
+  // Narrower rows lane by lane (never reading past the row; V8 rejected Binaryen's load/store-lane encoding).
+  const loadRow = (): E => {
+    if (W === 4) return m.v128.load(0, 4, row.get());
+    let v = fb.splatF32(0);
+    for (let j = 0; j < W; j++) v = m.f32x4.replace_lane(v, j, m.f32.load(4 * j, 4, row.get()));
+    return v;
+  };
+  const shifted = (kw: number): E => {
+    const mask: number[] = [];
+    for (let j = 0; j < 4; j++) {
+      const src = j + kw * dw - left;
+      for (let b = 0; b < 4; b++) mask.push(src >= 0 && src < W ? 4 * src + b : 16 + b);
+    }
+    return m.i8x16.shuffle(rowv.get(), fb.splatF32(0), mask);
+  };
+  const narrowRow = (): E[] => {
+    const body: E[] = [vacc.set(fb.splatF32(0))];
+    for (let kh = 0; kh < KH; kh++) {
+      const cols: E[] = [rowv.set(loadRow())];
+      for (let kw = 0; kw < KW; kw++) cols.push(vacc.set(m.f32x4.add(vacc.get(), m.f32x4.mul(shifted(kw), wv[kh * KW + kw]!.get()))));
+      body.push(rowIf(kh, cols));
+    }
+    if (OW === 4) body.push(m.v128.store(0, 4, ob.get(), vacc.get()));
+    else for (let j = 0; j < OW; j++) body.push(m.f32.store(4 * j, 4, ob.get(), m.f32x4.extract_lane(vacc.get(), j)));
+    return body;
+  };
+
   const scalarRange = (from: number, to: number): E => (to > from ? forRange(fb, { i: ow, from: c(from), to: () => c(to), body: scalarPixel() }) : m.nop());
   const perPlane: E[] = [
     xb.set(m.i32.add(x.get(), m.i32.mul(p.get(), c(H * W * 4)))),
@@ -78,7 +109,7 @@ export function renderDepthwise(fb: FnBuilder, k: DepthwiseKernel): E {
     ...wv.map((v, t) => v.set(m.f32x4.splat(ws[t]!.get()))),
     forRange(fb, {
       i: oh, from: c(0), to: () => c(OH),
-      body: [
+      body: narrow ? [...narrowRow(), fb.inc(ob, OW * 4)] : [
         scalarRange(0, vlo),
         vend > vlo ? forRange(fb, { i: ow, from: c(vlo), to: () => c(vend), step: 4, body: vectorPixels() }) : m.nop(),
         scalarRange(vend, OW),
