@@ -1,8 +1,8 @@
 // Codegen stage (wasm): the direct depthwise convolution kernel (kernel.ts: depthwise_conv2d). Per plane, the
 // filter's taps are loaded once into locals; each output row is a scalar head and tail (taps bounds-checked:
 // that is the padding) around a SIMD middle of 4 neighbouring output pixels whose taps all fall inside the row
-// (stride 1: one v128 load per tap; stride 2: two loads and an even-lane shuffle); at stride 1 a row of at most 4
-// pixels is one vector, its taps shuffled out of the input row. Rows outside the image are skipped per tap row. Taps are summed in (kh, kw) order, as the reference evaluator does.
+// (stride 1: one v128 load per tap; stride 2: two loads and an even-lane shuffle); a row of at most 8 pixels is
+// held in two vectors, its taps shuffled out of them. Rows outside the image are skipped per tap row. Taps are summed in (kh, kw) order, as the reference evaluator does.
 import type { DepthwiseKernel } from "../kernel.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { forRange } from "./loops.js";
@@ -70,34 +70,48 @@ export function renderDepthwise(fb: FnBuilder, k: DepthwiseKernel): E {
     return body;
   };
 
-  // Rows of at most 4 pixels (mobilenet's 4x4 and 2x2 images, where no 4-pixel middle fits): the whole input
-  // row in one vector, each tap's columns picked by a shuffle that shifts in zeros for the padding.
-  const narrow = sw === 1 && OW <= 4 && W <= 4;
-  const rowv = fb.local(fb.t.v128);
-  // Narrower rows lane by lane (never reading past the row; V8 rejected Binaryen's load/store-lane encoding).
-  const loadRow = (): E => {
-    if (W === 4) return m.v128.load(0, 4, row.get());
+  // Rows of at most 8 input and 8 output pixels at stride 1 or 2 (mobilenet's 8x8, 4x4 and 2x2 images, where the
+  // 4-pixel middle is short or empty): the input row in two vectors, each tap's 4 columns picked by a shuffle of
+  // the two, lanes reading the padding zeroed (by the zero second operand, or a mask when both hold pixels).
+  const narrow = (sw === 1 || sw === 2) && OW <= 8 && W <= 8;
+  const r0 = fb.local(fb.t.v128), r1 = fb.local(fb.t.v128), vacc2 = fb.local(fb.t.v128);
+  // Partial vectors lane by lane, never reading past the row (V8 rejected Binaryen's load/store-lane encoding).
+  const loadCols = (from: number): E => {
+    const n = Math.min(4, W - from);
+    if (n === 4) return m.v128.load(4 * from, 4, row.get());
     let v = fb.splatF32(0);
-    for (let j = 0; j < W; j++) v = m.f32x4.replace_lane(v, j, m.f32.load(4 * j, 4, row.get()));
+    for (let j = 0; j < n; j++) v = m.f32x4.replace_lane(v, j, m.f32.load(4 * (from + j), 4, row.get()));
     return v;
   };
-  const shifted = (kw: number): E => {
-    const mask: number[] = [];
+  const tapCols = (chunk: number, kw: number): E => {
+    const idx: number[] = [];
+    const keep: boolean[] = [];
     for (let j = 0; j < 4; j++) {
-      const src = j + kw * dw - left;
-      for (let b = 0; b < 4; b++) mask.push(src >= 0 && src < W ? 4 * src + b : 16 + b);
+      const src = (4 * chunk + j) * sw + kw * dw - left;
+      const inside = src >= 0 && src < W;
+      keep.push(inside);
+      for (let b = 0; b < 4; b++) idx.push(inside ? 4 * src + b : W <= 4 ? 16 + b : b);
     }
-    return m.i8x16.shuffle(rowv.get(), fb.splatF32(0), mask);
+    const picked = m.i8x16.shuffle(r0.get(), W <= 4 ? fb.splatF32(0) : r1.get(), idx);
+    if (W <= 4 || keep.every((k) => k)) return picked;
+    return m.v128.and(picked, m.v128.const(Array.from(new Uint8Array(new Int32Array(keep.map((k) => (k ? -1 : 0))).buffer))));
+  };
+  const storeChunk = (acc: Var, chunk: number): E[] => {
+    const n = Math.min(4, OW - 4 * chunk);
+    if (n === 4) return [m.v128.store(16 * chunk, 4, ob.get(), acc.get())];
+    return Array.from({ length: n }, (_, j) => m.f32.store(16 * chunk + 4 * j, 4, ob.get(), m.f32x4.extract_lane(acc.get(), j)));
   };
   const narrowRow = (): E[] => {
-    const body: E[] = [vacc.set(fb.splatF32(0))];
+    const accs = OW > 4 ? [vacc, vacc2] : [vacc];
+    const body: E[] = accs.map((a) => a.set(fb.splatF32(0)));
     for (let kh = 0; kh < KH; kh++) {
-      const cols: E[] = [rowv.set(loadRow())];
-      for (let kw = 0; kw < KW; kw++) cols.push(vacc.set(m.f32x4.add(vacc.get(), m.f32x4.mul(shifted(kw), wv[kh * KW + kw]!.get()))));
+      const cols: E[] = [r0.set(loadCols(0)), ...(W > 4 ? [r1.set(loadCols(4))] : [])];
+      accs.forEach((a, chunk) => {
+        for (let kw = 0; kw < KW; kw++) cols.push(a.set(m.f32x4.add(a.get(), m.f32x4.mul(tapCols(chunk, kw), wv[kh * KW + kw]!.get()))));
+      });
       body.push(rowIf(kh, cols));
     }
-    if (OW === 4) body.push(m.v128.store(0, 4, ob.get(), vacc.get()));
-    else for (let j = 0; j < OW; j++) body.push(m.f32.store(4 * j, 4, ob.get(), m.f32x4.extract_lane(vacc.get(), j)));
+    accs.forEach((a, chunk) => body.push(...storeChunk(a, chunk)));
     return body;
   };
 
