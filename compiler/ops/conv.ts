@@ -1,6 +1,7 @@
 // Op registry, neural-network composites: conv2d, flatten, dropout and batch_norm (pooling is in pooling.ts), built from
 // pad, window and random_uniform plus the usual primitives, so they get reference semantics, gradients and
-// codegen on every backend without kernels of their own. Argument checks (with diagnostics) are in
+// codegen on every backend without kernels of their own; the exception is a depthwise conv (groups = channels),
+// the depthwise_conv2d primitive (depthwise.ts) with a direct kernel. Argument checks (with diagnostics) are in
 // compiler/lower/builtins-nn.ts; these functions assume checked shapes.
 
 import { addDim, mulDims } from "../ir/dim-expr.js";
@@ -91,7 +92,8 @@ function wideImage(s: Shape): boolean {
 
 /**
  * A 1x1 conv (stride 1, no padding) is w [O, C] @ x [N, C, H*W] on the NCHW data as it is: no im2col copy, no
- * permute back, and the bias and activation join the matmul as its epilogue.
+ * permute back; the bias add joins the matmul as its epilogue (an activation after the reshape back to 4-D stays
+ * its own elementwise kernel).
  */
 function pointwiseConv(e: PrimEmitter, x: number, w: number, b: number | undefined): Id {
   const [N, C, H, W] = e.type(x).shape;
