@@ -40,6 +40,10 @@
 //       [0, rows); any dtype (rows are copied as bytes; WGSL: 32-bit dtypes).
 //   scatter_add: (ids, src, out, rows, n, len)
 //       out [rows, len] = 0, then out row ids[j] += src row j for j < n (ids outside [0, rows) are skipped); f32.
+//   depthwise_conv2d: (x, w, out, planes, pixels)
+//       x [planes, H, W], w [C, KH, KW], out [planes, OH, OW] (f32, contiguous); plane p uses filter p % C. The
+//       geometry (sizes, stride, dilation, top/left padding) is in the spec; reads outside x count as 0.
+//       pixels = OH * OW (the WGSL grid's size; wasm ignores it).
 //   finite:      (in, flag, n)
 //       flag (one bool) is set to false when any of in[0..n) (contiguous, dtype `dtype`) is Inf or NaN; never set
 //       to true (the planner fills the flag with true first, and several kernels may clear the same flag). n may
@@ -197,6 +201,24 @@ export interface ScatterAddKernel {
   readonly dtype: "f32";
 }
 
+/** ops/depthwise.ts's op with its geometry fixed at compile time (only the batch varies). */
+export interface DepthwiseKernel {
+  readonly kind: "depthwise_conv2d";
+  readonly dtype: "f32";
+  readonly C: number;
+  readonly H: number;
+  readonly W: number;
+  readonly OH: number;
+  readonly OW: number;
+  readonly KH: number;
+  readonly KW: number;
+  readonly stride: readonly [number, number];
+  readonly dilation: readonly [number, number];
+  /** Rows and columns of padding before the image (negative: cropped). */
+  readonly top: number;
+  readonly left: number;
+}
+
 export interface IotaKernel {
   readonly kind: "iota";
   readonly dtype: "i32";
@@ -216,7 +238,7 @@ export interface QMatmulKernel {
   readonly relu: boolean;
 }
 
-export type KernelSpec = ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel;
+export type KernelSpec = ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel;
 
 export interface NamedKernel {
   readonly name: string;

@@ -125,6 +125,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     else if (n.op === "gather" || n.op === "scatter_add") planRows(g, n, table, step);
     // A host step: the runtime copies x to the output and sums it over the replicas (no wasm kernel).
     else if (n.op === "all_reduce") step(HOST_ALL_REDUCE, [n.inputs[0]!, n.id], [polyProduct(n.type.shape)], n);
+    else if (n.op === "depthwise_conv2d") planDepthwise(g, n as Node<"depthwise_conv2d">, table, step);
     else planCopy(g, n, table, step);
   }
   // Kernels that clear a flag take the flag as one more output and say so in their spec.
@@ -327,4 +328,16 @@ function planRows(g: Graph, n: Node, table: KernelTable, step: StepFn): void {
   if (n.type.dtype !== "f32") throw new Error(`codegen: scatter_add of ${n.type.dtype} is not supported (f32 only)`);
   const spec: KernelSpec = { kind: "scatter_add", dtype: "f32" };
   step(table.intern(spec, "scatter_add"), [a, b, n.id], [polyProduct([n.type.shape[0]!]), polyProduct(g.nodes[a].type.shape), polyProduct(n.type.shape.slice(1))], n);
+}
+
+/** depthwise_conv2d (x, w, out) as one direct kernel; its geometry is in the spec, the int is N * C planes. */
+function planDepthwise(g: Graph, n: Node<"depthwise_conv2d">, table: KernelTable, step: StepFn): void {
+  const [x, w] = n.inputs as [number, number];
+  if (n.type.dtype !== "f32") throw new Error(`codegen: depthwise_conv2d of ${n.type.dtype} is not supported (f32 only)`);
+  const [N, C, H, W] = g.nodes[x].type.shape as [Dim, number, number, number];
+  const [, , KH, KW] = g.nodes[w].type.shape as number[] as [number, number, number, number];
+  const [, , OH, OW] = n.type.shape as [Dim, number, number, number];
+  const a = n.attrs;
+  const spec: KernelSpec = { kind: "depthwise_conv2d", dtype: "f32", C, H, W, OH, OW, KH, KW, stride: a.stride, dilation: a.dilation, top: a.pads[0]![0], left: a.pads[1]![0] };
+  step(table.intern(spec, "depthwise_f32"), [x, w, n.id], [polyProduct([N, C]), polyConst(OH * OW)], n);
 }

@@ -1,10 +1,11 @@
 // Op registry, neural-network composites: conv2d, flatten, dropout and batch_norm (pooling is in pooling.ts), built from
 // pad, window and random_uniform plus the usual primitives, so they get reference semantics, gradients and
-// codegen on every backend without kernels of their own. Argument checks (with diagnostics) are in
+// codegen on every backend without kernels of their own; the exception is a depthwise conv (groups = channels),
+// the depthwise_conv2d primitive (depthwise.ts) with a direct kernel. Argument checks (with diagnostics) are in
 // compiler/lower/builtins-nn.ts; these functions assume checked shapes.
 
 import { addDim, mulDims } from "../ir/dim-expr.js";
-import type { Dim, DType, Shape } from "../ir/types.js";
+import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
 import type { PrimEmitter } from "./composites.js";
 import { windowOut, windowOutDim } from "./window.js";
 
@@ -62,6 +63,8 @@ export function conv2d(e: PrimEmitter, x: number, w: number, b: number | undefin
   const [O, , KH, KW] = e.type(w).shape as number[];
   const g = o.groups;
   const cg = (C as number) / g, og = O / g, k = cg * KH * KW;
+  if (g === 1 && KH === 1 && KW === 1 && o.stride.every((s) => s === 1) && o.padding.every((p) => p === 0) && wideImage(e.type(x).shape)) return pointwiseConv(e, x, w, b);
+  if (cg === 1 && og === 1 && g > 1 && directDepthwise(e.type(x))) return depthwiseConv(e, x, w, b, o);
   const xp = padSpatial(e, x, o.padding, 0);
   if (xp === undefined) return undefined;
   if (g > 1) return groupedConv(e, xp, w, b, o, N!, O, cg, og, k);
@@ -76,6 +79,47 @@ export function conv2d(e: PrimEmitter, x: number, w: number, b: number | undefin
   if (b !== undefined && y !== undefined) y = e.emit("add", [y, b], {});
   const nhwc = y === undefined ? undefined : e.emit("reshape", [y], { shape: [N, OH, OW, O] });
   return nhwc === undefined ? undefined : e.emit("permute", [nhwc], { perm: [0, 3, 1, 2] });
+}
+
+/**
+ * Images of at least 64 pixels (or symbolic sizes) take the NCHW matmul: below that its N = H*W columns are too few
+ * for the matmul kernel's panels (mobilenet_v2's 2x2 and 4x4 layers ran 1.2-1.5x slower than im2col's rows).
+ */
+function wideImage(s: Shape): boolean {
+  const [, , H, W] = s;
+  return typeof H !== "number" || typeof W !== "number" || H * W >= 64;
+}
+
+/**
+ * A 1x1 conv (stride 1, no padding) is w [O, C] @ x [N, C, H*W] on the NCHW data as it is: no im2col copy, no
+ * permute back; the bias add joins the matmul as its epilogue (an activation after the reshape back to 4-D stays
+ * its own elementwise kernel).
+ */
+function pointwiseConv(e: PrimEmitter, x: number, w: number, b: number | undefined): Id {
+  const [N, C, H, W] = e.type(x).shape;
+  const O = e.type(w).shape[0]!;
+  const xm = e.emit("reshape", [x], { shape: [N!, C!, mulDims(H!, W!)] });
+  const wm = e.emit("reshape", [w], { shape: [O, C!] });
+  let y: Id = xm === undefined || wm === undefined ? undefined : e.emit("matmul", [wm, xm], {});
+  if (b !== undefined && y !== undefined) {
+    const bc = e.emit("reshape", [b], { shape: [O, 1] });
+    y = bc === undefined ? undefined : e.emit("add", [y, bc], {});
+  }
+  return y === undefined ? undefined : e.emit("reshape", [y], { shape: [N!, O, H!, W!] });
+}
+
+/** f32 (and, for the reference, f64) images of known size run depthwise convs as the depthwise_conv2d primitive. */
+function directDepthwise(t: TensorType): boolean {
+  return (t.dtype === "f32" || t.dtype === "f64") && typeof t.shape[2] === "number" && typeof t.shape[3] === "number";
+}
+
+/** One filter per channel: the depthwise_conv2d primitive on x as it is (padding as bounds), then the bias. */
+function depthwiseConv(e: PrimEmitter, x: number, w: number, b: number | undefined, o: Conv2dOptions): Id {
+  const [ph, pw] = o.padding;
+  const y = e.emit("depthwise_conv2d", [x, w], { stride: o.stride, dilation: o.dilation, pads: [[ph, ph], [pw, pw]] });
+  if (b === undefined || y === undefined) return y;
+  const bc = e.emit("reshape", [b], { shape: [e.type(w).shape[0]!, 1, 1] });
+  return bc === undefined ? undefined : e.emit("add", [y, bc], {});
 }
 
 /**

@@ -13,6 +13,7 @@ import { constCore, cotangentCore, gradientCore, inputCore, paramCore, randomUni
 import { padCore, windowCore } from "./window.js";
 import { gatherCore, scatterAddCore } from "./gather.js";
 import { allReduceCore } from "./collective.js";
+import { depthwiseConv2dCore } from "./depthwise.js";
 import { VJP_RULES, type NoGrad, type VjpRule } from "./vjp.js";
 import { ALL_OPS, isPending, pending, type OpCore, type Pending, type PrimOp } from "./types.js";
 
@@ -34,7 +35,7 @@ const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
   reshape: reshapeCore, permute: permuteCore, broadcast_to: broadcastToCore, slice: sliceCore, concat: concatCore,
   pad: padCore, window: windowCore,
   where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore, argmax: argmaxCore, stop_gradient: stopGradientCore, random_uniform: randomUniformCore,
-  all_finite: allFiniteCore, gather: gatherCore, scatter_add: scatterAddCore, all_reduce: allReduceCore,
+  all_finite: allFiniteCore, gather: gatherCore, scatter_add: scatterAddCore, all_reduce: allReduceCore, depthwise_conv2d: depthwiseConv2dCore,
   input: inputCore, param: paramCore, const: constCore, gradient: gradientCore, cotangent: cotangentCore,
 };
 

@@ -22,7 +22,7 @@ export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "conca
  * all_reduce(x) is the sum of x over the data-parallel replicas (every replica gets the same bits): a host step of
  * the wasm runtime (runtime/parallel/collective.ts), the identity with one replica. Only sync_batch_norm emits it.
  */
-export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform", "all_finite", "gather", "scatter_add", "all_reduce"] as const;
+export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform", "all_finite", "gather", "scatter_add", "all_reduce", "depthwise_conv2d"] as const;
 /** Graph leaves: they have no kernel; the runtime fills their buffers. */
 export const SOURCE_OPS = ["input", "param", "const"] as const;
 /**
@@ -74,6 +74,13 @@ export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "ma
    * x[n, c, i*sh + p*dh, j*sw + q*dw]; OH = floor((H - dh*(KH-1) - 1) / sh) + 1 (likewise OW).
    */
   window: { readonly kernel: readonly [number, number]; readonly stride: readonly [number, number]; readonly dilation: readonly [number, number] };
+  /**
+   * depthwise_conv2d(x [N, C, H, W], w [C, 1, KH, KW]) -> [N, C, OH, OW]: out[n, c, i, j] = sum over (p, q) of
+   * w[c, 0, p, q] * x[n, c, i*sh + p*dh - top, j*sw + q*dw - left], reads outside x being 0. pads are
+   * [[top, bottom], [left, right]] and may be negative (the input gradient's conv crops); OH = floor((H + top +
+   * bottom - dh (KH - 1) - 1) / sh) + 1. H and W are known at compile time. ops/depthwise.ts.
+   */
+  depthwise_conv2d: { readonly stride: readonly [number, number]; readonly dilation: readonly [number, number]; readonly pads: readonly (readonly [number, number])[] };
   /** f32 values uniform in [0, 1) that the runtime draws from seeded stream `stream` before every call. */
   random_uniform: { readonly stream: number; readonly shape: Shape };
   /** n may be symbolic (a causal mask over a sequence of length T). */

@@ -6,6 +6,7 @@ import type { Node } from "../ir/graph.js";
 import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
 import type { AttrsOf, PrimOp } from "./types.js";
 import { MATH_VJP_RULES } from "./vjp-math.js";
+import { depthwiseConv2dVjp } from "./depthwise.js";
 import { unbroadcast, zerosLike, type GradEmitter, type VjpRule } from "./vjp-core.js";
 
 export { unbroadcast, zerosLike, type GradEmitter, type VjpRule };
@@ -294,6 +295,7 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
     return [g];
   },
   window: windowVjp,
+  depthwise_conv2d: depthwiseConv2dVjp,
   // The table's gradient scatters the output rows back to the ids they came from (only those rows); ids have none.
   gather: (e, n, ct) => [e.emit("scatter_add", [n.inputs[1]!, ct], { n: e.type(n.inputs[0]!).shape[0]! }), undefined],
   scatter_add: (e, n, ct) => [undefined, e.emit("gather", [ct, n.inputs[0]!], {})],

@@ -56,6 +56,39 @@ fn grads(${sig}) -> (f64[1, 3, 5, 5], f64[3, 1, 3, 3], f64[3]) { return grad(los
     checkFd(src, randomInputs(rng, { x: [1, 3, 5, 5], w: [3, 1, 3, 3], b: [3], r: [1, 3, 3, 3] }), ["x", "w", "b"]);
   });
 
+  // The depthwise_conv2d primitive (ops/depthwise.ts): its input gradient is the same op on the cotangent with
+  // interior zeros for the stride, a flipped kernel and pads that may be negative; each case below hits one of those.
+  for (const [opts, H, W, KH, KW] of [
+    ["padding: 2, dilation: 2", 6, 5, 3, 3],
+    ["stride: [2, 3], padding: [0, 1]", 7, 8, 2, 3],
+    ["stride: 2, padding: 3", 5, 6, 3, 3],
+    ["stride: 1", 4, 6, 1, 3],
+  ] as const) {
+    it(`depthwise_conv2d (${opts}, ${KH}x${KW} kernel, batch 2, 5 channels): d/dx, d/dw and second derivatives`, () => {
+      const out = evaluateGraph(graphOf(irOf(`fn f(x: f64[2, 5, ${H}, ${W}], w: f64[5, 1, ${KH}, ${KW}]) { return conv2d(x, w, ${opts}, groups: 5) }`), "f"), randomInputs(rng, { x: [2, 5, H, W], w: [5, 1, KH, KW] }))[0].shape;
+      const sig = `x: f64[2, 5, ${H}, ${W}], w: f64[5, 1, ${KH}, ${KW}], b: f64[5], r: f64[${out.join(", ")}]`;
+      const conv = `conv2d(x, w, b, ${opts}, groups: 5)`;
+      const src = `
+fn loss(${sig}) -> f64 { return sum(tanh(${conv}) * r) }
+fn grads(${sig}) -> (f64[2, 5, ${H}, ${W}], f64[5, 1, ${KH}, ${KW}], f64[5]) { return grad(loss, wrt: [x, w, b])(x, w, b, r) }
+fn gx(${sig}) -> f64[2, 5, ${H}, ${W}] { return grad(loss)(x, w, b, r) }
+fn h(${sig}, s: f64[2, 5, ${H}, ${W}]) -> f64 { return sum(gx(x, w, b, r) * s) }
+fn grads2(${sig}, s: f64[2, 5, ${H}, ${W}]) -> (f64[2, 5, ${H}, ${W}], f64[5, 1, ${KH}, ${KW}]) { return grad(h, wrt: [x, w])(x, w, b, r, s) }`;
+      expect(irOf(src).functions.find((f) => f.name === "loss")!.nodes.some((n) => n.op === "depthwise_conv2d")).toBe(true);
+      const inputs = randomInputs(rng, { x: [2, 5, H, W], w: [5, 1, KH, KW], b: [5], r: out, s: [2, 5, H, W] });
+      checkFd(src, inputs, ["x", "w", "b"]);
+      checkFd(src, inputs, ["x", "w"], "h", "grads2");
+    });
+  }
+
+  it("1x1 conv2d on an 8x8 image (the NCHW matmul): d/dx, d/dw, d/db", () => {
+    const sig = "x: f64[2, 3, 8, 8], w: f64[4, 3, 1, 1], b: f64[4], r: f64[2, 4, 8, 8]";
+    const src = `
+fn loss(${sig}) -> f64 { return sum(tanh(conv2d(x, w, b)) * r) }
+fn grads(${sig}) -> (f64[2, 3, 8, 8], f64[4, 3, 1, 1], f64[4]) { return grad(loss, wrt: [x, w, b])(x, w, b, r) }`;
+    checkFd(src, randomInputs(rng, { x: [2, 3, 8, 8], w: [4, 3, 1, 1], b: [4], r: [2, 4, 8, 8] }), ["x", "w", "b"]);
+  });
+
   it("second derivatives through conv2d: d/dx and d/dw of <d loss/dx, s>", () => {
     const src = `
 fn loss(${CONV_SIG}) -> f64 { return sum(tanh(${CONV}) * r) }

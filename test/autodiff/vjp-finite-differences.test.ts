@@ -61,6 +61,11 @@ const CASES: Partial<Record<PrimOp, Case[]>> = {
     { ins: [d(2, 2, 4, 6)], attrs: { kernel: [2, 2], stride: [2, 2], dilation: [1, 1] } },
     { ins: [d(2, 2, 7, 6)], attrs: { kernel: [2, 3], stride: [2, 3], dilation: [1, 1] } },
   ],
+  depthwise_conv2d: [
+    { ins: [d(1, 2, 5, 6), d(2, 1, 3, 3)], attrs: { stride: [1, 1], dilation: [1, 1], pads: [[1, 1], [1, 1]] } },
+    { ins: [d(2, 3, 7, 6), d(3, 1, 2, 3)], attrs: { stride: [2, 3], dilation: [2, 1], pads: [[2, 0], [1, 3]] } },
+    { ins: [d(1, 2, 6, 5), d(2, 1, 3, 3)], attrs: { stride: [1, 2], dilation: [1, 1], pads: [[-1, 1], [0, -1]] } },
+  ],
   gather: [{ ins: [d(5, 3), ix(5, 6)] }, { ins: [d(4), ix(4, 2, 3)] }, { ins: [d(3, 2, 2), ix(3, 2)] }],
   scatter_add: [{ ins: [ix(4, 6), d(6, 2)], attrs: { n: 4 } }, { ins: [ix(3, 2, 2), d(2, 2)], attrs: { n: 3 } }],
   // One replica (the reference): the identity, and its gradient all_reduce(ct) is ct.

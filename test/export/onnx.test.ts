@@ -38,7 +38,8 @@ writeFileSync(LN_FILE, `model Block {
 `);
 
 // The issue-16 layers (norms, pooling with ceil_mode / count_include_pad, adaptive pooling, conv1d, a GRU cell,
-// conv_transpose2d: its zero insertion as Unsqueeze + Pad + Reshape + Slice).
+// conv_transpose2d: its zero insertion as Unsqueeze + Pad + Reshape + Slice; a depthwise conv2d, the
+// depthwise_conv2d primitive, as one Conv with group = channels).
 const LAYERS_FILE = join(tmp(), "layers.kiln");
 writeFileSync(LAYERS_FILE, `model Layers {
   param w: f32[4, 4, 3] = he()
@@ -47,6 +48,7 @@ writeFileSync(LAYERS_FILE, `model Layers {
   param wi: f32[12, 4] = xavier()
   param wh: f32[12, 4] = xavier()
   param wt: f32[4, 2, 3, 3] = he()
+  param wd: f32[4, 1, 3, 3] = he()
   fn forward(x: f32[B, 4, 7, 9]) -> f32[B, 4, 3, 2] {
     let h = instance_norm(group_norm(x, 2, g, b), g, b)
     h = avg_pool2d(h, 3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
@@ -55,6 +57,7 @@ writeFileSync(LAYERS_FILE, `model Layers {
   }
   fn seq(x: f32[B, 4, 9]) -> f32[B, 4, 7] { return conv1d(x, w, b) }
   fn cell(x: f32[B, 4], h: f32[B, 4]) -> f32[B, 4] { return gru_cell(x, h, wi, wh) }
+  fn dw(x: f32[B, 4, 7, 9]) -> f32[B, 4, 4, 5] { return conv2d(x, wd, b, stride: 2, padding: 1, groups: 4) }
   fn up(x: f32[B, 4, 3, 4]) -> f32[B, 4, 6, 7] { return conv_transpose2d(x, wt, b, stride: 2, padding: 1, output_padding: [1, 0], groups: 2) }
 }
 `);
@@ -72,6 +75,7 @@ const CASES: Case[] = [
   { file: "dsl-examples/resnet_small.kiln", fn: "ResNetSmall.forward", inputs: { x: img(2, 18) }, ops: ["Conv", "ReduceMean"] },
   { file: LAYERS_FILE, fn: "Layers.forward", inputs: { x: { dtype: "f32", shape: [2, 4, 7, 9], data: lcg(504, 14) } }, ops: ["MatMul"] },
   { file: LAYERS_FILE, fn: "Layers.seq", inputs: { x: { dtype: "f32", shape: [2, 4, 9], data: lcg(72, 15) } }, ops: ["Conv"] },
+  { file: LAYERS_FILE, fn: "Layers.dw", inputs: { x: { dtype: "f32", shape: [2, 4, 7, 9], data: lcg(504, 20) } }, ops: ["Conv"] },
   { file: LAYERS_FILE, fn: "Layers.up", inputs: { x: { dtype: "f32", shape: [2, 4, 3, 4], data: lcg(96, 19) } }, ops: ["Pad"] },
   { file: LAYERS_FILE, fn: "Layers.cell", inputs: { x: { dtype: "f32", shape: [3, 4], data: lcg(12, 16) }, h: { dtype: "f32", shape: [3, 4], data: lcg(12, 17) } }, ops: ["Sigmoid", "Tanh"] },
   { file: "dsl-examples/attention.kiln", fn: "SelfAttention.forward", inputs: { x: { dtype: "f32", shape: [7, 32], data: lcg(224, 11) } }, ops: ["Softmax"] },

@@ -239,6 +239,7 @@ const LAYERS_SRC = `model Layers {
   param wi: f32[16, 4] = xavier()
   param wh: f32[16, 4] = xavier()
   param wt: f32[4, 3, 3, 3] = he()
+  param wd: f32[4, 1, 3, 3] = he()
   fn pools(x: f32[B, 4, 7, 9]) -> f32[B, 4, 3, 2] {
     let h = instance_norm(group_norm(x, 2, g, b), g, b)
     h = avg_pool2d(h, 3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
@@ -254,6 +255,7 @@ const LAYERS_SRC = `model Layers {
   fn positions(x: f32[B, T, 4]) -> f32[B, T, 4] {
     return x + wh[0:T] + reshape(cast(arange(T), f32), [T, 1]) * sum(tril(ones([T, T])), axis: 1, keepdims: true)
   }
+  fn dw(x: f32[B, 4, 7, 9]) -> f32[B, 4, 4, 5] { return conv2d(x, wd, b, stride: 2, padding: 1, groups: 4) }
 }
 `;
 const FORWARD_PY = `import sys, torch, importlib
@@ -277,6 +279,7 @@ describe.skipIf(!HAVE_TORCH)("kiln export --format torch: the issue-16 layers", 
     // A 16-row table cut to a symbolic length, arange and a mask over it: T from x's shape in Python too.
     { file: layers, model: "Layers", fn: "positions", inputs: { x: [2, 5, 4] } },
     { file: layers, model: "Layers", fn: "positions", inputs: { x: [1, 16, 4] } },
+    { file: layers, model: "Layers", fn: "dw", inputs: { x: [2, 4, 7, 9] } },
     { file: "dsl-examples/resnet_small.kiln", model: "ResNetSmall", fn: "forward", inputs: { x: [2, 1, 28, 28] } },
   ];
   for (const c of cases) {

@@ -149,6 +149,21 @@ describe("conv2d and pooling against a direct loop on random inputs", () => {
     await againstDirect(`fn f(x: f32[B, 4, 7, 6], w: f32[6, 2, 3, 2], b: f32[6]) { return ${call} }`, inputs, want);
     await againstDirect(`fn f(x: f32[2, 4, 7, 6], w: f32[6, 2, 3, 2], b: f32[6]) { return ${call} }`, inputs, want);
   });
+  it("1x1 conv2d on 8x9 and 4x4 images (the NCHW matmul from 64 pixels, im2col below) with bias; symbolic and known batch", async () => {
+    for (const [H, W] of [[8, 9], [4, 4]]) {
+      const xs = [3, 6, H, W], ws = [5, 6, 1, 1];
+      const x = randoms(rng, 3 * 6 * H * W), w = randoms(rng, 30), b = randoms(rng, 5);
+      const want = directConv(x, xs, w, ws, b, { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 });
+      const inputs = { x: f32(xs, x), w: f32(ws, w), b: f32([5], b) };
+      for (const N of ["B", "3"]) {
+        const src = `fn f(x: f32[${N}, 6, ${H}, ${W}], w: f32[5, 6, 1, 1], b: f32[5]) { return relu(conv2d(x, w, b)) }`;
+        // The NCHW form has no window (im2col) and no permute; the small image keeps im2col.
+        const ops = irOf(src).functions[0]!.nodes.map((n) => n.op);
+        expect(ops.includes("window"), `${H}x${W} window`).toBe(H * W < 64);
+        await againstDirect(src, inputs, { out: want.out.map((v) => Math.max(v, 0)), shape: want.shape });
+      }
+    }
+  });
   it("conv2d with 3 groups, a 1x3 kernel, stride 3 and no bias", async () => {
     const xs = [1, 3, 4, 11], ws = [6, 1, 1, 3];
     const x = randoms(rng, 3 * 4 * 11), w = randoms(rng, 18);

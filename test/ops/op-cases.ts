@@ -122,6 +122,14 @@ export const CASES: { [P in KernelOp]: Case[] } = {
     { ins: [f(1, 2, 9, 9)], attrs: { kernel: [3, 3], stride: [3, 2], dilation: [2, 2] } }, { ins: [i(2, 1, 4, 5)], attrs: { kernel: [1, 1], stride: [2, 2], dilation: [1, 1] } },
     { ins: [f(3, 5, 1, 17)], attrs: { kernel: [1, 4], stride: [1, 5], dilation: [1, 1] } },
   ],
+  // Padding (negative too: the input gradient's crop), strides 1/2/3 and dilation; widths around the SIMD middle.
+  depthwise_conv2d: [
+    { ins: [f(2, 5, 9, 9), f(5, 1, 3, 3)], attrs: { stride: [1, 1], dilation: [1, 1], pads: [[1, 1], [1, 1]] } },
+    { ins: [f(1, 6, 11, 13), f(6, 1, 3, 3)], attrs: { stride: [2, 2], dilation: [1, 1], pads: [[1, 1], [1, 1]] } },
+    { ins: [f(3, 3, 8, 10), f(3, 1, 3, 3)], attrs: { stride: [1, 1], dilation: [2, 2], pads: [[2, 1], [0, 2]] } },
+    { ins: [f(2, 5, 10, 11), f(5, 1, 3, 2)], attrs: { stride: [3, 1], dilation: [1, 1], pads: [[1, 1], [0, 0]] } },
+    { ins: [f(1, 4, 7, 12), f(4, 1, 3, 3)], attrs: { stride: [1, 1], dilation: [1, 1], pads: [[-1, 2], [-1, 1]] } },
+  ],
   random_uniform: [{ ins: [], attrs: { stream: 0, shape: [17] } }, { ins: [], attrs: { stream: 3, shape: [2, 3, 5] } }, { ins: [], attrs: { stream: 1, shape: [] } }],
   iota: [{ ins: [], attrs: { n: 1, dtype: "i32" } }, { ins: [], attrs: { n: 17, dtype: "i32" } }],
   // ids from -4 to 3: negative and too-large ids read zero rows (gather) or are dropped (scatter_add).

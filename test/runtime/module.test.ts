@@ -72,6 +72,14 @@ describe("dim binding", () => {
     expectKilnError(() => m.call("broken", { x: [1, 2, 3, 4] }, { batch: 1 }), "options.batch", "no symbolic dims");
   });
 
+  test("sizes, kernel ints and plans are kept per dim binding: alternating lengths give each its own values", async () => {
+    const m = await load();
+    for (const n of [3, 2, 3, 5, 2, 5]) {
+      const v = Array.from({ length: n }, (_, i) => i + 1);
+      expect((m.scale({ v, s: 2 }) as Tensor).toArray(), `length ${n}`).toEqual(v.map((x) => 2 * x));
+    }
+  });
+
   test("explicit dims", async () => {
     const m = await load();
     expect((m.pair({ a: [1, 2, 3, 4, 5, 6], b: [1, 1, 1] }, { dims: { M: 2 } }) as Tensor).shape).toEqual([2, 3]);

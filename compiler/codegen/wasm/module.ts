@@ -1,6 +1,7 @@
 // Codegen stage (wasm): assembles every kernel of a program into one WebAssembly module with Binaryen.
 // The memory is imported (env.memory) so the runtime owns it; each kernel is exported under its name.
 import { renderGather, renderScatterAdd } from "./gather.js";
+import { renderDepthwise } from "./depthwise.js";
 import type { KernelSpec, NamedKernel } from "../kernel.js";
 import type { Bin, E, Module } from "./context.js";
 import { FnBuilder } from "./context.js";
@@ -41,6 +42,7 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "copy": return 4 + 3 * spec.rank;
     case "iota": return 2;
     case "gather": case "scatter_add": return 6;
+    case "depthwise_conv2d": return 5;
     case "qmatmul": return qmatmulArgs(spec).count;
     case "finite": return 3;
   }
@@ -55,6 +57,7 @@ function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
     case "iota": return renderIota(fb);
     case "gather": return renderGather(fb, spec);
     case "scatter_add": return renderScatterAdd(fb, spec);
+    case "depthwise_conv2d": return renderDepthwise(fb, spec);
     case "qmatmul": return renderQMatmul(fb, spec);
     case "finite": return renderFinite(fb, spec);
   }

@@ -23,6 +23,8 @@ export type WasmLowering =
   /** Row gather and scatter-add kernels (gather.ts). */
   | { readonly kind: "gather" }
   | { readonly kind: "scatter_add" }
+  /** A direct per-channel convolution kernel (depthwise.ts). */
+  | { readonly kind: "depthwise_conv2d" }
   /** A flag other kernels clear, or a `finite` kernel: see the planner. */
   | { readonly kind: "finite" }
   /** A host step: the runtime calls its collective hook (all_reduce), no wasm kernel. */

@@ -151,6 +151,7 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   iota: { kind: "iota" },
   gather: { kind: "gather" },
   scatter_add: { kind: "scatter_add" },
+  depthwise_conv2d: { kind: "depthwise_conv2d" },
   all_finite: { kind: "finite" },
   all_reduce: { kind: "collective" },
   // Filled by the runtime from a seeded stream before the call.

@@ -9,6 +9,7 @@ import { renderReduce } from "./reduce.js";
 import { DEFAULT_TILE, checkTile, renderMatmul, type MatmulTile } from "./matmul.js";
 import { renderCopy, renderIota } from "./copy.js";
 import { renderGather, renderScatterAdd } from "./gather.js";
+import { renderDepthwise } from "./depthwise.js";
 import { renderQMatmul } from "./qmatmul.js";
 import { renderFinite } from "./finite.js";
 import { kernelMeta, renderShader, type KernelShader } from "./shader.js";
@@ -36,6 +37,7 @@ function renderKernel(name: string, spec: KernelSpec, opts: WgslBuildOptions, mo
     case "iota": return renderIota(name, spec);
     case "gather": return renderGather(name, spec);
     case "scatter_add": return renderScatterAdd(name, spec);
+    case "depthwise_conv2d": return renderDepthwise(name, spec);
     case "qmatmul": return renderQMatmul(name, spec);
     case "finite": return renderFinite(name, spec, mode);
   }

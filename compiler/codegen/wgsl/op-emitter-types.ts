@@ -21,6 +21,8 @@ export type WgslLowering =
   /** Row gather and scatter-add kernels (gather.ts). */
   | { readonly kind: "gather" }
   | { readonly kind: "scatter_add" }
+  /** A direct per-channel convolution kernel (depthwise.ts). */
+  | { readonly kind: "depthwise_conv2d" }
   /** A flag other kernels clear, or a `finite` kernel: see the planner. */
   | { readonly kind: "finite" }
   /** A host step of the wasm runtime (all_reduce): WebGPU refuses the functions that have one (data-parallel grad). */

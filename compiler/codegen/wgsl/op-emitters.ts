@@ -119,6 +119,7 @@ export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
   iota: { kind: "iota" },
   gather: { kind: "gather" },
   scatter_add: { kind: "scatter_add" },
+  depthwise_conv2d: { kind: "depthwise_conv2d" },
   all_finite: { kind: "finite" },
   all_reduce: { kind: "collective" },
   // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.

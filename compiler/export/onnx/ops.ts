@@ -131,6 +131,12 @@ export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
     cx.add("Pad", [y, cx.i64([...pads.map((p) => p[0]), ...pads.map((p) => p[1])]), v], [out], { mode: "constant" });
   },
   window: windowAsConv,
+  depthwise_conv2d: (cx, n, ins, out) => {
+    const { stride, dilation, pads } = n.attrs;
+    if (pads.some((p) => p.some((v) => v < 0))) throw new Unmappable("a depthwise convolution with negative padding (part of a gradient)", "export the model's forward functions");
+    const [C, , KH, KW] = cx.g.nodes[n.inputs[1]].type.shape as number[];
+    cx.add("Conv", ins, [out], { kernel_shape: [KH!, KW!], strides: [...stride], dilations: [...dilation], pads: [pads[0]![0], pads[1]![0], pads[0]![1], pads[1]![1]], group: C! });
+  },
   where: simple("Where"),
   cast: (cx, n, [x], out) => cx.add("Cast", [x], [out], { to: ELEM_OF[n.attrs.to] }),
   matmul: (cx, n, ins, out) => {

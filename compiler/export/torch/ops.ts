@@ -111,6 +111,12 @@ export const TORCH_OPS: { [P in PrimOp]: Expr<P> } = {
     const cols = `F.unfold(${x}, kernel_size=(${a.kernel.join(", ")}), dilation=(${a.dilation.join(", ")}), stride=(${a.stride.join(", ")}))`;
     return `${cols}.reshape(${pyShape([N, C, KH, KW, OH, OW], s)}).permute(0, 4, 5, 1, 2, 3)`;
   },
+  depthwise_conv2d: (n, [x, w]) => {
+    // F.pad takes (left, right, top, bottom) and crops where they are negative.
+    const [[t, b], [l, r]] = n.attrs.pads;
+    const xp = [t, b, l, r].every((v) => v === 0) ? x : `F.pad(${x}, (${l}, ${r}, ${t}, ${b}))`;
+    return `F.conv2d(${xp}, ${w}, stride=(${n.attrs.stride.join(", ")}), dilation=(${n.attrs.dilation.join(", ")}), groups=${n.type.shape[1]})`;
+  },
   where: fn("torch.where"),
   cast: (n, [x]) => `${x}.to(${TORCH_DTYPE[n.attrs.to]})`,
   matmul: fn("torch.matmul"),
