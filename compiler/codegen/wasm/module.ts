@@ -7,6 +7,7 @@ import { FnBuilder } from "./context.js";
 import { MathHelpers } from "./math-helpers.js";
 import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
+import { renderSoftmaxRows } from "./softmax-rows.js";
 import { renderMatmul } from "./matmul.js";
 import { renderCopy, renderIota } from "./copy.js";
 import { renderQMatmul } from "./qmatmul.js";
@@ -42,6 +43,7 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "gather": case "scatter_add": return 6;
     case "qmatmul": return qmatmulArgs(spec).count;
     case "finite": return 3;
+    case "softmax_rows": return 4;
   }
 }
 
@@ -56,6 +58,7 @@ function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
     case "scatter_add": return renderScatterAdd(fb, spec);
     case "qmatmul": return renderQMatmul(fb, spec);
     case "finite": return renderFinite(fb, spec);
+    case "softmax_rows": return renderSoftmaxRows(fb, spec);
   }
 }
 
