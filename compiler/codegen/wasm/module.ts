@@ -16,6 +16,9 @@ import { qmatmulArgs } from "./qmatmul-layout.js";
 import type { SimdVariant } from "./matmul-blocking.js";
 import { parallelSection } from "./parallel.js";
 
+/** Larger than every math helper of math.ts in Binaryen's size measure (checked by test/codegen/helper-inlining.test.ts). */
+const HELPER_INLINE_MAX = 2000;
+
 export interface WasmBuildOptions {
   /** Run Binaryen's optimizer (default: off, so the text stays close to what the renderers wrote). */
   readonly optimize?: boolean;
@@ -123,7 +126,18 @@ export async function buildWasmModule(kernels: readonly NamedKernel[], opts: Was
       const bad = findInvalid(binaryen, kernels, simd);
       throw new Error(`wasm backend: generated module does not validate${bad ? ` (kernel "${bad}")` : ""} — compiler bug`);
     }
-    if (opts.optimize) m.optimize();
+    if (opts.optimize) {
+      // Every math helper call is inlined into its kernel (only kernels call helpers; kernels are never called):
+      // Binaryen's defaults inline a helper only where it has one caller, so a program whose exp serves two kernels
+      // paid a call per vector in each (about a third of a softmax row's exp pass). A global setting: restored.
+      const always = binaryen.getAlwaysInlineMaxSize();
+      binaryen.setAlwaysInlineMaxSize(HELPER_INLINE_MAX);
+      try {
+        m.optimize();
+      } finally {
+        binaryen.setAlwaysInlineMaxSize(always);
+      }
+    }
     return { binary: new Uint8Array(m.emitBinary()), text: opts.text === false ? "" : m.emitText() };
   } finally {
     m.dispose();
