@@ -61,7 +61,7 @@ function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
     case "scatter_add": return renderScatterAdd(fb, spec);
     case "qmatmul": return renderQMatmul(fb, spec);
     case "finite": return renderFinite(fb, spec);
-    case "softmax_rows": return renderSoftmaxRows(fb, spec);
+    case "softmax_rows": return renderSoftmaxRows(fb, spec, simd);
   }
 }
 

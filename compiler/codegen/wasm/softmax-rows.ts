@@ -7,12 +7,16 @@ import type { AttrsOf, PrimOp } from "../../ops/types.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { ExprRenderer } from "./elementwise.js";
 import { forRange } from "./loops.js";
+import { vectorLanes, type Lanes } from "./lanes.js";
+import { expFast, Seq } from "./math.js";
+import type { SimdVariant } from "./matmul-blocking.js";
 
 const op = (name: PrimOp, args: EwExpr[]): EwExpr => ({ t: "op", op: name, attrs: {} as AttrsOf[PrimOp], dtype: "f32", args });
 
 /** Params (in, out, rows, cols); in and out contiguous f32 [rows, cols]. */
-export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel): E {
+export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: SimdVariant = "plain"): E {
   const m = fb.m;
+  const hoisted: E[] = [];
   const [inP, outP, rowsP, colsP] = [0, 1, 2, 3].map((i) => fb.param(i)) as [Var, Var, Var, Var];
   // exp(x - max) through the elementwise renderer, so it is the `exp` op's own code (math.ts expFast).
   const shifted = op("exp", [op("sub", [{ t: "in", index: 0 }, { t: "in", index: 1 }])]);
@@ -37,7 +41,7 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel): E {
 
   // Pass 2: s = sum of exp(x - max), one f32x4 accumulator (exp has enough independent work per lane), the lanes
   // combined as (0 + 1) + (2 + 3), then the scalar tail: the reduce kernel's order, so the same sum.
-  const e4 = ex.element("vector", (i) => (i === 0 ? m.v128.load(0, 4, idx(p)) : mxv.get()));
+  const e4 = expInline(fb, simd, hoisted, () => m.f32x4.sub(m.v128.load(0, 4, idx(p)), mxv.get()));
   const e1 = ex.element("scalar", (i) => (i === 0 ? m.f32.load(0, 4, idx(p)) : mx.get()));
   const ev = fb.local(fb.t.v128), es = fb.local(fb.t.f32);
   const keep = k.mode === "softmax";
@@ -70,6 +74,7 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel): E {
   }
 
   return fb.seq([
+    ...hoisted,
     rowBytes.set(m.i32.shl(colsP.get(), m.i32.const(2))),
     L16.set(m.i32.and(colsP.get(), m.i32.const(-16))),
     L4.set(m.i32.and(colsP.get(), m.i32.const(-4))),
@@ -77,4 +82,31 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel): E {
     q.set(outP.get()),
     forRange(fb, { i: r, from: m.i32.const(0), to: () => rowsP.get(), body: [...maxPass, ...sumPass, ...last, fb.bump(p, rowBytes.get()), fb.bump(q, rowBytes.get())] }),
   ]);
+}
+
+/**
+ * The `exp` op's vector form (math.ts expFast, the same bits as its helper) written into the loop, its constants
+ * read from locals set once before the row loop (`hoisted`), and its fast-path test shortened for x <= 0.
+ */
+function expInline(fb: FnBuilder, simd: SimdVariant, hoisted: E[], arg: () => E): { stmts: E[]; value: E } {
+  // arg is x - max: <= 0 or NaN in every lane (expFast's nonPositive).
+  const m = fb.m;
+  const base = vectorLanes(fb.b, m, simd === "relaxed");
+  const locals = new Map<string, Var>();
+  const cached = (key: string, make: () => E): E => {
+    let v = locals.get(key);
+    if (!v) {
+      v = fb.local(fb.t.v128);
+      hoisted.push(v.set(make()));
+      locals.set(key, v);
+    }
+    return v.get();
+  };
+  const name = (c: number) => (Object.is(c, -0) ? "-0" : String(c));
+  const L: Lanes = { ...base, f: (c) => cached(`f${name(c)}`, () => base.f(c)), i: (c) => cached(`i${c}`, () => base.i(c)) };
+  const x = fb.local(fb.t.v128);
+  const s = new Seq(fb, L);
+  const done = fb.label("exp");
+  const general = expFast(s, () => x.get(), (v) => m.br(done, undefined, v), true);
+  return { stmts: [x.set(arg())], value: m.block(done, [...s.stmts, general], fb.t.v128) };
 }
