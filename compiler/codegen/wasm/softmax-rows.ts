@@ -29,13 +29,28 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
   const lane = (v: E, i: number) => m.f32x4.extract_lane(v, i);
   const idx = (base: Var) => m.i32.add(base.get(), m.i32.shl(j.get(), m.i32.const(2)));
 
-  // Pass 1: the row max. f32.max / f32x4.max propagate NaN, as the reduce kernel's do.
+  // Pass 1: the row max. f32x4.pmax is one maxps where V8 spells the NaN-propagating f32x4.max in about eight
+  // instructions; NaN lanes are collected apart (x != x) and make the max NaN, as f32.max / f32x4.max would. pmax may
+  // keep -0 where max picks +0: x - max then differs only in the sign of a zero, and exp(±0) = 1.
+  const nan = fb.local(fb.t.v128);
+  const load16 = (u: number) => m.v128.load(16 * u, 4, idx(p));
+  const vals = [0, 1, 2, 3].map(() => fb.local(fb.t.v128));
+  const isNan = (v: Var) => m.f32x4.ne(v.get(), v.get());
   const maxPass: E[] = [
     ...accs.map((a) => a.set(fb.splatF32(-Infinity))),
-    forRange(fb, { i: j, from: m.i32.const(0), to: () => L16.get(), step: 16, body: accs.map((a, u) => a.set(vmax(a.get(), m.v128.load(16 * u, 4, idx(p))))) }),
-    forRange(fb, { i: j, to: () => L4.get(), step: 4, body: [accs[0].set(vmax(accs[0].get(), m.v128.load(0, 4, idx(p))))] }),
+    nan.set(fb.splatI32(0)),
+    forRange(fb, {
+      i: j, from: m.i32.const(0), to: () => L16.get(), step: 16,
+      body: [
+        ...vals.map((v, u) => v.set(load16(u))),
+        ...accs.map((a, u) => a.set(m.f32x4.pmax(a.get(), vals[u]!.get()))),
+        nan.set(m.v128.or(nan.get(), m.v128.or(m.v128.or(isNan(vals[0]!), isNan(vals[1]!)), m.v128.or(isNan(vals[2]!), isNan(vals[3]!))))),
+      ],
+    }),
+    forRange(fb, { i: j, to: () => L4.get(), step: 4, body: [vals[0]!.set(load16(0)), accs[0].set(m.f32x4.pmax(accs[0].get(), vals[0]!.get())), nan.set(m.v128.or(nan.get(), isNan(vals[0]!)))] }),
     accs[0].set(vmax(vmax(accs[0].get(), accs[1].get()), vmax(accs[2].get(), accs[3].get()))),
     mx.set(m.f32.max(m.f32.max(lane(accs[0].get(), 0), lane(accs[0].get(), 1)), m.f32.max(lane(accs[0].get(), 2), lane(accs[0].get(), 3)))),
+    m.if(m.v128.any_true(nan.get()), mx.set(m.f32.const(NaN))),
     forRange(fb, { i: j, to: () => colsP.get(), body: [mx.set(m.f32.max(mx.get(), m.f32.load(0, 4, idx(p))))] }),
   ];
 
