@@ -15,6 +15,7 @@ import { flagParams, renderFinite } from "./finite.js";
 import { qmatmulArgs } from "./qmatmul-layout.js";
 import type { SimdVariant } from "./matmul-blocking.js";
 import { parallelSection } from "./parallel.js";
+import { INTERNAL_FN_PREFIXES } from "./matmul-micro.js";
 
 /** Larger than every math helper of math.ts in Binaryen's size measure (checked by test/codegen/helper-inlining.test.ts). */
 const HELPER_INLINE_MAX = 2000;
@@ -127,9 +128,15 @@ export async function buildWasmModule(kernels: readonly NamedKernel[], opts: Was
       throw new Error(`wasm backend: generated module does not validate${bad ? ` (kernel "${bad}")` : ""} — compiler bug`);
     }
     if (opts.optimize) {
-      // Every math helper call is inlined into its kernel (only kernels call helpers; kernels are never called):
+      // Every math helper call is inlined into its kernel (kernels are never called):
       // Binaryen's defaults inline a helper only where it has one caller, so a program whose exp serves two kernels
       // paid a call per vector in each (about a third of a softmax row's exp pass). A global setting: restored.
+      // The matmul's internal functions stay calls (inlined, the relaxed build's matmuls ran 2x slower).
+      for (const prefix of INTERNAL_FN_PREFIXES) {
+        binaryen.setPassArgument("no-inline", `${prefix}*`);
+        m.runPasses(["no-inline"]);
+      }
+      binaryen.setPassArgument("no-inline", null);
       const always = binaryen.getAlwaysInlineMaxSize();
       binaryen.setAlwaysInlineMaxSize(HELPER_INLINE_MAX);
       try {
