@@ -55,6 +55,10 @@
 //       Inf, bf16 values from 0x7F7F8000 up), and never sets it to true. Concurrent writers (row chunks, WebGPU
 //       invocations) only ever store false, so their races are benign; WGSL stores it with atomicStore on an
 //       array<atomic<i32>> binding (bool is one 32-bit word there; wasm: one byte).
+//   softmax_rows: (in, out, rows, cols)
+//       in and out contiguous f32 [rows, cols]; each row of out is softmax (mode "softmax") or log_softmax
+//       ("log_softmax") of that row of in: the max / sum(exp(x - max)) / divide (or x - max - log(sum)) kernels
+//       planned as one (codegen/plan-rows.ts), so the row is read from memory once. out may be in.
 //   qmatmul:     (a, w, qp, [bias,] scratch, out, M, K, N, m0, m1)
 //       int8 matmul on a weight quantized per output channel (docs/quantization.md): a [M, K] (f32, or u8 for
 //       input "q8"), w packed as the backend's QPacking says, qp the f32 words of qpHeader + weight scales;
@@ -238,7 +242,13 @@ export interface QMatmulKernel {
   readonly relu: boolean;
 }
 
-export type KernelSpec = ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel;
+/** softmax / log_softmax over the last axis of an f32 [rows, cols] value (see "softmax_rows" above). */
+export interface SoftmaxRowsKernel {
+  readonly kind: "softmax_rows";
+  readonly mode: "softmax" | "log_softmax";
+}
+
+export type KernelSpec = SoftmaxRowsKernel | ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel;
 
 export interface NamedKernel {
   readonly name: string;

@@ -15,6 +15,14 @@ import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
 import { addInt8Variants } from "./wasm/qmatmul-plan.js";
 import { finiteChain, finiteConstant } from "../passes/fusion-finite.js";
 import { scheduleBuckets } from "./plan-buckets.js";
+import { rowSoftmaxes } from "./plan-rows.js";
+
+/** Function outputs, updates and guard conditions: values that must be stored. */
+function pinnedValues(g: Graph): Set<number> {
+  const pinned = new Set<number>([...g.outputs.map((o) => o.node), ...(g.updates ?? []).map((u) => u.node)]);
+  for (const n of g.nodes) for (const gd of n.guard ?? []) pinned.add(gd.cond);
+  return pinned;
+}
 
 export interface Plan {
   readonly kernels: NamedKernel[];
@@ -87,6 +95,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     step(table.intern(spec, "fill_bool"), [f.id], [polyConst(1)], f, ["all_finite"]);
   };
   const mm: MatmulPlan = matmulPlan(g);
+  const rows = rowSoftmaxes(g, pinnedValues(g));
   for (const n of g.nodes) {
     const v = (source: ValueManifest["source"]) => values.push({ dtype: n.type.dtype, shape: [...n.type.shape], source });
     const a = n.attrs as Record<string, unknown>;
@@ -109,6 +118,17 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     if (mm.folded.has(n.id)) { v({ kind: "alias", of: n.inputs[0] }); continue; }
     // A float cast folded into its matmuls' operand loading (plan-matmul.ts): never stored.
     if (mm.casts.has(n.id)) { v({ kind: "fused" }); continue; }
+    // softmax / log_softmax rows (plan-rows.ts): one kernel at the root; the max, sum and exps are never stored.
+    const row = rows.get(n.id);
+    if (row && !mm.folded.has(row.x) && !mm.casts.has(row.x)) {
+      if (row.root !== n.id) { v({ kind: "fused" }); continue; }
+      v({ kind: "temp" });
+      const spec: KernelSpec = { kind: "softmax_rows", mode: row.mode };
+      const shape = n.type.shape;
+      step(table.intern(spec, row.mode), [row.x, n.id], [polyProduct(shape.slice(0, -1)), polyProduct(shape.slice(-1))], n, [row.mode]);
+      (stepsOf.get(g) as StepManifest[]).at(-1)!.inplace = [0];
+      continue;
+    }
     if (n.fused !== undefined) {
       v({ kind: "fused" });
       continue;

@@ -49,6 +49,7 @@ export interface Lanes {
   bits(a: E): E;
   fromBits(a: E): E;
   mand(a: E, b: E): E;
+  mor(a: E, b: E): E;
   mnot(a: E): E;
   /** mask ? a : b, for float or int values. */
   sel(mask: E, a: E, b: E): E;
@@ -96,6 +97,7 @@ export function scalarLanes(b: Types, m: Module): Lanes {
     bits: (x) => m.i32.reinterpret(x),
     fromBits: (x) => m.f32.reinterpret(x),
     mand: (x, y) => m.i32.and(x, y),
+    mor: (x, y) => m.i32.or(x, y),
     mnot: (x) => m.i32.eqz(x),
     sel: (c, x, y) => m.select(c, x, y),
   };
@@ -152,6 +154,7 @@ export function vectorLanes(b: Types, m: Module, relaxed = false): Lanes {
     bits: (x) => x,
     fromBits: (x) => x,
     mand: (x, y) => m.v128.and(x, y),
+    mor: (x, y) => m.v128.or(x, y),
     mnot: (x) => m.v128.not(x),
     sel: (c, x, y) => m.v128.bitselect(x, y, c),
   };

@@ -85,9 +85,9 @@ function expReduce(s: Seq, x: () => E): { t: () => E; p: E } {
  * so subnormals round once, large x gives +inf, small x 0, NaN NaN. Both paths give the same bits wherever the
  * fast one applies (both scalings are exact there), so a lane's result never depends on its neighbours.
  * `ret` returns the fast result from the function being built (a scalar function running this on a splat
- * returns its lane 0).
+ * returns its lane 0). `nonPositive`: every x is <= 0 or NaN, which shortens the test (the same lanes pass).
  */
-export function expFast(s: Seq, x: () => E, ret: (v: E) => E = (v) => s.fb.m.return(v)): E {
+export function expFast(s: Seq, x: () => E, ret: (v: E) => E = (v) => s.fb.m.return(v), nonPositive = false): E {
   const L = s.L;
   const m = s.fb.m;
   const fast = expReduce(s, x);
@@ -96,8 +96,11 @@ export function expFast(s: Seq, x: () => E, ret: (v: E) => E = (v) => s.fb.m.ret
   // the general one.
   const zero = s.mask(L.lt(x(), L.f(EXP_ZERO_BELOW)));
   const res = s.f(L.sel(zero(), L.f(0), L.fromBits(L.iadd(L.bits(fast.p), L.ishl(L.bits(fast.t()), 23)))));
-  const ok = L.mnot(L.mand(L.mnot(L.le(L.abs(x()), L.f(EXP_FAST_MAX))), L.mnot(zero())));
-  s.stmts.push(m.if(L.width === "f32" ? ok : m.i32x4.all_true(ok), ret(res())));
+  // With x known to be <= 0 or NaN (softmax's x - max), |x| <= EXP_FAST_MAX is x >= -EXP_FAST_MAX: the same lanes
+  // take the fast path, for about half the instructions of the test.
+  const ok = L.mor(nonPositive ? L.ge(x(), L.f(-EXP_FAST_MAX)) : L.le(L.abs(x()), L.f(EXP_FAST_MAX)), zero());
+  // The lanes' sign bits (one movmskps) rather than all_true, which V8 spells in about seven instructions.
+  s.stmts.push(m.if(L.width === "f32" ? ok : m.i32.eq(m.i32x4.bitmask(ok), m.i32.const(15)), ret(res())));
   const clamp = L.width === "f32"
     ? (v: E) => L.min(L.max(v, L.f(-104)), L.f(89))
     : (v: E) => m.f32x4.pmin(m.f32x4.pmax(v, L.f(-104)), L.f(89));

@@ -12,9 +12,16 @@ const NO_MATH: HelperSink = {
   },
 };
 
+/**
+ * Name prefixes of the matmul's internal functions: module.ts keeps these out of line (inlined into every matmul
+ * kernel they ran 2x slower in the relaxed build) while it inlines the math helpers.
+ */
+export const INTERNAL_FN_PREFIXES = ["__kiln_gemm_", "__kiln_mk", "__kiln_pack_", "__kiln_prepack_"];
+
 /** Adds internal function `name` (i32 params, no result) unless the module has it; returns the name. */
 export function internalFn(fb: FnBuilder, name: string, params: number, build: (g: FnBuilder) => E): string {
   if (fb.m.getFunction(name)) return name;
+  if (!INTERNAL_FN_PREFIXES.some((p) => name.startsWith(p))) throw new Error(`wasm backend: internal function ${name} has no INTERNAL_FN_PREFIXES prefix (compiler bug)`);
   const types = new Array<number>(params).fill(fb.b.i32);
   const g = new Builder(fb.b, fb.m, types, NO_MATH);
   const body = build(g);

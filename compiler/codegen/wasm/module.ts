@@ -8,6 +8,7 @@ import { FnBuilder } from "./context.js";
 import { MathHelpers } from "./math-helpers.js";
 import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
+import { renderSoftmaxRows } from "./softmax-rows.js";
 import { renderMatmul } from "./matmul.js";
 import { prepackName } from "../../../runtime/wasm/prepack.js";
 import { renderCopy, renderIota } from "./copy.js";
@@ -16,6 +17,10 @@ import { flagParams, renderFinite } from "./finite.js";
 import { qmatmulArgs } from "./qmatmul-layout.js";
 import type { SimdVariant } from "./matmul-blocking.js";
 import { parallelSection } from "./parallel.js";
+import { INTERNAL_FN_PREFIXES } from "./matmul-micro.js";
+
+/** Larger than every math helper of math.ts in Binaryen's size measure (checked by test/codegen/helper-inlining.test.ts). */
+const HELPER_INLINE_MAX = 2000;
 
 export interface WasmBuildOptions {
   /** Run Binaryen's optimizer (default: off, so the text stays close to what the renderers wrote). */
@@ -45,6 +50,7 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "depthwise_conv2d": return 5;
     case "qmatmul": return qmatmulArgs(spec).count;
     case "finite": return 3;
+    case "softmax_rows": return 4;
   }
 }
 
@@ -60,6 +66,7 @@ function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
     case "depthwise_conv2d": return renderDepthwise(fb, spec);
     case "qmatmul": return renderQMatmul(fb, spec);
     case "finite": return renderFinite(fb, spec);
+    case "softmax_rows": return renderSoftmaxRows(fb, spec, simd);
   }
 }
 
@@ -127,7 +134,24 @@ export async function buildWasmModule(kernels: readonly NamedKernel[], opts: Was
       const bad = findInvalid(binaryen, kernels, simd);
       throw new Error(`wasm backend: generated module does not validate${bad ? ` (kernel "${bad}")` : ""} — compiler bug`);
     }
-    if (opts.optimize) m.optimize();
+    if (opts.optimize) {
+      // Every math helper call is inlined into its kernel (kernels are never called):
+      // Binaryen's defaults inline a helper only where it has one caller, so a program whose exp serves two kernels
+      // paid a call per vector in each (about a third of a softmax row's exp pass). A global setting: restored.
+      // The matmul's internal functions stay calls (inlined, the relaxed build's matmuls ran 2x slower).
+      for (const prefix of INTERNAL_FN_PREFIXES) {
+        binaryen.setPassArgument("no-inline", `${prefix}*`);
+        m.runPasses(["no-inline"]);
+      }
+      binaryen.setPassArgument("no-inline", null);
+      const always = binaryen.getAlwaysInlineMaxSize();
+      binaryen.setAlwaysInlineMaxSize(HELPER_INLINE_MAX);
+      try {
+        m.optimize();
+      } finally {
+        binaryen.setAlwaysInlineMaxSize(always);
+      }
+    }
     return { binary: new Uint8Array(m.emitBinary()), text: opts.text === false ? "" : m.emitText() };
   } finally {
     m.dispose();

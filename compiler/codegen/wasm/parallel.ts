@@ -1,6 +1,6 @@
 // Codegen stage (wasm): the "kiln.parallel" custom section — for each kernel the thread pool may split, how
 // (runtime/wasm/threads-meta.ts is the contract). Matmuls split by rows of C, elementwise kernels along their
-// outermost axis; everything else runs on one thread.
+// outermost axis, softmax rows by rows; everything else runs on one thread.
 import type { KernelSplit, ParallelInfo } from "../../../runtime/wasm/threads-meta.js";
 import { PARALLEL_SECTION } from "../../../runtime/wasm/threads-meta.js";
 import { dtypeBytes } from "../../ir/types.js";
@@ -31,6 +31,8 @@ function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
     ];
     return { kind: "outer", ext: e0, inner, steps, align: 4, work: range(e0, spec.rank) };
   }
+  // Rows are independent: a thread takes a range of them (each row is computed the same on any thread).
+  if (spec.kind === "softmax_rows") return { kind: "outer", ext: 2, inner: [3], steps: [{ bytes: 4, exts: [3] }, { bytes: 4, exts: [3] }], align: 1, work: [2, 3] };
   return null;
 }
 

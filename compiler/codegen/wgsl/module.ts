@@ -6,6 +6,7 @@ import { WGSL_DOT4_SUFFIX, WGSL_F16_SUFFIX, type WgslKernelManifest } from "../.
 import type { HalfMode } from "./half.js";
 import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
+import { renderSoftmaxRows } from "./softmax-rows.js";
 import { DEFAULT_TILE, checkTile, renderMatmul, type MatmulTile } from "./matmul.js";
 import { renderCopy, renderIota } from "./copy.js";
 import { renderGather, renderScatterAdd } from "./gather.js";
@@ -40,6 +41,7 @@ function renderKernel(name: string, spec: KernelSpec, opts: WgslBuildOptions, mo
     case "depthwise_conv2d": return renderDepthwise(name, spec);
     case "qmatmul": return renderQMatmul(name, spec);
     case "finite": return renderFinite(name, spec, mode);
+    case "softmax_rows": return renderSoftmaxRows(name, spec);
   }
 }
 

@@ -1,0 +1,81 @@
+// Kernels only, before/after: `node [--experimental-wasm-relaxed-simd] bench/kernel-ab.js --base DIR [--case softmax]
+// [--simd plain|relaxed] [--rounds 40] [--batch 50]` compiles one row workload over 256x1024 (softmax, log_softmax,
+// cross_entropy, layer_norm) with DIR's dist/ (another commit's tree, built) and with this checkout's, then runs each
+// build's steps straight on its wasm exports (own memory, no input or output copies, no executor), alternating
+// batches of calls between the builds in one process, and prints the CPU time per call and the per-round ratio
+// before / after. On a shared machine this is far steadier than timing whole calls: what the neighbours take shows
+// in both builds alike, and the 1 MB copies in and out (most of a whole softmax call) are left out.
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { benchArgs, median } from "./common.js";
+
+const { opt } = benchArgs(1);
+const base = opt("--base", null);
+if (!base) throw new Error("--base DIR is required (a tree with its own dist/)");
+const which = opt("--case", "softmax");
+const simd = opt("--simd", "plain");
+const rounds = Number(opt("--rounds", 40));
+const batch = Number(opt("--batch", 50));
+const R = 256, C = 1024;
+const SRCS = {
+  softmax: `fn f(x: f32[${R}, ${C}]) -> f32[${R}, ${C}] { return softmax(x, axis: -1) }`,
+  log_softmax: `fn f(x: f32[${R}, ${C}]) -> f32[${R}, ${C}] { return log_softmax(x, axis: -1) }`,
+  cross_entropy: `fn f(x: f32[${R}, ${C}], labels: i32[${R}]) -> f32 { return cross_entropy(x, labels) }`,
+  layer_norm: `fn f(x: f32[${R}, ${C}], gamma: f32[${C}], beta: f32[${C}]) -> f32[${R}, ${C}] { return layer_norm(x, gamma, beta, eps: 1e-5) }`,
+};
+if (!SRCS[which]) throw new Error(`--case: one of ${Object.keys(SRCS).join(", ")}`);
+const evalPoly = (p) => p.reduce((a, term) => a + term.reduce((x, f) => x * f, 1), 0);
+
+/** The function's steps bound to fresh buffers of one instance; inputs filled as bench/softmax-calls.js does. */
+async function load(dist) {
+  const { compileToIR, buildWasm } = await import(pathToFileURL(`${dist}/compiler/compile.js`).href);
+  const r = compileToIR(SRCS[which], "ab.kiln");
+  if (!r.ir) throw new Error(`${dist}: ${JSON.stringify(r.diagnostics)}`);
+  const b = await buildWasm(r.ir, "ab", { wat: false });
+  const fn = b.manifest.functions[0];
+  let off = 1024;
+  const numel = (v) => v.shape.reduce((x, y) => x * y, 1);
+  const addr = fn.values.map((v) => {
+    if (v.source.kind === "fused" || v.source.kind === "alias") return 0;
+    const a = off;
+    off += Math.ceil((numel(v) * 4) / 64) * 64 + 64;
+    return a;
+  });
+  fn.values.forEach((v, id) => { if (v.source.kind === "alias") addr[id] = addr[v.source.of]; });
+  const memory = new WebAssembly.Memory({ initial: Math.ceil(off / 65536) + 1 });
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(simd === "relaxed" ? b.wasmRelaxed : b.wasm), { env: { memory } });
+  let s = 12345;
+  fn.values.forEach((v, id) => {
+    if (v.source.kind === "const") new Float32Array(memory.buffer, addr[id], 1)[0] = v.source.value;
+    if (v.source.kind !== "input") return;
+    if (v.dtype === "i32") return new Int32Array(memory.buffer, addr[id], numel(v)).forEach((_, i, a) => { a[i] = (i * 37) % C; });
+    const x = new Float32Array(memory.buffer, addr[id], numel(v));
+    for (let i = 0; i < x.length; i++) x[i] = ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5) * 20;
+  });
+  const calls = fn.steps.map((st) => {
+    const f = inst.exports[st.kernel];
+    const args = [...st.buffers.map((id) => addr[id]), ...st.ints.map(evalPoly)];
+    return () => f(...args);
+  });
+  const out = fn.values[fn.outputValues[0]];
+  return { steps: fn.steps.map((st) => st.ops.join(",")), run: () => { for (const c of calls) c(); }, out: () => new Float32Array(memory.buffer, addr[fn.outputValues[0]], numel(out)) };
+}
+
+const before = await load(resolve(base, "dist"));
+const after = await load(new URL("../dist", import.meta.url).pathname);
+for (let i = 0; i < 50; i++) { before.run(); after.run(); }
+let maxRel = 0;
+const [ob, oa] = [before.out(), after.out()];
+for (let i = 0; i < ob.length; i++) maxRel = Math.max(maxRel, Math.abs(ob[i] - oa[i]) / Math.max(1e-30, Math.abs(ob[i])));
+const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const tb = [], ta = [];
+for (let r = 0; r < rounds; r++) {
+  for (const [b, t] of r % 2 ? [[before, tb], [after, ta]] : [[after, ta], [before, tb]]) {
+    const c0 = cpu();
+    for (let i = 0; i < batch; i++) b.run();
+    t.push((cpu() - c0) / batch);
+  }
+}
+const ratios = tb.map((b, i) => b / ta[i]).sort((x, y) => x - y);
+console.log(`${which} 256x${C}, ${simd}: before [${before.steps.join(" | ")}] ${median(tb).toFixed(3)} ms, after [${after.steps.join(" | ")}] ${median(ta).toFixed(3)} ms`);
+console.log(`  kernel CPU per call (medians of ${rounds} rounds of ${batch}); before / after per round: median ${median(ratios).toFixed(2)}x, quartiles ${ratios[ratios.length >> 2].toFixed(2)}-${ratios[(3 * ratios.length) >> 2].toFixed(2)}x; largest relative difference of the outputs ${maxRel.toExponential(2)}`);

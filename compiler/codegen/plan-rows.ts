@@ -1,0 +1,84 @@
+// Codegen stage, planner: finds softmax and log_softmax over the last axis in a fused graph, as the fusion pass
+// leaves them (the builtins' and `kiln import`'s decompositions alike) —
+//   softmax:     %m = max x (last axis, keepdims); %e = exp(x - %m) stored by %s = sum %e; %y = div %e, %s
+//   log_softmax: %m = max x; %s = sum exp(x - %m) (all fused into %s); %l = log %s; %y = (x - %m) - %l
+// — so the planner emits one softmax_rows kernel for %y instead of three or four, and stores none of the rest.
+// Only where nothing else reads the intermediates, every value is f32 and the nodes share their guards.
+import { guardKey, type Graph, type Node } from "../ir/graph.js";
+import { sameShape } from "../ir/types.js";
+import type { SoftmaxRowsKernel } from "./kernel.js";
+
+export interface RowSoftmax {
+  readonly mode: SoftmaxRowsKernel["mode"];
+  /** The value whose rows are normalised. */
+  readonly x: number;
+  /** The node whose value the kernel stores. */
+  readonly root: number;
+}
+
+/** Every node of a matched pattern -> its match (the root included); the other members are never stored. */
+export function rowSoftmaxes(g: Graph, pinned: ReadonlySet<number>): Map<number, RowSoftmax> {
+  const consumers: number[][] = g.nodes.map(() => []);
+  for (const n of g.nodes) for (const i of new Set(n.inputs)) consumers[i]!.push(n.id);
+  const fusedInto: number[][] = g.nodes.map(() => []);
+  for (const n of g.nodes) if (n.fused !== undefined) fusedInto[n.fused]!.push(n.id);
+  const storedBy: number[][] = g.nodes.map(() => []);
+  for (const n of g.nodes) if (n.storedBy !== undefined) storedBy[n.storedBy]!.push(n.id);
+  const out = new Map<number, RowSoftmax>();
+  const node = (id: number | undefined): Node | undefined => (id === undefined ? undefined : g.nodes[id]);
+  const f32 = (n: Node) => n.type.dtype === "f32";
+  // Only `of` reads the node (and it is not a function output, update or guard condition).
+  const onlyFor = (n: Node, of: readonly number[]) => !pinned.has(n.id) && consumers[n.id]!.every((c) => of.includes(c)) && n.finiteInto === undefined;
+  const lastAxis = (n: Node, x: Node): boolean => {
+    const axes = (n.attrs as { axes?: number[] }).axes;
+    const r = x.type.shape.length;
+    return r >= 1 && axes?.length === 1 && axes[0] === r - 1 && n.type.shape.length === r && n.type.shape[r - 1] === 1 && n.inputs[0] === x.id;
+  };
+  /** sub(x, m) with m = max(x) over the last axis: returns [x, m]. */
+  const centred = (d: Node | undefined): [Node, Node] | null => {
+    if (d?.op !== "sub" || !f32(d)) return null;
+    const [x, mx] = [node(d.inputs[0]), node(d.inputs[1])];
+    if (!x || mx?.op !== "max" || !f32(x) || !lastAxis(mx, x) || mx.fused !== undefined) return null;
+    return [x, mx];
+  };
+  for (const y of g.nodes) {
+    if (y.fused !== undefined || y.storedBy !== undefined || y.finiteInto !== undefined || !f32(y) || storedBy[y.id]!.length) continue;
+    let members: Node[] | null = null;
+    let x: Node | undefined;
+    let mode: RowSoftmax["mode"] = "softmax";
+    if (y.op === "div" && fusedInto[y.id]!.length === 0) {
+      const [e, s] = [node(y.inputs[0]), node(y.inputs[1])];
+      if (e?.op !== "exp" || s?.op !== "sum" || e.storedBy !== s.id || s.inputs[0] !== e.id) continue;
+      const c = centred(node(e.inputs[0]));
+      if (!c) continue;
+      const d = node(e.inputs[0])!;
+      [x] = c;
+      // The sub is fused into the exp's group, which the sum's kernel computes and stores (fusion-reduce.ts).
+      if (!lastAxis(s, e) || d.fused !== e.id || fusedInto[e.id]!.length !== 1 || fusedInto[s.id]!.length || storedBy[s.id]!.length !== 1) continue;
+      if (!onlyFor(e, [s.id, y.id]) || !onlyFor(s, [y.id]) || !onlyFor(d, [e.id]) || !onlyFor(c[1], [d.id])) continue;
+      members = [c[1], d, e, s];
+    } else if (y.op === "sub") {
+      mode = "log_softmax";
+      const [a, l] = [node(y.inputs[0]), node(y.inputs[1])];
+      const ca = centred(a);
+      // With rows of one the log has y's shape and joins its group.
+      const logIn = l?.fused === y.id ? 1 : 0;
+      if (!ca || a!.fused !== y.id || fusedInto[y.id]!.length !== 1 + logIn || l?.op !== "log" || (!logIn && l.fused !== undefined) || fusedInto[l.id]!.length) continue;
+      const s = node(l.inputs[0]);
+      const e = node(s?.inputs[0]);
+      if (s?.op !== "sum" || e?.op !== "exp" || e.fused !== s.id || !lastAxis(s, e) || storedBy[s.id]!.length || storedBy[l.id]!.length) continue;
+      const d = node(e.inputs[0]);
+      const cd = centred(d);
+      if (!cd || cd[0].id !== ca[0].id || cd[1].id !== ca[1].id || d!.fused !== s.id || fusedInto[s.id]!.length !== 2) continue;
+      [x] = ca;
+      if (!onlyFor(a!, [y.id]) || !onlyFor(l, [y.id]) || !onlyFor(s, [l.id]) || !onlyFor(e, [s.id]) || !onlyFor(d!, [e.id]) || !onlyFor(ca[1], [a!.id, d!.id])) continue;
+      members = [ca[1], a!, d!, e, s, l];
+    }
+    // x must be in memory, in its own layout: not computed inside another kernel.
+    if (!members || !x || x.fused !== undefined || fusedInto[members[0]!.id]!.length || !sameShape(x.type.shape, y.type.shape)) continue;
+    if (members.some((mb) => guardKey(mb.guard) !== guardKey(y.guard) || out.has(mb.id))) continue;
+    const match: RowSoftmax = { mode, x: x.id, root: y.id };
+    for (const mb of [...members, y]) out.set(mb.id, match);
+  }
+  return out;
+}

@@ -1,0 +1,127 @@
+// Codegen stage (wasm): softmax / log_softmax rows (kernel.ts "softmax_rows"), one row at a time so the row stays
+// in L1 between its passes: the max (four f32x4 accumulators), then exp(x - max) summed (and, for softmax, stored
+// to out), then out scaled by 1 / sum, or out = (x - max) - log(sum). The same ops in the same order as the
+// max / sub,exp,sum / div kernels this replaces, except the multiply by the reciprocal (within 1 ulp of the divide).
+import type { EwExpr, SoftmaxRowsKernel } from "../kernel.js";
+import type { AttrsOf, PrimOp } from "../../ops/types.js";
+import type { E, FnBuilder, Var } from "./context.js";
+import { ExprRenderer } from "./elementwise.js";
+import { forRange } from "./loops.js";
+import { vectorLanes, type Lanes } from "./lanes.js";
+import { expFast, Seq } from "./math.js";
+import type { SimdVariant } from "./matmul-blocking.js";
+
+const op = (name: PrimOp, args: EwExpr[]): EwExpr => ({ t: "op", op: name, attrs: {} as AttrsOf[PrimOp], dtype: "f32", args });
+
+/** Params (in, out, rows, cols); in and out contiguous f32 [rows, cols]. */
+export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: SimdVariant = "plain"): E {
+  const m = fb.m;
+  const hoisted: E[] = [];
+  const [inP, outP, rowsP, colsP] = [0, 1, 2, 3].map((i) => fb.param(i)) as [Var, Var, Var, Var];
+  // exp(x - max) through the elementwise renderer, so it is the `exp` op's own code (math.ts expFast).
+  const shifted = op("exp", [op("sub", [{ t: "in", index: 0 }, { t: "in", index: 1 }])]);
+  const ex = new ExprRenderer(fb, { kind: "elementwise", rank: 2, inputs: [{ dtype: "f32", bcast: [false, false] }, { dtype: "f32", bcast: [false, true] }], out: "f32", expr: shifted });
+  const lg = new ExprRenderer(fb, { kind: "elementwise", rank: 1, inputs: [{ dtype: "f32", bcast: [false] }], out: "f32", expr: op("log", [{ t: "in", index: 0 }]) });
+  const r = fb.i32(), j = fb.i32(), p = fb.i32(), q = fb.i32(), rowBytes = fb.i32(), L4 = fb.i32(), L16 = fb.i32();
+  const mx = fb.local(fb.t.f32), mxv = fb.local(fb.t.v128), s = fb.local(fb.t.f32), sv = fb.local(fb.t.v128), c = fb.local(fb.t.f32), cv = fb.local(fb.t.v128);
+  const accs = [0, 1, 2, 3].map(() => fb.local(fb.t.v128)) as [Var, Var, Var, Var];
+  const vmax = (a: E, b: E) => m.f32x4.max(a, b);
+  const lane = (v: E, i: number) => m.f32x4.extract_lane(v, i);
+  const idx = (base: Var) => m.i32.add(base.get(), m.i32.shl(j.get(), m.i32.const(2)));
+
+  // Pass 1: the row max. f32x4.pmax is one maxps where V8 spells the NaN-propagating f32x4.max in about eight
+  // instructions; NaN lanes are collected apart (x != x) and make the max NaN, as f32.max / f32x4.max would. pmax may
+  // keep -0 where max picks +0: x - max then differs only in the sign of a zero, and exp(±0) = 1.
+  const nan = fb.local(fb.t.v128);
+  const load16 = (u: number) => m.v128.load(16 * u, 4, idx(p));
+  const vals = [0, 1, 2, 3].map(() => fb.local(fb.t.v128));
+  const isNan = (v: Var) => m.f32x4.ne(v.get(), v.get());
+  const maxPass: E[] = [
+    ...accs.map((a) => a.set(fb.splatF32(-Infinity))),
+    nan.set(fb.splatI32(0)),
+    forRange(fb, {
+      i: j, from: m.i32.const(0), to: () => L16.get(), step: 16,
+      body: [
+        ...vals.map((v, u) => v.set(load16(u))),
+        ...accs.map((a, u) => a.set(m.f32x4.pmax(a.get(), vals[u]!.get()))),
+        nan.set(m.v128.or(nan.get(), m.v128.or(m.v128.or(isNan(vals[0]!), isNan(vals[1]!)), m.v128.or(isNan(vals[2]!), isNan(vals[3]!))))),
+      ],
+    }),
+    forRange(fb, { i: j, to: () => L4.get(), step: 4, body: [vals[0]!.set(load16(0)), accs[0].set(m.f32x4.pmax(accs[0].get(), vals[0]!.get())), nan.set(m.v128.or(nan.get(), isNan(vals[0]!)))] }),
+    accs[0].set(vmax(vmax(accs[0].get(), accs[1].get()), vmax(accs[2].get(), accs[3].get()))),
+    mx.set(m.f32.max(m.f32.max(lane(accs[0].get(), 0), lane(accs[0].get(), 1)), m.f32.max(lane(accs[0].get(), 2), lane(accs[0].get(), 3)))),
+    m.if(m.v128.any_true(nan.get()), mx.set(m.f32.const(NaN))),
+    forRange(fb, { i: j, to: () => colsP.get(), body: [mx.set(m.f32.max(mx.get(), m.f32.load(0, 4, idx(p))))] }),
+  ];
+
+  // Pass 2: s = sum of exp(x - max), one f32x4 accumulator (exp has enough independent work per lane), the lanes
+  // combined as (0 + 1) + (2 + 3), then the scalar tail: the reduce kernel's order, so the same sum.
+  const e4 = expInline(fb, simd, hoisted, () => m.f32x4.sub(m.v128.load(0, 4, idx(p)), mxv.get()));
+  const e1 = ex.element("scalar", (i) => (i === 0 ? m.f32.load(0, 4, idx(p)) : mx.get()));
+  const ev = fb.local(fb.t.v128), es = fb.local(fb.t.f32);
+  const keep = k.mode === "softmax";
+  const sumPass: E[] = [
+    mxv.set(m.f32x4.splat(mx.get())),
+    sv.set(fb.splatF32(0)),
+    forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [...e4.stmts, ev.set(e4.value), ...(keep ? [m.v128.store(0, 4, idx(q), ev.get())] : []), sv.set(m.f32x4.add(sv.get(), ev.get()))] }),
+    s.set(m.f32.add(m.f32.add(lane(sv.get(), 0), lane(sv.get(), 1)), m.f32.add(lane(sv.get(), 2), lane(sv.get(), 3)))),
+    forRange(fb, { i: j, to: () => colsP.get(), body: [...e1.stmts, es.set(e1.value), ...(keep ? [m.f32.store(0, 4, idx(q), es.get())] : []), s.set(m.f32.add(s.get(), es.get()))] }),
+  ];
+
+  // Pass 3: softmax scales the stored exps by 1 / sum (read back from L1); log_softmax writes (x - max) - log(sum).
+  let last: E[];
+  if (keep) {
+    last = [
+      c.set(m.f32.div(m.f32.const(1), s.get())),
+      cv.set(m.f32x4.splat(c.get())),
+      forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [m.v128.store(0, 4, idx(q), m.f32x4.mul(m.v128.load(0, 4, idx(q)), cv.get()))] }),
+      forRange(fb, { i: j, to: () => colsP.get(), body: [m.f32.store(0, 4, idx(q), m.f32.mul(m.f32.load(0, 4, idx(q)), c.get()))] }),
+    ];
+  } else {
+    const l1 = lg.element("scalar", () => s.get());
+    last = [
+      ...l1.stmts,
+      c.set(l1.value),
+      cv.set(m.f32x4.splat(c.get())),
+      forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [m.v128.store(0, 4, idx(q), m.f32x4.sub(m.f32x4.sub(m.v128.load(0, 4, idx(p)), mxv.get()), cv.get()))] }),
+      forRange(fb, { i: j, to: () => colsP.get(), body: [m.f32.store(0, 4, idx(q), m.f32.sub(m.f32.sub(m.f32.load(0, 4, idx(p)), mx.get()), c.get()))] }),
+    ];
+  }
+
+  return fb.seq([
+    ...hoisted,
+    rowBytes.set(m.i32.shl(colsP.get(), m.i32.const(2))),
+    L16.set(m.i32.and(colsP.get(), m.i32.const(-16))),
+    L4.set(m.i32.and(colsP.get(), m.i32.const(-4))),
+    p.set(inP.get()),
+    q.set(outP.get()),
+    forRange(fb, { i: r, from: m.i32.const(0), to: () => rowsP.get(), body: [...maxPass, ...sumPass, ...last, fb.bump(p, rowBytes.get()), fb.bump(q, rowBytes.get())] }),
+  ]);
+}
+
+/**
+ * The `exp` op's vector form (math.ts expFast, the same bits as its helper) written into the loop, its constants
+ * read from locals set once before the row loop (`hoisted`), and its fast-path test shortened for x <= 0.
+ */
+function expInline(fb: FnBuilder, simd: SimdVariant, hoisted: E[], arg: () => E): { stmts: E[]; value: E } {
+  // arg is x - max: <= 0 or NaN in every lane (expFast's nonPositive).
+  const m = fb.m;
+  const base = vectorLanes(fb.b, m, simd === "relaxed");
+  const locals = new Map<string, Var>();
+  const cached = (key: string, make: () => E): E => {
+    let v = locals.get(key);
+    if (!v) {
+      v = fb.local(fb.t.v128);
+      hoisted.push(v.set(make()));
+      locals.set(key, v);
+    }
+    return v.get();
+  };
+  const name = (c: number) => (Object.is(c, -0) ? "-0" : String(c));
+  const L: Lanes = { ...base, f: (c) => cached(`f${name(c)}`, () => base.f(c)), i: (c) => cached(`i${c}`, () => base.i(c)) };
+  const x = fb.local(fb.t.v128);
+  const s = new Seq(fb, L);
+  const done = fb.label("exp");
+  const general = expFast(s, () => x.get(), (v) => m.br(done, undefined, v), true);
+  return { stmts: [x.set(arg())], value: m.block(done, [...s.stmts, general], fb.t.v128) };
+}
