@@ -3,7 +3,7 @@
 // compiles it (getCompilationInfo errors name the kernel, its ops and the offending WGSL line), and builds its
 // pipeline with an explicit bind group layout. Pipelines are cached per device and shader text.
 
-import { WGSL_F16_SUFFIX, type Manifest, type WgslKernelManifest } from "../manifest.js";
+import { isHostStep, WGSL_F16_SUFFIX, type Manifest, type WgslKernelManifest } from "../manifest.js";
 import { KilnError } from "../errors.js";
 import { STAGE_COMPUTE, FALLBACK_HINT, type GpuHandle } from "./device.js";
 
@@ -34,6 +34,8 @@ function opsByKernel(manifest: Manifest): Map<string, Set<string>> {
     // The kernels that convert a GpuTensor for a 16-bit input (runtime/webgpu/convert.ts).
     for (const i of f.inputs) if (i.convert && !ops.has(i.convert)) ops.set(i.convert, new Set(["cast"]));
     for (const s of f.steps) {
+      // Host steps (data-parallel collectives) have no shader; their functions are refused at call (module.ts).
+      if (isHostStep(s)) continue;
       let set = ops.get(s.kernel);
       if (!set) ops.set(s.kernel, (set = new Set()));
       for (const o of s.ops ?? []) set.add(o);
