@@ -74,8 +74,9 @@ export function rowSoftmaxes(g: Graph, pinned: ReadonlySet<number>): Map<number,
       if (!onlyFor(a!, [y.id]) || !onlyFor(l, [y.id]) || !onlyFor(s, [l.id]) || !onlyFor(e, [s.id]) || !onlyFor(d!, [e.id]) || !onlyFor(ca[1], [a!.id, d!.id])) continue;
       members = [ca[1], a!, d!, e, s, l];
     }
-    // x must be in memory, in its own layout: not computed inside another kernel.
-    if (!members || !x || x.fused !== undefined || fusedInto[members[0]!.id]!.length || !sameShape(x.type.shape, y.type.shape)) continue;
+    // x must be in memory, in its own layout: not computed inside another kernel, nor stored by the max's kernel
+    // (a prologue the max computes and stores, which the row kernel replaces: nothing would store x).
+    if (!members || !x || x.fused !== undefined || fusedInto[members[0]!.id]!.length || storedBy[members[0]!.id]!.length || !sameShape(x.type.shape, y.type.shape)) continue;
     if (members.some((mb) => guardKey(mb.guard) !== guardKey(y.guard) || out.has(mb.id))) continue;
     const match: RowSoftmax = { mode, x: x.id, root: y.id };
     for (const mb of [...members, y]) out.set(mb.id, match);

@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { buildWasm, compileToIR } from "../../compiler/compile.js";
 import { checkRows, checkTorchGoldens, specialRows } from "./softmax-rows-cases.js";
+import { expectClose, irOf, lcgInput, runBoth } from "../helpers/backend.js";
 
 const kernelsOf = async (src: string) => {
   const r = compileToIR(src, "t.kiln");
@@ -51,6 +52,17 @@ describe("softmax rows on one kernel", () => {
     const x = specialRows(37);
     await checkRows("softmax", { ...x, shape: [2, 4, 37] }, "plain");
     await checkRows("log_softmax", { ...x, shape: [4, 2, 37] }, "plain");
+  });
+
+  it("a softmax whose input the max's kernel computes and stores (a stored prologue) keeps its kernels: equals the reference", async () => {
+    // Found by test/passes/fusion-fuzz.test.ts (program #44): the row kernel replaced the max's kernel, which was
+    // also the one storing x, and read x unwritten (a wrong answer).
+    const src = `fn f(x: f32[2, 257], y: f32[2, 257]) -> f32[2, 257] {
+      let d = (y - mean(y, axis: 1, keepdims: true)) * (y - mean(y, axis: 1, keepdims: true))
+      return softmax(where(softmax(x, axis: 0) > d, softmax(x, axis: 0), d * 0.25), axis: 1)
+    }`;
+    const { wasm, ref } = await runBoth(irOf(src), "f", { x: lcgInput([2, 257], 3), y: lcgInput([2, 257], 5) });
+    expectClose(wasm[0]!, ref[0]!, "softmax over a stored prologue", 1e-5, 1e-6);
   });
 
   it("PyTorch's float32 softmax and log_softmax", async () => {
