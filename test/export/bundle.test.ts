@@ -57,7 +57,9 @@ console.log(JSON.stringify(Array.from(m.call("MnistCNN.forward", { x }, { batch:
     const f32 = join(dir, "f32.bundle.js"), int8 = join(dir, "int8.bundle.js");
     expect((await kiln("export", "dsl-examples/mnist_mlp.kiln", "--format", "bundle", "--weights", weights, "--out", f32)).code).toBe(0);
     expect((await kiln("export", "dsl-examples/mnist_mlp.kiln", "--format", "bundle", "--weights", q, "--out", int8)).code).toBe(0);
-    expect(readFileSync(int8).length).toBeLessThan(readFileSync(f32).length * 0.5);
+    // The quantized weights (mnist_mlp's w1 784x256 and w2 256x10) take 1 byte per element instead of 4: the int8
+    // bundle saves at least those 3 bytes per element (more once encoded), whatever the size of the kernels' code.
+    expect(readFileSync(f32).length - readFileSync(int8).length).toBeGreaterThan(3 * (784 * 256 + 256 * 10));
     // Each bundle has its own Tensor class, so the shared input is a plain typed array.
     const code = `const x = Float32Array.from({ length: 3 * 784 }, (_, i) => ((i * 7919) % 1000) / 1000);
 const f = await (await import("./f32.bundle.js")).load();
