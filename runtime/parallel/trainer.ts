@@ -44,9 +44,12 @@ export interface DataParallelOptions {
    */
   collectiveTimeoutMs?: number;
   /**
-   * Reduce the gradient buckets while backward runs, inside grad (default true): each replica posts a bucket as
-   * soon as it is final and sums its chunk of every bucket all have posted, so a step is two message rounds (grad,
-   * apply). false: a separate reduce round after every grad (the sums, and so the results, are the same bits).
+   * Reduce the gradient buckets while backward runs, inside grad: each replica posts a bucket as soon as it is
+   * final and sums its chunk of every bucket all have posted, so a step is two message rounds (grad, apply). false:
+   * a separate reduce round after every grad (the sums, and so the results, are the same bits). Default: true when
+   * the gradients make more than one bucket. With one bucket there is nothing to overlap (it is final when backward
+   * ends), and the in-grad exchange measured slower than the separate round (MNIST CNN, one bucket: 1.72x vs 1.82x
+   * one replica at batch 64; the MLP, two buckets, 0.49x vs 0.45x: docs/performance.md).
    */
   overlap?: boolean;
 }
@@ -174,7 +177,7 @@ export class DataParallelTrainer {
     const timeoutMs = opts.collectiveTimeoutMs ?? 60_000;
     if (!(timeoutMs > 0)) throw new KilnError(`collectiveTimeoutMs must be a number > 0, got ${String(timeoutMs)}`, { code: "bad_option" });
     const cap = collectiveCapacity(grad);
-    const overlap = (opts.overlap ?? true) && grad.steps.some((s) => s.kernel === HOST_BUCKET);
+    const overlap = (opts.overlap ?? layout.buckets.length > 1) && grad.steps.some((s) => s.kernel === HOST_BUCKET);
     const collective = replicas > 1 && (cap !== undefined || overlap)
       ? { buffer: new SharedArrayBuffer(collectiveBytes(replicas, cap ?? 1, overlap ? layout.buckets.length : 0)), timeoutMs, overlap }
       : undefined;
