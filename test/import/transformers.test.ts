@@ -3,10 +3,10 @@
 // LayerNormalization; with nn.Transformer's additive causal mask) and a GPT-2-like decoder with a causal mask
 // buffer. Goldens: onnxruntime-node on the same ids.
 import { beforeAll, describe, expect, it } from "vitest";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { closeness, kiln, lcg, python, pythonWith, tmp } from "../export/helpers.js";
-import { importAndLoad, ortOutput } from "./helpers.js";
+import { fineTuneImportedGpt, importAndLoad, ortOutput } from "./helpers.js";
 
 const HAVE_TORCH = pythonWith("kiln import (transformer models)", ["torch", "onnx"]);
 const SCRIPT = readFileSync(join(__dirname, "make_nets.py"), "utf8");
@@ -44,30 +44,8 @@ describe.skipIf(!HAVE_TORCH)("kiln import: transformer models from torch.onnx.ex
   }
 
   it("the imported GPT, given a loss and a train block, fine-tunes on text (gradients through embedding, tril mask, layer_norm, gelu)", async () => {
-    const out = join(dir, "gpt-tune");
-    expect((await kiln("import", join(dir, "gpt.onnx"), "--out", out)).code).toBe(0);
-    const src = readFileSync(join(out, "gpt.kiln"), "utf8").trimEnd();
-    const tuned = join(out, "tune.kiln");
-    writeFileSync(tuned, `${src.slice(0, -1)}
-  fn loss(x: i32[batch, 16], y: i32[batch, 16]) -> f32 {
-    return cross_entropy(reshape(forward(x), [16 * batch, 40]), reshape(y, [16 * batch]))
-  }
-}
-
-train Tune {
-  model: Gpt
-  loss: loss
-  optimizer: adam(lr: 0.003)
-}
-`);
-    // 6000 words drawn from 12 (27 distinct characters): predictable enough to learn in a few dozen steps.
-    const words = "the quick brown fox jumps over a lazy dog and runs far away".split(" ");
-    const text = join(out, "words.txt");
-    writeFileSync(text, Array.from(lcg(6000, 5), (v) => words[Math.floor(((v + 1) / 2) * words.length) % words.length]).join(" "));
-    const r = await kiln("train", tuned, "--data", text, "--steps", "60", "--batch", "16", "--weights", join(out, "gpt.safetensors"));
-    expect(r.err).toBe("");
-    const held = [...r.out.matchAll(/held-out loss ([\d.]+)\n/g)].map((m) => Number(m[1]));
-    expect(held.length, r.out).toBe(10);
+    const r = await fineTuneImportedGpt(dir, "gpt", "Gpt", 16, 60);
+    const held = r.held;
     // Uniform guessing over the 27 characters is ln 27 = 3.30 nats; measured (kiln train, this file): held-out 3.03
     // after 6 steps, 1.06 after 60. The model predicts 40 classes, so sampling draws among the text's 27 only.
     expect(held[9]!, r.out).toBeLessThan(Math.min(held[0]! - 1, 2));
