@@ -154,7 +154,13 @@ export interface MatmulKernel {
  * x[n, c, oh sh + kh dh - ph, ow sw + kw dw - pw], 0 outside x (the padding). Only with batchRank 0, no transA,
  * no aDtype/aRound.
  */
-export interface ConvGather {
+export interface ConvGather extends ConvGeometry {
+  /** Leading padding, [along H, along W]. */
+  readonly pad: readonly [number, number];
+}
+
+/** A convolution window's sizes (known when compiled): channels, input and output image, kernel, stride, dilation. */
+export interface ConvGeometry {
   readonly C: number;
   readonly H: number;
   readonly W: number;
@@ -162,9 +168,8 @@ export interface ConvGather {
   readonly KW: number;
   readonly OH: number;
   readonly OW: number;
-  /** Stride, leading padding and dilation, [along H, along W]. */
+  /** [along H, along W]. */
   readonly stride: readonly [number, number];
-  readonly pad: readonly [number, number];
   readonly dilation: readonly [number, number];
 }
 
@@ -206,18 +211,9 @@ export interface ScatterAddKernel {
 }
 
 /** ops/depthwise.ts's op with its geometry fixed at compile time (only the batch varies). */
-export interface DepthwiseKernel {
+export interface DepthwiseKernel extends ConvGeometry {
   readonly kind: "depthwise_conv2d";
   readonly dtype: "f32";
-  readonly C: number;
-  readonly H: number;
-  readonly W: number;
-  readonly OH: number;
-  readonly OW: number;
-  readonly KH: number;
-  readonly KW: number;
-  readonly stride: readonly [number, number];
-  readonly dilation: readonly [number, number];
   /** Rows and columns of padding before the image (negative: cropped). */
   readonly top: number;
   readonly left: number;

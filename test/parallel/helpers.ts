@@ -101,3 +101,14 @@ export function sameBits(a: Record<string, Tensor>, b: Record<string, Tensor>): 
   }
   return undefined;
 }
+
+/** Trains `data` step by step on `replicas` replicas and returns replica 0's params and state (then disposes). */
+export async function trainedParams(b: WasmBuild, replicas: number, data: { x: Tensor; y: Tensor }[], opts: Partial<DataParallelOptions> = {}): Promise<Record<string, Tensor>> {
+  const t = await trainer(b, replicas, opts);
+  try {
+    for (const d of data) await t.step({ x: d.x, y: d.y });
+    return allParams(t.module);
+  } finally {
+    t.dispose();
+  }
+}

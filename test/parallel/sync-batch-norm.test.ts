@@ -4,7 +4,7 @@
 // on all replicas, naming it, with no hang and no update; with one replica it is batch_norm.
 import { beforeAll, describe, expect, it } from "vitest";
 import { ensureRuntimeBuilt } from "../helpers/dist.js";
-import { allParams, batches, build, reference, sameBits, trainer, worstRatio } from "./helpers.js";
+import { allParams, batches, build, reference, sameBits, trainedParams, trainer, worstRatio } from "./helpers.js";
 import { compileToIR, type Precision } from "../../compiler/compile.js";
 import { Tensor } from "../../runtime/tensor.js";
 import { KilnError } from "../../runtime/errors.js";
@@ -100,28 +100,14 @@ describe("sync_batch_norm", () => {
   it("per-replica batch_norm differs from the global batch's statistics (the test above can fail)", async () => {
     const data = batches([1, 8, 8], 3, 12, 20);
     const want = allParams(await reference(await build(net(OPTS.adam, "batch_norm")), data));
-    const t = await trainer(await build(net(OPTS.adam, "batch_norm")), 2);
-    try {
-      for (const d of data) await t.step({ x: d.x, y: d.y });
-      expect(worstRatio(allParams(t.module), want, ...TOL.f32).ratio).toBeGreaterThan(1);
-    } finally {
-      t.dispose();
-    }
+    const got = await trainedParams(await build(net(OPTS.adam, "batch_norm")), 2, data);
+    expect(worstRatio(got, want, ...TOL.f32).ratio).toBeGreaterThan(1);
   }, 60000);
 
   it("two runs with the same seed are bit-identical", async () => {
     const b = await build(net(OPTS.adam, "sync_batch_norm", "mixed-f16"), "mixed-f16");
     const data = batches([1, 8, 8], 3, 10, 8);
-    const run = async () => {
-      const t = await trainer(b, 3);
-      try {
-        for (const d of data) await t.step({ x: d.x, y: d.y });
-        return allParams(t.module);
-      } finally {
-        t.dispose();
-      }
-    };
-    expect(sameBits(await run(), await run())).toBeUndefined();
+    expect(sameBits(await trainedParams(b, 3, data), await trainedParams(b, 3, data))).toBeUndefined();
   }, 60000);
 
   it("one replica: grad + apply with sync_batch_norm equals batch_norm's fused step", async () => {
@@ -130,15 +116,9 @@ describe("sync_batch_norm", () => {
     const b = await build(net(OPTS["sgd-momentum"], "sync_batch_norm"));
     // The plain step of a sync_batch_norm module is batch_norm's: bit-identical.
     expect(sameBits(allParams(await reference(b, data)), want)).toBeUndefined();
-    const t = await trainer(b, 1);
-    try {
-      for (const d of data) await t.step({ x: d.x, y: d.y });
-      // grad computes mean = sum / n in two steps (the all_reduce between them), batch_norm in one kernel: rounding only.
-      const { ratio, where } = worstRatio(allParams(t.module), want, ...TOL.f32);
-      expect(ratio, where).toBeLessThanOrEqual(1);
-    } finally {
-      t.dispose();
-    }
+    // grad computes mean = sum / n in two steps (the all_reduce between them), batch_norm in one kernel: rounding only.
+    const { ratio, where } = worstRatio(await trainedParams(b, 1, data), want, ...TOL.f32);
+    expect(ratio, where).toBeLessThanOrEqual(1);
   }, 60000);
 
   it("a replica that throws inside forward fails the step naming it, without a hang or any update", async () => {
