@@ -9,19 +9,28 @@ import {
 } from "./dtype.js";
 import { isTensor, Tensor } from "./tensor.js";
 import { bindDerived, checkDimLimits, derivedDimsOf } from "./dim-expr.js";
+import type { OutBuffers } from "./out-buffers.js";
 
 export type NestedArray = ReadonlyArray<number | boolean | NestedArray>;
 /** What a call accepts for one input. */
 export type InputValue = Tensor | AnyTypedArray | ReadonlyArray<number> | ReadonlyArray<boolean> | NestedArray | number | boolean;
 export type CallInputs = Record<string, InputValue>;
 
-export interface CallOptions {
+/** A call's options; `O` narrows `out` (a generated .d.ts names each function's outputs there). */
+export interface CallOptions<O = OutBuffers> {
   /** Values for symbolic dims, e.g. { B: 32 }. */
   dims?: Record<string, number>;
   /** Shorthand binding the function's first symbolic dim (FunctionManifest.dims[0]). */
   batch?: number;
   /** Check every kernel's result for NaN/Inf and throw a KilnError naming the first tensor that has one. */
   checkNumerics?: boolean;
+  /**
+   * Buffers the results are written into, reused across calls: `{ y: myFloat32Array }` by output name (any
+   * subset; the others get fresh arrays), or one typed array / Tensor for a one-output function. Each must be the
+   * output's dtype and size at the call's dims (a Tensor: its shape); the returned Tensor's data is that buffer.
+   * wasm backend only (on WebGPU results stay on the GPU: `await t.read()`).
+   */
+  out?: O;
 }
 
 export interface BoundCall {
