@@ -63,6 +63,14 @@ describe("options.out", () => {
     expect(err.code).toBe("output_shape");
   });
 
+  test("the input's own array as the output buffer: the input is copied in before the result is copied out", () => {
+    const x = input(3, 11);
+    const fresh = m.call("f", { x: asTensor(x) }) as Tensor;
+    const inPlace = Float32Array.from(x.data);
+    expect((m.call("f", { x: inPlace }, { out: inPlace }) as Tensor).data).toBe(inPlace);
+    expect(Array.from(inPlace)).toEqual(Array.from(fresh.data));
+  });
+
   test("several outputs: a subset by name, the others fresh (hand-derived values)", () => {
     const total = new Float32Array(1);
     const r = hand.Net.stats({ x: [1, 2, 3, 4] }, { out: { total } }) as Tensor[] & { doubled: Tensor };
