@@ -103,6 +103,10 @@ export function cases(quick) {
     for (const mode of ["nn", "nt", "tn"]) out.push({ id: `matmul ${n} ${mode}`, kind: "matmul", n, mode, flops: 2 * n ** 3 });
   }
   out.push({ id: "mlp forward b=64", kind: "mlp", batch: 64, flops: 2 * 64 * (784 * 128 + 128 * 10) });
+  // The same calls with the result written into one buffer reused across calls, where the system's API allows it
+  // (Kiln's options.out). tfjs-wasm (dataSync returns a fresh array) and onnxruntime-web 1.30 (pre-allocated CPU
+  // fetches come back unfilled, microsoft/onnxruntime#25786) cannot, and run their fresh-output calls here.
+  out.push({ id: "mlp forward b=64 reused out", kind: "mlp", batch: 64, reuseOut: true, flops: 2 * 64 * (784 * 128 + 128 * 10) });
   // Matmul flops only: forward, then dW1 = xᵀ·dh, dh = dy·W2ᵀ, dW2 = hᵀ·dy (no gradient for x).
   out.push({ id: "mlp train step b=64", kind: "train", batch: 64, flops: 2 * 64 * (2 * 784 * 128 + 3 * 128 * 10) });
   // Forward: per block 4 D×D projections, 2 attention matmuls of T×T×D, the MLP's 2 D×F; then the head.
@@ -117,6 +121,7 @@ export function cases(quick) {
   // onnxruntime-web, NHWC for tfjs (converted outside the timing; the output sums do not depend on the layout).
   out.push({ id: "conv 64x56x56 3x3", kind: "conv", C: 64, H: 56, W: 56, O: 64, K: 3, flops: 2 * 64 * 56 * 56 * 64 * 9 });
   out.push({ id: "softmax 256x1024", kind: "softmax", rows: 256, cols: 1024, flops: null });
+  out.push({ id: "softmax 256x1024 reused out", kind: "softmax", rows: 256, cols: 1024, reuseOut: true, flops: null });
   out.push({ id: "layer_norm 256x1024", kind: "layernorm", rows: 256, cols: 1024, flops: null });
   return out;
 }

@@ -9,19 +9,28 @@ import {
 } from "./dtype.js";
 import { isTensor, Tensor } from "./tensor.js";
 import { bindDerived, checkDimLimits, derivedDimsOf } from "./dim-expr.js";
+import type { OutBuffers } from "./out-buffers.js";
 
 export type NestedArray = ReadonlyArray<number | boolean | NestedArray>;
 /** What a call accepts for one input. */
 export type InputValue = Tensor | AnyTypedArray | ReadonlyArray<number> | ReadonlyArray<boolean> | NestedArray | number | boolean;
 export type CallInputs = Record<string, InputValue>;
 
-export interface CallOptions {
+/** A call's options; `O` narrows `out` (a generated .d.ts names each function's outputs there). */
+export interface CallOptions<O = OutBuffers> {
   /** Values for symbolic dims, e.g. { B: 32 }. */
   dims?: Record<string, number>;
   /** Shorthand binding the function's first symbolic dim (FunctionManifest.dims[0]). */
   batch?: number;
   /** Check every kernel's result for NaN/Inf and throw a KilnError naming the first tensor that has one. */
   checkNumerics?: boolean;
+  /**
+   * Buffers the results are written into, reused across calls: `{ y: myFloat32Array }` by output name (any
+   * subset; the others get fresh arrays), or one typed array / Tensor for a one-output function. Each must be the
+   * output's dtype and size at the call's dims (a Tensor: its shape); the returned Tensor's data is that buffer.
+   * wasm backend only (on WebGPU results stay on the GPU: `await t.read()`).
+   */
+  out?: O;
 }
 
 export interface BoundCall {
@@ -38,7 +47,7 @@ interface Given {
   raw: unknown;
   length: number;
   /** "a Float32Array of length 3000" */
-  desc: string;
+  desc: () => string;
 }
 
 export function isPlainInputValue(v: unknown): boolean {
@@ -105,33 +114,36 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
   // ---- classify inputs and check dtypes ----
   const given: Given[] = fn.inputs.map((sig) => {
     const v = inputs[sig.name];
-    const expected = `${sig.dtype}[${sig.shape.join(", ")}]`;
+    // Messages are built only when thrown: a serving loop pays for no string per call.
+    const expectedOf = () => `${sig.dtype}[${sig.shape.join(", ")}]`;
     const fail = (actual: string, code: "input_dtype" | "missing_input" | "input_shape" = "input_dtype", hint = ""): never => {
+      const expected = expectedOf();
       throw new KilnError(`${fname}: input "${sig.name}" expected ${expected} but got ${actual}${hint}`, { code, fn: fname, tensor: sig.name, expected, actual });
     };
     if (v === undefined) {
+      const expected = expectedOf();
       throw new KilnError(`${fname}: missing input "${sig.name}" (${expected}); expected inputs: ${listInputs()}`, { code: "missing_input", fn: fname, tensor: sig.name, expected });
     }
     if (isTensor(v) || isDevicePlaceholder(v)) {
       if (v.dtype !== sig.dtype) fail(`a Tensor of dtype ${v.dtype} (shape [${v.shape.join(", ")}])`);
-      return { sig, kind: "tensor", shape: v.shape, raw: v, length: v.size, desc: `a Tensor of shape [${v.shape.join(", ")}]` };
+      return { sig, kind: "tensor", shape: v.shape, raw: v, length: v.size, desc: () => `a Tensor of shape [${v.shape.join(", ")}]` };
     }
     if (isTypedArray(v)) {
       if (!typedArrayMatches(sig.dtype, v)) {
         const want = typedArrayCtor(sig.dtype).name;
         fail(`${describeTypedArray(v)} (${typedArrayDtypeGuess(v)})`, "input_dtype", `; pass a ${want}, a Tensor of dtype ${sig.dtype} or a plain number[]`);
       }
-      return { sig, kind: "typed", raw: v, length: v.length, desc: `${describeTypedArray(v)} of length ${v.length}` };
+      return { sig, kind: "typed", raw: v, length: v.length, desc: () => `${describeTypedArray(v)} of length ${v.length}` };
     }
     if (Array.isArray(v)) {
       if (v.some((e) => Array.isArray(e))) {
         const { shape, flat } = flattenNested(v, () => fail("a ragged nested array", "input_shape"));
-        return { sig, kind: "nested", shape, raw: flat, length: flat.length, desc: `a nested array of shape [${shape.join(", ")}]` };
+        return { sig, kind: "nested", shape, raw: flat, length: flat.length, desc: () => `a nested array of shape [${shape.join(", ")}]` };
       }
-      return { sig, kind: "flat", raw: v, length: v.length, desc: `an array of length ${v.length}` };
+      return { sig, kind: "flat", raw: v, length: v.length, desc: () => `an array of length ${v.length}` };
     }
     if (typeof v === "number" || typeof v === "boolean") {
-      return { sig, kind: "scalar", raw: v, length: 1, desc: `a ${typeof v} (${String(v)})` };
+      return { sig, kind: "scalar", raw: v, length: 1, desc: () => `a ${typeof v} (${String(v)})` };
     }
     return fail(describeValue(v));
   });
@@ -181,7 +193,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
     const before = { ...dims }; // messages show the dims known before this input
     const mismatch = (): never => {
       const expected = `${sig.dtype}[${fmtShape(sig.shape, before)}]`;
-      throw new KilnError(`${fname}: input "${sig.name}" expected ${expected} but got ${g.desc}`, { code: "input_shape", fn: fname, tensor: sig.name, expected, actual: `[${g.shape!.join(", ")}]` });
+      throw new KilnError(`${fname}: input "${sig.name}" expected ${expected} but got ${g.desc()}`, { code: "input_shape", fn: fname, tensor: sig.name, expected, actual: `[${g.shape!.join(", ")}]` });
     };
     if (g.shape.length !== sig.shape.length) mismatch();
     sig.shape.forEach((d, axis) => {
@@ -190,7 +202,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
         if (d !== actual) mismatch();
       } else if (dims[d] !== undefined && dims[d] !== actual) {
         if (before[d] === undefined) mismatch(); // e.g. [2, 3] for [N, N]
-        throw new KilnError(`${fname}: input "${sig.name}" expected ${sig.dtype}[${fmtShape(sig.shape, dims)}] (${d}=${dims[d]} from ${source[d]}) but got ${g.desc}`, { code: "dim_conflict", fn: fname, tensor: sig.name, expected: `${d}=${dims[d]}`, actual: `${d}=${actual}` });
+        throw new KilnError(`${fname}: input "${sig.name}" expected ${sig.dtype}[${fmtShape(sig.shape, dims)}] (${d}=${dims[d]} from ${source[d]}) but got ${g.desc()}`, { code: "dim_conflict", fn: fname, tensor: sig.name, expected: `${d}=${dims[d]}`, actual: `${d}=${actual}` });
       } else bind(d, actual, `input "${sig.name}" shape [${g.shape!.join(", ")}]`, sig.name);
     });
   }
@@ -209,9 +221,9 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
       }
       if (unbound.size !== 1 || knownProduct === 0) continue;
       const [sym, power] = [...unbound][0]!;
-      const expected = `${sig.dtype}[${fmtShape(sig.shape, dims)}]`;
       const bad = (why: string): never => {
-        throw new KilnError(`${fname}: input "${sig.name}" expected ${expected} but got ${g.desc}, ${why}`, { code: "input_shape", fn: fname, tensor: sig.name, expected, actual: `${g.desc}` });
+        const expected = `${sig.dtype}[${fmtShape(sig.shape, dims)}]`;
+        throw new KilnError(`${fname}: input "${sig.name}" expected ${expected} but got ${g.desc()}, ${why}`, { code: "input_shape", fn: fname, tensor: sig.name, expected, actual: `${g.desc()}` });
       };
       if (g.length % knownProduct !== 0) bad(`which is not a multiple of ${knownProduct}`);
       const q = g.length / knownProduct;
@@ -241,7 +253,7 @@ export function bindCall(fn: FunctionManifest, inputsArg: unknown, options: Call
       const expected = `${sig.dtype}[${shape.join(", ")}]`;
       const syms = [...new Set(sig.shape.filter((d): d is string => typeof d === "string"))];
       const note = `${numel} element${numel === 1 ? "" : "s"}${syms.map((s) => `, ${s}=${dims[s]}`).join("")}`;
-      throw new KilnError(`${fname}: input "${sig.name}" expected ${expected} (${note}) but got ${g.desc}`, { code: "input_shape", fn: fname, tensor: sig.name, expected, actual: g.desc });
+      throw new KilnError(`${fname}: input "${sig.name}" expected ${expected} (${note}) but got ${g.desc()}`, { code: "input_shape", fn: fname, tensor: sig.name, expected, actual: g.desc() });
     }
     if (g.kind === "tensor") return (g.raw as Tensor).data;
     if (g.kind === "typed") return g.raw as AnyTypedArray;

@@ -70,16 +70,18 @@ export async function system({ threads, simd, kernelOnly }) {
       if (kernelOnly) return c.kind === "matmul" ? kernelCall(await compile(SOURCES.matmul(c)), inp, threads, simd === "relaxed") : null;
       const m = await load(SOURCES[c.kind](c), inp);
       const dispose = () => m.dispose();
+      // Reused-output rows: the result goes into one caller buffer for every call (options.out).
+      const opts = c.reuseOut ? { out: new Float32Array(c.kind === "mlp" ? c.batch * 10 : c.rows * c.cols) } : undefined;
       switch (c.kind) {
         case "matmul": return { run: () => m.mm({ a: inp.a, b: inp.b }).data, dispose };
-        case "mlp": return { run: () => m.MLP.forward({ x: inp.x }).data, dispose };
+        case "mlp": return { run: () => m.MLP.forward({ x: inp.x }, opts).data, dispose };
         // Eval mode outside a train step: batch norm uses the running statistics, dropout is the identity.
         case "cnn": return { run: () => m.MnistCNN.forward({ x: inp.x }).data, dispose };
         case "conv": return { run: () => m.Conv.forward({ x: inp.x }).data, dispose };
         case "train": return { run: () => m.call("Step.step", { x: inp.x, labels: inp.labels }).data, dispose };
         case "gpt": return { run: () => m.call("GPT.forward", { x: inp.x }).data, dispose };
         case "gpttrain": return { run: () => m.call("Step.step", { x: inp.x, y: inp.y }).data, dispose };
-        case "softmax": return { run: () => m.f({ x: inp.x }).data, dispose };
+        case "softmax": return { run: () => m.f({ x: inp.x }, opts).data, dispose };
         case "layernorm": return { run: () => m.f({ x: inp.x, gamma: inp.gamma, beta: inp.beta }).data, dispose };
       }
       return null;

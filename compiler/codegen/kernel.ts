@@ -59,6 +59,10 @@
 //       in and out contiguous f32 [rows, cols]; each row of out is softmax (mode "softmax") or log_softmax
 //       ("log_softmax") of that row of in: the max / sum(exp(x - max)) / divide (or x - max - log(sum)) kernels
 //       planned as one (codegen/plan-rows.ts), so the row is read from memory once. out may be in.
+//       With `saves` (softmax whose exps and sums are read elsewhere: a backward, or a division fused into its
+//       consumers): (in, out, exps, sums, rows, cols), or (in, exps, sums, rows, cols) when `saves.out` is false;
+//       exps [rows, cols] = exp(x - max) and sums [rows] = their sum are stored, and out (when there) is exps / sums
+//       by a true divide: the values of the max / sub,exp,sum (/ div) kernels it replaces. Nothing is in place.
 //   qmatmul:     (a, w, qp, [bias,] scratch, out, M, K, N, m0, m1)
 //       int8 matmul on a weight quantized per output channel (docs/quantization.md): a [M, K] (f32, or u8 for
 //       input "q8"), w packed as the backend's QPacking says, qp the f32 words of qpHeader + weight scales;
@@ -242,6 +246,8 @@ export interface QMatmulKernel {
 export interface SoftmaxRowsKernel {
   readonly kind: "softmax_rows";
   readonly mode: "softmax" | "log_softmax";
+  /** softmax only: store the exps and the row sums (after out; `out: false`: no out, the division is elsewhere). */
+  readonly saves?: { readonly out: boolean };
 }
 
 export type KernelSpec = SoftmaxRowsKernel | ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel;

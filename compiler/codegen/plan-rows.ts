@@ -3,7 +3,8 @@
 //   softmax:     %m = max x (last axis, keepdims); %e = exp(x - %m) stored by %s = sum %e; %y = div %e, %s
 //   log_softmax: %m = max x; %s = sum exp(x - %m) (all fused into %s); %l = log %s; %y = (x - %m) - %l
 // — so the planner emits one softmax_rows kernel for %y instead of three or four, and stores none of the rest.
-// Only where nothing else reads the intermediates, every value is f32 and the nodes share their guards.
+// Only where nothing else reads the intermediates, every value is f32 and the nodes share their guards; a softmax
+// whose exps and sums are read elsewhere (a training step) gets the kernel that stores them too.
 import { guardKey, type Graph, type Node } from "../ir/graph.js";
 import { sameShape } from "../ir/types.js";
 import type { SoftmaxRowsKernel } from "./kernel.js";
@@ -14,6 +15,12 @@ export interface RowSoftmax {
   readonly x: number;
   /** The node whose value the kernel stores. */
   readonly root: number;
+  /**
+   * softmax whose exps and sums are read elsewhere too (a training step's backward): the kernel stores them, and the
+   * division `out` where it has a kernel of its own (SoftmaxRowsKernel.saves); `root` is then the sum's node,
+   * where the exp+sum kernel it replaces ran.
+   */
+  readonly saves?: { readonly exps: number; readonly sums: number; readonly out?: number };
 }
 
 /** Every node of a matched pattern -> its match (the root included); the other members are never stored. */
@@ -80,6 +87,28 @@ export function rowSoftmaxes(g: Graph, pinned: ReadonlySet<number>): Map<number,
     if (members.some((mb) => guardKey(mb.guard) !== guardKey(y.guard) || out.has(mb.id))) continue;
     const match: RowSoftmax = { mode, x: x.id, root: y.id };
     for (const mb of [...members, y]) out.set(mb.id, match);
+  }
+
+  // softmax whose exps and sums are read elsewhere (a backward reads both; a consumer may compute e / s itself):
+  // %m = max x; %e = exp(x - %m) stored by %s = sum %e, as above; the kernel stores %e and %s, and the division
+  // %y = div %e, %s too where it has a kernel of its own.
+  for (const s of g.nodes) {
+    if (out.has(s.id) || s.op !== "sum" || !f32(s) || s.fused !== undefined || s.storedBy !== undefined || s.finiteInto !== undefined) continue;
+    const e = node(s.inputs[0]);
+    if (e?.op !== "exp" || !f32(e) || e.storedBy !== s.id || e.finiteInto !== undefined || out.has(e.id) || !lastAxis(s, e)) continue;
+    if (fusedInto[s.id]!.length || storedBy[s.id]!.length !== 1 || fusedInto[e.id]!.length !== 1) continue;
+    const d = node(e.inputs[0])!;
+    const c = centred(d);
+    if (!c || d.fused !== e.id || !onlyFor(d, [e.id]) || !onlyFor(c[1], [d.id])) continue;
+    const [x, mx] = c;
+    if (x.fused !== undefined || fusedInto[mx.id]!.length || storedBy[mx.id]!.length || !sameShape(x.type.shape, e.type.shape)) continue;
+    const members = [mx, d, e, s];
+    if (members.some((mb) => guardKey(mb.guard) !== guardKey(s.guard) || out.has(mb.id))) continue;
+    const y = consumers[e.id]!.map((id) => g.nodes[id]!).find((n) =>
+      n.op === "div" && n.inputs[0] === e.id && n.inputs[1] === s.id && f32(n) && n.fused === undefined && n.storedBy === undefined && n.finiteInto === undefined &&
+      !fusedInto[n.id]!.length && !storedBy[n.id]!.length && guardKey(n.guard) === guardKey(s.guard) && sameShape(n.type.shape, e.type.shape) && !out.has(n.id));
+    const match: RowSoftmax = { mode: "softmax", x: x.id, root: s.id, saves: { exps: e.id, sums: s.id, ...(y ? { out: y.id } : {}) } };
+    for (const mb of y ? [...members, y] : members) out.set(mb.id, match);
   }
   return out;
 }

@@ -120,7 +120,20 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     if (mm.casts.has(n.id)) { v({ kind: "fused" }); continue; }
     // softmax / log_softmax rows (plan-rows.ts): one kernel at the root; the max, sum and exps are never stored.
     const row = rows.get(n.id);
-    if (row && !mm.folded.has(row.x) && !mm.casts.has(row.x)) {
+    if (row?.saves && !mm.folded.has(row.x) && !mm.casts.has(row.x)) {
+      // Stored exps and sums: the kernel runs at the sum (the backward may read them before the softmax's node).
+      const { exps, sums, out: y } = row.saves;
+      if (n.id !== exps && n.id !== sums && n.id !== y) { v({ kind: "fused" }); continue; }
+      v({ kind: "temp" });
+      if (n.id !== sums) continue;
+      const spec: KernelSpec = { kind: "softmax_rows", mode: "softmax", saves: { out: y !== undefined } };
+      const shape = g.nodes[exps]!.type.shape;
+      const outs = y !== undefined ? [y, exps, sums] : [exps, sums];
+      step(table.intern(spec, y !== undefined ? "softmax_saves" : "exp_sum_rows"), [row.x, ...outs], [polyProduct(shape.slice(0, -1)), polyProduct(shape.slice(-1))], n, y !== undefined ? ["max", "sub", "exp", "sum", "div"] : ["max", "sub", "exp", "sum"]);
+      (stepsOf.get(g) as StepManifest[]).at(-1)!.outputs = outs.length;
+      continue;
+    }
+    if (row && !row.saves && !mm.folded.has(row.x) && !mm.casts.has(row.x)) {
       if (row.root !== n.id) { v({ kind: "fused" }); continue; }
       v({ kind: "temp" });
       const spec: KernelSpec = { kind: "softmax_rows", mode: row.mode };

@@ -12,6 +12,7 @@ import { outsOf, planMemory, type MemoryPlan } from "./memory-plan.js";
 import { RandomStreams } from "../random.js";
 import { matmulScratchBytesAt } from "./matmul-scratch.js";
 import { bumpParam, PrepackCache, type Versioned } from "./prepack.js";
+import { outTensor, resolveOutBuffers } from "../out-buffers.js";
 
 /** A param's buffer; `version` (prepack.ts) is bumped by every write of it (bumpParam). */
 export interface ParamSlot extends Versioned {
@@ -263,7 +264,15 @@ export class FunctionExecutor {
     const bytes = fn.values.map((v, i) => (v.source.kind === "fused" ? 0 : v.source.kind === "temp" && v.source.matmul ? scratchBytes(fn, i, dims) : numels[i]! * dtypeBytes(v.dtype)));
     // One scratch block for the call, shared by values whose lifetimes do not overlap (runtime/wasm/memory-plan.ts).
     const plan = planMemory(fn, bytes, (i) => this.#constPtr.has(i));
-    const shape = { dimNote, numels, ints, bytes, plan };
+    const outShapes = fn.outputs.map((sig, k) => {
+      const vi = fn.outputValues[k]!;
+      const dimsOf = sig.shape.map((d) => (typeof d === "number" ? d : dims[d]!));
+      if (dimsOf.some((d) => d === undefined) || dimsOf.reduce((a, b) => a * b, 1) !== numels[vi]) {
+        throw new KilnError(`invalid module: function ${fn.name}: output "${sig.name}" [${sig.shape.join(", ")}] does not match value ${vi} (${numels[vi]} elements)`, { code: "bad_manifest", fn: fn.name });
+      }
+      return dimsOf;
+    });
+    const shape = { dimNote, numels, ints, bytes, plan, outShapes };
     if (this.#shapes.size >= 16) this.#shapes.clear();
     this.#shapes.set(key, shape);
     return shape;
@@ -291,7 +300,9 @@ export class FunctionExecutor {
     const fn = this.fn;
     const { memory, params } = this.#ctx;
     const { dims, data } = bindCall(fn, inputs, options);
-    const { dimNote, numels, ints, bytes, plan } = this.#shapeFor(dims);
+    const { dimNote, numels, ints, bytes, plan, outShapes } = this.#shapeFor(dims);
+    // Checked before any kernel runs (and before a param update), so a bad buffer changes nothing.
+    const outs = options?.out === undefined ? undefined : resolveOutBuffers(fn, options.out, outShapes);
 
     // A step may write an update straight into its param (memory plan's intoParam), and a call may fail after it:
     // the params it updates count as changed from the start, so no packed copy of their old values is used again.
@@ -397,15 +408,13 @@ export class FunctionExecutor {
         const err = loopBoundError(fn.name, c, memory.read("i32", ptrs[c.value]!, 1)[0] as number);
         if (err) throw err;
       }
-      const results = fn.outputs.map((sig, k) => {
+      const results = fn.outputs.map((_, k) => {
         const vi = fn.outputValues[k]!;
         const v = fn.values[vi]!;
-        const shape = sig.shape.map((d) => (typeof d === "number" ? d : dims[d]!));
-        const numel = shape.reduce((a, b) => a * b, 1);
-        if (shape.some((d) => d === undefined) || numel !== numels[vi]) {
-          throw new KilnError(`invalid module: function ${fn.name}: output "${sig.name}" [${sig.shape.join(", ")}] does not match value ${vi} (${numels[vi]} elements)`, { code: "bad_manifest", fn: fn.name });
-        }
-        return new Tensor(v.dtype as DType, shape, memory.read(v.dtype, ptrs[vi]!, numel));
+        const target = outs?.[k];
+        if (!target) return new Tensor(v.dtype as DType, outShapes[k]!, memory.read(v.dtype, ptrs[vi]!, numels[vi]!));
+        target.data.set(memory.view(v.dtype, ptrs[vi]!, numels[vi]!) as never);
+        return outTensor(target, v.dtype as DType, outShapes[k]!);
       });
       for (const u of fn.updates ?? []) {
         const slot = params.get(u.param);
@@ -429,6 +438,8 @@ interface CallShape {
   readonly ints: readonly (readonly number[])[];
   readonly bytes: readonly number[];
   readonly plan: MemoryPlan;
+  /** Each output's concrete shape. */
+  readonly outShapes: readonly number[][];
 }
 
 /** Sees a call's values after step `step` ran: `read(v)` copies value v. */

@@ -117,6 +117,9 @@ export class GpuFunctionExecutor {
     const fn = this.fn;
     const { h, pool } = this.#ctx;
     checkAlive(h, fn.name);
+    if (options?.out !== undefined) {
+      throw new KilnError(`${fn.name}: options.out is not supported on WebGPU: results stay on the GPU as GpuTensors; read one with \`await t.read()\`, or load the module on wasm to write results into your own buffers`, { code: "bad_option", fn: fn.name });
+    }
     const gpuInputs = new Map<number, GpuTensor>();
     const { dims, data } = bindCall(fn, this.#placeholders(inputs, gpuInputs), options);
     const dimNote = Object.keys(dims).length ? ` (${Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(", ")})` : "";

@@ -27,7 +27,7 @@ describe("kiln compile", () => {
     const m = JSON.parse(readFileSync(join(dir, "mlp.manifest.json"), "utf8"));
     expect(m.functions.map((f: { name: string }) => f.name)).toEqual(["MLP.forward", "MLP.predict", "MLP.loss"]);
     expect(m.params.map((p: { name: string; shape: number[] }) => `${p.name}:${p.shape}`)).toEqual(["MLP.w1:784,128", "MLP.b1:128", "MLP.w2:128,10", "MLP.b2:10"]);
-    expect(readFileSync(join(dir, "mlp.d.ts"), "utf8")).toContain("forward(inputs: MLPForwardInputs, options?: CallOptions): Tensor<\"f32\">");
+    expect(readFileSync(join(dir, "mlp.d.ts"), "utf8")).toContain("forward(inputs: MLPForwardInputs, options?: CallOptions<MLPForwardOut>): Tensor<\"f32\">");
     const wasm = readFileSync(join(dir, "mlp.wasm"));
     expect(WebAssembly.validate(wasm)).toBe(true);
   });

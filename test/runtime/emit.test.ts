@@ -116,7 +116,9 @@ describe("writeModule (standalone)", () => {
     const dts = readFileSync(join(outDir, "net.d.ts"), "utf8");
     expect(dts).toContain(`export type ParamName = "Net.b";`);
     expect(dts).toContain(`x: Float32Array | Tensor<"f32"> | readonly number[];`);
-    expect(dts).toContain(`stats(inputs: NetStatsInputs, options?: CallOptions): [Tensor<"f32">, Tensor<"f32">] & { readonly total: Tensor<"f32">; readonly doubled: Tensor<"f32"> };`);
+    expect(dts).toContain(`stats(inputs: NetStatsInputs, options?: CallOptions<NetStatsOut>): [Tensor<"f32">, Tensor<"f32">] & { readonly total: Tensor<"f32">; readonly doubled: Tensor<"f32"> };`);
+    expect(dts).toContain(`export type NetStatsOut = { readonly total?: Float32Array | Tensor<"f32">; readonly doubled?: Float32Array | Tensor<"f32"> };`);
+    expect(dts).toContain(`export type NetForwardOut = { readonly y?: Float32Array | Tensor<"f32"> } | Float32Array | Tensor<"f32">;`);
     expect(dts).toContain(`getParam(name: "Net.b"): Tensor<"f32">;`);
     writeFileSync(join(tmp, "consumer.ts"), `
 import { load, Tensor, type NetModule, type ParamName } from "./out/net.js";
@@ -138,6 +140,19 @@ const s: Tensor = m.scale({ v: [1], s: 2 });
 const o: Tensor = m.Other.forward({ v: new Tensor("f32", [2], [1, 2]) });
 const q: Tensor = m.call("Net.forward", { x: [1, 2, 3, 4] }, { dims: { B: 1 } });
 const p: ParamName = "Net.b";
+const into = new Float32Array(4);
+const reused: Float32Array = m.Net.forward({ x: [1, 2, 3, 4] }, { out: { y: into } }).data;
+m.Net.stats({ x: [1, 2, 3, 4] }, { out: { total: new Float32Array(1) } });
+m.Net.forward({ x: [1, 2, 3, 4] }, { out: into });
+console.log(reused);
+// @ts-expect-error options.out names only the function's outputs
+m.Net.stats({ x: [1, 2, 3, 4] }, { out: { nope: into } });
+// @ts-expect-error an i32 output needs an Int32Array
+m.addi({ a: [1], b: [2] }, { out: { c: new Float32Array(1) } });
+// @ts-expect-error a two-output function takes its buffers by name
+m.Net.stats({ x: [1, 2, 3, 4] }, { out: into });
+// @ts-expect-error no options.out on WebGPU (results stay on the GPU)
+void load({ backend: "webgpu" }).then((g) => g.Net.forward({ x: [1, 2, 3, 4] }, { out: into }));
 m.setParam(p, m.getParam("Net.b"));
 console.log(y.shape, t.size, d.size, c.size, s.size, o.size, q.size, m.functions, m.params());
 // @ts-expect-error an Int32Array is not an f32 input

@@ -54,6 +54,17 @@ describe.skipIf(!env.h)("WebGPU runtime", { timeout: 60_000 }, () => {
     m.dispose();
   });
 
+  it("options.out is refused: results stay on the GPU until read()", async () => {
+    const m = await gpuModule(env, ir);
+    const out = new Float32Array(3);
+    const err = (() => { try { m.call("double", { x: [1, 2, 3] }, { out: { result: out } } as never); } catch (e) { return e; } })();
+    expect(err).toBeInstanceOf(KilnError);
+    expect((err as KilnError).code).toBe("bad_option");
+    expect((err as Error).message).toMatch(/double: options.out is not supported on WebGPU.*await t.read\(\)/);
+    expect(Array.from((await (m.call("double", { x: [1, 2, 3] }) as GpuTensor).read()).data)).toEqual([2, 4, 6]);
+    m.dispose();
+  });
+
   it("labels and indices passed as GpuTensors are checked as they come back: read() and sync() reject naming the input", async () => {
     const m = await gpuModule(env, ir);
     const x = new Tensor("f32", [3, 4], new Float32Array(12).fill(0.5));

@@ -1,6 +1,6 @@
 // The softmax_rows kernel on WebGPU (compiler/codegen/wgsl/softmax-rows.ts; lavapipe or llvmpipe here, skipped with
 // the reason when there is no adapter): softmax and log_softmax rows with -inf masks, an all -inf row (NaN), +inf,
-// NaN, huge and tiny values, against the float64 reference.
+// NaN, huge and tiny values, against the float64 reference; and the rows that store their exps and sums.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWgsl, compileToIR } from "../../compiler/compile.js";
 import { expectClose } from "../helpers/backend.js";
@@ -26,4 +26,26 @@ describe("softmax rows on WebGPU", () => {
       }
     }, 120_000);
   }
+
+  // Exps and sums stored for the backward (codegen/plan-rows.ts `saves`): with y ("softmax_saves", z = x @ w read
+  // by the backward too) and without it ("exp_sum_rows", the division fused into its consumers).
+  it("softmax storing its exps and sums: value and gradient", async (ctx) => {
+    if (!env.h) return ctx.skip();
+    for (const c of [1, 5, 17, 64, 300]) {
+      const src = `fn f(x: f32[6, 4], w: f32[4, ${c}]) -> f32 {
+  let z = x @ w
+  return sum(softmax(z, axis: -1) * z) + sum(softmax(x, axis: -1) * x)
+}
+fn g(x: f32[6, 4], w: f32[4, ${c}]) -> (f32, f32[6, 4]) { return value_and_grad(f)(x, w) }`;
+      const r = compileToIR(src, "t.kiln");
+      if (!r.ir) throw new Error(JSON.stringify(r.diagnostics));
+      const kernels = buildWgsl(r.ir, "t").manifest.functions.find((f) => f.name === "g")!.steps.map((s) => s.kernel);
+      expect(kernels.filter((k) => k.startsWith("softmax_saves") || k.startsWith("exp_sum_rows")).length, kernels.join(" ")).toBe(2);
+      const x = { dtype: "f32" as const, shape: [6, 4], data: Array.from({ length: 24 }, (_, i) => Math.sin(i * 1.7) * 3) };
+      const w = { dtype: "f32" as const, shape: [4, c], data: Array.from({ length: 4 * c }, (_, i) => Math.cos(i * 0.37)) };
+      const { gpu, ref } = await runGpuVsRef(env, r.ir, "g", { x, w });
+      expectClose(gpu[0]!, ref[0]!, `value, rows of ${c}`, 2e-5, 1e-5);
+      expectClose(gpu[1]!, ref[1]!, `gradient, rows of ${c}`, 2e-5, 1e-5);
+    }
+  }, 120_000);
 });

@@ -50,7 +50,7 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "depthwise_conv2d": return 5;
     case "qmatmul": return qmatmulArgs(spec).count;
     case "finite": return 3;
-    case "softmax_rows": return 4;
+    case "softmax_rows": return spec.saves ? (spec.saves.out ? 6 : 5) : 4;
   }
 }
 

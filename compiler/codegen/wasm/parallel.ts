@@ -32,6 +32,12 @@ function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
     return { kind: "outer", ext: e0, inner, steps, align: 4, work: range(e0, spec.rank) };
   }
   // Rows are independent: a thread takes a range of them (each row is computed the same on any thread).
+  if (spec.kind === "softmax_rows" && spec.saves) {
+    // (in, [out,] exps, sums, rows, cols): the sums move by one f32 per row.
+    const e0 = spec.saves.out ? 4 : 3;
+    const row = { bytes: 4, exts: [e0 + 1] };
+    return { kind: "outer", ext: e0, inner: [e0 + 1], steps: [...Array(e0 - 1).fill(row), { bytes: 4, exts: [] }], align: 1, work: [e0, e0 + 1] };
+  }
   if (spec.kind === "softmax_rows") return { kind: "outer", ext: 2, inner: [3], steps: [{ bytes: 4, exts: [3] }, { bytes: 4, exts: [3] }], align: 1, work: [2, 3] };
   return null;
 }

@@ -13,11 +13,23 @@ import type { SimdVariant } from "./matmul-blocking.js";
 
 const op = (name: PrimOp, args: EwExpr[]): EwExpr => ({ t: "op", op: name, attrs: {} as AttrsOf[PrimOp], dtype: "f32", args });
 
-/** Params (in, out, rows, cols); in and out contiguous f32 [rows, cols]. */
+/**
+ * Params (in, out, rows, cols); in and out contiguous f32 [rows, cols]. With `saves`: (in, [out,] exps, sums, rows,
+ * cols), the exps stored to `exps` and each row's sum to `sums`, out = exps / sum (a true divide, as the div kernel).
+ */
 export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: SimdVariant = "plain"): E {
   const m = fb.m;
   const hoisted: E[] = [];
-  const [inP, outP, rowsP, colsP] = [0, 1, 2, 3].map((i) => fb.param(i)) as [Var, Var, Var, Var];
+  const saves = k.saves !== undefined && k.mode === "softmax";
+  const hasOut = !saves || k.saves!.out;
+  const np = saves ? (hasOut ? 4 : 3) : 2;
+  const inP = fb.param(0);
+  const outP = hasOut ? fb.param(1) : undefined;
+  const [expsP, sumsP] = saves ? [fb.param(np - 2), fb.param(np - 1)] : [undefined, undefined];
+  const [rowsP, colsP] = [np, np + 1].map((i) => fb.param(i)) as [Var, Var];
+  // The exps go to their own buffer (`e`) when saved, else into out (scaled in place in pass 3).
+  const e = saves ? fb.i32() : undefined;
+  const sp = saves ? fb.i32() : undefined;
   // exp(x - max) through the elementwise renderer, so it is the `exp` op's own code (math.ts expFast).
   const shifted = op("exp", [op("sub", [{ t: "in", index: 0 }, { t: "in", index: 1 }])]);
   const ex = new ExprRenderer(fb, { kind: "elementwise", rank: 2, inputs: [{ dtype: "f32", bcast: [false, false] }, { dtype: "f32", bcast: [false, true] }], out: "f32", expr: shifted });
@@ -60,17 +72,28 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
   const e1 = ex.element("scalar", (i) => (i === 0 ? m.f32.load(0, 4, idx(p)) : mx.get()));
   const ev = fb.local(fb.t.v128), es = fb.local(fb.t.f32);
   const keep = k.mode === "softmax";
+  const eq = e ?? q;
   const sumPass: E[] = [
     mxv.set(m.f32x4.splat(mx.get())),
     sv.set(fb.splatF32(0)),
-    forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [...e4.stmts, ev.set(e4.value), ...(keep ? [m.v128.store(0, 4, idx(q), ev.get())] : []), sv.set(m.f32x4.add(sv.get(), ev.get()))] }),
+    forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [...e4.stmts, ev.set(e4.value), ...(keep ? [m.v128.store(0, 4, idx(eq), ev.get())] : []), sv.set(m.f32x4.add(sv.get(), ev.get()))] }),
     s.set(m.f32.add(m.f32.add(lane(sv.get(), 0), lane(sv.get(), 1)), m.f32.add(lane(sv.get(), 2), lane(sv.get(), 3)))),
-    forRange(fb, { i: j, to: () => colsP.get(), body: [...e1.stmts, es.set(e1.value), ...(keep ? [m.f32.store(0, 4, idx(q), es.get())] : []), s.set(m.f32.add(s.get(), es.get()))] }),
+    forRange(fb, { i: j, to: () => colsP.get(), body: [...e1.stmts, es.set(e1.value), ...(keep ? [m.f32.store(0, 4, idx(eq), es.get())] : []), s.set(m.f32.add(s.get(), es.get()))] }),
+    ...(sp ? [m.f32.store(0, 4, sp.get(), s.get())] : []),
   ];
 
   // Pass 3: softmax scales the stored exps by 1 / sum (read back from L1); log_softmax writes (x - max) - log(sum).
   let last: E[];
-  if (keep) {
+  if (saves && !hasOut) {
+    last = [];
+  } else if (saves) {
+    // The div kernel's own op: out = exps / sum, lane by lane.
+    last = [
+      cv.set(m.f32x4.splat(s.get())),
+      forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [m.v128.store(0, 4, idx(q), m.f32x4.div(m.v128.load(0, 4, idx(e!)), cv.get()))] }),
+      forRange(fb, { i: j, to: () => colsP.get(), body: [m.f32.store(0, 4, idx(q), m.f32.div(m.f32.load(0, 4, idx(e!)), s.get()))] }),
+    ];
+  } else if (keep) {
     last = [
       c.set(m.f32.div(m.f32.const(1), s.get())),
       cv.set(m.f32x4.splat(c.get())),
@@ -94,8 +117,12 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
     L16.set(m.i32.and(colsP.get(), m.i32.const(-16))),
     L4.set(m.i32.and(colsP.get(), m.i32.const(-4))),
     p.set(inP.get()),
-    q.set(outP.get()),
-    forRange(fb, { i: r, from: m.i32.const(0), to: () => rowsP.get(), body: [...maxPass, ...sumPass, ...last, fb.bump(p, rowBytes.get()), fb.bump(q, rowBytes.get())] }),
+    ...(outP ? [q.set(outP.get())] : []),
+    ...(saves ? [e!.set(expsP!.get()), sp!.set(sumsP!.get())] : []),
+    forRange(fb, {
+      i: r, from: m.i32.const(0), to: () => rowsP.get(),
+      body: [...maxPass, ...sumPass, ...last, fb.bump(p, rowBytes.get()), ...(outP ? [fb.bump(q, rowBytes.get())] : []), ...(saves ? [fb.bump(e!, rowBytes.get()), fb.bump(sp!, m.i32.const(4))] : [])],
+    }),
   ]);
 }
 

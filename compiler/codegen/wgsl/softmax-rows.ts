@@ -11,7 +11,10 @@ import { REDUCE_WORKGROUP } from "./reduce.js";
 
 const op = (name: PrimOp, args: EwExpr[]): EwExpr => ({ t: "op", op: name, attrs: {} as AttrsOf[PrimOp], dtype: "f32", args });
 
-/** Bindings (inp, out); params rows, cols; both contiguous f32 [rows, cols]. */
+/**
+ * Bindings (inp, out); params rows, cols; both contiguous f32 [rows, cols]. With `saves`: (inp, out, exps, sums),
+ * the exps and each row's sum stored too and out = exps / sum.
+ */
 export function renderSoftmaxRows(name: string, k: SoftmaxRowsKernel): KernelShader {
   const W = REDUCE_WORKGROUP;
   const helpers = new Set<HelperName>(["max_f32", "inf"]);
@@ -31,6 +34,9 @@ export function renderSoftmaxRows(name: string, k: SoftmaxRowsKernel): KernelSha
     `workgroupBarrier();`,
   ];
   const softmax = k.mode === "softmax";
+  const saves = softmax && k.saves !== undefined;
+  const hasOut = !saves || k.saves!.out;
+  const ebuf = saves ? "exps" : "out";
   const body = [
     ...ex.consts,
     ...lg.consts,
@@ -43,12 +49,13 @@ export function renderSoftmaxRows(name: string, k: SoftmaxRowsKernel): KernelSha
     `  for (var j = lid.x; j < p.cols; j = j + ${W}u) {`,
     `    let x = inp[base + j];`,
     ...indent(ex.stmts, 2),
-    ...(softmax ? [`    out[base + j] = ${ex.results[0]!};`] : []),
+    ...(softmax ? [`    ${ebuf}[base + j] = ${ex.results[0]!};`] : []),
     `    acc = acc + ${ex.results[0]!};`,
     `  }`,
     ...indent(tree((a, b) => `${a} + ${b}`, "s")),
-    ...(softmax
-      ? [`  for (var j = lid.x; j < p.cols; j = j + ${W}u) { out[base + j] = out[base + j] / s; }`]
+    ...(saves ? [`  if (lid.x == 0u) { sums[row] = s; }`] : []),
+    ...(!hasOut ? [] : softmax
+      ? [`  for (var j = lid.x; j < p.cols; j = j + ${W}u) { out[base + j] = ${ebuf}[base + j] / s; }`]
       : [
         `  var ls: f32;`,
         `  {`,
@@ -62,11 +69,15 @@ export function renderSoftmaxRows(name: string, k: SoftmaxRowsKernel): KernelSha
   return {
     name,
     about: [
-      `Kiln kernel ${name}: ${k.mode} over the last axis of f32[rows, cols]`,
+      `Kiln kernel ${name}: ${k.mode} over the last axis of f32[rows, cols]${saves ? ", storing the exps and the row sums" : ""}`,
       `one workgroup per row, ${W} invocations, max and sum as tree reductions in workgroup memory`,
     ],
     params: ["rows", "cols"],
-    buffers: [{ name: "inp", elem: "f32", write: false }, { name: "out", elem: "f32", write: true }],
+    buffers: [
+      { name: "inp", elem: "f32", write: false },
+      ...(hasOut ? [{ name: "out", elem: "f32" as const, write: true }] : []),
+      ...(saves ? [{ name: "exps", elem: "f32" as const, write: true }, { name: "sums", elem: "f32" as const, write: true }] : []),
+    ],
     helpers,
     decls: [`var<workgroup> partial: array<f32, ${W}>;`],
     workgroup: [W, 1, 1],
