@@ -59,6 +59,13 @@
 //       in and out contiguous f32 [rows, cols]; each row of out is softmax (mode "softmax") or log_softmax
 //       ("log_softmax") of that row of in: the max / sum(exp(x - max)) / divide (or x - max - log(sum)) kernels
 //       planned as one (codegen/plan-rows.ts), so the row is read from memory once. out may be in.
+//   pool2d:      (x, out, planes, pixels), or (in_0, ..., in_{n-1}, out, planes, pixels) with a prologue
+//       x [planes, H, W] -> out [planes, OH, OW] (f32, contiguous): each output is the max (op "max") or the mean
+//       over KH*KW taps (op "avg": the sum divided by KH*KW, padding counted) of the window at (oh sh - top,
+//       ow sw - left); taps outside x are skipped (max's -inf / avg's 0 padding). With a prologue the pooled value at
+//       each input element is prologue.expr over the inputs, each [N, C, H, W] with its bcast axes of extent 1
+//       (planes = N * C, plane p is image p / C, channel p % C), and is never stored (codegen/plan-pool.ts).
+//       pixels = OH * OW (the WGSL grid's size; wasm ignores it).
 //   qmatmul:     (a, w, qp, [bias,] scratch, out, M, K, N, m0, m1)
 //       int8 matmul on a weight quantized per output channel (docs/quantization.md): a [M, K] (f32, or u8 for
 //       input "q8"), w packed as the backend's QPacking says, qp the f32 words of qpHeader + weight scales;
@@ -219,6 +226,18 @@ export interface DepthwiseKernel extends ConvGeometry {
   readonly left: number;
 }
 
+/** max / avg pooling with its geometry fixed at compile time (see "pool2d" above; codegen/plan-pool.ts). */
+export interface Pool2dKernel extends Omit<ConvGeometry, "dilation"> {
+  readonly kind: "pool2d";
+  readonly op: "max" | "avg";
+  readonly dtype: "f32";
+  /** Rows and columns of padding before the image. */
+  readonly top: number;
+  readonly left: number;
+  /** The elementwise group computing x, evaluated per tap instead of read from a stored x. */
+  readonly prologue?: { readonly inputs: readonly { readonly dtype: DType; readonly bcast: readonly boolean[] }[]; readonly expr: EwExpr };
+}
+
 export interface IotaKernel {
   readonly kind: "iota";
   readonly dtype: "i32";
@@ -244,7 +263,7 @@ export interface SoftmaxRowsKernel {
   readonly mode: "softmax" | "log_softmax";
 }
 
-export type KernelSpec = SoftmaxRowsKernel | ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel;
+export type KernelSpec = SoftmaxRowsKernel | ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel | Pool2dKernel;
 
 export interface NamedKernel {
   readonly name: string;

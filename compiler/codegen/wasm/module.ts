@@ -2,6 +2,7 @@
 // The memory is imported (env.memory) so the runtime owns it; each kernel is exported under its name.
 import { renderGather, renderScatterAdd } from "./gather.js";
 import { renderDepthwise } from "./depthwise.js";
+import { renderPool2d } from "./pool2d.js";
 import type { KernelSpec, NamedKernel } from "../kernel.js";
 import type { Bin, E, Module } from "./context.js";
 import { FnBuilder } from "./context.js";
@@ -51,6 +52,7 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "qmatmul": return qmatmulArgs(spec).count;
     case "finite": return 3;
     case "softmax_rows": return 4;
+    case "pool2d": return (spec.prologue?.inputs.length ?? 1) + 3;
   }
 }
 
@@ -67,6 +69,7 @@ function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
     case "qmatmul": return renderQMatmul(fb, spec);
     case "finite": return renderFinite(fb, spec);
     case "softmax_rows": return renderSoftmaxRows(fb, spec, simd);
+    case "pool2d": return renderPool2d(fb, spec);
   }
 }
 
