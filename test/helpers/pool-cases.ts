@@ -69,8 +69,11 @@ export function poolInputs(N: number, C: number, H: number, W: number, seed: num
   return { x: { dtype: "f32", shape: [N, C, H, W], data: x }, g: { dtype: "f32", shape: [C, 1, 1], data: g }, b: { dtype: "f32", shape: [C, 1, 1], data: b } };
 }
 
-/** `got` equals the reference `want`: bit for bit as f32 (signed zeros, NaN as NaN) when exact, else within 2e-6. */
-export function poolMismatch(got: ArrayLike<number>, want: ArrayLike<number>, exact: boolean): string | undefined {
+/**
+ * `got` equals the reference `want`: bit for bit as f32 (signed zeros, NaN as NaN) when exact, else within 2e-6.
+ * `signedZeros: false` (WebGPU, where WGSL's max need not order -0 below +0) lets a zero of either sign match.
+ */
+export function poolMismatch(got: ArrayLike<number>, want: ArrayLike<number>, exact: boolean, signedZeros = true): string | undefined {
   if (got.length !== want.length) return `length ${got.length} vs ${want.length}`;
   for (let i = 0; i < want.length; i++) {
     const a = Number(got[i]), r = Math.fround(Number(want[i]));
@@ -78,7 +81,7 @@ export function poolMismatch(got: ArrayLike<number>, want: ArrayLike<number>, ex
       if (Number.isNaN(r) !== Number.isNaN(a)) return `[${i}] ${a} vs ${r}`;
       continue;
     }
-    if (exact ? !Object.is(a, r) : !(a === r || Math.abs(a - r) <= 1e-6 + 2e-6 * Math.abs(r))) return `[${i}] ${a} vs ${r}`;
+    if (exact ? !(signedZeros ? Object.is(a, r) : a === r) : !(a === r || Math.abs(a - r) <= 1e-6 + 2e-6 * Math.abs(r))) return `[${i}] ${a} vs ${r}`;
   }
   return undefined;
 }
