@@ -66,6 +66,11 @@
 //       each input element is prologue.expr over the inputs, each [N, C, H, W] with its bcast axes of extent 1
 //       (planes = N * C, plane p is image p / C, channel p % C), and is never stored (codegen/plan-pool.ts).
 //       pixels = OH * OW (the WGSL grid's size; wasm ignores it).
+//   maxpool_grad: (x, dy, dx, planes, pixels)
+//       max_pool2d's input gradient for windows that tile x exactly (stride = kernel, H = OH KH, W = OW KW, no
+//       padding): x [planes, H, W], dy [planes, OH, OW], dx [planes, H, W] (f32, contiguous). Each window's dy goes
+//       to the first tap (row-major) equal to the window's max, +0 to the others; a window holding NaN sends none
+//       (the argmax expansion's convention: x == NaN is false everywhere). pixels = OH * OW (the WGSL grid).
 //   qmatmul:     (a, w, qp, [bias,] scratch, out, M, K, N, m0, m1)
 //       int8 matmul on a weight quantized per output channel (docs/quantization.md): a [M, K] (f32, or u8 for
 //       input "q8"), w packed as the backend's QPacking says, qp the f32 words of qpHeader + weight scales;
@@ -238,6 +243,16 @@ export interface Pool2dKernel extends Omit<ConvGeometry, "dilation"> {
   readonly prologue?: { readonly inputs: readonly { readonly dtype: DType; readonly bcast: readonly boolean[] }[]; readonly expr: EwExpr };
 }
 
+/** max_pool2d's gradient as one scatter (see "maxpool_grad" above; codegen/plan-pool-grad.ts). */
+export interface MaxPoolGradKernel {
+  readonly kind: "maxpool_grad";
+  readonly C: number;
+  readonly OH: number;
+  readonly OW: number;
+  readonly KH: number;
+  readonly KW: number;
+}
+
 export interface IotaKernel {
   readonly kind: "iota";
   readonly dtype: "i32";
@@ -263,7 +278,7 @@ export interface SoftmaxRowsKernel {
   readonly mode: "softmax" | "log_softmax";
 }
 
-export type KernelSpec = SoftmaxRowsKernel | ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel | Pool2dKernel;
+export type KernelSpec = SoftmaxRowsKernel | ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel | Pool2dKernel | MaxPoolGradKernel;
 
 export interface NamedKernel {
   readonly name: string;

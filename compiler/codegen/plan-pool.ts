@@ -11,6 +11,7 @@ import { bcastFlags, groupExpr } from "./group-expr.js";
 import { polyConst, polyProduct } from "./dim-poly.js";
 import type { Interner, StepFn } from "./plan-matmul.js";
 import { WASM_LOWERING } from "./wasm/op-emitters.js";
+import type { PoolGradPlan } from "./plan-pool-grad.js";
 
 export interface PoolMatch {
   /** The permute whose value the kernel stores. */
@@ -36,8 +37,15 @@ const same = (a: readonly number[], b: readonly number[]) => a.length === b.leng
  * `blocked(id)`: nodes another planner pattern owns (matmul epilogues, conv gathers, folded operands): neither
  * the chain nor a fused x may be one of them.
  */
-export function poolPlan(g: Graph, pinned: ReadonlySet<number>, blocked: (id: number) => boolean): PoolPlan {
+/**
+ * `grads`: max_pool2d gradient kernels (plan-pool-grad.ts). They read x itself, so a window reshape whose other
+ * readers are all inside them is no reason to store the window, and an x they read is never fused away.
+ */
+export function poolPlan(g: Graph, pinned: ReadonlySet<number>, blocked: (id: number) => boolean, grads?: PoolGradPlan): PoolPlan {
   const uses = useCounts(g);
+  const readers: number[][] = g.nodes.map(() => []);
+  for (const n of g.nodes) for (const i of new Set(n.inputs)) readers[i]!.push(n.id);
+  const gradX = new Set([...(grads?.roots.values() ?? [])].map((m) => m.x));
   const roots = new Map<number, PoolMatch>();
   const inside = new Set<number>();
   const rootsOfGroups = new Set<number>();
@@ -46,7 +54,7 @@ export function poolPlan(g: Graph, pinned: ReadonlySet<number>, blocked: (id: nu
   for (const n of g.nodes) if (n.storedBy !== undefined) storedBy.add(n.storedBy);
   // p disappears into its one user: not stored elsewhere, not a kernel's root, not read by anything else.
   const hidden = (p: Node, user: Node) =>
-    uses[p.id] === 1 && !pinned.has(p.id) && p.fused === undefined && p.storedBy === undefined && p.finiteInto === undefined &&
+    (uses[p.id] === 1 || (grads !== undefined && readers[p.id]!.every((r) => r === user.id || grads.inside.has(r)) && readers[p.id]!.includes(user.id))) && !pinned.has(p.id) && p.fused === undefined && p.storedBy === undefined && p.finiteInto === undefined &&
     !rootsOfGroups.has(p.id) && !storedBy.has(p.id) && !blocked(p.id) && guardKey(p.guard) === guardKey(user.guard);
   for (const root of g.nodes) {
     if (root.op !== "permute" || root.type.dtype !== "f32" || !same((root.attrs as AttrsOf["permute"]).perm, [0, 3, 1, 2])) continue;
@@ -89,7 +97,7 @@ export function poolPlan(g: Graph, pinned: ReadonlySet<number>, blocked: (id: nu
     if (x.type.dtype !== "f32" || x.type.shape.length !== 4 || ![C, H, W, OH, OW, KH, KW].every((d) => typeof d === "number")) continue;
     const geometry = { C, H, W, OH, OW, KH, KW } as { [K in "C" | "H" | "W" | "OH" | "OW" | "KH" | "KW"]: number };
     const base: Pool2dKernel = { kind: "pool2d", op, dtype: "f32", ...geometry, stride: wa.stride, top, left };
-    const fused = fusable(g, x, win, wa.stride, geometry, pinned, storedBy, blocked, uses);
+    const fused = gradX.has(x.id) ? undefined : fusable(g, x, win, wa.stride, geometry, pinned, storedBy, blocked, uses);
     const spec: Pool2dKernel = fused ? { ...base, prologue: fused } : base;
     const match: PoolMatch = { root: root.id, x: x.id, fusedX: fused !== undefined, spec, members };
     roots.set(root.id, match);

@@ -3,6 +3,7 @@
 import { renderGather, renderScatterAdd } from "./gather.js";
 import { renderDepthwise } from "./depthwise.js";
 import { renderPool2d } from "./pool2d.js";
+import { renderMaxPoolGrad } from "./pool-grad.js";
 import type { KernelSpec, NamedKernel } from "../kernel.js";
 import type { Bin, E, Module } from "./context.js";
 import { FnBuilder } from "./context.js";
@@ -53,6 +54,7 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "finite": return 3;
     case "softmax_rows": return 4;
     case "pool2d": return (spec.prologue?.inputs.length ?? 1) + 3;
+    case "maxpool_grad": return 5;
   }
 }
 
@@ -70,6 +72,7 @@ function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
     case "finite": return renderFinite(fb, spec);
     case "softmax_rows": return renderSoftmaxRows(fb, spec, simd);
     case "pool2d": return renderPool2d(fb, spec);
+    case "maxpool_grad": return renderMaxPoolGrad(fb, spec);
   }
 }
 
