@@ -82,7 +82,8 @@ export function poolPlan(g: Graph, pinned: ReadonlySet<number>, blocked: (id: nu
     members.push(win.id);
     let x = g.nodes[win.inputs[0]];
     let top = 0, left = 0;
-    if (x.op === "pad") {
+    // A pad a gradient kernel reads as its x stays stored; the pool then reads it, unpadded.
+    if (x.op === "pad" && !gradX.has(x.id)) {
       const pa = x.attrs as AttrsOf["pad"];
       const [n0, c0, ph, pw] = pa.pads;
       const flat = [n0, c0].every((p) => p!.every((v) => v === 0)) && ph![2] === 0 && pw![2] === 0;
