@@ -87,3 +87,34 @@ describe("max_pool2d's gradient kernel against PyTorch and the reference", () =>
     expect(steps.filter((s) => s.kernel.startsWith("copy") && s.ops.includes("window")).map((s) => s.ops.join(",")), "window copies: the convs' im2col only").toHaveLength(2);
   });
 });
+
+describe("pool kernels split across 2 threads by planes", () => {
+  it("forward (batch_norm-like prologue with per-channel inputs) and gradient equal one thread's bit for bit", async () => {
+    // 63 x 16 planes of 14 x 14 outputs (an even cut would fall inside an image): above the runtime's minimum work for a split (threads-split.ts).
+    const src = `
+fn fwd(x: f32[B, 16, 28, 28], g: f32[16, 1, 1], b: f32[16, 1, 1]) { return max_pool2d(relu(x * g + b), 2) }
+fn loss(x: f32[B, 16, 28, 28], w: f32[B, 16, 14, 14]) -> f32 { return sum(max_pool2d(x, 2) * w) }
+fn grads(x: f32[B, 16, 28, 28], w: f32[B, 16, 14, 14]) { return grad(loss)(x, w) }`;
+    const ir = irOf(src);
+    const b = await buildWasm(ir, "thr", { wat: false });
+    const { loadKilnModule } = await import("../../runtime/wasm/module.js");
+    const { Tensor } = await import("../../runtime/tensor.js");
+    const one = await loadKilnModule(b.manifest, b.wasm), two = await loadKilnModule(b.manifest, b.wasm, { threads: 2 });
+    try {
+      let s = 3;
+      const rnd = (n: number) => Float32Array.from({ length: n }, () => Math.round((((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1) * 4) / 2);
+      const x = new Tensor("f32", [63, 16, 28, 28], rnd(63 * 16 * 784));
+      const g = new Tensor("f32", [16, 1, 1], rnd(16)), bb = new Tensor("f32", [16, 1, 1], rnd(16));
+      const w = new Tensor("f32", [63, 16, 14, 14], rnd(63 * 16 * 196));
+      for (const [fn, args] of [["fwd", { x, g, b: bb }], ["grads", { x, w }]] as const) {
+        const a = one.call(fn, args as never) as InstanceType<typeof Tensor>, c = two.call(fn, args as never) as InstanceType<typeof Tensor>;
+        expect(poolMismatch(c.data as ArrayLike<number>, Array.from(a.data as ArrayLike<number>), true), `${fn}: 2 threads vs 1`).toBeUndefined();
+        const ref = await runBoth(ir, fn, Object.fromEntries(Object.entries(args).map(([k, t]) => [k, { dtype: "f32", shape: t.shape, data: Array.from(t.data as Float32Array) }])) as never, { module: one });
+        expect(poolMismatch(c.data as ArrayLike<number>, Array.from(ref.ref[0]!.data), fn === "grads"), `${fn}: 2 threads vs reference`).toBeUndefined();
+      }
+    } finally {
+      one.dispose();
+      two.dispose();
+    }
+  });
+});
