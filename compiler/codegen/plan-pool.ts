@@ -52,9 +52,12 @@ export function poolPlan(g: Graph, pinned: ReadonlySet<number>, blocked: (id: nu
   for (const n of g.nodes) if (n.fused !== undefined) rootsOfGroups.add(n.fused);
   const storedBy = new Set<number>();
   for (const n of g.nodes) if (n.storedBy !== undefined) storedBy.add(n.storedBy);
-  // p disappears into its one user: not stored elsewhere, not a kernel's root, not read by anything else.
+  // Only `user` reads p, or else gradient kernels that read x themselves.
+  const onlyFor = (p: Node, user: Node) =>
+    uses[p.id] === 1 || (grads !== undefined && readers[p.id]!.includes(user.id) && readers[p.id]!.every((r) => r === user.id || grads.inside.has(r)));
+  // p disappears into `user`: not stored elsewhere, not a kernel's root, no other reader that needs it stored.
   const hidden = (p: Node, user: Node) =>
-    (uses[p.id] === 1 || (grads !== undefined && readers[p.id]!.every((r) => r === user.id || grads.inside.has(r)) && readers[p.id]!.includes(user.id))) && !pinned.has(p.id) && p.fused === undefined && p.storedBy === undefined && p.finiteInto === undefined &&
+    onlyFor(p, user) && !pinned.has(p.id) && p.fused === undefined && p.storedBy === undefined && p.finiteInto === undefined &&
     !rootsOfGroups.has(p.id) && !storedBy.has(p.id) && !blocked(p.id) && guardKey(p.guard) === guardKey(user.guard);
   for (const root of g.nodes) {
     if (root.op !== "permute" || root.type.dtype !== "f32" || !same((root.attrs as AttrsOf["permute"]).perm, [0, 3, 1, 2])) continue;
