@@ -63,6 +63,18 @@
 //       consumers): (in, out, exps, sums, rows, cols), or (in, exps, sums, rows, cols) when `saves.out` is false;
 //       exps [rows, cols] = exp(x - max) and sums [rows] = their sum are stored, and out (when there) is exps / sums
 //       by a true divide: the values of the max / sub,exp,sum (/ div) kernels it replaces. Nothing is in place.
+//   pool2d:      (x, out, planes, pixels), or (in_0, ..., in_{n-1}, out, planes, pixels) with a prologue
+//       x [planes, H, W] -> out [planes, OH, OW] (f32, contiguous): each output is the max (op "max") or the mean
+//       over KH*KW taps (op "avg": the sum divided by KH*KW, padding counted) of the window at (oh sh - top,
+//       ow sw - left); taps outside x are skipped (max's -inf / avg's 0 padding). With a prologue the pooled value at
+//       each input element is prologue.expr over the inputs, each [N, C, H, W] with its bcast axes of extent 1
+//       (planes = N * C, plane p is image p / C, channel p % C), and is never stored (codegen/plan-pool.ts).
+//       pixels = OH * OW (the WGSL grid's size; wasm ignores it).
+//   maxpool_grad: (x, dy, dx, planes, pixels)
+//       max_pool2d's input gradient for windows that tile x exactly (stride = kernel, H = OH KH, W = OW KW, no
+//       padding): x [planes, H, W], dy [planes, OH, OW], dx [planes, H, W] (f32, contiguous). Each window's dy goes
+//       to the first tap (row-major) equal to the window's max, +0 to the others; a window holding NaN sends none
+//       (the argmax expansion's convention: x == NaN is false everywhere). pixels = OH * OW (the WGSL grid).
 //   qmatmul:     (a, w, qp, [bias,] scratch, out, M, K, N, m0, m1)
 //       int8 matmul on a weight quantized per output channel (docs/quantization.md): a [M, K] (f32, or u8 for
 //       input "q8"), w packed as the backend's QPacking says, qp the f32 words of qpHeader + weight scales;
@@ -223,6 +235,28 @@ export interface DepthwiseKernel extends ConvGeometry {
   readonly left: number;
 }
 
+/** max / avg pooling with its geometry fixed at compile time (see "pool2d" above; codegen/plan-pool.ts). */
+export interface Pool2dKernel extends Omit<ConvGeometry, "dilation"> {
+  readonly kind: "pool2d";
+  readonly op: "max" | "avg";
+  readonly dtype: "f32";
+  /** Rows and columns of padding before the image. */
+  readonly top: number;
+  readonly left: number;
+  /** The elementwise group computing x, evaluated per tap instead of read from a stored x. */
+  readonly prologue?: { readonly inputs: readonly { readonly dtype: DType; readonly bcast: readonly boolean[] }[]; readonly expr: EwExpr };
+}
+
+/** max_pool2d's gradient as one scatter (see "maxpool_grad" above; codegen/plan-pool-grad.ts). */
+export interface MaxPoolGradKernel {
+  readonly kind: "maxpool_grad";
+  readonly C: number;
+  readonly OH: number;
+  readonly OW: number;
+  readonly KH: number;
+  readonly KW: number;
+}
+
 export interface IotaKernel {
   readonly kind: "iota";
   readonly dtype: "i32";
@@ -250,7 +284,7 @@ export interface SoftmaxRowsKernel {
   readonly saves?: { readonly out: boolean };
 }
 
-export type KernelSpec = SoftmaxRowsKernel | ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel;
+export type KernelSpec = SoftmaxRowsKernel | ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel | Pool2dKernel | MaxPoolGradKernel;
 
 export interface NamedKernel {
   readonly name: string;

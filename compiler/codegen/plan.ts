@@ -16,6 +16,8 @@ import { addInt8Variants } from "./wasm/qmatmul-plan.js";
 import { finiteChain, finiteConstant } from "../passes/fusion-finite.js";
 import { scheduleBuckets } from "./plan-buckets.js";
 import { rowSoftmaxes } from "./plan-rows.js";
+import { planPool, poolPlan } from "./plan-pool.js";
+import { planPoolGrad, poolGradPlan } from "./plan-pool-grad.js";
 
 /** Function outputs, updates and guard conditions: values that must be stored. */
 function pinnedValues(g: Graph): Set<number> {
@@ -96,6 +98,11 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
   };
   const mm: MatmulPlan = matmulPlan(g);
   const rows = rowSoftmaxes(g, pinnedValues(g));
+  const gathered = mm.gathers;
+  const blocked = (id: number) =>
+    gathered.nodes.has(id) || gathered.nchwRoots.has(id) || gathered.written.has(id) || mm.folded.has(id) || mm.casts.has(id) || mm.epilogueOf.has(id) || rows.has(id);
+  const grads = poolGradPlan(g, pinnedValues(g), blocked);
+  const pools = poolPlan(g, pinnedValues(g), (id) => blocked(id) || grads.inside.has(id) || grads.roots.has(id), grads);
   for (const n of g.nodes) {
     const v = (source: ValueManifest["source"]) => values.push({ dtype: n.type.dtype, shape: [...n.type.shape], source });
     const a = n.attrs as Record<string, unknown>;
@@ -106,6 +113,12 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     const nchwOf = mm.gathers.nchwRoots.get(n.id);
     if (nchwOf !== undefined) { v({ kind: "fused" }); planMatmul(g, g.nodes[nchwOf], table, step, mm, n.id === nchwOf ? undefined : n); continue; }
     if (mm.gathers.written.has(n.id)) { v({ kind: "temp" }); continue; }
+    // A pooling window, its reduction and a fused producer (plan-pool.ts): one kernel at the permute.
+    if (pools.inside.has(n.id) || grads.inside.has(n.id)) { v({ kind: "fused" }); continue; }
+    const grad = grads.roots.get(n.id);
+    if (grad) { v({ kind: "temp" }); planPoolGrad(g, grad, table, step); continue; }
+    const pool = pools.roots.get(n.id);
+    if (pool) { v({ kind: "temp" }); planPool(g, pool, table, step); continue; }
     switch (n.op) {
       case "input": v({ kind: "input", index: a.index as number }); continue;
       case "param": v({ kind: "param", name: a.name as string }); continue;

@@ -2,6 +2,8 @@
 // The memory is imported (env.memory) so the runtime owns it; each kernel is exported under its name.
 import { renderGather, renderScatterAdd } from "./gather.js";
 import { renderDepthwise } from "./depthwise.js";
+import { renderPool2d } from "./pool2d.js";
+import { renderMaxPoolGrad } from "./pool-grad.js";
 import type { KernelSpec, NamedKernel } from "../kernel.js";
 import type { Bin, E, Module } from "./context.js";
 import { FnBuilder } from "./context.js";
@@ -51,6 +53,8 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "qmatmul": return qmatmulArgs(spec).count;
     case "finite": return 3;
     case "softmax_rows": return spec.saves ? (spec.saves.out ? 6 : 5) : 4;
+    case "pool2d": return (spec.prologue?.inputs.length ?? 1) + 3;
+    case "maxpool_grad": return 5;
   }
 }
 
@@ -67,6 +71,8 @@ function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
     case "qmatmul": return renderQMatmul(fb, spec);
     case "finite": return renderFinite(fb, spec);
     case "softmax_rows": return renderSoftmaxRows(fb, spec, simd);
+    case "pool2d": return renderPool2d(fb, spec);
+    case "maxpool_grad": return renderMaxPoolGrad(fb, spec);
   }
 }
 

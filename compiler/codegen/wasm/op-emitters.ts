@@ -83,7 +83,9 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   // relu(NaN) is NaN: f32.max propagates NaN, as Math.max(NaN, 0) does.
   relu: ew(
     (c, [x], [t]) => (isF(t) ? c.m.f32.max(x!, c.m.f32.const(0)) : pickI32(c, x!, c.m.i32.const(0), (a, b) => c.m.i32.gt_s(a, b))),
-    (c, [x], [t]) => (isF(t) ? c.m.f32x4.max(x!, c.splatF32(0)) : c.m.i32x4.max_s(x!, c.splatI32(0))),
+    // pmax(x, 0) is x unless x < 0 (one maxps; NaN stays), and + 0 turns its -0 into +0, as max(-0, 0) is: exact, where
+    // V8 spells the NaN-propagating f32x4.max in eight instructions.
+    (c, [x], [t]) => (isF(t) ? c.m.f32x4.add(c.m.f32x4.pmax(x!, c.splatF32(0)), c.splatF32(0)) : c.m.i32x4.max_s(x!, c.splatI32(0))),
   ),
   sqrt: ew(
     (c, [x], [t]) => (floatOnly("sqrt", t), c.m.f32.sqrt(x!)),

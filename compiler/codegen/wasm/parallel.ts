@@ -1,6 +1,6 @@
 // Codegen stage (wasm): the "kiln.parallel" custom section — for each kernel the thread pool may split, how
 // (runtime/wasm/threads-meta.ts is the contract). Matmuls split by rows of C, elementwise kernels along their
-// outermost axis, softmax rows by rows; everything else runs on one thread.
+// outermost axis, softmax rows by rows, pooling and its gradient by planes; everything else runs on one thread.
 import type { KernelSplit, ParallelInfo } from "../../../runtime/wasm/threads-meta.js";
 import { PARALLEL_SECTION } from "../../../runtime/wasm/threads-meta.js";
 import { dtypeBytes } from "../../ir/types.js";
@@ -39,6 +39,19 @@ function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
     return { kind: "outer", ext: e0, inner: [e0 + 1], steps: [...Array(e0 - 1).fill(row), { bytes: 4, exts: [] }], align: 1, work: [e0, e0 + 1] };
   }
   if (spec.kind === "softmax_rows") return { kind: "outer", ext: 2, inner: [3], steps: [{ bytes: 4, exts: [3] }, { bytes: 4, exts: [3] }], align: 1, work: [2, 3] };
+  // Planes are independent: a thread takes whole images (align C), so a per-channel input stays put and plane
+  // p % C of the kernel is still the channel. An input per image but broadcast over channels has no per-plane step.
+  if (spec.kind === "pool2d") {
+    const ins = spec.prologue?.inputs ?? [{ bcast: [false, false, false, false] }];
+    if (ins.some((i) => !i.bcast[0] && i.bcast[1])) return null;
+    const step = (b: readonly boolean[]) => ({ bytes: b[0] ? 0 : 4 * (b[2] ? 1 : spec.H) * (b[3] ? 1 : spec.W), exts: [] });
+    const n = ins.length;
+    return { kind: "outer", ext: n + 1, inner: [], steps: [...ins.map((i) => step(i.bcast)), { bytes: 4 * spec.OH * spec.OW, exts: [] }], align: spec.C, work: [n + 1, n + 2] };
+  }
+  if (spec.kind === "maxpool_grad") {
+    const [hw, ohw] = [4 * spec.OH * spec.KH * spec.OW * spec.KW, 4 * spec.OH * spec.OW];
+    return { kind: "outer", ext: 3, inner: [], steps: [{ bytes: hw, exts: [] }, { bytes: ohw, exts: [] }, { bytes: hw, exts: [] }], align: 1, work: [3, 4] };
+  }
   return null;
 }
 

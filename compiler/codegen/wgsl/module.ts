@@ -11,6 +11,8 @@ import { DEFAULT_TILE, checkTile, renderMatmul, type MatmulTile } from "./matmul
 import { renderCopy, renderIota } from "./copy.js";
 import { renderGather, renderScatterAdd } from "./gather.js";
 import { renderDepthwise } from "./depthwise.js";
+import { renderPool2d } from "./pool2d.js";
+import { renderMaxPoolGrad } from "./pool-grad.js";
 import { renderQMatmul } from "./qmatmul.js";
 import { renderFinite } from "./finite.js";
 import { kernelMeta, renderShader, type KernelShader } from "./shader.js";
@@ -42,6 +44,8 @@ function renderKernel(name: string, spec: KernelSpec, opts: WgslBuildOptions, mo
     case "qmatmul": return renderQMatmul(name, spec);
     case "finite": return renderFinite(name, spec, mode);
     case "softmax_rows": return renderSoftmaxRows(name, spec);
+    case "pool2d": return renderPool2d(name, spec);
+    case "maxpool_grad": return renderMaxPoolGrad(name, spec);
   }
 }
 
