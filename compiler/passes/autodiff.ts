@@ -20,6 +20,7 @@ function emitterFor(b: GraphBuilder): GradEmitter {
     },
     constant: (value, dtype) => b.add("const", [], { value }, { dtype, shape: [] }),
     type: (id) => b.type(id),
+    node: (id) => b.nodes[id]!,
   };
 }
 
