@@ -31,7 +31,9 @@ const shapeIs = (s: readonly Dim[], want: readonly Dim[]): boolean => s.length =
  */
 export function transposedConvGrad(e: GradEmitter, n: Node<"window">, ct: number): number | undefined {
   const { stride, dilation: [dh, dw] } = n.attrs;
-  if (stride[0] !== 1 || stride[1] !== 1) return undefined;
+  // In 16 bits the flipped kernel's concat would need a cast kernel of its own (copies cannot convert): the per-tap
+  // col2im stays, whose casts fusion folds (test/precision/no-cast-kernels.test.ts).
+  if (stride[0] !== 1 || stride[1] !== 1 || e.lowPrecision(n)) return undefined;
   const [N, C, Hp, Wp] = e.type(n.inputs[0]!).shape;
   const [, OH, OW, , KH, KW] = e.type(n.id).shape as [Dim, Dim, Dim, Dim, number, number];
   if (![C, Hp, Wp, OH, OW].every((d) => typeof d === "number")) return undefined;

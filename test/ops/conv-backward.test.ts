@@ -3,7 +3,7 @@
 // too, give PyTorch's dx and dw (test/ops/torch-conv-goldens.json, scripts/torch-conv-goldens.py). The same cases'
 // gradients on WebGPU: test/webgpu/conv-gather.test.ts.
 import { describe, expect, it } from "vitest";
-import { buildWasm } from "../../compiler/compile.js";
+import { buildWasm, compileToIR } from "../../compiler/compile.js";
 import type { Graph } from "../../compiler/ir/graph.js";
 import type { AttrsOf } from "../../compiler/ops/types.js";
 import { graphOf, irOf, runBoth } from "../helpers/backend.js";
@@ -45,6 +45,12 @@ describe("conv2d's input gradient as a transposed convolution", () => {
         expect(wins.length, c.name).toBe(1);
       }
     }
+  });
+
+  it("keeps the per-tap col2im in mixed precision (the flipped kernel's concat would need a cast kernel)", () => {
+    const c = strideOne[0]!;
+    const r = compileToIR(convProgram(c), "t.kiln", [], [], { precision: "mixed-f16" });
+    expect(windows(graphOf(r.ir!, "grads")).length).toBe(1);
   });
 
   for (const c of strideOne) {
