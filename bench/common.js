@@ -117,6 +117,8 @@ export function cases(quick) {
   out.push({ id: "gpt train step b=8", kind: "gpttrain", batch: 8, flops: 3 * gptFwd(8) });
   // Convolution flops (2 per multiply-add) plus the final matmul; the pools and batch norm are not counted.
   out.push({ id: "cnn forward b=64", kind: "cnn", batch: 64, flops: 2 * 64 * (28 * 28 * 16 * 9 + 14 * 14 * 32 * 144 + 1568 * 10) });
+  // Its training step (Train.step: batch statistics, dropout, Adam at lr 0.001), about three forwards' flops.
+  out.push({ id: "cnn train step b=64", kind: "cnntrain", batch: 64, flops: 3 * 2 * 64 * (28 * 28 * 16 * 9 + 14 * 14 * 32 * 144 + 1568 * 10) });
   // One 3x3 convolution layer (ResNet's 56x56 stage), weights and bias held by each system, NCHW for Kiln and
   // onnxruntime-web, NHWC for tfjs (converted outside the timing; the output sums do not depend on the layout).
   out.push({ id: "conv 64x56x56 3x3", kind: "conv", C: 64, H: 56, W: 56, O: 64, K: 3, flops: 2 * 64 * 56 * 56 * 64 * 9 });
@@ -159,6 +161,8 @@ export function inputsOf(c) {
     case "cnn":
       // Pixels in [0, 1), NCHW [batch, 1, 28, 28].
       return { x: randomF32(c.batch * 784, 8).map((v) => (v + 1) / 2) };
+    case "cnntrain":
+      return { x: randomF32(c.batch * 784, 8).map((v) => (v + 1) / 2), labels: Int32Array.from({ length: c.batch }, (_, i) => (i * 7) % 10) };
     default:
       return {
         x: randomF32(c.rows * c.cols, c.cols).map((v) => v * 4),

@@ -33,6 +33,18 @@ CASES = [
     # 1188 pixels: more than one column block (NC = 1024) of the NCHW product and several row blocks of the NHWC one.
     ("many_pixels", "conv2d(x, w, b, padding: 1)", {"x": [1, 3, 36, 33], "w": [4, 3, 3, 3], "b": [4]},
      lambda x, w, b: F.conv2d(x, w, b, padding=1), ["x", "w", "b"]),
+    # Issue 19's backward convolutions (compiler/ops/conv-backward.ts): at stride 1 dx is a transposed conv. Padding
+    # beyond kernel - 1 (the crop cannot shrink that conv's padding, so it is sliced), a 2x4 kernel with padding
+    # [1, 3], and 30 output channels so that the transposed conv's K (30*9 = 270) and the forward's (33*9) pass KC = 256.
+    ("pad3_over_kernel", "conv2d(x, w, b, padding: 3)", {"x": [2, 4, 5, 6], "w": [3, 4, 3, 3], "b": [3]},
+     lambda x, w, b: F.conv2d(x, w, b, padding=3), ["x", "w", "b"]),
+    ("nonsquare_k2x4_pad", "conv2d(x, w, padding: [1, 3])", {"x": [2, 3, 7, 9], "w": [5, 3, 2, 4]},
+     lambda x, w: F.conv2d(x, w, padding=(1, 3)), ["x", "w"]),
+    ("deep_k_two_blocks", "conv2d(x, w, b, padding: 1)", {"x": [2, 33, 9, 10], "w": [30, 33, 3, 3], "b": [30]},
+     lambda x, w, b: F.conv2d(x, w, b, padding=1), ["x", "w", "b"]),
+    # Stride 2 keeps the per-tap col2im (a transposed conv would read 3/4 zeros): more channels and batch 2.
+    ("stride2_pad1_channels", "conv2d(x, w, b, stride: 2, padding: 1)", {"x": [2, 6, 11, 10], "w": [8, 6, 3, 3], "b": [8]},
+     lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1), ["x", "w", "b"]),
 ]
 
 cases = []

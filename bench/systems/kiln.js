@@ -38,6 +38,7 @@ export const SOURCES = {
   gpt: () => GPT_SRC,
   gpttrain: () => GPT_SRC,
   cnn: () => CNN,
+  cnntrain: () => CNN,
   conv: (c) => `model Conv {
   param w: f32[${c.O}, ${c.C}, ${c.K}, ${c.K}] = he()
   param b: f32[${c.O}] = zeros()
@@ -77,6 +78,8 @@ export async function system({ threads, simd, kernelOnly }) {
         case "mlp": return { run: () => m.MLP.forward({ x: inp.x }, opts).data, dispose };
         // Eval mode outside a train step: batch norm uses the running statistics, dropout is the identity.
         case "cnn": return { run: () => m.MnistCNN.forward({ x: inp.x }).data, dispose };
+        // The example's own train block: Adam at lr 0.001, batch norm on batch statistics, dropout 0.25.
+        case "cnntrain": return { run: () => m.call("Train.step", { x: inp.x, labels: inp.labels }).data, dispose };
         case "conv": return { run: () => m.Conv.forward({ x: inp.x }).data, dispose };
         case "train": return { run: () => m.call("Step.step", { x: inp.x, labels: inp.labels }).data, dispose };
         case "gpt": return { run: () => m.call("GPT.forward", { x: inp.x }).data, dispose };

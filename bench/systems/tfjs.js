@@ -100,6 +100,10 @@ export async function system({ threads }) {
             dispose: () => tf.dispose(Object.values(T)),
           };
         }
+        // tfjs-wasm (4.x) registers no Conv2DBackpropFilter kernel: it cannot train a convolutional net ("Kernel
+        // 'Conv2DBackpropFilter' not registered for backend 'wasm'"), so this case has no tfjs-wasm row.
+        case "cnntrain":
+          return null;
         case "conv": {
           // NHWC input and HWIO filter (XNNPACK's layouts), converted here, outside the timing.
           const nhwc = new Float32Array(inp.x.length);

@@ -61,7 +61,7 @@ export const depthwiseConv2dCore: OpCore<"depthwise_conv2d"> = {
 };
 
 /** v with `axis` (of size n) reversed, as n one-wide slices concatenated backwards. */
-function flip(e: GradEmitter, v: number, axis: number, n: number): number {
+export function flip(e: GradEmitter, v: number, axis: number, n: number): number {
   if (n === 1) return v;
   const parts: number[] = [];
   for (let i = n - 1; i >= 0; i--) parts.push(e.emit("slice", [v], { axis, start: i, end: i + 1 }));

@@ -9,6 +9,10 @@ export interface GradEmitter {
   emit<P extends PrimOp>(op: P, inputs: readonly number[], attrs: AttrsOf[P]): number;
   constant(value: number, dtype: DType): number;
   type(id: number): TensorType;
+  /** The node behind an id (a rule may recognise the pattern that produced its cotangent). */
+  node(id: number): Node;
+  /** Whether the precision pass will run this node's matmuls in 16 bits (its autocast region, or the module's policy). */
+  lowPrecision(n: Node): boolean;
 }
 
 /** Given the node and the cotangent of its output, the cotangent of each input (undefined: none needed). */

@@ -7,6 +7,7 @@ import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
 import type { AttrsOf, PrimOp } from "./types.js";
 import { MATH_VJP_RULES } from "./vjp-math.js";
 import { depthwiseConv2dVjp } from "./depthwise.js";
+import { croppedConvGrad, transposedConvGrad } from "./conv-backward.js";
 import { unbroadcast, zerosLike, type GradEmitter, type VjpRule } from "./vjp-core.js";
 
 export { unbroadcast, zerosLike, type GradEmitter, type VjpRule };
@@ -154,6 +155,9 @@ const windowVjp: VjpRule<"window"> = (e, n, ct) => {
     const g = restH === 0 && restW === 0 ? back : e.emit("pad", [back], { pads: [[0, 0, 0], [0, 0, 0], [0, restH, 0], [0, restW, 0]], value: 0 });
     return [fitSymbolic(e, g, H!, W!)];
   }
+  // conv2d's d(rows) at stride 1: one transposed convolution instead of the per-tap pads below.
+  const tc = transposedConvGrad(e, n, ct);
+  if (tc !== undefined) return [tc];
   // Taps first: each tap's cotangent is then one contiguous block.
   const taps = e.emit("reshape", [e.emit("permute", [ct], { perm: [4, 5, 0, 3, 1, 2] })], { shape: [KH * KW, N, C, OH, OW] });
   let acc: number | undefined;
@@ -283,6 +287,9 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
     });
   },
   pad: (e, n, ct) => {
+    // The cotangent of conv2d's padded input is a transposed convolution: computed cropped, not sliced.
+    const cropped = croppedConvGrad(e, n, ct);
+    if (cropped !== undefined) return [cropped];
     const x = e.type(n.inputs[0]);
     let g = ct;
     n.attrs.pads.forEach(([lo, hi, interior], axis) => {

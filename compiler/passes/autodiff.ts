@@ -11,7 +11,7 @@ import { COMPARE_OPS, isRuleError, type AttrsOf, type PrimOp } from "../ops/type
 import { isNoGrad, VJP_RULES, zerosLike, type GradEmitter, type VjpRule } from "../ops/vjp.js";
 import { simplifyGraph } from "./simplify.js";
 
-function emitterFor(b: GraphBuilder): GradEmitter {
+function emitterFor(b: GraphBuilder, modulePrecision: IRModule["precision"]): GradEmitter {
   return {
     emit<P extends PrimOp>(op: P, inputs: readonly number[], attrs: AttrsOf[P]): number {
       const r = OPS[op].infer(inputs.map((i) => b.type(i)), attrs as never);
@@ -20,6 +20,11 @@ function emitterFor(b: GraphBuilder): GradEmitter {
     },
     constant: (value, dtype) => b.add("const", [], { value }, { dtype, shape: [] }),
     type: (id) => b.type(id),
+    node: (id) => b.nodes[id]!,
+    lowPrecision: (n) => {
+      const p = n.precision ?? modulePrecision;
+      return p === "f16" || p === "bf16";
+    },
   };
 }
 
@@ -37,7 +42,7 @@ function cloneBackward(b: GraphBuilder, c: CustomVjp, ct: number): number[] {
 }
 
 /** d y / d w over the nodes built so far in `b`; returns the node holding the gradient (w's type). */
-function backprop(b: GraphBuilder, y: number, w: number, customs: Map<number, CustomVjp>, diags: DiagnosticBag): number {
+function backprop(b: GraphBuilder, y: number, w: number, customs: Map<number, CustomVjp>, diags: DiagnosticBag, modulePrecision?: IRModule["precision"]): number {
   const nodes = b.nodes;
   const active = new Set<number>([w]);
   // Ops that turn a differentiated float into an integer (a cast, argmax) would silently cut the gradient; on
@@ -59,7 +64,7 @@ function backprop(b: GraphBuilder, y: number, w: number, customs: Map<number, Cu
     const what = n.op === "cast" ? `a cast to ${n.type.dtype}` : n.op;
     if (at) diags.error("K605", `the gradient cannot flow through ${what} (${formatType(nodes[n.inputs[0]].type)} -> ${formatType(n.type)})`, at, "integer values have no derivative; keep the differentiated path in float dtypes");
   }
-  const e = emitterFor(b);
+  const e = emitterFor(b, modulePrecision);
   const saved = b.guards;
   b.guards = [];
   const ct = new Map<number, number>([[y, e.constant(1, nodes[y].type.dtype)]]);
@@ -94,7 +99,7 @@ function backprop(b: GraphBuilder, y: number, w: number, customs: Map<number, Cu
   return result;
 }
 
-export function autodiffGraph(g: Graph, diags: DiagnosticBag): Graph {
+export function autodiffGraph(g: Graph, diags: DiagnosticBag, modulePrecision?: IRModule["precision"]): Graph {
   if (!g.nodes.some((n) => n.op === "gradient")) return g.customVjps ? { ...g, customVjps: undefined } : g;
   const b = new GraphBuilder();
   const map: number[] = [];
@@ -103,7 +108,7 @@ export function autodiffGraph(g: Graph, diags: DiagnosticBag): Graph {
   const customs = new Map<number, CustomVjp>();
   for (const n of g.nodes) {
     if (n.op === "gradient") {
-      map[n.id] = backprop(b, map[n.inputs[0]], map[n.inputs[1]], customs, diags);
+      map[n.id] = backprop(b, map[n.inputs[0]], map[n.inputs[1]], customs, diags, modulePrecision);
     } else {
       b.precision = n.precision;
       map[n.id] = b.add(n.op, n.inputs.map((i) => map[i]), n.attrs, n.type, n.span, remapGuard(n.guard, (c) => map[c]));
@@ -123,5 +128,5 @@ export function autodiffGraph(g: Graph, diags: DiagnosticBag): Graph {
 }
 
 export function autodiff(m: IRModule, diags: DiagnosticBag): IRModule {
-  return { ...m, functions: m.functions.map((g) => autodiffGraph(g, diags)) };
+  return { ...m, functions: m.functions.map((g) => autodiffGraph(g, diags, m.precision)) };
 }
