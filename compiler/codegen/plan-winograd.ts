@@ -3,11 +3,19 @@
 // enough channels only: each output 2x2 tile costs 16 C-long dot products instead of 36, but the transforms are
 // O(C) and O(O) work per tile, which small layers do not pay back. WGSL ignores the choice (same call, same args).
 import type { ConvGather, WinogradPlan } from "./kernel.js";
-import { MATMUL_SCRATCH_MAX, MICRO } from "./wasm/matmul-blocking.js";
+import { MATMUL_SCRATCH_MAX, type MicroShape } from "./wasm/matmul-blocking.js";
+
+/**
+ * The microkernel of the 16 products, 4x8 in both builds: with K = C = 64 the relaxed build's 6x8 madd kernel ran
+ * them slower than a 4x8 madd one (conv 64x56x56, bench/winograd-ab.js, CPU ms per call, load 7-9: 6x8 5.1-5.5,
+ * 4x8 3.6), unlike the big gemm's.
+ */
+export const WINOGRAD_MICRO: MicroShape = { mr: 4, nr: 8 };
 
 /** Fewest input and output channels for Winograd (measured, docs/performance.md "Winograd F(2x2,3x3)"). */
 export const WINOGRAD_MIN_CHANNELS = 16;
 /** Tiles per block (V and M of one block stay in L2 beside the transformed weights): about this many. */
+// Measured on conv 64x56x56 (CPU ms per call, load 7-9, plain / relaxed): 32 tiles 4.9 / 4.1, 64 4.6 / 3.6, 128 4.3 / 3.7.
 const BLOCK_TILES = 64;
 
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
@@ -23,7 +31,7 @@ export function winogradGrid(cv: ConvGather, rowsPerBlock: number): { TH: number
 /** Scratch bytes of the Winograd kernel (both builds): U [16][O'][C], V [16][C][Tb], M [16][O'][Tb]. */
 export function winogradScratchBytes(cv: ConvGather, w: WinogradPlan): number {
   const { blockTiles: Tb } = winogradGrid(cv, w.rowsPerBlock);
-  const Op = Math.max(...Object.values(MICRO).map((s) => roundUp(w.O, s.mr)));
+  const Op = roundUp(w.O, WINOGRAD_MICRO.mr);
   return 4 * 16 * (Op * cv.C + cv.C * Tb + Op * Tb);
 }
 

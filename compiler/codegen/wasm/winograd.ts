@@ -7,10 +7,10 @@
 import type { MatmulKernel } from "../kernel.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { forRange } from "./loops.js";
-import { MICRO, type SimdVariant } from "./matmul-blocking.js";
+import type { SimdVariant } from "./matmul-blocking.js";
 import { microkernel } from "./matmul-micro.js";
 import { EpilogueRenderer } from "./matmul-epilogue.js";
-import { winogradGrid } from "../plan-winograd.js";
+import { WINOGRAD_MICRO, winogradGrid } from "../plan-winograd.js";
 
 /** i8x16.shuffle mask taking 32-bit lanes (0-3 from the first operand, 4-7 from the second). */
 const lanes32 = (...l: number[]): number[] => l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4 * x + 3]);
@@ -27,9 +27,10 @@ export function renderWinograd(fb: FnBuilder, k: MatmulKernel, variant: SimdVari
   const m = fb.m;
   const { C, H, W, OH, OW } = cv;
   const [ph, pw] = cv.pad;
-  const { mr: MR, nr: NR } = MICRO[variant];
+  const shape = WINOGRAD_MICRO;
+  const { mr: MR, nr: NR } = shape;
   if (NR !== 8) throw new Error("wasm backend: Winograd's V panels assume NR = 8 (compiler bug)");
-  const mk = microkernel(fb, MICRO[variant], variant);
+  const mk = microkernel(fb, shape, variant);
   const { TH, TWp, blockTiles: Tb } = winogradGrid(cv, wp.rowsPerBlock);
   const KR = wp.rowsPerBlock;
   const P = OH * OW;
