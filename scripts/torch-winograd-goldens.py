@@ -29,6 +29,9 @@ CASES = [
      lambda x, w, b: F.conv2d(x, w, b, padding=1)),
     ("valid_wide_batch2", "conv2d(x, w, b)", {"x": [2, 16, 9, 27], "w": [20, 16, 3, 3], "b": [20]},
      lambda x, w, b: F.conv2d(x, w, b)),
+    # 65 tiles a row (68 with padding): one tile row per block, blocks of 72 tiles (4 tile columns past the row).
+    ("one_row_blocks", "conv2d(x, w, b, padding: 1)", {"x": [1, 16, 5, 130], "w": [16, 16, 3, 3], "b": [16]},
+     lambda x, w, b: F.conv2d(x, w, b, padding=1)),
 ]
 
 cases = []

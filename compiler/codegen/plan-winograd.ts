@@ -48,8 +48,12 @@ export function winogradFor(cv: ConvGather, O: number): WinogradPlan | undefined
   const min = minChannels();
   if (min === null || cv.KH !== 3 || cv.KW !== 3 || cv.stride.some((s) => s !== 1) || cv.dilation.some((d) => d !== 1)) return undefined;
   if (cv.C < min || O < min || cv.OH < 2 || cv.OW < 2) return undefined;
-  const { TWp } = winogradGrid(cv, 1);
-  const plan: WinogradPlan = { O, rowsPerBlock: Math.max(1, Math.min(Math.ceil(cv.OH / 2), Math.floor(BLOCK_TILES / TWp))) };
-  // Each extra thread runs it in its own MATMUL_SCRATCH_MAX bytes.
-  return winogradScratchBytes(cv, plan) <= MATMUL_SCRATCH_MAX ? plan : undefined;
+  const { TWp, TH } = winogradGrid(cv, 1);
+  // As many tile rows per block as make about BLOCK_TILES tiles, fewer where the scratch would outgrow what each
+  // extra thread gets (MATMUL_SCRATCH_MAX): wide layers' transformed weights take most of it.
+  for (let rows = Math.max(1, Math.min(TH, Math.floor(BLOCK_TILES / TWp))); rows >= 1; rows--) {
+    const plan: WinogradPlan = { O, rowsPerBlock: rows };
+    if (winogradScratchBytes(cv, plan) <= MATMUL_SCRATCH_MAX) return plan;
+  }
+  return undefined;
 }

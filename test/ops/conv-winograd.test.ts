@@ -6,6 +6,8 @@ import { describe, expect, it } from "vitest";
 import { buildWasm } from "../../compiler/compile.js";
 import { irOf } from "../helpers/backend.js";
 import { WINOGRAD_CASES, checkWinograd } from "../helpers/winograd-goldens.js";
+import { winogradFor, winogradScratchBytes } from "../../compiler/codegen/plan-winograd.js";
+import { MATMUL_SCRATCH_MAX } from "../../runtime/wasm/matmul-scratch.js";
 
 describe("conv2d as Winograd F(2x2, 3x3), plain SIMD, against PyTorch and the float64 reference", () => {
   for (const c of WINOGRAD_CASES) {
@@ -35,6 +37,16 @@ describe("which convolutions run as Winograd", () => {
       expect(ks.some((k) => k.startsWith("conv_nchw")), src).toBe(true);
       expect(ks.filter((k) => k.startsWith("conv_wino")), src).toEqual([]);
     }
+  });
+  it("blocks are fewer tile rows where the scratch would outgrow a thread's, and the golden cases cover 1 and 3 rows", () => {
+    const geo = (C: number, H: number, W: number) => ({ C, H, W, KH: 3, KW: 3, OH: H, OW: W, stride: [1, 1] as const, dilation: [1, 1] as const, pad: [1, 1] as const });
+    // 64 channels at 56x56 (28 tiles a row): 2 rows, 56 tiles a block. 128 at 28x28: U alone is 1 MiB, so 1 row (16 tiles).
+    expect(winogradFor(geo(64, 56, 56), 64)).toEqual({ O: 64, rowsPerBlock: 2 });
+    const wide = winogradFor(geo(128, 28, 28), 128)!;
+    expect(wide).toEqual({ O: 128, rowsPerBlock: 1 });
+    expect(winogradScratchBytes(geo(128, 28, 28), wide)).toBeLessThanOrEqual(MATMUL_SCRATCH_MAX);
+    expect(winogradFor(geo(16, 26, 34), 17)!.rowsPerBlock).toBe(3);
+    expect(winogradFor(geo(16, 5, 130), 16)!.rowsPerBlock).toBe(1);
   });
   it("a layer whose transformed weights and blocks outgrow a thread's scratch keeps the implicit GEMM", async () => {
     // U alone is 16 x 256 x 256 floats (4 MiB), more than MATMUL_SCRATCH_MAX.
