@@ -32,6 +32,8 @@ CASES = [
     # 65 tiles a row (68 with padding): one tile row per block, blocks of 72 tiles (4 tile columns past the row).
     ("one_row_blocks", "conv2d(x, w, b, padding: 1)", {"x": [1, 16, 5, 130], "w": [16, 16, 3, 3], "b": [16]},
      lambda x, w, b: F.conv2d(x, w, b, padding=1)),
+    ("pad_h_only_batch2", "conv2d(x, w, b, padding: [1, 0])", {"x": [2, 16, 8, 12], "w": [18, 16, 3, 3], "b": [18]},
+     lambda x, w, b: F.conv2d(x, w, b, padding=(1, 0))),
 ]
 
 cases = []

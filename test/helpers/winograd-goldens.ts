@@ -16,8 +16,11 @@ export interface WinogradCase {
 export const WINOGRAD_CASES = (JSON.parse(readFileSync(new URL("../ops/torch-winograd-goldens.json", import.meta.url), "utf8")) as { cases: WinogradCase[] }).cases;
 
 const ty = (s: number[]): string => `f32[${s.join(", ")}]`;
-export const winogradProgram = (c: WinogradCase): string =>
-  `fn fwd(${Object.entries(c.inputs).map(([k, v]) => `${k}: ${ty(v.shape)}`).join(", ")}) -> ${ty(c.out.shape)} {\n  return ${c.expr}\n}`;
+/** fwd(inputs) = expr; `symbolic`: x's and the output's batch is the dim N. */
+export function winogradProgram(c: WinogradCase, symbolic = false): string {
+  const t = (s: number[], batch: boolean) => (batch && symbolic ? `f32[N, ${s.slice(1).join(", ")}]` : ty(s));
+  return `fn fwd(${Object.entries(c.inputs).map(([k, v]) => `${k}: ${t(v.shape, k === "x")}`).join(", ")}) -> ${t(c.out.shape, true)} {\n  return ${c.expr}\n}`;
+}
 export const winogradInputs = (c: WinogradCase) =>
   Object.fromEntries(Object.entries(c.inputs).map(([k, v]) => [k, { dtype: "f32" as const, shape: v.shape, data: v.data }]));
 
@@ -47,9 +50,9 @@ export function maxErr(got: ArrayLike<number>, want: ArrayLike<number>, what: st
   return e;
 }
 
-/** The case on wasm: one Winograd kernel runs it, and its output is within the bound of PyTorch's and the reference's. */
-export async function checkWinograd(c: WinogradCase, relaxed: boolean, threads: number): Promise<void> {
-  const ir = irOf(winogradProgram(c));
+/** The case on wasm (`symbolic`: batch N, known only per call): one Winograd kernel runs it, and its output is within the bound of PyTorch's and the reference's. */
+export async function checkWinograd(c: WinogradCase, relaxed: boolean, threads: number, symbolic = false): Promise<void> {
+  const ir = irOf(winogradProgram(c, symbolic));
   const b = await buildWasm(ir, "wino", { wat: false });
   const steps = b.manifest.functions[0]!.steps;
   // The layer is the one Winograd kernel (gather, product, bias epilogue, NCHW store); a relu after the permute back
@@ -59,7 +62,7 @@ export async function checkWinograd(c: WinogradCase, relaxed: boolean, threads: 
   expect(steps.length, c.name).toBe(c.expr.startsWith("relu") ? 2 : 1);
   const m = await loadKilnModule(b.manifest, b.wasm, { threads, ...(relaxed ? { relaxedWasm: b.wasmRelaxed } : {}) });
   try {
-    const tag = `${c.name} ${relaxed ? "relaxed" : "plain"} ${threads} thread(s)`;
+    const tag = `${c.name} ${relaxed ? "relaxed" : "plain"} ${threads} thread(s)${symbolic ? " symbolic N" : ""}`;
     const y = await runBoth(ir, "fwd", winogradInputs(c), { module: m });
     // The reference interpreter (float64) agrees with PyTorch to its own rounding.
     expect(maxErr(y.ref[0]!.data, c.out.y, `${tag} reference`)).toBeLessThan(1e-9);
