@@ -159,6 +159,11 @@ export interface WinogradPlan {
   readonly rowsPerBlock: number;
   /** Output channels (the weight's rows): fixes the transformed weight's layout. */
   readonly O: number;
+  /**
+   * The weight is a param in a function that changes none: `w` points at its transform, written once per value by
+   * the runtime with the exported WINOGRAD_PREPACK (runtime/wasm/prepack.ts), not transformed on every call.
+   */
+  readonly prepacked?: true;
 }
 
 /**

@@ -8,7 +8,7 @@ import { convGathers, type ConvGathers, type Gather } from "./plan-conv-gather.j
 import { winogradFor, winogradScratchBytes } from "./plan-winograd.js";
 import { polyConst, polyProduct } from "./dim-poly.js";
 import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
-import { prepackName } from "../../runtime/wasm/prepack.js";
+import { prepackName, WINOGRAD_PREPACK } from "../../runtime/wasm/prepack.js";
 import { KC, matmulScratchBytes, type MatmulScratchSpec, type PartialSums } from "./wasm/matmul-blocking.js";
 
 export type StepFn = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops?: string[], extra?: Pick<StepManifest, "prepackB">) => void;
@@ -198,7 +198,10 @@ function planConvNchw(g: Graph, n: Node, table: Interner, step: StepFn, mm: Matm
   const P = gather.conv.OH * gather.conv.OW;
   const images = g.nodes[gather.x].type.shape[0]!;
   const epi = root ? epilogue(g, n, root) : undefined;
-  const wino = winogradFor(gather.conv, O);
+  // A param weight (read as is or through reshapes) in a function that changes no param: transformed once per value.
+  const paramW = !B.round && paramBehind(g, B.src) && !g.updates?.length;
+  const wino = winogradFor(gather.conv, O, paramW);
+  const prepack = wino?.prepacked === true;
   const spec: MatmulKernel = {
     kind: "matmul", dtype: "f32", batchRank: 1, aBcast: [false], bBcast: [true], transB: true, aConv: gather.conv, convOut: true,
     ...(wino ? { winograd: wino } : {}),
@@ -212,7 +215,8 @@ function planConvNchw(g: Graph, n: Node, table: Interner, step: StepFn, mm: Matm
   const ints = [polyProduct([images]), polyConst(O), polyConst(K), polyConst(P), polyConst(0), polyConst(O)];
   const label = `conv_${wino ? "wino" : "nchw"}_${epi ? `${epi.ops.length}ep` : "f32"}`;
   const ops = [...gather.ops, n.op, ...(epi?.ops ?? []), ...gather.nchw!.ops];
-  step(table.intern(spec, label), [gather.x, B.src, scratch, ...(epi?.bufs ?? []), gather.nchw!.permute], ints, root ?? n, ops);
+  const extra = prepack ? { prepackB: { kernel: WINOGRAD_PREPACK, K, N: O, layout: "winograd" as const } } : undefined;
+  step(table.intern(spec, label), [gather.x, B.src, scratch, ...(epi?.bufs ?? []), gather.nchw!.permute], ints, root ?? n, ops, extra);
 }
 
 /** The epilogue of `root`'s group: its expression with the matmul as input 0, other buffers as inputs 1... */

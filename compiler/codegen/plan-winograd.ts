@@ -28,11 +28,11 @@ export function winogradGrid(cv: ConvGather, rowsPerBlock: number): { TH: number
   return { TH, TWp, blockTiles: roundUp(rowsPerBlock * TWp, 8) };
 }
 
-/** Scratch bytes of the Winograd kernel (both builds): U [16][O'][C], V [16][C][Tb], M [16][O'][Tb]. */
+/** Scratch bytes of the Winograd kernel (both builds): U [16][O'][C] (unless prepacked), V [16][C][Tb], M [16][O'][Tb]. */
 export function winogradScratchBytes(cv: ConvGather, w: WinogradPlan): number {
   const { blockTiles: Tb } = winogradGrid(cv, w.rowsPerBlock);
   const Op = roundUp(w.O, WINOGRAD_MICRO.mr);
-  return 4 * 16 * (Op * cv.C + cv.C * Tb + Op * Tb);
+  return 4 * 16 * ((w.prepacked ? 0 : Op * cv.C) + cv.C * Tb + Op * Tb);
 }
 
 /** `KILN_WINOGRAD=0` turns it off (A/B measurements); a number sets the channel threshold. */
@@ -43,16 +43,22 @@ function minChannels(): number | null {
   return Number.isFinite(n) && n > 0 ? n : null;
 }
 
-/** The Winograd plan for this gathered convolution with O output channels, or undefined (implicit GEMM). */
-export function winogradFor(cv: ConvGather, O: number): WinogradPlan | undefined {
+/**
+ * The Winograd plan for this gathered convolution with O output channels, or undefined (implicit GEMM). `prepacked`:
+ * the weight is a param the runtime transforms once (its transform then takes no scratch).
+ */
+export function winogradFor(cv: ConvGather, O: number, prepacked = false): WinogradPlan | undefined {
   const min = minChannels();
   if (min === null || cv.KH !== 3 || cv.KW !== 3 || cv.stride.some((s) => s !== 1) || cv.dilation.some((d) => d !== 1)) return undefined;
   if (cv.C < min || O < min || cv.OH < 2 || cv.OW < 2) return undefined;
   const { TWp, TH } = winogradGrid(cv, 1);
+  const most = Math.max(1, Math.min(TH, Math.floor(BLOCK_TILES / TWp)));
+  // Tiny images waste most of a block's tiles (a 2x2 output is 1 tile of 8 computed): at least half must be real.
+  if (2 * most * Math.ceil(cv.OW / 2) < winogradGrid(cv, most).blockTiles) return undefined;
   // As many tile rows per block as make about BLOCK_TILES tiles, fewer where the scratch would outgrow what each
   // extra thread gets (MATMUL_SCRATCH_MAX): wide layers' transformed weights take most of it.
-  for (let rows = Math.max(1, Math.min(TH, Math.floor(BLOCK_TILES / TWp))); rows >= 1; rows--) {
-    const plan: WinogradPlan = { O, rowsPerBlock: rows };
+  for (let rows = most; rows >= 1; rows--) {
+    const plan: WinogradPlan = { O, rowsPerBlock: rows, ...(prepacked ? { prepacked: true as const } : {}) };
     if (winogradScratchBytes(cv, plan) <= MATMUL_SCRATCH_MAX) return plan;
   }
   return undefined;

@@ -52,10 +52,23 @@ describe("which convolutions run as Winograd", () => {
     expect(winogradScratchBytes(geo(128, 28, 28), wide)).toBeLessThanOrEqual(MATMUL_SCRATCH_MAX);
     expect(winogradFor(geo(16, 26, 34), 17)!.rowsPerBlock).toBe(3);
     expect(winogradFor(geo(16, 5, 130), 16)!.rowsPerBlock).toBe(1);
+    // Prepacked, U takes no scratch: 128 channels at 28x28 get full 4-row blocks (64 tiles); 512 at 7x7 fit only so.
+    expect(winogradFor(geo(128, 28, 28), 128, true)).toEqual({ O: 128, rowsPerBlock: 4, prepacked: true });
+    expect(winogradFor(geo(512, 7, 7), 512, false)).toBeUndefined();
+    const big = winogradFor(geo(512, 7, 7), 512, true)!;
+    expect(winogradScratchBytes(geo(512, 7, 7), big)).toBeLessThanOrEqual(MATMUL_SCRATCH_MAX);
   });
-  it("a layer whose transformed weights and blocks outgrow a thread's scratch keeps the implicit GEMM", async () => {
-    // U alone is 16 x 256 x 256 floats (4 MiB), more than MATMUL_SCRATCH_MAX.
+  it("a weight transformed per call that outgrows a thread's scratch keeps the implicit GEMM; a param's, prepacked, does not", async () => {
+    // U alone is 16 x 256 x 256 floats (4 MiB), more than MATMUL_SCRATCH_MAX: fine in persistent memory, not in scratch.
     const ks = await kernels("fn f(x: f32[1, 256, 8, 8], w: f32[256, 256, 3, 3]) -> f32[1, 256, 8, 8] { return conv2d(x, w, padding: 1) }");
+    expect(ks).toEqual([expect.stringMatching(/^conv_nchw_/)]);
+    const b = await buildWasm(irOf("model M {\n  param w: f32[256, 256, 3, 3] = he()\n  fn f(x: f32[1, 256, 8, 8]) -> f32[1, 256, 8, 8] { return conv2d(x, w, padding: 1) }\n}"), "w", { wat: false });
+    const step = b.manifest.functions[0]!.steps[0]!;
+    expect(step.kernel).toMatch(/^conv_wino_/);
+    expect(step.prepackB).toEqual({ kernel: "__kiln_prepack_wino", K: 2304, N: 256, layout: "winograd" });
+  });
+  it("a 2x2 output (1 real tile of 8 computed) keeps the implicit GEMM", async () => {
+    const ks = await kernels("fn f(x: f32[1, 16, 2, 2], w: f32[16, 16, 3, 3]) -> f32[1, 16, 2, 2] { return conv2d(x, w, padding: 1) }");
     expect(ks).toEqual([expect.stringMatching(/^conv_nchw_/)]);
   });
 });

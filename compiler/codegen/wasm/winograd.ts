@@ -8,7 +8,8 @@ import type { MatmulKernel } from "../kernel.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { forRange } from "./loops.js";
 import type { SimdVariant } from "./matmul-blocking.js";
-import { microkernel } from "./matmul-micro.js";
+import { internalFn, microkernel } from "./matmul-micro.js";
+import { WINOGRAD_PREPACK } from "../../../runtime/wasm/prepack.js";
 import { EpilogueRenderer } from "./matmul-epilogue.js";
 import { WINOGRAD_MICRO, winogradGrid } from "../plan-winograd.js";
 
@@ -31,6 +32,7 @@ export function renderWinograd(fb: FnBuilder, k: MatmulKernel, variant: SimdVari
   const { mr: MR, nr: NR } = shape;
   if (NR !== 8) throw new Error("wasm backend: Winograd's V panels assume NR = 8 (compiler bug)");
   const mk = microkernel(fb, shape, variant);
+  if (wp.prepacked) prepackWinograd(fb);
   const { TH, TWp, blockTiles: Tb } = winogradGrid(cv, wp.rowsPerBlock);
   const KR = wp.rowsPerBlock;
   const P = OH * OW;
@@ -54,29 +56,12 @@ export function renderWinograd(fb: FnBuilder, k: MatmulKernel, variant: SimdVari
 
   const [U, V, Mb, n, xi, oi, nOr, nP, oo, o, c, src, dst, blk, ty0, gi, t, ty, tx, row0, col0, fast, xc, vd] =
     Array.from({ length: 24 }, v);
-  const [xs, p, tp, up, vp, mp] = [v(), v(), v(), v(), v(), v()];
+  const [xs, p, tp, up, vp, mp, r0, mEnd] = [v(), v(), v(), v(), v(), v(), v(), v()];
+  const prepacked = wp.prepacked === true;
 
   // Weights: U[ξ] = G g Gᵀ for output channels [m0, m1), zero rows up to the panel edge.
-  const gl = Array.from({ length: 9 }, () => fb.local(fb.t.f32));
-  const tl = Array.from({ length: 12 }, () => fb.local(fb.t.f32));
-  const half = (e: E): E => m.f32.mul(e, m.f32.const(0.5));
-  const f = { add: (a: E, b: E) => m.f32.add(a, b), sub: (a: E, b: E) => m.f32.sub(a, b) };
-  const wStmts: E[] = gl.map((l, i) => l.set(m.f32.load(4 * i, 4, src.get())));
-  // t = G g (4x3): rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 of g's rows.
-  for (let j = 0; j < 3; j++) {
-    const gg = (i: number) => gl[3 * i + j]!.get();
-    wStmts.push(tl[j]!.set(gg(0)));
-    wStmts.push(tl[3 + j]!.set(half(f.add(f.add(gg(0), gg(1)), gg(2)))));
-    wStmts.push(tl[6 + j]!.set(half(f.add(f.sub(gg(0), gg(1)), gg(2)))));
-    wStmts.push(tl[9 + j]!.set(gg(2)));
-  }
-  // U = t Gᵀ, stored at ξ = 4i + j.
-  for (let i = 0; i < 4; i++) {
-    const tt = (j: number) => tl[3 * i + j]!.get();
-    const vals = [tt(0), half(f.add(f.add(tt(0), tt(1)), tt(2))), half(f.add(f.sub(tt(0), tt(1)), tt(2))), tt(2)];
-    vals.forEach((val, j) => wStmts.push(m.f32.store((4 * i + j) * US, 4, dst.get(), val)));
-  }
-  wStmts.push(fb.inc(src, 36), fb.inc(dst, 4 * MR));
+  const wStmts = transformWeight(fb, src, (q, val) => m.f32.store(q * US, 4, dst.get(), val));
+  wStmts.push(fb.inc(dst, 4 * MR));
   const zeroRow = Array.from({ length: 16 }, (_, q) => m.f32.store(q * US, 4, dst.get(), m.f32.const(0)));
   const weightLoop = forRange(fb, { i: oo, from: c4(0), to: () => nP.get(), body: [
     o.set(add(m0.get(), oo.get())),
@@ -202,8 +187,8 @@ export function renderWinograd(fb: FnBuilder, k: MatmulKernel, variant: SimdVari
     fb.inc(src, 16),
   );
   const realTiles = KR * TWp;
-  const outputLoop = forRange(fb, { i: oo, from: c4(0), to: () => nOr.get(), body: [
-    o.set(add(m0.get(), oo.get())),
+  const outputLoop = forRange(fb, { i: oo, from: m.i32.sub(m0.get(), r0.get()), to: () => mEnd.get(), body: [
+    o.set(add(r0.get(), oo.get())),
     src.set(add(Mb.get(), mul(oo.get(), 4 * Tb))),
     forRange(fb, { i: t, from: c4(0), to: () => c4(realTiles), step: 4, body: outStmts }),
   ] });
@@ -223,11 +208,16 @@ export function renderWinograd(fb: FnBuilder, k: MatmulKernel, variant: SimdVari
   return fb.seq([
     m.if(m.i32.ge_s(m0.get(), m1.get()), m.return()),
     nOr.set(m.i32.sub(m1.get(), m0.get())),
-    nP.set(mul(m.i32.div_u(add(nOr.get(), c4(MR - 1)), c4(MR)), MR)),
-    U.set(scratch.get()),
-    V.set(add(U.get(), c4(16 * US))),
+    // Rows of U and M start at r0: m0 itself when the kernel transforms the weights, else the panel holding m0 (a
+    // thread's chunk starts at a multiple of the build's MR, 6 in the relaxed one).
+    r0.set(prepacked ? m.i32.and(m0.get(), c4(-MR)) : m0.get()),
+    mEnd.set(m.i32.sub(m1.get(), r0.get())),
+    nP.set(mul(m.i32.div_u(add(mEnd.get(), c4(MR - 1)), c4(MR)), MR)),
+    U.set(prepacked ? add(w.get(), mul(r0.get(), 4 * C)) : scratch.get()),
+    // Scratch: [U, when transformed here][V][M].
+    V.set(prepacked ? scratch.get() : add(U.get(), c4(16 * US))),
     Mb.set(add(V.get(), c4(16 * VS))),
-    weightLoop,
+    prepacked ? m.nop() : weightLoop,
     forRange(fb, { i: n, from: c4(0), to: () => images.get(), body: [
       xi.set(add(x.get(), mul(n.get(), 4 * C * H * W))),
       oi.set(add(out.get(), mul(n.get(), 4 * wp.O * P))),
@@ -240,4 +230,64 @@ export function renderWinograd(fb: FnBuilder, k: MatmulKernel, variant: SimdVari
       ] }),
     ] }),
   ]);
+}
+
+/**
+ * Statements turning the 3x3 filter at `src` (9 floats) into its 16 transformed values U = G g Gᵀ, each passed to
+ * `store(ξ, value)` with ξ = 4i + j; `src` then steps to the next filter.
+ */
+function transformWeight(fb: FnBuilder, src: Var, store: (xi: number, val: E) => E): E[] {
+  const m = fb.m;
+  const gl = Array.from({ length: 9 }, () => fb.local(fb.t.f32));
+  const tl = Array.from({ length: 12 }, () => fb.local(fb.t.f32));
+  const half = (e: E): E => m.f32.mul(e, m.f32.const(0.5));
+  const f = { add: (a: E, b: E) => m.f32.add(a, b), sub: (a: E, b: E) => m.f32.sub(a, b) };
+  const out: E[] = gl.map((l, i) => l.set(m.f32.load(4 * i, 4, src.get())));
+  // t = G g (4x3): rows g0, (g0+g1+g2)/2, (g0-g1+g2)/2, g2 of g's rows.
+  for (let j = 0; j < 3; j++) {
+    const gg = (i: number) => gl[3 * i + j]!.get();
+    out.push(tl[j]!.set(gg(0)));
+    out.push(tl[3 + j]!.set(half(f.add(f.add(gg(0), gg(1)), gg(2)))));
+    out.push(tl[6 + j]!.set(half(f.add(f.sub(gg(0), gg(1)), gg(2)))));
+    out.push(tl[9 + j]!.set(gg(2)));
+  }
+  // U = t Gᵀ.
+  for (let i = 0; i < 4; i++) {
+    const tt = (j: number) => tl[3 * i + j]!.get();
+    const vals = [tt(0), half(f.add(f.add(tt(0), tt(1)), tt(2))), half(f.add(f.sub(tt(0), tt(1)), tt(2))), tt(2)];
+    vals.forEach((val, j) => out.push(store(4 * i + j, val)));
+  }
+  out.push(fb.inc(src, 36));
+  return out;
+}
+
+/**
+ * `__kiln_prepack_wino(w, dst, K, O)` (exported, runtime/wasm/prepack.ts WINOGRAD_PREPACK): the transform of a whole
+ * weight [O, C, 3, 3] (K = 9 C) in the kernel's layout, U[ξ] as 4-row A panels over roundUp(O, 4) rows (zeros past O),
+ * which a `prepacked` Winograd kernel reads instead of transforming per call. Any shape: its sizes are arguments.
+ */
+export function prepackWinograd(fb: FnBuilder): string {
+  const MR = WINOGRAD_MICRO.mr;
+  return internalFn(fb, WINOGRAD_PREPACK, 4, (g) => {
+    const m = g.m;
+    const [w, dst, K, O] = [0, 1, 2, 3].map((i) => g.param(i));
+    const [C, us, oo, c, src, row, q] = Array.from({ length: 7 }, () => g.i32());
+    const c4 = (v: number): E => m.i32.const(v);
+    const at = (xi: number): E => m.i32.add(row.get(), m.i32.mul(us.get(), c4(xi)));
+    const body = transformWeight(g, src, (xi, val) => m.f32.store(0, 4, at(xi), val));
+    const zeros = Array.from({ length: 16 }, (_, xi) => m.f32.store(0, 4, at(xi), m.f32.const(0)));
+    return g.seq([
+      C.set(m.i32.div_u(K!.get(), c4(9))),
+      q.set(m.i32.and(m.i32.add(O!.get(), c4(MR - 1)), c4(-MR))),
+      us.set(m.i32.shl(m.i32.mul(q.get(), C.get()), c4(2))),
+      forRange(g, { i: oo, from: c4(0), to: () => q.get(), body: [
+        // Row oo of panel oo / MR: C rows of MR floats, lane oo % MR.
+        row.set(m.i32.add(dst!.get(), m.i32.add(m.i32.mul(m.i32.div_u(oo.get(), c4(MR)), m.i32.mul(C.get(), c4(4 * MR))), m.i32.shl(m.i32.rem_u(oo.get(), c4(MR)), c4(2))))),
+        src.set(m.i32.add(w!.get(), m.i32.mul(oo.get(), m.i32.shl(K!.get(), c4(2))))),
+        m.if(m.i32.lt_s(oo.get(), O!.get()),
+          forRange(g, { i: c, from: c4(0), to: () => C.get(), body: [...body, g.inc(row, 4 * MR)] }),
+          forRange(g, { i: c, from: c4(0), to: () => C.get(), body: [...zeros, g.inc(row, 4 * MR)] })),
+      ] }),
+    ]);
+  });
 }
