@@ -148,7 +148,16 @@ export interface StepManifest {
    * param: the kernel reads B packed into panels by the exported `kernel` (b, packed, K, N), which the runtime
    * runs once per value of the param and keeps (runtime/wasm/prepack.ts); other backends ignore this.
    */
-  prepackB?: { kernel: string; K: number; N: number };
+  prepackB?: {
+    kernel: string;
+    K: number;
+    N: number;
+    /**
+     * "winograd": the param is a 3x3 convolution's weight [N = O, K = 9 C] (the step's ints 1 and 2 are O and 9 C) and
+     * `kernel` writes its Winograd transform, 16 x roundUp(O, 4) x C floats (compiler/codegen/wasm/winograd.ts).
+     */
+    layout?: "winograd";
+  };
 }
 
 /** `dim` (a symbol or derived dim) must be at most `max`; `what` names the slice that needs it, for the error. */

@@ -162,6 +162,24 @@ export interface MatmulKernel {
    * the ints' M is O, N is OH*OW, rows [m0, m1) are output channels. Epilogue flags are over [image, O, pixel].
    */
   readonly convOut?: true;
+  /**
+   * wasm only, with convOut (3x3, stride 1, dilation 1): computed as Winograd F(2x2, 3x3) (wasm/winograd.ts,
+   * plan-winograd.ts) with the same arguments; the scratch is sized for it (its MatmulScratchSpec minBytes).
+   * WGSL ignores it and runs the gathered matmul.
+   */
+  readonly winograd?: WinogradPlan;
+}
+
+/** How a Winograd convolution is blocked: output tile rows (2 pixel rows each) transformed and multiplied together. */
+export interface WinogradPlan {
+  readonly rowsPerBlock: number;
+  /** Output channels (the weight's rows): fixes the transformed weight's layout. */
+  readonly O: number;
+  /**
+   * The weight is a param in a function that changes none: `w` points at its transform, written once per value by
+   * the runtime with the exported WINOGRAD_PREPACK (runtime/wasm/prepack.ts), not transformed on every call.
+   */
+  readonly prepacked?: true;
 }
 
 /**

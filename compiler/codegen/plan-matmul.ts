@@ -5,9 +5,10 @@ import { guardKey, useCounts, type Graph, type Node } from "../ir/graph.js";
 import { isFloat, type Dim, type DType } from "../ir/types.js";
 import type { KernelSpec, MatmulEpilogue, MatmulKernel } from "./kernel.js";
 import { convGathers, type ConvGathers, type Gather } from "./plan-conv-gather.js";
+import { winogradFor, winogradScratchBytes } from "./plan-winograd.js";
 import { polyConst, polyProduct } from "./dim-poly.js";
 import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
-import { prepackName } from "../../runtime/wasm/prepack.js";
+import { prepackName, WINOGRAD_PREPACK } from "../../runtime/wasm/prepack.js";
 import { KC, matmulScratchBytes, type MatmulScratchSpec, type PartialSums } from "./wasm/matmul-blocking.js";
 
 export type StepFn = (kernel: string, buffers: number[], ints: DimPoly[], n: Node, ops?: string[], extra?: Pick<StepManifest, "prepackB">) => void;
@@ -197,17 +198,25 @@ function planConvNchw(g: Graph, n: Node, table: Interner, step: StepFn, mm: Matm
   const P = gather.conv.OH * gather.conv.OW;
   const images = g.nodes[gather.x].type.shape[0]!;
   const epi = root ? epilogue(g, n, root) : undefined;
+  // A param weight (read as is or through reshapes) in a function that changes no param: transformed once per value.
+  const paramW = !B.round && paramBehind(g, B.src) && !g.updates?.length;
+  const wino = winogradFor(gather.conv, O, paramW);
+  const prepack = wino?.prepacked === true;
   const spec: MatmulKernel = {
     kind: "matmul", dtype: "f32", batchRank: 1, aBcast: [false], bBcast: [true], transB: true, aConv: gather.conv, convOut: true,
+    ...(wino ? { winograd: wino } : {}),
     // Per-channel inputs (plan-conv-gather.ts): the same for every image and pixel.
     ...(epi ? { epilogue: { ...epi.spec, inputs: epi.spec.inputs.map((inp, i) => ({ ...inp, bcast: [true, epi.flags[i]!.at(-1)!, true] })) } } : {}),
   };
   const scratch = mm.scratchBase + mm.scratches.length;
-  mm.scratches.push({ dtype: "f32", shape: [Math.ceil(matmulScratchBytes(O, K, P, false) / 4)], source: { kind: "temp", matmul: { M: polyConst(O), K: polyConst(K), N: polyConst(P) } } });
+  const floor = wino ? { minBytes: winogradScratchBytes(gather.conv, wino) } : {};
+  const bytes = Math.max(matmulScratchBytes(O, K, P, false), floor.minBytes ?? 0);
+  mm.scratches.push({ dtype: "f32", shape: [Math.ceil(bytes / 4)], source: { kind: "temp", matmul: { M: polyConst(O), K: polyConst(K), N: polyConst(P), ...floor } } });
   const ints = [polyProduct([images]), polyConst(O), polyConst(K), polyConst(P), polyConst(0), polyConst(O)];
-  const label = `conv_nchw_${epi ? `${epi.ops.length}ep` : "f32"}`;
+  const label = `conv_${wino ? "wino" : "nchw"}_${epi ? `${epi.ops.length}ep` : "f32"}`;
   const ops = [...gather.ops, n.op, ...(epi?.ops ?? []), ...gather.nchw!.ops];
-  step(table.intern(spec, label), [gather.x, B.src, scratch, ...(epi?.bufs ?? []), gather.nchw!.permute], ints, root ?? n, ops);
+  const extra = prepack ? { prepackB: { kernel: WINOGRAD_PREPACK, K, N: O, layout: "winograd" as const } } : undefined;
+  step(table.intern(spec, label), [gather.x, B.src, scratch, ...(epi?.bufs ?? []), gather.nchw!.permute], ints, root ?? n, ops, extra);
 }
 
 /** The epilogue of `root`'s group: its expression with the matmul as input 0, other buffers as inputs 1... */

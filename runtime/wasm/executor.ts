@@ -187,12 +187,16 @@ export class FunctionExecutor {
       const slot = ctx.params.get(src.name)!;
       const pack = ctx.kernels.get(pb.kernel);
       if (!pack || pack.length !== 4) throw new KilnError(`invalid module: ${where}: step ${si} packs B with "${pb.kernel}", which the wasm does not export`, { code: "bad_wasm", fn: fn.name });
-      const dim = (k: number) => (step.ints.length === 5 && step.ints[k]!.every((t) => t.length === 1) ? evalDimPoly(step.ints[k]!, {}) : NaN);
-      if (!(Number.isInteger(pb.K) && Number.isInteger(pb.N) && pb.K >= 0 && pb.N >= 0) || pb.K * pb.N !== slot.numel || slot.param.dtype !== "f32" || dim(1) !== pb.K || dim(2) !== pb.N) {
+      // A matmul's ints are (M, K, N, m0, m1); a Winograd convolution's (images, O, 9 C, pixels, m0, m1).
+      const wino = pb.layout === "winograd";
+      const dim = (k: number) => (step.ints.length === (wino ? 6 : 5) && step.ints[k]!.every((t) => t.length === 1) ? evalDimPoly(step.ints[k]!, {}) : NaN);
+      const [dimK, dimN] = wino ? [dim(2), dim(1)] : [dim(1), dim(2)];
+      if (!(Number.isInteger(pb.K) && Number.isInteger(pb.N) && pb.K >= 0 && pb.N >= 0) || pb.K * pb.N !== slot.numel || slot.param.dtype !== "f32" || dimK !== pb.K || dimN !== pb.N
+        || (pb.layout !== undefined && (!wino || pb.K % 9 !== 0))) {
         bad(`step ${si} prepacks param "${src.name}" as ${pb.K} x ${pb.N}, which does not match the param or the step`);
       }
       if (fn.updates?.length) bad(`step ${si} prepacks param "${src.name}" in a function that updates params`);
-      this.#packed.reserve(pb.kernel, src.name, pb.K, pb.N);
+      this.#packed.reserve(pb.kernel, src.name, pb.K, pb.N, pb.layout);
       return { kernel: pb.kernel, pack, param: src.name, slot, K: pb.K, N: pb.N };
     });
 

@@ -13,6 +13,9 @@ describe("prepacked matmul weights", () => {
     expect(fns["P.wide"]!.steps.find((s) => s.prepackB)!.prepackB).toMatchObject({ kernel: "__kiln_prepack_b_n", K: 40, N: 1030 });
     // The 3x3 conv is an implicit GEMM stored in NCHW (plan-conv-gather.ts): w is that gemm's A, so nothing to prepack.
     expect(fns["P.conv"]!.steps.some((s) => s.prepackB)).toBe(false);
+    // The Winograd conv's weight transform is prepacked (layout "winograd": the weight [O, 9 C] as N x K).
+    expect(fns["P.wino"]!.steps[0]!.kernel).toMatch(/^conv_wino_/);
+    expect(fns["P.wino"]!.steps[0]!.prepackB).toEqual({ kernel: "__kiln_prepack_wino", K: 144, N: 30, layout: "winograd" });
     expect(fns["Step.step"]!.steps.some((s) => s.prepackB)).toBe(false);
   });
 

@@ -3,6 +3,7 @@
 // register-blocked microkernel per MR x NR tile of C; transposed operands differ only in how they are packed.
 import type { ConvGather, MatmulKernel } from "../kernel.js";
 import { packConv } from "./matmul-pack-conv.js";
+import { renderWinograd } from "./winograd.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { checkComputeDType } from "./context.js";
 import { forRange, groupAxes, nest, product, returnIfEmpty } from "./loops.js";
@@ -263,6 +264,7 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
   const m = fb.m;
   checkComputeDType(k.dtype);
   if (k.dtype !== "f32") throw new Error(`wasm backend: matmul over ${k.dtype} is not supported yet`);
+  if (k.winograd) return renderWinograd(fb, k, variant);
   // A convolution gather: the patches are A, or with convOut B of out[n] = w · patches(n)ᵀ (a and b swap roles).
   const conv: ConvOperand | undefined = k.aConv ? { gather: k.aConv, side: k.convOut ? "b" : "a" } : undefined;
   const swap = k.convOut === true;

@@ -12,7 +12,7 @@ import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
 import { renderSoftmaxRows } from "./softmax-rows.js";
 import { renderMatmul } from "./matmul.js";
-import { prepackName } from "../../../runtime/wasm/prepack.js";
+import { prepackName, WINOGRAD_PREPACK } from "../../../runtime/wasm/prepack.js";
 import { renderCopy, renderIota } from "./copy.js";
 import { renderQMatmul } from "./qmatmul.js";
 import { flagParams, renderFinite } from "./finite.js";
@@ -133,6 +133,7 @@ export async function buildWasmModule(kernels: readonly NamedKernel[], opts: Was
     }
     // The B packers of prepacked matmuls (wasm/matmul.ts prepackB), which the runtime calls when a weight changes.
     const packers = new Set(kernels.flatMap((k) => (k.spec.kind === "matmul" && k.spec.prepackedB ? [prepackName(k.spec.transB === true)] : [])));
+    if (kernels.some((k) => k.spec.kind === "matmul" && k.spec.winograd?.prepacked)) packers.add(WINOGRAD_PREPACK);
     for (const name of packers) m.addFunctionExport(name, name);
     const par = parallelSection(kernels, simd);
     if (par) m.addCustomSection(par.name, par.contents);
