@@ -12,6 +12,30 @@ export const SHARED_MAX_PAGES = 32768;
 /** Main-thread polls of the pending count before it sleeps (Node) or between checks (browsers cannot sleep). */
 const JOIN_SPIN = 2000;
 
+/**
+ * A dispatch is starved when the caller, done with every chunk it could claim, still waits for a worker longer
+ * than this fraction of its own busy time plus STARVE_MIN_MS: the worker claimed a chunk and then did not run
+ * (the OS gave the process less than a core per thread). With chunks of a tenth of the work a running worker
+ * keeps the caller waiting at most about one chunk.
+ */
+const STARVE_FRACTION = 0.5;
+const STARVE_MIN_MS = 0.2;
+/** After n starved calls in a row, the next 2^min(n, MAX_BACKOFF) - 1 calls run on one thread without probing. */
+const MAX_BACKOFF = 5;
+
+/** What the pool did (tests and benches read it; it never changes a result). */
+export interface PoolStats {
+  /** Kernel calls split across the threads, and chunks the workers ran in them. */
+  dispatches: number;
+  workerChunks: number;
+  /** Dispatches in which the caller waited on a late worker (each sends the rest of its call to one thread). */
+  starved: number;
+  /** Kernel calls that would have been split but ran on the calling thread alone (fallback or back-off). */
+  solo: number;
+}
+
+const now = (): number => performance.now();
+
 /** Whether this engine can share a wasm memory between threads (Node, or a cross-origin-isolated page). */
 export function sharedMemorySupported(): boolean {
   if (typeof SharedArrayBuffer === "undefined" || typeof Atomics === "undefined") return false;
@@ -77,6 +101,12 @@ export class ThreadPool {
   readonly #index: Map<string, number>;
   readonly #canWait: boolean;
   #closed = false;
+  /** The rest of the current call runs on one thread (a starved dispatch, or a back-off call). */
+  #solo = false;
+  #callStarved = false;
+  #strikes = 0;
+  #skip = 0;
+  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, starved: 0, solo: 0 };
 
   private constructor(threads: number, ctl: Int32Array, workers: { terminate(): void }[], names: readonly string[]) {
     this.threads = threads;
@@ -116,7 +146,32 @@ export class ThreadPool {
    * instance of the kernel; workers put their own scratch at `scratchArg` (-1: none). Returns when all are done;
    * throws if any call threw (after all have finished, so no worker still writes memory).
    */
-  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number): void {
+  /**
+   * Marks the start of a function call: a call after a starved one runs on one thread, backing off
+   * exponentially while calls keep starving, then probes two threads again (the load may have gone).
+   */
+  beginCall(): void {
+    if (this.#callStarved) {
+      this.#strikes++;
+      this.#skip = 2 ** Math.min(this.#strikes, MAX_BACKOFF) - 1;
+    } else if (!this.#solo) this.#strikes = 0;
+    this.#callStarved = false;
+    this.#solo = this.#skip > 0;
+    if (this.#solo) this.#skip--;
+  }
+
+  /** Whether kernels should run on the calling thread alone for the rest of this call (counted in stats.solo). */
+  soloNow(): boolean {
+    if (this.#solo) this.stats.solo++;
+    return this.#solo;
+  }
+
+  /** Tests only: workers sleep `ms` after claiming their first chunk of every dispatch (0: never). */
+  set testWorkerDelay(ms: number) {
+    Atomics.store(this.#ctl, CTL.delay, Math.max(0, Math.round(ms)));
+  }
+
+  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0): void {
     if (this.#closed) throw new Error("the thread pool has been closed");
     const ctl = this.#ctl;
     const k = this.#index.get(name);
@@ -128,19 +183,30 @@ export class ThreadPool {
     ctl[CTL.argc] = argc;
     ctl[CTL.scratchArg] = scratchArg;
     ctl[CTL.chunks] = chunks.length;
+    ctl[CTL.sharedB] = sharedB;
+    const workerChunks = Atomics.load(ctl, CTL.workerChunks);
     Atomics.store(ctl, CTL.next, 0);
     Atomics.store(ctl, CTL.failed, 0);
     Atomics.store(ctl, CTL.pending, this.threads - 1);
     Atomics.add(ctl, CTL.generation, 1);
     Atomics.notify(ctl, CTL.generation);
     let error: unknown;
+    const t0 = now();
     try {
       for (let c = Atomics.add(ctl, CTL.next, 1); c < chunks.length; c = Atomics.add(ctl, CTL.next, 1)) fn(...chunks[c]!);
     } catch (e) {
       error = e;
       Atomics.store(ctl, CTL.next, chunks.length); // stop handing out chunks
     }
+    const t1 = now();
     this.#join();
+    const wait = now() - t1;
+    this.stats.dispatches++;
+    this.stats.workerChunks += Atomics.load(ctl, CTL.workerChunks) - workerChunks;
+    if (wait > STARVE_FRACTION * (t1 - t0) + STARVE_MIN_MS) {
+      this.stats.starved++;
+      this.#callStarved = this.#solo = true;
+    }
     if (error !== undefined) throw error;
     if (Atomics.load(ctl, CTL.failed)) throw new Error(`kernel ${name} failed on a worker thread`);
   }
