@@ -28,6 +28,8 @@ export interface PoolStats {
   /** Kernel calls split across the threads, and chunks the workers ran in them. */
   dispatches: number;
   workerChunks: number;
+  /** Dispatches whose chunks shared one packed B. */
+  sharedB: number;
   /** Dispatches in which the caller waited on a late worker (each sends the rest of its call to one thread). */
   starved: number;
   /** Kernel calls that would have been split but ran on the calling thread alone (fallback or back-off). */
@@ -106,7 +108,9 @@ export class ThreadPool {
   #callStarved = false;
   #strikes = 0;
   #skip = 0;
-  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, starved: 0, solo: 0 };
+  /** Whether starved dispatches send calls to one thread (benches and tests turn it off to see 2 threads always). */
+  fallback = true;
+  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, starved: 0, solo: 0 };
 
   private constructor(threads: number, ctl: Int32Array, workers: { terminate(): void }[], names: readonly string[]) {
     this.threads = threads;
@@ -160,13 +164,22 @@ export class ThreadPool {
     if (this.#solo) this.#skip--;
   }
 
+  /** Forgets past starvation: the next call probes two threads at once. */
+  resetBackoff(): void {
+    this.#solo = this.#callStarved = false;
+    this.#strikes = this.#skip = 0;
+  }
+
   /** Whether kernels should run on the calling thread alone for the rest of this call (counted in stats.solo). */
   soloNow(): boolean {
     if (this.#solo) this.stats.solo++;
     return this.#solo;
   }
 
-  /** Tests only: workers sleep `ms` after claiming their first chunk of every dispatch (0: never). */
+  /**
+   * Tests only: a worker claims the first chunk of every dispatch and sleeps `ms` before running it, as one the
+   * OS descheduled would (0: off).
+   */
   set testWorkerDelay(ms: number) {
     Atomics.store(this.#ctl, CTL.delay, Math.max(0, Math.round(ms)));
   }
@@ -190,6 +203,8 @@ export class ThreadPool {
     Atomics.store(ctl, CTL.pending, this.threads - 1);
     Atomics.add(ctl, CTL.generation, 1);
     Atomics.notify(ctl, CTL.generation);
+    // Tests only (testWorkerDelay): the caller lets a worker claim the first chunk, which it then runs late.
+    if (ctl[CTL.delay]! > 0) while (Atomics.load(ctl, CTL.next) === 0) if (this.#canWait) Atomics.wait(ctl, CTL.next, 0, 5);
     let error: unknown;
     const t0 = now();
     try {
@@ -202,10 +217,11 @@ export class ThreadPool {
     this.#join();
     const wait = now() - t1;
     this.stats.dispatches++;
+    if (sharedB) this.stats.sharedB++;
     this.stats.workerChunks += Atomics.load(ctl, CTL.workerChunks) - workerChunks;
     if (wait > STARVE_FRACTION * (t1 - t0) + STARVE_MIN_MS) {
       this.stats.starved++;
-      this.#callStarved = this.#solo = true;
+      if (this.fallback) this.#callStarved = this.#solo = true;
     }
     if (error !== undefined) throw error;
     if (Atomics.load(ctl, CTL.failed)) throw new Error(`kernel ${name} failed on a worker thread`);
