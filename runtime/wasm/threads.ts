@@ -20,8 +20,14 @@ const JOIN_SPIN = 2000;
  */
 const STARVE_FRACTION = 0.5;
 const STARVE_MIN_MS = 0.2;
-/** After n starved calls in a row, the next 2^min(n, MAX_BACKOFF) - 1 calls run on one thread without probing. */
+/**
+ * After n starved calls in a row, the next 2^min(n, MAX_BACKOFF) - 1 calls run on one thread without probing,
+ * and so does every call for BACKOFF_MS * 2^(n - 1) ms (at most MAX_BACKOFF_MS): a probe that starves costs
+ * about one scheduler time slice, so under steady load probes stay a small part of the time whatever a call takes.
+ */
 const MAX_BACKOFF = 5;
+const BACKOFF_MS = 4;
+const MAX_BACKOFF_MS = 500;
 
 /** What the pool did (tests and benches read it; it never changes a result). */
 export interface PoolStats {
@@ -108,6 +114,9 @@ export class ThreadPool {
   #callStarved = false;
   #strikes = 0;
   #skip = 0;
+  #probeAt = 0;
+  /** Scales the timed back-off (tests set 0 to count calls only). */
+  backoffScale = 1;
   /** Whether starved dispatches send calls to one thread (benches and tests turn it off to see 2 threads always). */
   fallback = true;
   readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, starved: 0, solo: 0 };
@@ -155,19 +164,21 @@ export class ThreadPool {
    * exponentially while calls keep starving, then probes two threads again (the load may have gone).
    */
   beginCall(): void {
+    const t = now();
     if (this.#callStarved) {
       this.#strikes++;
       this.#skip = 2 ** Math.min(this.#strikes, MAX_BACKOFF) - 1;
+      this.#probeAt = t + this.backoffScale * Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** (this.#strikes - 1));
     } else if (!this.#solo) this.#strikes = 0;
     this.#callStarved = false;
-    this.#solo = this.#skip > 0;
-    if (this.#solo) this.#skip--;
+    this.#solo = this.#skip > 0 || t < this.#probeAt;
+    if (this.#skip > 0) this.#skip--;
   }
 
   /** Forgets past starvation: the next call probes two threads at once. */
   resetBackoff(): void {
     this.#solo = this.#callStarved = false;
-    this.#strikes = this.#skip = 0;
+    this.#strikes = this.#skip = this.#probeAt = 0;
   }
 
   /** Whether kernels should run on the calling thread alone for the rest of this call (counted in stats.solo). */

@@ -117,10 +117,11 @@ describe("fallback to one thread", () => {
     const want = bits(one.call("chain", tensors(inputs)) as Tensor);
     const snap = () => ({ ...pool.stats });
     pool.resetBackoff();
+    pool.backoffScale = 0; // count calls only: the timed back-off depends on how fast this machine runs them
     try {
-      // The worker claims the first chunk of the first matmul and sleeps 40 ms: the caller, done with the rest
+      // The worker claims the first chunk of the first matmul and sleeps 150 ms: the caller, done with the rest
       // long before, is starved; the second matmul of the call then runs on the calling thread alone.
-      pool.testWorkerDelay = 40;
+      pool.testWorkerDelay = 150;
       let s0 = snap();
       expect(bits(m.call("chain", tensors(inputs)) as Tensor)).toEqual(want);
       let s1 = snap();
@@ -144,6 +145,7 @@ describe("fallback to one thread", () => {
       expect(s1.dispatches - s0.dispatches).toBe(2 - (s1.starved - s0.starved > 0 && s1.solo > s0.solo ? 1 : 0));
     } finally {
       pool.testWorkerDelay = 0;
+      pool.backoffScale = 1;
     }
   });
 
@@ -153,9 +155,10 @@ describe("fallback to one thread", () => {
     const inputs = chainInputs(256);
     const want = bits(one.call("chain", tensors(inputs)) as Tensor);
     pool.resetBackoff();
+    pool.backoffScale = 0;
     const probes: boolean[] = [];
     try {
-      pool.testWorkerDelay = 20;
+      pool.testWorkerDelay = 80;
       for (let i = 0; i < 14; i++) {
         const d = pool.stats.dispatches;
         expect(bits(m.call("chain", tensors(inputs)) as Tensor)).toEqual(want);
@@ -163,9 +166,33 @@ describe("fallback to one thread", () => {
       }
     } finally {
       pool.testWorkerDelay = 0;
+      pool.backoffScale = 1;
     }
     // A probe starves (strike n), then 2^n - 1 calls stay on one thread.
     expect(probes).toEqual([true, false, true, false, false, false, true, false, false, false, false, false, false, false]);
+  });
+
+  it("the back-off also lasts a time, so fast calls do not probe often", () => {
+    const m = multi.get(2)!;
+    const pool = poolOf(m);
+    const inputs = chainInputs(256);
+    pool.resetBackoff();
+    pool.backoffScale = 1000; // one strike: 4 s on one thread, far longer than these calls take
+    try {
+      pool.testWorkerDelay = 150;
+      const s0 = { ...pool.stats };
+      m.call("chain", tensors(inputs));
+      expect(pool.stats.starved - s0.starved).toBe(1);
+      pool.testWorkerDelay = 0;
+      const d = pool.stats.dispatches;
+      for (let i = 0; i < 4; i++) m.call("chain", tensors(inputs));
+      // The count alone would have probed again on the second of these calls.
+      expect(pool.stats.dispatches).toBe(d);
+    } finally {
+      pool.testWorkerDelay = 0;
+      pool.backoffScale = 1;
+      pool.resetBackoff();
+    }
   });
 
   it("kernels too small to split stay on the calling thread", () => {
