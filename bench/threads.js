@@ -4,7 +4,8 @@
 // "busy": a separate busy-loop process occupies a core for the whole measurement (2 threads must then not be
 // slower than 1). Prints per case the ms range of each thread count, the ratio range (1-thread ms / 2-thread ms
 // of the same round), the CPU share each process got and its CPU ms per call, and the load average.
-// `--base DIR` also runs the 2-thread configuration of Kiln built in DIR (a tree with its own dist/, as for
+// `--paired N` measures instead fastest and 25th-percentile single calls, 1 and 2 threads alternating in one
+// process (see pairedChild). `--base DIR` also runs the 2-thread configuration of Kiln built in DIR (a tree with its own dist/, as for
 // bench/ab.js), in the same rounds. Run `npm run build` first (suite.js loads dist/).
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -34,6 +35,66 @@ function measure(threads, simd, c, tree = "here") {
 /** A process spinning on one core until killed. */
 function busyLoop() {
   return spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" });
+}
+
+/**
+ * `--paired N`: one process per tree loads the case on 1 and on 2 threads and alternates single calls, N of
+ * each; the fastest call and the 25th percentile of each estimate the times when a core is free of neighbours
+ * (on a shared machine the medians mostly measure the neighbours).
+ */
+async function pairedChild(root, simd, c, n) {
+  const { cases, inputsOf } = await import(join(root, "bench/common.js"));
+  const { system } = await import(join(root, "bench/systems/kiln.js"));
+  const cs = cases(false).find((x) => x.id === c);
+  const inp = inputsOf(cs);
+  const runs = {};
+  for (const t of [1, 2]) runs[t] = await (await system({ threads: t, simd, kernelOnly: false })).prepare(cs, inp);
+  const ms = { 1: [], 2: [] };
+  for (let i = 0; i < n + 3; i++) {
+    for (const t of i % 2 ? [2, 1] : [1, 2]) {
+      const t0 = performance.now();
+      runs[t].run();
+      if (i >= 3) ms[t].push(performance.now() - t0);
+    }
+  }
+  const stats = runs[2].stats?.() ?? {};
+  for (const t of [1, 2]) runs[t].dispose?.();
+  const q = (xs, f) => [...xs].sort((a, b) => a - b)[Math.floor(f * (xs.length - 1))];
+  return { min1: q(ms[1], 0), min2: q(ms[2], 0), p25_1: q(ms[1], 0.25), p25_2: q(ms[2], 0.25), stats };
+}
+
+if (opt("--child-paired", null)) {
+  const [root, simd, c, n] = opt("--child-paired", null).split("|");
+  process.stdout.write(JSON.stringify(await pairedChild(root, simd, c, Number(n))) + "\n");
+  process.exit(0);
+}
+
+const paired = Number(opt("--paired", 0));
+if (paired > 0) {
+  const trees = [["this tree", resolve(new URL("..", import.meta.url).pathname)], ...(base ? [["base", resolve(base)]] : [])];
+  console.log(`Paired calls in one process per tree, ${paired} of each thread count, ${rounds} rounds (ratio = 1-thread ms / 2-thread ms)`);
+  console.log("| tree | build | case | fastest 1T / 2T ms | ratio of fastest | 25th pct 1T / 2T ms | ratio of 25th pct | load |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const simd of simds) {
+    for (const c of CASES) {
+      for (const [label, root] of trees) {
+        const rs = [];
+        for (let r = 0; r < rounds; r++) {
+          const p = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", new URL(import.meta.url).pathname, "--child-paired", [root, simd, c, paired].join("|")], { encoding: "utf8" });
+          if (p.status !== 0) throw new Error(`${label} ${simd} ${c}: ${p.stderr}`);
+          rs.push({ ...JSON.parse(p.stdout.trim().split("\n").pop()), load: loadavg()[0] });
+        }
+        const f = (k, d = 2) => `${Math.min(...rs.map((x) => x[k])).toFixed(d)}-${Math.max(...rs.map((x) => x[k])).toFixed(d)}`;
+        const ratios = (a, b) => rs.map((x) => x[a] / x[b]);
+        const rr = (xs) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}x`;
+        // The 2-thread pool's own account, summed over rounds (absent for a tree without PoolStats).
+        const st = rs.reduce((a, x) => (Object.entries(x.stats).forEach(([k, v]) => (a[k] = (a[k] ?? 0) + v)), a), {});
+        const pool = "dispatches" in st ? ` (2T pool: ${st.dispatches} splits, ${st.starved} starved, ${st.solo} kept on one thread)` : "";
+        console.log(`| ${label} | ${simd} | ${c} | ${f("min1")} / ${f("min2")} | ${rr(ratios("min1", "min2"))} | ${f("p25_1")} / ${f("p25_2")} | ${rr(ratios("p25_1", "p25_2"))}${pool} | ${f("load", 1)} |`);
+      }
+    }
+  }
+  process.exit(0);
 }
 
 const results = new Map();

@@ -44,6 +44,22 @@ export interface PoolStats {
 
 const now = (): number => performance.now();
 
+/**
+ * A dispatch of at least CPU_CHECK_MS of wall time is also starved when the process got less than
+ * CPU_SHARE_MIN of a core per thread meanwhile (process CPU time over wall time, Node only): two threads then
+ * share one core, so neither waits on the other long, yet together they are no faster than one.
+ */
+const CPU_CHECK_MS = 0.3;
+const CPU_SHARE_MIN = 0.75;
+const cpuUsage = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process?.cpuUsage;
+/** CPU time of the whole process (all its threads) in ms, where the engine tells it. */
+const cpuMs: (() => number) | null = isNode() && typeof cpuUsage === "function"
+  ? () => {
+    const u = cpuUsage();
+    return (u.user + u.system) / 1000;
+  }
+  : null;
+
 /** Whether this engine can share a wasm memory between threads (Node, or a cross-origin-isolated page). */
 export function sharedMemorySupported(): boolean {
   if (typeof SharedArrayBuffer === "undefined" || typeof Atomics === "undefined") return false;
@@ -217,6 +233,7 @@ export class ThreadPool {
     // Tests only (testWorkerDelay): the caller lets a worker claim the first chunk, which it then runs late.
     if (ctl[CTL.delay]! > 0) while (Atomics.load(ctl, CTL.next) === 0) if (this.#canWait) Atomics.wait(ctl, CTL.next, 0, 5);
     let error: unknown;
+    const cpu0 = cpuMs?.() ?? 0;
     const t0 = now();
     try {
       for (let c = Atomics.add(ctl, CTL.next, 1); c < chunks.length; c = Atomics.add(ctl, CTL.next, 1)) fn(...chunks[c]!);
@@ -226,11 +243,13 @@ export class ThreadPool {
     }
     const t1 = now();
     this.#join();
-    const wait = now() - t1;
+    const t2 = now();
+    const wait = t2 - t1;
+    const cpuShare = cpuMs && t2 - t0 >= CPU_CHECK_MS ? (cpuMs() - cpu0) / (t2 - t0) : this.threads;
     this.stats.dispatches++;
     if (sharedB) this.stats.sharedB++;
     this.stats.workerChunks += Atomics.load(ctl, CTL.workerChunks) - workerChunks;
-    if (wait > STARVE_FRACTION * (t1 - t0) + STARVE_MIN_MS) {
+    if (wait > STARVE_FRACTION * (t1 - t0) + STARVE_MIN_MS || cpuShare < CPU_SHARE_MIN * this.threads) {
       this.stats.starved++;
       if (this.fallback) this.#callStarved = this.#solo = true;
     }
