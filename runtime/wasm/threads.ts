@@ -46,11 +46,13 @@ const now = (): number => performance.now();
 
 /**
  * A dispatch of at least CPU_CHECK_MS of wall time is also starved when the process got less than
- * CPU_SHARE_MIN of a core per thread meanwhile (process CPU time over wall time, Node only): two threads then
- * share one core, so neither waits on the other long, yet together they are no faster than one.
+ * CPU_SHARE_MIN of the CPU time its threads could have used meanwhile (process CPU time, Node only), less
+ * WAKE_MS per worker for waking one that slept: two threads then share one core, so neither waits on the other
+ * long, yet together they are no faster than one.
  */
 const CPU_CHECK_MS = 0.3;
 const CPU_SHARE_MIN = 0.75;
+const WAKE_MS = 0.15;
 const cpuUsage = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process?.cpuUsage;
 /** CPU time of the whole process (all its threads) in ms, where the engine tells it. */
 const cpuMs: (() => number) | null = isNode() && typeof cpuUsage === "function"
@@ -245,11 +247,11 @@ export class ThreadPool {
     this.#join();
     const t2 = now();
     const wait = t2 - t1;
-    const cpuShare = cpuMs && t2 - t0 >= CPU_CHECK_MS ? (cpuMs() - cpu0) / (t2 - t0) : this.threads;
+    const cpuShort = cpuMs && t2 - t0 >= CPU_CHECK_MS && cpuMs() - cpu0 < CPU_SHARE_MIN * (this.threads * (t2 - t0) - WAKE_MS * (this.threads - 1));
     this.stats.dispatches++;
     if (sharedB) this.stats.sharedB++;
     this.stats.workerChunks += Atomics.load(ctl, CTL.workerChunks) - workerChunks;
-    if (wait > STARVE_FRACTION * (t1 - t0) + STARVE_MIN_MS || cpuShare < CPU_SHARE_MIN * this.threads) {
+    if (wait > STARVE_FRACTION * (t1 - t0) + STARVE_MIN_MS || cpuShort) {
       this.stats.starved++;
       if (this.fallback) this.#callStarved = this.#solo = true;
     }

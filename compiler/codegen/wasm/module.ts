@@ -131,7 +131,8 @@ export async function buildWasmModule(kernels: readonly NamedKernel[], opts: Was
     // with the global the gemm reads that packed B's address from.
     const packers = new Set(kernels.flatMap((k) => (k.spec.kind === "matmul" && (k.spec.prepackedB || sharesPackedB(k.spec)) ? [prepackName(k.spec.transB === true)] : [])));
     for (const name of packers) m.addFunctionExport(name, name);
-    if (m.getGlobal(SHARED_B_GLOBAL)) m.addGlobalExport(SHARED_B_GLOBAL, SHARED_B_GLOBAL);
+    // (Batched gemms read the global too, as the gemm is shared, but the pool sets it only for sharing kernels.)
+    if (kernels.some((k) => k.spec.kind === "matmul" && sharesPackedB(k.spec))) m.addGlobalExport(SHARED_B_GLOBAL, SHARED_B_GLOBAL);
     const par = parallelSection(kernels, simd);
     if (par) m.addCustomSection(par.name, par.contents);
     if (!m.validate()) {
