@@ -33,6 +33,8 @@ export interface Chunks {
   scratchArg: number;
   /** Cut for a B packed once and shared by all chunks (the caller must pack it: RowSplit.sharedB). */
   sharedB?: boolean;
+  /** The call's work (multiply-adds or elements): the pool checks CPU time only on large dispatches. */
+  work: number;
 }
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
@@ -62,7 +64,7 @@ function splitRows(s: RowSplit, args: readonly number[], threads: number, maxChu
     call[s.range + 1] = m0 + b;
     return call;
   });
-  return { chunks, scratchArg: s.scratch, sharedB };
+  return { chunks, scratchArg: s.scratch, sharedB, work: work(args, s.work) };
 }
 
 function splitOuter(s: OuterSplit, args: readonly number[], threads: number, maxChunks: number): Chunks | null {
@@ -76,7 +78,7 @@ function splitOuter(s: OuterSplit, args: readonly number[], threads: number, max
     s.steps.forEach((st, i) => (call[i] = args[i]! + a * st.bytes * work(args, st.exts)));
     return call;
   });
-  return { chunks, scratchArg: -1 };
+  return { chunks, scratchArg: -1, work: work(args, s.work) };
 }
 
 /**

@@ -51,6 +51,8 @@ const now = (): number => performance.now();
  * long, yet together they are no faster than one.
  */
 const CPU_CHECK_MS = 0.3;
+/** Work (multiply-adds or elements) from which a dispatch reads the CPU time (a few us per read). */
+export const CPU_CHECK_WORK = 1 << 22;
 const CPU_SHARE_MIN = 0.75;
 const WAKE_MS = 0.15;
 const cpuUsage = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process?.cpuUsage;
@@ -172,12 +174,6 @@ export class ThreadPool {
   static readonly maxArgs = CTL.maxArgs;
 
   /**
-   * Runs kernel `name` once per chunk (each an argument list), every thread claiming chunks until none is left,
-   * so a worker the OS has not scheduled yet leaves its share to the others. `fn` is the calling thread's
-   * instance of the kernel; workers put their own scratch at `scratchArg` (-1: none). Returns when all are done;
-   * throws if any call threw (after all have finished, so no worker still writes memory).
-   */
-  /**
    * Marks the start of a function call: a call after a starved one runs on one thread, backing off
    * exponentially while calls keep starving, then probes two threads again (the load may have gone).
    */
@@ -213,7 +209,15 @@ export class ThreadPool {
     Atomics.store(this.#ctl, CTL.delay, Math.max(0, Math.round(ms)));
   }
 
-  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0): void {
+  /**
+   * Runs kernel `name` once per chunk (each an argument list), every thread claiming chunks until none is left,
+   * so a worker the OS has not scheduled yet leaves its share to the others. `fn` is the calling thread's
+   * instance of the kernel; workers put their own scratch at `scratchArg` (-1: none) and set their
+   * SHARED_B_GLOBAL to `sharedB` (a B the caller packed, 0: none). Returns when all are done; throws if any call
+   * threw (after all have finished, so no worker still writes memory). A starved dispatch (the caller waited on
+   * a late worker, or with `checkCpu` the process got too little CPU) sends the rest of the call to one thread.
+   */
+  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, checkCpu = false): void {
     if (this.#closed) throw new Error("the thread pool has been closed");
     const ctl = this.#ctl;
     const k = this.#index.get(name);
@@ -235,7 +239,8 @@ export class ThreadPool {
     // Tests only (testWorkerDelay): the caller lets a worker claim the first chunk, which it then runs late.
     if (ctl[CTL.delay]! > 0) while (Atomics.load(ctl, CTL.next) === 0) if (this.#canWait) Atomics.wait(ctl, CTL.next, 0, 5);
     let error: unknown;
-    const cpu0 = cpuMs?.() ?? 0;
+    const cpu = checkCpu ? cpuMs : null;
+    const cpu0 = cpu?.() ?? 0;
     const t0 = now();
     try {
       for (let c = Atomics.add(ctl, CTL.next, 1); c < chunks.length; c = Atomics.add(ctl, CTL.next, 1)) fn(...chunks[c]!);
@@ -247,7 +252,7 @@ export class ThreadPool {
     this.#join();
     const t2 = now();
     const wait = t2 - t1;
-    const cpuShort = cpuMs && t2 - t0 >= CPU_CHECK_MS && cpuMs() - cpu0 < CPU_SHARE_MIN * (this.threads * (t2 - t0) - WAKE_MS * (this.threads - 1));
+    const cpuShort = cpu && t2 - t0 >= CPU_CHECK_MS && cpu() - cpu0 < CPU_SHARE_MIN * (this.threads * (t2 - t0) - WAKE_MS * (this.threads - 1));
     this.stats.dispatches++;
     if (sharedB) this.stats.sharedB++;
     this.stats.workerChunks += Atomics.load(ctl, CTL.workerChunks) - workerChunks;
