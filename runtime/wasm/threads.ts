@@ -50,11 +50,11 @@ const now = (): number => performance.now();
  * WAKE_MS per worker for waking one that slept: two threads then share one core, so neither waits on the other
  * long, yet together they are no faster than one.
  */
-const CPU_CHECK_MS = 0.3;
+const CPU_CHECK_MS = 0.5;
 /** Work (multiply-adds or elements) from which a dispatch reads the CPU time (a few us per read). */
 export const CPU_CHECK_WORK = 1 << 22;
 const CPU_SHARE_MIN = 0.75;
-const WAKE_MS = 0.15;
+const WAKE_MS = 0.25;
 const cpuUsage = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process?.cpuUsage;
 /** CPU time of the whole process (all its threads) in ms, where the engine tells it. */
 const cpuMs: (() => number) | null = isNode() && typeof cpuUsage === "function"
