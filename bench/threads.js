@@ -73,14 +73,17 @@ const paired = Number(opt("--paired", 0));
 if (paired > 0) {
   const trees = [["this tree", resolve(new URL("..", import.meta.url).pathname)], ...(base ? [["base", resolve(base)]] : [])];
   console.log(`Paired calls in one process per tree, ${paired} of each thread count, ${rounds} rounds (ratio = 1-thread ms / 2-thread ms)`);
-  console.log("| tree | build | case | fastest 1T / 2T ms | ratio of fastest | 25th pct 1T / 2T ms | ratio of 25th pct | load |");
-  console.log("|---|---|---|---|---|---|---|---|");
-  for (const simd of simds) {
+  console.log("| mode | tree | build | case | fastest 1T / 2T ms | ratio of fastest | 25th pct 1T / 2T ms | ratio of 25th pct | load |");
+  console.log("|---|---|---|---|---|---|---|---|---|");
+  for (const mode of modes) for (const simd of simds) {
     for (const c of CASES) {
       for (const [label, root] of trees) {
         const rs = [];
         for (let r = 0; r < rounds; r++) {
+          const busy = mode === "busy" ? busyLoop() : null;
+          if (busy) await new Promise((res) => setTimeout(res, 200));
           const p = spawnSync(process.execPath, ["--experimental-wasm-relaxed-simd", new URL(import.meta.url).pathname, "--child-paired", [root, simd, c, paired].join("|")], { encoding: "utf8" });
+          busy?.kill();
           if (p.status !== 0) throw new Error(`${label} ${simd} ${c}: ${p.stderr}`);
           rs.push({ ...JSON.parse(p.stdout.trim().split("\n").pop()), load: loadavg()[0] });
         }
@@ -90,7 +93,7 @@ if (paired > 0) {
         // The 2-thread pool's own account, summed over rounds (absent for a tree without PoolStats).
         const st = rs.reduce((a, x) => (Object.entries(x.stats).forEach(([k, v]) => (a[k] = (a[k] ?? 0) + v)), a), {});
         const pool = "dispatches" in st ? ` (2T pool: ${st.dispatches} splits, ${st.starved} starved, ${st.solo} kept on one thread)` : "";
-        console.log(`| ${label} | ${simd} | ${c} | ${f("min1")} / ${f("min2")} | ${rr(ratios("min1", "min2"))} | ${f("p25_1")} / ${f("p25_2")} | ${rr(ratios("p25_1", "p25_2"))}${pool} | ${f("load", 1)} |`);
+        console.log(`| ${mode} | ${label} | ${simd} | ${c} | ${f("min1")} / ${f("min2")} | ${rr(ratios("min1", "min2"))} | ${f("p25_1")} / ${f("p25_2")} | ${rr(ratios("p25_1", "p25_2"))}${pool} | ${f("load", 1)} |`);
       }
     }
   }
