@@ -6,7 +6,7 @@ import { instantiateKernels, relaxedSimdSupported, toBytes, type KernelFn, type 
 import { prepackedBytes } from "./prepack.js";
 import { readParallelInfo, SHARED_B_GLOBAL, type RowSplit } from "./threads-meta.js";
 import { splitCall } from "./threads-split.js";
-import { CPU_CHECK_WORK, sharedMemorySupported, ThreadPool, toSharedBinary } from "./threads.js";
+import { sharedMemorySupported, ThreadPool, toSharedBinary } from "./threads.js";
 
 export type WasmSource = BufferSource | WebAssembly.Module;
 
@@ -70,7 +70,7 @@ export async function loadKernels(plain: WasmSource, opts: KernelLoadOptions): P
       const c = args.length <= ThreadPool.maxArgs ? splitCall(split, args, threads, ThreadPool.maxChunks, packer !== undefined) : null;
       if (!c || pool.soloNow()) return fn(...args);
       if (!c.sharedB || !shared || !packer) {
-        pool.run(name, fn, c.chunks, c.scratchArg, 0, c.work >= CPU_CHECK_WORK);
+        pool.run(name, fn, c.chunks, c.scratchArg, 0, c.work);
         return undefined;
       }
       // B packed once, here, into call scratch; every chunk's gemm reads it (SHARED_B_GLOBAL) instead of packing.
@@ -80,7 +80,7 @@ export async function loadKernels(plain: WasmSource, opts: KernelLoadOptions): P
       try {
         packer(args[shared.b]!, ptr, K, N);
         sharedGlobal!.value = ptr;
-        pool.run(name, fn, c.chunks, c.scratchArg, ptr, c.work >= CPU_CHECK_WORK);
+        pool.run(name, fn, c.chunks, c.scratchArg, ptr, c.work);
       } finally {
         sharedGlobal!.value = 0;
         k.memory.releaseScratch(ptr, bytes);

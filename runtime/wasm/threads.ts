@@ -45,16 +45,19 @@ export interface PoolStats {
 const now = (): number => performance.now();
 
 /**
- * A dispatch of at least CPU_CHECK_MS of wall time is also starved when the process got less than
- * CPU_SHARE_MIN of the CPU time its threads could have used meanwhile (process CPU time, Node only), less
- * WAKE_MS per worker for waking one that slept: two threads then share one core, so neither waits on the other
- * long, yet together they are no faster than one.
+ * CPU check (Node only): from a large dispatch (>= CPU_CHECK_WORK multiply-adds or elements) or a call's second
+ * one, a window runs until CPU_CHECK_MS of wall time have passed at the end of a dispatch (across calls made
+ * back to back; a call starting more than 4 windows' time after it opened discards it, as the caller may have
+ * been idle). The process's CPU time beyond one core over the window must then be at least EXTRA_MIN of what
+ * the workers could have added in its dispatches, less WAKE_MS per worker for waking from sleep. Otherwise the
+ * dispatches were starved: two threads time-sliced on one core never make the caller wait long, yet are no
+ * faster than one (and a worker spinning between kernels takes the caller's time). Reading the CPU time costs
+ * a few us, hence windows rather than every dispatch.
  */
-const CPU_CHECK_MS = 0.5;
-/** Work (multiply-adds or elements) from which a dispatch reads the CPU time (a few us per read). */
-export const CPU_CHECK_WORK = 1 << 22;
-const CPU_SHARE_MIN = 0.75;
-const WAKE_MS = 0.25;
+const CPU_CHECK_MS = 2;
+const CPU_CHECK_WORK = 1 << 22;
+const EXTRA_MIN = 0.4;
+const WAKE_MS = 0.1;
 const cpuUsage = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process?.cpuUsage;
 /** CPU time of the whole process (all its threads) in ms, where the engine tells it. */
 const cpuMs: (() => number) | null = isNode() && typeof cpuUsage === "function"
@@ -135,6 +138,11 @@ export class ThreadPool {
   #strikes = 0;
   #skip = 0;
   #probeAt = 0;
+  /** The CPU check's window (winT0 < 0: none open), and whether this call has dispatched yet. */
+  #winT0 = -1;
+  #winCpu0 = 0;
+  #winDispatch = 0;
+  #callDispatched = false;
   /** Scales the timed back-off (tests set 0 to count calls only). */
   backoffScale = 1;
   /** Whether starved dispatches send calls to one thread (benches and tests turn it off to see 2 threads always). */
@@ -184,7 +192,8 @@ export class ThreadPool {
       this.#skip = 2 ** Math.min(this.#strikes, MAX_BACKOFF) - 1;
       this.#probeAt = t + this.backoffScale * Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** (this.#strikes - 1));
     } else if (!this.#solo) this.#strikes = 0;
-    this.#callStarved = false;
+    this.#callStarved = this.#callDispatched = false;
+    if (t - this.#winT0 > 4 * CPU_CHECK_MS) this.#winT0 = -1;
     this.#solo = this.#skip > 0 || t < this.#probeAt;
     if (this.#skip > 0) this.#skip--;
   }
@@ -193,6 +202,7 @@ export class ThreadPool {
   resetBackoff(): void {
     this.#solo = this.#callStarved = false;
     this.#strikes = this.#skip = this.#probeAt = 0;
+    this.#winT0 = -1;
   }
 
   /** Whether kernels should run on the calling thread alone for the rest of this call (counted in stats.solo). */
@@ -215,9 +225,10 @@ export class ThreadPool {
    * instance of the kernel; workers put their own scratch at `scratchArg` (-1: none) and set their
    * SHARED_B_GLOBAL to `sharedB` (a B the caller packed, 0: none). Returns when all are done; throws if any call
    * threw (after all have finished, so no worker still writes memory). A starved dispatch (the caller waited on
-   * a late worker, or with `checkCpu` the process got too little CPU) sends the rest of the call to one thread.
+   * a late worker, or the process got too little CPU: CPU_CHECK_MS) sends the rest of the call to one thread.
+   * `work`: the call's multiply-adds or elements.
    */
-  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, checkCpu = false): void {
+  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, work = 0): void {
     if (this.#closed) throw new Error("the thread pool has been closed");
     const ctl = this.#ctl;
     const k = this.#index.get(name);
@@ -239,9 +250,13 @@ export class ThreadPool {
     // Tests only (testWorkerDelay): the caller lets a worker claim the first chunk, which it then runs late.
     if (ctl[CTL.delay]! > 0) while (Atomics.load(ctl, CTL.next) === 0) if (this.#canWait) Atomics.wait(ctl, CTL.next, 0, 5);
     let error: unknown;
-    const cpu = checkCpu ? cpuMs : null;
-    const cpu0 = cpu?.() ?? 0;
     const t0 = now();
+    if (cpuMs && this.#winT0 < 0 && (work >= CPU_CHECK_WORK || this.#callDispatched)) {
+      this.#winCpu0 = cpuMs();
+      this.#winT0 = now();
+      this.#winDispatch = 0;
+    }
+    this.#callDispatched = true;
     try {
       for (let c = Atomics.add(ctl, CTL.next, 1); c < chunks.length; c = Atomics.add(ctl, CTL.next, 1)) fn(...chunks[c]!);
     } catch (e) {
@@ -252,7 +267,15 @@ export class ThreadPool {
     this.#join();
     const t2 = now();
     const wait = t2 - t1;
-    const cpuShort = cpu && t2 - t0 >= CPU_CHECK_MS && cpu() - cpu0 < CPU_SHARE_MIN * (this.threads * (t2 - t0) - WAKE_MS * (this.threads - 1));
+    let cpuShort = false;
+    if (cpuMs && this.#winT0 >= 0) {
+      this.#winDispatch += t2 - Math.max(t0, this.#winT0);
+      if (t2 - this.#winT0 >= CPU_CHECK_MS) {
+        const extra = cpuMs() - this.#winCpu0 - (t2 - this.#winT0);
+        cpuShort = extra < (this.threads - 1) * (EXTRA_MIN * this.#winDispatch - WAKE_MS);
+        this.#winT0 = -1;
+      }
+    }
     this.stats.dispatches++;
     if (sharedB) this.stats.sharedB++;
     this.stats.workerChunks += Atomics.load(ctl, CTL.workerChunks) - workerChunks;
