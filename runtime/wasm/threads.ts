@@ -56,7 +56,7 @@ const now = (): number => performance.now();
  */
 const CPU_CHECK_MS = 2;
 const CPU_CHECK_WORK = 1 << 22;
-const EXTRA_MIN = 0.2;
+const EXTRA_MIN = 0.4;
 const WAKE_MS = 0.1;
 const cpuUsage = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process?.cpuUsage;
 /** CPU time of the whole process (all its threads) in ms, where the engine tells it. */
