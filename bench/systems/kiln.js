@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { compileToIR, buildWasm } from "../../dist/compiler/compile.js";
 import { formatDiagnostics } from "../../dist/compiler/diagnostics.js";
-import { loadKilnModule } from "../../dist/runtime/wasm/module.js";
+import { loadKilnModule, WASM_STATE } from "../../dist/runtime/wasm/module.js";
 import { relaxedSimdSupported } from "../../dist/runtime/wasm/backend.js";
 import { loadKernels } from "../../dist/runtime/wasm/threads-load.js";
 import { evalDimPoly } from "../../dist/runtime/manifest.js";
@@ -73,15 +73,17 @@ export async function system({ threads, simd, kernelOnly }) {
       const dispose = () => m.dispose();
       // Reused-output rows: the result goes into one caller buffer for every call (options.out).
       const opts = c.reuseOut ? { out: new Float32Array(c.kind === "mlp" ? c.batch * 10 : c.rows * c.cols) } : undefined;
+      // What the thread pool did (bench/threads.js reports it): splits, starved dispatches, calls kept on one thread.
+      const stats = () => ({ ...m[WASM_STATE]("bench").pool?.stats });
       switch (c.kind) {
-        case "matmul": return { run: () => m.mm({ a: inp.a, b: inp.b }).data, dispose };
+        case "matmul": return { run: () => m.mm({ a: inp.a, b: inp.b }).data, dispose, stats };
         case "mlp": return { run: () => m.MLP.forward({ x: inp.x }, opts).data, dispose };
         // Eval mode outside a train step: batch norm uses the running statistics, dropout is the identity.
         case "cnn": return { run: () => m.MnistCNN.forward({ x: inp.x }).data, dispose };
         // The example's own train block: Adam at lr 0.001, batch norm on batch statistics, dropout 0.25.
         case "cnntrain": return { run: () => m.call("Train.step", { x: inp.x, labels: inp.labels }).data, dispose };
         case "conv": return { run: () => m.Conv.forward({ x: inp.x }).data, dispose };
-        case "train": return { run: () => m.call("Step.step", { x: inp.x, labels: inp.labels }).data, dispose };
+        case "train": return { run: () => m.call("Step.step", { x: inp.x, labels: inp.labels }).data, dispose, stats };
         case "gpt": return { run: () => m.call("GPT.forward", { x: inp.x }).data, dispose };
         case "gpttrain": return { run: () => m.call("Step.step", { x: inp.x, y: inp.y }).data, dispose };
         case "softmax": return { run: () => m.f({ x: inp.x }, opts).data, dispose };
@@ -110,6 +112,8 @@ async function kernelCall(b, inp, threads, useRelaxed) {
   const n = inp.a.length;
   return {
     run: () => {
+      // One kernel call is one call for the pool's per-call fallback (the executor does this for module calls).
+      k.pool?.beginCall?.();
       kernel(...args);
       return k.memory.view("f32", out, n);
     },

@@ -55,6 +55,8 @@ export interface ExecutorContext {
   collective?: Collective;
   /** The module's packed weights (prepack.ts), shared by its executors; one of its own when absent. */
   prepacked?: PrepackCache;
+  /** Called as each function call starts (the thread pool's per-call fallback: ThreadPool.beginCall). */
+  beginCall?: () => void;
 }
 
 const I32_MIN = -2147483648;
@@ -307,6 +309,7 @@ export class FunctionExecutor {
     const { dimNote, numels, ints, bytes, plan, outShapes } = this.#shapeFor(dims);
     // Checked before any kernel runs (and before a param update), so a bad buffer changes nothing.
     const outs = options?.out === undefined ? undefined : resolveOutBuffers(fn, options.out, outShapes);
+    this.#ctx.beginCall?.();
 
     // A step may write an update straight into its param (memory plan's intoParam), and a call may fail after it:
     // the params it updates count as changed from the start, so no packed copy of their old values is used again.

@@ -63,6 +63,11 @@ export class LinearMemory {
     return ptr;
   }
 
+  /** Gives back the scratch allocation at `ptr` if nothing was allocated after it (a kernel's own temporary). */
+  releaseScratch(ptr: number, bytes: number): void {
+    if (ptr >= this.#persistentEnd && this.#scratchTop === alignUp(ptr + bytes)) this.#scratchTop = ptr;
+  }
+
   resetScratch(): void {
     this.#scratchTop = this.#persistentEnd;
   }

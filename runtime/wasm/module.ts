@@ -248,7 +248,7 @@ export async function loadKilnModule<T extends object = Record<string, unknown>>
 
     const executors = new Map<string, FunctionExecutor>();
     const prepacked = new PrepackCache(memory);
-    const context: ExecutorContext = { memory, kernels, params, seed, prepacked };
+    const context: ExecutorContext = { memory, kernels, params, seed, prepacked, ...(pool ? { beginCall: () => pool.beginCall() } : {}) };
     for (const fn of manifest.functions) executors.set(fn.name, new FunctionExecutor(fn, context));
 
     const mod = new KilnModule(manifest, { memory, params, executors, pool, kernels, seed, threads, simd, context, prepacked });

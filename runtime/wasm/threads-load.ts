@@ -3,7 +3,8 @@
 
 import { KilnError } from "../errors.js";
 import { instantiateKernels, relaxedSimdSupported, toBytes, type KernelFn, type WasmKernels } from "./backend.js";
-import { readParallelInfo, type RowSplit } from "./threads-meta.js";
+import { prepackedBytes } from "./prepack.js";
+import { readParallelInfo, SHARED_B_GLOBAL, type RowSplit } from "./threads-meta.js";
 import { splitCall } from "./threads-split.js";
 import { sharedMemorySupported, ThreadPool, toSharedBinary } from "./threads.js";
 
@@ -58,13 +59,32 @@ export async function loadKernels(plain: WasmSource, opts: KernelLoadOptions): P
   const pool = await ThreadPool.start(k.module, k.memory.memory, threads, names, scratch);
 
   const kernels = new Map(k.kernels);
+  const global = k.instance.exports[SHARED_B_GLOBAL];
+  const sharedGlobal = global instanceof WebAssembly.Global ? global : null;
   for (const name of names) {
     const fn = k.kernels.get(name)!;
     const split = info.kernels[name]!;
+    const shared = split.kind === "rows" ? split.sharedB : undefined;
+    const packer = shared && sharedGlobal ? k.kernels.get(shared.packer) : undefined;
     const wrapped: KernelFn = (...args: number[]) => {
-      const c = args.length <= ThreadPool.maxArgs ? splitCall(split, args, threads, ThreadPool.maxChunks) : null;
-      if (!c) return fn(...args);
-      pool.run(name, fn, c.chunks, c.scratchArg);
+      const c = args.length <= ThreadPool.maxArgs ? splitCall(split, args, threads, ThreadPool.maxChunks, packer !== undefined) : null;
+      if (!c || pool.soloNow()) return fn(...args);
+      if (!c.sharedB || !shared || !packer) {
+        pool.run(name, fn, c.chunks, c.scratchArg, 0, c.work);
+        return undefined;
+      }
+      // B packed once, here, into call scratch; every chunk's gemm reads it (SHARED_B_GLOBAL) instead of packing.
+      const [K, N] = [args[shared.K]!, args[shared.N]!];
+      const bytes = prepackedBytes(K, N);
+      const ptr = k.memory.allocScratch(bytes, `B of ${name} packed for ${threads} threads`);
+      try {
+        packer(args[shared.b]!, ptr, K, N);
+        sharedGlobal!.value = ptr;
+        pool.run(name, fn, c.chunks, c.scratchArg, ptr, c.work);
+      } finally {
+        sharedGlobal!.value = 0;
+        k.memory.releaseScratch(ptr, bytes);
+      }
       return undefined;
     };
     // The executor checks each step's argument count against the kernel's arity.

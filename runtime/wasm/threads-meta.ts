@@ -16,7 +16,15 @@ export interface RowSplit {
   scratchBytes: number;
   /** The product of these args is the work (multiply-adds); small calls stay on one thread. */
   work: number[];
+  /**
+   * Present when B may be packed once per call for all chunks: args[b] is one plain f32 B of args[K] x args[N],
+   * `packer` (an export, prepack.ts) packs it, and the kernel's gemm reads it from SHARED_B_GLOBAL when nonzero.
+   */
+  sharedB?: { b: number; K: number; N: number; packer: string };
 }
+
+/** Export name of the i32 global holding the address of a B packed for all threads of a call (0: none). */
+export const SHARED_B_GLOBAL = "__kiln_shared_b";
 
 /**
  * An elementwise kernel: args[ext] is the extent of the outermost axis; a thread gets a sub-range [s, e) as

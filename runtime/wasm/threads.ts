@@ -12,6 +12,61 @@ export const SHARED_MAX_PAGES = 32768;
 /** Main-thread polls of the pending count before it sleeps (Node) or between checks (browsers cannot sleep). */
 const JOIN_SPIN = 2000;
 
+/**
+ * A dispatch is starved when the caller, done with every chunk it could claim, still waits for a worker longer
+ * than this fraction of its own busy time plus STARVE_MIN_MS: the worker claimed a chunk and then did not run
+ * (the OS gave the process less than a core per thread). With chunks of a tenth of the work a running worker
+ * keeps the caller waiting at most about one chunk.
+ */
+const STARVE_FRACTION = 0.5;
+const STARVE_MIN_MS = 0.2;
+/**
+ * After n starved calls in a row, the next 2^min(n, MAX_BACKOFF) - 1 calls run on one thread without probing,
+ * and so does every call for BACKOFF_MS * 2^(n - 1) ms (at most MAX_BACKOFF_MS): a probe that starves costs
+ * about one scheduler time slice, so under steady load probes stay a small part of the time whatever a call takes.
+ */
+const MAX_BACKOFF = 5;
+const BACKOFF_MS = 4;
+const MAX_BACKOFF_MS = 500;
+
+/** What the pool did (tests and benches read it; it never changes a result). */
+export interface PoolStats {
+  /** Kernel calls split across the threads, and chunks the workers ran in them. */
+  dispatches: number;
+  workerChunks: number;
+  /** Dispatches whose chunks shared one packed B. */
+  sharedB: number;
+  /** Dispatches in which the caller waited on a late worker (each sends the rest of its call to one thread). */
+  starved: number;
+  /** Kernel calls that would have been split but ran on the calling thread alone (fallback or back-off). */
+  solo: number;
+}
+
+const now = (): number => performance.now();
+
+/**
+ * CPU check (Node only): from a large dispatch (>= CPU_CHECK_WORK multiply-adds or elements) or a call's second
+ * one, a window runs until CPU_CHECK_MS of wall time have passed at the end of a dispatch (across calls made
+ * back to back; a call starting more than 4 windows' time after it opened discards it, as the caller may have
+ * been idle). The process's CPU time beyond one core over the window must then be at least EXTRA_MIN of what
+ * the workers could have added in its dispatches, less WAKE_MS per worker for waking from sleep. Otherwise the
+ * dispatches were starved: two threads time-sliced on one core never make the caller wait long, yet are no
+ * faster than one (and a worker spinning between kernels takes the caller's time). Reading the CPU time costs
+ * a few us, hence windows rather than every dispatch.
+ */
+const CPU_CHECK_MS = 2;
+const CPU_CHECK_WORK = 1 << 22;
+const EXTRA_MIN = 0.4;
+const WAKE_MS = 0.1;
+const cpuUsage = (globalThis as { process?: { cpuUsage?: () => { user: number; system: number } } }).process?.cpuUsage;
+/** CPU time of the whole process (all its threads) in ms, where the engine tells it. */
+const cpuMs: (() => number) | null = isNode() && typeof cpuUsage === "function"
+  ? () => {
+    const u = cpuUsage();
+    return (u.user + u.system) / 1000;
+  }
+  : null;
+
 /** Whether this engine can share a wasm memory between threads (Node, or a cross-origin-isolated page). */
 export function sharedMemorySupported(): boolean {
   if (typeof SharedArrayBuffer === "undefined" || typeof Atomics === "undefined") return false;
@@ -77,6 +132,22 @@ export class ThreadPool {
   readonly #index: Map<string, number>;
   readonly #canWait: boolean;
   #closed = false;
+  /** The rest of the current call runs on one thread (a starved dispatch, or a back-off call). */
+  #solo = false;
+  #callStarved = false;
+  #strikes = 0;
+  #skip = 0;
+  #probeAt = 0;
+  /** The CPU check's window (winT0 < 0: none open), and whether this call has dispatched yet. */
+  #winT0 = -1;
+  #winCpu0 = 0;
+  #winDispatch = 0;
+  #callDispatched = false;
+  /** Scales the timed back-off (tests set 0 to count calls only). */
+  backoffScale = 1;
+  /** Whether starved dispatches send calls to one thread (benches and tests turn it off to see 2 threads always). */
+  fallback = true;
+  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, starved: 0, solo: 0 };
 
   private constructor(threads: number, ctl: Int32Array, workers: { terminate(): void }[], names: readonly string[]) {
     this.threads = threads;
@@ -111,12 +182,53 @@ export class ThreadPool {
   static readonly maxArgs = CTL.maxArgs;
 
   /**
+   * Marks the start of a function call: a call after a starved one runs on one thread, backing off
+   * exponentially while calls keep starving, then probes two threads again (the load may have gone).
+   */
+  beginCall(): void {
+    const t = now();
+    if (this.#callStarved) {
+      this.#strikes++;
+      this.#skip = 2 ** Math.min(this.#strikes, MAX_BACKOFF) - 1;
+      this.#probeAt = t + this.backoffScale * Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** (this.#strikes - 1));
+    } else if (!this.#solo) this.#strikes = 0;
+    this.#callStarved = this.#callDispatched = false;
+    if (t - this.#winT0 > 4 * CPU_CHECK_MS) this.#winT0 = -1;
+    this.#solo = this.#skip > 0 || t < this.#probeAt;
+    if (this.#skip > 0) this.#skip--;
+  }
+
+  /** Forgets past starvation: the next call probes two threads at once. */
+  resetBackoff(): void {
+    this.#solo = this.#callStarved = false;
+    this.#strikes = this.#skip = this.#probeAt = 0;
+    this.#winT0 = -1;
+  }
+
+  /** Whether kernels should run on the calling thread alone for the rest of this call (counted in stats.solo). */
+  soloNow(): boolean {
+    if (this.#solo) this.stats.solo++;
+    return this.#solo;
+  }
+
+  /**
+   * Tests only: a worker claims the first chunk of every dispatch and sleeps `ms` before running it, as one the
+   * OS descheduled would (0: off).
+   */
+  set testWorkerDelay(ms: number) {
+    Atomics.store(this.#ctl, CTL.delay, Math.max(0, Math.round(ms)));
+  }
+
+  /**
    * Runs kernel `name` once per chunk (each an argument list), every thread claiming chunks until none is left,
    * so a worker the OS has not scheduled yet leaves its share to the others. `fn` is the calling thread's
-   * instance of the kernel; workers put their own scratch at `scratchArg` (-1: none). Returns when all are done;
-   * throws if any call threw (after all have finished, so no worker still writes memory).
+   * instance of the kernel; workers put their own scratch at `scratchArg` (-1: none) and set their
+   * SHARED_B_GLOBAL to `sharedB` (a B the caller packed, 0: none). Returns when all are done; throws if any call
+   * threw (after all have finished, so no worker still writes memory). A starved dispatch (the caller waited on
+   * a late worker, or the process got too little CPU: CPU_CHECK_MS) sends the rest of the call to one thread.
+   * `work`: the call's multiply-adds or elements.
    */
-  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number): void {
+  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, work = 0): void {
     if (this.#closed) throw new Error("the thread pool has been closed");
     const ctl = this.#ctl;
     const k = this.#index.get(name);
@@ -128,19 +240,49 @@ export class ThreadPool {
     ctl[CTL.argc] = argc;
     ctl[CTL.scratchArg] = scratchArg;
     ctl[CTL.chunks] = chunks.length;
+    ctl[CTL.sharedB] = sharedB;
+    const workerChunks = Atomics.load(ctl, CTL.workerChunks);
     Atomics.store(ctl, CTL.next, 0);
     Atomics.store(ctl, CTL.failed, 0);
     Atomics.store(ctl, CTL.pending, this.threads - 1);
     Atomics.add(ctl, CTL.generation, 1);
     Atomics.notify(ctl, CTL.generation);
+    // Tests only (testWorkerDelay): the caller lets a worker claim the first chunk, which it then runs late.
+    if (ctl[CTL.delay]! > 0) while (Atomics.load(ctl, CTL.next) === 0) if (this.#canWait) Atomics.wait(ctl, CTL.next, 0, 5);
     let error: unknown;
+    const t0 = now();
+    if (cpuMs && this.#winT0 < 0 && (work >= CPU_CHECK_WORK || this.#callDispatched)) {
+      this.#winCpu0 = cpuMs();
+      this.#winT0 = now();
+      this.#winDispatch = 0;
+    }
+    this.#callDispatched = true;
     try {
       for (let c = Atomics.add(ctl, CTL.next, 1); c < chunks.length; c = Atomics.add(ctl, CTL.next, 1)) fn(...chunks[c]!);
     } catch (e) {
       error = e;
       Atomics.store(ctl, CTL.next, chunks.length); // stop handing out chunks
     }
+    const t1 = now();
     this.#join();
+    const t2 = now();
+    const wait = t2 - t1;
+    let cpuShort = false;
+    if (cpuMs && this.#winT0 >= 0) {
+      this.#winDispatch += t2 - Math.max(t0, this.#winT0);
+      if (t2 - this.#winT0 >= CPU_CHECK_MS) {
+        const extra = cpuMs() - this.#winCpu0 - (t2 - this.#winT0);
+        cpuShort = extra < (this.threads - 1) * (EXTRA_MIN * this.#winDispatch - WAKE_MS);
+        this.#winT0 = -1;
+      }
+    }
+    this.stats.dispatches++;
+    if (sharedB) this.stats.sharedB++;
+    this.stats.workerChunks += Atomics.load(ctl, CTL.workerChunks) - workerChunks;
+    if (wait > STARVE_FRACTION * (t1 - t0) + STARVE_MIN_MS || cpuShort) {
+      this.stats.starved++;
+      if (this.fallback) this.#callStarved = this.#solo = true;
+    }
     if (error !== undefined) throw error;
     if (Atomics.load(ctl, CTL.failed)) throw new Error(`kernel ${name} failed on a worker thread`);
   }

@@ -3,6 +3,8 @@
 // memory, then loops: wait for a new generation on the control block, claim chunks of the current kernel call
 // until none is left (the main thread claims them too), count down `pending`.
 
+import { SHARED_B_GLOBAL } from "./threads-meta.js";
+
 /** Control block layout (Int32Array over a SharedArrayBuffer), shared with threads.ts. */
 export const CTL = {
   /** Incremented by the main thread for every dispatch; workers wait on it. */
@@ -20,6 +22,12 @@ export const CTL = {
   kernel: 6,
   argc: 7,
   scratchArg: 8,
+  /** Address of a B packed once for this dispatch (0: none); each thread sets its instance's SHARED_B_GLOBAL. */
+  sharedB: 9,
+  /** Chunks the workers ran (a statistic the pool reads back; never reset). */
+  workerChunks: 10,
+  /** Tests only: ms a worker sleeps after claiming its first chunk of a dispatch (a descheduled worker). */
+  delay: 11,
   /** Worker w's scratch pointer is at scratch + w. */
   scratch: 16,
   /** Chunk c's arguments start at table + c * maxArgs. */
@@ -46,6 +54,7 @@ export const WORKER_SOURCE = `"use strict";
     });
     var exports = new WebAssembly.Instance(mod, imports).exports;
     var fns = init.names.map(function (n) { return exports[n]; });
+    var sharedB = exports[${JSON.stringify(SHARED_B_GLOBAL)}];
     var ctl = new Int32Array(init.control);
     var seen = Atomics.load(ctl, CTL.generation);
     post({ ready: true });
@@ -56,14 +65,19 @@ export const WORKER_SOURCE = `"use strict";
       seen = g;
       if (Atomics.load(ctl, CTL.stop)) return;
       var fn = fns[ctl[CTL.kernel]], argc = ctl[CTL.argc], sa = ctl[CTL.scratchArg], n = ctl[CTL.chunks];
-      var args = new Array(argc);
+      var args = new Array(argc), sb = ctl[CTL.sharedB], delay = ctl[CTL.delay], first = true;
       try {
+        if (sharedB) sharedB.value = sb;
         for (var c = Atomics.add(ctl, CTL.next, 1); c < n; c = Atomics.add(ctl, CTL.next, 1)) {
+          if (first && delay > 0) Atomics.wait(ctl, CTL.delay, delay, delay);
+          first = false;
           for (var i = 0; i < argc; i++) args[i] = ctl[CTL.table + c * CTL.maxArgs + i];
           if (sa >= 0) args[sa] = ctl[CTL.scratch + init.index];
           fn.apply(null, args);
+          Atomics.add(ctl, CTL.workerChunks, 1);
         }
       } catch (e) { Atomics.store(ctl, CTL.failed, 1); }
+      if (sharedB) sharedB.value = 0;
       if (Atomics.sub(ctl, CTL.pending, 1) === 1) Atomics.notify(ctl, CTL.pending);
     }
   }

@@ -7,6 +7,9 @@ import { WASM_LOWERING } from "../../compiler/codegen/wasm/op-emitters.js";
 import { buildWasmModule, kernelParamCount } from "../../compiler/codegen/wasm/module.js";
 import { instantiate, rng } from "./wasm-harness.js";
 import { ew, inp, op, randomData, refEw, runEw } from "./ew-util.js";
+import { sharesPackedB } from "../../compiler/codegen/wasm/parallel.js";
+import { prepackName } from "../../runtime/wasm/prepack.js";
+import { SHARED_B_GLOBAL } from "../../runtime/wasm/threads-meta.js";
 
 const sample: NamedKernel[] = [
   { name: "gelu_ish", spec: ew(2, [["f32", [false, false]], ["f32", [true, false]]], "f32", op("mul", "f32", inp(0), op("sigmoid", "f32", op("add", "f32", inp(0), inp(1))))) },
@@ -50,7 +53,10 @@ describe("buildWasmModule", () => {
     expect(text).toContain('(import "env" "memory" (memory $0 1))');
     const mod = new WebAssembly.Module(binary);
     expect(WebAssembly.Module.imports(mod)).toEqual([{ module: "env", name: "memory", kind: "memory" }]);
-    expect(WebAssembly.Module.exports(mod).map((e) => e.name).sort()).toEqual([...sample.map((k) => k.name), "memory"].sort());
+    // 2-D f32 matmuls also export the B packer the thread pool shares B with, and the global it sets (parallel.ts).
+    const sharing = sample.flatMap((k) => (k.spec.kind === "matmul" && sharesPackedB(k.spec) ? [prepackName(k.spec.transB === true)] : []));
+    const extra = sharing.length > 0 ? [...new Set(sharing), SHARED_B_GLOBAL] : [];
+    expect(WebAssembly.Module.exports(mod).map((e) => e.name).sort()).toEqual([...sample.map((k) => k.name), "memory", ...extra].sort());
     const inst = new WebAssembly.Instance(mod, { env: { memory: new WebAssembly.Memory({ initial: 1, maximum: 10 }) } });
     for (const k of sample) expect((inst.exports[k.name] as (...a: number[]) => void).length, k.name).toBe(kernelParamCount(k.spec));
   });

@@ -18,6 +18,8 @@ import { EpilogueRenderer } from "./matmul-epilogue.js";
 import { FiniteMask, flagParams } from "./finite.js";
 import { dtypeBytes } from "../../ir/types.js";
 import { prepackName } from "../../../runtime/wasm/prepack.js";
+import { SHARED_B_GLOBAL } from "../../../runtime/wasm/threads-meta.js";
+import { sharesPackedB } from "./parallel.js";
 
 /** `min(a, b)` on i32 expressions (each evaluated once per operand use, so pass local.gets). */
 function min(fb: FnBuilder, a: () => E, b: () => E): E {
@@ -86,6 +88,18 @@ export function prepackB(fb: FnBuilder, transB: boolean): string {
       ] }),
     ]);
   });
+}
+
+/**
+ * The mutable global `__kiln_shared_b` (exported as SHARED_B_GLOBAL): 0, or B of the current call already packed
+ * in prepackB's layout at that address. The thread pool packs B once and sets it in every thread's instance
+ * around a split matmul (runtime/wasm/threads-load.ts), so row chunks share the panels instead of each packing
+ * all of B; only kernels the "kiln.parallel" section marks `sharedB` (one plain f32 B per call) get it.
+ */
+function sharedPackedB(g: FnBuilder): () => E {
+  const m = g.m;
+  if (!m.getGlobal(SHARED_B_GLOBAL)) m.addGlobal(SHARED_B_GLOBAL, g.b.i32, true, m.i32.const(0));
+  return () => m.global.get(SHARED_B_GLOBAL, g.b.i32);
 }
 
 /** Packs the kc x nc block of B at (pc, jc) into NR-wide panels at bp (shared by the gemm and prepackB). */
@@ -164,8 +178,14 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
 
     // Packs the kc x nc block of B at (pc, jc) into NR-wide panels at bp; prepacked, points bp at that block of
     // b (prepackB's layout), whose packing the runtime did once; a convolution's patches are gathered from x.
+    // Where prepackB's layout puts block (pc, jc) of a packed B starting at `base`.
+    const packedAt = (base: E): E => add(base, m.i32.shl(add(mul(jc.get(), K.get()), mul(pc.get(), roundUp(nc.get(), NR))), c4(2)));
+    // A plain f32 B may arrive packed once for all threads (sharedPackedB): the thread pool sets the global.
+    const shared = !prepackedB && !convB && fmt[1].dtype === "f32" && !fmt[1].round ? sharedPackedB(g) : null;
     const packBBlock = prepackedB
-      ? bp.set(add(b.get(), m.i32.shl(add(mul(jc.get(), K.get()), mul(pc.get(), roundUp(nc.get(), NR))), c4(2))))
+      ? bp.set(packedAt(b.get()))
+      : shared
+        ? m.if(m.i32.eqz(shared()), packBlock(g, packB, NR, transB, shB, { b, ldb, jc, jr, pc, nc, kc, w, bp }), bp.set(packedAt(shared())))
       : convB
         ? forRange(g, { i: jr, from: c4(0), to: () => nc.get(), step: NR, body: [
           w.set(min(g, () => c4(NR), () => m.i32.sub(nc.get(), jr.get()))),
@@ -283,8 +303,9 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
   const e0 = 4 + ne + flagParams(k);
   if (k.prepackedB) {
     if (br !== 0 || fmt[1].dtype !== "f32" || fmt[1].round) throw new Error("wasm backend: a prepacked B must be one plain f32 matrix (compiler bug)");
-    prepackB(fb, k.transB === true);
   }
+  // The packer also serves the thread pool, which packs a shared B once per split call (parallel.ts).
+  if (k.prepackedB || sharesPackedB(k)) prepackB(fb, k.transB === true);
   const [M, K, N, m0, m1] = [0, 1, 2, 3, 4].map((i) => fb.param(e0 + br + i));
   const groups = groupAxes(br, (q) => (k.aBcast[q] ? "1" : "0") + (k.bBcast[q] ? "1" : "0") + (epi?.inputs.map((i) => (i.bcast[q] ? "1" : "0")).join("") ?? ""));
   const pro: E[] = [];

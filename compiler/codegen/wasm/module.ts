@@ -18,7 +18,8 @@ import { renderQMatmul } from "./qmatmul.js";
 import { flagParams, renderFinite } from "./finite.js";
 import { qmatmulArgs } from "./qmatmul-layout.js";
 import type { SimdVariant } from "./matmul-blocking.js";
-import { parallelSection } from "./parallel.js";
+import { parallelSection, sharesPackedB } from "./parallel.js";
+import { SHARED_B_GLOBAL } from "../../../runtime/wasm/threads-meta.js";
 import { INTERNAL_FN_PREFIXES } from "./matmul-micro.js";
 
 /** Larger than every math helper of math.ts in Binaryen's size measure (checked by test/codegen/helper-inlining.test.ts). */
@@ -132,9 +133,13 @@ export async function buildWasmModule(kernels: readonly NamedKernel[], opts: Was
       m.addFunctionExport(k.name, k.name);
     }
     // The B packers of prepacked matmuls (wasm/matmul.ts prepackB), which the runtime calls when a weight changes.
-    const packers = new Set(kernels.flatMap((k) => (k.spec.kind === "matmul" && k.spec.prepackedB ? [prepackName(k.spec.transB === true)] : [])));
+    // Also those of matmuls whose B the thread pool packs once per call for all threads (parallel.ts sharesPackedB),
+    // with the global the gemm reads that packed B's address from.
+    const packers = new Set(kernels.flatMap((k) => (k.spec.kind === "matmul" && (k.spec.prepackedB || sharesPackedB(k.spec)) ? [prepackName(k.spec.transB === true)] : [])));
     if (kernels.some((k) => k.spec.kind === "matmul" && k.spec.winograd?.prepacked)) packers.add(WINOGRAD_PREPACK);
     for (const name of packers) m.addFunctionExport(name, name);
+    // (Batched gemms read the global too, as the gemm is shared, but the pool sets it only for sharing kernels.)
+    if (kernels.some((k) => k.spec.kind === "matmul" && sharesPackedB(k.spec))) m.addGlobalExport(SHARED_B_GLOBAL, SHARED_B_GLOBAL);
     const par = parallelSection(kernels, simd);
     if (par) m.addCustomSection(par.name, par.contents);
     if (!m.validate()) {

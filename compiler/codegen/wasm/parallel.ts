@@ -3,11 +3,20 @@
 // outermost axis, softmax rows by rows, pooling and its gradient by planes; everything else runs on one thread.
 import type { KernelSplit, ParallelInfo } from "../../../runtime/wasm/threads-meta.js";
 import { PARALLEL_SECTION } from "../../../runtime/wasm/threads-meta.js";
+import { prepackName } from "../../../runtime/wasm/prepack.js";
 import { dtypeBytes } from "../../ir/types.js";
-import type { KernelSpec, NamedKernel } from "../kernel.js";
+import type { KernelSpec, MatmulKernel, NamedKernel } from "../kernel.js";
 import { MATMUL_SCRATCH_MAX, MICRO, type SimdVariant } from "./matmul-blocking.js";
 
 const range = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
+
+/**
+ * Whether the thread pool may pack this matmul's B once for all its row chunks (RowSplit.sharedB): one plain f32
+ * B per call (no batch axes, not prepacked, not a convolution's gathered patches), packed as prepackB packs it.
+ */
+export function sharesPackedB(k: MatmulKernel): boolean {
+  return k.dtype === "f32" && k.batchRank === 0 && !k.prepackedB && !k.aConv && !k.convOut && (k.bDtype ?? "f32") === "f32" && !k.bRound;
+}
 
 function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
   if (spec.kind === "matmul") {
@@ -15,7 +24,8 @@ function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
     // Epilogue inputs sit between scratch and out, a flag after out (kernel.ts): both shift the integer args.
     const np = 4 + (spec.epilogue?.inputs.length ?? 0) + (spec.flag ? 1 : 0);
     // Cuts on microkernel panel edges, so no thread gets an extra partial tile.
-    return { kind: "rows", range: np + br + 3, align: MICRO[simd].mr, scratch: 2, scratchBytes: MATMUL_SCRATCH_MAX, work: range(np, br + 3) };
+    const sharedB = sharesPackedB(spec) ? { b: 1, K: np + 1, N: np + 2, packer: prepackName(spec.transB === true) } : undefined;
+    return { kind: "rows", range: np + br + 3, align: MICRO[simd].mr, scratch: 2, scratchBytes: MATMUL_SCRATCH_MAX, work: range(np, br + 3), ...(sharedB ? { sharedB } : {}) };
   }
   if (spec.kind === "elementwise" && spec.rank >= 1) {
     const n = spec.inputs.length;
