@@ -37,7 +37,7 @@ export const CTL = {
 } as const;
 
 /** Atomics.load polls before a worker sleeps: consecutive kernels of one call then start without a wake-up. */
-export const WORKER_SPIN = 20000;
+export const WORKER_SPIN = 2000;
 
 // Plain ES2017 with no imports: it runs as a CommonJS eval worker under Node and as a classic Web Worker.
 export const WORKER_SOURCE = `"use strict";
