@@ -3,13 +3,12 @@
 // the padding) and summed in (kh, kw) order as on wasm.
 import type { DepthwiseKernel } from "../kernel.js";
 import { EW_WORKGROUP } from "./elementwise.js";
-import type { KernelShader } from "./shader.js";
-
-const WG = EW_WORKGROUP;
+import { planePixelLoop, type KernelShader } from "./shader.js";
 
 /** Bindings (x, w, out); params planes (N * C), pixels (OH * OW, for the grid); f32. */
 export function renderDepthwise(name: string, k: DepthwiseKernel): KernelShader {
   const { C, H, W, OH, OW, KH, KW, top, left } = k;
+  const loop = planePixelLoop(OH * OW, EW_WORKGROUP);
   const [sh, sw] = k.stride, [dh, dw] = k.dilation;
   return {
     name,
@@ -17,13 +16,10 @@ export function renderDepthwise(name: string, k: DepthwiseKernel): KernelShader 
     params: ["planes", "pixels"],
     buffers: [{ name: "x", elem: "f32", write: false }, { name: "w", elem: "f32", write: false }, { name: "out", elem: "f32", write: true }],
     helpers: new Set(),
-    workgroup: [WG, 1, 1],
-    builtins: ["@builtin(global_invocation_id) gid: vec3<u32>", "@builtin(num_workgroups) nwg: vec3<u32>"],
+    workgroup: loop.workgroup,
+    builtins: loop.builtins,
     body: [
-      `let total = p.planes * ${OH * OW}u;`,
-      `for (var e = gid.x; e < total; e = e + nwg.x * ${WG}u) {`,
-      `  let pl = e / ${OH * OW}u;`,
-      `  let r = e - pl * ${OH * OW}u;`,
+      ...loop.head,
       `  let oh = i32(r / ${OW}u);`,
       `  let ow = i32(r % ${OW}u);`,
       `  let xb = i32(pl) * ${H * W};`,
@@ -43,6 +39,6 @@ export function renderDepthwise(name: string, k: DepthwiseKernel): KernelShader 
       `}`,
     ],
     workgroupBytes: 0,
-    grid: [{ ints: [0, 1], per: WG }, { ints: [], per: 1 }, { ints: [], per: 1 }],
+    grid: loop.grid,
   };
 }

@@ -4,13 +4,12 @@
 import type { MaxPoolGradKernel } from "../kernel.js";
 import type { HelperName } from "./prelude.js";
 import { EW_WORKGROUP } from "./elementwise.js";
-import type { KernelShader } from "./shader.js";
-
-const WG = EW_WORKGROUP;
+import { planePixelLoop, type KernelShader } from "./shader.js";
 
 /** Bindings (x, dy, dx); params planes (N * C), pixels (OH * OW, for the grid); f32. */
 export function renderMaxPoolGrad(name: string, k: MaxPoolGradKernel): KernelShader {
   const { OH, OW, KH, KW } = k;
+  const loop = planePixelLoop(OH * OW, EW_WORKGROUP);
   const W = OW * KW, H = OH * KH, K = KH * KW;
   return {
     name,
@@ -18,13 +17,10 @@ export function renderMaxPoolGrad(name: string, k: MaxPoolGradKernel): KernelSha
     params: ["planes", "pixels"],
     buffers: [{ name: "x", elem: "f32", write: false }, { name: "dy", elem: "f32", write: false }, { name: "dx", elem: "f32", write: true }],
     helpers: new Set<HelperName>(["max_f32", "inf"]),
-    workgroup: [WG, 1, 1],
-    builtins: ["@builtin(global_invocation_id) gid: vec3<u32>", "@builtin(num_workgroups) nwg: vec3<u32>"],
+    workgroup: loop.workgroup,
+    builtins: loop.builtins,
     body: [
-      `let total = p.planes * ${OH * OW}u;`,
-      `for (var e = gid.x; e < total; e = e + nwg.x * ${WG}u) {`,
-      `  let pl = e / ${OH * OW}u;`,
-      `  let r = e % ${OH * OW}u;`,
+      ...loop.head,
       `  let base = pl * ${H * W}u + (r / ${OW}u) * ${KH * W}u + (r % ${OW}u) * ${KW}u;`,
       `  var mx = kiln_inf(true);`,
       `  for (var t = 0u; t < ${K}u; t = t + 1u) { mx = kiln_max_f32(mx, x[base + (t / ${KW}u) * ${W}u + t % ${KW}u]); }`,
@@ -35,6 +31,6 @@ export function renderMaxPoolGrad(name: string, k: MaxPoolGradKernel): KernelSha
       `}`,
     ],
     workgroupBytes: 0,
-    grid: [{ ints: [0, 1], per: WG }, { ints: [], per: 1 }, { ints: [], per: 1 }],
+    grid: loop.grid,
   };
 }

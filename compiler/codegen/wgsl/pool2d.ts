@@ -4,13 +4,12 @@
 import type { EwExpr, Pool2dKernel } from "../kernel.js";
 import type { HelperName } from "./prelude.js";
 import { EW_WORKGROUP, renderExpr } from "./elementwise.js";
-import type { KernelShader } from "./shader.js";
-
-const WG = EW_WORKGROUP;
+import { planePixelLoop, type KernelShader } from "./shader.js";
 
 /** Bindings (in_0, ..., in_{n-1}, out) or (x, out); params planes (N * C), pixels (OH * OW, for the grid); f32. */
 export function renderPool2d(name: string, k: Pool2dKernel): KernelShader {
   const { C, H, W, OH, OW, KH, KW, top, left } = k;
+  const loop = planePixelLoop(OH * OW, EW_WORKGROUP);
   const [sh, sw] = k.stride;
   const pro = k.prologue ?? { inputs: [{ dtype: "f32" as const, bcast: [false, false, false, false] }], expr: { t: "in", index: 0 } as EwExpr };
   const helpers = new Set<HelperName>();
@@ -32,18 +31,15 @@ export function renderPool2d(name: string, k: Pool2dKernel): KernelShader {
     params: ["planes", "pixels"],
     buffers: [...pro.inputs.map((_, i) => ({ name: `in_${i}`, elem: "f32" as const, write: false })), { name: "out", elem: "f32", write: true }],
     helpers,
-    workgroup: [WG, 1, 1],
-    builtins: ["@builtin(global_invocation_id) gid: vec3<u32>", "@builtin(num_workgroups) nwg: vec3<u32>"],
+    workgroup: loop.workgroup,
+    builtins: loop.builtins,
     body: [
       ...ex.consts,
-      `let total = p.planes * ${OH * OW}u;`,
-      `for (var e = gid.x; e < total; e = e + nwg.x * ${WG}u) {`,
-      `  let pl = i32(e / ${OH * OW}u);`,
-      `  let r = e % ${OH * OW}u;`,
+      ...loop.head,
       `  let oh = i32(r / ${OW}u);`,
       `  let ow = i32(r % ${OW}u);`,
-      `  let img = pl / ${C};`,
-      `  let ch = pl % ${C};`,
+      `  let img = i32(pl / ${C}u);`,
+      `  let ch = i32(pl % ${C}u);`,
       `  var acc = ${isMax ? "kiln_inf(true)" : "0.0"};`,
       `  for (var kh = 0; kh < ${KH}; kh = kh + 1) {`,
       `    let ih = oh * ${sh} + kh - ${top};`,
@@ -60,6 +56,6 @@ export function renderPool2d(name: string, k: Pool2dKernel): KernelShader {
       `}`,
     ],
     workgroupBytes: 0,
-    grid: [{ ints: [0, 1], per: WG }, { ints: [], per: 1 }, { ints: [], per: 1 }],
+    grid: loop.grid,
   };
 }

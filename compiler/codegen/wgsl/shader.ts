@@ -42,6 +42,25 @@ export interface KernelShader {
 
 export const ONE_GROUP: WgslGridAxis = { ints: [], per: 1 };
 
+/**
+ * One invocation per output pixel of `planes` planes of `pixels` each (params 0 and 1), grid-stride past the
+ * device limit: the shader's workgroup, builtins and grid, and the loop head binding e (flat index), pl (plane) and
+ * r (pixel in the plane), all u32; the caller's lines follow it and close the loop.
+ */
+export function planePixelLoop(pixels: number, wg: number): Pick<KernelShader, "workgroup" | "builtins" | "grid"> & { head: string[] } {
+  return {
+    workgroup: [wg, 1, 1],
+    builtins: ["@builtin(global_invocation_id) gid: vec3<u32>", "@builtin(num_workgroups) nwg: vec3<u32>"],
+    grid: [{ ints: [0, 1], per: wg }, ONE_GROUP, ONE_GROUP],
+    head: [
+      `let total = p.planes * ${pixels}u;`,
+      `for (var e = gid.x; e < total; e = e + nwg.x * ${wg}u) {`,
+      `  let pl = e / ${pixels}u;`,
+      `  let r = e % ${pixels}u;`,
+    ],
+  };
+}
+
 /** The text of one kernel's shader module. */
 export function renderShader(k: KernelShader): string {
   const lines: string[] = [...k.about.map((l) => `// ${l}`), ""];
