@@ -57,7 +57,9 @@ function compilerBuild(): string {
 }
 
 export function cacheKeyHash(key: CacheKey): string {
-  return createHash("sha256").update(JSON.stringify([compilerBuild(), key.file, key.options, key.source])).digest("hex").slice(0, 40);
+  // KILN_WINOGRAD (codegen/plan-winograd.ts, an A/B switch) changes the kernels a source compiles to.
+  const knobs = [process.env.KILN_WINOGRAD ?? ""];
+  return createHash("sha256").update(JSON.stringify([compilerBuild(), key.file, key.options, key.source, knobs])).digest("hex").slice(0, 40);
 }
 
 /** The cached artifacts for a key, or undefined (a miss, or an unreadable entry, which counts as one). */
