@@ -154,7 +154,11 @@ export interface MatmulKernel {
    * runtime, not per call); the kernel skips packing B. WGSL reads `b` as usual (the runtime passes the param).
    */
   readonly prepackedB?: true;
-  /** a is a convolution's input and the left operand its im2col rows, gathered while loading (ConvGather). */
+  /**
+   * a is a convolution's input and the left operand its im2col rows, gathered while loading (ConvGather). With
+   * transA, the rows transposed [taps, pixels] (a weight gradient, plan-conv-wgrad.ts): batchRank 0 (the pixels
+   * of every image) or 1 (per image, not broadcast; a steps by C*H*W per image).
+   */
   readonly aConv?: ConvGather;
   /**
    * With aConv, the product stored straight in NCHW: b holds w as [O, K] (transB), the one batch axis is the
@@ -185,8 +189,8 @@ export interface WinogradPlan {
 /**
  * The left operand of a matmul read as a convolution's patches (plan-conv-gather.ts): a holds x [N, C, H, W]
  * (f32, unpadded) and op(A)[r][k] with r = (n, oh, ow) and k = (c, kh, kw), row-major over those, is
- * x[n, c, oh sh + kh dh - ph, ow sw + kw dw - pw], 0 outside x (the padding). Only with batchRank 0, no transA,
- * no aDtype/aRound.
+ * x[n, c, oh sh + kh dh - ph, ow sw + kw dw - pw], 0 outside x (the padding). Only with batchRank 0 (but see
+ * MatmulKernel.aConv's convOut and transA), no aDtype/aRound.
  */
 export interface ConvGather extends ConvGeometry {
   /** Leading padding, [along H, along W]. */

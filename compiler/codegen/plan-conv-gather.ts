@@ -1,10 +1,11 @@
 // Codegen stage, planner for convolutions (implicit GEMM): a matmul whose left operand is conv2d's im2col rows,
 // reshape(window(pad(x))), reads x itself and gathers each patch while packing (kernel.ts ConvGather), so the
-// padded copy and the patch matrix are never stored. Only when the rows feed that one matmul (inference; in
-// training the weight gradient reads the patches again and they stay a copy). Kernels larger than 1x1 only.
+// padded copy and the patch matrix are never stored. Only when the rows feed that one matmul, or besides it only
+// weight gradients, which gather them too (plan-conv-wgrad.ts). Kernels larger than 1x1 only.
 import { guardKey, type Graph, type Node } from "../ir/graph.js";
 import type { ConvGather } from "./kernel.js";
 import type { AttrsOf } from "../ops/types.js";
+import { wgradGatherEnabled, wgradReaders } from "./plan-conv-wgrad.js";
 
 export interface Gather {
   readonly x: number;
@@ -16,12 +17,17 @@ export interface Gather {
    * (kernel.ts convOut), as out[n] = w x patches(n)ᵀ.
    */
   readonly nchw?: { readonly root: number; readonly permute: number; readonly ops: readonly string[] };
+  /** A weight gradient: the left operand is the patches transposed, [k, pixels] (plan-conv-wgrad.ts). */
+  readonly trans?: true;
 }
 
 export interface ConvGathers {
   /** matmul node -> the convolution input it reads and how. */
   readonly of: ReadonlyMap<number, Gather>;
-  /** The reshape, window and pad nodes read through a gather, and the reshape to NHWC of an `nchw` one: no value, no step. */
+  /**
+   * The reshape, window and pad nodes read through a gather, the reshape to NHWC of an `nchw` one and the
+   * transposes of weight gradients: no value, no step.
+   */
   readonly nodes: ReadonlySet<number>;
   /** Root (or matmul) of an `nchw` gather -> the matmul: its step is planned there, its value is never stored. */
   readonly nchwRoots: ReadonlyMap<number, number>;
@@ -32,21 +38,33 @@ export interface ConvGathers {
 /**
  * Finds the gathers. `ok(p, user)`: p may disappear into user (no output, guard or fused root, same guards);
  * `uses`: use counts; `rowsMerge(mm)`: the matmul runs as one gemm over all rows (plan-matmul.ts `merge`); `perChannel(mm)`: its
- * right operand is a plain f32 transposed w and every epilogue input reads the same along the rows (for `nchw`).
+ * right operand is a plain f32 transposed w and every epilogue input reads the same along the rows (for `nchw`);
+ * `folded(id)`: that transpose is read by its matmul (plan-matmul.ts), for weight gradients.
  */
 export function convGathers(
   g: Graph, uses: readonly number[], ok: (p: Node, user: Node) => boolean, rowsMerge: (mm: Node) => boolean, perChannel: (mm: Node) => boolean,
+  folded: (id: number) => boolean,
 ): ConvGathers {
   const of = new Map<number, Gather>();
   const nodes = new Set<number>();
   const nchwRoots = new Map<number, number>();
   const written = new Set<number>();
   const userOf = new Map<number, Node>();
-  for (const n of g.nodes) for (const i of n.inputs) userOf.set(i, n);
-  for (const mm of g.nodes) {
-    if (mm.op !== "matmul" || mm.type.dtype !== "f32") continue;
-    const rows = g.nodes[mm.inputs[0]];
-    if (rows.op !== "reshape" || uses[rows.id] !== 1 || !ok(rows, mm)) continue;
+  const usersOf = new Map<number, Node[]>();
+  for (const n of g.nodes) for (const i of n.inputs) {
+    userOf.set(i, n);
+    usersOf.set(i, [...(usersOf.get(i) ?? []), n]);
+  }
+  const wgrad = wgradGatherEnabled();
+  for (const rows of g.nodes) {
+    if (rows.op !== "reshape") continue;
+    // The forward's matmul, and (training) weight gradients, which gather the patches as well; a weight gradient
+    // alone gathers them too (a gradient whose loss value is unused).
+    const users = usersOf.get(rows.id) ?? [];
+    const mm = users.find((u) => u.op === "matmul" && u.inputs[0] === rows.id && u.inputs[1] !== rows.id && u.type.dtype === "f32");
+    if (mm && !ok(rows, mm)) continue;
+    const readers = mm && uses[rows.id] === 1 ? [] : wgrad ? wgradReaders(g, rows, mm, usersOf, uses, folded, ok) : undefined;
+    if (!readers || (!mm && readers.length === 0)) continue;
     const win = g.nodes[rows.inputs[0]];
     if (win.op !== "window" || uses[win.id] !== 1 || !ok(win, rows)) continue;
     let x = g.nodes[win.inputs[0]];
@@ -70,23 +88,25 @@ export function convGathers(
     // Rows [N*OH*OW, k] or [N, OH*OW, k] against a 2-D right operand: one gemm over every row.
     const k = (C as number) * (KH as number) * (KW as number);
     const rs = rows.type.shape;
-    if (rs[rs.length - 1] !== k || (rs.length !== 2 && rs.length !== 3) || g.nodes[mm.inputs[1]].type.shape.length !== 2) continue;
-    if (rs.length === 3 && (rs[1] !== (OH as number) * (OW as number) || !rowsMerge(mm))) continue;
+    if (rs[rs.length - 1] !== k || (rs.length !== 2 && rs.length !== 3) || (rs.length === 3 && rs[1] !== (OH as number) * (OW as number))) continue;
+    if (mm && (g.nodes[mm.inputs[1]].type.shape.length !== 2 || (rs.length === 3 && !rowsMerge(mm)))) continue;
     const a = win.attrs as AttrsOf["window"];
-    const nchw = backToNchw(g, mm, uses, userOf, ok, perChannel, OH as number, OW as number);
-    if (nchw) {
+    const nchw = mm && backToNchw(g, mm, uses, userOf, ok, perChannel, OH as number, OW as number);
+    if (mm && nchw) {
       nodes.add(nchw.reshape);
       nchwRoots.set(nchw.root, mm.id);
       written.add(nchw.permute);
     }
-    of.set(mm.id, {
-      ...(nchw ? { nchw: { root: nchw.root, permute: nchw.permute, ops: nchw.ops } } : {}),
-      x: x.id,
-      ops: chain.length === 3 ? ["pad", "window"] : ["window"],
-      conv: {
-        C: C as number, H: H as number, W: W as number, KH: KH as number, KW: KW as number, OH: OH as number, OW: OW as number,
-        stride: [a.stride[0], a.stride[1]], pad, dilation: [a.dilation[0], a.dilation[1]],
-      },
+    const conv: ConvGather = {
+      C: C as number, H: H as number, W: W as number, KH: KH as number, KW: KW as number, OH: OH as number, OW: OW as number,
+      stride: [a.stride[0], a.stride[1]], pad, dilation: [a.dilation[0], a.dilation[1]],
+    };
+    const ops = chain.length === 3 ? ["pad", "window"] : ["window"];
+    if (mm) of.set(mm.id, { ...(nchw ? { nchw: { root: nchw.root, permute: nchw.permute, ops: nchw.ops } } : {}), x: x.id, ops, conv });
+    // Without a forward matmul the first weight gradient's step names the window.
+    readers.forEach((r, i) => {
+      of.set(r.matmul, { x: x.id, ops: [...(mm || i > 0 ? [] : ops), "permute"], conv, trans: true });
+      nodes.add(r.permute);
     });
     for (const id of chain) nodes.add(id);
   }

@@ -46,13 +46,10 @@ export function matmulPlan(g: Graph): MatmulPlan {
   };
   // For the NCHW store (plan-conv-gather.ts): w is read as a plain f32 [O, K] (its transpose folded) and every
   // epilogue input is a per-channel vector or a scalar, the same along the rows.
-  const plainW = (mm: Node): boolean => {
-    const b = operand(g, { folded: permutes, casts }, mm.inputs[1]);
-    return b.trans && b.dtype === "f32" && b.round === undefined;
-  };
+  const plainW = (mm: Node): boolean => nchwWeight(g, { folded: permutes, casts }, mm) !== undefined;
   const perChannel = (mm: Node): boolean =>
     plainW(mm) && (mm.fused === undefined || epilogue(g, mm, g.nodes[mm.fused]).flags.every((f) => f.slice(0, f.length - 1).every(Boolean)));
-  const gathers = convGathers(g, uses, ok, rowsMerge, perChannel);
+  const gathers = convGathers(g, uses, ok, rowsMerge, perChannel, (id) => permutes.has(id));
   return { folded: permutes, casts, epilogueOf, gathers, scratchBase: g.nodes.length, scratches: [] };
 }
 
@@ -128,7 +125,7 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const [a, b] = n.inputs.map((i) => g.nodes[i].type.shape);
   const gather = mm.gathers.of.get(n.id);
   if (gather?.nchw) return planConvNchw(g, n, table, step, mm, root, gather);
-  const [A, B] = n.inputs.map((i, q) => (q === 0 && gather ? { src: gather.x, trans: false, dtype: "f32" as DType } : operand(g, mm, i)));
+  const [A, B] = n.inputs.map((i, q) => (q === 0 && gather ? { src: gather.x, trans: gather.trans === true, dtype: "f32" as DType } : operand(g, mm, i)));
   const as = a.length === 1 ? [1, a[0]] : a;
   const bs = b.length === 1 ? [b[0], 1] : b;
   const M = as[as.length - 2], K = as[as.length - 1], N = bs[bs.length - 1];
@@ -143,7 +140,7 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   // epilogue input broadcasts along some but not all of those row axes.
   const rowsAlike = (f: readonly boolean[]) => f.slice(0, batchRank + 1).every((x) => x === f[0]);
   const merge = batchRank > 0 && !A.trans && bb.every((d) => d === 1) && (epi?.flags.every(rowsAlike) ?? true);
-  if (gather && batchRank > 0 && !merge) throw new Error(`planner: a convolution gather needs one gemm over all rows (compiler bug)`);
+  if (gather && !gather.trans && batchRank > 0 && !merge) throw new Error(`planner: a convolution gather needs one gemm over all rows (compiler bug)`);
   const rows = merge ? [...batch, M] : [M];
   const dtype = n.type.dtype;
   const out = root ?? n;
@@ -178,7 +175,7 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const sizing: MatmulScratchSpec = { M: m, K: polyProduct([K]), N: polyProduct([N]), ...(runtimePartial ? { partial: runtimePartial } : {}) };
   mm.scratches.push({ dtype: "f32", shape: [Math.ceil(bound / 4)], source: { kind: "temp", matmul: sizing } });
   const ints = [...(merge ? [] : batch).map((d) => polyProduct([d])), m, polyProduct([K]), polyProduct([N]), polyConst(0), m];
-  const label = `${gather ? "conv" : ""}${epi ? `matmul_${epi.ops.length}ep_${out.type.dtype}` : `matmul_${dtype}`}`;
+  const label = `${gather ? (gather.trans ? "conv_wgrad_" : "conv") : ""}${epi ? `matmul_${epi.ops.length}ep_${out.type.dtype}` : `matmul_${dtype}`}`;
   const ops = [...(gather?.ops ?? []), n.op, ...(epi?.ops ?? [])];
   const extra = prepack ? { prepackB: { kernel: prepackName(B.trans), K: K as number, N: N as number } } : undefined;
   step(table.intern(spec, label), [A.src, B.src, scratch, ...(epi?.bufs ?? []), out.id], ints, out, ops, extra);
@@ -191,9 +188,21 @@ function paramBehind(g: Graph, id: number): boolean {
   return n.op === "param";
 }
 
+/**
+ * The convolution weight as a plain f32 [O, K] for the NCHW store: its transpose folded, or (training, where the
+ * input gradient reads the transpose too, so it is stored) read from the transpose's input all the same.
+ */
+function nchwWeight(g: Graph, mm: Pick<MatmulPlan, "folded" | "casts">, n: Node): Operand | undefined {
+  const b = operand(g, mm, n.inputs[1]);
+  if (b.trans && b.dtype === "f32" && b.round === undefined) return b;
+  const p = g.nodes[n.inputs[1]];
+  if (!b.trans && isSwap(p) && p.type.shape.length === 2 && g.nodes[p.inputs[0]].type.dtype === "f32") return { src: p.inputs[0], trans: true, dtype: "f32" };
+  return undefined;
+}
+
 /** A gathered convolution stored straight in NCHW (kernel.ts convOut): out[n] = w [O, K] · patches(n)ᵀ. */
 function planConvNchw(g: Graph, n: Node, table: Interner, step: StepFn, mm: MatmulPlan, root: Node | undefined, gather: Gather): void {
-  const B = operand(g, mm, n.inputs[1]);
+  const B = nchwWeight(g, mm, n)!;
   const [K, O] = g.nodes[n.inputs[1]].type.shape as [number, number];
   const P = gather.conv.OH * gather.conv.OW;
   const images = g.nodes[gather.x].type.shape[0]!;

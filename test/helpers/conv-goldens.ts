@@ -1,7 +1,7 @@
 // Test helper: conv2d (groups 1, kernels over 1x1) against PyTorch's numbers (test/ops/torch-conv-goldens.json,
 // scripts/torch-conv-goldens.py) on the wasm build, plain or relaxed SIMD, at 1 or 2 threads; the forward must run
-// as an implicit GEMM (the patches gathered while packing, compiler/codegen/plan-conv-gather.ts), or the check
-// would pass on the im2col path it replaces.
+// as an implicit GEMM (the patches gathered while packing, compiler/codegen/plan-conv-gather.ts), and the weight
+// gradient gathers them too (plan-conv-wgrad.ts), or the check would pass on the im2col path they replace.
 import { expect } from "vitest";
 import { buildWasm, compileToIR } from "../../compiler/compile.js";
 import { formatDiagnostics } from "../../compiler/diagnostics.js";
@@ -65,6 +65,11 @@ export async function checkConvGolden(c: LayerGolden, opts: { relaxed: boolean; 
   const nhwc = opts.unfused && "b" in c.inputs;
   if (nhwc) expect(ops, `${c.name}: unfused forward steps`).toEqual([expect.stringMatching(/^(pad,)?window,matmul$/), "add", "permute"]);
   else expect(ops, `${c.name}: forward steps`).toEqual([expect.stringMatching(/^(pad,)?window,matmul,(add,)?reshape,permute$/)]);
+  // The weight gradient gathers the patches too (compiler/codegen/plan-conv-wgrad.ts): no step stores them.
+  const back = b.manifest.functions.find((f) => f.name === "grads")!.steps;
+  const shown = back.map((s) => `${s.kernel}[${s.ops.join(",")}]`).join(" ");
+  expect(back.filter((s) => s.kernel.startsWith("conv_wgrad_")).length, `${c.name}: grads steps ${shown}`).toBe(1);
+  expect(back.some((s) => s.ops.includes("window") && !s.ops.includes("matmul")), `${c.name}: grads steps ${shown}`).toBe(false);
   const m = await loadKilnModule(b.manifest, b.wasm, { threads: opts.threads ?? 1, ...(opts.relaxed ? { relaxedWasm: b.wasmRelaxed } : {}) });
   try {
     const tag = `${c.name} wasm${opts.relaxed ? " relaxed" : ""}${opts.unfused ? " unfused" : ""}${opts.threads ? ` ${opts.threads} threads` : ""}${opts.symbolic ? " symbolic N" : ""}`;

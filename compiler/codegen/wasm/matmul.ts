@@ -3,6 +3,7 @@
 // register-blocked microkernel per MR x NR tile of C; transposed operands differ only in how they are packed.
 import type { ConvGather, MatmulKernel } from "../kernel.js";
 import { packConv } from "./matmul-pack-conv.js";
+import { packConvT } from "./matmul-pack-conv-t.js";
 import { renderWinograd } from "./winograd.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { checkComputeDType } from "./context.js";
@@ -26,11 +27,17 @@ function min(fb: FnBuilder, a: () => E, b: () => E): E {
   return fb.m.select(fb.m.i32.lt_s(a(), b()), a(), b());
 }
 
-/** A convolution's patches as one operand of the gemm (gathered from x by matmul-pack-conv.ts): A, or B for convOut. */
+/**
+ * A convolution's patches as one operand of the gemm (gathered from x by matmul-pack-conv.ts): A, or B for
+ * convOut; "aT": A is the patches transposed, a weight gradient (matmul-pack-conv-t.ts).
+ */
 interface ConvOperand {
   readonly gather: ConvGather;
-  readonly side: "a" | "b";
+  readonly side: "a" | "b" | "aT";
 }
+
+/** The packer of a convolution operand with panels `r` wide. */
+const convPacker = (fb: FnBuilder, r: number, conv: ConvOperand): string => (conv.side === "aT" ? packConvT : packConv)(fb, r, conv.gather);
 
 /** An epilogue applied inside the gemm: the renderer and the input matrices of the current batch entry. */
 interface GemmEpilogue {
@@ -54,7 +61,7 @@ interface GemmEpilogue {
  */
 function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVariant, fmt: Operands = F32_OPERANDS, flag = false, prepackedB = false, conv?: ConvOperand): string {
   const [sa, sb] = fmt.map(operandSuffix);
-  const convKey = conv ? `_conv${conv.side}${packConv(fb, MICRO[variant].mr, conv.gather).replace(/^__kiln_pack_conv\d+/, "")}` : "";
+  const convKey = conv ? `_conv${conv.side}${convPacker(fb, MICRO[variant].mr, conv).replace(/^__kiln_pack_convT?\d+/, "")}` : "";
   const name = `__kiln_gemm_${transA ? "t" : "n"}${transB ? "t" : "n"}_${variant}${sa || sb ? `_a${sa}_b${sb}` : ""}${flag ? "_fin" : ""}${prepackedB ? "_pb" : ""}${convKey}`;
   if (fb.m.getFunction(name)) return name;
   const n = flag ? 10 : 9;
@@ -129,10 +136,10 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
   const { mr: MR, nr: NR } = MICRO[variant];
   const mk = microkernel(g, MICRO[variant], variant);
   // A convolution's patches (`conv`, with that operand's pointer = its input x) are gathered from x while packing
-  // (matmul-pack-conv.ts): as A, rows are pixels; as B (convOut), columns are.
-  const convA = conv?.side === "a" ? conv.gather : undefined, convB = conv?.side === "b" ? conv.gather : undefined;
+  // (matmul-pack-conv.ts): as A, rows are pixels; as B (convOut), columns are; as A transposed ("aT"), rows are taps.
+  const convA = conv && conv.side !== "b" ? conv : undefined, convB = conv?.side === "b" ? conv.gather : undefined;
   const packB = convB ? packConv(g, NR, convB) : transB ? packTranspose(g, NR, fmt[1]) : packCopy(g, NR, fmt[1]);
-  const packA = convA ? packConv(g, MR, convA) : transA ? packCopy(g, MR, fmt[0]) : packTranspose(g, MR, fmt[0]);
+  const packA = convA ? convPacker(g, MR, convA) : transA ? packCopy(g, MR, fmt[0]) : packTranspose(g, MR, fmt[0]);
   // log2 of the a / b element sizes (C and the packed panels are f32).
   const [shA, shB] = fmt.map(operandShift) as [number, number];
   {
@@ -285,10 +292,12 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
   checkComputeDType(k.dtype);
   if (k.dtype !== "f32") throw new Error(`wasm backend: matmul over ${k.dtype} is not supported yet`);
   if (k.winograd) return renderWinograd(fb, k, variant);
-  // A convolution gather: the patches are A, or with convOut B of out[n] = w · patches(n)ᵀ (a and b swap roles).
-  const conv: ConvOperand | undefined = k.aConv ? { gather: k.aConv, side: k.convOut ? "b" : "a" } : undefined;
+  // A convolution gather: the patches are A, or with convOut B of out[n] = w · patches(n)ᵀ (a and b swap roles), or
+  // with transA A = patchesᵀ (a weight gradient, per image over one batch axis or over all pixels).
+  const wgrad = k.aConv !== undefined && k.transA === true;
+  const conv: ConvOperand | undefined = k.aConv ? { gather: k.aConv, side: k.convOut ? "b" : wgrad ? "aT" : "a" } : undefined;
   const swap = k.convOut === true;
-  if (conv && (k.batchRank !== (swap ? 1 : 0) || k.transA || k.aDtype || k.aRound || k.bDtype || k.bRound || (swap && (!k.transB || !k.bBcast[0]))))
+  if (conv && (k.batchRank > (swap || wgrad ? 1 : 0) || (swap && k.batchRank !== 1) || (wgrad && (swap || k.aBcast.some(Boolean))) || k.aDtype || k.aRound || k.bDtype || k.bRound || (swap && (!k.transB || !k.bBcast[0]))))
     throw new Error("wasm backend: a convolution gather needs a plain f32 left operand, and with convOut w transposed over one batch axis (compiler bug)");
   if (swap && !conv) throw new Error("wasm backend: convOut without aConv (compiler bug)");
   const fmt: Operands = [operandFormat(k, "a"), operandFormat(k, "b")];
@@ -333,7 +342,7 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
     return s;
   };
   const cv = k.aConv;
-  const aStrides = batchStrides(k.aBcast, swap && cv ? m.i32.const(4 * cv.C * cv.H * cv.W) : m.i32.mul(m.i32.mul(M.get(), K.get()), m.i32.const(1 << operandShift(fmt[0]))));
+  const aStrides = batchStrides(k.aBcast, (swap || wgrad) && cv ? m.i32.const(4 * cv.C * cv.H * cv.W) : m.i32.mul(m.i32.mul(M.get(), K.get()), m.i32.const(1 << operandShift(fmt[0]))));
   const bStrides = batchStrides(k.bBcast, m.i32.mul(m.i32.mul(K.get(), N.get()), m.i32.const(1 << operandShift(fmt[1]))));
   const eStrides = (epi?.inputs ?? []).map((inp) => {
     const [bm, bn] = [inp.bcast[br], inp.bcast[br + 1]];

@@ -93,7 +93,9 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
   const wx = t.n / t.regN, wy = t.m / t.regM, wg = wx * wy;
   const ta = k.transA === true, tb = k.transB === true;
   const swap = k.convOut === true;
-  if (k.aConv && (br !== (swap ? 1 : 0) || ta || k.aRound || (swap && (!tb || k.bRound)))) throw new Error("wgsl backend: a convolution gather needs a plain left operand, and with convOut w transposed over one batch axis (compiler bug)");
+  // A weight gradient (transA): A = patchesᵀ, per image over one batch axis (bz is the image) or over all pixels.
+  const wgrad = k.aConv !== undefined && ta;
+  if (k.aConv && ((wgrad ? br > 1 || swap || k.aBcast.some(Boolean) : br !== (swap ? 1 : 0)) || k.aRound || (swap && (!tb || k.bRound)))) throw new Error("wgsl backend: a convolution gather needs a plain left operand, and with convOut w transposed over one batch axis (compiler bug)");
   const bext = Array.from({ length: br }, (_, a) => `be${a}`);
   const z = Array.from({ length: br }, (_, a) => `z${a}`);
   const batchIndex = (bc: readonly boolean[]) => {
@@ -120,6 +122,10 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
     if (cv && swap) return [
       ...stageTile("tileA", loadB, t.m, t.k, wg, false, "row0 + r < m1 && k0 + c < K", "(row0 + r) * K + k0 + c"),
       ...stageTile("tileB", loadA, t.k, t.n, wg, false, `k0 + r < K && col0 + c < N${inX(cv)}`, "ci", convGather(cv, "bz * N + col0 + c", "k0 + r")),
+    ];
+    if (cv && wgrad) return [
+      ...stageTile("tileA", loadA, t.m, t.k, wg, false, `row0 + r < m1 && k0 + c < K${inX(cv)}`, "ci", convGather(cv, "bz * K + k0 + c", "row0 + r")),
+      ...stageTile("tileB", loadB, t.k, t.n, wg, tb, "k0 + r < K && col0 + c < N", tb ? "bBase + (col0 + c) * K + k0 + r" : "bBase + (k0 + r) * N + col0 + c"),
     ];
     return [
       ...(cv
@@ -186,7 +192,7 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
       `Kiln kernel ${name}: matmul ${aDtype}${k.aRound ? ` (rounded to ${k.aRound})` : ""} x ${bDtype}${k.bRound ? ` (rounded to ${k.bRound})` : ""} -> ${outDtype}, f32 sums, batch rank ${br}: out[batch, M, N] = ${ta ? "transpose(lhs[batch, K, M])" : "lhs[batch, M, K]"}${bc(k.aBcast)} @ ${tb ? "transpose(rhs[batch, N, K])" : "rhs[batch, K, N]"}${bc(k.bBcast)}, rows [m0, m1)`,
       `tile ${t.m}x${t.n}x${t.k} per workgroup, ${t.regM}x${t.regN} per invocation`,
       ...(epi ? [epi.about] : []),
-      ...(k.aConv ? [`lhs is a convolution's input x, the left operand its patches (${JSON.stringify(k.aConv)})`] : []),
+      ...(k.aConv ? [`lhs is a convolution's input x, the left operand its patches${wgrad ? " transposed" : ""} (${JSON.stringify(k.aConv)})`] : []),
       ...(flag ? ["clears flag if a value stored to out is not finite"] : []),
     ],
     params: [...bext.map((_, a) => `bext_${a}`), "m", "k", "n", "m0", "m1"],

@@ -1,0 +1,84 @@
+// Codegen stage (wasm): packing a weight gradient's A panels (patchesᵀ, plan-conv-wgrad.ts) straight from the
+// convolution's input, so training never stores the im2col matrix. A panel is MR taps k = (c, kh, kw) by kc
+// pixels; per pixel its MR taps are read at fixed offsets from the window's corner, checked only at the border.
+import type { ConvGather } from "../kernel.js";
+import type { E, FnBuilder, Var } from "./context.js";
+import { forRange } from "./loops.js";
+import { internalFn } from "./matmul-micro.js";
+
+/** Far outside any x: a row past the panel's h reads as padding. */
+const NOWHERE = -(1 << 28);
+
+/**
+ * `__kiln_pack_convT{MR}_{geometry}(x, dst, kc, p0, r0, h)`: dst[p*MR + i] = patch(pixel p0 + p)[tap r0 + i] for
+ * p < kc, i < MR (0 for i >= h), the pixels (n, oh, ow) row-major over the images of x (ConvGather); x and dst are
+ * byte addresses.
+ */
+export function packConvT(fb: FnBuilder, MR: number, cv: ConvGather): string {
+  const key = [cv.C, cv.H, cv.W, cv.KH, cv.KW, cv.OH, cv.OW, ...cv.stride, ...cv.pad, ...cv.dilation].join("_");
+  return internalFn(fb, `__kiln_pack_convT${MR}_${key}`, 6, (g) => {
+    const m = g.m;
+    const c4 = (v: number): E => m.i32.const(v);
+    const add = (...xs: E[]): E => xs.reduce((s, x) => m.i32.add(s, x));
+    const mul = (a: E, v: number): E => (v === 1 ? a : m.i32.mul(a, c4(v)));
+    const [x, dst, kc, p0, r0, h] = [0, 1, 2, 3, 4, 5].map((i) => g.param(i)) as [Var, Var, Var, Var, Var, Var];
+    const { C, H, W, KH, KW, OH, OW } = cv;
+    const [sh, sw] = cv.stride, [ph, pw] = cv.pad, [dh, dw] = cv.dilation;
+    const v = (): Var => g.i32();
+    // Per tap i: its byte offset from the window corner's address, and its row and column inside the window.
+    const off = Array.from({ length: MR }, v), th = Array.from({ length: MR }, v), tw = Array.from({ length: MR }, v);
+    const [q, t, ow, oh, img, ih, iw, at, kk] = [v(), v(), v(), v(), v(), v(), v(), v(), v()];
+
+    const setup: E[] = [];
+    off.forEach((o, i) => setup.push(
+      q.set(add(r0.get(), c4(i))),
+      t.set(m.i32.div_u(q.get(), c4(KH * KW))),
+      q.set(m.i32.sub(q.get(), mul(t.get(), KH * KW))),
+      th[i]!.set(mul(m.i32.div_u(q.get(), c4(KW)), dh)),
+      tw[i]!.set(mul(m.i32.rem_u(q.get(), c4(KW)), dw)),
+      o.set(m.i32.shl(add(mul(t.get(), H * W), mul(th[i]!.get(), W), tw[i]!.get()), c4(2))),
+      m.if(m.i32.ge_s(c4(i), h.get()), th[i]!.set(c4(NOWHERE))),
+    ));
+    // The first pixel: its image's address and its window's top-left corner (ih, iw), maybe in the padding.
+    setup.push(
+      t.set(m.i32.div_u(p0.get(), c4(OH * OW))),
+      img.set(add(x.get(), mul(t.get(), 4 * C * H * W))),
+      q.set(m.i32.sub(p0.get(), mul(t.get(), OH * OW))),
+      oh.set(m.i32.div_u(q.get(), c4(OW))),
+      ow.set(m.i32.sub(q.get(), mul(oh.get(), OW))),
+      ih.set(m.i32.sub(mul(oh.get(), sh), c4(ph))),
+      iw.set(m.i32.sub(mul(ow.get(), sw), c4(pw))),
+    );
+    const ld = (i: number): E => m.i32.load(0, 4, add(at.get(), off[i]!.get()));
+    const st = (i: number, val: E): E => m.i32.store(4 * i, 4, dst.get(), val);
+    // The whole window inside x (and every tap a real one): no checks. None is when the window outgrows x.
+    const [hIn, wIn] = [Math.max(0, H - (KH - 1) * dh), Math.max(0, W - (KW - 1) * dw)];
+    const interior = m.i32.and(
+      m.i32.and(m.i32.lt_u(ih.get(), c4(hIn)), m.i32.lt_u(iw.get(), c4(wIn))),
+      m.i32.eq(h.get(), c4(MR)),
+    );
+    const fast = Array.from({ length: MR }, (_, i) => st(i, ld(i)));
+    const checked = Array.from({ length: MR }, (_, i) => m.if(
+      m.i32.and(m.i32.lt_u(add(ih.get(), th[i]!.get()), c4(H)), m.i32.lt_u(add(iw.get(), tw[i]!.get()), c4(W))),
+      st(i, ld(i)), st(i, c4(0)),
+    ));
+    const step: E[] = [
+      g.inc(dst, 4 * MR),
+      g.inc(ow, 1),
+      g.inc(iw, sw),
+      m.if(m.i32.eq(ow.get(), c4(OW)), g.seq([
+        ow.set(c4(0)),
+        iw.set(c4(-pw)),
+        g.inc(oh, 1),
+        g.inc(ih, sh),
+        m.if(m.i32.eq(oh.get(), c4(OH)), g.seq([oh.set(c4(0)), ih.set(c4(-ph)), g.inc(img, 4 * C * H * W)])),
+      ])),
+    ];
+    // Lanes outside x are never loaded (the checked path), so `at` may point before it.
+    return g.seq([...setup, forRange(g, { i: kk, from: c4(0), to: () => kc.get(), body: [
+      at.set(add(img.get(), m.i32.shl(add(mul(ih.get(), W), iw.get()), c4(2)))),
+      m.if(interior, g.seq(fast), g.seq(checked)),
+      ...step,
+    ] })]);
+  });
+}
