@@ -11,7 +11,7 @@ import { close, convProgram, gradAtol } from "./conv-goldens.js";
 import { layerInputs, type LayerGolden } from "./layer-goldens.js";
 
 /** The golden's program plus vg = value_and_grad of its loss with respect to `wrt`. */
-function trainProgram(c: LayerGolden, symbolic: boolean): string {
+export function trainProgram(c: LayerGolden, symbolic: boolean): string {
   const src = convProgram(c, symbolic);
   const sig = src.match(/fn loss\(([^)]*)\)/)![1]!;
   const args = [...Object.keys(c.inputs), ...c.outs.map((_, k) => `r${k}`)].join(", ");
