@@ -1,10 +1,13 @@
 // Codegen stage (wasm): packing a weight gradient's A panels (patchesᵀ, plan-conv-wgrad.ts) straight from the
 // convolution's input, so training never stores the im2col matrix. A panel is MR taps k = (c, kh, kw) by kc
 // pixels; per pixel its MR taps are read at fixed offsets from the window's corner, checked only at the border.
+// At stride 1 along W, 4 pixels of one output row inside x are 4 consecutive floats per tap: one v128 load per tap,
+// then 4x4 transposes (as matmul-pack.ts packs a transposed operand) put each pixel's taps together.
 import type { ConvGather } from "../kernel.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { forRange } from "./loops.js";
 import { internalFn } from "./matmul-micro.js";
+import { lanes32 } from "./matmul-pack.js";
 
 /** Far outside any x: a row past the panel's h reads as padding. */
 const NOWHERE = -(1 << 28);
@@ -74,11 +77,53 @@ export function packConvT(fb: FnBuilder, MR: number, cv: ConvGather): string {
         m.if(m.i32.eq(oh.get(), c4(OH)), g.seq([oh.set(c4(0)), ih.set(c4(-ph)), g.inc(img, 4 * C * H * W)])),
       ])),
     ];
+    const one = [m.if(interior, g.seq(fast), g.seq(checked)), ...step];
+    const at4 = add(img.get(), m.i32.shl(add(mul(ih.get(), W), iw.get()), c4(2)));
     // Lanes outside x are never loaded (the checked path), so `at` may point before it.
+    if (sw !== 1 || W - (KW - 1) * dw < 4 || OW < 4) return g.seq([...setup, forRange(g, { i: kk, from: c4(0), to: () => kc.get(), body: [at.set(at4), ...one] })]);
+    // 4 pixels at once: all in this output row, their windows inside x, 4 more pixels in the panel and every tap real.
+    const vecs = Array.from({ length: 4 }, () => g.local(g.t.v128)), tr = Array.from({ length: 4 }, () => g.local(g.t.v128));
+    const quadOk = m.i32.and(
+      m.i32.and(m.i32.lt_u(ih.get(), c4(hIn)), m.i32.lt_u(iw.get(), c4(wIn - 3))),
+      m.i32.and(m.i32.le_s(ow.get(), c4(OW - 4)), m.i32.and(m.i32.le_s(add(kk.get(), c4(4)), kc.get()), m.i32.eq(h.get(), c4(MR)))),
+    );
+    const quad: E[] = [];
+    for (let i0 = 0; i0 < MR; i0 += 4) {
+      const n = Math.min(4, MR - i0);
+      for (let j = 0; j < n; j++) quad.push(vecs[j]!.set(m.v128.load(0, 4, add(at.get(), off[i0 + j]!.get()))));
+      if (n === 4) {
+        quad.push(
+          tr[0]!.set(m.i8x16.shuffle(vecs[0]!.get(), vecs[1]!.get(), lanes32(0, 4, 1, 5))),
+          tr[1]!.set(m.i8x16.shuffle(vecs[2]!.get(), vecs[3]!.get(), lanes32(0, 4, 1, 5))),
+          tr[2]!.set(m.i8x16.shuffle(vecs[0]!.get(), vecs[1]!.get(), lanes32(2, 6, 3, 7))),
+          tr[3]!.set(m.i8x16.shuffle(vecs[2]!.get(), vecs[3]!.get(), lanes32(2, 6, 3, 7))),
+          m.v128.store(4 * i0, 4, dst.get(), m.i8x16.shuffle(tr[0]!.get(), tr[1]!.get(), lanes32(0, 1, 4, 5))),
+          m.v128.store(4 * (MR + i0), 4, dst.get(), m.i8x16.shuffle(tr[0]!.get(), tr[1]!.get(), lanes32(2, 3, 6, 7))),
+          m.v128.store(4 * (2 * MR + i0), 4, dst.get(), m.i8x16.shuffle(tr[2]!.get(), tr[3]!.get(), lanes32(0, 1, 4, 5))),
+          m.v128.store(4 * (3 * MR + i0), 4, dst.get(), m.i8x16.shuffle(tr[2]!.get(), tr[3]!.get(), lanes32(2, 3, 6, 7))),
+        );
+      } else {
+        // The last MR % 4 taps (MR = 6): lane p of tap j's vector is pixel p's.
+        for (let j = 0; j < n; j++) for (let p = 0; p < 4; p++) quad.push(m.v128.store32_lane(4 * (p * MR + i0 + j), 4, p, dst.get(), vecs[j]!.get()));
+      }
+    }
+    quad.push(
+      g.inc(dst, 16 * MR),
+      g.inc(ow, 4),
+      g.inc(iw, 4),
+      // The loop adds the fourth.
+      g.inc(kk, 3),
+      m.if(m.i32.eq(ow.get(), c4(OW)), g.seq([
+        ow.set(c4(0)),
+        iw.set(c4(-pw)),
+        g.inc(oh, 1),
+        g.inc(ih, sh),
+        m.if(m.i32.eq(oh.get(), c4(OH)), g.seq([oh.set(c4(0)), ih.set(c4(-ph)), g.inc(img, 4 * C * H * W)])),
+      ])),
+    );
     return g.seq([...setup, forRange(g, { i: kk, from: c4(0), to: () => kc.get(), body: [
-      at.set(add(img.get(), m.i32.shl(add(mul(ih.get(), W), iw.get()), c4(2)))),
-      m.if(interior, g.seq(fast), g.seq(checked)),
-      ...step,
+      at.set(at4),
+      m.if(quadOk, g.seq(quad), g.seq(one)),
     ] })]);
   });
 }

@@ -86,7 +86,7 @@ export function packCopy(fb: FnBuilder, W: number, f: OperandFormat = F32_OPERAN
 }
 
 /** i8x16.shuffle mask taking f32 lanes `lanes` (0-3 from the first operand, 4-7 from the second). */
-function lanes32(...lanes: number[]): number[] {
+export function lanes32(...lanes: number[]): number[] {
   return lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
 }
 
