@@ -50,3 +50,54 @@ export async function checkTrain(c: LayerGolden, opts: { relaxed: boolean; threa
     m.dispose();
   }
 }
+
+/** Geometries beyond the goldens (checked against the float64 reference): x shape, w shape, conv2d options. */
+export const REFERENCE_CASES: { name: string; x: number[]; w: number[]; opts: string }[] = [
+  // Known batch, K = 4 * 8 * 11 = 352 pixels: a KC = 256 block starts inside the third image; stride 2 along H only
+  // (the 4-pixel path steps rows by 2).
+  { name: "blocks_cross_images_stride_h2", x: [4, 3, 15, 13], w: [5, 3, 3, 3], opts: "stride: [2, 1], padding: [1, 0]" },
+  // The window taller than x: no pixel's window is inside it (every tap checked).
+  { name: "window_over_x", x: [2, 2, 2, 5], w: [3, 2, 3, 3], opts: "padding: 1" },
+  // Dilation 2 on both axes at stride 1: the 4-pixel path with taps 2 apart.
+  { name: "dilation2_both", x: [2, 3, 9, 12], w: [4, 3, 3, 3], opts: "dilation: 2, padding: 2" },
+];
+
+/** Deterministic values in [-1, 1): sin of distinct arguments. */
+const fill = (n: number, k: number): number[] => Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 0.731 + k)));
+
+/**
+ * A REFERENCE_CASES geometry trained (value_and_grad of sum(conv2d(x, w, b) * r) with respect to x, w and b) on
+ * wasm against the float64 reference; `symbolic`: the batch is N.
+ */
+export async function checkAgainstReference(c: (typeof REFERENCE_CASES)[number], opts: { relaxed: boolean; threads: number; symbolic: boolean }): Promise<void> {
+  const O = c.w[0]!;
+  // The output's shape from the compiler (the forward's permute back to NCHW), not a re-derived formula.
+  const probe = irOf(`fn f(x: f32[${c.x.join(", ")}], w: f32[${c.w.join(", ")}]) -> f32 { return sum(conv2d(x, w, ${c.opts})) }`);
+  const out = probe.functions[0]!.nodes.find((n) => n.op === "permute" && n.type.shape.length === 4)!.type.shape as number[];
+  const b = (s: number[]) => (opts.symbolic ? `f32[N, ${s.slice(1).join(", ")}]` : `f32[${s.join(", ")}]`);
+  const sig = `x: ${b(c.x)}, w: f32[${c.w.join(", ")}], b: f32[${O}], r: ${b(out)}`;
+  const src = [
+    `fn loss(${sig}) -> f32 { return sum(conv2d(x, w, b, ${c.opts}) * r) }`,
+    `fn vg(${sig}) -> (f32, ${b(c.x)}, f32[${c.w.join(", ")}], f32[${O}]) { return value_and_grad(loss, wrt: [x, w, b])(x, w, b, r) }`,
+  ].join("\n");
+  const ir = irOf(src);
+  const built = await buildWasm(ir, "conv", { wat: false });
+  const tag = `${c.name}${opts.relaxed ? " relaxed" : ""} ${opts.threads} threads${opts.symbolic ? " symbolic N" : ""}`;
+  noStoredPatches(built.manifest.functions.find((f) => f.name === "vg")!.steps, tag);
+  const size = (s: number[]) => s.reduce((a, d) => a * d, 1);
+  const inputs = {
+    x: { dtype: "f32" as const, shape: c.x, data: fill(size(c.x), 1) },
+    w: { dtype: "f32" as const, shape: c.w, data: fill(size(c.w), 2) },
+    b: { dtype: "f32" as const, shape: [O], data: fill(O, 3) },
+    r: { dtype: "f32" as const, shape: out, data: fill(size(out), 4) },
+  };
+  const m = await loadKilnModule(built.manifest, built.wasm, { threads: opts.threads, ...(opts.relaxed ? { relaxedWasm: built.wasmRelaxed } : {}) });
+  try {
+    const r = await runBoth(ir, "vg", inputs, { module: m });
+    // f32 sums of at most a few hundred terms of size <= ~C*KH*KW: 1e-4 relative plus 1e-4 absolute per 100 terms.
+    const atol = 1e-4 * Math.max(1, (c.x[0]! * out[2]! * out[3]!) / 100);
+    for (let k = 0; k < 4; k++) close(r.wasm[k]!.data, Array.from(r.ref[k]!.data, Number), `${tag} output ${k}`, 1e-4, atol);
+  } finally {
+    m.dispose();
+  }
+}

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { relaxedSimdSupported } from "../../runtime/wasm/backend.js";
 import { CONV_GOLDENS } from "../helpers/conv-goldens.js";
-import { checkTrain } from "../helpers/conv-wgrad.js";
+import { checkAgainstReference, checkTrain, REFERENCE_CASES } from "../helpers/conv-wgrad.js";
 
 describe("conv2d training, forward and weight gradient gathered, relaxed SIMD, against PyTorch", () => {
   it("this worker's engine validates relaxed SIMD (else nothing below ran relaxed)", () => {
@@ -13,6 +13,11 @@ describe("conv2d training, forward and weight gradient gathered, relaxed SIMD, a
     it(`${c.name}: ${c.expr}`, async () => {
       await checkTrain(c, { relaxed: true, threads: 1, symbolic: false });
       await checkTrain(c, { relaxed: true, threads: 1, symbolic: true });
+    });
+  }
+  for (const c of REFERENCE_CASES) {
+    it(`${c.name} against the float64 reference`, async () => {
+      for (const symbolic of [false, true]) await checkAgainstReference(c, { relaxed: true, threads: 1, symbolic });
     });
   }
   it("two threads", async () => {

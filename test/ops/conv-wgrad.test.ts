@@ -11,7 +11,7 @@ import { buildWasm } from "../../compiler/compile.js";
 import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { irOf, runBoth } from "../helpers/backend.js";
 import { CONV_GOLDENS, close } from "../helpers/conv-goldens.js";
-import { checkTrain, noStoredPatches } from "../helpers/conv-wgrad.js";
+import { checkAgainstReference, checkTrain, noStoredPatches, REFERENCE_CASES } from "../helpers/conv-wgrad.js";
 
 describe("conv2d training: forward and weight gradient both gathered, against PyTorch", () => {
   for (const c of CONV_GOLDENS) {
@@ -26,6 +26,14 @@ describe("conv2d training: forward and weight gradient both gathered, against Py
       await checkTrain(c, { relaxed: false, threads: 2, symbolic: true });
     }
   });
+});
+
+describe("conv2d training, geometries beyond the goldens, against the float64 reference", () => {
+  for (const c of REFERENCE_CASES) {
+    it(c.name, async () => {
+      for (const symbolic of [false, true]) for (const threads of [1, 2]) await checkAgainstReference(c, { relaxed: false, threads, symbolic });
+    });
+  }
 });
 
 describe("training convolutions", () => {
