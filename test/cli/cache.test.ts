@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { main } from "../../compiler/cli/main.js";
 import { buildSource } from "../../compiler/build-source.js";
-import { cacheDir } from "../../compiler/cache.js";
+import { cacheDir, cacheKeyHash } from "../../compiler/cache.js";
 import { compileModule } from "../../compiler/index.js";
 
 const AUTOGRAD = "dsl-examples/autograd.kiln";
@@ -79,6 +79,22 @@ describe("compile cache", () => {
     expect(readdirSync(dir)).toEqual([]);
     expect((await buildSource(src, { file: AUTOGRAD, cache: true })).cached).toBe(false);
     expect((await buildSource(src, { file: AUTOGRAD, cache: true })).cached).toBe(true);
+  });
+
+  it("the A/B switches that change the kernels a source compiles to are part of the key", () => {
+    const key = { file: "a.kiln", source: "fn f(x: f32) -> f32 { return x }", options: {} };
+    for (const knob of ["KILN_WINOGRAD", "KILN_CONV_WGRAD_GATHER"]) {
+      const was = process.env[knob];
+      try {
+        delete process.env[knob];
+        const plain = cacheKeyHash(key);
+        process.env[knob] = "0";
+        expect(cacheKeyHash(key), knob).not.toBe(plain);
+      } finally {
+        if (was === undefined) delete process.env[knob];
+        else process.env[knob] = was;
+      }
+    }
   });
 
   it("goes to KILN_CACHE_DIR, else node_modules/.cache/kiln, else $XDG_CACHE_HOME/kiln", () => {
