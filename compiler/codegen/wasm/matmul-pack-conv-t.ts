@@ -9,12 +9,9 @@ import { forRange } from "./loops.js";
 import { internalFn } from "./matmul-micro.js";
 import { lanes32 } from "./matmul-pack.js";
 
-/** Far outside any x: a row past the panel's h reads as padding. */
-const NOWHERE = -(1 << 28);
-
 /**
  * `__kiln_pack_convT{MR}_{geometry}(x, dst, kc, p0, r0, h)`: dst[p*MR + i] = patch(pixel p0 + p)[tap r0 + i] for
- * p < kc, i < MR (0 for i >= h), the pixels (n, oh, ow) row-major over the images of x (ConvGather); x and dst are
+ * p < kc, i < h (rows i >= h repeat tap r0: the gemm stores only an edge panel's h rows), the pixels (n, oh, ow) row-major over the images of x (ConvGather); x and dst are
  * byte addresses.
  */
 export function packConvT(fb: FnBuilder, MR: number, cv: ConvGather): string {
@@ -34,13 +31,13 @@ export function packConvT(fb: FnBuilder, MR: number, cv: ConvGather): string {
 
     const setup: E[] = [];
     off.forEach((o, i) => setup.push(
-      q.set(add(r0.get(), c4(i))),
+      // Past h, tap r0 again: its reads are as safe as row 0's, and the panel takes the vector paths too.
+      q.set(add(r0.get(), m.select(m.i32.lt_s(c4(i), h.get()), c4(i), c4(0)))),
       t.set(m.i32.div_u(q.get(), c4(KH * KW))),
       q.set(m.i32.sub(q.get(), mul(t.get(), KH * KW))),
       th[i]!.set(mul(m.i32.div_u(q.get(), c4(KW)), dh)),
       tw[i]!.set(mul(m.i32.rem_u(q.get(), c4(KW)), dw)),
       o.set(m.i32.shl(add(mul(t.get(), H * W), mul(th[i]!.get(), W), tw[i]!.get()), c4(2))),
-      m.if(m.i32.ge_s(c4(i), h.get()), th[i]!.set(c4(NOWHERE))),
     ));
     // The first pixel: its image's address and its window's top-left corner (ih, iw), maybe in the padding.
     setup.push(
@@ -54,12 +51,9 @@ export function packConvT(fb: FnBuilder, MR: number, cv: ConvGather): string {
     );
     const ld = (i: number): E => m.i32.load(0, 4, add(at.get(), off[i]!.get()));
     const st = (i: number, val: E): E => m.i32.store(4 * i, 4, dst.get(), val);
-    // The whole window inside x (and every tap a real one): no checks. None is when the window outgrows x.
+    // The whole window inside x: no checks. None is when the window outgrows x.
     const [hIn, wIn] = [Math.max(0, H - (KH - 1) * dh), Math.max(0, W - (KW - 1) * dw)];
-    const interior = m.i32.and(
-      m.i32.and(m.i32.lt_u(ih.get(), c4(hIn)), m.i32.lt_u(iw.get(), c4(wIn))),
-      m.i32.eq(h.get(), c4(MR)),
-    );
+    const interior = m.i32.and(m.i32.lt_u(ih.get(), c4(hIn)), m.i32.lt_u(iw.get(), c4(wIn)));
     const fast = Array.from({ length: MR }, (_, i) => st(i, ld(i)));
     const checked = Array.from({ length: MR }, (_, i) => m.if(
       m.i32.and(m.i32.lt_u(add(ih.get(), th[i]!.get()), c4(H)), m.i32.lt_u(add(iw.get(), tw[i]!.get()), c4(W))),
@@ -81,11 +75,11 @@ export function packConvT(fb: FnBuilder, MR: number, cv: ConvGather): string {
     const at4 = add(img.get(), m.i32.shl(add(mul(ih.get(), W), iw.get()), c4(2)));
     // Lanes outside x are never loaded (the checked path), so `at` may point before it.
     if (sw !== 1 || W - (KW - 1) * dw < 4 || OW < 4) return g.seq([...setup, forRange(g, { i: kk, from: c4(0), to: () => kc.get(), body: [at.set(at4), ...one] })]);
-    // 4 pixels at once: all in this output row, their windows inside x, 4 more pixels in the panel and every tap real.
+    // 4 pixels at once: all in this output row, their windows inside x and 4 more pixels in the panel.
     const vecs = Array.from({ length: 4 }, () => g.local(g.t.v128)), tr = Array.from({ length: 4 }, () => g.local(g.t.v128));
     const quadOk = m.i32.and(
       m.i32.and(m.i32.lt_u(ih.get(), c4(hIn)), m.i32.lt_u(iw.get(), c4(wIn - 3))),
-      m.i32.and(m.i32.le_s(ow.get(), c4(OW - 4)), m.i32.and(m.i32.le_s(add(kk.get(), c4(4)), kc.get()), m.i32.eq(h.get(), c4(MR)))),
+      m.i32.and(m.i32.le_s(ow.get(), c4(OW - 4)), m.i32.le_s(add(kk.get(), c4(4)), kc.get())),
     );
     const quad: E[] = [];
     for (let i0 = 0; i0 < MR; i0 += 4) {
