@@ -67,11 +67,14 @@ export function expCore(s: Seq, x0: () => E): E {
   return L.mul(L.mul(y, pow2(n1())), pow2(L.isub(ni(), n1())));
 }
 
-/** x = n ln2 + r with n = round(x log2 e) from the SHIFT trick; returns t (n in its low bits) and p ~ e^r. */
-function expReduce(s: Seq, x: () => E): { t: () => E; p: E } {
+/**
+ * x = n ln2 + r with n = round(x log2 e) from the SHIFT trick; returns t (n + bias in its low bits) and p ~ e^r.
+ * `bias` 127 (XNNPACK's magic bias 0x1.8000FEp23) leaves n + 127 in t's low bits, so bits(t) << 23 is 2^n itself.
+ */
+function expReduce(s: Seq, x: () => E, bias = 0): { t: () => E; p: E } {
   const L = s.L;
-  const t = s.f(L.madd(x(), L.f(Math.LOG2E), L.f(SHIFT)));
-  const n = s.f(L.sub(t(), L.f(SHIFT)));
+  const t = s.f(L.madd(x(), L.f(Math.LOG2E), L.f(SHIFT + bias)));
+  const n = s.f(L.sub(t(), L.f(SHIFT + bias)));
   const r = s.f(L.nmadd(n(), L.f(LN2_LO), L.nmadd(n(), L.f(LN2_HI), x())));
   let p = L.f(EXP_Q[0]!);
   for (const c of [...EXP_Q.slice(1), 1, 1]) p = L.madd(p, r(), L.f(c));
@@ -110,6 +113,21 @@ export function expFast(s: Seq, x: () => E, ret: (v: E) => E = (v) => s.fb.m.ret
   const n1 = s.i(L.ishr(ni(), 1));
   const pow2 = (k: E): E => L.fromBits(L.ishl(L.iadd(k, L.i(127)), 23));
   return L.mul(L.mul(gen.p, pow2(n1())), pow2(L.isub(ni(), n1())));
+}
+
+/** Below this x - max every lane of a row takes expRow (n = round(x log2 e) >= -126, so 2^n is a normal float). */
+export const EXP_ROW_MIN = -87.6;
+
+/**
+ * e^x for x in [EXP_ROW_MIN, 0] (or NaN, which stays NaN) with no test at all: p * 2^n, 2^n built by shifting t's
+ * bits into the exponent field (XNNPACK's rr2 scaling). expFast's reduction and polynomial (only an x log2 e
+ * exactly halfway between integers may round to the other n), and where e^x is normal its scaling too (p * 2^n is
+ * exact); below (n = -126, p < 1) the one rounding of the product gives the subnormal, as expFast's general path. The softmax row kernel uses it for rows whose min - max is in that range.
+ */
+export function expRow(s: Seq, x: () => E): E {
+  const L = s.L;
+  const r = expReduce(s, x, 127);
+  return L.mul(r.p, L.fromBits(L.ishl(L.bits(r.t()), 23)));
 }
 
 /** ln x: x = m * 2^e with m in [sqrt(1/2), sqrt(2)); subnormals are first scaled by 2^23. */
