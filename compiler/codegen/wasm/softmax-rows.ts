@@ -76,33 +76,31 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
     forRange(fb, { i: j, to: () => colsP.get(), body: [xs.set(m.f32.load(0, 4, idx(p))), mx.set(m.f32.max(mx.get(), xs.get())), mn.set(m.f32.min(mn.get(), xs.get()))] }),
   ];
 
-  // Pass 2: s = sum of exp(x - max), stored (softmax) as it goes. Rows within expRow's range: 16 columns a trip,
-  // four sums; other rows: the `exp` op's own vector code (expFast, with its test and general path), four columns a
-  // trip into the first sum. The four sums are added pairwise, their lanes as (0 + 1) + (2 + 3), then the scalar tail
-  // (the `exp` op's scalar form).
+  // Pass 2: s = sum of exp(x - max), stored (softmax) as it goes. Rows within expRow's range: 16 columns a trip;
+  // other rows: the `exp` op's own vector code (expFast, with its test and general path), four columns a trip. One
+  // f32x4 sum (four kept V8 spilling them, and exp has enough independent work per lane), its lanes added as
+  // (0 + 1) + (2 + 3), then the scalar tail (the `exp` op's scalar form): the reduce kernel's order.
   const L = hoistedLanes(fb, simd, hoisted);
   const e4 = expInline(fb, L, () => m.f32x4.sub(m.v128.load(0, 4, idx(p)), mxv.get()));
   const e1 = ex.element("scalar", (i) => (i === 0 ? m.f32.load(0, 4, idx(p)) : mx.get()));
   const ev = fb.local(fb.t.v128), es = fb.local(fb.t.f32);
   const keep = k.mode === "softmax";
   const eq = e ?? q;
-  const sums = [sv, ...[1, 2, 3].map(() => fb.local(fb.t.v128))] as Var[];
   const rowStep = (u: number): E[] => {
-    const r1 = expRowInline(fb, L, () => m.f32x4.sub(load16(u), mxv.get()));
+    const r1 = expRowInline(fb, L, simd === "relaxed", () => m.f32x4.sub(load16(u), mxv.get()));
     const ov = vals[u]!;
-    return [...r1.stmts, ov.set(r1.value), ...(keep ? [m.v128.store(16 * u, 4, idx(eq), ov.get())] : []), sums[u]!.set(m.f32x4.add(sums[u]!.get(), ov.get()))];
+    return [...r1.stmts, ov.set(r1.value), ...(keep ? [m.v128.store(16 * u, 4, idx(eq), ov.get())] : []), sv.set(m.f32x4.add(sv.get(), ov.get()))];
   };
   const fastRow = m.f32.ge(m.f32.sub(mn.get(), mx.get()), m.f32.const(EXP_ROW_MIN));
   const sumPass: E[] = [
     mxv.set(m.f32x4.splat(mx.get())),
-    ...sums.map((a) => a.set(fb.splatF32(0))),
+    sv.set(fb.splatF32(0)),
     m.if(fastRow,
       fb.seq([
         forRange(fb, { i: j, from: m.i32.const(0), to: () => L16.get(), step: 16, body: [0, 1, 2, 3].flatMap(rowStep) }),
         forRange(fb, { i: j, to: () => L4.get(), step: 4, body: rowStep(0) }),
       ]),
       forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [...e4.stmts, ev.set(e4.value), ...(keep ? [m.v128.store(0, 4, idx(eq), ev.get())] : []), sv.set(m.f32x4.add(sv.get(), ev.get()))] })),
-    sv.set(pairs((a, b) => m.f32x4.add(a, b), sums)),
     s.set(lanes((a, b) => m.f32.add(a, b), sv)),
     forRange(fb, { i: j, to: () => colsP.get(), body: [...e1.stmts, es.set(e1.value), ...(keep ? [m.f32.store(0, 4, idx(eq), es.get())] : []), s.set(m.f32.add(s.get(), es.get()))] }),
     ...(sp ? [m.f32.store(0, 4, sp.get(), s.get())] : []),
@@ -183,10 +181,10 @@ function expInline(fb: FnBuilder, L: Lanes, arg: () => E): { stmts: E[]; value: 
   return { stmts: [x.set(arg())], value: m.block(done, [...s.stmts, general], fb.t.v128) };
 }
 
-/** math.ts expRow: no test, for x - max in [EXP_ROW_MIN, 0]. */
-function expRowInline(fb: FnBuilder, L: Lanes, arg: () => E): { stmts: E[]; value: E } {
+/** math.ts expRow: no test, for x - max in [EXP_ROW_MIN, 0]; `p5` where relaxed multiply-adds fuse. */
+function expRowInline(fb: FnBuilder, L: Lanes, p5: boolean, arg: () => E): { stmts: E[]; value: E } {
   const s = new Seq(fb, L);
   const x = s.f(arg());
-  const value = expRow(s, x);
+  const value = expRow(s, x, p5);
   return { stmts: s.stmts, value };
 }
