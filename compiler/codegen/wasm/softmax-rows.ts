@@ -2,7 +2,7 @@
 // in L1 between its passes: the max (four f32x4 accumulators), then exp(x - max) summed (and, for softmax, stored
 // to out), then out scaled by 1 / sum, or out = (x - max) - log(sum). The same ops in the same order as the
 // max / sub,exp,sum / div kernels this replaces, except the multiply by the reciprocal (within 1 ulp of the divide).
-import type { EwExpr, SoftmaxRowsKernel } from "../kernel.js";
+import { softmaxRowsBuffers, type EwExpr, type SoftmaxRowsKernel } from "../kernel.js";
 import type { AttrsOf, PrimOp } from "../../ops/types.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { ExprRenderer } from "./elementwise.js";
@@ -14,22 +14,25 @@ import type { SimdVariant } from "./matmul-blocking.js";
 const op = (name: PrimOp, args: EwExpr[]): EwExpr => ({ t: "op", op: name, attrs: {} as AttrsOf[PrimOp], dtype: "f32", args });
 
 /**
- * Params (in, out, rows, cols); in and out contiguous f32 [rows, cols]. With `saves`: (in, [out,] exps, sums, rows,
- * cols), the exps stored to `exps` and each row's sum to `sums`, out = exps / sum (a true divide, as the div kernel).
+ * Params (in, out, rows, cols); in and out contiguous f32 [rows, cols]. With `saves`: (in, [out,] [exps,] [maxes,]
+ * sums, rows, cols) (kernel.ts softmaxRowsBuffers), the exps stored to `exps`, each row's max to `maxes` and its sum
+ * to `sums`, out = exps / sum (a true divide, as the div kernel).
  */
 export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: SimdVariant = "plain"): E {
   const m = fb.m;
   const hoisted: E[] = [];
   const saves = k.saves !== undefined && k.mode === "softmax";
-  const hasOut = !saves || k.saves!.out;
-  const np = saves ? (hasOut ? 4 : 3) : 2;
+  const bufs = softmaxRowsBuffers(k);
+  const np = bufs.length + 1;
+  const param = (b: (typeof bufs)[number]) => (bufs.includes(b) ? fb.param(1 + bufs.indexOf(b)) : undefined);
   const inP = fb.param(0);
-  const outP = hasOut ? fb.param(1) : undefined;
-  const [expsP, sumsP] = saves ? [fb.param(np - 2), fb.param(np - 1)] : [undefined, undefined];
+  const [outP, expsP, maxP, sumsP] = [param("out"), param("exps"), param("maxes"), param("sums")];
+  const hasOut = outP !== undefined;
   const [rowsP, colsP] = [np, np + 1].map((i) => fb.param(i)) as [Var, Var];
   // The exps go to their own buffer (`e`) when saved, else into out (scaled in place in pass 3).
-  const e = saves ? fb.i32() : undefined;
-  const sp = saves ? fb.i32() : undefined;
+  const e = expsP ? fb.i32() : undefined;
+  const sp = sumsP ? fb.i32() : undefined;
+  const mp = maxP ? fb.i32() : undefined;
   // exp(x - max) through the elementwise renderer, so it is the `exp` op's own code (math.ts expFast).
   const shifted = op("exp", [op("sub", [{ t: "in", index: 0 }, { t: "in", index: 1 }])]);
   const ex = new ExprRenderer(fb, { kind: "elementwise", rank: 2, inputs: [{ dtype: "f32", bcast: [false, false] }, { dtype: "f32", bcast: [false, true] }], out: "f32", expr: shifted });
@@ -74,6 +77,7 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
     mn.set(lanes((a, b) => m.f32.min(a, b), mins[0]!)),
     ...(nan ? [m.if(m.v128.any_true(nan.get()), mx.set(m.f32.const(NaN)))] : []),
     forRange(fb, { i: j, to: () => colsP.get(), body: [xs.set(m.f32.load(0, 4, idx(p))), mx.set(m.f32.max(mx.get(), xs.get())), mn.set(m.f32.min(mn.get(), xs.get()))] }),
+    ...(mp ? [m.f32.store(0, 4, mp.get(), mx.get())] : []),
   ];
 
   // Pass 2: s = sum of exp(x - max), stored (softmax) as it goes. Rows within expRow's range: 16 columns a trip;
@@ -84,7 +88,7 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
   const e4 = expInline(fb, L, () => m.f32x4.sub(m.v128.load(0, 4, idx(p)), mxv.get()));
   const e1 = ex.element("scalar", (i) => (i === 0 ? m.f32.load(0, 4, idx(p)) : mx.get()));
   const ev = fb.local(fb.t.v128), es = fb.local(fb.t.f32);
-  const keep = k.mode === "softmax";
+  const keep = k.mode === "softmax" && (!saves || e !== undefined);
   const eq = e ?? q;
   const rowStep = (u: number): E[] => {
     const r1 = expRowInline(fb, L, simd === "relaxed", () => m.f32x4.sub(load16(u), mxv.get()));
@@ -145,10 +149,12 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
     L4.set(m.i32.and(colsP.get(), m.i32.const(-4))),
     p.set(inP.get()),
     ...(outP ? [q.set(outP.get())] : []),
-    ...(saves ? [e!.set(expsP!.get()), sp!.set(sumsP!.get())] : []),
+    ...(e ? [e.set(expsP!.get())] : []),
+    ...(sp ? [sp.set(sumsP!.get())] : []),
+    ...(mp ? [mp.set(maxP!.get())] : []),
     forRange(fb, {
       i: r, from: m.i32.const(0), to: () => rowsP.get(),
-      body: [...maxPass, ...sumPass, ...last, fb.bump(p, rowBytes.get()), ...(outP ? [fb.bump(q, rowBytes.get())] : []), ...(saves ? [fb.bump(e!, rowBytes.get()), fb.bump(sp!, m.i32.const(4))] : [])],
+      body: [...maxPass, ...sumPass, ...last, fb.bump(p, rowBytes.get()), ...(outP ? [fb.bump(q, rowBytes.get())] : []), ...(e ? [fb.bump(e, rowBytes.get())] : []), ...(sp ? [fb.bump(sp, m.i32.const(4))] : []), ...(mp ? [fb.bump(mp, m.i32.const(4))] : [])],
     }),
   ]);
 }
