@@ -2,7 +2,8 @@
 // internal functions, each written once over `Lanes` and emitted in scalar f32 and f32x4 form on first use.
 // Algorithms are Cephes' single-precision ones (range reduction + minimax polynomial); special values are
 // patched with branch-free selects so the vector form stays straight-line. The `exp` op itself has a shorter
-// form (expFast) with a branch to the general path for values whose result is not a normal float.
+// form (expFast) with a branch to the general path for values whose result is not a normal float, and the softmax
+// row kernel one without any test (expRow) for rows whose x - max it knows to be in range.
 import type { E, FnBuilder, WType } from "./context.js";
 import type { Lanes } from "./lanes.js";
 

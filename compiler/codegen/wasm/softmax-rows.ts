@@ -1,7 +1,9 @@
 // Codegen stage (wasm): softmax / log_softmax rows (kernel.ts "softmax_rows"), one row at a time so the row stays
-// in L1 between its passes: the max (four f32x4 accumulators), then exp(x - max) summed (and, for softmax, stored
-// to out), then out scaled by 1 / sum, or out = (x - max) - log(sum). The same ops in the same order as the
-// max / sub,exp,sum / div kernels this replaces, except the multiply by the reciprocal (within 1 ulp of the divide).
+// in L1 between its passes: the max and min, then exp(x - max) summed (and, for softmax, stored to out or to the
+// saved exps), then out scaled by 1 / sum, or out = (x - max) - log(sum). The max / sub,exp,sum / div kernels it
+// replaces, except the multiply by the reciprocal (within 1 ulp of the divide) and, for rows within 87.6 of their
+// max, math.ts expRow in place of the `exp` op's code (the same bits in the plain build but where the two pick
+// different n on an exact tie; the relaxed build's degree-5 polynomial within 2 ulp of e^x, not the same bits).
 import { softmaxRowsBuffers, type EwExpr, type SoftmaxRowsKernel } from "../kernel.js";
 import type { AttrsOf, PrimOp } from "../../ops/types.js";
 import type { E, FnBuilder, Var } from "./context.js";
