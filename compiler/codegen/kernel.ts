@@ -63,6 +63,8 @@
 //       consumers): (in, out, exps, sums, rows, cols), or (in, exps, sums, rows, cols) when `saves.out` is false;
 //       exps [rows, cols] = exp(x - max) and sums [rows] = their sum are stored, and out (when there) is exps / sums
 //       by a true divide: the values of the max / sub,exp,sum (/ div) kernels it replaces. Nothing is in place.
+//       `saves.exps` false: no exps stored (nor out); `saves.max`: the row maxes [rows] are stored too, before the
+//       sums: (in, [out,] [exps,] [maxes,] sums, rows, cols) in general (cross-entropy's log-sum-exp rows).
 //   pool2d:      (x, out, planes, pixels), or (in_0, ..., in_{n-1}, out, planes, pixels) with a prologue
 //       x [planes, H, W] -> out [planes, OH, OW] (f32, contiguous): each output is the max (op "max") or the mean
 //       over KH*KW taps (op "avg": the sum divided by KH*KW, padding counted) of the window at (oh sh - top,
@@ -298,12 +300,26 @@ export interface QMatmulKernel {
   readonly relu: boolean;
 }
 
+/** What a softmax_rows kernel stores besides out: exps (default true; out needs them), sums always, maxes if `max`. */
+export interface SoftmaxSaves {
+  readonly out: boolean;
+  readonly exps?: boolean;
+  readonly max?: boolean;
+}
+
+/** The buffers of a softmax_rows kernel after `in`, in parameter order. */
+export function softmaxRowsBuffers(k: SoftmaxRowsKernel): ("out" | "exps" | "maxes" | "sums")[] {
+  const s = k.saves;
+  if (!s || k.mode !== "softmax") return ["out"];
+  return [...(s.out ? ["out" as const] : []), ...(s.exps !== false ? ["exps" as const] : []), ...(s.max ? ["maxes" as const] : []), "sums"];
+}
+
 /** softmax / log_softmax over the last axis of an f32 [rows, cols] value (see "softmax_rows" above). */
 export interface SoftmaxRowsKernel {
   readonly kind: "softmax_rows";
   readonly mode: "softmax" | "log_softmax";
   /** softmax only: store the exps and the row sums (after out; `out: false`: no out, the division is elsewhere). */
-  readonly saves?: { readonly out: boolean };
+  readonly saves?: SoftmaxSaves;
 }
 
 export type KernelSpec = SoftmaxRowsKernel | ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel | Pool2dKernel | MaxPoolGradKernel;

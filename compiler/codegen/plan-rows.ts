@@ -20,7 +20,7 @@ export interface RowSoftmax {
    * division `out` where it has a kernel of its own (SoftmaxRowsKernel.saves); `root` is then the sum's node,
    * where the exp+sum kernel it replaces ran.
    */
-  readonly saves?: { readonly exps: number; readonly sums: number; readonly out?: number };
+  readonly saves?: { readonly exps?: number; readonly sums: number; readonly out?: number; readonly max?: number };
 }
 
 /** Every node of a matched pattern -> its match (the root included); the other members are never stored. */
@@ -91,23 +91,31 @@ export function rowSoftmaxes(g: Graph, pinned: ReadonlySet<number>): Map<number,
 
   // softmax whose exps and sums are read elsewhere (a backward reads both; a consumer may compute e / s itself):
   // %m = max x; %e = exp(x - %m) stored by %s = sum %e, as above; the kernel stores %e and %s, and the division
-  // %y = div %e, %s too where it has a kernel of its own.
+  // %y = div %e, %s too where it has a kernel of its own. Also the log-sum-exp rows of a cross-entropy, whose exps
+  // are summed but never stored (%e and x - %m fused into %s): the kernel stores %s only. Either way the max too
+  // where something else reads it (cross-entropy's own x - %m, computed in its loss kernel).
   for (const s of g.nodes) {
     if (out.has(s.id) || s.op !== "sum" || !f32(s) || s.fused !== undefined || s.storedBy !== undefined || s.finiteInto !== undefined) continue;
     const e = node(s.inputs[0]);
-    if (e?.op !== "exp" || !f32(e) || e.storedBy !== s.id || e.finiteInto !== undefined || out.has(e.id) || !lastAxis(s, e)) continue;
-    if (fusedInto[s.id]!.length || storedBy[s.id]!.length !== 1 || fusedInto[e.id]!.length !== 1) continue;
+    if (e?.op !== "exp" || !f32(e) || e.finiteInto !== undefined || out.has(e.id) || !lastAxis(s, e)) continue;
     const d = node(e.inputs[0])!;
+    const stored = e.storedBy === s.id;
+    if (stored) {
+      if (fusedInto[s.id]!.length || storedBy[s.id]!.length !== 1 || fusedInto[e.id]!.length !== 1 || d.fused !== e.id) continue;
+    } else if (e.fused !== s.id || d.fused !== s.id || fusedInto[s.id]!.length !== 2 || storedBy[s.id]!.length || fusedInto[e.id]!.length || !onlyFor(e, [s.id])) continue;
     const c = centred(d);
-    if (!c || d.fused !== e.id || !onlyFor(d, [e.id]) || !onlyFor(c[1], [d.id])) continue;
+    if (!c || !onlyFor(d, [e.id])) continue;
     const [x, mx] = c;
     if (x.fused !== undefined || fusedInto[mx.id]!.length || storedBy[mx.id]!.length || !sameShape(x.type.shape, e.type.shape)) continue;
+    // The max stored as well where read elsewhere (it is a plain kernel output: not fused, not stored by another).
+    const keepMax = !onlyFor(mx, [d.id]);
+    if (keepMax && (mx.storedBy !== undefined || mx.finiteInto !== undefined)) continue;
     const members = [mx, d, e, s];
     if (members.some((mb) => guardKey(mb.guard) !== guardKey(s.guard) || out.has(mb.id))) continue;
-    const y = consumers[e.id]!.map((id) => g.nodes[id]!).find((n) =>
+    const y = !stored ? undefined : consumers[e.id]!.map((id) => g.nodes[id]!).find((n) =>
       n.op === "div" && n.inputs[0] === e.id && n.inputs[1] === s.id && f32(n) && n.fused === undefined && n.storedBy === undefined && n.finiteInto === undefined &&
       !fusedInto[n.id]!.length && !storedBy[n.id]!.length && guardKey(n.guard) === guardKey(s.guard) && sameShape(n.type.shape, e.type.shape) && !out.has(n.id));
-    const match: RowSoftmax = { mode: "softmax", x: x.id, root: s.id, saves: { exps: e.id, sums: s.id, ...(y ? { out: y.id } : {}) } };
+    const match: RowSoftmax = { mode: "softmax", x: x.id, root: s.id, saves: { ...(stored ? { exps: e.id } : {}), sums: s.id, ...(y ? { out: y.id } : {}), ...(keepMax ? { max: mx.id } : {}) } };
     for (const mb of y ? [...members, y] : members) out.set(mb.id, match);
   }
   return out;

@@ -135,14 +135,15 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     const row = rows.get(n.id);
     if (row?.saves && !mm.folded.has(row.x) && !mm.casts.has(row.x)) {
       // Stored exps and sums: the kernel runs at the sum (the backward may read them before the softmax's node).
-      const { exps, sums, out: y } = row.saves;
-      if (n.id !== exps && n.id !== sums && n.id !== y) { v({ kind: "fused" }); continue; }
+      const { exps, sums, out: y, max: mx } = row.saves;
+      if (n.id !== exps && n.id !== sums && n.id !== y && n.id !== mx) { v({ kind: "fused" }); continue; }
       v({ kind: "temp" });
       if (n.id !== sums) continue;
-      const spec: KernelSpec = { kind: "softmax_rows", mode: "softmax", saves: { out: y !== undefined } };
-      const shape = g.nodes[exps]!.type.shape;
-      const outs = y !== undefined ? [y, exps, sums] : [exps, sums];
-      step(table.intern(spec, y !== undefined ? "softmax_saves" : "exp_sum_rows"), [row.x, ...outs], [polyProduct(shape.slice(0, -1)), polyProduct(shape.slice(-1))], n, y !== undefined ? ["max", "sub", "exp", "sum", "div"] : ["max", "sub", "exp", "sum"]);
+      const spec: KernelSpec = { kind: "softmax_rows", mode: "softmax", saves: { out: y !== undefined, ...(exps === undefined ? { exps: false } : {}), ...(mx !== undefined ? { max: true } : {}) } };
+      const shape = g.nodes[row.x]!.type.shape;
+      const outs = [y, exps, mx, sums].filter((id): id is number => id !== undefined);
+      const name = y !== undefined ? "softmax_saves" : exps !== undefined ? "exp_sum_rows" : "lse_rows";
+      step(table.intern(spec, mx !== undefined ? `${name}_max` : name), [row.x, ...outs], [polyProduct(shape.slice(0, -1)), polyProduct(shape.slice(-1))], n, y !== undefined ? ["max", "sub", "exp", "sum", "div"] : ["max", "sub", "exp", "sum"]);
       (stepsOf.get(g) as StepManifest[]).at(-1)!.outputs = outs.length;
       continue;
     }

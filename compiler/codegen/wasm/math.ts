@@ -2,7 +2,8 @@
 // internal functions, each written once over `Lanes` and emitted in scalar f32 and f32x4 form on first use.
 // Algorithms are Cephes' single-precision ones (range reduction + minimax polynomial); special values are
 // patched with branch-free selects so the vector form stays straight-line. The `exp` op itself has a shorter
-// form (expFast) with a branch to the general path for values whose result is not a normal float.
+// form (expFast) with a branch to the general path for values whose result is not a normal float, and the softmax
+// row kernel one without any test (expRow) for rows whose x - max it knows to be in range.
 import type { E, FnBuilder, WType } from "./context.js";
 import type { Lanes } from "./lanes.js";
 
@@ -40,6 +41,11 @@ const TANH_P = [-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2, 1.333144
 // e^r ~ 1 + r + r^2 (q0 + q1 r + ... + q4 r^4) on |r| <= 0.35: a relative-error fit (Lawson-weighted least
 // squares), 4.7e-9 with these f32 coefficients, so nearly all of the <= 2 ulp budget is left to rounding.
 const EXP_Q = [1.381313312e-3, 8.369424380e-3, 4.166845605e-2, 1.666651517e-1, 4.999999404e-1];
+// e^r ~ 1 + r (c1 + c2 r + ... + c5 r^4): XNNPACK's rr2-p5 coefficients (0x1.0F9F9Cp-7, 0x1.573A1Ap-5,
+// 0x1.555A80p-3, 0x1.FFFDC6p-2, 0x1.FFFFF6p-1; src/f32-raddstoreexpminusmax), one multiply-add fewer than EXP_Q.
+// With fused multiply-adds 1.98 ulp at most over every float in [-87.6, 0] (a float64 simulation); unfused 2.26,
+// over the 2 ulp budget, so only the relaxed build's softmax rows use it (expRow `p5`).
+const EXP_P5 = [0.008289290592074394, 0.04189782217144966, 0.16667652130126953, 0.4999915063381195, 0.9999997019767761];
 // 1.5 * 2^23: t = x log2(e) + SHIFT rounds to an integer n held in t's low mantissa bits, so bits(t) << 23 is
 // n << 23 (the high bits shift out), with no float-to-int conversion (trunc_sat is ~8 x64 instructions in V8).
 const SHIFT = 12582912;
@@ -67,14 +73,18 @@ export function expCore(s: Seq, x0: () => E): E {
   return L.mul(L.mul(y, pow2(n1())), pow2(L.isub(ni(), n1())));
 }
 
-/** x = n ln2 + r with n = round(x log2 e) from the SHIFT trick; returns t (n in its low bits) and p ~ e^r. */
-function expReduce(s: Seq, x: () => E): { t: () => E; p: E } {
+/**
+ * x = n ln2 + r with n = round(x log2 e) from the SHIFT trick; returns t (n + bias in its low bits) and p ~ e^r.
+ * `bias` 127 (XNNPACK's magic bias 0x1.8000FEp23) leaves n + 127 in t's low bits, so bits(t) << 23 is 2^n itself.
+ */
+function expReduce(s: Seq, x: () => E, bias = 0, p5 = false): { t: () => E; p: E } {
   const L = s.L;
-  const t = s.f(L.madd(x(), L.f(Math.LOG2E), L.f(SHIFT)));
-  const n = s.f(L.sub(t(), L.f(SHIFT)));
+  const t = s.f(L.madd(x(), L.f(Math.LOG2E), L.f(SHIFT + bias)));
+  const n = s.f(L.sub(t(), L.f(SHIFT + bias)));
   const r = s.f(L.nmadd(n(), L.f(LN2_LO), L.nmadd(n(), L.f(LN2_HI), x())));
-  let p = L.f(EXP_Q[0]!);
-  for (const c of [...EXP_Q.slice(1), 1, 1]) p = L.madd(p, r(), L.f(c));
+  const q = p5 ? EXP_P5 : EXP_Q;
+  let p = L.f(q[0]!);
+  for (const c of [...q.slice(1), ...(p5 ? [1] : [1, 1])]) p = L.madd(p, r(), L.f(c));
   return { t, p };
 }
 
@@ -110,6 +120,22 @@ export function expFast(s: Seq, x: () => E, ret: (v: E) => E = (v) => s.fb.m.ret
   const n1 = s.i(L.ishr(ni(), 1));
   const pow2 = (k: E): E => L.fromBits(L.ishl(L.iadd(k, L.i(127)), 23));
   return L.mul(L.mul(gen.p, pow2(n1())), pow2(L.isub(ni(), n1())));
+}
+
+/** Below this x - max every lane of a row takes expRow (n = round(x log2 e) >= -126, so 2^n is a normal float). */
+export const EXP_ROW_MIN = -87.6;
+
+/**
+ * e^x for x in [EXP_ROW_MIN, 0] (or NaN, which stays NaN) with no test at all: p * 2^n, 2^n built by shifting t's
+ * bits into the exponent field (XNNPACK's rr2 scaling). expFast's reduction and polynomial (only an x log2 e
+ * exactly halfway between integers may round to the other n), and where e^x is normal its scaling too (p * 2^n is
+ * exact); below (n = -126, p < 1) the one rounding of the product gives the subnormal, as expFast's general path.
+ * `p5` (builds whose multiply-adds fuse): XNNPACK's degree-5 polynomial instead, within 2 ulp only when fused. The softmax row kernel uses it for rows whose min - max is in that range.
+ */
+export function expRow(s: Seq, x: () => E, p5 = false): E {
+  const L = s.L;
+  const r = expReduce(s, x, 127, p5);
+  return L.mul(r.p, L.fromBits(L.ishl(L.bits(r.t()), 23)));
 }
 
 /** ln x: x = m * 2^e with m in [sqrt(1/2), sqrt(2)); subnormals are first scaled by 2^23. */

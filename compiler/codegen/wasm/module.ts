@@ -4,7 +4,7 @@ import { renderGather, renderScatterAdd } from "./gather.js";
 import { renderDepthwise } from "./depthwise.js";
 import { renderPool2d } from "./pool2d.js";
 import { renderMaxPoolGrad } from "./pool-grad.js";
-import type { KernelSpec, NamedKernel } from "../kernel.js";
+import { softmaxRowsBuffers, type KernelSpec, type NamedKernel } from "../kernel.js";
 import type { Bin, E, Module } from "./context.js";
 import { FnBuilder } from "./context.js";
 import { MathHelpers } from "./math-helpers.js";
@@ -53,7 +53,7 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "depthwise_conv2d": return 5;
     case "qmatmul": return qmatmulArgs(spec).count;
     case "finite": return 3;
-    case "softmax_rows": return spec.saves ? (spec.saves.out ? 6 : 5) : 4;
+    case "softmax_rows": return softmaxRowsBuffers(spec).length + 3;
     case "pool2d": return (spec.prologue?.inputs.length ?? 1) + 3;
     case "maxpool_grad": return 5;
   }

@@ -5,7 +5,7 @@ import type { KernelSplit, ParallelInfo } from "../../../runtime/wasm/threads-me
 import { PARALLEL_SECTION } from "../../../runtime/wasm/threads-meta.js";
 import { prepackName } from "../../../runtime/wasm/prepack.js";
 import { dtypeBytes } from "../../ir/types.js";
-import type { KernelSpec, MatmulKernel, NamedKernel } from "../kernel.js";
+import { softmaxRowsBuffers, type KernelSpec, type MatmulKernel, type NamedKernel } from "../kernel.js";
 import { MATMUL_SCRATCH_MAX, MICRO, type SimdVariant } from "./matmul-blocking.js";
 
 const range = (from: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + i);
@@ -43,10 +43,11 @@ function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
   }
   // Rows are independent: a thread takes a range of them (each row is computed the same on any thread).
   if (spec.kind === "softmax_rows" && spec.saves) {
-    // (in, [out,] exps, sums, rows, cols): the sums move by one f32 per row.
-    const e0 = spec.saves.out ? 4 : 3;
+    // (in, [out,] [exps,] [maxes,] sums, rows, cols): the maxes and sums move by one f32 per row.
+    const bufs = ["in", ...softmaxRowsBuffers(spec)];
+    const e0 = bufs.length;
     const row = { bytes: 4, exts: [e0 + 1] };
-    return { kind: "outer", ext: e0, inner: [e0 + 1], steps: [...Array(e0 - 1).fill(row), { bytes: 4, exts: [] }], align: 1, work: [e0, e0 + 1] };
+    return { kind: "outer", ext: e0, inner: [e0 + 1], steps: bufs.map((b) => (b === "maxes" || b === "sums" ? { bytes: 4, exts: [] } : row)), align: 1, work: [e0, e0 + 1] };
   }
   if (spec.kind === "softmax_rows") return { kind: "outer", ext: 2, inner: [3], steps: [{ bytes: 4, exts: [3] }, { bytes: 4, exts: [3] }], align: 1, work: [2, 3] };
   // Planes are independent: a thread takes whole images (align C), so a per-channel input stays put and plane

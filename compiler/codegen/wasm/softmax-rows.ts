@@ -1,35 +1,40 @@
 // Codegen stage (wasm): softmax / log_softmax rows (kernel.ts "softmax_rows"), one row at a time so the row stays
-// in L1 between its passes: the max (four f32x4 accumulators), then exp(x - max) summed (and, for softmax, stored
-// to out), then out scaled by 1 / sum, or out = (x - max) - log(sum). The same ops in the same order as the
-// max / sub,exp,sum / div kernels this replaces, except the multiply by the reciprocal (within 1 ulp of the divide).
-import type { EwExpr, SoftmaxRowsKernel } from "../kernel.js";
+// in L1 between its passes: the max and min, then exp(x - max) summed (and, for softmax, stored to out or to the
+// saved exps), then out scaled by 1 / sum, or out = (x - max) - log(sum). The max / sub,exp,sum / div kernels it
+// replaces, except the multiply by the reciprocal (within 1 ulp of the divide) and, for rows within 87.6 of their
+// max, math.ts expRow in place of the `exp` op's code (the same bits in the plain build but where the two pick
+// different n on an exact tie; the relaxed build's degree-5 polynomial within 2 ulp of e^x, not the same bits).
+import { softmaxRowsBuffers, type EwExpr, type SoftmaxRowsKernel } from "../kernel.js";
 import type { AttrsOf, PrimOp } from "../../ops/types.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { ExprRenderer } from "./elementwise.js";
 import { forRange } from "./loops.js";
 import { vectorLanes, type Lanes } from "./lanes.js";
-import { expFast, Seq } from "./math.js";
+import { EXP_ROW_MIN, expFast, expRow, Seq } from "./math.js";
 import type { SimdVariant } from "./matmul-blocking.js";
 
 const op = (name: PrimOp, args: EwExpr[]): EwExpr => ({ t: "op", op: name, attrs: {} as AttrsOf[PrimOp], dtype: "f32", args });
 
 /**
- * Params (in, out, rows, cols); in and out contiguous f32 [rows, cols]. With `saves`: (in, [out,] exps, sums, rows,
- * cols), the exps stored to `exps` and each row's sum to `sums`, out = exps / sum (a true divide, as the div kernel).
+ * Params (in, out, rows, cols); in and out contiguous f32 [rows, cols]. With `saves`: (in, [out,] [exps,] [maxes,]
+ * sums, rows, cols) (kernel.ts softmaxRowsBuffers), the exps stored to `exps`, each row's max to `maxes` and its sum
+ * to `sums`, out = exps / sum (a true divide, as the div kernel).
  */
 export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: SimdVariant = "plain"): E {
   const m = fb.m;
   const hoisted: E[] = [];
   const saves = k.saves !== undefined && k.mode === "softmax";
-  const hasOut = !saves || k.saves!.out;
-  const np = saves ? (hasOut ? 4 : 3) : 2;
+  const bufs = softmaxRowsBuffers(k);
+  const np = bufs.length + 1;
+  const param = (b: (typeof bufs)[number]) => (bufs.includes(b) ? fb.param(1 + bufs.indexOf(b)) : undefined);
   const inP = fb.param(0);
-  const outP = hasOut ? fb.param(1) : undefined;
-  const [expsP, sumsP] = saves ? [fb.param(np - 2), fb.param(np - 1)] : [undefined, undefined];
+  const [outP, expsP, maxP, sumsP] = [param("out"), param("exps"), param("maxes"), param("sums")];
+  const hasOut = outP !== undefined;
   const [rowsP, colsP] = [np, np + 1].map((i) => fb.param(i)) as [Var, Var];
   // The exps go to their own buffer (`e`) when saved, else into out (scaled in place in pass 3).
-  const e = saves ? fb.i32() : undefined;
-  const sp = saves ? fb.i32() : undefined;
+  const e = expsP ? fb.i32() : undefined;
+  const sp = sumsP ? fb.i32() : undefined;
+  const mp = maxP ? fb.i32() : undefined;
   // exp(x - max) through the elementwise renderer, so it is the `exp` op's own code (math.ts expFast).
   const shifted = op("exp", [op("sub", [{ t: "in", index: 0 }, { t: "in", index: 1 }])]);
   const ex = new ExprRenderer(fb, { kind: "elementwise", rank: 2, inputs: [{ dtype: "f32", bcast: [false, false] }, { dtype: "f32", bcast: [false, true] }], out: "f32", expr: shifted });
@@ -41,48 +46,79 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
   const lane = (v: E, i: number) => m.f32x4.extract_lane(v, i);
   const idx = (base: Var) => m.i32.add(base.get(), m.i32.shl(j.get(), m.i32.const(2)));
 
-  // Pass 1: the row max. f32x4.pmax is one maxps where V8 spells the NaN-propagating f32x4.max in about eight
-  // instructions; NaN lanes are collected apart (x != x) and make the max NaN, as f32.max / f32x4.max would. pmax may
-  // keep -0 where max picks +0: x - max then differs only in the sign of a zero, and exp(±0) = 1.
-  const nan = fb.local(fb.t.v128);
-  const load16 = (u: number) => m.v128.load(16 * u, 4, idx(p));
+  // Pass 1: the row max and min, four f32x4 accumulators each. f32x4.pmax/pmin are one instruction each where V8
+  // spells the NaN-propagating f32x4.max in about eight; they skip NaN lanes, which is harmless here: a NaN's
+  // x - max is NaN, so the sum and every output of the row are NaN, as with a NaN max. Only where the exps are
+  // stored for a backward are NaN lanes collected apart (x != x), so those exps match the unfused ones (all NaN).
+  // pmax may keep -0 where max picks +0: x - max then differs only in the sign of a zero, and exp(±0) = 1.
+  // min - max >= EXP_ROW_MIN (nearly every row) lets pass 2 run math.ts expRow, which has no per-vector test.
+  const nan = saves ? fb.local(fb.t.v128) : undefined;
+  const mins = [0, 1, 2, 3].map(() => fb.local(fb.t.v128));
+  const mn = fb.local(fb.t.f32), xs = fb.local(fb.t.f32);
+  const load16 = (u: number, base: Var = p) => m.v128.load(16 * u, 4, idx(base));
   const vals = [0, 1, 2, 3].map(() => fb.local(fb.t.v128));
   const isNan = (v: Var) => m.f32x4.ne(v.get(), v.get());
+  const step = (u: number): E[] => [vals[u]!.set(load16(u)), accs[u]!.set(m.f32x4.pmax(accs[u]!.get(), vals[u]!.get())), mins[u]!.set(m.f32x4.pmin(mins[u]!.get(), vals[u]!.get()))];
+  const pairs = (f: (a: E, b: E) => E, v: Var[]) => f(f(v[0]!.get(), v[1]!.get()), f(v[2]!.get(), v[3]!.get()));
+  const lanes = (f: (a: E, b: E) => E, v: Var) => f(f(lane(v.get(), 0), lane(v.get(), 1)), f(lane(v.get(), 2), lane(v.get(), 3)));
   const maxPass: E[] = [
     ...accs.map((a) => a.set(fb.splatF32(-Infinity))),
-    nan.set(fb.splatI32(0)),
+    ...mins.map((a) => a.set(fb.splatF32(Infinity))),
+    ...(nan ? [nan.set(fb.splatI32(0))] : []),
     forRange(fb, {
       i: j, from: m.i32.const(0), to: () => L16.get(), step: 16,
       body: [
-        ...vals.map((v, u) => v.set(load16(u))),
-        ...accs.map((a, u) => a.set(m.f32x4.pmax(a.get(), vals[u]!.get()))),
-        nan.set(m.v128.or(nan.get(), m.v128.or(m.v128.or(isNan(vals[0]!), isNan(vals[1]!)), m.v128.or(isNan(vals[2]!), isNan(vals[3]!))))),
+        ...[0, 1, 2, 3].flatMap(step),
+        ...(nan ? [nan.set(m.v128.or(nan.get(), m.v128.or(m.v128.or(isNan(vals[0]!), isNan(vals[1]!)), m.v128.or(isNan(vals[2]!), isNan(vals[3]!)))))] : []),
       ],
     }),
-    forRange(fb, { i: j, to: () => L4.get(), step: 4, body: [vals[0]!.set(load16(0)), accs[0].set(m.f32x4.pmax(accs[0].get(), vals[0]!.get())), nan.set(m.v128.or(nan.get(), isNan(vals[0]!)))] }),
-    accs[0].set(vmax(vmax(accs[0].get(), accs[1].get()), vmax(accs[2].get(), accs[3].get()))),
-    mx.set(m.f32.max(m.f32.max(lane(accs[0].get(), 0), lane(accs[0].get(), 1)), m.f32.max(lane(accs[0].get(), 2), lane(accs[0].get(), 3)))),
-    m.if(m.v128.any_true(nan.get()), mx.set(m.f32.const(NaN))),
-    forRange(fb, { i: j, to: () => colsP.get(), body: [mx.set(m.f32.max(mx.get(), m.f32.load(0, 4, idx(p))))] }),
+    forRange(fb, { i: j, to: () => L4.get(), step: 4, body: [...step(0), ...(nan ? [nan.set(m.v128.or(nan.get(), isNan(vals[0]!)))] : [])] }),
+    accs[0].set(pairs(vmax, accs)),
+    mins[0]!.set(pairs((a, b) => m.f32x4.pmin(a, b), mins)),
+    mx.set(lanes((a, b) => m.f32.max(a, b), accs[0])),
+    mn.set(lanes((a, b) => m.f32.min(a, b), mins[0]!)),
+    ...(nan ? [m.if(m.v128.any_true(nan.get()), mx.set(m.f32.const(NaN)))] : []),
+    forRange(fb, { i: j, to: () => colsP.get(), body: [xs.set(m.f32.load(0, 4, idx(p))), mx.set(m.f32.max(mx.get(), xs.get())), mn.set(m.f32.min(mn.get(), xs.get()))] }),
+    ...(mp ? [m.f32.store(0, 4, mp.get(), mx.get())] : []),
   ];
 
-  // Pass 2: s = sum of exp(x - max), one f32x4 accumulator (exp has enough independent work per lane), the lanes
-  // combined as (0 + 1) + (2 + 3), then the scalar tail: the reduce kernel's order, so the same sum.
-  const e4 = expInline(fb, simd, hoisted, () => m.f32x4.sub(m.v128.load(0, 4, idx(p)), mxv.get()));
+  // Pass 2: s = sum of exp(x - max), stored (softmax) as it goes. Rows within expRow's range: 16 columns a trip;
+  // other rows: the `exp` op's own vector code (expFast, with its test and general path), four columns a trip. One
+  // f32x4 sum (four kept V8 spilling them, and exp has enough independent work per lane), its lanes added as
+  // (0 + 1) + (2 + 3), then the scalar tail (the `exp` op's scalar form): the reduce kernel's order.
+  const L = hoistedLanes(fb, simd, hoisted);
+  const e4 = expInline(fb, L, () => m.f32x4.sub(m.v128.load(0, 4, idx(p)), mxv.get()));
   const e1 = ex.element("scalar", (i) => (i === 0 ? m.f32.load(0, 4, idx(p)) : mx.get()));
   const ev = fb.local(fb.t.v128), es = fb.local(fb.t.f32);
-  const keep = k.mode === "softmax";
+  const keep = k.mode === "softmax" && (!saves || e !== undefined);
   const eq = e ?? q;
+  const rowStep = (u: number): E[] => {
+    const r1 = expRowInline(fb, L, simd === "relaxed", () => m.f32x4.sub(load16(u), mxv.get()));
+    const ov = vals[u]!;
+    return [...r1.stmts, ov.set(r1.value), ...(keep ? [m.v128.store(16 * u, 4, idx(eq), ov.get())] : []), sv.set(m.f32x4.add(sv.get(), ov.get()))];
+  };
+  const fastRow = m.f32.ge(m.f32.sub(mn.get(), mx.get()), m.f32.const(EXP_ROW_MIN));
   const sumPass: E[] = [
     mxv.set(m.f32x4.splat(mx.get())),
     sv.set(fb.splatF32(0)),
-    forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [...e4.stmts, ev.set(e4.value), ...(keep ? [m.v128.store(0, 4, idx(eq), ev.get())] : []), sv.set(m.f32x4.add(sv.get(), ev.get()))] }),
-    s.set(m.f32.add(m.f32.add(lane(sv.get(), 0), lane(sv.get(), 1)), m.f32.add(lane(sv.get(), 2), lane(sv.get(), 3)))),
+    m.if(fastRow,
+      fb.seq([
+        forRange(fb, { i: j, from: m.i32.const(0), to: () => L16.get(), step: 16, body: [0, 1, 2, 3].flatMap(rowStep) }),
+        forRange(fb, { i: j, to: () => L4.get(), step: 4, body: rowStep(0) }),
+      ]),
+      forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [...e4.stmts, ev.set(e4.value), ...(keep ? [m.v128.store(0, 4, idx(eq), ev.get())] : []), sv.set(m.f32x4.add(sv.get(), ev.get()))] })),
+    s.set(lanes((a, b) => m.f32.add(a, b), sv)),
     forRange(fb, { i: j, to: () => colsP.get(), body: [...e1.stmts, es.set(e1.value), ...(keep ? [m.f32.store(0, 4, idx(eq), es.get())] : []), s.set(m.f32.add(s.get(), es.get()))] }),
     ...(sp ? [m.f32.store(0, 4, sp.get(), s.get())] : []),
   ];
 
   // Pass 3: softmax scales the stored exps by 1 / sum (read back from L1); log_softmax writes (x - max) - log(sum).
+  // 16 columns a trip, then 4, then the scalar tail.
+  const rowLoops = (vec: (u: number) => E, tail: E): E[] => [
+    forRange(fb, { i: j, from: m.i32.const(0), to: () => L16.get(), step: 16, body: [0, 1, 2, 3].map(vec) }),
+    forRange(fb, { i: j, to: () => L4.get(), step: 4, body: [vec(0)] }),
+    forRange(fb, { i: j, to: () => colsP.get(), body: [tail] }),
+  ];
   let last: E[];
   if (saves && !hasOut) {
     last = [];
@@ -90,15 +126,13 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
     // The div kernel's own op: out = exps / sum, lane by lane.
     last = [
       cv.set(m.f32x4.splat(s.get())),
-      forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [m.v128.store(0, 4, idx(q), m.f32x4.div(m.v128.load(0, 4, idx(e!)), cv.get()))] }),
-      forRange(fb, { i: j, to: () => colsP.get(), body: [m.f32.store(0, 4, idx(q), m.f32.div(m.f32.load(0, 4, idx(e!)), s.get()))] }),
+      ...rowLoops((u) => m.v128.store(16 * u, 4, idx(q), m.f32x4.div(load16(u, e!), cv.get())), m.f32.store(0, 4, idx(q), m.f32.div(m.f32.load(0, 4, idx(e!)), s.get()))),
     ];
   } else if (keep) {
     last = [
       c.set(m.f32.div(m.f32.const(1), s.get())),
       cv.set(m.f32x4.splat(c.get())),
-      forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [m.v128.store(0, 4, idx(q), m.f32x4.mul(m.v128.load(0, 4, idx(q)), cv.get()))] }),
-      forRange(fb, { i: j, to: () => colsP.get(), body: [m.f32.store(0, 4, idx(q), m.f32.mul(m.f32.load(0, 4, idx(q)), c.get()))] }),
+      ...rowLoops((u) => m.v128.store(16 * u, 4, idx(q), m.f32x4.mul(load16(u, q), cv.get())), m.f32.store(0, 4, idx(q), m.f32.mul(m.f32.load(0, 4, idx(q)), c.get()))),
     ];
   } else {
     const l1 = lg.element("scalar", () => s.get());
@@ -106,8 +140,7 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
       ...l1.stmts,
       c.set(l1.value),
       cv.set(m.f32x4.splat(c.get())),
-      forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [m.v128.store(0, 4, idx(q), m.f32x4.sub(m.f32x4.sub(m.v128.load(0, 4, idx(p)), mxv.get()), cv.get()))] }),
-      forRange(fb, { i: j, to: () => colsP.get(), body: [m.f32.store(0, 4, idx(q), m.f32.sub(m.f32.sub(m.f32.load(0, 4, idx(p)), mx.get()), c.get()))] }),
+      ...rowLoops((u) => m.v128.store(16 * u, 4, idx(q), m.f32x4.sub(m.f32x4.sub(load16(u), mxv.get()), cv.get())), m.f32.store(0, 4, idx(q), m.f32.sub(m.f32.sub(m.f32.load(0, 4, idx(p)), mx.get()), c.get()))),
     ];
   }
 
@@ -118,22 +151,19 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
     L4.set(m.i32.and(colsP.get(), m.i32.const(-4))),
     p.set(inP.get()),
     ...(outP ? [q.set(outP.get())] : []),
-    ...(saves ? [e!.set(expsP!.get()), sp!.set(sumsP!.get())] : []),
+    ...(e ? [e.set(expsP!.get())] : []),
+    ...(sp ? [sp.set(sumsP!.get())] : []),
+    ...(mp ? [mp.set(maxP!.get())] : []),
     forRange(fb, {
       i: r, from: m.i32.const(0), to: () => rowsP.get(),
-      body: [...maxPass, ...sumPass, ...last, fb.bump(p, rowBytes.get()), ...(outP ? [fb.bump(q, rowBytes.get())] : []), ...(saves ? [fb.bump(e!, rowBytes.get()), fb.bump(sp!, m.i32.const(4))] : [])],
+      body: [...maxPass, ...sumPass, ...last, fb.bump(p, rowBytes.get()), ...(outP ? [fb.bump(q, rowBytes.get())] : []), ...(e ? [fb.bump(e, rowBytes.get())] : []), ...(sp ? [fb.bump(sp, m.i32.const(4))] : []), ...(mp ? [fb.bump(mp, m.i32.const(4))] : [])],
     }),
   ]);
 }
 
-/**
- * The `exp` op's vector form (math.ts expFast, the same bits as its helper) written into the loop, its constants
- * read from locals set once before the row loop (`hoisted`), and its fast-path test shortened for x <= 0.
- */
-function expInline(fb: FnBuilder, simd: SimdVariant, hoisted: E[], arg: () => E): { stmts: E[]; value: E } {
-  // arg is x - max: <= 0 or NaN in every lane (expFast's nonPositive).
-  const m = fb.m;
-  const base = vectorLanes(fb.b, m, simd === "relaxed");
+/** Vector lanes whose constants are read from locals set once before the row loop (`hoisted`). */
+function hoistedLanes(fb: FnBuilder, simd: SimdVariant, hoisted: E[]): Lanes {
+  const base = vectorLanes(fb.b, fb.m, simd === "relaxed");
   const locals = new Map<string, Var>();
   const cached = (key: string, make: () => E): E => {
     let v = locals.get(key);
@@ -145,10 +175,24 @@ function expInline(fb: FnBuilder, simd: SimdVariant, hoisted: E[], arg: () => E)
     return v.get();
   };
   const name = (c: number) => (Object.is(c, -0) ? "-0" : String(c));
-  const L: Lanes = { ...base, f: (c) => cached(`f${name(c)}`, () => base.f(c)), i: (c) => cached(`i${c}`, () => base.i(c)) };
+  return { ...base, f: (c) => cached(`f${name(c)}`, () => base.f(c)), i: (c) => cached(`i${c}`, () => base.i(c)) };
+}
+
+/** The `exp` op's vector form (math.ts expFast, the same bits as its helper), its fast-path test shortened for x <= 0. */
+function expInline(fb: FnBuilder, L: Lanes, arg: () => E): { stmts: E[]; value: E } {
+  // arg is x - max: <= 0 or NaN in every lane (expFast's nonPositive).
+  const m = fb.m;
   const x = fb.local(fb.t.v128);
   const s = new Seq(fb, L);
   const done = fb.label("exp");
   const general = expFast(s, () => x.get(), (v) => m.br(done, undefined, v), true);
   return { stmts: [x.set(arg())], value: m.block(done, [...s.stmts, general], fb.t.v128) };
+}
+
+/** math.ts expRow: no test, for x - max in [EXP_ROW_MIN, 0]; `p5` where relaxed multiply-adds fuse. */
+function expRowInline(fb: FnBuilder, L: Lanes, p5: boolean, arg: () => E): { stmts: E[]; value: E } {
+  const s = new Seq(fb, L);
+  const x = s.f(arg());
+  const value = expRow(s, x, p5);
+  return { stmts: s.stmts, value };
 }

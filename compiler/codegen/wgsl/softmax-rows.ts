@@ -2,7 +2,7 @@
 // there are more rows than one dispatch allows), as the reduce kernels it replaces: the invocations stride over the
 // row for its max, then for the sum of exp(x - max) (softmax stores each exp), each combined in a workgroup-memory
 // tree; then each invocation rewrites the elements it wrote itself, so no barrier is needed before that pass.
-import type { EwExpr, SoftmaxRowsKernel } from "../kernel.js";
+import { softmaxRowsBuffers, type EwExpr, type SoftmaxRowsKernel } from "../kernel.js";
 import type { AttrsOf, PrimOp } from "../../ops/types.js";
 import type { HelperName } from "./prelude.js";
 import { renderExpr } from "./elementwise.js";
@@ -12,8 +12,8 @@ import { REDUCE_WORKGROUP } from "./reduce.js";
 const op = (name: PrimOp, args: EwExpr[]): EwExpr => ({ t: "op", op: name, attrs: {} as AttrsOf[PrimOp], dtype: "f32", args });
 
 /**
- * Bindings (inp, out); params rows, cols; both contiguous f32 [rows, cols]. With `saves`: (inp, out, exps, sums),
- * the exps and each row's sum stored too and out = exps / sum.
+ * Bindings (inp, out); params rows, cols; both contiguous f32 [rows, cols]. With `saves`: (inp, [out,] [exps,]
+ * [maxes,] sums) (kernel.ts softmaxRowsBuffers), the exps and each row's max and sum stored too, out = exps / sum.
  */
 export function renderSoftmaxRows(name: string, k: SoftmaxRowsKernel): KernelShader {
   const W = REDUCE_WORKGROUP;
@@ -35,8 +35,10 @@ export function renderSoftmaxRows(name: string, k: SoftmaxRowsKernel): KernelSha
   ];
   const softmax = k.mode === "softmax";
   const saves = softmax && k.saves !== undefined;
-  const hasOut = !saves || k.saves!.out;
+  const bufs = softmaxRowsBuffers(k);
+  const hasOut = bufs.includes("out");
   const ebuf = saves ? "exps" : "out";
+  const storeExps = softmax && (!saves || bufs.includes("exps"));
   const body = [
     ...ex.consts,
     ...lg.consts,
@@ -45,11 +47,12 @@ export function renderSoftmaxRows(name: string, k: SoftmaxRowsKernel): KernelSha
     `  var acc = kiln_inf(true);`,
     `  for (var j = lid.x; j < p.cols; j = j + ${W}u) { acc = kiln_max_f32(acc, inp[base + j]); }`,
     ...indent(tree((a, b) => `kiln_max_f32(${a}, ${b})`, "mx")),
+    ...(bufs.includes("maxes") ? [`  if (lid.x == 0u) { maxes[row] = mx; }`] : []),
     `  acc = 0.0f;`,
     `  for (var j = lid.x; j < p.cols; j = j + ${W}u) {`,
     `    let x = inp[base + j];`,
     ...indent(ex.stmts, 2),
-    ...(softmax ? [`    ${ebuf}[base + j] = ${ex.results[0]!};`] : []),
+    ...(storeExps ? [`    ${ebuf}[base + j] = ${ex.results[0]!};`] : []),
     `    acc = acc + ${ex.results[0]!};`,
     `  }`,
     ...indent(tree((a, b) => `${a} + ${b}`, "s")),
@@ -69,15 +72,11 @@ export function renderSoftmaxRows(name: string, k: SoftmaxRowsKernel): KernelSha
   return {
     name,
     about: [
-      `Kiln kernel ${name}: ${k.mode} over the last axis of f32[rows, cols]${saves ? ", storing the exps and the row sums" : ""}`,
+      `Kiln kernel ${name}: ${k.mode} over the last axis of f32[rows, cols]${saves ? `, storing the ${bufs.filter((b) => b !== "out").join(", ")}` : ""}`,
       `one workgroup per row, ${W} invocations, max and sum as tree reductions in workgroup memory`,
     ],
     params: ["rows", "cols"],
-    buffers: [
-      { name: "inp", elem: "f32", write: false },
-      ...(hasOut ? [{ name: "out", elem: "f32" as const, write: true }] : []),
-      ...(saves ? [{ name: "exps", elem: "f32" as const, write: true }, { name: "sums", elem: "f32" as const, write: true }] : []),
-    ],
+    buffers: [{ name: "inp", elem: "f32", write: false }, ...bufs.map((b) => ({ name: b, elem: "f32" as const, write: true }))],
     helpers,
     decls: [`var<workgroup> partial: array<f32, ${W}>;`],
     workgroup: [W, 1, 1],
