@@ -59,17 +59,19 @@ export function packConvT(fb: FnBuilder, MR: number, cv: ConvGather): string {
       m.i32.and(m.i32.lt_u(add(ih.get(), th[i]!.get()), c4(H)), m.i32.lt_u(add(iw.get(), tw[i]!.get()), c4(W))),
       st(i, ld(i)), st(i, c4(0)),
     ));
+    // Past the output row's end: the next row's first pixel (and the next image's after the last row).
+    const nextRow = (): E => m.if(m.i32.eq(ow.get(), c4(OW)), g.seq([
+      ow.set(c4(0)),
+      iw.set(c4(-pw)),
+      g.inc(oh, 1),
+      g.inc(ih, sh),
+      m.if(m.i32.eq(oh.get(), c4(OH)), g.seq([oh.set(c4(0)), ih.set(c4(-ph)), g.inc(img, 4 * C * H * W)])),
+    ]));
     const step: E[] = [
       g.inc(dst, 4 * MR),
       g.inc(ow, 1),
       g.inc(iw, sw),
-      m.if(m.i32.eq(ow.get(), c4(OW)), g.seq([
-        ow.set(c4(0)),
-        iw.set(c4(-pw)),
-        g.inc(oh, 1),
-        g.inc(ih, sh),
-        m.if(m.i32.eq(oh.get(), c4(OH)), g.seq([oh.set(c4(0)), ih.set(c4(-ph)), g.inc(img, 4 * C * H * W)])),
-      ])),
+      nextRow(),
     ];
     const one = [m.if(interior, g.seq(fast), g.seq(checked)), ...step];
     const at4 = add(img.get(), m.i32.shl(add(mul(ih.get(), W), iw.get()), c4(2)));
@@ -107,13 +109,7 @@ export function packConvT(fb: FnBuilder, MR: number, cv: ConvGather): string {
       g.inc(iw, 4),
       // The loop adds the fourth.
       g.inc(kk, 3),
-      m.if(m.i32.eq(ow.get(), c4(OW)), g.seq([
-        ow.set(c4(0)),
-        iw.set(c4(-pw)),
-        g.inc(oh, 1),
-        g.inc(ih, sh),
-        m.if(m.i32.eq(oh.get(), c4(OH)), g.seq([oh.set(c4(0)), ih.set(c4(-ph)), g.inc(img, 4 * C * H * W)])),
-      ])),
+      nextRow(),
     );
     return g.seq([...setup, forRange(g, { i: kk, from: c4(0), to: () => kc.get(), body: [
       at.set(at4),
