@@ -57,8 +57,9 @@ function compilerBuild(): string {
 }
 
 export function cacheKeyHash(key: CacheKey): string {
-  // KILN_WINOGRAD (codegen/plan-winograd.ts, an A/B switch) changes the kernels a source compiles to.
-  const knobs = [process.env.KILN_WINOGRAD ?? ""];
+  // KILN_WINOGRAD (codegen/plan-winograd.ts) and KILN_THREADS_NSPLIT (codegen/wasm/parallel.ts), A/B switches,
+  // change the kernels a source compiles to.
+  const knobs = [process.env.KILN_WINOGRAD ?? "", process.env.KILN_THREADS_NSPLIT ?? ""];
   return createHash("sha256").update(JSON.stringify([compilerBuild(), key.file, key.options, key.source, knobs])).digest("hex").slice(0, 40);
 }
 

@@ -36,6 +36,8 @@ export interface PoolStats {
   workerChunks: number;
   /** Dispatches whose chunks shared one packed B. */
   sharedB: number;
+  /** Matmul dispatches cut by columns of C (few rows). */
+  cols: number;
   /** Dispatches in which the caller waited on a late worker (each sends the rest of its call to one thread). */
   starved: number;
   /** Kernel calls that would have been split but ran on the calling thread alone (fallback or back-off). */
@@ -147,7 +149,7 @@ export class ThreadPool {
   backoffScale = 1;
   /** Whether starved dispatches send calls to one thread (benches and tests turn it off to see 2 threads always). */
   fallback = true;
-  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, starved: 0, solo: 0 };
+  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, cols: 0, starved: 0, solo: 0 };
 
   private constructor(threads: number, ctl: Int32Array, workers: { terminate(): void }[], names: readonly string[]) {
     this.threads = threads;
@@ -226,9 +228,10 @@ export class ThreadPool {
    * SHARED_B_GLOBAL to `sharedB` (a B the caller packed, 0: none). Returns when all are done; throws if any call
    * threw (after all have finished, so no worker still writes memory). A starved dispatch (the caller waited on
    * a late worker, or the process got too little CPU: CPU_CHECK_MS) sends the rest of the call to one thread.
-   * `work`: the call's multiply-adds or elements.
+   * `work`: the call's multiply-adds or elements. `colArg`: column chunks (threads-split.ts Chunks.cols), whose
+   * n0, n1 start at that argument; workers set their COL_RANGE_GLOBALS from them (`fn` must do so itself).
    */
-  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, work = 0): void {
+  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, work = 0, colArg = -1): void {
     if (this.#closed) throw new Error("the thread pool has been closed");
     const ctl = this.#ctl;
     const k = this.#index.get(name);
@@ -241,6 +244,7 @@ export class ThreadPool {
     ctl[CTL.scratchArg] = scratchArg;
     ctl[CTL.chunks] = chunks.length;
     ctl[CTL.sharedB] = sharedB;
+    ctl[CTL.colArg] = colArg;
     const workerChunks = Atomics.load(ctl, CTL.workerChunks);
     Atomics.store(ctl, CTL.next, 0);
     Atomics.store(ctl, CTL.failed, 0);
@@ -278,6 +282,7 @@ export class ThreadPool {
     }
     this.stats.dispatches++;
     if (sharedB) this.stats.sharedB++;
+    if (colArg >= 0) this.stats.cols++;
     this.stats.workerChunks += Atomics.load(ctl, CTL.workerChunks) - workerChunks;
     if (wait > STARVE_FRACTION * (t1 - t0) + STARVE_MIN_MS || cpuShort) {
       this.stats.starved++;

@@ -3,7 +3,7 @@
 // memory, then loops: wait for a new generation on the control block, claim chunks of the current kernel call
 // until none is left (the main thread claims them too), count down `pending`.
 
-import { SHARED_B_GLOBAL } from "./threads-meta.js";
+import { ALL_COLUMNS, COL_RANGE_GLOBALS, SHARED_B_GLOBAL } from "./threads-meta.js";
 
 /** Control block layout (Int32Array over a SharedArrayBuffer), shared with threads.ts. */
 export const CTL = {
@@ -28,6 +28,11 @@ export const CTL = {
   workerChunks: 10,
   /** Tests only: ms a worker sleeps after claiming its first chunk of a dispatch (a descheduled worker). */
   delay: 11,
+  /**
+   * Column chunks: the index of n0 in each chunk's arguments (n1 follows), which each thread puts in its
+   * instance's COL_RANGE_GLOBALS before the chunk and resets after the dispatch; -1: a row or outer split.
+   */
+  colArg: 12,
   /** Worker w's scratch pointer is at scratch + w. */
   scratch: 16,
   /** Chunk c's arguments start at table + c * maxArgs. */
@@ -55,6 +60,7 @@ export const WORKER_SOURCE = `"use strict";
     var exports = new WebAssembly.Instance(mod, imports).exports;
     var fns = init.names.map(function (n) { return exports[n]; });
     var sharedB = exports[${JSON.stringify(SHARED_B_GLOBAL)}];
+    var n0g = exports[${JSON.stringify(COL_RANGE_GLOBALS[0])}], n1g = exports[${JSON.stringify(COL_RANGE_GLOBALS[1])}];
     var ctl = new Int32Array(init.control);
     var seen = Atomics.load(ctl, CTL.generation);
     post({ ready: true });
@@ -66,6 +72,7 @@ export const WORKER_SOURCE = `"use strict";
       if (Atomics.load(ctl, CTL.stop)) return;
       var fn = fns[ctl[CTL.kernel]], argc = ctl[CTL.argc], sa = ctl[CTL.scratchArg], n = ctl[CTL.chunks];
       var args = new Array(argc), sb = ctl[CTL.sharedB], delay = ctl[CTL.delay], first = true;
+      var ca = n0g && n1g ? ctl[CTL.colArg] : -1;
       try {
         if (sharedB) sharedB.value = sb;
         for (var c = Atomics.add(ctl, CTL.next, 1); c < n; c = Atomics.add(ctl, CTL.next, 1)) {
@@ -73,11 +80,13 @@ export const WORKER_SOURCE = `"use strict";
           first = false;
           for (var i = 0; i < argc; i++) args[i] = ctl[CTL.table + c * CTL.maxArgs + i];
           if (sa >= 0) args[sa] = ctl[CTL.scratch + init.index];
+          if (ca >= 0) { n0g.value = args[ca]; n1g.value = args[ca + 1]; }
           fn.apply(null, args);
           Atomics.add(ctl, CTL.workerChunks, 1);
         }
       } catch (e) { Atomics.store(ctl, CTL.failed, 1); }
       if (sharedB) sharedB.value = 0;
+      if (ca >= 0) { n0g.value = 0; n1g.value = ${ALL_COLUMNS}; }
       if (Atomics.sub(ctl, CTL.pending, 1) === 1) Atomics.notify(ctl, CTL.pending);
     }
   }

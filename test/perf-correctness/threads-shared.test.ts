@@ -79,7 +79,7 @@ describe("a split matmul shares one packed B", () => {
       const pool = poolOf(multi.get(t)!);
       // No fallback here: on a loaded machine a starved call would (rightly) run on one thread, unshared.
       pool.fallback = false;
-      const before = pool.stats.sharedB;
+      const [before, colsBefore] = [pool.stats.sharedB, pool.stats.cols];
       // [M, K, N]: K > KC = 256 takes several packed K blocks, N > NC = 1024 several column blocks, odd edges.
       for (const [M, K, N] of [[64, 784, 128], [257, 300, 1100], [97, 513, 33], [300, 64, 257]] as const) {
         same(t, "mm", { a: { shape: [M, K], data: rand(M * K, M) }, b: { shape: [K, N], data: rand(K * N, N) } });
@@ -87,9 +87,11 @@ describe("a split matmul shares one packed B", () => {
         same(t, "mm_tn", { a: { shape: [K, M], data: rand(M * K, K) }, b: { shape: [K, N], data: rand(K * N, 7) } });
         same(t, "dense", { x: { shape: [M, K], data: rand(M * K, 11) }, w: { shape: [K, N], data: rand(K * N, 13) }, bias: { shape: [N], data: rand(N, 17) } });
       }
-      // Every one of those 16 calls was split with a shared B.
-      expect(pool.stats.sharedB - before, `${t} threads`).toBe(16);
       pool.fallback = true;
+      // Every one of those 16 calls was split: with a shared B, or (M = 64, too few rows for row chunks) by
+      // columns of C (threads-cols.test.ts).
+      expect(pool.stats.cols - colsBefore, `${t} threads, column splits`).toBe(4);
+      expect(pool.stats.sharedB - before + pool.stats.cols - colsBefore, `${t} threads`).toBe(16);
     }
   });
 
