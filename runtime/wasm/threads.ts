@@ -227,6 +227,18 @@ export class ThreadPool {
   }
 
   /**
+   * Tests only: workers sleep `ms` after waking for a dispatch, before claiming any chunk, as workers the OS
+   * wakes late would (0: off, and wakes the sleepers); `testLateWakes` counts the sleeps that have ended.
+   */
+  set testWorkerWakeDelay(ms: number) {
+    Atomics.store(this.#ctl, CTL.wakeDelay, Math.max(0, Math.round(ms)));
+    Atomics.notify(this.#ctl, CTL.wakeDelay);
+  }
+  get testLateWakes(): number {
+    return Atomics.load(this.#ctl, CTL.lateWakes);
+  }
+
+  /**
    * Runs kernel `name` once per chunk (each an argument list), every thread claiming chunks until none is left,
    * so a worker the OS has not scheduled yet leaves its share to the others. `fn` is the calling thread's
    * instance of the kernel; workers put their own scratch at `scratchArg` (-1: none) and set their

@@ -35,6 +35,12 @@ export const CTL = {
    * instance's COL_RANGE_GLOBALS before the chunk and resets after the dispatch; -1: a row or outer split.
    */
   colArg: 12,
+  /**
+   * Tests only: ms a worker sleeps after waking for a dispatch and before claiming (one the OS wakes late), and
+   * how many such late wakes have ended.
+   */
+  wakeDelay: 13,
+  lateWakes: 14,
   /** Worker w's scratch pointer is at scratch + w. */
   scratch: 16,
   /** Chunk c's arguments start at table + c * maxArgs. */
@@ -99,6 +105,8 @@ export const WORKER_SOURCE = `"use strict";
       if (g === seen) { Atomics.wait(ctl, CTL.generation, seen); continue; }
       seen = g;
       if (Atomics.load(ctl, CTL.stop)) return;
+      var wd = Atomics.load(ctl, CTL.wakeDelay);
+      if (wd > 0) { Atomics.wait(ctl, CTL.wakeDelay, wd, wd); Atomics.add(ctl, CTL.lateWakes, 1); }
       // The dispatch's fields are read once a chunk is claimed: the caller wrote them before publishing the
       // claim word, and cannot start another dispatch while a claimed chunk is unfinished.
       var fn = null, argc = 0, sa = -1, ca = -1, args = null;

@@ -197,6 +197,37 @@ describe("fallback to one thread", () => {
     }
   });
 
+  it("a worker that wakes late is not waited for: the caller runs every chunk, and the late worker claims nothing", async () => {
+    const m = multi.get(2)!;
+    const pool = poolOf(m);
+    const inputs = chainInputs(256);
+    const want = bits(one.call("chain", tensors(inputs)) as Tensor);
+    pool.resetBackoff();
+    pool.fallback = false;
+    const s0 = { ...pool.stats };
+    const late0 = pool.testLateWakes;
+    try {
+      // The worker sleeps 1.5 s after waking for the first dispatch; both matmuls of the call (2 dispatches, the
+      // second while the worker still sleeps in the first) finish without it.
+      pool.testWorkerWakeDelay = 1500;
+      expect(bits(m.call("chain", tensors(inputs)) as Tensor)).toEqual(want);
+      // The call returned while the worker was still asleep (the old pool waited for every worker to check in).
+      expect(pool.testLateWakes - late0).toBe(0);
+      expect(pool.stats.dispatches - s0.dispatches).toBe(2);
+      expect(pool.stats.workerChunks - s0.workerChunks).toBe(0);
+    } finally {
+      pool.testWorkerWakeDelay = 0; // wakes it: its claim on the finished dispatches fails
+    }
+    for (let i = 0; i < 200 && pool.testLateWakes === late0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(pool.testLateWakes - late0).toBe(1);
+    expect(pool.stats.workerChunks - s0.workerChunks).toBe(0);
+    // The pool goes on as before, the worker taking chunks again (within 50 calls even on a loaded machine).
+    const d = pool.stats.workerChunks;
+    for (let i = 0; i < 50 && pool.stats.workerChunks === d; i++) expect(bits(m.call("chain", tensors(inputs)) as Tensor)).toEqual(want);
+    pool.fallback = true;
+    expect(pool.stats.workerChunks, "worker chunks after the late wake (0: the worker never came back)").toBeGreaterThan(d);
+  });
+
   it("kernels too small to split stay on the calling thread", () => {
     const m = multi.get(2)!;
     const pool = poolOf(m);
