@@ -23,12 +23,12 @@ const JOIN_SPIN = 2000;
 const STARVE_FRACTION = 0.5;
 const STARVE_MIN_MS = 0.2;
 /**
- * After n starved calls (strikes), the next 2^min(n, MAX_BACKOFF) - 1 calls run on one thread without probing,
+ * After n starved calls in a row, the next 2^min(n, MAX_BACKOFF) - 1 calls run on one thread without probing,
  * and so does every call for BACKOFF_MS * 2^(n - 1) ms (at most MAX_BACKOFF_MS): a probe that starves costs
  * about one scheduler time slice, so under steady load probes stay a small part of the time whatever a call takes.
- * A call whose dispatches all helped takes one strike off (not all: under steady load a lucky probe would
- * otherwise restart the back-off from its shortest, as the MLP step with the other core busy showed: half its
- * matmuls still split, 0.90-0.96x of one thread).
+ * (A call that helped clears the strikes. Taking one off instead kept the MLP step with the other core busy
+ * on one thread more (39 of ~1800 matmuls split, 838 before) but measured no better there, 0.95-0.97x against
+ * 0.95-0.96x at load 4-5, and looked slower to find a free core again in short runs: not kept.)
  */
 const MAX_BACKOFF = 5;
 const BACKOFF_MS = 4;
@@ -198,7 +198,7 @@ export class ThreadPool {
       this.#strikes++;
       this.#skip = 2 ** Math.min(this.#strikes, MAX_BACKOFF) - 1;
       this.#probeAt = t + this.backoffScale * Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** (this.#strikes - 1));
-    } else if (!this.#solo && this.#strikes > 0) this.#strikes--; // one call that helped halves the back-off
+    } else if (!this.#solo) this.#strikes = 0;
     this.#callStarved = this.#callDispatched = false;
     if (t - this.#winT0 > 4 * CPU_CHECK_MS) this.#winT0 = -1;
     this.#solo = this.#skip > 0 || t < this.#probeAt;
