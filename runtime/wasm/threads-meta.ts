@@ -22,11 +22,12 @@ export interface RowSplit {
    */
   sharedB?: { b: number; K: number; N: number; packer: string };
   /**
-   * Present when the kernel may instead be cut by columns of C (small M): args[N] is N, and a thread restricts
+   * Present when the kernel may instead be cut by columns of C (small M): args[N] is N (args[K] is K, for the
+   * choice between rows and columns), and a thread restricts
    * its gemm to columns [n0, n1) (multiples of `align`, the microkernel's NR, except n1 = N) by setting its
    * instance's COL_RANGE_GLOBALS; the row range and every other argument stay the call's own.
    */
-  cols?: { N: number; align: number };
+  cols?: { N: number; K: number; align: number };
 }
 
 /** Export name of the i32 global holding the address of a B packed for all threads of a call (0: none). */

@@ -85,7 +85,7 @@ function busiest(costs: readonly number[], threads: number): number {
  */
 function columnChunks(s: RowSplit, cols: NonNullable<RowSplit["cols"]>, args: readonly number[], threads: number, maxChunks: number, rowChunks: readonly (readonly number[])[] | null, sharedB: boolean, minRows: number): number[][] | null {
   const rows = args[s.range + 1]! - args[s.range]!;
-  const [K, N] = [args[s.range - 2]!, args[cols.N]!];
+  const [K, N] = [args[cols.K]!, args[cols.N]!];
   if (rows >= minRows * threads || N < MIN_CHUNK_COLS * threads) return null;
   // Critical paths in multiply-adds of one batch matrix (every chunk takes all of them alike).
   const rowCost = (r: number) => r * K * N + PACK_COST * r * K + (sharedB ? 0 : PACK_COST * K * N);

@@ -25,7 +25,7 @@ describe("column splits (plain SIMD)", () => {
     const info = readParallelInfo(mod);
     const mm = Object.values(info.kernels).filter((k): k is RowSplit => k.kind === "rows");
     expect(mm.length).toBeGreaterThan(0);
-    for (const k of mm) expect(k.cols?.align).toBe(8);
+    for (const k of mm) expect(k.cols).toMatchObject({ align: 8, N: k.range - 1, K: k.range - 2 }); // (..., M, K, N, m0, m1)
     expect(WebAssembly.Module.exports(mod).map((e) => e.name)).toEqual(expect.arrayContaining([...COL_RANGE_GLOBALS]));
   });
 
