@@ -4,7 +4,7 @@
 import { KilnError } from "../errors.js";
 import { instantiateKernels, relaxedSimdSupported, toBytes, type KernelFn, type WasmKernels } from "./backend.js";
 import { prepackedBytes } from "./prepack.js";
-import { readParallelInfo, SHARED_B_GLOBAL, type RowSplit } from "./threads-meta.js";
+import { ALL_COLUMNS, COL_RANGE_GLOBALS, readParallelInfo, SHARED_B_GLOBAL, type RowSplit } from "./threads-meta.js";
 import { splitCall } from "./threads-split.js";
 import { sharedMemorySupported, ThreadPool, toSharedBinary } from "./threads.js";
 
@@ -61,14 +61,35 @@ export async function loadKernels(plain: WasmSource, opts: KernelLoadOptions): P
   const kernels = new Map(k.kernels);
   const global = k.instance.exports[SHARED_B_GLOBAL];
   const sharedGlobal = global instanceof WebAssembly.Global ? global : null;
+  const [n0g, n1g] = COL_RANGE_GLOBALS.map((g) => k.instance.exports[g]);
+  const colGlobals = n0g instanceof WebAssembly.Global && n1g instanceof WebAssembly.Global ? [n0g, n1g] as const : null;
   for (const name of names) {
     const fn = k.kernels.get(name)!;
     const split = info.kernels[name]!;
     const shared = split.kind === "rows" ? split.sharedB : undefined;
     const packer = shared && sharedGlobal ? k.kernels.get(shared.packer) : undefined;
+    // Column chunks need the module's column globals and room for n0, n1 after the arguments.
+    const colSplit = split.kind === "rows" && split.cols !== undefined && colGlobals !== null;
     const wrapped: KernelFn = (...args: number[]) => {
-      const c = args.length <= ThreadPool.maxArgs ? splitCall(split, args, threads, ThreadPool.maxChunks, packer !== undefined) : null;
+      const c = args.length <= ThreadPool.maxArgs ? splitCall(split, args, threads, ThreadPool.maxChunks, packer !== undefined, colSplit && args.length + 2 <= ThreadPool.maxArgs) : null;
       if (!c || pool.soloNow()) return fn(...args);
+      if (c.cols) {
+        // This thread's column range per chunk (the workers set theirs from the same arguments).
+        const [g0, g1] = colGlobals!;
+        const argc = args.length;
+        const byCols = (...a: number[]) => {
+          g0.value = a[argc]!;
+          g1.value = a[argc + 1]!;
+          return fn(...a);
+        };
+        try {
+          pool.run(name, byCols, c.chunks, c.scratchArg, 0, c.work, argc);
+        } finally {
+          g0.value = 0;
+          g1.value = ALL_COLUMNS;
+        }
+        return undefined;
+      }
       if (!c.sharedB || !shared || !packer) {
         pool.run(name, fn, c.chunks, c.scratchArg, 0, c.work);
         return undefined;

@@ -21,10 +21,24 @@ export interface RowSplit {
    * `packer` (an export, prepack.ts) packs it, and the kernel's gemm reads it from SHARED_B_GLOBAL when nonzero.
    */
   sharedB?: { b: number; K: number; N: number; packer: string };
+  /**
+   * Present when the kernel may instead be cut by columns of C (small M): args[N] is N (args[K] is K, for the
+   * choice between rows and columns), and a thread restricts
+   * its gemm to columns [n0, n1) (multiples of `align`, the microkernel's NR, except n1 = N) by setting its
+   * instance's COL_RANGE_GLOBALS; the row range and every other argument stay the call's own.
+   */
+  cols?: { N: number; K: number; align: number };
 }
 
 /** Export name of the i32 global holding the address of a B packed for all threads of a call (0: none). */
 export const SHARED_B_GLOBAL = "__kiln_shared_b";
+
+/**
+ * Export names of the i32 globals bounding the columns [n0, n1) of C a gemm computes (RowSplit.cols): 0 and
+ * ALL_COLUMNS (every column) except while a thread runs a column chunk of a split call.
+ */
+export const COL_RANGE_GLOBALS = ["__kiln_n0", "__kiln_n1"] as const;
+export const ALL_COLUMNS = 0x7fffffff;
 
 /**
  * An elementwise kernel: args[ext] is the extent of the outermost axis; a thread gets a sub-range [s, e) as

@@ -4,19 +4,21 @@
 
 import { KilnError } from "../errors.js";
 import { isNode } from "../io.js";
-import { CTL, WORKER_SOURCE } from "./worker.js";
+import { claimChunk, CLAIM, CTL, WORKER_SOURCE } from "./worker.js";
 
 /** Pages of the shared memory's declared maximum (shared memories need one): 2 GiB. */
 export const SHARED_MAX_PAGES = 32768;
 
-/** Main-thread polls of the pending count before it sleeps (Node) or between checks (browsers cannot sleep). */
+/** Main-thread polls of the done count before it sleeps (Node) or between checks (browsers cannot sleep). */
 const JOIN_SPIN = 2000;
 
 /**
  * A dispatch is starved when the caller, done with every chunk it could claim, still waits for a worker longer
  * than this fraction of its own busy time plus STARVE_MIN_MS: the worker claimed a chunk and then did not run
  * (the OS gave the process less than a core per thread). With chunks of a tenth of the work a running worker
- * keeps the caller waiting at most about one chunk.
+ * keeps the caller waiting at most about one chunk. The time the caller took to wake the workers counts as
+ * waiting too: with no core free, the woken worker takes the caller's (waking it took 0.29 ms on average, up to
+ * 9.6 ms, in the MLP training step with the other core busy, against a few us with one free).
  */
 const STARVE_FRACTION = 0.5;
 const STARVE_MIN_MS = 0.2;
@@ -24,6 +26,9 @@ const STARVE_MIN_MS = 0.2;
  * After n starved calls in a row, the next 2^min(n, MAX_BACKOFF) - 1 calls run on one thread without probing,
  * and so does every call for BACKOFF_MS * 2^(n - 1) ms (at most MAX_BACKOFF_MS): a probe that starves costs
  * about one scheduler time slice, so under steady load probes stay a small part of the time whatever a call takes.
+ * (A call that helped clears the strikes. Taking one off instead kept the MLP step with the other core busy
+ * on one thread more (39 of ~1800 matmuls split, 838 before) but measured no better there, 0.95-0.97x against
+ * 0.95-0.96x at load 4-5, and looked slower to find a free core again in short runs: not kept.)
  */
 const MAX_BACKOFF = 5;
 const BACKOFF_MS = 4;
@@ -36,6 +41,8 @@ export interface PoolStats {
   workerChunks: number;
   /** Dispatches whose chunks shared one packed B. */
   sharedB: number;
+  /** Matmul dispatches cut by columns of C (few rows). */
+  cols: number;
   /** Dispatches in which the caller waited on a late worker (each sends the rest of its call to one thread). */
   starved: number;
   /** Kernel calls that would have been split but ran on the calling thread alone (fallback or back-off). */
@@ -147,7 +154,7 @@ export class ThreadPool {
   backoffScale = 1;
   /** Whether starved dispatches send calls to one thread (benches and tests turn it off to see 2 threads always). */
   fallback = true;
-  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, starved: 0, solo: 0 };
+  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, cols: 0, starved: 0, solo: 0 };
 
   private constructor(threads: number, ctl: Int32Array, workers: { terminate(): void }[], names: readonly string[]) {
     this.threads = threads;
@@ -220,15 +227,28 @@ export class ThreadPool {
   }
 
   /**
+   * Tests only: workers sleep `ms` after waking for a dispatch, before claiming any chunk, as workers the OS
+   * wakes late would (0: off, and wakes the sleepers); `testLateWakes` counts the sleeps that have ended.
+   */
+  set testWorkerWakeDelay(ms: number) {
+    Atomics.store(this.#ctl, CTL.wakeDelay, Math.max(0, Math.round(ms)));
+    Atomics.notify(this.#ctl, CTL.wakeDelay);
+  }
+  get testLateWakes(): number {
+    return Atomics.load(this.#ctl, CTL.lateWakes);
+  }
+
+  /**
    * Runs kernel `name` once per chunk (each an argument list), every thread claiming chunks until none is left,
    * so a worker the OS has not scheduled yet leaves its share to the others. `fn` is the calling thread's
    * instance of the kernel; workers put their own scratch at `scratchArg` (-1: none) and set their
    * SHARED_B_GLOBAL to `sharedB` (a B the caller packed, 0: none). Returns when all are done; throws if any call
    * threw (after all have finished, so no worker still writes memory). A starved dispatch (the caller waited on
    * a late worker, or the process got too little CPU: CPU_CHECK_MS) sends the rest of the call to one thread.
-   * `work`: the call's multiply-adds or elements.
+   * `work`: the call's multiply-adds or elements. `colArg`: column chunks (threads-split.ts Chunks.cols), whose
+   * n0, n1 start at that argument; workers set their COL_RANGE_GLOBALS from them (`fn` must do so itself).
    */
-  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, work = 0): void {
+  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, work = 0, colArg = -1): void {
     if (this.#closed) throw new Error("the thread pool has been closed");
     const ctl = this.#ctl;
     const k = this.#index.get(name);
@@ -241,14 +261,18 @@ export class ThreadPool {
     ctl[CTL.scratchArg] = scratchArg;
     ctl[CTL.chunks] = chunks.length;
     ctl[CTL.sharedB] = sharedB;
+    ctl[CTL.colArg] = colArg;
+    const tWake = now();
     const workerChunks = Atomics.load(ctl, CTL.workerChunks);
-    Atomics.store(ctl, CTL.next, 0);
+    const gen = (Atomics.load(ctl, CTL.generation) + 1) | 0;
+    const word0 = ((gen & CLAIM.tagMask) << CLAIM.tagShift) | (chunks.length << CLAIM.countShift);
+    Atomics.store(ctl, CTL.done, 0);
     Atomics.store(ctl, CTL.failed, 0);
-    Atomics.store(ctl, CTL.pending, this.threads - 1);
-    Atomics.add(ctl, CTL.generation, 1);
+    Atomics.store(ctl, CTL.next, word0);
+    Atomics.store(ctl, CTL.generation, gen);
     Atomics.notify(ctl, CTL.generation);
     // Tests only (testWorkerDelay): the caller lets a worker claim the first chunk, which it then runs late.
-    if (ctl[CTL.delay]! > 0) while (Atomics.load(ctl, CTL.next) === 0) if (this.#canWait) Atomics.wait(ctl, CTL.next, 0, 5);
+    if (ctl[CTL.delay]! > 0) while (Atomics.load(ctl, CTL.next) === word0) if (this.#canWait) Atomics.wait(ctl, CTL.next, word0, 5);
     let error: unknown;
     const t0 = now();
     if (cpuMs && this.#winT0 < 0 && (work >= CPU_CHECK_WORK || this.#callDispatched)) {
@@ -258,15 +282,24 @@ export class ThreadPool {
     }
     this.#callDispatched = true;
     try {
-      for (let c = Atomics.add(ctl, CTL.next, 1); c < chunks.length; c = Atomics.add(ctl, CTL.next, 1)) fn(...chunks[c]!);
+      for (let c = claimChunk(ctl, gen); c >= 0; c = claimChunk(ctl, gen)) {
+        try {
+          fn(...chunks[c]!);
+        } finally {
+          Atomics.add(ctl, CTL.done, 1);
+        }
+      }
     } catch (e) {
       error = e;
-      Atomics.store(ctl, CTL.next, chunks.length); // stop handing out chunks
     }
+    // Stop handing out chunks (all are claimed, or one threw); the chunks claimed so far must all finish, and a
+    // worker that has claimed none is not waited for.
+    const claimed = Atomics.exchange(ctl, CTL.next, word0 | CLAIM.indexMask) & CLAIM.indexMask;
     const t1 = now();
-    this.#join();
+    this.#join(Math.min(claimed, chunks.length));
     const t2 = now();
-    const wait = t2 - t1;
+    // Waking the workers (tWake to t0) is time the caller lost too (STARVE_FRACTION).
+    const wait = t2 - t1 + (t0 - tWake);
     let cpuShort = false;
     if (cpuMs && this.#winT0 >= 0) {
       this.#winDispatch += t2 - Math.max(t0, this.#winT0);
@@ -278,6 +311,7 @@ export class ThreadPool {
     }
     this.stats.dispatches++;
     if (sharedB) this.stats.sharedB++;
+    if (colArg >= 0) this.stats.cols++;
     this.stats.workerChunks += Atomics.load(ctl, CTL.workerChunks) - workerChunks;
     if (wait > STARVE_FRACTION * (t1 - t0) + STARVE_MIN_MS || cpuShort) {
       this.stats.starved++;
@@ -287,13 +321,14 @@ export class ThreadPool {
     if (Atomics.load(ctl, CTL.failed)) throw new Error(`kernel ${name} failed on a worker thread`);
   }
 
-  #join(): void {
+  /** Waits until `chunks` chunks of the dispatch are done. */
+  #join(chunks: number): void {
     const ctl = this.#ctl;
     for (;;) {
-      let p = Atomics.load(ctl, CTL.pending);
-      for (let s = 0; p !== 0 && s < JOIN_SPIN; s++) p = Atomics.load(ctl, CTL.pending);
-      if (p === 0) return;
-      if (this.#canWait) Atomics.wait(ctl, CTL.pending, p, 50);
+      let d = Atomics.load(ctl, CTL.done);
+      for (let s = 0; d < chunks && s < JOIN_SPIN; s++) d = Atomics.load(ctl, CTL.done);
+      if (d >= chunks) return;
+      if (this.#canWait) Atomics.wait(ctl, CTL.done, d, 50);
     }
   }
 

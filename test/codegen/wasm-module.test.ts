@@ -9,7 +9,7 @@ import { instantiate, rng } from "./wasm-harness.js";
 import { ew, inp, op, randomData, refEw, runEw } from "./ew-util.js";
 import { sharesPackedB } from "../../compiler/codegen/wasm/parallel.js";
 import { prepackName } from "../../runtime/wasm/prepack.js";
-import { SHARED_B_GLOBAL } from "../../runtime/wasm/threads-meta.js";
+import { COL_RANGE_GLOBALS, SHARED_B_GLOBAL } from "../../runtime/wasm/threads-meta.js";
 
 const sample: NamedKernel[] = [
   { name: "gelu_ish", spec: ew(2, [["f32", [false, false]], ["f32", [true, false]]], "f32", op("mul", "f32", inp(0), op("sigmoid", "f32", op("add", "f32", inp(0), inp(1))))) },
@@ -55,7 +55,9 @@ describe("buildWasmModule", () => {
     expect(WebAssembly.Module.imports(mod)).toEqual([{ module: "env", name: "memory", kind: "memory" }]);
     // 2-D f32 matmuls also export the B packer the thread pool shares B with, and the global it sets (parallel.ts).
     const sharing = sample.flatMap((k) => (k.spec.kind === "matmul" && sharesPackedB(k.spec) ? [prepackName(k.spec.transB === true)] : []));
-    const extra = sharing.length > 0 ? [...new Set(sharing), SHARED_B_GLOBAL] : [];
+    // Every gemm reads the column range of a column chunk from two exported globals (matmul.ts columnGlobals).
+    const cols = sample.some((k) => k.spec.kind === "matmul" && !k.spec.winograd) ? [...COL_RANGE_GLOBALS] : [];
+    const extra = [...(sharing.length > 0 ? [...new Set(sharing), SHARED_B_GLOBAL] : []), ...cols];
     expect(WebAssembly.Module.exports(mod).map((e) => e.name).sort()).toEqual([...sample.map((k) => k.name), "memory", ...extra].sort());
     const inst = new WebAssembly.Instance(mod, { env: { memory: new WebAssembly.Memory({ initial: 1, maximum: 10 }) } });
     for (const k of sample) expect((inst.exports[k.name] as (...a: number[]) => void).length, k.name).toBe(kernelParamCount(k.spec));

@@ -1,6 +1,7 @@
 // Threads and relaxed SIMD in headless Chromium: a cross-origin-isolated page (COOP/COEP headers) loads a module
 // with { threads: 2 } (Web Workers on a shared memory) and with the relaxed build; a page without isolation must
-// fall back to one thread. Results equal the page's own 1-thread run. Skips, saying why, without Chromium.
+// fall back to one thread. Results equal the page's own 1-thread run, a matmul of 8 rows cut by columns too.
+// Skips, saying why, without Chromium.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -22,7 +23,7 @@ fn ew(x: f32[R, C], m: f32[R, 1]) -> f32[R, C] { return exp(x * 0.1) * m }
 
 // Runs in the page: 1 thread, 2 threads, 2 threads + relaxed; reports sums and whether results are identical.
 const PAGE = `<!doctype html><script type="module">
-import { loadKilnModule } from "/rt/wasm/module.js";
+import { loadKilnModule, WASM_STATE } from "/rt/wasm/module.js";
 import { relaxedSimdSupported } from "/rt/wasm/backend.js";
 const get = async (u) => new Uint8Array(await (await fetch(u)).arrayBuffer());
 try {
@@ -31,13 +32,18 @@ try {
   const a = Float32Array.from({ length: 300 * 257 }, (_, i) => Math.sin(i));
   const x = Float32Array.from({ length: 700 * 301 }, (_, i) => Math.cos(i));
   const m = Float32Array.from({ length: 700 }, (_, i) => i / 700);
+  const a8 = Float32Array.from({ length: 8 * 1024 }, (_, i) => Math.sin(0.3 * i));
+  const b8 = Float32Array.from({ length: 1024 * 600 }, (_, i) => Math.cos(0.7 * i));
   const run = async (opts) => {
     const k = await loadKilnModule(manifest, wasm, opts);
-    const y = k.mm({ a, b: a }, { dims: { M: 300, K: 257, N: 300 } }).data;
+    // Every split runs on 2 threads (no fallback to one on a loaded machine), so the column split is seen.
+    const pool = k[WASM_STATE]("page").pool;
+    if (pool) pool.fallback = false;
+    const y = [...k.mm({ a, b: a }, { dims: { M: 300, K: 257, N: 300 } }).data, ...k.mm({ a: a8, b: b8 }, { dims: { M: 8, K: 1024, N: 600 } }).data];
     const z = k.ew({ x, m }, { dims: { R: 700, C: 301 } }).data;
     const extra = k.memoryStats().persistentBytes;
     k.dispose();
-    return { y: Array.from(y), z: Array.from(z), extra };
+    return { y: Array.from(y), z: Array.from(z), extra, cols: pool ? pool.stats.cols : 0 };
   };
   const one = await run({});
   const two = await run({ threads: 2 });
@@ -46,14 +52,14 @@ try {
   const same = (p, q) => p.y.every((v, i) => Object.is(v, q.y[i])) && p.z.every((v, i) => Object.is(v, q.z[i]));
   document.body.dataset.kiln = JSON.stringify({
     isolated: crossOriginIsolated, relaxed: relaxedSimdSupported(), same2: same(one, two), sameRelaxed2: same(r1, r2),
-    poolBytes: two.extra - one.extra, sum: one.y.reduce((s, v) => s + v, 0), sumRelaxed: r1.y.reduce((s, v) => s + v, 0),
+    poolBytes: two.extra - one.extra, cols2: two.cols, colsRelaxed2: r2.cols, sum: one.y.reduce((s, v) => s + v, 0), sumRelaxed: r1.y.reduce((s, v) => s + v, 0),
   });
 } catch (e) {
   document.body.dataset.kiln = JSON.stringify({ error: String(e && e.stack || e) });
 }
 </script>`;
 
-interface PageResult { isolated: boolean; relaxed: boolean; same2: boolean; sameRelaxed2: boolean; poolBytes: number; sum: number; sumRelaxed: number; error?: string }
+interface PageResult { isolated: boolean; relaxed: boolean; same2: boolean; sameRelaxed2: boolean; poolBytes: number; cols2: number; colsRelaxed2: number; sum: number; sumRelaxed: number; error?: string }
 
 describe.skipIf(skip !== undefined)("threads in headless Chromium", () => {
   let server: Server | undefined;
@@ -115,6 +121,9 @@ describe.skipIf(skip !== undefined)("threads in headless Chromium", () => {
     expect(r.same2).toBe(true);
     expect(r.sameRelaxed2).toBe(true);
     expect(r.relaxed).toBe(true);
+    // The [8,1024]x[1024,600] call was cut by columns, in both builds.
+    expect(r.cols2).toBe(1);
+    expect(r.colsRelaxed2).toBe(1);
     expect(Math.abs(r.sumRelaxed - r.sum)).toBeLessThan(1e-2 * Math.abs(r.sum) + 1);
   }, 120_000);
 
@@ -123,5 +132,6 @@ describe.skipIf(skip !== undefined)("threads in headless Chromium", () => {
     expect(r.isolated).toBe(false);
     expect(r.poolBytes).toBe(0);
     expect(r.same2).toBe(true);
+    expect(r.cols2).toBe(0);
   }, 120_000);
 });

@@ -79,7 +79,7 @@ describe("a split matmul shares one packed B", () => {
       const pool = poolOf(multi.get(t)!);
       // No fallback here: on a loaded machine a starved call would (rightly) run on one thread, unshared.
       pool.fallback = false;
-      const before = pool.stats.sharedB;
+      const [before, colsBefore] = [pool.stats.sharedB, pool.stats.cols];
       // [M, K, N]: K > KC = 256 takes several packed K blocks, N > NC = 1024 several column blocks, odd edges.
       for (const [M, K, N] of [[64, 784, 128], [257, 300, 1100], [97, 513, 33], [300, 64, 257]] as const) {
         same(t, "mm", { a: { shape: [M, K], data: rand(M * K, M) }, b: { shape: [K, N], data: rand(K * N, N) } });
@@ -87,9 +87,11 @@ describe("a split matmul shares one packed B", () => {
         same(t, "mm_tn", { a: { shape: [K, M], data: rand(M * K, K) }, b: { shape: [K, N], data: rand(K * N, 7) } });
         same(t, "dense", { x: { shape: [M, K], data: rand(M * K, 11) }, w: { shape: [K, N], data: rand(K * N, 13) }, bias: { shape: [N], data: rand(N, 17) } });
       }
-      // Every one of those 16 calls was split with a shared B.
-      expect(pool.stats.sharedB - before, `${t} threads`).toBe(16);
       pool.fallback = true;
+      // Every one of those 16 calls was split: with a shared B, or (M = 64, too few rows for row chunks) by
+      // columns of C (threads-cols.test.ts).
+      expect(pool.stats.cols - colsBefore, `${t} threads, column splits`).toBe(4);
+      expect(pool.stats.sharedB - before + pool.stats.cols - colsBefore, `${t} threads`).toBe(16);
     }
   });
 
@@ -193,6 +195,37 @@ describe("fallback to one thread", () => {
       pool.backoffScale = 1;
       pool.resetBackoff();
     }
+  });
+
+  it("a worker that wakes late is not waited for: the caller runs every chunk, and the late worker claims nothing", async () => {
+    const m = multi.get(2)!;
+    const pool = poolOf(m);
+    const inputs = chainInputs(256);
+    const want = bits(one.call("chain", tensors(inputs)) as Tensor);
+    pool.resetBackoff();
+    pool.fallback = false;
+    const s0 = { ...pool.stats };
+    const late0 = pool.testLateWakes;
+    try {
+      // The worker sleeps 1.5 s after waking for the first dispatch; both matmuls of the call (2 dispatches, the
+      // second while the worker still sleeps in the first) finish without it.
+      pool.testWorkerWakeDelay = 1500;
+      expect(bits(m.call("chain", tensors(inputs)) as Tensor)).toEqual(want);
+      // The call returned while the worker was still asleep (the old pool waited for every worker to check in).
+      expect(pool.testLateWakes - late0).toBe(0);
+      expect(pool.stats.dispatches - s0.dispatches).toBe(2);
+      expect(pool.stats.workerChunks - s0.workerChunks).toBe(0);
+    } finally {
+      pool.testWorkerWakeDelay = 0; // wakes it: its claim on the finished dispatches fails
+    }
+    for (let i = 0; i < 200 && pool.testLateWakes === late0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(pool.testLateWakes - late0).toBe(1);
+    expect(pool.stats.workerChunks - s0.workerChunks).toBe(0);
+    // The pool goes on as before, the worker taking chunks again (within 50 calls even on a loaded machine).
+    const d = pool.stats.workerChunks;
+    for (let i = 0; i < 50 && pool.stats.workerChunks === d; i++) expect(bits(m.call("chain", tensors(inputs)) as Tensor)).toEqual(want);
+    pool.fallback = true;
+    expect(pool.stats.workerChunks, "worker chunks after the late wake (0: the worker never came back)").toBeGreaterThan(d);
   });
 
   it("kernels too small to split stay on the calling thread", () => {

@@ -19,8 +19,8 @@ import { EpilogueRenderer } from "./matmul-epilogue.js";
 import { FiniteMask, flagParams } from "./finite.js";
 import { dtypeBytes } from "../../ir/types.js";
 import { prepackName } from "../../../runtime/wasm/prepack.js";
-import { SHARED_B_GLOBAL } from "../../../runtime/wasm/threads-meta.js";
-import { sharesPackedB } from "./parallel.js";
+import { ALL_COLUMNS, COL_RANGE_GLOBALS, SHARED_B_GLOBAL } from "../../../runtime/wasm/threads-meta.js";
+import { columnSplits, sharesPackedB } from "./parallel.js";
 
 /** `min(a, b)` on i32 expressions (each evaluated once per operand use, so pass local.gets). */
 function min(fb: FnBuilder, a: () => E, b: () => E): E {
@@ -109,11 +109,14 @@ function sharedPackedB(g: FnBuilder): () => E {
   return () => m.global.get(SHARED_B_GLOBAL, g.b.i32);
 }
 
-/** Packs the kc x nc block of B at (pc, jc) into NR-wide panels at bp (shared by the gemm and prepackB). */
-function packBlock(g: FnBuilder, packB: string, NR: number, transB: boolean, shB: number, v: Record<"b" | "ldb" | "jc" | "jr" | "pc" | "nc" | "kc" | "w" | "bp", Var>): E {
+/**
+ * Packs the kc x nc block of B at (pc, jc) into NR-wide panels at bp (shared by the gemm and prepackB); with
+ * `cols`, only the panels of block columns [lo, hi) (a column chunk's, columnRange), each at its usual place.
+ */
+function packBlock(g: FnBuilder, packB: string, NR: number, transB: boolean, shB: number, v: Record<"b" | "ldb" | "jc" | "jr" | "pc" | "nc" | "kc" | "w" | "bp", Var>, cols?: ColumnRange): E {
   const m = g.m;
   const c4 = (x: number): E => m.i32.const(x);
-  return forRange(g, { i: v.jr, from: c4(0), to: () => v.nc.get(), step: NR, body: [
+  return forRange(g, { i: v.jr, from: cols ? cols.lo.get() : c4(0), to: () => (cols ? cols.hi : v.nc).get(), step: NR, body: [
     v.w.set(min(g, () => c4(NR), () => m.i32.sub(v.nc.get(), v.jr.get()))),
     m.call(packB, [
       transB
@@ -122,6 +125,28 @@ function packBlock(g: FnBuilder, packB: string, NR: number, transB: boolean, shB
       v.ldb.get(), m.i32.add(v.bp.get(), m.i32.mul(v.jr.get(), m.i32.shl(v.kc.get(), c4(2)))), v.kc.get(), v.w.get(),
     ], g.b.none),
   ] });
+}
+
+/** Block columns [lo, hi) of the current NC block that this call computes, and their count w (hi - lo). */
+interface ColumnRange {
+  readonly lo: Var;
+  readonly hi: Var;
+  readonly w: Var;
+}
+
+/**
+ * The mutable globals COL_RANGE_GLOBALS (n0, n1): columns [n0, n1) of C the gemm computes, all of them (0,
+ * ALL_COLUMNS) except while a thread of the pool runs a column chunk of a split call (parallel.ts RowSplit.cols:
+ * small M, where row chunks would be too few or too thin). Each thread sets its own instance's pair. Within an NC
+ * block the cut is on NR panel edges, so every tile, its K loop and its place in packed B are the one thread's:
+ * a column chunk computes its elements exactly as one thread does.
+ */
+function columnGlobals(g: FnBuilder): [() => E, () => E] {
+  const m = g.m;
+  const [n0, n1] = COL_RANGE_GLOBALS;
+  if (!m.getGlobal(n0)) m.addGlobal(n0, g.b.i32, true, m.i32.const(0));
+  if (!m.getGlobal(n1)) m.addGlobal(n1, g.b.i32, true, m.i32.const(ALL_COLUMNS));
+  return [() => m.global.get(n0, g.b.i32), () => m.global.get(n1, g.b.i32)];
 }
 
 /**
@@ -159,6 +184,10 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
     const call = (fn: string, args: E[]): E => m.call(fn, args, g.b.none);
 
     const fin = flag ? new FiniteMask(g, flag, epi ? epi.renderer.stored : "f32") : null;
+    // KILN_THREADS_NSPLIT=0 (an A/B switch) builds the gemm without column ranges, as before them.
+    const cols: ColumnRange | null = columnSplits() ? { lo: v(), hi: v(), w: v() } : null;
+    const jrFrom = (): E => (cols ? cols.lo.get() : c4(0));
+    const jrTo = (): E => (cols ? cols.hi : nc).get();
     const partial = epi?.partial === "block";
     const band = epi?.partial === "band";
     const cs = v();
@@ -192,13 +221,13 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
     const packBBlock = prepackedB
       ? bp.set(packedAt(b.get()))
       : shared
-        ? m.if(m.i32.eqz(shared()), packBlock(g, packB, NR, transB, shB, { b, ldb, jc, jr, pc, nc, kc, w, bp }), bp.set(packedAt(shared())))
+        ? m.if(m.i32.eqz(shared()), packBlock(g, packB, NR, transB, shB, { b, ldb, jc, jr, pc, nc, kc, w, bp }, cols ?? undefined), bp.set(packedAt(shared())))
       : convB
-        ? forRange(g, { i: jr, from: c4(0), to: () => nc.get(), step: NR, body: [
+        ? forRange(g, { i: jr, from: jrFrom(), to: jrTo, step: NR, body: [
           w.set(min(g, () => c4(NR), () => m.i32.sub(nc.get(), jr.get()))),
           call(packB, [b.get(), add(bp.get(), mul(jr.get(), m.i32.shl(kc.get(), c4(2)))), kc.get(), pc.get(), add(jc.get(), jr.get()), w.get()]),
         ] })
-        : packBlock(g, packB, NR, transB, shB, { b, ldb, jc, jr, pc, nc, kc, w, bp });
+        : packBlock(g, packB, NR, transB, shB, { b, ldb, jc, jr, pc, nc, kc, w, bp }, cols ?? undefined);
     // Packs the mc x kc block of A at (ic, pc) into MR-high panels at ap.
     const packABlock = forRange(g, { i: ir, from: c4(0), to: () => mc.get(), step: MR, body: [
       h.set(min(g, () => c4(MR), () => m.i32.sub(mc.get(), ir.get()))),
@@ -229,7 +258,7 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
       : partial
       ? add(cs.get(), mul(ir.get(), ldc.get()), m.i32.shl(jr.get(), c4(2)))
       : add(c.get(), mul(add(ic.get(), ir.get()), ldc.get()), m.i32.shl(add(jc.get(), jr.get()), c4(2))));
-    const tiles = forRange(g, { i: jr, from: c4(0), to: () => nc.get(), step: NR, body: [
+    const tiles = forRange(g, { i: jr, from: jrFrom(), to: jrTo, step: NR, body: [
       w.set(min(g, () => c4(NR), () => m.i32.sub(nc.get(), jr.get()))),
       forRange(g, { i: ir, from: c4(0), to: () => mc.get(), step: MR, body: [
         h.set(min(g, () => c4(MR), () => m.i32.sub(mc.get(), ir.get()))),
@@ -242,16 +271,16 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
     // stream like an elementwise kernel's while the band is still in cache.
     const bands = !epi && !fin ? m.nop() : forRange(g, { i: ir, from: c4(0), to: () => mc.get(), step: MR, body: [
       h.set(min(g, () => c4(MR), () => m.i32.sub(mc.get(), ir.get()))),
-      forRange(g, { i: jr, from: c4(0), to: () => nc.get(), step: NR, body: [
+      forRange(g, { i: jr, from: jrFrom(), to: jrTo, step: NR, body: [
         w.set(min(g, () => c4(NR), () => m.i32.sub(nc.get(), jr.get()))),
         cp.set(cpAt()),
         plainTile(),
       ] }),
       row0.set(add(ic.get(), ir.get())),
-      col0.set(jc.get()),
-      jr.set(c4(0)),
+      col0.set(cols ? add(jc.get(), cols.lo.get()) : jc.get()),
+      jr.set(jrFrom()),
       sums.set(cpAt()),
-      epi ? epi.renderer.render({ sums, ld: ldc, out: c, inputs: epi.inputs, N, row0, col0, h, w: nc }, fin ?? undefined) : fin!.rows(sums.get(), ldc, h, nc),
+      epi ? epi.renderer.render({ sums, ld: ldc, out: c, inputs: epi.inputs, N, row0, col0, h, w: cols?.w ?? nc }, fin ?? undefined) : fin!.rows(sums.get(), ldc, h, cols?.w ?? nc),
     ] });
     const blockTiles = (): E => (epi || fin ? m.if(m.i32.ge_s(add(pc.get(), kc.get()), K.get()), bands, tiles) : tiles);
     function plainTile(): E {
@@ -275,11 +304,23 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
       mc.set(min(g, () => c4(MC), () => m.i32.sub(m1.get(), ic.get()))),
       ...body,
     ] });
+    // This NC block's share of the columns [n0, n1); a block outside them is skipped, packing included.
+    function columnBounds(r: ColumnRange): E[] {
+      const [n0, n1] = columnGlobals(g);
+      const lo = (): E => m.i32.sub(n0(), jc.get());
+      return [
+        r.lo.set(m.select(m.i32.gt_s(lo(), c4(0)), lo(), c4(0))),
+        r.hi.set(min(g, () => nc.get(), () => m.i32.sub(n1(), jc.get()))),
+        r.w.set(m.i32.sub(r.hi.get(), r.lo.get())),
+      ];
+    }
+    const blocks = (body: E): E => (cols ? m.if(m.i32.gt_s(cols.w.get(), c4(0)), body) : body);
     return g.seq([
       ...prologue,
       forRange(g, { i: jc, from: c4(0), to: () => N.get(), step: NC, body: [
         nc.set(min(g, () => c4(NC), () => m.i32.sub(N.get(), jc.get()))),
-        partial ? rowLoop([kLoop([packBBlock, packABlock, blockTiles()])]) : kLoop([packBBlock, rowLoop([packABlock, blockTiles()])]),
+        ...(cols ? columnBounds(cols) : []),
+        blocks(partial ? rowLoop([kLoop([packBBlock, packABlock, blockTiles()])]) : kLoop([packBBlock, rowLoop([packABlock, blockTiles()])])),
       ] }),
       ...(fin ? [fin.flush()] : []),
     ]);

@@ -19,7 +19,7 @@ import { flagParams, renderFinite } from "./finite.js";
 import { qmatmulArgs } from "./qmatmul-layout.js";
 import type { SimdVariant } from "./matmul-blocking.js";
 import { parallelSection, sharesPackedB } from "./parallel.js";
-import { SHARED_B_GLOBAL } from "../../../runtime/wasm/threads-meta.js";
+import { COL_RANGE_GLOBALS, SHARED_B_GLOBAL } from "../../../runtime/wasm/threads-meta.js";
 import { INTERNAL_FN_PREFIXES } from "./matmul-micro.js";
 
 /** Larger than every math helper of math.ts in Binaryen's size measure (checked by test/codegen/helper-inlining.test.ts). */
@@ -140,6 +140,8 @@ export async function buildWasmModule(kernels: readonly NamedKernel[], opts: Was
     for (const name of packers) m.addFunctionExport(name, name);
     // (Batched gemms read the global too, as the gemm is shared, but the pool sets it only for sharing kernels.)
     if (kernels.some((k) => k.spec.kind === "matmul" && sharesPackedB(k.spec))) m.addGlobalExport(SHARED_B_GLOBAL, SHARED_B_GLOBAL);
+    // The column range of a column chunk (matmul.ts columnGlobals), present wherever a gemm reads it.
+    for (const g of COL_RANGE_GLOBALS) if (m.getGlobal(g)) m.addGlobalExport(g, g);
     const par = parallelSection(kernels, simd);
     if (par) m.addCustomSection(par.name, par.contents);
     if (!m.validate()) {

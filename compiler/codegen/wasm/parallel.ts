@@ -1,6 +1,6 @@
 // Codegen stage (wasm): the "kiln.parallel" custom section — for each kernel the thread pool may split, how
-// (runtime/wasm/threads-meta.ts is the contract). Matmuls split by rows of C, elementwise kernels along their
-// outermost axis, softmax rows by rows, pooling and its gradient by planes; everything else runs on one thread.
+// (runtime/wasm/threads-meta.ts is the contract). Matmuls split by rows of C (or, with few rows, by columns: the
+// runtime chooses per call), elementwise kernels along their outermost axis, softmax rows by rows, pooling and its gradient by planes; everything else runs on one thread.
 import type { KernelSplit, ParallelInfo } from "../../../runtime/wasm/threads-meta.js";
 import { PARALLEL_SECTION } from "../../../runtime/wasm/threads-meta.js";
 import { prepackName } from "../../../runtime/wasm/prepack.js";
@@ -18,6 +18,14 @@ export function sharesPackedB(k: MatmulKernel): boolean {
   return k.dtype === "f32" && k.batchRank === 0 && !k.prepackedB && !k.aConv && !k.convOut && (k.bDtype ?? "f32") === "f32" && !k.bRound;
 }
 
+/**
+ * Whether gemms honour a column range (matmul.ts columnGlobals) and matmuls offer column splits: on unless
+ * KILN_THREADS_NSPLIT=0 (an A/B switch, part of the compile cache key as it changes the kernels).
+ */
+export function columnSplits(): boolean {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_THREADS_NSPLIT !== "0";
+}
+
 function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
   if (spec.kind === "matmul") {
     const br = spec.batchRank;
@@ -25,7 +33,9 @@ function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
     const np = 4 + (spec.epilogue?.inputs.length ?? 0) + (spec.flag ? 1 : 0);
     // Cuts on microkernel panel edges, so no thread gets an extra partial tile.
     const sharedB = sharesPackedB(spec) ? { b: 1, K: np + 1, N: np + 2, packer: prepackName(spec.transB === true) } : undefined;
-    return { kind: "rows", range: np + br + 3, align: MICRO[simd].mr, scratch: 2, scratchBytes: MATMUL_SCRATCH_MAX, work: range(np, br + 3), ...(sharedB ? { sharedB } : {}) };
+    // Winograd kernels have no gemm over N (their ints are images, O, 9 C, pixels, m0, m1): rows only.
+    const cols = columnSplits() && !spec.winograd ? { N: np + br + 2, K: np + br + 1, align: MICRO[simd].nr } : undefined;
+    return { kind: "rows", range: np + br + 3, align: MICRO[simd].mr, scratch: 2, scratchBytes: MATMUL_SCRATCH_MAX, work: range(np, br + 3), ...(sharedB ? { sharedB } : {}), ...(cols ? { cols } : {}) };
   }
   if (spec.kind === "elementwise" && spec.rank >= 1) {
     const n = spec.inputs.length;
