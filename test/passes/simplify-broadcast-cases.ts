@@ -11,7 +11,7 @@ import type { IRModule } from "../../compiler/ir/graph.js";
 import { evaluateGraph } from "../../compiler/reference/interpreter.js";
 import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { Tensor } from "../../runtime/tensor.js";
-import { expectClose, type Input } from "../helpers/backend.js";
+import { expectClose, lcgInput, type Input } from "../helpers/backend.js";
 
 interface Case { fn: "sum_softmax" | "mean_softmax" | "sum_log_softmax"; n: number; x: (number | string)[]; t: number[]; value: number; grad: (number | string)[] }
 const GOLD = JSON.parse(readFileSync(new URL("./broadcast-fold-goldens.json", import.meta.url), "utf8")) as { cases: Case[] };
@@ -74,6 +74,23 @@ export function foldSuite(): void {
         });
       }
     }
+
+    // Large enough (2^18 elements) for the row kernels and the fused kernels to be split between threads.
+    it("softmax and log_softmax gradients over 256x1024, causal: 2 threads bit for bit as 1, values as the reference", async () => {
+      for (const body of [BODY.sum_softmax, BODY.sum_log_softmax]) {
+        const s = `fn f(x: f32[256, 1024], t: f32[256, 1024]) -> f32 { return ${body} }
+fn g(x: f32[256, 1024], t: f32[256, 1024]) -> (f32, f32[256, 1024]) { return value_and_grad(f)(x, t) }`;
+        const x = lcgInput([256, 1024], 5), t = lcgInput([256, 1024], 6);
+        const mask = body.includes("log_") ? -1e30 : -Infinity;
+        x.data = x.data.map((v, k) => (k % 1024 > 4 * Math.floor(k / 1024) ? mask : v * 8));
+        const m = ir(s);
+        const one = await run(m, build, "g", { x, t }), two = await run(m, build, "g", { x, t }, 2);
+        expect(one.steps.filter((st) => st.ops.includes("broadcast_to"))).toEqual([]);
+        for (let k = 0; k < 2; k++) expect(Array.from(two.out[k]!.data as Float32Array).every((v, i) => Object.is(v, (one.out[k]!.data as Float32Array)[i])), `${body} output ${k}`).toBe(true);
+        const ref = evaluateGraph(ir(s, ["simplify"]).functions.find((f) => f.name === "g")!, { x, t }, new Map());
+        expectClose(one.out[1]!, ref[1]!, `${body} gradient vs reference`, 2e-5, 1e-6);
+      }
+    });
 
     it("folds only where the other operand gives the shape (reference values)", async () => {
       const s = `
