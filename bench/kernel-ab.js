@@ -1,6 +1,6 @@
 // Kernels only, before/after: `node [--experimental-wasm-relaxed-simd] bench/kernel-ab.js --base DIR [--case softmax]
 // [--simd plain|relaxed] [--rounds 40] [--batch 50]` compiles one row workload over 256x1024 (softmax, log_softmax,
-// cross_entropy, layer_norm) with DIR's dist/ (another commit's tree, built) and with this checkout's, then runs each
+// cross_entropy, layer_norm; softmax_grad, log_softmax_grad: the gradient of sum(softmax(x) * t)) with DIR's dist/ (another commit's tree, built) and with this checkout's, then runs each
 // build's steps straight on its wasm exports (own memory, no input or output copies, no executor), alternating
 // batches of calls between the builds in one process, and prints the CPU time per call and the per-round ratio
 // before / after. On a shared machine this is far steadier than timing whole calls: what the neighbours take shows
@@ -22,6 +22,11 @@ const SRCS = {
   log_softmax: `fn f(x: f32[${R}, ${C}]) -> f32[${R}, ${C}] { return log_softmax(x, axis: -1) }`,
   cross_entropy: `fn f(x: f32[${R}, ${C}], labels: i32[${R}]) -> f32 { return cross_entropy(x, labels) }`,
   layer_norm: `fn f(x: f32[${R}, ${C}], gamma: f32[${C}], beta: f32[${C}]) -> f32[${R}, ${C}] { return layer_norm(x, gamma, beta, eps: 1e-5) }`,
+  // Gradients only (the last function is the one run): the forward's exp-and-sum rows plus the backward.
+  softmax_grad: `fn l(x: f32[${R}, ${C}], t: f32[${R}, ${C}]) -> f32 { return sum(softmax(x, axis: -1) * t) }
+fn f(x: f32[${R}, ${C}], t: f32[${R}, ${C}]) -> f32[${R}, ${C}] { return grad(l)(x, t) }`,
+  log_softmax_grad: `fn l(x: f32[${R}, ${C}], t: f32[${R}, ${C}]) -> f32 { return sum(log_softmax(x, axis: -1) * t) }
+fn f(x: f32[${R}, ${C}], t: f32[${R}, ${C}]) -> f32[${R}, ${C}] { return grad(l)(x, t) }`,
 };
 if (!SRCS[which]) throw new Error(`--case: one of ${Object.keys(SRCS).join(", ")}`);
 const evalPoly = (p) => p.reduce((a, term) => a + term.reduce((x, f) => x * f, 1), 0);
@@ -32,7 +37,7 @@ async function load(dist) {
   const r = compileToIR(SRCS[which], "ab.kiln");
   if (!r.ir) throw new Error(`${dist}: ${JSON.stringify(r.diagnostics)}`);
   const b = await buildWasm(r.ir, "ab", { wat: false });
-  const fn = b.manifest.functions[0];
+  const fn = b.manifest.functions.at(-1);
   let off = 1024;
   const numel = (v) => v.shape.reduce((x, y) => x * y, 1);
   const addr = fn.values.map((v) => {

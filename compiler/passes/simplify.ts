@@ -1,22 +1,26 @@
-// Pass "simplify": algebraic identities (x + 0, x * 1, x / 1, identity reshapes, neg(neg x)), common-
+// Pass "simplify": algebraic identities (x + 0, x * 1, x / 1, identity reshapes, neg(neg x)), broadcast_to operands of
+// arithmetic read unbroadcast (simplify-broadcast.ts), common-
 // subexpression elimination (same op, inputs and attrs, incl. duplicate constants) and dead-node elimination,
 // rebuilding each graph with dense ids in topological order.
 
 import { GraphBuilder, guardKey, remapGuard, type Graph, type IRModule } from "../ir/graph.js";
 import { formatType, sameShape } from "../ir/types.js";
 import type { Node } from "../ir/graph.js";
+import { constThrough, foldBroadcasts } from "./simplify-broadcast.js";
 
 /** The input a node is equal to, when an identity makes it redundant (same dtype and shape as the node). */
 function identityOf(n: Node, nodes: readonly Node[]): number | undefined {
   const ins = n.inputs.map((i) => nodes[i]);
   const isConst = (x: Node | undefined, v: number) => x?.op === "const" && (x.attrs as { value: number }).value === v;
+  // A product with 1 through reshapes and broadcasts (autodiff's seed of a sum, reshape(1) to [1, 1]).
+  const isOne = (x: Node | undefined) => constThrough(x, nodes) === 1;
   const same = (x: Node | undefined) => x !== undefined && x.type.dtype === n.type.dtype && sameShape(x.type.shape, n.type.shape);
   let keep: Node | undefined;
   if ((n.op === "reshape" || n.op === "stop_gradient") && same(ins[0])) keep = ins[0];
   else if (n.op === "add" && isConst(ins[1], 0) && same(ins[0])) keep = ins[0];
   else if (n.op === "add" && isConst(ins[0], 0) && same(ins[1])) keep = ins[1];
-  else if ((n.op === "mul" || n.op === "div") && isConst(ins[1], 1) && same(ins[0])) keep = ins[0];
-  else if (n.op === "mul" && isConst(ins[0], 1) && same(ins[1])) keep = ins[1];
+  else if ((n.op === "mul" || n.op === "div") && isOne(ins[1]) && same(ins[0])) keep = ins[0];
+  else if (n.op === "mul" && isOne(ins[0]) && same(ins[1])) keep = ins[1];
   else if (n.op === "sub" && isConst(ins[1], 0) && same(ins[0])) keep = ins[0];
   else if (n.op === "neg" && ins[0]?.op === "neg") keep = nodes[ins[0].inputs[0]];
   return keep?.id;
@@ -40,7 +44,16 @@ export function simplifyGraph(g: Graph): Graph {
   const seen = new Map<string, number>();
   for (const n of g.nodes) {
     if (!live[n.id]) continue;
-    const inputs = n.inputs.map((x) => remap.get(x)!);
+    const folded = foldBroadcasts(n, n.inputs.map((x) => remap.get(x)!), b.nodes);
+    const inputs = folded.inputs;
+    if (folded.sunk) {
+      // op(broadcast_to(a), c) = broadcast_to(op(a, c)): computed on the small shape (simplify-broadcast.ts).
+      const guard = remapGuard(n.guard, (c) => remap.get(c)!);
+      b.precision = n.precision;
+      const small = b.add(n.op, inputs, n.attrs, { dtype: n.type.dtype, shape: folded.sunk }, n.span, guard);
+      remap.set(n.id, b.add("broadcast_to", [small], { shape: [...n.type.shape] }, n.type, n.span, guard));
+      continue;
+    }
     // Inputs are already ids of the rebuilt graph, so the identity needs no remapping (a map of every node
     // built so far, made per node, made long sums quadratic).
     const same = identityOf({ ...n, inputs }, b.nodes);
@@ -77,7 +90,8 @@ export function simplify(m: IRModule): IRModule {
 function fixpoint(g: Graph): Graph {
   for (let i = 0; i < 8; i++) {
     const next = simplifyGraph(g);
-    if (next.nodes.length === g.nodes.length) return next;
+    // A folded broadcast_to (simplify-broadcast.ts) is dead only in the next rebuild: one more round removes it.
+    if (next.nodes.length === g.nodes.length) return next.nodes.some((n) => n.op === "broadcast_to") ? simplifyGraph(next) : next;
     g = next;
   }
   return g;

@@ -1,0 +1,4 @@
+// broadcast_to folding (passes/simplify-broadcast.ts) on the plain build: the checks in simplify-broadcast-cases.ts.
+import { foldSuite } from "./simplify-broadcast-cases.js";
+
+foldSuite();
