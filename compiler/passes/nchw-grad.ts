@@ -15,7 +15,7 @@ export function nchwGradEnabled(): boolean {
 
 const same = (a: Dim | undefined, b: Dim | undefined): boolean => a === b;
 
-/** The reshapes R = reshape(permute(X [N, C, H, W], [0, 2, 3, 1]), [N, H*W, C]) whose every user is a matmul or a sum over axes 0 and 1. */
+/** The reshapes R = reshape(permute(X [N, C, H, W], [0, 2, 3, 1]), [N, H*W, C]) whose every user is a matmul reading it as its right operand or a sum over axes 0 and 1. */
 function candidates(g: Graph): Set<number> {
   const users = new Map<number, Node[]>();
   for (const n of g.nodes) for (const i of n.inputs) users.set(i, [...(users.get(i) ?? []), n]);
@@ -33,7 +33,8 @@ function candidates(g: Graph): Set<number> {
     if (!same(rs[0], N) || rs[1] !== H * W || rs[2] !== C || guardKey(r.guard) !== guardKey(p.guard)) continue;
     const us = users.get(r.id) ?? [];
     const fine = (u: Node): boolean =>
-      (u.op === "matmul" && u.inputs.filter((i) => i === r.id).length === 1) ||
+      // As a right operand only: a left one read transposed would split the gemm over all rows into one per image.
+      (u.op === "matmul" && u.inputs[1] === r.id && u.inputs[0] !== r.id) ||
       (u.op === "sum" && (u.attrs as AttrsOf["sum"]).axes.slice().sort().join() === "0,1");
     if (us.length > 0 && us.some((u) => u.op === "matmul") && us.every(fine)) out.add(r.id);
   }
