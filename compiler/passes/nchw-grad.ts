@@ -7,6 +7,7 @@
 import { GraphBuilder, guardKey, remapGuard, type Graph, type IRModule, type Node } from "../ir/graph.js";
 import type { AttrsOf } from "../ops/types.js";
 import type { Dim } from "../ir/types.js";
+import { mulDims } from "../ir/dim-expr.js";
 
 export function nchwGradEnabled(): boolean {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_CONV_DY_NCHW;
@@ -29,8 +30,9 @@ function candidates(g: Graph): Set<number> {
     const x = g.nodes[p.inputs[0]];
     const [N, C, H, W] = x.type.shape;
     const rs = r.type.shape;
-    if (typeof C !== "number" || typeof H !== "number" || typeof W !== "number" || rs.length !== 3) continue;
-    if (!same(rs[0], N) || rs[1] !== H * W || rs[2] !== C || guardKey(r.guard) !== guardKey(p.guard)) continue;
+    // H and W may be symbolic: the rows' middle dim is then their product as the lowering wrote it.
+    if (typeof C !== "number" || H === undefined || W === undefined || rs.length !== 3) continue;
+    if (!same(rs[0], N) || !same(rs[1], mulDims(H, W)) || rs[2] !== C || guardKey(r.guard) !== guardKey(p.guard)) continue;
     const us = users.get(r.id) ?? [];
     const fine = (u: Node): boolean =>
       // As a right operand only: a left one read transposed would split the gemm over all rows into one per image.
