@@ -8,6 +8,7 @@ import { verifyModule, verifyNoMeta } from "../ir/verify.js";
 import { autodiff } from "./autodiff.js";
 import { expand } from "./expand.js";
 import { fusion } from "./fusion.js";
+import { nchwGrad } from "./nchw-grad.js";
 import { simplify } from "./simplify.js";
 import { precision } from "./precision.js";
 
@@ -19,6 +20,8 @@ export interface Pass {
 export const PIPELINE: readonly Pass[] = [
   { name: "autodiff", run: autodiff },
   { name: "expand", run: expand },
+  // Before simplify, which drops the NHWC copies it leaves dead.
+  { name: "nchw-grad", run: nchwGrad },
   { name: "simplify", run: simplify },
   // After autodiff and simplify so backward matmuls and the optimizer's updates get the policy too.
   { name: "precision", run: precision },

@@ -11,7 +11,7 @@ import { buildWasm } from "../../compiler/compile.js";
 import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { irOf, runBoth } from "../helpers/backend.js";
 import { CONV_GOLDENS, close } from "../helpers/conv-goldens.js";
-import { checkAgainstReference, checkTrain, noStoredPatches, REFERENCE_CASES } from "../helpers/conv-wgrad.js";
+import { checkAgainstReference, checkTrain, nhwcCopies, noStoredPatches, REFERENCE_CASES } from "../helpers/conv-wgrad.js";
 
 describe("conv2d training: forward and weight gradient both gathered, against PyTorch", () => {
   for (const c of CONV_GOLDENS) {
@@ -91,6 +91,15 @@ describe("training convolutions", () => {
     expect(after.some((s) => s.ops.includes("window") && !s.ops.includes("matmul") && !s.ops.includes("max")), shown).toBe(false);
     expect(before.some((s) => s.ops.join() === "window"), "with the switch off the patches are stored").toBe(true);
     expect(after.length).toBeLessThan(before.length);
+    // dY of both convs is read in NCHW by the weight gradient and the bias sum (passes/nchw-grad.ts): no NHWC copy,
+    // which KILN_CONV_DY_NCHW=0 keeps (one per layer).
+    const fnOf = async (fn: string) => (await buildWasm(irOf(cnn), "cnn", { wat: false })).manifest.functions.find((f) => f.name === fn)!;
+    expect(nhwcCopies(await fnOf("Train.step")).map((s) => s.kernel), shown).toEqual([]);
+    process.env.KILN_CONV_DY_NCHW = "0";
+    const copied = await fnOf("Train.step");
+    delete process.env.KILN_CONV_DY_NCHW;
+    expect(nhwcCopies(copied).length, "with KILN_CONV_DY_NCHW=0 dY is copied to NHWC per layer").toBe(2);
+    expect(copied.steps.length).toBe(after.length + 2);
     // The model's loss and both conv weights' gradients at batch 4 from its initial params, against the float64 reference.
     const src = cnn.replace("  fn loss(", "  fn vg(x: f32[B, 1, 28, 28], labels: i32[B]) -> (f32, f32[16, 1, 3, 3], f32[32, 16, 3, 3]) {\n    return value_and_grad(loss, wrt: [c1, c2])(x, labels)\n  }\n\n  fn loss(");
     const ir = irOf(src);
