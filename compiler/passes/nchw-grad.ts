@@ -16,7 +16,7 @@ export function nchwGradEnabled(): boolean {
 
 const same = (a: Dim | undefined, b: Dim | undefined): boolean => a === b;
 
-/** The reshapes R = reshape(permute(X [N, C, H, W], [0, 2, 3, 1]), [N, H*W, C]) whose every user is a matmul reading it as its right operand or a sum over axes 0 and 1. */
+/** The reshapes R = reshape(permute(X [N, C, H, W], [0, 2, 3, 1]), [N, H*W, C]) whose every user is a matmul reading it as its right operand or a sum over axes 0 and 1 (a sum alone too). */
 function candidates(g: Graph): Set<number> {
   const users = new Map<number, Node[]>();
   for (const n of g.nodes) for (const i of n.inputs) users.set(i, [...(users.get(i) ?? []), n]);
@@ -38,7 +38,8 @@ function candidates(g: Graph): Set<number> {
       // As a right operand only: a left one read transposed would split the gemm over all rows into one per image.
       (u.op === "matmul" && u.inputs[1] === r.id && u.inputs[0] !== r.id) ||
       (u.op === "sum" && (u.attrs as AttrsOf["sum"]).axes.slice().sort().join() === "0,1");
-    if (us.length > 0 && us.some((u) => u.op === "matmul") && us.every(fine)) out.add(r.id);
+    // A sum may read its own copy of R (autodiff's simplify folds broadcasts and does not always merge the two).
+    if (us.length > 0 && us.every(fine)) out.add(r.id);
   }
   return out;
 }
