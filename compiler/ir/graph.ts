@@ -190,6 +190,17 @@ export class GraphBuilder {
   }
 }
 
+/** g with its nodes replaced by `nodes`, where old node i is now `map[i]`: inputs, outputs and updates follow. */
+export function withNodes(g: Graph, nodes: Node[], map: readonly number[]): Graph {
+  return {
+    ...g,
+    nodes,
+    inputs: g.inputs.map((i) => ({ ...i, node: map[i.node]! })),
+    outputs: g.outputs.map((o) => ({ ...o, node: map[o.node]! })),
+    updates: g.updates?.map((u) => ({ ...u, node: map[u.node]! })),
+  };
+}
+
 export function remapGuard(g: readonly Guard[] | undefined, map: (id: number) => number): Guard[] {
   return (g ?? []).map((x) => ({ cond: map(x.cond), when: x.when }));
 }

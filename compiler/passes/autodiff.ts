@@ -4,7 +4,7 @@
 // `backward` rule where one was written — then removes dead nodes and shared subexpressions.
 
 import { DiagnosticBag } from "../diagnostics.js";
-import { GraphBuilder, remapGuard, type CustomVjp, type Graph, type IRModule, type Node } from "../ir/graph.js";
+import { GraphBuilder, withNodes, remapGuard, type CustomVjp, type Graph, type IRModule, type Node } from "../ir/graph.js";
 import { formatType, isFloat } from "../ir/types.js";
 import { OPS } from "../ops/registry.js";
 import { COMPARE_OPS, isRuleError, type AttrsOf, type PrimOp } from "../ops/types.js";
@@ -116,14 +116,7 @@ export function autodiffGraph(g: Graph, diags: DiagnosticBag, modulePrecision?: 
     const c = pending.get(n.id);
     if (c) customs.set(map[c.out], { out: map[c.out], inputs: c.inputs.map((i) => map[i]), cotangent: map[c.cotangent], grads: c.grads.map((i) => map[i]) });
   }
-  const rebuilt: Graph = {
-    ...g,
-    customVjps: undefined,
-    nodes: b.nodes,
-    inputs: g.inputs.map((i) => ({ ...i, node: map[i.node] })),
-    outputs: g.outputs.map((o) => ({ ...o, node: map[o.node] })),
-    updates: g.updates?.map((u) => ({ ...u, node: map[u.node] })),
-  };
+  const rebuilt: Graph = { ...withNodes(g, b.nodes, map), customVjps: undefined };
   return simplifyGraph(rebuilt);
 }
 

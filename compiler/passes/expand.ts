@@ -1,7 +1,7 @@
 // Pass "expand": rewrites ops that exist for the front end and autodiff but have no kernel of their own into
 // primitives the backends implement. Today: argmax(x, axis) = min over axis of where(x == max(x), iota, n).
 
-import { GraphBuilder, remapGuard, type Graph, type IRModule, type Node } from "../ir/graph.js";
+import { GraphBuilder, withNodes, remapGuard, type Graph, type IRModule, type Node } from "../ir/graph.js";
 import type { Dim } from "../ir/types.js";
 
 function expandArgmax(b: GraphBuilder, n: Node<"argmax">, x: number): number {
@@ -32,13 +32,7 @@ export function expandGraph(g: Graph): Graph {
       b.guards = [];
     } else map[n.id] = b.add(n.op, n.inputs.map((i) => map[i]), n.attrs, n.type, n.span, guard);
   }
-  return {
-    ...g,
-    nodes: b.nodes,
-    inputs: g.inputs.map((i) => ({ ...i, node: map[i.node] })),
-    outputs: g.outputs.map((o) => ({ ...o, node: map[o.node] })),
-    updates: g.updates?.map((u) => ({ ...u, node: map[u.node] })),
-  };
+  return withNodes(g, b.nodes, map);
 }
 
 export function expand(m: IRModule): IRModule {

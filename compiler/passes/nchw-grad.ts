@@ -4,7 +4,7 @@
 // (codegen/plan-matmul.ts), and a sum over (N, H*W) of it is dY's per-channel sum over (N, H, W). Rewritten so,
 // no copy is left. `KILN_CONV_DY_NCHW=0` keeps the copy (A/B measurements; compiler/cache.ts keys on it).
 
-import { GraphBuilder, guardKey, remapGuard, type Graph, type IRModule, type Node } from "../ir/graph.js";
+import { GraphBuilder, withNodes, guardKey, remapGuard, type Graph, type IRModule, type Node } from "../ir/graph.js";
 import type { AttrsOf } from "../ops/types.js";
 import type { Dim } from "../ir/types.js";
 import { mulDims } from "../ir/dim-expr.js";
@@ -68,13 +68,7 @@ export function nchwGradGraph(g: Graph): Graph {
       map[n.id] = add("reshape", [s], { shape: n.type.shape }, n.type);
     } else map[n.id] = b.add(n.op, n.inputs.map((i) => map[i]), n.attrs, n.type, n.span, guard);
   }
-  return {
-    ...g,
-    nodes: b.nodes,
-    inputs: g.inputs.map((i) => ({ ...i, node: map[i.node] })),
-    outputs: g.outputs.map((o) => ({ ...o, node: map[o.node] })),
-    updates: g.updates?.map((u) => ({ ...u, node: map[u.node] })),
-  };
+  return withNodes(g, b.nodes, map);
 }
 
 export function nchwGrad(m: IRModule): IRModule {

@@ -13,7 +13,7 @@
 // Function outputs and updates keep their f32 values. With no policy anywhere the module is returned unchanged.
 
 import type { DiagnosticBag } from "../diagnostics.js";
-import { GraphBuilder, remapGuard, type Graph, type IRModule, type Node, type ParamInfo } from "../ir/graph.js";
+import { GraphBuilder, withNodes, remapGuard, type Graph, type IRModule, type Node, type ParamInfo } from "../ir/graph.js";
 import type { DType, TensorType } from "../ir/types.js";
 import { OPS } from "../ops/registry.js";
 import { BINARY_OPS, COMPARE_OPS, isRuleError, REDUCE_OPS, UNARY_OPS, type PrimOp } from "../ops/types.js";
@@ -232,13 +232,7 @@ function dropDead(g: Graph): Graph {
     const moved: Node = { ...n, id: nodes.length, inputs: n.inputs.map((i) => map[i]) };
     nodes.push(n.guard ? { ...moved, guard: remapGuard(n.guard, (c) => map[c]) } : moved);
   }
-  return {
-    ...g,
-    nodes,
-    inputs: g.inputs.map((i) => ({ ...i, node: map[i.node] })),
-    outputs: g.outputs.map((o) => ({ ...o, node: map[o.node] })),
-    updates: g.updates?.map((u) => ({ ...u, node: map[u.node] })),
-  };
+  return withNodes(g, nodes, map);
 }
 
 /** A step that updates a master also writes its copies: `cast(W_new, low)` as an extra update. */
