@@ -1,9 +1,12 @@
 // Codegen stage (wasm): softmax / log_softmax backward rows (kernel.ts "softmax_grad_rows"), one row at a time so
 // the row stays in L1 between its two passes: the row sum of the `sum` expression (16 columns a trip in four f32x4
 // accumulators, then 4, then a scalar tail), the per-row value, then out written 4 columns a trip and a scalar
-// tail. The expressions go through the elementwise renderer, so each op is the same code the unfused kernels ran;
-// only the order of the sum's additions differs from the reduce kernel's.
+// tail. The expressions go through the elementwise renderer, so each op is the same code the unfused kernels ran,
+// except that a division by a value of the row (softmax's g / s and e / s) is a multiply by its reciprocal, taken
+// once per row (within 1 ulp of the divide, as the forward's row kernel scales by 1 / sum: three divides per element
+// made this kernel no faster than the two it replaces), and the order of the sum's additions.
 import type { EwExpr, ElementwiseKernel, SoftmaxGradRowsKernel } from "../kernel.js";
+import type { AttrsOf } from "../../ops/types.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { ExprRenderer } from "./elementwise.js";
 import { forRange } from "./loops.js";
@@ -14,18 +17,29 @@ type Mode = "scalar" | "vector";
 export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): E {
   const m = fb.m;
   const n = k.rowInputs.length;
-  const ins = k.rowInputs.map((row) => ({ dtype: "f32" as const, bcast: [false, row] }));
-  // The row value (input n) is one per row, like a row input.
-  const withRow = [...ins, { dtype: "f32" as const, bcast: [false, true] }];
-  const kernel = (inputs: ElementwiseKernel["inputs"], expr: EwExpr): ElementwiseKernel => ({ kind: "elementwise", rank: 2, inputs, out: "f32", expr });
-  const sumR = new ExprRenderer(fb, kernel(ins, k.sum));
-  const rowR = new ExprRenderer(fb, kernel(withRow, k.row));
-  const outR = new ExprRenderer(fb, kernel(withRow, k.out));
+  // Divisors one per row (row inputs, or the row value n): input n + 1 + d holds 1 / divisors[d].
+  const divisors: number[] = [];
+  const perRow = (i: number) => i === n || k.rowInputs[i] === true;
+  const sumExpr = reciprocals(k.sum, perRow, divisors, n);
+  const outExpr = reciprocals(k.out, perRow, divisors, n);
+  // The row value (input n) and the reciprocals are one per row, like row inputs.
+  const one = { dtype: "f32" as const, bcast: [false, true] };
+  const ins = [...k.rowInputs.map((row) => ({ dtype: "f32" as const, bcast: [false, row] })), one, ...divisors.map(() => one)];
+  const kernel = (expr: EwExpr): ElementwiseKernel => ({ kind: "elementwise", rank: 2, inputs: ins, out: "f32", expr });
+  const sumR = new ExprRenderer(fb, kernel(sumExpr));
+  const rowR = new ExprRenderer(fb, kernel(k.row));
+  const outR = new ExprRenderer(fb, kernel(outExpr));
+  const recS = divisors.map(() => fb.local(fb.t.f32)), recV = divisors.map(() => fb.local(fb.t.v128));
+  /** The reciprocals of the divisors `which` picks, as scalars and splatted. */
+  const takeReciprocals = (which: (i: number) => boolean): E[] => divisors.flatMap((i, d) => which(i) ? [
+    recS[d]!.set(m.f32.div(m.f32.const(1), i === n ? rowVal.get() : rs[i]!.get())),
+    recV[d]!.set(m.f32x4.splat(recS[d]!.get())),
+  ] : []);
   const vec = sumR.vectorizable && outR.vectorizable;
   const [rowsP, colsP] = [fb.param(n + 1), fb.param(n + 2)];
   const ptr = k.rowInputs.map(() => fb.i32());
   const q = fb.i32(), r = fb.i32(), o = fb.i32(), rowBytes = fb.i32(), B16 = fb.i32(), B4 = fb.i32();
-  const used = (i: number) => sumR.inputUses[i]! + rowR.inputUses[i]! + outR.inputUses[i]! > 0;
+  const used = (i: number) => sumR.inputUses[i]! + rowR.inputUses[i]! + outR.inputUses[i]! > 0 || divisors.includes(i);
   // Row inputs: loaded once per row, as a scalar and splatted.
   const rs = k.rowInputs.map((row, i) => (row && used(i) ? fb.local(fb.t.f32) : undefined));
   const rv = k.rowInputs.map((row, i) => (row && used(i) && vec ? fb.local(fb.t.v128) : undefined));
@@ -43,7 +57,7 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
       pre.push(v.set(load()));
       return () => v.get();
     });
-    const el = ex.element(mode, (i) => (i === n ? rowValue() : get[i]!()));
+    const el = ex.element(mode, (i) => (i === n ? rowValue() : i > n ? (mode === "vector" ? recV : recS)[i - n - 1]!.get() : get[i]!()));
     return { stmts: [...pre, ...el.stmts], value: el.value };
   };
 
@@ -79,6 +93,7 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
   const outPass: E[] = [
     ...rv1.stmts,
     rowVal.set(rv1.value),
+    ...takeReciprocals((i) => i === n),
     ...(vec ? [
       rowValV.set(m.f32x4.splat(rowVal.get())),
       forRange(fb, { i: o, from: m.i32.const(0), to: () => B16.get(), step: 64, body: [0, 1, 2, 3].flatMap(outStep) }),
@@ -101,6 +116,7 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
       i: r, from: m.i32.const(0), to: () => rowsP.get(),
       body: [
         ...rowLoads,
+        ...takeReciprocals((i) => i < n),
         ...sumPass,
         ...outPass,
         ...ptr.map((p, i) => fb.bump(p, k.rowInputs[i] ? m.i32.const(4) : rowBytes.get())),
@@ -108,4 +124,24 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
       ],
     }),
   ]);
+}
+
+/**
+ * `e` with each div(a, x), x an input one per row, as mul(a, input n + 1 + d), divisors[d] = x (appended as met);
+ * a DAG stays one (memoised by node).
+ */
+function reciprocals(e: EwExpr, perRow: (i: number) => boolean, divisors: number[], n: number, memo = new Map<EwExpr, EwExpr>()): EwExpr {
+  if (e.t !== "op") return e;
+  const known = memo.get(e);
+  if (known) return known;
+  const [a, b] = e.args;
+  let r: EwExpr;
+  if (e.op === "div" && e.dtype === "f32" && b?.t === "in" && perRow(b.index)) {
+    if (!divisors.includes(b.index)) divisors.push(b.index);
+    r = { t: "op", op: "mul", attrs: {} as AttrsOf["mul"], dtype: "f32", args: [reciprocals(a!, perRow, divisors, n, memo), { t: "in", index: n + 1 + divisors.indexOf(b.index) }] };
+  } else {
+    r = { ...e, args: e.args.map((x) => reciprocals(x, perRow, divisors, n, memo)) };
+  }
+  memo.set(e, r);
+  return r;
 }
