@@ -68,8 +68,9 @@
 //   softmax_grad_rows: (in_0, ..., in_{n-1}, out, rows, cols)
 //       the backward of softmax / log_softmax over the last axis (codegen/plan-rows-grad.ts): per row, r = the sum
 //       over its columns of `sum` (an EwExpr over the inputs), then v = `row` (over the row inputs and index n = r),
-//       then out[row, j] = `out` (over the inputs at [row, j] and index n = v). Input i is f32 [rows, cols], or
-//       [rows] (one value per row) where rowInputs[i]; out f32 [rows, cols]; all contiguous. out is never an input.
+//       then out[row, j] = `out` (over the inputs at [row, j] and index n = v). Input i is f32 [rows, cols]
+//       (inputs[i] "full"), [rows] (one value per row, "row") or one value ("one", a mean's 1 / numel); out f32
+//       [rows, cols]; all contiguous. out is never an input.
 //   pool2d:      (x, out, planes, pixels), or (in_0, ..., in_{n-1}, out, planes, pixels) with a prologue
 //       x [planes, H, W] -> out [planes, OH, OW] (f32, contiguous): each output is the max (op "max") or the mean
 //       over KH*KW taps (op "avg": the sum divided by KH*KW, padding counted) of the window at (oh sh - top,
@@ -330,8 +331,8 @@ export interface SoftmaxRowsKernel {
 /** A row sum and the elementwise value that reads it, one row at a time (see "softmax_grad_rows" above). */
 export interface SoftmaxGradRowsKernel {
   readonly kind: "softmax_grad_rows";
-  /** Per input: true where it holds one value per row, false where it is [rows, cols]. */
-  readonly rowInputs: readonly boolean[];
+  /** Per input: [rows, cols], one value per row, or one value. */
+  readonly inputs: readonly ("full" | "row" | "one")[];
   /** The value summed over each row (dtype f32). */
   readonly sum: EwExpr;
   /** The per-row value computed from the sum (input n): the row-shaped nodes between the sum and `out`. */

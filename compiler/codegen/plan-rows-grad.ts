@@ -10,7 +10,7 @@
 // whose value (maybe through one group of [rows, 1] nodes) feeds one elementwise group of the row's shape, where a
 // group reads the exps of a softmax row kernel (`%e` stored by its sum: what makes it a softmax's gradient).
 // Only where the sum and %q are read by nothing else, every value is f32, the nodes share their guards and every
-// buffer read is stored, [rows, cols] or [rows, 1]. `KILN_SOFTMAX_GRAD_ROWS=0` turns it off (A/B measurements;
+// buffer read is stored, [rows, cols], [rows, 1] or one value. `KILN_SOFTMAX_GRAD_ROWS=0` turns it off (A/B measurements;
 // compiler/cache.ts keys on it).
 import { guardKey, type Graph, type Node } from "../ir/graph.js";
 import { sameShape, type Dim } from "../ir/types.js";
@@ -90,6 +90,7 @@ export function softmaxGradRows(g: Graph, pinned: ReadonlySet<number>, inMemory:
     if (r < 1 || S[r - 1] === 1) continue;
     const guard = guardKey(y.guard);
     const full = (n: Node) => sameShape(n.type.shape, S);
+    const one = (n: Node) => n.type.shape.length <= r && n.type.shape.every((d) => d === 1);
     const rowShaped = (n: Node) => n.type.shape.length === r && n.type.shape[r - 1] === 1 && sameShape(n.type.shape.slice(0, -1), S.slice(0, -1));
     const rowSum = (n: Node | undefined): boolean => {
       const axes = (n?.attrs as { axes?: number[] } | undefined)?.axes;
@@ -124,7 +125,7 @@ export function softmaxGradRows(g: Graph, pinned: ReadonlySet<number>, inMemory:
       // Every buffer stored, f32, [rows, cols] or [rows, 1] ([rows, 1] only for the row group).
       const okBuf = (id: number, rowOnly: boolean) => {
         const b = g.nodes[id]!;
-        return id !== y.id && !inside.has(id) && f32(b) && inMemory(id) && (rowShaped(b) || (!rowOnly && full(b)));
+        return id !== y.id && !inside.has(id) && f32(b) && inMemory(id) && (rowShaped(b) || one(b) || (!rowOnly && full(b)));
       };
       if (!sumBufs.every((b) => okBuf(b, false)) || !qBufs.every((b) => okBuf(b, true)) || !yBufs.every((b) => okBuf(b, false))) continue;
       // WGSL binds each buffer (at most 8 storage bindings a stage): out and six inputs.
@@ -133,7 +134,7 @@ export function softmaxGradRows(g: Graph, pinned: ReadonlySet<number>, inMemory:
       const sumExpr = gr ? remap(rExpr!, gr.bufs, bufs, undefined, n, new Map()) : ({ t: "in", index: bufs.indexOf(x0.id) } as EwExpr);
       const row = gq ? remap(qExpr!, gq.bufs, bufs, sum.id, n, new Map()) : ({ t: "in", index: n } as EwExpr);
       const out = remap(gyExpr, gy.bufs, bufs, qid, n, new Map());
-      const spec: SoftmaxGradRowsKernel = { kind: "softmax_grad_rows", rowInputs: bufs.map((b) => rowShaped(g.nodes[b]!)), sum: sumExpr, row, out };
+      const spec: SoftmaxGradRowsKernel = { kind: "softmax_grad_rows", inputs: bufs.map((b) => (full(g.nodes[b]!) ? "full" : rowShaped(g.nodes[b]!) ? "row" : "one")), sum: sumExpr, row, out };
       const ops = [...(gr?.ops ?? []), "sum", ...(gq?.ops ?? []), ...gy.ops];
       const label = sumBufs.some(isExps) ? "softmax_grad_rows" : "log_softmax_grad_rows";
       roots.set(y.id, { root: y.id, bufs, spec, ops, label });

@@ -116,6 +116,18 @@ export function softmaxGradSuite(build: Build): void {
       }
     }
 
+    it("a mean loss (the seed 1 / numel, one value for the whole kernel), symbolic batch: the reference and switched off", async () => {
+      for (const mode of ["softmax", "log_softmax"] as const) {
+        const { fused } = compileBoth(src(mode, "B", 37).replace(`sum(${mode}`, `mean(${mode}`));
+        const x = lcgInput([5, 37], 17), t = lcgInput([5, 37], 18);
+        const a = await run(fused, build, "g", { x, t });
+        expect(a.kernels.filter((k) => k.startsWith(kernelOf(mode))), a.kernels.join(" ")).toHaveLength(1);
+        const ref = evaluateGraph(fused.functions.find((f) => f.name === "g")!, { x, t }, new Map());
+        a.out.forEach((v, k) => expectClose(v, ref[k]!, `${build} mean ${mode} output ${k}`, 2e-5, 1e-7));
+        close(a.out, (await withoutRows(() => run(fused, build, "g", { x, t }))).out, `${build} mean ${mode} vs KILN_SOFTMAX_GRAD_ROWS=0`, 2e-5, 1e-8);
+      }
+    });
+
     it("two threads (rows split between them): the one-thread bits", async () => {
       // 130 x 1027 elements: past the split threshold (runtime/wasm/threads-split.ts, 2^17).
       for (const mode of ["softmax", "log_softmax"] as const) {

@@ -16,15 +16,17 @@ type Mode = "scalar" | "vector";
 /** Params (in_0, ..., in_{n-1}, out, rows, cols). */
 export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): E {
   const m = fb.m;
-  const n = k.rowInputs.length;
+  const n = k.inputs.length;
+  // One value per row or per kernel: loaded per row like a row input.
+  const rowInputs = k.inputs.map((i) => i !== "full");
   // Divisors one per row (row inputs, or the row value n): input n + 1 + d holds 1 / divisors[d].
   const divisors: number[] = [];
-  const perRow = (i: number) => i === n || k.rowInputs[i] === true;
+  const perRow = (i: number) => i === n || rowInputs[i] === true;
   const sumExpr = reciprocals(k.sum, perRow, divisors, n);
   const outExpr = reciprocals(k.out, perRow, divisors, n);
   // The row value (input n) and the reciprocals are one per row, like row inputs.
   const one = { dtype: "f32" as const, bcast: [false, true] };
-  const ins = [...k.rowInputs.map((row) => ({ dtype: "f32" as const, bcast: [false, row] })), one, ...divisors.map(() => one)];
+  const ins = [...rowInputs.map((row) => ({ dtype: "f32" as const, bcast: [false, row] })), one, ...divisors.map(() => one)];
   const kernel = (expr: EwExpr): ElementwiseKernel => ({ kind: "elementwise", rank: 2, inputs: ins, out: "f32", expr });
   const sumR = new ExprRenderer(fb, kernel(sumExpr));
   const rowR = new ExprRenderer(fb, kernel(k.row));
@@ -37,18 +39,18 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
   ] : []);
   const vec = sumR.vectorizable && outR.vectorizable;
   const [rowsP, colsP] = [fb.param(n + 1), fb.param(n + 2)];
-  const ptr = k.rowInputs.map(() => fb.i32());
+  const ptr = rowInputs.map(() => fb.i32());
   const q = fb.i32(), r = fb.i32(), o = fb.i32(), rowBytes = fb.i32(), B16 = fb.i32(), B4 = fb.i32();
   const used = (i: number) => sumR.inputUses[i]! + rowR.inputUses[i]! + outR.inputUses[i]! > 0 || divisors.includes(i);
   // Row inputs: loaded once per row, as a scalar and splatted.
-  const rs = k.rowInputs.map((row, i) => (row && used(i) ? fb.local(fb.t.f32) : undefined));
-  const rv = k.rowInputs.map((row, i) => (row && used(i) && vec ? fb.local(fb.t.v128) : undefined));
+  const rs = rowInputs.map((row, i) => (row && used(i) ? fb.local(fb.t.f32) : undefined));
+  const rv = rowInputs.map((row, i) => (row && used(i) && vec ? fb.local(fb.t.v128) : undefined));
   const rowVal = fb.local(fb.t.f32), rowValV = fb.local(fb.t.v128), s = fb.local(fb.t.f32);
 
   /** One element (or 4 lanes) of `ex` at byte offset o + off; inputs read more than once are loaded once. */
   const element = (ex: ExprRenderer, mode: Mode, off: number, rowValue: () => E): { stmts: E[]; value: E } => {
     const pre: E[] = [];
-    const get = k.rowInputs.map((row, i) => {
+    const get = rowInputs.map((row, i) => {
       if (row) return () => (mode === "vector" ? rv[i]! : rs[i]!).get();
       const addr = m.i32.add(ptr[i]!.get(), o.get());
       const load = () => (mode === "vector" ? m.v128.load(off, 4, addr) : m.f32.load(off, 4, addr));
@@ -102,7 +104,7 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
     forRange(fb, { i: o, to: () => rowBytes.get(), step: 4, body: [...tail2.stmts, m.f32.store(0, 4, m.i32.add(q.get(), o.get()), tail2.value)] }),
   ];
 
-  const rowLoads = k.rowInputs.flatMap((_, i) => [
+  const rowLoads = rowInputs.flatMap((_, i) => [
     ...(rs[i] ? [rs[i]!.set(m.f32.load(0, 4, ptr[i]!.get()))] : []),
     ...(rv[i] ? [rv[i]!.set(m.f32x4.splat(rs[i]!.get()))] : []),
   ]);
@@ -119,7 +121,7 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
         ...takeReciprocals((i) => i < n),
         ...sumPass,
         ...outPass,
-        ...ptr.map((p, i) => fb.bump(p, k.rowInputs[i] ? m.i32.const(4) : rowBytes.get())),
+        ...ptr.flatMap((p, i) => (k.inputs[i] === "one" ? [] : [fb.bump(p, k.inputs[i] === "row" ? m.i32.const(4) : rowBytes.get())])),
         fb.bump(q, rowBytes.get()),
       ],
     }),

@@ -8,14 +8,14 @@ import { renderExpr } from "./elementwise.js";
 import { indent, type KernelShader } from "./shader.js";
 import { REDUCE_WORKGROUP } from "./reduce.js";
 
-/** Bindings (in_0, ..., in_{n-1}, out); params rows, cols; inputs [rows, cols] or (rowInputs) [rows], out [rows, cols]. */
+/** Bindings (in_0, ..., in_{n-1}, out); params rows, cols; inputs [rows, cols], [rows] or one value (kernel.ts), out [rows, cols]. */
 export function renderSoftmaxGradRows(name: string, k: SoftmaxGradRowsKernel): KernelShader {
   const W = REDUCE_WORKGROUP;
-  const n = k.rowInputs.length;
+  const n = k.inputs.length;
   const helpers = new Set<HelperName>();
-  const inputs = [...k.rowInputs.map((row) => ({ dtype: "f32" as const, bcast: [false, row] })), { dtype: "f32" as const, bcast: [false, true] }];
+  const inputs = [...k.inputs.map((i) => ({ dtype: "f32" as const, bcast: [i === "one", i !== "full"] })), { dtype: "f32" as const, bcast: [false, true] }];
   // Input n: the row's sum in the row expression, the per-row value in the out expression.
-  const at = (nth: string) => (i: number) => (i === n ? nth : k.rowInputs[i] ? `in${i}[row]` : `in${i}[base + j]`);
+  const at = (nth: string) => (i: number) => (i === n ? nth : k.inputs[i] === "row" ? `in${i}[row]` : k.inputs[i] === "one" ? `in${i}[0]` : `in${i}[base + j]`);
   // Each expression in its own block: renderExpr names its lets and constants from 0 each time.
   const block = (expr: EwExpr, into: string, nth = "rv"): string[] => {
     const r = renderExpr({ kind: "elementwise", rank: 2, inputs, out: "f32", expr }, [{ name: "r", dtype: "f32", expr }], helpers, at(nth));
@@ -53,7 +53,7 @@ export function renderSoftmaxGradRows(name: string, k: SoftmaxGradRowsKernel): K
       `one workgroup per row, ${W} invocations, the row sum as a tree reduction in workgroup memory`,
     ],
     params: ["rows", "cols"],
-    buffers: [...k.rowInputs.map((_, i) => ({ name: `in${i}`, elem: "f32" as const, write: false })), { name: "out", elem: "f32" as const, write: true }],
+    buffers: [...k.inputs.map((_, i) => ({ name: `in${i}`, elem: "f32" as const, write: false })), { name: "out", elem: "f32" as const, write: true }],
     helpers,
     decls: [`var<workgroup> partial: array<f32, ${W}>;`],
     workgroup: [W, 1, 1],
