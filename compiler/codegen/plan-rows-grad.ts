@@ -10,7 +10,8 @@
 // whose value (maybe through one group of [rows, 1] nodes) feeds one elementwise group of the row's shape, where a
 // group reads the exps of a softmax row kernel (`%e` stored by its sum: what makes it a softmax's gradient).
 // Only where the sum and %q are read by nothing else, every value is f32, the nodes share their guards and every
-// buffer read is stored, [rows, cols], [rows, 1] or one value. `KILN_SOFTMAX_GRAD_ROWS=0` turns it off (A/B measurements;
+// buffer read is stored, [rows, cols], [rows, 1] or one value, or (f32 or bool) broadcast over leading axes only
+// (an attention's causal mask [T, T] under [B, heads, T, T]). `KILN_SOFTMAX_GRAD_ROWS=0` turns it off (A/B measurements;
 // compiler/cache.ts keys on it).
 import { guardKey, type Graph, type Node } from "../ir/graph.js";
 import { sameShape, type Dim } from "../ir/types.js";
@@ -33,6 +34,8 @@ export interface GradRowsMatch {
   readonly spec: SoftmaxGradRowsKernel;
   readonly ops: readonly string[];
   readonly label: "softmax_grad_rows" | "log_softmax_grad_rows";
+  /** The leading axes of dx that are the kernel's `outer` extent (the tile inputs are broadcast over them). */
+  readonly outerAxes: number;
 }
 
 export interface GradRowsPlan {
@@ -91,6 +94,14 @@ export function softmaxGradRows(g: Graph, pinned: ReadonlySet<number>, inMemory:
     const guard = guardKey(y.guard);
     const full = (n: Node) => sameShape(n.type.shape, S);
     const one = (n: Node) => n.type.shape.length <= r && n.type.shape.every((d) => d === 1);
+    // A tile: broadcast over the leading a axes only (1 <= a <= r - 2), the rest dx's own; the a it takes, or 0.
+    const tileAt = (n: Node): number => {
+      const s = n.type.shape;
+      if (s.length > r) return 0;
+      const p = [...new Array<Dim>(r - s.length).fill(1), ...s];
+      for (let a = 1; a <= r - 2; a++) if (p.slice(0, a).every((d) => d === 1) && sameShape(p.slice(a), S.slice(a)) && !S.slice(0, a).every((d) => d === 1)) return a;
+      return 0;
+    };
     const rowShaped = (n: Node) => n.type.shape.length === r && n.type.shape[r - 1] === 1 && sameShape(n.type.shape.slice(0, -1), S.slice(0, -1));
     const rowSum = (n: Node | undefined): boolean => {
       const axes = (n?.attrs as { axes?: number[] } | undefined)?.axes;
@@ -122,22 +133,29 @@ export function softmaxGradRows(g: Graph, pinned: ReadonlySet<number>, inMemory:
       const qBufs = gq ? gq.bufs.filter((b) => b !== sum!.id) : [];
       const yBufs = gy.bufs.filter((b) => b !== qid);
       const bufs = [...new Set([...sumBufs, ...qBufs, ...yBufs])];
-      // Every buffer stored, f32, [rows, cols] or [rows, 1] ([rows, 1] only for the row group).
+      // Every buffer stored, f32, [rows, cols], [rows, 1] or one value (only these for the row group), or a tile.
       const okBuf = (id: number, rowOnly: boolean) => {
         const b = g.nodes[id]!;
-        return id !== y.id && !inside.has(id) && f32(b) && inMemory(id) && (rowShaped(b) || one(b) || (!rowOnly && full(b)));
+        if (id === y.id || inside.has(id) || !inMemory(id)) return false;
+        if (f32(b) && (rowShaped(b) || one(b) || (!rowOnly && full(b)))) return true;
+        return !rowOnly && (f32(b) || b.type.dtype === "bool") && tileAt(b) > 0;
       };
       if (!sumBufs.every((b) => okBuf(b, false)) || !qBufs.every((b) => okBuf(b, true)) || !yBufs.every((b) => okBuf(b, false))) continue;
+      const layout = (b: Node) => (full(b) ? "full" as const : rowShaped(b) ? "row" as const : one(b) ? "one" as const : "tile" as const);
+      // Tiles must agree on the axes they are broadcast over: those are the kernel's outer extent.
+      const tiles = new Set(bufs.filter((b) => layout(g.nodes[b]!) === "tile").map((b) => tileAt(g.nodes[b]!)));
+      if (tiles.size > 1) continue;
       // WGSL binds each buffer (at most 8 storage bindings a stage): out and six inputs.
       if (bufs.length > 6 || !bufs.some(isExps)) continue;
       const n = bufs.length;
       const sumExpr = gr ? remap(rExpr!, gr.bufs, bufs, undefined, n, new Map()) : ({ t: "in", index: bufs.indexOf(x0.id) } as EwExpr);
       const row = gq ? remap(qExpr!, gq.bufs, bufs, sum.id, n, new Map()) : ({ t: "in", index: n } as EwExpr);
       const out = remap(gyExpr, gy.bufs, bufs, qid, n, new Map());
-      const spec: SoftmaxGradRowsKernel = { kind: "softmax_grad_rows", inputs: bufs.map((b) => (full(g.nodes[b]!) ? "full" : rowShaped(g.nodes[b]!) ? "row" : "one")), sum: sumExpr, row, out };
+      const spec: SoftmaxGradRowsKernel = { kind: "softmax_grad_rows", inputs: bufs.map((b) => ({ layout: layout(g.nodes[b]!), dtype: g.nodes[b]!.type.dtype as "f32" | "bool" })), sum: sumExpr, row, out };
       const ops = [...(gr?.ops ?? []), "sum", ...(gq?.ops ?? []), ...gy.ops];
-      const label = sumBufs.some(isExps) ? "softmax_grad_rows" : "log_softmax_grad_rows";
-      roots.set(y.id, { root: y.id, bufs, spec, ops, label });
+      // log_softmax's sum(g) reaches dx through a [rows, 1] group (the division by s); softmax's directly.
+      const label = gq ? "log_softmax_grad_rows" : "softmax_grad_rows";
+      roots.set(y.id, { root: y.id, bufs, spec, ops, label, outerAxes: tiles.size ? [...tiles][0]! : r - 1 });
       inside.add(sum.id);
       if (gq) inside.add(q.id);
       break;
@@ -146,8 +164,12 @@ export function softmaxGradRows(g: Graph, pinned: ReadonlySet<number>, inMemory:
   return { roots, inside };
 }
 
-/** The kernel's step at dx: ints rows (the product of all but the last axis, symbolic dims included) and cols. */
+/**
+ * The kernel's step at dx: ints outer (the product of the leading axes the tiles are broadcast over; without tiles,
+ * of all but the last axis), rows (of the axes between) and cols, symbolic dims included.
+ */
 export function planSoftmaxGradRows(g: Graph, p: GradRowsMatch, table: Interner, step: StepFn): void {
   const shape: readonly Dim[] = g.nodes[p.root]!.type.shape;
-  step(table.intern(p.spec, p.label), [...p.bufs, p.root], [polyProduct(shape.slice(0, -1)), polyProduct(shape.slice(-1))], g.nodes[p.root]!, [...p.ops]);
+  const ints = [polyProduct(shape.slice(0, p.outerAxes)), polyProduct(shape.slice(p.outerAxes, -1)), polyProduct(shape.slice(-1))];
+  step(table.intern(p.spec, p.label), [...p.bufs, p.root], ints, g.nodes[p.root]!, [...p.ops]);
 }

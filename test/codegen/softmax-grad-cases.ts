@@ -3,8 +3,8 @@
 // "log_softmax_grad_rows") in place of a row-sum kernel and an elementwise kernel (and log_softmax's [rows, 1]
 // division). Loss and gradient against PyTorch (softmax-grad-goldens.json, from scripts/torch-softmax-grad-goldens.py),
 // the float64 reference interpreter and the build with KILN_SOFTMAX_GRAD_ROWS=0 (the kernels it replaces); rows of
-// 7, 1000 and 1027 (scalar tails), symbolic batch, two threads against one, a training step, and graphs where the
-// row sum is read elsewhere (no match, still right).
+// 7, 1000 and 1027 (scalar tails), symbolic batch, a mean loss, causal attention (its bool mask a tile input), two
+// threads against one, a training step, and graphs where the row sum is read elsewhere (no match, still right).
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { buildWasm } from "../../compiler/compile.js";
@@ -128,6 +128,29 @@ export function softmaxGradSuite(build: Build): void {
       }
     });
 
+    // scaled_dot_product_attention(causal: true): dx's group reads the causal mask, bool [T, T] under [B, H, T, T] (a
+    // tile: the kernel's outer extent is B * H, its rows T), and the probabilities' gradient comes from a matmul.
+    const attention = (T: number, D: number) => `
+fn l(q: f32[B, 2, ${T}, ${D}], k: f32[B, 2, ${T}, ${D}], v: f32[B, 2, ${T}, ${D}]) -> f32 {
+  return sum(scaled_dot_product_attention(q, k, v, causal: true) * v)
+}
+fn g(q: f32[B, 2, ${T}, ${D}], k: f32[B, 2, ${T}, ${D}], v: f32[B, 2, ${T}, ${D}]) -> f32[B, 2, ${T}, ${D}] { return grad(l)(q, k, v) }
+`;
+    for (const [T, D] of [[7, 3], [33, 4], [64, 16]] as const) {
+      it(`causal attention (a bool mask tile), T = ${T}, symbolic batch: the reference and switched off`, async () => {
+        const { fused } = compileBoth(attention(T, D));
+        const shape = [3, 2, T, D];
+        const [q, k, v] = [31, 32, 33].map((seed) => lcgInput(shape, seed));
+        const a = await run(fused, build, "g", { q: q!, k: k!, v: v! });
+        expect(a.kernels.filter((x) => x.startsWith("softmax_grad_rows")), a.kernels.join(" ")).toHaveLength(1);
+        const ref = evaluateGraph(fused.functions.find((f) => f.name === "g")!, { q: q!, k: k!, v: v! }, new Map());
+        expectClose(a.out[0]!, ref[0]!, `${build} attention T ${T} dq`, 2e-5, 1e-6);
+        const off = await withoutRows(() => run(fused, build, "g", { q: q!, k: k!, v: v! }));
+        expect(off.kernels.length - a.kernels.length, `${off.kernels.join(" ")} -> ${a.kernels.join(" ")}`).toBe(1);
+        close(a.out, off.out, `${build} attention T ${T} vs KILN_SOFTMAX_GRAD_ROWS=0`);
+      });
+    }
+
     it("two threads (rows split between them): the one-thread bits", async () => {
       // 130 x 1027 elements: past the split threshold (runtime/wasm/threads-split.ts, 2^17).
       for (const mode of ["softmax", "log_softmax"] as const) {
@@ -138,6 +161,13 @@ export function softmaxGradSuite(build: Build): void {
         expect(two.kernels.filter((k) => k.startsWith(kernelOf(mode)))).toHaveLength(1);
         for (let k = 0; k < 2; k++) expect(Array.from(two.out[k]!.data), `${mode} output ${k}`).toEqual(Array.from(one.out[k]!.data));
       }
+      // The attention's kernel split over its outer extent (batch x heads), the mask tile shared.
+      const { fused } = compileBoth(attention(64, 16).replace(/\bB\b/g, "40"));
+      const [q, k, v] = [41, 42, 43].map((seed) => lcgInput([40, 2, 64, 16], seed));
+      const one = await run(fused, build, "g", { q: q!, k: k!, v: v! }, 1);
+      const two = await run(fused, build, "g", { q: q!, k: k!, v: v! }, 2);
+      expect(two.kernels.filter((x) => x.startsWith("softmax_grad_rows"))).toHaveLength(1);
+      expect(Array.from(two.out[0]!.data), "attention dq").toEqual(Array.from(one.out[0]!.data));
     }, 60_000);
 
     it("the row sum read elsewhere (an output of the function): not matched, still right", async () => {

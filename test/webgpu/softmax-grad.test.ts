@@ -32,4 +32,21 @@ fn g(x: f32[B, ${c}], t: f32[B, ${c}]) -> (f32, f32[B, ${c}]) { return value_and
       }
     }, 120_000);
   }
+
+  // Causal attention: dx's group reads the bool mask [T, T] under [B, 2, T, T] (a tile input, i32 words on the GPU).
+  it("causal attention (a bool mask tile)", async (ctx) => {
+    for (const T of [7, 64, 70]) {
+      const src = `fn l(q: f32[B, 2, ${T}, 4], k: f32[B, 2, ${T}, 4], v: f32[B, 2, ${T}, 4]) -> f32 { return sum(scaled_dot_product_attention(q, k, v, causal: true) * v) }
+fn g(q: f32[B, 2, ${T}, 4], k: f32[B, 2, ${T}, 4], v: f32[B, 2, ${T}, 4]) -> f32[B, 2, ${T}, 4] { return grad(l)(q, k, v) }`;
+      const r = compileToIR(src, "t.kiln");
+      if (!r.ir) throw new Error(JSON.stringify(r.diagnostics));
+      const kernels = buildWgsl(r.ir, "t").manifest.functions.find((f) => f.name === "g")!.steps.map((s) => s.kernel);
+      expect(kernels.filter((k) => k.startsWith("softmax_grad_rows")), kernels.join(" ")).toHaveLength(1);
+      if (!env.h) return ctx.skip();
+      const n = 3 * 2 * T * 4;
+      const [q, k, v] = [1.1, 2.3, 0.7].map((f) => ({ dtype: "f32" as const, shape: [3, 2, T, 4], data: Array.from({ length: n }, (_, i) => Math.sin(i * f) * 2) }));
+      const { gpu, ref } = await runGpuVsRef(env, r.ir, "g", { q: q!, k: k!, v: v! });
+      expectClose(gpu[0]!, ref[0]!, `attention dq, T = ${T}`, 2e-5, 2e-6);
+    }
+  }, 120_000);
 });

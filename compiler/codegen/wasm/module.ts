@@ -57,7 +57,7 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "softmax_rows": return softmaxRowsBuffers(spec).length + 3;
     case "pool2d": return (spec.prologue?.inputs.length ?? 1) + 3;
     case "maxpool_grad": return 5;
-    case "softmax_grad_rows": return spec.inputs.length + 3;
+    case "softmax_grad_rows": return spec.inputs.length + 4;
   }
 }
 

@@ -4,7 +4,8 @@
 // tail. The expressions go through the elementwise renderer, so each op is the same code the unfused kernels ran,
 // except that a division by a value of the row (softmax's g / s and e / s) is a multiply by its reciprocal, taken
 // once per row (within 1 ulp of the divide, as the forward's row kernel scales by 1 / sum: three divides per element
-// made this kernel no faster than the two it replaces), and the order of the sum's additions.
+// made this kernel no faster than the two it replaces), and the order of the sum's additions. A tile input (an
+// attention's mask, the same [rows, cols] for every outer index) is walked row by row and restarted every `rows` rows.
 import type { EwExpr, ElementwiseKernel, SoftmaxGradRowsKernel } from "../kernel.js";
 import type { AttrsOf } from "../../ops/types.js";
 import type { E, FnBuilder, Var } from "./context.js";
@@ -13,12 +14,14 @@ import { forRange } from "./loops.js";
 
 type Mode = "scalar" | "vector";
 
-/** Params (in_0, ..., in_{n-1}, out, rows, cols). */
+/** Params (in_0, ..., in_{n-1}, out, outer, rows, cols). */
 export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): E {
   const m = fb.m;
   const n = k.inputs.length;
   // One value per row or per kernel: loaded per row like a row input.
-  const rowInputs = k.inputs.map((i) => i !== "full");
+  const rowInputs = k.inputs.map((i) => i.layout === "row" || i.layout === "one");
+  const tile = k.inputs.map((i) => i.layout === "tile");
+  const bool = k.inputs.map((i) => i.dtype === "bool");
   // Divisors one per row (row inputs, or the row value n): input n + 1 + d holds 1 / divisors[d].
   const divisors: number[] = [];
   const perRow = (i: number) => i === n || rowInputs[i] === true;
@@ -26,7 +29,9 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
   const outExpr = reciprocals(k.out, perRow, divisors, n);
   // The row value (input n) and the reciprocals are one per row, like row inputs.
   const one = { dtype: "f32" as const, bcast: [false, true] };
-  const ins = [...rowInputs.map((row) => ({ dtype: "f32" as const, bcast: [false, row] })), one, ...divisors.map(() => one)];
+  // Tiles are marked broadcast too, which only keeps a bool tile from turning the vector loops off: element() loads
+  // 4 of its bytes as 0/1 lanes.
+  const ins = [...k.inputs.map((i, j) => ({ dtype: i.dtype, bcast: [tile[j]!, rowInputs[j]! || tile[j]!] })), one, ...divisors.map(() => one)];
   const kernel = (expr: EwExpr): ElementwiseKernel => ({ kind: "elementwise", rank: 2, inputs: ins, out: "f32", expr });
   const sumR = new ExprRenderer(fb, kernel(sumExpr));
   const rowR = new ExprRenderer(fb, kernel(k.row));
@@ -38,9 +43,9 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
     recV[d]!.set(m.f32x4.splat(recS[d]!.get())),
   ] : []);
   const vec = sumR.vectorizable && outR.vectorizable;
-  const [rowsP, colsP] = [fb.param(n + 1), fb.param(n + 2)];
+  const [outerP, rowsP, colsP] = [fb.param(n + 1), fb.param(n + 2), fb.param(n + 3)];
   const ptr = rowInputs.map(() => fb.i32());
-  const q = fb.i32(), r = fb.i32(), o = fb.i32(), rowBytes = fb.i32(), B16 = fb.i32(), B4 = fb.i32();
+  const q = fb.i32(), r = fb.i32(), o = fb.i32(), rowBytes = fb.i32(), B16 = fb.i32(), B4 = fb.i32(), total = fb.i32(), rr = fb.i32();
   const used = (i: number) => sumR.inputUses[i]! + rowR.inputUses[i]! + outR.inputUses[i]! > 0 || divisors.includes(i);
   // Row inputs: loaded once per row, as a scalar and splatted.
   const rs = rowInputs.map((row, i) => (row && used(i) ? fb.local(fb.t.f32) : undefined));
@@ -52,10 +57,13 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
     const pre: E[] = [];
     const get = rowInputs.map((row, i) => {
       if (row) return () => (mode === "vector" ? rv[i]! : rs[i]!).get();
-      const addr = m.i32.add(ptr[i]!.get(), o.get());
-      const load = () => (mode === "vector" ? m.v128.load(off, 4, addr) : m.f32.load(off, 4, addr));
+      // o counts f32 bytes: a bool tile's element is at o / 4, as 0/1 (one byte, or 4 widened to i32x4 lanes).
+      const addr = m.i32.add(ptr[i]!.get(), bool[i] ? m.i32.shr_u(o.get(), m.i32.const(2)) : o.get());
+      const load = (): E => bool[i]
+        ? (mode === "vector" ? m.i32x4.extend_low_i16x8_u(m.i16x8.extend_low_i8x16_u(m.v128.load32_zero(off / 4, 1, addr))) : m.i32.load8_u(off / 4, 1, addr))
+        : (mode === "vector" ? m.v128.load(off, 4, addr) : m.f32.load(off, 4, addr));
       if (ex.inputUses[i]! <= 1) return load;
-      const v = fb.local(mode === "vector" ? fb.t.v128 : fb.t.f32);
+      const v = fb.local(mode === "vector" ? fb.t.v128 : bool[i] ? fb.t.i32 : fb.t.f32);
       pre.push(v.set(load()));
       return () => v.get();
     });
@@ -108,23 +116,25 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
     ...(rs[i] ? [rs[i]!.set(m.f32.load(0, 4, ptr[i]!.get()))] : []),
     ...(rv[i] ? [rv[i]!.set(m.f32x4.splat(rs[i]!.get()))] : []),
   ]);
+  // A tile's pointer walks its rows and starts over every `rows` rows (each outer index).
+  const tileRow = (i: number) => (bool[i] ? colsP.get() : rowBytes.get());
+  const advance: E[] = [
+    ...ptr.flatMap((p, i) => (k.inputs[i]!.layout === "one" ? [] : [fb.bump(p, k.inputs[i]!.layout === "row" ? m.i32.const(4) : tile[i] ? tileRow(i) : rowBytes.get())])),
+    fb.bump(q, rowBytes.get()),
+    ...(tile.some((t) => t) ? [
+      fb.inc(rr, 1),
+      m.if(m.i32.eq(rr.get(), rowsP.get()), fb.seq([rr.set(m.i32.const(0)), ...ptr.flatMap((p, i) => (tile[i] ? [p.set(fb.param(i).get())] : []))])),
+    ] : []),
+  ];
   return fb.seq([
     rowBytes.set(m.i32.shl(colsP.get(), m.i32.const(2))),
     B16.set(m.i32.and(rowBytes.get(), m.i32.const(-64))),
     B4.set(m.i32.and(rowBytes.get(), m.i32.const(-16))),
+    total.set(m.i32.mul(outerP.get(), rowsP.get())),
+    rr.set(m.i32.const(0)),
     ...ptr.map((p, i) => p.set(fb.param(i).get())),
     q.set(fb.param(n).get()),
-    forRange(fb, {
-      i: r, from: m.i32.const(0), to: () => rowsP.get(),
-      body: [
-        ...rowLoads,
-        ...takeReciprocals((i) => i < n),
-        ...sumPass,
-        ...outPass,
-        ...ptr.flatMap((p, i) => (k.inputs[i] === "one" ? [] : [fb.bump(p, k.inputs[i] === "row" ? m.i32.const(4) : rowBytes.get())])),
-        fb.bump(q, rowBytes.get()),
-      ],
-    }),
+    forRange(fb, { i: r, from: m.i32.const(0), to: () => total.get(), body: [...rowLoads, ...takeReciprocals((i) => i < n), ...sumPass, ...outPass, ...advance] }),
   ]);
 }
 
