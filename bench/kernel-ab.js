@@ -4,7 +4,8 @@
 // build's steps straight on its wasm exports (own memory, no input or output copies, no executor), alternating
 // batches of calls between the builds in one process, and prints the CPU time per call and the per-round ratio
 // before / after. On a shared machine this is far steadier than timing whole calls: what the neighbours take shows
-// in both builds alike, and the 1 MB copies in and out (most of a whole softmax call) are left out.
+// in both builds alike, and the 1 MB copies in and out (most of a whole softmax call) are left out. Then each step
+// alone, per build (the per-step CPU time; less steady than the ratio).
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { benchArgs, median } from "./common.js";
@@ -63,7 +64,7 @@ async function load(dist) {
     return () => f(...args);
   });
   const out = fn.values[fn.outputValues[0]];
-  return { steps: fn.steps.map((st) => st.ops.join(",")), run: () => { for (const c of calls) c(); }, out: () => new Float32Array(memory.buffer, addr[fn.outputValues[0]], numel(out)) };
+  return { steps: fn.steps.map((st) => st.ops.join(",")), calls, run: () => { for (const c of calls) c(); }, out: () => new Float32Array(memory.buffer, addr[fn.outputValues[0]], numel(out)) };
 }
 
 const before = await load(resolve(base, "dist"));
@@ -84,3 +85,15 @@ for (let r = 0; r < rounds; r++) {
 const ratios = tb.map((b, i) => b / ta[i]).sort((x, y) => x - y);
 console.log(`${which} 256x${C}, ${simd}: before [${before.steps.join(" | ")}] ${median(tb).toFixed(3)} ms, after [${after.steps.join(" | ")}] ${median(ta).toFixed(3)} ms`);
 console.log(`  kernel CPU per call (medians of ${rounds} rounds of ${batch}); before / after per round: median ${median(ratios).toFixed(2)}x, quartiles ${ratios[ratios.length >> 2].toFixed(2)}-${ratios[(3 * ratios.length) >> 2].toFixed(2)}x; largest relative difference of the outputs ${maxRel.toExponential(2)}`);
+// Each step alone (the same alternation, fewer rounds): which kernels the difference comes from.
+const perStep = (b) => b.calls.map((call) => {
+  const ts = [];
+  for (let r = 0; r < Math.max(4, rounds >> 2); r++) {
+    const c0 = cpu();
+    for (let i = 0; i < batch; i++) call();
+    ts.push((cpu() - c0) / batch);
+  }
+  return median(ts);
+});
+const [sb, sa] = [perStep(before), perStep(after)];
+console.log(`  per step, ms: before ${before.steps.map((st, i) => `[${st}] ${sb[i].toFixed(3)}`).join(" ")}; after ${after.steps.map((st, i) => `[${st}] ${sa[i].toFixed(3)}`).join(" ")}`);

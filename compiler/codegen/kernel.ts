@@ -65,6 +65,13 @@
 //       by a true divide: the values of the max / sub,exp,sum (/ div) kernels it replaces. Nothing is in place.
 //       `saves.exps` false: no exps stored (nor out); `saves.max`: the row maxes [rows] are stored too, before the
 //       sums: (in, [out,] [exps,] [maxes,] sums, rows, cols) in general (cross-entropy's log-sum-exp rows).
+//   softmax_grad_rows: (in_0, ..., in_{n-1}, out, outer, rows, cols)
+//       the backward of softmax / log_softmax over the last axis (codegen/plan-rows-grad.ts): per row, r = the sum
+//       over its columns of `sum` (an EwExpr over the inputs), then v = `row` (over the row inputs and index n = r),
+//       then out[row, j] = `out` (over the inputs at [row, j] and index n = v). out is f32 [outer, rows, cols]; input
+//       i (inputs[i].layout) is f32 [outer, rows, cols] ("full"), [outer, rows] (one value per row, "row"), one
+//       value ("one", a mean's 1 / numel), or [rows, cols], the same for every outer index ("tile", f32 or bool: an
+//       attention's causal mask); all contiguous. out is never an input.
 //   pool2d:      (x, out, planes, pixels), or (in_0, ..., in_{n-1}, out, planes, pixels) with a prologue
 //       x [planes, H, W] -> out [planes, OH, OW] (f32, contiguous): each output is the max (op "max") or the mean
 //       over KH*KW taps (op "avg": the sum divided by KH*KW, padding counted) of the window at (oh sh - top,
@@ -322,7 +329,19 @@ export interface SoftmaxRowsKernel {
   readonly saves?: SoftmaxSaves;
 }
 
-export type KernelSpec = SoftmaxRowsKernel | ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel | Pool2dKernel | MaxPoolGradKernel;
+/** A row sum and the elementwise value that reads it, one row at a time (see "softmax_grad_rows" above). */
+export interface SoftmaxGradRowsKernel {
+  readonly kind: "softmax_grad_rows";
+  readonly inputs: readonly { readonly layout: "full" | "row" | "one" | "tile"; readonly dtype: "f32" | "bool" }[];
+  /** The value summed over each row (dtype f32). */
+  readonly sum: EwExpr;
+  /** The per-row value computed from the sum (input n): the row-shaped nodes between the sum and `out`. */
+  readonly row: EwExpr;
+  /** The value stored per element; input n is the per-row value. */
+  readonly out: EwExpr;
+}
+
+export type KernelSpec = SoftmaxRowsKernel | SoftmaxGradRowsKernel | ElementwiseKernel | ReduceKernel | MatmulKernel | CopyKernel | IotaKernel | QMatmulKernel | FiniteKernel | GatherKernel | ScatterAddKernel | DepthwiseKernel | Pool2dKernel | MaxPoolGradKernel;
 
 export interface NamedKernel {
   readonly name: string;

@@ -18,6 +18,7 @@ import { scheduleBuckets } from "./plan-buckets.js";
 import { rowSoftmaxes } from "./plan-rows.js";
 import { planPool, poolPlan } from "./plan-pool.js";
 import { planPoolGrad, poolGradPlan } from "./plan-pool-grad.js";
+import { planSoftmaxGradRows, softmaxGradRows } from "./plan-rows-grad.js";
 
 /** Function outputs, updates and guard conditions: values that must be stored. */
 function pinnedValues(g: Graph): Set<number> {
@@ -103,6 +104,15 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     gathered.nodes.has(id) || gathered.nchwRoots.has(id) || gathered.written.has(id) || mm.folded.has(id) || mm.casts.has(id) || mm.epilogueOf.has(id) || rows.has(id);
   const grads = poolGradPlan(g, pinnedValues(g), blocked);
   const pools = poolPlan(g, pinnedValues(g), (id) => blocked(id) || grads.inside.has(id) || grads.roots.has(id), grads);
+  // softmax / log_softmax backward rows (plan-rows-grad.ts): every buffer they read must be in memory as is.
+  const inMemory = (id: number): boolean => {
+    const n = g.nodes[id]!;
+    if (n.fused !== undefined || mm.folded.has(id) || mm.casts.has(id) || gathered.nodes.has(id) || gathered.nchwRoots.has(id) || pools.inside.has(id) || grads.inside.has(id)) return false;
+    const r = rows.get(id);
+    if (!r) return true;
+    return r.saves ? [r.saves.exps, r.saves.sums, r.saves.out, r.saves.max].includes(id) : r.root === id;
+  };
+  const smGrads = softmaxGradRows(g, pinnedValues(g), inMemory, (id) => blocked(id) || grads.inside.has(id) || grads.roots.has(id) || pools.inside.has(id) || pools.roots.has(id));
   for (const n of g.nodes) {
     const v = (source: ValueManifest["source"]) => values.push({ dtype: n.type.dtype, shape: [...n.type.shape], source });
     const a = n.attrs as Record<string, unknown>;
@@ -119,6 +129,9 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
     if (grad) { v({ kind: "temp" }); planPoolGrad(g, grad, table, step); continue; }
     const pool = pools.roots.get(n.id);
     if (pool) { v({ kind: "temp" }); planPool(g, pool, table, step); continue; }
+    if (smGrads.inside.has(n.id)) { v({ kind: "fused" }); continue; }
+    const smGrad = smGrads.roots.get(n.id);
+    if (smGrad) { v({ kind: "temp" }); planSoftmaxGradRows(g, smGrad, table, step); continue; }
     switch (n.op) {
       case "input": v({ kind: "input", index: a.index as number }); continue;
       case "param": v({ kind: "param", name: a.name as string }); continue;

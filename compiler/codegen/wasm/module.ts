@@ -10,6 +10,7 @@ import { FnBuilder } from "./context.js";
 import { MathHelpers } from "./math-helpers.js";
 import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
+import { renderSoftmaxGradRows } from "./softmax-grad-rows.js";
 import { renderSoftmaxRows } from "./softmax-rows.js";
 import { renderMatmul } from "./matmul.js";
 import { prepackName, WINOGRAD_PREPACK } from "../../../runtime/wasm/prepack.js";
@@ -56,6 +57,7 @@ export function kernelParamCount(spec: KernelSpec): number {
     case "softmax_rows": return softmaxRowsBuffers(spec).length + 3;
     case "pool2d": return (spec.prologue?.inputs.length ?? 1) + 3;
     case "maxpool_grad": return 5;
+    case "softmax_grad_rows": return spec.inputs.length + 4;
   }
 }
 
@@ -74,6 +76,7 @@ function renderBody(fb: FnBuilder, spec: KernelSpec, simd: SimdVariant): E {
     case "softmax_rows": return renderSoftmaxRows(fb, spec, simd);
     case "pool2d": return renderPool2d(fb, spec);
     case "maxpool_grad": return renderMaxPoolGrad(fb, spec);
+    case "softmax_grad_rows": return renderSoftmaxGradRows(fb, spec);
   }
 }
 

@@ -59,6 +59,13 @@ function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
     const row = { bytes: 4, exts: [e0 + 1] };
     return { kind: "outer", ext: e0, inner: [e0 + 1], steps: bufs.map((b) => (b === "maxes" || b === "sums" ? { bytes: 4, exts: [] } : row)), align: 1, work: [e0, e0 + 1] };
   }
+  // (in_0, ..., in_{n-1}, out, outer, rows, cols), split over outer: row inputs move by rows f32 per outer index,
+  // full ones and out by rows rows; tiles (the same for every outer index) and single values stay.
+  if (spec.kind === "softmax_grad_rows") {
+    const n = spec.inputs.length;
+    const step = (l: "full" | "row" | "one" | "tile") => (l === "full" ? { bytes: 4, exts: [n + 2, n + 3] } : l === "row" ? { bytes: 4, exts: [n + 2] } : { bytes: 0, exts: [] });
+    return { kind: "outer", ext: n + 1, inner: [n + 2, n + 3], steps: [...spec.inputs.map((i) => step(i.layout)), step("full")], align: 1, work: [n + 1, n + 2, n + 3] };
+  }
   if (spec.kind === "softmax_rows") return { kind: "outer", ext: 2, inner: [3], steps: [{ bytes: 4, exts: [3] }, { bytes: 4, exts: [3] }], align: 1, work: [2, 3] };
   // Planes are independent: a thread takes whole images (align C), so a per-channel input stays put and plane
   // p % C of the kernel is still the channel. An input per image but broadcast over channels has no per-plane step.

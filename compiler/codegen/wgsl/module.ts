@@ -6,6 +6,7 @@ import { WGSL_DOT4_SUFFIX, WGSL_F16_SUFFIX, type WgslKernelManifest } from "../.
 import type { HalfMode } from "./half.js";
 import { renderElementwise } from "./elementwise.js";
 import { renderReduce } from "./reduce.js";
+import { renderSoftmaxGradRows } from "./softmax-grad-rows.js";
 import { renderSoftmaxRows } from "./softmax-rows.js";
 import { DEFAULT_TILE, checkTile, renderMatmul, type MatmulTile } from "./matmul.js";
 import { renderCopy, renderIota } from "./copy.js";
@@ -46,6 +47,7 @@ function renderKernel(name: string, spec: KernelSpec, opts: WgslBuildOptions, mo
     case "softmax_rows": return renderSoftmaxRows(name, spec);
     case "pool2d": return renderPool2d(name, spec);
     case "maxpool_grad": return renderMaxPoolGrad(name, spec);
+    case "softmax_grad_rows": return renderSoftmaxGradRows(name, spec);
   }
 }
 
