@@ -39,6 +39,17 @@ export function evalDimExpr(s: string, bind: Record<string, number>): number {
   return i === s.length ? v : NaN;
 }
 
+/** The product of `dims` at the call's binding (a `dim` value source: a mean's element count); a KilnError if unbound. */
+export function dimsProduct(dims: readonly (number | string)[], bind: Record<string, number>, fn = "call"): number {
+  let n = 1;
+  for (const d of dims) {
+    const v = typeof d === "number" ? d : (bind[d] ?? evalDimExpr(d, bind));
+    if (!Number.isFinite(v)) throw new KilnError(`${fn}: dimension ${d} is not bound`, { code: "dim_invalid", fn, tensor: String(d) });
+    n *= v;
+  }
+  return n;
+}
+
 /** Whether a dim name is an expression over other dims rather than a plain symbol. */
 export function isDerivedDim(d: string): boolean {
   return /[*+\-()/]/.test(d);

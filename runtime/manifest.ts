@@ -84,6 +84,8 @@ export type ValueSource =
    * (runtime/random.ts): fresh values every call, the same sequence for the same load seed.
    */
   | { kind: "random"; stream: number }
+  /** A scalar: the product of `dims` as bound by the call, written before each call (a mean's element count). */
+  | { kind: "dim"; dims: ManifestDim[] }
   /**
    * Written by kernel steps during the call. `matmul`: a matmul step's packing scratch, whose bytes are computed
    * per call from the gemm's dims (runtime/wasm/matmul-scratch.ts); its `shape` is a compile-time upper bound.

@@ -137,6 +137,7 @@ function planFunction(g: Graph, table: KernelTable): FunctionManifest {
       case "param": v({ kind: "param", name: a.name as string }); continue;
       case "const": v({ kind: "const", value: a.value as number }); continue;
       case "random_uniform": v({ kind: "random", stream: a.stream as number }); continue;
+      case "dim_size": v({ kind: "dim", dims: [...(a.dims as Dim[])] }); continue;
       case "reshape":
       case "stop_gradient": v({ kind: "alias", of: n.inputs[0] }); continue;
     }

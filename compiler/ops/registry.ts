@@ -9,7 +9,7 @@ import { binaryCore, castCore, compareCore, unaryCore, whereCore } from "./eleme
 import { broadcastToCore, concatCore, iotaCore, stopGradientCore, permuteCore, reshapeCore, sliceCore } from "./layout.js";
 import { matmulCore } from "./matmul.js";
 import { allFiniteCore, argmaxCore, reduceCore } from "./reduce.js";
-import { constCore, cotangentCore, gradientCore, inputCore, paramCore, randomUniformCore } from "./source.js";
+import { constCore, cotangentCore, gradientCore, inputCore, paramCore, randomUniformCore, dimSizeCore } from "./source.js";
 import { padCore, windowCore } from "./window.js";
 import { gatherCore, scatterAddCore } from "./gather.js";
 import { allReduceCore } from "./collective.js";
@@ -34,7 +34,7 @@ const CORES: { readonly [P in PrimOp]: OpCore<P> } = {
   sum: reduceCore("sum"), mean: reduceCore("mean"), max: reduceCore("max"), min: reduceCore("min"),
   reshape: reshapeCore, permute: permuteCore, broadcast_to: broadcastToCore, slice: sliceCore, concat: concatCore,
   pad: padCore, window: windowCore,
-  where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore, argmax: argmaxCore, stop_gradient: stopGradientCore, random_uniform: randomUniformCore,
+  where: whereCore, cast: castCore, matmul: matmulCore, iota: iotaCore, argmax: argmaxCore, stop_gradient: stopGradientCore, random_uniform: randomUniformCore, dim_size: dimSizeCore,
   all_finite: allFiniteCore, gather: gatherCore, scatter_add: scatterAddCore, all_reduce: allReduceCore, depthwise_conv2d: depthwiseConv2dCore,
   input: inputCore, param: paramCore, const: constCore, gradient: gradientCore, cotangent: cotangentCore,
 };

@@ -1,4 +1,4 @@
-// Op registry, graph leaves: function inputs, model params, scalar constants and random_uniform. They have no
+// Op registry, graph leaves: function inputs, model params, scalar constants, random_uniform and dim_size. They have no
 // kernel: the runtime (or the reference interpreter) binds their buffers; lowering types the first three.
 
 import { makeRef } from "./shape-utils.js";
@@ -40,6 +40,19 @@ export const randomUniformCore: OpCore<"random_uniform"> = {
     Number.isInteger(a.stream) && a.stream >= 0 ? { dtype: "f32", shape: a.shape } : { error: "K901", message: `random_uniform stream ${a.stream} must be an integer >= 0` },
   evaluate: () => {
     throw new Error("internal: random_uniform values are supplied by the interpreter (runtime/random.ts), not evaluated");
+  },
+};
+
+/**
+ * The size of symbolic dims as a value: whoever runs the graph knows the call's dims (the wasm and WebGPU
+ * executors write it like an input, the reference interpreter computes it from its binding), so no evaluator here.
+ */
+export const dimSizeCore: OpCore<"dim_size"> = {
+  name: "dim_size",
+  arity: 0,
+  infer: (_ins, a) => (a.dtype === "bool" ? { error: "K302", message: "dim_size cannot be bool" } : { dtype: a.dtype, shape: [] }),
+  evaluate: () => {
+    throw new Error("internal: dim_size values are computed by the interpreter from the call's dims, not evaluated");
   },
 };
 

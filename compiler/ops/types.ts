@@ -22,7 +22,7 @@ export const LAYOUT_OPS = ["reshape", "permute", "broadcast_to", "slice", "conca
  * all_reduce(x) is the sum of x over the data-parallel replicas (every replica gets the same bits): a host step of
  * the wasm runtime (runtime/parallel/collective.ts), the identity with one replica. Only sync_batch_norm emits it.
  */
-export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform", "all_finite", "gather", "scatter_add", "all_reduce", "depthwise_conv2d"] as const;
+export const OTHER_OPS = ["where", "cast", "matmul", "iota", "argmax", "stop_gradient", "random_uniform", "all_finite", "gather", "scatter_add", "all_reduce", "depthwise_conv2d", "dim_size"] as const;
 /** Graph leaves: they have no kernel; the runtime fills their buffers. */
 export const SOURCE_OPS = ["input", "param", "const"] as const;
 /**
@@ -83,6 +83,11 @@ export type AttrsOf = { [P in UnaryOp | BinaryOpName | CompareOp | "where" | "ma
   depthwise_conv2d: { readonly stride: readonly [number, number]; readonly dilation: readonly [number, number]; readonly pads: readonly (readonly [number, number])[] };
   /** f32 values uniform in [0, 1) that the runtime draws from seeded stream `stream` before every call. */
   random_uniform: { readonly stream: number; readonly shape: Shape };
+  /**
+   * The product of `dims` (symbolic ones as bound by the call) as a scalar of `dtype`: the count a mean over
+   * symbolic axes divides by (its gradient), in O(1); the runtime writes it per call, like an input.
+   */
+  dim_size: { readonly dims: readonly Dim[]; readonly dtype: DType };
   /** n may be symbolic (a causal mask over a sequence of length T). */
   iota: { readonly n: Dim; readonly dtype: "i32" };
   /**

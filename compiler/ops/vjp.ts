@@ -50,13 +50,17 @@ function keepdims(e: GradEmitter, n: Node<"sum" | "mean" | "max" | "min">, g: nu
   return e.emit("reshape", [g], { shape: x.shape.map((d, k) => (n.attrs.axes.includes(k) ? 1 : d)) });
 }
 
-/** Number of reduced elements as a scalar of the input's dtype (a reduction of ones when dims are symbolic). */
+/**
+ * Number of reduced elements as a scalar of the input's dtype: a constant, or with symbolic dims a dim_size the
+ * runtime writes from the call's dims (a sum over a broadcast of ones wrote and read a full-size tensor).
+ */
 function reducedCount(e: GradEmitter, n: Node<"mean">): number {
   const x = e.type(n.inputs[0]);
   const dims = n.attrs.axes.map((k) => x.shape[k]);
-  if (dims.every((d) => typeof d === "number")) return e.constant((dims as number[]).reduce((a, b) => a * b, 1), x.dtype);
-  const ones = e.emit("broadcast_to", [e.constant(1, x.dtype)], { shape: x.shape });
-  return e.emit("sum", [ones], { axes: n.attrs.axes, keepdims: true });
+  const known = dims.reduce<number>((a, d) => (typeof d === "number" ? a * d : a), 1);
+  const syms = dims.filter((d): d is string => typeof d === "string");
+  if (syms.length === 0) return e.constant(known, x.dtype);
+  return e.emit("dim_size", [], { dims: known === 1 ? syms : [known, ...syms], dtype: x.dtype });
 }
 
 /**
@@ -310,6 +314,7 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
   all_reduce: (e, _n, ct) => [e.emit("all_reduce", [ct], {})],
   iota: none("iota has no inputs"),
   random_uniform: none("random values do not depend on any input"),
+  dim_size: none("a size has no inputs"),
   stop_gradient: none("stop_gradient blocks gradients by definition"),
   argmax: none("argmax is piecewise constant: its integer result has no derivative"),
   all_finite: none("all_finite's bool result has no derivative"),

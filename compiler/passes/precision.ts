@@ -66,7 +66,7 @@ function rewriteGraph(g: Graph, policyOf: (n: Node) => Low | undefined, copyOf: 
   // max_pool2d's output (a max with `first`) stays f32 too, as it did while its gradient compared it: a cast
   // after a reduction would be a kernel of its own, and the rounding would reach every gradient below it.
   const poolMax = (i: number) => (nodes[i].op === "max" || nodes[i].op === "min") && (nodes[i].attrs as { first?: true }).first === true;
-  const storable = (i: number) => nodes[i].type.dtype === "f32" && !pinned.has(i) && !["input", "param", "const", "random_uniform"].includes(nodes[i].op) && !compared(i) && !poolMax(i);
+  const storable = (i: number) => nodes[i].type.dtype === "f32" && !pinned.has(i) && !["input", "param", "const", "random_uniform", "dim_size"].includes(nodes[i].op) && !compared(i) && !poolMax(i);
   // Values kept only in low precision: what low-policy matmuls read (seen through views), and their results.
   const stored = new Map<number, Low>();
   for (const n of nodes) {

@@ -36,6 +36,18 @@ export function foldBroadcasts(n: Node, inputs: readonly number[], nodes: readon
   return { inputs: all, sunk: small as Shape };
 }
 
+/**
+ * reshape(broadcast_to(a)) where a holds one element (mean's gradient, broadcast then reshaped to [N, 1]): the
+ * id of a, which the caller broadcasts straight to the reshape's shape, so the next consumer folds it too.
+ */
+export function splatThrough(n: Node, inputs: readonly number[], nodes: readonly Node[]): number | undefined {
+  if (n.op !== "reshape" || n.type.shape.every((d) => d === 1)) return undefined;
+  const bc = nodes[inputs[0]!]!;
+  if (bc.op !== "broadcast_to" || bc.guard?.length) return undefined;
+  const a = nodes[bc.inputs[0]!]!;
+  return a.type.shape.every((d) => d === 1) && a.type.shape.length <= n.type.shape.length ? a.id : undefined;
+}
+
 /** The value of a constant seen through reshapes and broadcasts, or undefined. */
 export function constThrough(x: Node | undefined, nodes: readonly Node[]): number | undefined {
   while (x && (x.op === "reshape" || x.op === "broadcast_to")) x = nodes[x.inputs[0]!];

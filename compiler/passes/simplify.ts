@@ -6,7 +6,7 @@
 import { GraphBuilder, guardKey, remapGuard, type Graph, type IRModule } from "../ir/graph.js";
 import { formatType, sameShape } from "../ir/types.js";
 import type { Node } from "../ir/graph.js";
-import { constThrough, foldBroadcasts } from "./simplify-broadcast.js";
+import { constThrough, foldBroadcasts, splatThrough } from "./simplify-broadcast.js";
 
 /** The input a node is equal to, when an identity makes it redundant (same dtype and shape as the node). */
 function identityOf(n: Node, nodes: readonly Node[]): number | undefined {
@@ -30,6 +30,11 @@ function identityOf(n: Node, nodes: readonly Node[]): number | undefined {
 const finite = (_k: string, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? String(v) : v);
 
 export function simplifyGraph(g: Graph): Graph {
+  return rebuild(g).graph;
+}
+
+/** One rebuild; `folded` says whether a broadcast_to operand was read unbroadcast (it may be dead only now). */
+function rebuild(g: Graph): { graph: Graph; folded: boolean } {
   const live = new Array<boolean>(g.nodes.length).fill(false);
   for (const o of g.outputs) live[o.node] = true;
   for (const u of g.updates ?? []) live[u.node] = true;
@@ -42,16 +47,27 @@ export function simplifyGraph(g: Graph): Graph {
   const b = new GraphBuilder();
   const remap = new Map<number, number>();
   const seen = new Map<string, number>();
+  let anyFold = false;
   for (const n of g.nodes) {
     if (!live[n.id]) continue;
-    const folded = foldBroadcasts(n, n.inputs.map((x) => remap.get(x)!), b.nodes);
+    const mapped = n.inputs.map((x) => remap.get(x)!);
+    const folded = foldBroadcasts(n, mapped, b.nodes);
     const inputs = folded.inputs;
+    if (folded.sunk || inputs.some((x, i) => x !== mapped[i])) anyFold = true;
     if (folded.sunk) {
       // op(broadcast_to(a), c) = broadcast_to(op(a, c)): computed on the small shape (simplify-broadcast.ts).
       const guard = remapGuard(n.guard, (c) => remap.get(c)!);
       b.precision = n.precision;
       const small = b.add(n.op, inputs, n.attrs, { dtype: n.type.dtype, shape: folded.sunk }, n.span, guard);
       remap.set(n.id, b.add("broadcast_to", [small], { shape: [...n.type.shape] }, n.type, n.span, guard));
+      continue;
+    }
+    const splat = splatThrough(n, inputs, b.nodes);
+    if (splat !== undefined) {
+      // reshape(broadcast_to(a)) of a one-element a = broadcast_to(a) in the new shape (simplify-broadcast.ts).
+      anyFold = true;
+      b.precision = n.precision;
+      remap.set(n.id, b.add("broadcast_to", [splat], { shape: [...n.type.shape] }, n.type, n.span, remapGuard(n.guard, (c) => remap.get(c)!)));
       continue;
     }
     // Inputs are already ids of the rebuilt graph, so the identity needs no remapping (a map of every node
@@ -73,13 +89,14 @@ export function simplifyGraph(g: Graph): Graph {
     if (key !== undefined) seen.set(key, id);
     remap.set(n.id, id);
   }
-  return {
+  const graph = {
     ...g,
     nodes: b.nodes,
     inputs: g.inputs.map((i) => ({ ...i, node: remap.get(i.node)! })),
     outputs: g.outputs.map((o) => ({ ...o, node: remap.get(o.node)! })),
     updates: g.updates?.map((u) => ({ ...u, node: remap.get(u.node)! })),
   };
+  return { graph, folded: anyFold };
 }
 
 /** Simplifies until nothing changes (folding can make more nodes dead or equal). */
@@ -89,9 +106,11 @@ export function simplify(m: IRModule): IRModule {
 
 function fixpoint(g: Graph): Graph {
   for (let i = 0; i < 8; i++) {
-    const next = simplifyGraph(g);
+    const { graph: next, folded } = rebuild(g);
     // A folded broadcast_to (simplify-broadcast.ts) is dead only in the next rebuild: one more round removes it.
-    if (next.nodes.length === g.nodes.length) return next.nodes.some((n) => n.op === "broadcast_to") ? simplifyGraph(next) : next;
+    // Without a fold, a round that removed nothing (same length: no identity, CSE or dead node, each of which
+    // shortens the graph, and no sunk op, which lengthens it) changed nothing, so another would change nothing.
+    if (next.nodes.length === g.nodes.length) return folded ? simplifyGraph(next) : next;
     g = next;
   }
   return g;

@@ -9,7 +9,7 @@ import type { RefTensor } from "../ops/types.js";
 import { roundRefToStorage } from "../ops/shape-utils.js";
 import { KilnError, loopBoundError } from "../../runtime/errors.js";
 import { RandomStreams } from "../../runtime/random.js";
-import { bindDerivedDims, checkDimLimits } from "../../runtime/dim-expr.js";
+import { bindDerivedDims, checkDimLimits, dimsProduct } from "../../runtime/dim-expr.js";
 import { dimLimits } from "../ir/dim-limits.js";
 import { checkIndices } from "../../runtime/bind.js";
 
@@ -102,6 +102,7 @@ export function evaluateGraph(
     if (n.op === "input") v = leaf(inputs[a.name!]?.data, `input "${a.name}"`);
     else if (n.op === "param") v = leaf(params[a.name!], `param "${a.name}"`);
     else if (drawn) v = { dtype: n.type.dtype, shape, data: drawn };
+    else if (n.op === "dim_size") v = { dtype: n.type.dtype, shape, data: Float64Array.of(dimsProduct((n.attrs as { dims: Shape }).dims, bind, g.name)) };
     else v = OPS[n.op].evaluate(n.inputs.map((i) => vals[i]), n.attrs as never, { dtype: n.type.dtype, shape });
     vals.push(roundRefToStorage(v));
   }

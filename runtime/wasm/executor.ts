@@ -3,6 +3,7 @@
 
 import { evalDimPoly, HOST_ALL_REDUCE, HOST_BUCKET, isHostStep, type FunctionManifest, type ParamManifest, type ValueManifest } from "../manifest.js";
 import { KilnError, loopBoundError } from "../errors.js";
+import { dimsProduct } from "../dim-expr.js";
 import { assertDType, dtypeBytes, encodeNumbersLoose, allocTypedArray, f32ArrayToBf16Bits, f32ArrayToF16Bits, type AnyTypedArray, type DType, decodeElement, isFiniteElement } from "../dtype.js";
 import { Tensor } from "../tensor.js";
 import type { LinearMemory } from "./memory.js";
@@ -132,6 +133,9 @@ export class FunctionExecutor {
           }
           break;
         }
+        case "dim":
+          if (v.shape.length !== 0 || v.dtype === "bool" || !Array.isArray(s.dims) || !s.dims.every((d) => typeof d === "string" || (Number.isInteger(d) && d >= 0))) bad(`value ${i} is a dim size that is not a numeric scalar over valid dims`);
+          break;
         case "random":
           if (v.dtype !== "f32" || !Number.isInteger(s.stream)) bad(`value ${i} is a random value that is not f32 or has a bad stream`);
           break;
@@ -372,6 +376,14 @@ export class FunctionExecutor {
             ptr = memory.allocScratch(bytes[i]!, what);
             memory.write(ptr, this.#random.next(fn.name, v.source.stream, numels[i]!));
             break;
+          case "dim": {
+            // A scalar of its own (like random values), written every call: the dims differ between calls.
+            ptr = memory.allocScratch(bytes[i]!, what);
+            const one = allocTypedArray(v.dtype, 1);
+            encodeNumbersLoose(v.dtype, [dimsProduct(v.source.dims, dims, fn.name)], one);
+            memory.write(ptr, one);
+            break;
+          }
           case "fused":
             break;
         }

@@ -17,6 +17,7 @@ import { encodeGuarded, type GuardKit } from "./guards.js";
 import { encodeInputConversions, type InputConversion } from "./convert.js";
 import { checkDeviceInputs } from "./input-checks.js";
 import { RandomStreams } from "../random.js";
+import { dimsProduct } from "../dim-expr.js";
 
 export interface GpuParam {
   readonly param: ParamManifest;
@@ -140,6 +141,12 @@ export class GpuFunctionExecutor {
           const values = this.#random.next(fn.name, s.stream, plan.numels[i]!);
           // Random values are drawn as f32; a 16-bit random value is stored rounded, as the reference rounds it.
           if (plan.buffers[i]) upload(h, plan.buffers[i]!, v.dtype === "f32" ? values : toWords(v.dtype, encodeF32(v.dtype, values)));
+        }
+        // A dim size (a mean's element count): this call's product of the dims, written like an input.
+        if (s.kind === "dim" && plan.buffers[i]) {
+          const one = allocTypedArray(v.dtype, 1);
+          encodeNumbersLoose(v.dtype, [dimsProduct(s.dims, dims, fn.name)], one);
+          upload(h, plan.buffers[i]!, toWords(v.dtype, one));
         }
         if (s.kind !== "input" || !plan.buffers[i] || gpuInputs.has(s.index)) return;
         const low = fn.inputs[s.index]!.storage;

@@ -132,6 +132,8 @@ export const CASES: { [P in KernelOp]: Case[] } = {
   ],
   random_uniform: [{ ins: [], attrs: { stream: 0, shape: [17] } }, { ins: [], attrs: { stream: 3, shape: [2, 3, 5] } }, { ins: [], attrs: { stream: 1, shape: [] } }],
   iota: [{ ins: [], attrs: { n: 1, dtype: "i32" } }, { ins: [], attrs: { n: 17, dtype: "i32" } }],
+  // The product of known dims here (symbolic ones: test/ops/mean-symbolic.test.ts); no kernel, a value the runtime writes.
+  dim_size: [{ ins: [], attrs: { dims: [3, 5], dtype: "f32" } }, { ins: [], attrs: { dims: [7], dtype: "i32" } }, { ins: [], attrs: { dims: [], dtype: "f32" } }],
   // ids from -4 to 3: negative and too-large ids read zero rows (gather) or are dropped (scatter_add).
   gather: [{ ins: [f(5, 3), i(4)] }, { ins: [f(3), i(2, 3)] }, { ins: [i(4, 2), i(7)] }, { ins: [f(7, 2, 3), i(2, 2)] }, { ins: [f(4, 257), i(5)] }, { ins: [f(2, 3), i()] }],
   scatter_add: [

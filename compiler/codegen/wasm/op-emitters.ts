@@ -158,6 +158,7 @@ export const WASM_LOWERING: { readonly [P in PrimOp]: WasmLowering } = {
   all_reduce: { kind: "collective" },
   // Filled by the runtime from a seeded stream before the call.
   random_uniform: source,
+  dim_size: source,
   // Expanded into max/eq/where/min by the "expand" pass; never reaches a backend.
   argmax: source,
   input: source,

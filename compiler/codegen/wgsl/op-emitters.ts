@@ -115,7 +115,7 @@ export const WGSL_LOWERING: { readonly [P in PrimOp]: WgslLowering } = {
   broadcast_to: layout,
   slice: layout,
   concat: layout,
-  pad: layout, window: layout, random_uniform: source,
+  pad: layout, window: layout, random_uniform: source, dim_size: source,
   iota: { kind: "iota" },
   gather: { kind: "gather" },
   scatter_add: { kind: "scatter_add" },

@@ -103,6 +103,11 @@ export class OnnxGraphContext {
 
   private readonly dimNames = new Map<string, string>();
 
+  /** Whether named dim `d` is the size of an input axis (so `dim(d)` can read it). */
+  hasDim(d: string): boolean {
+    return this.dimSource.has(d);
+  }
+
   /** The run-time size of named dim `d` as an int64 [1] tensor. */
   dim(d: string): string {
     let s = this.dimNames.get(d);

@@ -6,6 +6,7 @@ import type { Node } from "../../ir/graph.js";
 import type { AttrsOf, PrimOp } from "../../ops/types.js";
 import type { OnnxGraphContext } from "./context.js";
 import { ELEM_OF } from "./proto.js";
+import { dimAtoms } from "../../ir/types.js";
 
 /**
  * Writes the ONNX nodes that compute `n` into `out`, reading its inputs by name; an entry that needs no node
@@ -149,6 +150,18 @@ export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
     const len = n.attrs.n;
     if (typeof len !== "number") throw new Unmappable("an arange over a symbolic length", "export a function whose iota sizes are constants");
     return cx.constant("i32", [len], Array.from({ length: len }, (_, i) => i));
+  },
+  // The product of the dims read from the inputs' shapes (int64 [1] each), a product dim by its factors.
+  dim_size: (cx, n, _ins, out) => {
+    let k = 1;
+    const parts: string[] = [];
+    for (const d of n.attrs.dims) {
+      if (typeof d === "number") k *= d;
+      else if (cx.hasDim(d)) parts.push(cx.dim(d));
+      else for (const f of dimAtoms(d)) /^\d+$/.test(f) ? (k *= Number(f)) : parts.push(cx.dim(f.replace(/^\((.*)\)$/, "$1")));
+    }
+    const prod = parts.reduce((a, b) => cx.tmp("Mul", [a, b]), cx.i64([k]));
+    cx.add("Cast", [cx.tmp("Reshape", [prod, cx.i64([])])], [out], { to: ELEM_OF[n.type.dtype] });
   },
   argmax: (cx, n, [x], out) => cx.add("Cast", [cx.tmp("ArgMax", [x], { axis: n.attrs.axis, keepdims: n.attrs.keepdims ? 1 : 0, select_last_index: 0 })], [out], { to: ELEM_OF.i32 }),
   stop_gradient: simple("Identity"),
