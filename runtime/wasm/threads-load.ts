@@ -5,7 +5,7 @@ import { KilnError } from "../errors.js";
 import { instantiateKernels, relaxedSimdSupported, toBytes, type KernelFn, type WasmKernels } from "./backend.js";
 import { prepackedBytes } from "./prepack.js";
 import { ALL_COLUMNS, COL_RANGE_GLOBALS, readParallelInfo, SHARED_B_GLOBAL, type RowSplit } from "./threads-meta.js";
-import { splitCall } from "./threads-split.js";
+import { bigEnough, splitCall } from "./threads-split.js";
 import { sharedMemorySupported, ThreadPool, toSharedBinary } from "./threads.js";
 
 export type WasmSource = BufferSource | WebAssembly.Module;
@@ -23,11 +23,25 @@ export interface LoadedKernels extends WasmKernels {
   /** Threads actually in use (1 when the engine cannot share memory). */
   threads: number;
   pool: ThreadPool | null;
+  /**
+   * With a pool: the kernels unwrapped (each runs whole on the calling thread), for calls the pool keeps on one
+   * thread from their start (ExecutorContext.soloKernels).
+   */
+  soloKernels?: Map<string, KernelFn>;
   /** Why fewer threads run than were asked (absent when all run). */
   fewerThreads?: string;
 }
 
 const MAX_THREADS = 64;
+
+/** An environment variable where there is one (Node); undefined in browsers. */
+const env = (name: string): string | undefined => (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
+/**
+ * A/B switch (read at load): KILN_THREADS_FASTPATH=0 builds the chunk lists of every kernel call again before
+ * asking the pool whether to split (as before bigEnough), and runs calls the pool keeps on one thread through
+ * the splitting wrappers (as before soloKernels).
+ */
+const SOLO_FAST = env("KILN_THREADS_FASTPATH") !== "0";
 
 export async function loadKernels(plain: WasmSource, opts: KernelLoadOptions): Promise<LoadedKernels> {
   const threads = opts.threads ?? 1;
@@ -71,7 +85,13 @@ export async function loadKernels(plain: WasmSource, opts: KernelLoadOptions): P
     // Column chunks need the module's column globals and room for n0, n1 after the arguments.
     const colSplit = split.kind === "rows" && split.cols !== undefined && colGlobals !== null;
     const wrapped: KernelFn = (...args: number[]) => {
-      const c = args.length <= ThreadPool.maxArgs ? splitCall(split, args, threads, ThreadPool.maxChunks, packer !== undefined, colSplit && args.length + 2 <= ThreadPool.maxArgs) : null;
+      // Small calls, and large ones while the pool keeps this call on one thread, build no chunks (bigEnough).
+      if (SOLO_FAST && (args.length > ThreadPool.maxArgs || !bigEnough(split, args))) return fn(...args);
+      if (pool.solo && SOLO_FAST) {
+        pool.soloNow();
+        return fn(...args);
+      }
+      const c = splitCall(split, args, threads, ThreadPool.maxChunks, packer !== undefined, colSplit && args.length + 2 <= ThreadPool.maxArgs);
       if (!c || pool.soloNow()) return fn(...args);
       if (c.cols) {
         // This thread's column range per chunk (the workers set theirs from the same arguments).
@@ -112,5 +132,5 @@ export async function loadKernels(plain: WasmSource, opts: KernelLoadOptions): P
     Object.defineProperty(wrapped, "length", { value: fn.length });
     kernels.set(name, wrapped);
   }
-  return { ...k, kernels, simd, threads, pool };
+  return { ...k, kernels, simd, threads, pool, ...(SOLO_FAST ? { soloKernels: k.kernels } : {}) };
 }

@@ -45,8 +45,13 @@ export interface PoolStats {
   cols: number;
   /** Dispatches in which the caller waited on a late worker (each sends the rest of its call to one thread). */
   starved: number;
-  /** Kernel calls that would have been split but ran on the calling thread alone (fallback or back-off). */
+  /**
+   * Kernel calls that would have been split but ran on the calling thread alone (fallback or back-off), in calls
+   * that began on two threads or whose executor has no unwrapped kernels (ExecutorContext.soloKernels).
+   */
   solo: number;
+  /** Function calls kept on one thread from their start (back-off after starved calls). */
+  soloCalls: number;
 }
 
 const now = (): number => performance.now();
@@ -154,7 +159,7 @@ export class ThreadPool {
   backoffScale = 1;
   /** Whether starved dispatches send calls to one thread (benches and tests turn it off to see 2 threads always). */
   fallback = true;
-  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, cols: 0, starved: 0, solo: 0 };
+  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, cols: 0, starved: 0, solo: 0, soloCalls: 0 };
 
   private constructor(threads: number, ctl: Int32Array, workers: { terminate(): void }[], names: readonly string[]) {
     this.threads = threads;
@@ -190,9 +195,10 @@ export class ThreadPool {
 
   /**
    * Marks the start of a function call: a call after a starved one runs on one thread, backing off
-   * exponentially while calls keep starving, then probes two threads again (the load may have gone).
+   * exponentially while calls keep starving, then probes two threads again (the load may have gone). Returns
+   * whether this call runs on one thread from its start.
    */
-  beginCall(): void {
+  beginCall(): boolean {
     const t = now();
     if (this.#callStarved) {
       this.#strikes++;
@@ -203,6 +209,8 @@ export class ThreadPool {
     if (t - this.#winT0 > 4 * CPU_CHECK_MS) this.#winT0 = -1;
     this.#solo = this.#skip > 0 || t < this.#probeAt;
     if (this.#skip > 0) this.#skip--;
+    if (this.#solo) this.stats.soloCalls++;
+    return this.#solo;
   }
 
   /** Forgets past starvation: the next call probes two threads at once. */
@@ -210,6 +218,11 @@ export class ThreadPool {
     this.#solo = this.#callStarved = false;
     this.#strikes = this.#skip = this.#probeAt = 0;
     this.#winT0 = -1;
+  }
+
+  /** Whether kernels run on the calling thread alone for the rest of this call (not counted: soloNow counts). */
+  get solo(): boolean {
+    return this.#solo;
   }
 
   /** Whether kernels should run on the calling thread alone for the rest of this call (counted in stats.solo). */
