@@ -43,6 +43,8 @@ export interface PoolStats {
   sharedB: number;
   /** Matmul dispatches cut by columns of C (few rows). */
   cols: number;
+  /** Dispatches packing a shared B in column chunks on all threads (threads-split.ts packChunks). */
+  packs: number;
   /** Dispatches in which the caller waited on a late worker (each sends the rest of its call to one thread). */
   starved: number;
   /**
@@ -159,7 +161,7 @@ export class ThreadPool {
   backoffScale = 1;
   /** Whether starved dispatches send calls to one thread (benches and tests turn it off to see 2 threads always). */
   fallback = true;
-  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, cols: 0, starved: 0, solo: 0, soloCalls: 0 };
+  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, cols: 0, starved: 0, solo: 0, soloCalls: 0, packs: 0 };
 
   private constructor(threads: number, ctl: Int32Array, workers: { terminate(): void }[], names: readonly string[]) {
     this.threads = threads;
@@ -260,8 +262,9 @@ export class ThreadPool {
    * a late worker, or the process got too little CPU: CPU_CHECK_MS) sends the rest of the call to one thread.
    * `work`: the call's multiply-adds or elements. `colArg`: column chunks (threads-split.ts Chunks.cols), whose
    * n0, n1 start at that argument; workers set their COL_RANGE_GLOBALS from them (`fn` must do so itself).
+   * `pack`: the dispatch packs a shared B (counted in stats.packs, not stats.cols).
    */
-  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, work = 0, colArg = -1): void {
+  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, work = 0, colArg = -1, pack = false): void {
     if (this.#closed) throw new Error("the thread pool has been closed");
     const ctl = this.#ctl;
     const k = this.#index.get(name);
@@ -324,7 +327,8 @@ export class ThreadPool {
     }
     this.stats.dispatches++;
     if (sharedB) this.stats.sharedB++;
-    if (colArg >= 0) this.stats.cols++;
+    if (pack) this.stats.packs++;
+    else if (colArg >= 0) this.stats.cols++;
     this.stats.workerChunks += Atomics.load(ctl, CTL.workerChunks) - workerChunks;
     if (wait > STARVE_FRACTION * (t1 - t0) + STARVE_MIN_MS || cpuShort) {
       this.stats.starved++;
