@@ -26,11 +26,19 @@ const STARVE_MIN_MS = 0.2;
  * After n starved calls in a row, the next 2^min(n, MAX_BACKOFF) - 1 calls run on one thread without probing,
  * and so does every call for BACKOFF_MS * 2^(n - 1) ms (at most MAX_BACKOFF_MS): a probe that starves costs
  * about one scheduler time slice, so under steady load probes stay a small part of the time whatever a call takes.
- * (A call that helped clears the strikes. Taking one off instead kept the MLP step with the other core busy
+ * (A call shown to have had two cores clears the strikes: VERIFY. Taking one off instead kept the MLP step with the other core busy
  * on one thread more (39 of ~1800 matmuls split, 838 before) but measured no better there, 0.95-0.97x against
  * 0.95-0.96x at load 4-5, and looked slower to find a free core again in short runs: not kept.)
  */
 const MAX_BACKOFF = 5;
+/**
+ * A/B switch (read at load): KILN_THREADS_VERIFY=0 clears the strikes after any call that did not starve, as
+ * before. Otherwise (where the CPU check runs) only a call in which a CPU-check window closed without a shortfall
+ * clears them: a probe of small kernels (the MLP step's 0.3 ms matmuls) closes no window, and with the other core
+ * busy it used to clear the strikes all the same, so the back-off never grew past one strike and about one call
+ * in six probed again.
+ */
+const VERIFY = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_THREADS_VERIFY !== "0";
 const BACKOFF_MS = 4;
 const MAX_BACKOFF_MS = 500;
 
@@ -149,6 +157,8 @@ export class ThreadPool {
   /** The rest of the current call runs on one thread (a starved dispatch, or a back-off call). */
   #solo = false;
   #callStarved = false;
+  /** A CPU-check window closed without a shortfall during this call (two cores shown to be there). */
+  #callVerified = false;
   #strikes = 0;
   #skip = 0;
   #probeAt = 0;
@@ -157,6 +167,8 @@ export class ThreadPool {
   #winCpu0 = 0;
   #winDispatch = 0;
   #callDispatched = false;
+  /** Wall time of a CPU-check window (tests set Infinity: no window closes, so no call is verified). */
+  cpuCheckMs = CPU_CHECK_MS;
   /** Scales the timed back-off (tests set 0 to count calls only). */
   backoffScale = 1;
   /** Whether starved dispatches send calls to one thread (benches and tests turn it off to see 2 threads always). */
@@ -206,9 +218,9 @@ export class ThreadPool {
       this.#strikes++;
       this.#skip = 2 ** Math.min(this.#strikes, MAX_BACKOFF) - 1;
       this.#probeAt = t + this.backoffScale * Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** (this.#strikes - 1));
-    } else if (!this.#solo) this.#strikes = 0;
-    this.#callStarved = this.#callDispatched = false;
-    if (t - this.#winT0 > 4 * CPU_CHECK_MS) this.#winT0 = -1;
+    } else if (!this.#solo && (this.#callVerified || !VERIFY || !cpuMs)) this.#strikes = 0;
+    this.#callStarved = this.#callDispatched = this.#callVerified = false;
+    if (t - this.#winT0 > 4 * this.cpuCheckMs) this.#winT0 = -1;
     this.#solo = this.#skip > 0 || t < this.#probeAt;
     if (this.#skip > 0) this.#skip--;
     if (this.#solo) this.stats.soloCalls++;
@@ -217,7 +229,7 @@ export class ThreadPool {
 
   /** Forgets past starvation: the next call probes two threads at once. */
   resetBackoff(): void {
-    this.#solo = this.#callStarved = false;
+    this.#solo = this.#callStarved = this.#callVerified = false;
     this.#strikes = this.#skip = this.#probeAt = 0;
     this.#winT0 = -1;
   }
@@ -319,9 +331,10 @@ export class ThreadPool {
     let cpuShort = false;
     if (cpuMs && this.#winT0 >= 0) {
       this.#winDispatch += t2 - Math.max(t0, this.#winT0);
-      if (t2 - this.#winT0 >= CPU_CHECK_MS) {
+      if (t2 - this.#winT0 >= this.cpuCheckMs) {
         const extra = cpuMs() - this.#winCpu0 - (t2 - this.#winT0);
         cpuShort = extra < (this.threads - 1) * (EXTRA_MIN * this.#winDispatch - WAKE_MS);
+        if (!cpuShort) this.#callVerified = true;
         this.#winT0 = -1;
       }
     }
