@@ -36,8 +36,11 @@ const MAX_BACKOFF = 5;
  * before. Otherwise (where the CPU check runs) only a call in which a CPU-check window closed without a shortfall
  * clears them: a probe of small kernels (the MLP step's 0.3 ms matmuls) closes no window, and with the other core
  * busy it used to clear the strikes all the same, so the back-off never grew past one strike and about one call
- * in six probed again.
+ * in six probed again. A call that did not starve also clears them once VERIFY_AFTER_MS have passed since the
+ * last starved call: calls spaced more than 4 windows apart, or whose dispatches are short, may never close a
+ * window, and one spurious starve must not keep them on one thread for good.
  */
+const VERIFY_AFTER_MS = 1000;
 const VERIFY = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_THREADS_VERIFY !== "0";
 const BACKOFF_MS = 4;
 const MAX_BACKOFF_MS = 500;
@@ -159,6 +162,7 @@ export class ThreadPool {
   #callStarved = false;
   /** A CPU-check window closed without a shortfall during this call (two cores shown to be there). */
   #callVerified = false;
+  #lastStarved = -Infinity;
   #strikes = 0;
   #skip = 0;
   #probeAt = 0;
@@ -215,10 +219,11 @@ export class ThreadPool {
   beginCall(): boolean {
     const t = now();
     if (this.#callStarved) {
+      this.#lastStarved = t;
       this.#strikes++;
       this.#skip = 2 ** Math.min(this.#strikes, MAX_BACKOFF) - 1;
       this.#probeAt = t + this.backoffScale * Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** (this.#strikes - 1));
-    } else if (!this.#solo && (this.#callVerified || !VERIFY || !cpuMs)) this.#strikes = 0;
+    } else if (!this.#solo && (this.#callVerified || !VERIFY || !cpuMs || t - this.#lastStarved >= VERIFY_AFTER_MS)) this.#strikes = 0;
     this.#callStarved = this.#callDispatched = this.#callVerified = false;
     if (t - this.#winT0 > 4 * this.cpuCheckMs) this.#winT0 = -1;
     this.#solo = this.#skip > 0 || t < this.#probeAt;
@@ -231,6 +236,7 @@ export class ThreadPool {
   resetBackoff(): void {
     this.#solo = this.#callStarved = this.#callVerified = false;
     this.#strikes = this.#skip = this.#probeAt = 0;
+    this.#lastStarved = -Infinity;
     this.#winT0 = -1;
   }
 

@@ -218,6 +218,40 @@ describe("fallback to one thread", () => {
     if (!starved[2]) expect(probes).toEqual([true, false, true, true, false, false, false, true]);
   });
 
+  it("an unverified probe still clears the strikes a second after the last starved call", async () => {
+    const m = multi.get(2)!;
+    const pool = poolOf(m);
+    const inputs = chainInputs(256);
+    pool.resetBackoff();
+    pool.backoffScale = 0;
+    pool.cpuCheckMs = Infinity;
+    const probes: boolean[] = [];
+    const starved: boolean[] = [];
+    const call = (delay: number) => {
+      pool.testWorkerDelay = delay;
+      const [d, s] = [pool.stats.dispatches, pool.stats.starved];
+      m.call("chain", tensors(inputs));
+      probes.push(pool.stats.dispatches > d);
+      starved.push(pool.stats.starved > s);
+    };
+    try {
+      call(150); // starves: strike 1
+      call(0); // backs off 1 call
+      await new Promise((r) => setTimeout(r, 1100)); // threads.ts VERIFY_AFTER_MS
+      call(0); // probes, unverified but a second on: clears the strike
+      call(150); // starves: strike 1 again (2 had it been kept)
+      call(0); // backs off 1 call
+      call(0); // probes
+    } finally {
+      pool.testWorkerDelay = 0;
+      pool.backoffScale = 1;
+      pool.cpuCheckMs = 2;
+      pool.resetBackoff();
+    }
+    // (Should this machine's load starve the on-time probe, it has a strike more and nothing is shown.)
+    if (!starved[2]) expect(probes).toEqual([true, false, true, true, false, true]);
+  });
+
   it("the back-off also lasts a time, so fast calls do not probe often", () => {
     const m = multi.get(2)!;
     const pool = poolOf(m);
