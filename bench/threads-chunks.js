@@ -1,7 +1,8 @@
 // `node bench/threads-chunks.js M,K,N [mm|dense|tn] [plain|relaxed] [threads] [reps]` (relaxed: run node with
 // --experimental-wasm-relaxed-simd): how the thread pool cuts one f32 matmul call by rows and by columns
 // (runtime/wasm/threads-split.ts), each chunk timed alone on one thread (fastest of `reps`), with the serial
-// part (B packed once for row chunks), the total work and the critical path on `threads` threads. No thread runs
+// part (B packed once for row chunks, on all threads in column chunks where packChunks allows and
+// KILN_THREADS_PACKSPLIT is not 0), the total work and the critical path on `threads` threads. No thread runs
 // beside another, so the numbers hold on a loaded machine up to the fastest-of-reps; what the pool chooses is the
 // "cols" line when it says columns. SRC, FN and DIMS (JSON) in the environment time another program's first
 // split step instead (params left zero), e.g. a convolution. Run `npm run build` first (it loads dist/).
@@ -9,7 +10,7 @@ const root = new URL("..", import.meta.url).pathname;
 const { compileToIR, buildWasm } = await import(root + "/dist/compiler/compile.js");
 const { loadKernels } = await import(root + "/dist/runtime/wasm/threads-load.js");
 const { readParallelInfo, COL_RANGE_GLOBALS, SHARED_B_GLOBAL } = await import(root + "/dist/runtime/wasm/threads-meta.js");
-const { splitCall } = await import(root + "/dist/runtime/wasm/threads-split.js");
+const { splitCall, packChunks } = await import(root + "/dist/runtime/wasm/threads-split.js");
 const { prepackedBytes } = await import(root + "/dist/runtime/wasm/prepack.js");
 const { evalDimPoly } = await import(root + "/dist/runtime/manifest.js");
 const [M, K, N] = process.argv[2].split(",").map(Number);
@@ -45,6 +46,14 @@ if (rows) {
     const sb = split.sharedB; const bytes = prepackedBytes(args[sb.K], args[sb.N]);
     const p = k.memory.allocPersistent(bytes, "sb"); const packer = k.kernels.get(sb.packer);
     serial = time(() => packer(args[sb.b], p, args[sb.K], args[sb.N]));
+    // Packed on all threads (packChunks, when the packer honours column ranges): each column chunk alone.
+    const pc = sb.cols && process.env.KILN_THREADS_PACKSPLIT !== "0" ? packChunks(args[sb.K], args[sb.N], threads, 64, 8) : null;
+    if (pc) {
+      const ts = pc.map(([n0, n1]) => time(() => { g0.value = n0; g1.value = n1; packer(args[sb.b], p, args[sb.K], args[sb.N]); }));
+      g0.value = 0; g1.value = 0x7fffffff;
+      console.log(`B packing: ${serial.toFixed(3)} ms on one thread; in ${pc.length} column chunks ${ts.map((t) => t.toFixed(3)).join(" ")} -> ${lpt(ts).toFixed(3)} ms on ${threads} threads`);
+      serial = lpt(ts);
+    }
     ex[SHARED_B_GLOBAL].value = p;
   }
   report("rows", serial, rows.chunks.map((c) => time(() => kern(...c))));

@@ -92,7 +92,7 @@ if (paired > 0) {
         const rr = (xs) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}x`;
         // The 2-thread pool's own account, summed over rounds (absent for a tree without PoolStats).
         const st = rs.reduce((a, x) => (Object.entries(x.stats).forEach(([k, v]) => (a[k] = (a[k] ?? 0) + v)), a), {});
-        const pool = "dispatches" in st ? ` (2T pool: ${st.dispatches} splits, ${st.starved} starved, ${st.solo} kept on one thread)` : "";
+        const pool = "dispatches" in st ? ` (2T pool: ${st.dispatches} splits, ${st.starved} starved, ${st.solo} kept on one thread${st.soloCalls !== undefined ? `, ${st.soloCalls} whole calls on one thread` : ""})` : "";
         console.log(`| ${mode} | ${label} | ${simd} | ${c} | ${f("min1")} / ${f("min2")} | ${rr(ratios("min1", "min2"))} | ${f("p25_1")} / ${f("p25_2")} | ${rr(ratios("p25_1", "p25_2"))}${pool} | ${f("load", 1)} |`);
       }
     }

@@ -91,7 +91,7 @@ export function applyInt8(mod: KilnModule, mode: "dynamic" | "static", choices: 
       return { w, qp };
     });
     q.original.set(name, st.executors.get(name)!);
-    st.executors.set(name, new FunctionExecutor(plan, { memory: st.memory, kernels: st.kernels, params, seed: st.seed, prepacked: st.prepacked, ...(st.context?.beginCall ? { beginCall: st.context.beginCall } : {}) }));
+    st.executors.set(name, new FunctionExecutor(plan, { memory: st.memory, kernels: st.kernels, params, seed: st.seed, prepacked: st.prepacked, ...(st.context?.beginCall ? { beginCall: st.context.beginCall } : {}), ...(st.context?.soloKernels ? { soloKernels: st.context.soloKernels } : {}) }));
     steps.set(name, at);
   }
   st.frozen = frozenParams(weights.keys(), mode);

@@ -230,7 +230,7 @@ export async function loadKilnModule<T extends object = Record<string, unknown>>
     throw new KilnError(`this module was compiled for WebGPU only (--target wgsl): load it with { backend: "webgpu" }, or recompile with --target all for the wasm backend`, { code: "bad_option" });
   }
 
-  const { memory, kernels, pool, threads, simd, fewerThreads } = await loadKernels(wasm, options);
+  const { memory, kernels, pool, threads, simd, fewerThreads, soloKernels } = await loadKernels(wasm, options);
   // A load that fails after the workers started must stop them (they would otherwise idle until exit).
   try {
     const params = new Map<string, ParamSlot>();
@@ -248,7 +248,7 @@ export async function loadKilnModule<T extends object = Record<string, unknown>>
 
     const executors = new Map<string, FunctionExecutor>();
     const prepacked = new PrepackCache(memory);
-    const context: ExecutorContext = { memory, kernels, params, seed, prepacked, ...(pool ? { beginCall: () => pool.beginCall() } : {}) };
+    const context: ExecutorContext = { memory, kernels, params, seed, prepacked, ...(pool ? { beginCall: () => pool.beginCall(), ...(soloKernels ? { soloKernels } : {}) } : {}) };
     for (const fn of manifest.functions) executors.set(fn.name, new FunctionExecutor(fn, context));
 
     const mod = new KilnModule(manifest, { memory, params, executors, pool, kernels, seed, threads, simd, context, prepacked });

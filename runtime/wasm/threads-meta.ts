@@ -20,7 +20,14 @@ export interface RowSplit {
    * Present when B may be packed once per call for all chunks: args[b] is one plain f32 B of args[K] x args[N],
    * `packer` (an export, prepack.ts) packs it, and the kernel's gemm reads it from SHARED_B_GLOBAL when nonzero.
    */
-  sharedB?: { b: number; K: number; N: number; packer: string };
+  sharedB?: {
+    b: number; K: number; N: number; packer: string;
+    /**
+     * The packer packs only the columns [n0, n1) of COL_RANGE_GLOBALS (each panel at its usual place), so the
+     * pool may pack B in column chunks on all threads before the row chunks (threads-split.ts packChunks).
+     */
+    cols?: true;
+  };
   /**
    * Present when the kernel may instead be cut by columns of C (small M): args[N] is N (args[K] is K, for the
    * choice between rows and columns), and a thread restricts

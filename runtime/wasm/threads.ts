@@ -26,11 +26,22 @@ const STARVE_MIN_MS = 0.2;
  * After n starved calls in a row, the next 2^min(n, MAX_BACKOFF) - 1 calls run on one thread without probing,
  * and so does every call for BACKOFF_MS * 2^(n - 1) ms (at most MAX_BACKOFF_MS): a probe that starves costs
  * about one scheduler time slice, so under steady load probes stay a small part of the time whatever a call takes.
- * (A call that helped clears the strikes. Taking one off instead kept the MLP step with the other core busy
+ * (A call shown to have had two cores clears the strikes: VERIFY. Taking one off instead kept the MLP step with the other core busy
  * on one thread more (39 of ~1800 matmuls split, 838 before) but measured no better there, 0.95-0.97x against
  * 0.95-0.96x at load 4-5, and looked slower to find a free core again in short runs: not kept.)
  */
 const MAX_BACKOFF = 5;
+/**
+ * A/B switch (read at load): KILN_THREADS_VERIFY=0 clears the strikes after any call that did not starve, as
+ * before. Otherwise (where the CPU check runs) only a call in which a CPU-check window closed without a shortfall
+ * clears them: a probe of small kernels (the MLP step's 0.3 ms matmuls) closes no window, and with the other core
+ * busy it used to clear the strikes all the same, so the back-off never grew past one strike and about one call
+ * in six probed again. A call that did not starve also clears them once VERIFY_AFTER_MS have passed since the
+ * last starved call: calls spaced more than 4 windows apart, or whose dispatches are short, may never close a
+ * window, and one spurious starve must not keep them on one thread for good.
+ */
+const VERIFY_AFTER_MS = 1000;
+const VERIFY = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KILN_THREADS_VERIFY !== "0";
 const BACKOFF_MS = 4;
 const MAX_BACKOFF_MS = 500;
 
@@ -43,10 +54,17 @@ export interface PoolStats {
   sharedB: number;
   /** Matmul dispatches cut by columns of C (few rows). */
   cols: number;
+  /** Dispatches packing a shared B in column chunks on all threads (threads-split.ts packChunks). */
+  packs: number;
   /** Dispatches in which the caller waited on a late worker (each sends the rest of its call to one thread). */
   starved: number;
-  /** Kernel calls that would have been split but ran on the calling thread alone (fallback or back-off). */
+  /**
+   * Kernel calls that would have been split but ran on the calling thread alone (fallback or back-off), in calls
+   * that began on two threads or whose executor has no unwrapped kernels (ExecutorContext.soloKernels).
+   */
   solo: number;
+  /** Function calls kept on one thread from their start (back-off after starved calls). */
+  soloCalls: number;
 }
 
 const now = (): number => performance.now();
@@ -142,6 +160,9 @@ export class ThreadPool {
   /** The rest of the current call runs on one thread (a starved dispatch, or a back-off call). */
   #solo = false;
   #callStarved = false;
+  /** A CPU-check window closed without a shortfall during this call (two cores shown to be there). */
+  #callVerified = false;
+  #lastStarved = -Infinity;
   #strikes = 0;
   #skip = 0;
   #probeAt = 0;
@@ -150,11 +171,13 @@ export class ThreadPool {
   #winCpu0 = 0;
   #winDispatch = 0;
   #callDispatched = false;
+  /** Wall time of a CPU-check window (tests set Infinity: no window closes, so no call is verified). */
+  cpuCheckMs = CPU_CHECK_MS;
   /** Scales the timed back-off (tests set 0 to count calls only). */
   backoffScale = 1;
   /** Whether starved dispatches send calls to one thread (benches and tests turn it off to see 2 threads always). */
   fallback = true;
-  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, cols: 0, starved: 0, solo: 0 };
+  readonly stats: PoolStats = { dispatches: 0, workerChunks: 0, sharedB: 0, cols: 0, starved: 0, solo: 0, soloCalls: 0, packs: 0 };
 
   private constructor(threads: number, ctl: Int32Array, workers: { terminate(): void }[], names: readonly string[]) {
     this.threads = threads;
@@ -190,26 +213,36 @@ export class ThreadPool {
 
   /**
    * Marks the start of a function call: a call after a starved one runs on one thread, backing off
-   * exponentially while calls keep starving, then probes two threads again (the load may have gone).
+   * exponentially while calls keep starving, then probes two threads again (the load may have gone). Returns
+   * whether this call runs on one thread from its start.
    */
-  beginCall(): void {
+  beginCall(): boolean {
     const t = now();
     if (this.#callStarved) {
+      this.#lastStarved = t;
       this.#strikes++;
       this.#skip = 2 ** Math.min(this.#strikes, MAX_BACKOFF) - 1;
       this.#probeAt = t + this.backoffScale * Math.min(MAX_BACKOFF_MS, BACKOFF_MS * 2 ** (this.#strikes - 1));
-    } else if (!this.#solo) this.#strikes = 0;
-    this.#callStarved = this.#callDispatched = false;
-    if (t - this.#winT0 > 4 * CPU_CHECK_MS) this.#winT0 = -1;
+    } else if (!this.#solo && (this.#callVerified || !VERIFY || !cpuMs || t - this.#lastStarved >= VERIFY_AFTER_MS)) this.#strikes = 0;
+    this.#callStarved = this.#callDispatched = this.#callVerified = false;
+    if (t - this.#winT0 > 4 * this.cpuCheckMs) this.#winT0 = -1;
     this.#solo = this.#skip > 0 || t < this.#probeAt;
     if (this.#skip > 0) this.#skip--;
+    if (this.#solo) this.stats.soloCalls++;
+    return this.#solo;
   }
 
   /** Forgets past starvation: the next call probes two threads at once. */
   resetBackoff(): void {
-    this.#solo = this.#callStarved = false;
+    this.#solo = this.#callStarved = this.#callVerified = false;
     this.#strikes = this.#skip = this.#probeAt = 0;
+    this.#lastStarved = -Infinity;
     this.#winT0 = -1;
+  }
+
+  /** Whether kernels run on the calling thread alone for the rest of this call (not counted: soloNow counts). */
+  get solo(): boolean {
+    return this.#solo;
   }
 
   /** Whether kernels should run on the calling thread alone for the rest of this call (counted in stats.solo). */
@@ -247,8 +280,9 @@ export class ThreadPool {
    * a late worker, or the process got too little CPU: CPU_CHECK_MS) sends the rest of the call to one thread.
    * `work`: the call's multiply-adds or elements. `colArg`: column chunks (threads-split.ts Chunks.cols), whose
    * n0, n1 start at that argument; workers set their COL_RANGE_GLOBALS from them (`fn` must do so itself).
+   * `pack`: the dispatch packs a shared B (counted in stats.packs, not stats.cols).
    */
-  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, work = 0, colArg = -1): void {
+  run(name: string, fn: (...args: number[]) => unknown, chunks: readonly (readonly number[])[], scratchArg: number, sharedB = 0, work = 0, colArg = -1, pack = false): void {
     if (this.#closed) throw new Error("the thread pool has been closed");
     const ctl = this.#ctl;
     const k = this.#index.get(name);
@@ -303,15 +337,17 @@ export class ThreadPool {
     let cpuShort = false;
     if (cpuMs && this.#winT0 >= 0) {
       this.#winDispatch += t2 - Math.max(t0, this.#winT0);
-      if (t2 - this.#winT0 >= CPU_CHECK_MS) {
+      if (t2 - this.#winT0 >= this.cpuCheckMs) {
         const extra = cpuMs() - this.#winCpu0 - (t2 - this.#winT0);
         cpuShort = extra < (this.threads - 1) * (EXTRA_MIN * this.#winDispatch - WAKE_MS);
+        if (!cpuShort) this.#callVerified = true;
         this.#winT0 = -1;
       }
     }
     this.stats.dispatches++;
     if (sharedB) this.stats.sharedB++;
-    if (colArg >= 0) this.stats.cols++;
+    if (pack) this.stats.packs++;
+    else if (colArg >= 0) this.stats.cols++;
     this.stats.workerChunks += Atomics.load(ctl, CTL.workerChunks) - workerChunks;
     if (wait > STARVE_FRACTION * (t1 - t0) + STARVE_MIN_MS || cpuShort) {
       this.stats.starved++;

@@ -1,6 +1,7 @@
 // Threads and relaxed SIMD in headless Chromium: a cross-origin-isolated page (COOP/COEP headers) loads a module
 // with { threads: 2 } (Web Workers on a shared memory) and with the relaxed build; a page without isolation must
-// fall back to one thread. Results equal the page's own 1-thread run, a matmul of 8 rows cut by columns too.
+// fall back to one thread. Results equal the page's own 1-thread run, a matmul of 8 rows cut by columns too, and
+// one whose shared B (512 x 300) is packed in column chunks on both threads.
 // Skips, saying why, without Chromium.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
@@ -34,16 +35,19 @@ try {
   const m = Float32Array.from({ length: 700 }, (_, i) => i / 700);
   const a8 = Float32Array.from({ length: 8 * 1024 }, (_, i) => Math.sin(0.3 * i));
   const b8 = Float32Array.from({ length: 1024 * 600 }, (_, i) => Math.cos(0.7 * i));
+  const a5 = Float32Array.from({ length: 130 * 512 }, (_, i) => Math.sin(0.1 * i));
+  const b5 = Float32Array.from({ length: 512 * 300 }, (_, i) => Math.cos(0.2 * i));
   const run = async (opts) => {
     const k = await loadKilnModule(manifest, wasm, opts);
     // Every split runs on 2 threads (no fallback to one on a loaded machine), so the column split is seen.
     const pool = k[WASM_STATE]("page").pool;
     if (pool) pool.fallback = false;
-    const y = [...k.mm({ a, b: a }, { dims: { M: 300, K: 257, N: 300 } }).data, ...k.mm({ a: a8, b: b8 }, { dims: { M: 8, K: 1024, N: 600 } }).data];
+    const y = [...k.mm({ a, b: a }, { dims: { M: 300, K: 257, N: 300 } }).data, ...k.mm({ a: a8, b: b8 }, { dims: { M: 8, K: 1024, N: 600 } }).data,
+      ...k.mm({ a: a5, b: b5 }, { dims: { M: 130, K: 512, N: 300 } }).data];
     const z = k.ew({ x, m }, { dims: { R: 700, C: 301 } }).data;
     const extra = k.memoryStats().persistentBytes;
     k.dispose();
-    return { y: Array.from(y), z: Array.from(z), extra, cols: pool ? pool.stats.cols : 0 };
+    return { y: Array.from(y), z: Array.from(z), extra, cols: pool ? pool.stats.cols : 0, packs: pool ? pool.stats.packs : 0 };
   };
   const one = await run({});
   const two = await run({ threads: 2 });
@@ -52,14 +56,14 @@ try {
   const same = (p, q) => p.y.every((v, i) => Object.is(v, q.y[i])) && p.z.every((v, i) => Object.is(v, q.z[i]));
   document.body.dataset.kiln = JSON.stringify({
     isolated: crossOriginIsolated, relaxed: relaxedSimdSupported(), same2: same(one, two), sameRelaxed2: same(r1, r2),
-    poolBytes: two.extra - one.extra, cols2: two.cols, colsRelaxed2: r2.cols, sum: one.y.reduce((s, v) => s + v, 0), sumRelaxed: r1.y.reduce((s, v) => s + v, 0),
+    poolBytes: two.extra - one.extra, cols2: two.cols, colsRelaxed2: r2.cols, packs2: two.packs, packsRelaxed2: r2.packs, sum: one.y.reduce((s, v) => s + v, 0), sumRelaxed: r1.y.reduce((s, v) => s + v, 0),
   });
 } catch (e) {
   document.body.dataset.kiln = JSON.stringify({ error: String(e && e.stack || e) });
 }
 </script>`;
 
-interface PageResult { isolated: boolean; relaxed: boolean; same2: boolean; sameRelaxed2: boolean; poolBytes: number; cols2: number; colsRelaxed2: number; sum: number; sumRelaxed: number; error?: string }
+interface PageResult { isolated: boolean; relaxed: boolean; same2: boolean; sameRelaxed2: boolean; poolBytes: number; cols2: number; colsRelaxed2: number; packs2: number; packsRelaxed2: number; sum: number; sumRelaxed: number; error?: string }
 
 describe.skipIf(skip !== undefined)("threads in headless Chromium", () => {
   let server: Server | undefined;
@@ -124,6 +128,9 @@ describe.skipIf(skip !== undefined)("threads in headless Chromium", () => {
     // The [8,1024]x[1024,600] call was cut by columns, in both builds.
     expect(r.cols2).toBe(1);
     expect(r.colsRelaxed2).toBe(1);
+    // The [130,512]x[512,300] call packed its shared B on both threads (threads-split.ts packChunks).
+    expect(r.packs2).toBe(1);
+    expect(r.packsRelaxed2).toBe(1);
     expect(Math.abs(r.sumRelaxed - r.sum)).toBeLessThan(1e-2 * Math.abs(r.sum) + 1);
   }, 120_000);
 
@@ -133,5 +140,6 @@ describe.skipIf(skip !== undefined)("threads in headless Chromium", () => {
     expect(r.poolBytes).toBe(0);
     expect(r.same2).toBe(true);
     expect(r.cols2).toBe(0);
+    expect(r.packs2).toBe(0);
   }, 120_000);
 });

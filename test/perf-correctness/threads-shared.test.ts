@@ -138,7 +138,10 @@ describe("fallback to one thread", () => {
       expect(bits(m.call("chain", tensors(inputs)) as Tensor)).toEqual(want);
       s1 = snap();
       expect(s1.dispatches - s0.dispatches).toBe(0);
-      expect(s1.solo - s0.solo).toBe(2);
+      // The whole call is kept on one thread: it runs the unwrapped kernels (soloKernels), so no kernel call of it
+      // asks the pool (stats.solo).
+      expect(s1.soloCalls - s0.soloCalls).toBe(1);
+      expect(s1.solo - s0.solo).toBe(0);
 
       // Then it probes two threads again (both matmuls split, unless this machine's load starves the first).
       s0 = snap();
@@ -172,6 +175,81 @@ describe("fallback to one thread", () => {
     }
     // A probe starves (strike n), then 2^n - 1 calls stay on one thread.
     expect(probes).toEqual([true, false, true, false, false, false, true, false, false, false, false, false, false, false]);
+  });
+
+  it("a probe that closes no CPU-check window keeps the strikes (only a verified call clears them)", () => {
+    const m = multi.get(2)!;
+    const pool = poolOf(m);
+    const inputs = chainInputs(256);
+    pool.resetBackoff();
+    pool.backoffScale = 0;
+    pool.cpuCheckMs = Infinity; // no window ever closes: no call is shown to have had two cores
+    const probes: boolean[] = [];
+    const starved: boolean[] = [];
+    const call = (delay: number) => {
+      pool.testWorkerDelay = delay;
+      const [d, s] = [pool.stats.dispatches, pool.stats.starved];
+      m.call("chain", tensors(inputs));
+      probes.push(pool.stats.dispatches > d);
+      starved.push(pool.stats.starved > s);
+    };
+    try {
+      call(150); // starves: strike 1
+      call(0); // backs off 1 call
+      call(0); // probes, on time, but unverified: still strike 1 (it used to clear them)
+      call(150); // starves: strike 2
+      for (let i = 0; i < 4; i++) call(0); // backs off 3 calls (1 if the strikes had been cleared), then probes
+    } finally {
+      pool.testWorkerDelay = 0;
+      pool.backoffScale = 1;
+      pool.cpuCheckMs = 2;
+      pool.resetBackoff();
+    }
+    // The back-off with strikes never cleared, given which probes starved (the delayed ones always do; this
+    // machine's load may starve others): on an unloaded machine [probe, 1 back-off, probe, probe, 3 back-offs, probe].
+    let [strikes, skip] = [0, 0];
+    const want = starved.map((_, i) => {
+      if (i > 0 && starved[i - 1]) skip = 2 ** Math.min(++strikes, 5) - 1;
+      return skip > 0 ? (skip--, false) : true;
+    });
+    expect(starved[0]).toBe(true);
+    if (probes[3]) expect(starved[3]).toBe(true);
+    expect(probes).toEqual(want);
+    if (!starved[2]) expect(probes).toEqual([true, false, true, true, false, false, false, true]);
+  });
+
+  it("an unverified probe still clears the strikes a second after the last starved call", async () => {
+    const m = multi.get(2)!;
+    const pool = poolOf(m);
+    const inputs = chainInputs(256);
+    pool.resetBackoff();
+    pool.backoffScale = 0;
+    pool.cpuCheckMs = Infinity;
+    const probes: boolean[] = [];
+    const starved: boolean[] = [];
+    const call = (delay: number) => {
+      pool.testWorkerDelay = delay;
+      const [d, s] = [pool.stats.dispatches, pool.stats.starved];
+      m.call("chain", tensors(inputs));
+      probes.push(pool.stats.dispatches > d);
+      starved.push(pool.stats.starved > s);
+    };
+    try {
+      call(150); // starves: strike 1
+      call(0); // backs off 1 call
+      await new Promise((r) => setTimeout(r, 1100)); // threads.ts VERIFY_AFTER_MS
+      call(0); // probes, unverified but a second on: clears the strike
+      call(150); // starves: strike 1 again (2 had it been kept)
+      call(0); // backs off 1 call
+      call(0); // probes
+    } finally {
+      pool.testWorkerDelay = 0;
+      pool.backoffScale = 1;
+      pool.cpuCheckMs = 2;
+      pool.resetBackoff();
+    }
+    // (Should this machine's load starve the on-time probe, it has a strike more and nothing is shown.)
+    if (!starved[2]) expect(probes).toEqual([true, false, true, true, false, true]);
   });
 
   it("the back-off also lasts a time, so fast calls do not probe often", () => {

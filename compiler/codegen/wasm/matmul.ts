@@ -72,6 +72,8 @@ function gemm(fb: FnBuilder, transA: boolean, transB: boolean, variant: SimdVari
  * `__kiln_prepack_b_{n|t}(b, dst, K, N)` (exported, runtime/wasm/prepack.ts): all of B packed as the gemm packs it
  * block by block, each KC x NC block at dst + 4 * (jc * K + pc * roundUp(nc, NR)) — the gemm's `prepackedB` reads
  * its block (pc, jc) there instead of packing it into scratch. Both builds have the same NR, so the same layout.
+ * With column ranges (columnSplits) it packs only the panels of columns [n0, n1) of the column globals, each at
+ * its usual place: the thread pool packs a shared B in column chunks on all threads (RowSplit.sharedB.cols).
  */
 export function prepackB(fb: FnBuilder, transB: boolean): string {
   const NR = MICRO.plain.nr;
@@ -82,16 +84,28 @@ export function prepackB(fb: FnBuilder, transB: boolean): string {
     const [ldb, jc, nc, ncr, pc, kc, jr, w, bp] = Array.from({ length: 9 }, () => g.i32());
     const c4 = (x: number): E => m.i32.const(x);
     const packB = transB ? packTranspose(g, NR, F32_OPERAND) : packCopy(g, NR, F32_OPERAND);
+    // This NC block's panels within the column globals' [n0, n1) (all of them outside a column chunk).
+    const cols: ColumnRange | null = columnSplits() ? { lo: g.i32(), hi: g.i32(), w: g.i32() } : null;
+    const bounds = (r: ColumnRange): E[] => {
+      const [n0, n1] = columnGlobals(g);
+      const lo = (): E => m.i32.sub(n0(), jc.get());
+      return [
+        r.lo.set(m.select(m.i32.gt_s(lo(), c4(0)), lo(), c4(0))),
+        r.hi.set(min(g, () => nc.get(), () => m.i32.sub(n1(), jc.get()))),
+        r.w.set(m.i32.sub(r.hi.get(), r.lo.get())),
+      ];
+    };
+    const kBlocks = forRange(g, { i: pc, from: c4(0), to: () => K.get(), step: KC, body: [
+      kc.set(min(g, () => c4(KC), () => m.i32.sub(K.get(), pc.get()))),
+      bp.set(m.i32.add(dst.get(), m.i32.shl(m.i32.add(m.i32.mul(jc.get(), K.get()), m.i32.mul(pc.get(), ncr.get())), c4(2)))),
+      packBlock(g, packB, NR, transB, 2, { b, ldb, jc, jr, pc, nc, kc, w, bp }, cols ?? undefined),
+    ] });
     return g.seq([
       ldb.set(m.i32.shl((transB ? K : N).get(), c4(2))),
       forRange(g, { i: jc, from: c4(0), to: () => N.get(), step: NC, body: [
         nc.set(min(g, () => c4(NC), () => m.i32.sub(N.get(), jc.get()))),
         ncr.set(m.i32.and(m.i32.add(nc.get(), c4(NR - 1)), c4(-NR))),
-        forRange(g, { i: pc, from: c4(0), to: () => K.get(), step: KC, body: [
-          kc.set(min(g, () => c4(KC), () => m.i32.sub(K.get(), pc.get()))),
-          bp.set(m.i32.add(dst.get(), m.i32.shl(m.i32.add(m.i32.mul(jc.get(), K.get()), m.i32.mul(pc.get(), ncr.get())), c4(2)))),
-          packBlock(g, packB, NR, transB, 2, { b, ldb, jc, jr, pc, nc, kc, w, bp }),
-        ] }),
+        ...(cols ? [...bounds(cols), m.if(m.i32.gt_s(cols.w.get(), c4(0)), kBlocks)] : [kBlocks]),
       ] }),
     ]);
   });

@@ -32,7 +32,8 @@ function splitOf(spec: KernelSpec, simd: SimdVariant): KernelSplit | null {
     // Epilogue inputs sit between scratch and out, a flag after out (kernel.ts): both shift the integer args.
     const np = 4 + (spec.epilogue?.inputs.length ?? 0) + (spec.flag ? 1 : 0);
     // Cuts on microkernel panel edges, so no thread gets an extra partial tile.
-    const sharedB = sharesPackedB(spec) ? { b: 1, K: np + 1, N: np + 2, packer: prepackName(spec.transB === true) } : undefined;
+    // With column ranges the packer honours them too (matmul.ts prepackB): the pool may pack B on all threads.
+    const sharedB = sharesPackedB(spec) ? { b: 1, K: np + 1, N: np + 2, packer: prepackName(spec.transB === true), ...(columnSplits() ? { cols: true as const } : {}) } : undefined;
     // Winograd kernels have no gemm over N (their ints are images, O, 9 C, pixels, m0, m1): rows only.
     const cols = columnSplits() && !spec.winograd ? { N: np + br + 2, K: np + br + 1, align: MICRO[simd].nr } : undefined;
     return { kind: "rows", range: np + br + 3, align: MICRO[simd].mr, scratch: 2, scratchBytes: MATMUL_SCRATCH_MAX, work: range(np, br + 3), ...(sharedB ? { sharedB } : {}), ...(cols ? { cols } : {}) };
