@@ -21,7 +21,7 @@ const windows = (g: Graph) => g.nodes.filter((n) => n.op === "window");
 const strideOne = CONV_GOLDENS.filter((c) => option(c.expr, "stride").every((s) => s === 1));
 
 describe("conv2d's input gradient as a transposed convolution", () => {
-  it("covers the stride-1 goldens, and the strided ones keep the per-tap col2im", () => {
+  it("covers the stride-1 goldens; the strided ones take the phases (conv-dx-phase.test.ts), no per-tap col2im", () => {
     expect(strideOne.map((c) => c.name)).toEqual(expect.arrayContaining(["pad1_bias_batch2", "dilation_asym", "pad3_over_kernel", "nonsquare_k2x4_pad", "deep_k_two_blocks"]));
     for (const c of CONV_GOLDENS) {
       const g = graphOf(irOf(convProgram(c)), "grads");
@@ -42,7 +42,11 @@ describe("conv2d's input gradient as a transposed convolution", () => {
         const fits = ph <= (KH - 1) * dil[0]! && pw <= (KW - 1) * dil[1]!;
         expect(g.nodes.some((n) => n.op === "slice" && n.inputs.some((i) => g.nodes[i]!.op === "permute")), c.name).toBe(!fits);
       } else {
-        expect(wins.length, c.name).toBe(1);
+        // Strided (ops/conv-backward-phase.ts): one stride-1 window per phase with two or more taps, and no
+        // col2im's pads with interior zeros.
+        expect(wins.length, c.name).toBeGreaterThan(1);
+        expect(wins.slice(1).every((w) => (w.attrs as AttrsOf["window"]).stride.every((s) => s === 1)), c.name).toBe(true);
+        expect(g.nodes.filter((n) => n.op === "pad" && (n.attrs as AttrsOf["pad"]).pads.some((p) => p[2] > 0)), c.name).toEqual([]);
       }
     }
   });
