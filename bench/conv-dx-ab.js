@@ -1,6 +1,7 @@
 // `node [--experimental-wasm-relaxed-simd] bench/conv-dx-ab.js [--relaxed] [--rounds 8] [--calls 4] [--batch 32]
-// [--symbolic] [--base DIR] [--threads 1]`: a training step's value_and_grad of a strided stem (conv 3 -> 32 stride 2
-// on 32x32, relu, conv 32 -> 64 stride 2, relu, loss sum(y * r); gradients of x, both weights and biases) compiled
+// [--symbolic] [--base DIR] [--threads 1] [--size 32] [--ch 3,32,64]`: a training step's value_and_grad of a strided
+// stem (conv 3 -> 32 stride 2 on 32x32, relu, conv 32 -> 64 stride 2, relu, loss sum(y * r); gradients of both weights
+// and biases, so the second conv's input gradient is the strided one) compiled
 // as the strided input gradient's col2im (KILN_CONV_DX_PHASE=0) and as its phase decomposition
 // (compiler/ops/conv-backward-phase.ts), and with --base the same source compiled by another build's dist/ (e.g. a
 // `git archive` of main built with tsc), all in one process, alternating batches of calls; prints CPU ms per call and
@@ -17,11 +18,15 @@ const batch = Number(opt("--batch", 32));
 const threads = Number(opt("--threads", 1));
 const base = opt("--base", null);
 const B = args.includes("--symbolic") ? "N" : String(batch);
-const src = `fn loss(x: f32[${B}, 3, 32, 32], w1: f32[32, 3, 3, 3], b1: f32[32], w2: f32[64, 32, 3, 3], b2: f32[64], r: f32[${B}, 64, 8, 8]) -> f32 {
+const S = Number(opt("--size", 32));
+const [C0, C1, C2] = opt("--ch", "3,32,64").split(",").map(Number);
+const S2 = Math.floor((Math.floor((S - 1) / 2) + 1 - 1) / 2) + 1; // two 3x3 stride-2 padding-1 convs
+const sig = `x: f32[${B}, ${C0}, ${S}, ${S}], w1: f32[${C1}, ${C0}, 3, 3], b1: f32[${C1}], w2: f32[${C2}, ${C1}, 3, 3], b2: f32[${C2}], r: f32[${B}, ${C2}, ${S2}, ${S2}]`;
+const src = `fn loss(${sig}) -> f32 {
   let h = relu(conv2d(x, w1, b1, stride: 2, padding: 1))
   return sum(relu(conv2d(h, w2, b2, stride: 2, padding: 1)) * r)
 }
-fn vg(x: f32[${B}, 3, 32, 32], w1: f32[32, 3, 3, 3], b1: f32[32], w2: f32[64, 32, 3, 3], b2: f32[64], r: f32[${B}, 64, 8, 8]) -> (f32, f32[32, 3, 3, 3], f32[32], f32[64, 32, 3, 3], f32[64]) {
+fn vg(${sig}) -> (f32, f32[${C1}, ${C0}, 3, 3], f32[${C1}], f32[${C2}, ${C1}, 3, 3], f32[${C2}]) {
   return value_and_grad(loss, wrt: [w1, b1, w2, b2])(x, w1, b1, w2, b2, r)
 }`;
 
@@ -41,8 +46,8 @@ if (base) variants.push(await build("base", base.startsWith("/") ? base : `${pro
 variants.push(await build("col2im", null, "0"), await build("phase", null, "1"));
 const fill = (n, k, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + k) * s);
 const inputs = {
-  x: fill(batch * 3 * 32 * 32, 1, 1), w1: fill(32 * 27, 2, 0.3), b1: fill(32, 3, 0.1), w2: fill(64 * 288, 4, 0.1), b2: fill(64, 5, 0.1),
-  r: fill(batch * 64 * 64, 6, 1),
+  x: fill(batch * C0 * S * S, 1, 1), w1: fill(C1 * C0 * 9, 2, 0.3), b1: fill(C1, 3, 0.1), w2: fill(C2 * C1 * 9, 4, 0.1), b2: fill(C2, 5, 0.1),
+  r: fill(batch * C2 * S2 * S2, 6, 1),
 };
 const run = (v) => v.m.call("vg", inputs);
 const outs = variants.map(run);
@@ -58,7 +63,7 @@ for (let r = 0; r < rounds + 1; r++) {
   });
 }
 const f = (a) => `${median(a).toFixed(2)} (${Math.min(...a).toFixed(2)}-${Math.max(...a).toFixed(2)})`;
-console.log(`stem batch ${B}${B === "N" ? `=${batch}` : ""}, ${relaxed ? "relaxed" : "plain"}, ${threads} thread(s); max relative |diff| of the outputs ${err.toExponential(2)}`);
+console.log(`stem ${C0}x${S}x${S} -> ${C1} -> ${C2}, batch ${B}${B === "N" ? `=${batch}` : ""}, ${relaxed ? "relaxed" : "plain"}, ${threads} thread(s); max relative |diff| of the outputs ${err.toExponential(2)}`);
 variants.forEach((v, k) => console.log(`  ${v.label} (${v.steps} steps): CPU ms/call ${f(cpu[k])}`));
 const last = cpu.length - 1;
 for (let k = 0; k < last; k++) console.log(`  ${variants[k].label} / phase per round: ${f(cpu[k].map((t, i) => t / cpu[last][i]))}`);
