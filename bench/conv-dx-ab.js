@@ -1,9 +1,10 @@
 // `node [--experimental-wasm-relaxed-simd] bench/conv-dx-ab.js [--relaxed] [--rounds 8] [--calls 4] [--batch 32]
-// [--symbolic] [--base DIR] [--threads 1] [--size 32] [--ch 3,32,64] [--resnet]`: a training step's value_and_grad of a strided
+// [--symbolic] [--base DIR] [--threads 1] [--size 32] [--ch 3,32,64] [--resnet] [--phase N]`: a training step's value_and_grad of a strided
 // stem (conv 3 -> 32 stride 2 on 32x32, relu, conv 32 -> 64 stride 2, relu, loss sum(y * r); gradients of both weights
 // and biases, so the second conv's input gradient is the strided one) compiled
 // as the strided input gradient's col2im (KILN_CONV_DX_PHASE=0) and as its phase decomposition
-// (compiler/ops/conv-backward-phase.ts), and with --base the same source compiled by another build's dist/ (e.g. a
+// (compiler/ops/conv-backward-phase.ts; `--phase N`: KILN_CONV_DX_PHASE=N, the fewest pixels per phase image, else
+// the default), and with --base the same source compiled by another build's dist/ (e.g. a
 // `git archive` of main built with tsc), all in one process, alternating batches of calls; prints CPU ms per call and
 // the per-round ratios (> 1: the phase build is faster), and checks the gradients agree. `--resnet`: instead,
 // dsl-examples/resnet_small.kiln's Train.step (Adam; its stride-2 `down` conv's input gradient is the strided one) at
@@ -47,7 +48,7 @@ async function build(label, dir, env) {
 }
 const variants = [];
 if (base) variants.push(await build("base", base.startsWith("/") ? base : `${process.cwd()}/${base}`, undefined));
-variants.push(await build("col2im", null, "0"), await build("phase", null, "1"));
+variants.push(await build("col2im", null, "0"), await build("phase", null, opt("--phase", undefined)));
 const fill = (n, k, s) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + k) * s);
 const inputs = {
   x: fill(batch * C0 * S * S, 1, 1), w1: fill(C1 * C0 * 9, 2, 0.3), b1: fill(C1, 3, 0.1), w2: fill(C2 * C1 * 9, 4, 0.1), b2: fill(C2, 5, 0.1),

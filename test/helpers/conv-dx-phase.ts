@@ -6,6 +6,7 @@ import { expect } from "vitest";
 import { buildWasm } from "../../compiler/compile.js";
 import type { IRModule } from "../../compiler/ir/graph.js";
 import type { AttrsOf } from "../../compiler/ops/types.js";
+import { phaseMinPixels } from "../../compiler/ops/conv-backward-phase.js";
 import type { FunctionManifest } from "../../runtime/manifest.js";
 import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { graphOf, irOf, runBoth } from "./backend.js";
@@ -21,11 +22,16 @@ export function option(expr: string, name: string, dflt: number): [number, numbe
   return m[2] !== undefined ? [Number(m[2]), Number(m[3])] : [Number(m[1]), Number(m[1])];
 }
 
-/** Overlapping windows at stride > 1 (span above the stride on an axis) take the phases; others keep col2im. */
+/**
+ * Overlapping windows at stride > 1 (span above the stride on an axis) whose phase images have at least
+ * phaseMinPixels() pixels (KILN_CONV_DX_PHASE) take the phases; others keep col2im.
+ */
 export function phaseApplies(c: LayerGolden): boolean {
   const s = option(c.expr, "stride", 1), d = option(c.expr, "dilation", 1);
   const [, , KH, KW] = c.inputs.w!.shape as number[];
-  return s.some((v) => v > 1) && ((KH! - 1) * d[0] + 1 > s[0] || (KW! - 1) * d[1] + 1 > s[1]);
+  const [, , H, W] = c.inputs.x!.shape as number[];
+  const pixels = Math.ceil(H! / s[0]) * Math.ceil(W! / s[1]);
+  return s.some((v) => v > 1) && ((KH! - 1) * d[0] + 1 > s[0] || (KW! - 1) * d[1] + 1 > s[1]) && pixels >= phaseMinPixels();
 }
 
 /** Runs `f` with KILN_CONV_DX_PHASE set to `v` (undefined: unset), restoring it after. */
@@ -66,11 +72,11 @@ export async function checkPhaseGolden(c: LayerGolden, opts: { relaxed: boolean;
   if (phaseApplies(c)) {
     expect(interiorPads(ir, "grads"), `${tag}: col2im's interior pads`).toBe(0);
     expect(col2imSteps(grads, c), `${tag}: ${shown}`).toEqual([]);
-    // The phases are gathered stride-1 convs (2 or more taps) or matmuls on dY as it is (one tap).
-    expect(grads.steps.some((s) => /^(conv_nchw|matmul)/.test(s.kernel)), `${tag}: ${shown}`).toBe(true);
+    // The phases are gathered stride-1 products stored as rows (2 or more taps) or matmuls on dY as it is (one tap).
+    expect(grads.steps.some((s) => /^(convmatmul|matmul)/.test(s.kernel)), `${tag}: ${shown}`).toBe(true);
   } else {
     // col2im (a pad per tap), or for windows tiling x (stride = kernel) one permute: no gathered phase.
-    expect(grads.steps.filter((s) => s.kernel.startsWith("conv_nchw")), `${tag}: ${shown}`).toEqual([]);
+    expect(grads.steps.filter((s) => s.kernel.startsWith("convmatmul")), `${tag}: ${shown}`).toEqual([]);
   }
   const m = await loadKilnModule(b.manifest, b.wasm, { threads: opts.threads ?? 1, ...(opts.relaxed ? { relaxedWasm: b.wasmRelaxed } : {}) });
   try {

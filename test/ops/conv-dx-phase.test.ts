@@ -3,7 +3,7 @@
 // and that the float64 reference and the plain-SIMD wasm build, known and symbolic batch, give PyTorch's dx, dw and db
 // (test/ops/torch-conv-dx-goldens.json, written by scripts/torch-conv-dx-goldens.py with PyTorch 1.13 in float64).
 // Relaxed SIMD: conv-dx-phase.relaxed.test.ts; WebGPU: test/webgpu/conv-dx-phase.test.ts.
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWasm } from "../../compiler/compile.js";
 import { loadKilnModule } from "../../runtime/wasm/module.js";
 import { graphOf, irOf, runBoth } from "../helpers/backend.js";
@@ -11,6 +11,18 @@ import { close, convProgram } from "../helpers/conv-goldens.js";
 import { checkPhaseGolden, col2imSteps, DX_GOLDENS, interiorPads, phaseApplies, withPhase } from "../helpers/conv-dx-phase.js";
 import { checkTrain, nhwcCopies, trainProgram } from "../helpers/conv-wgrad.js";
 import { evaluateGraph } from "../../compiler/reference/interpreter.js";
+
+
+// The goldens' images are small (phase images of 4 to 42 pixels): KILN_CONV_DX_PHASE=1 lets every phase image take
+// the phases, as PHASE_MIN_PIXELS (32) lets larger ones by default.
+const savedPhase = process.env.KILN_CONV_DX_PHASE;
+beforeAll(() => {
+  process.env.KILN_CONV_DX_PHASE = "1";
+});
+afterAll(() => {
+  if (savedPhase === undefined) delete process.env.KILN_CONV_DX_PHASE;
+  else process.env.KILN_CONV_DX_PHASE = savedPhase;
+});
 
 describe("strided conv2d input gradient by phases", () => {
   it("takes every overlapping strided golden; windows that do not overlap keep col2im (or the permute of stride = kernel)", () => {
@@ -44,6 +56,26 @@ describe("strided conv2d input gradient by phases", () => {
       const b = await buildWasm(irOf(trainProgram(c, true)), "conv", { wat: false });
       expect(nhwcCopies(b.manifest.functions.find((f) => f.name === "vg")!).map((s) => s.kernel), c.name).toEqual([]);
     }
+  });
+});
+
+describe("the default threshold (KILN_CONV_DX_PHASE unset)", () => {
+  it("phase images under 32 pixels keep col2im; larger ones take the phases and match col2im's float64 reference", async () => {
+    const small = DX_GOLDENS.find((x) => x.name === "s2_k3_p1")!;
+    expect(interiorPads(await withPhase(undefined, () => irOf(convProgram(small))), "grads"), "4x5 phases").toBe(9);
+    // 17x16 at stride 2: 9x8 = 72 pixels per phase image.
+    const src = `fn loss(x: f32[N, 3, 17, 16], w: f32[5, 3, 3, 3], r: f32[N, 5, 9, 8]) -> f32 { return sum(conv2d(x, w, stride: 2, padding: 1) * r) }
+fn gx(x: f32[N, 3, 17, 16], w: f32[5, 3, 3, 3], r: f32[N, 5, 9, 8]) -> f32[N, 3, 17, 16] { return grad(loss, wrt: x)(x, w, r) }`;
+    const fill = (shape: number[], k: number) => ({ dtype: "f32" as const, shape, data: Array.from({ length: shape.reduce((a, d) => a * d, 1) }, (_, i) => Math.fround(Math.cos(i * 0.43 + k))) });
+    const inputs = { x: fill([2, 3, 17, 16], 1), w: fill([5, 3, 3, 3], 2), r: fill([2, 5, 9, 8], 3) };
+    const ir = await withPhase(undefined, () => irOf(src));
+    expect(interiorPads(ir, "gx")).toBe(0);
+    const old = await withPhase("0", () => irOf(src));
+    expect(interiorPads(old, "gx")).toBe(9);
+    const want = evaluateGraph(graphOf(old, "gx"), inputs, {});
+    const r = await runBoth(ir, "gx", inputs);
+    close(r.ref[0]!.data, Array.from(want[0]!.data, Number), "default threshold: reference", 1e-9, 1e-9);
+    close(r.wasm[0]!.data, Array.from(want[0]!.data, Number), "default threshold: wasm", 1e-4, 1e-4);
   });
 });
 

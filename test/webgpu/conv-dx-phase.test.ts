@@ -2,7 +2,7 @@
 // WGSL's gathered matmul (several products of one patch set each stage it from dY). Gradients of the PyTorch cases
 // (test/ops/torch-conv-dx-goldens.json, scripts/torch-conv-dx-goldens.py), known and symbolic batch, and in training
 // (value_and_grad). Skips, saying why, without an adapter.
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildWgsl } from "../../compiler/compile.js";
 import { irOf } from "../helpers/backend.js";
 import { close, convProgram, gradAtol } from "../helpers/conv-goldens.js";
@@ -13,6 +13,18 @@ import { gpuModule, runGpuVsRef, webgpuEnv } from "./helpers.js";
 
 const env = await webgpuEnv("strided conv2d input gradient by phases on WebGPU");
 afterAll(() => env.h?.device.destroy());
+
+
+// The goldens' images are small (phase images of 4 to 42 pixels): KILN_CONV_DX_PHASE=1 lets every phase image take
+// the phases, as PHASE_MIN_PIXELS (32) lets larger ones by default.
+const savedPhase = process.env.KILN_CONV_DX_PHASE;
+beforeAll(() => {
+  process.env.KILN_CONV_DX_PHASE = "1";
+});
+afterAll(() => {
+  if (savedPhase === undefined) delete process.env.KILN_CONV_DX_PHASE;
+  else process.env.KILN_CONV_DX_PHASE = savedPhase;
+});
 
 describe.skipIf(!env.h)("strided conv2d input gradient by phases on WebGPU, against PyTorch", () => {
   for (const c of DX_GOLDENS) {
