@@ -40,9 +40,9 @@ interface AxisPhase {
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 /**
- * Rows h = s*u + r (u < U) of x, padded by `pad` before the window: the taps p with (r + pad - p*d) = s*m, m >= ...,
- * taken every s / gcd(s, d) taps, read dY at u + m0 - t*(d / gcd) for the t-th of them (m0 for the first).
- * Undefined when no tap reaches this phase (its gradient is 0).
+ * Rows h = s*u + r (u < U) of x, padded by `pad` before the window: the taps p with r + pad - p*d divisible by s,
+ * p0 the first and then every s / gcd(s, d)-th, the t-th of them reading dY at u + m0 - t*(d / gcd), where
+ * m0 = (r + pad - p0*d) / s. Undefined when no tap reaches this phase (its gradient is 0).
  */
 function axisPhase(r: number, pad: number, s: number, d: number, K: number, U: number, OH: number): AxisPhase | undefined {
   let p0 = 0;
