@@ -61,9 +61,12 @@ export function convGathers(
     // The forward's matmul, and (training) weight gradients, which gather the patches as well; a weight gradient
     // alone gathers them too (a gradient whose loss value is unused).
     const users = usersOf.get(rows.id) ?? [];
-    const mm = users.find((u) => u.op === "matmul" && u.inputs[0] === rows.id && u.inputs[1] !== rows.id && u.type.dtype === "f32");
-    if (mm && !ok(rows, mm)) continue;
-    const readers = mm && uses[rows.id] === 1 ? [] : wgrad ? wgradReaders(g, rows, mm, usersOf, uses, folded, ok) : undefined;
+    // Several products of the same patches (a strided conv's input gradient phases with the same taps and padding,
+    // ops/conv-backward-phase.ts, share them) each gather them, when nothing else reads them.
+    const fwds = users.filter((u) => u.op === "matmul" && u.inputs[0] === rows.id && u.inputs[1] !== rows.id && u.type.dtype === "f32");
+    const mm = fwds[0];
+    if (fwds.some((f) => !ok(rows, f)) || (fwds.length > 1 && fwds.length !== uses[rows.id])) continue;
+    const readers = mm && uses[rows.id] === fwds.length ? [] : wgrad ? wgradReaders(g, rows, mm, usersOf, uses, folded, ok) : undefined;
     if (!readers || (!mm && readers.length === 0)) continue;
     const win = g.nodes[rows.inputs[0]];
     if (win.op !== "window" || uses[win.id] !== 1 || !ok(win, rows)) continue;
@@ -89,20 +92,23 @@ export function convGathers(
     const k = (C as number) * (KH as number) * (KW as number);
     const rs = rows.type.shape;
     if (rs[rs.length - 1] !== k || (rs.length !== 2 && rs.length !== 3) || (rs.length === 3 && rs[1] !== (OH as number) * (OW as number))) continue;
-    if (mm && (g.nodes[mm.inputs[1]].type.shape.length !== 2 || (rs.length === 3 && !rowsMerge(mm)))) continue;
+    if (fwds.some((f) => g.nodes[f.inputs[1]].type.shape.length !== 2 || (rs.length === 3 && !rowsMerge(f)))) continue;
     const a = win.attrs as AttrsOf["window"];
-    const nchw = mm && backToNchw(g, mm, uses, userOf, ok, perChannel, OH as number, OW as number);
-    if (mm && nchw) {
-      nodes.add(nchw.reshape);
-      nchwRoots.set(nchw.root, mm.id);
-      written.add(nchw.permute);
-    }
     const conv: ConvGather = {
       C: C as number, H: H as number, W: W as number, KH: KH as number, KW: KW as number, OH: OH as number, OW: OW as number,
       stride: [a.stride[0], a.stride[1]], pad, dilation: [a.dilation[0], a.dilation[1]],
     };
     const ops = chain.length === 3 ? ["pad", "window"] : ["window"];
-    if (mm) of.set(mm.id, { ...(nchw ? { nchw: { root: nchw.root, permute: nchw.permute, ops: nchw.ops } } : {}), x: x.id, ops, conv });
+    fwds.forEach((f, i) => {
+      const nchw = backToNchw(g, f, uses, userOf, ok, perChannel, OH as number, OW as number);
+      if (nchw) {
+        nodes.add(nchw.reshape);
+        nchwRoots.set(nchw.root, f.id);
+        written.add(nchw.permute);
+      }
+      // The first product's step names the pad and window.
+      of.set(f.id, { ...(nchw ? { nchw: { root: nchw.root, permute: nchw.permute, ops: nchw.ops } } : {}), x: x.id, ops: i === 0 ? ops : [], conv });
+    });
     // Without a forward matmul the first weight gradient's step names the window.
     readers.forEach((r, i) => {
       of.set(r.matmul, { x: x.id, ops: [...(mm || i > 0 ? [] : ops), "permute"], conv, trans: true });

@@ -34,6 +34,34 @@ export function transposedConvGrad(e: GradEmitter, n: Node<"window">, ct: number
   // In 16 bits the flipped kernel's concat would need a cast kernel of its own (copies cannot convert): the per-tap
   // col2im stays, whose casts fusion folds (test/precision/no-cast-kernels.test.ts).
   if (stride[0] !== 1 || stride[1] !== 1 || e.lowPrecision(n)) return undefined;
+  const ops = convGradOperands(e, n, ct);
+  if (!ops) return undefined;
+  const { img, B, C, O, KH, KW } = ops;
+  const w4 = e.emit("reshape", [B], { shape: [O, C, KH, KW] });
+  const wf = e.emit("permute", [flip(e, flip(e, w4, 2, KH), 3, KW)], { perm: [1, 0, 2, 3] });
+  const pad: Pair = [(KH - 1) * dh, (KW - 1) * dw];
+  return conv2d(e, img, wf, undefined, { stride: [1, 1], padding: pad, dilation: [dh, dw], groups: 1 });
+}
+
+export interface ConvGradOperands {
+  /** dY as the NCHW image [N, O, OH, OW]. */
+  readonly img: number;
+  /** The weight as the matmul read it, [O, C*KH*KW]. */
+  readonly B: number;
+  readonly N: Dim;
+  readonly C: number;
+  readonly O: number;
+  readonly OH: number;
+  readonly OW: number;
+  readonly KH: number;
+  readonly KW: number;
+}
+
+/**
+ * dY's image and the weight when `ct` is reshape(G @ B) with G the cotangent rows [N*OH*OW, O] (or [N, OH*OW, O])
+ * and B [O, C*KH*KW] in f32 and the sizes known, else undefined: conv2d's d(rows), any stride.
+ */
+export function convGradOperands(e: GradEmitter, n: Node<"window">, ct: number): ConvGradOperands | undefined {
   const [N, C, Hp, Wp] = e.type(n.inputs[0]!).shape;
   const [, OH, OW, , KH, KW] = e.type(n.id).shape as [Dim, Dim, Dim, Dim, number, number];
   if (![C, Hp, Wp, OH, OW].every((d) => typeof d === "number")) return undefined;
@@ -51,10 +79,7 @@ export function transposedConvGrad(e: GradEmitter, n: Node<"window">, ct: number
   const rowsOk = typeof N === "number" ? shapeIs(gt.shape, [N * P, O]) : shapeIs(gt.shape, [N!, P, O]);
   if (!rowsOk) return undefined;
   const img = cotangentImage(e, G, [N!, O, OH as number, OW as number]);
-  const w4 = e.emit("reshape", [B], { shape: [O, C as number, KH, KW] });
-  const wf = e.emit("permute", [flip(e, flip(e, w4, 2, KH), 3, KW)], { perm: [1, 0, 2, 3] });
-  const pad: Pair = [(KH - 1) * dh, (KW - 1) * dw];
-  return conv2d(e, img, wf, undefined, { stride: [1, 1], padding: pad, dilation: [dh, dw], groups: 1 });
+  return { img, B, N: N!, C: C as number, O, OH: OH as number, OW: OW as number, KH, KW };
 }
 
 /** G's rows as the NCHW image [N, O, OH, OW]: the image G was permuted from (conv2d's cotangent), else a permute back. */

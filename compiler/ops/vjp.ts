@@ -3,11 +3,12 @@
 // mapped type over PrimOp; ops without a derivative say so explicitly (`NO_GRAD`), with the reason.
 
 import type { Node } from "../ir/graph.js";
-import type { Dim, DType, Shape, TensorType } from "../ir/types.js";
+import { sameShape, type Dim, type DType, type Shape, type TensorType } from "../ir/types.js";
 import type { AttrsOf, PrimOp } from "./types.js";
 import { MATH_VJP_RULES } from "./vjp-math.js";
 import { depthwiseConv2dVjp } from "./depthwise.js";
 import { croppedConvGrad, transposedConvGrad } from "./conv-backward.js";
+import { phaseConvGrad } from "./conv-backward-phase.js";
 import { unbroadcast, zerosLike, type GradEmitter, type VjpRule } from "./vjp-core.js";
 
 export { unbroadcast, zerosLike, type GradEmitter, type VjpRule };
@@ -162,6 +163,16 @@ const windowVjp: VjpRule<"window"> = (e, n, ct) => {
   // conv2d's d(rows) at stride 1: one transposed convolution instead of the per-tap pads below.
   const tc = transposedConvGrad(e, n, ct);
   if (tc !== undefined) return [tc];
+  // At stride > 1: s*s stride-1 convolutions, one per output phase. Behind a spatial pad (conv2d's padding) the
+  // gradient of the pad's input is computed and handed back padded, which the pad's rule takes apart again.
+  const src = e.node(n.inputs[0]);
+  const pa = src.op === "pad" ? (src.attrs as AttrsOf["pad"]).pads : undefined;
+  const convPad = pa !== undefined && pa.every((p) => p[2] === 0) && pa.slice(0, 2).every((p) => p[0] === 0 && p[1] === 0);
+  const inner = convPad ? e.type(src.inputs[0]).shape : [N, C, H, W];
+  if (typeof inner[2] === "number" && typeof inner[3] === "number") {
+    const ph = phaseConvGrad(e, n, ct, convPad ? [pa[2][0], pa[3][0]] : [0, 0], inner[2], inner[3]);
+    if (ph !== undefined) return [convPad ? e.emit("pad", [ph], { pads: pa, value: 0 }) : ph];
+  }
   // Taps first: each tap's cotangent is then one contiguous block.
   const taps = e.emit("reshape", [e.emit("permute", [ct], { perm: [4, 5, 0, 3, 1, 2] })], { shape: [KH * KW, N, C, OH, OW] });
   let acc: number | undefined;
@@ -294,6 +305,9 @@ export const VJP_RULES: { readonly [P in PrimOp]: VjpRule<P> | NoGrad } = {
     // The cotangent of conv2d's padded input is a transposed convolution: computed cropped, not sliced.
     const cropped = croppedConvGrad(e, n, ct);
     if (cropped !== undefined) return [cropped];
+    // The window's rule handed back the gradient of x padded (conv-backward-phase.ts): the slice would undo the pad.
+    const back = e.node(ct);
+    if (back.op === "pad" && JSON.stringify((back.attrs as AttrsOf["pad"]).pads) === JSON.stringify(n.attrs.pads) && sameShape(e.type(back.inputs[0]).shape, e.type(n.inputs[0]).shape)) return [back.inputs[0]];
     const x = e.type(n.inputs[0]);
     let g = ct;
     n.attrs.pads.forEach(([lo, hi, interior], axis) => {

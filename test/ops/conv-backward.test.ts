@@ -9,6 +9,7 @@ import type { AttrsOf } from "../../compiler/ops/types.js";
 import { graphOf, irOf, runBoth } from "../helpers/backend.js";
 import { CONV_GOLDENS, checkConvGolden, close, convProgram, gradAtol } from "../helpers/conv-goldens.js";
 import { layerInputs } from "../helpers/layer-goldens.js";
+import { phaseApplies } from "../helpers/conv-dx-phase.js";
 
 /** The case's conv2d options as written in its expression (stride and padding, one number or [h, w]). */
 function option(expr: string, name: string): [number, number] {
@@ -21,7 +22,9 @@ const windows = (g: Graph) => g.nodes.filter((n) => n.op === "window");
 const strideOne = CONV_GOLDENS.filter((c) => option(c.expr, "stride").every((s) => s === 1));
 
 describe("conv2d's input gradient as a transposed convolution", () => {
-  it("covers the stride-1 goldens, and the strided ones keep the per-tap col2im", () => {
+  // Strided goldens whose phase images are under PHASE_MIN_PIXELS keep col2im by default (the phases:
+  // conv-dx-phase.test.ts).
+  it("covers the stride-1 goldens, and the strided ones with small images keep the per-tap col2im", () => {
     expect(strideOne.map((c) => c.name)).toEqual(expect.arrayContaining(["pad1_bias_batch2", "dilation_asym", "pad3_over_kernel", "nonsquare_k2x4_pad", "deep_k_two_blocks"]));
     for (const c of CONV_GOLDENS) {
       const g = graphOf(irOf(convProgram(c)), "grads");
@@ -41,6 +44,10 @@ describe("conv2d's input gradient as a transposed convolution", () => {
         // Cropped by shrinking its padding when the forward padding is at most (K - 1) * dilation, else sliced.
         const fits = ph <= (KH - 1) * dil[0]! && pw <= (KW - 1) * dil[1]!;
         expect(g.nodes.some((n) => n.op === "slice" && n.inputs.some((i) => g.nodes[i]!.op === "permute")), c.name).toBe(!fits);
+      } else if (phaseApplies(c)) {
+        // Phase images of 32 pixels or more (stride_w2_dil2_nopad: 8x6): the phases, no col2im's interior pads.
+        expect(wins.length, c.name).toBeGreaterThan(1);
+        expect(g.nodes.filter((n) => n.op === "pad" && (n.attrs as AttrsOf["pad"]).pads.some((p) => p[2] > 0)), c.name).toEqual([]);
       } else {
         expect(wins.length, c.name).toBe(1);
       }
