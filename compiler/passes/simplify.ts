@@ -1,4 +1,5 @@
-// Pass "simplify": algebraic identities (x + 0, x * 1, x / 1, identity reshapes, neg(neg x)), broadcast_to operands of
+// Pass "simplify": algebraic identities (x + 0, x * 1, x / 1, identity reshapes, neg(neg x)), float arithmetic on
+// constants folded (mean's gradient seed 1 / N), broadcast_to operands of
 // arithmetic read unbroadcast (simplify-broadcast.ts), common-
 // subexpression elimination (same op, inputs and attrs, incl. duplicate constants) and dead-node elimination,
 // rebuilding each graph with dense ids in topological order.
@@ -24,6 +25,23 @@ function identityOf(n: Node, nodes: readonly Node[]): number | undefined {
   else if (n.op === "sub" && isConst(ins[1], 0) && same(ins[0])) keep = ins[0];
   else if (n.op === "neg" && ins[0]?.op === "neg") keep = nodes[ins[0].inputs[0]];
   return keep?.id;
+}
+
+const ARITH: Partial<Record<string, (a: number, b: number) => number>> = { add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b };
+
+/**
+ * The value of a float add/sub/mul/div whose operands are constants (through reshapes and broadcasts: mean's
+ * gradient seed, reshape(1) to [1, 1] divided by the element count), folded at compile time so no kernel computes
+ * it on every call. f32 rounds each operand and the result, as the kernel does (one correctly rounded f64
+ * operation rounded to f32 is the f32 operation); 16-bit, integer, guarded and autocast nodes are left alone.
+ */
+function foldedConstant(n: Node, nodes: readonly Node[]): number | undefined {
+  const f = ARITH[n.op];
+  if (!f || n.guard?.length || n.precision || (n.type.dtype !== "f32" && n.type.dtype !== "f64")) return undefined;
+  const [a, b] = n.inputs.map((i) => constThrough(nodes[i], nodes));
+  if (a === undefined || b === undefined) return undefined;
+  const r = n.type.dtype === "f32" ? (x: number) => Math.fround(x) : (x: number) => x;
+  return r(f(r(a), r(b)));
 }
 
 /** JSON replacer keeping -inf, inf and NaN apart (a -inf pad must not merge with a NaN one); JSON makes all null. */
@@ -77,15 +95,22 @@ function rebuild(g: Graph): { graph: Graph; folded: boolean } {
       remap.set(n.id, same);
       continue;
     }
+    // Constant arithmetic becomes a const; its operands may be dead only now: counted as a fold, so the fixpoint
+    // runs another round.
+    const value = foldedConstant({ ...n, inputs }, b.nodes);
+    if (value !== undefined) anyFold = true;
+    const op = value === undefined ? n.op : "const";
+    const ins = value === undefined ? inputs : [];
+    const attrs = value === undefined ? n.attrs : { value };
     const guard = remapGuard(n.guard, (c) => remap.get(c)!);
-    const key = n.op === "input" ? undefined : `${n.op}|${inputs.join(",")}|${JSON.stringify(n.attrs, finite)}|${formatType(n.type)}|${guardKey(guard)}${n.precision ? "|" + n.precision : ""}`;
+    const key = op === "input" ? undefined : `${op}|${ins.join(",")}|${JSON.stringify(attrs, finite)}|${formatType(n.type)}|${guardKey(guard)}${n.precision ? "|" + n.precision : ""}`;
     const prev = key === undefined ? undefined : seen.get(key);
     if (prev !== undefined) {
       remap.set(n.id, prev);
       continue;
     }
     b.precision = n.precision; // the autocast region survives the rebuild
-    const id = b.add(n.op, inputs, n.attrs, n.type, n.span, guard);
+    const id = b.add(op, ins, attrs as never, n.type, n.span, guard);
     if (key !== undefined) seen.set(key, id);
     remap.set(n.id, id);
   }

@@ -5,6 +5,7 @@ import type { Graph, Node } from "../../ir/graph.js";
 import type { DType, Shape } from "../../ir/types.js";
 import { KilnError } from "../../../runtime/errors.js";
 import { allocTypedArray } from "../../../runtime/dtype.js";
+import { foldDim } from "../dim-expr.js";
 import { ELEM_OF, node, tensor, type AttrValue, type OnnxNs } from "./proto.js";
 
 /** An IR op with no ONNX equivalent, reported at the expression that produced it. */
@@ -103,18 +104,27 @@ export class OnnxGraphContext {
 
   private readonly dimNames = new Map<string, string>();
 
-  /** Whether named dim `d` is the size of an input axis (so `dim(d)` can read it). */
-  hasDim(d: string): boolean {
-    return this.dimSource.has(d);
-  }
-
-  /** The run-time size of named dim `d` as an int64 [1] tensor. */
+  /**
+   * The run-time size of named dim `d` as an int64 [1] tensor: an input axis's (Shape with start/end), or a
+   * derived dim ("3*B", "(T-1)*B", "(H+1)/2") computed from those by Mul/Add/Sub/Div (compiler/export/dim-expr.ts;
+   * ONNX's integer Div truncates, which is the floor here: sizes are positive). DimUnreadable when a symbol is
+   * no input's size (the writer reports it at the op).
+   */
   dim(d: string): string {
     let s = this.dimNames.get(d);
     if (s) return s;
-    const src = this.dimSource.get(d);
-    if (!src) throw new KilnError(`cannot export ${this.g.name} to ONNX: dim ${d} is not the size of any input axis, so the exported graph could not compute it`);
-    s = this.tmp("Shape", [src.input], { start: src.axis, end: src.axis + 1 });
+    const ONNX_OP = { "+": "Add", "-": "Sub", "*": "Mul", "/": "Div" } as const;
+    s = foldDim<string>(d, {
+      readable: (name) => this.dimSource.has(name),
+      read: (name) => {
+        const src = this.dimSource.get(name)!;
+        let r = this.dimNames.get(name);
+        if (!r) this.dimNames.set(name, (r = this.tmp("Shape", [src.input], { start: src.axis, end: src.axis + 1 })));
+        return r;
+      },
+      num: (v) => this.i64([v]),
+      op: (op, a, b) => this.tmp(ONNX_OP[op], [a, b]),
+    });
     this.dimNames.set(d, s);
     return s;
   }

@@ -6,7 +6,6 @@ import type { Node } from "../../ir/graph.js";
 import type { AttrsOf, PrimOp } from "../../ops/types.js";
 import type { OnnxGraphContext } from "./context.js";
 import { ELEM_OF } from "./proto.js";
-import { dimAtoms } from "../../ir/types.js";
 
 /**
  * Writes the ONNX nodes that compute `n` into `out`, reading its inputs by name; an entry that needs no node
@@ -104,10 +103,10 @@ export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
   reshape: (cx, n, [x], out) => cx.add("Reshape", [x, cx.shape(n.attrs.shape, true)], [out]),
   permute: (cx, n, [x], out) => cx.add("Transpose", [x], [out], { perm: [...n.attrs.perm] }),
   broadcast_to: (cx, n, [x], out) => cx.add("Expand", [x, cx.shape(n.attrs.shape)], [out]),
+  // A symbolic end (x[:, 1:] of a T axis ends at T) is the input axis's run-time size.
   slice: (cx, n, [x], out) => {
     const { axis, start, end, step } = n.attrs;
-    if (typeof start !== "number" || typeof end !== "number") throw new Unmappable("a slice whose bounds depend on a symbolic dim", "export a function whose slices have constant bounds");
-    cx.add("Slice", [x, cx.i64([start]), cx.i64([end]), cx.i64([axis]), cx.i64([step ?? 1])], [out]);
+    cx.add("Slice", [x, cx.i64([start]), typeof end === "number" ? cx.i64([end]) : cx.dim(end), cx.i64([axis]), cx.i64([step ?? 1])], [out]);
   },
   concat: (cx, n, ins, out) => cx.add("Concat", ins, [out], { axis: n.attrs.axis }),
   pad: (cx, n, [x], out) => {
@@ -146,20 +145,19 @@ export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
     if (a === n.type.dtype) return cx.add("MatMul", ins, [out]);
     cx.add("Cast", [cx.tmp("MatMul", ins)], [out], { to: ELEM_OF[n.type.dtype] });
   },
-  iota: (cx, n) => {
+  iota: (cx, n, _ins, out) => {
     const len = n.attrs.n;
-    if (typeof len !== "number") throw new Unmappable("an arange over a symbolic length", "export a function whose iota sizes are constants");
-    return cx.constant("i32", [len], Array.from({ length: len }, (_, i) => i));
+    if (typeof len === "number") return cx.constant("i32", [len], Array.from({ length: len }, (_, i) => i));
+    // A symbolic length: Range over the run-time size (int64 scalars), cast to Kiln's i32.
+    const limit = cx.tmp("Reshape", [cx.dim(len), cx.i64([])]);
+    const scalar = (v: number) => cx.tmp("Reshape", [cx.i64([v]), cx.i64([])]);
+    cx.add("Cast", [cx.tmp("Range", [scalar(0), limit, scalar(1)])], [out], { to: ELEM_OF.i32 });
   },
-  // The product of the dims read from the inputs' shapes (int64 [1] each), a product dim by its factors.
+  // The product of the dims read from the inputs' shapes (int64 [1] each; a derived dim by its arithmetic).
   dim_size: (cx, n, _ins, out) => {
     let k = 1;
     const parts: string[] = [];
-    for (const d of n.attrs.dims) {
-      if (typeof d === "number") k *= d;
-      else if (cx.hasDim(d)) parts.push(cx.dim(d));
-      else for (const f of dimAtoms(d)) /^\d+$/.test(f) ? (k *= Number(f)) : parts.push(cx.dim(f.replace(/^\((.*)\)$/, "$1")));
-    }
+    for (const d of n.attrs.dims) typeof d === "number" ? (k *= d) : parts.push(cx.dim(d));
     const prod = parts.reduce((a, b) => cx.tmp("Mul", [a, b]), cx.i64([k]));
     cx.add("Cast", [cx.tmp("Reshape", [prod, cx.i64([])])], [out], { to: ELEM_OF[n.type.dtype] });
   },
@@ -170,7 +168,12 @@ export const ONNX_OPS: { [P in PrimOp]: OpMapping<P> } = {
   // Sources are written by the graph writer (inputs, initializers), meta ops never survive autodiff.
   input: simple("Identity"),
   param: simple("Identity"),
-  const: (cx, n) => cx.constant(n.type.dtype, n.type.shape as number[], new Array((n.type.shape as number[]).reduce((a, b) => a * b, 1)).fill(n.attrs.value)),
+  // A symbolic shape (zeros([B * T, D])) is the scalar expanded to the run-time shape.
+  const: (cx, n, _ins, out) => {
+    const shape = n.type.shape;
+    if (shape.every((d) => typeof d === "number")) return cx.constant(n.type.dtype, shape as number[], new Array((shape as number[]).reduce((a, b) => a * b, 1)).fill(n.attrs.value));
+    cx.add("Expand", [cx.constant(n.type.dtype, [], [n.attrs.value]), cx.shape(shape)], [out]);
+  },
   gradient: { unsupported: "an unresolved gradient marker", hint: "this is a compiler bug: please report it" },
   // Row lookup (embedding, take): ONNX Gather along axis 0 takes i32 indices as they are.
   gather: (cx, _n, ins, out) => cx.add("Gather", ins, [out], { axis: 0 }),

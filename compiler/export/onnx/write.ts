@@ -6,6 +6,7 @@ import { ioType, useCounts, type Graph, type IRModule, type Node } from "../../i
 import { KilnError } from "../../../runtime/errors.js";
 import type { Tensor } from "../../../runtime/tensor.js";
 import { OnnxGraphContext, exportError } from "./context.js";
+import { DimUnreadable } from "../dim-expr.js";
 import { ONNX_OPS, Unmappable, type NoMapping } from "./ops.js";
 import { raisePatterns } from "../patterns.js";
 import { ELEM_OF, encodeModel, tensor, valueInfo } from "./proto.js";
@@ -106,6 +107,7 @@ export function writeOnnxGraph(ir: IRModule, g: Graph, w: OnnxWeights): Uint8Arr
       }
     } catch (e) {
       if (e instanceof Unmappable) throw exportError(g, n, e.message, e.hint);
+      if (e instanceof DimUnreadable) throw exportError(g, n, `${n.op}: ${e.message}`, e.hint);
       throw e;
     }
     if (alias && outputName.has(n.id)) cx.add("Identity", [alias], [out]);

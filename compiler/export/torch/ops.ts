@@ -2,12 +2,15 @@
 // torch's functional ops. A mapped type over PrimOp, so a new primitive without an entry fails the type check.
 
 import type { Node } from "../../ir/graph.js";
-import { dimAtoms, type DType, type Shape } from "../../ir/types.js";
+import type { DType, Shape } from "../../ir/types.js";
 import type { AttrsOf, PrimOp } from "../../ops/types.js";
 
 export const TORCH_DTYPE: Record<DType, string> = { f32: "torch.float32", f16: "torch.float16", bf16: "torch.bfloat16", f64: "torch.float64", i32: "torch.int32", i8: "torch.int8", u8: "torch.uint8", bool: "torch.bool" };
 
-/** How the expression reads named dims and the device: `dim(d)` is a Python int expression. */
+/**
+ * How the expression reads named dims and the device: `dim(d)` is a Python int expression, a derived dim ("3*B",
+ * "(H+1)/2") int arithmetic over the inputs' shapes (compiler/export/dim-expr.ts).
+ */
 export interface PyScope {
   dim(d: string): string;
   /** A Python expression for a float/int literal (inf and nan spelled for Python). */
@@ -31,17 +34,6 @@ export function pyNum(v: number): string {
 
 export function pyShape(shape: Shape, s: PyScope): string {
   return `(${shape.map((d) => (typeof d === "number" ? String(d) : s.dim(d))).join(", ")}${shape.length === 1 ? "," : ""})`;
-}
-
-/** A named dim as a Python int: read from an input's shape, or (a product dim no input has) by its factors. */
-function dimProduct(d: string, s: PyScope): string {
-  try {
-    return s.dim(d);
-  } catch (e) {
-    const atoms = dimAtoms(d);
-    if (atoms.length < 2) throw e;
-    return atoms.map((f) => (/^\d+$/.test(f) ? f : s.dim(f.replace(/^\((.*)\)$/, "$1")))).join(" * ");
-  }
 }
 
 const fn = (name: string): Expr<PrimOp> => (_n, ins) => `${name}(${ins.join(", ")})`;
@@ -132,7 +124,7 @@ export const TORCH_OPS: { [P in PrimOp]: Expr<P> } = {
   cast: (n, [x]) => `${x}.to(${TORCH_DTYPE[n.attrs.to]})`,
   matmul: fn("torch.matmul"),
   iota: (n, _ins, s) => `torch.arange(${typeof n.attrs.n === "number" ? n.attrs.n : s.dim(n.attrs.n)}, dtype=torch.int32, device=dev)`,
-  dim_size: (n, _ins, s) => `torch.tensor(${n.attrs.dims.map((d) => (typeof d === "number" ? String(d) : dimProduct(d, s))).join(" * ") || "1"}, dtype=${TORCH_DTYPE[n.type.dtype]}, device=dev)`,
+  dim_size: (n, _ins, s) => `torch.tensor(${n.attrs.dims.map((d) => (typeof d === "number" ? String(d) : s.dim(d))).join(" * ") || "1"}, dtype=${TORCH_DTYPE[n.type.dtype]}, device=dev)`,
   argmax: (n, [x]) => `torch.argmax(${x}, dim=${n.attrs.axis}, keepdim=${n.attrs.keepdims ? "True" : "False"}).to(torch.int32)`,
   stop_gradient: (_n, [x]) => `${x}.detach()`,
   // Dropout's mask: torch's generator, not Kiln's seeded streams (the same distribution, other values).

@@ -43,8 +43,9 @@ def save_file(tensors, path, metadata=None):
     """Writes {name: tensor} (moved to the CPU, made contiguous) as safetensors."""
     items = []
     for name, t in tensors.items():
+        # reshape(-1): a 0-dim tensor (a loss) cannot be viewed as bytes.
         t = t.detach().to("cpu").contiguous()
-        items.append((name, _NAMES[t.dtype], list(t.shape), t.view(torch.uint8).numpy().tobytes() if t.numel() else b""))
+        items.append((name, _NAMES[t.dtype], list(t.shape), t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""))
     items.sort(key=lambda it: (-_RANK[it[1]], it[0]))
     header = {}
     if metadata:

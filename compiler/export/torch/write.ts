@@ -5,6 +5,7 @@
 import { useCounts, type Graph, type Node } from "../../ir/graph.js";
 import { KilnError } from "../../../runtime/errors.js";
 import { raisePatterns, type RaisedOp } from "../patterns.js";
+import { DimUnreadable, foldDim } from "../dim-expr.js";
 import { TORCH_OPS, TorchUnmappable, pyNum, type PyScope } from "./ops.js";
 
 const PY_KEYWORDS = new Set("False None True and as assert async await break class continue def del elif else except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield dev self torch F math".split(" "));
@@ -93,12 +94,14 @@ export function writePyFunction(g: Graph, spec: PyFunctionSpec): string {
   g.inputs.forEach((io, k) => g.nodes[io.node].type.shape.forEach((d, axis) => {
     if (typeof d === "string" && !dimSrc.has(d)) dimSrc.set(d, `${args[k]}.shape[${axis}]`);
   }));
+  // A derived dim ("3*B", "(T-1)*B", "(H+1)/2") is Python int arithmetic over the inputs' sizes ("/" floors).
   const scope: PyScope = {
-    dim: (d) => {
-      const s = dimSrc.get(d);
-      if (!s) throw torchError(g, undefined, `dim ${d} is not the size of any input axis`, "give the function an input with that dim");
-      return s;
-    },
+    dim: (d) => foldDim<string>(d, {
+      readable: (name) => dimSrc.has(name),
+      read: (name) => dimSrc.get(name)!,
+      num: String,
+      op: (op, a, b) => `(${a} ${op === "/" ? "//" : op} ${b})`,
+    }),
     num: pyNum,
   };
   const body: string[] = [];
@@ -120,7 +123,7 @@ export function writePyFunction(g: Graph, spec: PyFunctionSpec): string {
     try {
       expr = r ? raisedExpr(r.op, r.inputs.map((i) => names.get(i)!)) : (TORCH_OPS[n.op] as (n: Node, ins: string[], s: PyScope) => string)(n, n.inputs.map((i) => names.get(i)!), scope);
     } catch (e) {
-      if (e instanceof TorchUnmappable) throw torchError(g, n, `${n.op}: ${e.message}`, e.hint);
+      if (e instanceof TorchUnmappable || e instanceof DimUnreadable) throw torchError(g, n, `${n.op}: ${e.message}`, e.hint);
       throw e;
     }
     const v = `t${n.id}`;
