@@ -39,17 +39,17 @@ export function operandSuffix(f: OperandFormat): string {
   return (f.dtype === "f32" ? "" : `_${f.dtype}`) + (f.round ? `_r${f.round}` : "");
 }
 
-const plain = (f: OperandFormat): boolean => f.dtype === "f32" && !f.round;
+export const plain = (f: OperandFormat): boolean => f.dtype === "f32" && !f.round;
 
 /** 4 consecutive operand elements at ptr + offset as f32x4 (a bit copy for plain f32). */
-function loadQuad(g: FnBuilder, f: OperandFormat, ptr: E, offset: number): E {
+export function loadQuad(g: FnBuilder, f: OperandFormat, ptr: E, offset: number): E {
   if (plain(f)) return g.m.v128.load(offset, 4, ptr);
   const v = loadLanesF32(g, f.dtype, ptr, offset);
   return f.round ? roundToHalf(g, f.round, v, "f32x4") : v;
 }
 
 /** dst[dstOffset] (f32) = one operand element at src + srcOffset (integer copy for plain f32: NaNs survive). */
-function copyOne(g: FnBuilder, f: OperandFormat, dst: E, dstOffset: number, src: E, srcOffset: number): E {
+export function copyOne(g: FnBuilder, f: OperandFormat, dst: E, dstOffset: number, src: E, srcOffset: number): E {
   const m = g.m;
   if (plain(f)) return m.i32.store(dstOffset, 4, dst, m.i32.load(srcOffset, 4, src));
   const v = loadValue(g, f.dtype, src, srcOffset);
