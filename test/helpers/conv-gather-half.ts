@@ -36,7 +36,8 @@ export const HALF_CASES: HalfConvCase[] = [
 const fill = (n: number, k: number): number[] => Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 0.731 + k)));
 const size = (s: readonly number[]) => s.reduce((a, d) => a * d, 1);
 
-function program(c: HalfConvCase, symbolic: boolean): { src: string; out: number[] } {
+/** The case's loss and value_and_grad (wrt x, w, b) source; `symbolic`: the batch is N. */
+export function halfConvProgram(c: HalfConvCase, symbolic: boolean): { src: string; out: number[] } {
   const pooled = c.x16 === "pooled";
   // The conv's input image: x itself, or x pooled 2x2 (x twice as large).
   const xs = pooled ? [c.x[0]!, c.x[1]!, 2 * c.x[2]!, 2 * c.x[3]!] : c.x;
@@ -62,6 +63,17 @@ export function gathered(steps: readonly StepManifest[], what: string): void {
   expect(steps.filter((s) => s.kernel.startsWith("conv_nchw_")).length, `${what}: ${shown}`).toBe(1);
 }
 
+/** Deterministic inputs of the case (`out`: the conv output's shape); r > 0. */
+export function halfConvInputs(c: HalfConvCase, out: number[]) {
+  const xs = c.x16 === "pooled" ? [c.x[0]!, c.x[1]!, 2 * c.x[2]!, 2 * c.x[3]!] : c.x;
+  return {
+    x: { dtype: "f32" as const, shape: xs, data: fill(size(xs), 1) },
+    w: { dtype: "f32" as const, shape: c.w, data: fill(size(c.w), 2) },
+    b: { dtype: "f32" as const, shape: [c.w[0]!], data: fill(c.w[0]!, 3) },
+    r: { dtype: "f32" as const, shape: out, data: fill(size(out), 4).map((v) => Math.fround(1 + 0.5 * v)) },
+  };
+}
+
 async function build(src: string, precision: Precision, half: boolean) {
   const saved = process.env.KILN_CONV_GATHER_HALF;
   if (half) delete process.env.KILN_CONV_GATHER_HALF;
@@ -77,14 +89,8 @@ async function build(src: string, precision: Precision, half: boolean) {
 
 export async function checkHalfConv(c: HalfConvCase, precision: "mixed-f16" | "mixed-bf16", opts: { relaxed: boolean; symbolic: boolean; threads: number }): Promise<void> {
   const tag = `${c.name} ${precision}${opts.relaxed ? " relaxed" : ""}${opts.symbolic ? " symbolic N" : ""} ${opts.threads} threads`;
-  const { src, out } = program(c, opts.symbolic);
-  const xs = c.x16 === "pooled" ? [c.x[0]!, c.x[1]!, 2 * c.x[2]!, 2 * c.x[3]!] : c.x;
-  const inputs = {
-    x: { dtype: "f32" as const, shape: xs, data: fill(size(xs), 1) },
-    w: { dtype: "f32" as const, shape: c.w, data: fill(size(c.w), 2) },
-    b: { dtype: "f32" as const, shape: [c.w[0]!], data: fill(c.w[0]!, 3) },
-    r: { dtype: "f32" as const, shape: out, data: fill(size(out), 4).map((v) => Math.fround(1 + 0.5 * v)) },
-  };
+  const { src, out } = halfConvProgram(c, opts.symbolic);
+  const inputs = halfConvInputs(c, out);
   const on = await build(src, precision, true), off = await build(src, precision, false);
   const steps = (b: typeof on) => b.built.manifest.functions.find((f) => f.name === "vg")!.steps;
   gathered(steps(on), tag);
