@@ -3,7 +3,8 @@
 // precision with the convolutions' patches stored (KILN_CONV_GATHER_HALF=0) and gathered while packing
 // (compiler/codegen/plan-conv-gather-half.ts), and with --base the same source compiled by another build's dist/
 // (e.g. a `git archive` of main built with tsc), all in one process, alternating batches of calls; prints CPU ms
-// per call (median and range over rounds), the steps each build runs, and per-round ratios (> 1: gathered faster).
+// per call (median and range over rounds), the steps and peak arena bytes (compiler/report.ts) each build's step
+// has at that batch, and per-round ratios (> 1: gathered faster).
 // Each module trains from the same seed; outputs are not compared (Adam steps diverge). Uses dist/.
 import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
 import { loadKilnModule } from "../dist/runtime/wasm/module.js";
@@ -29,7 +30,9 @@ async function build(label, dir, env) {
   if (!r.ir) throw new Error(JSON.stringify(r.diagnostics));
   const b = await c.buildWasm(r.ir, "cnn");
   const m = await load(b.manifest, relaxed ? b.wasmRelaxed : b.wasm, { threads, seed: 1 });
-  return { label, m, steps: b.manifest.functions.find((f) => f.name === "Train.step").steps.length };
+  const report = (await import(`${dir ?? ".."}/dist/compiler/report.js`)).reportManifest;
+  const peak = report(b.manifest, { B: batch }).find((f) => f.name === "Train.step").peakBytes;
+  return { label, m, steps: b.manifest.functions.find((f) => f.name === "Train.step").steps.length, peak };
 }
 const variants = [];
 if (base) variants.push(await build("base", base.startsWith("/") ? base : `${process.cwd()}/${base}`, undefined));
@@ -51,7 +54,7 @@ for (let r = 0; r < rounds + 1; r++) {
 }
 const f = (a) => `${median(a).toFixed(2)} (${Math.min(...a).toFixed(2)}-${Math.max(...a).toFixed(2)})`;
 console.log(`mnist_cnn Train.step ${precision}, batch ${batch}, ${relaxed ? "relaxed" : "plain"}, ${threads} thread(s)`);
-variants.forEach((v, k) => console.log(`  ${v.label} (${v.steps} steps): CPU ms/call ${f(cpu[k])}`));
+variants.forEach((v, k) => console.log(`  ${v.label} (${v.steps} steps, peak ${(v.peak / 2 ** 20).toFixed(2)} MiB): CPU ms/call ${f(cpu[k])}`));
 const last = cpu.length - 1;
 for (let k = 0; k < last; k++) console.log(`  ${variants[k].label} / gathered per round: ${f(cpu[k].map((t, i) => t / cpu[last][i]))}`);
 variants.forEach((v) => v.m.dispose());
