@@ -8,7 +8,7 @@ import type { ConvGather } from "../kernel.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { forRange } from "./loops.js";
 import { internalFn } from "./matmul-micro.js";
-import { copyOne, F32_OPERAND, lanes32, loadQuad, operandShift, operandSuffix, type OperandFormat } from "./matmul-pack.js";
+import { copyOne, F32_OPERAND, gatherLanes, lanes32, loadQuad, operandShift, operandSuffix, plain, type OperandFormat } from "./matmul-pack.js";
 
 /**
  * `__kiln_pack_convT{MR}_{geometry}(x, dst, kc, p0, r0, h)`: dst[p*MR + i] = patch(pixel p0 + p)[tap r0 + i] for
@@ -56,11 +56,13 @@ export function packConvT(fb: FnBuilder, MR: number, cv: ConvGather, f: OperandF
     // The whole window inside x: no checks. None is when the window outgrows x.
     const [hIn, wIn] = [Math.max(0, H - (KH - 1) * dh), Math.max(0, W - (KW - 1) * dw)];
     const interior = m.i32.and(m.i32.lt_u(ih.get(), c4(hIn)), m.i32.lt_u(iw.get(), c4(wIn)));
-    const fast = Array.from({ length: MR }, (_, i) => copy(i));
-    const checked = Array.from({ length: MR }, (_, i) => m.if(
-      m.i32.and(m.i32.lt_u(add(ih.get(), th[i]!.get()), c4(H)), m.i32.lt_u(add(iw.get(), tw[i]!.get()), c4(W))),
-      copy(i), st0(i),
-    ));
+    const tapAt = (i: number): E => add(at.get(), off[i]!.get());
+    const tapIn = (i: number): E => m.i32.and(m.i32.lt_u(add(ih.get(), th[i]!.get()), c4(H)), m.i32.lt_u(add(iw.get(), tw[i]!.get()), c4(W)));
+    // 16-bit or rounded x: a pixel's MR taps converted 4 at a time.
+    const fast = plain(f) ? Array.from({ length: MR }, (_, i) => copy(i)) : gatherLanes(g, f, MR, () => dst.get(), 0, () => [], () => c4(1), tapAt);
+    const checked = plain(f)
+      ? Array.from({ length: MR }, (_, i) => m.if(tapIn(i), copy(i), st0(i)))
+      : gatherLanes(g, f, MR, () => dst.get(), 0, () => [], tapIn, tapAt);
     // Past the output row's end: the next row's first pixel (and the next image's after the last row).
     const nextRow = (): E => m.if(m.i32.eq(ow.get(), c4(OW)), g.seq([
       ow.set(c4(0)),

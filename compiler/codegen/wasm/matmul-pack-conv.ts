@@ -7,7 +7,7 @@ import type { ConvGather } from "../kernel.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { forRange } from "./loops.js";
 import { internalFn } from "./matmul-micro.js";
-import { copyOne, F32_OPERAND, loadQuad, operandShift, operandSuffix, plain, type OperandFormat } from "./matmul-pack.js";
+import { copyOne, F32_OPERAND, gatherLanes, loadQuad, operandShift, operandSuffix, plain, type OperandFormat } from "./matmul-pack.js";
 
 /** Far outside any x: a row past the panel's h reads as padding. */
 const NOWHERE = -(1 << 28);
@@ -66,12 +66,16 @@ export function packConv(fb: FnBuilder, MR: number, cv: ConvGather, f: OperandFo
     const one = (cond: E, from: () => E, i: number): E =>
       m.if(cond, copyOne(g, f, dst.get(), 4 * i, from(), 0), m.i32.store(4 * i, 4, dst.get(), c4(0)));
 
-    // Any rows: one bounds-checked element per row.
-    const general = Array.from({ length: MR }, (_, i) => g.seq([
-      ih.set(add(ih0[i]!.get(), mul(kh.get(), dh))),
-      iw.set(add(iw0[i]!.get(), mul(kw.get(), dw))),
-      one(m.i32.and(inside(ih.get(), H), inside(iw.get(), W)), () => at(base[i]!.get()), i),
-    ]));
+    // Any rows: one bounds-checked element per row (16-bit or rounded: converted 4 rows at a time).
+    const general = plain(f)
+      ? Array.from({ length: MR }, (_, i) => g.seq([
+        ih.set(add(ih0[i]!.get(), mul(kh.get(), dh))),
+        iw.set(add(iw0[i]!.get(), mul(kw.get(), dw))),
+        one(m.i32.and(inside(ih.get(), H), inside(iw.get(), W)), () => at(base[i]!.get()), i),
+      ]))
+      : gatherLanes(g, f, MR, () => dst.get(), 0,
+        (i) => [ih.set(add(ih0[i]!.get(), mul(kh.get(), dh))), iw.set(add(iw0[i]!.get(), mul(kw.get(), dw)))],
+        () => m.i32.and(inside(ih.get(), H), inside(iw.get(), W)), (i) => at(base[i]!.get()));
     const loop = (body: E[]): E => forRange(g, { i: kk, from: c4(0), to: () => kc.get(), body: [...body, ...next()] });
     if (sw !== 1) return g.seq([...setup, loop(general)]);
 
@@ -90,7 +94,9 @@ export function packConv(fb: FnBuilder, MR: number, cv: ConvGather, f: OperandFo
     const zeros: E[] = [];
     for (let o = 0; o < MR; o += 4) zeros.push(MR - o >= 4 ? m.v128.store(4 * o, 4, dst.get(), g.splatF32(0)) : m.nop());
     for (let o = MR - (MR % 4); o < MR; o++) zeros.push(m.i32.store(4 * o, 4, dst.get(), c4(0)));
-    const lanes = Array.from({ length: MR }, (_, i) => one(inside(add(iw.get(), c4(i)), W), () => add(src.get(), c4(es * i)), i));
+    const lanes = plain(f)
+      ? Array.from({ length: MR }, (_, i) => one(inside(add(iw.get(), c4(i)), W), () => add(src.get(), c4(es * i)), i))
+      : gatherLanes(g, f, MR, () => dst.get(), 0, () => [], (i) => inside(add(iw.get(), c4(i)), W), (i) => add(src.get(), c4(es * i)));
     const row: E[] = [
       ih.set(add(ih0[0]!.get(), mul(kh.get(), dh))),
       iw.set(add(iw0[0]!.get(), mul(kw.get(), dw))),
