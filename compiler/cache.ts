@@ -59,9 +59,9 @@ function compilerBuild(): string {
 export function cacheKeyHash(key: CacheKey): string {
   // KILN_WINOGRAD (codegen/plan-winograd.ts), KILN_CONV_WGRAD_GATHER (codegen/plan-conv-wgrad.ts),
   // KILN_THREADS_NSPLIT (codegen/wasm/parallel.ts), KILN_CONV_DY_NCHW (passes/nchw-grad.ts), KILN_SOFTMAX_GRAD_ROWS
-  // (codegen/plan-rows-grad.ts) and KILN_CONV_DX_PHASE (ops/conv-backward-phase.ts), A/B switches, change the
-  // kernels a source compiles to.
-  const knobs = ["KILN_WINOGRAD", "KILN_CONV_WGRAD_GATHER", "KILN_THREADS_NSPLIT", "KILN_CONV_DY_NCHW", "KILN_SOFTMAX_GRAD_ROWS", "KILN_CONV_DX_PHASE"].map((k) => process.env[k] ?? "");
+  // (codegen/plan-rows-grad.ts), KILN_CONV_DX_PHASE (ops/conv-backward-phase.ts) and KILN_CONV_GATHER_HALF
+  // (codegen/plan-conv-gather-half.ts), A/B switches, change the kernels a source compiles to.
+  const knobs = ["KILN_WINOGRAD", "KILN_CONV_WGRAD_GATHER", "KILN_THREADS_NSPLIT", "KILN_CONV_DY_NCHW", "KILN_SOFTMAX_GRAD_ROWS", "KILN_CONV_DX_PHASE", "KILN_CONV_GATHER_HALF"].map((k) => process.env[k] ?? "");
   return createHash("sha256").update(JSON.stringify([compilerBuild(), key.file, key.options, key.source, knobs])).digest("hex").slice(0, 40);
 }
 

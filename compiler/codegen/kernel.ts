@@ -197,9 +197,10 @@ export interface WinogradPlan {
 
 /**
  * The left operand of a matmul read as a convolution's patches (plan-conv-gather.ts): a holds x [N, C, H, W]
- * (f32, unpadded) and op(A)[r][k] with r = (n, oh, ow) and k = (c, kh, kw), row-major over those, is
+ * (unpadded; stored as aDtype, f32 by default, and rounded to aRound if set: mixed precision,
+ * plan-conv-gather-half.ts) and op(A)[r][k] with r = (n, oh, ow) and k = (c, kh, kw), row-major over those, is
  * x[n, c, oh sh + kh dh - ph, ow sw + kw dw - pw], 0 outside x (the padding). Only with batchRank 0 (but see
- * MatmulKernel.aConv's convOut and transA), no aDtype/aRound.
+ * MatmulKernel.aConv's convOut and transA).
  */
 export interface ConvGather extends ConvGeometry {
   /** Leading padding, [along H, along W]. */

@@ -1,14 +1,20 @@
 // Codegen stage, planner for convolutions (implicit GEMM): a matmul whose left operand is conv2d's im2col rows,
 // reshape(window(pad(x))), reads x itself and gathers each patch while packing (kernel.ts ConvGather), so the
 // padded copy and the patch matrix are never stored. Only when the rows feed that one matmul, or besides it only
-// weight gradients, which gather them too (plan-conv-wgrad.ts). Kernels larger than 1x1 only.
+// weight gradients, which gather them too (plan-conv-wgrad.ts). Kernels larger than 1x1 only. Under mixed precision
+// x may be f16/bf16 or the rows cast to them before the matmul (plan-conv-gather-half.ts).
 import { guardKey, type Graph, type Node } from "../ir/graph.js";
 import type { ConvGather } from "./kernel.js";
 import type { AttrsOf } from "../ops/types.js";
+import type { DType } from "../ir/types.js";
+import { gatherableDtype, roundOf, throughCast } from "./plan-conv-gather-half.js";
 import { wgradGatherEnabled, wgradReaders } from "./plan-conv-wgrad.js";
 
 export interface Gather {
   readonly x: number;
+  /** How the packer reads x: its storage dtype and the rounding of a folded cast of the rows (mixed precision). */
+  readonly dtype: "f32" | "f16" | "bf16";
+  readonly round?: "f16" | "bf16";
   readonly conv: ConvGather;
   readonly ops: readonly string[];
   /**
@@ -39,11 +45,12 @@ export interface ConvGathers {
  * Finds the gathers. `ok(p, user)`: p may disappear into user (no output, guard or fused root, same guards);
  * `uses`: use counts; `rowsMerge(mm)`: the matmul runs as one gemm over all rows (plan-matmul.ts `merge`); `perChannel(mm)`: its
  * right operand is a plain f32 transposed w and every epilogue input reads the same along the rows (for `nchw`);
- * `folded(id)`: that transpose is read by its matmul (plan-matmul.ts), for weight gradients.
+ * `folded(id)`: that transpose is read by its matmul (plan-matmul.ts), for weight gradients; `castFolded(id)`: that
+ * float cast is folded into its matmul's operand loading (mixed precision's rounding of the rows).
  */
 export function convGathers(
   g: Graph, uses: readonly number[], ok: (p: Node, user: Node) => boolean, rowsMerge: (mm: Node) => boolean, perChannel: (mm: Node) => boolean,
-  folded: (id: number) => boolean,
+  folded: (id: number) => boolean, castFolded: (id: number) => boolean = () => false,
 ): ConvGathers {
   const of = new Map<number, Gather>();
   const nodes = new Set<number>();
@@ -62,11 +69,16 @@ export function convGathers(
     // alone gathers them too (a gradient whose loss value is unused).
     const users = usersOf.get(rows.id) ?? [];
     // Several products of the same patches (a strided conv's input gradient phases with the same taps and padding,
-    // ops/conv-backward-phase.ts, share them) each gather them, when nothing else reads them.
-    const fwds = users.filter((u) => u.op === "matmul" && u.inputs[0] === rows.id && u.inputs[1] !== rows.id && u.type.dtype === "f32");
+    // ops/conv-backward-phase.ts, share them) each gather them, when nothing else reads them. A product may read
+    // the rows through a cast it folds (mixed precision); all of them the same way.
+    const seen = users.map((u) => throughCast(u, usersOf, uses, castFolded));
+    const reads = seen.filter(({ node: u, cast }) => u.op === "matmul" && u.inputs[0] === (cast ?? rows).id && u.inputs[1] !== (cast ?? rows).id && u.type.dtype === "f32");
+    const fwds = reads.map((r) => r.node);
     const mm = fwds[0];
-    if (fwds.some((f) => !ok(rows, f)) || (fwds.length > 1 && fwds.length !== uses[rows.id])) continue;
-    const readers = mm && uses[rows.id] === fwds.length ? [] : wgrad ? wgradReaders(g, rows, mm, usersOf, uses, folded, ok) : undefined;
+    const castOf = reads[0]?.cast;
+    if (reads.some((r) => (r.cast ? !ok(rows, r.cast) || !ok(r.cast, r.node) : !ok(rows, r.node)) || (r.cast?.attrs as { to?: DType } | undefined)?.to !== (castOf?.attrs as { to?: DType } | undefined)?.to)) continue;
+    if (fwds.length > 1 && fwds.length !== uses[rows.id]) continue;
+    const readers = mm && uses[rows.id] === fwds.length ? [] : wgrad ? wgradReaders(g, rows, mm && (castOf ?? mm), usersOf, uses, folded, ok, castFolded) : undefined;
     if (!readers || (!mm && readers.length === 0)) continue;
     const win = g.nodes[rows.inputs[0]];
     if (win.op !== "window" || uses[win.id] !== 1 || !ok(win, rows)) continue;
@@ -82,7 +94,8 @@ export function convGathers(
       chain.push(x.id);
       x = g.nodes[x.inputs[0]];
     }
-    if (x.type.dtype !== "f32") continue;
+    const xd = x.type.dtype;
+    if (!gatherableDtype(xd)) continue;
     const [, C, H, W] = x.type.shape;
     const [, OH, OW, , KH, KW] = win.type.shape;
     const dims = [C, H, W, OH, OW, KH, KW];
@@ -99,6 +112,8 @@ export function convGathers(
       stride: [a.stride[0], a.stride[1]], pad, dilation: [a.dilation[0], a.dilation[1]],
     };
     const ops = chain.length === 3 ? ["pad", "window"] : ["window"];
+    const dtype = xd as Gather["dtype"];
+    const fwdRound = roundOf(g, castOf ? [castOf] : [], xd);
     fwds.forEach((f, i) => {
       const nchw = backToNchw(g, f, uses, userOf, ok, perChannel, OH as number, OW as number);
       if (nchw) {
@@ -107,11 +122,12 @@ export function convGathers(
         written.add(nchw.permute);
       }
       // The first product's step names the pad and window.
-      of.set(f.id, { ...(nchw ? { nchw: { root: nchw.root, permute: nchw.permute, ops: nchw.ops } } : {}), x: x.id, ops: i === 0 ? ops : [], conv });
+      of.set(f.id, { ...(nchw ? { nchw: { root: nchw.root, permute: nchw.permute, ops: nchw.ops } } : {}), x: x.id, dtype, ...(fwdRound ? { round: fwdRound } : {}), ops: i === 0 ? ops : [], conv });
     });
     // Without a forward matmul the first weight gradient's step names the window.
     readers.forEach((r, i) => {
-      of.set(r.matmul, { x: x.id, ops: [...(mm || i > 0 ? [] : ops), "permute"], conv, trans: true });
+      const round = roundOf(g, r.casts.map((c) => g.nodes[c]), xd);
+      of.set(r.matmul, { x: x.id, dtype, ...(round ? { round } : {}), ops: [...(mm || i > 0 ? [] : ops), "permute"], conv, trans: true });
       nodes.add(r.permute);
     });
     for (const id of chain) nodes.add(id);

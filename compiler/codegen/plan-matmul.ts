@@ -5,6 +5,7 @@ import { guardKey, useCounts, type Graph, type Node } from "../ir/graph.js";
 import { isFloat, type Dim, type DType } from "../ir/types.js";
 import type { KernelSpec, MatmulEpilogue, MatmulKernel } from "./kernel.js";
 import { convGathers, type ConvGathers, type Gather } from "./plan-conv-gather.js";
+import { halfGatherEnabled } from "./plan-conv-gather-half.js";
 import { winogradFor, winogradScratchBytes } from "./plan-winograd.js";
 import { polyConst, polyProduct } from "./dim-poly.js";
 import { bcastFlags, flagOf, groupExpr } from "./group-expr.js";
@@ -49,7 +50,7 @@ export function matmulPlan(g: Graph): MatmulPlan {
   const plainW = (mm: Node): boolean => nchwWeight(g, { folded: permutes, casts }, mm) !== undefined;
   const perChannel = (mm: Node): boolean =>
     plainW(mm) && (mm.fused === undefined || epilogue(g, mm, g.nodes[mm.fused]).flags.every((f) => f.slice(0, f.length - 1).every(Boolean)));
-  const gathers = convGathers(g, uses, ok, rowsMerge, perChannel, (id) => permutes.has(id));
+  const gathers = convGathers(g, uses, ok, rowsMerge, perChannel, (id) => permutes.has(id), (id) => casts.has(id));
   return { folded: permutes, casts, epilogueOf, gathers, scratchBase: g.nodes.length, scratches: [] };
 }
 
@@ -125,7 +126,7 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   const [a, b] = n.inputs.map((i) => g.nodes[i].type.shape);
   const gather = mm.gathers.of.get(n.id);
   if (gather?.nchw) return planConvNchw(g, n, table, step, mm, root, gather);
-  const [A, B] = n.inputs.map((i, q) => (q === 0 && gather ? { src: gather.x, trans: gather.trans === true, dtype: "f32" as DType } : operand(g, mm, i)));
+  const [A, B] = n.inputs.map((i, q) => (q === 0 && gather ? gatherOperand(gather) : operand(g, mm, i)));
   const as = a.length === 1 ? [1, a[0]] : a;
   const bs = b.length === 1 ? [b[0], 1] : b;
   const M = as[as.length - 2], K = as[as.length - 1], N = bs[bs.length - 1];
@@ -181,6 +182,11 @@ export function planMatmul(g: Graph, n: Node, table: Interner, step: StepFn, mm:
   step(table.intern(spec, label), [A.src, B.src, scratch, ...(epi?.bufs ?? []), out.id], ints, out, ops, extra);
 }
 
+/** A gathered convolution's x as the matmul's left operand: its storage and the rounding of a folded cast. */
+function gatherOperand(gather: Gather): Operand {
+  return { src: gather.x, trans: gather.trans === true, dtype: gather.dtype, ...(gather.round ? { round: gather.round } : {}) };
+}
+
 /** Whether node `id` is a param or a reshape of one (the same memory: the value is an alias of the param's). */
 function paramBehind(g: Graph, id: number): boolean {
   let n = g.nodes[id];
@@ -194,9 +200,12 @@ function paramBehind(g: Graph, id: number): boolean {
  */
 function nchwWeight(g: Graph, mm: Pick<MatmulPlan, "folded" | "casts">, n: Node): Operand | undefined {
   const b = operand(g, mm, n.inputs[1]);
-  if (b.trans && b.dtype === "f32" && b.round === undefined) return b;
+  // Mixed precision: an f16/bf16 copy param, or a rounded f32 one (plan-conv-gather-half.ts's switch).
+  const storable = (d: DType, round?: string) => (d === "f32" && round === undefined) || (halfGatherEnabled() && STORAGE.includes(d));
+  if (b.trans && storable(b.dtype, b.round)) return b;
   const p = g.nodes[n.inputs[1]];
-  if (!b.trans && isSwap(p) && p.type.shape.length === 2 && g.nodes[p.inputs[0]].type.dtype === "f32") return { src: p.inputs[0], trans: true, dtype: "f32" };
+  const d = g.nodes[p.inputs[0]]?.type.dtype;
+  if (!b.trans && isSwap(p) && p.type.shape.length === 2 && d !== undefined && storable(d)) return { src: p.inputs[0], trans: true, dtype: d };
   return undefined;
 }
 
@@ -209,10 +218,17 @@ function planConvNchw(g: Graph, n: Node, table: Interner, step: StepFn, mm: Matm
   const epi = root ? epilogue(g, n, root) : undefined;
   // A param weight (read as is or through reshapes) in a function that changes no param: transformed once per value.
   const paramW = !B.round && paramBehind(g, B.src) && !g.updates?.length;
-  const wino = winogradFor(gather.conv, O, paramW);
+  // Winograd transforms plain f32 operands only: a 16-bit or rounded x or w takes the gathered matmul.
+  const A = gatherOperand(gather);
+  const plainAB = A.dtype === "f32" && !A.round && B.dtype === "f32" && !B.round;
+  const wino = plainAB ? winogradFor(gather.conv, O, paramW) : undefined;
   const prepack = wino?.prepacked === true;
   const spec: MatmulKernel = {
     kind: "matmul", dtype: "f32", batchRank: 1, aBcast: [false], bBcast: [true], transB: true, aConv: gather.conv, convOut: true,
+    ...(A.dtype !== "f32" ? { aDtype: A.dtype as "f16" } : {}),
+    ...(A.round ? { aRound: A.round } : {}),
+    ...(B.dtype !== "f32" ? { bDtype: B.dtype as "f16" } : {}),
+    ...(B.round ? { bRound: B.round } : {}),
     ...(wino ? { winograd: wino } : {}),
     // Per-channel inputs (plan-conv-gather.ts): the same for every image and pixel.
     ...(epi ? { epilogue: { ...epi.spec, inputs: epi.spec.inputs.map((inp, i) => ({ ...inp, bcast: [true, epi.flags[i]!.at(-1)!, true] })) } } : {}),

@@ -83,7 +83,7 @@ describe("compile cache", () => {
 
   it("the A/B switches that change the kernels a source compiles to are part of the key", () => {
     const key = { file: "a.kiln", source: "fn f(x: f32) -> f32 { return x }", options: {} };
-    for (const knob of ["KILN_WINOGRAD", "KILN_CONV_WGRAD_GATHER", "KILN_THREADS_NSPLIT", "KILN_CONV_DY_NCHW", "KILN_SOFTMAX_GRAD_ROWS", "KILN_CONV_DX_PHASE"]) {
+    for (const knob of ["KILN_WINOGRAD", "KILN_CONV_WGRAD_GATHER", "KILN_THREADS_NSPLIT", "KILN_CONV_DY_NCHW", "KILN_SOFTMAX_GRAD_ROWS", "KILN_CONV_DX_PHASE", "KILN_CONV_GATHER_HALF"]) {
       const was = process.env[knob];
       try {
         delete process.env[knob];

@@ -1,22 +1,25 @@
 // Codegen stage (wasm): packing a matmul's A panels straight from a convolution's input (implicit GEMM, kernel.ts
 // ConvGather), so neither the padded input nor the im2col matrix is ever stored. For one k = (c, kh, kw) the MR
 // rows of a panel are MR output pixels; at stride 1 inside one output row they read MR consecutive floats of x,
-// copied with vector loads, which is cheaper than the 4x4 transposes a materialised row-major A needs.
+// copied with vector loads, which is cheaper than the 4x4 transposes a materialised row-major A needs. An x stored
+// as f16/bf16, or rounded to them (mixed precision), is widened/rounded while packing (matmul-pack.ts's formats).
 import type { ConvGather } from "../kernel.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { forRange } from "./loops.js";
 import { internalFn } from "./matmul-micro.js";
+import { copyOne, F32_OPERAND, gatherLanes, loadQuad, operandShift, operandSuffix, plain, type OperandFormat } from "./matmul-pack.js";
 
 /** Far outside any x: a row past the panel's h reads as padding. */
 const NOWHERE = -(1 << 28);
 
 /**
  * `__kiln_pack_conv{MR}_{geometry}(x, dst, kc, k0, r0, h)`: dst[k*MR + i] = A[r0 + i][k0 + k] for k < kc, i < MR
- * (0 for i >= h), with A the convolution's patch rows over x (ConvGather); x and dst are byte addresses.
+ * (0 for i >= h), with A the convolution's patch rows over x (ConvGather); x and dst are byte addresses. `f`: how
+ * x's elements are stored and rounded (dst is always f32).
  */
-export function packConv(fb: FnBuilder, MR: number, cv: ConvGather): string {
+export function packConv(fb: FnBuilder, MR: number, cv: ConvGather, f: OperandFormat = F32_OPERAND): string {
   const key = [cv.C, cv.H, cv.W, cv.KH, cv.KW, cv.OH, cv.OW, ...cv.stride, ...cv.pad, ...cv.dilation].join("_");
-  return internalFn(fb, `__kiln_pack_conv${MR}_${key}`, 6, (g) => {
+  return internalFn(fb, `__kiln_pack_conv${MR}_${key}${operandSuffix(f)}`, 6, (g) => {
     const m = g.m;
     const c4 = (v: number): E => m.i32.const(v);
     const add = (...xs: E[]): E => xs.reduce((s, x) => m.i32.add(s, x));
@@ -25,6 +28,7 @@ export function packConv(fb: FnBuilder, MR: number, cv: ConvGather): string {
     const { C, H, W, KH, KW, OH, OW } = cv;
     const [sh, sw] = cv.stride, [ph, pw] = cv.pad, [dh, dw] = cv.dilation;
     const v = (): Var => g.i32();
+    const sh2 = operandShift(f), es = 1 << sh2;
     const base = Array.from({ length: MR }, v), ih0 = Array.from({ length: MR }, v), iw0 = Array.from({ length: MR }, v);
     const [q, t, c, kh, kw, kk, ih, iw, src] = [v(), v(), v(), v(), v(), v(), v(), v(), v()];
 
@@ -33,7 +37,7 @@ export function packConv(fb: FnBuilder, MR: number, cv: ConvGather): string {
     base.forEach((b, i) => setup.push(
       q.set(add(r0.get(), c4(i))),
       t.set(m.i32.div_u(q.get(), c4(OH * OW))),
-      b.set(add(x.get(), mul(t.get(), 4 * C * H * W))),
+      b.set(add(x.get(), mul(t.get(), es * C * H * W))),
       q.set(m.i32.sub(q.get(), mul(t.get(), OH * OW))),
       t.set(m.i32.div_u(q.get(), c4(OW))),
       ih0[i]!.set(m.i32.sub(mul(t.get(), sh), c4(ph))),
@@ -58,16 +62,20 @@ export function packConv(fb: FnBuilder, MR: number, cv: ConvGather): string {
     ];
     const inside = (i: E, n: number): E => m.i32.lt_u(i, c4(n));
     // Byte address of x[image, c, ih, iw] from the image's address.
-    const at = (img: E): E => add(img, m.i32.shl(add(mul(add(mul(c.get(), H), ih.get()), W), iw.get()), c4(2)));
+    const at = (img: E): E => add(img, m.i32.shl(add(mul(add(mul(c.get(), H), ih.get()), W), iw.get()), c4(sh2)));
     const one = (cond: E, from: () => E, i: number): E =>
-      m.if(cond, m.i32.store(4 * i, 4, dst.get(), m.i32.load(0, 4, from())), m.i32.store(4 * i, 4, dst.get(), c4(0)));
+      m.if(cond, copyOne(g, f, dst.get(), 4 * i, from(), 0), m.i32.store(4 * i, 4, dst.get(), c4(0)));
 
-    // Any rows: one bounds-checked element per row.
-    const general = Array.from({ length: MR }, (_, i) => g.seq([
-      ih.set(add(ih0[i]!.get(), mul(kh.get(), dh))),
-      iw.set(add(iw0[i]!.get(), mul(kw.get(), dw))),
-      one(m.i32.and(inside(ih.get(), H), inside(iw.get(), W)), () => at(base[i]!.get()), i),
-    ]));
+    // Any rows: one bounds-checked element per row (16-bit or rounded: converted 4 rows at a time).
+    const general = plain(f)
+      ? Array.from({ length: MR }, (_, i) => g.seq([
+        ih.set(add(ih0[i]!.get(), mul(kh.get(), dh))),
+        iw.set(add(iw0[i]!.get(), mul(kw.get(), dw))),
+        one(m.i32.and(inside(ih.get(), H), inside(iw.get(), W)), () => at(base[i]!.get()), i),
+      ]))
+      : gatherLanes(g, f, MR, () => dst.get(), 0,
+        (i) => [ih.set(add(ih0[i]!.get(), mul(kh.get(), dh))), iw.set(add(iw0[i]!.get(), mul(kw.get(), dw)))],
+        () => m.i32.and(inside(ih.get(), H), inside(iw.get(), W)), (i) => at(base[i]!.get()));
     const loop = (body: E[]): E => forRange(g, { i: kk, from: c4(0), to: () => kc.get(), body: [...body, ...next()] });
     if (sw !== 1) return g.seq([...setup, loop(general)]);
 
@@ -76,15 +84,19 @@ export function packConv(fb: FnBuilder, MR: number, cv: ConvGather): string {
     for (let o = 0; o < MR;) {
       const n = MR - o >= 4 ? 4 : MR - o >= 2 ? 2 : 1;
       const off = 4 * o;
-      copy.push(n === 4
+      // 16-bit or rounded elements: 4 widened/rounded at a time, the rest one by one.
+      if (!plain(f)) copy.push(n === 4 ? m.v128.store(off, 4, dst.get(), loadQuad(g, f, src.get(), es * o)) : copyOne(g, f, dst.get(), off, src.get(), es * o));
+      else copy.push(n === 4
         ? m.v128.store(off, 4, dst.get(), m.v128.load(off, 4, src.get()))
         : n === 2 ? m.i64.store(off, 4, dst.get(), m.i64.load(off, 4, src.get())) : m.i32.store(off, 4, dst.get(), m.i32.load(off, 4, src.get())));
-      o += n;
+      o += plain(f) || n === 4 ? n : 1;
     }
     const zeros: E[] = [];
     for (let o = 0; o < MR; o += 4) zeros.push(MR - o >= 4 ? m.v128.store(4 * o, 4, dst.get(), g.splatF32(0)) : m.nop());
     for (let o = MR - (MR % 4); o < MR; o++) zeros.push(m.i32.store(4 * o, 4, dst.get(), c4(0)));
-    const lanes = Array.from({ length: MR }, (_, i) => one(inside(add(iw.get(), c4(i)), W), () => add(src.get(), c4(4 * i)), i));
+    const lanes = plain(f)
+      ? Array.from({ length: MR }, (_, i) => one(inside(add(iw.get(), c4(i)), W), () => add(src.get(), c4(es * i)), i))
+      : gatherLanes(g, f, MR, () => dst.get(), 0, () => [], (i) => inside(add(iw.get(), c4(i)), W), (i) => add(src.get(), c4(es * i)));
     const row: E[] = [
       ih.set(add(ih0[0]!.get(), mul(kh.get(), dh))),
       iw.set(add(iw0[0]!.get(), mul(kw.get(), dw))),

@@ -7,7 +7,7 @@
 import type { MatmulKernel } from "../kernel.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { loadLanesF32, loadValue } from "./access.js";
-import { roundToHalf } from "./half.js";
+import { halfToF32x4, roundToHalf } from "./half.js";
 import { forRange } from "./loops.js";
 import { internalFn } from "./matmul-micro.js";
 
@@ -39,21 +39,48 @@ export function operandSuffix(f: OperandFormat): string {
   return (f.dtype === "f32" ? "" : `_${f.dtype}`) + (f.round ? `_r${f.round}` : "");
 }
 
-const plain = (f: OperandFormat): boolean => f.dtype === "f32" && !f.round;
+export const plain = (f: OperandFormat): boolean => f.dtype === "f32" && !f.round;
 
 /** 4 consecutive operand elements at ptr + offset as f32x4 (a bit copy for plain f32). */
-function loadQuad(g: FnBuilder, f: OperandFormat, ptr: E, offset: number): E {
+export function loadQuad(g: FnBuilder, f: OperandFormat, ptr: E, offset: number): E {
   if (plain(f)) return g.m.v128.load(offset, 4, ptr);
   const v = loadLanesF32(g, f.dtype, ptr, offset);
   return f.round ? roundToHalf(g, f.round, v, "f32x4") : v;
 }
 
 /** dst[dstOffset] (f32) = one operand element at src + srcOffset (integer copy for plain f32: NaNs survive). */
-function copyOne(g: FnBuilder, f: OperandFormat, dst: E, dstOffset: number, src: E, srcOffset: number): E {
+export function copyOne(g: FnBuilder, f: OperandFormat, dst: E, dstOffset: number, src: E, srcOffset: number): E {
   const m = g.m;
   if (plain(f)) return m.i32.store(dstOffset, 4, dst, m.i32.load(srcOffset, 4, src));
   const v = loadValue(g, f.dtype, src, srcOffset);
   return m.f32.store(dstOffset, 4, dst, f.round ? roundToHalf(g, f.round, v, "f32") : v);
+}
+
+/**
+ * `n` (<= MR) scattered operand elements packed as f32 at dst + dstOffset, converted 4 lanes at a time (a 16-bit or
+ * rounded format's conversion costs as much for 4 lanes as for 1): element j is read at `ptr(j)` when `cond(j)`
+ * (`pre(j)` runs first, setting what they read), else is 0. Never loads an element whose cond is false.
+ */
+export function gatherLanes(
+  g: FnBuilder, f: OperandFormat, n: number, dst: () => E, dstOffset: number, pre: (j: number) => E[], cond: (j: number) => E, ptr: (j: number) => E,
+): E[] {
+  const m = g.m;
+  const vec = g.local(g.t.v128);
+  const out: E[] = [];
+  for (let o = 0; o < n; o += 4) {
+    const w = Math.min(4, n - o);
+    out.push(vec.set(g.splatF32(0)));
+    for (let j = o; j < o + w; j++) {
+      const raw = f.dtype === "f32" ? m.i32.load(0, 4, ptr(j)) : m.i32.load16_u(0, 2, ptr(j));
+      out.push(...pre(j), m.if(cond(j), vec.set((m.i32x4.replace_lane as unknown as (v: E, i: number, x: E) => E)(vec.get(), j - o, raw))));
+    }
+    const widened = f.dtype === "f32" ? vec.get() : halfToF32x4(g, f.dtype, vec.get());
+    const v = f.round ? roundToHalf(g, f.round, widened, "f32x4") : widened;
+    const at = dstOffset + 4 * o;
+    out.push(w === 4 ? m.v128.store(at, 4, dst(), v) : w === 2 ? m.v128.store64_lane(at, 4, 0, dst(), v) : w === 1 ? m.v128.store32_lane(at, 4, 0, dst(), v)
+      : g.seq([m.v128.store64_lane(at, 4, 0, dst(), v), m.v128.store32_lane(at + 8, 4, 2, dst(), v)]));
+  }
+  return out;
 }
 
 /**

@@ -34,10 +34,12 @@ function min(fb: FnBuilder, a: () => E, b: () => E): E {
 interface ConvOperand {
   readonly gather: ConvGather;
   readonly side: "a" | "b" | "aT";
+  /** How x is stored and rounded (the kernel's aDtype/aRound: mixed precision's f16/bf16 convolutions). */
+  readonly format: OperandFormat;
 }
 
 /** The packer of a convolution operand with panels `r` wide. */
-const convPacker = (fb: FnBuilder, r: number, conv: ConvOperand): string => (conv.side === "aT" ? packConvT : packConv)(fb, r, conv.gather);
+const convPacker = (fb: FnBuilder, r: number, conv: ConvOperand): string => (conv.side === "aT" ? packConvT : packConv)(fb, r, conv.gather, conv.format);
 
 /** An epilogue applied inside the gemm: the renderer and the input matrices of the current batch entry. */
 interface GemmEpilogue {
@@ -177,7 +179,7 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
   // A convolution's patches (`conv`, with that operand's pointer = its input x) are gathered from x while packing
   // (matmul-pack-conv.ts): as A, rows are pixels; as B (convOut), columns are; as A transposed ("aT"), rows are taps.
   const convA = conv && conv.side !== "b" ? conv : undefined, convB = conv?.side === "b" ? conv.gather : undefined;
-  const packB = convB ? packConv(g, NR, convB) : transB ? packTranspose(g, NR, fmt[1]) : packCopy(g, NR, fmt[1]);
+  const packB = convB ? packConv(g, NR, convB, conv!.format) : transB ? packTranspose(g, NR, fmt[1]) : packCopy(g, NR, fmt[1]);
   const packA = convA ? convPacker(g, MR, convA) : transA ? packCopy(g, MR, fmt[0]) : packTranspose(g, MR, fmt[0]);
   // log2 of the a / b element sizes (C and the packed panels are f32).
   const [shA, shB] = fmt.map(operandShift) as [number, number];
@@ -346,16 +348,19 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
   const m = fb.m;
   checkComputeDType(k.dtype);
   if (k.dtype !== "f32") throw new Error(`wasm backend: matmul over ${k.dtype} is not supported yet`);
+  if (k.winograd && (k.aDtype || k.aRound || k.bDtype || k.bRound)) throw new Error("wasm backend: Winograd reads plain f32 operands only (compiler bug)");
   if (k.winograd) return renderWinograd(fb, k, variant);
   // A convolution gather: the patches are A, or with convOut B of out[n] = w · patches(n)ᵀ (a and b swap roles), or
   // with transA A = patchesᵀ (a weight gradient, per image over one batch axis or over all pixels).
   const wgrad = k.aConv !== undefined && k.transA === true;
-  const conv: ConvOperand | undefined = k.aConv ? { gather: k.aConv, side: k.convOut ? "b" : wgrad ? "aT" : "a" } : undefined;
+  const fmtAB: Operands = [operandFormat(k, "a"), operandFormat(k, "b")];
+  const conv: ConvOperand | undefined = k.aConv ? { gather: k.aConv, side: k.convOut ? "b" : wgrad ? "aT" : "a", format: fmtAB[0] } : undefined;
   const swap = k.convOut === true;
-  if (conv && (k.batchRank > (swap || wgrad ? 1 : 0) || (swap && k.batchRank !== 1) || (wgrad && (swap || k.aBcast.some(Boolean))) || k.aDtype || k.aRound || k.bDtype || k.bRound || (swap && (!k.transB || !k.bBcast[0]))))
-    throw new Error("wasm backend: a convolution gather needs a plain f32 left operand, and with convOut w transposed over one batch axis (compiler bug)");
+  if (conv && (k.batchRank > (swap || wgrad ? 1 : 0) || (swap && k.batchRank !== 1) || (wgrad && (swap || k.aBcast.some(Boolean))) || (swap && (!k.transB || !k.bBcast[0]))))
+    throw new Error("wasm backend: a convolution gather needs x as its left operand, and with convOut w transposed over one batch axis (compiler bug)");
   if (swap && !conv) throw new Error("wasm backend: convOut without aConv (compiler bug)");
-  const fmt: Operands = [operandFormat(k, "a"), operandFormat(k, "b")];
+  // With convOut the gemm's A is w (the kernel's b) and its B the gathered patches, whose format the packer takes.
+  const fmt: Operands = swap ? [fmtAB[1], F32_OPERAND] : fmtAB;
   const br = k.batchRank;
   if (k.aBcast.length !== br || k.bBcast.length !== br) throw new Error(`wasm backend: matmul bcast flags do not match batch rank ${br}`);
   const epi = k.epilogue;
@@ -366,7 +371,7 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
   const flag = k.flag ? fb.param(4 + ne) : undefined;
   const e0 = 4 + ne + flagParams(k);
   if (k.prepackedB) {
-    if (br !== 0 || fmt[1].dtype !== "f32" || fmt[1].round) throw new Error("wasm backend: a prepacked B must be one plain f32 matrix (compiler bug)");
+    if (br !== 0 || fmtAB[1].dtype !== "f32" || fmtAB[1].round) throw new Error("wasm backend: a prepacked B must be one plain f32 matrix (compiler bug)");
   }
   // The packer also serves the thread pool, which packs a shared B once per split call (parallel.ts).
   if (k.prepackedB || sharesPackedB(k)) prepackB(fb, k.transB === true);
@@ -397,8 +402,8 @@ export function renderMatmul(fb: FnBuilder, k: MatmulKernel, variant: SimdVarian
     return s;
   };
   const cv = k.aConv;
-  const aStrides = batchStrides(k.aBcast, (swap || wgrad) && cv ? m.i32.const(4 * cv.C * cv.H * cv.W) : m.i32.mul(m.i32.mul(M.get(), K.get()), m.i32.const(1 << operandShift(fmt[0]))));
-  const bStrides = batchStrides(k.bBcast, m.i32.mul(m.i32.mul(K.get(), N.get()), m.i32.const(1 << operandShift(fmt[1]))));
+  const aStrides = batchStrides(k.aBcast, (swap || wgrad) && cv ? m.i32.const((1 << operandShift(fmtAB[0])) * cv.C * cv.H * cv.W) : m.i32.mul(m.i32.mul(M.get(), K.get()), m.i32.const(1 << operandShift(fmtAB[0]))));
+  const bStrides = batchStrides(k.bBcast, m.i32.mul(m.i32.mul(K.get(), N.get()), m.i32.const(1 << operandShift(fmtAB[1]))));
   const eStrides = (epi?.inputs ?? []).map((inp) => {
     const [bm, bn] = [inp.bcast[br], inp.bcast[br + 1]];
     const mat = m.i32.mul(m.i32.mul(bm ? m.i32.const(1) : M.get(), bn ? m.i32.const(1) : N.get()), m.i32.const(dtypeBytes(inp.dtype)));

@@ -95,7 +95,8 @@ export function renderMatmul(name: string, k: MatmulKernel, t: MatmulTile = DEFA
   const swap = k.convOut === true;
   // A weight gradient (transA): A = patchesᵀ, per image over one batch axis (bz is the image) or over all pixels.
   const wgrad = k.aConv !== undefined && ta;
-  if (k.aConv && ((wgrad ? br > 1 || swap || k.aBcast.some(Boolean) : br !== (swap ? 1 : 0)) || k.aRound || (swap && (!tb || k.bRound)))) throw new Error("wgsl backend: a convolution gather needs a plain left operand, and with convOut w transposed over one batch axis (compiler bug)");
+  // x may be stored f16/bf16 or rounded (mixed precision): loadA widens and rounds gathered elements as any others.
+  if (k.aConv && ((wgrad ? br > 1 || swap || k.aBcast.some(Boolean) : br !== (swap ? 1 : 0)) || (swap && !tb))) throw new Error("wgsl backend: a convolution gather needs x as its left operand, and with convOut w transposed over one batch axis (compiler bug)");
   const bext = Array.from({ length: br }, (_, a) => `be${a}`);
   const z = Array.from({ length: br }, (_, a) => `z${a}`);
   const batchIndex = (bc: readonly boolean[]) => {
