@@ -11,7 +11,6 @@ import type { AttrsOf } from "../../ops/types.js";
 import type { E, FnBuilder, Var } from "./context.js";
 import { ExprRenderer } from "./elementwise.js";
 import { forRange } from "./loops.js";
-import { horizontal } from "./row-horizontal.js";
 
 type Mode = "scalar" | "vector";
 
@@ -80,7 +79,7 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
     const el = element(sumR, "vector", 16 * u, noRow);
     return [...el.stmts, accs[u]!.set(m.f32x4.add(accs[u]!.get(), el.value))];
   };
-  const tv = fb.local(fb.t.v128);
+  const lane = (v: E, i: number) => m.f32x4.extract_lane(v, i);
   const tail1 = element(sumR, "scalar", 0, noRow);
   const sumPass: E[] = [
     s.set(m.f32.const(0)),
@@ -89,7 +88,7 @@ export function renderSoftmaxGradRows(fb: FnBuilder, k: SoftmaxGradRowsKernel): 
       forRange(fb, { i: o, from: m.i32.const(0), to: () => B16.get(), step: 64, body: [0, 1, 2, 3].flatMap(sumStep) }),
       forRange(fb, { i: o, to: () => B4.get(), step: 16, body: sumStep(0) }),
       accs[0]!.set(m.f32x4.add(m.f32x4.add(accs[0]!.get(), accs[1]!.get()), m.f32x4.add(accs[2]!.get(), accs[3]!.get()))),
-      s.set(horizontal(fb, (x, y) => m.f32x4.add(x, y), accs[0]!, tv)),
+      s.set(m.f32.add(m.f32.add(lane(accs[0]!.get(), 0), lane(accs[0]!.get(), 1)), m.f32.add(lane(accs[0]!.get(), 2), lane(accs[0]!.get(), 3)))),
     ] : [o.set(m.i32.const(0))]),
     forRange(fb, { i: o, to: () => rowBytes.get(), step: 4, body: [...tail1.stmts, es.set(tail1.value), s.set(m.f32.add(s.get(), es.get()))] }),
   ];
