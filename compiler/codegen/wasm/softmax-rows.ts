@@ -99,26 +99,32 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
   };
   const fastRow = m.f32.ge(m.f32.sub(mn.get(), mx.get()), m.f32.const(EXP_ROW_MIN));
   // Rows reaching below EXP_ROW_MIN (an attention's causal mask: scores of -1e9): expRow too, its lanes below
-  // EXP_ZERO_BELOW set to +0 (expFast's value there; what expRow computes for them is discarded), a vector masked
-  // in every lane skipping the exp (most of a causal row's tail), and a vector with a lane in [EXP_ZERO_BELOW,
-  // EXP_ROW_MIN), where only expFast's general path is right (a subnormal e^x), taking the `exp` op's code. NaN
-  // lanes are none of these and stay NaN. (Per vector, not by redoing the row: out may be in, overwritten by then.)
-  // The relaxed build's p5 polynomial here put the rows with -inf masks just past the 4e-7 the tests allow from the
-  // unfused kernels (softmax-rows.relaxed.test.ts), so masked rows keep the `exp` op's polynomial.
-  const maskedStep = (u: number): E[] => {
-    const d = fb.local(fb.t.v128), z = fb.local(fb.t.v128);
-    // expFast's polynomial, not the relaxed build's p5: the `exp` op's bits in both builds (but for n on exact ties).
-    const r1 = expRowInline(fb, L, false, () => d.get());
-    const gen = expInline(fb, L, () => d.get());
-    const ov = vals[u]!;
-    const bad = m.i32x4.bitmask(m.v128.andnot(m.f32x4.lt(d.get(), L.f(EXP_ROW_MIN)), z.get()));
+  // EXP_ZERO_BELOW set to +0 (expFast's value there; what expRow computes for them is discarded), a group of
+  // vectors masked in every lane skipping the exp (most of a causal row's tail), and a group with a lane in
+  // [EXP_ZERO_BELOW, EXP_ROW_MIN), where only expFast's general path is right (a subnormal e^x), taking the `exp`
+  // op's code. NaN lanes are none of these and stay NaN. Per group, not by redoing the row (out may be in,
+  // overwritten by then), and per group of 4 vectors rather than per vector: the branches of a causal row change
+  // once, and per-vector branches left GPT's forward at 635-873 us from run to run (code placement, we think).
+  // expFast's polynomial, not the relaxed build's p5: the `exp` op's bits in both builds (but for n on exact ties);
+  // p5 here put the rows with -inf masks just past the 4e-7 the tests allow from the unfused kernels.
+  const maskedGroup = (us: number[]): E[] => {
+    const d = us.map(() => fb.local(fb.t.v128)), z = us.map(() => fb.local(fb.t.v128));
+    const fold = (es: E[], f: (a: E, b: E) => E) => es.slice(1).reduce<E>((acc, x) => f(acc, x), es[0]!);
+    const bad = fb.local(fb.t.v128);
+    const fast: E[] = [], general: E[] = [];
+    us.forEach((u, i) => {
+      const r1 = expRowInline(fb, L, false, () => d[i]!.get());
+      const gen = expInline(fb, L, () => d[i]!.get());
+      fast.push(...r1.stmts, vals[u]!.set(m.v128.andnot(r1.value, z[i]!.get())));
+      general.push(...gen.stmts, vals[u]!.set(gen.value));
+    });
     return [
-      d.set(m.f32x4.sub(load16(u), mxv.get())),
-      z.set(m.f32x4.lt(d.get(), L.f(EXP_ZERO_BELOW))),
-      m.if(m.i32.eq(m.i32x4.bitmask(z.get()), m.i32.const(15)), ov.set(fb.splatI32(0)),
-        m.if(bad, fb.seq([...gen.stmts, ov.set(gen.value)]), fb.seq([...r1.stmts, ov.set(m.v128.andnot(r1.value, z.get()))]))),
-      ...(keep ? [m.v128.store(16 * u, 4, idx(eq), ov.get())] : []),
-      sv.set(m.f32x4.add(sv.get(), ov.get())),
+      ...us.flatMap((u, i) => [d[i]!.set(m.f32x4.sub(load16(u), mxv.get())), z[i]!.set(m.f32x4.lt(d[i]!.get(), L.f(EXP_ZERO_BELOW)))]),
+      bad.set(fold(us.map((_, i) => m.v128.andnot(m.f32x4.lt(d[i]!.get(), L.f(EXP_ROW_MIN)), z[i]!.get())), (a, b) => m.v128.or(a, b))),
+      m.if(m.i32.eq(m.i32x4.bitmask(fold(z.map((v) => v.get()), (a, b) => m.v128.and(a, b))), m.i32.const(15)),
+        fb.seq(us.map((u) => vals[u]!.set(fb.splatI32(0)))),
+        m.if(m.i32x4.bitmask(bad.get()), fb.seq(general), fb.seq(fast))),
+      ...us.flatMap((u) => [...(keep ? [m.v128.store(16 * u, 4, idx(eq), vals[u]!.get())] : []), sv.set(m.f32x4.add(sv.get(), vals[u]!.get()))]),
     ];
   };
   const sumPass: E[] = [
@@ -130,8 +136,8 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
         forRange(fb, { i: j, to: () => L4.get(), step: 4, body: rowStep(0) }),
       ]),
       fb.seq([
-        forRange(fb, { i: j, from: m.i32.const(0), to: () => L16.get(), step: 16, body: [0, 1, 2, 3].flatMap(maskedStep) }),
-        forRange(fb, { i: j, to: () => L4.get(), step: 4, body: maskedStep(0) }),
+        forRange(fb, { i: j, from: m.i32.const(0), to: () => L16.get(), step: 16, body: maskedGroup([0, 1, 2, 3]) }),
+        forRange(fb, { i: j, to: () => L4.get(), step: 4, body: maskedGroup([0]) }),
       ])),
     s.set(horizontal(fb, (a, b) => m.f32x4.add(a, b), sv, tv)),
     forRange(fb, { i: j, to: () => colsP.get(), body: [...e1.stmts, es.set(e1.value), ...(keep ? [m.f32.store(0, 4, idx(eq), es.get())] : []), s.set(m.f32.add(s.get(), es.get()))] }),
