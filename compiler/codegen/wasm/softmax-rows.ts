@@ -84,7 +84,7 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
   ];
 
   // Pass 2: s = sum of exp(x - max), stored (softmax) as it goes, 16 columns a trip then 4: expRow for rows within
-  // its range, else per vector as maskedStep below (expRow, zeros, or the `exp` op's own code: expFast). One
+  // its range, else per group of vectors as maskedGroup below (expRow, zeros, or the `exp` op's own code: expFast). One
   // f32x4 sum (four kept V8 spilling them, and exp has enough independent work per lane), its lanes added as
   // (0 + 1) + (2 + 3), then the scalar tail (the `exp` op's scalar form): the reduce kernel's order.
   const L = hoistedLanes(fb, simd, hoisted);
