@@ -1,27 +1,34 @@
-// `node bench/profile-gpt.js [--calls 60]`: where Kiln's GPT training step (the bench case `gpt train step b=8`:
-// gpt_char.kiln with plain Adam, 1 thread, plain SIMD128) spends its time, grouped by what each kernel computes:
+// `node [--experimental-wasm-relaxed-simd] bench/profile-gpt.js [--calls 60] [--relaxed] [--dist DIR]`: where
+// Kiln's GPT training step (the bench case `gpt train step b=8`: gpt_char.kiln with plain Adam, 1 thread, plain
+// SIMD128, or the relaxed build with `--relaxed`) spends its time, grouped by what each kernel computes:
 // the executor's step observer timestamps every step, each kernel's median over calls (the first 10 dropped).
-// Step 0 is timed from the start of the call, so it includes the executor's per-call setup. Uses dist/.
+// Step 0 is timed from the start of the call, so it includes the executor's per-call setup. Uses dist/, or
+// `--dist DIR` (another tree's build: a before/after with this script).
 import { readFileSync } from "node:fs";
-import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
-import { loadKilnModule } from "../dist/runtime/wasm/module.js";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { stepTimes } from "./step-times.js";
 import { benchArgs, cases, gptAdamSource, gptWeights, inputsOf, median } from "./common.js";
 
-const calls = Number(benchArgs(1).opt("--calls", 60));
+const { args, opt } = benchArgs(1);
+const calls = Number(opt("--calls", 60));
+const relaxed = args.includes("--relaxed");
+const dist = resolve(opt("--dist", new URL("../dist", import.meta.url).pathname));
+const { compileToIR, buildWasm } = await import(pathToFileURL(`${dist}/compiler/compile.js`).href);
+const { loadKilnModule, WASM_STATE } = await import(pathToFileURL(`${dist}/runtime/wasm/module.js`).href);
 const src = gptAdamSource(readFileSync(new URL("../dsl-examples/gpt_char.kiln", import.meta.url), "utf8"));
 const b = await buildWasm(compileToIR(src, "gpt_char.kiln").ir, "gpt");
-const m = await loadKilnModule(b.manifest, b.wasm, { threads: 1 });
+const m = await loadKilnModule(b.manifest, relaxed ? b.wasmRelaxed : b.wasm, { threads: 1 });
 for (const [k, v] of Object.entries(gptWeights())) m.setParam(k, v.data);
 const { x, y } = inputsOf(cases(false).find((c) => c.kind === "gpttrain"));
 const fn = b.manifest.functions.find((f) => f.name === "Step.step");
 const cpu0 = process.cpuUsage();
 const wall0 = performance.now();
-const times = stepTimes(m, fn, { x, y }, calls).steps;
+const times = stepTimes(m, fn, { x, y }, calls, undefined, WASM_STATE).steps;
 const cpu = process.cpuUsage(cpu0);
 const us = times.map((t) => median(t.slice(Math.min(10, calls >> 1))) * 1000);
 const total = us.reduce((a, v) => a + v, 0);
-console.log(`Step.step: ${fn.steps.length} kernels, ${fn.values.length} values, sum of medians ${total.toFixed(0)} us; ` +
+console.log(`Step.step${relaxed ? " (relaxed build)" : ""}: ${fn.steps.length} kernels, ${fn.values.length} values, sum of medians ${total.toFixed(0)} us; ` +
   `CPU share ${((cpu.user + cpu.system) / 1e3 / (performance.now() - wall0)).toFixed(2)}`);
 const groups = new Map();
 fn.steps.forEach((s, i) => {

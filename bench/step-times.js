@@ -2,9 +2,12 @@
 // executor with the step observer, which timestamps every step; returns each step's times (ms) and each call's.
 import { WASM_STATE } from "../dist/runtime/wasm/module.js";
 
-/** `onCall(i)` runs before call i (e.g. to restart a CPU clock once warm-up calls are done). */
-export function stepTimes(m, fn, inputs, calls, onCall = () => {}) {
-  const exec = m[WASM_STATE]("profile").executors.get(fn.name);
+/**
+ * `onCall(i)` runs before call i (e.g. to restart a CPU clock once warm-up calls are done); `state`: the WASM_STATE
+ * symbol of the build `m` came from (another tree's dist/).
+ */
+export function stepTimes(m, fn, inputs, calls, onCall = () => {}, state = WASM_STATE) {
+  const exec = m[state]("profile").executors.get(fn.name);
   const steps = fn.steps.map(() => []);
   const totals = [];
   let t0 = 0;

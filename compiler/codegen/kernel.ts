@@ -62,7 +62,8 @@
 //       With `saves` (softmax whose exps and sums are read elsewhere: a backward, or a division fused into its
 //       consumers): (in, out, exps, sums, rows, cols), or (in, exps, sums, rows, cols) when `saves.out` is false;
 //       exps [rows, cols] = exp(x - max) and sums [rows] = their sum are stored, and out (when there) is exps / sums
-//       by a true divide: the values of the max / sub,exp,sum (/ div) kernels it replaces. Nothing is in place.
+//       (WGSL: a true divide, the div kernel's values; wasm: exps times 1 / sums, within 1 ulp, as without saves).
+//       Nothing is in place.
 //       `saves.exps` false: no exps stored (nor out); `saves.max`: the row maxes [rows] are stored too, before the
 //       sums: (in, [out,] [exps,] [maxes,] sums, rows, cols) in general (cross-entropy's log-sum-exp rows).
 //   softmax_grad_rows: (in_0, ..., in_{n-1}, out, outer, rows, cols)

@@ -47,7 +47,7 @@ const SRC = {
 };
 
 /** The row kernel's result vs the reference (tolerance) and vs the unfused build (NaN, inf and zeros identical). */
-export async function checkRows(mode: keyof typeof SRC, x: Input, build: Build): Promise<void> {
+export async function checkRows(mode: keyof typeof SRC, x: Input, build: Build, unfusedRel = 4e-7): Promise<void> {
   const { fused, plain } = compileBoth(SRC[mode](x.shape.join(", ")));
   const a = await run(fused, build, x);
   expect(a.kernels, "one row kernel").toEqual([mode]);
@@ -60,7 +60,9 @@ export async function checkRows(mode: keyof typeof SRC, x: Input, build: Build):
   for (let i = 0; i < a.out.length; i++) {
     const [u, v] = [a.out[i]!, b.out[i]!];
     if (!Number.isFinite(v) || v === 0) expect(Object.is(u, v) || (Number.isNaN(u) && Number.isNaN(v)), `${what}[${i}]: ${u} vs unfused ${v}`).toBe(true);
-    else expect(Math.abs(u - v), `${what}[${i}]: ${u} vs unfused ${v}`).toBeLessThanOrEqual(4e-7 * Math.abs(v) + 1e-38);
+    // log_softmax's log(sum) near 0 (a short row, one score far above the rest) keeps f32's absolute error of a sum
+    // added in another order (the unfused kernel's): 2 ulp of 1 more there.
+    else expect(Math.abs(u - v), `${what}[${i}]: ${u} vs unfused ${v}`).toBeLessThanOrEqual(unfusedRel * Math.abs(v) + (mode === "softmax" ? 1e-38 : 2.4e-7));
   }
 }
 

@@ -53,7 +53,7 @@ const SHIFT = 12582912;
 // exponent field is exact; beyond it (and for NaN) the general path runs.
 const EXP_FAST_MAX = 86.9;
 // e^-104 = 6.8e-46 is under half the smallest subnormal (2^-150 = 7.0e-46), so it and everything below round to 0.
-const EXP_ZERO_BELOW = -104;
+export const EXP_ZERO_BELOW = -104;
 const SQRT_HALF = 0.70710678118654752440;
 const FLT_MIN = 1.1754943508222875e-38;
 

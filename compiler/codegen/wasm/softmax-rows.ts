@@ -10,7 +10,8 @@ import type { E, FnBuilder, Var } from "./context.js";
 import { ExprRenderer } from "./elementwise.js";
 import { forRange } from "./loops.js";
 import { vectorLanes, type Lanes } from "./lanes.js";
-import { EXP_ROW_MIN, expFast, expRow, Seq } from "./math.js";
+import { EXP_ROW_MIN, EXP_ZERO_BELOW, expFast, expRow, Seq } from "./math.js";
+import { horizontal } from "./row-horizontal.js";
 import type { SimdVariant } from "./matmul-blocking.js";
 
 const op = (name: PrimOp, args: EwExpr[]): EwExpr => ({ t: "op", op: name, attrs: {} as AttrsOf[PrimOp], dtype: "f32", args });
@@ -18,7 +19,7 @@ const op = (name: PrimOp, args: EwExpr[]): EwExpr => ({ t: "op", op: name, attrs
 /**
  * Params (in, out, rows, cols); in and out contiguous f32 [rows, cols]. With `saves`: (in, [out,] [exps,] [maxes,]
  * sums, rows, cols) (kernel.ts softmaxRowsBuffers), the exps stored to `exps`, each row's max to `maxes` and its sum
- * to `sums`, out = exps / sum (a true divide, as the div kernel).
+ * to `sums`, out = exps * (1 / sum).
  */
 export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: SimdVariant = "plain"): E {
   const m = fb.m;
@@ -42,8 +43,6 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
   const r = fb.i32(), j = fb.i32(), p = fb.i32(), q = fb.i32(), rowBytes = fb.i32(), L4 = fb.i32(), L16 = fb.i32();
   const mx = fb.local(fb.t.f32), mxv = fb.local(fb.t.v128), s = fb.local(fb.t.f32), sv = fb.local(fb.t.v128), c = fb.local(fb.t.f32), cv = fb.local(fb.t.v128);
   const accs = [0, 1, 2, 3].map(() => fb.local(fb.t.v128)) as [Var, Var, Var, Var];
-  const vmax = (a: E, b: E) => m.f32x4.max(a, b);
-  const lane = (v: E, i: number) => m.f32x4.extract_lane(v, i);
   const idx = (base: Var) => m.i32.add(base.get(), m.i32.shl(j.get(), m.i32.const(2)));
 
   // Pass 1: the row max and min, four f32x4 accumulators each. f32x4.pmax/pmin are one instruction each where V8
@@ -60,7 +59,8 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
   const isNan = (v: Var) => m.f32x4.ne(v.get(), v.get());
   const step = (u: number): E[] => [vals[u]!.set(load16(u)), accs[u]!.set(m.f32x4.pmax(accs[u]!.get(), vals[u]!.get())), mins[u]!.set(m.f32x4.pmin(mins[u]!.get(), vals[u]!.get()))];
   const pairs = (f: (a: E, b: E) => E, v: Var[]) => f(f(v[0]!.get(), v[1]!.get()), f(v[2]!.get(), v[3]!.get()));
-  const lanes = (f: (a: E, b: E) => E, v: Var) => f(f(lane(v.get(), 0), lane(v.get(), 1)), f(lane(v.get(), 2), lane(v.get(), 3)));
+  const tv = fb.local(fb.t.v128);
+  const pmax = (a: E, b: E) => m.f32x4.pmax(a, b), pmin = (a: E, b: E) => m.f32x4.pmin(a, b);
   const maxPass: E[] = [
     ...accs.map((a) => a.set(fb.splatF32(-Infinity))),
     ...mins.map((a) => a.set(fb.splatF32(Infinity))),
@@ -73,23 +73,23 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
       ],
     }),
     forRange(fb, { i: j, to: () => L4.get(), step: 4, body: [...step(0), ...(nan ? [nan.set(m.v128.or(nan.get(), isNan(vals[0]!)))] : [])] }),
-    accs[0].set(pairs(vmax, accs)),
-    mins[0]!.set(pairs((a, b) => m.f32x4.pmin(a, b), mins)),
-    mx.set(lanes((a, b) => m.f32.max(a, b), accs[0])),
-    mn.set(lanes((a, b) => m.f32.min(a, b), mins[0]!)),
+    accs[0].set(pairs(pmax, accs)),
+    mins[0]!.set(pairs(pmin, mins)),
+    // The accumulators hold no NaN (pmax / pmin skip them): their pmax is their max, but for the sign of a zero.
+    mx.set(horizontal(fb, pmax, accs[0], tv)),
+    mn.set(horizontal(fb, pmin, mins[0]!, tv)),
     ...(nan ? [m.if(m.v128.any_true(nan.get()), mx.set(m.f32.const(NaN)))] : []),
     forRange(fb, { i: j, to: () => colsP.get(), body: [xs.set(m.f32.load(0, 4, idx(p))), mx.set(m.f32.max(mx.get(), xs.get())), mn.set(m.f32.min(mn.get(), xs.get()))] }),
     ...(mp ? [m.f32.store(0, 4, mp.get(), mx.get())] : []),
   ];
 
-  // Pass 2: s = sum of exp(x - max), stored (softmax) as it goes. Rows within expRow's range: 16 columns a trip;
-  // other rows: the `exp` op's own vector code (expFast, with its test and general path), four columns a trip. One
+  // Pass 2: s = sum of exp(x - max), stored (softmax) as it goes, 16 columns a trip then 4: expRow for rows within
+  // its range, else per group of vectors as maskedGroup below (expRow, zeros, or the `exp` op's own code: expFast). One
   // f32x4 sum (four kept V8 spilling them, and exp has enough independent work per lane), its lanes added as
   // (0 + 1) + (2 + 3), then the scalar tail (the `exp` op's scalar form): the reduce kernel's order.
   const L = hoistedLanes(fb, simd, hoisted);
-  const e4 = expInline(fb, L, () => m.f32x4.sub(m.v128.load(0, 4, idx(p)), mxv.get()));
   const e1 = ex.element("scalar", (i) => (i === 0 ? m.f32.load(0, 4, idx(p)) : mx.get()));
-  const ev = fb.local(fb.t.v128), es = fb.local(fb.t.f32);
+  const es = fb.local(fb.t.f32);
   const keep = k.mode === "softmax" && (!saves || e !== undefined);
   const eq = e ?? q;
   const rowStep = (u: number): E[] => {
@@ -98,6 +98,35 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
     return [...r1.stmts, ov.set(r1.value), ...(keep ? [m.v128.store(16 * u, 4, idx(eq), ov.get())] : []), sv.set(m.f32x4.add(sv.get(), ov.get()))];
   };
   const fastRow = m.f32.ge(m.f32.sub(mn.get(), mx.get()), m.f32.const(EXP_ROW_MIN));
+  // Rows reaching below EXP_ROW_MIN (an attention's causal mask: scores of -1e9): expRow too, its lanes below
+  // EXP_ZERO_BELOW set to +0 (expFast's value there; what expRow computes for them is discarded), a group of
+  // vectors masked in every lane skipping the exp (most of a causal row's tail), and a group with a lane in
+  // [EXP_ZERO_BELOW, EXP_ROW_MIN), where only expFast's general path is right (a subnormal e^x), taking the `exp`
+  // op's code. NaN lanes are none of these and stay NaN. Per group, not by redoing the row (out may be in,
+  // overwritten by then), and per group of 4 vectors rather than per vector: the branches of a causal row change
+  // once, and per-vector branches left GPT's forward at 635-873 us from run to run (code placement, we think).
+  // expFast's polynomial, not the relaxed build's p5: the `exp` op's bits in both builds (but for n on exact ties);
+  // p5 here put the rows with -inf masks just past the 4e-7 the tests allow from the unfused kernels.
+  const maskedGroup = (us: number[]): E[] => {
+    const d = us.map(() => fb.local(fb.t.v128)), z = us.map(() => fb.local(fb.t.v128));
+    const fold = (es: E[], f: (a: E, b: E) => E) => es.slice(1).reduce<E>((acc, x) => f(acc, x), es[0]!);
+    const bad = fb.local(fb.t.v128);
+    const fast: E[] = [], general: E[] = [];
+    us.forEach((u, i) => {
+      const r1 = expRowInline(fb, L, false, () => d[i]!.get());
+      const gen = expInline(fb, L, () => d[i]!.get());
+      fast.push(...r1.stmts, vals[u]!.set(m.v128.andnot(r1.value, z[i]!.get())));
+      general.push(...gen.stmts, vals[u]!.set(gen.value));
+    });
+    return [
+      ...us.flatMap((u, i) => [d[i]!.set(m.f32x4.sub(load16(u), mxv.get())), z[i]!.set(m.f32x4.lt(d[i]!.get(), L.f(EXP_ZERO_BELOW)))]),
+      bad.set(fold(us.map((_, i) => m.v128.andnot(m.f32x4.lt(d[i]!.get(), L.f(EXP_ROW_MIN)), z[i]!.get())), (a, b) => m.v128.or(a, b))),
+      m.if(m.i32.eq(m.i32x4.bitmask(fold(z.map((v) => v.get()), (a, b) => m.v128.and(a, b))), m.i32.const(15)),
+        fb.seq(us.map((u) => vals[u]!.set(fb.splatI32(0)))),
+        m.if(m.i32x4.bitmask(bad.get()), fb.seq(general), fb.seq(fast))),
+      ...us.flatMap((u) => [...(keep ? [m.v128.store(16 * u, 4, idx(eq), vals[u]!.get())] : []), sv.set(m.f32x4.add(sv.get(), vals[u]!.get()))]),
+    ];
+  };
   const sumPass: E[] = [
     mxv.set(m.f32x4.splat(mx.get())),
     sv.set(fb.splatF32(0)),
@@ -106,8 +135,11 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
         forRange(fb, { i: j, from: m.i32.const(0), to: () => L16.get(), step: 16, body: [0, 1, 2, 3].flatMap(rowStep) }),
         forRange(fb, { i: j, to: () => L4.get(), step: 4, body: rowStep(0) }),
       ]),
-      forRange(fb, { i: j, from: m.i32.const(0), to: () => L4.get(), step: 4, body: [...e4.stmts, ev.set(e4.value), ...(keep ? [m.v128.store(0, 4, idx(eq), ev.get())] : []), sv.set(m.f32x4.add(sv.get(), ev.get()))] })),
-    s.set(lanes((a, b) => m.f32.add(a, b), sv)),
+      fb.seq([
+        forRange(fb, { i: j, from: m.i32.const(0), to: () => L16.get(), step: 16, body: maskedGroup([0, 1, 2, 3]) }),
+        forRange(fb, { i: j, to: () => L4.get(), step: 4, body: maskedGroup([0]) }),
+      ])),
+    s.set(horizontal(fb, (a, b) => m.f32x4.add(a, b), sv, tv)),
     forRange(fb, { i: j, to: () => colsP.get(), body: [...e1.stmts, es.set(e1.value), ...(keep ? [m.f32.store(0, 4, idx(eq), es.get())] : []), s.set(m.f32.add(s.get(), es.get()))] }),
     ...(sp ? [m.f32.store(0, 4, sp.get(), s.get())] : []),
   ];
@@ -123,10 +155,12 @@ export function renderSoftmaxRows(fb: FnBuilder, k: SoftmaxRowsKernel, simd: Sim
   if (saves && !hasOut) {
     last = [];
   } else if (saves) {
-    // The div kernel's own op: out = exps / sum, lane by lane.
+    // out = exps * (1 / sum), as the softmax without saves (within 1 ulp of the div kernel's exps / sum): a divide
+    // per vector was about a fifth of GPT's attention rows of 64 (softmax_saves, 1.3 ns per element).
     last = [
-      cv.set(m.f32x4.splat(s.get())),
-      ...rowLoops((u) => m.v128.store(16 * u, 4, idx(q), m.f32x4.div(load16(u, e!), cv.get())), m.f32.store(0, 4, idx(q), m.f32.div(m.f32.load(0, 4, idx(e!)), s.get()))),
+      c.set(m.f32.div(m.f32.const(1), s.get())),
+      cv.set(m.f32x4.splat(c.get())),
+      ...rowLoops((u) => m.v128.store(16 * u, 4, idx(q), m.f32x4.mul(load16(u, e!), cv.get())), m.f32.store(0, 4, idx(q), m.f32.mul(m.f32.load(0, 4, idx(e!)), c.get()))),
     ];
   } else if (keep) {
     last = [
