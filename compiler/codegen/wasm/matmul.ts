@@ -88,15 +88,6 @@ export function prepackB(fb: FnBuilder, transB: boolean): string {
     const packB = transB ? packTranspose(g, NR, F32_OPERAND) : packCopy(g, NR, F32_OPERAND);
     // This NC block's panels within the column globals' [n0, n1) (all of them outside a column chunk).
     const cols: ColumnRange | null = columnSplits() ? { lo: g.i32(), hi: g.i32(), w: g.i32() } : null;
-    const bounds = (r: ColumnRange): E[] => {
-      const [n0, n1] = columnGlobals(g);
-      const lo = (): E => m.i32.sub(n0(), jc.get());
-      return [
-        r.lo.set(m.select(m.i32.gt_s(lo(), c4(0)), lo(), c4(0))),
-        r.hi.set(min(g, () => nc.get(), () => m.i32.sub(n1(), jc.get()))),
-        r.w.set(m.i32.sub(r.hi.get(), r.lo.get())),
-      ];
-    };
     const kBlocks = forRange(g, { i: pc, from: c4(0), to: () => K.get(), step: KC, body: [
       kc.set(min(g, () => c4(KC), () => m.i32.sub(K.get(), pc.get()))),
       bp.set(m.i32.add(dst.get(), m.i32.shl(m.i32.add(m.i32.mul(jc.get(), K.get()), m.i32.mul(pc.get(), ncr.get())), c4(2)))),
@@ -107,7 +98,7 @@ export function prepackB(fb: FnBuilder, transB: boolean): string {
       forRange(g, { i: jc, from: c4(0), to: () => N.get(), step: NC, body: [
         nc.set(min(g, () => c4(NC), () => m.i32.sub(N.get(), jc.get()))),
         ncr.set(m.i32.and(m.i32.add(nc.get(), c4(NR - 1)), c4(-NR))),
-        ...(cols ? [...bounds(cols), m.if(m.i32.gt_s(cols.w.get(), c4(0)), kBlocks)] : [kBlocks]),
+        ...(cols ? [...columnBounds(g, cols, jc, nc), m.if(m.i32.gt_s(cols.w.get(), c4(0)), kBlocks)] : [kBlocks]),
       ] }),
     ]);
   });
@@ -141,6 +132,21 @@ function packBlock(g: FnBuilder, packB: string, NR: number, transB: boolean, shB
       v.ldb.get(), m.i32.add(v.bp.get(), m.i32.mul(v.jr.get(), m.i32.shl(v.kc.get(), c4(2)))), v.kc.get(), v.w.get(),
     ], g.b.none),
   ] });
+}
+
+/**
+ * The NC block at column jc (nc wide)'s share of the column globals' [n0, n1), into r (lo, hi, width); a block
+ * outside them gets width <= 0 and is skipped, packing included. Shared by the B packer and the gemm.
+ */
+function columnBounds(g: FnBuilder, r: ColumnRange, jc: Var, nc: Var): E[] {
+  const m = g.m;
+  const [n0, n1] = columnGlobals(g);
+  const lo = (): E => m.i32.sub(n0(), jc.get());
+  return [
+    r.lo.set(m.select(m.i32.gt_s(lo(), m.i32.const(0)), lo(), m.i32.const(0))),
+    r.hi.set(min(g, () => nc.get(), () => m.i32.sub(n1(), jc.get()))),
+    r.w.set(m.i32.sub(r.hi.get(), r.lo.get())),
+  ];
 }
 
 /** Block columns [lo, hi) of the current NC block that this call computes, and their count w (hi - lo). */
@@ -320,22 +326,12 @@ function gemmBody(g: FnBuilder, vars: readonly Var[], transA: boolean, transB: b
       mc.set(min(g, () => c4(MC), () => m.i32.sub(m1.get(), ic.get()))),
       ...body,
     ] });
-    // This NC block's share of the columns [n0, n1); a block outside them is skipped, packing included.
-    function columnBounds(r: ColumnRange): E[] {
-      const [n0, n1] = columnGlobals(g);
-      const lo = (): E => m.i32.sub(n0(), jc.get());
-      return [
-        r.lo.set(m.select(m.i32.gt_s(lo(), c4(0)), lo(), c4(0))),
-        r.hi.set(min(g, () => nc.get(), () => m.i32.sub(n1(), jc.get()))),
-        r.w.set(m.i32.sub(r.hi.get(), r.lo.get())),
-      ];
-    }
     const blocks = (body: E): E => (cols ? m.if(m.i32.gt_s(cols.w.get(), c4(0)), body) : body);
     return g.seq([
       ...prologue,
       forRange(g, { i: jc, from: c4(0), to: () => N.get(), step: NC, body: [
         nc.set(min(g, () => c4(NC), () => m.i32.sub(N.get(), jc.get()))),
-        ...(cols ? columnBounds(cols) : []),
+        ...(cols ? columnBounds(g, cols, jc, nc) : []),
         blocks(partial ? rowLoop([kLoop([packBBlock, packABlock, blockTiles()])]) : kLoop([packBBlock, rowLoop([packABlock, blockTiles()])])),
       ] }),
       ...(fin ? [fin.flush()] : []),
