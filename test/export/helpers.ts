@@ -58,7 +58,7 @@ export function closeness(a: ArrayLike<number>, b: ArrayLike<number>, rtol = 1e-
 
 export const tensorOf = (dtype: "f32" | "i32", shape: number[], data: Float32Array | Int32Array) => new Tensor(dtype, shape, data);
 
-const PY = "/usr/bin/python3";
+export const PY = "/usr/bin/python3";
 
 /**
  * Whether Debian's python3 has `modules`; when not, the suite skips and prints why, unless CI installed them

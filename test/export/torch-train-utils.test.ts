@@ -7,7 +7,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { serializeSafetensors } from "../../runtime/safetensors.js";
 import { Tensor } from "../../runtime/tensor.js";
-import { kiln, python, pythonWith, tmp } from "./helpers.js";
+import { spawnSync } from "node:child_process";
+import { PY, kiln, python, pythonWith, tmp } from "./helpers.js";
 import { BATCH, GOLDENS, linModule, linSrc, params } from "../train/lin-helpers.js";
 
 const HAVE_TORCH = pythonWith("torch export of schedules and clipping", ["torch"]);
@@ -62,6 +63,18 @@ describe.skipIf(!HAVE_TORCH)("kiln export --format torch: schedules and clipping
       kilnTraj.push(params(mod));
     }
     close(kilnTraj, r.traj, 2e-6);
+  }, 120_000);
+  it("train_ddp.py --data mnist refuses a train input that is no 28x28 image (here f32[3, 2]), naming it and what to do", async () => {
+    const dir = tmp();
+    const file = join(dir, "t.kiln");
+    writeFileSync(file, linSrc("optimizer: sgd(lr: 0.01)"));
+    const r = await kiln("export", file, "--format", "torch", "--out", join(dir, "t_torch"));
+    expect(r.code, r.err).toBe(0);
+    // The data loader alone: it must stop before reading any file (the directory does not exist).
+    const p = spawnSync(PY, ["-c", "import sys; sys.path.insert(0, sys.argv[1]); import train_ddp; train_ddp.mnist('no-such-dir', 'train')", join(dir, "t_torch")], { encoding: "utf8" });
+    expect(p.status, p.stderr).toBe(1);
+    expect(p.stderr).toMatch(/--data mnist needs the train input x to hold one 28x28 image per row \(784 values\), but it is f32\[3, 2\]; pass --data BATCHES\.safetensors instead/);
+    expect(p.stderr).not.toMatch(/Traceback/);
   }, 120_000);
   it("step as StepLR (sgd momentum), cosine as CosineAnnealingLR, clip_grad_value without a schedule", async () => {
     const a = await exported("optimizer: sgd(lr: 0.01, momentum: 0.9), schedule: step(step_size: 2, gamma: 0.5)", 5);

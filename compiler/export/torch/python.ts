@@ -79,7 +79,12 @@ export interface TrainScript {
 /** train_ddp.py: DistributedDataParallel training under torchrun from Kiln weights to Kiln weights. */
 export function trainDdpPy(t: TrainScript): string {
   const [x, y] = t.inputs;
-  const imageShape = x.shape.slice(1).map(String).join(", ");
+  // --data mnist reshapes 784 pixels to the train input's non-batch dims, so they must be known and take 784
+  // (a symbolic T or another size would fail deep in torch, or pair rows with the wrong labels).
+  const rest = x.shape.slice(1);
+  const pixels = rest.every((d) => typeof d === "number") ? (rest as number[]).reduce((a, b) => a * b, 1) : null;
+  const imageShape = pixels === 784 ? `[${rest.join(", ")}]` : "None";
+  const inputType = `${x.dtype}[${x.shape.join(", ")}]`;
   return `# Trains ${t.model} with the train block ${t.train} (${t.optimizer}) under torchrun, with torch.distributed and
 # DistributedDataParallel (gloo on CPU, nccl on GPU), from Kiln safetensors weights to safetensors that kiln loads back.
 #   torchrun --nproc_per_node 2 train_ddp.py --weights W.safetensors --data mnist --epochs 1 --batch 64 --out OUT.safetensors
@@ -122,12 +127,19 @@ def read_idx(path):
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+# The train input's non-batch dims when they hold one 28x28 image (784 values), else None.
+MNIST_SHAPE = ${imageShape}
+
+
 def mnist(data_dir, split):
     """Kiln's split of the MNIST test set: images 0-7999 train, 8000-9999 held out; pixels / 255."""
+    if MNIST_SHAPE is None:
+        sys.exit("train_ddp.py: --data mnist needs the train input ${x.name} to hold one 28x28 image per row "
+                 "(784 values), but it is ${inputType}; pass --data BATCHES.safetensors instead")
     images = read_idx(os.path.join(data_dir, "t10k-images-idx3-ubyte.gz")).astype(np.float32) / 255.0
     labels = read_idx(os.path.join(data_dir, "t10k-labels-idx1-ubyte.gz")).astype(np.int32)
     part = slice(0, 8000) if split == "train" else slice(8000, 10000)
-    x = torch.from_numpy(images[part].copy()).reshape(-1, ${imageShape})
+    x = torch.from_numpy(images[part].copy()).reshape(-1, *MNIST_SHAPE)
     return x, torch.from_numpy(labels[part].copy())
 
 
