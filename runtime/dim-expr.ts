@@ -3,40 +3,65 @@
 
 import { KilnError } from "./errors.js";
 
-/** The value of a dim expression (integers, symbols, + - * and floor division /, parentheses); NaN when a symbol is unbound. */
-export function evalDimExpr(s: string, bind: Record<string, number>): number {
+/**
+ * How a dim expression's parts combine (integers, symbols, + - * and floor division /, parentheses): `group` may
+ * replace a parenthesised part's value given its text (an exporter reading "(T-1)" whole from an input's shape).
+ */
+export interface DimFold<T> {
+  num(v: number): T;
+  sym(name: string): T;
+  op(op: "+" | "-" | "*" | "/", a: T, b: T): T;
+  group?(text: string, v: T): T;
+}
+
+/** `s` folded with `f`, parsed left to right with * and / above + and -; undefined when it does not parse. */
+export function foldDimExpr<T>(s: string, f: DimFold<T>): T | undefined {
   let i = 0;
-  const atom = (): number => {
+  let bad = false;
+  const atom = (): T | undefined => {
     if (s[i] === "(") {
-      i++;
+      const open = i++;
       const v = sum();
+      const inner = s.slice(open + 1, i);
       i++; // ")"
-      return v;
+      return v === undefined || !f.group ? v : f.group(inner, v);
     }
     const m = /^[A-Za-z_][A-Za-z0-9_]*|^\d+/.exec(s.slice(i));
-    if (!m) return NaN;
+    if (!m) return void (bad = true);
     i += m[0].length;
-    return /^\d/.test(m[0]) ? Number(m[0]) : (bind[m[0]] ?? NaN);
+    return /^\d/.test(m[0]) ? f.num(Number(m[0])) : f.sym(m[0]);
   };
-  const product = (): number => {
+  const bin = (op: "+" | "-" | "*" | "/", a: T | undefined, b: T | undefined) => (a === undefined || b === undefined ? undefined : f.op(op, a, b));
+  const product = (): T | undefined => {
     let v = atom();
     // "/" is floor division (a strided window's output, "(H+1)/2"), left to right like "*".
     while (s[i] === "*" || s[i] === "/") {
-      const op = s[i++];
-      v = op === "*" ? v * atom() : Math.floor(v / atom());
+      const op = s[i++] as "*" | "/";
+      v = bin(op, v, atom());
     }
     return v;
   };
-  const sum = (): number => {
+  const sum = (): T | undefined => {
     let v = product();
     while (s[i] === "+" || s[i] === "-") {
-      const op = s[i++];
-      v = op === "+" ? v + product() : v - product();
+      const op = s[i++] as "+" | "-";
+      v = bin(op, v, product());
     }
     return v;
   };
   const v = sum();
-  return i === s.length ? v : NaN;
+  return bad || i !== s.length ? undefined : v;
+}
+
+const NUMBERS: DimFold<number> = {
+  num: (v) => v,
+  sym: () => NaN, // replaced per call by evalDimExpr
+  op: (op, a, b) => (op === "+" ? a + b : op === "-" ? a - b : op === "*" ? a * b : Math.floor(a / b)),
+};
+
+/** The value of a dim expression (integers, symbols, + - * and floor division /, parentheses); NaN when a symbol is unbound. */
+export function evalDimExpr(s: string, bind: Record<string, number>): number {
+  return foldDimExpr(s, { ...NUMBERS, sym: (name) => bind[name] ?? NaN }) ?? NaN;
 }
 
 /** The product of `dims` at the call's binding (a `dim` value source: a mean's element count); a KilnError if unbound. */
