@@ -196,3 +196,24 @@ export function benchArgs(runs) {
   const quick = args.includes("--quick");
   return { args, opt, quick, runs: Number(opt("--runs", quick ? 1 : runs)), only: opt("--only", null), jsonOut: opt("--json", null) };
 }
+
+/**
+ * The A/B scripts' timing loop: `rounds` rounds (plus one uncounted warm-up round) of `calls` calls of `run(v)`
+ * for each variant in turn, so drift on a shared machine hits every variant alike. Returns, per variant, the
+ * process CPU ms per call of each counted round.
+ */
+export function interleavedCpu(variants, run, rounds, calls) {
+  const cpu = variants.map(() => []);
+  for (let r = 0; r < rounds + 1; r++) {
+    variants.forEach((v, k) => {
+      const c0 = process.cpuUsage();
+      for (let i = 0; i < calls; i++) run(v);
+      const c = process.cpuUsage(c0);
+      if (r > 0) cpu[k].push((c.user + c.system) / 1e3 / calls);
+    });
+  }
+  return cpu;
+}
+
+/** "median (min-max)" of per-round numbers, two decimals. */
+export const rangeText = (a) => `${median(a).toFixed(2)} (${Math.min(...a).toFixed(2)}-${Math.max(...a).toFixed(2)})`;

@@ -12,7 +12,7 @@
 import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
 import { loadKilnModule } from "../dist/runtime/wasm/module.js";
 import { readFileSync } from "node:fs";
-import { benchArgs, median } from "./common.js";
+import { benchArgs, interleavedCpu, rangeText } from "./common.js";
 
 const { args, opt } = benchArgs(1);
 const relaxed = args.includes("--relaxed");
@@ -59,16 +59,8 @@ const run = (v) => (resnet ? [v.m.call("Train.step", train)] : v.m.call("vg", in
 const outs = variants.map(run);
 let err = 0;
 if (!resnet) for (const o of outs.slice(1)) o.forEach((t, k) => t.data.forEach((v, i) => (err = Math.max(err, Math.abs(v - outs[0][k].data[i]) / (1 + Math.abs(outs[0][k].data[i]))))));
-const cpu = variants.map(() => []);
-for (let r = 0; r < rounds + 1; r++) {
-  variants.forEach((v, k) => {
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < calls; i++) run(v);
-    const c = process.cpuUsage(c0);
-    if (r > 0) cpu[k].push((c.user + c.system) / 1e3 / calls);
-  });
-}
-const f = (a) => `${median(a).toFixed(2)} (${Math.min(...a).toFixed(2)}-${Math.max(...a).toFixed(2)})`;
+const cpu = interleavedCpu(variants, run, rounds, calls);
+const f = rangeText;
 console.log(`${resnet ? "resnet_small Train.step" : `stem ${C0}x${S}x${S} -> ${C1} -> ${C2}`}, batch ${B}${B === "N" ? `=${batch}` : ""}, ${relaxed ? "relaxed" : "plain"}, ${threads} thread(s); max relative |diff| of the outputs ${err.toExponential(2)}`);
 variants.forEach((v, k) => console.log(`  ${v.label} (${v.steps} steps): CPU ms/call ${f(cpu[k])}`));
 const last = cpu.length - 1;

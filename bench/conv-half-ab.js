@@ -9,7 +9,7 @@
 import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
 import { loadKilnModule } from "../dist/runtime/wasm/module.js";
 import { readFileSync } from "node:fs";
-import { benchArgs, median } from "./common.js";
+import { benchArgs, interleavedCpu, rangeText } from "./common.js";
 
 const { args, opt } = benchArgs(1);
 const relaxed = args.includes("--relaxed");
@@ -43,16 +43,8 @@ const train = {
 };
 const run = (v) => v.m.call("Train.step", train);
 variants.forEach(run);
-const cpu = variants.map(() => []);
-for (let r = 0; r < rounds + 1; r++) {
-  variants.forEach((v, k) => {
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < calls; i++) run(v);
-    const c = process.cpuUsage(c0);
-    if (r > 0) cpu[k].push((c.user + c.system) / 1e3 / calls);
-  });
-}
-const f = (a) => `${median(a).toFixed(2)} (${Math.min(...a).toFixed(2)}-${Math.max(...a).toFixed(2)})`;
+const cpu = interleavedCpu(variants, run, rounds, calls);
+const f = rangeText;
 console.log(`mnist_cnn Train.step ${precision}, batch ${batch}, ${relaxed ? "relaxed" : "plain"}, ${threads} thread(s)`);
 variants.forEach((v, k) => console.log(`  ${v.label} (${v.steps} steps, peak ${(v.peak / 2 ** 20).toFixed(2)} MiB): CPU ms/call ${f(cpu[k])}`));
 const last = cpu.length - 1;

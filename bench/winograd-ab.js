@@ -5,7 +5,7 @@
 // per round (> 1: Winograd faster) and checks both give the same output to Winograd's rounding. Uses dist/.
 import { compileToIR, buildWasm } from "../dist/compiler/compile.js";
 import { loadKilnModule } from "../dist/runtime/wasm/module.js";
-import { benchArgs, median } from "./common.js";
+import { benchArgs, interleavedCpu, rangeText } from "./common.js";
 
 const { args, opt } = benchArgs(1);
 const relaxed = args.includes("--relaxed");
@@ -36,17 +36,9 @@ const run = (v) => v.m.Conv.forward({ x }).data;
 const [y0, y1] = variants.map(run);
 let err = 0, mag = 0;
 for (let i = 0; i < y0.length; i++) { err = Math.max(err, Math.abs(y0[i] - y1[i])); mag = Math.max(mag, Math.abs(y0[i])); }
-const cpu = variants.map(() => []);
-for (let r = 0; r < rounds + 1; r++) {
-  variants.forEach((v, k) => {
-    const c0 = process.cpuUsage();
-    for (let i = 0; i < calls; i++) run(v);
-    const c = process.cpuUsage(c0);
-    if (r > 0) cpu[k].push((c.user + c.system) / 1e3 / calls);
-  });
-}
+const cpu = interleavedCpu(variants, run, rounds, calls);
 const ratios = cpu[0].map((t, i) => t / cpu[1][i]);
-const f = (a) => `${median(a).toFixed(2)} (${Math.min(...a).toFixed(2)}-${Math.max(...a).toFixed(2)})`;
+const f = rangeText;
 console.log(`conv ${batch}x${C}x${H}x${W} -> ${O}, pad ${pad}, ${relaxed ? "relaxed" : "plain"}, ${threads} thread(s); max |diff| ${err.toExponential(2)} of max |y| ${mag.toFixed(2)}`);
 console.log(`  ${variants[0].kernel}: CPU ms/call ${f(cpu[0])}`);
 console.log(`  ${variants[1].kernel}: CPU ms/call ${f(cpu[1])}`);
