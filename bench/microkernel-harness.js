@@ -5,8 +5,10 @@
 // `--inline`: Binaryen inlines the kernel into the driver's loop. Either puts the k loop at nesting depth 1, where
 // TurboFan's wasm loop unrolling takes a body of this size (docs/performance.md, "Issue 19 on a Zen 5 host").
 // Compare with `node --print-wasm-code`. Needs nothing built.
-import binaryen from "binaryen";
 import { benchArgs } from "./common.js";
+
+// Binaryen is ESM-only and large: loaded on demand, as the compiler does.
+const { default: binaryen } = await import("binaryen");
 
 const { args, opt } = benchArgs(1);
 const [MR, NR, KC] = [Number(opt("--mr", 4)), Number(opt("--nr", 8)), Number(opt("--kc", 256))];
