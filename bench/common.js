@@ -217,3 +217,14 @@ export function interleavedCpu(variants, run, rounds, calls) {
 
 /** "median (min-max)" of per-round numbers, two decimals. */
 export const rangeText = (a) => `${median(a).toFixed(2)} (${Math.min(...a).toFixed(2)}-${Math.max(...a).toFixed(2)})`;
+
+/**
+ * The compiler and wasm loader of a built tree: `dist` is its dist/ folder (`--dist DIR` of the profiles, a
+ * before/after); WASM_STATE is that build's own symbol (bench/step-times.js takes it).
+ */
+export async function distModules(dist) {
+  const { pathToFileURL } = await import("node:url");
+  const at = (p) => pathToFileURL(`${dist}/${p}`).href;
+  const [{ compileToIR, buildWasm }, { loadKilnModule, WASM_STATE }] = await Promise.all([import(at("compiler/compile.js")), import(at("runtime/wasm/module.js"))]);
+  return { compileToIR, buildWasm, loadKilnModule, WASM_STATE };
+}

@@ -12,8 +12,7 @@
 // where(mask, x, -1e9) from a bool [cols, cols] input mask[i, j] = j <= i, so their backward kernel reads the mask
 // as GPT's does (GPT's attention rows: --rows 2048 --cols 64 --causal).
 import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-import { benchArgs, median } from "./common.js";
+import { benchArgs, distModules, median } from "./common.js";
 
 const { opt } = benchArgs(1);
 const base = opt("--base", null);
@@ -52,7 +51,7 @@ const evalPoly = (p) => p.reduce((a, term) => a + term.reduce((x, f) => x * f, 1
 
 /** The function's steps bound to fresh buffers of one instance; inputs filled as bench/softmax-calls.js does. */
 async function load(dist) {
-  const { compileToIR, buildWasm } = await import(pathToFileURL(`${dist}/compiler/compile.js`).href);
+  const { compileToIR, buildWasm } = await distModules(dist);
   const r = compileToIR(SRCS[which], "ab.kiln");
   if (!r.ir) throw new Error(`${dist}: ${JSON.stringify(r.diagnostics)}`);
   const b = await buildWasm(r.ir, "ab", { wat: false });

@@ -6,16 +6,13 @@
 // `--dist DIR` (another tree's build: a before/after with this script).
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { stepTimes } from "./step-times.js";
-import { benchArgs, cases, gptAdamSource, gptWeights, inputsOf, median } from "./common.js";
+import { benchArgs, cases, distModules, gptAdamSource, gptWeights, inputsOf, median } from "./common.js";
 
 const { args, opt } = benchArgs(1);
 const calls = Number(opt("--calls", 60));
 const relaxed = args.includes("--relaxed");
-const dist = resolve(opt("--dist", new URL("../dist", import.meta.url).pathname));
-const { compileToIR, buildWasm } = await import(pathToFileURL(`${dist}/compiler/compile.js`).href);
-const { loadKilnModule, WASM_STATE } = await import(pathToFileURL(`${dist}/runtime/wasm/module.js`).href);
+const { compileToIR, buildWasm, loadKilnModule, WASM_STATE } = await distModules(resolve(opt("--dist", new URL("../dist", import.meta.url).pathname)));
 const src = gptAdamSource(readFileSync(new URL("../dsl-examples/gpt_char.kiln", import.meta.url), "utf8"));
 const b = await buildWasm(compileToIR(src, "gpt_char.kiln").ir, "gpt");
 const m = await loadKilnModule(b.manifest, relaxed ? b.wasmRelaxed : b.wasm, { threads: 1 });

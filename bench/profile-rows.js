@@ -4,16 +4,13 @@
 // (the first sixth dropped as warm-up). `--dist DIR` profiles another build's dist/ (a before/after). A profile, not
 // a benchmark: the observer adds a little.
 import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-
-import { benchArgs, median, randomF32 } from "./common.js";
+import { stepTimes } from "./step-times.js";
+import { benchArgs, distModules, median, randomF32 } from "./common.js";
 
 const { args, opt } = benchArgs(1);
 const calls = Number(opt("--calls", 300));
 const relaxed = args.includes("--relaxed");
-const dist = resolve(opt("--dist", new URL("../dist", import.meta.url).pathname));
-const { compileToIR, buildWasm } = await import(pathToFileURL(`${dist}/compiler/compile.js`).href);
-const { loadKilnModule, WASM_STATE } = await import(pathToFileURL(`${dist}/runtime/wasm/module.js`).href);
+const { compileToIR, buildWasm, loadKilnModule, WASM_STATE } = await distModules(resolve(opt("--dist", new URL("../dist", import.meta.url).pathname)));
 
 const R = 256, C = 1024;
 const SRC = `
@@ -30,25 +27,9 @@ const x = randomF32(R * C, 7).map((v) => v * 10);
 const inputs = { x, gamma: randomF32(C, 8), beta: randomF32(C, 9), labels: Int32Array.from({ length: R }, (_, i) => (i * 37) % C) };
 for (const fn of b.manifest.functions) {
   const args = Object.fromEntries(fn.inputs.map((i) => [i.name, inputs[i.name]]));
-  const times = stepTimes(m[WASM_STATE]("profile").executors.get(fn.name), fn, args, calls);
+  const times = stepTimes(m, fn, args, calls, undefined, WASM_STATE).steps;
   const us = times.map((t) => median(t.slice(Math.floor(calls / 6))) * 1000);
   console.log(`${fn.name}${relaxed ? ", relaxed SIMD" : ""}: ${fn.steps.length} kernels, sum of medians ${us.reduce((a, v) => a + v, 0).toFixed(0)} us`);
   fn.steps.forEach((s, i) => console.log(`  ${String(i).padStart(3)} ${s.kernel.padEnd(28)} ${s.ops.join(",").padEnd(40)} ${us[i].toFixed(1).padStart(7)} us`));
 }
 m.dispose();
-
-/** As bench/step-times.js, with the executor of the build under test (its WASM_STATE symbol is per build). */
-function stepTimes(exec, fn, inputs, n) {
-  const steps = fn.steps.map(() => []);
-  let t0 = 0;
-  const observe = (si) => {
-    const t = performance.now();
-    steps[si].push(t - t0);
-    t0 = t;
-  };
-  for (let i = 0; i < n; i++) {
-    t0 = performance.now();
-    exec.run(inputs, undefined, observe);
-  }
-  return steps;
-}

@@ -6,9 +6,6 @@ import { FnBuilder as Builder } from "./context.js";
 import { forRange } from "./loops.js";
 import { KC, type MicroShape, type SimdVariant } from "./matmul-blocking.js";
 
-/** k steps per trip of the microkernel's outer k loop (see microkernel): KC, so the gemm's calls take one trip. */
-const K_CHUNK = KC;
-
 const NO_MATH: HelperSink = {
   ensure(name) {
     throw new Error(`wasm backend: matmul helpers do not use ${name} (compiler bug)`);
@@ -70,7 +67,7 @@ export function microkernel(fb: FnBuilder, shape: MicroShape, variant: SimdVaria
     // then spills accumulators (measured 2x slower). TurboFan unrolls the loop itself (2x, the loads kept beside
     // their multiplies, one stack check per two steps) but only a loop nested in another: its size limit grows
     // with the nesting depth, and this body is over the limit at depth 0. So the plain kernel runs its k steps in
-    // chunks of K_CHUNK, an outer loop that takes one trip for any kc the gemm passes (<= KC): [64,784]x[784,128]
+    // chunks of KC, an outer loop that takes one trip for any kc the gemm passes (<= KC): [64,784]x[784,128]
     // 51 -> 61 GFLOP/s on Zen 5, the same k order and so the same bits. Not the relaxed 6x8 kernel: its 12
     // accumulators, 2 B vectors and the A splat fill the 15 registers, and the unrolled copy spilled (60 -> 30).
     const step: E[] = bv.map((b, v) => b.set(m.v128.load(16 * v, 4, pb.get())));
@@ -83,8 +80,8 @@ export function microkernel(fb: FnBuilder, shape: MicroShape, variant: SimdVaria
     acc.forEach((row, r) => row.forEach((a, v) => stores.push(m.v128.store(16 * v, 4, rowPtr[r]!.get(), a.get()))));
     const nested = (): E => {
       const [k0, kEnd] = [g.i32(), g.i32()];
-      const chunkEnd = (): E => m.i32.add(k0.get(), m.i32.const(K_CHUNK));
-      return forRange(g, { i: k0, from: m.i32.const(0), to: () => kc.get(), step: K_CHUNK, body: [
+      const chunkEnd = (): E => m.i32.add(k0.get(), m.i32.const(KC));
+      return forRange(g, { i: k0, from: m.i32.const(0), to: () => kc.get(), step: KC, body: [
         kEnd.set(m.select(m.i32.lt_s(chunkEnd(), kc.get()), chunkEnd(), kc.get())),
         forRange(g, { i: k, from: k0.get(), to: () => kEnd.get(), body: step }),
       ] });
